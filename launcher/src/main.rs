@@ -1,1 +1,161 @@
-fn main() {}
+//! `oxrun`, the launcher of oxmpi jobs: checks the command line and the program, plans
+//! bindings, then hands over to [`job`], whose exit status becomes oxrun's.
+//!
+//! Invariant: nothing is started until every check that can fail early has passed
+//! (bad flags: 2, missing program: 127, non-executable: 126).
+
+mod binding;
+mod cli;
+mod exit_status;
+mod job;
+mod layout;
+mod output;
+mod pmi_conn;
+mod pmi_server;
+mod program;
+mod rank_env;
+mod signals;
+mod spawn;
+mod stdin_forward;
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use cli::Cli;
+use layout::Layout;
+
+/// Default time between SIGTERM and SIGKILL in a teardown.
+const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(2);
+
+fn main() {
+    // First, before any thread exists: see `signals`.
+    if let Err(e) = signals::block() {
+        eprintln!("oxrun: cannot block signals: {e}");
+        std::process::exit(1);
+    }
+    let cli = Cli::parse_argv(std::env::args_os().collect());
+    std::process::exit(launch(cli));
+}
+
+fn launch(cli: Cli) -> i32 {
+    let here = match std::env::current_dir() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("oxrun: cannot find the current directory: {e}");
+            return 1;
+        }
+    };
+    let cwd = match &cli.wdir {
+        None => here,
+        Some(dir) => {
+            let dir = here.join(dir);
+            match std::fs::metadata(&dir) {
+                Ok(m) if m.is_dir() => dir,
+                Ok(_) => {
+                    eprintln!("oxrun: --wdir '{}': not a directory", dir.display());
+                    return 2;
+                }
+                Err(e) => {
+                    eprintln!("oxrun: --wdir '{}': {}", dir.display(), io_reason(&e));
+                    return 2;
+                }
+            }
+        }
+    };
+    let program = match program::resolve(&cli.program, std::env::var_os("PATH").as_deref(), &cwd) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("oxrun: {e}");
+            return e.exit_code();
+        }
+    };
+    let exports = match exports(&cli.export) {
+        Ok(e) => e,
+        Err(msg) => {
+            eprintln!("oxrun: {msg}");
+            return 2;
+        }
+    };
+
+    let layout = Layout::single_node(cli.np as usize);
+    let local = layout.local_size(0) as usize;
+    let allowed = binding::allowed_pus();
+    let cores = if binding::needs_topology(local, cli.bind_to, cli.report_bindings, allowed.len()) {
+        match binding::load_cores(&allowed) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("oxrun: warning: {e}; running unbound");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let plan = binding::plan(local, cli.bind_to, cores.as_deref(), allowed.len());
+    if let Some(w) = &plan.warning {
+        eprintln!("{w}");
+    }
+    if cli.report_bindings {
+        for rank in 0..layout.size() {
+            eprintln!(
+                "{}",
+                plan.bindings[layout.local_rank(rank) as usize].report(rank)
+            );
+        }
+    }
+    let identity = match rank_env::JobIdentity::generate() {
+        Ok(id) => id,
+        Err(e) => {
+            eprintln!("oxrun: cannot draw a job id: {e}");
+            return 1;
+        }
+    };
+    job::run(job::JobSpec {
+        program,
+        argv0: cli.program,
+        args: cli.args,
+        cwd,
+        exports,
+        layout,
+        plan,
+        identity,
+        tag_output: cli.tag_output,
+        timeout: cli.timeout,
+        kill_grace: kill_grace(),
+    })
+}
+
+/// The `-x` words as (name, value) pairs; `-x VAR` takes oxrun's own value.
+fn exports(words: &[OsString]) -> Result<Vec<(OsString, OsString)>, String> {
+    let mut out = Vec::new();
+    for word in words {
+        let (name, value) = cli::split_export(word);
+        if name.is_empty() {
+            return Err(format!("-x '{}': no variable name", word.to_string_lossy()));
+        }
+        match value.or_else(|| std::env::var_os(&name)) {
+            Some(v) => out.push((name, v)),
+            None => eprintln!(
+                "oxrun: warning: -x {}: not set in oxrun's environment, not exported",
+                name.to_string_lossy()
+            ),
+        }
+    }
+    Ok(out)
+}
+
+/// `OXRUN_KILL_GRACE_MS`, or the default.
+fn kill_grace() -> Duration {
+    std::env::var("OXRUN_KILL_GRACE_MS")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .map_or(DEFAULT_KILL_GRACE, Duration::from_millis)
+}
+
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such directory".to_owned(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
+        _ => e.to_string(),
+    }
+}

@@ -1,0 +1,357 @@
+//! Pinning ranks to cores: which core each local rank gets, computed in oxrun from the
+//! hwloc topology, applied in the child with `sched_setaffinity`.
+//!
+//! Invariants: the topology is loaded only when a binding may apply or is reported
+//! (it costs start-up time); a rank is bound only when every local rank gets a core of
+//! its own (otherwise all run unbound and the job is marked oversubscribed); a rank's
+//! cpuset never leaves oxrun's own affinity mask; the `cpu_set_t` is built here, so
+//! the child only makes one system call and never allocates.
+
+use std::fmt;
+
+use hwlocality::Topology;
+use hwlocality::object::types::ObjectType;
+use hwlocality::topology::builder::TypeFilter;
+
+use crate::cli::BindTo;
+
+/// One core ranks may be bound to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Core {
+    /// hwloc's logical index of the core (what `lstopo` calls `Core L#i`).
+    pub index: usize,
+    /// OS indices of its processing units that oxrun may use.
+    pub pus: Vec<usize>,
+}
+
+/// Where one rank may run.
+#[derive(Clone)]
+pub enum Binding {
+    /// On the PUs of one core.
+    Core {
+        /// The core.
+        core: Core,
+        /// The same PUs as a ready-made affinity mask.
+        cpuset: libc::cpu_set_t,
+    },
+    /// Anywhere.
+    Unbound(Unbound),
+}
+
+impl fmt::Debug for Binding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Binding::Core { core, .. } => f.debug_tuple("Core").field(core).finish(),
+            Binding::Unbound(why) => f.debug_tuple("Unbound").field(why).finish(),
+        }
+    }
+}
+
+/// Why a rank is not bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unbound {
+    /// `--bind-to none`.
+    Requested,
+    /// More local ranks than cores.
+    Oversubscribed { ranks: usize, cores: usize },
+    /// The hardware topology could not be loaded.
+    NoTopology,
+}
+
+impl Binding {
+    /// The value of `OXMPI_BINDING`: `core:<index>` or `none`.
+    pub fn env_value(&self) -> String {
+        match self {
+            Binding::Core { core, .. } => format!("core:{}", core.index),
+            Binding::Unbound(_) => "none".to_owned(),
+        }
+    }
+
+    /// The affinity mask to apply in the child, if any.
+    pub fn cpuset(&self) -> Option<libc::cpu_set_t> {
+        match self {
+            Binding::Core { cpuset, .. } => Some(*cpuset),
+            Binding::Unbound(_) => None,
+        }
+    }
+
+    /// The `--report-bindings` line for `rank`.
+    pub fn report(&self, rank: usize) -> String {
+        match self {
+            Binding::Core { core, .. } => {
+                let pus: Vec<String> = core.pus.iter().map(usize::to_string).collect();
+                format!(
+                    "[oxrun] rank {rank} bound to core {} (PUs {})",
+                    core.index,
+                    pus.join(",")
+                )
+            }
+            Binding::Unbound(Unbound::Requested) => {
+                format!("[oxrun] rank {rank} not bound (--bind-to none)")
+            }
+            Binding::Unbound(Unbound::NoTopology) => {
+                format!("[oxrun] rank {rank} not bound (hardware topology unavailable)")
+            }
+            Binding::Unbound(Unbound::Oversubscribed { ranks, cores }) => format!(
+                "[oxrun] rank {rank} not bound (oversubscribed: {ranks} ranks on {cores} {})",
+                if *cores == 1 { "core" } else { "cores" }
+            ),
+        }
+    }
+}
+
+/// The binding of every local rank, in local rank order.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// One per local rank.
+    pub bindings: Vec<Binding>,
+    /// More local ranks than cores (`OXMPI_OVERSUBSCRIBED=1`).
+    pub oversubscribed: bool,
+    /// A warning to print once (an explicit `--bind-to core` that cannot apply).
+    pub warning: Option<String>,
+}
+
+/// Decides the bindings of `ranks` local ranks.
+///
+/// `cores` is the topology when it was loaded ([`needs_topology`]); `allowed_pus` is
+/// the number of PUs in oxrun's affinity mask, used when it was not.
+pub fn plan(
+    ranks: usize,
+    requested: Option<BindTo>,
+    cores: Option<&[Core]>,
+    allowed_pus: usize,
+) -> Plan {
+    let ncores = cores.map_or(allowed_pus, <[Core]>::len);
+    let oversubscribed = ranks > ncores;
+    let unbound = |why| Plan {
+        bindings: vec![Binding::Unbound(why); ranks],
+        oversubscribed,
+        warning: None,
+    };
+    if requested == Some(BindTo::None) {
+        return unbound(Unbound::Requested);
+    }
+    let over = Unbound::Oversubscribed {
+        ranks,
+        cores: ncores,
+    };
+    let Some(cores) = cores.filter(|_| !oversubscribed) else {
+        if !oversubscribed {
+            return unbound(Unbound::NoTopology);
+        }
+        let mut p = unbound(over);
+        if requested == Some(BindTo::Core) {
+            p.warning = Some(format!(
+                "oxrun: warning: not binding to cores: {ranks} ranks on {ncores} {}, running unbound",
+                if ncores == 1 { "core" } else { "cores" }
+            ));
+        }
+        return p;
+    };
+    let bindings = cores
+        .iter()
+        .take(ranks)
+        .map(|core| Binding::Core {
+            core: core.clone(),
+            cpuset: cpu_set(&core.pus),
+        })
+        .collect();
+    Plan {
+        bindings,
+        oversubscribed: false,
+        warning: None,
+    }
+}
+
+/// Whether [`plan`] needs the topology: to bind, or to report, or to tell whether
+/// `ranks` oversubscribe the cores when the PU count alone cannot.
+pub fn needs_topology(
+    ranks: usize,
+    requested: Option<BindTo>,
+    report: bool,
+    allowed_pus: usize,
+) -> bool {
+    report || (requested != Some(BindTo::None) && ranks <= allowed_pus)
+}
+
+/// The OS indices of the PUs in oxrun's own affinity mask.
+pub fn allowed_pus() -> Vec<usize> {
+    // SAFETY: cpu_set_t is plain data, all-zero is a valid empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a writable cpu_set_t of the size passed.
+    let rc =
+        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    if rc != 0 {
+        // Unknown: assume every PU the kernel reports may be used.
+        return (0..std::thread::available_parallelism().map_or(1, usize::from)).collect();
+    }
+    (0..libc::CPU_SETSIZE as usize)
+        // SAFETY: CPU_ISSET only reads the initialised set, index below CPU_SETSIZE.
+        .filter(|&i| unsafe { libc::CPU_ISSET(i, &set) })
+        .collect()
+}
+
+/// The cores of this machine with the PUs of each that lie in `allowed` (cores with
+/// none are left out), in hwloc's logical order.
+pub fn load_cores(allowed: &[usize]) -> Result<Vec<Core>, String> {
+    let topology = Topology::builder()
+        .with_cpu_cache_type_filter(TypeFilter::KeepNone)
+        .and_then(|b| b.with_cpu_icache_type_filter(TypeFilter::KeepNone))
+        .map_err(|e| e.to_string())?
+        .build()
+        .map_err(|e| format!("cannot load the hardware topology: {e}"))?;
+    Ok(cores_of(&topology, allowed))
+}
+
+/// The cores of `topology` restricted to the PUs in `allowed`.
+pub fn cores_of(topology: &Topology, allowed: &[usize]) -> Vec<Core> {
+    let mut cores: Vec<Core> = topology
+        .objects_with_type(ObjectType::Core)
+        .filter_map(|core| {
+            let cpuset = core.cpuset()?;
+            let pus: Vec<usize> = cpuset
+                .iter_set()
+                .map(usize::from)
+                .filter(|pu| allowed.contains(pu))
+                .collect();
+            (!pus.is_empty()).then(|| Core {
+                index: core.logical_index(),
+                pus,
+            })
+        })
+        .collect();
+    if cores.is_empty() {
+        // No Core objects (some virtual machines): every PU counts as a core.
+        cores = topology
+            .objects_with_type(ObjectType::PU)
+            .filter_map(|pu| {
+                let os = pu.os_index()?;
+                allowed.contains(&os).then(|| Core {
+                    index: pu.logical_index(),
+                    pus: vec![os],
+                })
+            })
+            .collect();
+    }
+    cores
+}
+
+fn cpu_set(pus: &[usize]) -> libc::cpu_set_t {
+    // SAFETY: cpu_set_t is plain data, all-zero is a valid empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for &pu in pus.iter().filter(|&&pu| pu < libc::CPU_SETSIZE as usize) {
+        // SAFETY: CPU_SET writes one bit of `set`; `pu` is below CPU_SETSIZE.
+        unsafe { libc::CPU_SET(pu, &mut set) };
+    }
+    set
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn synthetic(desc: &str) -> Topology {
+        Topology::builder()
+            .from_synthetic(desc)
+            .unwrap()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn cores_from_a_synthetic_topology() {
+        let topo = synthetic("package:2 core:2 pu:2");
+        let all: Vec<usize> = (0..8).collect();
+        let cores = cores_of(&topo, &all);
+        assert_eq!(cores.len(), 4);
+        assert_eq!(
+            cores[1],
+            Core {
+                index: 1,
+                pus: vec![2, 3]
+            }
+        );
+        // Restricted affinity: PUs 1 and 4 only.
+        let cores = cores_of(&topo, &[1, 4]);
+        assert_eq!(
+            cores,
+            vec![
+                Core {
+                    index: 0,
+                    pus: vec![1]
+                },
+                Core {
+                    index: 2,
+                    pus: vec![4]
+                }
+            ]
+        );
+    }
+
+    fn two_cores() -> Vec<Core> {
+        vec![
+            Core {
+                index: 0,
+                pus: vec![0],
+            },
+            Core {
+                index: 1,
+                pus: vec![1],
+            },
+        ]
+    }
+
+    #[test]
+    fn default_binds_when_ranks_fit() {
+        let cores = two_cores();
+        let p = plan(2, None, Some(&cores), 2);
+        assert!(!p.oversubscribed && p.warning.is_none());
+        assert_eq!(p.bindings[1].env_value(), "core:1");
+        assert_eq!(
+            p.bindings[1].report(1),
+            "[oxrun] rank 1 bound to core 1 (PUs 1)"
+        );
+        // SAFETY: reading bits of an initialised set.
+        let set = p.bindings[1].cpuset().unwrap();
+        assert!(unsafe { libc::CPU_ISSET(1, &set) } && !unsafe { libc::CPU_ISSET(0, &set) });
+    }
+
+    #[test]
+    fn oversubscribed_runs_unbound_and_warns_only_when_asked() {
+        let cores = two_cores();
+        let p = plan(16, None, Some(&cores), 2);
+        assert!(p.oversubscribed && p.warning.is_none());
+        assert_eq!(p.bindings.len(), 16);
+        assert_eq!(
+            p.bindings[3].report(3),
+            "[oxrun] rank 3 not bound (oversubscribed: 16 ranks on 2 cores)"
+        );
+        assert_eq!(p.bindings[3].env_value(), "none");
+        let p = plan(3, Some(BindTo::Core), Some(&cores), 2);
+        assert!(p.oversubscribed && p.warning.is_some());
+        // Without a topology (more ranks than PUs) the PU count decides.
+        let p = plan(3, Some(BindTo::Core), None, 2);
+        assert!(p.oversubscribed && p.warning.is_some());
+    }
+
+    #[test]
+    fn none_is_none() {
+        let cores = two_cores();
+        let p = plan(2, Some(BindTo::None), Some(&cores), 2);
+        assert!(!p.oversubscribed);
+        assert_eq!(
+            p.bindings[0].report(0),
+            "[oxrun] rank 0 not bound (--bind-to none)"
+        );
+        assert!(plan(4, Some(BindTo::None), None, 2).oversubscribed);
+    }
+
+    #[test]
+    fn topology_only_when_needed() {
+        assert!(!needs_topology(16, None, false, 2));
+        assert!(!needs_topology(2, Some(BindTo::None), false, 2));
+        assert!(needs_topology(2, None, false, 2));
+        assert!(needs_topology(16, Some(BindTo::None), true, 2));
+        assert!(!needs_topology(16, Some(BindTo::Core), false, 2));
+    }
+}

@@ -1,0 +1,346 @@
+//! Command line of `oxrun`: the flags an Open MPI user expects, parsed with clap.
+//!
+//! Invariant: everything from PROGRAM on reaches the program untouched, even words that
+//! look like flags. [`normalize_argv`] finds where PROGRAM starts and puts a `--` in
+//! front of it, and only rewrites Open MPI's single-dash long options (`-np 4`,
+//! `-wdir /tmp`) that come before it.
+
+use std::ffi::{OsStr, OsString};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{CommandFactory, Parser, ValueEnum};
+
+const ABOUT: &str = "Start an oxmpi job: N copies of PROGRAM on this machine, as ranks 0..N-1.";
+
+const LONG_ABOUT: &str = "\
+Start an oxmpi job: N copies of PROGRAM on this machine, as ranks 0..N-1.
+
+oxrun serves the PMI-1 wire protocol to its ranks (so oxmpi programs, and MPICH
+programs built with simple PMI, find each other), forwards their output line by
+line, passes its own standard input to rank 0, pins ranks to cores, and makes sure
+no rank outlives the job: when one rank fails, the others are stopped.";
+
+const AFTER_LONG_HELP: &str = "\
+Examples:
+  oxrun -n 4 ./target/release/examples/hello
+  oxrun -np 8 --tag-output --report-bindings ./solver input.dat
+  oxrun -n 2 -x RUST_LOG=debug -x HOME --wdir /scratch/run1 ./app --steps 100
+  oxrun -n 16 --timeout 60 ./stress        (16 ranks on 2 cores: runs unbound)
+
+Each rank's environment is oxrun's own, plus the -x variables, plus:
+  PMI_FD, PMI_RANK, PMI_SIZE, PMI_SPAWNED=0     PMI-1 connection to oxrun
+  OXMPI_NODE_ID, OXMPI_LOCAL_RANK, OXMPI_LOCAL_SIZE
+  OXMPI_BINDING          core:<index> or none
+  OXMPI_OVERSUBSCRIBED   1 when there are more ranks than cores, else 0
+  OXMPI_JOB_ID           16 random hex digits, the same for every rank of a job
+  OXMPI_JOB_SECRET       32 random hex digits; ranks prove job membership with it
+  OXMPI_HOST_ADDR        address this node's ranks listen on (127.0.0.1)
+
+A rank fails when it exits non-zero, is killed by a signal, or exits after PMI
+init without PMI finalize (a program that never speaks PMI may simply exit 0).
+On the first failure oxrun prints one line naming the rank and the cause, sends
+SIGTERM to every other rank, SIGKILL after a grace period (2 s, or
+OXRUN_KILL_GRACE_MS milliseconds), and exits with the failing rank's status.
+SIGINT, SIGTERM and SIGHUP sent to oxrun are forwarded to all ranks; a second
+SIGINT kills them.
+
+Exit status:
+  0        every rank exited 0
+  N        the first failing rank exited with code N, or called abort with N
+  128+S    the first failing rank was killed by signal S, or oxrun received S
+  1        a rank exited without finalize, sent a malformed PMI line, or oxrun
+           could not start the job
+  2        bad command line (including a --wdir that does not exist)
+  124      --timeout expired
+  126      PROGRAM is not executable
+  127      PROGRAM was not found";
+
+/// How ranks are pinned to processors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BindTo {
+    /// Rank i runs on core i (all hardware threads of that core).
+    Core,
+    /// Ranks may run anywhere the kernel puts them.
+    None,
+}
+
+/// The parsed command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "oxrun",
+    version,
+    about = ABOUT,
+    long_about = LONG_ABOUT,
+    after_long_help = AFTER_LONG_HELP,
+    override_usage = "oxrun [OPTIONS] -n <N> PROGRAM [ARGS]...",
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// Number of ranks to start (Open MPI's `-np N` works too).
+    #[arg(
+        short = 'n',
+        long = "np",
+        value_name = "N",
+        value_parser = clap::value_parser!(u32).range(1..=65536)
+    )]
+    pub np: u32,
+
+    /// Export VAR to the ranks with oxrun's value, or set VAR=VAL; repeatable.
+    #[arg(short = 'x', value_name = "VAR[=VAL]", action = clap::ArgAction::Append)]
+    pub export: Vec<OsString>,
+
+    /// Working directory of the ranks (default: oxrun's own). A relative PROGRAM
+    /// path is looked up from here.
+    #[arg(long, value_name = "DIR")]
+    pub wdir: Option<PathBuf>,
+
+    /// Prefix every output line of rank R with "[R] ".
+    #[arg(long)]
+    pub tag_output: bool,
+
+    /// Pin rank i to core i, or not at all [default: core when there are no more
+    /// ranks than cores, else none]. With more ranks than cores, ranks always run
+    /// unbound.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "core|none",
+        hide_possible_values = true
+    )]
+    pub bind_to: Option<BindTo>,
+
+    /// Print each rank's binding on stderr, one line per rank.
+    #[arg(long)]
+    pub report_bindings: bool,
+
+    /// Accepted for Open MPI compatibility; oversubscription is always allowed.
+    #[arg(long)]
+    pub oversubscribe: bool,
+
+    /// Stop the job if it has not finished after SECS seconds (exit status 124).
+    #[arg(long, value_name = "SECS", value_parser = parse_timeout)]
+    pub timeout: Option<Timeout>,
+
+    /// The program every rank runs; searched in PATH when it has no '/'.
+    #[arg(value_name = "PROGRAM", required = true)]
+    pub program: OsString,
+
+    /// Arguments passed to PROGRAM unchanged.
+    #[arg(
+        value_name = "ARGS",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub args: Vec<OsString>,
+}
+
+/// A `--timeout` value: the duration, and the text the user gave for messages.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Timeout {
+    /// How long the job may run.
+    pub duration: Duration,
+    /// The value as written on the command line, e.g. `"30"` or `"0.5"`.
+    pub text: String,
+}
+
+fn parse_timeout(s: &str) -> Result<Timeout, String> {
+    let secs: f64 = s
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number of seconds"))?;
+    if !(secs > 0.0 && secs.is_finite() && secs < 1e9) {
+        return Err(format!("'{s}' is not a positive number of seconds"));
+    }
+    Ok(Timeout {
+        duration: Duration::from_secs_f64(secs),
+        text: s.to_owned(),
+    })
+}
+
+impl Cli {
+    /// Parses oxrun's own `argv` (after [`normalize_argv`]); exits on bad usage.
+    pub fn parse_argv(argv: Vec<OsString>) -> Cli {
+        Cli::parse_from(normalize_argv(argv))
+    }
+}
+
+/// Rewrites Open MPI spellings clap would not accept and fences off PROGRAM.
+///
+/// Before PROGRAM, a single-dash word naming one of oxrun's long options (`-np`,
+/// `-wdir`, `-tag-output`, also with `=VALUE`) becomes its double-dash form. The first
+/// word that is neither an option nor the value of one is PROGRAM; a `--` is inserted
+/// before it so clap hands it and everything after it over unparsed.
+pub fn normalize_argv(argv: Vec<OsString>) -> Vec<OsString> {
+    let cmd = Cli::command();
+    let mut out = Vec::with_capacity(argv.len() + 1);
+    let mut words = argv.into_iter();
+    if let Some(argv0) = words.next() {
+        out.push(argv0);
+    }
+    let mut expect_value = false;
+    while let Some(word) = words.next() {
+        if expect_value {
+            expect_value = false;
+            out.push(word);
+            continue;
+        }
+        let Some(text) = word.to_str() else {
+            // Not UTF-8, so not one of our options: PROGRAM.
+            out.push(OsString::from("--"));
+            out.push(word);
+            out.extend(words);
+            break;
+        };
+        if text == "--" {
+            out.push(word);
+            out.extend(words);
+            break;
+        }
+        if let Some(long) = text.strip_prefix("--") {
+            let name = long.split_once('=').map_or(long, |(n, _)| n);
+            expect_value = !long.contains('=') && long_takes_value(&cmd, name);
+            out.push(word);
+        } else if let Some(rest) = text.strip_prefix('-').filter(|r| !r.is_empty()) {
+            let name = rest.split_once('=').map_or(rest, |(n, _)| n);
+            if name.len() > 1 && cmd.get_arguments().any(|a| a.get_long() == Some(name)) {
+                // Open MPI style single-dash long option.
+                expect_value = !rest.contains('=') && long_takes_value(&cmd, name);
+                out.push(OsString::from(format!("-{text}")));
+            } else {
+                // A short option, maybe with its value attached (`-n4`, `-xFOO=1`).
+                let short = rest.chars().next();
+                expect_value = rest.chars().count() == 1
+                    && cmd
+                        .get_arguments()
+                        .any(|a| a.get_short() == short && a.get_action().takes_values());
+                out.push(word);
+            }
+        } else {
+            out.push(OsString::from("--"));
+            out.push(word);
+            out.extend(words);
+            break;
+        }
+    }
+    out
+}
+
+fn long_takes_value(cmd: &clap::Command, name: &str) -> bool {
+    cmd.get_arguments()
+        .any(|a| a.get_long() == Some(name) && a.get_action().takes_values())
+}
+
+/// Splits a `-x` word into the variable name and, when given, its value.
+pub fn split_export(word: &OsStr) -> (OsString, Option<OsString>) {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = word.as_bytes();
+    match bytes.iter().position(|&b| b == b'=') {
+        Some(i) => (
+            OsStr::from_bytes(&bytes[..i]).to_owned(),
+            Some(OsStr::from_bytes(&bytes[i + 1..]).to_owned()),
+        ),
+        None => (word.to_owned(), None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(words: &[&str]) -> Vec<OsString> {
+        words.iter().map(OsString::from).collect()
+    }
+
+    fn parse(words: &[&str]) -> Cli {
+        Cli::try_parse_from(normalize_argv(argv(words))).unwrap()
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn single_dash_np_and_program_args_untouched() {
+        let cli = parse(&[
+            "oxrun",
+            "-np",
+            "3",
+            "prog",
+            "-np",
+            "5",
+            "--tag-output",
+            "--",
+        ]);
+        assert_eq!(cli.np, 3);
+        assert!(!cli.tag_output);
+        assert_eq!(cli.program, "prog");
+        assert_eq!(cli.args, argv(&["-np", "5", "--tag-output", "--"]));
+    }
+
+    #[test]
+    fn spellings_of_n() {
+        assert_eq!(parse(&["oxrun", "-n", "2", "p"]).np, 2);
+        assert_eq!(parse(&["oxrun", "-n2", "p"]).np, 2);
+        assert_eq!(parse(&["oxrun", "--np", "4", "p"]).np, 4);
+        assert_eq!(parse(&["oxrun", "--np=4", "p"]).np, 4);
+        assert_eq!(parse(&["oxrun", "-np=5", "p"]).np, 5);
+        assert!(Cli::try_parse_from(normalize_argv(argv(&["oxrun", "-n", "0", "p"]))).is_err());
+        assert!(Cli::try_parse_from(normalize_argv(argv(&["oxrun", "p"]))).is_err());
+    }
+
+    #[test]
+    fn options_with_values_before_program() {
+        let cli = parse(&[
+            "oxrun",
+            "-x",
+            "A=1",
+            "-xB",
+            "--wdir",
+            "/tmp",
+            "-bind-to",
+            "none",
+            "--timeout",
+            "1.5",
+            "-n",
+            "1",
+            "--",
+            "echo",
+            "hi",
+        ]);
+        assert_eq!(cli.export, argv(&["A=1", "B"]));
+        assert_eq!(cli.wdir, Some(PathBuf::from("/tmp")));
+        assert_eq!(cli.bind_to, Some(BindTo::None));
+        assert_eq!(cli.timeout.unwrap().duration, Duration::from_millis(1500));
+        assert_eq!(cli.program, "echo");
+        assert_eq!(cli.args, argv(&["hi"]));
+    }
+
+    #[test]
+    fn unknown_option_is_an_error_not_a_program() {
+        assert!(
+            Cli::try_parse_from(normalize_argv(argv(&["oxrun", "-n", "1", "--bogus", "p"])))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn bad_timeouts() {
+        for t in ["0", "-1", "abc", "inf", "NaN"] {
+            assert!(parse_timeout(t).is_err(), "{t}");
+        }
+    }
+
+    #[test]
+    fn export_split() {
+        assert_eq!(
+            split_export(OsStr::new("A=b=c")),
+            ("A".into(), Some("b=c".into()))
+        );
+        assert_eq!(split_export(OsStr::new("A")), ("A".into(), None));
+        assert_eq!(
+            split_export(OsStr::new("A=")),
+            ("A".into(), Some("".into()))
+        );
+    }
+}

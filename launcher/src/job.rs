@@ -1,0 +1,731 @@
+//! The job: every rank's process, PMI connection and output pipes, driven by one mio
+//! event loop until all ranks have ended, with teardown on the first failure.
+//!
+//! Child exits (SIGCHLD through the signalfd), PMI requests, output, signals to oxrun,
+//! `--timeout` and the kill grace all arrive as events or poll timeouts: oxrun sleeps
+//! while the ranks compute. Invariants:
+//! - the first failure alone is reported and decides the exit status; ranks ended by
+//!   the teardown are not reported;
+//! - a rank's exit is observed with `WNOWAIT`, so its pid (and process group id)
+//!   stays reserved as a zombie until [`Job::finish`]: oxrun never signals a process
+//!   group that is not one of its ranks';
+//! - when every rank has ended, each rank's process group is killed (no leftover
+//!   grandchildren), output is drained up to [`DRAIN`], and only then reaped.
+
+use std::ffi::OsString;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use mio::unix::SourceFd;
+use mio::unix::pipe::Receiver;
+use mio::{Events, Interest, Poll, Token};
+
+use crate::binding::Plan;
+use crate::cli::Timeout;
+use crate::exit_status::{RankExit, signal_name};
+use crate::layout::Layout;
+use crate::output::{FdWriter, Kind, LineBuffer, Output};
+use crate::pmi_conn::{Next, PmiConn};
+use crate::pmi_server::{Abort, Outcome, PmiServer};
+use crate::rank_env::{self, JobIdentity, RankInfo};
+use crate::signals::SignalFd;
+use crate::spawn::{self, RankCommand};
+use crate::stdin_forward;
+
+/// How long output is still forwarded after every rank has ended (a process that
+/// escaped its rank's process group may hold a pipe open).
+pub const DRAIN: Duration = Duration::from_secs(1);
+
+/// Reads from one output pipe before other sources get their turn.
+const READS_PER_TURN: usize = 4;
+/// Requests from one rank handled before other sources get their turn.
+const LINES_PER_TURN: usize = 64;
+/// Bound on reads when taking in what a rank left behind as it exited.
+const DRAIN_READS: usize = 64;
+
+const SIGNAL_TOKEN: Token = Token(usize::MAX);
+
+/// Everything needed to run a job.
+#[derive(Debug)]
+pub struct JobSpec {
+    /// Absolute path of the program.
+    pub program: PathBuf,
+    /// `argv[0]` as the user wrote it.
+    pub argv0: OsString,
+    /// Program arguments.
+    pub args: Vec<OsString>,
+    /// Working directory of the ranks.
+    pub cwd: PathBuf,
+    /// `-x` variables with their values.
+    pub exports: Vec<(OsString, OsString)>,
+    /// Placement of ranks on nodes.
+    pub layout: Layout,
+    /// Bindings of this node's ranks, by local rank.
+    pub plan: Plan,
+    /// Job id and secret.
+    pub identity: JobIdentity,
+    /// `--tag-output`.
+    pub tag_output: bool,
+    /// `--timeout`.
+    pub timeout: Option<Timeout>,
+    /// Time between SIGTERM and SIGKILL in a teardown.
+    pub kill_grace: Duration,
+}
+
+/// The first thing that went wrong; decides the exit status.
+#[derive(Debug)]
+enum Failure {
+    Exit {
+        rank: usize,
+        pid: i32,
+        exit: RankExit,
+    },
+    NoFinalize {
+        rank: usize,
+        pid: i32,
+    },
+    Abort(Abort),
+    Malformed {
+        rank: usize,
+        why: String,
+    },
+    BarrierStuck {
+        rank: usize,
+        pid: i32,
+    },
+    Timeout,
+    Signal(i32),
+    Launch,
+}
+
+impl Failure {
+    fn exit_code(&self) -> i32 {
+        match self {
+            Failure::Exit { exit, .. } => exit.shell_status(),
+            Failure::Abort(a) => match a.code & 0xff {
+                0 => 1,
+                c => c,
+            },
+            Failure::Timeout => 124,
+            Failure::Signal(s) => 128 + s,
+            Failure::NoFinalize { .. }
+            | Failure::Malformed { .. }
+            | Failure::BarrierStuck { .. }
+            | Failure::Launch => 1,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Stream {
+    rx: Receiver,
+    lb: LineBuffer,
+}
+
+#[derive(Debug)]
+struct Rank {
+    pid: libc::pid_t,
+    /// Set once the process has ended (it stays a zombie until `finish`).
+    exit: Option<RankExit>,
+    pmi: Option<PmiConn>,
+    streams: [Option<Stream>; 2],
+}
+
+/// A running job.
+#[derive(Debug)]
+pub struct Job {
+    poll: Poll,
+    ranks: Vec<Rank>,
+    pmi: PmiServer,
+    out: Output<FdWriter>,
+    signals: SignalFd,
+    failure: Option<Failure>,
+    /// `--timeout` expiry, while nothing failed yet.
+    deadline: Option<Instant>,
+    timeout_text: String,
+    kill_grace: Duration,
+    /// When the teardown escalates to SIGKILL.
+    kill_at: Option<Instant>,
+    /// Set once every rank has ended: the end of output draining.
+    drain_until: Option<Instant>,
+    /// Sources with data left after their turn.
+    retry: Vec<Token>,
+    external_signals: u32,
+}
+
+fn token(rank: usize, which: usize) -> Token {
+    Token(rank * 3 + which)
+}
+
+/// Runs the job to its end and returns oxrun's exit status.
+pub fn run(spec: JobSpec) -> i32 {
+    let mut out = Output::new(spec.tag_output, FdWriter(1), FdWriter(2));
+    let mut job = match Job::new(&spec) {
+        Ok(job) => job,
+        Err(e) => {
+            out.message(&format!("oxrun: cannot set up the event loop: {e}"));
+            return 1;
+        }
+    };
+    job.start(&spec);
+    job.event_loop();
+    job.finish()
+}
+
+impl Job {
+    fn new(spec: &JobSpec) -> io::Result<Job> {
+        let poll = Poll::new()?;
+        let signals = SignalFd::new()?;
+        poll.registry().register(
+            &mut SourceFd(&signals.as_raw_fd()),
+            SIGNAL_TOKEN,
+            Interest::READABLE,
+        )?;
+        let size = spec.layout.size();
+        Ok(Job {
+            poll,
+            ranks: Vec::with_capacity(size),
+            pmi: PmiServer::new(size, spec.identity.kvsname(), spec.layout.process_mapping()),
+            out: Output::new(spec.tag_output, FdWriter(1), FdWriter(2)),
+            signals,
+            failure: None,
+            deadline: spec.timeout.as_ref().map(|t| Instant::now() + t.duration),
+            timeout_text: spec
+                .timeout
+                .as_ref()
+                .map_or_else(String::new, |t| t.text.clone()),
+            kill_grace: spec.kill_grace,
+            kill_at: None,
+            drain_until: None,
+            retry: Vec::new(),
+            external_signals: 0,
+        })
+    }
+
+    /// Spawns every rank (from the main thread: see `spawn`).
+    fn start(&mut self, spec: &JobSpec) {
+        let mut stdin0 = None;
+        for rank in 0..spec.layout.size() {
+            let binding = &spec.plan.bindings[spec.layout.local_rank(rank) as usize];
+            let env = |pmi_fd| {
+                let info = RankInfo {
+                    rank,
+                    layout: &spec.layout,
+                    binding,
+                    oversubscribed: spec.plan.oversubscribed,
+                    identity: &spec.identity,
+                    pmi_fd,
+                    host_addr: "127.0.0.1",
+                };
+                rank_env::rank_env(&info, &spec.exports)
+            };
+            let cmd = RankCommand {
+                program: &spec.program,
+                argv0: &spec.argv0,
+                args: &spec.args,
+                cwd: &spec.cwd,
+                env: &env,
+                env_remove: &rank_env::REMOVED,
+                cpuset: binding.cpuset(),
+                stdin: rank == 0,
+            };
+            let spawned = match spawn::spawn(&cmd) {
+                Ok(s) => s,
+                Err(e) => {
+                    self.out
+                        .message(&format!("oxrun: cannot start rank {rank}: {e}"));
+                    self.fail(Failure::Launch);
+                    return;
+                }
+            };
+            stdin0 = stdin0.or(spawned.stdin);
+            self.ranks.push(Rank {
+                pid: spawned.pid,
+                exit: None,
+                pmi: None,
+                streams: [None, None],
+            });
+            if let Err(e) = self.watch(rank, spawned.pmi, spawned.stdout, spawned.stderr) {
+                self.out
+                    .message(&format!("oxrun: cannot watch rank {rank}: {e}"));
+                self.fail(Failure::Launch);
+                return;
+            }
+        }
+        if let Some(stdin) = stdin0 {
+            if let Err(e) = stdin_forward::start(stdin) {
+                self.out
+                    .message(&format!("oxrun: cannot forward stdin: {e}"));
+                self.fail(Failure::Launch);
+            }
+        }
+        // Exits that happened before the signalfd was read.
+        self.check_exits();
+    }
+
+    fn watch(
+        &mut self,
+        rank: usize,
+        pmi: std::os::unix::net::UnixStream,
+        stdout: std::process::ChildStdout,
+        stderr: std::process::ChildStderr,
+    ) -> io::Result<()> {
+        let registry = self.poll.registry();
+        pmi.set_nonblocking(true)?;
+        let mut conn = PmiConn::new(mio::net::UnixStream::from_std(pmi));
+        registry.register(
+            conn.stream_mut(),
+            token(rank, 0),
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        self.ranks[rank].pmi = Some(conn);
+        for (kind, rx) in [
+            (Kind::Stdout, Receiver::from(stdout)),
+            (Kind::Stderr, Receiver::from(stderr)),
+        ] {
+            let mut rx = rx;
+            rx.set_nonblocking(true)?;
+            registry.register(&mut rx, token(rank, 1 + kind as usize), Interest::READABLE)?;
+            self.ranks[rank].streams[kind as usize] = Some(Stream {
+                rx,
+                lb: LineBuffer::new(rank, kind),
+            });
+        }
+        Ok(())
+    }
+
+    fn event_loop(&mut self) {
+        let mut events = Events::with_capacity(256);
+        let mut ready = Vec::new();
+        while !self.done() {
+            let timeout = if self.retry.is_empty() {
+                self.next_timer()
+                    .map(|t| t.saturating_duration_since(Instant::now()))
+            } else {
+                Some(Duration::ZERO)
+            };
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                self.out.message(&format!("oxrun: event loop failed: {e}"));
+                self.fail(Failure::Launch);
+                return;
+            }
+            ready.extend(events.iter().map(|e| e.token()));
+            ready.append(&mut self.retry);
+            for t in ready.drain(..) {
+                self.dispatch(t);
+            }
+            self.on_timers(Instant::now());
+            self.check_all_ended();
+        }
+    }
+
+    fn dispatch(&mut self, t: Token) {
+        if t == SIGNAL_TOKEN {
+            self.on_signals();
+            return;
+        }
+        let rank = t.0 / 3;
+        match t.0 % 3 {
+            0 => self.service_pmi(rank, false),
+            1 => self.pump(rank, Kind::Stdout, false),
+            _ => self.pump(rank, Kind::Stderr, false),
+        }
+    }
+
+    /// Forwards output of one stream. `draining`: the rank just ended, take in
+    /// everything it left (bounded) rather than one turn's worth.
+    fn pump(&mut self, rank: usize, kind: Kind, draining: bool) {
+        let Job {
+            ranks,
+            out,
+            poll,
+            retry,
+            ..
+        } = self;
+        let slot = &mut ranks[rank].streams[kind as usize];
+        let Some(stream) = slot.as_mut() else { return };
+        let turn = if draining {
+            DRAIN_READS
+        } else {
+            READS_PER_TURN
+        };
+        let mut ended = false;
+        for i in 0.. {
+            if i == turn {
+                retry.push(token(rank, 1 + kind as usize));
+                break;
+            }
+            match stream.lb.read_from(&mut stream.rx) {
+                Ok(0) => {
+                    ended = true;
+                    break;
+                }
+                Ok(_) => out.take_lines(&mut stream.lb),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) => {
+                    ended = true;
+                    break;
+                }
+            }
+        }
+        if ended {
+            if let Some(mut stream) = slot.take() {
+                out.finish(&mut stream.lb);
+                let _ = poll.registry().deregister(&mut stream.rx);
+            }
+        }
+        out.flush();
+    }
+
+    /// Serves one rank's PMI requests. `draining`: the rank just ended, take in
+    /// everything it sent (bounded) so a last `finalize` or `abort` is seen.
+    fn service_pmi(&mut self, rank: usize, draining: bool) {
+        let mut budget = if draining {
+            16 * LINES_PER_TURN
+        } else {
+            LINES_PER_TURN
+        };
+        loop {
+            let Some(conn) = self.ranks[rank].pmi.as_mut() else {
+                return;
+            };
+            conn.flush();
+            if conn.backlogged() && !draining {
+                // Resumed by the socket's next writable event.
+                return;
+            }
+            if budget == 0 {
+                if !draining {
+                    self.retry.push(token(rank, 0));
+                }
+                return;
+            }
+            match conn.next_line() {
+                Next::Line(line) => {
+                    budget -= 1;
+                    let outcome = self.pmi.handle(rank, &line);
+                    self.route(outcome);
+                    if line.cmd() == "barrier_in" {
+                        self.check_barrier();
+                    }
+                }
+                Next::WouldBlock => return,
+                Next::Closed => {
+                    self.close_pmi(rank);
+                    return;
+                }
+                Next::Malformed(why) => {
+                    self.close_pmi(rank);
+                    self.fail(Failure::Malformed { rank, why });
+                    return;
+                }
+            }
+        }
+    }
+
+    fn close_pmi(&mut self, rank: usize) {
+        if let Some(mut conn) = self.ranks[rank].pmi.take() {
+            let _ = self.poll.registry().deregister(conn.stream_mut());
+        }
+    }
+
+    fn route(&mut self, outcome: Outcome) {
+        for (to, line) in outcome.replies {
+            if let Some(conn) = self.ranks.get_mut(to).and_then(|r| r.pmi.as_mut()) {
+                conn.send(&line);
+            }
+        }
+        if let Some(abort) = outcome.abort {
+            self.fail(Failure::Abort(abort));
+        }
+    }
+
+    fn on_signals(&mut self) {
+        let mut child = false;
+        loop {
+            match self.signals.next() {
+                Ok(Some(libc::SIGCHLD)) => child = true,
+                Ok(Some(sig)) => self.on_external_signal(sig),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        if child {
+            self.check_exits();
+        }
+    }
+
+    fn on_external_signal(&mut self, sig: i32) {
+        self.external_signals += 1;
+        let name = signal_name(sig).unwrap_or("a signal");
+        if self.external_signals == 1 && self.failure.is_none() {
+            self.out.message(&format!(
+                "oxrun: received {name}, forwarding it to all ranks"
+            ));
+            self.failure = Some(Failure::Signal(sig));
+            self.signal_all(sig);
+            self.kill_at = Some(Instant::now() + self.kill_grace);
+        } else {
+            self.out
+                .message(&format!("oxrun: received {name} again, killing all ranks"));
+            self.signal_all(libc::SIGKILL);
+            self.kill_at = None;
+        }
+    }
+
+    /// Looks for ranks that ended, without reaping them.
+    fn check_exits(&mut self) {
+        for rank in 0..self.ranks.len() {
+            if self.ranks[rank].exit.is_some() {
+                continue;
+            }
+            // SAFETY: siginfo_t is plain data; all-zero means "no child changed state".
+            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+            let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+            // SAFETY: `info` is a writable siginfo_t; the pid is our own child.
+            let rc = unsafe {
+                libc::waitid(
+                    libc::P_PID,
+                    self.ranks[rank].pid as libc::id_t,
+                    &mut info,
+                    flags,
+                )
+            };
+            // SAFETY: waitid filled `info` (or left it zeroed); si_pid and si_status
+            // are the fields it sets for a child that ended.
+            let (pid, status) = unsafe { (info.si_pid(), info.si_status()) };
+            if rc != 0 || pid == 0 {
+                continue;
+            }
+            self.on_exit(rank, RankExit::from_wait(info.si_code, status));
+        }
+    }
+
+    fn on_exit(&mut self, rank: usize, exit: RankExit) {
+        // What it said and printed before it ended comes first.
+        self.service_pmi(rank, true);
+        self.pump(rank, Kind::Stdout, true);
+        self.pump(rank, Kind::Stderr, true);
+        self.ranks[rank].exit = Some(exit);
+        if self.failure.is_some() {
+            return;
+        }
+        let pid = self.ranks[rank].pid;
+        if !exit.success() {
+            self.fail(Failure::Exit { rank, pid, exit });
+        } else if self.pmi.initialized(rank) && !self.pmi.finalized(rank) {
+            self.fail(Failure::NoFinalize { rank, pid });
+        } else {
+            self.check_barrier();
+        }
+    }
+
+    /// A barrier that some ranks wait in can never complete once a rank that is not
+    /// in it has ended: fail instead of hanging.
+    fn check_barrier(&mut self) {
+        if self.failure.is_some() || self.pmi.waiting_in_barrier() == 0 {
+            return;
+        }
+        let stuck = (0..self.ranks.len())
+            .find(|&r| self.ranks[r].exit.is_some() && !self.pmi.in_barrier(r));
+        if let Some(rank) = stuck {
+            let pid = self.ranks[rank].pid;
+            self.fail(Failure::BarrierStuck { rank, pid });
+        }
+    }
+
+    /// Records the first failure, reports it, and starts the teardown.
+    fn fail(&mut self, failure: Failure) {
+        if self.failure.is_some() {
+            return;
+        }
+        let text = match &failure {
+            Failure::Exit { rank, pid, exit } => format!("oxrun: rank {rank} (pid {pid}) {exit}"),
+            Failure::NoFinalize { rank, pid } => {
+                format!("oxrun: rank {rank} (pid {pid}) exited without calling finalize")
+            }
+            Failure::Abort(a) => match &a.msg {
+                Some(msg) => format!(
+                    "oxrun: rank {} called abort with code {}: {msg}",
+                    a.rank, a.code
+                ),
+                None => format!("oxrun: rank {} called abort with code {}", a.rank, a.code),
+            },
+            Failure::Malformed { rank, why } => {
+                format!("oxrun: rank {rank} sent a malformed PMI line: {why}")
+            }
+            Failure::BarrierStuck { rank, pid } => format!(
+                "oxrun: rank {rank} (pid {pid}) ended while other ranks wait for it in a PMI barrier"
+            ),
+            Failure::Timeout => {
+                let running: Vec<usize> = (0..self.ranks.len())
+                    .filter(|&r| self.ranks[r].exit.is_none())
+                    .collect();
+                format!(
+                    "oxrun: job timed out after {} s; ranks still running: {}",
+                    self.timeout_text,
+                    rank_list(&running)
+                )
+            }
+            // Reported where they happen.
+            Failure::Signal(_) | Failure::Launch => String::new(),
+        };
+        if !text.is_empty() {
+            self.out.message(&text);
+        }
+        self.failure = Some(failure);
+        self.signal_all(libc::SIGTERM);
+        self.kill_at = Some(Instant::now() + self.kill_grace);
+    }
+
+    /// Sends `sig` to the process group of every rank (the leaders of ended ranks are
+    /// still zombies, so their group ids are still theirs).
+    fn signal_all(&self, sig: i32) {
+        for r in &self.ranks {
+            // SAFETY: kill takes plain integers; -pid names the rank's own group.
+            unsafe { libc::kill(-r.pid, sig) };
+        }
+    }
+
+    fn on_timers(&mut self, now: Instant) {
+        if let Some(d) = self.deadline {
+            if now >= d {
+                self.deadline = None;
+                if self.drain_until.is_none() {
+                    self.fail(Failure::Timeout);
+                }
+            }
+        }
+        if let Some(k) = self.kill_at {
+            if now >= k {
+                self.kill_at = None;
+                self.signal_all(libc::SIGKILL);
+            }
+        }
+    }
+
+    fn next_timer(&self) -> Option<Instant> {
+        let deadline = self.deadline.filter(|_| self.failure.is_none());
+        [deadline, self.kill_at, self.drain_until]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Once every rank has ended: kill what is left in their process groups and start
+    /// the output drain.
+    fn check_all_ended(&mut self) {
+        if self.drain_until.is_none() && self.ranks.iter().all(|r| r.exit.is_some()) {
+            self.signal_all(libc::SIGKILL);
+            self.kill_at = None;
+            self.deadline = None;
+            self.drain_until = Some(Instant::now() + DRAIN);
+        }
+    }
+
+    fn done(&self) -> bool {
+        match self.drain_until {
+            None => false,
+            Some(until) => {
+                Instant::now() >= until
+                    || self
+                        .ranks
+                        .iter()
+                        .all(|r| r.streams.iter().all(Option::is_none))
+            }
+        }
+    }
+
+    /// Flushes what is left, reaps every rank, and returns the exit status.
+    fn finish(mut self) -> i32 {
+        for rank in &mut self.ranks {
+            for stream in rank.streams.iter_mut().filter_map(Option::take) {
+                let mut stream = stream;
+                self.out.finish(&mut stream.lb);
+            }
+        }
+        self.out.flush();
+        for r in &self.ranks {
+            if r.exit.is_none() {
+                // Only after an event loop failure.
+                // SAFETY: kill takes plain integers; -pid names the rank's own group.
+                unsafe { libc::kill(-r.pid, libc::SIGKILL) };
+            }
+            let mut status = 0;
+            // SAFETY: waitpid on our own child with a valid status pointer.
+            while unsafe { libc::waitpid(r.pid, &mut status, 0) } < 0
+                && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted
+            {}
+        }
+        self.failure.as_ref().map_or(0, Failure::exit_code)
+    }
+}
+
+/// "0-3,5,7-8".
+fn rank_list(ranks: &[usize]) -> String {
+    let mut parts = Vec::new();
+    let mut i = 0;
+    while i < ranks.len() {
+        let mut j = i;
+        while j + 1 < ranks.len() && ranks[j + 1] == ranks[j] + 1 {
+            j += 1;
+        }
+        parts.push(if j > i + 1 {
+            format!("{}-{}", ranks[i], ranks[j])
+        } else if j == i + 1 {
+            format!("{},{}", ranks[i], ranks[j])
+        } else {
+            ranks[i].to_string()
+        });
+        i = j + 1;
+    }
+    parts.join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rank_lists() {
+        assert_eq!(rank_list(&[0, 1, 2, 3, 5, 7, 8]), "0-3,5,7,8");
+        assert_eq!(rank_list(&[4]), "4");
+        assert_eq!(rank_list(&[]), "");
+    }
+
+    #[test]
+    fn exit_codes() {
+        let abort = |code| {
+            Failure::Abort(Abort {
+                rank: 0,
+                code,
+                msg: None,
+            })
+            .exit_code()
+        };
+        assert_eq!(abort(7), 7);
+        assert_eq!(abort(0), 1);
+        assert_eq!(abort(256), 1);
+        assert_eq!(abort(-1), 255);
+        assert_eq!(Failure::Timeout.exit_code(), 124);
+        assert_eq!(Failure::Signal(libc::SIGINT).exit_code(), 130);
+        let exit = RankExit::Signal {
+            signal: 9,
+            core_dumped: false,
+        };
+        assert_eq!(
+            Failure::Exit {
+                rank: 1,
+                pid: 1,
+                exit
+            }
+            .exit_code(),
+            137
+        );
+    }
+}

@@ -1,0 +1,279 @@
+//! Forwarding the ranks' stdout and stderr to oxrun's own, one whole line at a time.
+//!
+//! Each rank stream has a [`LineBuffer`] of [`CHUNK`] bytes; complete lines go out
+//! whole (with `[R] ` in front under `--tag-output`). Invariants: a line is never
+//! interleaved with another stream's line on the same output; a line longer than
+//! [`CHUNK`] is written in pieces of exactly [`CHUNK`] bytes, and when another
+//! stream's line has to come between two pieces, a newline is inserted first (so the
+//! long line is split only at a multiple of [`CHUNK`] bytes); memory per stream is
+//! bounded by [`CHUNK`].
+
+use std::io::{self, Read, Write};
+use std::os::fd::RawFd;
+
+/// Size of a stream's line buffer, and of the pieces an overlong line is cut into.
+pub const CHUNK: usize = 64 << 10;
+
+/// Which of a rank's outputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Its stdout, forwarded to oxrun's stdout.
+    Stdout = 0,
+    /// Its stderr, forwarded to oxrun's stderr.
+    Stderr = 1,
+}
+
+/// One rank stream's unfinished line.
+#[derive(Debug)]
+pub struct LineBuffer {
+    rank: usize,
+    kind: Kind,
+    buf: Box<[u8]>,
+    len: usize,
+}
+
+impl LineBuffer {
+    /// An empty buffer for `rank`'s `kind` stream.
+    pub fn new(rank: usize, kind: Kind) -> LineBuffer {
+        LineBuffer {
+            rank,
+            kind,
+            buf: vec![0; CHUNK].into_boxed_slice(),
+            len: 0,
+        }
+    }
+
+    /// Reads once from `src` into the free part of the buffer (never full when the
+    /// buffer was handed to [`Output::take_lines`] after the previous read).
+    pub fn read_from(&mut self, src: &mut impl Read) -> io::Result<usize> {
+        let n = src.read(&mut self.buf[self.len..])?;
+        self.len += n;
+        Ok(n)
+    }
+}
+
+/// Where oxrun's output goes: `W` is a file descriptor writer in oxrun, a `Vec` in
+/// tests.
+#[derive(Debug)]
+pub struct Output<W: Write> {
+    tag: bool,
+    sinks: [Sink<W>; 2],
+}
+
+#[derive(Debug)]
+struct Sink<W: Write> {
+    writer: W,
+    pending: Vec<u8>,
+    /// The stream whose line was left unfinished on this output.
+    dangling: Option<(usize, Kind)>,
+    broken: bool,
+}
+
+impl<W: Write> Output<W> {
+    /// Output to `stdout` and `stderr`, tagging lines with their rank when `tag`.
+    pub fn new(tag: bool, stdout: W, stderr: W) -> Output<W> {
+        let sink = |writer| Sink {
+            writer,
+            pending: Vec::new(),
+            dangling: None,
+            broken: false,
+        };
+        Output {
+            tag,
+            sinks: [sink(stdout), sink(stderr)],
+        }
+    }
+
+    /// Emits every complete line in `lb`, and a full buffer's worth of an overlong
+    /// line; keeps the rest for later. Call after each [`LineBuffer::read_from`].
+    pub fn take_lines(&mut self, lb: &mut LineBuffer) {
+        let mut start = 0;
+        while let Some(i) = lb.buf[start..lb.len].iter().position(|&b| b == b'\n') {
+            let end = start + i + 1;
+            self.emit(lb.rank, lb.kind, &lb.buf[start..end], true);
+            start = end;
+        }
+        if start == 0 && lb.len == lb.buf.len() {
+            self.emit(lb.rank, lb.kind, &lb.buf[..], false);
+            start = lb.len;
+        }
+        lb.buf.copy_within(start..lb.len, 0);
+        lb.len -= start;
+    }
+
+    /// Emits what is left in `lb` at end of file: a last line without newline goes
+    /// out as it is.
+    pub fn finish(&mut self, lb: &mut LineBuffer) {
+        self.take_lines(lb);
+        if lb.len > 0 {
+            self.emit(lb.rank, lb.kind, &lb.buf[..lb.len], false);
+            lb.len = 0;
+        }
+    }
+
+    /// Writes one of oxrun's own lines to stderr (a newline is added).
+    pub fn message(&mut self, text: &str) {
+        let sink = &mut self.sinks[Kind::Stderr as usize];
+        if sink.dangling.take().is_some() {
+            sink.pending.push(b'\n');
+        }
+        sink.pending.extend_from_slice(text.as_bytes());
+        sink.pending.push(b'\n');
+        self.flush();
+    }
+
+    fn emit(&mut self, rank: usize, kind: Kind, bytes: &[u8], complete: bool) {
+        let sink = &mut self.sinks[kind as usize];
+        if sink.dangling != Some((rank, kind)) {
+            if sink.dangling.is_some() {
+                sink.pending.push(b'\n');
+            }
+            if self.tag {
+                // Writing into a Vec cannot fail.
+                let _ = write!(sink.pending, "[{rank}] ");
+            }
+        }
+        sink.pending.extend_from_slice(bytes);
+        sink.dangling = if complete { None } else { Some((rank, kind)) };
+    }
+
+    /// Writes everything emitted so far. An output that fails (say, a closed pipe)
+    /// is dropped for the rest of the job rather than stopping it.
+    pub fn flush(&mut self) {
+        for sink in &mut self.sinks {
+            if !sink.pending.is_empty() && !sink.broken {
+                sink.broken = sink
+                    .writer
+                    .write_all(&sink.pending)
+                    .and_then(|()| sink.writer.flush())
+                    .is_err();
+            }
+            sink.pending.clear();
+        }
+    }
+}
+
+/// A `Write` to a file descriptor oxrun does not own (its stdout or stderr), which
+/// waits when the descriptor was left nonblocking by someone else.
+#[derive(Debug)]
+pub struct FdWriter(pub RawFd);
+
+impl Write for FdWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        loop {
+            // SAFETY: `data` is a valid readable slice of the length passed.
+            let n = unsafe { libc::write(self.0, data.as_ptr().cast(), data.len()) };
+            if n >= 0 {
+                return Ok(n as usize);
+            }
+            let err = io::Error::last_os_error();
+            match err.kind() {
+                io::ErrorKind::Interrupted => {}
+                io::ErrorKind::WouldBlock => {
+                    let mut pfd = libc::pollfd {
+                        fd: self.0,
+                        events: libc::POLLOUT,
+                        revents: 0,
+                    };
+                    // SAFETY: `pfd` is one valid pollfd.
+                    unsafe { libc::poll(&mut pfd, 1, -1) };
+                }
+                _ => return Err(err),
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn out(tag: bool) -> Output<Vec<u8>> {
+        Output::new(tag, Vec::new(), Vec::new())
+    }
+
+    fn feed(o: &mut Output<Vec<u8>>, lb: &mut LineBuffer, mut data: &[u8]) {
+        while !data.is_empty() {
+            let n = lb.read_from(&mut data).unwrap();
+            assert!(n > 0);
+            o.take_lines(lb);
+        }
+        o.flush();
+    }
+
+    fn stdout(o: &Output<Vec<u8>>) -> String {
+        String::from_utf8(o.sinks[0].writer.clone()).unwrap()
+    }
+
+    #[test]
+    fn whole_lines_and_tags() {
+        let mut o = out(true);
+        let mut a = LineBuffer::new(0, Kind::Stdout);
+        let mut b = LineBuffer::new(1, Kind::Stdout);
+        feed(&mut o, &mut a, b"hello wo");
+        feed(&mut o, &mut b, b"one\ntw");
+        feed(&mut o, &mut a, b"rld\n");
+        feed(&mut o, &mut b, b"o\n");
+        assert_eq!(stdout(&o), "[1] one\n[0] hello world\n[1] two\n");
+    }
+
+    #[test]
+    fn final_partial_line_comes_out_whole() {
+        let mut o = out(false);
+        let mut a = LineBuffer::new(0, Kind::Stdout);
+        feed(&mut o, &mut a, b"x\nno newline");
+        o.finish(&mut a);
+        o.flush();
+        assert_eq!(stdout(&o), "x\nno newline");
+        // Another stream's line after it starts on a line of its own.
+        let mut b = LineBuffer::new(1, Kind::Stdout);
+        feed(&mut o, &mut b, b"next\n");
+        assert_eq!(stdout(&o), "x\nno newline\nnext\n");
+    }
+
+    #[test]
+    fn long_line_alone_is_byte_exact() {
+        let mut o = out(false);
+        let mut a = LineBuffer::new(0, Kind::Stdout);
+        let line: Vec<u8> = (0..100_000).map(|i| b'a' + (i % 26) as u8).collect();
+        feed(&mut o, &mut a, &line);
+        feed(&mut o, &mut a, b"\n");
+        assert_eq!(o.sinks[0].writer.len(), line.len() + 1);
+        assert_eq!(&o.sinks[0].writer[..line.len()], &line[..]);
+    }
+
+    #[test]
+    fn long_line_split_only_at_chunk_boundaries() {
+        let mut o = out(true);
+        let mut a = LineBuffer::new(0, Kind::Stdout);
+        let mut b = LineBuffer::new(1, Kind::Stdout);
+        let long = vec![b'L'; CHUNK + 10];
+        feed(&mut o, &mut a, &long[..CHUNK + 5]);
+        feed(&mut o, &mut b, b"short\n");
+        feed(&mut o, &mut a, &long[CHUNK + 5..]);
+        feed(&mut o, &mut a, b"\n");
+        let text = stdout(&o);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[0].len(), 4 + CHUNK);
+        assert_eq!(lines[1], "[1] short");
+        assert_eq!(lines[2], "[0] LLLLLLLLLL");
+    }
+
+    #[test]
+    fn messages_end_a_dangling_line() {
+        let mut o = out(false);
+        let mut a = LineBuffer::new(0, Kind::Stderr);
+        feed(&mut o, &mut a, b"partial");
+        o.finish(&mut a);
+        o.message("oxrun: done");
+        assert_eq!(
+            String::from_utf8(o.sinks[1].writer.clone()).unwrap(),
+            "partial\noxrun: done\n"
+        );
+    }
+}

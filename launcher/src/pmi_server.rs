@@ -1,0 +1,496 @@
+//! The PMI-1 server as a pure state machine: one request line from one rank in,
+//! reply lines (to that rank, or to every rank when a barrier completes) out.
+//!
+//! It knows nothing of sockets; `pmi_conn` frames lines and `job` routes them.
+//! Invariants: every request gets exactly one reply except `abort` (none) and
+//! `barrier_in` (its reply waits for the whole round); the key-value space never
+//! holds more than [`KVS_BUDGET`] bytes; nothing a rank sends can make it panic.
+
+use std::collections::HashMap;
+
+use oxmpi::bootstrap::wire::Line;
+
+/// Longest kvsname, key and value we advertise in `maxes` and enforce in `put`.
+pub const KVSNAME_MAX: usize = 256;
+/// See [`KVSNAME_MAX`].
+pub const KEYLEN_MAX: usize = 64;
+/// See [`KVSNAME_MAX`].
+pub const VALLEN_MAX: usize = 1024;
+/// Most bytes of keys plus values the key-value space holds before `put` fails.
+pub const KVS_BUDGET: usize = 64 << 20;
+
+/// A rank asked the job to end (`cmd=abort`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Abort {
+    /// The rank that called abort.
+    pub rank: usize,
+    /// Its `exitcode` (1 when missing or unreadable).
+    pub code: i32,
+    /// Its `msg`, if any.
+    pub msg: Option<String>,
+}
+
+/// What handling one request produced.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Lines to send, each to one rank.
+    pub replies: Vec<(usize, Line)>,
+    /// Set when the request was `abort`.
+    pub abort: Option<Abort>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct RankState {
+    initialized: bool,
+    finalized: bool,
+    in_barrier: bool,
+}
+
+/// The PMI-1 state of a whole job.
+#[derive(Debug)]
+pub struct PmiServer {
+    kvsname: String,
+    ranks: Vec<RankState>,
+    /// key -> (value, rank that put it).
+    kvs: HashMap<String, (String, usize)>,
+    kvs_bytes: usize,
+    in_barrier: usize,
+}
+
+impl PmiServer {
+    /// A server for `size` ranks with key-value space `kvsname`, holding
+    /// `PMI_process_mapping = mapping`.
+    pub fn new(size: usize, kvsname: String, mapping: String) -> PmiServer {
+        let mut kvs = HashMap::new();
+        let kvs_bytes = mapping.len();
+        kvs.insert("PMI_process_mapping".to_owned(), (mapping, usize::MAX));
+        PmiServer {
+            kvsname,
+            ranks: vec![RankState::default(); size],
+            kvs,
+            kvs_bytes,
+            in_barrier: 0,
+        }
+    }
+
+    /// Whether `rank` sent `init`.
+    pub fn initialized(&self, rank: usize) -> bool {
+        self.ranks[rank].initialized
+    }
+
+    /// Whether `rank` sent `finalize`.
+    pub fn finalized(&self, rank: usize) -> bool {
+        self.ranks[rank].finalized
+    }
+
+    /// Whether `rank` entered the current barrier round.
+    pub fn in_barrier(&self, rank: usize) -> bool {
+        self.ranks[rank].in_barrier
+    }
+
+    /// Number of ranks waiting in the current barrier round.
+    pub fn waiting_in_barrier(&self) -> usize {
+        self.in_barrier
+    }
+
+    /// Handles one request line from `rank`.
+    pub fn handle(&mut self, rank: usize, req: &Line) -> Outcome {
+        let mut out = Outcome::default();
+        let one = |out: &mut Outcome, line: Line| out.replies.push((rank, line));
+        match req.cmd() {
+            "init" => {
+                let ok = req.get("pmi_version") == Some("1");
+                if ok {
+                    self.ranks[rank].initialized = true;
+                }
+                one(
+                    &mut out,
+                    reply(
+                        "response_to_init",
+                        &[
+                            ("pmi_version", "1"),
+                            ("pmi_subversion", "1"),
+                            ("rc", if ok { "0" } else { "-1" }),
+                        ],
+                    ),
+                );
+            }
+            "get_maxes" => one(
+                &mut out,
+                reply(
+                    "maxes",
+                    &[
+                        ("kvsname_max", &KVSNAME_MAX.to_string()),
+                        ("keylen_max", &KEYLEN_MAX.to_string()),
+                        ("vallen_max", &VALLEN_MAX.to_string()),
+                        ("rc", "0"),
+                    ],
+                ),
+            ),
+            "get_appnum" => one(&mut out, reply("appnum", &[("appnum", "0"), ("rc", "0")])),
+            "get_my_kvsname" => one(
+                &mut out,
+                reply("my_kvsname", &[("kvsname", &self.kvsname), ("rc", "0")]),
+            ),
+            "get_universe_size" => one(
+                &mut out,
+                reply(
+                    "universe_size",
+                    &[("size", &self.ranks.len().to_string()), ("rc", "0")],
+                ),
+            ),
+            "put" => {
+                let line = match self.put(rank, req) {
+                    Ok(()) => reply("put_result", &[("rc", "0"), ("msg", "success")]),
+                    Err(msg) => reply("put_result", &[("rc", "-1"), ("msg", msg)]),
+                };
+                one(&mut out, line);
+            }
+            "get" => {
+                let line = match self.get(req) {
+                    Ok(value) => reply(
+                        "get_result",
+                        &[("rc", "0"), ("value", value), ("msg", "success")],
+                    ),
+                    Err(msg) => reply("get_result", &[("rc", "-1"), ("msg", &msg)]),
+                };
+                one(&mut out, line);
+            }
+            "barrier_in" => {
+                if self.ranks[rank].in_barrier {
+                    one(
+                        &mut out,
+                        reply(
+                            "barrier_out",
+                            &[("rc", "-1"), ("msg", "already_in_barrier")],
+                        ),
+                    );
+                } else {
+                    self.ranks[rank].in_barrier = true;
+                    self.in_barrier += 1;
+                    if self.in_barrier == self.ranks.len() {
+                        self.in_barrier = 0;
+                        for (r, state) in self.ranks.iter_mut().enumerate() {
+                            state.in_barrier = false;
+                            out.replies.push((r, reply("barrier_out", &[("rc", "0")])));
+                        }
+                    }
+                }
+            }
+            "finalize" => {
+                self.ranks[rank].finalized = true;
+                one(&mut out, reply("finalize_ack", &[("rc", "0")]));
+            }
+            "abort" => {
+                let code = match req.get("exitcode") {
+                    None => 1,
+                    Some(c) => c.parse().unwrap_or(1),
+                };
+                out.abort = Some(Abort {
+                    rank,
+                    code,
+                    msg: req.get("msg").map(str::to_owned),
+                });
+            }
+            other => {
+                let cmd = format!("{other}_result");
+                let mut line = Line::new(&cmd);
+                let _ = line.push("rc", "-1");
+                let _ = line.push("msg", "unknown_command");
+                one(&mut out, line);
+            }
+        }
+        out
+    }
+
+    fn put(&mut self, rank: usize, req: &Line) -> Result<(), &'static str> {
+        if req.get("kvsname") != Some(self.kvsname.as_str()) {
+            return Err("unknown_kvsname");
+        }
+        let (Some(key), Some(value)) = (req.get("key"), req.get("value")) else {
+            return Err("missing_key_or_value");
+        };
+        if key.is_empty() || key.len() > KEYLEN_MAX {
+            return Err("invalid_key_length");
+        }
+        if value.len() > VALLEN_MAX {
+            return Err("value_too_long");
+        }
+        if value.contains('=') {
+            // The wire format cannot give it back in a `get_result`.
+            return Err("value_contains_equals");
+        }
+        match self.kvs.get_mut(key) {
+            Some((old, _)) if old == value => Ok(()),
+            Some((old, owner)) if *owner == rank => {
+                self.kvs_bytes = self.kvs_bytes - old.len() + value.len();
+                value.clone_into(old);
+                Ok(())
+            }
+            Some(_) => Err("key_put_by_another_rank_with_a_different_value"),
+            None => {
+                let bytes = key.len() + value.len();
+                if self.kvs_bytes + bytes > KVS_BUDGET {
+                    return Err("kvs_full");
+                }
+                self.kvs_bytes += bytes;
+                self.kvs.insert(key.to_owned(), (value.to_owned(), rank));
+                Ok(())
+            }
+        }
+    }
+
+    fn get(&self, req: &Line) -> Result<&str, String> {
+        if req.get("kvsname") != Some(self.kvsname.as_str()) {
+            return Err("unknown_kvsname".to_owned());
+        }
+        let Some(key) = req.get("key") else {
+            return Err("missing_key".to_owned());
+        };
+        match self.kvs.get(key) {
+            Some((value, _)) => Ok(value),
+            None if key.len() <= KEYLEN_MAX && !key.contains('=') => {
+                Err(format!("key_{key}_not_found"))
+            }
+            None => Err("key_not_found".to_owned()),
+        }
+    }
+}
+
+/// Builds a reply; every token here is either ours or was checked to be encodable,
+/// but a refused pair is skipped rather than trusted to never happen.
+fn reply(cmd: &str, pairs: &[(&str, &str)]) -> Line {
+    let mut line = Line::new(cmd);
+    for (k, v) in pairs {
+        let _ = line.push(k, v);
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(n: usize) -> PmiServer {
+        PmiServer::new(n, "oxmpi_test".into(), "(vector,(0,1,4))".into())
+    }
+
+    fn req(text: &str) -> Line {
+        Line::parse(text).unwrap()
+    }
+
+    fn only_reply(out: Outcome, rank: usize) -> String {
+        assert_eq!(out.replies.len(), 1, "{out:?}");
+        assert_eq!(out.replies[0].0, rank);
+        out.replies[0].1.to_string()
+    }
+
+    #[test]
+    fn init_and_queries() {
+        let mut s = server(4);
+        assert!(!s.initialized(2));
+        let r = only_reply(
+            s.handle(2, &req("cmd=init pmi_version=1 pmi_subversion=1")),
+            2,
+        );
+        assert_eq!(
+            r,
+            "cmd=response_to_init pmi_version=1 pmi_subversion=1 rc=0\n"
+        );
+        assert!(s.initialized(2));
+        let r = only_reply(
+            s.handle(1, &req("cmd=init pmi_version=2 pmi_subversion=0")),
+            1,
+        );
+        assert!(r.ends_with("rc=-1\n"));
+        assert!(!s.initialized(1));
+        assert_eq!(
+            only_reply(s.handle(0, &req("cmd=get_maxes")), 0),
+            "cmd=maxes kvsname_max=256 keylen_max=64 vallen_max=1024 rc=0\n"
+        );
+        assert_eq!(
+            only_reply(s.handle(0, &req("cmd=get_appnum")), 0),
+            "cmd=appnum appnum=0 rc=0\n"
+        );
+        assert_eq!(
+            only_reply(s.handle(0, &req("cmd=get_my_kvsname")), 0),
+            "cmd=my_kvsname kvsname=oxmpi_test rc=0\n"
+        );
+        assert_eq!(
+            only_reply(s.handle(3, &req("cmd=get_universe_size")), 3),
+            "cmd=universe_size size=4 rc=0\n"
+        );
+    }
+
+    #[test]
+    fn put_get_and_conflicts() {
+        let mut s = server(2);
+        let ok = "cmd=put_result rc=0 msg=success\n";
+        assert_eq!(
+            only_reply(
+                s.handle(0, &req("cmd=put kvsname=oxmpi_test key=a value=1")),
+                0
+            ),
+            ok
+        );
+        // Same value from another rank is fine; a different one is not.
+        assert_eq!(
+            only_reply(
+                s.handle(1, &req("cmd=put kvsname=oxmpi_test key=a value=1")),
+                1
+            ),
+            ok
+        );
+        let r = only_reply(
+            s.handle(1, &req("cmd=put kvsname=oxmpi_test key=a value=2")),
+            1,
+        );
+        assert!(r.starts_with("cmd=put_result rc=-1 msg="), "{r}");
+        // The owner may change its own key.
+        assert_eq!(
+            only_reply(
+                s.handle(0, &req("cmd=put kvsname=oxmpi_test key=a value=3")),
+                0
+            ),
+            ok
+        );
+        assert_eq!(
+            only_reply(s.handle(1, &req("cmd=get kvsname=oxmpi_test key=a")), 1),
+            "cmd=get_result rc=0 value=3 msg=success\n"
+        );
+        assert_eq!(
+            only_reply(s.handle(1, &req("cmd=get kvsname=oxmpi_test key=zz")), 1),
+            "cmd=get_result rc=-1 msg=key_zz_not_found\n"
+        );
+        assert_eq!(
+            only_reply(
+                s.handle(
+                    0,
+                    &req("cmd=get kvsname=oxmpi_test key=PMI_process_mapping")
+                ),
+                0
+            ),
+            "cmd=get_result rc=0 value=(vector,(0,1,4)) msg=success\n"
+        );
+        let r = only_reply(s.handle(0, &req("cmd=put kvsname=other key=b value=1")), 0);
+        assert!(r.contains("rc=-1"), "{r}");
+        let r = only_reply(s.handle(0, &req("cmd=get kvsname=other key=a")), 0);
+        assert!(r.contains("rc=-1"), "{r}");
+        let long_key = format!("cmd=put kvsname=oxmpi_test key={} value=1", "k".repeat(65));
+        assert!(only_reply(s.handle(0, &req(&long_key)), 0).contains("rc=-1"));
+        let long_val = format!(
+            "cmd=put kvsname=oxmpi_test key=k value={}",
+            "v".repeat(1025)
+        );
+        assert!(only_reply(s.handle(0, &req(&long_val)), 0).contains("rc=-1"));
+        assert!(
+            only_reply(
+                s.handle(0, &req("cmd=put kvsname=oxmpi_test key=k value=a=b")),
+                0
+            )
+            .contains("rc=-1")
+        );
+        assert!(
+            only_reply(s.handle(0, &req("cmd=put kvsname=oxmpi_test key=k")), 0).contains("rc=-1")
+        );
+        // An empty value is a value.
+        assert_eq!(
+            only_reply(
+                s.handle(0, &req("cmd=put kvsname=oxmpi_test key=e value=")),
+                0
+            ),
+            ok
+        );
+        assert_eq!(
+            only_reply(s.handle(1, &req("cmd=get kvsname=oxmpi_test key=e")), 1),
+            "cmd=get_result rc=0 value= msg=success\n"
+        );
+    }
+
+    #[test]
+    fn barrier_rounds() {
+        let mut s = server(3);
+        for round in 0..3 {
+            assert!(
+                s.handle(0, &req("cmd=barrier_in")).replies.is_empty(),
+                "round {round}"
+            );
+            assert!(s.handle(2, &req("cmd=barrier_in")).replies.is_empty());
+            assert_eq!(s.waiting_in_barrier(), 2);
+            assert!(s.in_barrier(2) && !s.in_barrier(1));
+            // Entering twice in one round is refused, and does not count.
+            let r = only_reply(s.handle(2, &req("cmd=barrier_in")), 2);
+            assert!(r.contains("rc=-1"));
+            let out = s.handle(1, &req("cmd=barrier_in"));
+            let to: Vec<usize> = out.replies.iter().map(|(r, _)| *r).collect();
+            assert_eq!(to, vec![0, 1, 2]);
+            for (_, l) in &out.replies {
+                assert_eq!(l.to_string(), "cmd=barrier_out rc=0\n");
+            }
+            assert_eq!(s.waiting_in_barrier(), 0);
+        }
+    }
+
+    #[test]
+    fn single_rank_barrier_completes_at_once() {
+        let mut s = server(1);
+        assert_eq!(
+            only_reply(s.handle(0, &req("cmd=barrier_in")), 0),
+            "cmd=barrier_out rc=0\n"
+        );
+    }
+
+    #[test]
+    fn finalize_abort_unknown() {
+        let mut s = server(2);
+        assert_eq!(
+            only_reply(s.handle(1, &req("cmd=finalize")), 1),
+            "cmd=finalize_ack rc=0\n"
+        );
+        assert!(s.finalized(1) && !s.finalized(0));
+        let out = s.handle(0, &req("cmd=abort exitcode=7 msg=bad_input"));
+        assert!(out.replies.is_empty());
+        assert_eq!(
+            out.abort,
+            Some(Abort {
+                rank: 0,
+                code: 7,
+                msg: Some("bad_input".into())
+            })
+        );
+        assert_eq!(s.handle(1, &req("cmd=abort")).abort.unwrap().code, 1);
+        assert_eq!(
+            s.handle(1, &req("cmd=abort exitcode=x"))
+                .abort
+                .unwrap()
+                .code,
+            1
+        );
+        assert_eq!(
+            only_reply(s.handle(1, &req("cmd=spawn nprocs=2")), 1),
+            "cmd=spawn_result rc=-1 msg=unknown_command\n"
+        );
+    }
+
+    #[test]
+    fn kvs_budget_is_enforced() {
+        let mut s = server(1);
+        let value = "v".repeat(VALLEN_MAX);
+        let mut refused = false;
+        for i in 0..(KVS_BUDGET / VALLEN_MAX + 10) {
+            let r = s.handle(
+                0,
+                &req(&format!(
+                    "cmd=put kvsname=oxmpi_test key=k{i} value={value}"
+                )),
+            );
+            if r.replies[0].1.get("rc") == Some("-1") {
+                assert_eq!(r.replies[0].1.get("msg"), Some("kvs_full"));
+                refused = true;
+                break;
+            }
+        }
+        assert!(refused);
+        assert!(s.kvs_bytes <= KVS_BUDGET);
+    }
+}

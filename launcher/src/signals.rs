@@ -1,0 +1,88 @@
+//! Signals as readable events: SIGINT, SIGTERM, SIGHUP and SIGCHLD are blocked for the
+//! whole process and read from a `signalfd` inside the event loop.
+//!
+//! Invariant: [`block`] runs first thing in `main`, before any thread exists, so every
+//! thread inherits the mask and no handled signal is ever delivered asynchronously;
+//! ranks get an empty mask back in `spawn` before `exec`.
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// The signals oxrun reads from its signalfd.
+pub const HANDLED: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGCHLD];
+
+fn handled_set() -> libc::sigset_t {
+    let mut set = MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: sigemptyset initialises the set it is given; sigaddset only writes
+    // into that initialised set, with valid signal numbers.
+    unsafe {
+        libc::sigemptyset(set.as_mut_ptr());
+        for sig in HANDLED {
+            libc::sigaddset(set.as_mut_ptr(), sig);
+        }
+        set.assume_init()
+    }
+}
+
+/// Blocks the handled signals in the calling thread (call before spawning threads).
+pub fn block() -> io::Result<()> {
+    let set = handled_set();
+    // SAFETY: `set` is an initialised sigset; a null old-set pointer is allowed.
+    let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc));
+    }
+    Ok(())
+}
+
+/// A nonblocking signalfd for the handled signals.
+#[derive(Debug)]
+pub struct SignalFd {
+    fd: OwnedFd,
+}
+
+impl SignalFd {
+    /// Opens the signalfd (the signals must already be blocked, see [`block`]).
+    pub fn new() -> io::Result<SignalFd> {
+        let set = handled_set();
+        // SAFETY: `set` is an initialised sigset; -1 asks for a new descriptor.
+        let fd = unsafe { libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: signalfd just returned this descriptor and nothing else owns it.
+        Ok(SignalFd {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
+    }
+
+    /// The next pending signal number, or `None` when none is pending.
+    pub fn next(&self) -> io::Result<Option<libc::c_int>> {
+        let mut info = MaybeUninit::<libc::signalfd_siginfo>::uninit();
+        let size = std::mem::size_of::<libc::signalfd_siginfo>();
+        loop {
+            // SAFETY: `info` is a writable buffer of exactly `size` bytes.
+            let n = unsafe { libc::read(self.fd.as_raw_fd(), info.as_mut_ptr().cast(), size) };
+            if n == size as isize {
+                // SAFETY: the kernel filled the whole struct.
+                return Ok(Some(unsafe { info.assume_init() }.ssi_signo as libc::c_int));
+            }
+            if n >= 0 {
+                return Err(io::Error::other("short read from signalfd"));
+            }
+            let err = io::Error::last_os_error();
+            match err.kind() {
+                io::ErrorKind::Interrupted => continue,
+                io::ErrorKind::WouldBlock => return Ok(None),
+                _ => return Err(err),
+            }
+        }
+    }
+}
+
+impl AsRawFd for SignalFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}

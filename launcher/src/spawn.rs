@@ -1,0 +1,143 @@
+//! Starting one rank: fork/exec with pipes for its output, a socketpair for PMI, its
+//! own process group, a parent-death signal and its core binding.
+//!
+//! Invariants: the child runs only async-signal-safe calls between fork and exec (no
+//! allocation: everything it needs is computed here first); exactly one descriptor
+//! crosses exec without close-on-exec besides stdio, the rank's own PMI end; a rank
+//! dies with SIGKILL when oxrun's main thread dies, including when oxrun died before
+//! the child could ask for that. Ranks must be spawned from the main thread, because
+//! the parent-death signal follows the thread that forked.
+
+use std::ffi::{OsStr, OsString};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{ChildStderr, ChildStdin, ChildStdout, Command, Stdio};
+
+/// How to start one rank.
+pub struct RankCommand<'a> {
+    /// Absolute path of the program.
+    pub program: &'a Path,
+    /// `argv[0]` as the user wrote it.
+    pub argv0: &'a OsStr,
+    /// The program's arguments.
+    pub args: &'a [OsString],
+    /// Working directory.
+    pub cwd: &'a Path,
+    /// Variables to set (applied in order), given the PMI fd number the rank will see.
+    pub env: &'a dyn Fn(i32) -> Vec<(OsString, OsString)>,
+    /// Inherited variables to remove.
+    pub env_remove: &'a [&'a str],
+    /// Affinity mask to apply, if bound.
+    pub cpuset: Option<libc::cpu_set_t>,
+    /// Give the rank a pipe as stdin (rank 0) instead of /dev/null.
+    pub stdin: bool,
+}
+
+/// A started rank: its pid and oxrun's ends of its pipes and PMI socket.
+#[derive(Debug)]
+pub struct Spawned {
+    /// Process id, also its process group id.
+    pub pid: libc::pid_t,
+    /// oxrun's end of the PMI socketpair (close-on-exec, blocking).
+    pub pmi: UnixStream,
+    /// The rank's stdout.
+    pub stdout: ChildStdout,
+    /// The rank's stderr.
+    pub stderr: ChildStderr,
+    /// The rank's stdin, when asked for.
+    pub stdin: Option<ChildStdin>,
+}
+
+/// What the child does between fork and exec. Plain data, so it is `Copy` and the
+/// closure holding it allocates nothing.
+#[derive(Clone, Copy)]
+struct ChildSetup {
+    pmi_fd: libc::c_int,
+    parent: libc::pid_t,
+    cpuset: Option<libc::cpu_set_t>,
+}
+
+impl ChildSetup {
+    /// Runs in the child after fork. Only async-signal-safe calls, no allocation
+    /// (`io::Error::last_os_error` and `from_raw_os_error` do not allocate).
+    fn apply(&self) -> io::Result<()> {
+        // SAFETY: every call below is async-signal-safe and gets valid arguments:
+        // an initialised empty sigset, plain integers, and a cpu_set_t that lives on
+        // this stack frame for the duration of the call.
+        unsafe {
+            let mut empty: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut empty);
+            if libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+            // oxrun may have died before PR_SET_PDEATHSIG took effect.
+            if libc::getppid() != self.parent {
+                libc::_exit(137);
+            }
+            if libc::fcntl(self.pmi_fd, libc::F_SETFD, 0) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if let Some(set) = &self.cpuset {
+                if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Starts one rank. Returns once the program was exec'd (or failed to be).
+pub fn spawn(rc: &RankCommand<'_>) -> io::Result<Spawned> {
+    // Both ends close-on-exec; the child clears the flag on its own end only.
+    let (ours, theirs) = UnixStream::pair()?;
+    let setup = ChildSetup {
+        pmi_fd: theirs.as_raw_fd(),
+        parent: std::process::id() as libc::pid_t,
+        cpuset: rc.cpuset,
+    };
+    let mut cmd = Command::new(rc.program);
+    cmd.arg0(rc.argv0)
+        .args(rc.args)
+        .current_dir(rc.cwd)
+        .stdin(if rc.stdin {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    for var in rc.env_remove {
+        cmd.env_remove(var);
+    }
+    cmd.envs((rc.env)(setup.pmi_fd));
+    // SAFETY: `ChildSetup::apply` makes only async-signal-safe calls and does not
+    // allocate, as required between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || setup.apply());
+    }
+    let mut child = cmd.spawn()?;
+    drop(theirs);
+    let take = |what| io::Error::other(format!("no {what} pipe"));
+    Ok(Spawned {
+        pid: child.id() as libc::pid_t,
+        pmi: ours,
+        stdout: child.stdout.take().ok_or_else(|| take("stdout"))?,
+        stderr: child.stderr.take().ok_or_else(|| take("stderr"))?,
+        stdin: child.stdin.take(),
+    })
+}
