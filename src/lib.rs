@@ -1,4 +1,39 @@
-//! oxmpi: MPI-style message passing for HPC.
+//! oxmpi: MPI-style message passing for HPC, in Rust.
+//!
+//! Ranked processes, started by the `oxrun` launcher, exchange point-to-point and
+//! collective messages over shared memory (same node) and TCP (across nodes). The API
+//! follows the MPI standard's chapters: [`environment`] (init, finalize, timing),
+//! [`Comm`] (communicators), point-to-point methods on [`Comm`], [`request`]
+//! (nonblocking operations), and collectives.
+//!
+//! ```
+//! # fn main() -> oxmpi::Result<()> {
+//! let universe = oxmpi::init()?;
+//! let world = universe.world();
+//! let (rank, size) = (world.rank(), world.size());
+//! let right = (rank + 1) % size;
+//! let left = (rank + size - 1) % size;
+//! let mut token = [0u32];
+//! world.sendrecv(&[rank as u32], right, 0, &mut token, left, 0)?;
+//! assert_eq!(token[0], left as u32);
+//! # Ok(()) }
+//! ```
 #![warn(missing_docs)]
 
 pub mod bootstrap;
+mod coll;
+mod comm;
+mod engine;
+pub mod environment;
+mod error;
+mod point_to_point;
+pub mod request;
+mod status;
+mod transport;
+mod userbuf;
+
+pub use comm::{Color, Comm};
+pub use environment::{ErrorMode, Threading, Universe, init, wtick, wtime};
+pub use error::{Error, Rank, Result, Tag};
+pub use request::{Request, Scope, scope, test_any, wait_all, wait_any, wait_some};
+pub use status::{ANY_SOURCE, ANY_TAG, Source, Status, TAG_UB, TagSel};

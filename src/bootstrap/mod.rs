@@ -1,2 +1,228 @@
-//! Bootstrap: how a rank learns who it is and finds its peers (PMI-1 client).
+//! Bootstrap: how a rank learns who it is and finds its peers.
+//!
+//! Under a launcher (oxrun, or MPICH's Hydra) the rank speaks PMI-1 over `PMI_FD`;
+//! without one it is a singleton, rank 0 of 1. Node locality comes from the launcher
+//! (`OXMPI_NODE_ID`, and `PMI_process_mapping` for every rank), never from comparing
+//! host names. The per-job secret comes from `OXMPI_JOB_SECRET`, or is made by rank 0
+//! and shared through the key-value space when the launcher does not provide one.
+
+mod pmi;
 pub mod wire;
+
+use std::collections::HashMap;
+
+use crate::error::{Error, Result};
+use pmi::PmiClient;
+
+/// What this process knows about the job.
+pub(crate) struct Bootstrap {
+    pub rank: usize,
+    pub size: usize,
+    /// Node id of every rank.
+    pub nodes: Vec<u32>,
+    /// The launcher says ranks outnumber cores on this node.
+    pub oversubscribed: bool,
+    /// Per-job random id (names shared-memory segments).
+    pub job_id: String,
+    pmi: Option<PmiClient>,
+    /// A singleton's own key-value space.
+    local_kvs: HashMap<String, String>,
+}
+
+fn env_usize(var: &str) -> Result<Option<usize>> {
+    match std::env::var(var) {
+        Err(_) => Ok(None),
+        Ok(v) => v
+            .parse()
+            .map(Some)
+            .map_err(|_| Error::Bootstrap(format!("{var}={v:?} is not a non-negative integer"))),
+    }
+}
+
+/// Parses PMI's `(vector,(first_node,node_count,ranks_per_node),...)` into a node id
+/// per rank.
+pub(crate) fn parse_process_mapping(text: &str, size: usize) -> Option<Vec<u32>> {
+    let body = text.trim().strip_prefix("(vector,")?.strip_suffix(')')?;
+    let mut nodes = Vec::with_capacity(size);
+    for block in body.split("),").map(|b| b.trim_matches(|c| c == '(' || c == ')' || c == ',')) {
+        let nums: Vec<u32> = block.split(',').map(|n| n.trim().parse().ok()).collect::<Option<_>>()?;
+        let [first, count, per_node] = nums[..] else { return None };
+        for node in first..first.checked_add(count)? {
+            for _ in 0..per_node {
+                nodes.push(node);
+            }
+        }
+    }
+    (nodes.len() == size).then_some(nodes)
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    // SAFETY: getrandom writes at most buf.len() bytes into buf.
+    let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
+    if n != buf.len() as isize {
+        // Extremely unlikely; fall back to time and pid, still unique per job.
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let seed = t.as_nanos() ^ (u128::from(std::process::id()) << 64);
+        return format!("{seed:0width$x}", width = bytes * 2).chars().take(bytes * 2).collect();
+    }
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Decodes 32 hex digits into the 16-byte job secret.
+pub(crate) fn parse_secret(hex: &str) -> Option<[u8; 16]> {
+    if hex.len() != 32 || !hex.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+impl Bootstrap {
+    /// Connects to the launcher named by the environment, or becomes a singleton.
+    pub(crate) fn from_env() -> Result<Bootstrap> {
+        let oversubscribed = std::env::var("OXMPI_OVERSUBSCRIBED").is_ok_and(|v| v == "1");
+        let Some(fd) = env_usize("PMI_FD")? else {
+            return Ok(Bootstrap {
+                rank: 0,
+                size: 1,
+                nodes: vec![0],
+                oversubscribed,
+                job_id: random_hex(8),
+                pmi: None,
+                local_kvs: HashMap::new(),
+            });
+        };
+        let rank = env_usize("PMI_RANK")?.ok_or_else(|| Error::Bootstrap("PMI_FD is set but PMI_RANK is not".into()))?;
+        let size = env_usize("PMI_SIZE")?.ok_or_else(|| Error::Bootstrap("PMI_FD is set but PMI_SIZE is not".into()))?;
+        if size == 0 || rank >= size {
+            return Err(Error::Bootstrap(format!("PMI_RANK={rank} does not fit PMI_SIZE={size}")));
+        }
+        let fd = i32::try_from(fd).map_err(|_| Error::Bootstrap(format!("PMI_FD={fd} is out of range")))?;
+        let mut pmi = PmiClient::connect(fd)?;
+        let nodes = match pmi.get("PMI_process_mapping")? {
+            Some(m) => parse_process_mapping(&m, size),
+            None => None,
+        }
+        // Without a usable map, treat every rank as remote: slower, never wrong.
+        .unwrap_or_else(|| (0..size as u32).collect());
+        let job_id = std::env::var("OXMPI_JOB_ID").unwrap_or_else(|_| {
+            std::env::var("PMI_KVSNAME").unwrap_or_else(|_| format!("pmi{}", std::process::id()))
+        });
+        Ok(Bootstrap { rank, size, nodes, oversubscribed, job_id, pmi: Some(pmi), local_kvs: HashMap::new() })
+    }
+
+    /// Publishes `key` = `value` for the other ranks (visible after [`Bootstrap::fence`]).
+    pub(crate) fn put(&mut self, key: &str, value: &str) -> Result<()> {
+        match self.pmi.as_mut() {
+            Some(p) => p.put(key, value),
+            None => {
+                self.local_kvs.insert(key.into(), value.into());
+                Ok(())
+            }
+        }
+    }
+
+    /// Waits until every rank has reached the fence (and so put its keys).
+    pub(crate) fn fence(&mut self) -> Result<()> {
+        if let Some(p) = self.pmi.as_mut() {
+            p.barrier_enter()?;
+            p.barrier_done(None)?;
+        }
+        Ok(())
+    }
+
+    /// Enters a fence without waiting; poll with [`Bootstrap::fence_poll`].
+    pub(crate) fn fence_enter(&mut self) -> Result<()> {
+        match self.pmi.as_mut() {
+            Some(p) => p.barrier_enter(),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether the fence entered with [`Bootstrap::fence_enter`] is complete, waiting
+    /// up to `timeout` for it.
+    pub(crate) fn fence_poll(&mut self, timeout: std::time::Duration) -> Result<bool> {
+        match self.pmi.as_mut() {
+            Some(p) => p.barrier_done(Some(timeout)),
+            None => Ok(true),
+        }
+    }
+
+    /// The value another rank put under `key`.
+    pub(crate) fn get(&mut self, key: &str) -> Result<String> {
+        let v = match self.pmi.as_mut() {
+            Some(p) => p.get(key)?,
+            None => self.local_kvs.get(key).cloned(),
+        };
+        v.ok_or_else(|| Error::Bootstrap(format!("no rank published {key}")))
+    }
+
+    /// The per-job secret that TCP peers prove they know. Collective: call it on every
+    /// rank at the same point, before the fence that follows the address exchange.
+    pub(crate) fn secret_before_fence(&mut self) -> Result<Option<[u8; 16]>> {
+        if let Ok(hex) = std::env::var("OXMPI_JOB_SECRET") {
+            return parse_secret(&hex).map(Some).ok_or_else(|| Error::Config {
+                var: "OXMPI_JOB_SECRET".into(),
+                value: hex,
+                expected: "32 hexadecimal digits".into(),
+            });
+        }
+        if self.rank == 0 {
+            let hex = random_hex(16);
+            self.put("oxmpi-secret", &hex)?;
+            return Ok(parse_secret(&hex));
+        }
+        Ok(None)
+    }
+
+    /// Completes [`Bootstrap::secret_before_fence`] after the fence.
+    pub(crate) fn secret_after_fence(&mut self, early: Option<[u8; 16]>) -> Result<[u8; 16]> {
+        if let Some(s) = early {
+            return Ok(s);
+        }
+        let hex = self.get("oxmpi-secret")?;
+        parse_secret(&hex).ok_or_else(|| Error::Bootstrap("rank 0 published a malformed job secret".into()))
+    }
+
+    /// Tells the launcher this rank finished cleanly.
+    pub(crate) fn finalize(&mut self) -> Result<()> {
+        match self.pmi.as_mut() {
+            Some(p) => p.finalize(),
+            None => Ok(()),
+        }
+    }
+
+    /// Asks the launcher to end the whole job with `code`.
+    pub(crate) fn abort(&mut self, code: i32, msg: &str) {
+        if let Some(p) = self.pmi.as_mut() {
+            p.abort(code, msg);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn process_mapping_forms() {
+        assert_eq!(parse_process_mapping("(vector,(0,1,4))", 4), Some(vec![0, 0, 0, 0]));
+        assert_eq!(parse_process_mapping("(vector,(0,2,2))", 4), Some(vec![0, 0, 1, 1]));
+        assert_eq!(parse_process_mapping("(vector,(0,2,2),(2,1,1))", 5), Some(vec![0, 0, 1, 1, 2]));
+        assert_eq!(parse_process_mapping("(vector,(0,1,4))", 3), None);
+        assert_eq!(parse_process_mapping("garbage", 1), None);
+        assert_eq!(parse_process_mapping("(vector,(0,x,1))", 1), None);
+    }
+
+    #[test]
+    fn secrets() {
+        assert_eq!(parse_secret("000102030405060708090a0b0c0d0e0f").unwrap()[15], 15);
+        assert!(parse_secret("xyz").is_none());
+        assert_eq!(random_hex(16).len(), 32);
+        assert!(parse_secret(&random_hex(16)).is_some());
+    }
+}

@@ -1,0 +1,144 @@
+//! PMI-1 client over the socket the launcher passed in `PMI_FD`.
+//!
+//! Requests and replies alternate strictly (one outstanding request at a time), except
+//! for the barrier, which may be entered and then polled without blocking so a rank in
+//! finalize keeps draining its connections while it waits for the others.
+
+use std::io::{self, Read, Write};
+use std::os::fd::{FromRawFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use super::wire::{Line, MAX_LINE};
+use crate::error::{Error, Result};
+
+pub(crate) struct PmiClient {
+    stream: UnixStream,
+    pending: Vec<u8>,
+    kvsname: String,
+}
+
+fn fail(what: impl std::fmt::Display) -> Error {
+    Error::Bootstrap(what.to_string())
+}
+
+impl PmiClient {
+    /// Takes over `fd` and performs `cmd=init`.
+    pub(crate) fn connect(fd: RawFd) -> Result<PmiClient> {
+        // The fd must be an open socket: check before taking ownership of it.
+        // SAFETY: fcntl(F_GETFD) only inspects the descriptor.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+            return Err(fail(format!("PMI_FD={fd} is not an open file descriptor")));
+        }
+        // SAFETY: the launcher handed this descriptor to this process for PMI and
+        // nothing else in the process uses it; we become its only owner.
+        let stream = unsafe { UnixStream::from_raw_fd(fd) };
+        let mut c = PmiClient { stream, pending: Vec::new(), kvsname: String::new() };
+        let mut init = Line::new("init");
+        init.push("pmi_version", "1").and_then(|l| l.push("pmi_subversion", "1")).map_err(fail)?;
+        let reply = c.call(&init, "response_to_init")?;
+        if reply.get("rc") != Some("0") {
+            return Err(fail(format!("the launcher refused PMI version 1.1: {reply}")));
+        }
+        let reply = c.call(&Line::new("get_my_kvsname"), "my_kvsname")?;
+        c.kvsname = reply.get("kvsname").ok_or_else(|| fail("my_kvsname reply without kvsname"))?.to_owned();
+        Ok(c)
+    }
+
+    fn write_line(&mut self, line: &Line) -> Result<()> {
+        self.stream
+            .write_all(line.to_string().as_bytes())
+            .map_err(|e| fail(format!("writing to the launcher failed: {e}")))
+    }
+
+    /// Reads one line; `None` if the socket is non-blocking and nothing is there yet.
+    fn read_line(&mut self) -> Result<Option<Line>> {
+        loop {
+            if let Some(nl) = self.pending.iter().position(|&b| b == b'\n') {
+                let raw: Vec<u8> = self.pending.drain(..=nl).collect();
+                let text = String::from_utf8(raw).map_err(|_| fail("the launcher sent a non-UTF-8 line"))?;
+                return Line::parse(&text).map(Some).map_err(fail);
+            }
+            if self.pending.len() > MAX_LINE {
+                return Err(fail("the launcher sent an over-long line"));
+            }
+            let mut chunk = [0u8; 1024];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return Err(fail("the launcher closed the PMI connection")),
+                Ok(n) => self.pending.extend_from_slice(&chunk[..n]),
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => return Ok(None),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(fail(format!("reading from the launcher failed: {e}"))),
+            }
+        }
+    }
+
+    fn expect(&mut self, cmd: &str) -> Result<Line> {
+        let line = self.read_line()?.ok_or_else(|| fail("no reply from the launcher"))?;
+        if line.cmd() != cmd {
+            return Err(fail(format!("expected cmd={cmd} from the launcher, got {line}")));
+        }
+        Ok(line)
+    }
+
+    fn call(&mut self, req: &Line, reply: &str) -> Result<Line> {
+        self.write_line(req)?;
+        self.expect(reply)
+    }
+
+    pub(crate) fn put(&mut self, key: &str, value: &str) -> Result<()> {
+        let mut l = Line::new("put");
+        l.push("kvsname", &self.kvsname.clone())
+            .and_then(|l| l.push("key", key))
+            .and_then(|l| l.push("value", value))
+            .map_err(fail)?;
+        let reply = self.call(&l, "put_result")?;
+        match reply.get("rc") {
+            Some("0") => Ok(()),
+            _ => Err(fail(format!("put {key} failed: {reply}"))),
+        }
+    }
+
+    /// The value of `key`, or `None` if nobody put it.
+    pub(crate) fn get(&mut self, key: &str) -> Result<Option<String>> {
+        let mut l = Line::new("get");
+        l.push("kvsname", &self.kvsname.clone()).and_then(|l| l.push("key", key)).map_err(fail)?;
+        let reply = self.call(&l, "get_result")?;
+        match reply.get("rc") {
+            Some("0") => Ok(Some(reply.get("value").unwrap_or("").to_owned())),
+            _ => Ok(None),
+        }
+    }
+
+    /// Enters the barrier; complete it with [`PmiClient::barrier_done`].
+    pub(crate) fn barrier_enter(&mut self) -> Result<()> {
+        self.write_line(&Line::new("barrier_in"))
+    }
+
+    /// Whether every rank has entered the barrier, waiting up to `timeout` for it
+    /// (`None`: as long as it takes).
+    pub(crate) fn barrier_done(&mut self, timeout: Option<Duration>) -> Result<bool> {
+        let timeout = timeout.map(|t| t.max(Duration::from_micros(1)));
+        self.stream.set_read_timeout(timeout).map_err(|e| fail(format!("PMI socket: {e}")))?;
+        let line = self.read_line();
+        self.stream.set_read_timeout(None).map_err(|e| fail(format!("PMI socket: {e}")))?;
+        match line? {
+            None => Ok(false),
+            Some(l) if l.cmd() == "barrier_out" => Ok(true),
+            Some(l) => Err(fail(format!("expected cmd=barrier_out from the launcher, got {l}"))),
+        }
+    }
+
+    pub(crate) fn finalize(&mut self) -> Result<()> {
+        self.call(&Line::new("finalize"), "finalize_ack").map(|_| ())
+    }
+
+    /// Asks the launcher to end the job with `code`. Does not wait for an answer.
+    pub(crate) fn abort(&mut self, code: i32, msg: &str) {
+        let mut l = Line::new("abort");
+        let _ = l.push("exitcode", &code.to_string());
+        let words: String = msg.chars().map(|c| if c.is_whitespace() || c == '=' { '_' } else { c }).collect();
+        let _ = l.push("msg", &words);
+        let _ = self.write_line(&l);
+    }
+}

@@ -1,0 +1,3 @@
+//! Allgather algorithms: every rank ends with every rank's block, in rank order.
+
+pub(crate) mod ring;

@@ -1,0 +1,223 @@
+//! Communicators (MPI's groups-and-communicators chapter): [`Comm`] with rank, size,
+//! [`Comm::dup`], [`Comm::split`] and [`Comm::abort`].
+//!
+//! A communicator is a context-id pair plus the world rank of each of its ranks.
+//! Handles are cheap clones of one shared communicator; its context ids are released
+//! when the last handle goes. Invariant: every rank of a communicator agrees on its
+//! context ids and on the order of its collectives (the collective tag sequence).
+
+use std::cell::Cell;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use crate::engine::{self, context::ContextIds, context::MASK_WORDS, schedule};
+use crate::error::{Error, Rank, Result, Tag};
+use crate::status::{Source, TAG_UB, TagSel};
+
+struct Inner {
+    pair: u32,
+    rank: Rank,
+    size: i32,
+    /// World rank of each rank of this communicator.
+    group: Arc<[u32]>,
+    /// Sequence number of the next collective (its tag).
+    coll_seq: AtomicU32,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if self.pair != 0 {
+            // After finalize there is nothing left to release.
+            let _ = engine::with(|e| {
+                e.ctx_ids.release(self.pair);
+                Ok(())
+            });
+        }
+    }
+}
+
+/// A communicator: a group of ranks and a private channel among them
+/// (`MPI_Comm`).
+///
+/// Cloning gives another handle to the same communicator. `Comm` is `Send` but not
+/// `Sync`: one thread at a time uses a handle.
+///
+/// ```
+/// # fn main() -> oxmpi::Result<()> {
+/// let universe = oxmpi::init()?;
+/// let world = universe.world();
+/// let evens_and_odds = world.split(world.rank() % 2, world.rank())?.expect("has a color");
+/// assert!(evens_and_odds.size() <= world.size());
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Comm {
+    inner: Arc<Inner>,
+    _not_sync: PhantomData<Cell<()>>,
+}
+
+/// The color of a [`Comm::split`]: ranks with the same color form one new
+/// communicator; [`Color::Undefined`] ranks get none (`MPI_UNDEFINED`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Color {
+    /// Join the communicator of this color (non-negative).
+    Of(i32),
+    /// Join no new communicator.
+    Undefined,
+}
+
+impl From<i32> for Color {
+    fn from(c: i32) -> Color {
+        Color::Of(c)
+    }
+}
+
+/// What each rank contributes to a split: its color, key and free context ids.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct SplitEntry {
+    color: i32,
+    key: i32,
+    free: [u64; MASK_WORDS],
+}
+
+impl Comm {
+    pub(crate) fn world(rank: usize, size: usize) -> Comm {
+        Comm::new(0, rank as Rank, (0..size as u32).collect())
+    }
+
+    fn new(pair: u32, rank: Rank, group: Arc<[u32]>) -> Comm {
+        let size = group.len() as i32;
+        Comm {
+            inner: Arc::new(Inner { pair, rank, size, group, coll_seq: AtomicU32::new(0) }),
+            _not_sync: PhantomData,
+        }
+    }
+
+    /// This process's rank in the communicator (`MPI_Comm_rank`).
+    pub fn rank(&self) -> Rank {
+        self.inner.rank
+    }
+
+    /// Number of ranks in the communicator (`MPI_Comm_size`).
+    pub fn size(&self) -> i32 {
+        self.inner.size
+    }
+
+    /// Context id of point-to-point traffic.
+    pub(crate) fn p2p_ctx(&self) -> u32 {
+        self.inner.pair * 2
+    }
+
+    /// World rank of `rank`, which must be valid.
+    pub(crate) fn world_rank(&self, rank: Rank) -> Result<usize> {
+        if rank < 0 || rank >= self.inner.size {
+            return Err(Error::InvalidRank { rank, size: self.inner.size });
+        }
+        Ok(self.inner.group[rank as usize] as usize)
+    }
+
+    pub(crate) fn check_tag(tag: Tag) -> Result<Tag> {
+        if !(0..=TAG_UB).contains(&tag) {
+            return Err(Error::InvalidTag { tag });
+        }
+        Ok(tag)
+    }
+
+    pub(crate) fn check_source(&self, src: Source) -> Result<Source> {
+        if let Source::Rank(r) = src {
+            self.world_rank(r)?;
+        }
+        Ok(src)
+    }
+
+    pub(crate) fn check_tag_sel(tag: TagSel) -> Result<TagSel> {
+        if let TagSel::Tag(t) = tag {
+            Comm::check_tag(t)?;
+        }
+        Ok(tag)
+    }
+
+    /// Where the next collective's messages go; every rank must call this once per
+    /// collective, in the same order.
+    pub(crate) fn next_coll_route(&self) -> schedule::Route {
+        let seq = self.inner.coll_seq.fetch_add(1, Ordering::Relaxed);
+        schedule::Route {
+            ctx: self.inner.pair * 2 + 1,
+            tag: (seq & TAG_UB as u32) as i32,
+            rank: self.inner.rank as usize,
+            group: Arc::clone(&self.inner.group),
+        }
+    }
+
+    /// A new communicator with the same ranks and a private channel (`MPI_Comm_dup`).
+    /// Collective over this communicator.
+    ///
+    /// ```
+    /// # fn main() -> oxmpi::Result<()> {
+    /// let universe = oxmpi::init()?;
+    /// let world = universe.world();
+    /// let library_comm = world.dup()?;
+    /// assert_eq!((library_comm.rank(), library_comm.size()), (world.rank(), world.size()));
+    /// # Ok(()) }
+    /// ```
+    pub fn dup(&self) -> Result<Comm> {
+        let comm = self.split(0, self.rank())?;
+        Ok(comm.expect("every rank has color 0"))
+    }
+
+    /// Partitions the ranks by `color`, ordering each part by `key` then by rank here
+    /// (`MPI_Comm_split`). Returns `None` for [`Color::Undefined`]. Collective over this
+    /// communicator; context ids are agreed among the ranks, without a server.
+    pub fn split(&self, color: impl Into<Color>, key: i32) -> Result<Option<Comm>> {
+        let color = match color.into() {
+            Color::Of(c) if c < 0 => {
+                return Err(Error::InvalidArgument(format!(
+                    "split color {c} is negative (use Color::Undefined for no communicator)"
+                )));
+            }
+            Color::Of(c) => c,
+            Color::Undefined => -1,
+        };
+        let free = engine::with(|e| Ok(e.ctx_ids.mask()))?;
+        let mine = SplitEntry { color, key, free };
+        let mut all = vec![SplitEntry { color: 0, key: 0, free: [0; MASK_WORDS] }; self.size() as usize];
+        self.allgather_into(std::slice::from_ref(&mine), &mut all)?;
+        let mut common = [u64::MAX; MASK_WORDS];
+        for entry in &all {
+            for (c, f) in common.iter_mut().zip(entry.free) {
+                *c &= f;
+            }
+        }
+        let pair = ContextIds::lowest(&common).ok_or_else(|| {
+            Error::InvalidArgument("no free communicator context ids left (free some communicators)".into())
+        })?;
+        if color < 0 {
+            return Ok(None);
+        }
+        let mut members: Vec<(i32, usize)> =
+            all.iter().enumerate().filter(|(_, e)| e.color == color).map(|(r, e)| (e.key, r)).collect();
+        members.sort();
+        let my_rank = members.iter().position(|&(_, r)| r == self.rank() as usize).expect("own entry");
+        let group: Arc<[u32]> = members.iter().map(|&(_, r)| self.inner.group[r]).collect();
+        engine::with(|e| {
+            e.ctx_ids.claim(pair);
+            Ok(())
+        })?;
+        Ok(Some(Comm::new(pair, my_rank as Rank, group)))
+    }
+
+    /// Ends the whole job with `code` (`MPI_Abort`): reports this rank and code to the
+    /// launcher, which stops every rank.
+    pub fn abort(&self, code: i32) -> ! {
+        let world = self.inner.group[self.inner.rank as usize];
+        let msg = format!("rank {world} called abort with code {code}");
+        eprintln!("oxmpi: {msg}");
+        let _ = engine::with(|e| {
+            e.boot.lock().unwrap_or_else(std::sync::PoisonError::into_inner).abort(code, &msg);
+            Ok(())
+        });
+        std::process::exit(if code == 0 { 1 } else { code });
+    }
+}

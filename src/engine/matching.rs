@@ -1,0 +1,183 @@
+//! MPI matching: the posted-receive queue and the unexpected-message queue.
+//!
+//! Invariants: a message is compared with posted receives in the order they were
+//! posted, and a receive with unexpected messages in the order they arrived, so the
+//! first match is always the oldest (MPI's non-overtaking rule, given transports that
+//! keep each sender's frames in order). Unexpected eager payloads count against a
+//! byte budget; a large message is only ever queued as its announcement (RTS).
+
+use std::collections::VecDeque;
+
+use super::requests::ReqId;
+use crate::status::{Source, TagSel};
+use crate::transport::frame::RemoteBuf;
+
+/// The matching fields of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Envelope {
+    pub ctx: u32,
+    pub src: i32,
+    pub tag: i32,
+}
+
+/// A posted receive's selectors.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pattern {
+    pub ctx: u32,
+    pub src: Source,
+    pub tag: TagSel,
+}
+
+impl Pattern {
+    pub(crate) fn matches(&self, env: &Envelope) -> bool {
+        self.ctx == env.ctx && self.src.matches(env.src) && self.tag.matches(env.tag)
+    }
+}
+
+/// A message that arrived before its receive was posted.
+#[derive(Debug)]
+pub(crate) struct Unexpected {
+    /// World rank of the sender.
+    pub peer: usize,
+    pub env: Envelope,
+    pub body: Body,
+}
+
+#[derive(Debug)]
+pub(crate) enum Body {
+    /// A small message, copied. `sync`: the sender's request id to acknowledge.
+    Eager { data: Vec<u8>, sync: Option<u64> },
+    /// A large message's announcement.
+    Rts { sreq: u64, size: usize, remote: Option<RemoteBuf> },
+}
+
+impl Unexpected {
+    /// Size of the message in bytes.
+    pub(crate) fn size(&self) -> usize {
+        match &self.body {
+            Body::Eager { data, .. } => data.len(),
+            Body::Rts { size, .. } => *size,
+        }
+    }
+}
+
+/// Both queues.
+pub(crate) struct Matcher {
+    posted: VecDeque<(Pattern, ReqId)>,
+    unexpected: VecDeque<Unexpected>,
+    unexpected_bytes: usize,
+    budget: usize,
+}
+
+impl Matcher {
+    pub(crate) fn new(budget: usize) -> Matcher {
+        Matcher { posted: VecDeque::new(), unexpected: VecDeque::new(), unexpected_bytes: 0, budget }
+    }
+
+    /// Removes and returns the oldest posted receive matching `env`.
+    pub(crate) fn take_posted(&mut self, env: &Envelope) -> Option<ReqId> {
+        let i = self.posted.iter().position(|(p, _)| p.matches(env))?;
+        self.posted.remove(i).map(|(_, id)| id)
+    }
+
+    pub(crate) fn post(&mut self, pattern: Pattern, id: ReqId) {
+        self.posted.push_back((pattern, id));
+    }
+
+    /// Removes a posted receive (cancelled by its owner). Returns whether it was there.
+    pub(crate) fn unpost(&mut self, id: ReqId) -> bool {
+        match self.posted.iter().position(|(_, r)| *r == id) {
+            Some(i) => {
+                self.posted.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub(crate) fn has_posted(&self) -> bool {
+        !self.posted.is_empty()
+    }
+
+    pub(crate) fn push_unexpected(&mut self, msg: Unexpected) {
+        if let Body::Eager { data, .. } = &msg.body {
+            self.unexpected_bytes += data.len();
+        }
+        self.unexpected.push_back(msg);
+    }
+
+    /// The oldest unexpected message `pattern` matches, left in place.
+    pub(crate) fn peek_unexpected(&self, pattern: &Pattern) -> Option<&Unexpected> {
+        self.unexpected.iter().find(|u| pattern.matches(&u.env))
+    }
+
+    /// Removes and returns the oldest unexpected message `pattern` matches.
+    pub(crate) fn take_unexpected(&mut self, pattern: &Pattern) -> Option<Unexpected> {
+        let i = self.unexpected.iter().position(|u| pattern.matches(&u.env))?;
+        let msg = self.unexpected.remove(i)?;
+        if let Body::Eager { data, .. } = &msg.body {
+            self.unexpected_bytes -= data.len();
+        }
+        Some(msg)
+    }
+
+    /// Whether eager payloads may still be buffered: under budget, or some receive
+    /// is posted (it may be waiting for exactly the next message).
+    pub(crate) fn may_buffer(&self) -> bool {
+        self.unexpected_bytes < self.budget || !self.posted.is_empty()
+    }
+
+    /// Drops every unexpected message (at finalize: nobody will receive them).
+    pub(crate) fn clear_unexpected(&mut self) {
+        self.unexpected.clear();
+        self.unexpected_bytes = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(src: i32, tag: i32) -> Envelope {
+        Envelope { ctx: 0, src, tag }
+    }
+
+    fn eager(src: i32, tag: i32, byte: u8) -> Unexpected {
+        Unexpected { peer: src as usize, env: env(src, tag), body: Body::Eager { data: vec![byte], sync: None } }
+    }
+
+    #[test]
+    fn oldest_match_first_with_wildcards() {
+        let mut m = Matcher::new(1 << 20);
+        m.push_unexpected(eager(1, 5, 1));
+        m.push_unexpected(eager(2, 6, 2));
+        m.push_unexpected(eager(1, 6, 3));
+        let any = Pattern { ctx: 0, src: Source::Any, tag: TagSel::Tag(6) };
+        let first = m.take_unexpected(&any).unwrap();
+        assert_eq!(first.env, env(2, 6));
+        let from1 = Pattern { ctx: 0, src: Source::Rank(1), tag: TagSel::Any };
+        assert_eq!(m.take_unexpected(&from1).unwrap().env, env(1, 5));
+        assert_eq!(m.take_unexpected(&from1).unwrap().env, env(1, 6));
+        assert!(m.take_unexpected(&from1).is_none());
+        let other_ctx = Pattern { ctx: 2, src: Source::Any, tag: TagSel::Any };
+        m.push_unexpected(eager(1, 5, 1));
+        assert!(m.take_unexpected(&other_ctx).is_none());
+    }
+
+    #[test]
+    fn posted_in_order_and_budget() {
+        let mut m = Matcher::new(2);
+        let p = Pattern { ctx: 0, src: Source::Any, tag: TagSel::Any };
+        m.post(p, ReqId(1));
+        m.post(p, ReqId(2));
+        assert_eq!(m.take_posted(&env(3, 3)), Some(ReqId(1)));
+        assert!(m.unpost(ReqId(2)));
+        assert!(m.take_posted(&env(3, 3)).is_none());
+        m.push_unexpected(eager(1, 1, 0));
+        assert!(m.may_buffer());
+        m.push_unexpected(eager(1, 1, 0));
+        assert!(!m.may_buffer());
+        m.post(p, ReqId(3));
+        assert!(m.may_buffer());
+    }
+}

@@ -1,0 +1,338 @@
+//! The progress engine: one per process, driven by the calling thread.
+//!
+//! It owns the request table, the matching queues and the transports, and turns API
+//! calls into frames and arriving frames into completed requests. Nothing runs in the
+//! background: every blocking call progresses the engine until its request completes
+//! (spinning, yielding, then sleeping per [`wait::WaitPolicy`]). Invariant: the engine
+//! is reached only through [`with`], which holds the process-wide lock, so raw buffer
+//! views are never dereferenced by two threads at once.
+
+pub(crate) mod context;
+pub(crate) mod matching;
+pub(crate) mod protocol;
+pub(crate) mod requests;
+pub(crate) mod schedule;
+pub(crate) mod wait;
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use crate::bootstrap::Bootstrap;
+use crate::error::{Error, Result};
+use crate::status::Status;
+use crate::transport::frame::{Header, Kind, OutFrame, Payload, flags};
+use crate::transport::network::Network;
+use crate::userbuf::{UserBuf, UserBufMut};
+use context::ContextIds;
+use matching::{Pattern, Unexpected};
+use protocol::Core;
+use requests::{Op, RecvOp, RecvPhase, ReqId, SendOp, SendPhase};
+use schedule::Schedule;
+use wait::{Idle, Step, WaitPolicy};
+
+use crate::environment::ErrorMode;
+
+/// The one engine of this process.
+pub(crate) struct Engine {
+    pub core: Core,
+    pub net: Network,
+    pub boot: Arc<Mutex<Bootstrap>>,
+    pub policy: WaitPolicy,
+    pub ctx_ids: ContextIds,
+    pub error_mode: ErrorMode,
+    pub world_rank: usize,
+    pub world_size: usize,
+    /// Collective schedules in flight.
+    colls: Vec<ReqId>,
+}
+
+static ENGINE: Mutex<Option<Engine>> = Mutex::new(None);
+
+fn lock() -> std::sync::MutexGuard<'static, Option<Engine>> {
+    ENGINE.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Runs `f` on the engine. A fatal failure ends the job here unless the error mode is
+/// [`ErrorMode::Return`].
+pub(crate) fn with<R>(f: impl FnOnce(&mut Engine) -> Result<R>) -> Result<R> {
+    let mut guard = lock();
+    let eng = guard.as_mut().ok_or(Error::NotInitialized)?;
+    let result = f(eng);
+    if let Err(e) = &result
+        && e.is_fatal()
+        && eng.error_mode == ErrorMode::Fatal
+    {
+        eng.die(e);
+    }
+    result
+}
+
+/// Installs the engine; fails if one is running.
+pub(crate) fn install(engine: Engine) -> Result<()> {
+    let mut guard = lock();
+    if guard.is_some() {
+        return Err(Error::AlreadyInitialized);
+    }
+    *guard = Some(engine);
+    Ok(())
+}
+
+/// Whether an engine is installed.
+pub(crate) fn is_running() -> bool {
+    lock().is_some()
+}
+
+/// Removes the engine (for finalize).
+pub(crate) fn uninstall() -> Option<Engine> {
+    lock().take()
+}
+
+impl Engine {
+    pub(crate) fn new(
+        boot: Arc<Mutex<Bootstrap>>,
+        net: Network,
+        policy: WaitPolicy,
+        unexpected_budget: usize,
+        error_mode: ErrorMode,
+    ) -> Engine {
+        let (rank, size) = {
+            let b = boot.lock().unwrap_or_else(PoisonError::into_inner);
+            (b.rank, b.size)
+        };
+        Engine {
+            core: Core::new(rank, unexpected_budget),
+            net,
+            boot,
+            policy,
+            ctx_ids: ContextIds::new(),
+            error_mode,
+            world_rank: rank,
+            world_size: size,
+            colls: Vec::new(),
+        }
+    }
+
+    /// Reports a fatal failure and ends the job.
+    pub(crate) fn die(&mut self, err: &Error) -> ! {
+        let msg = format!("oxmpi: rank {}: {err}; ending the job", self.world_rank);
+        eprintln!("{msg}");
+        self.boot.lock().unwrap_or_else(PoisonError::into_inner).abort(1, &msg);
+        std::process::exit(1);
+    }
+
+    /// Moves everything that can move without blocking. Returns whether anything did.
+    pub(crate) fn progress(&mut self) -> Result<bool> {
+        let mut moved = self.net.progress(&mut self.core)?;
+        moved |= self.flush_outbox()?;
+        if !self.colls.is_empty() {
+            moved |= self.advance_schedules()?;
+        }
+        Ok(moved)
+    }
+
+    fn flush_outbox(&mut self) -> Result<bool> {
+        if self.core.outbox.is_empty() {
+            return Ok(false);
+        }
+        let frames = std::mem::take(&mut self.core.outbox);
+        for (peer, frame) in frames {
+            let token = frame.token;
+            if self.net.send(peer, frame)?
+                && let Some(t) = token
+            {
+                transport_sent(&mut self.core, t)?;
+            }
+        }
+        Ok(true)
+    }
+
+    /// Progresses until `done` holds, waiting politely when nothing moves.
+    pub(crate) fn wait_until(&mut self, mut done: impl FnMut(&mut Engine) -> bool) -> Result<()> {
+        let mut idle = Idle::new();
+        loop {
+            let moved = self.progress()?;
+            if done(self) {
+                return Ok(());
+            }
+            if moved {
+                idle.reset();
+                continue;
+            }
+            match idle.next(&self.policy) {
+                Step::Spin => std::hint::spin_loop(),
+                Step::Yield => std::thread::yield_now(),
+                Step::Sleep(d) => self.net.block(d)?,
+            }
+        }
+    }
+
+    /// Starts sending `buf` to world rank `peer` with the given envelope.
+    pub(crate) fn start_send(
+        &mut self,
+        ctx: u32,
+        src: i32,
+        peer: usize,
+        tag: i32,
+        buf: UserBuf,
+        sync: bool,
+    ) -> Result<ReqId> {
+        let len = buf.len();
+        let eager = len <= self.net.eager_limit(peer);
+        let phase = if eager { SendPhase::Eager { written: false, acked: !sync } } else { SendPhase::AwaitCts };
+        let id = self.core.reqs.insert(Op::Send(SendOp { peer, buf, phase }));
+        let mut hdr = Header::new(if eager { Kind::Eager } else { Kind::Rts });
+        hdr.ctx = ctx;
+        hdr.src = src;
+        hdr.tag = tag;
+        hdr.a = id.0;
+        let frame = if eager {
+            hdr.payload = len as u64;
+            if sync {
+                hdr.flags |= flags::SYNC;
+            }
+            OutFrame { hdr, payload: Payload::User(buf), token: Some(id.0) }
+        } else {
+            hdr.b = len as u64;
+            OutFrame { hdr, payload: Payload::Empty, token: None }
+        };
+        if self.net.send(peer, frame)? && eager {
+            transport_sent(&mut self.core, id.0)?;
+        }
+        Ok(id)
+    }
+
+    /// Starts a receive into `buf` for messages matching `pattern`.
+    pub(crate) fn start_recv(&mut self, pattern: Pattern, buf: UserBufMut) -> ReqId {
+        let id = self.core.reqs.insert(Op::Recv(RecvOp {
+            ctx: pattern.ctx,
+            src: pattern.src,
+            tag: pattern.tag,
+            buf,
+            phase: RecvPhase::Posted,
+        }));
+        self.core.post_recv(pattern, id);
+        id
+    }
+
+    /// Starts a receive of a message already taken off the unexpected queue.
+    pub(crate) fn start_recv_matched(&mut self, msg: Unexpected, buf: UserBufMut) -> ReqId {
+        let id = self.core.reqs.insert(Op::Recv(RecvOp {
+            ctx: msg.env.ctx,
+            src: crate::status::Source::Rank(msg.env.src),
+            tag: crate::status::TagSel::Tag(msg.env.tag),
+            buf,
+            phase: RecvPhase::Posted,
+        }));
+        self.core.deliver_unexpected(id, msg);
+        id
+    }
+
+    /// Starts a schedule as a request.
+    pub(crate) fn start_schedule(&mut self, sched: Schedule) -> Result<ReqId> {
+        let id = self.core.reqs.insert(Op::Coll(Box::new(sched)));
+        self.colls.push(id);
+        self.advance_one(id)?;
+        Ok(id)
+    }
+
+    fn advance_schedules(&mut self) -> Result<bool> {
+        let mut moved = false;
+        for id in self.colls.clone() {
+            moved |= self.advance_one(id)?;
+        }
+        Ok(moved)
+    }
+
+    /// Advances one schedule; returns whether it finished.
+    fn advance_one(&mut self, id: ReqId) -> Result<bool> {
+        let Some(op) = self.core.reqs.get_mut(id) else { return Ok(false) };
+        let Op::Coll(mut sched) = std::mem::replace(op, Op::Done(Ok(Status::empty()))) else {
+            unreachable!("colls lists only schedules");
+        };
+        let outcome = sched.advance(self);
+        let op = self.core.reqs.get_mut(id).expect("schedule slot stays reserved");
+        match outcome {
+            Ok(None) => {
+                *op = Op::Coll(sched);
+                Ok(false)
+            }
+            Ok(Some(result)) => {
+                *op = Op::Done(result);
+                self.colls.retain(|c| *c != id);
+                Ok(true)
+            }
+            Err(e) => {
+                *op = Op::Done(Err(Error::InvalidArgument(format!("collective failed: {e}"))));
+                self.colls.retain(|c| *c != id);
+                Err(e)
+            }
+        }
+    }
+
+    /// Blocks until request `id` completes and returns its result.
+    pub(crate) fn wait(&mut self, id: ReqId) -> Result<Status> {
+        if !self.core.reqs.is_done(id) {
+            self.wait_until(|e| e.core.reqs.is_done(id))?;
+        }
+        self.core.reqs.take_done(id).expect("request is done")
+    }
+
+    /// Progresses once; returns the result if request `id` has completed.
+    pub(crate) fn test(&mut self, id: ReqId) -> Result<Option<Status>> {
+        if !self.core.reqs.is_done(id) {
+            self.progress()?;
+        }
+        self.core.reqs.take_done(id).transpose()
+    }
+
+    /// The envelope of the oldest message matching `pattern`, if one has arrived.
+    pub(crate) fn iprobe(&mut self, pattern: &Pattern) -> Result<Option<Status>> {
+        if let Some(s) = self.peek(pattern) {
+            return Ok(Some(s));
+        }
+        self.progress()?;
+        Ok(self.peek(pattern))
+    }
+
+    fn peek(&self, pattern: &Pattern) -> Option<Status> {
+        self.core
+            .matcher
+            .peek_unexpected(pattern)
+            .map(|u| Status { source: u.env.src, tag: u.env.tag, bytes: u.size() })
+    }
+
+    /// Waits for a message matching `pattern` and takes it off the unexpected queue.
+    pub(crate) fn mprobe(&mut self, pattern: &Pattern) -> Result<Unexpected> {
+        if self.core.matcher.peek_unexpected(pattern).is_none() {
+            self.wait_until(|e| e.core.matcher.peek_unexpected(pattern).is_some())?;
+        }
+        Ok(self.core.matcher.take_unexpected(pattern).expect("probed above"))
+    }
+
+    /// Ends this process's part in the job: waits (progressing) until every rank has
+    /// reached finalize, then tells the launcher.
+    pub(crate) fn finalize(mut self) -> Result<()> {
+        self.core.finalizing = true;
+        self.core.matcher.clear_unexpected();
+        // Peers close their connections once every rank is in the fence, which may be
+        // before this rank sees the fence end.
+        self.net.set_closing();
+        let boot = Arc::clone(&self.boot);
+        let lock_boot = || boot.lock().unwrap_or_else(PoisonError::into_inner);
+        lock_boot().fence_enter()?;
+        loop {
+            // The lock is not held while progressing: a send may need the bootstrap
+            // to find a peer's address.
+            self.progress()?;
+            if lock_boot().fence_poll(Duration::from_millis(1))? {
+                break;
+            }
+        }
+        lock_boot().finalize()
+    }
+}
+
+/// Forwards a transport's "sent" report to the protocol layer.
+fn transport_sent(core: &mut Core, token: u64) -> Result<()> {
+    crate::transport::Sink::sent(core, token)
+}

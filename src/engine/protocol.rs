@@ -1,0 +1,270 @@
+//! The receiving half of the protocols: what the engine does with each arriving frame,
+//! and how a matched message reaches its receive buffer.
+//!
+//! Eager: the payload is copied into the matched buffer (or into the unexpected queue).
+//! Rendezvous: an RTS is matched like a message; the receiver answers CTS naming its
+//! request, the sender streams DATA frames straight into the buffer. Synchronous eager
+//! sends are acknowledged on match. Invariant: every frame that names a request is
+//! checked against the request's kind, phase and peer; a frame that does not fit is a
+//! protocol error, never a wild write.
+
+use super::matching::{Body, Envelope, Matcher, Pattern, Unexpected};
+use super::requests::{Op, RecvPhase, ReqId, Requests, SendPhase};
+use crate::error::{Error, Result};
+use crate::status::Status;
+use crate::transport::Sink;
+use crate::transport::frame::{Header, Kind, OutFrame, Payload, RemoteBuf, flags};
+use crate::userbuf::UserBufMut;
+
+/// A matched message's content, wherever it was waiting.
+pub(crate) enum Arrival<'a> {
+    Eager { data: &'a [u8], sync: Option<u64> },
+    Rts { sreq: u64, size: usize, remote: Option<RemoteBuf> },
+}
+
+/// Engine state the transports deliver into.
+pub(crate) struct Core {
+    /// This process's world rank.
+    pub me: usize,
+    pub reqs: Requests,
+    pub matcher: Matcher,
+    /// Frames to send once the transports are free again, in order.
+    pub outbox: Vec<(usize, OutFrame)>,
+    /// After finalize began: unmatched messages are dropped, not queued.
+    pub finalizing: bool,
+}
+
+fn control(kind: Kind, a: u64, b: u64) -> OutFrame {
+    let mut hdr = Header::new(kind);
+    hdr.a = a;
+    hdr.b = b;
+    OutFrame { hdr, payload: Payload::Empty, token: None }
+}
+
+impl Core {
+    pub(crate) fn new(me: usize, unexpected_budget: usize) -> Core {
+        Core {
+            me,
+            reqs: Requests::default(),
+            matcher: Matcher::new(unexpected_budget),
+            outbox: Vec::new(),
+            finalizing: false,
+        }
+    }
+
+    fn protocol(&self, peer: usize, detail: String) -> Error {
+        Error::Protocol { rank: self.me as i32, peer: peer as i32, detail }
+    }
+
+    /// Hands a matched message to receive `id`, completing it or starting the data
+    /// phase of a rendezvous.
+    pub(crate) fn deliver(&mut self, id: ReqId, peer: usize, env: Envelope, arrival: Arrival<'_>) {
+        let Some(Op::Recv(r)) = self.reqs.get_mut(id) else {
+            unreachable!("matched request {id:?} is a live receive");
+        };
+        let cap = r.buf.len();
+        let size = match &arrival {
+            Arrival::Eager { data, .. } => data.len(),
+            Arrival::Rts { size, .. } => *size,
+        };
+        let status = Status { source: env.src, tag: env.tag, bytes: size };
+        let truncated = size > cap;
+        let result = match arrival {
+            Arrival::Eager { data, sync } => {
+                if let Some(sreq) = sync {
+                    self.outbox.push((peer, control(Kind::SyncAck, sreq, 0)));
+                }
+                if !truncated {
+                    r.buf.as_mut_slice()[..size].copy_from_slice(data);
+                }
+                Some(status)
+            }
+            Arrival::Rts { sreq, .. } if truncated => {
+                let mut cts = control(Kind::Cts, sreq, 0);
+                cts.hdr.flags = flags::TRUNCATE;
+                self.outbox.push((peer, cts));
+                Some(status)
+            }
+            Arrival::Rts { sreq, .. } => {
+                r.phase = RecvPhase::Data { peer, status, received: 0 };
+                self.outbox.push((peer, control(Kind::Cts, sreq, id.0)));
+                None
+            }
+        };
+        if let Some(status) = result {
+            let outcome = if truncated {
+                Err(Error::Truncated {
+                    source_rank: env.src,
+                    tag: env.tag,
+                    message_bytes: size,
+                    buffer_bytes: cap,
+                })
+            } else {
+                Ok(status)
+            };
+            self.reqs.complete(id, outcome);
+        }
+    }
+
+    /// Delivers a message taken from the unexpected queue to receive `id`.
+    pub(crate) fn deliver_unexpected(&mut self, id: ReqId, msg: Unexpected) {
+        let arrival = match &msg.body {
+            Body::Eager { data, sync } => Arrival::Eager { data, sync: *sync },
+            Body::Rts { sreq, size, remote } => Arrival::Rts { sreq: *sreq, size: *size, remote: *remote },
+        };
+        self.deliver(id, msg.peer, msg.env, arrival);
+    }
+
+    /// Starts a receive: matches the oldest unexpected message or joins the posted
+    /// queue.
+    pub(crate) fn post_recv(&mut self, pattern: Pattern, id: ReqId) {
+        match self.matcher.take_unexpected(&pattern) {
+            Some(msg) => self.deliver_unexpected(id, msg),
+            None => self.matcher.post(pattern, id),
+        }
+    }
+
+    fn arrive(&mut self, peer: usize, env: Envelope, arrival: Arrival<'_>) {
+        if let Some(id) = self.matcher.take_posted(&env) {
+            self.deliver(id, peer, env, arrival);
+            return;
+        }
+        if self.finalizing {
+            return;
+        }
+        let body = match arrival {
+            Arrival::Eager { data, sync } => Body::Eager { data: data.to_vec(), sync },
+            Arrival::Rts { sreq, size, remote } => Body::Rts { sreq, size, remote },
+        };
+        self.matcher.push_unexpected(Unexpected { peer, env, body });
+    }
+
+    fn send_op(&mut self, peer: usize, sreq: u64, what: &str) -> Result<(ReqId, &mut super::requests::SendOp)> {
+        let id = ReqId(sreq);
+        let err = self.protocol(peer, format!("{what} names no send of ours in progress"));
+        match self.reqs.get_mut(id) {
+            Some(Op::Send(s)) if s.peer == peer => Ok((id, s)),
+            _ => Err(err),
+        }
+    }
+
+    fn data_recv(&mut self, peer: usize, hdr: &Header) -> Result<(ReqId, UserBufMut, usize, usize)> {
+        let id = ReqId(hdr.a);
+        let bad = self.protocol(peer, format!("data frame for request {:#x} which is not receiving from it", hdr.a));
+        let Some(Op::Recv(r)) = self.reqs.get_mut(id) else { return Err(bad) };
+        let RecvPhase::Data { peer: from, status, received } = &r.phase else { return Err(bad) };
+        let (off, len) = (hdr.b as usize, hdr.payload as usize);
+        if *from != peer || off.checked_add(len).is_none_or(|end| end > status.bytes) {
+            return Err(bad);
+        }
+        Ok((id, r.buf, *received, status.bytes))
+    }
+}
+
+impl Sink for Core {
+    fn may_accept(&self, _peer: usize) -> bool {
+        self.finalizing || self.matcher.may_buffer()
+    }
+
+    fn frame(&mut self, peer: usize, hdr: &Header, payload: &[u8]) -> Result<()> {
+        let env = Envelope { ctx: hdr.ctx, src: hdr.src, tag: hdr.tag };
+        match hdr.kind() {
+            Some(Kind::Eager) => {
+                let sync = (hdr.flags & flags::SYNC != 0).then_some(hdr.a);
+                self.arrive(peer, env, Arrival::Eager { data: payload, sync });
+            }
+            Some(Kind::Rts) => {
+                let remote = if hdr.flags & flags::SINGLE_COPY != 0 {
+                    if payload.len() != std::mem::size_of::<RemoteBuf>() {
+                        return Err(self.protocol(peer, "single-copy RTS without its buffer address".into()));
+                    }
+                    Some(bytemuck::pod_read_unaligned(payload))
+                } else {
+                    None
+                };
+                let size = usize::try_from(hdr.b).map_err(|_| self.protocol(peer, "RTS size overflows".into()))?;
+                self.arrive(peer, env, Arrival::Rts { sreq: hdr.a, size, remote });
+            }
+            Some(Kind::Cts) => {
+                let (id, s) = self.send_op(peer, hdr.a, "clear-to-send")?;
+                if !matches!(s.phase, SendPhase::AwaitCts) {
+                    return Err(self.protocol(peer, "clear-to-send for a send not waiting for one".into()));
+                }
+                if hdr.flags & flags::TRUNCATE != 0 {
+                    self.reqs.complete(id, Ok(Status::empty()));
+                } else {
+                    s.phase = SendPhase::Data;
+                    let mut data = Header::new(Kind::Data);
+                    data.a = hdr.b;
+                    data.payload = s.buf.len() as u64;
+                    let frame = OutFrame { hdr: data, payload: Payload::User(s.buf), token: Some(id.0) };
+                    self.outbox.push((peer, frame));
+                }
+            }
+            Some(Kind::SyncAck) => {
+                let (id, s) = self.send_op(peer, hdr.a, "synchronous-send acknowledgement")?;
+                match &mut s.phase {
+                    SendPhase::Eager { written, acked } => {
+                        *acked = true;
+                        if *written {
+                            self.reqs.complete(id, Ok(Status::empty()));
+                        }
+                    }
+                    _ => return Err(self.protocol(peer, "acknowledgement for a send that is not eager".into())),
+                }
+            }
+            Some(Kind::Fin) => {
+                let (id, s) = self.send_op(peer, hdr.a, "FIN")?;
+                if !matches!(s.phase, SendPhase::AwaitFin) {
+                    return Err(self.protocol(peer, "FIN for a send not waiting for one".into()));
+                }
+                self.reqs.complete(id, Ok(Status::empty()));
+            }
+            Some(Kind::Data) | None => {
+                return Err(self.protocol(peer, format!("unexpected frame kind {}", hdr.kind)));
+            }
+        }
+        Ok(())
+    }
+
+    fn data_dest(&mut self, peer: usize, hdr: &Header) -> Result<UserBufMut> {
+        let (_, buf, _, _) = self.data_recv(peer, hdr)?;
+        Ok(buf.sub(hdr.b as usize, hdr.payload as usize))
+    }
+
+    fn data_done(&mut self, peer: usize, hdr: &Header) -> Result<()> {
+        let (id, _, received, total) = self.data_recv(peer, hdr)?;
+        let received = received + hdr.payload as usize;
+        let Some(Op::Recv(r)) = self.reqs.get_mut(id) else { unreachable!("checked by data_recv") };
+        let RecvPhase::Data { status, received: slot, .. } = &mut r.phase else { unreachable!() };
+        *slot = received;
+        if received >= total {
+            let status = *status;
+            self.reqs.complete(id, Ok(status));
+        }
+        Ok(())
+    }
+
+    fn sent(&mut self, token: u64) -> Result<()> {
+        let id = ReqId(token);
+        let Some(Op::Send(s)) = self.reqs.get_mut(id) else {
+            return Err(Error::Protocol {
+                rank: self.me as i32,
+                peer: -1,
+                detail: format!("transport reported unknown send {token:#x} as sent"),
+            });
+        };
+        let finished = match &mut s.phase {
+            SendPhase::Eager { written, acked } => {
+                *written = true;
+                *acked
+            }
+            SendPhase::Data => true,
+            SendPhase::AwaitCts | SendPhase::AwaitFin => false,
+        };
+        if finished {
+            self.reqs.complete(id, Ok(Status::empty()));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,151 @@
+//! The request table: every operation in flight, by id.
+//!
+//! Ids carry a generation, so a stale id (a request already completed and freed, or a
+//! forged id in a peer's frame) never reaches a live slot: lookups of stale ids fail.
+
+use super::schedule::Schedule;
+use crate::error::{Result, Tag};
+use crate::status::{Source, Status, TagSel};
+use crate::transport::frame::Header;
+use crate::userbuf::{UserBuf, UserBufMut};
+
+/// Names one request: slot index in the low 32 bits, generation in the high 32.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct ReqId(pub(crate) u64);
+
+impl ReqId {
+    fn new(index: u32, generation: u32) -> ReqId {
+        ReqId(u64::from(generation) << 32 | u64::from(index))
+    }
+    fn index(self) -> usize {
+        (self.0 & 0xffff_ffff) as usize
+    }
+    fn generation(self) -> u32 {
+        (self.0 >> 32) as u32
+    }
+}
+
+/// Where a send stands.
+#[derive(Debug)]
+pub(crate) enum SendPhase {
+    /// Sent inline. `written`: the payload left the buffer; `acked`: the receiver
+    /// matched it (true from the start unless the send is synchronous).
+    Eager { written: bool, acked: bool },
+    /// Large message announced; waiting for the receiver's clear-to-send.
+    AwaitCts,
+    /// Data handed to the transport; waiting for it to leave the buffer.
+    Data,
+    /// Receiver reads the buffer itself; waiting for its FIN.
+    AwaitFin,
+}
+
+#[derive(Debug)]
+pub(crate) struct SendOp {
+    /// World rank of the receiver.
+    pub peer: usize,
+    pub buf: UserBuf,
+    pub phase: SendPhase,
+}
+
+/// Where a receive stands.
+#[derive(Debug)]
+pub(crate) enum RecvPhase {
+    /// In the posted queue, waiting for a match.
+    Posted,
+    /// Matched a large message from world rank `peer`; data arriving.
+    Data { peer: usize, status: Status, received: usize },
+}
+
+#[derive(Debug)]
+pub(crate) struct RecvOp {
+    pub ctx: u32,
+    pub src: Source,
+    pub tag: TagSel,
+    pub buf: UserBufMut,
+    pub phase: RecvPhase,
+}
+
+/// What a request is doing.
+pub(crate) enum Op {
+    Send(SendOp),
+    Recv(RecvOp),
+    Coll(Box<Schedule>),
+    /// Finished; the result waits to be collected.
+    Done(Result<Status>),
+}
+
+/// All requests in flight.
+#[derive(Default)]
+pub(crate) struct Requests {
+    slots: Vec<(u32, Option<Op>)>,
+    free: Vec<u32>,
+}
+
+impl Requests {
+    pub(crate) fn insert(&mut self, op: Op) -> ReqId {
+        match self.free.pop() {
+            Some(i) => {
+                let slot = &mut self.slots[i as usize];
+                slot.1 = Some(op);
+                ReqId::new(i, slot.0)
+            }
+            None => {
+                self.slots.push((0, Some(op)));
+                ReqId::new((self.slots.len() - 1) as u32, 0)
+            }
+        }
+    }
+
+    pub(crate) fn get_mut(&mut self, id: ReqId) -> Option<&mut Op> {
+        match self.slots.get_mut(id.index()) {
+            Some((generation, op)) if *generation == id.generation() => op.as_mut(),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn get(&self, id: ReqId) -> Option<&Op> {
+        match self.slots.get(id.index()) {
+            Some((generation, op)) if *generation == id.generation() => op.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// Marks `id` finished with `result`.
+    pub(crate) fn complete(&mut self, id: ReqId, result: Result<Status>) {
+        if let Some(op) = self.get_mut(id) {
+            *op = Op::Done(result);
+        }
+    }
+
+    pub(crate) fn is_done(&self, id: ReqId) -> bool {
+        matches!(self.get(id), Some(Op::Done(_)) | None)
+    }
+
+    /// Removes a finished request and returns its result; `None` if it is still
+    /// running. A stale id yields `Some(Ok(empty status))`: it was collected before.
+    pub(crate) fn take_done(&mut self, id: ReqId) -> Option<Result<Status>> {
+        match self.slots.get_mut(id.index()) {
+            Some((generation, op)) if *generation == id.generation() => {
+                if !matches!(op, Some(Op::Done(_))) {
+                    return None;
+                }
+                let Some(Op::Done(result)) = op.take() else { unreachable!() };
+                *generation = generation.wrapping_add(1);
+                self.free.push(id.index() as u32);
+                Some(result)
+            }
+            _ => Some(Ok(Status::empty())),
+        }
+    }
+}
+
+impl Status {
+    /// The status of an operation that carries no message (a send, a null request).
+    pub(crate) fn empty() -> Status {
+        Status { source: -1, tag: -1, bytes: 0 }
+    }
+
+    pub(crate) fn of(hdr: &Header, bytes: usize) -> Status {
+        Status { source: hdr.src, tag: hdr.tag as Tag, bytes }
+    }
+}

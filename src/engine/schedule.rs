@@ -1,0 +1,219 @@
+//! Schedules: an operation made of point-to-point steps and local work, run by the
+//! progress engine (how every collective is executed, blocking or not).
+//!
+//! A schedule is a list of steps. Sends and receives start as soon as they are
+//! reached; a [`Step::Fence`] waits until everything started before it completed;
+//! local steps (reduce, copy) run when reached, so a fence must separate them from the
+//! communication they depend on. Invariants: buffers named by steps stay valid until
+//! the schedule finishes (user buffers by the request scope, temporaries because the
+//! schedule owns them and outlives every request it started); after a failure no new
+//! step starts, and the schedule reports the failure only once nothing it started is
+//! still in flight.
+
+use std::sync::Arc;
+
+use super::Engine;
+use super::matching::Pattern;
+use super::requests::ReqId;
+use crate::error::{Error, Result};
+use crate::status::{Source, Status, TagSel};
+use crate::userbuf::{TempBuf, UserBuf, UserBufMut};
+
+/// Which buffer a span lies in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Buf {
+    /// The caller's send buffer.
+    Send,
+    /// The caller's receive buffer.
+    Recv,
+    /// A temporary the schedule owns.
+    Temp(usize),
+}
+
+/// A byte range of one buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Span {
+    pub buf: Buf,
+    pub off: usize,
+    pub len: usize,
+}
+
+impl Span {
+    pub(crate) fn new(buf: Buf, off: usize, len: usize) -> Span {
+        Span { buf, off, len }
+    }
+}
+
+/// Combines two equally long byte ranges element-wise: `inout = left ⊕ inout` when
+/// `in_is_left`, else `inout = inout ⊕ in`.
+pub(crate) trait Combine: Send + Sync {
+    fn combine(&self, input: &[u8], inout: &mut [u8], in_is_left: bool);
+}
+
+/// One step of a schedule. Peers are ranks of the schedule's communicator.
+pub(crate) enum Step {
+    Send { peer: usize, span: Span },
+    Recv { peer: usize, span: Span },
+    /// Wait for every send and receive started so far.
+    Fence,
+    /// `dst = src ⊕ dst` (`src_is_left`) or `dst = dst ⊕ src`.
+    Reduce { src: Span, dst: Span, src_is_left: bool },
+    Copy { src: Span, dst: Span },
+}
+
+/// Where a schedule's messages go: the communicator's collective context.
+#[derive(Clone)]
+pub(crate) struct Route {
+    pub ctx: u32,
+    pub tag: i32,
+    /// This rank in the communicator.
+    pub rank: usize,
+    /// World rank of every communicator rank.
+    pub group: Arc<[u32]>,
+}
+
+pub(crate) struct Schedule {
+    route: Route,
+    steps: Vec<Step>,
+    next: usize,
+    inflight: Vec<ReqId>,
+    send: UserBuf,
+    recv: UserBufMut,
+    temps: Vec<TempBuf>,
+    op: Option<Arc<dyn Combine>>,
+    failed: Option<Error>,
+}
+
+impl Schedule {
+    pub(crate) fn new(route: Route, send: UserBuf, recv: UserBufMut) -> Schedule {
+        Schedule {
+            route,
+            steps: Vec::new(),
+            next: 0,
+            inflight: Vec::new(),
+            send,
+            recv,
+            temps: Vec::new(),
+            op: None,
+            failed: None,
+        }
+    }
+
+    /// Adds a zeroed temporary of `len` bytes; returns its buffer id.
+    pub(crate) fn temp(&mut self, len: usize) -> Buf {
+        self.temps.push(TempBuf::zeroed(len));
+        Buf::Temp(self.temps.len() - 1)
+    }
+
+    /// Sets the reduction applied by [`Step::Reduce`].
+    pub(crate) fn set_op(&mut self, op: Arc<dyn Combine>) {
+        self.op = Some(op);
+    }
+
+    pub(crate) fn push(&mut self, step: Step) {
+        if let Step::Send { span, .. } | Step::Recv { span, .. } = &step
+            && span.len == 0
+        {
+            return;
+        }
+        self.steps.push(step);
+    }
+
+    /// This rank in the schedule's communicator.
+    pub(crate) fn rank(&self) -> usize {
+        self.route.rank
+    }
+
+    fn view(&self, span: Span) -> UserBuf {
+        match span.buf {
+            Buf::Send => self.send.sub(span.off, span.len),
+            _ => self.view_mut(span).as_const(),
+        }
+    }
+
+    fn view_mut(&self, span: Span) -> UserBufMut {
+        match span.buf {
+            Buf::Send => unreachable!("schedules never write into the send buffer"),
+            Buf::Recv => self.recv.sub(span.off, span.len),
+            Buf::Temp(i) => self.temps[i].view().sub(span.off, span.len),
+        }
+    }
+
+    /// Starts and retires whatever can move. Returns `Some(result)` when finished.
+    pub(crate) fn advance(&mut self, eng: &mut Engine) -> Result<Option<Result<Status>>> {
+        loop {
+            let mut i = 0;
+            while i < self.inflight.len() {
+                match eng.core.reqs.take_done(self.inflight[i]) {
+                    None => i += 1,
+                    Some(r) => {
+                        self.inflight.swap_remove(i);
+                        if let Err(e) = r {
+                            if e.is_fatal() {
+                                return Err(e);
+                            }
+                            self.failed.get_or_insert(e);
+                        }
+                    }
+                }
+            }
+            if self.failed.is_some() || self.next == self.steps.len() {
+                if !self.inflight.is_empty() {
+                    return Ok(None);
+                }
+                return Ok(Some(match self.failed.take() {
+                    Some(e) => Err(Error::InvalidArgument(format!(
+                        "a collective's buffers or counts do not agree across ranks: {e}"
+                    ))),
+                    None => Ok(Status::empty()),
+                }));
+            }
+            match self.steps[self.next] {
+                Step::Fence => {
+                    if !self.inflight.is_empty() {
+                        return Ok(None);
+                    }
+                }
+                Step::Send { peer, span } => {
+                    let buf = self.view(span);
+                    let world = self.route.group[peer] as usize;
+                    let (ctx, src, tag) = (self.route.ctx, self.route.rank as i32, self.route.tag);
+                    let id = eng.start_send(ctx, src, world, tag, buf, false)?;
+                    self.inflight.push(id);
+                }
+                Step::Recv { peer, span } => {
+                    let buf = self.view_mut(span);
+                    let pattern = Pattern {
+                        ctx: self.route.ctx,
+                        src: Source::Rank(peer as i32),
+                        tag: TagSel::Tag(self.route.tag),
+                    };
+                    let id = eng.start_recv(pattern, buf);
+                    self.inflight.push(id);
+                }
+                Step::Reduce { src, dst, src_is_left } => {
+                    let op = self.op.clone().expect("a schedule with reduce steps has an op");
+                    let (input, inout) = (self.view(src), self.view_mut(dst));
+                    op.combine(input.as_slice(), inout.as_mut_slice(), src_is_left);
+                }
+                Step::Copy { src, dst } => {
+                    let (input, out) = (self.view(src), self.view_mut(dst));
+                    out.as_mut_slice().copy_from_slice(input.as_slice());
+                }
+            }
+            self.next += 1;
+        }
+    }
+}
+
+impl Drop for Schedule {
+    fn drop(&mut self) {
+        if !self.inflight.is_empty() {
+            // Requests still point into the temporaries (the job is failing): never
+            // free memory a transport may yet write.
+            for t in self.temps.drain(..) {
+                t.leak();
+            }
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! How a rank waits for progress: spin briefly, then yield, then sleep in the kernel
+//! until a transport has something.
+//!
+//! Spinning wins latency when every rank has a core; when the launcher says the node
+//! is oversubscribed, a rank spins only a moment and yields early, so the rank it waits
+//! for gets the core. Invariant: a rank idle for more than the spin and yield phases
+//! sleeps in the kernel (woken by an arrival or a short timeout), so it uses almost no
+//! CPU however long it waits.
+
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+
+/// Longest sleep before re-checking (a safety net; arrivals wake the sleeper).
+pub(crate) const MAX_SLEEP: Duration = Duration::from_millis(50);
+
+/// The spin, yield and sleep budget of one wait.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WaitPolicy {
+    spin: Duration,
+    yields: u32,
+}
+
+impl WaitPolicy {
+    /// From the launcher's oversubscription flag, overridable with `OXMPI_SPIN_US`
+    /// (microseconds of spinning before yielding) and `OXMPI_YIELDS`.
+    pub(crate) fn from_env(oversubscribed: bool) -> Result<WaitPolicy> {
+        let mut p = if oversubscribed {
+            WaitPolicy { spin: Duration::from_micros(2), yields: 16 }
+        } else {
+            WaitPolicy { spin: Duration::from_micros(100), yields: 16 }
+        };
+        if let Some(us) = env_number("OXMPI_SPIN_US")? {
+            p.spin = Duration::from_micros(us);
+        }
+        if let Some(n) = env_number("OXMPI_YIELDS")? {
+            p.yields = n as u32;
+        }
+        Ok(p)
+    }
+}
+
+/// Reads a numeric `OXMPI_*` variable; unset is `None`, garbage is an error.
+pub(crate) fn env_number(var: &str) -> Result<Option<u64>> {
+    match std::env::var(var) {
+        Err(_) => Ok(None),
+        Ok(v) => v.trim().parse().map(Some).map_err(|_| Error::Config {
+            var: var.into(),
+            value: v,
+            expected: "a non-negative integer".into(),
+        }),
+    }
+}
+
+/// What to do next in one wait.
+pub(crate) enum Step {
+    Spin,
+    Yield,
+    Sleep(Duration),
+}
+
+/// The state of one wait: when it went idle and how often it yielded.
+pub(crate) struct Idle {
+    since: Option<Instant>,
+    yields: u32,
+}
+
+impl Idle {
+    pub(crate) fn new() -> Idle {
+        Idle { since: None, yields: 0 }
+    }
+
+    /// Something happened: start the spin phase over.
+    pub(crate) fn reset(&mut self) {
+        self.since = None;
+        self.yields = 0;
+    }
+
+    /// Nothing happened in the last progress call: what now?
+    pub(crate) fn next(&mut self, policy: &WaitPolicy) -> Step {
+        let since = *self.since.get_or_insert_with(Instant::now);
+        if since.elapsed() < policy.spin {
+            return Step::Spin;
+        }
+        if self.yields < policy.yields {
+            self.yields += 1;
+            return Step::Yield;
+        }
+        Step::Sleep(MAX_SLEEP)
+    }
+}

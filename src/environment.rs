@@ -1,0 +1,223 @@
+//! Starting and ending oxmpi in a process (MPI's environment chapter): [`init`],
+//! [`Universe`], [`wtime`], error modes.
+//!
+//! `init` reads the launcher's environment, connects the transports and returns the
+//! [`Universe`], whose drop (or [`Universe::finalize`]) ends this rank's part in the
+//! job. Invariant: at most one universe per process at a time.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Instant;
+
+use crate::bootstrap::Bootstrap;
+use crate::comm::Comm;
+use crate::engine::{self, Engine, wait};
+use crate::error::{Error, Result};
+use crate::transport::network::{Network, Route};
+use crate::transport::tcp::Tcp;
+
+/// What a call does when the job itself fails (a peer died, a frame was malformed,
+/// the launcher went away); mistakes in a call's own arguments are always returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorMode {
+    /// Print the failure, naming this rank, and end the whole job
+    /// (`MPI_ERRORS_ARE_FATAL`). The default.
+    Fatal,
+    /// Return the failure as `Err` and let the caller decide (`MPI_ERRORS_RETURN`).
+    Return,
+}
+
+/// How threads may use oxmpi (`MPI_Init_thread`'s levels).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Threading {
+    /// Calls may come from any thread, one at a time (`MPI_THREAD_SERIALIZED`); a
+    /// blocking call holds the library while it waits, so a second thread calling in
+    /// meanwhile waits too. Communicators are `Send` but not `Sync`.
+    Serialized,
+}
+
+/// The running library. Dropping it finalizes this rank (`MPI_Finalize`).
+///
+/// ```
+/// # fn main() -> oxmpi::Result<()> {
+/// let universe = oxmpi::init()?;
+/// let world = universe.world();
+/// println!("hello from rank {} of {}", world.rank(), world.size());
+/// universe.finalize()?;
+/// # Ok(()) }
+/// ```
+pub struct Universe {
+    world: Comm,
+    finalized: bool,
+}
+
+/// Which transports to use, from `OXMPI_TRANSPORT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TransportChoice {
+    /// The best transport per peer.
+    Auto,
+    /// TCP for every peer but self.
+    Tcp,
+}
+
+impl TransportChoice {
+    fn from_env() -> Result<TransportChoice> {
+        match std::env::var("OXMPI_TRANSPORT").as_deref() {
+            Err(_) | Ok("") | Ok("auto") => Ok(TransportChoice::Auto),
+            Ok("tcp") => Ok(TransportChoice::Tcp),
+            Ok(other) => Err(Error::Config {
+                var: "OXMPI_TRANSPORT".into(),
+                value: other.into(),
+                expected: "one of: auto, tcp".into(),
+            }),
+        }
+    }
+}
+
+fn error_mode_from_env() -> Result<ErrorMode> {
+    match std::env::var("OXMPI_ERRORS").as_deref() {
+        Err(_) | Ok("") | Ok("fatal") => Ok(ErrorMode::Fatal),
+        Ok("return") => Ok(ErrorMode::Return),
+        Ok(other) => Err(Error::Config {
+            var: "OXMPI_ERRORS".into(),
+            value: other.into(),
+            expected: "fatal or return".into(),
+        }),
+    }
+}
+
+fn host_addr() -> Result<IpAddr> {
+    match std::env::var("OXMPI_HOST_ADDR") {
+        Err(_) => Ok(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        Ok(v) => v.parse().map_err(|_| Error::Config {
+            var: "OXMPI_HOST_ADDR".into(),
+            value: v,
+            expected: "an IP address of this host".into(),
+        }),
+    }
+}
+
+/// Starts oxmpi in this process (`MPI_Init`).
+///
+/// Under `oxrun` (or any PMI-1 launcher) the process joins the job; started alone it
+/// is rank 0 of a world of 1.
+///
+/// ```
+/// # fn main() -> oxmpi::Result<()> {
+/// let universe = oxmpi::init()?;
+/// assert!(universe.world().size() >= 1);
+/// # Ok(()) }
+/// ```
+pub fn init() -> Result<Universe> {
+    if engine::is_running() {
+        return Err(Error::AlreadyInitialized);
+    }
+    wtime();
+    let choice = TransportChoice::from_env()?;
+    let error_mode = error_mode_from_env()?;
+    let eager = wait::env_number("OXMPI_EAGER_LIMIT")?.map(|n| n as usize);
+    let budget = wait::env_number("OXMPI_UNEXPECTED_BYTES")?.map_or(64 << 20, |n| n as usize);
+    let mut boot = Bootstrap::from_env()?;
+    let policy = wait::WaitPolicy::from_env(boot.oversubscribed)?;
+    let (rank, size) = (boot.rank, boot.size);
+    let routes: Vec<Route> = (0..size)
+        .map(|p| match (p == rank, choice) {
+            (true, _) => Route::Loopback,
+            (false, TransportChoice::Auto | TransportChoice::Tcp) => Route::Tcp,
+        })
+        .collect();
+    let listener = if routes.contains(&Route::Tcp) {
+        let ip = host_addr()?;
+        let listener = std::net::TcpListener::bind(SocketAddr::new(ip, 0))
+            .map_err(|e| Error::io(format!("listening for peers on {ip}"), e))?;
+        let addr = listener.local_addr().map_err(|e| Error::io("reading the listener's address", e))?;
+        boot.put(&format!("oxmpi-tcp-{rank}"), &addr.to_string())?;
+        Some(listener)
+    } else {
+        None
+    };
+    let early_secret = if size > 1 { boot.secret_before_fence()? } else { None };
+    boot.fence()?;
+    let secret = if size > 1 { Some(boot.secret_after_fence(early_secret)?) } else { None };
+    let boot = Arc::new(Mutex::new(boot));
+    let tcp = match listener {
+        Some(listener) => {
+            let shared = Arc::clone(&boot);
+            let resolver = Box::new(move |peer: usize| {
+                let text = shared.lock().unwrap_or_else(PoisonError::into_inner).get(&format!("oxmpi-tcp-{peer}"))?;
+                text.parse::<SocketAddr>()
+                    .map_err(|_| Error::Bootstrap(format!("rank {peer} published a bad address {text:?}")))
+            });
+            let secret = secret.expect("size > 1 with TCP peers");
+            Some(Tcp::new(rank, size, secret, listener, eager, resolver)?)
+        }
+        None => None,
+    };
+    let net = Network::new(rank, routes, tcp);
+    engine::install(Engine::new(boot, net, policy, budget, error_mode))?;
+    Ok(Universe { world: Comm::world(rank, size), finalized: false })
+}
+
+impl Universe {
+    /// The communicator of all ranks in the job (`MPI_COMM_WORLD`).
+    pub fn world(&self) -> Comm {
+        self.world.clone()
+    }
+
+    /// The thread level this library offers.
+    pub fn threading(&self) -> Threading {
+        Threading::Serialized
+    }
+
+    /// Chooses what happens when the job itself fails; see [`ErrorMode`].
+    pub fn set_error_mode(&self, mode: ErrorMode) -> Result<()> {
+        engine::with(|e| {
+            e.error_mode = mode;
+            Ok(())
+        })
+    }
+
+    /// Whether the launcher placed more ranks on this node than it has cores (ranks
+    /// then wait politely rather than spin).
+    pub fn oversubscribed(&self) -> Result<bool> {
+        engine::with(|e| Ok(e.boot.lock().unwrap_or_else(PoisonError::into_inner).oversubscribed))
+    }
+
+    /// Ends this rank's part in the job (`MPI_Finalize`): waits until every rank has
+    /// finalized, then reports to the launcher. Messages nobody received are dropped.
+    pub fn finalize(mut self) -> Result<()> {
+        self.finalized = true;
+        match engine::uninstall() {
+            Some(e) => e.finalize(),
+            None => Err(Error::NotInitialized),
+        }
+    }
+}
+
+impl Drop for Universe {
+    fn drop(&mut self) {
+        if !self.finalized
+            && let Some(e) = engine::uninstall()
+            && let Err(err) = e.finalize()
+        {
+            eprintln!("oxmpi: finalize failed: {err}");
+        }
+    }
+}
+
+/// Seconds since an arbitrary point in this process's past (`MPI_Wtime`), from a
+/// monotonic clock.
+///
+/// ```
+/// let t0 = oxmpi::wtime();
+/// assert!(oxmpi::wtime() >= t0);
+/// ```
+pub fn wtime() -> f64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_secs_f64()
+}
+
+/// Resolution of [`wtime`] in seconds (`MPI_Wtick`).
+pub fn wtick() -> f64 {
+    1e-9
+}

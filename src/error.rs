@@ -1,0 +1,124 @@
+//! The one error type of the public API, with messages a user can act on.
+//!
+//! Every fallible call returns `Result<_, Error>`. Usage errors (a bad rank, a buffer
+//! too small) are always returned; transport failures (a dead peer, a malformed frame)
+//! end the job by default (see [`crate::environment::ErrorMode`]).
+
+use std::io;
+
+/// A rank number within a communicator (`MPI_Comm_rank`).
+pub type Rank = i32;
+/// A message tag (`MPI_TAG`): any value in `0..=TAG_UB`.
+pub type Tag = i32;
+
+/// Everything that can go wrong in an oxmpi call.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A call was made before [`crate::init`] or after the universe was finalized.
+    #[error("oxmpi is not initialized (call oxmpi::init() first, and keep the Universe alive)")]
+    NotInitialized,
+    /// [`crate::init`] was called while a universe is alive.
+    #[error("oxmpi is already initialized in this process")]
+    AlreadyInitialized,
+    /// A destination or source rank outside the communicator.
+    #[error("rank {rank} is out of range for a communicator of size {size}")]
+    InvalidRank {
+        /// The rank given.
+        rank: Rank,
+        /// The communicator's size.
+        size: i32,
+    },
+    /// A negative tag (other than the receive wildcard) or one above [`crate::TAG_UB`].
+    #[error("tag {tag} is invalid (tags run from 0 to {})", crate::TAG_UB)]
+    InvalidTag {
+        /// The tag given.
+        tag: Tag,
+    },
+    /// A message arrived that is larger than the receive buffer; nothing was written.
+    #[error(
+        "message truncated: {message_bytes} bytes from rank {source_rank} (tag {tag}) do not fit in a buffer of {buffer_bytes} bytes"
+    )]
+    Truncated {
+        /// Sender's rank in the communicator.
+        source_rank: Rank,
+        /// The message's tag.
+        tag: Tag,
+        /// Size of the message that arrived.
+        message_bytes: usize,
+        /// Size of the buffer it was to go into.
+        buffer_bytes: usize,
+    },
+    /// A received message's size is not a whole number of elements of the buffer type.
+    #[error("message of {bytes} bytes is not a whole number of {elem_size}-byte elements")]
+    PartialElement {
+        /// Size of the message.
+        bytes: usize,
+        /// Size of one element of the receive type.
+        elem_size: usize,
+    },
+    /// Buffers, counts or roots that do not agree with each other or with the call.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// A peer process died or closed its connection before the job finished.
+    #[error("rank {rank}: peer rank {peer} is gone: {detail}")]
+    PeerLost {
+        /// This process's rank in the world.
+        rank: Rank,
+        /// The lost peer's rank in the world.
+        peer: Rank,
+        /// What was observed.
+        detail: String,
+    },
+    /// A peer sent something that breaks the wire protocol.
+    #[error("rank {rank}: protocol error from peer rank {peer}: {detail}")]
+    Protocol {
+        /// This process's rank in the world.
+        rank: Rank,
+        /// The offending peer's rank in the world (-1 if unknown).
+        peer: Rank,
+        /// What was wrong.
+        detail: String,
+    },
+    /// The launcher's bootstrap service failed or answered nonsense.
+    #[error("bootstrap (PMI) failed: {0}")]
+    Bootstrap(String),
+    /// An `OXMPI_*` environment variable holds a value oxmpi does not understand.
+    #[error("{var}={value:?} is not valid: {expected}")]
+    Config {
+        /// The variable.
+        var: String,
+        /// Its value.
+        value: String,
+        /// What would have been accepted.
+        expected: String,
+    },
+    /// An operating-system call failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What oxmpi was doing.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Shorthand for results of oxmpi calls.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// An [`Error::Io`] with a description of what was being done.
+    pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Error {
+        Error::Io { context: context.into(), source }
+    }
+
+    /// True for failures of the job itself (a lost peer, a protocol violation, a broken
+    /// bootstrap), as opposed to mistakes in the call's arguments.
+    pub fn is_fatal(&self) -> bool {
+        matches!(
+            self,
+            Error::PeerLost { .. } | Error::Protocol { .. } | Error::Bootstrap(_) | Error::Io { .. }
+        )
+    }
+}

@@ -1,0 +1,191 @@
+//! Point-to-point communication (MPI's chapter 3) as methods of [`Comm`]: blocking
+//! `send`/`ssend`/`recv`/`recv_vec`/`probe`/`sendrecv` and nonblocking
+//! `isend`/`issend`/`irecv` within a [`crate::Scope`].
+//!
+//! Buffers are slices of plain-old-data types (`bytemuck::Pod`); sizes travel in
+//! bytes. Invariant: a receive never writes past its buffer; a message that does not
+//! fit is reported as [`Error::Truncated`] and nothing of it is written.
+
+use bytemuck::Pod;
+
+use crate::comm::Comm;
+use crate::engine::{self, matching::Pattern};
+use crate::error::{Error, Rank, Result, Tag};
+use crate::request::{Request, Scope};
+use crate::status::{Source, Status, TagSel};
+use crate::userbuf::{UserBuf, UserBufMut};
+
+impl Comm {
+    fn pattern(&self, source: Source, tag: TagSel) -> Result<Pattern> {
+        Ok(Pattern { ctx: self.p2p_ctx(), src: self.check_source(source)?, tag: Comm::check_tag_sel(tag)? })
+    }
+
+    fn start_send(&self, buf: &[u8], dest: Rank, tag: Tag, sync: bool) -> Result<engine::requests::ReqId> {
+        let peer = self.world_rank(dest)?;
+        let tag = Comm::check_tag(tag)?;
+        let (ctx, me) = (self.p2p_ctx(), self.rank());
+        engine::with(|e| e.start_send(ctx, me, peer, tag, UserBuf::new(buf), sync))
+    }
+
+    /// Sends `buf` to rank `dest` with `tag` (`MPI_Send`). Returns once the buffer
+    /// may be reused: small messages are on their way, large ones were received.
+    ///
+    /// ```
+    /// # fn main() -> oxmpi::Result<()> {
+    /// let universe = oxmpi::init()?;
+    /// let world = universe.world();
+    /// world.send(&[1.5f64, 2.5], world.rank(), 0)?;
+    /// let mut got = [0.0f64; 2];
+    /// world.recv(&mut got, world.rank(), 0)?;
+    /// assert_eq!(got, [1.5, 2.5]);
+    /// # Ok(()) }
+    /// ```
+    pub fn send<T: Pod>(&self, buf: &[T], dest: Rank, tag: Tag) -> Result<()> {
+        let bytes = bytemuck::cast_slice(buf);
+        let peer = self.world_rank(dest)?;
+        let tag = Comm::check_tag(tag)?;
+        let (ctx, me) = (self.p2p_ctx(), self.rank());
+        engine::with(|e| {
+            let id = e.start_send(ctx, me, peer, tag, UserBuf::new(bytes), false)?;
+            e.wait(id).map(|_| ())
+        })
+    }
+
+    /// Sends `buf` and returns only once the receiver has matched it (`MPI_Ssend`).
+    pub fn ssend<T: Pod>(&self, buf: &[T], dest: Rank, tag: Tag) -> Result<()> {
+        let id = self.start_send(bytemuck::cast_slice(buf), dest, tag, true)?;
+        engine::with(|e| e.wait(id).map(|_| ()))
+    }
+
+    /// Receives a message matching `source` and `tag` into `buf` (`MPI_Recv`).
+    /// Wildcards: [`crate::ANY_SOURCE`], [`crate::ANY_TAG`]. A message larger than
+    /// `buf` is an [`Error::Truncated`].
+    pub fn recv<T: Pod>(&self, buf: &mut [T], source: impl Into<Source>, tag: impl Into<TagSel>) -> Result<Status> {
+        let pattern = self.pattern(source.into(), tag.into())?;
+        let bytes = bytemuck::cast_slice_mut(buf);
+        engine::with(|e| {
+            let id = e.start_recv(pattern, UserBufMut::new(bytes));
+            e.wait(id)
+        })
+    }
+
+    /// Receives a message of any size matching `source` and `tag` into a new vector
+    /// (probe, allocate, receive in one step, without a race with other receives).
+    ///
+    /// ```
+    /// # fn main() -> oxmpi::Result<()> {
+    /// let universe = oxmpi::init()?;
+    /// let world = universe.world();
+    /// world.send(b"variable length", world.rank(), 3)?;
+    /// let (text, status) = world.recv_vec::<u8>(oxmpi::ANY_SOURCE, 3)?;
+    /// assert_eq!((&text[..], status.bytes), (&b"variable length"[..], 15));
+    /// # Ok(()) }
+    /// ```
+    pub fn recv_vec<T: Pod>(&self, source: impl Into<Source>, tag: impl Into<TagSel>) -> Result<(Vec<T>, Status)> {
+        let pattern = self.pattern(source.into(), tag.into())?;
+        let elem = std::mem::size_of::<T>().max(1);
+        engine::with(|e| {
+            let msg = e.mprobe(&pattern)?;
+            let size = msg.size();
+            if size % elem != 0 {
+                // Take the message anyway (into scratch) so nothing is left half done.
+                let mut scratch = vec![0u8; size];
+                let id = e.start_recv_matched(msg, UserBufMut::new(&mut scratch));
+                e.wait(id)?;
+                return Err(Error::PartialElement { bytes: size, elem_size: elem });
+            }
+            let mut out = vec![T::zeroed(); size / elem];
+            let id = e.start_recv_matched(msg, UserBufMut::new(bytemuck::cast_slice_mut(&mut out)));
+            let status = e.wait(id)?;
+            Ok((out, status))
+        })
+    }
+
+    /// Waits for a message matching `source` and `tag` and returns its envelope
+    /// without receiving it (`MPI_Probe`).
+    pub fn probe(&self, source: impl Into<Source>, tag: impl Into<TagSel>) -> Result<Status> {
+        let pattern = self.pattern(source.into(), tag.into())?;
+        engine::with(|e| {
+            let mut found = None;
+            e.wait_until(|e| {
+                found = e.iprobe(&pattern).ok().flatten();
+                found.is_some()
+            })?;
+            Ok(found.expect("loop ends on a match"))
+        })
+    }
+
+    /// The envelope of a matching message if one has arrived (`MPI_Iprobe`).
+    pub fn iprobe(&self, source: impl Into<Source>, tag: impl Into<TagSel>) -> Result<Option<Status>> {
+        let pattern = self.pattern(source.into(), tag.into())?;
+        engine::with(|e| e.iprobe(&pattern))
+    }
+
+    /// Sends `send` to `dest` and receives into `recv` from `source` at once, without
+    /// deadlock however the ranks pair up (`MPI_Sendrecv`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn sendrecv<S: Pod, R: Pod>(
+        &self,
+        send: &[S],
+        dest: Rank,
+        send_tag: Tag,
+        recv: &mut [R],
+        source: impl Into<Source>,
+        recv_tag: impl Into<TagSel>,
+    ) -> Result<Status> {
+        let pattern = self.pattern(source.into(), recv_tag.into())?;
+        let peer = self.world_rank(dest)?;
+        let send_tag = Comm::check_tag(send_tag)?;
+        let (ctx, me) = (self.p2p_ctx(), self.rank());
+        let out = UserBuf::new(bytemuck::cast_slice(send));
+        let into = UserBufMut::new(bytemuck::cast_slice_mut(recv));
+        engine::with(|e| {
+            let r = e.start_recv(pattern, into);
+            let s = e.start_send(ctx, me, peer, send_tag, out, false)?;
+            let sent = e.wait(s);
+            let got = e.wait(r);
+            sent?;
+            got
+        })
+    }
+
+    /// Starts sending `buf` (`MPI_Isend`); the buffer stays borrowed until the request
+    /// completes or the scope ends.
+    pub fn isend<'s, T: Pod>(
+        &self,
+        scope: &'s Scope<'s, '_>,
+        buf: &'s [T],
+        dest: Rank,
+        tag: Tag,
+    ) -> Result<Request<'s>> {
+        let id = self.start_send(bytemuck::cast_slice(buf), dest, tag, false)?;
+        Ok(scope.register(id))
+    }
+
+    /// Starts a synchronous send (`MPI_Issend`): completes once the receiver matched it.
+    pub fn issend<'s, T: Pod>(
+        &self,
+        scope: &'s Scope<'s, '_>,
+        buf: &'s [T],
+        dest: Rank,
+        tag: Tag,
+    ) -> Result<Request<'s>> {
+        let id = self.start_send(bytemuck::cast_slice(buf), dest, tag, true)?;
+        Ok(scope.register(id))
+    }
+
+    /// Starts receiving into `buf` (`MPI_Irecv`); the buffer stays borrowed until the
+    /// request completes or the scope ends.
+    pub fn irecv<'s, T: Pod>(
+        &self,
+        scope: &'s Scope<'s, '_>,
+        buf: &'s mut [T],
+        source: impl Into<Source>,
+        tag: impl Into<TagSel>,
+    ) -> Result<Request<'s>> {
+        let pattern = self.pattern(source.into(), tag.into())?;
+        let bytes = bytemuck::cast_slice_mut(buf);
+        let id = engine::with(|e| Ok(e.start_recv(pattern, UserBufMut::new(bytes))))?;
+        Ok(scope.register(id))
+    }
+}

@@ -1,0 +1,96 @@
+//! What a completed receive reports (`MPI_Status`), and the source/tag selectors of a
+//! receive, wildcards included.
+
+use crate::error::{Rank, Tag};
+
+/// The largest tag a message may carry (`MPI_TAG_UB`).
+pub const TAG_UB: Tag = i32::MAX;
+
+/// Which sender a receive accepts.
+///
+/// Plain ranks convert into `Source` (`comm.recv(&mut buf, 3, 0)`); the wildcard is
+/// [`ANY_SOURCE`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// Only messages from this rank of the communicator.
+    Rank(Rank),
+    /// Messages from any rank (`MPI_ANY_SOURCE`).
+    Any,
+}
+
+/// Which tags a receive accepts: a plain tag converts into `TagSel`; the wildcard is
+/// [`ANY_TAG`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TagSel {
+    /// Only messages with this tag.
+    Tag(Tag),
+    /// Messages with any tag (`MPI_ANY_TAG`).
+    Any,
+}
+
+/// Receive from any rank (`MPI_ANY_SOURCE`).
+pub const ANY_SOURCE: Source = Source::Any;
+/// Receive with any tag (`MPI_ANY_TAG`).
+pub const ANY_TAG: TagSel = TagSel::Any;
+
+impl From<Rank> for Source {
+    fn from(r: Rank) -> Source {
+        Source::Rank(r)
+    }
+}
+
+impl From<Tag> for TagSel {
+    fn from(t: Tag) -> TagSel {
+        TagSel::Tag(t)
+    }
+}
+
+impl Source {
+    pub(crate) fn matches(self, src: Rank) -> bool {
+        match self {
+            Source::Any => true,
+            Source::Rank(r) => r == src,
+        }
+    }
+}
+
+impl TagSel {
+    pub(crate) fn matches(self, tag: Tag) -> bool {
+        match self {
+            TagSel::Any => true,
+            TagSel::Tag(t) => t == tag,
+        }
+    }
+}
+
+/// The envelope of a received message (`MPI_Status`).
+///
+/// ```
+/// # fn main() -> oxmpi::Result<()> {
+/// let universe = oxmpi::init()?;
+/// let world = universe.world();
+/// world.send(&[1u32, 2, 3], 0, 5)?;
+/// let (data, status) = world.recv_vec::<u32>(oxmpi::ANY_SOURCE, oxmpi::ANY_TAG)?;
+/// assert_eq!((status.source, status.tag, status.count::<u32>()), (0, 5, 3));
+/// assert_eq!(data, [1, 2, 3]);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status {
+    /// The sender's rank in the communicator.
+    pub source: Rank,
+    /// The message's tag.
+    pub tag: Tag,
+    /// The message's size in bytes.
+    pub bytes: usize,
+}
+
+impl Status {
+    /// Number of whole `T` elements in the message (`MPI_Get_count`).
+    pub fn count<T>(&self) -> usize {
+        match std::mem::size_of::<T>() {
+            0 => 0,
+            n => self.bytes / n,
+        }
+    }
+}

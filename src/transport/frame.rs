@@ -1,0 +1,143 @@
+//! The frame every transport carries: a fixed 40-byte [`Header`] followed by
+//! `payload` bytes, and the outgoing-frame descriptor the engine hands a transport.
+//!
+//! The layout is `#[repr(C)]`, free of padding and little-endian on the wire (oxmpi
+//! refuses to build on big-endian hosts rather than mix byte orders). Transports read
+//! only `kind` and `payload` (for framing and to route [`Kind::Data`] straight into the
+//! receiver's buffer); the matching fields belong to the engine.
+
+use bytemuck::{Pod, Zeroable};
+
+#[cfg(target_endian = "big")]
+compile_error!("oxmpi's wire format is little-endian; big-endian hosts are not supported");
+
+/// What a frame means. The meaning of [`Header::a`] and [`Header::b`] depends on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Kind {
+    /// A whole message inline. `a`: the sender's request id; with [`flags::SYNC`] the
+    /// receiver answers [`Kind::SyncAck`] once the message is matched.
+    Eager = 1,
+    /// Request to send a large message. `a`: sender's request id, `b`: message size.
+    Rts = 2,
+    /// The receiver matched an RTS. `a`: sender's request id, `b`: receiver's request
+    /// id. With [`flags::TRUNCATE`] the receiver refuses the data (its buffer is too
+    /// small) and the sender completes without sending it.
+    Cts = 3,
+    /// A piece of a large message. `a`: receiver's request id, `b`: byte offset.
+    Data = 4,
+    /// A synchronous eager send was matched. `a`: sender's request id.
+    SyncAck = 5,
+    /// The receiver pulled a large message itself (single-copy): the sender may
+    /// complete. `a`: sender's request id.
+    Fin = 6,
+}
+
+impl Kind {
+    pub(crate) fn from_u8(v: u8) -> Option<Kind> {
+        Some(match v {
+            1 => Kind::Eager,
+            2 => Kind::Rts,
+            3 => Kind::Cts,
+            4 => Kind::Data,
+            5 => Kind::SyncAck,
+            6 => Kind::Fin,
+            _ => return None,
+        })
+    }
+}
+
+/// Bits of [`Header::flags`].
+pub(crate) mod flags {
+    /// On [`super::Kind::Cts`]: the receiver's buffer is too small; send no data.
+    pub const TRUNCATE: u8 = 1;
+    /// On [`super::Kind::Rts`]: the payload holds a [`super::RemoteBuf`] the receiver
+    /// may read directly with a single copy.
+    pub const SINGLE_COPY: u8 = 2;
+    /// On [`super::Kind::Eager`]: a synchronous send; acknowledge the match.
+    pub const SYNC: u8 = 4;
+}
+
+/// The fixed part of every frame.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, Pod, Zeroable, PartialEq, Eq)]
+pub(crate) struct Header {
+    /// A [`Kind`] as a byte.
+    pub kind: u8,
+    /// Bits from [`flags`].
+    pub flags: u8,
+    pub _pad: u16,
+    /// Communicator context id (matching).
+    pub ctx: u32,
+    /// Sender's rank in the communicator (matching).
+    pub src: i32,
+    /// Message tag (matching).
+    pub tag: i32,
+    /// Bytes of payload that follow this header.
+    pub payload: u64,
+    /// Kind-specific, see [`Kind`].
+    pub a: u64,
+    /// Kind-specific, see [`Kind`].
+    pub b: u64,
+}
+
+/// Size of a [`Header`] on the wire.
+pub(crate) const HEADER_LEN: usize = std::mem::size_of::<Header>();
+const _: () = assert!(HEADER_LEN == 40);
+
+impl Header {
+    pub(crate) fn new(kind: Kind) -> Header {
+        Header { kind: kind as u8, ..Header::default() }
+    }
+
+    pub(crate) fn kind(&self) -> Option<Kind> {
+        Kind::from_u8(self.kind)
+    }
+}
+
+/// Where a sender's large-message buffer lives, for a receiver that can read another
+/// process's memory (`process_vm_readv`). Carried as the payload of a single-copy RTS.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, Pod, Zeroable, PartialEq, Eq)]
+pub(crate) struct RemoteBuf {
+    pub pid: u64,
+    pub addr: u64,
+}
+
+/// The payload of an outgoing frame.
+pub(crate) enum Payload {
+    /// No payload.
+    Empty,
+    /// Bytes the frame owns (control data, copies).
+    Owned(bytes::Bytes),
+    /// Bytes in a user's send buffer, valid until the transport reports the frame's
+    /// token as sent (the engine keeps the send request alive until then).
+    User(crate::userbuf::UserBuf),
+}
+
+impl Payload {
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Payload::Empty => 0,
+            Payload::Owned(b) => b.len(),
+            Payload::User(u) => u.len(),
+        }
+    }
+
+    /// The payload bytes.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        match self {
+            Payload::Empty => &[],
+            Payload::Owned(b) => b,
+            Payload::User(u) => u.as_slice(),
+        }
+    }
+}
+
+/// A frame queued for a peer. When `token` is set, the transport reports it through
+/// [`super::Sink::sent`] once the payload has left the user's buffer.
+pub(crate) struct OutFrame {
+    pub hdr: Header,
+    pub payload: Payload,
+    pub token: Option<u64>,
+}

@@ -1,0 +1,63 @@
+//! The first 40 bytes on every TCP connection: who is calling, and proof that the
+//! caller belongs to this job (the per-job secret from the launcher).
+//!
+//! The acceptor reads nothing else from a connection until a hello with the right
+//! magic, secret and job size has arrived; anything else closes the connection.
+
+use bytemuck::{Pod, Zeroable};
+
+const MAGIC: [u8; 8] = *b"OXMPI\x01\0\0";
+
+/// A connection's opening message.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub(crate) struct Hello {
+    magic: [u8; 8],
+    secret: [u8; 16],
+    rank: u32,
+    size: u32,
+    _pad: [u8; 8],
+}
+
+pub(crate) const HELLO_LEN: usize = std::mem::size_of::<Hello>();
+const _: () = assert!(HELLO_LEN == 40);
+
+impl Hello {
+    pub(crate) fn new(secret: [u8; 16], rank: usize, size: usize) -> Hello {
+        Hello { magic: MAGIC, secret, rank: rank as u32, size: size as u32, _pad: [0; 8] }
+    }
+
+    /// Checks a received hello; returns the caller's world rank.
+    pub(crate) fn verify(bytes: &[u8], secret: &[u8; 16], size: usize) -> Result<usize, String> {
+        let h: Hello = bytemuck::pod_read_unaligned(&bytes[..HELLO_LEN]);
+        if h.magic != MAGIC {
+            return Err("not an oxmpi connection (bad magic)".into());
+        }
+        // Compare without an early exit, so timing says nothing about the secret.
+        let diff = h.secret.iter().zip(secret).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        if diff != 0 {
+            return Err("wrong job secret".into());
+        }
+        if h.size as usize != size || h.rank as usize >= size {
+            return Err(format!("rank {} of {} does not belong to a job of {size}", h.rank, h.size));
+        }
+        Ok(h.rank as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_own_job_and_rejects_others() {
+        let secret = [7u8; 16];
+        let h = Hello::new(secret, 3, 4);
+        assert_eq!(Hello::verify(bytemuck::bytes_of(&h), &secret, 4), Ok(3));
+        assert!(Hello::verify(bytemuck::bytes_of(&h), &[8u8; 16], 4).is_err());
+        assert!(Hello::verify(bytemuck::bytes_of(&h), &secret, 3).is_err());
+        let mut junk = *bytemuck::bytes_of(&h);
+        junk[0] = b'G';
+        assert!(Hello::verify(&junk, &secret, 4).is_err());
+    }
+}

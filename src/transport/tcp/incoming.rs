@@ -1,0 +1,189 @@
+//! One incoming TCP connection: reads the hello, then frames, and hands them to the
+//! sink.
+//!
+//! Invariants: nothing but the hello is read until it has proved the caller belongs to
+//! the job; no frame other than [`Kind::Data`] may carry more than [`MAX_INLINE`] bytes
+//! (so a bad length can never make us allocate without bound); data frames are read
+//! straight into the receive buffer the sink names, never staged whole.
+
+use std::io::{self, Read};
+
+use super::hello::{HELLO_LEN, Hello};
+use crate::error::{Error, Result};
+use crate::transport::Sink;
+use crate::transport::frame::{HEADER_LEN, Header, Kind};
+
+/// Largest payload of a frame other than data (bounds eager limits too).
+pub(crate) const MAX_INLINE: usize = 1 << 20;
+/// Size of the read buffer small frames are parsed from.
+const READ_BUF: usize = 128 * 1024;
+
+enum State {
+    Hello,
+    Header,
+    Body(Header),
+    Data { hdr: Header, done: usize },
+}
+
+/// Why [`Incoming::pump`] stopped.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Pump {
+    /// The socket has nothing more right now.
+    Drained,
+    /// The sink refused a frame; try again later without waiting for readiness.
+    Stalled,
+    /// The peer closed the connection.
+    Closed,
+}
+
+pub(crate) struct Incoming {
+    pub(crate) stream: mio::net::TcpStream,
+    pub(crate) peer: Option<usize>,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    state: State,
+}
+
+enum Fill {
+    Got,
+    WouldBlock,
+    Eof,
+}
+
+impl Incoming {
+    pub(crate) fn new(stream: mio::net::TcpStream) -> Incoming {
+        Incoming { stream, peer: None, buf: vec![0; READ_BUF], start: 0, end: 0, state: State::Hello }
+    }
+
+    fn buffered(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// Reads more into the buffer, making room for at least `want` bytes in all.
+    fn fill(&mut self, want: usize) -> io::Result<Fill> {
+        if self.start > 0 && (self.end == self.buf.len() || self.start + want > self.buf.len()) {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if want > self.buf.len() {
+            self.buf.resize(want, 0);
+        }
+        loop {
+            match self.stream.read(&mut self.buf[self.end..]) {
+                Ok(0) => return Ok(Fill::Eof),
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(Fill::Got);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Fill::WouldBlock),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Processes everything the socket holds. `me`, `size` and `secret` check the
+    /// hello; frames go to `sink`.
+    pub(crate) fn pump(
+        &mut self,
+        me: usize,
+        size: usize,
+        secret: &[u8; 16],
+        sink: &mut dyn Sink,
+    ) -> Result<(Pump, bool)> {
+        let mut moved = false;
+        let protocol = |peer: Option<usize>, detail: String| Error::Protocol {
+            rank: me as i32,
+            peer: peer.map_or(-1, |p| p as i32),
+            detail,
+        };
+        loop {
+            let need = match &self.state {
+                State::Hello => HELLO_LEN,
+                State::Header => HEADER_LEN,
+                State::Body(h) => h.payload as usize,
+                State::Data { .. } => 0,
+            };
+            if self.buffered() < need {
+                match self.fill(need).map_err(|e| self.io_error(me, e))? {
+                    Fill::Got => continue,
+                    Fill::WouldBlock => return Ok((Pump::Drained, moved)),
+                    Fill::Eof => {
+                        if matches!(self.state, State::Header | State::Hello) && self.buffered() == 0 {
+                            return Ok((Pump::Closed, moved));
+                        }
+                        return Err(self.lost(me, "connection closed in the middle of a frame"));
+                    }
+                }
+            }
+            moved = true;
+            match std::mem::replace(&mut self.state, State::Header) {
+                State::Hello => {
+                    let bytes = &self.buf[self.start..self.start + HELLO_LEN];
+                    let peer = Hello::verify(bytes, secret, size)
+                        .map_err(|why| protocol(None, format!("rejected a TCP connection: {why}")))?;
+                    self.peer = Some(peer);
+                    self.start += HELLO_LEN;
+                }
+                State::Header => {
+                    let hdr: Header = bytemuck::pod_read_unaligned(&self.buf[self.start..self.start + HEADER_LEN]);
+                    self.start += HEADER_LEN;
+                    match hdr.kind() {
+                        None => return Err(protocol(self.peer, format!("unknown frame kind {}", hdr.kind))),
+                        Some(Kind::Data) => self.state = State::Data { hdr, done: 0 },
+                        Some(_) if hdr.payload as usize > MAX_INLINE => {
+                            return Err(protocol(
+                                self.peer,
+                                format!("frame of {} bytes exceeds the {MAX_INLINE}-byte limit", hdr.payload),
+                            ));
+                        }
+                        Some(_) => self.state = State::Body(hdr),
+                    }
+                }
+                State::Body(hdr) => {
+                    let peer = self.peer.expect("hello precedes frames");
+                    if !sink.may_accept(peer) {
+                        self.state = State::Body(hdr);
+                        return Ok((Pump::Stalled, moved));
+                    }
+                    let len = hdr.payload as usize;
+                    sink.frame(peer, &hdr, &self.buf[self.start..self.start + len])?;
+                    self.start += len;
+                }
+                State::Data { hdr, mut done } => {
+                    let peer = self.peer.expect("hello precedes frames");
+                    let total = hdr.payload as usize;
+                    let dest = sink.data_dest(peer, &hdr)?;
+                    let dest = dest.as_mut_slice();
+                    let take = self.buffered().min(total - done);
+                    dest[done..done + take].copy_from_slice(&self.buf[self.start..self.start + take]);
+                    self.start += take;
+                    done += take;
+                    while done < total {
+                        match self.stream.read(&mut dest[done..]) {
+                            Ok(0) => return Err(self.lost(me, "connection closed in the middle of a message")),
+                            Ok(n) => done += n,
+                            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                                self.state = State::Data { hdr, done };
+                                return Ok((Pump::Drained, true));
+                            }
+                            Err(e) => return Err(self.io_error(me, e)),
+                        }
+                    }
+                    sink.data_done(peer, &hdr)?;
+                }
+            }
+        }
+    }
+
+    fn lost(&self, me: usize, detail: &str) -> Error {
+        Error::PeerLost { rank: me as i32, peer: self.peer.map_or(-1, |p| p as i32), detail: detail.into() }
+    }
+
+    fn io_error(&self, me: usize, e: io::Error) -> Error {
+        self.lost(me, &format!("reading its connection failed: {e}"))
+    }
+}

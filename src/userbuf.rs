@@ -1,0 +1,127 @@
+//! Raw views of user buffers that outlive the call that handed them to oxmpi.
+//!
+//! A nonblocking operation keeps a pointer to the user's buffer until it completes.
+//! The invariant that makes this sound: a `UserBuf`/`UserBufMut` is created only from a
+//! borrow that the public API ties to a [`crate::Scope`] (or to a blocking call that does
+//! not return before completion), and every operation holding one is completed before
+//! that scope ends, whether the `Request` was waited on, dropped or forgotten. All
+//! dereferences happen with the engine locked, on one thread at a time.
+
+/// A read-only view of a user's send buffer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct UserBuf {
+    ptr: *const u8,
+    len: usize,
+}
+
+/// A writable view of a user's receive buffer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct UserBufMut {
+    ptr: *mut u8,
+    len: usize,
+}
+
+// SAFETY: the pointers are only dereferenced while the engine lock is held, and the
+// buffers stay valid until the owning operation completes (module invariant).
+unsafe impl Send for UserBuf {}
+// SAFETY: as above.
+unsafe impl Send for UserBufMut {}
+
+impl UserBuf {
+    /// Views `data` beyond the borrow; the caller upholds the module invariant.
+    pub(crate) fn new(data: &[u8]) -> UserBuf {
+        UserBuf { ptr: data.as_ptr(), len: data.len() }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The address, for single-copy transfers by another process.
+    pub(crate) fn addr(&self) -> usize {
+        self.ptr as usize
+    }
+
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        // SAFETY: the buffer is valid and not written by anyone for as long as the
+        // operation holding this view is incomplete (module invariant).
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+
+    /// The part `off..off + len`, which must lie inside the buffer.
+    pub(crate) fn sub(&self, off: usize, len: usize) -> UserBuf {
+        assert!(off <= self.len && len <= self.len - off, "UserBuf::sub out of range");
+        // SAFETY: in bounds, checked above.
+        UserBuf { ptr: unsafe { self.ptr.add(off) }, len }
+    }
+}
+
+impl UserBufMut {
+    /// Views `data` beyond the borrow; the caller upholds the module invariant.
+    pub(crate) fn new(data: &mut [u8]) -> UserBufMut {
+        UserBufMut { ptr: data.as_mut_ptr(), len: data.len() }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The address, for single-copy transfers into this process.
+    pub(crate) fn addr(&self) -> usize {
+        self.ptr as usize
+    }
+
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) fn as_mut_slice(&self) -> &mut [u8] {
+        // SAFETY: the receive operation holding this view has exclusive use of the
+        // buffer until it completes (module invariant); the engine lock serialises
+        // every access, so no two slices from it are live at once.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
+    }
+
+    /// Read-only view of the same bytes.
+    pub(crate) fn as_const(&self) -> UserBuf {
+        UserBuf { ptr: self.ptr, len: self.len }
+    }
+
+    /// The part `off..off + len`, which must lie inside the buffer.
+    pub(crate) fn sub(&self, off: usize, len: usize) -> UserBufMut {
+        assert!(off <= self.len && len <= self.len - off, "UserBufMut::sub out of range");
+        // SAFETY: in bounds, checked above.
+        UserBufMut { ptr: unsafe { self.ptr.add(off) }, len }
+    }
+}
+
+/// Heap bytes owned by oxmpi (a schedule's temporary) that operations in flight may
+/// point into. Views are handed out as [`UserBufMut`] from one base pointer, so views
+/// of different ranges never invalidate each other.
+pub(crate) struct TempBuf {
+    view: UserBufMut,
+}
+
+impl TempBuf {
+    /// `len` zeroed bytes.
+    pub(crate) fn zeroed(len: usize) -> TempBuf {
+        let raw: *mut [u8] = Box::into_raw(vec![0u8; len].into_boxed_slice());
+        TempBuf { view: UserBufMut { ptr: raw.cast(), len } }
+    }
+
+    /// A view of all the bytes, valid while `self` lives.
+    pub(crate) fn view(&self) -> UserBufMut {
+        self.view
+    }
+
+    /// Gives up the memory without freeing it: for when an operation that may still
+    /// touch it cannot be waited for.
+    pub(crate) fn leak(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for TempBuf {
+    fn drop(&mut self) {
+        let raw = std::ptr::slice_from_raw_parts_mut(self.view.ptr, self.view.len);
+        // SAFETY: `raw` is exactly the boxed slice made in `zeroed`, freed only here.
+        drop(unsafe { Box::from_raw(raw) });
+    }
+}
