@@ -41,7 +41,6 @@ pub(crate) struct Engine {
     pub ctx_ids: ContextIds,
     pub error_mode: ErrorMode,
     pub world_rank: usize,
-    pub world_size: usize,
     /// Collective schedules in flight.
     colls: Vec<ReqId>,
 }
@@ -95,10 +94,7 @@ impl Engine {
         unexpected_budget: usize,
         error_mode: ErrorMode,
     ) -> Engine {
-        let (rank, size) = {
-            let b = boot.lock().unwrap_or_else(PoisonError::into_inner);
-            (b.rank, b.size)
-        };
+        let rank = boot.lock().unwrap_or_else(PoisonError::into_inner).rank;
         Engine {
             core: Core::new(rank, unexpected_budget),
             net,
@@ -107,7 +103,6 @@ impl Engine {
             ctx_ids: ContextIds::new(),
             error_mode,
             world_rank: rank,
-            world_size: size,
             colls: Vec::new(),
         }
     }
@@ -203,26 +198,14 @@ impl Engine {
 
     /// Starts a receive into `buf` for messages matching `pattern`.
     pub(crate) fn start_recv(&mut self, pattern: Pattern, buf: UserBufMut) -> ReqId {
-        let id = self.core.reqs.insert(Op::Recv(RecvOp {
-            ctx: pattern.ctx,
-            src: pattern.src,
-            tag: pattern.tag,
-            buf,
-            phase: RecvPhase::Posted,
-        }));
+        let id = self.core.reqs.insert(Op::Recv(RecvOp { buf, phase: RecvPhase::Posted }));
         self.core.post_recv(pattern, id);
         id
     }
 
     /// Starts a receive of a message already taken off the unexpected queue.
     pub(crate) fn start_recv_matched(&mut self, msg: Unexpected, buf: UserBufMut) -> ReqId {
-        let id = self.core.reqs.insert(Op::Recv(RecvOp {
-            ctx: msg.env.ctx,
-            src: crate::status::Source::Rank(msg.env.src),
-            tag: crate::status::TagSel::Tag(msg.env.tag),
-            buf,
-            phase: RecvPhase::Posted,
-        }));
+        let id = self.core.reqs.insert(Op::Recv(RecvOp { buf, phase: RecvPhase::Posted }));
         self.core.deliver_unexpected(id, msg);
         id
     }

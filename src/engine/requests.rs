@@ -4,9 +4,8 @@
 //! forged id in a peer's frame) never reaches a live slot: lookups of stale ids fail.
 
 use super::schedule::Schedule;
-use crate::error::{Result, Tag};
-use crate::status::{Source, Status, TagSel};
-use crate::transport::frame::Header;
+use crate::error::Result;
+use crate::status::Status;
 use crate::userbuf::{UserBuf, UserBufMut};
 
 /// Names one request: slot index in the low 32 bits, generation in the high 32.
@@ -58,9 +57,6 @@ pub(crate) enum RecvPhase {
 
 #[derive(Debug)]
 pub(crate) struct RecvOp {
-    pub ctx: u32,
-    pub src: Source,
-    pub tag: TagSel,
     pub buf: UserBufMut,
     pub phase: RecvPhase,
 }
@@ -143,9 +139,5 @@ impl Status {
     /// The status of an operation that carries no message (a send, a null request).
     pub(crate) fn empty() -> Status {
         Status { source: -1, tag: -1, bytes: 0 }
-    }
-
-    pub(crate) fn of(hdr: &Header, bytes: usize) -> Status {
-        Status { source: hdr.src, tag: hdr.tag as Tag, bytes }
     }
 }

@@ -108,8 +108,6 @@ pub(crate) struct RemoteBuf {
 pub(crate) enum Payload {
     /// No payload.
     Empty,
-    /// Bytes the frame owns (control data, copies).
-    Owned(bytes::Bytes),
     /// Bytes in a user's send buffer, valid until the transport reports the frame's
     /// token as sent (the engine keeps the send request alive until then).
     User(crate::userbuf::UserBuf),
@@ -119,7 +117,6 @@ impl Payload {
     pub(crate) fn len(&self) -> usize {
         match self {
             Payload::Empty => 0,
-            Payload::Owned(b) => b.len(),
             Payload::User(u) => u.len(),
         }
     }
@@ -128,7 +125,6 @@ impl Payload {
     pub(crate) fn bytes(&self) -> &[u8] {
         match self {
             Payload::Empty => &[],
-            Payload::Owned(b) => b,
             Payload::User(u) => u.as_slice(),
         }
     }

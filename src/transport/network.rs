@@ -62,11 +62,6 @@ impl Network {
         }
     }
 
-    /// Whether any transport still holds frames to send.
-    pub(crate) fn has_backlog(&self) -> bool {
-        self.lo.has_backlog() || self.tcp.as_ref().is_some_and(|t| t.has_backlog())
-    }
-
     /// Sleeps until something may have arrived, or `timeout` passed.
     pub(crate) fn block(&mut self, timeout: Duration) -> Result<()> {
         if self.lo.has_backlog() {

@@ -18,8 +18,6 @@ pub(crate) struct Outgoing {
     queue: VecDeque<OutFrame>,
     /// Bytes of the front frame (header and payload) already written.
     head_done: usize,
-    /// Whether the poller is asked for writability (only while frames wait).
-    pub(crate) want_writable: bool,
 }
 
 fn write_some(stream: &mut mio::net::TcpStream, iov: &[IoSlice<'_>]) -> io::Result<usize> {
@@ -35,7 +33,7 @@ fn write_some(stream: &mut mio::net::TcpStream, iov: &[IoSlice<'_>]) -> io::Resu
 
 impl Outgoing {
     pub(crate) fn new(stream: mio::net::TcpStream) -> Outgoing {
-        Outgoing { stream, queue: VecDeque::new(), head_done: 0, want_writable: false }
+        Outgoing { stream, queue: VecDeque::new(), head_done: 0 }
     }
 
     pub(crate) fn is_idle(&self) -> bool {
