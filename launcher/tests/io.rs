@@ -1,0 +1,348 @@
+//! Output forwarding, tagging, stdin, environment and working directory of ranks.
+
+mod common;
+
+use common::*;
+
+fn echo_ranks(n: usize) {
+    let run = run_job(oxrun(&[
+        "-n",
+        &n.to_string(),
+        "sh",
+        "-c",
+        "echo rank $PMI_RANK of $PMI_SIZE",
+    ]));
+    assert_eq!(run.code(), 0, "{run:?}");
+    let mut expected: Vec<String> = (0..n).map(|r| format!("rank {r} of {n}")).collect();
+    expected.sort();
+    assert_eq!(run.sorted_lines(), expected);
+    assert_eq!(run.stderr, "");
+}
+
+#[test]
+fn one_rank() {
+    echo_ranks(1);
+}
+
+#[test]
+fn three_ranks() {
+    echo_ranks(3);
+}
+
+#[test]
+fn sixteen_ranks() {
+    echo_ranks(16);
+}
+
+#[test]
+fn tag_output_prefixes_stdout_and_stderr() {
+    let run = run_job(oxrun(&[
+        "--tag-output",
+        "-n",
+        "3",
+        "sh",
+        "-c",
+        "echo out $PMI_RANK; echo err $PMI_RANK >&2",
+    ]));
+    assert_eq!(run.code(), 0, "{run:?}");
+    assert_eq!(
+        run.sorted_lines(),
+        vec!["[0] out 0", "[1] out 1", "[2] out 2"]
+    );
+    let mut err: Vec<&str> = run.stderr.lines().collect();
+    err.sort();
+    assert_eq!(err, vec!["[0] err 0", "[1] err 1", "[2] err 2"]);
+}
+
+#[test]
+fn single_dash_np_and_program_flags_untouched() {
+    let run = run_job(oxrun(&[
+        "-np",
+        "2",
+        "sh",
+        "-c",
+        "echo \"$@\"",
+        "sh",
+        "-np",
+        "5",
+        "--tag-output",
+    ]));
+    assert_eq!(run.code(), 0, "{run:?}");
+    assert_eq!(
+        run.sorted_lines(),
+        vec!["-np 5 --tag-output", "-np 5 --tag-output"]
+    );
+}
+
+#[test]
+fn exported_variables() {
+    let mut cmd = oxrun(&[
+        "-x",
+        "OXRUN_TEST_A",
+        "-x",
+        "OXRUN_TEST_B=set by -x",
+        "-x",
+        "PMI_RANK=99",
+        "-n",
+        "2",
+        "sh",
+        "-c",
+        "echo \"$PMI_RANK:$OXRUN_TEST_A:$OXRUN_TEST_B\"",
+    ]);
+    cmd.env("OXRUN_TEST_A", "from oxrun");
+    let run = run_job(cmd);
+    assert_eq!(run.code(), 0, "{run:?}");
+    assert_eq!(
+        run.sorted_lines(),
+        vec!["0:from oxrun:set by -x", "1:from oxrun:set by -x"]
+    );
+}
+
+#[test]
+fn rank_environment() {
+    let run = run_job(oxrun(&[
+        "-n",
+        "2",
+        "sh",
+        "-c",
+        "echo $PMI_RANK $PMI_SIZE $PMI_SPAWNED $OXMPI_NODE_ID $OXMPI_LOCAL_RANK $OXMPI_LOCAL_SIZE \
+         $OXMPI_HOST_ADDR ${#OXMPI_JOB_ID} ${#OXMPI_JOB_SECRET} $OXMPI_JOB_ID",
+    ]));
+    assert_eq!(run.code(), 0, "{run:?}");
+    let lines = run.sorted_lines();
+    let fields: Vec<Vec<&str>> = lines.iter().map(|l| l.split(' ').collect()).collect();
+    assert_eq!(
+        fields[0][..9],
+        ["0", "2", "0", "0", "0", "2", "127.0.0.1", "16", "32"]
+    );
+    assert_eq!(
+        fields[1][..9],
+        ["1", "2", "0", "0", "1", "2", "127.0.0.1", "16", "32"]
+    );
+    assert_eq!(fields[0][9], fields[1][9], "one job id per job");
+}
+
+#[test]
+fn oversubscribed_ranks_run_unbound() {
+    let n = more_ranks_than_cores().to_string();
+    let run = run_job(oxrun(&[
+        "-n",
+        &n,
+        "sh",
+        "-c",
+        "echo $OXMPI_OVERSUBSCRIBED $OXMPI_BINDING",
+    ]));
+    assert_eq!(run.code(), 0, "{run:?}");
+    assert!(run.stdout.lines().all(|l| l == "1 none"), "{run:?}");
+}
+
+#[test]
+fn report_bindings() {
+    let run = run_job(oxrun(&[
+        "--report-bindings",
+        "-n",
+        "1",
+        "sh",
+        "-c",
+        "echo $OXMPI_BINDING",
+    ]));
+    assert_eq!(run.code(), 0, "{run:?}");
+    let report: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("[oxrun] rank 0 "))
+        .collect();
+    assert_eq!(report.len(), 1, "{run:?}");
+    if run.stdout.trim() == "none" {
+        assert!(report[0].contains("not bound"), "{run:?}");
+    } else {
+        assert!(run.stdout.starts_with("core:"), "{run:?}");
+        assert!(report[0].contains("bound to core"), "{run:?}");
+    }
+
+    let n = more_ranks_than_cores().to_string();
+    let run = run_job(oxrun(&[
+        "--report-bindings",
+        "--bind-to",
+        "core",
+        "-n",
+        &n,
+        "true",
+    ]));
+    assert_eq!(run.code(), 0, "{run:?}");
+    assert!(run.stderr.contains("warning"), "{run:?}");
+    assert!(
+        run.stderr
+            .contains("[oxrun] rank 1 not bound (oversubscribed:"),
+        "{run:?}"
+    );
+}
+
+#[test]
+fn working_directory() {
+    let dir = scratch("wdir");
+    std::fs::write(dir.join("script.sh"), "#!/bin/sh\npwd\n").unwrap();
+    std::fs::set_permissions(
+        dir.join("script.sh"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let d = dir.to_str().unwrap();
+    // A relative program path is found from --wdir.
+    let run = run_job(oxrun(&["--wdir", d, "-n", "2", "./script.sh"]));
+    assert_eq!(run.code(), 0, "{run:?}");
+    let canonical = dir.canonicalize().unwrap();
+    assert!(
+        run.stdout
+            .lines()
+            .all(|l| std::path::Path::new(l).canonicalize().unwrap() == canonical)
+    );
+
+    let missing = dir.join("missing");
+    let run = run_job(oxrun(&[
+        "--wdir",
+        missing.to_str().unwrap(),
+        "-n",
+        "1",
+        "true",
+    ]));
+    assert_eq!(run.code(), 2, "{run:?}");
+    assert!(
+        run.stderr.contains("--wdir") && run.stderr.contains("no such directory"),
+        "{run:?}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn stdin_goes_to_rank_0_only() {
+    let run = run_job_with_input(
+        oxrun(&[
+            "--tag-output",
+            "-n",
+            "3",
+            "sh",
+            "-c",
+            "while read -r l; do echo \"got $l\"; done; echo eof",
+        ]),
+        b"alpha\nbeta\n",
+    );
+    assert_eq!(run.code(), 0, "{run:?}");
+    assert_eq!(
+        run.sorted_lines(),
+        vec![
+            "[0] eof",
+            "[0] got alpha",
+            "[0] got beta",
+            "[1] eof",
+            "[2] eof"
+        ]
+    );
+}
+
+#[test]
+fn long_lines_arrive_whole() {
+    // A 200 000-byte line with newline, then a 100 000-byte line without one.
+    let run = run_job(oxrun(&[
+        "-n",
+        "1",
+        "sh",
+        "-c",
+        "head -c 200000 /dev/zero | tr '\\0' a; echo; head -c 100000 /dev/zero | tr '\\0' b",
+    ]));
+    assert_eq!(run.code(), 0, "{run:?}");
+    let expected = format!("{}\n{}", "a".repeat(200_000), "b".repeat(100_000));
+    assert!(
+        run.stdout == expected,
+        "output differs (len {})",
+        run.stdout.len()
+    );
+}
+
+#[test]
+fn long_lines_with_tags_split_only_at_64k() {
+    let run = run_job(oxrun(&[
+        "--tag-output",
+        "-n",
+        "3",
+        "sh",
+        "-c",
+        "head -c 150000 /dev/zero | tr '\\0' x; echo; echo short",
+    ]));
+    assert_eq!(run.code(), 0, "{run:?}");
+    // Each rank's long line comes out whole or in pieces of exactly 64 KiB.
+    for r in 0..3 {
+        let prefix = format!("[{r}] ");
+        let pieces: Vec<usize> = run
+            .stdout
+            .lines()
+            .filter(|l| l.starts_with(&prefix) && l.ends_with('x'))
+            .map(|l| l.len() - prefix.len())
+            .collect();
+        assert_eq!(pieces.iter().sum::<usize>(), 150_000, "rank {r}");
+        for p in &pieces[..pieces.len() - 1] {
+            assert_eq!(p % (64 << 10), 0, "rank {r}: pieces {pieces:?}");
+        }
+        assert!(run.stdout.contains(&format!("[{r}] short\n")));
+    }
+}
+
+#[test]
+fn interleaving_stress_keeps_lines_intact() {
+    let script = "i=0; while [ $i -lt 1000 ]; do \
+                  echo \"rank $PMI_RANK line $i ................................................ end\"; \
+                  i=$((i+1)); done";
+    for tag in [false, true] {
+        let mut args = vec!["-n", "8"];
+        if tag {
+            args.push("--tag-output");
+        }
+        args.extend(["sh", "-c", script]);
+        let run = run_job(oxrun(&args));
+        assert_eq!(run.code(), 0, "{:?}", run.stderr);
+        let mut seen = vec![vec![false; 1000]; 8];
+        for line in run.stdout.lines() {
+            let line = if tag {
+                let (prefix, rest) = line.split_once("] ").expect("tag");
+                let r: usize = prefix[1..].parse().unwrap();
+                assert!(rest.starts_with(&format!("rank {r} ")), "{line}");
+                rest
+            } else {
+                line
+            };
+            let words: Vec<&str> = line.split(' ').collect();
+            assert_eq!(words.len(), 6, "mangled line {line:?}");
+            assert_eq!(
+                (words[0], words[2], words[5]),
+                ("rank", "line", "end"),
+                "{line:?}"
+            );
+            let r: usize = words[1].parse().unwrap();
+            let i: usize = words[3].parse().unwrap();
+            assert!(!seen[r][i], "duplicate {line:?}");
+            seen[r][i] = true;
+        }
+        assert!(seen.iter().flatten().all(|&s| s), "lines missing");
+    }
+}
+
+#[test]
+fn output_of_a_failing_job_is_all_there() {
+    let run = run_job(oxrun(&[
+        "-n",
+        "2",
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 500 ]; do echo \"$PMI_RANK $i\"; i=$((i+1)); done; \
+         printf 'last words'; exit $((PMI_RANK + 4))",
+    ]));
+    assert!(run.code() == 4 || run.code() == 5, "{run:?}");
+    let whole = run
+        .stdout
+        .lines()
+        .filter(|l| !l.contains("last words"))
+        .count();
+    // The rank that failed first wrote everything; the other may have been stopped.
+    assert!(whole >= 500, "{whole}");
+    assert!(run.stdout.contains("last words"));
+}

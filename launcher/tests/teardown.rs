@@ -1,0 +1,222 @@
+//! Failures, timeouts and signals: one report line, the right exit status, and no
+//! process left behind.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+
+use common::*;
+
+/// Ranks other than `failing` write their pid to `dir/pid.R` and sleep; `failing`
+/// waits for those files, then runs `then`.
+fn sleepers_and(dir: &std::path::Path, n: usize, failing: usize, then: &str) -> String {
+    format!(
+        "if [ $PMI_RANK = {failing} ]; then \
+           while [ $(ls {d} | wc -l) -lt {others} ]; do sleep 0.01; done; {then}; \
+         else echo $$ > {d}/pid.$PMI_RANK; \
+           exec sleep 1001; fi",
+        d = dir.display(),
+        others = n - 1,
+    )
+}
+
+fn assert_all_gone(dir: &std::path::Path) {
+    let pids = pids_in(dir);
+    assert!(!pids.is_empty());
+    for pid in pids {
+        assert!(!alive(pid, "sleep 1001"), "rank pid {pid} survived");
+    }
+}
+
+#[test]
+fn a_rank_exiting_3_ends_the_job_with_3() {
+    let dir = scratch("exit3");
+    let script = sleepers_and(&dir, 4, 2, "exit 3");
+    let run = run_job(oxrun(&["-n", "4", "sh", "-c", &script]));
+    assert_eq!(run.code(), 3, "{run:?}");
+    let lines = run.oxrun_lines();
+    assert_eq!(lines.len(), 1, "{run:?}");
+    assert!(lines[0].starts_with("oxrun: rank 2 (pid "), "{run:?}");
+    assert!(lines[0].ends_with(") exited with code 3"), "{run:?}");
+    assert_all_gone(&dir);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_rank_killed_by_sigkill_ends_the_job_with_137() {
+    let dir = scratch("kill9");
+    let script = sleepers_and(&dir, 3, 1, "kill -9 $$");
+    let run = run_job(oxrun(&["-n", "3", "sh", "-c", &script]));
+    assert_eq!(run.code(), 137, "{run:?}");
+    let lines = run.oxrun_lines();
+    assert_eq!(lines.len(), 1, "{run:?}");
+    assert!(lines[0].starts_with("oxrun: rank 1 (pid "), "{run:?}");
+    assert!(
+        lines[0].ends_with(") killed by signal 9 (SIGKILL)"),
+        "{run:?}"
+    );
+    assert_all_gone(&dir);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn ranks_ignoring_sigterm_are_killed_after_the_grace() {
+    let dir = scratch("ignoreterm");
+    let script = format!("trap '' TERM; {}", sleepers_and(&dir, 3, 0, "exit 5"));
+    let run = run_job(oxrun(&["-n", "3", "sh", "-c", &script]));
+    assert_eq!(run.code(), 5, "{run:?}");
+    assert_eq!(run.oxrun_lines().len(), 1, "{run:?}");
+    assert_all_gone(&dir);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn timeout_stops_the_job() {
+    let dir = scratch("timeout");
+    let script = format!(
+        "if [ $PMI_RANK = 0 ]; then exit 0; fi; echo $$ > {d}/pid.$PMI_RANK; exec sleep 1001",
+        d = dir.display()
+    );
+    let run = run_job(oxrun(&["--timeout", "1", "-n", "3", "sh", "-c", &script]));
+    assert_eq!(run.code(), 124, "{run:?}");
+    assert_eq!(
+        run.oxrun_lines(),
+        vec!["oxrun: job timed out after 1 s; ranks still running: 1,2"]
+    );
+    assert_all_gone(&dir);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn background_grandchildren_do_not_outlive_the_job() {
+    let dir = scratch("grandchild");
+    let script = format!(
+        "sleep 1001 & echo $! > {d}/pid.$PMI_RANK; echo started",
+        d = dir.display()
+    );
+    let run = run_job(oxrun(&["-n", "2", "sh", "-c", &script]));
+    assert_eq!(run.code(), 0, "{run:?}");
+    assert_eq!(run.stdout, "started\nstarted\n");
+    assert_all_gone(&dir);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Starts oxrun, waits until every rank printed "ready", sends `signal` to oxrun.
+fn signal_after_ready(n: usize, script: &str, signals: &[i32]) -> Run {
+    let mut cmd = oxrun(&["--tag-output", "-n", &n.to_string(), "bash", "-c", script]);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    let mut ready = 0;
+    while ready < n {
+        let mut line = String::new();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "oxrun ended early: {seen}"
+        );
+        ready += usize::from(line.ends_with("ready\n"));
+        seen.push_str(&line);
+    }
+    let pid = child.id() as libc::pid_t;
+    let mut err_seen = String::new();
+    for (i, &sig) in signals.iter().enumerate() {
+        // SAFETY: plain kill on our own child.
+        unsafe { libc::kill(pid, sig) };
+        if i + 1 < signals.len() {
+            // Wait for oxrun to acknowledge before sending the next one.
+            let mut line = String::new();
+            stderr.read_line(&mut line).unwrap();
+            err_seen.push_str(&line);
+        }
+    }
+    let status = wait_guarded(&mut child);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    std::io::Read::read_to_string(&mut stderr, &mut err_seen).unwrap();
+    Run {
+        status,
+        stdout: seen + &rest,
+        stderr: err_seen,
+    }
+}
+
+#[test]
+fn sigterm_to_oxrun_reaches_every_rank() {
+    let script = "trap 'echo got TERM; exit 0' TERM; echo ready; sleep 1001 & wait";
+    let run = signal_after_ready(3, script, &[libc::SIGTERM]);
+    assert_eq!(run.code(), 128 + libc::SIGTERM, "{run:?}");
+    let mut got: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.ends_with("got TERM"))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec!["[0] got TERM", "[1] got TERM", "[2] got TERM"],
+        "{run:?}"
+    );
+    assert!(run.stderr.contains("oxrun: received SIGTERM"), "{run:?}");
+}
+
+#[test]
+fn second_sigint_kills() {
+    let script = "trap 'echo got INT' INT; echo ready; while true; do sleep 1001 & wait; done";
+    let run = signal_after_ready(2, script, &[libc::SIGINT, libc::SIGINT]);
+    assert_eq!(run.code(), 130, "{run:?}");
+    assert!(run.stderr.contains("killing all ranks"), "{run:?}");
+}
+
+#[test]
+fn missing_program_starts_nothing() {
+    let run = run_job(oxrun(&["-n", "4", "oxrun-no-such-program"]));
+    assert_eq!(run.code(), 127, "{run:?}");
+    assert_eq!(
+        run.stderr,
+        "oxrun: cannot run 'oxrun-no-such-program': not found in PATH\n"
+    );
+    assert_eq!(run.stdout, "");
+    let run = run_job(oxrun(&["-n", "1", "./no/such/file"]));
+    assert_eq!(run.code(), 127, "{run:?}");
+}
+
+#[test]
+fn non_executable_program() {
+    let dir = scratch("noexec");
+    let file = dir.join("data.txt");
+    std::fs::write(&file, "echo hi\n").unwrap();
+    let run = run_job(oxrun(&["-n", "2", file.to_str().unwrap()]));
+    assert_eq!(run.code(), 126, "{run:?}");
+    assert_eq!(
+        run.stderr,
+        format!(
+            "oxrun: cannot run '{}': permission denied\n",
+            file.display()
+        )
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn programs_without_pmi_may_exit_0() {
+    let run = run_job(oxrun(&["-n", "2", "true"]));
+    assert_eq!(run.code(), 0, "{run:?}");
+    assert_eq!(run.stderr, "");
+}
+
+#[test]
+fn help_and_version() {
+    let run1 = run_job(oxrun(&["--help"]));
+    assert_eq!(run1.code(), 0);
+    assert!(run1.stdout.contains("--tag-output") && run1.stdout.contains("Exit status"));
+    let run2 = run_job(oxrun(&["--version"]));
+    assert_eq!(run2.code(), 0);
+    assert!(run2.stdout.starts_with("oxrun "));
+    let run3 = run_job(oxrun(&["--np", "2"]));
+    assert_eq!(run3.code(), 2, "{run3:?}");
+}
