@@ -77,7 +77,7 @@ pub enum BindTo {
     max_term_width = 100
 )]
 pub struct Cli {
-    /// Number of ranks to start (Open MPI's `-np N` works too).
+    /// Number of ranks to start (Open MPI's `-np N` works too)
     #[arg(
         short = 'n',
         long = "np",
@@ -86,39 +86,43 @@ pub struct Cli {
     )]
     pub np: u32,
 
-    /// Export VAR to the ranks with oxrun's value, or set VAR=VAL; repeatable.
+    /// Export VAR with oxrun's value, or set VAR=VAL, in every rank; repeatable
     #[arg(short = 'x', value_name = "VAR[=VAL]", action = clap::ArgAction::Append)]
     pub export: Vec<OsString>,
 
-    /// Working directory of the ranks (default: oxrun's own). A relative PROGRAM
-    /// path is looked up from here.
-    #[arg(long, value_name = "DIR")]
+    /// Working directory of the ranks [default: oxrun's own]
+    ///
+    /// A relative PROGRAM path (one with a '/') is looked up from here.
+    #[arg(long, value_name = "DIR", verbatim_doc_comment)]
     pub wdir: Option<PathBuf>,
 
-    /// Prefix every output line of rank R with "[R] ".
+    /// Prefix every output line of rank R with "[R] "
     #[arg(long)]
     pub tag_output: bool,
 
-    /// Pin rank i to core i, or not at all [default: core when there are no more
-    /// ranks than cores, else none]. With more ranks than cores, ranks always run
-    /// unbound.
+    /// Pin rank i to core i (all its hardware threads), or not at all
+    ///
+    /// Default: core when there are no more ranks than cores, else none.
+    /// With more ranks than cores, ranks always run unbound and see
+    /// OXMPI_OVERSUBSCRIBED=1 (an explicit `--bind-to core` then warns).
     #[arg(
         long,
         value_enum,
         value_name = "core|none",
-        hide_possible_values = true
+        hide_possible_values = true,
+        verbatim_doc_comment
     )]
     pub bind_to: Option<BindTo>,
 
-    /// Print each rank's binding on stderr, one line per rank.
+    /// Print each rank's binding on stderr, one line per rank
     #[arg(long)]
     pub report_bindings: bool,
 
-    /// Accepted for Open MPI compatibility; oversubscription is always allowed.
+    /// Accepted for Open MPI compatibility; oversubscription is always allowed
     #[arg(long)]
     pub oversubscribe: bool,
 
-    /// Stop the job if it has not finished after SECS seconds (exit status 124).
+    /// Stop the job if it has not finished after SECS seconds (exit status 124)
     #[arg(long, value_name = "SECS", value_parser = parse_timeout)]
     pub timeout: Option<Timeout>,
 
@@ -126,7 +130,7 @@ pub struct Cli {
     #[arg(value_name = "PROGRAM", required = true)]
     pub program: OsString,
 
-    /// Arguments passed to PROGRAM unchanged.
+    /// Arguments passed to PROGRAM unchanged
     #[arg(
         value_name = "ARGS",
         trailing_var_arg = true,

@@ -206,6 +206,7 @@ impl Job {
 
     /// Spawns every rank (from the main thread: see `spawn`).
     fn start(&mut self, spec: &JobSpec) {
+        let nofile = spawn::raise_fd_limit(spec.layout.size());
         let mut stdin0 = None;
         for rank in 0..spec.layout.size() {
             let binding = &spec.plan.bindings[spec.layout.local_rank(rank) as usize];
@@ -230,6 +231,7 @@ impl Job {
                 env_remove: &rank_env::REMOVED,
                 cpuset: binding.cpuset(),
                 stdin: rank == 0,
+                nofile,
             };
             let spawned = match spawn::spawn(&cmd) {
                 Ok(s) => s,

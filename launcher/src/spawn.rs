@@ -34,6 +34,9 @@ pub struct RankCommand<'a> {
     pub cpuset: Option<libc::cpu_set_t>,
     /// Give the rank a pipe as stdin (rank 0) instead of /dev/null.
     pub stdin: bool,
+    /// The open-file limit to give back to the rank, when oxrun raised its own
+    /// (see [`raise_fd_limit`]).
+    pub nofile: Option<libc::rlimit>,
 }
 
 /// A started rank: its pid and oxrun's ends of its pipes and PMI socket.
@@ -58,6 +61,7 @@ struct ChildSetup {
     pmi_fd: libc::c_int,
     parent: libc::pid_t,
     cpuset: Option<libc::cpu_set_t>,
+    nofile: Option<libc::rlimit>,
 }
 
 impl ChildSetup {
@@ -65,8 +69,8 @@ impl ChildSetup {
     /// (`io::Error::last_os_error` and `from_raw_os_error` do not allocate).
     fn apply(&self) -> io::Result<()> {
         // SAFETY: every call below is async-signal-safe and gets valid arguments:
-        // an initialised empty sigset, plain integers, and a cpu_set_t that lives on
-        // this stack frame for the duration of the call.
+        // an initialised empty sigset, plain integers, and an rlimit and a cpu_set_t
+        // that live in `self` for the duration of the calls.
         unsafe {
             let mut empty: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut empty);
@@ -90,6 +94,11 @@ impl ChildSetup {
             if libc::fcntl(self.pmi_fd, libc::F_SETFD, 0) != 0 {
                 return Err(io::Error::last_os_error());
             }
+            if let Some(limit) = &self.nofile {
+                if libc::setrlimit(libc::RLIMIT_NOFILE, limit) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
             if let Some(set) = &self.cpuset {
                 if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set) != 0 {
                     return Err(io::Error::last_os_error());
@@ -108,6 +117,7 @@ pub fn spawn(rc: &RankCommand<'_>) -> io::Result<Spawned> {
         pmi_fd: theirs.as_raw_fd(),
         parent: std::process::id() as libc::pid_t,
         cpuset: rc.cpuset,
+        nofile: rc.nofile,
     };
     let mut cmd = Command::new(rc.program);
     cmd.arg0(rc.argv0)
@@ -140,4 +150,23 @@ pub fn spawn(rc: &RankCommand<'_>) -> io::Result<Spawned> {
         stderr: child.stderr.take().ok_or_else(|| take("stderr"))?,
         stdin: child.stdin.take(),
     })
+}
+
+/// Raises oxrun's soft limit on open files when `ranks` need more than it allows
+/// (three descriptors each, plus a margin), up to the hard limit. Returns the old
+/// limit, which ranks get back, or `None` when nothing changed.
+pub fn raise_fd_limit(ranks: usize) -> Option<libc::rlimit> {
+    let need = (3 * ranks + 64) as libc::rlim_t;
+    // SAFETY: rlimit is plain data, filled by getrlimit.
+    let mut old: libc::rlimit = unsafe { std::mem::zeroed() };
+    // SAFETY: `old` is a valid, writable rlimit.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut old) } != 0 || old.rlim_cur >= need {
+        return None;
+    }
+    let new = libc::rlimit {
+        rlim_cur: need.min(old.rlim_max),
+        rlim_max: old.rlim_max,
+    };
+    // SAFETY: `new` is a valid rlimit.
+    (unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &new) } == 0).then_some(old)
 }

@@ -220,3 +220,31 @@ fn help_and_version() {
     let run3 = run_job(oxrun(&["--np", "2"]));
     assert_eq!(run3.code(), 2, "{run3:?}");
 }
+
+#[test]
+fn ranks_die_with_oxrun() {
+    let dir = scratch("pdeathsig");
+    let script = format!(
+        "echo $$ > {d}/tmp.$PMI_RANK && mv {d}/tmp.$PMI_RANK {d}/pid.$PMI_RANK && exec sleep 1001",
+        d = dir.display()
+    );
+    let mut cmd = oxrun(&["-n", "3", "sh", "-c", &script]);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    while pids_in(&dir).len() < 3 {
+        assert!(child.try_wait().unwrap().is_none(), "oxrun ended early");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    wait_guarded(&mut child);
+    let start = std::time::Instant::now();
+    for pid in pids_in(&dir) {
+        while alive(pid, "sleep 1001") {
+            assert!(start.elapsed() < HANG_GUARD, "rank {pid} outlived oxrun");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
