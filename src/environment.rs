@@ -130,23 +130,37 @@ pub fn init() -> Result<Universe> {
         let ip = host_addr()?;
         let listener = std::net::TcpListener::bind(SocketAddr::new(ip, 0))
             .map_err(|e| Error::io(format!("listening for peers on {ip}"), e))?;
-        let addr = listener.local_addr().map_err(|e| Error::io("reading the listener's address", e))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Error::io("reading the listener's address", e))?;
         boot.put(&format!("oxmpi-tcp-{rank}"), &addr.to_string())?;
         Some(listener)
     } else {
         None
     };
-    let early_secret = if size > 1 { boot.secret_before_fence()? } else { None };
+    let early_secret = if size > 1 {
+        boot.secret_before_fence()?
+    } else {
+        None
+    };
     boot.fence()?;
-    let secret = if size > 1 { Some(boot.secret_after_fence(early_secret)?) } else { None };
+    let secret = if size > 1 {
+        Some(boot.secret_after_fence(early_secret)?)
+    } else {
+        None
+    };
     let boot = Arc::new(Mutex::new(boot));
     let tcp = match listener {
         Some(listener) => {
             let shared = Arc::clone(&boot);
             let resolver = Box::new(move |peer: usize| {
-                let text = shared.lock().unwrap_or_else(PoisonError::into_inner).get(&format!("oxmpi-tcp-{peer}"))?;
-                text.parse::<SocketAddr>()
-                    .map_err(|_| Error::Bootstrap(format!("rank {peer} published a bad address {text:?}")))
+                let text = shared
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .get(&format!("oxmpi-tcp-{peer}"))?;
+                text.parse::<SocketAddr>().map_err(|_| {
+                    Error::Bootstrap(format!("rank {peer} published a bad address {text:?}"))
+                })
             });
             let secret = secret.expect("size > 1 with TCP peers");
             Some(Tcp::new(rank, size, secret, listener, eager, resolver)?)
@@ -155,7 +169,10 @@ pub fn init() -> Result<Universe> {
     };
     let net = Network::new(rank, routes, tcp);
     engine::install(Engine::new(boot, net, policy, budget, error_mode))?;
-    Ok(Universe { world: Comm::world(rank, size), finalized: false })
+    Ok(Universe {
+        world: Comm::world(rank, size),
+        finalized: false,
+    })
 }
 
 impl Universe {
@@ -180,7 +197,12 @@ impl Universe {
     /// Whether the launcher placed more ranks on this node than it has cores (ranks
     /// then wait politely rather than spin).
     pub fn oversubscribed(&self) -> Result<bool> {
-        engine::with(|e| Ok(e.boot.lock().unwrap_or_else(PoisonError::into_inner).oversubscribed))
+        engine::with(|e| {
+            Ok(e.boot
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .oversubscribed)
+        })
     }
 
     /// Ends this rank's part in the job (`MPI_Finalize`): waits until every rank has

@@ -110,7 +110,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// An [`Error::Io`] with a description of what was being done.
     pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Error {
-        Error::Io { context: context.into(), source }
+        Error::Io {
+            context: context.into(),
+            source,
+        }
     }
 
     /// True for failures of the job itself (a lost peer, a protocol violation, a broken
@@ -118,7 +121,10 @@ impl Error {
     pub fn is_fatal(&self) -> bool {
         matches!(
             self,
-            Error::PeerLost { .. } | Error::Protocol { .. } | Error::Bootstrap(_) | Error::Io { .. }
+            Error::PeerLost { .. }
+                | Error::Protocol { .. }
+                | Error::Bootstrap(_)
+                | Error::Io { .. }
         )
     }
 }

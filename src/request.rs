@@ -47,7 +47,11 @@ pub fn scope<'env, F, R>(f: F) -> R
 where
     F: for<'s> FnOnce(&'s Scope<'s, 'env>) -> R,
 {
-    let scope = Scope { live: RefCell::new(Vec::new()), _scope: PhantomData, _env: PhantomData };
+    let scope = Scope {
+        live: RefCell::new(Vec::new()),
+        _scope: PhantomData,
+        _env: PhantomData,
+    };
     let result = catch_unwind(AssertUnwindSafe(|| f(&scope)));
     let live = std::mem::take(&mut *scope.live.borrow_mut());
     for id in live {
@@ -64,7 +68,11 @@ where
 impl<'s> Scope<'s, '_> {
     pub(crate) fn register(&'s self, id: ReqId) -> Request<'s> {
         self.live.borrow_mut().push(id);
-        Request { id, live: Some(&self.live), done: None }
+        Request {
+            id,
+            live: Some(&self.live),
+            done: None,
+        }
     }
 }
 
@@ -184,7 +192,9 @@ pub fn test_any(requests: &mut [Option<Request<'_>>]) -> Result<Option<(usize, S
 /// empty).
 pub fn wait_some(requests: &mut [Option<Request<'_>>]) -> Result<Vec<(usize, Status)>> {
     let mut out = Vec::new();
-    let Some(first) = wait_any(requests)? else { return Ok(out) };
+    let Some(first) = wait_any(requests)? else {
+        return Ok(out);
+    };
     out.push(first);
     for (i, slot) in requests.iter_mut().enumerate() {
         if slot.as_ref().is_some_and(Request::is_complete) {

@@ -48,7 +48,11 @@ pub(crate) enum Body {
     /// A small message, copied. `sync`: the sender's request id to acknowledge.
     Eager { data: Vec<u8>, sync: Option<u64> },
     /// A large message's announcement.
-    Rts { sreq: u64, size: usize, remote: Option<RemoteBuf> },
+    Rts {
+        sreq: u64,
+        size: usize,
+        remote: Option<RemoteBuf>,
+    },
 }
 
 impl Unexpected {
@@ -71,7 +75,12 @@ pub(crate) struct Matcher {
 
 impl Matcher {
     pub(crate) fn new(budget: usize) -> Matcher {
-        Matcher { posted: VecDeque::new(), unexpected: VecDeque::new(), unexpected_bytes: 0, budget }
+        Matcher {
+            posted: VecDeque::new(),
+            unexpected: VecDeque::new(),
+            unexpected_bytes: 0,
+            budget,
+        }
     }
 
     /// Removes and returns the oldest posted receive matching `env`.
@@ -98,7 +107,10 @@ impl Matcher {
 
     /// Removes and returns the oldest unexpected message `pattern` matches.
     pub(crate) fn take_unexpected(&mut self, pattern: &Pattern) -> Option<Unexpected> {
-        let i = self.unexpected.iter().position(|u| pattern.matches(&u.env))?;
+        let i = self
+            .unexpected
+            .iter()
+            .position(|u| pattern.matches(&u.env))?;
         let msg = self.unexpected.remove(i)?;
         if let Body::Eager { data, .. } = &msg.body {
             self.unexpected_bytes -= data.len();
@@ -128,7 +140,14 @@ mod tests {
     }
 
     fn eager(src: i32, tag: i32, byte: u8) -> Unexpected {
-        Unexpected { peer: src as usize, env: env(src, tag), body: Body::Eager { data: vec![byte], sync: None } }
+        Unexpected {
+            peer: src as usize,
+            env: env(src, tag),
+            body: Body::Eager {
+                data: vec![byte],
+                sync: None,
+            },
+        }
     }
 
     #[test]
@@ -137,14 +156,26 @@ mod tests {
         m.push_unexpected(eager(1, 5, 1));
         m.push_unexpected(eager(2, 6, 2));
         m.push_unexpected(eager(1, 6, 3));
-        let any = Pattern { ctx: 0, src: Source::Any, tag: TagSel::Tag(6) };
+        let any = Pattern {
+            ctx: 0,
+            src: Source::Any,
+            tag: TagSel::Tag(6),
+        };
         let first = m.take_unexpected(&any).unwrap();
         assert_eq!(first.env, env(2, 6));
-        let from1 = Pattern { ctx: 0, src: Source::Rank(1), tag: TagSel::Any };
+        let from1 = Pattern {
+            ctx: 0,
+            src: Source::Rank(1),
+            tag: TagSel::Any,
+        };
         assert_eq!(m.take_unexpected(&from1).unwrap().env, env(1, 5));
         assert_eq!(m.take_unexpected(&from1).unwrap().env, env(1, 6));
         assert!(m.take_unexpected(&from1).is_none());
-        let other_ctx = Pattern { ctx: 2, src: Source::Any, tag: TagSel::Any };
+        let other_ctx = Pattern {
+            ctx: 2,
+            src: Source::Any,
+            tag: TagSel::Any,
+        };
         m.push_unexpected(eager(1, 5, 1));
         assert!(m.take_unexpected(&other_ctx).is_none());
     }
@@ -152,7 +183,11 @@ mod tests {
     #[test]
     fn posted_in_order_and_budget() {
         let mut m = Matcher::new(2);
-        let p = Pattern { ctx: 0, src: Source::Any, tag: TagSel::Any };
+        let p = Pattern {
+            ctx: 0,
+            src: Source::Any,
+            tag: TagSel::Any,
+        };
         m.post(p, ReqId(1));
         m.post(p, ReqId(2));
         assert_eq!(m.take_posted(&env(3, 3)), Some(ReqId(1)));

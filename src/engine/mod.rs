@@ -47,6 +47,9 @@ pub(crate) struct Engine {
 
 static ENGINE: Mutex<Option<Engine>> = Mutex::new(None);
 
+/// How long a rank that lost a peer waits for the launcher to end the job.
+const LAUNCHER_GRACE: Duration = Duration::from_secs(5);
+
 fn lock() -> std::sync::MutexGuard<'static, Option<Engine>> {
     ENGINE.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -109,9 +112,15 @@ impl Engine {
 
     /// Reports a fatal failure and ends the job.
     pub(crate) fn die(&mut self, err: &Error) -> ! {
-        let msg = format!("oxmpi: rank {}: {err}; ending the job", self.world_rank);
-        eprintln!("{msg}");
-        self.boot.lock().unwrap_or_else(PoisonError::into_inner).abort(1, &msg);
+        let mut boot = self.boot.lock().unwrap_or_else(PoisonError::into_inner);
+        if matches!(err, Error::PeerLost { .. }) && boot.size > 1 {
+            // A lost peer has usually died, and the launcher has seen it die too and is
+            // about to end the job naming the real cause. Give it the time to; report
+            // and abort ourselves only if it does not.
+            std::thread::sleep(LAUNCHER_GRACE);
+        }
+        eprintln!("oxmpi: {err}; ending the job");
+        boot.abort(1);
         std::process::exit(1);
     }
 
@@ -173,7 +182,14 @@ impl Engine {
     ) -> Result<ReqId> {
         let len = buf.len();
         let eager = len <= self.net.eager_limit(peer);
-        let phase = if eager { SendPhase::Eager { written: false, acked: !sync } } else { SendPhase::AwaitCts };
+        let phase = if eager {
+            SendPhase::Eager {
+                written: false,
+                acked: !sync,
+            }
+        } else {
+            SendPhase::AwaitCts
+        };
         let id = self.core.reqs.insert(Op::Send(SendOp { peer, buf, phase }));
         let mut hdr = Header::new(if eager { Kind::Eager } else { Kind::Rts });
         hdr.ctx = ctx;
@@ -185,10 +201,18 @@ impl Engine {
             if sync {
                 hdr.flags |= flags::SYNC;
             }
-            OutFrame { hdr, payload: Payload::User(buf), token: Some(id.0) }
+            OutFrame {
+                hdr,
+                payload: Payload::User(buf),
+                token: Some(id.0),
+            }
         } else {
             hdr.b = len as u64;
-            OutFrame { hdr, payload: Payload::Empty, token: None }
+            OutFrame {
+                hdr,
+                payload: Payload::Empty,
+                token: None,
+            }
         };
         if self.net.send(peer, frame)? && eager {
             transport_sent(&mut self.core, id.0)?;
@@ -198,14 +222,20 @@ impl Engine {
 
     /// Starts a receive into `buf` for messages matching `pattern`.
     pub(crate) fn start_recv(&mut self, pattern: Pattern, buf: UserBufMut) -> ReqId {
-        let id = self.core.reqs.insert(Op::Recv(RecvOp { buf, phase: RecvPhase::Posted }));
+        let id = self.core.reqs.insert(Op::Recv(RecvOp {
+            buf,
+            phase: RecvPhase::Posted,
+        }));
         self.core.post_recv(pattern, id);
         id
     }
 
     /// Starts a receive of a message already taken off the unexpected queue.
     pub(crate) fn start_recv_matched(&mut self, msg: Unexpected, buf: UserBufMut) -> ReqId {
-        let id = self.core.reqs.insert(Op::Recv(RecvOp { buf, phase: RecvPhase::Posted }));
+        let id = self.core.reqs.insert(Op::Recv(RecvOp {
+            buf,
+            phase: RecvPhase::Posted,
+        }));
         self.core.deliver_unexpected(id, msg);
         id
     }
@@ -228,12 +258,18 @@ impl Engine {
 
     /// Advances one schedule; returns whether it finished.
     fn advance_one(&mut self, id: ReqId) -> Result<bool> {
-        let Some(op) = self.core.reqs.get_mut(id) else { return Ok(false) };
+        let Some(op) = self.core.reqs.get_mut(id) else {
+            return Ok(false);
+        };
         let Op::Coll(mut sched) = std::mem::replace(op, Op::Done(Ok(Status::empty()))) else {
             unreachable!("colls lists only schedules");
         };
         let outcome = sched.advance(self);
-        let op = self.core.reqs.get_mut(id).expect("schedule slot stays reserved");
+        let op = self
+            .core
+            .reqs
+            .get_mut(id)
+            .expect("schedule slot stays reserved");
         match outcome {
             Ok(None) => {
                 *op = Op::Coll(sched);
@@ -245,7 +281,9 @@ impl Engine {
                 Ok(true)
             }
             Err(e) => {
-                *op = Op::Done(Err(Error::InvalidArgument(format!("collective failed: {e}"))));
+                *op = Op::Done(Err(Error::InvalidArgument(format!(
+                    "collective failed: {e}"
+                ))));
                 self.colls.retain(|c| *c != id);
                 Err(e)
             }
@@ -278,10 +316,11 @@ impl Engine {
     }
 
     fn peek(&self, pattern: &Pattern) -> Option<Status> {
-        self.core
-            .matcher
-            .peek_unexpected(pattern)
-            .map(|u| Status { source: u.env.src, tag: u.env.tag, bytes: u.size() })
+        self.core.matcher.peek_unexpected(pattern).map(|u| Status {
+            source: u.env.src,
+            tag: u.env.tag,
+            bytes: u.size(),
+        })
     }
 
     /// Waits for a message matching `pattern` and takes it off the unexpected queue.
@@ -289,7 +328,11 @@ impl Engine {
         if self.core.matcher.peek_unexpected(pattern).is_none() {
             self.wait_until(|e| e.core.matcher.peek_unexpected(pattern).is_some())?;
         }
-        Ok(self.core.matcher.take_unexpected(pattern).expect("probed above"))
+        Ok(self
+            .core
+            .matcher
+            .take_unexpected(pattern)
+            .expect("probed above"))
     }
 
     /// Ends this process's part in the job: waits (progressing) until every rank has

@@ -52,13 +52,26 @@ pub(crate) trait Combine: Send + Sync {
 
 /// One step of a schedule. Peers are ranks of the schedule's communicator.
 pub(crate) enum Step {
-    Send { peer: usize, span: Span },
-    Recv { peer: usize, span: Span },
+    Send {
+        peer: usize,
+        span: Span,
+    },
+    Recv {
+        peer: usize,
+        span: Span,
+    },
     /// Wait for every send and receive started so far.
     Fence,
     /// `dst = src ⊕ dst` (`src_is_left`) or `dst = dst ⊕ src`.
-    Reduce { src: Span, dst: Span, src_is_left: bool },
-    Copy { src: Span, dst: Span },
+    Reduce {
+        src: Span,
+        dst: Span,
+        src_is_left: bool,
+    },
+    Copy {
+        src: Span,
+        dst: Span,
+    },
 }
 
 /// Where a schedule's messages go: the communicator's collective context.
@@ -191,8 +204,15 @@ impl Schedule {
                     let id = eng.start_recv(pattern, buf);
                     self.inflight.push(id);
                 }
-                Step::Reduce { src, dst, src_is_left } => {
-                    let op = self.op.clone().expect("a schedule with reduce steps has an op");
+                Step::Reduce {
+                    src,
+                    dst,
+                    src_is_left,
+                } => {
+                    let op = self
+                        .op
+                        .clone()
+                        .expect("a schedule with reduce steps has an op");
                     let (input, inout) = (self.view(src), self.view_mut(dst));
                     op.combine(input.as_slice(), inout.as_mut_slice(), src_is_left);
                 }

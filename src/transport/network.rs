@@ -30,13 +30,20 @@ pub(crate) struct Network {
 impl Network {
     pub(crate) fn new(me: usize, routes: Vec<Route>, tcp: Option<Tcp>) -> Network {
         debug_assert!(routes.iter().all(|r| *r != Route::Tcp) || tcp.is_some());
-        Network { routes, lo: Loopback::new(me), tcp }
+        Network {
+            routes,
+            lo: Loopback::new(me),
+            tcp,
+        }
     }
 
     fn transport(&mut self, peer: usize) -> &mut dyn Transport {
         match self.routes[peer] {
             Route::Loopback => &mut self.lo,
-            Route::Tcp => self.tcp.as_mut().expect("a TCP route implies a TCP transport"),
+            Route::Tcp => self
+                .tcp
+                .as_mut()
+                .expect("a TCP route implies a TCP transport"),
         }
     }
 

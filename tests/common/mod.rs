@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
-use std::sync::Once;
+use std::sync::{Mutex, MutexGuard, Once, PoisonError};
 
 /// Rank counts the multi-process tests run at.
 pub const RANK_COUNTS: [usize; 6] = [1, 2, 3, 4, 7, 16];
@@ -16,7 +16,10 @@ pub const HANG_GUARD_SECS: u32 = 240;
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     // target/<profile>/deps/<test> -> target/<profile>
-    exe.parent().and_then(|d| d.parent()).expect("target dir").to_path_buf()
+    exe.parent()
+        .and_then(|d| d.parent())
+        .expect("target dir")
+        .to_path_buf()
 }
 
 /// Builds oxrun, the test programs and the examples in this test's profile, once.
@@ -24,7 +27,18 @@ pub fn build() {
     static BUILD: Once = Once::new();
     BUILD.call_once(|| {
         let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(["build", "-q", "-p", "oxrun", "-p", "oxmpi-testprogs", "-p", "oxmpi", "--bins", "--examples"]);
+        cmd.args([
+            "build",
+            "-q",
+            "-p",
+            "oxrun",
+            "-p",
+            "oxmpi-testprogs",
+            "-p",
+            "oxmpi",
+            "--bins",
+            "--examples",
+        ]);
         if !cfg!(debug_assertions) {
             cmd.arg("--release");
         }
@@ -42,6 +56,16 @@ pub fn program(name: &str) -> PathBuf {
 /// A job to run through oxrun.
 pub struct Job {
     cmd: Command,
+    ranks: usize,
+}
+
+/// Jobs of this many ranks or more run one at a time (the test harness runs tests in
+/// parallel, and a 2-core machine has room for one big job).
+const BIG_JOB: usize = 5;
+
+fn big_job_slot() -> MutexGuard<'static, ()> {
+    static SLOT: Mutex<()> = Mutex::new(());
+    SLOT.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Job {
@@ -51,7 +75,7 @@ impl Job {
         let mut cmd = Command::new(bin_dir().join("oxrun"));
         cmd.arg("--timeout").arg(HANG_GUARD_SECS.to_string());
         cmd.arg("-n").arg(n.to_string()).arg(program(prog));
-        Job { cmd }
+        Job { cmd, ranks: n }
     }
 
     /// Adds program arguments.
@@ -68,6 +92,7 @@ impl Job {
 
     /// Runs the job to its end.
     pub fn output(mut self) -> Output {
+        let _slot = (self.ranks >= BIG_JOB).then(big_job_slot);
         self.cmd.output().expect("starting oxrun")
     }
 
@@ -77,12 +102,14 @@ impl Job {
         let out = self.output();
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{desc} failed: {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}", out.status);
+        assert!(
+            out.status.success(),
+            "{desc} failed: {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+            out.status
+        );
         stdout
     }
 }
 
-/// Transports the point-to-point suites run over (each run of a suite covers both).
-pub fn transports() -> Vec<&'static str> {
-    vec!["tcp", "auto"]
-}
+/// Values of `OXMPI_TRANSPORT` the point-to-point suites run under.
+pub const TRANSPORTS: [&str; 2] = ["auto", "tcp"];

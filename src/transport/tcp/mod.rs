@@ -23,8 +23,8 @@ use super::frame::OutFrame;
 use super::{Sink, Transport};
 use crate::error::{Error, Result};
 use hello::Hello;
-use incoming::{Incoming, Pump};
 pub(crate) use incoming::MAX_INLINE;
+use incoming::{Incoming, Pump};
 use outgoing::Outgoing;
 
 /// Finds a peer's listening address (through the bootstrap's key-value space).
@@ -72,7 +72,9 @@ impl Tcp {
         resolver: Resolver,
     ) -> Result<Tcp> {
         let poll = Poll::new().map_err(|e| Error::io("creating the TCP poller", e))?;
-        listener.set_nonblocking(true).map_err(|e| Error::io("configuring the TCP listener", e))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| Error::io("configuring the TCP listener", e))?;
         let mut listener = TcpListener::from_std(listener);
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)
@@ -115,13 +117,20 @@ impl Tcp {
             Err(e) => return Err(Error::io("polling TCP sockets", e)),
         }
         for ev in self.events.iter() {
-            self.ready.push(Ready { token: ev.token(), closed: ev.is_read_closed() || ev.is_error() });
+            self.ready.push(Ready {
+                token: ev.token(),
+                closed: ev.is_read_closed() || ev.is_error(),
+            });
         }
         Ok(())
     }
 
     fn lost(&self, peer: usize, detail: String) -> Error {
-        Error::PeerLost { rank: self.me as i32, peer: peer as i32, detail }
+        Error::PeerLost {
+            rank: self.me as i32,
+            peer: peer as i32,
+            detail,
+        }
     }
 
     fn connect(&mut self, peer: usize) -> Result<&mut Outgoing> {
@@ -136,7 +145,11 @@ impl Tcp {
             let mut stream = TcpStream::from_std(std_stream);
             self.poll
                 .registry()
-                .register(&mut stream, Token(peer), Interest::READABLE | Interest::WRITABLE)
+                .register(
+                    &mut stream,
+                    Token(peer),
+                    Interest::READABLE | Interest::WRITABLE,
+                )
                 .map_err(|e| Error::io("registering a TCP connection", e))?;
             self.out[peer] = Some(Outgoing::new(stream));
         }
@@ -151,7 +164,9 @@ impl Tcp {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(Error::io("accepting a TCP connection", e)),
             };
-            stream.set_nodelay(true).map_err(|e| Error::io("setting TCP_NODELAY", e))?;
+            stream
+                .set_nodelay(true)
+                .map_err(|e| Error::io("setting TCP_NODELAY", e))?;
             let slot = match self.incoming.iter().position(Option::is_none) {
                 Some(i) => i,
                 None => {
@@ -165,12 +180,17 @@ impl Tcp {
                 .map_err(|e| Error::io("registering a TCP connection", e))?;
             self.incoming[slot] = Some(Incoming::new(stream));
             // Data may already be waiting; the edge may have passed before registration.
-            self.ready.push(Ready { token: Token(self.size + slot), closed: false });
+            self.ready.push(Ready {
+                token: Token(self.size + slot),
+                closed: false,
+            });
         }
     }
 
     fn pump_incoming(&mut self, slot: usize, sink: &mut dyn Sink) -> Result<bool> {
-        let Some(conn) = self.incoming[slot].as_mut() else { return Ok(false) };
+        let Some(conn) = self.incoming[slot].as_mut() else {
+            return Ok(false);
+        };
         let result = conn.pump(self.me, self.size, &self.secret, sink);
         match result {
             Ok((Pump::Drained, moved)) => Ok(moved),
@@ -184,7 +204,9 @@ impl Tcp {
                 let peer = conn.peer;
                 self.close_incoming(slot);
                 match peer {
-                    Some(p) if !self.closing => Err(self.lost(p, "it closed its connection".into())),
+                    Some(p) if !self.closing => {
+                        Err(self.lost(p, "it closed its connection".into()))
+                    }
                     _ => Ok(moved),
                 }
             }
@@ -213,7 +235,9 @@ impl Tcp {
     }
 
     fn flush_out(&mut self, peer: usize, sink: &mut dyn Sink) -> Result<()> {
-        let Some(conn) = self.out[peer].as_mut() else { return Ok(()) };
+        let Some(conn) = self.out[peer].as_mut() else {
+            return Ok(());
+        };
         let sent = &mut self.sent;
         if let Err(e) = conn.flush(&mut |t| sent.push(t)) {
             if !self.closing {

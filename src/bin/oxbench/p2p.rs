@@ -1,0 +1,192 @@
+//! Point-to-point tests between ranks 0 and 1, measuring exactly what
+//! `shared/tools/mpibench.c` (and OSU's `osu_latency`/`osu_bw`) measure; other ranks
+//! stay idle.
+//!
+//! - `latency`: ping-pong of blocking send/recv; the table shows half the average
+//!   round trip in microseconds.
+//! - `bw`: rank 0 starts a window of 64 nonblocking sends, waits for them, then for a
+//!   4-byte acknowledgement from rank 1, which posts 64 receives per window. One
+//!   untimed window first; bandwidth is bytes sent over time in MB/s (1 MB = 1e6
+//!   bytes).
+//!
+//! One difference the safe API imposes: the 64 receives of a window need 64 distinct
+//! buffers (MPI codes may let them all write into one), so rank 1 touches more memory
+//! than mpibench's; if anything, that handicaps oxmpi.
+
+use oxmpi::{Comm, Rank};
+
+use crate::Failure;
+use crate::options::{Common, Counts};
+use crate::pattern;
+use crate::table::Table;
+
+/// Messages in flight per window of the bandwidth test.
+const WINDOW: usize = 64;
+const PING: i32 = 1;
+const DATA: i32 = 2;
+const ACK: i32 = 3;
+
+/// The other rank of the measured pair, or `None` on a rank that sits the test out.
+fn partner(world: &Comm, test: &str) -> Result<Option<Rank>, Failure> {
+    match (world.size(), world.rank()) {
+        (size, _) if size < 2 => Err(Failure::Usage(format!(
+            "{test} needs at least 2 ranks (it runs between ranks 0 and 1), not {size}: start it with `oxrun -n 2`"
+        ))),
+        (_, 0) => Ok(Some(1)),
+        (_, 1) => Ok(Some(0)),
+        _ => Ok(None),
+    }
+}
+
+/// Ping-pong latency: half the round trip, in microseconds.
+pub fn latency(world: &Comm, opts: &Common) -> Result<(), Failure> {
+    let partner = partner(world, "latency")?;
+    let table = Table::new(
+        world,
+        "Latency Test",
+        &[opts.describe_counts()],
+        "Latency (us)",
+    );
+    let Some(partner) = partner else {
+        return Ok(());
+    };
+    let pinger = world.rank() == 0;
+    let mut out = vec![1u8; opts.sizes.max];
+    let mut inbox = vec![0u8; opts.sizes.max];
+    for n in opts.sizes.sizes(1) {
+        let counts = opts.counts(n);
+        let (out, inbox) = (&mut out[..n], &mut inbox[..n]);
+        // Seeds: 2*step for the ping, 2*step + 1 for the pong.
+        let seconds = counts.time(|step| {
+            let step = step as u64;
+            if pinger {
+                if opts.validate {
+                    pattern::fill(out, 2 * step);
+                }
+                world.send(out, partner, PING)?;
+                let got = world.recv(inbox, partner, PING)?;
+                if opts.validate {
+                    pattern::check_len(got.bytes, n, "pong")?;
+                    pattern::check(inbox, 2 * step + 1, "pong")?;
+                }
+            } else {
+                let got = world.recv(inbox, partner, PING)?;
+                if opts.validate {
+                    pattern::check_len(got.bytes, n, "ping")?;
+                    pattern::check(inbox, 2 * step, "ping")?;
+                    pattern::fill(out, 2 * step + 1);
+                }
+                world.send(out, partner, PING)?;
+            }
+            Ok(())
+        })?;
+        table.row(n, seconds / counts.iters as f64 / 2.0 * 1e6);
+    }
+    Ok(())
+}
+
+/// Unidirectional bandwidth with windows of [`WINDOW`] messages, in MB/s.
+pub fn bw(world: &Comm, opts: &Common) -> Result<(), Failure> {
+    let partner = partner(world, "bw")?;
+    let notes = [format!(
+        "window {WINDOW} messages + 4-byte ack; windows per size ITERS/20+2 with the counts of -i \
+         (ITERS {}), warm-up {} window(s){}",
+        opts.iters,
+        opts.warmup.unwrap_or(1),
+        if opts.validate {
+            ", validating data"
+        } else {
+            ""
+        }
+    )];
+    let table = Table::new(world, "Bandwidth Test", &notes, "Bandwidth (MB/s)");
+    let Some(partner) = partner else {
+        return Ok(());
+    };
+    let sender = world.rank() == 0;
+    // Every message of a window has its own slot: receives need distinct buffers, and
+    // validating senders send distinct contents. Slots are at least a byte apart so
+    // that size 0 needs no special case.
+    let slot = opts.sizes.max.max(1);
+    let slots = if sender && !opts.validate { 1 } else { WINDOW };
+    let mut buf = vec![u8::from(sender); slots * slot];
+    for n in opts.sizes.sizes(1) {
+        let counts = Counts {
+            warmup: opts.warmup.unwrap_or(1),
+            iters: opts.counts(n).iters / 20 + 2,
+        };
+        let seconds = counts.time(|window| {
+            if sender {
+                send_window(world, partner, &mut buf, slot, n, window, opts.validate)
+            } else {
+                recv_window(world, partner, &mut buf, slot, n, window, opts.validate)
+            }
+        })?;
+        table.row(n, (n * WINDOW * counts.iters) as f64 / seconds / 1e6);
+    }
+    Ok(())
+}
+
+/// The seed of message `w` of window `window`.
+fn seed(window: usize, w: usize) -> u64 {
+    (window * WINDOW + w) as u64
+}
+
+/// Sends one window of `n`-byte messages from `buf`, then waits for the ack. Without
+/// validation every message comes from the first slot (as in mpibench).
+fn send_window(
+    world: &Comm,
+    to: Rank,
+    buf: &mut [u8],
+    slot: usize,
+    n: usize,
+    window: usize,
+    validate: bool,
+) -> Result<(), Failure> {
+    if validate {
+        for (w, msg) in buf.chunks_mut(slot).enumerate() {
+            pattern::fill(&mut msg[..n], seed(window, w));
+        }
+    }
+    let buf = &*buf;
+    oxmpi::scope(|s| {
+        let sends = (0..WINDOW)
+            .map(|w| {
+                let at = if validate { w * slot } else { 0 };
+                world.isend(s, &buf[at..at + n], to, DATA)
+            })
+            .collect::<oxmpi::Result<Vec<_>>>()?;
+        oxmpi::wait_all(sends)
+    })?;
+    world.recv(&mut [0u8; 4], to, ACK)?;
+    Ok(())
+}
+
+/// Receives one window of `n`-byte messages into the slots of `buf`, then sends the
+/// ack.
+fn recv_window(
+    world: &Comm,
+    from: Rank,
+    buf: &mut [u8],
+    slot: usize,
+    n: usize,
+    window: usize,
+    validate: bool,
+) -> Result<(), Failure> {
+    let statuses = oxmpi::scope(|s| {
+        let recvs = buf
+            .chunks_mut(slot)
+            .map(|msg| world.irecv(s, &mut msg[..n], from, DATA))
+            .collect::<oxmpi::Result<Vec<_>>>()?;
+        oxmpi::wait_all(recvs)
+    })?;
+    if validate {
+        for (w, (msg, status)) in buf.chunks(slot).zip(&statuses).enumerate() {
+            let what = format!("message {w} of window {window}");
+            pattern::check_len(status.bytes, n, &what)?;
+            pattern::check(&msg[..n], seed(window, w), &what)?;
+        }
+    }
+    world.send(&[0u8; 4], from, ACK)?;
+    Ok(())
+}

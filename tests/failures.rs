@@ -1,0 +1,105 @@
+//! Failing ranks end the job promptly with a report naming the rank and the cause, a
+//! non-zero status, and no processes left behind.
+
+mod common;
+
+use std::path::Path;
+
+use common::Job;
+
+fn pids_in(dir: &Path) -> Vec<i32> {
+    std::fs::read_dir(dir)
+        .expect("pid dir")
+        .map(|e| {
+            std::fs::read_to_string(e.expect("entry").path())
+                .expect("pid file")
+                .trim()
+                .parse()
+                .expect("pid")
+        })
+        .collect()
+}
+
+fn alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks whether the process exists.
+    unsafe { libc::kill(pid, 0) == 0 }
+}
+
+/// Runs `fail ARGS` on `n` ranks; returns (exit code, stderr) after checking that
+/// every rank's process is gone.
+fn run_failing(n: usize, args: &[&str]) -> (Option<i32>, String) {
+    let dir = tempdir();
+    let out = Job::new(n, "fail")
+        .args(args)
+        .env("OXMPI_TEST_PIDDIR", dir.to_str().unwrap())
+        .output();
+    let pids = pids_in(&dir);
+    assert_eq!(pids.len(), n, "every rank wrote its pid");
+    for pid in pids {
+        assert!(!alive(pid), "rank process {pid} outlived the job");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn tempdir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "oxmpi-fail-{}-{}",
+        std::process::id(),
+        rand_suffix()
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+#[test]
+fn a_rank_exiting_with_code_3_ends_the_job() {
+    for (n, victim) in [(2, "1"), (4, "2"), (7, "0")] {
+        let (code, err) = run_failing(n, &["exit", victim, "3"]);
+        assert_eq!(code, Some(3), "{err}");
+        assert!(
+            err.contains(&format!("rank {victim} ")) && err.contains("exited with code 3"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn a_rank_killed_by_sigkill_ends_the_job() {
+    for (n, victim) in [(2, "0"), (4, "1"), (16, "9")] {
+        let (code, err) = run_failing(n, &["kill", victim]);
+        assert_eq!(code, Some(137), "{err}");
+        assert!(
+            err.contains(&format!("rank {victim} ")) && err.contains("signal 9"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn abort_ends_the_job_with_its_code() {
+    let (code, err) = run_failing(3, &["abort", "2", "7"]);
+    assert_eq!(code, Some(7), "{err}");
+    assert!(err.contains("rank 2") && err.contains("abort"), "{err}");
+}
+
+#[test]
+fn a_missing_program_is_a_clear_error() {
+    common::build();
+    let out = std::process::Command::new(common::bin_dir().join("oxrun"))
+        .args(["-n", "2", "/nonexistent/oxmpi-program"])
+        .output()
+        .expect("oxrun");
+    assert_eq!(out.status.code(), Some(127));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent/oxmpi-program"), "{err}");
+}

@@ -1,0 +1,92 @@
+//! The point-to-point suite: each test program runs through oxrun at every rank count
+//! and over every transport selection.
+
+mod common;
+
+use common::{Job, RANK_COUNTS, TRANSPORTS};
+
+fn suite(prog: &str, expect: &str) {
+    for transport in TRANSPORTS {
+        for n in RANK_COUNTS {
+            let out = Job::new(n, prog)
+                .env("OXMPI_TRANSPORT", transport)
+                .success();
+            assert!(
+                out.contains(&format!("{expect} ok on {n} ranks")),
+                "{prog} on {n} ranks over {transport}: unexpected output {out:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn all_pairs_exchange_every_size() {
+    suite("p2p_allpairs", "allpairs");
+}
+
+#[test]
+fn ordering_is_kept_per_sender_and_tags_match_out_of_order() {
+    suite("p2p_order", "order");
+}
+
+#[test]
+fn wildcards_and_master_worker() {
+    suite("p2p_wildcards", "wildcards");
+}
+
+#[test]
+fn truncation_is_an_error_and_writes_nothing() {
+    suite("p2p_truncate", "truncate");
+}
+
+#[test]
+fn probe_then_receive_unknown_sizes() {
+    suite("p2p_probe", "probe");
+}
+
+#[test]
+fn ssend_waits_for_the_matching_receive() {
+    suite("p2p_ssend", "ssend");
+}
+
+#[test]
+fn dup_and_split() {
+    suite("comm_split", "split");
+}
+
+#[test]
+fn nonblocking_requests() {
+    suite("p2p_nonblocking", "nonblocking");
+}
+
+#[test]
+fn examples_run() {
+    for n in [1, 2, 3, 4, 7, 16] {
+        let hello = Job::new(n, "examples/hello").success();
+        for r in 0..n {
+            assert!(
+                hello.contains(&format!("hello from rank {r} of {n} on ")),
+                "{hello}"
+            );
+        }
+        assert_eq!(hello.lines().count(), n);
+        Job::new(n, "examples/ring").args(["5"]).success();
+        Job::new(n, "examples/pi").args(["1000000"]).success();
+        if n > 1 {
+            Job::new(n, "examples/workers").args(["200"]).success();
+        }
+    }
+}
+
+#[test]
+fn unknown_transport_is_a_clear_error() {
+    let out = Job::new(2, "examples/hello")
+        .env("OXMPI_TRANSPORT", "carrier-pigeon")
+        .output();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("OXMPI_TRANSPORT") && err.contains("carrier-pigeon") && err.contains("tcp"),
+        "{err}"
+    );
+}

@@ -1,0 +1,114 @@
+//! Requests: wait_any, wait_some, test_any over mixed sends and receives; a request
+//! dropped or forgotten inside a scope is still completed before the scope ends (so
+//! its buffer is never written after it is gone); ANY_SOURCE nonblocking receives.
+
+use oxmpi::ANY_SOURCE;
+use oxmpi_testprogs::check;
+
+fn main() -> oxmpi::Result<()> {
+    let universe = oxmpi::init()?;
+    let world = universe.world();
+    let (rank, size) = (world.rank(), world.size());
+    let (right, left) = ((rank + 1) % size, (rank + size - 1) % size);
+
+    // wait_any / wait_some / test_any collect every request exactly once.
+    let outs: Vec<[i32; 4]> = (0..8).map(|i| [rank, i, 0, 0]).collect();
+    let mut ins = vec![[0i32; 4]; 8];
+    oxmpi::scope(|s| -> oxmpi::Result<()> {
+        let mut slots = Vec::new();
+        for (i, buf) in ins.iter_mut().enumerate() {
+            slots.push(Some(world.irecv(s, buf, left, i as i32)?));
+        }
+        for (i, buf) in outs.iter().enumerate().rev() {
+            slots.push(Some(world.isend(s, buf, right, i as i32)?));
+        }
+        let mut done = 0;
+        if let Some((i, _)) = oxmpi::wait_any(&mut slots)? {
+            check(&world, slots[i].is_none(), || {
+                "wait_any left the slot".into()
+            });
+            done += 1;
+        }
+        while done < 16 {
+            if let Some((i, _)) = oxmpi::test_any(&mut slots)? {
+                check(&world, slots[i].is_none(), || {
+                    "test_any left the slot".into()
+                });
+                done += 1;
+            }
+            let some = oxmpi::wait_some(&mut slots)?;
+            done += some.len();
+        }
+        check(&world, slots.iter().all(Option::is_none), || {
+            "requests left".into()
+        });
+        check(&world, oxmpi::wait_any(&mut slots)?.is_none(), || {
+            "wait_any on nothing".into()
+        });
+        Ok(())
+    })?;
+    for (i, b) in ins.iter().enumerate() {
+        check(&world, *b == [left, i as i32, 0, 0], || {
+            format!("message {i}: {b:?}")
+        });
+    }
+
+    // Dropped and forgotten requests: the scope completes them.
+    let big_out = vec![rank as u8; 300_000];
+    let mut big_in = vec![0u8; 300_000];
+    let mut small_in = [0u8; 3];
+    oxmpi::scope(|s| -> oxmpi::Result<()> {
+        let r = world.irecv(s, &mut big_in, left, 20)?;
+        std::mem::forget(r);
+        drop(world.irecv(s, &mut small_in, left, 21)?);
+        std::mem::forget(world.isend(s, &big_out, right, 20)?);
+        drop(world.isend(s, &[9u8, 9, 9], right, 21)?);
+        Ok(())
+    })?;
+    check(
+        &world,
+        big_in.iter().all(|&b| b == left as u8) && small_in == [9, 9, 9],
+        || "forgotten".into(),
+    );
+
+    // A panic inside a scope still waits for the requests before unwinding.
+    let mut caught = [0u8; 4];
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        oxmpi::scope(|s| {
+            let _r = world.irecv(s, &mut caught, left, 30).expect("irecv");
+            world.send(&[4u8, 3, 2, 1], right, 30).expect("send");
+            panic!("deliberate");
+        })
+    }));
+    check(&world, result.is_err() && caught == [4, 3, 2, 1], || {
+        "panic in scope".into()
+    });
+
+    // ANY_SOURCE nonblocking receives: everyone sends to rank 0.
+    if rank == 0 {
+        let mut got = vec![[0i32]; size as usize];
+        oxmpi::scope(|s| -> oxmpi::Result<()> {
+            let reqs = got
+                .iter_mut()
+                .map(|g| world.irecv(s, g, ANY_SOURCE, 40))
+                .collect::<oxmpi::Result<Vec<_>>>()?;
+            world.send(&[0i32], 0, 40)?;
+            let statuses = oxmpi::wait_all(reqs)?;
+            let mut sources: Vec<i32> = statuses.iter().map(|s| s.source).collect();
+            sources.sort();
+            check(&world, sources == (0..size).collect::<Vec<_>>(), || {
+                format!("sources {sources:?}")
+            });
+            Ok(())
+        })?;
+        let mut vals: Vec<i32> = got.iter().map(|g| g[0]).collect();
+        vals.sort();
+        check(&world, vals == (0..size).collect::<Vec<_>>(), || {
+            format!("values {vals:?}")
+        });
+        println!("nonblocking ok on {size} ranks");
+    } else {
+        world.send(&[rank], 0, 40)?;
+    }
+    universe.finalize()
+}

@@ -1,0 +1,94 @@
+//! Truncation: a message larger than the receive buffer is an error naming both sizes,
+//! nothing is written into or past the buffer, and communication goes on afterwards.
+//! Eager and rendezvous sizes; each rank sends to its right neighbour (itself if alone).
+
+use oxmpi::Error;
+use oxmpi_testprogs::{check, pattern};
+
+fn main() -> oxmpi::Result<()> {
+    let universe = oxmpi::init()?;
+    let world = universe.world();
+    let (rank, size) = (world.rank(), world.size());
+    let (right, left) = ((rank + 1) % size, (rank + size - 1) % size);
+    for (msg_len, buf_len) in [(100usize, 10usize), (1 << 20, 1000), (5, 0)] {
+        let msg = pattern(7, msg_len);
+        let follow = pattern(8, 64);
+        oxmpi::scope(|s| -> oxmpi::Result<()> {
+            let a = world.isend(s, &msg, right, 3)?;
+            let b = world.isend(s, &follow, right, 4)?;
+            // The receive buffer is the middle of a guarded allocation.
+            let mut area = vec![0xAAu8; buf_len + 64];
+            let err = world
+                .recv(&mut area[32..32 + buf_len], left, 3)
+                .expect_err("must truncate");
+            match err {
+                Error::Truncated {
+                    source_rank,
+                    tag,
+                    message_bytes,
+                    buffer_bytes,
+                } => {
+                    check(
+                        &world,
+                        (source_rank, tag, message_bytes, buffer_bytes)
+                            == (left, 3, msg_len, buf_len),
+                        || format!("wrong truncation report: {err}"),
+                    );
+                    let text = err.to_string();
+                    check(
+                        &world,
+                        text.contains(&msg_len.to_string()) && text.contains(&buf_len.to_string()),
+                        || format!("message does not name both sizes: {text}"),
+                    );
+                }
+                other => check(&world, false, || {
+                    format!("expected truncation, got {other}")
+                }),
+            }
+            check(&world, area.iter().all(|&b| b == 0xAA), || {
+                "truncated receive wrote into memory".into()
+            });
+            let mut got = vec![0u8; 64];
+            world.recv(&mut got, left, 4)?;
+            check(&world, got == follow, || {
+                "message after a truncation is wrong".into()
+            });
+            oxmpi::wait_all(vec![a, b])?;
+            Ok(())
+        })?;
+    }
+    // recv_vec of a size that is not a whole number of elements.
+    world.send(&[1u8, 2, 3], right, 9)?;
+    match world.recv_vec::<u32>(left, 9) {
+        Err(Error::PartialElement {
+            bytes: 3,
+            elem_size: 4,
+        }) => {}
+        other => check(&world, false, || {
+            format!("expected a partial-element error, got {other:?}")
+        }),
+    }
+    // Bad arguments are errors, not panics.
+    check(
+        &world,
+        matches!(world.send(&[0u8], size, 0), Err(Error::InvalidRank { .. })),
+        || "rank".into(),
+    );
+    check(
+        &world,
+        matches!(world.send(&[0u8], 0, -5), Err(Error::InvalidTag { .. })),
+        || "tag".into(),
+    );
+    check(
+        &world,
+        matches!(
+            world.recv(&mut [0u8], -3, 0),
+            Err(Error::InvalidRank { .. })
+        ),
+        || "src".into(),
+    );
+    if rank == 0 {
+        println!("truncate ok on {size} ranks");
+    }
+    universe.finalize()
+}

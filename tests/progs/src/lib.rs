@@ -1,0 +1,40 @@
+//! Helpers shared by the test programs that the integration tests start through
+//! oxrun: deterministic message contents and a failure path that names the rank.
+
+use oxmpi::Comm;
+
+/// Deterministic bytes for a message identified by `seed`, `len` long.
+pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// A seed naming one message: sender, receiver, size class and sequence number.
+pub fn seed(src: i32, dst: i32, size: usize, seq: u64) -> u64 {
+    ((src as u64) << 48) ^ ((dst as u64) << 32) ^ ((size as u64) << 8) ^ seq
+}
+
+/// Ends the job with a message naming this rank when `cond` is false.
+#[track_caller]
+pub fn check(comm: &Comm, cond: bool, what: impl FnOnce() -> String) {
+    if !cond {
+        let loc = std::panic::Location::caller();
+        eprintln!("CHECK FAILED on rank {} at {loc}: {}", comm.rank(), what());
+        comm.abort(99);
+    }
+}
+
+/// The first argument of the program, or `default`.
+pub fn arg(i: usize, default: &str) -> String {
+    std::env::args()
+        .nth(i)
+        .unwrap_or_else(|| default.to_string())
+}
