@@ -52,6 +52,10 @@ enum Test {
     /// Ping-pong latency between ranks 0 and 1: half the round trip in us (osu_latency)
     Latency(Common),
     /// Bandwidth from rank 0 to rank 1 in windows of 64 messages, in MB/s (osu_bw)
+    ///
+    /// Rank 0 sends a window of 64 messages, rank 1 answers with a 4-byte ack, as in
+    /// mpibench: each size runs ITERS/20+2 timed windows (ITERS as reduced above 64
+    /// KiB) after one untimed window (or WARMUP windows). 1 MB is 1e6 bytes.
     Bw(Common),
     // Collective tests (coll.rs) go here, with their dispatch lines in `run`.
 }

@@ -9,7 +9,6 @@
 use std::str::FromStr;
 
 use clap::Args;
-use clap::builder::RangedU64ValueParser;
 
 use crate::Failure;
 
@@ -34,11 +33,12 @@ pub struct Common {
         long = "iterations",
         value_name = "ITERS",
         default_value_t = 10_000,
-        value_parser = RangedU64ValueParser::<usize>::new().range(1..)
+        value_parser = at_least_one
     )]
     pub iters: usize,
 
-    /// Untimed warm-up iterations per size [default: a tenth of the iterations, plus one]
+    /// Untimed warm-up iterations per size [default: a tenth of the iterations, plus one;
+    /// bw: one window]
     #[arg(short = 'x', long = "warmup", value_name = "WARMUP")]
     pub warmup: Option<usize>,
 
@@ -79,6 +79,14 @@ impl Common {
                 ""
             }
         )
+    }
+}
+
+/// Parses a count that must be positive.
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("expected a whole number of at least 1, not {s:?}")),
     }
 }
 

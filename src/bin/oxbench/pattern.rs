@@ -8,27 +8,33 @@
 
 use crate::Failure;
 
-/// Byte `i` of the pattern of `seed`.
-fn byte(seed: u64, i: usize) -> u8 {
-    (((seed % 251) as usize * 131 + i % 251) % 251) as u8
+/// The pattern of `seed`: the numbers 0 to 250 counting up, wrapping around, starting
+/// at a point that `seed` picks.
+fn pattern(seed: u64) -> impl Iterator<Item = u8> {
+    let start = ((seed % 251) * 131 % 251) as u8;
+    (start..251).chain((0..251).cycle())
 }
 
 /// Fills `buf` with the pattern of `seed`.
 pub fn fill(buf: &mut [u8], seed: u64) {
-    for (i, b) in buf.iter_mut().enumerate() {
-        *b = byte(seed, i);
+    for (b, v) in buf.iter_mut().zip(pattern(seed)) {
+        *b = v;
     }
 }
 
 /// Checks that `buf` holds the pattern of `seed`; the error names `what` was checked
 /// and the first wrong byte.
 pub fn check(buf: &[u8], seed: u64, what: &str) -> Result<(), Failure> {
-    match buf.iter().enumerate().find(|&(i, &b)| b != byte(seed, i)) {
+    match buf
+        .iter()
+        .zip(pattern(seed))
+        .enumerate()
+        .find(|&(_, (&b, v))| b != v)
+    {
         None => Ok(()),
-        Some((i, &got)) => Err(Failure::Run(format!(
-            "validation failed: {what}: byte {i} of {} is {got}, expected {}",
-            buf.len(),
-            byte(seed, i)
+        Some((i, (got, want))) => Err(Failure::Run(format!(
+            "validation failed: {what}: byte {i} of {} is {got}, expected {want}",
+            buf.len()
         ))),
     }
 }
@@ -63,11 +69,19 @@ mod tests {
 
     #[test]
     fn seeds_and_shifts_differ_everywhere() {
-        for i in 0..600 {
-            for d in 1..251u64 {
-                assert_ne!(byte(0, i), byte(d, i));
-                assert_ne!(byte(3, i), byte(3, i + d as usize));
-            }
+        let of = |seed| pattern(seed).take(1000).collect::<Vec<u8>>();
+        let base = of(3);
+        for d in 1..251 {
+            assert!(
+                of(3 + d).iter().zip(&base).all(|(a, b)| a != b),
+                "seed {}",
+                3 + d
+            );
+            assert!(
+                base[d as usize..].iter().zip(&base).all(|(a, b)| a != b),
+                "shift {d}"
+            );
         }
+        assert_eq!(of(3), of(3 + 251));
     }
 }
