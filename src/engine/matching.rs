@@ -3,8 +3,8 @@
 //! Invariants: a message is compared with posted receives in the order they were
 //! posted, and a receive with unexpected messages in the order they arrived, so the
 //! first match is always the oldest (MPI's non-overtaking rule, given transports that
-//! keep each sender's frames in order). Unexpected eager payloads count against a
-//! byte budget; a large message is only ever queued as its announcement (RTS).
+//! keep each sender's frames in order). A large message is only ever queued as its
+//! announcement (RTS); eager credits ([`super::credits`]) bound the eager data here.
 
 use std::collections::VecDeque;
 
@@ -48,11 +48,7 @@ pub(crate) enum Body {
     /// A small message, copied. `sync`: the sender's request id to acknowledge.
     Eager { data: Vec<u8>, sync: Option<u64> },
     /// A large message's announcement.
-    Rts {
-        sreq: u64,
-        size: usize,
-        remote: Option<RemoteBuf>,
-    },
+    Rts { sreq: u64, size: usize, remote: Option<RemoteBuf> },
 }
 
 impl Unexpected {
@@ -66,21 +62,15 @@ impl Unexpected {
 }
 
 /// Both queues.
+#[derive(Default)]
 pub(crate) struct Matcher {
     posted: VecDeque<(Pattern, ReqId)>,
     unexpected: VecDeque<Unexpected>,
-    unexpected_bytes: usize,
-    budget: usize,
 }
 
 impl Matcher {
-    pub(crate) fn new(budget: usize) -> Matcher {
-        Matcher {
-            posted: VecDeque::new(),
-            unexpected: VecDeque::new(),
-            unexpected_bytes: 0,
-            budget,
-        }
+    pub(crate) fn new() -> Matcher {
+        Matcher::default()
     }
 
     /// Removes and returns the oldest posted receive matching `env`.
@@ -94,9 +84,6 @@ impl Matcher {
     }
 
     pub(crate) fn push_unexpected(&mut self, msg: Unexpected) {
-        if let Body::Eager { data, .. } = &msg.body {
-            self.unexpected_bytes += data.len();
-        }
         self.unexpected.push_back(msg);
     }
 
@@ -107,27 +94,13 @@ impl Matcher {
 
     /// Removes and returns the oldest unexpected message `pattern` matches.
     pub(crate) fn take_unexpected(&mut self, pattern: &Pattern) -> Option<Unexpected> {
-        let i = self
-            .unexpected
-            .iter()
-            .position(|u| pattern.matches(&u.env))?;
-        let msg = self.unexpected.remove(i)?;
-        if let Body::Eager { data, .. } = &msg.body {
-            self.unexpected_bytes -= data.len();
-        }
-        Some(msg)
-    }
-
-    /// Whether eager payloads may still be buffered: under budget, or some receive
-    /// is posted (it may be waiting for exactly the next message).
-    pub(crate) fn may_buffer(&self) -> bool {
-        self.unexpected_bytes < self.budget || !self.posted.is_empty()
+        let i = self.unexpected.iter().position(|u| pattern.matches(&u.env))?;
+        self.unexpected.remove(i)
     }
 
     /// Drops every unexpected message (at finalize: nobody will receive them).
     pub(crate) fn clear_unexpected(&mut self) {
         self.unexpected.clear();
-        self.unexpected_bytes = 0;
     }
 }
 
@@ -140,64 +113,35 @@ mod tests {
     }
 
     fn eager(src: i32, tag: i32, byte: u8) -> Unexpected {
-        Unexpected {
-            peer: src as usize,
-            env: env(src, tag),
-            body: Body::Eager {
-                data: vec![byte],
-                sync: None,
-            },
-        }
+        Unexpected { peer: src as usize, env: env(src, tag), body: Body::Eager { data: vec![byte], sync: None } }
     }
 
     #[test]
     fn oldest_match_first_with_wildcards() {
-        let mut m = Matcher::new(1 << 20);
+        let mut m = Matcher::new();
         m.push_unexpected(eager(1, 5, 1));
         m.push_unexpected(eager(2, 6, 2));
         m.push_unexpected(eager(1, 6, 3));
-        let any = Pattern {
-            ctx: 0,
-            src: Source::Any,
-            tag: TagSel::Tag(6),
-        };
+        let any = Pattern { ctx: 0, src: Source::Any, tag: TagSel::Tag(6) };
         let first = m.take_unexpected(&any).unwrap();
         assert_eq!(first.env, env(2, 6));
-        let from1 = Pattern {
-            ctx: 0,
-            src: Source::Rank(1),
-            tag: TagSel::Any,
-        };
+        let from1 = Pattern { ctx: 0, src: Source::Rank(1), tag: TagSel::Any };
         assert_eq!(m.take_unexpected(&from1).unwrap().env, env(1, 5));
         assert_eq!(m.take_unexpected(&from1).unwrap().env, env(1, 6));
         assert!(m.take_unexpected(&from1).is_none());
-        let other_ctx = Pattern {
-            ctx: 2,
-            src: Source::Any,
-            tag: TagSel::Any,
-        };
+        let other_ctx = Pattern { ctx: 2, src: Source::Any, tag: TagSel::Any };
         m.push_unexpected(eager(1, 5, 1));
         assert!(m.take_unexpected(&other_ctx).is_none());
     }
 
     #[test]
-    fn posted_in_order_and_budget() {
-        let mut m = Matcher::new(2);
-        let p = Pattern {
-            ctx: 0,
-            src: Source::Any,
-            tag: TagSel::Any,
-        };
+    fn posted_in_order() {
+        let mut m = Matcher::new();
+        let p = Pattern { ctx: 0, src: Source::Any, tag: TagSel::Any };
         m.post(p, ReqId(1));
         m.post(p, ReqId(2));
         assert_eq!(m.take_posted(&env(3, 3)), Some(ReqId(1)));
         assert_eq!(m.take_posted(&env(3, 3)), Some(ReqId(2)));
         assert!(m.take_posted(&env(3, 3)).is_none());
-        m.push_unexpected(eager(1, 1, 0));
-        assert!(m.may_buffer());
-        m.push_unexpected(eager(1, 1, 0));
-        assert!(!m.may_buffer());
-        m.post(p, ReqId(3));
-        assert!(m.may_buffer());
     }
 }

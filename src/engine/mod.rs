@@ -8,6 +8,7 @@
 //! views are never dereferenced by two threads at once.
 
 pub(crate) mod context;
+pub(crate) mod credits;
 pub(crate) mod matching;
 pub(crate) mod protocol;
 pub(crate) mod requests;
@@ -20,7 +21,7 @@ use std::time::Duration;
 use crate::bootstrap::Bootstrap;
 use crate::error::{Error, Result};
 use crate::status::Status;
-use crate::transport::frame::{Header, Kind, OutFrame, Payload, flags};
+use crate::transport::frame::{Header, Kind, OutFrame, Payload, RemoteBuf, flags};
 use crate::transport::network::Network;
 use crate::userbuf::{UserBuf, UserBufMut};
 use context::ContextIds;
@@ -46,6 +47,9 @@ pub(crate) struct Engine {
 }
 
 static ENGINE: Mutex<Option<Engine>> = Mutex::new(None);
+
+/// Least eager credit a peer gets, however small the budget or large the job.
+const MIN_CREDIT: usize = 256 * 1024;
 
 /// How long a rank that lost a peer waits for the launcher to end the job.
 const LAUNCHER_GRACE: Duration = Duration::from_secs(5);
@@ -97,9 +101,15 @@ impl Engine {
         unexpected_budget: usize,
         error_mode: ErrorMode,
     ) -> Engine {
-        let rank = boot.lock().unwrap_or_else(PoisonError::into_inner).rank;
+        let (rank, size) = {
+            let b = boot.lock().unwrap_or_else(PoisonError::into_inner);
+            (b.rank, b.size)
+        };
+        // Each peer's share of the budget, but never so little that eager sends of
+        // the largest eager size stop working.
+        let per_peer = (unexpected_budget / size).max(MIN_CREDIT) as u64;
         Engine {
-            core: Core::new(rank, unexpected_budget),
+            core: Core::new(rank, size, per_peer),
             net,
             boot,
             policy,
@@ -127,6 +137,13 @@ impl Engine {
     /// Moves everything that can move without blocking. Returns whether anything did.
     pub(crate) fn progress(&mut self) -> Result<bool> {
         let mut moved = self.net.progress(&mut self.core)?;
+        if !self.core.pulls.is_empty() {
+            for pull in std::mem::take(&mut self.core.pulls) {
+                let pulled = self.net.pull(pull.peer, &pull.remote, pull.dest)?;
+                self.core.finish_pull(pull, pulled);
+            }
+            moved = true;
+        }
         moved |= self.flush_outbox()?;
         if !self.colls.is_empty() {
             moved |= self.advance_schedules()?;
@@ -181,14 +198,12 @@ impl Engine {
         sync: bool,
     ) -> Result<ReqId> {
         let len = buf.len();
-        let eager = len <= self.net.eager_limit(peer);
-        let phase = if eager {
-            SendPhase::Eager {
-                written: false,
-                acked: !sync,
-            }
-        } else {
-            SendPhase::AwaitCts
+        let eager = len <= self.net.eager_limit(peer) && self.core.credits.spend(peer, len);
+        let single_copy = !eager && self.net.single_copy(peer);
+        let phase = match (eager, single_copy) {
+            (true, _) => SendPhase::Eager { written: false, acked: !sync },
+            (false, true) => SendPhase::AwaitFin,
+            (false, false) => SendPhase::AwaitCts,
         };
         let id = self.core.reqs.insert(Op::Send(SendOp { peer, buf, phase }));
         let mut hdr = Header::new(if eager { Kind::Eager } else { Kind::Rts });
@@ -201,18 +216,16 @@ impl Engine {
             if sync {
                 hdr.flags |= flags::SYNC;
             }
-            OutFrame {
-                hdr,
-                payload: Payload::User(buf),
-                token: Some(id.0),
-            }
+            OutFrame { hdr, payload: Payload::User(buf), token: Some(id.0) }
+        } else if single_copy {
+            hdr.b = len as u64;
+            hdr.flags |= flags::SINGLE_COPY;
+            let remote = RemoteBuf { pid: u64::from(std::process::id()), addr: buf.addr() as u64 };
+            hdr.payload = std::mem::size_of::<RemoteBuf>() as u64;
+            OutFrame { hdr, payload: Payload::Remote(remote), token: None }
         } else {
             hdr.b = len as u64;
-            OutFrame {
-                hdr,
-                payload: Payload::Empty,
-                token: None,
-            }
+            OutFrame { hdr, payload: Payload::Empty, token: None }
         };
         if self.net.send(peer, frame)? && eager {
             transport_sent(&mut self.core, id.0)?;
@@ -222,20 +235,14 @@ impl Engine {
 
     /// Starts a receive into `buf` for messages matching `pattern`.
     pub(crate) fn start_recv(&mut self, pattern: Pattern, buf: UserBufMut) -> ReqId {
-        let id = self.core.reqs.insert(Op::Recv(RecvOp {
-            buf,
-            phase: RecvPhase::Posted,
-        }));
+        let id = self.core.reqs.insert(Op::Recv(RecvOp { buf, phase: RecvPhase::Posted }));
         self.core.post_recv(pattern, id);
         id
     }
 
     /// Starts a receive of a message already taken off the unexpected queue.
     pub(crate) fn start_recv_matched(&mut self, msg: Unexpected, buf: UserBufMut) -> ReqId {
-        let id = self.core.reqs.insert(Op::Recv(RecvOp {
-            buf,
-            phase: RecvPhase::Posted,
-        }));
+        let id = self.core.reqs.insert(Op::Recv(RecvOp { buf, phase: RecvPhase::Posted }));
         self.core.deliver_unexpected(id, msg);
         id
     }
@@ -265,11 +272,7 @@ impl Engine {
             unreachable!("colls lists only schedules");
         };
         let outcome = sched.advance(self);
-        let op = self
-            .core
-            .reqs
-            .get_mut(id)
-            .expect("schedule slot stays reserved");
+        let op = self.core.reqs.get_mut(id).expect("schedule slot stays reserved");
         match outcome {
             Ok(None) => {
                 *op = Op::Coll(sched);
@@ -281,9 +284,7 @@ impl Engine {
                 Ok(true)
             }
             Err(e) => {
-                *op = Op::Done(Err(Error::InvalidArgument(format!(
-                    "collective failed: {e}"
-                ))));
+                *op = Op::Done(Err(Error::InvalidArgument(format!("collective failed: {e}"))));
                 self.colls.retain(|c| *c != id);
                 Err(e)
             }
@@ -328,11 +329,7 @@ impl Engine {
         if self.core.matcher.peek_unexpected(pattern).is_none() {
             self.wait_until(|e| e.core.matcher.peek_unexpected(pattern).is_some())?;
         }
-        Ok(self
-            .core
-            .matcher
-            .take_unexpected(pattern)
-            .expect("probed above"))
+        Ok(self.core.matcher.take_unexpected(pattern).expect("probed above"))
     }
 
     /// Ends this process's part in the job: waits (progressing) until every rank has

@@ -31,6 +31,8 @@ pub(crate) enum Kind {
     /// The receiver pulled a large message itself (single-copy): the sender may
     /// complete. `a`: sender's request id.
     Fin = 6,
+    /// The receiver matched eager messages: `a` bytes of eager credit come back.
+    Credit = 7,
 }
 
 impl Kind {
@@ -42,6 +44,7 @@ impl Kind {
             4 => Kind::Data,
             5 => Kind::SyncAck,
             6 => Kind::Fin,
+            7 => Kind::Credit,
             _ => return None,
         })
     }
@@ -87,10 +90,7 @@ const _: () = assert!(HEADER_LEN == 40);
 
 impl Header {
     pub(crate) fn new(kind: Kind) -> Header {
-        Header {
-            kind: kind as u8,
-            ..Header::default()
-        }
+        Header { kind: kind as u8, ..Header::default() }
     }
 
     pub(crate) fn kind(&self) -> Option<Kind> {
@@ -114,6 +114,8 @@ pub(crate) enum Payload {
     /// Bytes in a user's send buffer, valid until the transport reports the frame's
     /// token as sent (the engine keeps the send request alive until then).
     User(crate::userbuf::UserBuf),
+    /// Where a single-copy message lies in the sender's memory.
+    Remote(RemoteBuf),
 }
 
 impl Payload {
@@ -121,6 +123,7 @@ impl Payload {
         match self {
             Payload::Empty => 0,
             Payload::User(u) => u.len(),
+            Payload::Remote(r) => std::mem::size_of_val(r),
         }
     }
 
@@ -129,6 +132,7 @@ impl Payload {
         match self {
             Payload::Empty => &[],
             Payload::User(u) => u.as_slice(),
+            Payload::Remote(r) => bytemuck::bytes_of(r),
         }
     }
 }

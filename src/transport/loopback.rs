@@ -19,10 +19,7 @@ pub(crate) struct Loopback {
 
 impl Loopback {
     pub(crate) fn new(me: usize) -> Loopback {
-        Loopback {
-            me,
-            queue: VecDeque::new(),
-        }
+        Loopback { me, queue: VecDeque::new() }
     }
 }
 
@@ -40,9 +37,6 @@ impl Transport for Loopback {
                 dest.as_mut_slice().copy_from_slice(f.payload.bytes());
                 sink.data_done(self.me, &f.hdr)?;
             } else {
-                if !sink.may_accept(self.me) {
-                    break;
-                }
                 sink.frame(self.me, &f.hdr, f.payload.bytes())?;
             }
             let f = self.queue.pop_front().expect("front exists");
@@ -56,9 +50,5 @@ impl Transport for Loopback {
 
     fn eager_limit(&self) -> usize {
         64 * 1024
-    }
-
-    fn has_backlog(&self) -> bool {
-        !self.queue.is_empty()
     }
 }

@@ -3,12 +3,14 @@
 //! A transport knows peers by world rank and frames by [`frame::Header::kind`] and
 //! length only; tags and communicators are the engine's business. Each transport keeps
 //! frames to one peer in the order they were handed in (the engine's non-overtaking
-//! rule rests on that). The engine drives transports through [`Transport`] and receives
+//! rule rests on that), and always takes what arrives: the engine bounds what it
+//! buffers with eager credits, so no transport ever has to hold frames back. The engine drives transports through [`Transport`] and receives
 //! what arrives through [`Sink`]; [`Network`] routes each peer to one transport.
 
 pub(crate) mod frame;
 pub(crate) mod loopback;
 pub(crate) mod network;
+pub(crate) mod shm;
 pub(crate) mod tcp;
 
 use crate::error::Result;
@@ -17,10 +19,6 @@ use frame::{Header, OutFrame};
 
 /// What a transport delivers into (the engine's matching and protocol layer).
 pub(crate) trait Sink {
-    /// Whether the engine can take another non-data frame from `peer` now. When false
-    /// (the unexpected-message budget is spent) the transport leaves that peer's
-    /// frames where they are and asks again on a later call.
-    fn may_accept(&self, peer: usize) -> bool;
     /// A complete frame other than [`frame::Kind::Data`] arrived from `peer`.
     fn frame(&mut self, peer: usize, hdr: &Header, payload: &[u8]) -> Result<()>;
     /// Where the payload of the data frame `hdr` from `peer` goes: exactly
@@ -42,6 +40,4 @@ pub(crate) trait Transport {
     fn progress(&mut self, sink: &mut dyn Sink) -> Result<bool>;
     /// Largest message this transport carries inline (eagerly).
     fn eager_limit(&self) -> usize;
-    /// Whether frames are still queued for sending.
-    fn has_backlog(&self) -> bool;
 }

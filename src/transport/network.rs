@@ -1,49 +1,53 @@
-//! Routes every peer to the one transport that reaches it.
+//! Routes every peer to the one transport that reaches it, and waits on all of them.
 //!
 //! Invariant: a peer's route never changes after init, so all frames to one peer go
 //! through one FIFO transport and keep their order.
 
 use std::time::Duration;
 
-use super::frame::OutFrame;
+use super::frame::{OutFrame, RemoteBuf};
 use super::loopback::Loopback;
+use super::shm::Shm;
 use super::tcp::Tcp;
 use super::{Sink, Transport};
 use crate::error::Result;
+use crate::userbuf::UserBufMut;
 
 /// Which transport reaches a peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Route {
     /// This rank itself.
     Loopback,
+    /// Shared memory (same node).
+    Shm,
     /// A TCP connection.
     Tcp,
 }
+
+/// With peers on both shared memory and TCP, a sleeping rank wakes this often to look
+/// at its sockets (a shared-memory arrival wakes it at once).
+const MIXED_SLEEP: Duration = Duration::from_millis(1);
 
 /// All transports of this rank, and the route to each peer.
 pub(crate) struct Network {
     routes: Vec<Route>,
     lo: Loopback,
+    shm: Option<Shm>,
     tcp: Option<Tcp>,
 }
 
 impl Network {
-    pub(crate) fn new(me: usize, routes: Vec<Route>, tcp: Option<Tcp>) -> Network {
-        debug_assert!(routes.iter().all(|r| *r != Route::Tcp) || tcp.is_some());
-        Network {
-            routes,
-            lo: Loopback::new(me),
-            tcp,
-        }
+    pub(crate) fn new(me: usize, routes: Vec<Route>, shm: Option<Shm>, tcp: Option<Tcp>) -> Network {
+        debug_assert!(!routes.contains(&Route::Tcp) || tcp.is_some());
+        debug_assert!(!routes.contains(&Route::Shm) || shm.is_some());
+        Network { routes, lo: Loopback::new(me), shm, tcp }
     }
 
     fn transport(&mut self, peer: usize) -> &mut dyn Transport {
         match self.routes[peer] {
             Route::Loopback => &mut self.lo,
-            Route::Tcp => self
-                .tcp
-                .as_mut()
-                .expect("a TCP route implies a TCP transport"),
+            Route::Shm => self.shm.as_mut().expect("a shared-memory route implies the transport"),
+            Route::Tcp => self.tcp.as_mut().expect("a TCP route implies a TCP transport"),
         }
     }
 
@@ -55,6 +59,9 @@ impl Network {
     /// Progresses every transport once.
     pub(crate) fn progress(&mut self, sink: &mut dyn Sink) -> Result<bool> {
         let mut moved = self.lo.progress(sink)?;
+        if let Some(shm) = self.shm.as_mut() {
+            moved |= shm.progress(sink)?;
+        }
         if let Some(tcp) = self.tcp.as_mut() {
             moved |= tcp.progress(sink)?;
         }
@@ -62,25 +69,33 @@ impl Network {
     }
 
     /// Largest message sent eagerly to `peer`.
-    pub(crate) fn eager_limit(&self, peer: usize) -> usize {
-        match self.routes[peer] {
-            Route::Loopback => self.lo.eager_limit(),
-            Route::Tcp => self.tcp.as_ref().map_or(0, |t| t.eager_limit()),
+    pub(crate) fn eager_limit(&mut self, peer: usize) -> usize {
+        self.transport(peer).eager_limit()
+    }
+
+    /// Whether `peer` can read a large message straight from our memory.
+    pub(crate) fn single_copy(&self, peer: usize) -> bool {
+        self.routes[peer] == Route::Shm && self.shm.as_ref().is_some_and(|s| s.single_copy(peer))
+    }
+
+    /// Reads a large message from `peer`'s memory into `dest` (single copy). `Ok(false)`
+    /// when that is not possible; the caller then asks for the data to be sent.
+    pub(crate) fn pull(&mut self, peer: usize, remote: &RemoteBuf, dest: UserBufMut) -> Result<bool> {
+        match (self.routes[peer], self.shm.as_mut()) {
+            (Route::Shm, Some(shm)) => shm.pull(peer, remote, dest),
+            _ => Ok(false),
         }
     }
 
     /// Sleeps until something may have arrived, or `timeout` passed.
     pub(crate) fn block(&mut self, timeout: Duration) -> Result<()> {
-        if self.lo.has_backlog() {
-            return Ok(());
+        match (self.shm.as_mut(), self.tcp.as_mut()) {
+            (Some(shm), None) => shm.block(timeout),
+            (None, Some(tcp)) => tcp.block(timeout)?,
+            (Some(shm), Some(_)) => shm.block(timeout.min(MIXED_SLEEP)),
+            (None, None) => std::thread::sleep(timeout.min(Duration::from_millis(1))),
         }
-        match self.tcp.as_mut() {
-            Some(tcp) => tcp.block(timeout),
-            None => {
-                std::thread::sleep(timeout.min(Duration::from_millis(1)));
-                Ok(())
-            }
-        }
+        Ok(())
     }
 
     /// Closed connections are expected from now on.

@@ -25,17 +25,11 @@ pub fn fill(buf: &mut [u8], seed: u64) {
 /// Checks that `buf` holds the pattern of `seed`; the error names `what` was checked
 /// and the first wrong byte.
 pub fn check(buf: &[u8], seed: u64, what: &str) -> Result<(), Failure> {
-    match buf
-        .iter()
-        .zip(pattern(seed))
-        .enumerate()
-        .find(|&(_, (&b, v))| b != v)
-    {
+    match buf.iter().zip(pattern(seed)).enumerate().find(|&(_, (&b, v))| b != v) {
         None => Ok(()),
-        Some((i, (got, want))) => Err(Failure::Run(format!(
-            "validation failed: {what}: byte {i} of {} is {got}, expected {want}",
-            buf.len()
-        ))),
+        Some((i, (got, want))) => {
+            Err(Failure::Run(format!("validation failed: {what}: byte {i} of {} is {got}, expected {want}", buf.len())))
+        }
     }
 }
 
@@ -44,9 +38,7 @@ pub fn check_len(got: usize, expected: usize, what: &str) -> Result<(), Failure>
     if got == expected {
         Ok(())
     } else {
-        Err(Failure::Run(format!(
-            "validation failed: {what}: {got} bytes arrived, expected {expected}"
-        )))
+        Err(Failure::Run(format!("validation failed: {what}: {got} bytes arrived, expected {expected}")))
     }
 }
 
@@ -61,9 +53,7 @@ mod tests {
         assert!(check(&buf, 7, "x").is_ok());
         assert!(check(&buf, 8, "x").is_err());
         buf[999] ^= 1;
-        let Err(Failure::Run(msg)) = check(&buf, 7, "message 3") else {
-            panic!("corruption missed")
-        };
+        let Err(Failure::Run(msg)) = check(&buf, 7, "message 3") else { panic!("corruption missed") };
         assert!(msg.contains("message 3: byte 999 of 1000"), "{msg}");
     }
 
@@ -72,15 +62,8 @@ mod tests {
         let of = |seed| pattern(seed).take(1000).collect::<Vec<u8>>();
         let base = of(3);
         for d in 1..251 {
-            assert!(
-                of(3 + d).iter().zip(&base).all(|(a, b)| a != b),
-                "seed {}",
-                3 + d
-            );
-            assert!(
-                base[d as usize..].iter().zip(&base).all(|(a, b)| a != b),
-                "shift {d}"
-            );
+            assert!(of(3 + d).iter().zip(&base).all(|(a, b)| a != b), "seed {}", 3 + d);
+            assert!(base[d as usize..].iter().zip(&base).all(|(a, b)| a != b), "shift {d}");
         }
         assert_eq!(of(3), of(3 + 251));
     }

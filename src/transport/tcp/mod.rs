@@ -54,8 +54,6 @@ pub(crate) struct Tcp {
     incoming: Vec<Option<Incoming>>,
     /// Readiness seen but not yet handled.
     ready: Vec<Ready>,
-    /// Incoming connections the sink refused frames from.
-    stalled: Vec<usize>,
     sent: Vec<u64>,
     eager_limit: usize,
     closing: bool,
@@ -72,9 +70,7 @@ impl Tcp {
         resolver: Resolver,
     ) -> Result<Tcp> {
         let poll = Poll::new().map_err(|e| Error::io("creating the TCP poller", e))?;
-        listener
-            .set_nonblocking(true)
-            .map_err(|e| Error::io("configuring the TCP listener", e))?;
+        listener.set_nonblocking(true).map_err(|e| Error::io("configuring the TCP listener", e))?;
         let mut listener = TcpListener::from_std(listener);
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)
@@ -90,7 +86,6 @@ impl Tcp {
             out: (0..size).map(|_| None).collect(),
             incoming: Vec::new(),
             ready: Vec::new(),
-            stalled: Vec::new(),
             sent: Vec::new(),
             eager_limit: eager_limit.unwrap_or(DEFAULT_EAGER).min(MAX_INLINE),
             closing: false,
@@ -104,7 +99,7 @@ impl Tcp {
 
     /// Waits up to `timeout` for any socket to become ready.
     pub(crate) fn block(&mut self, timeout: Duration) -> Result<()> {
-        if !self.stalled.is_empty() || !self.ready.is_empty() {
+        if !self.ready.is_empty() {
             return Ok(());
         }
         self.poll_into_ready(Some(timeout))
@@ -117,20 +112,13 @@ impl Tcp {
             Err(e) => return Err(Error::io("polling TCP sockets", e)),
         }
         for ev in self.events.iter() {
-            self.ready.push(Ready {
-                token: ev.token(),
-                closed: ev.is_read_closed() || ev.is_error(),
-            });
+            self.ready.push(Ready { token: ev.token(), closed: ev.is_read_closed() || ev.is_error() });
         }
         Ok(())
     }
 
     fn lost(&self, peer: usize, detail: String) -> Error {
-        Error::PeerLost {
-            rank: self.me as i32,
-            peer: peer as i32,
-            detail,
-        }
+        Error::PeerLost { rank: self.me as i32, peer: peer as i32, detail }
     }
 
     fn connect(&mut self, peer: usize) -> Result<&mut Outgoing> {
@@ -145,11 +133,7 @@ impl Tcp {
             let mut stream = TcpStream::from_std(std_stream);
             self.poll
                 .registry()
-                .register(
-                    &mut stream,
-                    Token(peer),
-                    Interest::READABLE | Interest::WRITABLE,
-                )
+                .register(&mut stream, Token(peer), Interest::READABLE | Interest::WRITABLE)
                 .map_err(|e| Error::io("registering a TCP connection", e))?;
             self.out[peer] = Some(Outgoing::new(stream));
         }
@@ -164,9 +148,7 @@ impl Tcp {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(Error::io("accepting a TCP connection", e)),
             };
-            stream
-                .set_nodelay(true)
-                .map_err(|e| Error::io("setting TCP_NODELAY", e))?;
+            stream.set_nodelay(true).map_err(|e| Error::io("setting TCP_NODELAY", e))?;
             let slot = match self.incoming.iter().position(Option::is_none) {
                 Some(i) => i,
                 None => {
@@ -180,10 +162,7 @@ impl Tcp {
                 .map_err(|e| Error::io("registering a TCP connection", e))?;
             self.incoming[slot] = Some(Incoming::new(stream));
             // Data may already be waiting; the edge may have passed before registration.
-            self.ready.push(Ready {
-                token: Token(self.size + slot),
-                closed: false,
-            });
+            self.ready.push(Ready { token: Token(self.size + slot), closed: false });
         }
     }
 
@@ -194,19 +173,11 @@ impl Tcp {
         let result = conn.pump(self.me, self.size, &self.secret, sink);
         match result {
             Ok((Pump::Drained, moved)) => Ok(moved),
-            Ok((Pump::Stalled, moved)) => {
-                if !self.stalled.contains(&slot) {
-                    self.stalled.push(slot);
-                }
-                Ok(moved)
-            }
             Ok((Pump::Closed, moved)) => {
                 let peer = conn.peer;
                 self.close_incoming(slot);
                 match peer {
-                    Some(p) if !self.closing => {
-                        Err(self.lost(p, "it closed its connection".into()))
-                    }
+                    Some(p) if !self.closing => Err(self.lost(p, "it closed its connection".into())),
                     _ => Ok(moved),
                 }
             }
@@ -231,7 +202,6 @@ impl Tcp {
         if let Some(mut conn) = self.incoming[slot].take() {
             let _ = self.poll.registry().deregister(&mut conn.stream);
         }
-        self.stalled.retain(|&s| s != slot);
     }
 
     fn flush_out(&mut self, peer: usize, sink: &mut dyn Sink) -> Result<()> {
@@ -283,19 +253,10 @@ impl Transport for Tcp {
         }
         self.ready = ready;
         self.ready.clear();
-        if !self.stalled.is_empty() {
-            for slot in std::mem::take(&mut self.stalled) {
-                moved |= self.pump_incoming(slot, sink)?;
-            }
-        }
         Ok(moved)
     }
 
     fn eager_limit(&self) -> usize {
         self.eager_limit
-    }
-
-    fn has_backlog(&self) -> bool {
-        self.out.iter().flatten().any(|c| !c.is_idle())
     }
 }

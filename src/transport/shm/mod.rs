@@ -1,0 +1,337 @@
+//! The shared-memory transport: ranks on one node write frames straight into each
+//! other's inbox rings (see [`ring`]), and large messages are read by the receiver
+//! directly from the sender's memory (see [`cma`]) or, where the kernel forbids that,
+//! streamed through the rings in chunks.
+//!
+//! One inbox per rank (a multi-producer ring), so memory grows linearly with the
+//! number of local ranks however many pairs talk, and a receiver polls one ring
+//! whatever the number of peers. Waiting: a rank with nothing to do sets its doorbell
+//! and sleeps on it with a futex; a sender rings the doorbell (one system call) only
+//! when it sees it set. A sender that finds a ring full queues its frames in order,
+//! registers as a waiter on that ring and retries when the receiver frees room.
+//! Invariants: frames to one peer leave in order; a frame's user payload is read until
+//! its token is reported; nothing is ever dropped or grown without bound.
+
+mod cma;
+mod futex;
+mod ring;
+pub(crate) mod segment;
+
+use std::collections::VecDeque;
+use std::sync::atomic::{Ordering, fence};
+use std::time::Duration;
+
+use super::frame::{Kind, OutFrame, RemoteBuf};
+use super::{Sink, Transport};
+use crate::error::{Error, Result};
+use crate::userbuf::UserBufMut;
+use ring::Inbox;
+pub(crate) use segment::Segment;
+
+/// Settings of the transport, from the environment.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Config {
+    /// Lines (64 bytes) per inbox ring.
+    pub ring_lines: usize,
+    /// Largest message sent inline.
+    pub eager_limit: usize,
+    /// Payload bytes per frame when streaming a large message through the rings.
+    pub chunk: usize,
+    /// Whether single-copy reads may be used at all.
+    pub single_copy: bool,
+}
+
+impl Config {
+    pub(crate) const DEFAULT_RING_KB: usize = 256;
+    pub(crate) const DEFAULT_EAGER: usize = 16 * 1024;
+    pub(crate) const DEFAULT_CHUNK: usize = 32 * 1024;
+
+    /// Checks the settings against each other.
+    pub(crate) fn validated(self) -> Result<Config> {
+        let max = ring::max_payload(self.ring_lines);
+        let bad = |var: &str, value: usize, expected: String| Error::Config {
+            var: var.into(),
+            value: value.to_string(),
+            expected,
+        };
+        if self.ring_lines < 64 || !self.ring_lines.is_power_of_two() {
+            return Err(bad("OXMPI_SHM_RING_KB", self.ring_lines * 64 / 1024, "a power of two of at least 4".into()));
+        }
+        if self.eager_limit > max {
+            return Err(bad("OXMPI_EAGER_LIMIT", self.eager_limit, format!("at most {max} with this ring size")));
+        }
+        if self.chunk == 0 || self.chunk > max {
+            return Err(bad("OXMPI_SHM_CHUNK", self.chunk, format!("between 1 and {max} with this ring size")));
+        }
+        Ok(self)
+    }
+}
+
+/// Frames waiting for room in a peer's ring.
+struct Pending {
+    frame: OutFrame,
+    /// Payload bytes of a chunked data frame already written.
+    off: usize,
+}
+
+/// Shared-memory links to the ranks of this node.
+pub(crate) struct Shm {
+    /// This rank's local index.
+    local: usize,
+    /// Local index of each world rank (`usize::MAX` for other nodes).
+    local_of: Vec<usize>,
+    /// World rank of each local index.
+    world_of: Vec<usize>,
+    inboxes: Vec<Inbox>,
+    /// Next position to read in our own ring, and the last one published.
+    head: u64,
+    published: u64,
+    /// Per local peer: our last view of its ring's head.
+    head_cache: Vec<u64>,
+    pending: Vec<VecDeque<Pending>>,
+    /// Local peers with pending frames.
+    blocked: Vec<usize>,
+    scratch: Vec<u8>,
+    config: Config,
+    me: usize,
+    /// Declared last: unmapped after everything that points into it.
+    _segment: Segment,
+}
+
+impl Shm {
+    /// Joins `segment` (already created or opened) as world rank `me`; `local_ranks`
+    /// are the world ranks on this node, in order. Every local rank calls this during
+    /// init; it returns once all have, with the segment's name already removed.
+    pub(crate) fn join(
+        me: usize,
+        world_size: usize,
+        local_ranks: &[usize],
+        segment: Segment,
+        config: Config,
+    ) -> Result<Shm> {
+        let local = local_ranks.iter().position(|&r| r == me).expect("this rank is local");
+        if segment.local_size != local_ranks.len() {
+            return Err(Error::Bootstrap(format!(
+                "shared memory is laid out for {} local ranks, the launcher says {}",
+                segment.local_size,
+                local_ranks.len()
+            )));
+        }
+        let inboxes: Vec<Inbox> = (0..local_ranks.len()).map(|i| segment.inbox(i)).collect();
+        let mine = inboxes[local];
+        mine.pid().store(std::process::id() as u64, Ordering::Relaxed);
+        mine.probe_addr().store(cma::probe_addr(), Ordering::Relaxed);
+        segment.attach();
+        segment.wait_all_attached();
+        if config.single_copy && local_ranks.len() > 1 {
+            let other = inboxes[(local + 1) % local_ranks.len()];
+            if cma::probe(other.pid().load(Ordering::Relaxed), other.probe_addr().load(Ordering::Relaxed)) {
+                mine.single_copy().store(1, Ordering::Release);
+            }
+        }
+        let mut local_of = vec![usize::MAX; world_size];
+        for (i, &r) in local_ranks.iter().enumerate() {
+            local_of[r] = i;
+        }
+        let n = local_ranks.len();
+        Ok(Shm {
+            local,
+            local_of,
+            world_of: local_ranks.to_vec(),
+            inboxes,
+            head: 0,
+            published: 0,
+            head_cache: vec![0; n],
+            pending: (0..n).map(|_| VecDeque::new()).collect(),
+            blocked: Vec::new(),
+            scratch: Vec::new(),
+            config,
+            me,
+            _segment: segment,
+        })
+    }
+
+    fn protocol(&self, detail: String) -> Error {
+        Error::Protocol { rank: self.me as i32, peer: -1, detail }
+    }
+
+    /// Wakes local rank `l` if it sleeps.
+    fn notify(&self, l: usize) {
+        let bell = self.inboxes[l].doorbell();
+        // Order our ring write before reading the doorbell; the sleeper orders its
+        // doorbell write before re-checking its ring.
+        fence(Ordering::SeqCst);
+        if bell.load(Ordering::Relaxed) != 0 && bell.swap(0, Ordering::AcqRel) != 0 {
+            futex::wake(bell);
+        }
+    }
+
+    /// Writes as much of `p` as fits into local peer `l`'s ring. Returns whether all
+    /// of it is written.
+    fn push(&mut self, l: usize, p: &mut Pending) -> bool {
+        let inbox = self.inboxes[l];
+        let body = p.frame.payload.bytes();
+        let chunked = p.frame.hdr.kind() == Some(Kind::Data) && body.len() > self.config.chunk;
+        if !chunked {
+            return inbox.try_push(&mut self.head_cache[l], self.local, &p.frame.hdr, body);
+        }
+        while p.off < body.len() {
+            let n = (body.len() - p.off).min(self.config.chunk);
+            let mut hdr = p.frame.hdr;
+            hdr.b += p.off as u64;
+            hdr.payload = n as u64;
+            if !inbox.try_push(&mut self.head_cache[l], self.local, &hdr, &body[p.off..p.off + n]) {
+                return false;
+            }
+            p.off += n;
+        }
+        true
+    }
+
+    /// Retries the frames queued for local peer `l`.
+    fn flush(&mut self, l: usize, sink: &mut dyn Sink) -> Result<bool> {
+        let mut moved = false;
+        while let Some(mut p) = self.pending[l].pop_front() {
+            let before = p.off;
+            let done = self.push(l, &mut p);
+            moved |= done || p.off != before;
+            if !done {
+                self.pending[l].push_front(p);
+                self.inboxes[l].add_waiter(self.local);
+                break;
+            }
+            if let Some(t) = p.frame.token {
+                sink.sent(t)?;
+            }
+        }
+        if moved {
+            self.notify(l);
+        }
+        if self.pending[l].is_empty() {
+            self.blocked.retain(|&b| b != l);
+        }
+        Ok(moved)
+    }
+
+    /// Hands the frame at our ring's head to the sink.
+    fn deliver(&mut self, frame: &ring::Frame, sink: &mut dyn Sink) -> Result<()> {
+        let inbox = self.inboxes[self.local];
+        let Some(&peer) = self.world_of.get(frame.from) else {
+            return Err(self.protocol(format!("frame from unknown local rank {}", frame.from)));
+        };
+        if frame.hdr.payload as usize > ring::max_payload(self.config.ring_lines) {
+            return Err(self.protocol(format!("frame of {} bytes cannot be in a ring", frame.hdr.payload)));
+        }
+        if frame.hdr.kind() == Some(Kind::Data) {
+            let dest = sink.data_dest(peer, &frame.hdr)?;
+            inbox.copy_payload(frame, 0, dest.as_mut_slice());
+            return sink.data_done(peer, &frame.hdr);
+        }
+        match inbox.payload(frame) {
+            Some(bytes) => sink.frame(peer, &frame.hdr, bytes),
+            None => {
+                let mut scratch = std::mem::take(&mut self.scratch);
+                scratch.resize(frame.hdr.payload as usize, 0);
+                inbox.copy_payload(frame, 0, &mut scratch);
+                let r = sink.frame(peer, &frame.hdr, &scratch);
+                self.scratch = scratch;
+                r
+            }
+        }
+    }
+
+    /// Makes our consumed lines free for producers if any wait (or a good part of the
+    /// ring is held back), waking the waiters.
+    fn publish(&mut self) {
+        let inbox = self.inboxes[self.local];
+        if self.head == self.published {
+            return;
+        }
+        let lazy = self.head - self.published < self.config.ring_lines as u64 / 8;
+        if lazy && !inbox.has_waiters() {
+            return;
+        }
+        inbox.publish_head(self.head);
+        self.published = self.head;
+        fence(Ordering::SeqCst);
+        let mut woken = Vec::new();
+        inbox.take_waiters(|w| woken.push(w));
+        for w in woken {
+            self.notify(w);
+        }
+    }
+
+    /// Whether world rank `peer` is reached through shared memory and can read our
+    /// memory directly.
+    pub(crate) fn single_copy(&self, peer: usize) -> bool {
+        self.config.single_copy && self.inboxes[self.local_of[peer]].single_copy().load(Ordering::Acquire) == 1
+    }
+
+    /// Reads a large message of world rank `peer` straight from its memory. `Ok(false)`
+    /// when the kernel refuses (the caller falls back to streaming).
+    pub(crate) fn pull(&mut self, peer: usize, remote: &RemoteBuf, dest: UserBufMut) -> Result<bool> {
+        cma::read(remote.pid, remote.addr, dest.as_mut_slice()).map_err(|e| Error::PeerLost {
+            rank: self.me as i32,
+            peer: peer as i32,
+            detail: format!("reading its send buffer failed: {e}"),
+        })
+    }
+
+    /// Sleeps until a frame arrives, a ring we wait on frees room, or `timeout`.
+    pub(crate) fn block(&mut self, timeout: Duration) {
+        let inbox = self.inboxes[self.local];
+        let bell = inbox.doorbell();
+        bell.store(1, Ordering::SeqCst);
+        let mut ready = inbox.peek(self.head).is_some() || (inbox.has_waiters() && self.head != self.published);
+        for &l in &self.blocked {
+            self.inboxes[l].add_waiter(self.local);
+            ready |= self.inboxes[l].head_moved(self.head_cache[l]);
+        }
+        if !ready {
+            futex::wait(bell, 1, timeout);
+        }
+        bell.store(0, Ordering::Relaxed);
+    }
+}
+
+impl Transport for Shm {
+    fn send(&mut self, peer: usize, frame: OutFrame) -> Result<bool> {
+        let l = self.local_of[peer];
+        let mut p = Pending { frame, off: 0 };
+        if self.pending[l].is_empty() {
+            if self.push(l, &mut p) {
+                self.notify(l);
+                return Ok(true);
+            }
+            if p.off > 0 {
+                self.notify(l);
+            }
+            self.inboxes[l].add_waiter(self.local);
+            self.blocked.push(l);
+        }
+        self.pending[l].push_back(p);
+        Ok(false)
+    }
+
+    fn progress(&mut self, sink: &mut dyn Sink) -> Result<bool> {
+        let inbox = self.inboxes[self.local];
+        let mut moved = false;
+        while let Some(frame) = inbox.peek(self.head) {
+            self.deliver(&frame, sink)?;
+            inbox.release(self.head, frame.lines);
+            self.head += frame.lines;
+            moved = true;
+        }
+        self.publish();
+        if !self.blocked.is_empty() {
+            for l in self.blocked.clone() {
+                moved |= self.flush(l, sink)?;
+            }
+        }
+        Ok(moved)
+    }
+
+    fn eager_limit(&self) -> usize {
+        self.config.eager_limit
+    }
+}

@@ -1,0 +1,195 @@
+//! The shared-memory segment of one node's ranks: its layout, creation by the node's
+//! first rank, mapping by the others, and removal from /dev/shm.
+//!
+//! Layout: a 4 KiB header, then one block per local rank: a 4 KiB control page
+//! (its ring's tail, head and waiters, its doorbell, its pid and single-copy flag, each
+//! hot word on its own cache line) followed by its inbox ring. Positions are offsets,
+//! never pointers. Invariants: the segment is created 0600 under a random name and
+//! unlinked by whichever rank maps it last (every rank maps it during init), so after
+//! init nothing of it is left in /dev/shm whatever happens to the ranks later; the
+//! launcher removes it if a rank dies before mapping it.
+
+use std::ffi::CString;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use super::ring::Inbox;
+use crate::error::{Error, Result};
+
+/// Cache-line size all hot words are padded to.
+pub(crate) const LINE: usize = 64;
+const PAGE: usize = 4096;
+const HEADER: usize = PAGE;
+const CONTROL: usize = PAGE;
+const MAGIC: u64 = 0x6f78_6d70_695f_7368; // "oxmpi_sh"
+
+/// Offsets inside a rank's control page.
+pub(crate) mod ctl {
+    pub const TAIL: usize = 0;
+    pub const HEAD: usize = 64;
+    pub const DOORBELL: usize = 128;
+    pub const SINGLE_COPY: usize = 132;
+    pub const PID: usize = 136;
+    pub const PROBE: usize = 144;
+    pub const WAITERS: usize = 192;
+}
+
+/// A mapped segment.
+pub(crate) struct Segment {
+    base: *mut u8,
+    len: usize,
+    name: CString,
+    pub(crate) local_size: usize,
+    pub(crate) ring_lines: usize,
+}
+
+// SAFETY: the mapping is process-wide memory; all shared words are accessed through
+// atomics, and ring bytes are only touched by the one rank the ring protocol gives
+// them to at that moment.
+unsafe impl Send for Segment {}
+
+fn block_size(ring_lines: usize) -> usize {
+    CONTROL + ring_lines * LINE
+}
+
+/// Total bytes of a segment for `local_size` ranks with rings of `ring_lines` lines.
+pub(crate) fn footprint(local_size: usize, ring_lines: usize) -> usize {
+    HEADER + local_size * block_size(ring_lines)
+}
+
+fn os_error(what: &str, name: &CString) -> Error {
+    Error::io(format!("{what} {}", name.to_string_lossy()), std::io::Error::last_os_error())
+}
+
+impl Segment {
+    /// The segment's name for a job and node: `/oxmpi-<job>-n<node>`.
+    pub(crate) fn name(job: &str, node: u32) -> String {
+        let job: String = job.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(40).collect();
+        format!("/oxmpi-{job}-n{node}")
+    }
+
+    /// Creates the segment (the node's first rank does this, before the other ranks
+    /// open it).
+    pub(crate) fn create(name: &str, local_size: usize, ring_lines: usize) -> Result<Segment> {
+        let cname = CString::new(name).map_err(|_| Error::InvalidArgument(format!("bad segment name {name}")))?;
+        let len = footprint(local_size, ring_lines);
+        // SAFETY: plain syscalls on a NUL-terminated name; the fd is closed below.
+        let fd = unsafe { libc::shm_open(cname.as_ptr(), libc::O_CREAT | libc::O_EXCL | libc::O_RDWR, 0o600) };
+        if fd < 0 {
+            return Err(os_error("creating shared memory", &cname));
+        }
+        // SAFETY: fd is ours; ftruncate sizes the new object (zero-filled).
+        let sized = unsafe { libc::ftruncate(fd, len as libc::off_t) } == 0;
+        let seg = if sized {
+            Segment::map(fd, len, cname.clone(), local_size, ring_lines)
+        } else {
+            Err(os_error("sizing", &cname))
+        };
+        // SAFETY: closing our own descriptor; the mapping (if any) stays valid.
+        unsafe { libc::close(fd) };
+        let seg = match seg {
+            Ok(s) => s,
+            Err(e) => {
+                // SAFETY: removing the name we just created.
+                unsafe { libc::shm_unlink(cname.as_ptr()) };
+                return Err(e);
+            }
+        };
+        seg.word64(0).store(MAGIC, Ordering::Relaxed);
+        seg.word64(8).store(local_size as u64, Ordering::Relaxed);
+        seg.word64(16).store(ring_lines as u64, Ordering::Release);
+        Ok(seg)
+    }
+
+    /// Opens and maps a segment another rank created.
+    pub(crate) fn open(name: &str) -> Result<Segment> {
+        let cname = CString::new(name).map_err(|_| Error::InvalidArgument(format!("bad segment name {name}")))?;
+        // SAFETY: plain syscalls on a NUL-terminated name and our own fd.
+        let fd = unsafe { libc::shm_open(cname.as_ptr(), libc::O_RDWR, 0) };
+        if fd < 0 {
+            return Err(os_error("opening shared memory", &cname));
+        }
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: fstat fills `st` for our fd.
+        let ok = unsafe { libc::fstat(fd, &mut st) } == 0;
+        let result = if !ok {
+            Err(os_error("inspecting", &cname))
+        } else {
+            Segment::map(fd, st.st_size as usize, cname.clone(), 0, 0)
+        };
+        // SAFETY: closing our own descriptor.
+        unsafe { libc::close(fd) };
+        let mut seg = result?;
+        let bad = || Error::Bootstrap(format!("shared memory {name} is not an oxmpi segment"));
+        if seg.len < HEADER || seg.word64(0).load(Ordering::Acquire) != MAGIC {
+            return Err(bad());
+        }
+        seg.local_size = seg.word64(8).load(Ordering::Relaxed) as usize;
+        seg.ring_lines = seg.word64(16).load(Ordering::Relaxed) as usize;
+        if seg.ring_lines == 0 || footprint(seg.local_size, seg.ring_lines) != seg.len {
+            return Err(bad());
+        }
+        Ok(seg)
+    }
+
+    fn map(fd: i32, len: usize, name: CString, local_size: usize, ring_lines: usize) -> Result<Segment> {
+        // SAFETY: mapping `len` bytes of the shared object behind `fd`, fresh address.
+        let base = unsafe {
+            libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd, 0)
+        };
+        if base == libc::MAP_FAILED {
+            return Err(os_error("mapping", &name));
+        }
+        Ok(Segment { base: base.cast(), len, name, local_size, ring_lines })
+    }
+
+    fn word64(&self, off: usize) -> &AtomicU64 {
+        assert!(off + 8 <= self.len && off % 8 == 0);
+        // SAFETY: in bounds and aligned (checked); the mapping lives as long as self.
+        unsafe { AtomicU64::from_ptr(self.base.add(off).cast()) }
+    }
+
+    fn word32(&self, off: usize) -> &AtomicU32 {
+        assert!(off + 4 <= self.len && off % 4 == 0);
+        // SAFETY: in bounds and aligned (checked); the mapping lives as long as self.
+        unsafe { AtomicU32::from_ptr(self.base.add(off).cast()) }
+    }
+
+    /// Counts this rank as attached; the last rank to attach removes the name.
+    pub(crate) fn attach(&self) {
+        let n = self.word32(24).fetch_add(1, Ordering::AcqRel) + 1;
+        if n as usize == self.local_size {
+            // SAFETY: removing the segment's name; mappings stay valid.
+            unsafe { libc::shm_unlink(self.name.as_ptr()) };
+        }
+    }
+
+    /// Waits (yielding, then sleeping briefly) until every local rank has attached.
+    pub(crate) fn wait_all_attached(&self) {
+        let mut spins = 0u32;
+        while (self.word32(24).load(Ordering::Acquire) as usize) < self.local_size {
+            spins += 1;
+            if spins < 1000 {
+                std::thread::yield_now();
+            } else {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        }
+    }
+
+    /// The inbox of local rank `i`.
+    pub(crate) fn inbox(&self, i: usize) -> Inbox {
+        assert!(i < self.local_size);
+        let block = HEADER + i * block_size(self.ring_lines);
+        // SAFETY: the block lies inside the mapping, which outlives every Inbox (the
+        // transport owns both and drops the inboxes first).
+        unsafe { Inbox::new(self.base.add(block), self.base.add(block + CONTROL), self.ring_lines, self.local_size) }
+    }
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly what `map` mapped; no Inbox outlives the segment.
+        unsafe { libc::munmap(self.base.cast(), self.len) };
+    }
+}
