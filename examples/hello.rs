@@ -5,6 +5,11 @@ fn main() -> oxmpi::Result<()> {
     let universe = oxmpi::init()?;
     let world = universe.world();
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    println!("hello from rank {} of {} on {}", world.rank(), world.size(), host.trim());
+    println!(
+        "hello from rank {} of {} on {}",
+        world.rank(),
+        world.size(),
+        host.trim()
+    );
     universe.finalize()
 }

@@ -6,7 +6,10 @@ fn main() -> oxmpi::Result<()> {
     let universe = oxmpi::init()?;
     let world = universe.world();
     let (rank, size) = (world.rank(), world.size());
-    let n: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(10_000_000);
+    let n: u64 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(10_000_000);
     let h = 1.0 / n as f64;
     let partial: f64 = (rank as u64..n)
         .step_by(size as usize)

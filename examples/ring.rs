@@ -6,7 +6,10 @@ fn main() -> oxmpi::Result<()> {
     let universe = oxmpi::init()?;
     let world = universe.world();
     let (rank, size) = (world.rank(), world.size());
-    let laps: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1);
+    let laps: u64 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1);
     let (left, right) = ((rank + size - 1) % size, (rank + 1) % size);
     let mut token = [0u64];
     for _ in 0..laps {
@@ -21,7 +24,10 @@ fn main() -> oxmpi::Result<()> {
     }
     if rank == 0 {
         let expected = laps * (size as u64) * (size as u64 - 1) / 2;
-        println!("ring: token {} after {laps} laps of {size} ranks (expected {expected})", token[0]);
+        println!(
+            "ring: token {} after {laps} laps of {size} ranks (expected {expected})",
+            token[0]
+        );
         if token[0] != expected {
             world.abort(1);
         }

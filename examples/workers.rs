@@ -23,7 +23,10 @@ fn main() -> oxmpi::Result<()> {
     let universe = oxmpi::init()?;
     let world = universe.world();
     let size = world.size();
-    let tasks: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1000);
+    let tasks: u64 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1000);
     if size < 2 {
         eprintln!("workers needs at least 2 ranks");
         world.abort(2);
@@ -57,7 +60,10 @@ fn main() -> oxmpi::Result<()> {
             }
         }
         let expected: u64 = inputs.iter().map(|&n| sum_of_prime_factors(n)).sum();
-        println!("workers: {tasks} tasks, total {total}, per worker {:?}", &per_worker[1..]);
+        println!(
+            "workers: {tasks} tasks, total {total}, per worker {:?}",
+            &per_worker[1..]
+        );
         if total != expected {
             eprintln!("workers: wrong total, expected {expected}");
             world.abort(1);

@@ -89,7 +89,16 @@ impl Comm {
 
     fn new(pair: u32, rank: Rank, group: Arc<[u32]>) -> Comm {
         let size = group.len() as i32;
-        Comm { inner: Arc::new(Inner { pair, rank, size, group, coll_seq: AtomicU32::new(0) }), _not_sync: PhantomData }
+        Comm {
+            inner: Arc::new(Inner {
+                pair,
+                rank,
+                size,
+                group,
+                coll_seq: AtomicU32::new(0),
+            }),
+            _not_sync: PhantomData,
+        }
     }
 
     /// This process's rank in the communicator (`MPI_Comm_rank`).
@@ -110,7 +119,10 @@ impl Comm {
     /// World rank of `rank`, which must be valid.
     pub(crate) fn world_rank(&self, rank: Rank) -> Result<usize> {
         if rank < 0 || rank >= self.inner.size {
-            return Err(Error::InvalidRank { rank, size: self.inner.size });
+            return Err(Error::InvalidRank {
+                rank,
+                size: self.inner.size,
+            });
         }
         Ok(self.inner.group[rank as usize] as usize)
     }
@@ -179,7 +191,14 @@ impl Comm {
         };
         let free = engine::with(|e| Ok(e.ctx_ids.mask()))?;
         let mine = SplitEntry { color, key, free };
-        let mut all = vec![SplitEntry { color: 0, key: 0, free: [0; MASK_WORDS] }; self.size() as usize];
+        let mut all = vec![
+            SplitEntry {
+                color: 0,
+                key: 0,
+                free: [0; MASK_WORDS]
+            };
+            self.size() as usize
+        ];
         self.allgather_into(std::slice::from_ref(&mine), &mut all)?;
         let mut common = [u64::MAX; MASK_WORDS];
         for entry in &all {
@@ -188,15 +207,24 @@ impl Comm {
             }
         }
         let pair = ContextIds::lowest(&common).ok_or_else(|| {
-            Error::InvalidArgument("no free communicator context ids left (free some communicators)".into())
+            Error::InvalidArgument(
+                "no free communicator context ids left (free some communicators)".into(),
+            )
         })?;
         if color < 0 {
             return Ok(None);
         }
-        let mut members: Vec<(i32, usize)> =
-            all.iter().enumerate().filter(|(_, e)| e.color == color).map(|(r, e)| (e.key, r)).collect();
+        let mut members: Vec<(i32, usize)> = all
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.color == color)
+            .map(|(r, e)| (e.key, r))
+            .collect();
         members.sort();
-        let my_rank = members.iter().position(|&(_, r)| r == self.rank() as usize).expect("own entry");
+        let my_rank = members
+            .iter()
+            .position(|&(_, r)| r == self.rank() as usize)
+            .expect("own entry");
         let group: Arc<[u32]> = members.iter().map(|&(_, r)| self.inner.group[r]).collect();
         engine::with(|e| {
             e.ctx_ids.claim(pair);
@@ -210,7 +238,10 @@ impl Comm {
     pub fn abort(&self, code: i32) -> ! {
         let world = self.inner.group[self.inner.rank as usize];
         let reported = engine::with(|e| {
-            let mut boot = e.boot.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut boot = e
+                .boot
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             boot.abort(code);
             Ok(boot.has_launcher())
         });

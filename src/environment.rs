@@ -79,9 +79,11 @@ fn error_mode_from_env() -> Result<ErrorMode> {
     match std::env::var("OXMPI_ERRORS").as_deref() {
         Err(_) | Ok("") | Ok("fatal") => Ok(ErrorMode::Fatal),
         Ok("return") => Ok(ErrorMode::Return),
-        Ok(other) => {
-            Err(Error::Config { var: "OXMPI_ERRORS".into(), value: other.into(), expected: "fatal or return".into() })
-        }
+        Ok(other) => Err(Error::Config {
+            var: "OXMPI_ERRORS".into(),
+            value: other.into(),
+            expected: "fatal or return".into(),
+        }),
     }
 }
 
@@ -100,7 +102,8 @@ fn host_addr() -> Result<IpAddr> {
 /// `OXMPI_EAGER_LIMIT`, `OXMPI_SHM_CHUNK` (bytes per frame when streaming a large
 /// message) and `OXMPI_SHM_SINGLE_COPY` (0 forces the streaming path).
 fn shm_config(eager: Option<usize>) -> Result<shm::Config> {
-    let ring_kb = wait::env_number("OXMPI_SHM_RING_KB")?.map_or(shm::Config::DEFAULT_RING_KB, |n| n as usize);
+    let ring_kb =
+        wait::env_number("OXMPI_SHM_RING_KB")?.map_or(shm::Config::DEFAULT_RING_KB, |n| n as usize);
     let single_copy = match std::env::var("OXMPI_SHM_SINGLE_COPY").as_deref() {
         Err(_) | Ok("1") | Ok("") => true,
         Ok("0") => false,
@@ -115,7 +118,8 @@ fn shm_config(eager: Option<usize>) -> Result<shm::Config> {
     shm::Config {
         ring_lines: ring_kb * 1024 / 64,
         eager_limit: eager.unwrap_or(shm::Config::DEFAULT_EAGER),
-        chunk: wait::env_number("OXMPI_SHM_CHUNK")?.map_or(shm::Config::DEFAULT_CHUNK, |n| n as usize),
+        chunk: wait::env_number("OXMPI_SHM_CHUNK")?
+            .map_or(shm::Config::DEFAULT_CHUNK, |n| n as usize),
         single_copy,
     }
     .validated()
@@ -160,25 +164,43 @@ pub fn init() -> Result<Universe> {
         .collect();
     // The node's first rank creates the segment before the fence; the others open it
     // after.
-    let shm_config = if use_shm { Some(shm_config(eager)?) } else { None };
+    let shm_config = if use_shm {
+        Some(shm_config(eager)?)
+    } else {
+        None
+    };
     let segment_name = Segment::name(&boot.job_id, node);
     let created = match shm_config {
-        Some(c) if local_ranks[0] == rank => Some(Segment::create(&segment_name, local_ranks.len(), c.ring_lines)?),
+        Some(c) if local_ranks[0] == rank => Some(Segment::create(
+            &segment_name,
+            local_ranks.len(),
+            c.ring_lines,
+        )?),
         _ => None,
     };
     let listener = if routes.contains(&Route::Tcp) {
         let ip = host_addr()?;
         let listener = std::net::TcpListener::bind(SocketAddr::new(ip, 0))
             .map_err(|e| Error::io(format!("listening for peers on {ip}"), e))?;
-        let addr = listener.local_addr().map_err(|e| Error::io("reading the listener's address", e))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Error::io("reading the listener's address", e))?;
         boot.put(&format!("oxmpi-tcp-{rank}"), &addr.to_string())?;
         Some(listener)
     } else {
         None
     };
-    let early_secret = if size > 1 { boot.secret_before_fence()? } else { None };
+    let early_secret = if size > 1 {
+        boot.secret_before_fence()?
+    } else {
+        None
+    };
     boot.fence()?;
-    let secret = if size > 1 { Some(boot.secret_after_fence(early_secret)?) } else { None };
+    let secret = if size > 1 {
+        Some(boot.secret_after_fence(early_secret)?)
+    } else {
+        None
+    };
     let shm = match shm_config {
         Some(config) => {
             let segment = match created {
@@ -194,9 +216,13 @@ pub fn init() -> Result<Universe> {
         Some(listener) => {
             let shared = Arc::clone(&boot);
             let resolver = Box::new(move |peer: usize| {
-                let text = shared.lock().unwrap_or_else(PoisonError::into_inner).get(&format!("oxmpi-tcp-{peer}"))?;
-                text.parse::<SocketAddr>()
-                    .map_err(|_| Error::Bootstrap(format!("rank {peer} published a bad address {text:?}")))
+                let text = shared
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .get(&format!("oxmpi-tcp-{peer}"))?;
+                text.parse::<SocketAddr>().map_err(|_| {
+                    Error::Bootstrap(format!("rank {peer} published a bad address {text:?}"))
+                })
             });
             let secret = secret.expect("size > 1 with TCP peers");
             Some(Tcp::new(rank, size, secret, listener, eager, resolver)?)
@@ -205,7 +231,10 @@ pub fn init() -> Result<Universe> {
     };
     let net = Network::new(rank, routes, shm, tcp);
     engine::install(Engine::new(boot, net, policy, budget, error_mode))?;
-    Ok(Universe { world: Comm::world(rank, size), finalized: false })
+    Ok(Universe {
+        world: Comm::world(rank, size),
+        finalized: false,
+    })
 }
 
 impl Universe {
@@ -230,7 +259,12 @@ impl Universe {
     /// Whether the launcher placed more ranks on this node than it has cores (ranks
     /// then wait politely rather than spin).
     pub fn oversubscribed(&self) -> Result<bool> {
-        engine::with(|e| Ok(e.boot.lock().unwrap_or_else(PoisonError::into_inner).oversubscribed))
+        engine::with(|e| {
+            Ok(e.boot
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .oversubscribed)
+        })
     }
 
     /// Ends this rank's part in the job (`MPI_Finalize`): waits until every rank has

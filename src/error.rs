@@ -110,12 +110,21 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// An [`Error::Io`] with a description of what was being done.
     pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Error {
-        Error::Io { context: context.into(), source }
+        Error::Io {
+            context: context.into(),
+            source,
+        }
     }
 
     /// True for failures of the job itself (a lost peer, a protocol violation, a broken
     /// bootstrap), as opposed to mistakes in the call's arguments.
     pub fn is_fatal(&self) -> bool {
-        matches!(self, Error::PeerLost { .. } | Error::Protocol { .. } | Error::Bootstrap(_) | Error::Io { .. })
+        matches!(
+            self,
+            Error::PeerLost { .. }
+                | Error::Protocol { .. }
+                | Error::Bootstrap(_)
+                | Error::Io { .. }
+        )
     }
 }

@@ -17,10 +17,20 @@ use crate::userbuf::{UserBuf, UserBufMut};
 
 impl Comm {
     fn pattern(&self, source: Source, tag: TagSel) -> Result<Pattern> {
-        Ok(Pattern { ctx: self.p2p_ctx(), src: self.check_source(source)?, tag: Comm::check_tag_sel(tag)? })
+        Ok(Pattern {
+            ctx: self.p2p_ctx(),
+            src: self.check_source(source)?,
+            tag: Comm::check_tag_sel(tag)?,
+        })
     }
 
-    fn start_send(&self, buf: &[u8], dest: Rank, tag: Tag, sync: bool) -> Result<engine::requests::ReqId> {
+    fn start_send(
+        &self,
+        buf: &[u8],
+        dest: Rank,
+        tag: Tag,
+        sync: bool,
+    ) -> Result<engine::requests::ReqId> {
         let peer = self.world_rank(dest)?;
         let tag = Comm::check_tag(tag)?;
         let (ctx, me) = (self.p2p_ctx(), self.rank());
@@ -60,7 +70,12 @@ impl Comm {
     /// Receives a message matching `source` and `tag` into `buf` (`MPI_Recv`).
     /// Wildcards: [`crate::ANY_SOURCE`], [`crate::ANY_TAG`]. A message larger than
     /// `buf` is an [`Error::Truncated`].
-    pub fn recv<T: Pod>(&self, buf: &mut [T], source: impl Into<Source>, tag: impl Into<TagSel>) -> Result<Status> {
+    pub fn recv<T: Pod>(
+        &self,
+        buf: &mut [T],
+        source: impl Into<Source>,
+        tag: impl Into<TagSel>,
+    ) -> Result<Status> {
         let pattern = self.pattern(source.into(), tag.into())?;
         let bytes = bytemuck::cast_slice_mut(buf);
         engine::with(|e| {
@@ -81,7 +96,11 @@ impl Comm {
     /// assert_eq!((&text[..], status.bytes), (&b"variable length"[..], 15));
     /// # Ok(()) }
     /// ```
-    pub fn recv_vec<T: Pod>(&self, source: impl Into<Source>, tag: impl Into<TagSel>) -> Result<(Vec<T>, Status)> {
+    pub fn recv_vec<T: Pod>(
+        &self,
+        source: impl Into<Source>,
+        tag: impl Into<TagSel>,
+    ) -> Result<(Vec<T>, Status)> {
         let pattern = self.pattern(source.into(), tag.into())?;
         let elem = std::mem::size_of::<T>().max(1);
         engine::with(|e| {
@@ -92,7 +111,10 @@ impl Comm {
                 let mut scratch = vec![0u8; size];
                 let id = e.start_recv_matched(msg, UserBufMut::new(&mut scratch));
                 e.wait(id)?;
-                return Err(Error::PartialElement { bytes: size, elem_size: elem });
+                return Err(Error::PartialElement {
+                    bytes: size,
+                    elem_size: elem,
+                });
             }
             let mut out = vec![T::zeroed(); size / elem];
             let id = e.start_recv_matched(msg, UserBufMut::new(bytemuck::cast_slice_mut(&mut out)));
@@ -116,7 +138,11 @@ impl Comm {
     }
 
     /// The envelope of a matching message if one has arrived (`MPI_Iprobe`).
-    pub fn iprobe(&self, source: impl Into<Source>, tag: impl Into<TagSel>) -> Result<Option<Status>> {
+    pub fn iprobe(
+        &self,
+        source: impl Into<Source>,
+        tag: impl Into<TagSel>,
+    ) -> Result<Option<Status>> {
         let pattern = self.pattern(source.into(), tag.into())?;
         engine::with(|e| e.iprobe(&pattern))
     }

@@ -47,7 +47,11 @@ pub fn scope<'env, F, R>(f: F) -> R
 where
     F: for<'s> FnOnce(&'s Scope<'s, 'env>) -> R,
 {
-    let scope = Scope { live: RefCell::new(Vec::new()), _scope: PhantomData, _env: PhantomData };
+    let scope = Scope {
+        live: RefCell::new(Vec::new()),
+        _scope: PhantomData,
+        _env: PhantomData,
+    };
     let result = catch_unwind(AssertUnwindSafe(|| f(&scope)));
     let live = std::mem::take(&mut *scope.live.borrow_mut());
     for id in live {
@@ -64,7 +68,11 @@ where
 impl<'s> Scope<'s, '_> {
     pub(crate) fn register(&'s self, id: ReqId) -> Request<'s> {
         self.live.borrow_mut().push(id);
-        Request { id, live: Some(&self.live), done: None }
+        Request {
+            id,
+            live: Some(&self.live),
+            done: None,
+        }
     }
 }
 

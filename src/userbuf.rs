@@ -30,7 +30,10 @@ unsafe impl Send for UserBufMut {}
 impl UserBuf {
     /// Views `data` beyond the borrow; the caller upholds the module invariant.
     pub(crate) fn new(data: &[u8]) -> UserBuf {
-        UserBuf { ptr: data.as_ptr(), len: data.len() }
+        UserBuf {
+            ptr: data.as_ptr(),
+            len: data.len(),
+        }
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -50,16 +53,25 @@ impl UserBuf {
 
     /// The part `off..off + len`, which must lie inside the buffer.
     pub(crate) fn sub(&self, off: usize, len: usize) -> UserBuf {
-        assert!(off <= self.len && len <= self.len - off, "UserBuf::sub out of range");
+        assert!(
+            off <= self.len && len <= self.len - off,
+            "UserBuf::sub out of range"
+        );
         // SAFETY: in bounds, checked above.
-        UserBuf { ptr: unsafe { self.ptr.add(off) }, len }
+        UserBuf {
+            ptr: unsafe { self.ptr.add(off) },
+            len,
+        }
     }
 }
 
 impl UserBufMut {
     /// Views `data` beyond the borrow; the caller upholds the module invariant.
     pub(crate) fn new(data: &mut [u8]) -> UserBufMut {
-        UserBufMut { ptr: data.as_mut_ptr(), len: data.len() }
+        UserBufMut {
+            ptr: data.as_mut_ptr(),
+            len: data.len(),
+        }
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -81,14 +93,23 @@ impl UserBufMut {
 
     /// Read-only view of the same bytes.
     pub(crate) fn as_const(&self) -> UserBuf {
-        UserBuf { ptr: self.ptr, len: self.len }
+        UserBuf {
+            ptr: self.ptr,
+            len: self.len,
+        }
     }
 
     /// The part `off..off + len`, which must lie inside the buffer.
     pub(crate) fn sub(&self, off: usize, len: usize) -> UserBufMut {
-        assert!(off <= self.len && len <= self.len - off, "UserBufMut::sub out of range");
+        assert!(
+            off <= self.len && len <= self.len - off,
+            "UserBufMut::sub out of range"
+        );
         // SAFETY: in bounds, checked above.
-        UserBufMut { ptr: unsafe { self.ptr.add(off) }, len }
+        UserBufMut {
+            ptr: unsafe { self.ptr.add(off) },
+            len,
+        }
     }
 }
 
@@ -103,7 +124,12 @@ impl TempBuf {
     /// `len` zeroed bytes.
     pub(crate) fn zeroed(len: usize) -> TempBuf {
         let raw: *mut [u8] = Box::into_raw(vec![0u8; len].into_boxed_slice());
-        TempBuf { view: UserBufMut { ptr: raw.cast(), len } }
+        TempBuf {
+            view: UserBufMut {
+                ptr: raw.cast(),
+                len,
+            },
+        }
     }
 
     /// A view of all the bytes, valid while `self` lives.

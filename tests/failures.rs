@@ -10,7 +10,13 @@ use common::Job;
 fn pids_in(dir: &Path) -> Vec<i32> {
     std::fs::read_dir(dir)
         .expect("pid dir")
-        .map(|e| std::fs::read_to_string(e.expect("entry").path()).expect("pid file").trim().parse().expect("pid"))
+        .map(|e| {
+            std::fs::read_to_string(e.expect("entry").path())
+                .expect("pid file")
+                .trim()
+                .parse()
+                .expect("pid")
+        })
         .collect()
 }
 
@@ -23,18 +29,28 @@ fn alive(pid: i32) -> bool {
 /// every rank's process is gone.
 fn run_failing(n: usize, args: &[&str]) -> (Option<i32>, String) {
     let dir = tempdir();
-    let out = Job::new(n, "fail").args(args).env("OXMPI_TEST_PIDDIR", dir.to_str().unwrap()).output();
+    let out = Job::new(n, "fail")
+        .args(args)
+        .env("OXMPI_TEST_PIDDIR", dir.to_str().unwrap())
+        .output();
     let pids = pids_in(&dir);
     assert_eq!(pids.len(), n, "every rank wrote its pid");
     for pid in pids {
         assert!(!alive(pid), "rank process {pid} outlived the job");
     }
     std::fs::remove_dir_all(&dir).ok();
-    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn tempdir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("oxmpi-fail-{}-{}", std::process::id(), rand_suffix()));
+    let dir = std::env::temp_dir().join(format!(
+        "oxmpi-fail-{}-{}",
+        std::process::id(),
+        rand_suffix()
+    ));
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir
 }
@@ -50,7 +66,10 @@ fn a_rank_exiting_with_code_3_ends_the_job() {
     for (n, victim) in [(2, "1"), (4, "2"), (7, "0")] {
         let (code, err) = run_failing(n, &["exit", victim, "3"]);
         assert_eq!(code, Some(3), "{err}");
-        assert!(err.contains(&format!("rank {victim} ")) && err.contains("exited with code 3"), "{err}");
+        assert!(
+            err.contains(&format!("rank {victim} ")) && err.contains("exited with code 3"),
+            "{err}"
+        );
     }
 }
 
@@ -59,7 +78,10 @@ fn a_rank_killed_by_sigkill_ends_the_job() {
     for (n, victim) in [(2, "0"), (4, "1"), (16, "9")] {
         let (code, err) = run_failing(n, &["kill", victim]);
         assert_eq!(code, Some(137), "{err}");
-        assert!(err.contains(&format!("rank {victim} ")) && err.contains("signal 9"), "{err}");
+        assert!(
+            err.contains(&format!("rank {victim} ")) && err.contains("signal 9"),
+            "{err}"
+        );
     }
 }
 

@@ -8,7 +8,9 @@ use common::{Job, RANK_COUNTS, TRANSPORTS};
 fn suite(prog: &str, expect: &str) {
     for transport in TRANSPORTS {
         for n in RANK_COUNTS {
-            let out = Job::new(n, prog).env("OXMPI_TRANSPORT", transport).success();
+            let out = Job::new(n, prog)
+                .env("OXMPI_TRANSPORT", transport)
+                .success();
             assert!(
                 out.contains(&format!("{expect} ok on {n} ranks")),
                 "{prog} on {n} ranks over {transport}: unexpected output {out:?}"
@@ -62,7 +64,10 @@ fn examples_run() {
     for n in [1, 2, 3, 4, 7, 16] {
         let hello = Job::new(n, "examples/hello").success();
         for r in 0..n {
-            assert!(hello.contains(&format!("hello from rank {r} of {n} on ")), "{hello}");
+            assert!(
+                hello.contains(&format!("hello from rank {r} of {n} on ")),
+                "{hello}"
+            );
         }
         assert_eq!(hello.lines().count(), n);
         Job::new(n, "examples/ring").args(["5"]).success();
@@ -75,8 +80,13 @@ fn examples_run() {
 
 #[test]
 fn unknown_transport_is_a_clear_error() {
-    let out = Job::new(2, "examples/hello").env("OXMPI_TRANSPORT", "carrier-pigeon").output();
+    let out = Job::new(2, "examples/hello")
+        .env("OXMPI_TRANSPORT", "carrier-pigeon")
+        .output();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("OXMPI_TRANSPORT") && err.contains("carrier-pigeon") && err.contains("tcp"), "{err}");
+    assert!(
+        err.contains("OXMPI_TRANSPORT") && err.contains("carrier-pigeon") && err.contains("tcp"),
+        "{err}"
+    );
 }

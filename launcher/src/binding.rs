@@ -80,7 +80,11 @@ impl Binding {
         match self {
             Binding::Core { core, .. } => {
                 let pus: Vec<String> = core.pus.iter().map(usize::to_string).collect();
-                format!("[oxrun] rank {rank} bound to core {} (PUs {})", core.index, pus.join(","))
+                format!(
+                    "[oxrun] rank {rank} bound to core {} (PUs {})",
+                    core.index,
+                    pus.join(",")
+                )
             }
             Binding::Unbound(Unbound::Requested) => {
                 format!("[oxrun] rank {rank} not bound (--bind-to none)")
@@ -111,14 +115,26 @@ pub struct Plan {
 ///
 /// `cores` is the topology when it was loaded ([`needs_topology`]); `allowed_pus` is
 /// the number of PUs in oxrun's affinity mask, used when it was not.
-pub fn plan(ranks: usize, requested: Option<BindTo>, cores: Option<&[Core]>, allowed_pus: usize) -> Plan {
+pub fn plan(
+    ranks: usize,
+    requested: Option<BindTo>,
+    cores: Option<&[Core]>,
+    allowed_pus: usize,
+) -> Plan {
     let ncores = cores.map_or(allowed_pus, <[Core]>::len);
     let oversubscribed = ranks > ncores;
-    let unbound = |why| Plan { bindings: vec![Binding::Unbound(why); ranks], oversubscribed, warning: None };
+    let unbound = |why| Plan {
+        bindings: vec![Binding::Unbound(why); ranks],
+        oversubscribed,
+        warning: None,
+    };
     if requested == Some(BindTo::None) {
         return unbound(Unbound::Requested);
     }
-    let over = Unbound::Oversubscribed { ranks, cores: ncores };
+    let over = Unbound::Oversubscribed {
+        ranks,
+        cores: ncores,
+    };
     let Some(cores) = cores.filter(|_| !oversubscribed) else {
         if !oversubscribed {
             return unbound(Unbound::NoTopology);
@@ -132,14 +148,29 @@ pub fn plan(ranks: usize, requested: Option<BindTo>, cores: Option<&[Core]>, all
         }
         return p;
     };
-    let bindings =
-        cores.iter().take(ranks).map(|core| Binding::Core { core: core.clone(), cpuset: cpu_set(&core.pus) }).collect();
-    Plan { bindings, oversubscribed: false, warning: None }
+    let bindings = cores
+        .iter()
+        .take(ranks)
+        .map(|core| Binding::Core {
+            core: core.clone(),
+            cpuset: cpu_set(&core.pus),
+        })
+        .collect();
+    Plan {
+        bindings,
+        oversubscribed: false,
+        warning: None,
+    }
 }
 
 /// Whether [`plan`] needs the topology: to bind, or to report, or to tell whether
 /// `ranks` oversubscribe the cores when the PU count alone cannot.
-pub fn needs_topology(ranks: usize, requested: Option<BindTo>, report: bool, allowed_pus: usize) -> bool {
+pub fn needs_topology(
+    ranks: usize,
+    requested: Option<BindTo>,
+    report: bool,
+    allowed_pus: usize,
+) -> bool {
     report || (requested != Some(BindTo::None) && ranks <= allowed_pus)
 }
 
@@ -148,7 +179,8 @@ pub fn allowed_pus() -> Vec<usize> {
     // SAFETY: cpu_set_t is plain data, all-zero is a valid empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     // SAFETY: `set` is a writable cpu_set_t of the size passed.
-    let rc = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    let rc =
+        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
     if rc != 0 {
         // Unknown: assume every PU the kernel reports may be used.
         return (0..std::thread::available_parallelism().map_or(1, usize::from)).collect();
@@ -164,7 +196,10 @@ pub fn allowed_pus() -> Vec<usize> {
 /// and loading them costs milliseconds) and no x86 backend (it binds oxrun to every
 /// PU in turn to run `cpuid`; cores and PUs come from Linux's sysfs anyway). A value
 /// the user set is left alone.
-const QUICK_HWLOC: [(&str, &str); 2] = [("HWLOC_PLUGINS_PATH", "/dev/null"), ("HWLOC_COMPONENTS", "-x86")];
+const QUICK_HWLOC: [(&str, &str); 2] = [
+    ("HWLOC_PLUGINS_PATH", "/dev/null"),
+    ("HWLOC_COMPONENTS", "-x86"),
+];
 
 /// The cores of this machine with the PUs of each that lie in `allowed` (cores with
 /// none are left out), in hwloc's logical order.
@@ -186,7 +221,10 @@ pub fn load_cores(allowed: &[usize]) -> Result<Vec<Core>, String> {
         .with_cpu_cache_type_filter(TypeFilter::KeepNone)
         .and_then(|b| b.with_cpu_icache_type_filter(TypeFilter::KeepNone))
         .map_err(|e| e.to_string())
-        .and_then(|b| b.build().map_err(|e| format!("cannot load the hardware topology: {e}")));
+        .and_then(|b| {
+            b.build()
+                .map_err(|e| format!("cannot load the hardware topology: {e}"))
+        });
     for var in set {
         // SAFETY: as above; the ranks must not inherit these.
         unsafe { std::env::remove_var(var) };
@@ -200,8 +238,15 @@ pub fn cores_of(topology: &Topology, allowed: &[usize]) -> Vec<Core> {
         .objects_with_type(ObjectType::Core)
         .filter_map(|core| {
             let cpuset = core.cpuset()?;
-            let pus: Vec<usize> = cpuset.iter_set().map(usize::from).filter(|pu| allowed.contains(pu)).collect();
-            (!pus.is_empty()).then(|| Core { index: core.logical_index(), pus })
+            let pus: Vec<usize> = cpuset
+                .iter_set()
+                .map(usize::from)
+                .filter(|pu| allowed.contains(pu))
+                .collect();
+            (!pus.is_empty()).then(|| Core {
+                index: core.logical_index(),
+                pus,
+            })
         })
         .collect();
     if cores.is_empty() {
@@ -210,7 +255,10 @@ pub fn cores_of(topology: &Topology, allowed: &[usize]) -> Vec<Core> {
             .objects_with_type(ObjectType::PU)
             .filter_map(|pu| {
                 let os = pu.os_index()?;
-                allowed.contains(&os).then(|| Core { index: pu.logical_index(), pus: vec![os] })
+                allowed.contains(&os).then(|| Core {
+                    index: pu.logical_index(),
+                    pus: vec![os],
+                })
             })
             .collect();
     }
@@ -232,7 +280,11 @@ mod tests {
     use super::*;
 
     fn synthetic(desc: &str) -> Topology {
-        Topology::builder().from_synthetic(desc).unwrap().build().unwrap()
+        Topology::builder()
+            .from_synthetic(desc)
+            .unwrap()
+            .build()
+            .unwrap()
     }
 
     #[test]
@@ -241,14 +293,41 @@ mod tests {
         let all: Vec<usize> = (0..8).collect();
         let cores = cores_of(&topo, &all);
         assert_eq!(cores.len(), 4);
-        assert_eq!(cores[1], Core { index: 1, pus: vec![2, 3] });
+        assert_eq!(
+            cores[1],
+            Core {
+                index: 1,
+                pus: vec![2, 3]
+            }
+        );
         // Restricted affinity: PUs 1 and 4 only.
         let cores = cores_of(&topo, &[1, 4]);
-        assert_eq!(cores, vec![Core { index: 0, pus: vec![1] }, Core { index: 2, pus: vec![4] }]);
+        assert_eq!(
+            cores,
+            vec![
+                Core {
+                    index: 0,
+                    pus: vec![1]
+                },
+                Core {
+                    index: 2,
+                    pus: vec![4]
+                }
+            ]
+        );
     }
 
     fn two_cores() -> Vec<Core> {
-        vec![Core { index: 0, pus: vec![0] }, Core { index: 1, pus: vec![1] }]
+        vec![
+            Core {
+                index: 0,
+                pus: vec![0],
+            },
+            Core {
+                index: 1,
+                pus: vec![1],
+            },
+        ]
     }
 
     #[test]
@@ -257,7 +336,10 @@ mod tests {
         let p = plan(2, None, Some(&cores), 2);
         assert!(!p.oversubscribed && p.warning.is_none());
         assert_eq!(p.bindings[1].env_value(), "core:1");
-        assert_eq!(p.bindings[1].report(1), "[oxrun] rank 1 bound to core 1 (PUs 1)");
+        assert_eq!(
+            p.bindings[1].report(1),
+            "[oxrun] rank 1 bound to core 1 (PUs 1)"
+        );
         // SAFETY: reading bits of an initialised set.
         let set = p.bindings[1].cpuset().unwrap();
         assert!(unsafe { libc::CPU_ISSET(1, &set) } && !unsafe { libc::CPU_ISSET(0, &set) });
@@ -269,7 +351,10 @@ mod tests {
         let p = plan(16, None, Some(&cores), 2);
         assert!(p.oversubscribed && p.warning.is_none());
         assert_eq!(p.bindings.len(), 16);
-        assert_eq!(p.bindings[3].report(3), "[oxrun] rank 3 not bound (oversubscribed: 16 ranks on 2 cores)");
+        assert_eq!(
+            p.bindings[3].report(3),
+            "[oxrun] rank 3 not bound (oversubscribed: 16 ranks on 2 cores)"
+        );
         assert_eq!(p.bindings[3].env_value(), "none");
         let p = plan(3, Some(BindTo::Core), Some(&cores), 2);
         assert!(p.oversubscribed && p.warning.is_some());
@@ -283,7 +368,10 @@ mod tests {
         let cores = two_cores();
         let p = plan(2, Some(BindTo::None), Some(&cores), 2);
         assert!(!p.oversubscribed);
-        assert_eq!(p.bindings[0].report(0), "[oxrun] rank 0 not bound (--bind-to none)");
+        assert_eq!(
+            p.bindings[0].report(0),
+            "[oxrun] rank 0 not bound (--bind-to none)"
+        );
         assert!(plan(4, Some(BindTo::None), None, 2).oversubscribed);
     }
 

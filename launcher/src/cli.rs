@@ -105,7 +105,13 @@ pub struct Cli {
     /// Default: core when there are no more ranks than cores, else none.
     /// With more ranks than cores, ranks always run unbound and see
     /// OXMPI_OVERSUBSCRIBED=1 (an explicit `--bind-to core` then warns).
-    #[arg(long, value_enum, value_name = "core|none", hide_possible_values = true, verbatim_doc_comment)]
+    #[arg(
+        long,
+        value_enum,
+        value_name = "core|none",
+        hide_possible_values = true,
+        verbatim_doc_comment
+    )]
     pub bind_to: Option<BindTo>,
 
     /// Print each rank's binding on stderr, one line per rank
@@ -125,7 +131,11 @@ pub struct Cli {
     pub program: OsString,
 
     /// Arguments passed to PROGRAM unchanged
-    #[arg(value_name = "ARGS", trailing_var_arg = true, allow_hyphen_values = true)]
+    #[arg(
+        value_name = "ARGS",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
     pub args: Vec<OsString>,
 }
 
@@ -139,11 +149,16 @@ pub struct Timeout {
 }
 
 fn parse_timeout(s: &str) -> Result<Timeout, String> {
-    let secs: f64 = s.parse().map_err(|_| format!("'{s}' is not a number of seconds"))?;
+    let secs: f64 = s
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number of seconds"))?;
     if !(secs > 0.0 && secs.is_finite() && secs < 1e9) {
         return Err(format!("'{s}' is not a positive number of seconds"));
     }
-    Ok(Timeout { duration: Duration::from_secs_f64(secs), text: s.to_owned() })
+    Ok(Timeout {
+        duration: Duration::from_secs_f64(secs),
+        text: s.to_owned(),
+    })
 }
 
 impl Cli {
@@ -199,7 +214,9 @@ pub fn normalize_argv(argv: Vec<OsString>) -> Vec<OsString> {
                 // A short option, maybe with its value attached (`-n4`, `-xFOO=1`).
                 let short = rest.chars().next();
                 expect_value = rest.chars().count() == 1
-                    && cmd.get_arguments().any(|a| a.get_short() == short && a.get_action().takes_values());
+                    && cmd
+                        .get_arguments()
+                        .any(|a| a.get_short() == short && a.get_action().takes_values());
                 out.push(word);
             }
         } else {
@@ -213,7 +230,8 @@ pub fn normalize_argv(argv: Vec<OsString>) -> Vec<OsString> {
 }
 
 fn long_takes_value(cmd: &clap::Command, name: &str) -> bool {
-    cmd.get_arguments().any(|a| a.get_long() == Some(name) && a.get_action().takes_values())
+    cmd.get_arguments()
+        .any(|a| a.get_long() == Some(name) && a.get_action().takes_values())
 }
 
 /// Splits a `-x` word into the variable name and, when given, its value.
@@ -221,7 +239,10 @@ pub fn split_export(word: &OsStr) -> (OsString, Option<OsString>) {
     use std::os::unix::ffi::OsStrExt;
     let bytes = word.as_bytes();
     match bytes.iter().position(|&b| b == b'=') {
-        Some(i) => (OsStr::from_bytes(&bytes[..i]).to_owned(), Some(OsStr::from_bytes(&bytes[i + 1..]).to_owned())),
+        Some(i) => (
+            OsStr::from_bytes(&bytes[..i]).to_owned(),
+            Some(OsStr::from_bytes(&bytes[i + 1..]).to_owned()),
+        ),
         None => (word.to_owned(), None),
     }
 }
@@ -245,7 +266,16 @@ mod tests {
 
     #[test]
     fn single_dash_np_and_program_args_untouched() {
-        let cli = parse(&["oxrun", "-np", "3", "prog", "-np", "5", "--tag-output", "--"]);
+        let cli = parse(&[
+            "oxrun",
+            "-np",
+            "3",
+            "prog",
+            "-np",
+            "5",
+            "--tag-output",
+            "--",
+        ]);
         assert_eq!(cli.np, 3);
         assert!(!cli.tag_output);
         assert_eq!(cli.program, "prog");
@@ -292,7 +322,10 @@ mod tests {
 
     #[test]
     fn unknown_option_is_an_error_not_a_program() {
-        assert!(Cli::try_parse_from(normalize_argv(argv(&["oxrun", "-n", "1", "--bogus", "p"]))).is_err());
+        assert!(
+            Cli::try_parse_from(normalize_argv(argv(&["oxrun", "-n", "1", "--bogus", "p"])))
+                .is_err()
+        );
     }
 
     #[test]
@@ -304,8 +337,14 @@ mod tests {
 
     #[test]
     fn export_split() {
-        assert_eq!(split_export(OsStr::new("A=b=c")), ("A".into(), Some("b=c".into())));
+        assert_eq!(
+            split_export(OsStr::new("A=b=c")),
+            ("A".into(), Some("b=c".into()))
+        );
         assert_eq!(split_export(OsStr::new("A")), ("A".into(), None));
-        assert_eq!(split_export(OsStr::new("A=")), ("A".into(), Some("".into())));
+        assert_eq!(
+            split_export(OsStr::new("A=")),
+            ("A".into(), Some("".into()))
+        );
     }
 }

@@ -19,8 +19,14 @@ impl RankExit {
     pub fn from_wait(si_code: i32, si_status: i32) -> RankExit {
         match si_code {
             libc::CLD_EXITED => RankExit::Code(si_status),
-            libc::CLD_DUMPED => RankExit::Signal { signal: si_status, core_dumped: true },
-            _ => RankExit::Signal { signal: si_status, core_dumped: false },
+            libc::CLD_DUMPED => RankExit::Signal {
+                signal: si_status,
+                core_dumped: true,
+            },
+            _ => RankExit::Signal {
+                signal: si_status,
+                core_dumped: false,
+            },
         }
     }
 
@@ -43,7 +49,10 @@ impl fmt::Display for RankExit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             RankExit::Code(c) => write!(f, "exited with code {c}"),
-            RankExit::Signal { signal, core_dumped } => {
+            RankExit::Signal {
+                signal,
+                core_dumped,
+            } => {
                 write!(f, "killed by signal {signal}")?;
                 match (signal_name(signal), core_dumped) {
                     (Some(name), true) => write!(f, " ({name}, core dumped)"),
@@ -110,6 +119,9 @@ mod tests {
         assert_eq!(k.shell_status(), 137);
         let d = RankExit::from_wait(libc::CLD_DUMPED, 11);
         assert_eq!(d.to_string(), "killed by signal 11 (SIGSEGV, core dumped)");
-        assert_eq!(RankExit::from_wait(libc::CLD_KILLED, 40).to_string(), "killed by signal 40");
+        assert_eq!(
+            RankExit::from_wait(libc::CLD_KILLED, 40).to_string(),
+            "killed by signal 40"
+        );
     }
 }

@@ -77,11 +77,24 @@ pub struct JobSpec {
 /// The first thing that went wrong; decides the exit status.
 #[derive(Debug)]
 enum Failure {
-    Exit { rank: usize, pid: i32, exit: RankExit },
-    NoFinalize { rank: usize, pid: i32 },
+    Exit {
+        rank: usize,
+        pid: i32,
+        exit: RankExit,
+    },
+    NoFinalize {
+        rank: usize,
+        pid: i32,
+    },
     Abort(Abort),
-    Malformed { rank: usize, why: String },
-    BarrierStuck { rank: usize, pid: i32 },
+    Malformed {
+        rank: usize,
+        why: String,
+    },
+    BarrierStuck {
+        rank: usize,
+        pid: i32,
+    },
     Timeout,
     Signal(i32),
     Launch,
@@ -97,9 +110,10 @@ impl Failure {
             },
             Failure::Timeout => 124,
             Failure::Signal(s) => 128 + s,
-            Failure::NoFinalize { .. } | Failure::Malformed { .. } | Failure::BarrierStuck { .. } | Failure::Launch => {
-                1
-            }
+            Failure::NoFinalize { .. }
+            | Failure::Malformed { .. }
+            | Failure::BarrierStuck { .. }
+            | Failure::Launch => 1,
         }
     }
 }
@@ -164,7 +178,11 @@ impl Job {
     fn new(spec: &JobSpec) -> io::Result<Job> {
         let poll = Poll::new()?;
         let signals = SignalFd::new()?;
-        poll.registry().register(&mut SourceFd(&signals.as_raw_fd()), SIGNAL_TOKEN, Interest::READABLE)?;
+        poll.registry().register(
+            &mut SourceFd(&signals.as_raw_fd()),
+            SIGNAL_TOKEN,
+            Interest::READABLE,
+        )?;
         let size = spec.layout.size();
         Ok(Job {
             poll,
@@ -174,7 +192,10 @@ impl Job {
             signals,
             failure: None,
             deadline: spec.timeout.as_ref().map(|t| Instant::now() + t.duration),
-            timeout_text: spec.timeout.as_ref().map_or_else(String::new, |t| t.text.clone()),
+            timeout_text: spec
+                .timeout
+                .as_ref()
+                .map_or_else(String::new, |t| t.text.clone()),
             kill_grace: spec.kill_grace,
             kill_at: None,
             drain_until: None,
@@ -215,22 +236,30 @@ impl Job {
             let spawned = match spawn::spawn(&cmd) {
                 Ok(s) => s,
                 Err(e) => {
-                    self.out.message(&format!("oxrun: cannot start rank {rank}: {e}"));
+                    self.out
+                        .message(&format!("oxrun: cannot start rank {rank}: {e}"));
                     self.fail(Failure::Launch);
                     return;
                 }
             };
             stdin0 = stdin0.or(spawned.stdin);
-            self.ranks.push(Rank { pid: spawned.pid, exit: None, pmi: None, streams: [None, None] });
+            self.ranks.push(Rank {
+                pid: spawned.pid,
+                exit: None,
+                pmi: None,
+                streams: [None, None],
+            });
             if let Err(e) = self.watch(rank, spawned.pmi, spawned.stdout, spawned.stderr) {
-                self.out.message(&format!("oxrun: cannot watch rank {rank}: {e}"));
+                self.out
+                    .message(&format!("oxrun: cannot watch rank {rank}: {e}"));
                 self.fail(Failure::Launch);
                 return;
             }
         }
         if let Some(stdin) = stdin0 {
             if let Err(e) = stdin_forward::start(stdin) {
-                self.out.message(&format!("oxrun: cannot forward stdin: {e}"));
+                self.out
+                    .message(&format!("oxrun: cannot forward stdin: {e}"));
                 self.fail(Failure::Launch);
             }
         }
@@ -248,13 +277,23 @@ impl Job {
         let registry = self.poll.registry();
         pmi.set_nonblocking(true)?;
         let mut conn = PmiConn::new(mio::net::UnixStream::from_std(pmi));
-        registry.register(conn.stream_mut(), token(rank, 0), Interest::READABLE | Interest::WRITABLE)?;
+        registry.register(
+            conn.stream_mut(),
+            token(rank, 0),
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
         self.ranks[rank].pmi = Some(conn);
-        for (kind, rx) in [(Kind::Stdout, Receiver::from(stdout)), (Kind::Stderr, Receiver::from(stderr))] {
+        for (kind, rx) in [
+            (Kind::Stdout, Receiver::from(stdout)),
+            (Kind::Stderr, Receiver::from(stderr)),
+        ] {
             let mut rx = rx;
             rx.set_nonblocking(true)?;
             registry.register(&mut rx, token(rank, 1 + kind as usize), Interest::READABLE)?;
-            self.ranks[rank].streams[kind as usize] = Some(Stream { rx, lb: LineBuffer::new(rank, kind) });
+            self.ranks[rank].streams[kind as usize] = Some(Stream {
+                rx,
+                lb: LineBuffer::new(rank, kind),
+            });
         }
         Ok(())
     }
@@ -264,7 +303,8 @@ impl Job {
         let mut ready = Vec::new();
         while !self.done() {
             let timeout = if self.retry.is_empty() {
-                self.next_timer().map(|t| t.saturating_duration_since(Instant::now()))
+                self.next_timer()
+                    .map(|t| t.saturating_duration_since(Instant::now()))
             } else {
                 Some(Duration::ZERO)
             };
@@ -302,10 +342,20 @@ impl Job {
     /// Forwards output of one stream. `draining`: the rank just ended, take in
     /// everything it left (bounded) rather than one turn's worth.
     fn pump(&mut self, rank: usize, kind: Kind, draining: bool) {
-        let Job { ranks, out, poll, retry, .. } = self;
+        let Job {
+            ranks,
+            out,
+            poll,
+            retry,
+            ..
+        } = self;
         let slot = &mut ranks[rank].streams[kind as usize];
         let Some(stream) = slot.as_mut() else { return };
-        let turn = if draining { DRAIN_READS } else { READS_PER_TURN };
+        let turn = if draining {
+            DRAIN_READS
+        } else {
+            READS_PER_TURN
+        };
         let mut ended = false;
         for i in 0.. {
             if i == turn {
@@ -338,7 +388,11 @@ impl Job {
     /// Serves one rank's PMI requests. `draining`: the rank just ended, take in
     /// everything it sent (bounded) so a last `finalize` or `abort` is seen.
     fn service_pmi(&mut self, rank: usize, draining: bool) {
-        let mut budget = if draining { 16 * LINES_PER_TURN } else { LINES_PER_TURN };
+        let mut budget = if draining {
+            16 * LINES_PER_TURN
+        } else {
+            LINES_PER_TURN
+        };
         loop {
             let Some(conn) = self.ranks[rank].pmi.as_mut() else {
                 return;
@@ -412,12 +466,15 @@ impl Job {
         self.external_signals += 1;
         let name = signal_name(sig).unwrap_or("a signal");
         if self.external_signals == 1 && self.failure.is_none() {
-            self.out.message(&format!("oxrun: received {name}, forwarding it to all ranks"));
+            self.out.message(&format!(
+                "oxrun: received {name}, forwarding it to all ranks"
+            ));
             self.failure = Some(Failure::Signal(sig));
             self.signal_all(sig);
             self.kill_at = Some(Instant::now() + self.kill_grace);
         } else {
-            self.out.message(&format!("oxrun: received {name} again, killing all ranks"));
+            self.out
+                .message(&format!("oxrun: received {name} again, killing all ranks"));
             self.signal_all(libc::SIGKILL);
             self.kill_at = None;
         }
@@ -433,7 +490,14 @@ impl Job {
             let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
             let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
             // SAFETY: `info` is a writable siginfo_t; the pid is our own child.
-            let rc = unsafe { libc::waitid(libc::P_PID, self.ranks[rank].pid as libc::id_t, &mut info, flags) };
+            let rc = unsafe {
+                libc::waitid(
+                    libc::P_PID,
+                    self.ranks[rank].pid as libc::id_t,
+                    &mut info,
+                    flags,
+                )
+            };
             // SAFETY: waitid filled `info` (or left it zeroed); si_pid and si_status
             // are the fields it sets for a child that ended.
             let (pid, status) = unsafe { (info.si_pid(), info.si_status()) };
@@ -469,7 +533,8 @@ impl Job {
         if self.failure.is_some() || self.pmi.waiting_in_barrier() == 0 {
             return;
         }
-        let stuck = (0..self.ranks.len()).find(|&r| self.ranks[r].exit.is_some() && !self.pmi.in_barrier(r));
+        let stuck = (0..self.ranks.len())
+            .find(|&r| self.ranks[r].exit.is_some() && !self.pmi.in_barrier(r));
         if let Some(rank) = stuck {
             let pid = self.ranks[rank].pid;
             self.fail(Failure::BarrierStuck { rank, pid });
@@ -487,17 +552,24 @@ impl Job {
                 format!("oxrun: rank {rank} (pid {pid}) exited without calling finalize")
             }
             Failure::Abort(a) => match &a.msg {
-                Some(msg) => format!("oxrun: rank {} called abort with code {}: {msg}", a.rank, a.code),
+                Some(msg) => format!(
+                    "oxrun: rank {} called abort with code {}: {msg}",
+                    a.rank, a.code
+                ),
                 None => format!("oxrun: rank {} called abort with code {}", a.rank, a.code),
             },
             Failure::Malformed { rank, why } => {
                 format!("oxrun: rank {rank} sent a malformed PMI line: {why}")
             }
             Failure::BarrierStuck { rank, pid } => {
-                format!("oxrun: rank {rank} (pid {pid}) ended while other ranks wait for it in a PMI barrier")
+                format!(
+                    "oxrun: rank {rank} (pid {pid}) ended while other ranks wait for it in a PMI barrier"
+                )
             }
             Failure::Timeout => {
-                let running: Vec<usize> = (0..self.ranks.len()).filter(|&r| self.ranks[r].exit.is_none()).collect();
+                let running: Vec<usize> = (0..self.ranks.len())
+                    .filter(|&r| self.ranks[r].exit.is_none())
+                    .collect();
                 format!(
                     "oxrun: job timed out after {} s; ranks still running: {}",
                     self.timeout_text,
@@ -543,7 +615,10 @@ impl Job {
 
     fn next_timer(&self) -> Option<Instant> {
         let deadline = self.deadline.filter(|_| self.failure.is_none());
-        [deadline, self.kill_at, self.drain_until].into_iter().flatten().min()
+        [deadline, self.kill_at, self.drain_until]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Once every rank has ended: kill what is left in their process groups and start
@@ -560,7 +635,13 @@ impl Job {
     fn done(&self) -> bool {
         match self.drain_until {
             None => false,
-            Some(until) => Instant::now() >= until || self.ranks.iter().all(|r| r.streams.iter().all(Option::is_none)),
+            Some(until) => {
+                Instant::now() >= until
+                    || self
+                        .ranks
+                        .iter()
+                        .all(|r| r.streams.iter().all(Option::is_none))
+            }
         }
     }
 
@@ -623,14 +704,32 @@ mod tests {
 
     #[test]
     fn exit_codes() {
-        let abort = |code| Failure::Abort(Abort { rank: 0, code, msg: None }).exit_code();
+        let abort = |code| {
+            Failure::Abort(Abort {
+                rank: 0,
+                code,
+                msg: None,
+            })
+            .exit_code()
+        };
         assert_eq!(abort(7), 7);
         assert_eq!(abort(0), 1);
         assert_eq!(abort(256), 1);
         assert_eq!(abort(-1), 255);
         assert_eq!(Failure::Timeout.exit_code(), 124);
         assert_eq!(Failure::Signal(libc::SIGINT).exit_code(), 130);
-        let exit = RankExit::Signal { signal: 9, core_dumped: false };
-        assert_eq!(Failure::Exit { rank: 1, pid: 1, exit }.exit_code(), 137);
+        let exit = RankExit::Signal {
+            signal: 9,
+            core_dumped: false,
+        };
+        assert_eq!(
+            Failure::Exit {
+                rank: 1,
+                pid: 1,
+                exit
+            }
+            .exit_code(),
+            137
+        );
     }
 }

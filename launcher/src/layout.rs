@@ -23,7 +23,11 @@ impl Layout {
 
     /// A layout from the node id of every rank, in rank order.
     pub fn from_nodes(node_of_rank: Vec<u32>) -> Layout {
-        let nodes = node_of_rank.iter().map(|&n| n as usize + 1).max().unwrap_or(0);
+        let nodes = node_of_rank
+            .iter()
+            .map(|&n| n as usize + 1)
+            .max()
+            .unwrap_or(0);
         let mut count = vec![0u32; nodes];
         let mut local_rank = Vec::with_capacity(node_of_rank.len());
         for &n in &node_of_rank {
@@ -31,7 +35,11 @@ impl Layout {
             count[n as usize] += 1;
         }
         let local_size = node_of_rank.iter().map(|&n| count[n as usize]).collect();
-        Layout { node_of_rank, local_rank, local_size }
+        Layout {
+            node_of_rank,
+            local_rank,
+            local_size,
+        }
     }
 
     /// Number of ranks in the job.
@@ -79,7 +87,11 @@ pub fn process_mapping(node_of_rank: &[u32]) -> String {
     let mut triples: Vec<(u32, u32, u32)> = Vec::new();
     for (node, len) in runs {
         match triples.last_mut() {
-            Some((start, count, per)) if *per == len && node.checked_sub(*start) == Some(*count) => *count += 1,
+            Some((start, count, per))
+                if *per == len && node.checked_sub(*start) == Some(*count) =>
+            {
+                *count += 1
+            }
             _ => triples.push((node, 1, len)),
         }
     }
@@ -107,29 +119,50 @@ mod tests {
     #[test]
     fn blocks_over_nodes() {
         assert_eq!(process_mapping(&[0, 0, 1, 1]), "(vector,(0,2,2))");
-        assert_eq!(process_mapping(&[0, 0, 0, 1, 1, 1, 2, 2, 2]), "(vector,(0,3,3))");
+        assert_eq!(
+            process_mapping(&[0, 0, 0, 1, 1, 1, 2, 2, 2]),
+            "(vector,(0,3,3))"
+        );
         // Uneven blocks: 3 on node 0, 2 on node 1.
-        assert_eq!(process_mapping(&[0, 0, 0, 1, 1]), "(vector,(0,1,3),(1,1,2))");
+        assert_eq!(
+            process_mapping(&[0, 0, 0, 1, 1]),
+            "(vector,(0,1,3),(1,1,2))"
+        );
     }
 
     #[test]
     fn round_robin_and_irregular() {
         assert_eq!(process_mapping(&[0, 1, 0, 1]), "(vector,(0,2,1),(0,2,1))");
-        assert_eq!(process_mapping(&[0, 1, 2, 0, 1, 2]), "(vector,(0,3,1),(0,3,1))");
+        assert_eq!(
+            process_mapping(&[0, 1, 2, 0, 1, 2]),
+            "(vector,(0,3,1),(0,3,1))"
+        );
         assert_eq!(process_mapping(&[1, 1, 0, 0]), "(vector,(1,1,2),(0,1,2))");
-        assert_eq!(process_mapping(&[2, 3, 3, 0]), "(vector,(2,1,1),(3,1,2),(0,1,1))");
+        assert_eq!(
+            process_mapping(&[2, 3, 3, 0]),
+            "(vector,(2,1,1),(3,1,2),(0,1,1))"
+        );
     }
 
     #[test]
     fn local_ranks_multi_node() {
         let l = Layout::from_nodes(vec![0, 1, 0, 1, 1]);
-        let got: Vec<_> = (0..l.size()).map(|r| (l.node(r), l.local_rank(r), l.local_size(r))).collect();
-        assert_eq!(got, vec![(0, 0, 2), (1, 0, 3), (0, 1, 2), (1, 1, 3), (1, 2, 3)]);
+        let got: Vec<_> = (0..l.size())
+            .map(|r| (l.node(r), l.local_rank(r), l.local_size(r)))
+            .collect();
+        assert_eq!(
+            got,
+            vec![(0, 0, 2), (1, 0, 3), (0, 1, 2), (1, 1, 3), (1, 2, 3)]
+        );
     }
 
     /// Expands a mapping back to node ids the way MPICH reads it, to check round trips.
     fn expand(mapping: &str) -> Vec<u32> {
-        let body = mapping.strip_prefix("(vector,").unwrap().strip_suffix(')').unwrap();
+        let body = mapping
+            .strip_prefix("(vector,")
+            .unwrap()
+            .strip_suffix(')')
+            .unwrap();
         let mut out = Vec::new();
         for t in body.split("),(") {
             let t = t.trim_matches(['(', ')']);

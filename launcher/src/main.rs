@@ -97,7 +97,10 @@ fn launch(cli: Cli) -> i32 {
     }
     if cli.report_bindings {
         for rank in 0..layout.size() {
-            eprintln!("{}", plan.bindings[layout.local_rank(rank) as usize].report(rank));
+            eprintln!(
+                "{}",
+                plan.bindings[layout.local_rank(rank) as usize].report(rank)
+            );
         }
     }
     let identity = match rank_env::JobIdentity::generate() {
@@ -133,7 +136,10 @@ fn exports(words: &[OsString]) -> Result<Vec<(OsString, OsString)>, String> {
         match value.or_else(|| std::env::var_os(&name)) {
             Some(v) => out.push((name, v)),
             None => {
-                eprintln!("oxrun: warning: -x {}: not set in oxrun's environment, not exported", name.to_string_lossy())
+                eprintln!(
+                    "oxrun: warning: -x {}: not set in oxrun's environment, not exported",
+                    name.to_string_lossy()
+                )
             }
         }
     }

@@ -35,7 +35,12 @@ pub struct LineBuffer {
 impl LineBuffer {
     /// An empty buffer for `rank`'s `kind` stream.
     pub fn new(rank: usize, kind: Kind) -> LineBuffer {
-        LineBuffer { rank, kind, buf: vec![0; CHUNK].into_boxed_slice(), len: 0 }
+        LineBuffer {
+            rank,
+            kind,
+            buf: vec![0; CHUNK].into_boxed_slice(),
+            len: 0,
+        }
     }
 
     /// Reads once from `src` into the free part of the buffer (never full when the
@@ -67,8 +72,16 @@ struct Sink<W: Write> {
 impl<W: Write> Output<W> {
     /// Output to `stdout` and `stderr`, tagging lines with their rank when `tag`.
     pub fn new(tag: bool, stdout: W, stderr: W) -> Output<W> {
-        let sink = |writer| Sink { writer, pending: Vec::new(), dangling: None, broken: false };
-        Output { tag, sinks: [sink(stdout), sink(stderr)] }
+        let sink = |writer| Sink {
+            writer,
+            pending: Vec::new(),
+            dangling: None,
+            broken: false,
+        };
+        Output {
+            tag,
+            sinks: [sink(stdout), sink(stderr)],
+        }
     }
 
     /// Emits every complete line in `lb`, and a full buffer's worth of an overlong
@@ -129,7 +142,11 @@ impl<W: Write> Output<W> {
     pub fn flush(&mut self) {
         for sink in &mut self.sinks {
             if !sink.pending.is_empty() && !sink.broken {
-                sink.broken = sink.writer.write_all(&sink.pending).and_then(|()| sink.writer.flush()).is_err();
+                sink.broken = sink
+                    .writer
+                    .write_all(&sink.pending)
+                    .and_then(|()| sink.writer.flush())
+                    .is_err();
             }
             sink.pending.clear();
         }
@@ -153,7 +170,11 @@ impl Write for FdWriter {
             match err.kind() {
                 io::ErrorKind::Interrupted => {}
                 io::ErrorKind::WouldBlock => {
-                    let mut pfd = libc::pollfd { fd: self.0, events: libc::POLLOUT, revents: 0 };
+                    let mut pfd = libc::pollfd {
+                        fd: self.0,
+                        events: libc::POLLOUT,
+                        revents: 0,
+                    };
                     // SAFETY: `pfd` is one valid pollfd.
                     unsafe { libc::poll(&mut pfd, 1, -1) };
                 }
@@ -250,6 +271,9 @@ mod tests {
         feed(&mut o, &mut a, b"partial");
         o.finish(&mut a);
         o.message("oxrun: done");
-        assert_eq!(String::from_utf8(o.sinks[1].writer.clone()).unwrap(), "partial\noxrun: done\n");
+        assert_eq!(
+            String::from_utf8(o.sinks[1].writer.clone()).unwrap(),
+            "partial\noxrun: done\n"
+        );
     }
 }

@@ -139,7 +139,10 @@ impl PmiConn {
 
     /// A buffered complete line, if there is one (blank lines are skipped).
     fn take_buffered(&mut self) -> Option<Next> {
-        while let Some(i) = self.inbuf[self.in_scan..self.in_len].iter().position(|&b| b == b'\n') {
+        while let Some(i) = self.inbuf[self.in_scan..self.in_len]
+            .iter()
+            .position(|&b| b == b'\n')
+        {
             let end = self.in_scan + i + 1;
             let next = parse(&self.inbuf[..end]);
             self.inbuf.copy_within(end..self.in_len, 0);
@@ -205,7 +208,8 @@ mod tests {
         assert_eq!(c.next_line(), Next::WouldBlock);
         peer.write_all(b"cmd=init pmi_vers").unwrap();
         assert_eq!(c.next_line(), Next::WouldBlock);
-        peer.write_all(b"ion=1 pmi_subversion=1\n\ncmd=get_maxes\ncmd=barr").unwrap();
+        peer.write_all(b"ion=1 pmi_subversion=1\n\ncmd=get_maxes\ncmd=barr")
+            .unwrap();
         match c.next_line() {
             Next::Line(l) => assert_eq!(l.get("pmi_version"), Some("1")),
             other => panic!("{other:?}"),
@@ -226,7 +230,12 @@ mod tests {
 
     #[test]
     fn malformed_lines() {
-        for bad in [&b"hello\n"[..], b"cmd=put key\n", b"\xff\xfe\n", b"cmd= x=1\n"] {
+        for bad in [
+            &b"hello\n"[..],
+            b"cmd=put key\n",
+            b"\xff\xfe\n",
+            b"cmd= x=1\n",
+        ] {
             let (mut c, mut peer) = pair();
             peer.write_all(bad).unwrap();
             assert!(matches!(c.next_line(), Next::Malformed(_)), "{bad:?}");

@@ -64,7 +64,13 @@ impl PmiServer {
         let mut kvs = HashMap::new();
         let kvs_bytes = mapping.len();
         kvs.insert("PMI_process_mapping".to_owned(), (mapping, usize::MAX));
-        PmiServer { kvsname, ranks: vec![RankState::default(); size], kvs, kvs_bytes, in_barrier: 0 }
+        PmiServer {
+            kvsname,
+            ranks: vec![RankState::default(); size],
+            kvs,
+            kvs_bytes,
+            in_barrier: 0,
+        }
     }
 
     /// Whether `rank` sent `init`.
@@ -101,7 +107,11 @@ impl PmiServer {
                     &mut out,
                     reply(
                         "response_to_init",
-                        &[("pmi_version", "1"), ("pmi_subversion", "1"), ("rc", if ok { "0" } else { "-1" })],
+                        &[
+                            ("pmi_version", "1"),
+                            ("pmi_subversion", "1"),
+                            ("rc", if ok { "0" } else { "-1" }),
+                        ],
                     ),
                 );
             }
@@ -118,10 +128,17 @@ impl PmiServer {
                 ),
             ),
             "get_appnum" => one(&mut out, reply("appnum", &[("appnum", "0"), ("rc", "0")])),
-            "get_my_kvsname" => one(&mut out, reply("my_kvsname", &[("kvsname", &self.kvsname), ("rc", "0")])),
-            "get_universe_size" => {
-                one(&mut out, reply("universe_size", &[("size", &self.ranks.len().to_string()), ("rc", "0")]))
-            }
+            "get_my_kvsname" => one(
+                &mut out,
+                reply("my_kvsname", &[("kvsname", &self.kvsname), ("rc", "0")]),
+            ),
+            "get_universe_size" => one(
+                &mut out,
+                reply(
+                    "universe_size",
+                    &[("size", &self.ranks.len().to_string()), ("rc", "0")],
+                ),
+            ),
             "put" => {
                 let line = match self.put(rank, req) {
                     Ok(()) => reply("put_result", &[("rc", "0"), ("msg", "success")]),
@@ -131,14 +148,23 @@ impl PmiServer {
             }
             "get" => {
                 let line = match self.get(req) {
-                    Ok(value) => reply("get_result", &[("rc", "0"), ("value", value), ("msg", "success")]),
+                    Ok(value) => reply(
+                        "get_result",
+                        &[("rc", "0"), ("value", value), ("msg", "success")],
+                    ),
                     Err(msg) => reply("get_result", &[("rc", "-1"), ("msg", &msg)]),
                 };
                 one(&mut out, line);
             }
             "barrier_in" => {
                 if self.ranks[rank].in_barrier {
-                    one(&mut out, reply("barrier_out", &[("rc", "-1"), ("msg", "already_in_barrier")]));
+                    one(
+                        &mut out,
+                        reply(
+                            "barrier_out",
+                            &[("rc", "-1"), ("msg", "already_in_barrier")],
+                        ),
+                    );
                 } else {
                     self.ranks[rank].in_barrier = true;
                     self.in_barrier += 1;
@@ -160,7 +186,11 @@ impl PmiServer {
                     None => 1,
                     Some(c) => c.parse().unwrap_or(1),
                 };
-                out.abort = Some(Abort { rank, code, msg: req.get("msg").map(str::to_owned) });
+                out.abort = Some(Abort {
+                    rank,
+                    code,
+                    msg: req.get("msg").map(str::to_owned),
+                });
             }
             other => {
                 let cmd = format!("{other}_result");
@@ -219,7 +249,9 @@ impl PmiServer {
         };
         match self.kvs.get(key) {
             Some((value, _)) => Ok(value),
-            None if key.len() <= KEYLEN_MAX && !key.contains('=') => Err(format!("key_{key}_not_found")),
+            None if key.len() <= KEYLEN_MAX && !key.contains('=') => {
+                Err(format!("key_{key}_not_found"))
+            }
             None => Err("key_not_found".to_owned()),
         }
     }
@@ -257,32 +289,71 @@ mod tests {
     fn init_and_queries() {
         let mut s = server(4);
         assert!(!s.initialized(2));
-        let r = only_reply(s.handle(2, &req("cmd=init pmi_version=1 pmi_subversion=1")), 2);
-        assert_eq!(r, "cmd=response_to_init pmi_version=1 pmi_subversion=1 rc=0\n");
+        let r = only_reply(
+            s.handle(2, &req("cmd=init pmi_version=1 pmi_subversion=1")),
+            2,
+        );
+        assert_eq!(
+            r,
+            "cmd=response_to_init pmi_version=1 pmi_subversion=1 rc=0\n"
+        );
         assert!(s.initialized(2));
-        let r = only_reply(s.handle(1, &req("cmd=init pmi_version=2 pmi_subversion=0")), 1);
+        let r = only_reply(
+            s.handle(1, &req("cmd=init pmi_version=2 pmi_subversion=0")),
+            1,
+        );
         assert!(r.ends_with("rc=-1\n"));
         assert!(!s.initialized(1));
         assert_eq!(
             only_reply(s.handle(0, &req("cmd=get_maxes")), 0),
             "cmd=maxes kvsname_max=256 keylen_max=64 vallen_max=1024 rc=0\n"
         );
-        assert_eq!(only_reply(s.handle(0, &req("cmd=get_appnum")), 0), "cmd=appnum appnum=0 rc=0\n");
-        assert_eq!(only_reply(s.handle(0, &req("cmd=get_my_kvsname")), 0), "cmd=my_kvsname kvsname=oxmpi_test rc=0\n");
-        assert_eq!(only_reply(s.handle(3, &req("cmd=get_universe_size")), 3), "cmd=universe_size size=4 rc=0\n");
+        assert_eq!(
+            only_reply(s.handle(0, &req("cmd=get_appnum")), 0),
+            "cmd=appnum appnum=0 rc=0\n"
+        );
+        assert_eq!(
+            only_reply(s.handle(0, &req("cmd=get_my_kvsname")), 0),
+            "cmd=my_kvsname kvsname=oxmpi_test rc=0\n"
+        );
+        assert_eq!(
+            only_reply(s.handle(3, &req("cmd=get_universe_size")), 3),
+            "cmd=universe_size size=4 rc=0\n"
+        );
     }
 
     #[test]
     fn put_get_and_conflicts() {
         let mut s = server(2);
         let ok = "cmd=put_result rc=0 msg=success\n";
-        assert_eq!(only_reply(s.handle(0, &req("cmd=put kvsname=oxmpi_test key=a value=1")), 0), ok);
+        assert_eq!(
+            only_reply(
+                s.handle(0, &req("cmd=put kvsname=oxmpi_test key=a value=1")),
+                0
+            ),
+            ok
+        );
         // Same value from another rank is fine; a different one is not.
-        assert_eq!(only_reply(s.handle(1, &req("cmd=put kvsname=oxmpi_test key=a value=1")), 1), ok);
-        let r = only_reply(s.handle(1, &req("cmd=put kvsname=oxmpi_test key=a value=2")), 1);
+        assert_eq!(
+            only_reply(
+                s.handle(1, &req("cmd=put kvsname=oxmpi_test key=a value=1")),
+                1
+            ),
+            ok
+        );
+        let r = only_reply(
+            s.handle(1, &req("cmd=put kvsname=oxmpi_test key=a value=2")),
+            1,
+        );
         assert!(r.starts_with("cmd=put_result rc=-1 msg="), "{r}");
         // The owner may change its own key.
-        assert_eq!(only_reply(s.handle(0, &req("cmd=put kvsname=oxmpi_test key=a value=3")), 0), ok);
+        assert_eq!(
+            only_reply(
+                s.handle(0, &req("cmd=put kvsname=oxmpi_test key=a value=3")),
+                0
+            ),
+            ok
+        );
         assert_eq!(
             only_reply(s.handle(1, &req("cmd=get kvsname=oxmpi_test key=a")), 1),
             "cmd=get_result rc=0 value=3 msg=success\n"
@@ -292,7 +363,13 @@ mod tests {
             "cmd=get_result rc=-1 msg=key_zz_not_found\n"
         );
         assert_eq!(
-            only_reply(s.handle(0, &req("cmd=get kvsname=oxmpi_test key=PMI_process_mapping")), 0),
+            only_reply(
+                s.handle(
+                    0,
+                    &req("cmd=get kvsname=oxmpi_test key=PMI_process_mapping")
+                ),
+                0
+            ),
             "cmd=get_result rc=0 value=(vector,(0,1,4)) msg=success\n"
         );
         let r = only_reply(s.handle(0, &req("cmd=put kvsname=other key=b value=1")), 0);
@@ -301,12 +378,29 @@ mod tests {
         assert!(r.contains("rc=-1"), "{r}");
         let long_key = format!("cmd=put kvsname=oxmpi_test key={} value=1", "k".repeat(65));
         assert!(only_reply(s.handle(0, &req(&long_key)), 0).contains("rc=-1"));
-        let long_val = format!("cmd=put kvsname=oxmpi_test key=k value={}", "v".repeat(1025));
+        let long_val = format!(
+            "cmd=put kvsname=oxmpi_test key=k value={}",
+            "v".repeat(1025)
+        );
         assert!(only_reply(s.handle(0, &req(&long_val)), 0).contains("rc=-1"));
-        assert!(only_reply(s.handle(0, &req("cmd=put kvsname=oxmpi_test key=k value=a=b")), 0).contains("rc=-1"));
-        assert!(only_reply(s.handle(0, &req("cmd=put kvsname=oxmpi_test key=k")), 0).contains("rc=-1"));
+        assert!(
+            only_reply(
+                s.handle(0, &req("cmd=put kvsname=oxmpi_test key=k value=a=b")),
+                0
+            )
+            .contains("rc=-1")
+        );
+        assert!(
+            only_reply(s.handle(0, &req("cmd=put kvsname=oxmpi_test key=k")), 0).contains("rc=-1")
+        );
         // An empty value is a value.
-        assert_eq!(only_reply(s.handle(0, &req("cmd=put kvsname=oxmpi_test key=e value=")), 0), ok);
+        assert_eq!(
+            only_reply(
+                s.handle(0, &req("cmd=put kvsname=oxmpi_test key=e value=")),
+                0
+            ),
+            ok
+        );
         assert_eq!(
             only_reply(s.handle(1, &req("cmd=get kvsname=oxmpi_test key=e")), 1),
             "cmd=get_result rc=0 value= msg=success\n"
@@ -317,7 +411,10 @@ mod tests {
     fn barrier_rounds() {
         let mut s = server(3);
         for round in 0..3 {
-            assert!(s.handle(0, &req("cmd=barrier_in")).replies.is_empty(), "round {round}");
+            assert!(
+                s.handle(0, &req("cmd=barrier_in")).replies.is_empty(),
+                "round {round}"
+            );
             assert!(s.handle(2, &req("cmd=barrier_in")).replies.is_empty());
             assert_eq!(s.waiting_in_barrier(), 2);
             assert!(s.in_barrier(2) && !s.in_barrier(1));
@@ -337,19 +434,38 @@ mod tests {
     #[test]
     fn single_rank_barrier_completes_at_once() {
         let mut s = server(1);
-        assert_eq!(only_reply(s.handle(0, &req("cmd=barrier_in")), 0), "cmd=barrier_out rc=0\n");
+        assert_eq!(
+            only_reply(s.handle(0, &req("cmd=barrier_in")), 0),
+            "cmd=barrier_out rc=0\n"
+        );
     }
 
     #[test]
     fn finalize_abort_unknown() {
         let mut s = server(2);
-        assert_eq!(only_reply(s.handle(1, &req("cmd=finalize")), 1), "cmd=finalize_ack rc=0\n");
+        assert_eq!(
+            only_reply(s.handle(1, &req("cmd=finalize")), 1),
+            "cmd=finalize_ack rc=0\n"
+        );
         assert!(s.finalized(1) && !s.finalized(0));
         let out = s.handle(0, &req("cmd=abort exitcode=7 msg=bad_input"));
         assert!(out.replies.is_empty());
-        assert_eq!(out.abort, Some(Abort { rank: 0, code: 7, msg: Some("bad_input".into()) }));
+        assert_eq!(
+            out.abort,
+            Some(Abort {
+                rank: 0,
+                code: 7,
+                msg: Some("bad_input".into())
+            })
+        );
         assert_eq!(s.handle(1, &req("cmd=abort")).abort.unwrap().code, 1);
-        assert_eq!(s.handle(1, &req("cmd=abort exitcode=x")).abort.unwrap().code, 1);
+        assert_eq!(
+            s.handle(1, &req("cmd=abort exitcode=x"))
+                .abort
+                .unwrap()
+                .code,
+            1
+        );
         assert_eq!(
             only_reply(s.handle(1, &req("cmd=spawn nprocs=2")), 1),
             "cmd=spawn_result rc=-1 msg=unknown_command\n"
@@ -362,7 +478,12 @@ mod tests {
         let value = "v".repeat(VALLEN_MAX);
         let mut refused = false;
         for i in 0..(KVS_BUDGET / VALLEN_MAX + 10) {
-            let r = s.handle(0, &req(&format!("cmd=put kvsname=oxmpi_test key=k{i} value={value}")));
+            let r = s.handle(
+                0,
+                &req(&format!(
+                    "cmd=put kvsname=oxmpi_test key=k{i} value={value}"
+                )),
+            );
             if r.replies[0].1.get("rc") == Some("-1") {
                 assert_eq!(r.replies[0].1.get("msg"), Some("kvs_full"));
                 refused = true;

@@ -16,9 +16,15 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, PartialEq, Eq)]
 pub enum NotRunnable {
     /// No such file (with a `/`), or not in any `PATH` directory (without).
-    NotFound { program: OsString, searched_path: bool },
+    NotFound {
+        program: OsString,
+        searched_path: bool,
+    },
     /// The file exists but is not executable (or is a directory).
-    PermissionDenied { program: OsString, why: &'static str },
+    PermissionDenied {
+        program: OsString,
+        why: &'static str,
+    },
 }
 
 impl NotRunnable {
@@ -34,11 +40,22 @@ impl NotRunnable {
 impl fmt::Display for NotRunnable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            NotRunnable::NotFound { program, searched_path: true } => {
-                write!(f, "cannot run '{}': not found in PATH", program.to_string_lossy())
+            NotRunnable::NotFound {
+                program,
+                searched_path: true,
+            } => {
+                write!(
+                    f,
+                    "cannot run '{}': not found in PATH",
+                    program.to_string_lossy()
+                )
             }
             NotRunnable::NotFound { program, .. } => {
-                write!(f, "cannot run '{}': no such file or directory", program.to_string_lossy())
+                write!(
+                    f,
+                    "cannot run '{}': no such file or directory",
+                    program.to_string_lossy()
+                )
             }
             NotRunnable::PermissionDenied { program, why } => {
                 write!(f, "cannot run '{}': {why}", program.to_string_lossy())
@@ -49,23 +66,40 @@ impl fmt::Display for NotRunnable {
 
 /// Resolves `program` to an absolute path: through `path_var` when it has no `/`,
 /// otherwise relative to `cwd` (the ranks' working directory).
-pub fn resolve(program: &OsStr, path_var: Option<&OsStr>, cwd: &Path) -> Result<PathBuf, NotRunnable> {
+pub fn resolve(
+    program: &OsStr,
+    path_var: Option<&OsStr>,
+    cwd: &Path,
+) -> Result<PathBuf, NotRunnable> {
     if program.is_empty() {
-        return Err(NotRunnable::NotFound { program: program.to_owned(), searched_path: false });
+        return Err(NotRunnable::NotFound {
+            program: program.to_owned(),
+            searched_path: false,
+        });
     }
     if program.as_bytes().contains(&b'/') {
         let path = cwd.join(program);
         return match check(&path) {
             Check::Runnable => Ok(path),
-            Check::Missing => Err(NotRunnable::NotFound { program: program.to_owned(), searched_path: false }),
-            Check::Denied(why) => Err(NotRunnable::PermissionDenied { program: program.to_owned(), why }),
+            Check::Missing => Err(NotRunnable::NotFound {
+                program: program.to_owned(),
+                searched_path: false,
+            }),
+            Check::Denied(why) => Err(NotRunnable::PermissionDenied {
+                program: program.to_owned(),
+                why,
+            }),
         };
     }
     // As execvp: PATH unset means the default search path; an empty entry means ".".
     let path_var = path_var.unwrap_or(OsStr::new("/usr/local/bin:/bin:/usr/bin"));
     let mut denied = None;
     for dir in path_var.as_bytes().split(|&b| b == b':') {
-        let dir = if dir.is_empty() { Path::new(".") } else { Path::new(OsStr::from_bytes(dir)) };
+        let dir = if dir.is_empty() {
+            Path::new(".")
+        } else {
+            Path::new(OsStr::from_bytes(dir))
+        };
         let path = cwd.join(dir).join(program);
         match check(&path) {
             Check::Runnable => return Ok(path),
@@ -74,8 +108,14 @@ pub fn resolve(program: &OsStr, path_var: Option<&OsStr>, cwd: &Path) -> Result<
         }
     }
     Err(match denied {
-        Some(why) => NotRunnable::PermissionDenied { program: program.to_owned(), why },
-        None => NotRunnable::NotFound { program: program.to_owned(), searched_path: true },
+        Some(why) => NotRunnable::PermissionDenied {
+            program: program.to_owned(),
+            why,
+        },
+        None => NotRunnable::NotFound {
+            program: program.to_owned(),
+            searched_path: true,
+        },
     })
 }
 
@@ -137,7 +177,10 @@ mod tests {
         assert_eq!(err.exit_code(), 126);
         assert_eq!(err.to_string(), "cannot run 'tool': permission denied");
         let exe = file(&b, "tool", 0o755);
-        assert_eq!(resolve(OsStr::new("tool"), Some(OsStr::new(&path)), &d), Ok(exe));
+        assert_eq!(
+            resolve(OsStr::new("tool"), Some(OsStr::new(&path)), &d),
+            Ok(exe)
+        );
         let err = resolve(OsStr::new("nope"), Some(OsStr::new(&path)), &d).unwrap_err();
         assert_eq!(err.to_string(), "cannot run 'nope': not found in PATH");
         assert_eq!(err.exit_code(), 127);
@@ -148,7 +191,10 @@ mod tests {
     fn relative_paths_are_relative_to_cwd() {
         let d = scratch("rel");
         let exe = file(&d, "prog", 0o755);
-        assert_eq!(resolve(OsStr::new("./prog"), None, &d), Ok(d.join("./prog")));
+        assert_eq!(
+            resolve(OsStr::new("./prog"), None, &d),
+            Ok(d.join("./prog"))
+        );
         assert!(exe.exists());
         let err = resolve(OsStr::new("./missing"), None, &d).unwrap_err();
         assert_eq!(err.exit_code(), 127);

@@ -29,7 +29,10 @@ impl JobIdentity {
     pub fn generate() -> io::Result<JobIdentity> {
         let mut bytes = [0u8; 24];
         fill_random(&mut bytes)?;
-        Ok(JobIdentity { id: hex(&bytes[..8]), secret: hex(&bytes[8..]) })
+        Ok(JobIdentity {
+            id: hex(&bytes[..8]),
+            secret: hex(&bytes[8..]),
+        })
     }
 
     /// The PMI key-value space name of the job.
@@ -85,7 +88,10 @@ pub struct RankInfo<'a> {
 
 /// The variables oxrun sets for one rank, in the order they must be applied:
 /// `-x` exports first, launcher variables last.
-pub fn rank_env(info: &RankInfo<'_>, exports: &[(OsString, OsString)]) -> Vec<(OsString, OsString)> {
+pub fn rank_env(
+    info: &RankInfo<'_>,
+    exports: &[(OsString, OsString)],
+) -> Vec<(OsString, OsString)> {
     let r = info.rank;
     let l = info.layout;
     let launcher = [
@@ -96,13 +102,20 @@ pub fn rank_env(info: &RankInfo<'_>, exports: &[(OsString, OsString)]) -> Vec<(O
         ("OXMPI_NODE_ID", l.node(r).to_string()),
         ("OXMPI_LOCAL_RANK", l.local_rank(r).to_string()),
         ("OXMPI_LOCAL_SIZE", l.local_size(r).to_string()),
-        ("OXMPI_OVERSUBSCRIBED", u8::from(info.oversubscribed).to_string()),
+        (
+            "OXMPI_OVERSUBSCRIBED",
+            u8::from(info.oversubscribed).to_string(),
+        ),
         ("OXMPI_BINDING", info.binding.env_value()),
         ("OXMPI_JOB_ID", info.identity.id.clone()),
         ("OXMPI_JOB_SECRET", info.identity.secret.clone()),
         ("OXMPI_HOST_ADDR", info.host_addr.to_owned()),
     ];
-    exports.iter().cloned().chain(launcher.into_iter().map(|(k, v)| (k.into(), v.into()))).collect()
+    exports
+        .iter()
+        .cloned()
+        .chain(launcher.into_iter().map(|(k, v)| (k.into(), v.into())))
+        .collect()
 }
 
 #[cfg(test)]
@@ -116,7 +129,11 @@ mod tests {
         let b = JobIdentity::generate().unwrap();
         assert_eq!(a.id.len(), 16);
         assert_eq!(a.secret.len(), 32);
-        assert!(a.id.chars().chain(a.secret.chars()).all(|c| c.is_ascii_hexdigit()));
+        assert!(
+            a.id.chars()
+                .chain(a.secret.chars())
+                .all(|c| c.is_ascii_hexdigit())
+        );
         assert_ne!(a, b);
         assert_eq!(a.kvsname(), format!("oxmpi_{}", a.id));
     }
@@ -124,7 +141,10 @@ mod tests {
     #[test]
     fn launcher_variables_come_last() {
         let layout = Layout::single_node(3);
-        let id = JobIdentity { id: "0123456789abcdef".into(), secret: "s".repeat(32) };
+        let id = JobIdentity {
+            id: "0123456789abcdef".into(),
+            secret: "s".repeat(32),
+        };
         let binding = Binding::Unbound(Unbound::Requested);
         let info = RankInfo {
             rank: 2,
@@ -135,8 +155,16 @@ mod tests {
             pmi_fd: 9,
             host_addr: "127.0.0.1",
         };
-        let env = rank_env(&info, &[("PMI_RANK".into(), "7".into()), ("A".into(), "b".into())]);
-        let last = |k: &str| env.iter().rev().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+        let env = rank_env(
+            &info,
+            &[("PMI_RANK".into(), "7".into()), ("A".into(), "b".into())],
+        );
+        let last = |k: &str| {
+            env.iter()
+                .rev()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.clone())
+        };
         assert_eq!(last("PMI_RANK"), Some("2".into()));
         assert_eq!(last("A"), Some("b".into()));
         assert_eq!(last("PMI_FD"), Some("9".into()));

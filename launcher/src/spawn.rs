@@ -77,7 +77,14 @@ impl ChildSetup {
             if libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) != 0 {
                 return Err(io::Error::last_os_error());
             }
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
                 return Err(io::Error::last_os_error());
             }
             // oxrun may have died before PR_SET_PDEATHSIG took effect.
@@ -116,7 +123,11 @@ pub fn spawn(rc: &RankCommand<'_>) -> io::Result<Spawned> {
     cmd.arg0(rc.argv0)
         .args(rc.args)
         .current_dir(rc.cwd)
-        .stdin(if rc.stdin { Stdio::piped() } else { Stdio::null() })
+        .stdin(if rc.stdin {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
@@ -152,7 +163,10 @@ pub fn raise_fd_limit(ranks: usize) -> Option<libc::rlimit> {
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut old) } != 0 || old.rlim_cur >= need {
         return None;
     }
-    let new = libc::rlimit { rlim_cur: need.min(old.rlim_max), rlim_max: old.rlim_max };
+    let new = libc::rlimit {
+        rlim_cur: need.min(old.rlim_max),
+        rlim_max: old.rlim_max,
+    };
     // SAFETY: `new` is a valid rlimit.
     (unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &new) } == 0).then_some(old)
 }

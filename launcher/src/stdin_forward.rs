@@ -16,7 +16,9 @@ pub fn start(rank0: ChildStdin) -> io::Result<()> {
         // rank 0 sees end of file at once, like a non-interactive background job.
         return Ok(());
     }
-    std::thread::Builder::new().name("oxrun-stdin".to_owned()).spawn(move || forward(io::stdin().lock(), rank0))?;
+    std::thread::Builder::new()
+        .name("oxrun-stdin".to_owned())
+        .spawn(move || forward(io::stdin().lock(), rank0))?;
     Ok(())
 }
 

@@ -5,7 +5,13 @@ mod common;
 use common::*;
 
 fn echo_ranks(n: usize) {
-    let run = run_job(oxrun(&["-n", &n.to_string(), "sh", "-c", "echo rank $PMI_RANK of $PMI_SIZE"]));
+    let run = run_job(oxrun(&[
+        "-n",
+        &n.to_string(),
+        "sh",
+        "-c",
+        "echo rank $PMI_RANK of $PMI_SIZE",
+    ]));
     assert_eq!(run.code(), 0, "{run:?}");
     let mut expected: Vec<String> = (0..n).map(|r| format!("rank {r} of {n}")).collect();
     expected.sort();
@@ -30,9 +36,19 @@ fn sixteen_ranks() {
 
 #[test]
 fn tag_output_prefixes_stdout_and_stderr() {
-    let run = run_job(oxrun(&["--tag-output", "-n", "3", "sh", "-c", "echo out $PMI_RANK; echo err $PMI_RANK >&2"]));
+    let run = run_job(oxrun(&[
+        "--tag-output",
+        "-n",
+        "3",
+        "sh",
+        "-c",
+        "echo out $PMI_RANK; echo err $PMI_RANK >&2",
+    ]));
     assert_eq!(run.code(), 0, "{run:?}");
-    assert_eq!(run.sorted_lines(), vec!["[0] out 0", "[1] out 1", "[2] out 2"]);
+    assert_eq!(
+        run.sorted_lines(),
+        vec!["[0] out 0", "[1] out 1", "[2] out 2"]
+    );
     let mut err: Vec<&str> = run.stderr.lines().collect();
     err.sort();
     assert_eq!(err, vec!["[0] err 0", "[1] err 1", "[2] err 2"]);
@@ -40,9 +56,22 @@ fn tag_output_prefixes_stdout_and_stderr() {
 
 #[test]
 fn single_dash_np_and_program_flags_untouched() {
-    let run = run_job(oxrun(&["-np", "2", "sh", "-c", "echo \"$@\"", "sh", "-np", "5", "--tag-output"]));
+    let run = run_job(oxrun(&[
+        "-np",
+        "2",
+        "sh",
+        "-c",
+        "echo \"$@\"",
+        "sh",
+        "-np",
+        "5",
+        "--tag-output",
+    ]));
     assert_eq!(run.code(), 0, "{run:?}");
-    assert_eq!(run.sorted_lines(), vec!["-np 5 --tag-output", "-np 5 --tag-output"]);
+    assert_eq!(
+        run.sorted_lines(),
+        vec!["-np 5 --tag-output", "-np 5 --tag-output"]
+    );
 }
 
 #[test]
@@ -63,7 +92,10 @@ fn exported_variables() {
     cmd.env("OXRUN_TEST_A", "from oxrun");
     let run = run_job(cmd);
     assert_eq!(run.code(), 0, "{run:?}");
-    assert_eq!(run.sorted_lines(), vec!["0:from oxrun:set by -x", "1:from oxrun:set by -x"]);
+    assert_eq!(
+        run.sorted_lines(),
+        vec!["0:from oxrun:set by -x", "1:from oxrun:set by -x"]
+    );
 }
 
 #[test]
@@ -79,24 +111,47 @@ fn rank_environment() {
     assert_eq!(run.code(), 0, "{run:?}");
     let lines = run.sorted_lines();
     let fields: Vec<Vec<&str>> = lines.iter().map(|l| l.split(' ').collect()).collect();
-    assert_eq!(fields[0][..9], ["0", "2", "0", "0", "0", "2", "127.0.0.1", "16", "32"]);
-    assert_eq!(fields[1][..9], ["1", "2", "0", "0", "1", "2", "127.0.0.1", "16", "32"]);
+    assert_eq!(
+        fields[0][..9],
+        ["0", "2", "0", "0", "0", "2", "127.0.0.1", "16", "32"]
+    );
+    assert_eq!(
+        fields[1][..9],
+        ["1", "2", "0", "0", "1", "2", "127.0.0.1", "16", "32"]
+    );
     assert_eq!(fields[0][9], fields[1][9], "one job id per job");
 }
 
 #[test]
 fn oversubscribed_ranks_run_unbound() {
     let n = more_ranks_than_cores().to_string();
-    let run = run_job(oxrun(&["-n", &n, "sh", "-c", "echo $OXMPI_OVERSUBSCRIBED $OXMPI_BINDING"]));
+    let run = run_job(oxrun(&[
+        "-n",
+        &n,
+        "sh",
+        "-c",
+        "echo $OXMPI_OVERSUBSCRIBED $OXMPI_BINDING",
+    ]));
     assert_eq!(run.code(), 0, "{run:?}");
     assert!(run.stdout.lines().all(|l| l == "1 none"), "{run:?}");
 }
 
 #[test]
 fn report_bindings() {
-    let run = run_job(oxrun(&["--report-bindings", "-n", "1", "sh", "-c", "echo $OXMPI_BINDING"]));
+    let run = run_job(oxrun(&[
+        "--report-bindings",
+        "-n",
+        "1",
+        "sh",
+        "-c",
+        "echo $OXMPI_BINDING",
+    ]));
     assert_eq!(run.code(), 0, "{run:?}");
-    let report: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("[oxrun] rank 0 ")).collect();
+    let report: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("[oxrun] rank 0 "))
+        .collect();
     assert_eq!(report.len(), 1, "{run:?}");
     if run.stdout.trim() == "none" {
         assert!(report[0].contains("not bound"), "{run:?}");
@@ -106,39 +161,83 @@ fn report_bindings() {
     }
 
     let n = more_ranks_than_cores().to_string();
-    let run = run_job(oxrun(&["--report-bindings", "--bind-to", "core", "-n", &n, "true"]));
+    let run = run_job(oxrun(&[
+        "--report-bindings",
+        "--bind-to",
+        "core",
+        "-n",
+        &n,
+        "true",
+    ]));
     assert_eq!(run.code(), 0, "{run:?}");
     assert!(run.stderr.contains("warning"), "{run:?}");
-    assert!(run.stderr.contains("[oxrun] rank 1 not bound (oversubscribed:"), "{run:?}");
+    assert!(
+        run.stderr
+            .contains("[oxrun] rank 1 not bound (oversubscribed:"),
+        "{run:?}"
+    );
 }
 
 #[test]
 fn working_directory() {
     let dir = scratch("wdir");
     std::fs::write(dir.join("script.sh"), "#!/bin/sh\npwd\n").unwrap();
-    std::fs::set_permissions(dir.join("script.sh"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(
+        dir.join("script.sh"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     let d = dir.to_str().unwrap();
     // A relative program path is found from --wdir.
     let run = run_job(oxrun(&["--wdir", d, "-n", "2", "./script.sh"]));
     assert_eq!(run.code(), 0, "{run:?}");
     let canonical = dir.canonicalize().unwrap();
-    assert!(run.stdout.lines().all(|l| std::path::Path::new(l).canonicalize().unwrap() == canonical));
+    assert!(
+        run.stdout
+            .lines()
+            .all(|l| std::path::Path::new(l).canonicalize().unwrap() == canonical)
+    );
 
     let missing = dir.join("missing");
-    let run = run_job(oxrun(&["--wdir", missing.to_str().unwrap(), "-n", "1", "true"]));
+    let run = run_job(oxrun(&[
+        "--wdir",
+        missing.to_str().unwrap(),
+        "-n",
+        "1",
+        "true",
+    ]));
     assert_eq!(run.code(), 2, "{run:?}");
-    assert!(run.stderr.contains("--wdir") && run.stderr.contains("no such directory"), "{run:?}");
+    assert!(
+        run.stderr.contains("--wdir") && run.stderr.contains("no such directory"),
+        "{run:?}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
 fn stdin_goes_to_rank_0_only() {
     let run = run_job_with_input(
-        oxrun(&["--tag-output", "-n", "3", "sh", "-c", "while read -r l; do echo \"got $l\"; done; echo eof"]),
+        oxrun(&[
+            "--tag-output",
+            "-n",
+            "3",
+            "sh",
+            "-c",
+            "while read -r l; do echo \"got $l\"; done; echo eof",
+        ]),
         b"alpha\nbeta\n",
     );
     assert_eq!(run.code(), 0, "{run:?}");
-    assert_eq!(run.sorted_lines(), vec!["[0] eof", "[0] got alpha", "[0] got beta", "[1] eof", "[2] eof"]);
+    assert_eq!(
+        run.sorted_lines(),
+        vec![
+            "[0] eof",
+            "[0] got alpha",
+            "[0] got beta",
+            "[1] eof",
+            "[2] eof"
+        ]
+    );
 }
 
 #[test]
@@ -153,7 +252,11 @@ fn long_lines_arrive_whole() {
     ]));
     assert_eq!(run.code(), 0, "{run:?}");
     let expected = format!("{}\n{}", "a".repeat(200_000), "b".repeat(100_000));
-    assert!(run.stdout == expected, "output differs (len {})", run.stdout.len());
+    assert!(
+        run.stdout == expected,
+        "output differs (len {})",
+        run.stdout.len()
+    );
 }
 
 #[test]
@@ -209,7 +312,11 @@ fn interleaving_stress_keeps_lines_intact() {
             };
             let words: Vec<&str> = line.split(' ').collect();
             assert_eq!(words.len(), 6, "mangled line {line:?}");
-            assert_eq!((words[0], words[2], words[5]), ("rank", "line", "end"), "{line:?}");
+            assert_eq!(
+                (words[0], words[2], words[5]),
+                ("rank", "line", "end"),
+                "{line:?}"
+            );
             let r: usize = words[1].parse().unwrap();
             let i: usize = words[3].parse().unwrap();
             assert!(!seen[r][i], "duplicate {line:?}");
@@ -230,7 +337,11 @@ fn output_of_a_failing_job_is_all_there() {
          printf 'last words'; exit $((PMI_RANK + 4))",
     ]));
     assert!(run.code() == 4 || run.code() == 5, "{run:?}");
-    let whole = run.stdout.lines().filter(|l| !l.contains("last words")).count();
+    let whole = run
+        .stdout
+        .lines()
+        .filter(|l| !l.contains("last words"))
+        .count();
     // The rank that failed first wrote everything; the other may have been stopped.
     assert!(whole >= 500, "{whole}");
     assert!(run.stdout.contains("last words"));

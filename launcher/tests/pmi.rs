@@ -34,7 +34,11 @@ pmi "cmd=finalize"; echo "final $REPLY"
     let run = run_job(oxrun(&["--tag-output", "-n", "4", "bash", "-c", &script]));
     assert_eq!(run.code(), 0, "{run:?}");
     for rank in 0..4 {
-        let mine: Vec<&str> = run.stdout.lines().filter_map(|l| l.strip_prefix(&format!("[{rank}] "))).collect();
+        let mine: Vec<&str> = run
+            .stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix(&format!("[{rank}] ")))
+            .collect();
         let mut expected = vec![
             "universe cmd=universe_size size=4 rc=0".to_owned(),
             "appnum cmd=appnum appnum=0 rc=0".to_owned(),
@@ -42,7 +46,9 @@ pmi "cmd=finalize"; echo "final $REPLY"
         ];
         for round in 1..=2 {
             for r in 0..4 {
-                expected.push(format!("got cmd=get_result rc=0 value=v{round}-{r} msg=success"));
+                expected.push(format!(
+                    "got cmd=get_result rc=0 value=v{round}-{r} msg=success"
+                ));
             }
         }
         expected.push("missing cmd=get_result rc=-1 msg=key_nobody_not_found".to_owned());
@@ -102,7 +108,10 @@ exec sleep 1000
     );
     let run = run_job(oxrun(&["-n", "3", "bash", "-c", &script]));
     assert_eq!(run.code(), 7, "{run:?}");
-    assert_eq!(run.oxrun_lines(), vec!["oxrun: rank 1 called abort with code 7: bad_input"]);
+    assert_eq!(
+        run.oxrun_lines(),
+        vec!["oxrun: rank 1 called abort with code 7: bad_input"]
+    );
 }
 
 #[test]
@@ -132,7 +141,10 @@ exec sleep 1000
     let lines = run.oxrun_lines();
     assert_eq!(lines.len(), 1, "{run:?}");
     assert!(lines[0].starts_with("oxrun: rank 0 (pid "), "{run:?}");
-    assert!(lines[0].ends_with(") exited without calling finalize"), "{run:?}");
+    assert!(
+        lines[0].ends_with(") exited without calling finalize"),
+        "{run:?}"
+    );
 }
 
 #[test]
@@ -176,7 +188,10 @@ exec sleep 1000
     assert_eq!(run.code(), 1, "{run:?}");
     let lines = run.oxrun_lines();
     assert_eq!(lines.len(), 1, "{run:?}");
-    assert!(lines[0].starts_with("oxrun: rank 1 sent a malformed PMI line"), "{run:?}");
+    assert!(
+        lines[0].starts_with("oxrun: rank 1 sent a malformed PMI line"),
+        "{run:?}"
+    );
 }
 
 #[test]
@@ -189,7 +204,11 @@ exec sleep 1000
     );
     let run = run_job(oxrun(&["-n", "1", "bash", "-c", &script]));
     assert_eq!(run.code(), 1, "{run:?}");
-    assert!(run.stderr.contains("oxrun: rank 0 sent a malformed PMI line"), "{run:?}");
+    assert!(
+        run.stderr
+            .contains("oxrun: rank 0 sent a malformed PMI line"),
+        "{run:?}"
+    );
 }
 
 #[test]

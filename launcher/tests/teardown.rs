@@ -52,7 +52,10 @@ fn a_rank_killed_by_sigkill_ends_the_job_with_137() {
     let lines = run.oxrun_lines();
     assert_eq!(lines.len(), 1, "{run:?}");
     assert!(lines[0].starts_with("oxrun: rank 1 (pid "), "{run:?}");
-    assert!(lines[0].ends_with(") killed by signal 9 (SIGKILL)"), "{run:?}");
+    assert!(
+        lines[0].ends_with(") killed by signal 9 (SIGKILL)"),
+        "{run:?}"
+    );
     assert_all_gone(&dir);
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -77,7 +80,10 @@ fn timeout_stops_the_job() {
     );
     let run = run_job(oxrun(&["--timeout", "1", "-n", "3", "sh", "-c", &script]));
     assert_eq!(run.code(), 124, "{run:?}");
-    assert_eq!(run.oxrun_lines(), vec!["oxrun: job timed out after 1 s; ranks still running: 1,2"]);
+    assert_eq!(
+        run.oxrun_lines(),
+        vec!["oxrun: job timed out after 1 s; ranks still running: 1,2"]
+    );
     assert_all_gone(&dir);
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -85,7 +91,10 @@ fn timeout_stops_the_job() {
 #[test]
 fn background_grandchildren_do_not_outlive_the_job() {
     let dir = scratch("grandchild");
-    let script = format!("sleep 1001 & echo $! > {d}/pid.$PMI_RANK; echo started", d = dir.display());
+    let script = format!(
+        "sleep 1001 & echo $! > {d}/pid.$PMI_RANK; echo started",
+        d = dir.display()
+    );
     let run = run_job(oxrun(&["-n", "2", "sh", "-c", &script]));
     assert_eq!(run.code(), 0, "{run:?}");
     assert_eq!(run.stdout, "started\nstarted\n");
@@ -96,7 +105,9 @@ fn background_grandchildren_do_not_outlive_the_job() {
 /// Starts oxrun, waits until every rank printed "ready", sends `signal` to oxrun.
 fn signal_after_ready(n: usize, script: &str, signals: &[i32]) -> Run {
     let mut cmd = oxrun(&["--tag-output", "-n", &n.to_string(), "bash", "-c", script]);
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
@@ -104,7 +115,10 @@ fn signal_after_ready(n: usize, script: &str, signals: &[i32]) -> Run {
     let mut ready = 0;
     while ready < n {
         let mut line = String::new();
-        assert!(stdout.read_line(&mut line).unwrap() > 0, "oxrun ended early: {seen}");
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "oxrun ended early: {seen}"
+        );
         ready += usize::from(line.ends_with("ready\n"));
         seen.push_str(&line);
     }
@@ -124,7 +138,11 @@ fn signal_after_ready(n: usize, script: &str, signals: &[i32]) -> Run {
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
     std::io::Read::read_to_string(&mut stderr, &mut err_seen).unwrap();
-    Run { status, stdout: seen + &rest, stderr: err_seen }
+    Run {
+        status,
+        stdout: seen + &rest,
+        stderr: err_seen,
+    }
 }
 
 #[test]
@@ -132,9 +150,17 @@ fn sigterm_to_oxrun_reaches_every_rank() {
     let script = "trap 'echo got TERM; exit 0' TERM; echo ready; sleep 1001 & wait";
     let run = signal_after_ready(3, script, &[libc::SIGTERM]);
     assert_eq!(run.code(), 128 + libc::SIGTERM, "{run:?}");
-    let mut got: Vec<&str> = run.stdout.lines().filter(|l| l.ends_with("got TERM")).collect();
+    let mut got: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.ends_with("got TERM"))
+        .collect();
     got.sort();
-    assert_eq!(got, vec!["[0] got TERM", "[1] got TERM", "[2] got TERM"], "{run:?}");
+    assert_eq!(
+        got,
+        vec!["[0] got TERM", "[1] got TERM", "[2] got TERM"],
+        "{run:?}"
+    );
     assert!(run.stderr.contains("oxrun: received SIGTERM"), "{run:?}");
 }
 
@@ -150,7 +176,10 @@ fn second_sigint_kills() {
 fn missing_program_starts_nothing() {
     let run = run_job(oxrun(&["-n", "4", "oxrun-no-such-program"]));
     assert_eq!(run.code(), 127, "{run:?}");
-    assert_eq!(run.stderr, "oxrun: cannot run 'oxrun-no-such-program': not found in PATH\n");
+    assert_eq!(
+        run.stderr,
+        "oxrun: cannot run 'oxrun-no-such-program': not found in PATH\n"
+    );
     assert_eq!(run.stdout, "");
     let run = run_job(oxrun(&["-n", "1", "./no/such/file"]));
     assert_eq!(run.code(), 127, "{run:?}");
@@ -163,7 +192,13 @@ fn non_executable_program() {
     std::fs::write(&file, "echo hi\n").unwrap();
     let run = run_job(oxrun(&["-n", "2", file.to_str().unwrap()]));
     assert_eq!(run.code(), 126, "{run:?}");
-    assert_eq!(run.stderr, format!("oxrun: cannot run '{}': permission denied\n", file.display()));
+    assert_eq!(
+        run.stderr,
+        format!(
+            "oxrun: cannot run '{}': permission denied\n",
+            file.display()
+        )
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -194,7 +229,9 @@ fn ranks_die_with_oxrun() {
         d = dir.display()
     );
     let mut cmd = oxrun(&["-n", "3", "sh", "-c", &script]);
-    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
     let mut child = cmd.spawn().unwrap();
     while pids_in(&dir).len() < 3 {
         assert!(child.try_wait().unwrap().is_none(), "oxrun ended early");

@@ -32,9 +32,10 @@ pub(crate) struct Bootstrap {
 fn env_usize(var: &str) -> Result<Option<usize>> {
     match std::env::var(var) {
         Err(_) => Ok(None),
-        Ok(v) => {
-            v.parse().map(Some).map_err(|_| Error::Bootstrap(format!("{var}={v:?} is not a non-negative integer")))
-        }
+        Ok(v) => v
+            .parse()
+            .map(Some)
+            .map_err(|_| Error::Bootstrap(format!("{var}={v:?} is not a non-negative integer"))),
     }
 }
 
@@ -43,8 +44,14 @@ fn env_usize(var: &str) -> Result<Option<usize>> {
 pub(crate) fn parse_process_mapping(text: &str, size: usize) -> Option<Vec<u32>> {
     let body = text.trim().strip_prefix("(vector,")?.strip_suffix(')')?;
     let mut nodes = Vec::with_capacity(size);
-    for block in body.split("),").map(|b| b.trim_matches(|c| c == '(' || c == ')' || c == ',')) {
-        let nums: Vec<u32> = block.split(',').map(|n| n.trim().parse().ok()).collect::<Option<_>>()?;
+    for block in body
+        .split("),")
+        .map(|b| b.trim_matches(|c| c == '(' || c == ')' || c == ','))
+    {
+        let nums: Vec<u32> = block
+            .split(',')
+            .map(|n| n.trim().parse().ok())
+            .collect::<Option<_>>()?;
         let [first, count, per_node] = nums[..] else {
             return None;
         };
@@ -63,9 +70,14 @@ fn random_hex(bytes: usize) -> String {
     let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
     if n != buf.len() as isize {
         // Extremely unlikely; fall back to time and pid, still unique per job.
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
         let seed = t.as_nanos() ^ (u128::from(std::process::id()) << 64);
-        return format!("{seed:0width$x}", width = bytes * 2).chars().take(bytes * 2).collect();
+        return format!("{seed:0width$x}", width = bytes * 2)
+            .chars()
+            .take(bytes * 2)
+            .collect();
     }
     buf.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -97,14 +109,17 @@ impl Bootstrap {
                 local_kvs: HashMap::new(),
             });
         };
-        let rank =
-            env_usize("PMI_RANK")?.ok_or_else(|| Error::Bootstrap("PMI_FD is set but PMI_RANK is not".into()))?;
-        let size =
-            env_usize("PMI_SIZE")?.ok_or_else(|| Error::Bootstrap("PMI_FD is set but PMI_SIZE is not".into()))?;
+        let rank = env_usize("PMI_RANK")?
+            .ok_or_else(|| Error::Bootstrap("PMI_FD is set but PMI_RANK is not".into()))?;
+        let size = env_usize("PMI_SIZE")?
+            .ok_or_else(|| Error::Bootstrap("PMI_FD is set but PMI_SIZE is not".into()))?;
         if size == 0 || rank >= size {
-            return Err(Error::Bootstrap(format!("PMI_RANK={rank} does not fit PMI_SIZE={size}")));
+            return Err(Error::Bootstrap(format!(
+                "PMI_RANK={rank} does not fit PMI_SIZE={size}"
+            )));
         }
-        let fd = i32::try_from(fd).map_err(|_| Error::Bootstrap(format!("PMI_FD={fd} is out of range")))?;
+        let fd = i32::try_from(fd)
+            .map_err(|_| Error::Bootstrap(format!("PMI_FD={fd} is out of range")))?;
         let mut pmi = PmiClient::connect(fd)?;
         let nodes = match pmi.get("PMI_process_mapping")? {
             Some(m) => parse_process_mapping(&m, size),
@@ -112,9 +127,18 @@ impl Bootstrap {
         }
         // Without a usable map, treat every rank as remote: slower, never wrong.
         .unwrap_or_else(|| (0..size as u32).collect());
-        let job_id = std::env::var("OXMPI_JOB_ID")
-            .unwrap_or_else(|_| std::env::var("PMI_KVSNAME").unwrap_or_else(|_| format!("pmi{}", std::process::id())));
-        Ok(Bootstrap { rank, size, nodes, oversubscribed, job_id, pmi: Some(pmi), local_kvs: HashMap::new() })
+        let job_id = std::env::var("OXMPI_JOB_ID").unwrap_or_else(|_| {
+            std::env::var("PMI_KVSNAME").unwrap_or_else(|_| format!("pmi{}", std::process::id()))
+        });
+        Ok(Bootstrap {
+            rank,
+            size,
+            nodes,
+            oversubscribed,
+            job_id,
+            pmi: Some(pmi),
+            local_kvs: HashMap::new(),
+        })
     }
 
     /// Publishes `key` = `value` for the other ranks (visible after [`Bootstrap::fence`]).
@@ -187,7 +211,8 @@ impl Bootstrap {
             return Ok(s);
         }
         let hex = self.get("oxmpi-secret")?;
-        parse_secret(&hex).ok_or_else(|| Error::Bootstrap("rank 0 published a malformed job secret".into()))
+        parse_secret(&hex)
+            .ok_or_else(|| Error::Bootstrap("rank 0 published a malformed job secret".into()))
     }
 
     /// Tells the launcher this rank finished cleanly.
@@ -217,9 +242,18 @@ mod tests {
 
     #[test]
     fn process_mapping_forms() {
-        assert_eq!(parse_process_mapping("(vector,(0,1,4))", 4), Some(vec![0, 0, 0, 0]));
-        assert_eq!(parse_process_mapping("(vector,(0,2,2))", 4), Some(vec![0, 0, 1, 1]));
-        assert_eq!(parse_process_mapping("(vector,(0,2,2),(2,1,1))", 5), Some(vec![0, 0, 1, 1, 2]));
+        assert_eq!(
+            parse_process_mapping("(vector,(0,1,4))", 4),
+            Some(vec![0, 0, 0, 0])
+        );
+        assert_eq!(
+            parse_process_mapping("(vector,(0,2,2))", 4),
+            Some(vec![0, 0, 1, 1])
+        );
+        assert_eq!(
+            parse_process_mapping("(vector,(0,2,2),(2,1,1))", 5),
+            Some(vec![0, 0, 1, 1, 2])
+        );
         assert_eq!(parse_process_mapping("(vector,(0,1,4))", 3), None);
         assert_eq!(parse_process_mapping("garbage", 1), None);
         assert_eq!(parse_process_mapping("(vector,(0,x,1))", 1), None);
@@ -227,7 +261,10 @@ mod tests {
 
     #[test]
     fn secrets() {
-        assert_eq!(parse_secret("000102030405060708090a0b0c0d0e0f").unwrap()[15], 15);
+        assert_eq!(
+            parse_secret("000102030405060708090a0b0c0d0e0f").unwrap()[15],
+            15
+        );
         assert!(parse_secret("xyz").is_none());
         assert_eq!(random_hex(16).len(), 32);
         assert!(parse_secret(&random_hex(16)).is_some());

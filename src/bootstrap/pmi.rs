@@ -33,15 +33,26 @@ impl PmiClient {
         // SAFETY: the launcher handed this descriptor to this process for PMI and
         // nothing else in the process uses it; we become its only owner.
         let stream = unsafe { UnixStream::from_raw_fd(fd) };
-        let mut c = PmiClient { stream, pending: Vec::new(), kvsname: String::new() };
+        let mut c = PmiClient {
+            stream,
+            pending: Vec::new(),
+            kvsname: String::new(),
+        };
         let mut init = Line::new("init");
-        init.push("pmi_version", "1").and_then(|l| l.push("pmi_subversion", "1")).map_err(fail)?;
+        init.push("pmi_version", "1")
+            .and_then(|l| l.push("pmi_subversion", "1"))
+            .map_err(fail)?;
         let reply = c.call(&init, "response_to_init")?;
         if reply.get("rc") != Some("0") {
-            return Err(fail(format!("the launcher refused PMI version 1.1: {reply}")));
+            return Err(fail(format!(
+                "the launcher refused PMI version 1.1: {reply}"
+            )));
         }
         let reply = c.call(&Line::new("get_my_kvsname"), "my_kvsname")?;
-        c.kvsname = reply.get("kvsname").ok_or_else(|| fail("my_kvsname reply without kvsname"))?.to_owned();
+        c.kvsname = reply
+            .get("kvsname")
+            .ok_or_else(|| fail("my_kvsname reply without kvsname"))?
+            .to_owned();
         Ok(c)
     }
 
@@ -56,7 +67,8 @@ impl PmiClient {
         loop {
             if let Some(nl) = self.pending.iter().position(|&b| b == b'\n') {
                 let raw: Vec<u8> = self.pending.drain(..=nl).collect();
-                let text = String::from_utf8(raw).map_err(|_| fail("the launcher sent a non-UTF-8 line"))?;
+                let text = String::from_utf8(raw)
+                    .map_err(|_| fail("the launcher sent a non-UTF-8 line"))?;
                 return Line::parse(&text).map(Some).map_err(fail);
             }
             if self.pending.len() > MAX_LINE {
@@ -66,7 +78,12 @@ impl PmiClient {
             match self.stream.read(&mut chunk) {
                 Ok(0) => return Err(fail("the launcher closed the PMI connection")),
                 Ok(n) => self.pending.extend_from_slice(&chunk[..n]),
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
                     return Ok(None);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -76,9 +93,13 @@ impl PmiClient {
     }
 
     fn expect(&mut self, cmd: &str) -> Result<Line> {
-        let line = self.read_line()?.ok_or_else(|| fail("no reply from the launcher"))?;
+        let line = self
+            .read_line()?
+            .ok_or_else(|| fail("no reply from the launcher"))?;
         if line.cmd() != cmd {
-            return Err(fail(format!("expected cmd={cmd} from the launcher, got {line}")));
+            return Err(fail(format!(
+                "expected cmd={cmd} from the launcher, got {line}"
+            )));
         }
         Ok(line)
     }
@@ -104,7 +125,9 @@ impl PmiClient {
     /// The value of `key`, or `None` if nobody put it.
     pub(crate) fn get(&mut self, key: &str) -> Result<Option<String>> {
         let mut l = Line::new("get");
-        l.push("kvsname", &self.kvsname.clone()).and_then(|l| l.push("key", key)).map_err(fail)?;
+        l.push("kvsname", &self.kvsname.clone())
+            .and_then(|l| l.push("key", key))
+            .map_err(fail)?;
         let reply = self.call(&l, "get_result")?;
         match reply.get("rc") {
             Some("0") => Ok(Some(reply.get("value").unwrap_or("").to_owned())),
@@ -121,18 +144,25 @@ impl PmiClient {
     /// (`None`: as long as it takes).
     pub(crate) fn barrier_done(&mut self, timeout: Option<Duration>) -> Result<bool> {
         let timeout = timeout.map(|t| t.max(Duration::from_micros(1)));
-        self.stream.set_read_timeout(timeout).map_err(|e| fail(format!("PMI socket: {e}")))?;
+        self.stream
+            .set_read_timeout(timeout)
+            .map_err(|e| fail(format!("PMI socket: {e}")))?;
         let line = self.read_line();
-        self.stream.set_read_timeout(None).map_err(|e| fail(format!("PMI socket: {e}")))?;
+        self.stream
+            .set_read_timeout(None)
+            .map_err(|e| fail(format!("PMI socket: {e}")))?;
         match line? {
             None => Ok(false),
             Some(l) if l.cmd() == "barrier_out" => Ok(true),
-            Some(l) => Err(fail(format!("expected cmd=barrier_out from the launcher, got {l}"))),
+            Some(l) => Err(fail(format!(
+                "expected cmd=barrier_out from the launcher, got {l}"
+            ))),
         }
     }
 
     pub(crate) fn finalize(&mut self) -> Result<()> {
-        self.call(&Line::new("finalize"), "finalize_ack").map(|_| ())
+        self.call(&Line::new("finalize"), "finalize_ack")
+            .map(|_| ())
     }
 
     /// Asks the launcher to end the job with `code`. Does not wait for an answer.

@@ -53,7 +53,10 @@ fn valid_token(s: &str) -> bool {
 impl Line {
     /// A line with `cmd=NAME` and no other pairs.
     pub fn new(cmd: &str) -> Line {
-        Line { cmd: cmd.to_owned(), pairs: Vec::new() }
+        Line {
+            cmd: cmd.to_owned(),
+            pairs: Vec::new(),
+        }
     }
 
     /// Parses one line (a trailing newline is allowed).
@@ -61,12 +64,19 @@ impl Line {
         if text.len() > MAX_LINE {
             return Err(WireError::TooLong);
         }
-        let mut words = text.trim_end_matches(['\n', '\r']).split(' ').filter(|w| !w.is_empty());
+        let mut words = text
+            .trim_end_matches(['\n', '\r'])
+            .split(' ')
+            .filter(|w| !w.is_empty());
         let first = words.next().unwrap_or("");
-        let cmd = first.strip_prefix("cmd=").ok_or_else(|| WireError::NoCmd(text.to_owned()))?;
+        let cmd = first
+            .strip_prefix("cmd=")
+            .ok_or_else(|| WireError::NoCmd(text.to_owned()))?;
         let mut line = Line::new(cmd);
         for w in words {
-            let (k, v) = w.split_once('=').ok_or_else(|| WireError::BadPair(w.to_owned()))?;
+            let (k, v) = w
+                .split_once('=')
+                .ok_or_else(|| WireError::BadPair(w.to_owned()))?;
             line.pairs.push((k.to_owned(), v.to_owned()));
         }
         Ok(line)
@@ -91,7 +101,10 @@ impl Line {
 
     /// The value of the first pair named `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -112,17 +125,26 @@ mod tests {
     #[test]
     fn round_trip() {
         let mut l = Line::new("get_result");
-        l.push("rc", "0").unwrap().push("value", "(vector,(0,4,1))").unwrap();
+        l.push("rc", "0")
+            .unwrap()
+            .push("value", "(vector,(0,4,1))")
+            .unwrap();
         assert_eq!(Line::parse(&l.to_string()).unwrap(), l);
     }
 
     #[test]
     fn rejects_garbage() {
         assert!(matches!(Line::parse("hello"), Err(WireError::NoCmd(_))));
-        assert!(matches!(Line::parse("cmd=put key"), Err(WireError::BadPair(_))));
+        assert!(matches!(
+            Line::parse("cmd=put key"),
+            Err(WireError::BadPair(_))
+        ));
         assert!(Line::new("x").push("k", "a b").is_err());
         assert!(Line::new("x").push("", "v").is_err());
-        assert_eq!(Line::parse(&"x".repeat(MAX_LINE + 1)), Err(WireError::TooLong));
+        assert_eq!(
+            Line::parse(&"x".repeat(MAX_LINE + 1)),
+            Err(WireError::TooLong)
+        );
     }
 
     #[test]

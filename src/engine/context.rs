@@ -32,7 +32,10 @@ impl ContextIds {
 
     /// The lowest pair free in `mask` (an AND of every rank's mask).
     pub(crate) fn lowest(mask: &[u64; MASK_WORDS]) -> Option<u32> {
-        mask.iter().enumerate().find(|(_, w)| **w != 0).map(|(i, w)| (i * 64 + w.trailing_zeros() as usize) as u32)
+        mask.iter()
+            .enumerate()
+            .find(|(_, w)| **w != 0)
+            .map(|(i, w)| (i * 64 + w.trailing_zeros() as usize) as u32)
     }
 
     pub(crate) fn claim(&mut self, pair: u32) {

@@ -27,7 +27,11 @@ fn cost(len: usize) -> u64 {
 impl Credits {
     /// `peers` peers, each allowed `per_peer` bytes outstanding.
     pub(crate) fn new(peers: usize, per_peer: u64) -> Credits {
-        Credits { per_peer, avail: vec![per_peer; peers], owed: vec![0; peers] }
+        Credits {
+            per_peer,
+            avail: vec![per_peer; peers],
+            owed: vec![0; peers],
+        }
     }
 
     /// Spends credit for an eager message of `len` bytes to `peer`; false if there is

@@ -48,7 +48,11 @@ pub(crate) enum Body {
     /// A small message, copied. `sync`: the sender's request id to acknowledge.
     Eager { data: Vec<u8>, sync: Option<u64> },
     /// A large message's announcement.
-    Rts { sreq: u64, size: usize, remote: Option<RemoteBuf> },
+    Rts {
+        sreq: u64,
+        size: usize,
+        remote: Option<RemoteBuf>,
+    },
 }
 
 impl Unexpected {
@@ -94,7 +98,10 @@ impl Matcher {
 
     /// Removes and returns the oldest unexpected message `pattern` matches.
     pub(crate) fn take_unexpected(&mut self, pattern: &Pattern) -> Option<Unexpected> {
-        let i = self.unexpected.iter().position(|u| pattern.matches(&u.env))?;
+        let i = self
+            .unexpected
+            .iter()
+            .position(|u| pattern.matches(&u.env))?;
         self.unexpected.remove(i)
     }
 
@@ -113,7 +120,14 @@ mod tests {
     }
 
     fn eager(src: i32, tag: i32, byte: u8) -> Unexpected {
-        Unexpected { peer: src as usize, env: env(src, tag), body: Body::Eager { data: vec![byte], sync: None } }
+        Unexpected {
+            peer: src as usize,
+            env: env(src, tag),
+            body: Body::Eager {
+                data: vec![byte],
+                sync: None,
+            },
+        }
     }
 
     #[test]
@@ -122,14 +136,26 @@ mod tests {
         m.push_unexpected(eager(1, 5, 1));
         m.push_unexpected(eager(2, 6, 2));
         m.push_unexpected(eager(1, 6, 3));
-        let any = Pattern { ctx: 0, src: Source::Any, tag: TagSel::Tag(6) };
+        let any = Pattern {
+            ctx: 0,
+            src: Source::Any,
+            tag: TagSel::Tag(6),
+        };
         let first = m.take_unexpected(&any).unwrap();
         assert_eq!(first.env, env(2, 6));
-        let from1 = Pattern { ctx: 0, src: Source::Rank(1), tag: TagSel::Any };
+        let from1 = Pattern {
+            ctx: 0,
+            src: Source::Rank(1),
+            tag: TagSel::Any,
+        };
         assert_eq!(m.take_unexpected(&from1).unwrap().env, env(1, 5));
         assert_eq!(m.take_unexpected(&from1).unwrap().env, env(1, 6));
         assert!(m.take_unexpected(&from1).is_none());
-        let other_ctx = Pattern { ctx: 2, src: Source::Any, tag: TagSel::Any };
+        let other_ctx = Pattern {
+            ctx: 2,
+            src: Source::Any,
+            tag: TagSel::Any,
+        };
         m.push_unexpected(eager(1, 5, 1));
         assert!(m.take_unexpected(&other_ctx).is_none());
     }
@@ -137,7 +163,11 @@ mod tests {
     #[test]
     fn posted_in_order() {
         let mut m = Matcher::new();
-        let p = Pattern { ctx: 0, src: Source::Any, tag: TagSel::Any };
+        let p = Pattern {
+            ctx: 0,
+            src: Source::Any,
+            tag: TagSel::Any,
+        };
         m.post(p, ReqId(1));
         m.post(p, ReqId(2));
         assert_eq!(m.take_posted(&env(3, 3)), Some(ReqId(1)));

@@ -201,7 +201,10 @@ impl Engine {
         let eager = len <= self.net.eager_limit(peer) && self.core.credits.spend(peer, len);
         let single_copy = !eager && self.net.single_copy(peer);
         let phase = match (eager, single_copy) {
-            (true, _) => SendPhase::Eager { written: false, acked: !sync },
+            (true, _) => SendPhase::Eager {
+                written: false,
+                acked: !sync,
+            },
             (false, true) => SendPhase::AwaitFin,
             (false, false) => SendPhase::AwaitCts,
         };
@@ -216,16 +219,31 @@ impl Engine {
             if sync {
                 hdr.flags |= flags::SYNC;
             }
-            OutFrame { hdr, payload: Payload::User(buf), token: Some(id.0) }
+            OutFrame {
+                hdr,
+                payload: Payload::User(buf),
+                token: Some(id.0),
+            }
         } else if single_copy {
             hdr.b = len as u64;
             hdr.flags |= flags::SINGLE_COPY;
-            let remote = RemoteBuf { pid: u64::from(std::process::id()), addr: buf.addr() as u64 };
+            let remote = RemoteBuf {
+                pid: u64::from(std::process::id()),
+                addr: buf.addr() as u64,
+            };
             hdr.payload = std::mem::size_of::<RemoteBuf>() as u64;
-            OutFrame { hdr, payload: Payload::Remote(remote), token: None }
+            OutFrame {
+                hdr,
+                payload: Payload::Remote(remote),
+                token: None,
+            }
         } else {
             hdr.b = len as u64;
-            OutFrame { hdr, payload: Payload::Empty, token: None }
+            OutFrame {
+                hdr,
+                payload: Payload::Empty,
+                token: None,
+            }
         };
         if self.net.send(peer, frame)? && eager {
             transport_sent(&mut self.core, id.0)?;
@@ -235,14 +253,20 @@ impl Engine {
 
     /// Starts a receive into `buf` for messages matching `pattern`.
     pub(crate) fn start_recv(&mut self, pattern: Pattern, buf: UserBufMut) -> ReqId {
-        let id = self.core.reqs.insert(Op::Recv(RecvOp { buf, phase: RecvPhase::Posted }));
+        let id = self.core.reqs.insert(Op::Recv(RecvOp {
+            buf,
+            phase: RecvPhase::Posted,
+        }));
         self.core.post_recv(pattern, id);
         id
     }
 
     /// Starts a receive of a message already taken off the unexpected queue.
     pub(crate) fn start_recv_matched(&mut self, msg: Unexpected, buf: UserBufMut) -> ReqId {
-        let id = self.core.reqs.insert(Op::Recv(RecvOp { buf, phase: RecvPhase::Posted }));
+        let id = self.core.reqs.insert(Op::Recv(RecvOp {
+            buf,
+            phase: RecvPhase::Posted,
+        }));
         self.core.deliver_unexpected(id, msg);
         id
     }
@@ -272,7 +296,11 @@ impl Engine {
             unreachable!("colls lists only schedules");
         };
         let outcome = sched.advance(self);
-        let op = self.core.reqs.get_mut(id).expect("schedule slot stays reserved");
+        let op = self
+            .core
+            .reqs
+            .get_mut(id)
+            .expect("schedule slot stays reserved");
         match outcome {
             Ok(None) => {
                 *op = Op::Coll(sched);
@@ -284,7 +312,9 @@ impl Engine {
                 Ok(true)
             }
             Err(e) => {
-                *op = Op::Done(Err(Error::InvalidArgument(format!("collective failed: {e}"))));
+                *op = Op::Done(Err(Error::InvalidArgument(format!(
+                    "collective failed: {e}"
+                ))));
                 self.colls.retain(|c| *c != id);
                 Err(e)
             }
@@ -329,7 +359,11 @@ impl Engine {
         if self.core.matcher.peek_unexpected(pattern).is_none() {
             self.wait_until(|e| e.core.matcher.peek_unexpected(pattern).is_some())?;
         }
-        Ok(self.core.matcher.take_unexpected(pattern).expect("probed above"))
+        Ok(self
+            .core
+            .matcher
+            .take_unexpected(pattern)
+            .expect("probed above"))
     }
 
     /// Ends this process's part in the job: waits (progressing) until every rank has

@@ -19,8 +19,15 @@ use crate::userbuf::UserBufMut;
 
 /// A matched message's content, wherever it was waiting.
 pub(crate) enum Arrival<'a> {
-    Eager { data: &'a [u8], sync: Option<u64> },
-    Rts { sreq: u64, size: usize, remote: Option<RemoteBuf> },
+    Eager {
+        data: &'a [u8],
+        sync: Option<u64>,
+    },
+    Rts {
+        sreq: u64,
+        size: usize,
+        remote: Option<RemoteBuf>,
+    },
 }
 
 /// A large message the receiver reads straight from the sender's memory.
@@ -51,7 +58,11 @@ fn control(kind: Kind, a: u64, b: u64) -> OutFrame {
     let mut hdr = Header::new(kind);
     hdr.a = a;
     hdr.b = b;
-    OutFrame { hdr, payload: Payload::Empty, token: None }
+    OutFrame {
+        hdr,
+        payload: Payload::Empty,
+        token: None,
+    }
 }
 
 impl Core {
@@ -68,7 +79,11 @@ impl Core {
     }
 
     fn protocol(&self, peer: usize, detail: String) -> Error {
-        Error::Protocol { rank: self.me as i32, peer: peer as i32, detail }
+        Error::Protocol {
+            rank: self.me as i32,
+            peer: peer as i32,
+            detail,
+        }
     }
 
     /// Hands a matched message to receive `id`, completing it or starting the data
@@ -82,7 +97,11 @@ impl Core {
             Arrival::Eager { data, .. } => data.len(),
             Arrival::Rts { size, .. } => *size,
         };
-        let status = Status { source: env.src, tag: env.tag, bytes: size };
+        let status = Status {
+            source: env.src,
+            tag: env.tag,
+            bytes: size,
+        };
         let truncated = size > cap;
         let result = match arrival {
             Arrival::Eager { data, sync } => {
@@ -104,9 +123,19 @@ impl Core {
                 Some(status)
             }
             Arrival::Rts { sreq, remote, .. } => {
-                r.phase = RecvPhase::Data { peer, status, received: 0 };
+                r.phase = RecvPhase::Data {
+                    peer,
+                    status,
+                    received: 0,
+                };
                 match remote {
-                    Some(remote) => self.pulls.push(Pull { peer, remote, dest: r.buf.sub(0, size), rreq: id, sreq }),
+                    Some(remote) => self.pulls.push(Pull {
+                        peer,
+                        remote,
+                        dest: r.buf.sub(0, size),
+                        rreq: id,
+                        sreq,
+                    }),
                     None => self.outbox.push((peer, control(Kind::Cts, sreq, id.0))),
                 }
                 None
@@ -114,7 +143,12 @@ impl Core {
         };
         if let Some(status) = result {
             let outcome = if truncated {
-                Err(Error::Truncated { source_rank: env.src, tag: env.tag, message_bytes: size, buffer_bytes: cap })
+                Err(Error::Truncated {
+                    source_rank: env.src,
+                    tag: env.tag,
+                    message_bytes: size,
+                    buffer_bytes: cap,
+                })
             } else {
                 Ok(status)
             };
@@ -126,10 +160,12 @@ impl Core {
     /// when the read was refused, the sender is asked to send the data instead.
     pub(crate) fn finish_pull(&mut self, pull: Pull, pulled: bool) {
         if !pulled {
-            self.outbox.push((pull.peer, control(Kind::Cts, pull.sreq, pull.rreq.0)));
+            self.outbox
+                .push((pull.peer, control(Kind::Cts, pull.sreq, pull.rreq.0)));
             return;
         }
-        self.outbox.push((pull.peer, control(Kind::Fin, pull.sreq, 0)));
+        self.outbox
+            .push((pull.peer, control(Kind::Fin, pull.sreq, 0)));
         if let Some(Op::Recv(r)) = self.reqs.get(pull.rreq)
             && let RecvPhase::Data { status, .. } = r.phase
         {
@@ -141,7 +177,11 @@ impl Core {
     pub(crate) fn deliver_unexpected(&mut self, id: ReqId, msg: Unexpected) {
         let arrival = match &msg.body {
             Body::Eager { data, sync } => Arrival::Eager { data, sync: *sync },
-            Body::Rts { sreq, size, remote } => Arrival::Rts { sreq: *sreq, size: *size, remote: *remote },
+            Body::Rts { sreq, size, remote } => Arrival::Rts {
+                sreq: *sreq,
+                size: *size,
+                remote: *remote,
+            },
         };
         self.deliver(id, msg.peer, msg.env, arrival);
     }
@@ -164,13 +204,21 @@ impl Core {
             return;
         }
         let body = match arrival {
-            Arrival::Eager { data, sync } => Body::Eager { data: data.to_vec(), sync },
+            Arrival::Eager { data, sync } => Body::Eager {
+                data: data.to_vec(),
+                sync,
+            },
             Arrival::Rts { sreq, size, remote } => Body::Rts { sreq, size, remote },
         };
         self.matcher.push_unexpected(Unexpected { peer, env, body });
     }
 
-    fn send_op(&mut self, peer: usize, sreq: u64, what: &str) -> Result<(ReqId, &mut super::requests::SendOp)> {
+    fn send_op(
+        &mut self,
+        peer: usize,
+        sreq: u64,
+        what: &str,
+    ) -> Result<(ReqId, &mut super::requests::SendOp)> {
         let id = ReqId(sreq);
         let err = self.protocol(peer, format!("{what} names no send of ours in progress"));
         match self.reqs.get_mut(id) {
@@ -179,13 +227,28 @@ impl Core {
         }
     }
 
-    fn data_recv(&mut self, peer: usize, hdr: &Header) -> Result<(ReqId, UserBufMut, usize, usize)> {
+    fn data_recv(
+        &mut self,
+        peer: usize,
+        hdr: &Header,
+    ) -> Result<(ReqId, UserBufMut, usize, usize)> {
         let id = ReqId(hdr.a);
-        let bad = self.protocol(peer, format!("data frame for request {:#x} which is not receiving from it", hdr.a));
+        let bad = self.protocol(
+            peer,
+            format!(
+                "data frame for request {:#x} which is not receiving from it",
+                hdr.a
+            ),
+        );
         let Some(Op::Recv(r)) = self.reqs.get_mut(id) else {
             return Err(bad);
         };
-        let RecvPhase::Data { peer: from, status, received } = &r.phase else {
+        let RecvPhase::Data {
+            peer: from,
+            status,
+            received,
+        } = &r.phase
+        else {
             return Err(bad);
         };
         let (off, len) = (hdr.b as usize, hdr.payload as usize);
@@ -198,28 +261,51 @@ impl Core {
 
 impl Sink for Core {
     fn frame(&mut self, peer: usize, hdr: &Header, payload: &[u8]) -> Result<()> {
-        let env = Envelope { ctx: hdr.ctx, src: hdr.src, tag: hdr.tag };
+        let env = Envelope {
+            ctx: hdr.ctx,
+            src: hdr.src,
+            tag: hdr.tag,
+        };
         match hdr.kind() {
             Some(Kind::Eager) => {
                 let sync = (hdr.flags & flags::SYNC != 0).then_some(hdr.a);
-                self.arrive(peer, env, Arrival::Eager { data: payload, sync });
+                self.arrive(
+                    peer,
+                    env,
+                    Arrival::Eager {
+                        data: payload,
+                        sync,
+                    },
+                );
             }
             Some(Kind::Rts) => {
                 let remote = if hdr.flags & flags::SINGLE_COPY != 0 {
                     if payload.len() != std::mem::size_of::<RemoteBuf>() {
-                        return Err(self.protocol(peer, "single-copy RTS without its buffer address".into()));
+                        return Err(self
+                            .protocol(peer, "single-copy RTS without its buffer address".into()));
                     }
                     Some(bytemuck::pod_read_unaligned(payload))
                 } else {
                     None
                 };
-                let size = usize::try_from(hdr.b).map_err(|_| self.protocol(peer, "RTS size overflows".into()))?;
-                self.arrive(peer, env, Arrival::Rts { sreq: hdr.a, size, remote });
+                let size = usize::try_from(hdr.b)
+                    .map_err(|_| self.protocol(peer, "RTS size overflows".into()))?;
+                self.arrive(
+                    peer,
+                    env,
+                    Arrival::Rts {
+                        sreq: hdr.a,
+                        size,
+                        remote,
+                    },
+                );
             }
             Some(Kind::Cts) => {
                 let (id, s) = self.send_op(peer, hdr.a, "clear-to-send")?;
                 if !matches!(s.phase, SendPhase::AwaitCts | SendPhase::AwaitFin) {
-                    return Err(self.protocol(peer, "clear-to-send for a send not waiting for one".into()));
+                    return Err(
+                        self.protocol(peer, "clear-to-send for a send not waiting for one".into())
+                    );
                 }
                 if hdr.flags & flags::TRUNCATE != 0 {
                     self.reqs.complete(id, Ok(Status::empty()));
@@ -228,7 +314,11 @@ impl Sink for Core {
                     let mut data = Header::new(Kind::Data);
                     data.a = hdr.b;
                     data.payload = s.buf.len() as u64;
-                    let frame = OutFrame { hdr: data, payload: Payload::User(s.buf), token: Some(id.0) };
+                    let frame = OutFrame {
+                        hdr: data,
+                        payload: Payload::User(s.buf),
+                        token: Some(id.0),
+                    };
                     self.outbox.push((peer, frame));
                 }
             }
@@ -242,7 +332,10 @@ impl Sink for Core {
                         }
                     }
                     _ => {
-                        return Err(self.protocol(peer, "acknowledgement for a send that is not eager".into()));
+                        return Err(self.protocol(
+                            peer,
+                            "acknowledgement for a send that is not eager".into(),
+                        ));
                     }
                 }
             }
@@ -255,7 +348,10 @@ impl Sink for Core {
             }
             Some(Kind::Credit) => {
                 if !self.credits.returned(peer, hdr.a) {
-                    return Err(self.protocol(peer, format!("returned {} bytes of credit it was never given", hdr.a)));
+                    return Err(self.protocol(
+                        peer,
+                        format!("returned {} bytes of credit it was never given", hdr.a),
+                    ));
                 }
             }
             Some(Kind::Data) | None => {
@@ -273,8 +369,17 @@ impl Sink for Core {
     fn data_done(&mut self, peer: usize, hdr: &Header) -> Result<()> {
         let (id, _, received, total) = self.data_recv(peer, hdr)?;
         let received = received + hdr.payload as usize;
-        let Some(Op::Recv(r)) = self.reqs.get_mut(id) else { unreachable!("checked by data_recv") };
-        let RecvPhase::Data { status, received: slot, .. } = &mut r.phase else { unreachable!() };
+        let Some(Op::Recv(r)) = self.reqs.get_mut(id) else {
+            unreachable!("checked by data_recv")
+        };
+        let RecvPhase::Data {
+            status,
+            received: slot,
+            ..
+        } = &mut r.phase
+        else {
+            unreachable!()
+        };
         *slot = received;
         if received >= total {
             let status = *status;

@@ -52,7 +52,11 @@ pub(crate) enum RecvPhase {
     /// In the posted queue, waiting for a match.
     Posted,
     /// Matched a large message from world rank `peer`; data arriving.
-    Data { peer: usize, status: Status, received: usize },
+    Data {
+        peer: usize,
+        status: Status,
+        received: usize,
+    },
 }
 
 #[derive(Debug)]
@@ -125,7 +129,9 @@ impl Requests {
                 if !matches!(op, Some(Op::Done(_))) {
                     return None;
                 }
-                let Some(Op::Done(result)) = op.take() else { unreachable!() };
+                let Some(Op::Done(result)) = op.take() else {
+                    unreachable!()
+                };
                 *generation = generation.wrapping_add(1);
                 self.free.push(id.index() as u32);
                 Some(result)
@@ -138,6 +144,10 @@ impl Requests {
 impl Status {
     /// The status of an operation that carries no message (a send, a null request).
     pub(crate) fn empty() -> Status {
-        Status { source: -1, tag: -1, bytes: 0 }
+        Status {
+            source: -1,
+            tag: -1,
+            bytes: 0,
+        }
     }
 }

@@ -204,8 +204,15 @@ impl Schedule {
                     let id = eng.start_recv(pattern, buf);
                     self.inflight.push(id);
                 }
-                Step::Reduce { src, dst, src_is_left } => {
-                    let op = self.op.clone().expect("a schedule with reduce steps has an op");
+                Step::Reduce {
+                    src,
+                    dst,
+                    src_is_left,
+                } => {
+                    let op = self
+                        .op
+                        .clone()
+                        .expect("a schedule with reduce steps has an op");
                     let (input, inout) = (self.view(src), self.view_mut(dst));
                     op.combine(input.as_slice(), inout.as_mut_slice(), src_is_left);
                 }

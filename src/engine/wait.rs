@@ -26,9 +26,15 @@ impl WaitPolicy {
     /// (microseconds of spinning before yielding) and `OXMPI_YIELDS`.
     pub(crate) fn from_env(oversubscribed: bool) -> Result<WaitPolicy> {
         let mut p = if oversubscribed {
-            WaitPolicy { spin: Duration::from_micros(2), yields: 16 }
+            WaitPolicy {
+                spin: Duration::from_micros(2),
+                yields: 16,
+            }
         } else {
-            WaitPolicy { spin: Duration::from_micros(100), yields: 16 }
+            WaitPolicy {
+                spin: Duration::from_micros(100),
+                yields: 16,
+            }
         };
         if let Some(us) = env_number("OXMPI_SPIN_US")? {
             p.spin = Duration::from_micros(us);
@@ -67,7 +73,10 @@ pub(crate) struct Idle {
 
 impl Idle {
     pub(crate) fn new() -> Idle {
-        Idle { since: None, yields: 0 }
+        Idle {
+            since: None,
+            yields: 0,
+        }
     }
 
     /// Something happened: start the spin phase over.

@@ -90,7 +90,10 @@ const _: () = assert!(HEADER_LEN == 40);
 
 impl Header {
     pub(crate) fn new(kind: Kind) -> Header {
-        Header { kind: kind as u8, ..Header::default() }
+        Header {
+            kind: kind as u8,
+            ..Header::default()
+        }
     }
 
     pub(crate) fn kind(&self) -> Option<Kind> {

@@ -19,7 +19,10 @@ pub(crate) struct Loopback {
 
 impl Loopback {
     pub(crate) fn new(me: usize) -> Loopback {
-        Loopback { me, queue: VecDeque::new() }
+        Loopback {
+            me,
+            queue: VecDeque::new(),
+        }
     }
 }
 

@@ -37,17 +37,33 @@ pub(crate) struct Network {
 }
 
 impl Network {
-    pub(crate) fn new(me: usize, routes: Vec<Route>, shm: Option<Shm>, tcp: Option<Tcp>) -> Network {
+    pub(crate) fn new(
+        me: usize,
+        routes: Vec<Route>,
+        shm: Option<Shm>,
+        tcp: Option<Tcp>,
+    ) -> Network {
         debug_assert!(!routes.contains(&Route::Tcp) || tcp.is_some());
         debug_assert!(!routes.contains(&Route::Shm) || shm.is_some());
-        Network { routes, lo: Loopback::new(me), shm, tcp }
+        Network {
+            routes,
+            lo: Loopback::new(me),
+            shm,
+            tcp,
+        }
     }
 
     fn transport(&mut self, peer: usize) -> &mut dyn Transport {
         match self.routes[peer] {
             Route::Loopback => &mut self.lo,
-            Route::Shm => self.shm.as_mut().expect("a shared-memory route implies the transport"),
-            Route::Tcp => self.tcp.as_mut().expect("a TCP route implies a TCP transport"),
+            Route::Shm => self
+                .shm
+                .as_mut()
+                .expect("a shared-memory route implies the transport"),
+            Route::Tcp => self
+                .tcp
+                .as_mut()
+                .expect("a TCP route implies a TCP transport"),
         }
     }
 
@@ -80,7 +96,12 @@ impl Network {
 
     /// Reads a large message from `peer`'s memory into `dest` (single copy). `Ok(false)`
     /// when that is not possible; the caller then asks for the data to be sent.
-    pub(crate) fn pull(&mut self, peer: usize, remote: &RemoteBuf, dest: UserBufMut) -> Result<bool> {
+    pub(crate) fn pull(
+        &mut self,
+        peer: usize,
+        remote: &RemoteBuf,
+        dest: UserBufMut,
+    ) -> Result<bool> {
         match (self.routes[peer], self.shm.as_mut()) {
             (Route::Shm, Some(shm)) => shm.pull(peer, remote, dest),
             _ => Ok(false),

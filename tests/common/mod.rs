@@ -16,7 +16,10 @@ pub const HANG_GUARD_SECS: u32 = 240;
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     // target/<profile>/deps/<test> -> target/<profile>
-    exe.parent().and_then(|d| d.parent()).expect("target dir").to_path_buf()
+    exe.parent()
+        .and_then(|d| d.parent())
+        .expect("target dir")
+        .to_path_buf()
 }
 
 /// Builds oxrun, the test programs and the examples in this test's profile, once.
@@ -24,7 +27,18 @@ pub fn build() {
     static BUILD: Once = Once::new();
     BUILD.call_once(|| {
         let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(["build", "-q", "-p", "oxrun", "-p", "oxmpi-testprogs", "-p", "oxmpi", "--bins", "--examples"]);
+        cmd.args([
+            "build",
+            "-q",
+            "-p",
+            "oxrun",
+            "-p",
+            "oxmpi-testprogs",
+            "-p",
+            "oxmpi",
+            "--bins",
+            "--examples",
+        ]);
         if !cfg!(debug_assertions) {
             cmd.arg("--release");
         }
@@ -88,7 +102,11 @@ impl Job {
         let out = self.output();
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{desc} failed: {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}", out.status);
+        assert!(
+            out.status.success(),
+            "{desc} failed: {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+            out.status
+        );
         stdout
     }
 }

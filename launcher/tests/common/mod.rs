@@ -25,7 +25,9 @@ pub struct Run {
 impl Run {
     /// The exit code (panics when oxrun itself died of a signal).
     pub fn code(&self) -> i32 {
-        self.status.code().unwrap_or_else(|| panic!("oxrun died: {self:?}"))
+        self.status
+            .code()
+            .unwrap_or_else(|| panic!("oxrun died: {self:?}"))
     }
 
     /// stdout lines, sorted (ranks run concurrently).
@@ -37,7 +39,10 @@ impl Run {
 
     /// stderr lines that oxrun itself wrote.
     pub fn oxrun_lines(&self) -> Vec<&str> {
-        self.stderr.lines().filter(|l| l.starts_with("oxrun:")).collect()
+        self.stderr
+            .lines()
+            .filter(|l| l.starts_with("oxrun:"))
+            .collect()
     }
 }
 
@@ -51,7 +56,9 @@ pub fn oxrun(args: &[&str]) -> Command {
 
 /// Runs `cmd` with `stdin` as input and collects everything.
 pub fn run_job_with_input(mut cmd: Command, stdin: &[u8]) -> Run {
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("start oxrun");
     let mut input = child.stdin.take().unwrap();
     let data = stdin.to_vec();
@@ -131,7 +138,13 @@ pub fn pids_in(dir: &Path) -> Vec<i32> {
         .filter_map(|e| {
             let e = e.unwrap();
             let name = e.file_name().into_string().ok()?;
-            name.starts_with("pid.").then(|| std::fs::read_to_string(e.path()).unwrap().trim().parse().unwrap())
+            name.starts_with("pid.").then(|| {
+                std::fs::read_to_string(e.path())
+                    .unwrap()
+                    .trim()
+                    .parse()
+                    .unwrap()
+            })
         })
         .collect()
 }
@@ -153,7 +166,10 @@ pub fn alive(pid: i32, marker: &str) -> bool {
 pub fn wait_for_files(dir: &Path, n: usize) {
     let start = Instant::now();
     while std::fs::read_dir(dir).unwrap().count() < n {
-        assert!(start.elapsed() < HANG_GUARD, "ranks never wrote their files");
+        assert!(
+            start.elapsed() < HANG_GUARD,
+            "ranks never wrote their files"
+        );
         thread::sleep(Duration::from_millis(10));
     }
 }

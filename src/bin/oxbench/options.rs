@@ -19,7 +19,12 @@ pub const LARGE_MESSAGE: usize = 64 * 1024;
 #[derive(Debug, Clone, Args)]
 pub struct Common {
     /// Message sizes in bytes: from MIN (default 1; 0 allowed), doubling, up to MAX
-    #[arg(short = 'm', long = "message-size", value_name = "[MIN:]MAX", default_value = "1048576")]
+    #[arg(
+        short = 'm',
+        long = "message-size",
+        value_name = "[MIN:]MAX",
+        default_value = "1048576"
+    )]
     pub sizes: SizeRange,
 
     /// Timed iterations per size up to 64 KiB; larger sizes run ITERS/10+1
@@ -46,8 +51,15 @@ pub struct Common {
 impl Common {
     /// Warm-up and timed iterations at `size` bytes.
     pub fn counts(&self, size: usize) -> Counts {
-        let iters = if size > LARGE_MESSAGE { self.iters / 10 + 1 } else { self.iters };
-        Counts { warmup: self.warmup.unwrap_or(iters / 10 + 1), iters }
+        let iters = if size > LARGE_MESSAGE {
+            self.iters / 10 + 1
+        } else {
+            self.iters
+        };
+        Counts {
+            warmup: self.warmup.unwrap_or(iters / 10 + 1),
+            iters,
+        }
     }
 
     /// A `# ` note for the table header describing these counts.
@@ -61,7 +73,11 @@ impl Common {
             self.iters,
             self.iters / 10 + 1,
             LARGE_MESSAGE,
-            if self.validate { ", validating data" } else { "" }
+            if self.validate {
+                ", validating data"
+            } else {
+                ""
+            }
         )
     }
 }
@@ -108,14 +124,24 @@ impl FromStr for SizeRange {
 
     fn from_str(s: &str) -> Result<SizeRange, String> {
         let bytes = |what: &str, v: &str| {
-            v.trim().parse::<usize>().map_err(|_| format!("{what} {v:?} is not a number of bytes"))
+            v.trim()
+                .parse::<usize>()
+                .map_err(|_| format!("{what} {v:?} is not a number of bytes"))
         };
         let range = match s.split_once(':') {
-            None => SizeRange { min: None, max: bytes("MAX", s)? },
-            Some((min, max)) => SizeRange { min: Some(bytes("MIN", min)?), max: bytes("MAX", max)? },
+            None => SizeRange {
+                min: None,
+                max: bytes("MAX", s)?,
+            },
+            Some((min, max)) => SizeRange {
+                min: Some(bytes("MIN", min)?),
+                max: bytes("MAX", max)?,
+            },
         };
         match range.min {
-            Some(min) if min > range.max => Err(format!("MIN ({min}) is larger than MAX ({})", range.max)),
+            Some(min) if min > range.max => {
+                Err(format!("MIN ({min}) is larger than MAX ({})", range.max))
+            }
             _ => Ok(range),
         }
     }
@@ -152,10 +178,31 @@ mod tests {
 
     #[test]
     fn size_range_forms() {
-        assert_eq!("4096".parse(), Ok(SizeRange { min: None, max: 4096 }));
-        assert_eq!("0:8".parse(), Ok(SizeRange { min: Some(0), max: 8 }));
-        assert!("9:8".parse::<SizeRange>().unwrap_err().contains("larger than MAX"));
-        assert!("x".parse::<SizeRange>().unwrap_err().contains("not a number"));
+        assert_eq!(
+            "4096".parse(),
+            Ok(SizeRange {
+                min: None,
+                max: 4096
+            })
+        );
+        assert_eq!(
+            "0:8".parse(),
+            Ok(SizeRange {
+                min: Some(0),
+                max: 8
+            })
+        );
+        assert!(
+            "9:8"
+                .parse::<SizeRange>()
+                .unwrap_err()
+                .contains("larger than MAX")
+        );
+        assert!(
+            "x".parse::<SizeRange>()
+                .unwrap_err()
+                .contains("not a number")
+        );
         assert!("1:".parse::<SizeRange>().is_err());
     }
 
@@ -171,22 +218,51 @@ mod tests {
 
     #[test]
     fn counts_follow_mpibench() {
-        let opts = Common { sizes: "1".parse().unwrap(), iters: 1000, warmup: None, validate: false };
-        assert_eq!(opts.counts(65536), Counts { warmup: 101, iters: 1000 });
-        assert_eq!(opts.counts(65537), Counts { warmup: 11, iters: 101 });
-        let opts = Common { warmup: Some(3), ..opts };
-        assert_eq!(opts.counts(1 << 20), Counts { warmup: 3, iters: 101 });
+        let opts = Common {
+            sizes: "1".parse().unwrap(),
+            iters: 1000,
+            warmup: None,
+            validate: false,
+        };
+        assert_eq!(
+            opts.counts(65536),
+            Counts {
+                warmup: 101,
+                iters: 1000
+            }
+        );
+        assert_eq!(
+            opts.counts(65537),
+            Counts {
+                warmup: 11,
+                iters: 101
+            }
+        );
+        let opts = Common {
+            warmup: Some(3),
+            ..opts
+        };
+        assert_eq!(
+            opts.counts(1 << 20),
+            Counts {
+                warmup: 3,
+                iters: 101
+            }
+        );
     }
 
     #[test]
     fn timed_loop_runs_warmup_then_iterations() {
         let mut seen = Vec::new();
-        let secs = Counts { warmup: 2, iters: 3 }
-            .time(|i| {
-                seen.push(i);
-                Ok(())
-            })
-            .unwrap();
+        let secs = Counts {
+            warmup: 2,
+            iters: 3,
+        }
+        .time(|i| {
+            seen.push(i);
+            Ok(())
+        })
+        .unwrap();
         assert_eq!(seen, [0, 1, 2, 3, 4]);
         assert!(secs >= 0.0);
     }

@@ -41,7 +41,12 @@ fn partner(world: &Comm, test: &str) -> Result<Option<Rank>, Failure> {
 /// Ping-pong latency: half the round trip, in microseconds.
 pub fn latency(world: &Comm, opts: &Common) -> Result<(), Failure> {
     let partner = partner(world, "latency")?;
-    let table = Table::new(world, "Latency Test", &[opts.describe_counts()], "Latency (us)");
+    let table = Table::new(
+        world,
+        "Latency Test",
+        &[opts.describe_counts()],
+        "Latency (us)",
+    );
     let Some(partner) = partner else {
         return Ok(());
     };
@@ -88,7 +93,11 @@ pub fn bw(world: &Comm, opts: &Common) -> Result<(), Failure> {
          (ITERS {}), warm-up {} window(s){}",
         opts.iters,
         opts.warmup.unwrap_or(1),
-        if opts.validate { ", validating data" } else { "" }
+        if opts.validate {
+            ", validating data"
+        } else {
+            ""
+        }
     )];
     let table = Table::new(world, "Bandwidth Test", &notes, "Bandwidth (MB/s)");
     let Some(partner) = partner else {
@@ -102,7 +111,10 @@ pub fn bw(world: &Comm, opts: &Common) -> Result<(), Failure> {
     let slots = if sender && !opts.validate { 1 } else { WINDOW };
     let mut buf = vec![u8::from(sender); slots * slot];
     for n in opts.sizes.sizes(1) {
-        let counts = Counts { warmup: opts.warmup.unwrap_or(1), iters: opts.counts(n).iters / 20 + 2 };
+        let counts = Counts {
+            warmup: opts.warmup.unwrap_or(1),
+            iters: opts.counts(n).iters / 20 + 2,
+        };
         let seconds = counts.time(|window| {
             if sender {
                 send_window(world, partner, &mut buf, slot, n, window, opts.validate)

@@ -8,29 +8,46 @@
 
 use crate::Failure;
 
-/// The pattern of `seed`: the numbers 0 to 250 counting up, wrapping around, starting
-/// at a point that `seed` picks.
-fn pattern(seed: u64) -> impl Iterator<Item = u8> {
-    let start = ((seed % 251) * 131 % 251) as u8;
-    (start..251).chain((0..251).cycle())
+/// Length of the pattern's period.
+const PERIOD: usize = 251;
+
+/// One period of the pattern of `seed`: the numbers 0 to 250 counting up, wrapping
+/// around, from a point that `seed` picks. The pattern repeats it.
+fn period(seed: u64) -> [u8; PERIOD] {
+    let start = (seed % PERIOD as u64) as usize * 131;
+    std::array::from_fn(|i| ((start + i) % PERIOD) as u8)
 }
 
 /// Fills `buf` with the pattern of `seed`.
 pub fn fill(buf: &mut [u8], seed: u64) {
-    for (b, v) in buf.iter_mut().zip(pattern(seed)) {
-        *b = v;
+    let period = period(seed);
+    for chunk in buf.chunks_mut(PERIOD) {
+        chunk.copy_from_slice(&period[..chunk.len()]);
     }
 }
 
 /// Checks that `buf` holds the pattern of `seed`; the error names `what` was checked
 /// and the first wrong byte.
 pub fn check(buf: &[u8], seed: u64, what: &str) -> Result<(), Failure> {
-    match buf.iter().zip(pattern(seed)).enumerate().find(|&(_, (&b, v))| b != v) {
-        None => Ok(()),
-        Some((i, (got, want))) => {
-            Err(Failure::Run(format!("validation failed: {what}: byte {i} of {} is {got}, expected {want}", buf.len())))
-        }
-    }
+    let period = period(seed);
+    let Some((k, chunk)) = buf
+        .chunks(PERIOD)
+        .enumerate()
+        .find(|(_, c)| *c != &period[..c.len()])
+    else {
+        return Ok(());
+    };
+    let (j, got) = chunk
+        .iter()
+        .enumerate()
+        .find(|&(j, &b)| b != period[j])
+        .expect("the chunk differs");
+    Err(Failure::Run(format!(
+        "validation failed: {what}: byte {} of {} is {got}, expected {}",
+        k * PERIOD + j,
+        buf.len(),
+        period[j]
+    )))
 }
 
 /// Checks that a message of `expected` bytes arrived as `got` bytes.
@@ -38,7 +55,9 @@ pub fn check_len(got: usize, expected: usize, what: &str) -> Result<(), Failure>
     if got == expected {
         Ok(())
     } else {
-        Err(Failure::Run(format!("validation failed: {what}: {got} bytes arrived, expected {expected}")))
+        Err(Failure::Run(format!(
+            "validation failed: {what}: {got} bytes arrived, expected {expected}"
+        )))
     }
 }
 
@@ -53,17 +72,30 @@ mod tests {
         assert!(check(&buf, 7, "x").is_ok());
         assert!(check(&buf, 8, "x").is_err());
         buf[999] ^= 1;
-        let Err(Failure::Run(msg)) = check(&buf, 7, "message 3") else { panic!("corruption missed") };
+        let Err(Failure::Run(msg)) = check(&buf, 7, "message 3") else {
+            panic!("corruption missed")
+        };
         assert!(msg.contains("message 3: byte 999 of 1000"), "{msg}");
     }
 
     #[test]
     fn seeds_and_shifts_differ_everywhere() {
-        let of = |seed| pattern(seed).take(1000).collect::<Vec<u8>>();
+        let of = |seed| {
+            let mut v = vec![0u8; 1000];
+            fill(&mut v, seed);
+            v
+        };
         let base = of(3);
         for d in 1..251 {
-            assert!(of(3 + d).iter().zip(&base).all(|(a, b)| a != b), "seed {}", 3 + d);
-            assert!(base[d as usize..].iter().zip(&base).all(|(a, b)| a != b), "shift {d}");
+            assert!(
+                of(3 + d).iter().zip(&base).all(|(a, b)| a != b),
+                "seed {}",
+                3 + d
+            );
+            assert!(
+                base[d as usize..].iter().zip(&base).all(|(a, b)| a != b),
+                "shift {d}"
+            );
         }
         assert_eq!(of(3), of(3 + 251));
     }

@@ -19,9 +19,16 @@ impl Table {
     /// Starts a table: prints `# OSU-style <title>`, a `# ` line per note, and the
     /// column line `# Size  <label>` (rank 0 only).
     pub fn new(world: &Comm, title: &str, notes: &[String], label: &str) -> Table {
-        let table = Table { width: label.len(), print: world.rank() == 0 };
+        let table = Table {
+            width: label.len(),
+            print: world.rank() == 0,
+        };
         if table.print {
-            println!("# OSU-style {title} (oxbench {}, {} ranks)", env!("CARGO_PKG_VERSION"), world.size());
+            println!(
+                "# OSU-style {title} (oxbench {}, {} ranks)",
+                env!("CARGO_PKG_VERSION"),
+                world.size()
+            );
             for note in notes {
                 println!("# {note}");
             }
@@ -50,11 +57,19 @@ mod tests {
 
     #[test]
     fn rows_line_up_under_the_header() {
-        let t = Table { width: "Latency (us)".len(), print: false };
+        let t = Table {
+            width: "Latency (us)".len(),
+            print: false,
+        };
         let header = "# Size  Latency (us)";
         let row = t.format_row(8, 12.345);
         assert_eq!(row, "8              12.35");
         assert_eq!(row.len(), header.len());
-        assert_eq!(t.format_row(16 << 20, 1.0).split_whitespace().collect::<Vec<_>>(), ["16777216", "1.00"]);
+        assert_eq!(
+            t.format_row(16 << 20, 1.0)
+                .split_whitespace()
+                .collect::<Vec<_>>(),
+            ["16777216", "1.00"]
+        );
     }
 }

@@ -7,17 +7,32 @@ use crate::userbuf::{UserBuf, UserBufMut};
 
 /// Builds the schedule for blocks of `block` bytes over `size` ranks; `recv` holds
 /// `size` blocks.
-pub(crate) fn schedule(route: Route, send: UserBuf, recv: UserBufMut, block: usize, size: usize) -> Schedule {
+pub(crate) fn schedule(
+    route: Route,
+    send: UserBuf,
+    recv: UserBufMut,
+    block: usize,
+    size: usize,
+) -> Schedule {
     let rank = route.rank;
     let mut s = Schedule::new(route, send, recv);
     let at = |b: usize| Span::new(Buf::Recv, b * block, block);
-    s.push(Step::Copy { src: Span::new(Buf::Send, 0, block), dst: at(rank) });
+    s.push(Step::Copy {
+        src: Span::new(Buf::Send, 0, block),
+        dst: at(rank),
+    });
     let (left, right) = ((rank + size - 1) % size, (rank + 1) % size);
     for k in 0..size.saturating_sub(1) {
         let out = (rank + size - k) % size;
         let inc = (rank + size - k - 1) % size;
-        s.push(Step::Send { peer: right, span: at(out) });
-        s.push(Step::Recv { peer: left, span: at(inc) });
+        s.push(Step::Send {
+            peer: right,
+            span: at(out),
+        });
+        s.push(Step::Recv {
+            peer: left,
+            span: at(inc),
+        });
         s.push(Step::Fence);
     }
     s

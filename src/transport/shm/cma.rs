@@ -19,8 +19,14 @@ pub(crate) fn probe_addr() -> u64 {
 pub(crate) fn read(pid: u64, addr: u64, dst: &mut [u8]) -> std::io::Result<bool> {
     let mut done = 0usize;
     while done < dst.len() {
-        let local = libc::iovec { iov_base: dst[done..].as_mut_ptr().cast(), iov_len: dst.len() - done };
-        let remote = libc::iovec { iov_base: (addr as usize + done) as *mut libc::c_void, iov_len: dst.len() - done };
+        let local = libc::iovec {
+            iov_base: dst[done..].as_mut_ptr().cast(),
+            iov_len: dst.len() - done,
+        };
+        let remote = libc::iovec {
+            iov_base: (addr as usize + done) as *mut libc::c_void,
+            iov_len: dst.len() - done,
+        };
         // SAFETY: `local` covers memory we own exclusively (`dst`); the kernel checks
         // `remote` against the other process's mappings and fails cleanly if invalid.
         let n = unsafe { libc::process_vm_readv(pid as libc::pid_t, &local, 1, &remote, 1, 0) };
@@ -33,7 +39,10 @@ pub(crate) fn read(pid: u64, addr: u64, dst: &mut [u8]) -> std::io::Result<bool>
             };
         }
         if n == 0 {
-            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "process_vm_readv read nothing"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "process_vm_readv read nothing",
+            ));
         }
         done += n as usize;
     }
@@ -43,7 +52,8 @@ pub(crate) fn read(pid: u64, addr: u64, dst: &mut [u8]) -> std::io::Result<bool>
 /// Whether this process may read `pid`'s probe value at `addr`.
 pub(crate) fn probe(pid: u64, addr: u64) -> bool {
     let mut got = [0u8; 8];
-    matches!(read(pid, addr, &mut got), Ok(true)) && u64::from_ne_bytes(got) == PROBE.load(Ordering::Relaxed)
+    matches!(read(pid, addr, &mut got), Ok(true))
+        && u64::from_ne_bytes(got) == PROBE.load(Ordering::Relaxed)
 }
 
 #[cfg(test)]

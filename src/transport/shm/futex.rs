@@ -7,8 +7,10 @@ use std::time::Duration;
 /// Sleeps while `word` holds `expected`, for at most `timeout`. Returns on a wake, a
 /// timeout, a signal, or at once if the word no longer holds `expected`.
 pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Duration) {
-    let ts =
-        libc::timespec { tv_sec: timeout.as_secs() as libc::time_t, tv_nsec: timeout.subsec_nanos() as libc::c_long };
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
     // SAFETY: `word` is a valid, aligned u32 for the duration of the call; the kernel
     // only reads it and the timespec.
     unsafe {
@@ -29,7 +31,15 @@ pub(crate) fn wake(word: &AtomicU32) {
     // SAFETY: `word` is a valid, aligned u32; FUTEX_WAKE does not dereference the
     // remaining arguments.
     unsafe {
-        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, i32::MAX, 0usize, 0usize, 0);
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE,
+            i32::MAX,
+            0usize,
+            0usize,
+            0,
+        );
     }
 }
 

@@ -55,13 +55,25 @@ impl Config {
             expected,
         };
         if self.ring_lines < 64 || !self.ring_lines.is_power_of_two() {
-            return Err(bad("OXMPI_SHM_RING_KB", self.ring_lines * 64 / 1024, "a power of two of at least 4".into()));
+            return Err(bad(
+                "OXMPI_SHM_RING_KB",
+                self.ring_lines * 64 / 1024,
+                "a power of two of at least 4".into(),
+            ));
         }
         if self.eager_limit > max {
-            return Err(bad("OXMPI_EAGER_LIMIT", self.eager_limit, format!("at most {max} with this ring size")));
+            return Err(bad(
+                "OXMPI_EAGER_LIMIT",
+                self.eager_limit,
+                format!("at most {max} with this ring size"),
+            ));
         }
         if self.chunk == 0 || self.chunk > max {
-            return Err(bad("OXMPI_SHM_CHUNK", self.chunk, format!("between 1 and {max} with this ring size")));
+            return Err(bad(
+                "OXMPI_SHM_CHUNK",
+                self.chunk,
+                format!("between 1 and {max} with this ring size"),
+            ));
         }
         Ok(self)
     }
@@ -109,7 +121,10 @@ impl Shm {
         segment: Segment,
         config: Config,
     ) -> Result<Shm> {
-        let local = local_ranks.iter().position(|&r| r == me).expect("this rank is local");
+        let local = local_ranks
+            .iter()
+            .position(|&r| r == me)
+            .expect("this rank is local");
         if segment.local_size != local_ranks.len() {
             return Err(Error::Bootstrap(format!(
                 "shared memory is laid out for {} local ranks, the launcher says {}",
@@ -119,13 +134,18 @@ impl Shm {
         }
         let inboxes: Vec<Inbox> = (0..local_ranks.len()).map(|i| segment.inbox(i)).collect();
         let mine = inboxes[local];
-        mine.pid().store(std::process::id() as u64, Ordering::Relaxed);
-        mine.probe_addr().store(cma::probe_addr(), Ordering::Relaxed);
+        mine.pid()
+            .store(std::process::id() as u64, Ordering::Relaxed);
+        mine.probe_addr()
+            .store(cma::probe_addr(), Ordering::Relaxed);
         segment.attach();
         segment.wait_all_attached();
         if config.single_copy && local_ranks.len() > 1 {
             let other = inboxes[(local + 1) % local_ranks.len()];
-            if cma::probe(other.pid().load(Ordering::Relaxed), other.probe_addr().load(Ordering::Relaxed)) {
+            if cma::probe(
+                other.pid().load(Ordering::Relaxed),
+                other.probe_addr().load(Ordering::Relaxed),
+            ) {
                 mine.single_copy().store(1, Ordering::Release);
             }
         }
@@ -152,7 +172,11 @@ impl Shm {
     }
 
     fn protocol(&self, detail: String) -> Error {
-        Error::Protocol { rank: self.me as i32, peer: -1, detail }
+        Error::Protocol {
+            rank: self.me as i32,
+            peer: -1,
+            detail,
+        }
     }
 
     /// Wakes local rank `l` if it sleeps.
@@ -180,7 +204,12 @@ impl Shm {
             let mut hdr = p.frame.hdr;
             hdr.b += p.off as u64;
             hdr.payload = n as u64;
-            if !inbox.try_push(&mut self.head_cache[l], self.local, &hdr, &body[p.off..p.off + n]) {
+            if !inbox.try_push(
+                &mut self.head_cache[l],
+                self.local,
+                &hdr,
+                &body[p.off..p.off + n],
+            ) {
                 return false;
             }
             p.off += n;
@@ -220,7 +249,10 @@ impl Shm {
             return Err(self.protocol(format!("frame from unknown local rank {}", frame.from)));
         };
         if frame.hdr.payload as usize > ring::max_payload(self.config.ring_lines) {
-            return Err(self.protocol(format!("frame of {} bytes cannot be in a ring", frame.hdr.payload)));
+            return Err(self.protocol(format!(
+                "frame of {} bytes cannot be in a ring",
+                frame.hdr.payload
+            )));
         }
         if frame.hdr.kind() == Some(Kind::Data) {
             let dest = sink.data_dest(peer, &frame.hdr)?;
@@ -264,12 +296,21 @@ impl Shm {
     /// Whether world rank `peer` is reached through shared memory and can read our
     /// memory directly.
     pub(crate) fn single_copy(&self, peer: usize) -> bool {
-        self.config.single_copy && self.inboxes[self.local_of[peer]].single_copy().load(Ordering::Acquire) == 1
+        self.config.single_copy
+            && self.inboxes[self.local_of[peer]]
+                .single_copy()
+                .load(Ordering::Acquire)
+                == 1
     }
 
     /// Reads a large message of world rank `peer` straight from its memory. `Ok(false)`
     /// when the kernel refuses (the caller falls back to streaming).
-    pub(crate) fn pull(&mut self, peer: usize, remote: &RemoteBuf, dest: UserBufMut) -> Result<bool> {
+    pub(crate) fn pull(
+        &mut self,
+        peer: usize,
+        remote: &RemoteBuf,
+        dest: UserBufMut,
+    ) -> Result<bool> {
         cma::read(remote.pid, remote.addr, dest.as_mut_slice()).map_err(|e| Error::PeerLost {
             rank: self.me as i32,
             peer: peer as i32,
@@ -282,7 +323,8 @@ impl Shm {
         let inbox = self.inboxes[self.local];
         let bell = inbox.doorbell();
         bell.store(1, Ordering::SeqCst);
-        let mut ready = inbox.peek(self.head).is_some() || (inbox.has_waiters() && self.head != self.published);
+        let mut ready =
+            inbox.peek(self.head).is_some() || (inbox.has_waiters() && self.head != self.published);
         for &l in &self.blocked {
             self.inboxes[l].add_waiter(self.local);
             ready |= self.inboxes[l].head_moved(self.head_cache[l]);

@@ -66,8 +66,18 @@ impl Inbox {
     /// # Safety
     /// `ctl` must point to a 4 KiB control page and `ring` to `lines * 64` bytes, both
     /// inside a live shared mapping that outlives this value.
-    pub(crate) unsafe fn new(ctl: *mut u8, ring: *mut u8, lines: usize, local_size: usize) -> Inbox {
-        Inbox { ctl, ring, lines: lines as u64, waiter_words: local_size.div_ceil(64) }
+    pub(crate) unsafe fn new(
+        ctl: *mut u8,
+        ring: *mut u8,
+        lines: usize,
+        local_size: usize,
+    ) -> Inbox {
+        Inbox {
+            ctl,
+            ring,
+            lines: lines as u64,
+            waiter_words: local_size.div_ceil(64),
+        }
     }
 
     fn ctl64(&self, off: usize) -> &AtomicU64 {
@@ -125,7 +135,13 @@ impl Inbox {
 
     /// Producer: reserves lines and writes a frame. False when the ring lacks room;
     /// `head_cache` is this producer's last view of the consumer's head.
-    pub(crate) fn try_push(&self, head_cache: &mut u64, from: usize, hdr: &Header, payload: &[u8]) -> bool {
+    pub(crate) fn try_push(
+        &self,
+        head_cache: &mut u64,
+        from: usize,
+        hdr: &Header,
+        payload: &[u8],
+    ) -> bool {
         let k = lines_for(payload.len());
         debug_assert!(k <= self.lines / 2 + 1);
         let tail = self.ctl64(ctl::TAIL);
@@ -159,14 +175,21 @@ impl Inbox {
         let mut raw = [0u8; HEADER_LEN + FROM];
         // SAFETY: header and sender index lie inside the frame's first line, which the
         // marker published.
-        unsafe { std::ptr::copy_nonoverlapping(self.ring.add(at + MARKER), raw.as_mut_ptr(), raw.len()) };
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.ring.add(at + MARKER), raw.as_mut_ptr(), raw.len())
+        };
         let hdr: Header = bytemuck::pod_read_unaligned(&raw[..HEADER_LEN]);
         let from = u32::from_le_bytes(raw[HEADER_LEN..].try_into().expect("4 bytes")) as usize;
         // A length beyond what a frame can hold would make us read past the frame;
         // clamp the line count so a corrupt header stays inside the ring (the caller
         // rejects the frame).
         let lines = lines_for((hdr.payload as usize).min(max_payload(self.lines as usize)));
-        Some(Frame { hdr, from, lines, start: at + PREFIX })
+        Some(Frame {
+            hdr,
+            from,
+            lines,
+            start: at + PREFIX,
+        })
     }
 
     /// The payload of `frame` when it does not wrap around the ring's end.
@@ -188,7 +211,11 @@ impl Inbox {
         // `dst` is private memory.
         unsafe {
             std::ptr::copy_nonoverlapping(self.ring.add(at), dst.as_mut_ptr(), first);
-            std::ptr::copy_nonoverlapping(self.ring, dst.as_mut_ptr().add(first), dst.len() - first);
+            std::ptr::copy_nonoverlapping(
+                self.ring,
+                dst.as_mut_ptr().add(first),
+                dst.len() - first,
+            );
         }
     }
 
@@ -211,7 +238,8 @@ impl Inbox {
 
     /// Producer `local`: asks to be woken when this ring frees space.
     pub(crate) fn add_waiter(&self, local: usize) {
-        self.ctl64(ctl::WAITERS + local / 64 * 8).fetch_or(1 << (local % 64), Ordering::SeqCst);
+        self.ctl64(ctl::WAITERS + local / 64 * 8)
+            .fetch_or(1 << (local % 64), Ordering::SeqCst);
     }
 
     /// Consumer: takes the set of waiting producers (clearing it), calling `f` on each.
@@ -234,7 +262,8 @@ impl Inbox {
 
     /// Whether producers wait for room in this ring.
     pub(crate) fn has_waiters(&self) -> bool {
-        (0..self.waiter_words).any(|w| self.ctl64(ctl::WAITERS + w * 8).load(Ordering::Relaxed) != 0)
+        (0..self.waiter_words)
+            .any(|w| self.ctl64(ctl::WAITERS + w * 8).load(Ordering::Relaxed) != 0)
     }
 }
 
@@ -287,9 +316,17 @@ mod tests {
         for round in 0..200u64 {
             let len = (round as usize * 37) % (max_payload(16) + 1);
             let (h, p) = frame(n, len);
-            assert!(l.inbox.try_push(&mut cache, 2, &h, &p), "room for one frame");
+            assert!(
+                l.inbox.try_push(&mut cache, 2, &h, &p),
+                "room for one frame"
+            );
             let (gh, gp) = consume(&l.inbox, &mut head).expect("published");
-            assert_eq!((gh, gp), (h, p), "frame {n} of {len} bytes at line {}", head % 16);
+            assert_eq!(
+                (gh, gp),
+                (h, p),
+                "frame {n} of {len} bytes at line {}",
+                head % 16
+            );
             n += 1;
         }
         assert!(consume(&l.inbox, &mut head).is_none());
@@ -302,7 +339,10 @@ mod tests {
         let (h, p) = frame(1, 100); // 3 lines
         assert!(l.inbox.try_push(&mut cache, 0, &h, &p));
         assert!(l.inbox.try_push(&mut cache, 0, &h, &p));
-        assert!(!l.inbox.try_push(&mut cache, 0, &h, &p), "8 lines hold two 3-line frames");
+        assert!(
+            !l.inbox.try_push(&mut cache, 0, &h, &p),
+            "8 lines hold two 3-line frames"
+        );
         let mut head = 0;
         consume(&l.inbox, &mut head).unwrap();
         assert!(l.inbox.try_push(&mut cache, 0, &h, &p));
@@ -314,7 +354,10 @@ mod tests {
         let l = local(8);
         let (mut head, mut cache) = (0u64, 0u64);
         let mut h = Header::new(Kind::Eager);
-        let evil: Vec<u8> = (0..200u64).flat_map(|i| (i + 4).to_le_bytes()).take(200).collect();
+        let evil: Vec<u8> = (0..200u64)
+            .flat_map(|i| (i + 4).to_le_bytes())
+            .take(200)
+            .collect();
         h.payload = evil.len() as u64;
         assert!(l.inbox.try_push(&mut cache, 1, &h, &evil));
         consume(&l.inbox, &mut head).unwrap();

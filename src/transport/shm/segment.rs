@@ -58,23 +58,37 @@ pub(crate) fn footprint(local_size: usize, ring_lines: usize) -> usize {
 }
 
 fn os_error(what: &str, name: &CString) -> Error {
-    Error::io(format!("{what} {}", name.to_string_lossy()), std::io::Error::last_os_error())
+    Error::io(
+        format!("{what} {}", name.to_string_lossy()),
+        std::io::Error::last_os_error(),
+    )
 }
 
 impl Segment {
     /// The segment's name for a job and node: `/oxmpi-<job>-n<node>`.
     pub(crate) fn name(job: &str, node: u32) -> String {
-        let job: String = job.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(40).collect();
+        let job: String = job
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .take(40)
+            .collect();
         format!("/oxmpi-{job}-n{node}")
     }
 
     /// Creates the segment (the node's first rank does this, before the other ranks
     /// open it).
     pub(crate) fn create(name: &str, local_size: usize, ring_lines: usize) -> Result<Segment> {
-        let cname = CString::new(name).map_err(|_| Error::InvalidArgument(format!("bad segment name {name}")))?;
+        let cname = CString::new(name)
+            .map_err(|_| Error::InvalidArgument(format!("bad segment name {name}")))?;
         let len = footprint(local_size, ring_lines);
         // SAFETY: plain syscalls on a NUL-terminated name; the fd is closed below.
-        let fd = unsafe { libc::shm_open(cname.as_ptr(), libc::O_CREAT | libc::O_EXCL | libc::O_RDWR, 0o600) };
+        let fd = unsafe {
+            libc::shm_open(
+                cname.as_ptr(),
+                libc::O_CREAT | libc::O_EXCL | libc::O_RDWR,
+                0o600,
+            )
+        };
         if fd < 0 {
             return Err(os_error("creating shared memory", &cname));
         }
@@ -103,7 +117,8 @@ impl Segment {
 
     /// Opens and maps a segment another rank created.
     pub(crate) fn open(name: &str) -> Result<Segment> {
-        let cname = CString::new(name).map_err(|_| Error::InvalidArgument(format!("bad segment name {name}")))?;
+        let cname = CString::new(name)
+            .map_err(|_| Error::InvalidArgument(format!("bad segment name {name}")))?;
         // SAFETY: plain syscalls on a NUL-terminated name and our own fd.
         let fd = unsafe { libc::shm_open(cname.as_ptr(), libc::O_RDWR, 0) };
         if fd < 0 {
@@ -132,15 +147,34 @@ impl Segment {
         Ok(seg)
     }
 
-    fn map(fd: i32, len: usize, name: CString, local_size: usize, ring_lines: usize) -> Result<Segment> {
+    fn map(
+        fd: i32,
+        len: usize,
+        name: CString,
+        local_size: usize,
+        ring_lines: usize,
+    ) -> Result<Segment> {
         // SAFETY: mapping `len` bytes of the shared object behind `fd`, fresh address.
         let base = unsafe {
-            libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED, fd, 0)
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd,
+                0,
+            )
         };
         if base == libc::MAP_FAILED {
             return Err(os_error("mapping", &name));
         }
-        Ok(Segment { base: base.cast(), len, name, local_size, ring_lines })
+        Ok(Segment {
+            base: base.cast(),
+            len,
+            name,
+            local_size,
+            ring_lines,
+        })
     }
 
     fn word64(&self, off: usize) -> &AtomicU64 {
@@ -183,7 +217,14 @@ impl Segment {
         let block = HEADER + i * block_size(self.ring_lines);
         // SAFETY: the block lies inside the mapping, which outlives every Inbox (the
         // transport owns both and drops the inboxes first).
-        unsafe { Inbox::new(self.base.add(block), self.base.add(block + CONTROL), self.ring_lines, self.local_size) }
+        unsafe {
+            Inbox::new(
+                self.base.add(block),
+                self.base.add(block + CONTROL),
+                self.ring_lines,
+                self.local_size,
+            )
+        }
     }
 }
 

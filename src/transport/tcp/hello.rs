@@ -24,7 +24,13 @@ const _: () = assert!(HELLO_LEN == 40);
 
 impl Hello {
     pub(crate) fn new(secret: [u8; 16], rank: usize, size: usize) -> Hello {
-        Hello { magic: MAGIC, secret, rank: rank as u32, size: size as u32, _pad: [0; 8] }
+        Hello {
+            magic: MAGIC,
+            secret,
+            rank: rank as u32,
+            size: size as u32,
+            _pad: [0; 8],
+        }
     }
 
     /// Checks a received hello; returns the caller's world rank.
@@ -34,12 +40,19 @@ impl Hello {
             return Err("not an oxmpi connection (bad magic)".into());
         }
         // Compare without an early exit, so timing says nothing about the secret.
-        let diff = h.secret.iter().zip(secret).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        let diff = h
+            .secret
+            .iter()
+            .zip(secret)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
         if diff != 0 {
             return Err("wrong job secret".into());
         }
         if h.size as usize != size || h.rank as usize >= size {
-            return Err(format!("rank {} of {} does not belong to a job of {size}", h.rank, h.size));
+            return Err(format!(
+                "rank {} of {} does not belong to a job of {size}",
+                h.rank, h.size
+            ));
         }
         Ok(h.rank as usize)
     }

@@ -51,7 +51,14 @@ enum Fill {
 
 impl Incoming {
     pub(crate) fn new(stream: mio::net::TcpStream) -> Incoming {
-        Incoming { stream, peer: None, buf: vec![0; READ_BUF], start: 0, end: 0, state: State::Hello }
+        Incoming {
+            stream,
+            peer: None,
+            buf: vec![0; READ_BUF],
+            start: 0,
+            end: 0,
+            state: State::Hello,
+        }
     }
 
     fn buffered(&self) -> usize {
@@ -109,7 +116,9 @@ impl Incoming {
                     Fill::Got => continue,
                     Fill::WouldBlock => return Ok((Pump::Drained, moved)),
                     Fill::Eof => {
-                        if matches!(self.state, State::Header | State::Hello) && self.buffered() == 0 {
+                        if matches!(self.state, State::Header | State::Hello)
+                            && self.buffered() == 0
+                        {
                             return Ok((Pump::Closed, moved));
                         }
                         return Err(self.lost(me, "connection closed in the middle of a frame"));
@@ -120,23 +129,32 @@ impl Incoming {
             match std::mem::replace(&mut self.state, State::Header) {
                 State::Hello => {
                     let bytes = &self.buf[self.start..self.start + HELLO_LEN];
-                    let peer = Hello::verify(bytes, secret, size)
-                        .map_err(|why| protocol(None, format!("rejected a TCP connection: {why}")))?;
+                    let peer = Hello::verify(bytes, secret, size).map_err(|why| {
+                        protocol(None, format!("rejected a TCP connection: {why}"))
+                    })?;
                     self.peer = Some(peer);
                     self.start += HELLO_LEN;
                 }
                 State::Header => {
-                    let hdr: Header = bytemuck::pod_read_unaligned(&self.buf[self.start..self.start + HEADER_LEN]);
+                    let hdr: Header = bytemuck::pod_read_unaligned(
+                        &self.buf[self.start..self.start + HEADER_LEN],
+                    );
                     self.start += HEADER_LEN;
                     match hdr.kind() {
                         None => {
-                            return Err(protocol(self.peer, format!("unknown frame kind {}", hdr.kind)));
+                            return Err(protocol(
+                                self.peer,
+                                format!("unknown frame kind {}", hdr.kind),
+                            ));
                         }
                         Some(Kind::Data) => self.state = State::Data { hdr, done: 0 },
                         Some(_) if hdr.payload as usize > MAX_INLINE => {
                             return Err(protocol(
                                 self.peer,
-                                format!("frame of {} bytes exceeds the {MAX_INLINE}-byte limit", hdr.payload),
+                                format!(
+                                    "frame of {} bytes exceeds the {MAX_INLINE}-byte limit",
+                                    hdr.payload
+                                ),
                             ));
                         }
                         Some(_) => self.state = State::Body(hdr),
@@ -154,13 +172,16 @@ impl Incoming {
                     let dest = sink.data_dest(peer, &hdr)?;
                     let dest = dest.as_mut_slice();
                     let take = self.buffered().min(total - done);
-                    dest[done..done + take].copy_from_slice(&self.buf[self.start..self.start + take]);
+                    dest[done..done + take]
+                        .copy_from_slice(&self.buf[self.start..self.start + take]);
                     self.start += take;
                     done += take;
                     while done < total {
                         match self.stream.read(&mut dest[done..]) {
                             Ok(0) => {
-                                return Err(self.lost(me, "connection closed in the middle of a message"));
+                                return Err(
+                                    self.lost(me, "connection closed in the middle of a message")
+                                );
                             }
                             Ok(n) => done += n,
                             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -178,7 +199,11 @@ impl Incoming {
     }
 
     fn lost(&self, me: usize, detail: &str) -> Error {
-        Error::PeerLost { rank: me as i32, peer: self.peer.map_or(-1, |p| p as i32), detail: detail.into() }
+        Error::PeerLost {
+            rank: me as i32,
+            peer: self.peer.map_or(-1, |p| p as i32),
+            detail: detail.into(),
+        }
     }
 
     fn io_error(&self, me: usize, e: io::Error) -> Error {

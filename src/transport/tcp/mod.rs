@@ -70,7 +70,9 @@ impl Tcp {
         resolver: Resolver,
     ) -> Result<Tcp> {
         let poll = Poll::new().map_err(|e| Error::io("creating the TCP poller", e))?;
-        listener.set_nonblocking(true).map_err(|e| Error::io("configuring the TCP listener", e))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| Error::io("configuring the TCP listener", e))?;
         let mut listener = TcpListener::from_std(listener);
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)
@@ -112,13 +114,20 @@ impl Tcp {
             Err(e) => return Err(Error::io("polling TCP sockets", e)),
         }
         for ev in self.events.iter() {
-            self.ready.push(Ready { token: ev.token(), closed: ev.is_read_closed() || ev.is_error() });
+            self.ready.push(Ready {
+                token: ev.token(),
+                closed: ev.is_read_closed() || ev.is_error(),
+            });
         }
         Ok(())
     }
 
     fn lost(&self, peer: usize, detail: String) -> Error {
-        Error::PeerLost { rank: self.me as i32, peer: peer as i32, detail }
+        Error::PeerLost {
+            rank: self.me as i32,
+            peer: peer as i32,
+            detail,
+        }
     }
 
     fn connect(&mut self, peer: usize) -> Result<&mut Outgoing> {
@@ -133,7 +142,11 @@ impl Tcp {
             let mut stream = TcpStream::from_std(std_stream);
             self.poll
                 .registry()
-                .register(&mut stream, Token(peer), Interest::READABLE | Interest::WRITABLE)
+                .register(
+                    &mut stream,
+                    Token(peer),
+                    Interest::READABLE | Interest::WRITABLE,
+                )
                 .map_err(|e| Error::io("registering a TCP connection", e))?;
             self.out[peer] = Some(Outgoing::new(stream));
         }
@@ -148,7 +161,9 @@ impl Tcp {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(Error::io("accepting a TCP connection", e)),
             };
-            stream.set_nodelay(true).map_err(|e| Error::io("setting TCP_NODELAY", e))?;
+            stream
+                .set_nodelay(true)
+                .map_err(|e| Error::io("setting TCP_NODELAY", e))?;
             let slot = match self.incoming.iter().position(Option::is_none) {
                 Some(i) => i,
                 None => {
@@ -162,7 +177,10 @@ impl Tcp {
                 .map_err(|e| Error::io("registering a TCP connection", e))?;
             self.incoming[slot] = Some(Incoming::new(stream));
             // Data may already be waiting; the edge may have passed before registration.
-            self.ready.push(Ready { token: Token(self.size + slot), closed: false });
+            self.ready.push(Ready {
+                token: Token(self.size + slot),
+                closed: false,
+            });
         }
     }
 
@@ -177,7 +195,9 @@ impl Tcp {
                 let peer = conn.peer;
                 self.close_incoming(slot);
                 match peer {
-                    Some(p) if !self.closing => Err(self.lost(p, "it closed its connection".into())),
+                    Some(p) if !self.closing => {
+                        Err(self.lost(p, "it closed its connection".into()))
+                    }
                     _ => Ok(moved),
                 }
             }

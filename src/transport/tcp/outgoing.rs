@@ -33,7 +33,11 @@ fn write_some(stream: &mut mio::net::TcpStream, iov: &[IoSlice<'_>]) -> io::Resu
 
 impl Outgoing {
     pub(crate) fn new(stream: mio::net::TcpStream) -> Outgoing {
-        Outgoing { stream, queue: VecDeque::new(), head_done: 0 }
+        Outgoing {
+            stream,
+            queue: VecDeque::new(),
+            head_done: 0,
+        }
     }
 
     pub(crate) fn is_idle(&self) -> bool {
@@ -81,7 +85,10 @@ impl Outgoing {
                 return Ok(());
             }
             while n > 0 {
-                let front = self.queue.front().expect("bytes written belong to a queued frame");
+                let front = self
+                    .queue
+                    .front()
+                    .expect("bytes written belong to a queued frame");
                 let left = HEADER_LEN + front.payload.len() - self.head_done;
                 if n < left {
                     self.head_done += n;

@@ -34,5 +34,7 @@ pub fn check(comm: &Comm, cond: bool, what: impl FnOnce() -> String) {
 
 /// The first argument of the program, or `default`.
 pub fn arg(i: usize, default: &str) -> String {
-    std::env::args().nth(i).unwrap_or_else(|| default.to_string())
+    std::env::args()
+        .nth(i)
+        .unwrap_or_else(|| default.to_string())
 }

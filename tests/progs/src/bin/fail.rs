@@ -13,7 +13,8 @@ fn main() -> oxmpi::Result<()> {
     let victim: i32 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(0);
     let code: i32 = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(3);
     if let Ok(dir) = std::env::var("OXMPI_TEST_PIDDIR") {
-        std::fs::write(format!("{dir}/pid.{rank}"), std::process::id().to_string()).expect("writing pid file");
+        std::fs::write(format!("{dir}/pid.{rank}"), std::process::id().to_string())
+            .expect("writing pid file");
     }
     // Everyone has written its pid before anyone fails.
     world.dup()?;

@@ -10,7 +10,9 @@ fn main() -> oxmpi::Result<()> {
     let world = universe.world();
     let (rank, size) = (world.rank(), world.size());
     for &len in &SIZES {
-        let outgoing: Vec<Vec<u8>> = (0..size).map(|d| pattern(seed(rank, d, len, 0), len)).collect();
+        let outgoing: Vec<Vec<u8>> = (0..size)
+            .map(|d| pattern(seed(rank, d, len, 0), len))
+            .collect();
         let mut incoming: Vec<Vec<u8>> = (0..size).map(|_| vec![0u8; len]).collect();
         oxmpi::scope(|s| -> oxmpi::Result<()> {
             let mut reqs = Vec::new();
@@ -22,16 +24,20 @@ fn main() -> oxmpi::Result<()> {
             }
             let statuses = oxmpi::wait_all(reqs)?;
             for (src, st) in statuses[..size as usize].iter().enumerate() {
-                check(&world, st.source == src as i32 && st.tag == 1 && st.bytes == len, || {
-                    format!("status {st:?} for a {len}-byte message from {src}")
-                });
+                check(
+                    &world,
+                    st.source == src as i32 && st.tag == 1 && st.bytes == len,
+                    || format!("status {st:?} for a {len}-byte message from {src}"),
+                );
             }
             Ok(())
         })?;
         for (src, buf) in incoming.iter().enumerate() {
-            check(&world, *buf == pattern(seed(src as i32, rank, len, 0), len), || {
-                format!("wrong content in the {len}-byte message from rank {src}")
-            });
+            check(
+                &world,
+                *buf == pattern(seed(src as i32, rank, len, 0), len),
+                || format!("wrong content in the {len}-byte message from rank {src}"),
+            );
         }
         // Blocking: pair up by distance so every pair talks once per distance.
         for dist in 1..size {
@@ -40,9 +46,11 @@ fn main() -> oxmpi::Result<()> {
             let out = pattern(seed(rank, to, len, 1), len);
             let mut got = vec![0u8; len];
             let st = world.sendrecv(&out, to, 2, &mut got, from, 2)?;
-            check(&world, st.bytes == len && got == pattern(seed(from, rank, len, 1), len), || {
-                format!("sendrecv of {len} bytes from {from} delivered wrong data")
-            });
+            check(
+                &world,
+                st.bytes == len && got == pattern(seed(from, rank, len, 1), len),
+                || format!("sendrecv of {len} bytes from {from} delivered wrong data"),
+            );
         }
     }
     if rank == 0 {

@@ -24,23 +24,33 @@ fn main() -> oxmpi::Result<()> {
         }
         let mut done = 0;
         if let Some((i, _)) = oxmpi::wait_any(&mut slots)? {
-            check(&world, slots[i].is_none(), || "wait_any left the slot".into());
+            check(&world, slots[i].is_none(), || {
+                "wait_any left the slot".into()
+            });
             done += 1;
         }
         while done < 16 {
             if let Some((i, _)) = oxmpi::test_any(&mut slots)? {
-                check(&world, slots[i].is_none(), || "test_any left the slot".into());
+                check(&world, slots[i].is_none(), || {
+                    "test_any left the slot".into()
+                });
                 done += 1;
             }
             let some = oxmpi::wait_some(&mut slots)?;
             done += some.len();
         }
-        check(&world, slots.iter().all(Option::is_none), || "requests left".into());
-        check(&world, oxmpi::wait_any(&mut slots)?.is_none(), || "wait_any on nothing".into());
+        check(&world, slots.iter().all(Option::is_none), || {
+            "requests left".into()
+        });
+        check(&world, oxmpi::wait_any(&mut slots)?.is_none(), || {
+            "wait_any on nothing".into()
+        });
         Ok(())
     })?;
     for (i, b) in ins.iter().enumerate() {
-        check(&world, *b == [left, i as i32, 0, 0], || format!("message {i}: {b:?}"));
+        check(&world, *b == [left, i as i32, 0, 0], || {
+            format!("message {i}: {b:?}")
+        });
     }
 
     // Dropped and forgotten requests: the scope completes them.
@@ -55,7 +65,11 @@ fn main() -> oxmpi::Result<()> {
         drop(world.isend(s, &[9u8, 9, 9], right, 21)?);
         Ok(())
     })?;
-    check(&world, big_in.iter().all(|&b| b == left as u8) && small_in == [9, 9, 9], || "forgotten".into());
+    check(
+        &world,
+        big_in.iter().all(|&b| b == left as u8) && small_in == [9, 9, 9],
+        || "forgotten".into(),
+    );
 
     // A panic inside a scope still waits for the requests before unwinding.
     let mut caught = [0u8; 4];
@@ -66,23 +80,32 @@ fn main() -> oxmpi::Result<()> {
             panic!("deliberate");
         })
     }));
-    check(&world, result.is_err() && caught == [4, 3, 2, 1], || "panic in scope".into());
+    check(&world, result.is_err() && caught == [4, 3, 2, 1], || {
+        "panic in scope".into()
+    });
 
     // ANY_SOURCE nonblocking receives: everyone sends to rank 0.
     if rank == 0 {
         let mut got = vec![[0i32]; size as usize];
         oxmpi::scope(|s| -> oxmpi::Result<()> {
-            let reqs = got.iter_mut().map(|g| world.irecv(s, g, ANY_SOURCE, 40)).collect::<oxmpi::Result<Vec<_>>>()?;
+            let reqs = got
+                .iter_mut()
+                .map(|g| world.irecv(s, g, ANY_SOURCE, 40))
+                .collect::<oxmpi::Result<Vec<_>>>()?;
             world.send(&[0i32], 0, 40)?;
             let statuses = oxmpi::wait_all(reqs)?;
             let mut sources: Vec<i32> = statuses.iter().map(|s| s.source).collect();
             sources.sort();
-            check(&world, sources == (0..size).collect::<Vec<_>>(), || format!("sources {sources:?}"));
+            check(&world, sources == (0..size).collect::<Vec<_>>(), || {
+                format!("sources {sources:?}")
+            });
             Ok(())
         })?;
         let mut vals: Vec<i32> = got.iter().map(|g| g[0]).collect();
         vals.sort();
-        check(&world, vals == (0..size).collect::<Vec<_>>(), || format!("values {vals:?}"));
+        check(&world, vals == (0..size).collect::<Vec<_>>(), || {
+            format!("values {vals:?}")
+        });
         println!("nonblocking ok on {size} ranks");
     } else {
         world.send(&[rank], 0, 40)?;

@@ -11,8 +11,11 @@ fn main() -> oxmpi::Result<()> {
     let universe = oxmpi::init()?;
     let world = universe.world();
     let (rank, size) = (world.rank(), world.size());
-    let (sender, receiver) =
-        if size % 2 == 1 && rank == size - 1 { (true, true) } else { (rank % 2 == 0, rank % 2 == 1) };
+    let (sender, receiver) = if size % 2 == 1 && rank == size - 1 {
+        (true, true)
+    } else {
+        (rank % 2 == 0, rank % 2 == 1)
+    };
     let peer = if sender && receiver {
         rank
     } else if sender {
@@ -34,7 +37,9 @@ fn main() -> oxmpi::Result<()> {
             for i in 0..COUNT {
                 let mut got = [u64::MAX];
                 world.recv(&mut got, peer, 5)?;
-                check(&world, got[0] == i, || format!("message {i} arrived as {}", got[0]));
+                check(&world, got[0] == i, || {
+                    format!("message {i} arrived as {}", got[0])
+                });
             }
         }
         oxmpi::wait_all(sends)?;
@@ -42,8 +47,14 @@ fn main() -> oxmpi::Result<()> {
     })?;
 
     // 2. Same tag, mixed protocols: small and large alternate and must not overtake.
-    let sizes: Vec<usize> = (0..40).map(|i| if i % 3 == 0 { 300_000 } else { 8 + i }).collect();
-    let bodies: Vec<Vec<u8>> = sizes.iter().enumerate().map(|(i, &n)| pattern(i as u64, n)).collect();
+    let sizes: Vec<usize> = (0..40)
+        .map(|i| if i % 3 == 0 { 300_000 } else { 8 + i })
+        .collect();
+    let bodies: Vec<Vec<u8>> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| pattern(i as u64, n))
+        .collect();
     oxmpi::scope(|s| -> oxmpi::Result<()> {
         let mut sends = Vec::new();
         if sender {
@@ -54,7 +65,9 @@ fn main() -> oxmpi::Result<()> {
         if receiver {
             for (i, b) in bodies.iter().enumerate() {
                 let (got, st) = world.recv_vec::<u8>(peer, 6)?;
-                check(&world, got == *b && st.bytes == b.len(), || format!("mixed message {i} out of order"));
+                check(&world, got == *b && st.bytes == b.len(), || {
+                    format!("mixed message {i} out of order")
+                });
             }
         }
         oxmpi::wait_all(sends)?;
@@ -86,7 +99,9 @@ fn main() -> oxmpi::Result<()> {
     }
     // Nothing left over (the senders send nothing after the last round).
     if receiver {
-        check(&world, world.iprobe(peer, ANY_TAG)?.is_none(), || "stray message".into());
+        check(&world, world.iprobe(peer, ANY_TAG)?.is_none(), || {
+            "stray message".into()
+        });
     }
     if rank == 0 {
         println!("order ok on {size} ranks");

@@ -13,8 +13,14 @@ fn main() -> oxmpi::Result<()> {
     let universe = oxmpi::init()?;
     let world = universe.world();
     let (rank, size) = (world.rank(), world.size());
-    let bodies: Vec<Vec<Vec<u8>>> =
-        (0..size).map(|r| sizes(r).iter().map(|&n| pattern(r as u64 * 31 + n as u64, n)).collect()).collect();
+    let bodies: Vec<Vec<Vec<u8>>> = (0..size)
+        .map(|r| {
+            sizes(r)
+                .iter()
+                .map(|&n| pattern(r as u64 * 31 + n as u64, n))
+                .collect()
+        })
+        .collect();
     oxmpi::scope(|s| -> oxmpi::Result<()> {
         let mut sends = Vec::new();
         if rank == 0 {
@@ -27,7 +33,11 @@ fn main() -> oxmpi::Result<()> {
         let mine = &bodies[rank as usize];
         // 1. probe, allocate, receive.
         let st = world.probe(0, 10)?;
-        check(&world, st.bytes == mine[0].len() && st.source == 0 && st.tag == 10, || format!("probe {st:?}"));
+        check(
+            &world,
+            st.bytes == mine[0].len() && st.source == 0 && st.tag == 10,
+            || format!("probe {st:?}"),
+        );
         let mut buf = vec![0u8; st.count::<u8>()];
         world.recv(&mut buf, st.source, st.tag)?;
         check(&world, buf == mine[0], || "probe+recv content".into());
@@ -42,9 +52,13 @@ fn main() -> oxmpi::Result<()> {
         check(&world, buf == mine[1], || "iprobe+recv content".into());
         // 3. recv_vec of a large and a medium message, in reverse tag order.
         let (big, st) = world.recv_vec::<u8>(0, 13)?;
-        check(&world, big == mine[3] && st.tag == 13, || "recv_vec large".into());
+        check(&world, big == mine[3] && st.tag == 13, || {
+            "recv_vec large".into()
+        });
         let (mid, st) = world.recv_vec::<u8>(ANY_SOURCE, ANY_TAG)?;
-        check(&world, mid == mine[2] && st.tag == 12, || format!("recv_vec wildcard got tag {}", st.tag));
+        check(&world, mid == mine[2] && st.tag == 12, || {
+            format!("recv_vec wildcard got tag {}", st.tag)
+        });
         oxmpi::wait_all(sends)?;
         Ok(())
     })?;

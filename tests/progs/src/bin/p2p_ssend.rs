@@ -18,7 +18,9 @@ fn main() -> oxmpi::Result<()> {
                 let mut arrived = [0u8];
                 world.recv(&mut arrived, 1, 2)?; // rank 1 has seen our message, unmatched
                 for _ in 0..1000 {
-                    check(&world, req.test()?.is_none(), || format!("ssend of {len} completed before a receive"));
+                    check(&world, req.test()?.is_none(), || {
+                        format!("ssend of {len} completed before a receive")
+                    });
                 }
                 world.send(&[1u8], 1, 3)?; // now post it
                 req.wait()?;
@@ -36,7 +38,9 @@ fn main() -> oxmpi::Result<()> {
             oxmpi::scope(|s| -> oxmpi::Result<()> {
                 let mut req = world.issend(s, &body, 0, 1)?;
                 for _ in 0..100 {
-                    check(&world, req.test()?.is_none(), || "self ssend completed early".into());
+                    check(&world, req.test()?.is_none(), || {
+                        "self ssend completed early".into()
+                    });
                 }
                 let mut got = vec![0u8; len];
                 world.recv(&mut got, 0, 1)?;

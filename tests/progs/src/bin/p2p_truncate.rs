@@ -18,25 +18,41 @@ fn main() -> oxmpi::Result<()> {
             let b = world.isend(s, &follow, right, 4)?;
             // The receive buffer is the middle of a guarded allocation.
             let mut area = vec![0xAAu8; buf_len + 64];
-            let err = world.recv(&mut area[32..32 + buf_len], left, 3).expect_err("must truncate");
+            let err = world
+                .recv(&mut area[32..32 + buf_len], left, 3)
+                .expect_err("must truncate");
             match err {
-                Error::Truncated { source_rank, tag, message_bytes, buffer_bytes } => {
+                Error::Truncated {
+                    source_rank,
+                    tag,
+                    message_bytes,
+                    buffer_bytes,
+                } => {
                     check(
                         &world,
-                        (source_rank, tag, message_bytes, buffer_bytes) == (left, 3, msg_len, buf_len),
+                        (source_rank, tag, message_bytes, buffer_bytes)
+                            == (left, 3, msg_len, buf_len),
                         || format!("wrong truncation report: {err}"),
                     );
                     let text = err.to_string();
-                    check(&world, text.contains(&msg_len.to_string()) && text.contains(&buf_len.to_string()), || {
-                        format!("message does not name both sizes: {text}")
-                    });
+                    check(
+                        &world,
+                        text.contains(&msg_len.to_string()) && text.contains(&buf_len.to_string()),
+                        || format!("message does not name both sizes: {text}"),
+                    );
                 }
-                other => check(&world, false, || format!("expected truncation, got {other}")),
+                other => check(&world, false, || {
+                    format!("expected truncation, got {other}")
+                }),
             }
-            check(&world, area.iter().all(|&b| b == 0xAA), || "truncated receive wrote into memory".into());
+            check(&world, area.iter().all(|&b| b == 0xAA), || {
+                "truncated receive wrote into memory".into()
+            });
             let mut got = vec![0u8; 64];
             world.recv(&mut got, left, 4)?;
-            check(&world, got == follow, || "message after a truncation is wrong".into());
+            check(&world, got == follow, || {
+                "message after a truncation is wrong".into()
+            });
             oxmpi::wait_all(vec![a, b])?;
             Ok(())
         })?;
@@ -44,13 +60,33 @@ fn main() -> oxmpi::Result<()> {
     // recv_vec of a size that is not a whole number of elements.
     world.send(&[1u8, 2, 3], right, 9)?;
     match world.recv_vec::<u32>(left, 9) {
-        Err(Error::PartialElement { bytes: 3, elem_size: 4 }) => {}
-        other => check(&world, false, || format!("expected a partial-element error, got {other:?}")),
+        Err(Error::PartialElement {
+            bytes: 3,
+            elem_size: 4,
+        }) => {}
+        other => check(&world, false, || {
+            format!("expected a partial-element error, got {other:?}")
+        }),
     }
     // Bad arguments are errors, not panics.
-    check(&world, matches!(world.send(&[0u8], size, 0), Err(Error::InvalidRank { .. })), || "rank".into());
-    check(&world, matches!(world.send(&[0u8], 0, -5), Err(Error::InvalidTag { .. })), || "tag".into());
-    check(&world, matches!(world.recv(&mut [0u8], -3, 0), Err(Error::InvalidRank { .. })), || "src".into());
+    check(
+        &world,
+        matches!(world.send(&[0u8], size, 0), Err(Error::InvalidRank { .. })),
+        || "rank".into(),
+    );
+    check(
+        &world,
+        matches!(world.send(&[0u8], 0, -5), Err(Error::InvalidTag { .. })),
+        || "tag".into(),
+    );
+    check(
+        &world,
+        matches!(
+            world.recv(&mut [0u8], -3, 0),
+            Err(Error::InvalidRank { .. })
+        ),
+        || "src".into(),
+    );
     if rank == 0 {
         println!("truncate ok on {size} ranks");
     }

@@ -18,12 +18,20 @@ fn main() -> oxmpi::Result<()> {
             let mut msg = [0u64; 2];
             let st = world.recv(&mut msg, ANY_SOURCE, ANY_TAG)?;
             let src = st.source as usize;
-            check(&world, src != 0 && msg[0] == src as u64, || format!("message {msg:?} claims source {src}"));
-            check(&world, msg[1] == next[src], || format!("from {src}: got #{} expected #{}", msg[1], next[src]));
-            check(&world, st.tag == (msg[1] % 7) as i32, || format!("tag {} for #{}", st.tag, msg[1]));
+            check(&world, src != 0 && msg[0] == src as u64, || {
+                format!("message {msg:?} claims source {src}")
+            });
+            check(&world, msg[1] == next[src], || {
+                format!("from {src}: got #{} expected #{}", msg[1], next[src])
+            });
+            check(&world, st.tag == (msg[1] % 7) as i32, || {
+                format!("tag {} for #{}", st.tag, msg[1])
+            });
             next[src] += 1;
         }
-        check(&world, world.iprobe(ANY_SOURCE, ANY_TAG)?.is_none(), || "extra message".into());
+        check(&world, world.iprobe(ANY_SOURCE, ANY_TAG)?.is_none(), || {
+            "extra message".into()
+        });
     } else {
         for i in 0..PER_WORKER {
             world.send(&[rank as u64, i], 0, (i % 7) as i32)?;
@@ -54,7 +62,11 @@ fn main() -> oxmpi::Result<()> {
             }
         }
         if size > 1 {
-            check(&world, sum == (0..tasks).map(|t| t * t).sum::<u64>(), || format!("task sum {sum}"));
+            check(
+                &world,
+                sum == (0..tasks).map(|t| t * t).sum::<u64>(),
+                || format!("task sum {sum}"),
+            );
         }
         println!("wildcards ok on {size} ranks");
     } else {
