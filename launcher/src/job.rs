@@ -561,11 +561,9 @@ impl Job {
             Failure::Malformed { rank, why } => {
                 format!("oxrun: rank {rank} sent a malformed PMI line: {why}")
             }
-            Failure::BarrierStuck { rank, pid } => {
-                format!(
-                    "oxrun: rank {rank} (pid {pid}) ended while other ranks wait for it in a PMI barrier"
-                )
-            }
+            Failure::BarrierStuck { rank, pid } => format!(
+                "oxrun: rank {rank} (pid {pid}) ended while other ranks wait for it in a PMI barrier"
+            ),
             Failure::Timeout => {
                 let running: Vec<usize> = (0..self.ranks.len())
                     .filter(|&r| self.ranks[r].exit.is_none())

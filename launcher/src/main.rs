@@ -135,12 +135,10 @@ fn exports(words: &[OsString]) -> Result<Vec<(OsString, OsString)>, String> {
         }
         match value.or_else(|| std::env::var_os(&name)) {
             Some(v) => out.push((name, v)),
-            None => {
-                eprintln!(
-                    "oxrun: warning: -x {}: not set in oxrun's environment, not exported",
-                    name.to_string_lossy()
-                )
-            }
+            None => eprintln!(
+                "oxrun: warning: -x {}: not set in oxrun's environment, not exported",
+                name.to_string_lossy()
+            ),
         }
     }
     Ok(out)

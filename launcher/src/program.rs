@@ -43,20 +43,16 @@ impl fmt::Display for NotRunnable {
             NotRunnable::NotFound {
                 program,
                 searched_path: true,
-            } => {
-                write!(
-                    f,
-                    "cannot run '{}': not found in PATH",
-                    program.to_string_lossy()
-                )
-            }
-            NotRunnable::NotFound { program, .. } => {
-                write!(
-                    f,
-                    "cannot run '{}': no such file or directory",
-                    program.to_string_lossy()
-                )
-            }
+            } => write!(
+                f,
+                "cannot run '{}': not found in PATH",
+                program.to_string_lossy()
+            ),
+            NotRunnable::NotFound { program, .. } => write!(
+                f,
+                "cannot run '{}': no such file or directory",
+                program.to_string_lossy()
+            ),
             NotRunnable::PermissionDenied { program, why } => {
                 write!(f, "cannot run '{}': {why}", program.to_string_lossy())
             }
