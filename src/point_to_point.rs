@@ -11,7 +11,7 @@ use bytemuck::Pod;
 use crate::comm::Comm;
 use crate::engine::{self, matching::Pattern};
 use crate::error::{Error, Rank, Result, Tag};
-use crate::request::{Request, Scope};
+use crate::request::{Request, Scope, Started};
 use crate::status::{Source, Status, TagSel};
 use crate::userbuf::{UserBuf, UserBufMut};
 
@@ -24,17 +24,14 @@ impl Comm {
         })
     }
 
-    fn start_send(
-        &self,
-        buf: &[u8],
-        dest: Rank,
-        tag: Tag,
-        sync: bool,
-    ) -> Result<engine::requests::ReqId> {
+    fn start_send(&self, buf: &[u8], dest: Rank, tag: Tag, sync: bool) -> Result<Started> {
         let peer = self.world_rank(dest)?;
         let tag = Comm::check_tag(tag)?;
         let (ctx, me) = (self.p2p_ctx(), self.rank());
-        engine::with(|e| e.start_send(ctx, me, peer, tag, UserBuf::new(buf), sync))
+        engine::with(|e| {
+            let id = e.start_send(ctx, me, peer, tag, UserBuf::new(buf), sync)?;
+            Ok(Started::settle(e, id))
+        })
     }
 
     /// Sends `buf` to rank `dest` with `tag` (`MPI_Send`). Returns once the buffer
@@ -63,8 +60,14 @@ impl Comm {
 
     /// Sends `buf` and returns only once the receiver has matched it (`MPI_Ssend`).
     pub fn ssend<T: Pod>(&self, buf: &[T], dest: Rank, tag: Tag) -> Result<()> {
-        let id = self.start_send(bytemuck::cast_slice(buf), dest, tag, true)?;
-        engine::with(|e| e.wait(id).map(|_| ()))
+        let peer = self.world_rank(dest)?;
+        let tag = Comm::check_tag(tag)?;
+        let (ctx, me) = (self.p2p_ctx(), self.rank());
+        let bytes = bytemuck::cast_slice(buf);
+        engine::with(|e| {
+            let id = e.start_send(ctx, me, peer, tag, UserBuf::new(bytes), true)?;
+            e.wait(id).map(|_| ())
+        })
     }
 
     /// Receives a message matching `source` and `tag` into `buf` (`MPI_Recv`).
@@ -184,8 +187,8 @@ impl Comm {
         dest: Rank,
         tag: Tag,
     ) -> Result<Request<'s>> {
-        let id = self.start_send(bytemuck::cast_slice(buf), dest, tag, false)?;
-        Ok(scope.register(id))
+        let started = self.start_send(bytemuck::cast_slice(buf), dest, tag, false)?;
+        Ok(scope.adopt(started))
     }
 
     /// Starts a synchronous send (`MPI_Issend`): completes once the receiver matched it.
@@ -196,8 +199,8 @@ impl Comm {
         dest: Rank,
         tag: Tag,
     ) -> Result<Request<'s>> {
-        let id = self.start_send(bytemuck::cast_slice(buf), dest, tag, true)?;
-        Ok(scope.register(id))
+        let started = self.start_send(bytemuck::cast_slice(buf), dest, tag, true)?;
+        Ok(scope.adopt(started))
     }
 
     /// Starts receiving into `buf` (`MPI_Irecv`); the buffer stays borrowed until the
@@ -211,7 +214,10 @@ impl Comm {
     ) -> Result<Request<'s>> {
         let pattern = self.pattern(source.into(), tag.into())?;
         let bytes = bytemuck::cast_slice_mut(buf);
-        let id = engine::with(|e| Ok(e.start_recv(pattern, UserBufMut::new(bytes))))?;
-        Ok(scope.register(id))
+        let started = engine::with(|e| {
+            let id = e.start_recv(pattern, UserBufMut::new(bytes));
+            Ok(Started::settle(e, id))
+        })?;
+        Ok(scope.adopt(started))
     }
 }

@@ -7,7 +7,7 @@
 //! `std::thread::scope`). That is what keeps the library from ever writing into a
 //! buffer that is gone, in safe code.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 
@@ -17,7 +17,9 @@ use crate::status::Status;
 
 /// The region in which nonblocking operations may borrow buffers; see [`scope`].
 pub struct Scope<'s, 'env: 's> {
+    /// Operations started in the scope that may still be in flight.
     live: RefCell<Vec<ReqId>>,
+    prune_at: Cell<usize>,
     _scope: PhantomData<&'s mut &'s ()>,
     _env: PhantomData<&'env mut &'env ()>,
 }
@@ -49,6 +51,7 @@ where
 {
     let scope = Scope {
         live: RefCell::new(Vec::new()),
+        prune_at: Cell::new(PRUNE_AT),
         _scope: PhantomData,
         _env: PhantomData,
     };
@@ -66,76 +69,107 @@ where
 }
 
 impl<'s> Scope<'s, '_> {
+    /// A request for the operation `id`, which the scope will wait for.
     pub(crate) fn register(&'s self, id: ReqId) -> Request<'s> {
-        self.live.borrow_mut().push(id);
-        Request {
-            id,
-            live: Some(&self.live),
-            done: None,
+        let mut live = self.live.borrow_mut();
+        if live.len() >= self.prune_at.get() {
+            // Forget the ids of finished operations, so a long-lived scope holds only
+            // what is in flight.
+            let _ = engine::with(|e| {
+                live.retain(|&id| !e.core.reqs.is_done(id));
+                Ok(())
+            });
+            self.prune_at.set((live.len() * 2).max(PRUNE_AT));
+        }
+        live.push(id);
+        Request { state: State::Pending(id), _scope: PhantomData }
+    }
+
+    /// A request for an operation that may have finished as it started.
+    pub(crate) fn adopt(&'s self, started: Started) -> Request<'s> {
+        match started {
+            Started::Pending(id) => self.register(id),
+            Started::Done(result) => Request { state: State::Done(Some(result)), _scope: PhantomData },
         }
     }
+}
+
+/// Ids a scope collects before it first forgets finished ones.
+const PRUNE_AT: usize = 64;
+
+/// What starting an operation gave: its result at once, or a request in flight.
+pub(crate) enum Started {
+    Done(Result<Status>),
+    Pending(ReqId),
+}
+
+impl Started {
+    /// Collects the result of `id` if it already finished.
+    pub(crate) fn settle(e: &mut engine::Engine, id: ReqId) -> Started {
+        if e.core.reqs.is_done(id) {
+            Started::Done(e.core.reqs.take_done(id).expect("done"))
+        } else {
+            Started::Pending(id)
+        }
+    }
+}
+
+enum State {
+    Pending(ReqId),
+    /// Finished; the result until someone takes it.
+    Done(Option<Result<Status>>),
 }
 
 /// An operation in flight (`MPI_Request`). Complete it with [`Request::wait`] or
 /// [`Request::test`]; dropping it leaves the operation running until its scope ends.
 #[must_use = "a request does nothing unless waited on or tested"]
 pub struct Request<'s> {
-    id: ReqId,
-    /// The scope's list of unfinished requests, which this one leaves on completion.
-    live: Option<&'s RefCell<Vec<ReqId>>>,
-    done: Option<Status>,
+    state: State,
+    _scope: PhantomData<&'s ()>,
 }
 
-impl<'s> Request<'s> {
-    fn finish(&mut self, status: Status) -> Status {
-        if let Some(live) = self.live.take() {
-            let mut live = live.borrow_mut();
-            if let Some(i) = live.iter().rposition(|&r| r == self.id) {
-                live.swap_remove(i);
-            }
-        }
-        self.done = Some(status);
-        status
-    }
-
+impl Request<'_> {
     /// Blocks until the operation completes (`MPI_Wait`).
     pub fn wait(mut self) -> Result<Status> {
         self.wait_mut()
     }
 
     fn wait_mut(&mut self) -> Result<Status> {
-        if let Some(s) = self.done {
-            return Ok(s);
-        }
-        let id = self.id;
-        let result = engine::with(|e| e.wait(id));
-        match result {
-            Ok(s) => Ok(self.finish(s)),
-            Err(err) => {
-                self.finish(Status::empty());
-                Err(err)
+        let result = match &mut self.state {
+            State::Done(result) => result.take().unwrap_or(Ok(Status::empty())),
+            State::Pending(id) => {
+                let id = *id;
+                engine::with(|e| e.wait(id))
             }
-        }
+        };
+        self.state = State::Done(None);
+        result
     }
 
     /// Progresses once and reports whether the operation has completed (`MPI_Test`).
+    /// After it reported completion (or failure) once, it reports an empty status.
     pub fn test(&mut self) -> Result<Option<Status>> {
-        if let Some(s) = self.done {
-            return Ok(Some(s));
-        }
-        let id = self.id;
-        match engine::with(|e| e.test(id)) {
-            Ok(Some(s)) => Ok(Some(self.finish(s))),
-            Ok(None) => Ok(None),
-            Err(err) => {
-                self.finish(Status::empty());
-                Err(err)
+        let result = match &mut self.state {
+            State::Done(result) => Some(result.take().unwrap_or(Ok(Status::empty()))),
+            State::Pending(id) => {
+                let id = *id;
+                engine::with(|e| e.test(id)).transpose()
+            }
+        };
+        match result {
+            None => Ok(None),
+            Some(r) => {
+                self.state = State::Done(None);
+                r.map(Some)
             }
         }
     }
 
     fn is_complete(&self) -> bool {
-        self.done.is_some() || engine::with(|e| Ok(e.core.reqs.is_done(self.id))).unwrap_or(true)
+        match self.state {
+            State::Done(_) => true,
+            State::Pending(id) => engine::with(|e| Ok(e.core.reqs.is_done(id))).unwrap_or(true),
+        }
     }
 }
 
@@ -169,7 +203,14 @@ pub fn wait_any(requests: &mut [Option<Request<'_>>]) -> Result<Option<(usize, S
         if let Some(hit) = test_any(requests)? {
             return Ok(Some(hit));
         }
-        let ids: Vec<ReqId> = requests.iter().flatten().map(|r| r.id).collect();
+        let ids: Vec<ReqId> = requests
+            .iter()
+            .flatten()
+            .filter_map(|r| match r.state {
+                State::Pending(id) => Some(id),
+                State::Done(_) => None,
+            })
+            .collect();
         engine::with(|e| e.wait_until(|e| ids.iter().any(|&id| e.core.reqs.is_done(id))))?;
     }
 }

@@ -11,8 +11,15 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 
-/// Longest sleep before re-checking (a safety net; arrivals wake the sleeper).
-pub(crate) const MAX_SLEEP: Duration = Duration::from_millis(50);
+/// First sleep of a wait. Wakers skip the memory fence that would make a missed
+/// wake-up impossible (it would cost every send a store-buffer drain); the price is a
+/// window of a few hundred nanoseconds in which a wake-up can be missed, and a first
+/// sleep this short bounds what that costs.
+const FIRST_SLEEP: Duration = Duration::from_micros(100);
+/// Longest sleep before re-checking (arrivals normally wake the sleeper at once).
+const MAX_SLEEP: Duration = Duration::from_millis(50);
+/// Spins between clock reads.
+const SPINS_PER_CLOCK: u32 = 64;
 
 /// The spin, yield and sleep budget of one wait.
 #[derive(Debug, Clone, Copy)]
@@ -65,36 +72,43 @@ pub(crate) enum Step {
     Sleep(Duration),
 }
 
-/// The state of one wait: when it went idle and how often it yielded.
+/// The state of one wait: when it went idle, how often it yielded, and how long it
+/// sleeps next.
 pub(crate) struct Idle {
     since: Option<Instant>,
+    spins: u32,
     yields: u32,
+    sleep: Duration,
 }
 
 impl Idle {
     pub(crate) fn new() -> Idle {
-        Idle {
-            since: None,
-            yields: 0,
-        }
+        Idle { since: None, spins: 0, yields: 0, sleep: FIRST_SLEEP }
     }
 
     /// Something happened: start the spin phase over.
     pub(crate) fn reset(&mut self) {
-        self.since = None;
-        self.yields = 0;
+        *self = Idle::new();
     }
 
     /// Nothing happened in the last progress call: what now?
     pub(crate) fn next(&mut self, policy: &WaitPolicy) -> Step {
-        let since = *self.since.get_or_insert_with(Instant::now);
-        if since.elapsed() < policy.spin {
-            return Step::Spin;
+        if self.yields == 0 {
+            self.spins += 1;
+            if self.spins % SPINS_PER_CLOCK != 1 {
+                return Step::Spin;
+            }
+            let since = *self.since.get_or_insert_with(Instant::now);
+            if since.elapsed() < policy.spin {
+                return Step::Spin;
+            }
         }
         if self.yields < policy.yields {
             self.yields += 1;
             return Step::Yield;
         }
-        Step::Sleep(MAX_SLEEP)
+        let sleep = self.sleep;
+        self.sleep = (self.sleep * 2).min(MAX_SLEEP);
+        Step::Sleep(sleep)
     }
 }

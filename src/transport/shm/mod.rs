@@ -180,11 +180,13 @@ impl Shm {
     }
 
     /// Wakes local rank `l` if it sleeps.
+    ///
+    /// No fence orders our ring write before this read of the doorbell: a fence would
+    /// make every send wait for its stores to drain. A sleeper that sets its doorbell
+    /// in the moment our write is still in flight misses this wake-up and finds the
+    /// frame after its first, short sleep ([`crate::engine::wait`]).
     fn notify(&self, l: usize) {
         let bell = self.inboxes[l].doorbell();
-        // Order our ring write before reading the doorbell; the sleeper orders its
-        // doorbell write before re-checking its ring.
-        fence(Ordering::SeqCst);
         if bell.load(Ordering::Relaxed) != 0 && bell.swap(0, Ordering::AcqRel) != 0 {
             futex::wake(bell);
         }

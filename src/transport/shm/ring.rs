@@ -8,8 +8,10 @@
 //! `head`), writes the frame, and publishes it with one release store of the marker
 //! `position + 1` into the first line. The consumer, at position `h`, owns the ring up
 //! to the first unpublished frame: it reads line `h`'s marker with acquire, handles the
-//! frame, clears the marker word of every line the frame used (so no stale bytes can
-//! ever look like a marker at a future position), and moves on. It publishes `head`
+//! frame, clears the first word of every continuation line the frame used (payload
+//! bytes there could otherwise look like the marker of a future position; a first
+//! line's old marker is always smaller than any future one, so it needs no write and
+//! a one-line message costs the consumer no write at all), and moves on. It publishes `head`
 //! lazily (every eighth of the ring, or at once when a producer is waiting), so an
 //! 8-byte message costs about one cache-line transfer each way. Invariants: a line is
 //! written only by the producer that reserved it, and only after the consumer released
@@ -219,9 +221,10 @@ impl Inbox {
         }
     }
 
-    /// Consumer: gives the lines of the frame at `head` back (clearing their markers).
+    /// Consumer: gives the lines of the frame at `head` back (clearing the first word
+    /// of its continuation lines).
     pub(crate) fn release(&self, head: u64, lines: u64) {
-        for p in head..head + lines {
+        for p in head + 1..head + lines {
             self.marker(p).store(0, Ordering::Relaxed);
         }
     }

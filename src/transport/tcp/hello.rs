@@ -69,7 +69,7 @@ mod tests {
         assert_eq!(Hello::verify(bytemuck::bytes_of(&h), &secret, 4), Ok(3));
         assert!(Hello::verify(bytemuck::bytes_of(&h), &[8u8; 16], 4).is_err());
         assert!(Hello::verify(bytemuck::bytes_of(&h), &secret, 3).is_err());
-        let mut junk = *bytemuck::bytes_of(&h);
+        let mut junk = bytemuck::bytes_of(&h).to_vec();
         junk[0] = b'G';
         assert!(Hello::verify(&junk, &secret, 4).is_err());
     }
