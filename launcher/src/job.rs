@@ -42,8 +42,11 @@ pub const DRAIN: Duration = Duration::from_secs(1);
 const READS_PER_TURN: usize = 4;
 /// Requests from one rank handled before other sources get their turn.
 const LINES_PER_TURN: usize = 64;
-/// Bound on reads when taking in what a rank left behind as it exited.
+/// Bounds on reads and requests when taking in what a rank left behind as it exited
+/// (a dead rank's pipe and socket hold little; the bound is against a grandchild
+/// that keeps writing).
 const DRAIN_READS: usize = 64;
+const DRAIN_LINES: usize = 1 << 16;
 
 const SIGNAL_TOKEN: Token = Token(usize::MAX);
 
@@ -389,7 +392,7 @@ impl Job {
     /// everything it sent (bounded) so a last `finalize` or `abort` is seen.
     fn service_pmi(&mut self, rank: usize, draining: bool) {
         let mut budget = if draining {
-            16 * LINES_PER_TURN
+            DRAIN_LINES
         } else {
             LINES_PER_TURN
         };
@@ -465,7 +468,10 @@ impl Job {
     fn on_external_signal(&mut self, sig: i32) {
         self.external_signals += 1;
         let name = signal_name(sig).unwrap_or("a signal");
-        if self.external_signals == 1 && self.failure.is_none() {
+        if self.drain_until.is_some() {
+            // Every rank has ended already: just stop waiting for stray output.
+            self.drain_until = Some(Instant::now());
+        } else if self.failure.is_none() {
             self.out.message(&format!(
                 "oxrun: received {name}, forwarding it to all ranks"
             ));
@@ -473,8 +479,13 @@ impl Job {
             self.signal_all(sig);
             self.kill_at = Some(Instant::now() + self.kill_grace);
         } else {
+            let when = if self.external_signals > 1 {
+                "again"
+            } else {
+                "while stopping the job"
+            };
             self.out
-                .message(&format!("oxrun: received {name} again, killing all ranks"));
+                .message(&format!("oxrun: received {name} {when}, killing all ranks"));
             self.signal_all(libc::SIGKILL);
             self.kill_at = None;
         }

@@ -248,3 +248,19 @@ fn ranks_die_with_oxrun() {
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn works_when_started_with_sigchld_ignored() {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = oxrun(&["-n", "2", "sh", "-c", "exit 3"]);
+    // SAFETY: signal() is async-signal-safe; it only sets a disposition that exec
+    // keeps, as a careless parent of oxrun would.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGCHLD, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let run = run_job(cmd);
+    assert_eq!(run.code(), 3, "{run:?}");
+}
