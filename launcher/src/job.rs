@@ -386,6 +386,13 @@ impl Job {
             }
         }
         out.flush();
+        if out.broken(kind) {
+            // Nobody reads oxrun's output any more: closing the pipe lets the rank
+            // get SIGPIPE, as it would writing to the reader directly.
+            if let Some(mut stream) = slot.take() {
+                let _ = poll.registry().deregister(&mut stream.rx);
+            }
+        }
     }
 
     /// Serves one rank's PMI requests. `draining`: the rank just ended, take in
