@@ -199,7 +199,7 @@ impl Comm {
             };
             self.size() as usize
         ];
-        self.allgather_into(std::slice::from_ref(&mine), &mut all)?;
+        self.allgather(std::slice::from_ref(&mine), &mut all)?;
         let mut common = [u64::MAX; MASK_WORDS];
         for entry in &all {
             for (c, f) in common.iter_mut().zip(entry.free) {

@@ -32,6 +32,8 @@ mod status;
 mod transport;
 mod userbuf;
 
+pub use coll::op as Op;
+pub use coll::{Collective, ValueIndex, reduce_local, set_algorithm};
 pub use comm::{Color, Comm};
 pub use environment::{ErrorMode, Threading, Universe, init, wtick, wtime};
 pub use error::{Error, Rank, Result, Tag};

@@ -25,10 +25,11 @@ use mio::{Events, Interest, Poll, Token};
 use crate::binding::Plan;
 use crate::cli::Timeout;
 use crate::exit_status::{RankExit, signal_name};
+use crate::failure::Failure;
 use crate::layout::Layout;
 use crate::output::{FdWriter, Kind, LineBuffer, Output};
 use crate::pmi_conn::{Next, PmiConn};
-use crate::pmi_server::{Abort, Outcome, PmiServer};
+use crate::pmi_server::{Outcome, PmiServer};
 use crate::rank_env::{self, JobIdentity, RankInfo};
 use crate::signals::SignalFd;
 use crate::spawn::{self, RankCommand};
@@ -42,8 +43,11 @@ pub const DRAIN: Duration = Duration::from_secs(1);
 const READS_PER_TURN: usize = 4;
 /// Requests from one rank handled before other sources get their turn.
 const LINES_PER_TURN: usize = 64;
-/// Bound on reads when taking in what a rank left behind as it exited.
+/// Bounds on reads and requests when taking in what a rank left behind as it exited
+/// (a dead rank's pipe and socket hold little; the bound is against a grandchild
+/// that keeps writing).
 const DRAIN_READS: usize = 64;
+const DRAIN_LINES: usize = 1 << 16;
 
 const SIGNAL_TOKEN: Token = Token(usize::MAX);
 
@@ -72,50 +76,6 @@ pub struct JobSpec {
     pub timeout: Option<Timeout>,
     /// Time between SIGTERM and SIGKILL in a teardown.
     pub kill_grace: Duration,
-}
-
-/// The first thing that went wrong; decides the exit status.
-#[derive(Debug)]
-enum Failure {
-    Exit {
-        rank: usize,
-        pid: i32,
-        exit: RankExit,
-    },
-    NoFinalize {
-        rank: usize,
-        pid: i32,
-    },
-    Abort(Abort),
-    Malformed {
-        rank: usize,
-        why: String,
-    },
-    BarrierStuck {
-        rank: usize,
-        pid: i32,
-    },
-    Timeout,
-    Signal(i32),
-    Launch,
-}
-
-impl Failure {
-    fn exit_code(&self) -> i32 {
-        match self {
-            Failure::Exit { exit, .. } => exit.shell_status(),
-            Failure::Abort(a) => match a.code & 0xff {
-                0 => 1,
-                c => c,
-            },
-            Failure::Timeout => 124,
-            Failure::Signal(s) => 128 + s,
-            Failure::NoFinalize { .. }
-            | Failure::Malformed { .. }
-            | Failure::BarrierStuck { .. }
-            | Failure::Launch => 1,
-        }
-    }
 }
 
 #[derive(Debug)]
@@ -383,13 +343,20 @@ impl Job {
             }
         }
         out.flush();
+        if out.broken(kind) {
+            // Nobody reads oxrun's output any more: closing the pipe lets the rank
+            // get SIGPIPE, as it would writing to the reader directly.
+            if let Some(mut stream) = slot.take() {
+                let _ = poll.registry().deregister(&mut stream.rx);
+            }
+        }
     }
 
     /// Serves one rank's PMI requests. `draining`: the rank just ended, take in
     /// everything it sent (bounded) so a last `finalize` or `abort` is seen.
     fn service_pmi(&mut self, rank: usize, draining: bool) {
         let mut budget = if draining {
-            16 * LINES_PER_TURN
+            DRAIN_LINES
         } else {
             LINES_PER_TURN
         };
@@ -465,7 +432,10 @@ impl Job {
     fn on_external_signal(&mut self, sig: i32) {
         self.external_signals += 1;
         let name = signal_name(sig).unwrap_or("a signal");
-        if self.external_signals == 1 && self.failure.is_none() {
+        if self.drain_until.is_some() {
+            // Every rank has ended already: just stop waiting for stray output.
+            self.drain_until = Some(Instant::now());
+        } else if self.failure.is_none() {
             self.out.message(&format!(
                 "oxrun: received {name}, forwarding it to all ranks"
             ));
@@ -473,8 +443,13 @@ impl Job {
             self.signal_all(sig);
             self.kill_at = Some(Instant::now() + self.kill_grace);
         } else {
+            let when = if self.external_signals > 1 {
+                "again"
+            } else {
+                "while stopping the job"
+            };
             self.out
-                .message(&format!("oxrun: received {name} again, killing all ranks"));
+                .message(&format!("oxrun: received {name} {when}, killing all ranks"));
             self.signal_all(libc::SIGKILL);
             self.kill_at = None;
         }
@@ -546,38 +521,7 @@ impl Job {
         if self.failure.is_some() {
             return;
         }
-        let text = match &failure {
-            Failure::Exit { rank, pid, exit } => format!("oxrun: rank {rank} (pid {pid}) {exit}"),
-            Failure::NoFinalize { rank, pid } => {
-                format!("oxrun: rank {rank} (pid {pid}) exited without calling finalize")
-            }
-            Failure::Abort(a) => match &a.msg {
-                Some(msg) => format!(
-                    "oxrun: rank {} called abort with code {}: {msg}",
-                    a.rank, a.code
-                ),
-                None => format!("oxrun: rank {} called abort with code {}", a.rank, a.code),
-            },
-            Failure::Malformed { rank, why } => {
-                format!("oxrun: rank {rank} sent a malformed PMI line: {why}")
-            }
-            Failure::BarrierStuck { rank, pid } => format!(
-                "oxrun: rank {rank} (pid {pid}) ended while other ranks wait for it in a PMI barrier"
-            ),
-            Failure::Timeout => {
-                let running: Vec<usize> = (0..self.ranks.len())
-                    .filter(|&r| self.ranks[r].exit.is_none())
-                    .collect();
-                format!(
-                    "oxrun: job timed out after {} s; ranks still running: {}",
-                    self.timeout_text,
-                    rank_list(&running)
-                )
-            }
-            // Reported where they happen.
-            Failure::Signal(_) | Failure::Launch => String::new(),
-        };
-        if !text.is_empty() {
+        if let Some(text) = failure.report() {
             self.out.message(&text);
         }
         self.failure = Some(failure);
@@ -599,7 +543,13 @@ impl Job {
             if now >= d {
                 self.deadline = None;
                 if self.drain_until.is_none() {
-                    self.fail(Failure::Timeout);
+                    let running = (0..self.ranks.len())
+                        .filter(|&r| self.ranks[r].exit.is_none())
+                        .collect();
+                    self.fail(Failure::Timeout {
+                        after: self.timeout_text.clone(),
+                        running,
+                    });
                 }
             }
         }
@@ -665,69 +615,5 @@ impl Job {
             {}
         }
         self.failure.as_ref().map_or(0, Failure::exit_code)
-    }
-}
-
-/// "0-3,5,7-8".
-fn rank_list(ranks: &[usize]) -> String {
-    let mut parts = Vec::new();
-    let mut i = 0;
-    while i < ranks.len() {
-        let mut j = i;
-        while j + 1 < ranks.len() && ranks[j + 1] == ranks[j] + 1 {
-            j += 1;
-        }
-        parts.push(if j > i + 1 {
-            format!("{}-{}", ranks[i], ranks[j])
-        } else if j == i + 1 {
-            format!("{},{}", ranks[i], ranks[j])
-        } else {
-            ranks[i].to_string()
-        });
-        i = j + 1;
-    }
-    parts.join(",")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rank_lists() {
-        assert_eq!(rank_list(&[0, 1, 2, 3, 5, 7, 8]), "0-3,5,7,8");
-        assert_eq!(rank_list(&[4]), "4");
-        assert_eq!(rank_list(&[]), "");
-    }
-
-    #[test]
-    fn exit_codes() {
-        let abort = |code| {
-            Failure::Abort(Abort {
-                rank: 0,
-                code,
-                msg: None,
-            })
-            .exit_code()
-        };
-        assert_eq!(abort(7), 7);
-        assert_eq!(abort(0), 1);
-        assert_eq!(abort(256), 1);
-        assert_eq!(abort(-1), 255);
-        assert_eq!(Failure::Timeout.exit_code(), 124);
-        assert_eq!(Failure::Signal(libc::SIGINT).exit_code(), 130);
-        let exit = RankExit::Signal {
-            signal: 9,
-            core_dumped: false,
-        };
-        assert_eq!(
-            Failure::Exit {
-                rank: 1,
-                pid: 1,
-                exit
-            }
-            .exit_code(),
-            137
-        );
     }
 }

@@ -7,6 +7,7 @@
 mod binding;
 mod cli;
 mod exit_status;
+mod failure;
 mod job;
 mod layout;
 mod output;

@@ -137,6 +137,13 @@ impl<W: Write> Output<W> {
         sink.dangling = if complete { None } else { Some((rank, kind)) };
     }
 
+    /// Whether oxrun's own output for `kind` failed (say, the reader of a pipe went
+    /// away); the ranks' streams of that kind should then be closed too, so they see
+    /// the broken pipe themselves, as they would without oxrun in between.
+    pub fn broken(&self, kind: Kind) -> bool {
+        self.sinks[kind as usize].broken
+    }
+
     /// Writes everything emitted so far. An output that fails (say, a closed pipe)
     /// is dropped for the rest of the job rather than stopping it.
     pub fn flush(&mut self) {

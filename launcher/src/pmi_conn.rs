@@ -115,16 +115,10 @@ impl PmiConn {
                 Ok(0) => {
                     self.eof = true;
                     // A last line without newline still counts.
-                    if self.in_len > 0 {
-                        self.in_scan = self.in_len;
-                        let text = self.inbuf[..self.in_len].to_vec();
-                        self.in_len = 0;
-                        self.in_scan = 0;
-                        if let Some(next) = parse(&text) {
-                            return next;
-                        }
-                    }
-                    return Next::Closed;
+                    let last = parse(&self.inbuf[..self.in_len]);
+                    self.in_len = 0;
+                    self.in_scan = 0;
+                    return last.unwrap_or(Next::Closed);
                 }
                 Ok(n) => self.in_len += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

@@ -26,7 +26,15 @@ fn handled_set() -> libc::sigset_t {
 }
 
 /// Blocks the handled signals in the calling thread (call before spawning threads).
+///
+/// Also restores SIGCHLD's default disposition: an ignored SIGCHLD, inherited across
+/// exec from whoever started oxrun, would make the kernel reap ranks on its own and
+/// hide their exit status.
 pub fn block() -> io::Result<()> {
+    // SAFETY: installing the default disposition for SIGCHLD, no handler involved.
+    if unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) } == libc::SIG_ERR {
+        return Err(io::Error::last_os_error());
+    }
     let set = handled_set();
     // SAFETY: `set` is an initialised sigset; a null old-set pointer is allowed.
     let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };

@@ -346,3 +346,25 @@ fn output_of_a_failing_job_is_all_there() {
     assert!(whole >= 500, "{whole}");
     assert!(run.stdout.contains("last words"));
 }
+
+#[test]
+fn closed_stdout_reaches_the_ranks() {
+    use std::io::{BufRead, BufReader};
+    // Like `yes | head -1`: the ranks get SIGPIPE instead of running forever.
+    let mut cmd = oxrun(&["-n", "2", "yes"]);
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line, "y\n");
+    drop(stdout);
+    let run = collect(child);
+    assert_eq!(run.code(), 128 + libc::SIGPIPE, "{run:?}");
+    assert!(
+        run.stderr.contains("killed by signal 13 (SIGPIPE)"),
+        "{run:?}"
+    );
+}

@@ -1,14 +1,47 @@
-//! Collective operations (MPI's chapter 5), each a schedule of the engine's
-//! point-to-point steps plus local work, so the blocking and nonblocking forms share
-//! one implementation.
+//! Collective operations (MPI's chapter 5) as methods of [`Comm`], and the reduction
+//! operations they apply ([`op`]).
+//!
+//! Each operation lives in its own folder: `mod.rs` holds the public methods (blocking,
+//! in-place and nonblocking forms) and validates the arguments, each algorithm is one
+//! file that appends its steps to a [`Schedule`], and [`select`] picks the algorithm.
+//! Invariant: the blocking and nonblocking forms of an operation build their schedule
+//! with the same function, and that function depends only on arguments every rank
+//! agrees on (sizes, counts, root, operation), so all ranks build matching schedules.
 
-pub(crate) mod allgather;
+mod allgather;
+mod allgatherv;
+mod allreduce;
+mod alltoall;
+mod alltoallv;
+mod barrier;
+mod bcast;
+mod blocks;
+mod exscan;
+mod fold;
+mod gather;
+mod gatherv;
+mod kernels;
+pub mod op;
+mod reduce;
+mod reduce_local;
+mod reduce_scatter;
+mod reduce_scatter_block;
+mod scan;
+mod scatter;
+mod scatterv;
+pub(crate) mod select;
+mod value_index;
+
+pub use reduce_local::reduce_local;
+pub use select::{Collective, set_algorithm};
+pub use value_index::ValueIndex;
 
 use bytemuck::Pod;
 
 use crate::comm::Comm;
 use crate::engine::{self, schedule::Schedule};
-use crate::error::{Error, Result};
+use crate::error::{Error, Rank, Result};
+use crate::request::{Request, Scope};
 use crate::userbuf::{UserBuf, UserBufMut};
 
 impl Comm {
@@ -20,26 +53,82 @@ impl Comm {
         })
     }
 
-    /// Gathers `send` from every rank into `recv` on every rank, in rank order
-    /// (`MPI_Allgather`).
-    pub(crate) fn allgather_into<T: Pod>(&self, send: &[T], recv: &mut [T]) -> Result<()> {
-        let size = self.size() as usize;
-        if recv.len() != send.len() * size {
-            return Err(Error::InvalidArgument(format!(
-                "allgather: receive buffer holds {} elements, needs {} ({} per rank x {size} ranks)",
-                recv.len(),
-                send.len() * size,
-                send.len()
-            )));
-        }
-        let block = std::mem::size_of_val(send);
-        let sched = allgather::ring::schedule(
+    /// Starts `sched` as a request of `scope`; its buffers are borrowed for `'s`.
+    fn start_in<'s>(&self, scope: &'s Scope<'s, '_>, sched: Schedule) -> Result<Request<'s>> {
+        let id = engine::with(|e| e.start_schedule(sched))?;
+        Ok(scope.register(id))
+    }
+
+    /// A new schedule for the next collective on this communicator, over `send` and
+    /// `recv` (the views outlive the call: see [`crate::userbuf`]).
+    fn schedule<S: Pod, R: Pod>(&self, send: &[S], recv: &mut [R]) -> Schedule {
+        Schedule::new(
             self.next_coll_route(),
             UserBuf::new(bytemuck::cast_slice(send)),
             UserBufMut::new(bytemuck::cast_slice_mut(recv)),
-            block,
-            size,
-        );
-        self.run_blocking(sched)
+        )
     }
+
+    /// `root` as an index, if it is a rank of this communicator.
+    fn check_root(&self, root: Rank) -> Result<usize> {
+        if root < 0 || root >= self.size() {
+            return Err(Error::InvalidRank {
+                rank: root,
+                size: self.size(),
+            });
+        }
+        Ok(root as usize)
+    }
+}
+
+/// An [`Error::InvalidArgument`] saying which buffer of which operation has the wrong
+/// number of elements.
+fn wrong_len(op: &str, what: &str, got: usize, want: usize, why: &str) -> Error {
+    Error::InvalidArgument(format!(
+        "{op}: {what} holds {got} elements, needs {want} ({why})"
+    ))
+}
+
+/// Checks a v-variant's `counts` and `displs` (in elements) against a buffer of
+/// `len` elements on `size` ranks; `exclusive` also rejects overlapping blocks (a
+/// receive layout, where two blocks would be written at once).
+fn check_layout(
+    op: &str,
+    what: &str,
+    len: usize,
+    counts: &[usize],
+    displs: &[usize],
+    size: usize,
+    exclusive: bool,
+) -> Result<()> {
+    if counts.len() != size || displs.len() != size {
+        return Err(Error::InvalidArgument(format!(
+            "{op}: {what} has {} counts and {} displacements, needs one of each per rank ({size})",
+            counts.len(),
+            displs.len()
+        )));
+    }
+    for (i, (&c, &d)) in counts.iter().zip(displs).enumerate() {
+        if d.checked_add(c).is_none_or(|end| end > len) {
+            return Err(Error::InvalidArgument(format!(
+                "{op}: block {i} of the {what} ({c} elements at displacement {d}) ends past its {len} elements"
+            )));
+        }
+    }
+    if exclusive {
+        let mut used: Vec<(usize, usize)> = counts
+            .iter()
+            .zip(displs)
+            .filter(|(c, _)| **c > 0)
+            .map(|(&c, &d)| (d, d + c))
+            .collect();
+        used.sort_unstable();
+        if let Some(w) = used.windows(2).find(|w| w[1].0 < w[0].1) {
+            return Err(Error::InvalidArgument(format!(
+                "{op}: blocks of the {what} overlap (elements {}..{} and {}..{})",
+                w[0].0, w[0].1, w[1].0, w[1].1
+            )));
+        }
+    }
+    Ok(())
 }

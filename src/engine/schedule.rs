@@ -4,11 +4,15 @@
 //! A schedule is a list of steps. Sends and receives start as soon as they are
 //! reached; a [`Step::Fence`] waits until everything started before it completed;
 //! local steps (reduce, copy) run when reached, so a fence must separate them from the
-//! communication they depend on. Invariants: buffers named by steps stay valid until
-//! the schedule finishes (user buffers by the request scope, temporaries because the
-//! schedule owns them and outlives every request it started); after a failure no new
-//! step starts, and the schedule reports the failure only once nothing it started is
-//! still in flight.
+//! communication they depend on. Builders add steps through the helper methods, which
+//! drop transfers of nothing (both sides of a transfer compute the same length, so
+//! both drop it); [`Schedule::signal`] is the one deliberate empty message.
+//! Invariants: buffers named by steps stay valid until the schedule finishes (user
+//! buffers by the request scope, temporaries because the schedule owns them and
+//! outlives every request it started); a receive must get exactly the bytes its span
+//! names, otherwise the ranks disagree about counts and the schedule fails; after a
+//! failure no new step starts, and the schedule reports the failure only once nothing
+//! it started is still in flight.
 
 use std::sync::Arc;
 
@@ -44,14 +48,18 @@ impl Span {
     }
 }
 
-/// Combines two equally long byte ranges element-wise: `inout = left ⊕ inout` when
-/// `in_is_left`, else `inout = inout ⊕ in`.
-pub(crate) trait Combine: Send + Sync {
+/// Combines equally long byte ranges element-wise (a reduction operation on one
+/// element type). Public only so that the public `Reduction` trait can name it; the
+/// module is private.
+pub trait Combine: Send + Sync {
+    /// `inout = input ⊕ inout` when `in_is_left`, else `inout = inout ⊕ input`.
     fn combine(&self, input: &[u8], inout: &mut [u8], in_is_left: bool);
+    /// `out = left ⊕ right`.
+    fn combine_to(&self, left: &[u8], right: &[u8], out: &mut [u8]);
 }
 
 /// One step of a schedule. Peers are ranks of the schedule's communicator.
-pub(crate) enum Step {
+enum Step {
     Send {
         peer: usize,
         span: Span,
@@ -62,11 +70,11 @@ pub(crate) enum Step {
     },
     /// Wait for every send and receive started so far.
     Fence,
-    /// `dst = src ⊕ dst` (`src_is_left`) or `dst = dst ⊕ src`.
+    /// `dst = left ⊕ right`; `dst` is `left`, `right`, or overlaps neither.
     Reduce {
-        src: Span,
+        left: Span,
+        right: Span,
         dst: Span,
-        src_is_left: bool,
     },
     Copy {
         src: Span,
@@ -89,7 +97,9 @@ pub(crate) struct Schedule {
     route: Route,
     steps: Vec<Step>,
     next: usize,
-    inflight: Vec<ReqId>,
+    /// Requests started and not yet retired, with the bytes a receive must get
+    /// (`None` for sends).
+    inflight: Vec<(ReqId, Option<usize>)>,
     send: UserBuf,
     recv: UserBufMut,
     temps: Vec<TempBuf>,
@@ -123,18 +133,68 @@ impl Schedule {
         self.op = Some(op);
     }
 
-    pub(crate) fn push(&mut self, step: Step) {
-        if let Step::Send { span, .. } | Step::Recv { span, .. } = &step
-            && span.len == 0
-        {
-            return;
+    /// Sends `span` to `peer` (nothing if the span is empty).
+    pub(crate) fn send(&mut self, peer: usize, span: Span) {
+        if span.len > 0 {
+            self.steps.push(Step::Send { peer, span });
         }
-        self.steps.push(step);
+    }
+
+    /// Receives exactly `span.len` bytes from `peer` into `span` (nothing if empty).
+    pub(crate) fn recv(&mut self, peer: usize, span: Span) {
+        if span.len > 0 {
+            self.steps.push(Step::Recv { peer, span });
+        }
+    }
+
+    /// Sends an empty message to `peer` (a synchronisation token).
+    pub(crate) fn signal(&mut self, peer: usize) {
+        self.steps.push(Step::Send {
+            peer,
+            span: Span::new(Buf::Send, 0, 0),
+        });
+    }
+
+    /// Receives the empty message [`Schedule::signal`] sends.
+    pub(crate) fn await_signal(&mut self, peer: usize) {
+        self.steps.push(Step::Recv {
+            peer,
+            span: Span::new(Buf::Recv, 0, 0),
+        });
+    }
+
+    /// Waits for every transfer started so far.
+    pub(crate) fn fence(&mut self) {
+        if !matches!(self.steps.last(), None | Some(Step::Fence)) {
+            self.steps.push(Step::Fence);
+        }
+    }
+
+    /// `dst = left ⊕ right` with the schedule's operation.
+    pub(crate) fn reduce(&mut self, left: Span, right: Span, dst: Span) {
+        debug_assert!(self.op.is_some(), "a schedule with reduce steps has an op");
+        debug_assert!(left.len == right.len && left.len == dst.len);
+        if dst.len > 0 {
+            self.steps.push(Step::Reduce { left, right, dst });
+        }
+    }
+
+    /// Copies `src` into `dst` (nothing if they are the same bytes).
+    pub(crate) fn copy(&mut self, src: Span, dst: Span) {
+        debug_assert_eq!(src.len, dst.len);
+        if src.len > 0 && src != dst {
+            self.steps.push(Step::Copy { src, dst });
+        }
     }
 
     /// This rank in the schedule's communicator.
     pub(crate) fn rank(&self) -> usize {
         self.route.rank
+    }
+
+    /// Number of ranks in the schedule's communicator.
+    pub(crate) fn size(&self) -> usize {
+        self.route.group.len()
     }
 
     fn view(&self, span: Span) -> UserBuf {
@@ -157,15 +217,24 @@ impl Schedule {
         loop {
             let mut i = 0;
             while i < self.inflight.len() {
-                match eng.core.reqs.take_done(self.inflight[i]) {
+                let (id, expect) = self.inflight[i];
+                match eng.core.reqs.take_done(id) {
                     None => i += 1,
                     Some(r) => {
                         self.inflight.swap_remove(i);
-                        if let Err(e) = r {
-                            if e.is_fatal() {
-                                return Err(e);
+                        match r {
+                            Err(e) if e.is_fatal() => return Err(e),
+                            Err(e) => {
+                                self.failed.get_or_insert(e);
                             }
-                            self.failed.get_or_insert(e);
+                            Ok(status) => {
+                                if let Some(want) = expect.filter(|&want| want != status.bytes) {
+                                    self.failed.get_or_insert(Error::InvalidArgument(format!(
+                                        "received {} bytes from rank {} where {want} were expected",
+                                        status.bytes, status.source
+                                    )));
+                                }
+                            }
                         }
                     }
                 }
@@ -192,7 +261,7 @@ impl Schedule {
                     let world = self.route.group[peer] as usize;
                     let (ctx, src, tag) = (self.route.ctx, self.route.rank as i32, self.route.tag);
                     let id = eng.start_send(ctx, src, world, tag, buf, false)?;
-                    self.inflight.push(id);
+                    self.inflight.push((id, None));
                 }
                 Step::Recv { peer, span } => {
                     let buf = self.view_mut(span);
@@ -202,19 +271,25 @@ impl Schedule {
                         tag: TagSel::Tag(self.route.tag),
                     };
                     let id = eng.start_recv(pattern, buf);
-                    self.inflight.push(id);
+                    self.inflight.push((id, Some(span.len)));
                 }
-                Step::Reduce {
-                    src,
-                    dst,
-                    src_is_left,
-                } => {
+                Step::Reduce { left, right, dst } => {
                     let op = self
                         .op
-                        .clone()
+                        .as_deref()
                         .expect("a schedule with reduce steps has an op");
-                    let (input, inout) = (self.view(src), self.view_mut(dst));
-                    op.combine(input.as_slice(), inout.as_mut_slice(), src_is_left);
+                    let out = self.view_mut(dst);
+                    if dst == right {
+                        op.combine(self.view(left).as_slice(), out.as_mut_slice(), true);
+                    } else if dst == left {
+                        op.combine(self.view(right).as_slice(), out.as_mut_slice(), false);
+                    } else {
+                        op.combine_to(
+                            self.view(left).as_slice(),
+                            self.view(right).as_slice(),
+                            out.as_mut_slice(),
+                        );
+                    }
                 }
                 Step::Copy { src, dst } => {
                     let (input, out) = (self.view(src), self.view_mut(dst));

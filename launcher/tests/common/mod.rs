@@ -75,18 +75,23 @@ pub fn run_job(cmd: Command) -> Run {
     run_job_with_input(cmd, b"")
 }
 
-/// Waits for `child` (stdout and stderr piped) under the hang guard.
+/// Waits for `child` under the hang guard, collecting whatever of its stdout and
+/// stderr is still piped to us.
 pub fn collect(mut child: Child) -> Run {
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
+    let out = child.stdout.take();
+    let err = child.stderr.take();
     let out_t = thread::spawn(move || {
         let mut s = Vec::new();
-        let _ = out.read_to_end(&mut s);
+        if let Some(mut out) = out {
+            let _ = out.read_to_end(&mut s);
+        }
         s
     });
     let err_t = thread::spawn(move || {
         let mut s = Vec::new();
-        let _ = err.read_to_end(&mut s);
+        if let Some(mut err) = err {
+            let _ = err.read_to_end(&mut s);
+        }
         s
     });
     let status = wait_guarded(&mut child);

@@ -1,0 +1,152 @@
+//! The first thing that went wrong in a job: the one line oxrun reports about it and
+//! the exit status it decides.
+//!
+//! Invariant: exit statuses follow the shell (a code passes through, a signal S is
+//! 128+S) and are never 0 for a failure: an abort code that is 0 modulo 256 becomes 1.
+
+use crate::exit_status::RankExit;
+use crate::pmi_server::Abort;
+
+/// Why a job is being torn down.
+#[derive(Debug)]
+pub enum Failure {
+    /// A rank exited non-zero or was killed by a signal.
+    Exit {
+        rank: usize,
+        pid: i32,
+        exit: RankExit,
+    },
+    /// A rank exited 0 after PMI init without PMI finalize.
+    NoFinalize { rank: usize, pid: i32 },
+    /// A rank called PMI abort.
+    Abort(Abort),
+    /// A rank sent a line that is not PMI.
+    Malformed { rank: usize, why: String },
+    /// A rank ended while others wait for it in a PMI barrier.
+    BarrierStuck { rank: usize, pid: i32 },
+    /// `--timeout` expired (`after` as the user wrote it) with these ranks running.
+    Timeout { after: String, running: Vec<usize> },
+    /// oxrun received this signal and forwarded it.
+    Signal(i32),
+    /// oxrun could not start or watch the job (already reported where it happened).
+    Launch,
+}
+
+impl Failure {
+    /// oxrun's exit status.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Failure::Exit { exit, .. } => exit.shell_status(),
+            Failure::Abort(a) => match a.code & 0xff {
+                0 => 1,
+                c => c,
+            },
+            Failure::Timeout { .. } => 124,
+            Failure::Signal(s) => 128 + s,
+            Failure::NoFinalize { .. }
+            | Failure::Malformed { .. }
+            | Failure::BarrierStuck { .. }
+            | Failure::Launch => 1,
+        }
+    }
+
+    /// The line to print on stderr, if it is reported here.
+    pub fn report(&self) -> Option<String> {
+        Some(match self {
+            Failure::Exit { rank, pid, exit } => format!("oxrun: rank {rank} (pid {pid}) {exit}"),
+            Failure::NoFinalize { rank, pid } => {
+                format!("oxrun: rank {rank} (pid {pid}) exited without calling finalize")
+            }
+            Failure::Abort(a) => match &a.msg {
+                Some(msg) => format!(
+                    "oxrun: rank {} called abort with code {}: {msg}",
+                    a.rank, a.code
+                ),
+                None => format!("oxrun: rank {} called abort with code {}", a.rank, a.code),
+            },
+            Failure::Malformed { rank, why } => {
+                format!("oxrun: rank {rank} sent a malformed PMI line: {why}")
+            }
+            Failure::BarrierStuck { rank, pid } => format!(
+                "oxrun: rank {rank} (pid {pid}) ended while other ranks wait for it in a PMI barrier"
+            ),
+            Failure::Timeout { after, running } => format!(
+                "oxrun: job timed out after {after} s; ranks still running: {}",
+                rank_list(running)
+            ),
+            Failure::Signal(_) | Failure::Launch => return None,
+        })
+    }
+}
+
+/// Sorted ranks as ranges: "0-3,5,7,8".
+pub fn rank_list(ranks: &[usize]) -> String {
+    let mut parts = Vec::new();
+    let mut i = 0;
+    while i < ranks.len() {
+        let mut j = i;
+        while j + 1 < ranks.len() && ranks[j + 1] == ranks[j] + 1 {
+            j += 1;
+        }
+        parts.push(match j - i {
+            0 => ranks[i].to_string(),
+            1 => format!("{},{}", ranks[i], ranks[j]),
+            _ => format!("{}-{}", ranks[i], ranks[j]),
+        });
+        i = j + 1;
+    }
+    parts.join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rank_lists() {
+        assert_eq!(rank_list(&[0, 1, 2, 3, 5, 7, 8]), "0-3,5,7,8");
+        assert_eq!(rank_list(&[4]), "4");
+        assert_eq!(rank_list(&[]), "");
+    }
+
+    #[test]
+    fn exit_codes() {
+        let abort = |code| {
+            Failure::Abort(Abort {
+                rank: 0,
+                code,
+                msg: None,
+            })
+            .exit_code()
+        };
+        assert_eq!(abort(7), 7);
+        assert_eq!(abort(0), 1);
+        assert_eq!(abort(256), 1);
+        assert_eq!(abort(-1), 255);
+        let timeout = Failure::Timeout {
+            after: "2.5".into(),
+            running: vec![0, 1, 2, 4],
+        };
+        assert_eq!(timeout.exit_code(), 124);
+        assert_eq!(
+            timeout.report().unwrap(),
+            "oxrun: job timed out after 2.5 s; ranks still running: 0-2,4"
+        );
+        assert_eq!(Failure::Signal(libc::SIGINT).exit_code(), 130);
+        assert_eq!(Failure::Signal(libc::SIGINT).report(), None);
+        let exit = RankExit::Signal {
+            signal: 9,
+            core_dumped: false,
+        };
+        let f = Failure::Exit {
+            rank: 1,
+            pid: 42,
+            exit,
+        };
+        assert_eq!(f.exit_code(), 137);
+        assert_eq!(
+            f.report().unwrap(),
+            "oxrun: rank 1 (pid 42) killed by signal 9 (SIGKILL)"
+        );
+    }
+}

@@ -1,0 +1,53 @@
+//! Recursive-doubling allreduce: in step `k` every rank swaps its whole partial result
+//! with the rank `2^k` away and combines the two; after `log2(p)` steps every rank
+//! holds the result.
+//!
+//! Cost: `log2(p)` steps of the whole vector (plus two for non-power-of-two sizes,
+//! folded by [`Fold`]): the fewest steps, so the choice for short vectors. Partials
+//! cover contiguous runs of ranks and the lower run is always the left operand, so
+//! rank order holds and both partners compute the same bits from the same operands:
+//! every rank ends with an identical result.
+
+use crate::coll::fold::{Fold, Role};
+use crate::engine::schedule::{Buf, Schedule, Span};
+
+/// Reduces `bytes` of `input` on every rank into the receive buffer.
+pub(crate) fn build(s: &mut Schedule, input: Buf, bytes: usize) {
+    let fold = Fold::new(s.size());
+    let (mine, out) = (Span::new(input, 0, bytes), Span::new(Buf::Recv, 0, bytes));
+    let (q, absorbed) = match fold.role(s.rank()) {
+        Role::Extra { partner } => {
+            s.send(partner, mine);
+            s.fence();
+            s.recv(partner, out);
+            return;
+        }
+        Role::Participant { q, absorbs } => (q, absorbs),
+    };
+    let theirs = Span::new(s.temp(bytes), 0, bytes);
+    let mut cur = mine;
+    if let Some(lower) = absorbed {
+        s.recv(lower, theirs);
+        s.fence();
+        s.reduce(theirs, cur, out);
+        cur = out;
+    }
+    let mut mask = 1;
+    while mask < fold.pof2 {
+        let partner = fold.rank_of(q ^ mask);
+        s.send(partner, cur);
+        s.recv(partner, theirs);
+        s.fence();
+        if q & mask == 0 {
+            s.reduce(cur, theirs, out);
+        } else {
+            s.reduce(theirs, cur, out);
+        }
+        cur = out;
+        mask <<= 1;
+    }
+    s.copy(cur, out);
+    if let Some(lower) = absorbed {
+        s.send(lower, out);
+    }
+}

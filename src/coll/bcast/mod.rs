@@ -1,0 +1,69 @@
+//! `MPI_Bcast`: the root's buffer is copied to every rank.
+//!
+//! Algorithms: [`binomial`] (short buffers, few cores) and [`scatter_allgather`]
+//! (long buffers). Invariant: only the root's buffer is read; every other rank's is
+//! only written.
+
+mod binomial;
+mod scatter_allgather;
+
+use bytemuck::Pod;
+
+use super::select::{self, Algorithm, Collective};
+use crate::comm::Comm;
+use crate::engine::schedule::Schedule;
+use crate::error::{Rank, Result};
+use crate::request::{Request, Scope};
+
+impl Comm {
+    /// Copies `buf` of rank `root` into `buf` of every other rank (`MPI_Bcast`).
+    /// Every rank passes a buffer of the same length.
+    ///
+    /// ```
+    /// # fn main() -> oxmpi::Result<()> {
+    /// let universe = oxmpi::init()?;
+    /// let world = universe.world();
+    /// let mut config = if world.rank() == 0 { [4u32, 16, 64] } else { [0; 3] };
+    /// world.bcast(&mut config, 0)?;
+    /// assert_eq!(config, [4, 16, 64]);
+    /// # Ok(()) }
+    /// ```
+    pub fn bcast<T: Pod>(&self, buf: &mut [T], root: Rank) -> Result<()> {
+        let sched = self.bcast_schedule(buf, root)?;
+        self.run_blocking(sched)
+    }
+
+    /// Starts [`Comm::bcast`] (`MPI_Ibcast`).
+    ///
+    /// ```
+    /// # fn main() -> oxmpi::Result<()> {
+    /// let universe = oxmpi::init()?;
+    /// let world = universe.world();
+    /// let mut seed = [if world.rank() == 0 { 42u64 } else { 0 }];
+    /// oxmpi::scope(|s| world.ibcast(s, &mut seed, 0)?.wait())?;
+    /// assert_eq!(seed[0], 42);
+    /// # Ok(()) }
+    /// ```
+    pub fn ibcast<'s, T: Pod>(
+        &self,
+        scope: &'s Scope<'s, '_>,
+        buf: &'s mut [T],
+        root: Rank,
+    ) -> Result<Request<'s>> {
+        let sched = self.bcast_schedule(buf, root)?;
+        self.start_in(scope, sched)
+    }
+
+    fn bcast_schedule<T: Pod>(&self, buf: &mut [T], root: Rank) -> Result<Schedule> {
+        let root = self.check_root(root)?;
+        let bytes = size_of_val(buf);
+        let alg = select::choose(Collective::Bcast, bytes, self.size() as usize, true)?;
+        let mut s = self.schedule::<u8, T>(&[], buf);
+        match alg {
+            Algorithm::Binomial => binomial::build(&mut s, bytes, root),
+            Algorithm::ScatterAllgather => scatter_allgather::build(&mut s, bytes, root),
+            other => unreachable!("{other:?} is not a bcast algorithm"),
+        }
+        Ok(s)
+    }
+}

@@ -1,0 +1,444 @@
+//! Reduction operations (MPI's `MPI_Op`), named `Op::Sum`, `Op::Max`, …: each is its
+//! own type, and [`Reduction`] says which element types it applies to, so a
+//! meaningless combination (a bitwise operation on floats) does not compile.
+//!
+//! ```compile_fail
+//! # fn main() -> oxmpi::Result<()> {
+//! # let universe = oxmpi::init()?;
+//! # let world = universe.world();
+//! let mut x = [1.5f32];
+//! world.allreduce_in_place(&mut x, oxmpi::Op::BitAnd)?; // error: floats have no bits to AND
+//! # Ok(()) }
+//! ```
+//!
+//! Integer arithmetic wraps on overflow (as C's unsigned arithmetic does); floats
+//! follow IEEE 754. Logical operations treat non-zero as true and give 1 or 0. User
+//! operations are closures, commutative or not: a non-commutative one is applied in
+//! rank order. Invariant: every operation is deterministic, so the same operands in
+//! the same order give the same bits on every rank.
+
+use std::sync::Arc;
+
+use bytemuck::Pod;
+
+use super::kernels::{Elementwise, UserKernel};
+use super::value_index::ValueIndex;
+use crate::engine::schedule::Combine;
+
+mod sealed {
+    /// Keeps the element and operation traits closed: oxmpi decides what applies.
+    pub trait Sealed {}
+}
+use sealed::Sealed;
+
+/// Element types with `+`, `*`, min and max: every primitive integer and float.
+pub trait Arithmetic: Pod + PartialOrd + Sealed {
+    /// `a + b` (wrapping for integers).
+    fn sum(a: Self, b: Self) -> Self;
+    /// `a * b` (wrapping for integers).
+    fn product(a: Self, b: Self) -> Self;
+}
+
+/// Element types with logical and/or/xor (non-zero is true): every primitive integer
+/// and float.
+pub trait Logical: Pod + Sealed {
+    /// Whether the value counts as true.
+    fn truth(self) -> bool;
+    /// 1 for true, 0 for false.
+    fn from_truth(t: bool) -> Self;
+}
+
+/// Element types with bitwise and/or/xor: every primitive integer.
+pub trait Bitwise:
+    Pod
+    + Sealed
+    + std::ops::BitAnd<Output = Self>
+    + std::ops::BitOr<Output = Self>
+    + std::ops::BitXor<Output = Self>
+{
+}
+
+macro_rules! integer {
+    ($($t:ty),*) => {$(
+        impl Sealed for $t {}
+        impl Arithmetic for $t {
+            #[inline]
+            fn sum(a: $t, b: $t) -> $t { a.wrapping_add(b) }
+            #[inline]
+            fn product(a: $t, b: $t) -> $t { a.wrapping_mul(b) }
+        }
+        impl Logical for $t {
+            #[inline]
+            fn truth(self) -> bool { self != 0 }
+            #[inline]
+            fn from_truth(t: bool) -> $t { t as $t }
+        }
+        impl Bitwise for $t {}
+    )*};
+}
+integer!(
+    i8, i16, i32, i64, i128, isize, u8, u16, u32, u64, u128, usize
+);
+
+macro_rules! float {
+    ($($t:ty),*) => {$(
+        impl Sealed for $t {}
+        impl Arithmetic for $t {
+            #[inline]
+            fn sum(a: $t, b: $t) -> $t { a + b }
+            #[inline]
+            fn product(a: $t, b: $t) -> $t { a * b }
+        }
+        impl Logical for $t {
+            #[inline]
+            fn truth(self) -> bool { self != 0.0 }
+            #[inline]
+            fn from_truth(t: bool) -> $t { if t { 1.0 } else { 0.0 } }
+        }
+    )*};
+}
+float!(f32, f64);
+
+/// An operation that reduces elements of type `T`. Implemented by the operations of
+/// this module for the element types they make sense on; see each one.
+///
+/// ```
+/// fn total<O: oxmpi::Op::Reduction<u64>>(world: &oxmpi::Comm, x: u64, op: O) -> oxmpi::Result<u64> {
+///     let mut out = [0];
+///     world.allreduce(&[x], &mut out, op)?;
+///     Ok(out[0])
+/// }
+/// # fn main() -> oxmpi::Result<()> {
+/// let universe = oxmpi::init()?;
+/// assert_eq!(total(&universe.world(), 3, oxmpi::Op::Sum)?, 3);
+/// # Ok(()) }
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot reduce elements of type `{T}`",
+    note = "arithmetic (Sum, Prod, Min, Max) and logical operations take primitive integers and floats, bitwise operations integers only, MinLoc/MaxLoc `ValueIndex` pairs; anything else needs `Op::commutative` or `Op::non_commutative`"
+)]
+pub trait Reduction<T: Pod>: Sealed + Send + Sync + 'static {
+    /// Whether `a ⊕ b == b ⊕ a`; a non-commutative operation is applied in rank order.
+    fn is_commutative(&self) -> bool;
+    /// The kernel a schedule applies.
+    #[doc(hidden)]
+    fn into_combine(self) -> Arc<dyn Combine>;
+}
+
+macro_rules! builtin {
+    ($(#[$doc:meta])* $name:ident: $bound:ident, |$a:ident, $b:ident| $f:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub struct $name;
+        impl Sealed for $name {}
+        impl<T: $bound> Reduction<T> for $name {
+            fn is_commutative(&self) -> bool {
+                true
+            }
+            fn into_combine(self) -> Arc<dyn Combine> {
+                Arc::new(Elementwise::new(|$a: T, $b: T| $f))
+            }
+        }
+    };
+}
+
+builtin!(
+    /// Sum (`MPI_SUM`), on every primitive integer (wrapping) and float.
+    ///
+    /// ```
+    /// # fn main() -> oxmpi::Result<()> {
+    /// let universe = oxmpi::init()?;
+    /// let world = universe.world();
+    /// let mut n = [1u64];
+    /// world.allreduce_in_place(&mut n, oxmpi::Op::Sum)?;
+    /// assert_eq!(n[0], world.size() as u64);
+    /// # Ok(()) }
+    /// ```
+    Sum: Arithmetic, |a, b| T::sum(a, b)
+);
+builtin!(
+    /// Product (`MPI_PROD`), on every primitive integer (wrapping) and float.
+    ///
+    /// ```
+    /// # fn main() -> oxmpi::Result<()> {
+    /// let universe = oxmpi::init()?;
+    /// let mut x = [2.0f64];
+    /// universe.world().allreduce_in_place(&mut x, oxmpi::Op::Prod)?;
+    /// assert_eq!(x[0], 2f64.powi(universe.world().size()));
+    /// # Ok(()) }
+    /// ```
+    Prod: Arithmetic, |a, b| T::product(a, b)
+);
+builtin!(
+    /// Minimum (`MPI_MIN`), on every primitive integer and float.
+    ///
+    /// ```
+    /// # fn main() -> oxmpi::Result<()> {
+    /// let universe = oxmpi::init()?;
+    /// let world = universe.world();
+    /// let mut x = [10 - world.rank()];
+    /// world.allreduce_in_place(&mut x, oxmpi::Op::Min)?;
+    /// assert_eq!(x[0], 11 - world.size());
+    /// # Ok(()) }
+    /// ```
+    Min: Arithmetic, |a, b| if b < a { b } else { a }
+);
+builtin!(
+    /// Maximum (`MPI_MAX`), on every primitive integer and float.
+    ///
+    /// ```
+    /// # fn main() -> oxmpi::Result<()> {
+    /// let universe = oxmpi::init()?;
+    /// let world = universe.world();
+    /// let mut x = [world.rank() as f32];
+    /// world.allreduce_in_place(&mut x, oxmpi::Op::Max)?;
+    /// assert_eq!(x[0], (world.size() - 1) as f32);
+    /// # Ok(()) }
+    /// ```
+    Max: Arithmetic, |a, b| if b > a { b } else { a }
+);
+builtin!(
+    /// Logical and (`MPI_LAND`): 1 if both are non-zero, else 0.
+    ///
+    /// ```
+    /// # fn main() -> oxmpi::Result<()> {
+    /// let universe = oxmpi::init()?;
+    /// let mut all_ok = [1u8];
+    /// universe.world().allreduce_in_place(&mut all_ok, oxmpi::Op::LogicalAnd)?;
+    /// assert_eq!(all_ok[0], 1);
+    /// # Ok(()) }
+    /// ```
+    LogicalAnd: Logical, |a, b| T::from_truth(a.truth() & b.truth())
+);
+builtin!(
+    /// Logical or (`MPI_LOR`): 1 if either is non-zero, else 0.
+    ///
+    /// ```
+    /// # fn main() -> oxmpi::Result<()> {
+    /// let universe = oxmpi::init()?;
+    /// let mut any_failed = [0i32];
+    /// universe.world().allreduce_in_place(&mut any_failed, oxmpi::Op::LogicalOr)?;
+    /// assert_eq!(any_failed[0], 0);
+    /// # Ok(()) }
+    /// ```
+    LogicalOr: Logical, |a, b| T::from_truth(a.truth() | b.truth())
+);
+builtin!(
+    /// Logical exclusive or (`MPI_LXOR`): 1 if exactly one is non-zero, else 0.
+    ///
+    /// ```
+    /// # fn main() -> oxmpi::Result<()> {
+    /// let universe = oxmpi::init()?;
+    /// let mut odd = [3.0f64];
+    /// universe.world().allreduce_in_place(&mut odd, oxmpi::Op::LogicalXor)?;
+    /// assert_eq!(odd[0], (universe.world().size() % 2) as f64);
+    /// # Ok(()) }
+    /// ```
+    LogicalXor: Logical, |a, b| T::from_truth(a.truth() ^ b.truth())
+);
+builtin!(
+    /// Bitwise and (`MPI_BAND`), on every primitive integer.
+    ///
+    /// ```
+    /// # fn main() -> oxmpi::Result<()> {
+    /// let universe = oxmpi::init()?;
+    /// let mut flags = [0b1011u32];
+    /// universe.world().allreduce_in_place(&mut flags, oxmpi::Op::BitAnd)?;
+    /// assert_eq!(flags[0], 0b1011);
+    /// # Ok(()) }
+    /// ```
+    BitAnd: Bitwise, |a, b| a & b
+);
+builtin!(
+    /// Bitwise or (`MPI_BOR`), on every primitive integer.
+    ///
+    /// ```
+    /// # fn main() -> oxmpi::Result<()> {
+    /// let universe = oxmpi::init()?;
+    /// let world = universe.world();
+    /// let mut seen = [1u64 << world.rank()];
+    /// world.allreduce_in_place(&mut seen, oxmpi::Op::BitOr)?;
+    /// assert_eq!(seen[0], (1u64 << world.size()) - 1);
+    /// # Ok(()) }
+    /// ```
+    BitOr: Bitwise, |a, b| a | b
+);
+builtin!(
+    /// Bitwise exclusive or (`MPI_BXOR`), on every primitive integer.
+    ///
+    /// ```
+    /// # fn main() -> oxmpi::Result<()> {
+    /// let universe = oxmpi::init()?;
+    /// let mut parity = [0xffu8];
+    /// universe.world().allreduce_in_place(&mut parity, oxmpi::Op::BitXor)?;
+    /// assert_eq!(parity[0], if universe.world().size() % 2 == 1 { 0xff } else { 0 });
+    /// # Ok(()) }
+    /// ```
+    BitXor: Bitwise, |a, b| a ^ b
+);
+
+/// The smallest value and its index (`MPI_MINLOC`) on [`ValueIndex`] pairs; of equal
+/// values, the smallest index wins.
+///
+/// ```
+/// # fn main() -> oxmpi::Result<()> {
+/// use oxmpi::{Op, ValueIndex};
+/// let universe = oxmpi::init()?;
+/// let world = universe.world();
+/// let mut best = [ValueIndex::new(1.0f32, world.rank())];
+/// world.allreduce_in_place(&mut best, Op::MinLoc)?;
+/// assert_eq!(best[0].into(), (1.0, 0)); // a tie everywhere: rank 0 wins
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MinLoc;
+
+/// The largest value and its index (`MPI_MAXLOC`) on [`ValueIndex`] pairs; of equal
+/// values, the smallest index wins.
+///
+/// ```
+/// # fn main() -> oxmpi::Result<()> {
+/// use oxmpi::{Op, ValueIndex};
+/// let universe = oxmpi::init()?;
+/// let world = universe.world();
+/// let mut best = [ValueIndex::new(world.rank() as i64, world.rank() as i64)];
+/// world.allreduce_in_place(&mut best, Op::MaxLoc)?;
+/// let last = (world.size() - 1) as i64;
+/// assert_eq!(best[0].into(), (last, last));
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MaxLoc;
+
+impl Sealed for MinLoc {}
+impl Sealed for MaxLoc {}
+
+/// Of `a` and `b`, the one whose value `wins` over the other's; on a tie, the value
+/// with the smaller index.
+#[inline]
+fn located<V: Pod + PartialOrd, I: Pod + Ord>(
+    a: ValueIndex<V, I>,
+    b: ValueIndex<V, I>,
+    wins: impl Fn(V, V) -> bool,
+) -> ValueIndex<V, I> {
+    let (va, vb) = (a.value, b.value);
+    if wins(va, vb) {
+        a
+    } else if wins(vb, va) {
+        b
+    } else {
+        ValueIndex::new(va, a.index.min(b.index))
+    }
+}
+
+impl<V: Pod + PartialOrd, I: Pod + Ord> Reduction<ValueIndex<V, I>> for MinLoc {
+    fn is_commutative(&self) -> bool {
+        true
+    }
+    fn into_combine(self) -> Arc<dyn Combine> {
+        Arc::new(Elementwise::new(|a: ValueIndex<V, I>, b| {
+            located(a, b, |x: V, y: V| x < y)
+        }))
+    }
+}
+
+impl<V: Pod + PartialOrd, I: Pod + Ord> Reduction<ValueIndex<V, I>> for MaxLoc {
+    fn is_commutative(&self) -> bool {
+        true
+    }
+    fn into_combine(self) -> Arc<dyn Combine> {
+        Arc::new(Elementwise::new(|a: ValueIndex<V, I>, b| {
+            located(a, b, |x: V, y: V| x > y)
+        }))
+    }
+}
+
+/// A user-defined operation (`MPI_Op_create`), made by [`commutative`] or
+/// [`non_commutative`].
+///
+/// ```
+/// # fn main() -> oxmpi::Result<()> {
+/// let universe = oxmpi::init()?;
+/// let hypot = oxmpi::Op::commutative(|a: &[f64], b: &mut [f64]| {
+///     for (y, x) in b.iter_mut().zip(a) {
+///         *y = x.hypot(*y);
+///     }
+/// });
+/// assert!(oxmpi::Op::Reduction::<f64>::is_commutative(&hypot));
+/// let mut v = [3.0f64];
+/// universe.world().allreduce_in_place(&mut v, hypot)?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct User<F> {
+    f: F,
+    commutative: bool,
+}
+
+impl<F> Sealed for User<F> {}
+
+impl<T: Pod, F: Fn(&[T], &mut [T]) + Send + Sync + 'static> Reduction<T> for User<F> {
+    fn is_commutative(&self) -> bool {
+        self.commutative
+    }
+    fn into_combine(self) -> Arc<dyn Combine> {
+        Arc::new(UserKernel::new(self.f, self.commutative))
+    }
+}
+
+/// A commutative user operation from `f(input, inout)`, which must set
+/// `inout[i] = input[i] ⊕ inout[i]` for every `i` (`MPI_Op_create` with
+/// `commute = true`). oxmpi may combine operands in any grouping and order.
+///
+/// ```
+/// # fn main() -> oxmpi::Result<()> {
+/// let universe = oxmpi::init()?;
+/// let world = universe.world();
+/// let gcd = oxmpi::Op::commutative(|a: &[u64], b: &mut [u64]| {
+///     for (y, &x) in b.iter_mut().zip(a) {
+///         let (mut p, mut q) = (x, *y);
+///         while q != 0 {
+///             (p, q) = (q, p % q);
+///         }
+///         *y = p;
+///     }
+/// });
+/// let mut g = [12 * (world.rank() as u64 + 1)];
+/// world.allreduce_in_place(&mut g, gcd)?;
+/// assert_eq!(g[0], 12);
+/// # Ok(()) }
+/// ```
+pub fn commutative<T: Pod, F: Fn(&[T], &mut [T]) + Send + Sync + 'static>(f: F) -> User<F> {
+    User {
+        f,
+        commutative: true,
+    }
+}
+
+/// A non-commutative (but associative) user operation from `f(input, inout)`, which
+/// must set `inout[i] = input[i] ⊕ inout[i]`; oxmpi applies it in rank order, the
+/// left operand from the lower ranks (`MPI_Op_create` with `commute = false`).
+///
+/// ```
+/// # fn main() -> oxmpi::Result<()> {
+/// let universe = oxmpi::init()?;
+/// let world = universe.world();
+/// // 2x2 matrix products, row-major: the result is M0 · M1 · … in rank order.
+/// let matmul = oxmpi::Op::non_commutative(|a: &[[i64; 4]], b: &mut [[i64; 4]]| {
+///     for (y, x) in b.iter_mut().zip(a) {
+///         *y = [x[0] * y[0] + x[1] * y[2], x[0] * y[1] + x[1] * y[3],
+///               x[2] * y[0] + x[3] * y[2], x[2] * y[1] + x[3] * y[3]];
+///     }
+/// });
+/// let mut m = [[1, world.rank() as i64, 0, 1]];
+/// world.allreduce_in_place(&mut m, matmul)?;
+/// let n = world.size() as i64;
+/// assert_eq!(m[0], [1, n * (n - 1) / 2, 0, 1]);
+/// # Ok(()) }
+/// ```
+pub fn non_commutative<T: Pod, F: Fn(&[T], &mut [T]) + Send + Sync + 'static>(f: F) -> User<F> {
+    User {
+        f,
+        commutative: false,
+    }
+}

@@ -1,0 +1,63 @@
+//! Ring reduce-scatter: in step `k` every rank passes its partial result for one block
+//! to its right neighbour, which combines it with its own contribution; after
+//! `size - 1` steps rank `r` holds block `r` reduced over all ranks.
+//!
+//! Cost: `size - 1` steps of one block each; `(size - 1) / size` of the vector sent
+//! and reduced per rank: bandwidth-optimal, latency linear in the size. The partial
+//! of block `b` travels `b + 1, b + 2, …, b`, wrapping around, so operands are not
+//! combined in rank order: commutative operations only (select.rs enforces that).
+//! Each block's result is computed once, by one chain, so it is the same on every run.
+
+use crate::coll::blocks::Blocks;
+use crate::engine::schedule::{Buf, Schedule, Span};
+
+/// Where partial results wait between steps.
+enum Partials {
+    /// In their own block of a buffer (allreduce: the receive buffer).
+    Blocks { buf: Buf, incoming: Buf },
+    /// In two temporaries used in turn (reduce-scatter: no room for the vector).
+    Rotating([Buf; 2]),
+}
+
+/// Reduces the vector laid out as `blocks` of `input` so that this rank ends with
+/// block `rank` reduced into `dst`. Partial results stay in their blocks of
+/// `partials_in` if given, else in temporaries.
+pub(crate) fn build(
+    s: &mut Schedule,
+    input: Buf,
+    blocks: &Blocks,
+    dst: Span,
+    partials_in: Option<Buf>,
+) {
+    let (rank, size) = (s.rank(), s.size());
+    if size == 1 {
+        s.copy(blocks.span(input, 0), dst);
+        return;
+    }
+    let (left, right) = ((rank + size - 1) % size, (rank + 1) % size);
+    let most = (0..size).map(|b| blocks.bytes(b)).max().unwrap_or(0);
+    let partials = match partials_in {
+        Some(buf) => Partials::Blocks {
+            buf,
+            incoming: s.temp(most),
+        },
+        None => Partials::Rotating([s.temp(most), s.temp(most)]),
+    };
+    let mut sending = blocks.span(input, (rank + size - 1) % size);
+    for k in 0..size - 1 {
+        let b = (rank + 2 * size - 2 - k) % size;
+        let len = blocks.bytes(b);
+        let (got, partial) = match partials {
+            Partials::Blocks { buf, incoming } => {
+                (Span::new(incoming, 0, len), blocks.span(buf, b))
+            }
+            Partials::Rotating(t) => (Span::new(t[k % 2], 0, len), Span::new(t[k % 2], 0, len)),
+        };
+        s.send(right, sending);
+        s.recv(left, got);
+        s.fence();
+        let out = if k == size - 2 { dst } else { partial };
+        s.reduce(got, blocks.span(input, b), out);
+        sending = out;
+    }
+}

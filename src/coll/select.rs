@@ -1,0 +1,415 @@
+//! Which algorithm runs a collective: the table measured on this machine (see
+//! `docs/collectives.md`), unless `OXMPI_COLL_<OP>` or [`set_algorithm`] forces one.
+//!
+//! Invariant: the choice depends only on what every rank of the call agrees on (the
+//! operation, its total bytes, the communicator size, whether the reduction commutes)
+//! and on process-wide settings every rank must make alike, so all ranks of a
+//! collective run the same algorithm.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use crate::error::{Error, Result};
+
+/// The collective operations, to name one when choosing its algorithm.
+///
+/// ```
+/// use oxmpi::Collective;
+/// assert_eq!(Collective::Allreduce.env_var(), "OXMPI_COLL_ALLREDUCE");
+/// assert!(Collective::Allreduce.algorithms().contains(&"ring"));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Collective {
+    /// [`crate::Comm::barrier`]
+    Barrier,
+    /// [`crate::Comm::bcast`]
+    Bcast,
+    /// [`crate::Comm::reduce`]
+    Reduce,
+    /// [`crate::Comm::allreduce`]
+    Allreduce,
+    /// [`crate::Comm::gather`]
+    Gather,
+    /// [`crate::Comm::gatherv`]
+    Gatherv,
+    /// [`crate::Comm::scatter`]
+    Scatter,
+    /// [`crate::Comm::scatterv`]
+    Scatterv,
+    /// [`crate::Comm::allgather`]
+    Allgather,
+    /// [`crate::Comm::allgatherv`]
+    Allgatherv,
+    /// [`crate::Comm::alltoall`]
+    Alltoall,
+    /// [`crate::Comm::alltoallv`]
+    Alltoallv,
+    /// [`crate::Comm::reduce_scatter`]
+    ReduceScatter,
+    /// [`crate::Comm::reduce_scatter_block`]
+    ReduceScatterBlock,
+    /// [`crate::Comm::scan`]
+    Scan,
+    /// [`crate::Comm::exscan`]
+    Exscan,
+}
+
+/// The algorithms, by the names `OXMPI_COLL_<OP>` takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Algorithm {
+    Dissemination,
+    Binomial,
+    ScatterAllgather,
+    ReduceScatterGather,
+    RecursiveDoubling,
+    RecursiveHalving,
+    Rabenseifner,
+    Ring,
+    Bruck,
+    Pairwise,
+    Linear,
+}
+
+use Algorithm::*;
+
+impl Algorithm {
+    fn name(self) -> &'static str {
+        match self {
+            Dissemination => "dissemination",
+            Binomial => "binomial",
+            ScatterAllgather => "scatter_allgather",
+            ReduceScatterGather => "reduce_scatter_gather",
+            RecursiveDoubling => "recursive_doubling",
+            RecursiveHalving => "recursive_halving",
+            Rabenseifner => "rabenseifner",
+            Ring => "ring",
+            Bruck => "bruck",
+            Pairwise => "pairwise",
+            Linear => "linear",
+        }
+    }
+}
+
+const COUNT: usize = 16;
+
+impl Collective {
+    /// Every collective, in declaration order.
+    pub const ALL: [Collective; COUNT] = [
+        Collective::Barrier,
+        Collective::Bcast,
+        Collective::Reduce,
+        Collective::Allreduce,
+        Collective::Gather,
+        Collective::Gatherv,
+        Collective::Scatter,
+        Collective::Scatterv,
+        Collective::Allgather,
+        Collective::Allgatherv,
+        Collective::Alltoall,
+        Collective::Alltoallv,
+        Collective::ReduceScatter,
+        Collective::ReduceScatterBlock,
+        Collective::Scan,
+        Collective::Exscan,
+    ];
+
+    /// The operation's name in lower case (`"reduce_scatter_block"`).
+    ///
+    /// ```
+    /// assert_eq!(oxmpi::Collective::ReduceScatterBlock.name(), "reduce_scatter_block");
+    /// ```
+    pub fn name(self) -> &'static str {
+        match self {
+            Collective::Barrier => "barrier",
+            Collective::Bcast => "bcast",
+            Collective::Reduce => "reduce",
+            Collective::Allreduce => "allreduce",
+            Collective::Gather => "gather",
+            Collective::Gatherv => "gatherv",
+            Collective::Scatter => "scatter",
+            Collective::Scatterv => "scatterv",
+            Collective::Allgather => "allgather",
+            Collective::Allgatherv => "allgatherv",
+            Collective::Alltoall => "alltoall",
+            Collective::Alltoallv => "alltoallv",
+            Collective::ReduceScatter => "reduce_scatter",
+            Collective::ReduceScatterBlock => "reduce_scatter_block",
+            Collective::Scan => "scan",
+            Collective::Exscan => "exscan",
+        }
+    }
+
+    /// The variable that forces this operation's algorithm (`OXMPI_COLL_BCAST`).
+    ///
+    /// ```
+    /// assert_eq!(oxmpi::Collective::Bcast.env_var(), "OXMPI_COLL_BCAST");
+    /// ```
+    pub fn env_var(self) -> String {
+        format!("OXMPI_COLL_{}", self.name().to_uppercase())
+    }
+
+    /// The names of this operation's algorithms, as `OXMPI_COLL_<OP>` and
+    /// [`set_algorithm`] take them.
+    ///
+    /// ```
+    /// assert_eq!(oxmpi::Collective::Barrier.algorithms(), ["dissemination"]);
+    /// ```
+    pub fn algorithms(self) -> Vec<&'static str> {
+        self.candidates().iter().map(|a| a.name()).collect()
+    }
+
+    fn candidates(self) -> &'static [Algorithm] {
+        match self {
+            Collective::Barrier => &[Dissemination],
+            Collective::Bcast => &[Binomial, ScatterAllgather],
+            Collective::Reduce => &[Binomial, ReduceScatterGather],
+            Collective::Allreduce => &[RecursiveDoubling, Rabenseifner, Ring],
+            Collective::Gather | Collective::Scatter => &[Binomial, Linear],
+            Collective::Gatherv | Collective::Scatterv => &[Linear],
+            Collective::Allgather => &[RecursiveDoubling, Bruck, Ring],
+            Collective::Allgatherv => &[RecursiveDoubling, Ring],
+            Collective::Alltoall => &[Bruck, Pairwise, Linear],
+            Collective::Alltoallv => &[Pairwise, Linear],
+            Collective::ReduceScatter | Collective::ReduceScatterBlock => &[RecursiveHalving, Ring],
+            Collective::Scan | Collective::Exscan => &[RecursiveDoubling],
+        }
+    }
+
+    fn index(self) -> usize {
+        Collective::ALL
+            .iter()
+            .position(|&c| c == self)
+            .expect("every collective is listed")
+    }
+
+    /// The algorithm called `name`, or an error listing the valid names.
+    fn parse(self, name: &str) -> std::result::Result<Option<Algorithm>, String> {
+        if name == "auto" {
+            return Ok(None);
+        }
+        match self.candidates().iter().find(|a| a.name() == name) {
+            Some(&a) => Ok(Some(a)),
+            None => Err(format!("one of: auto, {}", self.algorithms().join(", "))),
+        }
+    }
+}
+
+/// No algorithm forced: the table decides.
+const AUTO: u8 = u8::MAX;
+
+/// The forced algorithm of each collective (an index into its candidates), or AUTO.
+static FORCED: [AtomicU8; COUNT] = [const { AtomicU8::new(AUTO) }; COUNT];
+
+/// The `OXMPI_COLL_*` variables, read once: `Err` holds (variable, value, expected).
+static ENV: OnceLock<std::result::Result<(), (String, String, String)>> = OnceLock::new();
+
+fn read_env() -> std::result::Result<(), (String, String, String)> {
+    for (var, value) in std::env::vars() {
+        let Some(op) = var.strip_prefix("OXMPI_COLL_") else {
+            continue;
+        };
+        let Some(&coll) = Collective::ALL
+            .iter()
+            .find(|c| c.name().eq_ignore_ascii_case(op))
+        else {
+            let known: Vec<String> = Collective::ALL.iter().map(|c| c.env_var()).collect();
+            return Err((
+                var,
+                value,
+                format!("a variable oxmpi knows: {}", known.join(", ")),
+            ));
+        };
+        match coll.parse(value.trim()) {
+            Ok(alg) => store(coll, alg),
+            Err(expected) => return Err((var, value, expected)),
+        }
+    }
+    Ok(())
+}
+
+fn env() -> Result<()> {
+    ENV.get_or_init(read_env)
+        .clone()
+        .map_err(|(var, value, expected)| Error::Config {
+            var,
+            value,
+            expected,
+        })
+}
+
+fn store(coll: Collective, alg: Option<Algorithm>) {
+    let idx = alg.map_or(AUTO, |a| {
+        coll.candidates()
+            .iter()
+            .position(|&c| c == a)
+            .expect("a candidate") as u8
+    });
+    FORCED[coll.index()].store(idx, Ordering::Relaxed);
+}
+
+/// Forces the algorithm of `coll` in this process (as `OXMPI_COLL_<OP>` does), or
+/// with `None` or `Some("auto")` returns it to the measured table. Every rank must
+/// make the same choice before its next call of that collective. An unknown name is
+/// an [`Error::InvalidArgument`] listing the valid ones (see
+/// [`Collective::algorithms`]).
+///
+/// ```
+/// # fn main() -> oxmpi::Result<()> {
+/// use oxmpi::{Collective, Op};
+/// let universe = oxmpi::init()?;
+/// let world = universe.world();
+/// oxmpi::set_algorithm(Collective::Allreduce, Some("ring"))?;
+/// let mut x = [1.0f64; 8];
+/// world.allreduce_in_place(&mut x, Op::Sum)?;
+/// oxmpi::set_algorithm(Collective::Allreduce, None)?;
+/// assert!(oxmpi::set_algorithm(Collective::Allreduce, Some("bubble")).is_err());
+/// # Ok(()) }
+/// ```
+pub fn set_algorithm(coll: Collective, name: Option<&str>) -> Result<()> {
+    env()?;
+    let alg = coll.parse(name.unwrap_or("auto")).map_err(|expected| {
+        Error::InvalidArgument(format!(
+            "{} has no algorithm {:?}: expected {expected}",
+            coll.name(),
+            name.unwrap_or("")
+        ))
+    })?;
+    store(coll, alg);
+    Ok(())
+}
+
+/// Whether `alg` combines operands of `coll` in rank order (a non-commutative
+/// operation needs that).
+fn keeps_rank_order(coll: Collective, alg: Algorithm) -> bool {
+    !matches!(
+        (coll, alg),
+        (
+            Collective::Allreduce | Collective::ReduceScatter | Collective::ReduceScatterBlock,
+            Ring
+        )
+    )
+}
+
+/// The algorithm for `coll` moving `bytes` (the whole vector, or one rank's block
+/// for the gather/scatter/alltoall family) among `size` ranks. A forced algorithm
+/// that cannot apply a non-commutative operation in rank order gives way to the table.
+pub(crate) fn choose(
+    coll: Collective,
+    bytes: usize,
+    size: usize,
+    commutative: bool,
+) -> Result<Algorithm> {
+    env()?;
+    let forced = FORCED[coll.index()].load(Ordering::Relaxed);
+    if forced != AUTO {
+        let alg = coll.candidates()[forced as usize];
+        if commutative || keeps_rank_order(coll, alg) {
+            return Ok(alg);
+        }
+    }
+    Ok(table(coll, bytes, size, commutative))
+}
+
+/// The measured table (docs/collectives.md says how it was measured).
+fn table(coll: Collective, bytes: usize, size: usize, commutative: bool) -> Algorithm {
+    const K: usize = 1024;
+    match coll {
+        Collective::Barrier => Dissemination,
+        Collective::Bcast => {
+            if bytes < 128 * K || size <= 2 {
+                Binomial
+            } else {
+                ScatterAllgather
+            }
+        }
+        Collective::Reduce => {
+            if bytes < 64 * K || size <= 2 {
+                Binomial
+            } else {
+                ReduceScatterGather
+            }
+        }
+        Collective::Allreduce => {
+            if bytes < 16 * K {
+                RecursiveDoubling
+            } else if bytes < 512 * K || !commutative {
+                Rabenseifner
+            } else {
+                Ring
+            }
+        }
+        Collective::Gather | Collective::Scatter => {
+            if bytes < 16 * K {
+                Binomial
+            } else {
+                Linear
+            }
+        }
+        Collective::Gatherv | Collective::Scatterv => Linear,
+        Collective::Allgather => {
+            if bytes * size >= 256 * K {
+                Ring
+            } else if size.is_power_of_two() {
+                RecursiveDoubling
+            } else {
+                Bruck
+            }
+        }
+        Collective::Allgatherv => {
+            if bytes >= 256 * K {
+                Ring
+            } else {
+                RecursiveDoubling
+            }
+        }
+        Collective::Alltoall => {
+            if bytes <= 256 {
+                Bruck
+            } else if bytes < 32 * K {
+                Linear
+            } else {
+                Pairwise
+            }
+        }
+        Collective::Alltoallv => Linear,
+        Collective::ReduceScatter | Collective::ReduceScatterBlock => {
+            if bytes >= 512 * K && commutative {
+                Ring
+            } else {
+                RecursiveHalving
+            }
+        }
+        Collective::Scan | Collective::Exscan => RecursiveDoubling,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_collective_has_its_own_variable_and_a_default() {
+        for c in Collective::ALL {
+            assert_eq!(Collective::ALL[c.index()], c);
+            assert!(!c.algorithms().is_empty());
+            assert!(c.candidates().contains(&table(c, 1, 4, true)));
+            assert!(c.candidates().contains(&table(c, 1 << 22, 9, false)));
+        }
+    }
+
+    #[test]
+    fn unknown_names_list_the_valid_ones() {
+        let err = Collective::Allreduce.parse("fastest").unwrap_err();
+        assert_eq!(err, "one of: auto, recursive_doubling, rabenseifner, ring");
+        assert_eq!(Collective::Allreduce.parse("ring"), Ok(Some(Ring)));
+        assert_eq!(Collective::Allreduce.parse("auto"), Ok(None));
+    }
+
+    #[test]
+    fn order_breaking_algorithms_give_way_for_non_commutative_ops() {
+        assert!(!keeps_rank_order(Collective::Allreduce, Ring));
+        assert!(keeps_rank_order(Collective::Allreduce, Rabenseifner));
+        assert_ne!(table(Collective::Allreduce, 1 << 24, 4, false), Ring);
+    }
+}
