@@ -170,6 +170,7 @@ pub fn init() -> Result<Universe> {
         None
     };
     let segment_name = Segment::name(&boot.job_id, node);
+    let segment_job = boot.job_id.clone();
     let created = match shm_config {
         Some(c) if local_ranks[0] == rank => Some(Segment::create(
             &segment_name,
@@ -207,7 +208,14 @@ pub fn init() -> Result<Universe> {
                 Some(s) => s,
                 None => Segment::open(&segment_name)?,
             };
-            Some(Shm::join(rank, size, &local_ranks, segment, config)?)
+            Some(Shm::join(
+                rank,
+                size,
+                &local_ranks,
+                segment,
+                config,
+                &segment_job,
+            )?)
         }
         None => None,
     };

@@ -82,14 +82,20 @@ impl<'s> Scope<'s, '_> {
             self.prune_at.set((live.len() * 2).max(PRUNE_AT));
         }
         live.push(id);
-        Request { state: State::Pending(id), _scope: PhantomData }
+        Request {
+            state: State::Pending(id),
+            _scope: PhantomData,
+        }
     }
 
     /// A request for an operation that may have finished as it started.
     pub(crate) fn adopt(&'s self, started: Started) -> Request<'s> {
         match started {
             Started::Pending(id) => self.register(id),
-            Started::Done(result) => Request { state: State::Done(Some(result)), _scope: PhantomData },
+            Started::Done(result) => Request {
+                state: State::Done(Some(result)),
+                _scope: PhantomData,
+            },
         }
     }
 }

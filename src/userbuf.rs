@@ -78,11 +78,6 @@ impl UserBufMut {
         self.len
     }
 
-    /// The address, for single-copy transfers into this process.
-    pub(crate) fn addr(&self) -> usize {
-        self.ptr as usize
-    }
-
     #[allow(clippy::mut_from_ref)]
     pub(crate) fn as_mut_slice(&self) -> &mut [u8] {
         // SAFETY: the receive operation holding this view has exclusive use of the

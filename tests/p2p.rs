@@ -3,17 +3,16 @@
 
 mod common;
 
-use common::{Job, RANK_COUNTS, TRANSPORTS};
+use common::{Job, RANK_COUNTS, VARIANTS};
 
 fn suite(prog: &str, expect: &str) {
-    for transport in TRANSPORTS {
+    for variant in &VARIANTS {
         for n in RANK_COUNTS {
-            let out = Job::new(n, prog)
-                .env("OXMPI_TRANSPORT", transport)
-                .success();
+            let out = Job::new(n, prog).variant(variant).success();
             assert!(
                 out.contains(&format!("{expect} ok on {n} ranks")),
-                "{prog} on {n} ranks over {transport}: unexpected output {out:?}"
+                "{prog} on {n} ranks ({}): unexpected output {out:?}",
+                variant.name
             );
         }
     }
@@ -89,4 +88,40 @@ fn unknown_transport_is_a_clear_error() {
         err.contains("OXMPI_TRANSPORT") && err.contains("carrier-pigeon") && err.contains("tcp"),
         "{err}"
     );
+}
+
+#[test]
+fn stress_random_sizes_and_peers() {
+    suite("shm_stress", "stress");
+}
+
+#[test]
+fn a_blocked_receive_sleeps() {
+    for variant in &VARIANTS {
+        for n in [2, 3, 16] {
+            let out = Job::new(n, "idle_wait").variant(variant).success();
+            assert!(
+                out.contains(&format!("idle ok on {n} ranks")),
+                "{}: {out}",
+                variant.name
+            );
+        }
+    }
+}
+
+#[test]
+fn a_flood_of_small_messages_keeps_memory_bounded() {
+    for variant in &VARIANTS {
+        for n in [2, 4] {
+            let out = Job::new(n, "flood")
+                .variant(variant)
+                .env("OXMPI_UNEXPECTED_BYTES", "1048576")
+                .success();
+            assert!(
+                out.contains(&format!("flood ok on {n} ranks")),
+                "{}: {out}",
+                variant.name
+            );
+        }
+    }
 }

@@ -122,6 +122,13 @@ pub struct Cli {
     #[arg(long)]
     pub oversubscribe: bool,
 
+    /// Spread the ranks over K simulated nodes on this machine, in blocks
+    ///
+    /// Each simulated node has its own node id, so ranks on different ones talk
+    /// over TCP as on a cluster: for trying multi-node behaviour on one machine.
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..=65536), verbatim_doc_comment)]
+    pub simulate_nodes: Option<u32>,
+
     /// Stop the job if it has not finished after SECS seconds (exit status 124)
     #[arg(long, value_name = "SECS", value_parser = parse_timeout)]
     pub timeout: Option<Timeout>,

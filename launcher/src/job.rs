@@ -31,6 +31,7 @@ use crate::output::{FdWriter, Kind, LineBuffer, Output};
 use crate::pmi_conn::{Next, PmiConn};
 use crate::pmi_server::{Outcome, PmiServer};
 use crate::rank_env::{self, JobIdentity, RankInfo};
+use crate::shm_cleanup;
 use crate::signals::SignalFd;
 use crate::spawn::{self, RankCommand};
 use crate::stdin_forward;
@@ -131,7 +132,9 @@ pub fn run(spec: JobSpec) -> i32 {
     };
     job.start(&spec);
     job.event_loop();
-    job.finish()
+    let status = job.finish();
+    shm_cleanup::remove_segments(&spec.identity.id);
+    status
 }
 
 impl Job {
@@ -169,7 +172,7 @@ impl Job {
         let nofile = spawn::raise_fd_limit(spec.layout.size());
         let mut stdin0 = None;
         for rank in 0..spec.layout.size() {
-            let binding = &spec.plan.bindings[spec.layout.local_rank(rank) as usize];
+            let binding = &spec.plan.bindings[rank];
             let env = |pmi_fd| {
                 let info = RankInfo {
                     rank,

@@ -21,6 +21,13 @@ impl Layout {
         Layout::from_nodes(vec![0; size])
     }
 
+    /// `size` ranks spread over `nodes` nodes in contiguous blocks whose sizes differ
+    /// by at most one.
+    pub fn blocks(size: usize, nodes: usize) -> Layout {
+        let nodes = nodes.clamp(1, size.max(1));
+        Layout::from_nodes((0..size).map(|r| (r * nodes / size) as u32).collect())
+    }
+
     /// A layout from the node id of every rank, in rank order.
     pub fn from_nodes(node_of_rank: Vec<u32>) -> Layout {
         let nodes = node_of_rank
@@ -142,6 +149,20 @@ mod tests {
             process_mapping(&[2, 3, 3, 0]),
             "(vector,(2,1,1),(3,1,2),(0,1,1))"
         );
+    }
+
+    #[test]
+    fn blocks_spread_ranks_evenly() {
+        let l = Layout::blocks(7, 3);
+        let nodes: Vec<u32> = (0..7).map(|r| l.node(r)).collect();
+        assert_eq!(nodes, [0, 0, 0, 1, 1, 2, 2]);
+        assert_eq!((l.local_rank(4), l.local_size(4)), (1, 2));
+        assert_eq!(
+            Layout::blocks(2, 5).size(),
+            2,
+            "more nodes than ranks: one rank each"
+        );
+        assert_eq!(l.process_mapping(), "(vector,(0,1,3),(1,2,2))");
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod pmi_conn;
 mod pmi_server;
 mod program;
 mod rank_env;
+mod shm_cleanup;
 mod signals;
 mod spawn;
 mod stdin_forward;
@@ -78,8 +79,13 @@ fn launch(cli: Cli) -> i32 {
         }
     };
 
-    let layout = Layout::single_node(cli.np as usize);
-    let local = layout.local_size(0) as usize;
+    let layout = match cli.simulate_nodes {
+        Some(k) => Layout::blocks(cli.np as usize, k as usize),
+        None => Layout::single_node(cli.np as usize),
+    };
+    // Every rank runs on this machine (simulated nodes share it), so bindings are
+    // planned for all of them.
+    let local = layout.size();
     let allowed = binding::allowed_pus();
     let cores = if binding::needs_topology(local, cli.bind_to, cli.report_bindings, allowed.len()) {
         match binding::load_cores(&allowed) {
@@ -98,10 +104,7 @@ fn launch(cli: Cli) -> i32 {
     }
     if cli.report_bindings {
         for rank in 0..layout.size() {
-            eprintln!(
-                "{}",
-                plan.bindings[layout.local_rank(rank) as usize].report(rank)
-            );
+            eprintln!("{}", plan.bindings[rank].report(rank));
         }
     }
     let identity = match rank_env::JobIdentity::generate() {

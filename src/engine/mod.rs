@@ -41,7 +41,6 @@ pub(crate) struct Engine {
     pub policy: WaitPolicy,
     pub ctx_ids: ContextIds,
     pub error_mode: ErrorMode,
-    pub world_rank: usize,
     /// Collective schedules in flight.
     colls: Vec<ReqId>,
 }
@@ -115,7 +114,6 @@ impl Engine {
             policy,
             ctx_ids: ContextIds::new(),
             error_mode,
-            world_rank: rank,
             colls: Vec::new(),
         }
     }

@@ -83,7 +83,12 @@ pub(crate) struct Idle {
 
 impl Idle {
     pub(crate) fn new() -> Idle {
-        Idle { since: None, spins: 0, yields: 0, sleep: FIRST_SLEEP }
+        Idle {
+            since: None,
+            spins: 0,
+            yields: 0,
+            sleep: FIRST_SLEEP,
+        }
     }
 
     /// Something happened: start the spin phase over.

@@ -24,10 +24,6 @@ pub(crate) enum Route {
     Tcp,
 }
 
-/// With peers on both shared memory and TCP, a sleeping rank wakes this often to look
-/// at its sockets (a shared-memory arrival wakes it at once).
-const MIXED_SLEEP: Duration = Duration::from_millis(1);
-
 /// All transports of this rank, and the route to each peer.
 pub(crate) struct Network {
     routes: Vec<Route>,
@@ -113,7 +109,12 @@ impl Network {
         match (self.shm.as_mut(), self.tcp.as_mut()) {
             (Some(shm), None) => shm.block(timeout),
             (None, Some(tcp)) => tcp.block(timeout)?,
-            (Some(shm), Some(_)) => shm.block(timeout.min(MIXED_SLEEP)),
+            (Some(shm), Some(tcp)) => {
+                if let Some(fd) = shm.begin_poller_sleep()? {
+                    tcp.block_with(timeout, fd)?;
+                }
+                shm.end_sleep();
+            }
             (None, None) => std::thread::sleep(timeout.min(Duration::from_millis(1))),
         }
         Ok(())

@@ -57,6 +57,9 @@ pub fn program(name: &str) -> PathBuf {
 pub struct Job {
     cmd: Command,
     ranks: usize,
+    launcher_args: Vec<String>,
+    program: PathBuf,
+    args: Vec<std::ffi::OsString>,
 }
 
 /// Jobs of this many ranks or more run one at a time (the test harness runs tests in
@@ -72,15 +75,34 @@ impl Job {
     /// `oxrun -n N PROGRAM`, with a timeout guard.
     pub fn new(n: usize, prog: &str) -> Job {
         build();
-        let mut cmd = Command::new(bin_dir().join("oxrun"));
-        cmd.arg("--timeout").arg(HANG_GUARD_SECS.to_string());
-        cmd.arg("-n").arg(n.to_string()).arg(program(prog));
-        Job { cmd, ranks: n }
+        Job {
+            cmd: Command::new(bin_dir().join("oxrun")),
+            ranks: n,
+            launcher_args: vec![
+                "--timeout".into(),
+                HANG_GUARD_SECS.to_string(),
+                "-n".into(),
+                n.to_string(),
+            ],
+            program: program(prog),
+            args: Vec::new(),
+        }
+    }
+
+    /// Runs the job in `variant` (its environment and launcher flags).
+    pub fn variant(mut self, variant: &Variant) -> Job {
+        for (k, v) in variant.env {
+            self.cmd.env(k, v);
+        }
+        self.launcher_args
+            .extend(variant.launcher.iter().map(|a| a.to_string()));
+        self
     }
 
     /// Adds program arguments.
     pub fn args<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(mut self, args: I) -> Job {
-        self.cmd.args(args);
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_owned()));
         self
     }
 
@@ -92,13 +114,20 @@ impl Job {
 
     /// Runs the job to its end.
     pub fn output(mut self) -> Output {
+        self.cmd
+            .args(&self.launcher_args)
+            .arg(&self.program)
+            .args(&self.args);
         let _slot = (self.ranks >= BIG_JOB).then(big_job_slot);
         self.cmd.output().expect("starting oxrun")
     }
 
     /// Runs the job and asserts it succeeded; returns its stdout.
     pub fn success(self) -> String {
-        let desc = format!("{:?}", self.cmd);
+        let desc = format!(
+            "oxrun {:?} {:?} {:?}",
+            self.launcher_args, self.program, self.args
+        );
         let out = self.output();
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -111,5 +140,43 @@ impl Job {
     }
 }
 
-/// Values of `OXMPI_TRANSPORT` the point-to-point suites run under.
-pub const TRANSPORTS: [&str; 2] = ["auto", "tcp"];
+/// A way of running a job: environment and launcher flags.
+pub struct Variant {
+    pub name: &'static str,
+    pub env: &'static [(&'static str, &'static str)],
+    pub launcher: &'static [&'static str],
+}
+
+/// The transport configurations the point-to-point suites run under.
+pub const VARIANTS: [Variant; 5] = [
+    Variant {
+        name: "shared memory",
+        env: &[],
+        launcher: &[],
+    },
+    Variant {
+        name: "tcp",
+        env: &[("OXMPI_TRANSPORT", "tcp")],
+        launcher: &[],
+    },
+    Variant {
+        name: "shared memory without single copy",
+        env: &[("OXMPI_SHM_SINGLE_COPY", "0")],
+        launcher: &[],
+    },
+    Variant {
+        name: "tiny rings",
+        env: &[
+            ("OXMPI_SHM_RING_KB", "4"),
+            ("OXMPI_EAGER_LIMIT", "1024"),
+            ("OXMPI_SHM_CHUNK", "1000"),
+            ("OXMPI_SHM_SINGLE_COPY", "0"),
+        ],
+        launcher: &[],
+    },
+    Variant {
+        name: "two simulated nodes",
+        env: &[],
+        launcher: &["--simulate-nodes", "2"],
+    },
+];

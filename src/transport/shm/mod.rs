@@ -6,8 +6,8 @@
 //! One inbox per rank (a multi-producer ring), so memory grows linearly with the
 //! number of local ranks however many pairs talk, and a receiver polls one ring
 //! whatever the number of peers. Waiting: a rank with nothing to do sets its doorbell
-//! and sleeps on it with a futex; a sender rings the doorbell (one system call) only
-//! when it sees it set. A sender that finds a ring full queues its frames in order,
+//! and sleeps on it with a futex (or, with TCP peers too, in its poller: see
+//! [`wakeup`]); a sender rings the doorbell (one system call) only when it sees it set. A sender that finds a ring full queues its frames in order,
 //! registers as a waiter on that ring and retries when the receiver frees room.
 //! Invariants: frames to one peer leave in order; a frame's user payload is read until
 //! its token is reported; nothing is ever dropped or grown without bound.
@@ -16,8 +16,10 @@ mod cma;
 mod futex;
 mod ring;
 pub(crate) mod segment;
+mod wakeup;
 
 use std::collections::VecDeque;
+use std::os::fd::RawFd;
 use std::sync::atomic::{Ordering, fence};
 use std::time::Duration;
 
@@ -27,6 +29,7 @@ use crate::error::{Error, Result};
 use crate::userbuf::UserBufMut;
 use ring::Inbox;
 pub(crate) use segment::Segment;
+use wakeup::{Kicker, WakeSocket};
 
 /// Settings of the transport, from the environment.
 #[derive(Debug, Clone, Copy)]
@@ -79,6 +82,11 @@ impl Config {
     }
 }
 
+/// Doorbell values: how (whether) the rank sleeps.
+const AWAKE: u32 = 0;
+const ON_FUTEX: u32 = 1;
+const IN_POLLER: u32 = 2;
+
 /// Frames waiting for room in a peer's ring.
 struct Pending {
     frame: OutFrame,
@@ -106,6 +114,10 @@ pub(crate) struct Shm {
     scratch: Vec<u8>,
     config: Config,
     me: usize,
+    job: String,
+    /// Where this rank is woken when it sleeps in its poller (mixed transports).
+    wake: Option<WakeSocket>,
+    kicker: Kicker,
     /// Declared last: unmapped after everything that points into it.
     _segment: Segment,
 }
@@ -120,6 +132,7 @@ impl Shm {
         local_ranks: &[usize],
         segment: Segment,
         config: Config,
+        job: &str,
     ) -> Result<Shm> {
         let local = local_ranks
             .iter()
@@ -167,6 +180,9 @@ impl Shm {
             scratch: Vec::new(),
             config,
             me,
+            job: job.to_owned(),
+            wake: None,
+            kicker: Kicker::new(),
             _segment: segment,
         })
     }
@@ -185,10 +201,14 @@ impl Shm {
     /// make every send wait for its stores to drain. A sleeper that sets its doorbell
     /// in the moment our write is still in flight misses this wake-up and finds the
     /// frame after its first, short sleep ([`crate::engine::wait`]).
-    fn notify(&self, l: usize) {
+    fn notify(&mut self, l: usize) {
         let bell = self.inboxes[l].doorbell();
-        if bell.load(Ordering::Relaxed) != 0 && bell.swap(0, Ordering::AcqRel) != 0 {
-            futex::wake(bell);
+        if bell.load(Ordering::Relaxed) != 0 {
+            match bell.swap(AWAKE, Ordering::AcqRel) {
+                ON_FUTEX => futex::wake(bell),
+                IN_POLLER => self.kicker.kick(&self.job, self.world_of[l]),
+                _ => {}
+            }
         }
     }
 
@@ -320,21 +340,53 @@ impl Shm {
         })
     }
 
-    /// Sleeps until a frame arrives, a ring we wait on frees room, or `timeout`.
+    /// Sleeps on the futex until a frame arrives, a ring we wait on frees room, or
+    /// `timeout`.
     pub(crate) fn block(&mut self, timeout: Duration) {
+        if self.announce_sleep(ON_FUTEX) {
+            futex::wait(self.inboxes[self.local].doorbell(), ON_FUTEX, timeout);
+        }
+        self.end_sleep();
+    }
+
+    /// Prepares to sleep in the poller (mixed transports). Returns the socket to add to
+    /// the poller when it is safe to sleep; call [`Shm::end_sleep`] afterwards.
+    pub(crate) fn begin_poller_sleep(&mut self) -> Result<Option<RawFd>> {
+        if self.wake.is_none() {
+            let sock = WakeSocket::bind(&self.job, self.me)
+                .map_err(|e| Error::io("binding the wake-up socket", e))?;
+            self.wake = Some(sock);
+        }
+        let fd = self.wake.as_ref().map(WakeSocket::fd);
+        Ok(if self.announce_sleep(IN_POLLER) {
+            fd
+        } else {
+            None
+        })
+    }
+
+    /// Sets the doorbell to `how` and re-checks everything a sender could have done
+    /// meanwhile. Returns whether it is safe to sleep.
+    fn announce_sleep(&mut self, how: u32) -> bool {
         let inbox = self.inboxes[self.local];
-        let bell = inbox.doorbell();
-        bell.store(1, Ordering::SeqCst);
+        inbox.doorbell().store(how, Ordering::SeqCst);
         let mut ready =
             inbox.peek(self.head).is_some() || (inbox.has_waiters() && self.head != self.published);
         for &l in &self.blocked {
             self.inboxes[l].add_waiter(self.local);
             ready |= self.inboxes[l].head_moved(self.head_cache[l]);
         }
-        if !ready {
-            futex::wait(bell, 1, timeout);
+        !ready
+    }
+
+    /// Back from a sleep.
+    pub(crate) fn end_sleep(&mut self) {
+        self.inboxes[self.local]
+            .doorbell()
+            .store(AWAKE, Ordering::Relaxed);
+        if let Some(w) = &self.wake {
+            w.drain();
         }
-        bell.store(0, Ordering::Relaxed);
     }
 }
 

@@ -17,7 +17,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use mio::net::{TcpListener, TcpStream};
+use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
+use std::os::fd::RawFd;
 
 use super::frame::OutFrame;
 use super::{Sink, Transport};
@@ -31,6 +33,8 @@ use outgoing::Outgoing;
 pub(crate) type Resolver = Box<dyn FnMut(usize) -> Result<SocketAddr> + Send>;
 
 const LISTENER: Token = Token(usize::MAX);
+/// Another transport's wake-up socket, polled while sleeping.
+const WAKE: Token = Token(usize::MAX - 1);
 const DEFAULT_EAGER: usize = 64 * 1024;
 
 #[derive(Clone, Copy)]
@@ -56,6 +60,7 @@ pub(crate) struct Tcp {
     ready: Vec<Ready>,
     sent: Vec<u64>,
     eager_limit: usize,
+    wake_registered: bool,
     closing: bool,
 }
 
@@ -89,6 +94,7 @@ impl Tcp {
             incoming: Vec::new(),
             ready: Vec::new(),
             sent: Vec::new(),
+            wake_registered: false,
             eager_limit: eager_limit.unwrap_or(DEFAULT_EAGER).min(MAX_INLINE),
             closing: false,
         })
@@ -105,6 +111,19 @@ impl Tcp {
             return Ok(());
         }
         self.poll_into_ready(Some(timeout))
+    }
+
+    /// Like [`Tcp::block`], but also wakes when `wake` (a socket another transport is
+    /// woken through) becomes readable.
+    pub(crate) fn block_with(&mut self, timeout: Duration, wake: RawFd) -> Result<()> {
+        if !self.wake_registered {
+            self.poll
+                .registry()
+                .register(&mut SourceFd(&wake), WAKE, Interest::READABLE)
+                .map_err(|e| Error::io("registering the wake-up socket", e))?;
+            self.wake_registered = true;
+        }
+        self.block(timeout)
     }
 
     fn poll_into_ready(&mut self, timeout: Option<Duration>) -> Result<()> {
@@ -257,6 +276,7 @@ impl Transport for Tcp {
         for r in &ready {
             match r.token {
                 LISTENER => self.accept_all()?,
+                WAKE => {}
                 Token(t) if t < self.size => {
                     if r.closed && !self.closing {
                         return Err(self.lost(t, "its end of our connection closed".into()));

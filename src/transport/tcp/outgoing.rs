@@ -40,10 +40,6 @@ impl Outgoing {
         }
     }
 
-    pub(crate) fn is_idle(&self) -> bool {
-        self.queue.is_empty()
-    }
-
     /// Writes `frame` now if nothing is queued ahead of it, else queues it. Returns
     /// true when it was written whole.
     pub(crate) fn push(&mut self, frame: OutFrame) -> io::Result<bool> {

@@ -13,7 +13,7 @@ fn main() -> oxmpi::Result<()> {
 
     // wait_any / wait_some / test_any collect every request exactly once.
     let outs: Vec<[i32; 4]> = (0..8).map(|i| [rank, i, 0, 0]).collect();
-    let mut ins = vec![[0i32; 4]; 8];
+    let mut ins = [[0i32; 4]; 8];
     oxmpi::scope(|s| -> oxmpi::Result<()> {
         let mut slots = Vec::new();
         for (i, buf) in ins.iter_mut().enumerate() {
