@@ -1,30 +1,46 @@
 //! A rank that fails: `fail exit R CODE` makes rank R exit with CODE after init,
 //! `fail kill R` makes rank R kill itself with SIGKILL, `fail abort R CODE` makes it
-//! call abort. Every rank first writes its pid to DIR/pid.RANK (DIR = argument 4 or
-//! the OXMPI_TEST_PIDDIR variable), then the others block in a receive that never
-//! completes, so the launcher must end them.
+//! call abort, `fail killearly R` kills rank R before it starts oxmpi (while the others
+//! set up shared memory). Every rank first writes "PID JOB_ID" to DIR/pid.RANK (DIR:
+//! the OXMPI_TEST_PIDDIR variable); the surviving ranks then block in a receive that
+//! never completes, so the launcher must end them.
+
+fn kill_self() -> ! {
+    // SAFETY: kill(2) on our own pid; SIGKILL does not return.
+    unsafe {
+        libc::kill(libc::getpid(), libc::SIGKILL);
+    }
+    unreachable!("SIGKILL returned")
+}
 
 fn main() -> oxmpi::Result<()> {
-    let universe = oxmpi::init()?;
-    let world = universe.world();
-    let rank = world.rank();
+    let rank: i32 = std::env::var("PMI_RANK")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0);
     let args: Vec<String> = std::env::args().collect();
     let how = args.get(1).map(String::as_str).unwrap_or("exit");
     let victim: i32 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(0);
     let code: i32 = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(3);
     if let Ok(dir) = std::env::var("OXMPI_TEST_PIDDIR") {
-        std::fs::write(format!("{dir}/pid.{rank}"), std::process::id().to_string())
-            .expect("writing pid file");
+        let job = std::env::var("OXMPI_JOB_ID").unwrap_or_default();
+        std::fs::write(
+            format!("{dir}/pid.{rank}"),
+            format!("{} {job}", std::process::id()),
+        )
+        .expect("pid file");
     }
-    // Everyone has written its pid before anyone fails.
+    if how == "killearly" && rank == victim {
+        kill_self();
+    }
+    let universe = oxmpi::init()?;
+    let world = universe.world();
+    // Every rank is up before anyone fails.
     world.dup()?;
     if rank == victim {
         match how {
             "exit" => std::process::exit(code),
-            // SAFETY: kill(2) on our own pid; SIGKILL does not return.
-            "kill" => unsafe {
-                libc::kill(libc::getpid(), libc::SIGKILL);
-            },
+            "kill" => kill_self(),
             "abort" => world.abort(code),
             _ => panic!("unknown mode {how}"),
         }
