@@ -210,3 +210,147 @@ impl Incoming {
         self.lost(me, &format!("reading its connection failed: {e}"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::frame::Kind;
+    use crate::userbuf::UserBufMut;
+    use std::io::Write;
+
+    /// Records what arrives.
+    #[derive(Default)]
+    struct Recorder {
+        frames: Vec<(usize, Header, Vec<u8>)>,
+    }
+
+    impl Sink for Recorder {
+        fn frame(&mut self, peer: usize, hdr: &Header, payload: &[u8]) -> Result<()> {
+            self.frames.push((peer, *hdr, payload.to_vec()));
+            Ok(())
+        }
+        fn data_dest(&mut self, _: usize, _: &Header) -> Result<UserBufMut> {
+            Err(Error::Protocol { rank: 0, peer: 1, detail: "no receive".into() })
+        }
+        fn data_done(&mut self, _: usize, _: &Header) -> Result<()> {
+            Ok(())
+        }
+        fn sent(&mut self, _: u64) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    const SECRET: [u8; 16] = [5; 16];
+
+    /// An accepted connection and the writer's end.
+    fn pair() -> (Incoming, std::net::TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let writer = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        accepted.set_nonblocking(true).unwrap();
+        (Incoming::new(mio::net::TcpStream::from_std(accepted)), writer)
+    }
+
+    /// Pumps until the connection has nothing more (or fails).
+    fn pump_all(conn: &mut Incoming, sink: &mut Recorder) -> Result<Pump> {
+        for _ in 0..1000 {
+            let (p, _) = conn.pump(0, 4, &SECRET, sink)?;
+            if p == Pump::Closed {
+                return Ok(p);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            if !sink.frames.is_empty() {
+                return Ok(p);
+            }
+        }
+        Ok(Pump::Drained)
+    }
+
+    fn frame(payload: &[u8]) -> Vec<u8> {
+        let mut h = Header::new(Kind::Eager);
+        h.tag = 9;
+        h.payload = payload.len() as u64;
+        let mut out = bytemuck::bytes_of(&h).to_vec();
+        out.extend_from_slice(payload);
+        out
+    }
+
+    #[test]
+    fn frames_after_a_good_hello_arrive_whole_even_byte_by_byte() {
+        let (mut conn, mut w) = pair();
+        let mut bytes = bytemuck::bytes_of(&Hello::new(SECRET, 2, 4)).to_vec();
+        bytes.extend(frame(b"hello"));
+        for b in bytes {
+            w.write_all(&[b]).unwrap();
+        }
+        let mut sink = Recorder::default();
+        pump_all(&mut conn, &mut sink).unwrap();
+        assert_eq!(sink.frames.len(), 1);
+        let (peer, hdr, payload) = &sink.frames[0];
+        assert_eq!((*peer, hdr.tag, &payload[..]), (2, 9, &b"hello"[..]));
+    }
+
+    #[test]
+    fn a_wrong_secret_is_refused_before_any_frame() {
+        let (mut conn, mut w) = pair();
+        w.write_all(bytemuck::bytes_of(&Hello::new([6; 16], 2, 4))).unwrap();
+        w.write_all(&frame(b"sneaky")).unwrap();
+        let mut sink = Recorder::default();
+        let err = pump_all(&mut conn, &mut sink).unwrap_err();
+        assert!(err.to_string().contains("secret"), "{err}");
+        assert!(sink.frames.is_empty());
+    }
+
+    #[test]
+    fn garbage_oversized_and_truncated_frames_are_errors_not_panics() {
+        // Unknown kind.
+        let (mut conn, mut w) = pair();
+        w.write_all(bytemuck::bytes_of(&Hello::new(SECRET, 1, 4))).unwrap();
+        w.write_all(&[0xEE; HEADER_LEN]).unwrap();
+        let err = pump_all(&mut conn, &mut Recorder::default()).unwrap_err();
+        assert!(err.to_string().contains("unknown frame kind"), "{err}");
+
+        // A length far beyond the limit: refused without allocating it.
+        let (mut conn, mut w) = pair();
+        w.write_all(bytemuck::bytes_of(&Hello::new(SECRET, 1, 4))).unwrap();
+        let mut h = Header::new(Kind::Eager);
+        h.payload = u64::MAX / 2;
+        w.write_all(bytemuck::bytes_of(&h)).unwrap();
+        let err = pump_all(&mut conn, &mut Recorder::default()).unwrap_err();
+        assert!(err.to_string().contains("exceeds"), "{err}");
+
+        // Closed in the middle of a frame.
+        let (mut conn, mut w) = pair();
+        w.write_all(bytemuck::bytes_of(&Hello::new(SECRET, 1, 4))).unwrap();
+        w.write_all(&frame(b"cut short")[..HEADER_LEN + 3]).unwrap();
+        drop(w);
+        let err = pump_all(&mut conn, &mut Recorder::default()).unwrap_err();
+        assert!(err.to_string().contains("closed in the middle"), "{err}");
+
+        // A data frame naming no receive.
+        let (mut conn, mut w) = pair();
+        w.write_all(bytemuck::bytes_of(&Hello::new(SECRET, 1, 4))).unwrap();
+        let mut h = Header::new(Kind::Data);
+        h.payload = 10;
+        w.write_all(bytemuck::bytes_of(&h)).unwrap();
+        assert!(pump_all(&mut conn, &mut Recorder::default()).is_err());
+    }
+
+    #[test]
+    fn a_clean_close_between_frames_is_reported_as_closed() {
+        let (mut conn, mut w) = pair();
+        w.write_all(bytemuck::bytes_of(&Hello::new(SECRET, 3, 4))).unwrap();
+        drop(w);
+        let mut sink = Recorder::default();
+        let mut last = Pump::Drained;
+        for _ in 0..100 {
+            last = conn.pump(0, 4, &SECRET, &mut sink).unwrap().0;
+            if last == Pump::Closed {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert_eq!(last, Pump::Closed);
+        assert_eq!(conn.peer, Some(3));
+    }
+}
