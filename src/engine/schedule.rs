@@ -2,11 +2,12 @@
 //! progress engine (how every collective is executed, blocking or not).
 //!
 //! A schedule is a list of steps. Sends and receives start as soon as they are
-//! reached; a [`Step::Fence`] waits until everything started before it completed;
-//! local steps (reduce, copy) run when reached, so a fence must separate them from the
-//! communication they depend on. Builders add steps through the helper methods, which
-//! drop transfers of nothing (both sides of a transfer compute the same length, so
-//! both drop it); [`Schedule::signal`] is the one deliberate empty message.
+//! reached; a [`Step::Fence`] waits until everything started before it completed.
+//! Builders add steps through the helper methods, which drop transfers of nothing
+//! (both sides of a transfer compute the same length, so both drop it;
+//! [`Schedule::signal`] is the one deliberate empty message) and put a fence before
+//! every local step (reduce, copy) that follows a transfer, so local work never
+//! touches a buffer a transfer may still be reading or writing.
 //! Invariants: buffers named by steps stay valid until the schedule finishes (user
 //! buffers by the request scope, temporaries because the schedule owns them and
 //! outlives every request it started); a receive must get exactly the bytes its span
@@ -96,6 +97,8 @@ pub(crate) struct Route {
 pub(crate) struct Schedule {
     route: Route,
     steps: Vec<Step>,
+    /// Whether a transfer was added since the last fence (builder state).
+    unfenced: bool,
     next: usize,
     /// Requests started and not yet retired, with the bytes a receive must get
     /// (`None` for sends).
@@ -112,6 +115,7 @@ impl Schedule {
         Schedule {
             route,
             steps: Vec::new(),
+            unfenced: false,
             next: 0,
             inflight: Vec::new(),
             send,
@@ -136,53 +140,57 @@ impl Schedule {
     /// Sends `span` to `peer` (nothing if the span is empty).
     pub(crate) fn send(&mut self, peer: usize, span: Span) {
         if span.len > 0 {
-            self.steps.push(Step::Send { peer, span });
+            self.transfer(Step::Send { peer, span });
         }
     }
 
     /// Receives exactly `span.len` bytes from `peer` into `span` (nothing if empty).
     pub(crate) fn recv(&mut self, peer: usize, span: Span) {
         if span.len > 0 {
-            self.steps.push(Step::Recv { peer, span });
+            self.transfer(Step::Recv { peer, span });
         }
     }
 
     /// Sends an empty message to `peer` (a synchronisation token).
     pub(crate) fn signal(&mut self, peer: usize) {
-        self.steps.push(Step::Send {
-            peer,
-            span: Span::new(Buf::Send, 0, 0),
-        });
+        self.transfer(Step::Send { peer, span: Span::new(Buf::Send, 0, 0) });
     }
 
     /// Receives the empty message [`Schedule::signal`] sends.
     pub(crate) fn await_signal(&mut self, peer: usize) {
-        self.steps.push(Step::Recv {
-            peer,
-            span: Span::new(Buf::Recv, 0, 0),
-        });
+        self.transfer(Step::Recv { peer, span: Span::new(Buf::Recv, 0, 0) });
+    }
+
+    fn transfer(&mut self, step: Step) {
+        self.steps.push(step);
+        self.unfenced = true;
     }
 
     /// Waits for every transfer started so far.
     pub(crate) fn fence(&mut self) {
-        if !matches!(self.steps.last(), None | Some(Step::Fence)) {
+        if self.unfenced {
             self.steps.push(Step::Fence);
+            self.unfenced = false;
         }
     }
 
-    /// `dst = left ⊕ right` with the schedule's operation.
+    /// `dst = left ⊕ right` with the schedule's operation, once every transfer
+    /// started so far has completed.
     pub(crate) fn reduce(&mut self, left: Span, right: Span, dst: Span) {
         debug_assert!(self.op.is_some(), "a schedule with reduce steps has an op");
         debug_assert!(left.len == right.len && left.len == dst.len);
         if dst.len > 0 {
+            self.fence();
             self.steps.push(Step::Reduce { left, right, dst });
         }
     }
 
-    /// Copies `src` into `dst` (nothing if they are the same bytes).
+    /// Copies `src` into `dst` (nothing if they are the same bytes), once every
+    /// transfer started so far has completed.
     pub(crate) fn copy(&mut self, src: Span, dst: Span) {
         debug_assert_eq!(src.len, dst.len);
         if src.len > 0 && src != dst {
+            self.fence();
             self.steps.push(Step::Copy { src, dst });
         }
     }

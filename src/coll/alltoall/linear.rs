@@ -13,6 +13,7 @@ use crate::engine::schedule::{Buf, Schedule};
 /// `i`'s block into block `i` of the receive buffer (laid out as `recvs`).
 pub(crate) fn build(s: &mut Schedule, input: Buf, sends: &Blocks, recvs: &Blocks) {
     let (rank, size) = (s.rank(), s.size());
+    s.copy(sends.span(input, rank), recvs.span(Buf::Recv, rank));
     for k in 1..size {
         let from = (rank + size - k) % size;
         s.recv(from, recvs.span(Buf::Recv, from));
@@ -21,5 +22,4 @@ pub(crate) fn build(s: &mut Schedule, input: Buf, sends: &Blocks, recvs: &Blocks
         let to = (rank + k) % size;
         s.send(to, sends.span(input, to));
     }
-    s.copy(sends.span(input, rank), recvs.span(Buf::Recv, rank));
 }

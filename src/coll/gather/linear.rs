@@ -16,9 +16,9 @@ pub(crate) fn build(s: &mut Schedule, mine: Span, blocks: &Blocks, root: usize) 
         s.send(root, mine);
         return;
     }
+    s.copy(mine, blocks.span(Buf::Recv, root));
     for k in 1..size {
         let from = (root + k) % size;
         s.recv(from, blocks.span(Buf::Recv, from));
     }
-    s.copy(mine, blocks.span(Buf::Recv, root));
 }

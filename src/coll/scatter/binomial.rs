@@ -43,6 +43,7 @@ pub(crate) fn build(s: &mut Schedule, input: Buf, block: usize, root: usize, min
         );
         s.copy(Span::new(input, 0, root * block), at(size - root, root));
     }
+    s.copy(at(0, 1), mine);
     let mut mask = span / 2;
     while mask > 0 {
         if v + mask < size {
@@ -50,5 +51,4 @@ pub(crate) fn build(s: &mut Schedule, input: Buf, block: usize, root: usize, min
         }
         mask /= 2;
     }
-    s.copy(at(0, 1), mine);
 }

@@ -15,9 +15,9 @@ pub(crate) fn build(s: &mut Schedule, input: Buf, blocks: &Blocks, root: usize, 
         s.recv(root, mine);
         return;
     }
+    s.copy(blocks.span(input, root), mine);
     for k in 1..size {
         let to = (root + k) % size;
         s.send(to, blocks.span(input, to));
     }
-    s.copy(blocks.span(input, root), mine);
 }

@@ -1,0 +1,202 @@
+//! Shared by the collective test programs (included with `#[path]`): deterministic
+//! inputs, serial reference reductions, the element types and operations exercised,
+//! and the sizes every algorithm runs at.
+//!
+//! Invariant: every rank can compute every other rank's input, so each rank checks
+//! its result against a reference it computes alone.
+#![allow(dead_code)]
+
+use std::fmt::Debug;
+
+use bytemuck::{Pod, Zeroable};
+use oxmpi::Collective;
+
+/// Element counts every algorithm runs at: empty, one, odd, and one past 1 MiB of
+/// 4-byte elements (`big` is only used where the program says so).
+pub fn counts(big: bool) -> Vec<usize> {
+    let mut c = vec![0, 1, 7, 1001];
+    if big {
+        c.push((1 << 18) + 3);
+    }
+    c
+}
+
+/// A value no test input has: every byte 0x37.
+pub fn sentinel<T: Pod>() -> T {
+    let mut v = T::zeroed();
+    bytemuck::bytes_of_mut(&mut v).fill(0x37);
+    v
+}
+
+/// A well-mixed hash of its arguments.
+pub fn mix(a: u64, b: u64, c: u64) -> u64 {
+    let mut h = a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.wrapping_mul(0xC2B2_AE3D_27D4_EB4F) ^ c;
+    h ^= h >> 29;
+    h = h.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    h ^ (h >> 32)
+}
+
+/// The element types the reductions are checked on.
+pub trait Num: Pod + PartialEq + PartialOrd + Debug + Send + Sync + 'static {
+    const NAME: &'static str;
+    fn from_i64(v: i64) -> Self;
+    fn add(self, o: Self) -> Self;
+    fn mul(self, o: Self) -> Self;
+    fn truth(self) -> bool;
+    fn from_truth(t: bool) -> Self {
+        Self::from_i64(t as i64)
+    }
+}
+
+macro_rules! int {
+    ($($t:ty),*) => {$(
+        impl Num for $t {
+            const NAME: &'static str = stringify!($t);
+            fn from_i64(v: i64) -> $t { v as $t }
+            fn add(self, o: $t) -> $t { self.wrapping_add(o) }
+            fn mul(self, o: $t) -> $t { self.wrapping_mul(o) }
+            fn truth(self) -> bool { self != 0 }
+        }
+    )*};
+}
+int!(i8, i32, u64);
+
+macro_rules! float {
+    ($($t:ty),*) => {$(
+        impl Num for $t {
+            const NAME: &'static str = stringify!($t);
+            fn from_i64(v: i64) -> $t { v as $t }
+            fn add(self, o: $t) -> $t { self + o }
+            fn mul(self, o: $t) -> $t { self * o }
+            fn truth(self) -> bool { self != 0.0 }
+        }
+    )*};
+}
+float!(f32, f64);
+
+/// The built-in operations, with the inputs that keep their float results exact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Sum,
+    Prod,
+    Min,
+    Max,
+    LAnd,
+    LOr,
+    LXor,
+    BAnd,
+    BOr,
+    BXor,
+}
+
+pub const ARITH_AND_LOGICAL: [Kind; 7] = [Kind::Sum, Kind::Prod, Kind::Min, Kind::Max, Kind::LAnd, Kind::LOr, Kind::LXor];
+pub const BITWISE: [Kind; 3] = [Kind::BAnd, Kind::BOr, Kind::BXor];
+
+/// Rank `rank`'s element `i` for operation `kind`.
+pub fn input<T: Num>(kind: Kind, rank: usize, i: usize) -> T {
+    let h = mix(rank as u64, i as u64, kind as u64);
+    let v = match kind {
+        Kind::Sum | Kind::Min | Kind::Max => (h % 201) as i64 - 100,
+        Kind::Prod => [1, -1, 2, 1][(h % 4) as usize],
+        Kind::LAnd => (h % 8 != 0) as i64 * ((h >> 8) % 5) as i64,
+        Kind::LOr | Kind::LXor => (h % 3 == 0) as i64 * 3,
+        Kind::BAnd | Kind::BOr | Kind::BXor => (h >> 7) as i64 & 0x7f,
+    };
+    T::from_i64(v)
+}
+
+/// `a ⊕ b` for `kind`, computed independently of the library.
+pub fn apply<T: Num>(kind: Kind, a: T, b: T) -> T {
+    let bits = |x: T| bytemuck::bytes_of(&x).iter().rev().fold(0u64, |acc, &byte| acc << 8 | byte as u64);
+    let from_bits = |v: u64| {
+        let mut out = T::zeroed();
+        let n = size_of::<T>();
+        bytemuck::bytes_of_mut(&mut out).copy_from_slice(&v.to_le_bytes()[..n]);
+        out
+    };
+    match kind {
+        Kind::Sum => a.add(b),
+        Kind::Prod => a.mul(b),
+        Kind::Min => if b < a { b } else { a },
+        Kind::Max => if b > a { b } else { a },
+        Kind::LAnd => T::from_truth(a.truth() && b.truth()),
+        Kind::LOr => T::from_truth(a.truth() || b.truth()),
+        Kind::LXor => T::from_truth(a.truth() != b.truth()),
+        Kind::BAnd => from_bits(bits(a) & bits(b)),
+        Kind::BOr => from_bits(bits(a) | bits(b)),
+        Kind::BXor => from_bits(bits(a) ^ bits(b)),
+    }
+}
+
+/// Rank `rank`'s whole input vector.
+pub fn vector<T: Num>(kind: Kind, rank: usize, count: usize) -> Vec<T> {
+    (0..count).map(|i| input(kind, rank, i)).collect()
+}
+
+/// The reduction over `ranks` (in order) of everyone's vector.
+pub fn reference<T: Num>(kind: Kind, ranks: std::ops::Range<usize>, count: usize) -> Vec<T> {
+    let mut acc: Option<Vec<T>> = None;
+    for r in ranks {
+        let v = vector(kind, r, count);
+        acc = Some(match acc {
+            None => v,
+            Some(a) => a.iter().zip(&v).map(|(&x, &y)| apply(kind, x, y)).collect(),
+        });
+    }
+    acc.unwrap_or_default()
+}
+
+/// An affine map `x -> a x + b` (wrapping): composing them is associative but not
+/// commutative, the test of rank order.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Pod, Zeroable)]
+pub struct Affine {
+    pub a: u64,
+    pub b: u64,
+}
+
+impl Affine {
+    pub fn of(rank: usize, i: usize) -> Affine {
+        Affine { a: mix(rank as u64, i as u64, 77) | 1, b: mix(rank as u64, i as u64, 78) }
+    }
+    /// First `self`, then `next`.
+    pub fn then(self, next: Affine) -> Affine {
+        Affine { a: next.a.wrapping_mul(self.a), b: next.a.wrapping_mul(self.b).wrapping_add(next.b) }
+    }
+    pub fn vector(rank: usize, count: usize) -> Vec<Affine> {
+        (0..count).map(|i| Affine::of(rank, i)).collect()
+    }
+    pub fn reference(ranks: std::ops::Range<usize>, count: usize) -> Vec<Affine> {
+        (0..count)
+            .map(|i| ranks.clone().map(|r| Affine::of(r, i)).reduce(Affine::then).unwrap_or(Affine { a: 1, b: 0 }))
+            .collect()
+    }
+}
+
+/// Composition of affine maps as a non-commutative user operation (`inout = in ∘ inout`).
+pub fn compose() -> oxmpi::Op::User<impl Fn(&[Affine], &mut [Affine]) + Send + Sync + Clone + 'static> {
+    oxmpi::Op::non_commutative(|input: &[Affine], inout: &mut [Affine]| {
+        for (y, &x) in inout.iter_mut().zip(input) {
+            *y = x.then(*y);
+        }
+    })
+}
+
+/// Runs `body` once per algorithm of `coll`, forcing it; back to automatic after.
+pub fn each_algorithm(coll: Collective, mut body: impl FnMut(&str)) {
+    let mut algs: Vec<&str> = coll.algorithms();
+    algs.push("auto");
+    for alg in algs {
+        oxmpi::set_algorithm(coll, Some(alg)).expect("a known algorithm");
+        body(alg);
+    }
+    oxmpi::set_algorithm(coll, None).expect("auto");
+}
+
+/// Asserts `got == want`, naming the case and the first differing element.
+pub fn check<T: PartialEq + Debug>(got: &[T], want: &[T], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    if let Some(i) = (0..got.len()).find(|&i| got[i] != want[i]) {
+        panic!("{what}: element {i} of {} is {:?}, expected {:?}", got.len(), got[i], want[i]);
+    }
+}
