@@ -1,0 +1,118 @@
+//! Collective operations through oxrun: every operation, every algorithm (forced in
+//! turn inside each job), on the rank counts below, over shared memory, TCP and a
+//! mix of both (two simulated nodes), checked against serial references by the test
+//! programs `coll_reductions`, `coll_data` and `coll_mixed` (tests/progs).
+
+mod common;
+
+use common::{Job, VARIANTS, Variant};
+
+/// Rank counts every collective runs at: powers of two and not, up to oversubscribed.
+const RANKS: [usize; 9] = [1, 2, 3, 4, 5, 7, 8, 9, 16];
+
+/// The transport variants collectives run under: shared memory, TCP, and both.
+fn variants() -> impl Iterator<Item = &'static Variant> {
+    VARIANTS
+        .iter()
+        .filter(|v| matches!(v.name, "shared memory" | "tcp" | "two simulated nodes"))
+}
+
+/// Runs `prog op` on every rank count and variant; the program prints `ok op`.
+fn suite(prog: &str, op: &str) {
+    for variant in variants() {
+        for n in RANKS {
+            let out = Job::new(n, prog).args([op]).variant(variant).success();
+            assert!(
+                out.contains(&format!("ok {op}")),
+                "{prog} {op} on {n} ranks over {}: {out}",
+                variant.name
+            );
+        }
+    }
+}
+
+#[test]
+fn allreduce() {
+    suite("coll_reductions", "allreduce");
+}
+
+#[test]
+fn reduce() {
+    suite("coll_reductions", "reduce");
+}
+
+#[test]
+fn reduce_scatter() {
+    suite("coll_reductions", "reduce_scatter");
+}
+
+#[test]
+fn reduce_scatter_block() {
+    suite("coll_reductions", "reduce_scatter_block");
+}
+
+#[test]
+fn scan() {
+    suite("coll_reductions", "scan");
+}
+
+#[test]
+fn exscan() {
+    suite("coll_reductions", "exscan");
+}
+
+#[test]
+fn barrier() {
+    suite("coll_data", "barrier");
+}
+
+#[test]
+fn bcast() {
+    suite("coll_data", "bcast");
+}
+
+#[test]
+fn gather_and_gatherv() {
+    suite("coll_data", "gather");
+    suite("coll_data", "gatherv");
+}
+
+#[test]
+fn scatter_and_scatterv() {
+    suite("coll_data", "scatter");
+    suite("coll_data", "scatterv");
+}
+
+#[test]
+fn allgather_and_allgatherv() {
+    suite("coll_data", "allgather");
+    suite("coll_data", "allgatherv");
+}
+
+#[test]
+fn alltoall_and_alltoallv() {
+    suite("coll_data", "alltoall");
+    suite("coll_data", "alltoallv");
+}
+
+/// Nonblocking collectives beside point-to-point traffic, on dup and split
+/// communicators, and argument errors.
+#[test]
+fn mixed_traffic_subcommunicators_and_errors() {
+    suite("coll_mixed", "mixed");
+}
+
+/// An unknown algorithm name in the environment is a clear configuration error.
+#[test]
+fn unknown_algorithm_in_environment_is_reported() {
+    let out = Job::new(2, "coll_mixed")
+        .env("OXMPI_COLL_ALLREDUCE", "bogus")
+        .output();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("OXMPI_COLL_ALLREDUCE")
+            && stderr.contains("recursive_doubling, rabenseifner, ring"),
+        "stderr: {stderr}"
+    );
+}

@@ -1,0 +1,156 @@
+//! Collectives among other traffic: nonblocking collectives overlapped with
+//! point-to-point messages on the same communicator and mixed with them in
+//! `wait_any`/`wait_all`, several collectives in flight at once, collectives on
+//! duplicated and split communicators, and the argument errors a caller can make.
+
+use oxmpi::{Collective, Comm, Error, Op};
+
+/// Nonblocking allreduce and alltoall in flight while the same ranks exchange
+/// point-to-point messages on the same communicator, completed through wait_any.
+fn overlap(world: &Comm) {
+    let (rank, size) = (world.rank(), world.size());
+    let (right, left) = ((rank + 1) % size, (rank + size - 1) % size);
+    for n in [1usize, 1000, 300_000] {
+        let mine = vec![rank as u64 + 1; n];
+        let mut sum = vec![0u64; n];
+        let ring_out = vec![rank as u32; n];
+        let mut ring_in = vec![0u32; n];
+        let to_all: Vec<i32> = (0..size)
+            .flat_map(|j| std::iter::repeat_n(rank * 1000 + j, 3))
+            .collect();
+        let mut from_all = vec![0i32; to_all.len()];
+        let mut first = vec![0u64; n];
+        oxmpi::scope(|s| -> oxmpi::Result<()> {
+            let mut reqs = vec![
+                Some(world.iallreduce(s, &mine, &mut sum, Op::Sum)?),
+                Some(world.irecv(s, &mut ring_in, left, 5)?),
+                Some(world.ialltoall(s, &to_all, &mut from_all)?),
+                Some(world.isend(s, &ring_out, right, 5)?),
+                Some(world.ibcast(s, &mut first, 0)?),
+            ];
+            let mut done = 0;
+            while oxmpi::wait_any(&mut reqs)?.is_some() {
+                done += 1;
+            }
+            assert_eq!(done, 5);
+            Ok(())
+        })
+        .expect("overlapped requests");
+        let total = (size as u64) * (size as u64 + 1) / 2;
+        assert!(sum.iter().all(|&x| x == total), "allreduce beside p2p x{n}");
+        assert!(
+            ring_in.iter().all(|&x| x == left as u32),
+            "p2p beside collectives x{n}"
+        );
+        let want: Vec<i32> = (0..size)
+            .flat_map(|i| std::iter::repeat_n(i * 1000 + rank, 3))
+            .collect();
+        assert_eq!(from_all, want, "alltoall beside p2p x{n}");
+    }
+}
+
+/// Collectives on a duplicate and on the halves of a split, interleaved with the
+/// parent's, with every algorithm of allreduce.
+fn subcommunicators(world: &Comm) {
+    let rank = world.rank();
+    let dup = world.dup().expect("dup");
+    let half = world
+        .split(rank % 2, -rank)
+        .expect("split")
+        .expect("a color");
+    for alg in Collective::Allreduce.algorithms() {
+        oxmpi::set_algorithm(Collective::Allreduce, Some(alg)).expect("algorithm");
+        let mut a = [rank as i64; 5];
+        let mut b = [1i64; 5];
+        let mut c = [half.rank() as i64; 5];
+        oxmpi::scope(|s| -> oxmpi::Result<()> {
+            let r1 = world.iallreduce_in_place(s, &mut a, Op::Sum)?;
+            let r2 = dup.iallreduce_in_place(s, &mut b, Op::Sum)?;
+            half.allreduce_in_place(&mut c, Op::Max)?;
+            oxmpi::wait_all(vec![r2, r1])?;
+            Ok(())
+        })
+        .expect("collectives on three communicators");
+        let n = world.size() as i64;
+        assert_eq!(a, [n * (n - 1) / 2; 5], "world [{alg}]");
+        assert_eq!(b, [n; 5], "dup [{alg}]");
+        assert_eq!(c, [half.size() as i64 - 1; 5], "split [{alg}]");
+        // Split ordered by descending key: rank order reversed within each half.
+        let mut members = vec![0i32; half.size() as usize];
+        half.allgather(&[rank], &mut members)
+            .expect("allgather on split");
+        assert!(
+            members.windows(2).all(|w| w[0] > w[1]),
+            "split order {members:?}"
+        );
+    }
+    oxmpi::set_algorithm(Collective::Allreduce, None).expect("auto");
+}
+
+/// Usage errors come back as clear errors, before anything is sent.
+fn errors(world: &Comm) {
+    let size = world.size();
+    let expect_invalid = |r: oxmpi::Result<()>, what: &str, needle: &str| match r {
+        Err(Error::InvalidArgument(msg)) => assert!(
+            msg.contains(needle),
+            "{what}: message {msg:?} lacks {needle:?}"
+        ),
+        Err(Error::InvalidRank { .. }) if needle == "rank" => {}
+        other => panic!("{what}: expected an invalid-argument error, got {other:?}"),
+    };
+    expect_invalid(
+        world.allreduce(&[1u32, 2], &mut [0u32; 3], Op::Sum),
+        "allreduce lengths",
+        "3 elements, needs 2",
+    );
+    expect_invalid(world.bcast(&mut [0u8], size), "bcast root", "rank");
+    expect_invalid(
+        world.reduce(&[1u8], &mut [0u8], Op::Sum, -1),
+        "reduce root",
+        "rank",
+    );
+    expect_invalid(
+        world.alltoall(&[1u8; 3], &mut [0u8; 2]),
+        "alltoall lengths",
+        "must be equal",
+    );
+    if size > 1 {
+        let (ones, zeros) = (vec![1; size as usize], vec![0; size as usize]);
+        expect_invalid(
+            world.allgatherv(&[1u8], &mut [0u8; 1], &ones, &zeros),
+            "allgatherv overlap",
+            "overlap",
+        );
+    }
+    let too_many = vec![0; size as usize + 1];
+    expect_invalid(
+        world.allgatherv(&[0u8; 0], &mut [], &too_many, &too_many),
+        "allgatherv counts",
+        "one of each per rank",
+    );
+    match oxmpi::set_algorithm(Collective::Bcast, Some("telepathy")) {
+        Err(Error::InvalidArgument(msg)) => {
+            assert!(msg.contains("binomial, scatter_allgather"), "{msg}")
+        }
+        other => panic!("unknown algorithm accepted: {other:?}"),
+    }
+    // Still in step after the refusals: a collective works.
+    world.barrier().expect("barrier after errors");
+}
+
+fn main() -> oxmpi::Result<()> {
+    let universe = oxmpi::init()?;
+    let world = universe.world();
+    if let Err(e) = oxmpi::set_algorithm(Collective::Barrier, None) {
+        // A bad OXMPI_COLL_* variable: report it as a user would see it.
+        eprintln!("coll_mixed: {e}");
+        std::process::exit(2);
+    }
+    overlap(&world);
+    subcommunicators(&world);
+    errors(&world);
+    if world.rank() == 0 {
+        println!("ok mixed");
+    }
+    universe.finalize()
+}
