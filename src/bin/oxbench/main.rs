@@ -12,6 +12,7 @@
 //! ranks at once: rank 0 explains it, every rank finalizes, and the job exits 2.
 //! A failure while measuring aborts the job with status 1.
 
+mod coll;
 mod options;
 mod p2p;
 mod pattern;
@@ -22,6 +23,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use oxmpi::{Comm, Universe};
 
+use crate::coll::Collective as Coll;
 use crate::options::Common;
 
 const AFTER_HELP: &str = "\
@@ -57,7 +59,42 @@ enum Test {
     /// mpibench: each size runs ITERS/20+2 timed windows (ITERS as reduced above 64
     /// KiB) after one untimed window (or WARMUP windows). 1 MB is 1e6 bytes.
     Bw(Common),
-    // Collective tests (coll.rs) go here, with their dispatch lines in `run`.
+    /// Allreduce of f32 sums, from 4 bytes (osu_allreduce)
+    Allreduce(Common),
+    /// Nonblocking allreduce, started and waited for (osu_iallreduce)
+    Iallreduce(Common),
+    /// Reduce of f32 sums to rank 0, from 4 bytes (osu_reduce)
+    Reduce(Common),
+    /// Nonblocking reduce (osu_ireduce)
+    Ireduce(Common),
+    /// Reduce-scatter of an f32 vector of SIZE bytes in equal blocks (osu_reduce_scatter)
+    ReduceScatter(Common),
+    /// Nonblocking reduce-scatter (osu_ireduce_scatter)
+    IreduceScatter(Common),
+    /// Broadcast of SIZE bytes from rank 0 (osu_bcast)
+    Bcast(Common),
+    /// Nonblocking broadcast (osu_ibcast)
+    Ibcast(Common),
+    /// Barrier latency (osu_barrier)
+    Barrier(Common),
+    /// Nonblocking barrier (osu_ibarrier)
+    Ibarrier(Common),
+    /// Gather of SIZE bytes per rank to rank 0 (osu_gather)
+    Gather(Common),
+    /// Nonblocking gather (osu_igather)
+    Igather(Common),
+    /// Scatter of SIZE bytes per rank from rank 0 (osu_scatter)
+    Scatter(Common),
+    /// Nonblocking scatter (osu_iscatter)
+    Iscatter(Common),
+    /// Allgather of SIZE bytes per rank (osu_allgather)
+    Allgather(Common),
+    /// Nonblocking allgather (osu_iallgather)
+    Iallgather(Common),
+    /// All-to-all of SIZE bytes per pair (osu_alltoall)
+    Alltoall(Common),
+    /// Nonblocking all-to-all (osu_ialltoall)
+    Ialltoall(Common),
 }
 
 /// Why a test stopped early.
@@ -81,6 +118,24 @@ fn run(test: &Test, world: &Comm) -> Result<(), Failure> {
     match test {
         Test::Latency(opts) => p2p::latency(world, opts),
         Test::Bw(opts) => p2p::bw(world, opts),
+        Test::Allreduce(opts) => coll::run(world, Coll::Allreduce, false, opts),
+        Test::Iallreduce(opts) => coll::run(world, Coll::Allreduce, true, opts),
+        Test::Reduce(opts) => coll::run(world, Coll::Reduce, false, opts),
+        Test::Ireduce(opts) => coll::run(world, Coll::Reduce, true, opts),
+        Test::ReduceScatter(opts) => coll::run(world, Coll::ReduceScatter, false, opts),
+        Test::IreduceScatter(opts) => coll::run(world, Coll::ReduceScatter, true, opts),
+        Test::Bcast(opts) => coll::run(world, Coll::Bcast, false, opts),
+        Test::Ibcast(opts) => coll::run(world, Coll::Bcast, true, opts),
+        Test::Barrier(opts) => coll::run(world, Coll::Barrier, false, opts),
+        Test::Ibarrier(opts) => coll::run(world, Coll::Barrier, true, opts),
+        Test::Gather(opts) => coll::run(world, Coll::Gather, false, opts),
+        Test::Igather(opts) => coll::run(world, Coll::Gather, true, opts),
+        Test::Scatter(opts) => coll::run(world, Coll::Scatter, false, opts),
+        Test::Iscatter(opts) => coll::run(world, Coll::Scatter, true, opts),
+        Test::Allgather(opts) => coll::run(world, Coll::Allgather, false, opts),
+        Test::Iallgather(opts) => coll::run(world, Coll::Allgather, true, opts),
+        Test::Alltoall(opts) => coll::run(world, Coll::Alltoall, false, opts),
+        Test::Ialltoall(opts) => coll::run(world, Coll::Alltoall, true, opts),
     }
 }
 

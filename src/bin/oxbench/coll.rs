@@ -1,0 +1,262 @@
+//! Collective tests, measuring exactly what `shared/tools/mpibench.c` measures: per
+//! size, a barrier, warm-up calls, a barrier, then timed calls; each rank's average
+//! time per call, and rank 0 prints the largest (as OSU's `osu_allreduce` & co.).
+//!
+//! Sizes are bytes: allreduce and reduce run `f32` sums of `SIZE / 4` elements from
+//! 4 bytes up; reduce_scatter the same vector, `SIZE / 4 / ranks` elements per rank;
+//! bcast the whole buffer; gather, scatter, allgather and alltoall `SIZE` bytes per
+//! rank and block; barrier one row. The `i`-prefixed tests start the nonblocking form
+//! and wait for it. With `-c` every call's result is checked (the checks are then
+//! part of the timings) and a wrong answer fails the run.
+
+use oxmpi::{Comm, Op};
+
+use crate::Failure;
+use crate::options::Common;
+use crate::pattern;
+use crate::table::Table;
+
+/// The collective a test measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Collective {
+    Allreduce,
+    Reduce,
+    ReduceScatter,
+    Bcast,
+    Barrier,
+    Gather,
+    Scatter,
+    Allgather,
+    Alltoall,
+}
+
+impl Collective {
+    fn title(self) -> &'static str {
+        match self {
+            Collective::Allreduce => "Allreduce",
+            Collective::Reduce => "Reduce",
+            Collective::ReduceScatter => "Reduce_scatter",
+            Collective::Bcast => "Broadcast",
+            Collective::Barrier => "Barrier",
+            Collective::Gather => "Gather",
+            Collective::Scatter => "Scatter",
+            Collective::Allgather => "Allgather",
+            Collective::Alltoall => "All-to-All",
+        }
+    }
+
+    /// Whether the test reduces `f32` vectors (and so starts at 4 bytes).
+    fn reduces(self) -> bool {
+        matches!(
+            self,
+            Collective::Allreduce | Collective::Reduce | Collective::ReduceScatter
+        )
+    }
+}
+
+/// Element `j` of rank `rank`'s vector in call `call` of a reduction test: small
+/// integers, so sums are exact in `f32` whatever the order.
+fn element(call: usize, rank: usize, j: usize) -> f32 {
+    ((call * 31 + rank * 7 + j) % 64) as f32
+}
+
+/// Checks `got` (elements `first..` of the reduced vector) against the sum over
+/// `ranks` ranks.
+fn check_sum(
+    got: &[f32],
+    first: usize,
+    call: usize,
+    ranks: usize,
+    what: &str,
+) -> Result<(), Failure> {
+    for (k, &g) in got.iter().enumerate() {
+        let want: f32 = (0..ranks).map(|r| element(call, r, first + k)).sum();
+        if g != want {
+            return Err(Failure::Run(format!(
+                "validation failed: {what}: element {} is {g}, expected {want}",
+                first + k
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The buffers of one test, sized for its largest call.
+struct Buffers {
+    send: Vec<u8>,
+    recv: Vec<u8>,
+    fsend: Vec<f32>,
+    frecv: Vec<f32>,
+}
+
+/// Runs the collective test `which` (its nonblocking form if `nonblocking`).
+pub fn run(
+    world: &Comm,
+    which: Collective,
+    nonblocking: bool,
+    opts: &Common,
+) -> Result<(), Failure> {
+    let size = world.size() as usize;
+    let prefix = if nonblocking { "Non-blocking " } else { "" };
+    let title = format!("{prefix}{} Latency Test", which.title());
+    let table = Table::new(world, &title, &[opts.describe_counts()], "Avg Latency(us)");
+    let sizes = match which {
+        Collective::Barrier => vec![1],
+        c if c.reduces() => opts.sizes.sizes(4),
+        _ => opts.sizes.sizes(1),
+    };
+    let max = sizes.iter().copied().max().unwrap_or(0);
+    let per_rank = matches!(
+        which,
+        Collective::Gather | Collective::Scatter | Collective::Allgather | Collective::Alltoall
+    );
+    let bytes = if per_rank { max * size } else { max };
+    let floats = if which.reduces() { max / 4 } else { 0 };
+    let mut bufs = Buffers {
+        send: vec![1; bytes],
+        recv: vec![0; bytes],
+        fsend: vec![1.0; floats],
+        frecv: vec![0.0; floats],
+    };
+    for n in sizes {
+        let counts = opts.counts(n);
+        world.barrier()?;
+        let mut start = oxmpi::wtime();
+        for call in 0..counts.warmup + counts.iters {
+            if call == counts.warmup {
+                world.barrier()?;
+                start = oxmpi::wtime();
+            }
+            step(world, which, nonblocking, opts.validate, n, call, &mut bufs)?;
+        }
+        let local = (oxmpi::wtime() - start) / counts.iters as f64 * 1e6;
+        let mut slowest = [0.0f64];
+        world.reduce(&[local], &mut slowest, Op::Max, 0)?;
+        table.row(n, slowest[0]);
+    }
+    Ok(())
+}
+
+/// One call of the test at `n` bytes, validated if `check`.
+fn step(
+    world: &Comm,
+    which: Collective,
+    nonblocking: bool,
+    check: bool,
+    n: usize,
+    call: usize,
+    bufs: &mut Buffers,
+) -> Result<(), Failure> {
+    let (rank, size) = (world.rank() as usize, world.size() as usize);
+    let seed = |from: usize, to: usize| ((call * size + from) * size + to) as u64;
+    let what = format!("{which:?} of {n} bytes, call {call}");
+    match which {
+        Collective::Allreduce | Collective::Reduce | Collective::ReduceScatter => {
+            let count = n / 4;
+            let (send, recv) = (&mut bufs.fsend[..count], &mut bufs.frecv[..count]);
+            if check {
+                for (j, x) in send.iter_mut().enumerate() {
+                    *x = element(call, rank, j);
+                }
+            }
+            let block = count / size;
+            let (send, recv) = match which {
+                Collective::ReduceScatter => (&send[..block * size], &mut recv[..block]),
+                _ => (&*send, recv),
+            };
+            match (which, nonblocking) {
+                (Collective::Allreduce, false) => world.allreduce(send, recv, Op::Sum)?,
+                (Collective::Allreduce, true) => {
+                    oxmpi::scope(|s| world.iallreduce(s, send, recv, Op::Sum)?.wait().map(drop))?
+                }
+                (Collective::Reduce, false) => world.reduce(send, recv, Op::Sum, 0)?,
+                (Collective::Reduce, true) => {
+                    oxmpi::scope(|s| world.ireduce(s, send, recv, Op::Sum, 0)?.wait().map(drop))?
+                }
+                (_, false) => world.reduce_scatter_block(send, recv, Op::Sum)?,
+                (_, true) => oxmpi::scope(|s| {
+                    world
+                        .ireduce_scatter_block(s, send, recv, Op::Sum)?
+                        .wait()
+                        .map(drop)
+                })?,
+            }
+            if check {
+                match which {
+                    Collective::Reduce if rank != 0 => {}
+                    Collective::ReduceScatter => check_sum(recv, rank * block, call, size, &what)?,
+                    _ => check_sum(recv, 0, call, size, &what)?,
+                }
+            }
+        }
+        Collective::Barrier => {
+            if nonblocking {
+                oxmpi::scope(|s| world.ibarrier(s)?.wait().map(drop))?;
+            } else {
+                world.barrier()?;
+            }
+        }
+        Collective::Bcast => {
+            let buf = &mut bufs.send[..n];
+            if check && rank == 0 {
+                pattern::fill(buf, seed(0, 0));
+            }
+            if nonblocking {
+                oxmpi::scope(|s| world.ibcast(s, buf, 0)?.wait().map(drop))?;
+            } else {
+                world.bcast(buf, 0)?;
+            }
+            if check {
+                pattern::check(buf, seed(0, 0), &what)?;
+            }
+        }
+        Collective::Gather | Collective::Allgather => {
+            let (send, recv) = (&mut bufs.send[..n], &mut bufs.recv[..n * size]);
+            if check {
+                pattern::fill(send, seed(rank, 0));
+            }
+            let send = &*send;
+            match (which, nonblocking) {
+                (Collective::Gather, false) => world.gather(send, recv, 0)?,
+                (Collective::Gather, true) => {
+                    oxmpi::scope(|s| world.igather(s, send, recv, 0)?.wait().map(drop))?
+                }
+                (_, false) => world.allgather(send, recv)?,
+                (_, true) => oxmpi::scope(|s| world.iallgather(s, send, recv)?.wait().map(drop))?,
+            }
+            if check && (which == Collective::Allgather || rank == 0) {
+                for (from, block) in recv.chunks(n.max(1)).enumerate() {
+                    pattern::check(block, seed(from, 0), &what)?;
+                }
+            }
+        }
+        Collective::Scatter | Collective::Alltoall => {
+            let (send, recv) = (&mut bufs.send[..n * size], &mut bufs.recv[..n * size]);
+            let from_root = which == Collective::Scatter;
+            if check && (rank == 0 || !from_root) {
+                for (to, block) in send.chunks_mut(n.max(1)).enumerate() {
+                    pattern::fill(block, seed(rank, to));
+                }
+            }
+            let send = &*send;
+            match (which, nonblocking) {
+                (Collective::Scatter, false) => world.scatter(send, &mut recv[..n], 0)?,
+                (Collective::Scatter, true) => {
+                    oxmpi::scope(|s| world.iscatter(s, send, &mut recv[..n], 0)?.wait().map(drop))?
+                }
+                (_, false) => world.alltoall(send, recv)?,
+                (_, true) => oxmpi::scope(|s| world.ialltoall(s, send, recv)?.wait().map(drop))?,
+            }
+            if check {
+                if from_root {
+                    pattern::check(&recv[..n], seed(0, rank), &what)?;
+                } else {
+                    for (from, block) in recv.chunks(n.max(1)).enumerate() {
+                        pattern::check(block, seed(from, rank), &what)?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
