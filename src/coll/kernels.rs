@@ -179,7 +179,7 @@ mod tests {
     #[test]
     fn misaligned_bytes_are_handled() {
         let k = Elementwise::new(|a: u64, b: u64| a + b);
-        let mut raw = vec![0u8; 17];
+        let mut raw = [0u8; 17];
         let x = 5u64.to_ne_bytes();
         raw[1..9].copy_from_slice(&x);
         k.combine(&x, &mut raw[1..9], true);
@@ -190,7 +190,7 @@ mod tests {
     fn user_kernel_non_commutative_order() {
         let concat = |a: &[u32], b: &mut [u32]| {
             for (o, &x) in b.iter_mut().zip(a) {
-                *o = x * 10 + *o;
+                *o += x * 10;
             }
         };
         let k = UserKernel::new(concat, false);

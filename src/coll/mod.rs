@@ -45,11 +45,29 @@ use crate::request::{Request, Scope};
 use crate::userbuf::{UserBuf, UserBufMut};
 
 impl Comm {
-    /// Runs `sched` to completion.
-    fn run_blocking(&self, sched: Schedule) -> Result<()> {
+    /// Runs `sched` to completion. The schedule is driven directly by this call, not
+    /// through the request table, which keeps short collectives short.
+    fn run_blocking(&self, mut sched: Schedule) -> Result<()> {
         engine::with(|e| {
-            let id = e.start_schedule(sched)?;
-            e.wait(id).map(|_| ())
+            let mut outcome = sched.advance(e)?;
+            if outcome.is_none() {
+                let mut failed = None;
+                e.wait_until(|e| match sched.advance(e) {
+                    Ok(None) => false,
+                    Ok(done) => {
+                        outcome = done;
+                        true
+                    }
+                    Err(err) => {
+                        failed = Some(err);
+                        true
+                    }
+                })?;
+                if let Some(err) = failed {
+                    return Err(err);
+                }
+            }
+            outcome.expect("the schedule finished").map(drop)
         })
     }
 

@@ -17,8 +17,6 @@
 //! rank order. Invariant: every operation is deterministic, so the same operands in
 //! the same order give the same bits on every rank.
 
-use std::sync::Arc;
-
 use bytemuck::Pod;
 
 use super::kernels::{Elementwise, UserKernel};
@@ -122,7 +120,7 @@ pub trait Reduction<T: Pod>: Sealed + Send + Sync + 'static {
     fn is_commutative(&self) -> bool;
     /// The kernel a schedule applies.
     #[doc(hidden)]
-    fn into_combine(self) -> Arc<dyn Combine>;
+    fn into_combine(self) -> Box<dyn Combine>;
 }
 
 macro_rules! builtin {
@@ -135,8 +133,8 @@ macro_rules! builtin {
             fn is_commutative(&self) -> bool {
                 true
             }
-            fn into_combine(self) -> Arc<dyn Combine> {
-                Arc::new(Elementwise::new(|$a: T, $b: T| $f))
+            fn into_combine(self) -> Box<dyn Combine> {
+                Box::new(Elementwise::new(|$a: T, $b: T| $f))
             }
         }
     };
@@ -335,8 +333,8 @@ impl<V: Pod + PartialOrd, I: Pod + Ord> Reduction<ValueIndex<V, I>> for MinLoc {
     fn is_commutative(&self) -> bool {
         true
     }
-    fn into_combine(self) -> Arc<dyn Combine> {
-        Arc::new(Elementwise::new(|a: ValueIndex<V, I>, b| {
+    fn into_combine(self) -> Box<dyn Combine> {
+        Box::new(Elementwise::new(|a: ValueIndex<V, I>, b| {
             located(a, b, |x: V, y: V| x < y)
         }))
     }
@@ -346,8 +344,8 @@ impl<V: Pod + PartialOrd, I: Pod + Ord> Reduction<ValueIndex<V, I>> for MaxLoc {
     fn is_commutative(&self) -> bool {
         true
     }
-    fn into_combine(self) -> Arc<dyn Combine> {
-        Arc::new(Elementwise::new(|a: ValueIndex<V, I>, b| {
+    fn into_combine(self) -> Box<dyn Combine> {
+        Box::new(Elementwise::new(|a: ValueIndex<V, I>, b| {
             located(a, b, |x: V, y: V| x > y)
         }))
     }
@@ -381,8 +379,8 @@ impl<T: Pod, F: Fn(&[T], &mut [T]) + Send + Sync + 'static> Reduction<T> for Use
     fn is_commutative(&self) -> bool {
         self.commutative
     }
-    fn into_combine(self) -> Arc<dyn Combine> {
-        Arc::new(UserKernel::new(self.f, self.commutative))
+    fn into_combine(self) -> Box<dyn Combine> {
+        Box::new(UserKernel::new(self.f, self.commutative))
     }
 }
 

@@ -106,7 +106,7 @@ pub(crate) struct Schedule {
     send: UserBuf,
     recv: UserBufMut,
     temps: Vec<TempBuf>,
-    op: Option<Arc<dyn Combine>>,
+    op: Option<Box<dyn Combine>>,
     failed: Option<Error>,
 }
 
@@ -133,7 +133,7 @@ impl Schedule {
     }
 
     /// Sets the reduction applied by [`Step::Reduce`].
-    pub(crate) fn set_op(&mut self, op: Arc<dyn Combine>) {
+    pub(crate) fn set_op(&mut self, op: Box<dyn Combine>) {
         self.op = Some(op);
     }
 
@@ -153,12 +153,18 @@ impl Schedule {
 
     /// Sends an empty message to `peer` (a synchronisation token).
     pub(crate) fn signal(&mut self, peer: usize) {
-        self.transfer(Step::Send { peer, span: Span::new(Buf::Send, 0, 0) });
+        self.transfer(Step::Send {
+            peer,
+            span: Span::new(Buf::Send, 0, 0),
+        });
     }
 
     /// Receives the empty message [`Schedule::signal`] sends.
     pub(crate) fn await_signal(&mut self, peer: usize) {
-        self.transfer(Step::Recv { peer, span: Span::new(Buf::Recv, 0, 0) });
+        self.transfer(Step::Recv {
+            peer,
+            span: Span::new(Buf::Recv, 0, 0),
+        });
     }
 
     fn transfer(&mut self, step: Step) {

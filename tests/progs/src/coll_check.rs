@@ -106,8 +106,8 @@ pub fn input<T: Num>(kind: Kind, rank: usize, i: usize) -> T {
     let v = match kind {
         Kind::Sum | Kind::Min | Kind::Max => (h % 201) as i64 - 100,
         Kind::Prod => [1, -1, 2, 1][(h % 4) as usize],
-        Kind::LAnd => (h % 8 != 0) as i64 * ((h >> 8) % 5) as i64,
-        Kind::LOr | Kind::LXor => (h % 3 == 0) as i64 * 3,
+        Kind::LAnd => (!h.is_multiple_of(8)) as i64 * ((h >> 8) % 5) as i64,
+        Kind::LOr | Kind::LXor => h.is_multiple_of(3) as i64 * 3,
         Kind::BAnd | Kind::BOr | Kind::BXor => (h >> 7) as i64 & 0x7f,
     };
     T::from_i64(v)
