@@ -4,12 +4,13 @@
 //! calls into frames and arriving frames into completed requests. Nothing runs in the
 //! background: every blocking call progresses the engine until its request completes
 //! (spinning, yielding, then sleeping per [`wait::WaitPolicy`]). Invariant: the engine
-//! is reached only through [`with`], which holds the process-wide lock, so raw buffer
-//! views are never dereferenced by two threads at once.
+//! is reached only through [`with`], on the thread that called init ([`owner`]), so
+//! raw buffer views are never dereferenced by two threads at once.
 
 pub(crate) mod context;
 pub(crate) mod credits;
 pub(crate) mod matching;
+mod owner;
 pub(crate) mod protocol;
 pub(crate) mod requests;
 pub(crate) mod schedule;
@@ -45,52 +46,28 @@ pub(crate) struct Engine {
     colls: Vec<ReqId>,
 }
 
-static ENGINE: Mutex<Option<Engine>> = Mutex::new(None);
-
 /// Least eager credit a peer gets, however small the budget or large the job.
 const MIN_CREDIT: usize = 256 * 1024;
 
 /// How long a rank that lost a peer waits for the launcher to end the job.
 const LAUNCHER_GRACE: Duration = Duration::from_secs(5);
 
-fn lock() -> std::sync::MutexGuard<'static, Option<Engine>> {
-    ENGINE.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 /// Runs `f` on the engine. A fatal failure ends the job here unless the error mode is
 /// [`ErrorMode::Return`].
 pub(crate) fn with<R>(f: impl FnOnce(&mut Engine) -> Result<R>) -> Result<R> {
-    let mut guard = lock();
-    let eng = guard.as_mut().ok_or(Error::NotInitialized)?;
-    let result = f(eng);
-    if let Err(e) = &result
-        && e.is_fatal()
-        && eng.error_mode == ErrorMode::Fatal
-    {
-        eng.die(e);
-    }
-    result
+    owner::with_engine(|eng| {
+        let result = f(eng);
+        if let Err(e) = &result
+            && e.is_fatal()
+            && eng.error_mode == ErrorMode::Fatal
+        {
+            eng.die(e);
+        }
+        result
+    })?
 }
 
-/// Installs the engine; fails if one is running.
-pub(crate) fn install(engine: Engine) -> Result<()> {
-    let mut guard = lock();
-    if guard.is_some() {
-        return Err(Error::AlreadyInitialized);
-    }
-    *guard = Some(engine);
-    Ok(())
-}
-
-/// Whether an engine is installed.
-pub(crate) fn is_running() -> bool {
-    lock().is_some()
-}
-
-/// Removes the engine (for finalize).
-pub(crate) fn uninstall() -> Option<Engine> {
-    lock().take()
-}
+pub(crate) use owner::{install, is_running, uninstall};
 
 impl Engine {
     pub(crate) fn new(
