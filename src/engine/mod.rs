@@ -163,6 +163,9 @@ impl Engine {
     }
 
     /// Starts sending `buf` to world rank `peer` with the given envelope.
+    /// Starts sending `buf` to world rank `peer` with the given envelope. Returns
+    /// `None` when the send finished at once (a small message written straight into
+    /// the transport: the buffer may be reused), else the request to wait for.
     pub(crate) fn start_send(
         &mut self,
         ctx: u32,
@@ -171,36 +174,68 @@ impl Engine {
         tag: i32,
         buf: UserBuf,
         sync: bool,
-    ) -> Result<ReqId> {
+    ) -> Result<Option<ReqId>> {
         let len = buf.len();
-        let eager = len <= self.net.eager_limit(peer) && self.core.credits.spend(peer, len);
-        let single_copy = !eager && self.net.single_copy(peer);
-        let phase = match (eager, single_copy) {
-            (true, _) => SendPhase::Eager {
-                written: false,
-                acked: !sync,
-            },
-            (false, true) => SendPhase::AwaitFin,
-            (false, false) => SendPhase::AwaitCts,
-        };
-        let id = self.core.reqs.insert(Op::Send(SendOp { peer, buf, phase }));
-        let mut hdr = Header::new(if eager { Kind::Eager } else { Kind::Rts });
+        let mut hdr = Header::new(Kind::Eager);
         hdr.ctx = ctx;
         hdr.src = src;
         hdr.tag = tag;
-        hdr.a = id.0;
-        let frame = if eager {
+        if len <= self.net.eager_limit(peer) && self.core.credits.spend(peer, len) {
             hdr.payload = len as u64;
-            if sync {
+            // A synchronous send needs its id in the frame (the acknowledgement names
+            // it); a plain one needs an id only if the frame has to wait.
+            let id = sync.then(|| {
                 hdr.flags |= flags::SYNC;
+                self.core.reqs.insert(Op::Send(SendOp {
+                    peer,
+                    buf,
+                    phase: SendPhase::Eager {
+                        written: false,
+                        acked: false,
+                    },
+                }))
+            });
+            if let Some(id) = id {
+                hdr.a = id.0;
             }
-            OutFrame {
+            let frame = OutFrame {
                 hdr,
                 payload: Payload::User(buf),
-                token: Some(id.0),
-            }
-        } else if single_copy {
-            hdr.b = len as u64;
+                token: id.map(|i| i.0),
+            };
+            let written = self.net.send(peer, frame)?;
+            return Ok(match (id, written) {
+                (None, true) => None,
+                (None, false) => {
+                    let id = self.core.reqs.insert(Op::Send(SendOp {
+                        peer,
+                        buf,
+                        phase: SendPhase::Eager {
+                            written: false,
+                            acked: true,
+                        },
+                    }));
+                    self.net.tag_last(peer, id.0);
+                    Some(id)
+                }
+                (Some(id), true) => {
+                    transport_sent(&mut self.core, id.0)?;
+                    Some(id)
+                }
+                (Some(id), false) => Some(id),
+            });
+        }
+        let single_copy = self.net.single_copy(peer);
+        let phase = if single_copy {
+            SendPhase::AwaitFin
+        } else {
+            SendPhase::AwaitCts
+        };
+        let id = self.core.reqs.insert(Op::Send(SendOp { peer, buf, phase }));
+        hdr.kind = Kind::Rts as u8;
+        hdr.a = id.0;
+        hdr.b = len as u64;
+        let frame = if single_copy {
             hdr.flags |= flags::SINGLE_COPY;
             let remote = RemoteBuf {
                 pid: u64::from(std::process::id()),
@@ -213,17 +248,14 @@ impl Engine {
                 token: None,
             }
         } else {
-            hdr.b = len as u64;
             OutFrame {
                 hdr,
                 payload: Payload::Empty,
                 token: None,
             }
         };
-        if self.net.send(peer, frame)? && eager {
-            transport_sent(&mut self.core, id.0)?;
-        }
-        Ok(id)
+        self.net.send(peer, frame)?;
+        Ok(Some(id))
     }
 
     /// Starts a receive into `buf` for messages matching `pattern`.
@@ -282,17 +314,25 @@ impl Engine {
                 Ok(false)
             }
             Ok(Some(result)) => {
-                *op = Op::Done(result);
+                *op = Op::done(result);
                 self.colls.retain(|c| *c != id);
                 Ok(true)
             }
             Err(e) => {
-                *op = Op::Done(Err(Error::InvalidArgument(format!(
+                *op = Op::done(Err(Error::InvalidArgument(format!(
                     "collective failed: {e}"
                 ))));
                 self.colls.retain(|c| *c != id);
                 Err(e)
             }
+        }
+    }
+
+    /// Blocks until the send started by [`Engine::start_send`] completes.
+    pub(crate) fn wait_send(&mut self, id: Option<ReqId>) -> Result<()> {
+        match id {
+            Some(id) => self.wait(id).map(|_| ()),
+            None => Ok(()),
         }
     }
 

@@ -23,7 +23,10 @@ struct Slot {
 // thread never re-enters (see `access`); other threads only read `owner`.
 unsafe impl Sync for Slot {}
 
-static SLOT: Slot = Slot { owner: AtomicU64::new(0), engine: UnsafeCell::new(None) };
+static SLOT: Slot = Slot {
+    owner: AtomicU64::new(0),
+    engine: UnsafeCell::new(None),
+};
 
 thread_local! {
     static THREAD_ID: Cell<u64> = const { Cell::new(0) };
@@ -55,7 +58,9 @@ fn access<R>(claim: bool, f: impl FnOnce(&mut Option<Engine>) -> R) -> Result<R,
     let owner = SLOT.owner.load(Ordering::Acquire);
     if owner != me {
         if owner == 0 && claim {
-            SLOT.owner.compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire).map_err(|_| Error::WrongThread)?;
+            SLOT.owner
+                .compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire)
+                .map_err(|_| Error::WrongThread)?;
         } else if owner == 0 {
             return Err(Error::NotInitialized);
         } else {
@@ -63,7 +68,9 @@ fn access<R>(claim: bool, f: impl FnOnce(&mut Option<Engine>) -> R) -> Result<R,
         }
     }
     if BUSY.with(|b| b.replace(true)) {
-        return Err(Error::InvalidArgument("oxmpi was called from inside an oxmpi call".into()));
+        return Err(Error::InvalidArgument(
+            "oxmpi was called from inside an oxmpi call".into(),
+        ));
     }
     let _busy = Busy;
     // SAFETY: this thread owns the slot (checked above) and is not inside another
@@ -74,7 +81,7 @@ fn access<R>(claim: bool, f: impl FnOnce(&mut Option<Engine>) -> R) -> Result<R,
 
 /// Runs `f` on the engine.
 pub(crate) fn with_engine<R>(f: impl FnOnce(&mut Engine) -> R) -> Result<R, Error> {
-    access(false, |slot| slot.as_mut().map(f))?.ok_or(Error::NotInitialized)
+    access(false, |slot| slot.as_mut().map(f))?.ok_or_else(|| Error::NotInitialized)
 }
 
 /// Installs the engine, making this thread its owner.

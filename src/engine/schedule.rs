@@ -153,12 +153,18 @@ impl Schedule {
 
     /// Sends an empty message to `peer` (a synchronisation token).
     pub(crate) fn signal(&mut self, peer: usize) {
-        self.transfer(Step::Send { peer, span: Span::new(Buf::Send, 0, 0) });
+        self.transfer(Step::Send {
+            peer,
+            span: Span::new(Buf::Send, 0, 0),
+        });
     }
 
     /// Receives the empty message [`Schedule::signal`] sends.
     pub(crate) fn await_signal(&mut self, peer: usize) {
-        self.transfer(Step::Recv { peer, span: Span::new(Buf::Recv, 0, 0) });
+        self.transfer(Step::Recv {
+            peer,
+            span: Span::new(Buf::Recv, 0, 0),
+        });
     }
 
     fn transfer(&mut self, step: Step) {
@@ -268,8 +274,9 @@ impl Schedule {
                     let buf = self.view(span);
                     let world = self.route.group[peer] as usize;
                     let (ctx, src, tag) = (self.route.ctx, self.route.rank as i32, self.route.tag);
-                    let id = eng.start_send(ctx, src, world, tag, buf, false)?;
-                    self.inflight.push((id, None));
+                    if let Some(id) = eng.start_send(ctx, src, world, tag, buf, false)? {
+                        self.inflight.push((id, None));
+                    }
                 }
                 Step::Recv { peer, span } => {
                     let buf = self.view_mut(span);

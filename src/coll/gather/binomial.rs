@@ -14,7 +14,11 @@ use crate::engine::schedule::{Buf, Schedule, Span};
 pub(crate) fn build(s: &mut Schedule, mine: Span, block: usize, root: usize) {
     let (rank, size) = (s.rank(), s.size());
     let v = (rank + size - root) % size;
-    let span = if v == 0 { size.next_power_of_two() } else { lowbit(v) };
+    let span = if v == 0 {
+        size.next_power_of_two()
+    } else {
+        lowbit(v)
+    };
     let subtree = span.min(size - v);
     if subtree == 1 {
         match v {

@@ -89,7 +89,15 @@ pub enum Kind {
     BXor,
 }
 
-pub const ARITH_AND_LOGICAL: [Kind; 7] = [Kind::Sum, Kind::Prod, Kind::Min, Kind::Max, Kind::LAnd, Kind::LOr, Kind::LXor];
+pub const ARITH_AND_LOGICAL: [Kind; 7] = [
+    Kind::Sum,
+    Kind::Prod,
+    Kind::Min,
+    Kind::Max,
+    Kind::LAnd,
+    Kind::LOr,
+    Kind::LXor,
+];
 pub const BITWISE: [Kind; 3] = [Kind::BAnd, Kind::BOr, Kind::BXor];
 
 /// Rank `rank`'s element `i` for operation `kind`.
@@ -107,7 +115,12 @@ pub fn input<T: Num>(kind: Kind, rank: usize, i: usize) -> T {
 
 /// `a ⊕ b` for `kind`, computed independently of the library.
 pub fn apply<T: Num>(kind: Kind, a: T, b: T) -> T {
-    let bits = |x: T| bytemuck::bytes_of(&x).iter().rev().fold(0u64, |acc, &byte| acc << 8 | byte as u64);
+    let bits = |x: T| {
+        bytemuck::bytes_of(&x)
+            .iter()
+            .rev()
+            .fold(0u64, |acc, &byte| acc << 8 | byte as u64)
+    };
     let from_bits = |v: u64| {
         let mut out = T::zeroed();
         let n = size_of::<T>();
@@ -117,8 +130,20 @@ pub fn apply<T: Num>(kind: Kind, a: T, b: T) -> T {
     match kind {
         Kind::Sum => a.add(b),
         Kind::Prod => a.mul(b),
-        Kind::Min => if b < a { b } else { a },
-        Kind::Max => if b > a { b } else { a },
+        Kind::Min => {
+            if b < a {
+                b
+            } else {
+                a
+            }
+        }
+        Kind::Max => {
+            if b > a {
+                b
+            } else {
+                a
+            }
+        }
         Kind::LAnd => T::from_truth(a.truth() && b.truth()),
         Kind::LOr => T::from_truth(a.truth() || b.truth()),
         Kind::LXor => T::from_truth(a.truth() != b.truth()),
@@ -157,24 +182,37 @@ pub struct Affine {
 
 impl Affine {
     pub fn of(rank: usize, i: usize) -> Affine {
-        Affine { a: mix(rank as u64, i as u64, 77) | 1, b: mix(rank as u64, i as u64, 78) }
+        Affine {
+            a: mix(rank as u64, i as u64, 77) | 1,
+            b: mix(rank as u64, i as u64, 78),
+        }
     }
     /// First `self`, then `next`.
     pub fn then(self, next: Affine) -> Affine {
-        Affine { a: next.a.wrapping_mul(self.a), b: next.a.wrapping_mul(self.b).wrapping_add(next.b) }
+        Affine {
+            a: next.a.wrapping_mul(self.a),
+            b: next.a.wrapping_mul(self.b).wrapping_add(next.b),
+        }
     }
     pub fn vector(rank: usize, count: usize) -> Vec<Affine> {
         (0..count).map(|i| Affine::of(rank, i)).collect()
     }
     pub fn reference(ranks: std::ops::Range<usize>, count: usize) -> Vec<Affine> {
         (0..count)
-            .map(|i| ranks.clone().map(|r| Affine::of(r, i)).reduce(Affine::then).unwrap_or(Affine { a: 1, b: 0 }))
+            .map(|i| {
+                ranks
+                    .clone()
+                    .map(|r| Affine::of(r, i))
+                    .reduce(Affine::then)
+                    .unwrap_or(Affine { a: 1, b: 0 })
+            })
             .collect()
     }
 }
 
 /// Composition of affine maps as a non-commutative user operation (`inout = in ∘ inout`).
-pub fn compose() -> oxmpi::Op::User<impl Fn(&[Affine], &mut [Affine]) + Send + Sync + Clone + 'static> {
+pub fn compose()
+-> oxmpi::Op::User<impl Fn(&[Affine], &mut [Affine]) + Send + Sync + Clone + 'static> {
     oxmpi::Op::non_commutative(|input: &[Affine], inout: &mut [Affine]| {
         for (y, &x) in inout.iter_mut().zip(input) {
             *y = x.then(*y);
@@ -197,6 +235,11 @@ pub fn each_algorithm(coll: Collective, mut body: impl FnMut(&str)) {
 pub fn check<T: PartialEq + Debug>(got: &[T], want: &[T], what: &str) {
     assert_eq!(got.len(), want.len(), "{what}: length");
     if let Some(i) = (0..got.len()).find(|&i| got[i] != want[i]) {
-        panic!("{what}: element {i} of {} is {:?}, expected {:?}", got.len(), got[i], want[i]);
+        panic!(
+            "{what}: element {i} of {} is {:?}, expected {:?}",
+            got.len(),
+            got[i],
+            want[i]
+        );
     }
 }

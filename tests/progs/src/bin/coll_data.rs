@@ -17,7 +17,15 @@ fn val(r: usize, to: usize, i: usize) -> u32 {
 
 /// Block sizes for v-variants: some empty, the rest uneven.
 fn vcounts(n: usize, size: usize, salt: usize) -> Vec<usize> {
-    (0..size).map(|i| if (i + salt) % 3 == 1 { 0 } else { n / size.max(1) + (i * 7 + salt) % 5 }).collect()
+    (0..size)
+        .map(|i| {
+            if (i + salt) % 3 == 1 {
+                0
+            } else {
+                n / size.max(1) + (i * 7 + salt) % 5
+            }
+        })
+        .collect()
 }
 
 /// Displacements that place the blocks in reverse rank order with one-element gaps.
@@ -34,7 +42,10 @@ fn vdispls(counts: &[usize]) -> (Vec<usize>, usize) {
 /// The per-rank block sizes a case runs at: the usual counts, the big one split so
 /// the whole buffer is just over 1 MiB.
 fn blocks(size: usize) -> Vec<usize> {
-    counts(true).into_iter().map(|n| if n > 100_000 { n / size + 1 } else { n }).collect()
+    counts(true)
+        .into_iter()
+        .map(|n| if n > 100_000 { n / size + 1 } else { n })
+        .collect()
 }
 
 fn bcast(world: &Comm, alg: &str) {
@@ -42,10 +53,18 @@ fn bcast(world: &Comm, alg: &str) {
     for n in counts(true) {
         for root in [0, size - 1, size / 2] {
             let want: Vec<u32> = (0..n).map(|i| val(root, 0, i)).collect();
-            let mut buf = if rank == root { want.clone() } else { vec![0; n] };
+            let mut buf = if rank == root {
+                want.clone()
+            } else {
+                vec![0; n]
+            };
             world.bcast(&mut buf, root as i32).expect("bcast");
             check(&buf, &want, &format!("bcast [{alg}] x{n} root {root}"));
-            let mut buf = if rank == root { want.clone() } else { vec![0; n] };
+            let mut buf = if rank == root {
+                want.clone()
+            } else {
+                vec![0; n]
+            };
             oxmpi::scope(|s| world.ibcast(s, &mut buf, root as i32)?.wait()).expect("ibcast");
             check(&buf, &want, &format!("ibcast [{alg}] x{n} root {root}"));
         }
@@ -57,7 +76,9 @@ fn gather(world: &Comm, alg: &str) {
     for n in blocks(size) {
         for root in [0, size - 1, size / 2] {
             let mine: Vec<u32> = (0..n).map(|i| val(rank, root, i)).collect();
-            let want: Vec<u32> = (0..size).flat_map(|r| (0..n).map(move |i| val(r, root, i))).collect();
+            let want: Vec<u32> = (0..size)
+                .flat_map(|r| (0..n).map(move |i| val(r, root, i)))
+                .collect();
             let what = format!("gather [{alg}] x{n} root {root}");
             let mut all = vec![0; if rank == root { n * size } else { 0 }];
             world.gather(&mine, &mut all, root as i32).expect("gather");
@@ -65,15 +86,22 @@ fn gather(world: &Comm, alg: &str) {
                 check(&all, &want, &what);
             }
             let mut all = vec![0; n * size];
-            oxmpi::scope(|s| world.igather(s, &mine, &mut all, root as i32)?.wait()).expect("igather");
+            oxmpi::scope(|s| world.igather(s, &mine, &mut all, root as i32)?.wait())
+                .expect("igather");
             if rank == root {
                 check(&all, &want, &format!("i{what}"));
             }
-            let mut buf = if rank == root { vec![0; n * size] } else { mine.clone() };
+            let mut buf = if rank == root {
+                vec![0; n * size]
+            } else {
+                mine.clone()
+            };
             if rank == root {
                 buf[root * n..(root + 1) * n].copy_from_slice(&mine);
             }
-            world.gather_in_place(&mut buf, root as i32).expect("gather_in_place");
+            world
+                .gather_in_place(&mut buf, root as i32)
+                .expect("gather_in_place");
             if rank == root {
                 check(&buf, &want, &format!("{what} in place"));
             }
@@ -96,20 +124,33 @@ fn gatherv(world: &Comm) {
             }
             let what = format!("gatherv x{n} root {root}");
             let mut all = vec![7u32; len];
-            world.gatherv(&mine, &mut all, &counts, &displs, root as i32).expect("gatherv");
+            world
+                .gatherv(&mine, &mut all, &counts, &displs, root as i32)
+                .expect("gatherv");
             if rank == root {
                 check(&all, &want, &what);
             }
             let mut all = vec![7u32; len];
-            oxmpi::scope(|s| world.igatherv(s, &mine, &mut all, &counts, &displs, root as i32)?.wait()).expect("igatherv");
+            oxmpi::scope(|s| {
+                world
+                    .igatherv(s, &mine, &mut all, &counts, &displs, root as i32)?
+                    .wait()
+            })
+            .expect("igatherv");
             if rank == root {
                 check(&all, &want, &format!("i{what}"));
             }
-            let mut buf = if rank == root { vec![7u32; len] } else { mine.clone() };
+            let mut buf = if rank == root {
+                vec![7u32; len]
+            } else {
+                mine.clone()
+            };
             if rank == root {
                 buf[displs[root]..displs[root] + counts[root]].copy_from_slice(&mine);
             }
-            world.gatherv_in_place(&mut buf, &counts, &displs, root as i32).expect("gatherv_in_place");
+            world
+                .gatherv_in_place(&mut buf, &counts, &displs, root as i32)
+                .expect("gatherv_in_place");
             if rank == root {
                 check(&buf, &want, &format!("{what} in place"));
             }
@@ -121,19 +162,34 @@ fn scatter(world: &Comm, alg: &str) {
     let (rank, size) = (world.rank() as usize, world.size() as usize);
     for n in blocks(size) {
         for root in [0, size - 1, size / 2] {
-            let all: Vec<u32> = (0..size).flat_map(|r| (0..n).map(move |i| val(root, r, i))).collect();
+            let all: Vec<u32> = (0..size)
+                .flat_map(|r| (0..n).map(move |i| val(root, r, i)))
+                .collect();
             let want: Vec<u32> = (0..n).map(|i| val(root, rank, i)).collect();
             let what = format!("scatter [{alg}] x{n} root {root}");
             let send = if rank == root { all.clone() } else { vec![] };
             let mut mine = vec![0; n];
-            world.scatter(&send, &mut mine, root as i32).expect("scatter");
+            world
+                .scatter(&send, &mut mine, root as i32)
+                .expect("scatter");
             check(&mine, &want, &what);
             let mut mine = vec![0; n];
-            oxmpi::scope(|s| world.iscatter(s, &send, &mut mine, root as i32)?.wait()).expect("iscatter");
+            oxmpi::scope(|s| world.iscatter(s, &send, &mut mine, root as i32)?.wait())
+                .expect("iscatter");
             check(&mine, &want, &format!("i{what}"));
-            let mut buf = if rank == root { all.clone() } else { vec![0; n] };
-            world.scatter_in_place(&mut buf, root as i32).expect("scatter_in_place");
-            let got = if rank == root { &buf[root * n..(root + 1) * n] } else { &buf[..] };
+            let mut buf = if rank == root {
+                all.clone()
+            } else {
+                vec![0; n]
+            };
+            world
+                .scatter_in_place(&mut buf, root as i32)
+                .expect("scatter_in_place");
+            let got = if rank == root {
+                &buf[root * n..(root + 1) * n]
+            } else {
+                &buf[..]
+            };
             check(got, &want, &format!("{what} in place"));
         }
     }
@@ -154,14 +210,31 @@ fn scatterv(world: &Comm) {
             let want: Vec<u32> = (0..counts[rank]).map(|i| val(root, rank, i)).collect();
             let what = format!("scatterv x{n} root {root}");
             let mut mine = vec![0; counts[rank]];
-            world.scatterv(&all, &counts, &displs, &mut mine, root as i32).expect("scatterv");
+            world
+                .scatterv(&all, &counts, &displs, &mut mine, root as i32)
+                .expect("scatterv");
             check(&mine, &want, &what);
             let mut mine = vec![0; counts[rank]];
-            oxmpi::scope(|s| world.iscatterv(s, &all, &counts, &displs, &mut mine, root as i32)?.wait()).expect("iscatterv");
+            oxmpi::scope(|s| {
+                world
+                    .iscatterv(s, &all, &counts, &displs, &mut mine, root as i32)?
+                    .wait()
+            })
+            .expect("iscatterv");
             check(&mine, &want, &format!("i{what}"));
-            let mut buf = if rank == root { all.clone() } else { vec![0; counts[rank]] };
-            world.scatterv_in_place(&mut buf, &counts, &displs, root as i32).expect("scatterv_in_place");
-            let got = if rank == root { &buf[displs[root]..displs[root] + counts[root]] } else { &buf[..] };
+            let mut buf = if rank == root {
+                all.clone()
+            } else {
+                vec![0; counts[rank]]
+            };
+            world
+                .scatterv_in_place(&mut buf, &counts, &displs, root as i32)
+                .expect("scatterv_in_place");
+            let got = if rank == root {
+                &buf[displs[root]..displs[root] + counts[root]]
+            } else {
+                &buf[..]
+            };
             check(got, &want, &format!("{what} in place"));
         }
     }
@@ -171,7 +244,9 @@ fn allgather(world: &Comm, alg: &str) {
     let (rank, size) = (world.rank() as usize, world.size() as usize);
     for n in blocks(size) {
         let mine: Vec<u32> = (0..n).map(|i| val(rank, 0, i)).collect();
-        let want: Vec<u32> = (0..size).flat_map(|r| (0..n).map(move |i| val(r, 0, i))).collect();
+        let want: Vec<u32> = (0..size)
+            .flat_map(|r| (0..n).map(move |i| val(r, 0, i)))
+            .collect();
         let what = format!("allgather [{alg}] x{n}");
         let mut all = vec![0; n * size];
         world.allgather(&mine, &mut all).expect("allgather");
@@ -181,7 +256,9 @@ fn allgather(world: &Comm, alg: &str) {
         check(&all, &want, &format!("i{what}"));
         let mut buf = vec![0; n * size];
         buf[rank * n..(rank + 1) * n].copy_from_slice(&mine);
-        world.allgather_in_place(&mut buf).expect("allgather_in_place");
+        world
+            .allgather_in_place(&mut buf)
+            .expect("allgather_in_place");
         check(&buf, &want, &format!("{what} in place"));
     }
 }
@@ -202,14 +279,23 @@ fn allgatherv(world: &Comm, alg: &str) {
             }
             let what = format!("allgatherv [{alg}] x{n}");
             let mut all = vec![9u32; len];
-            world.allgatherv(&mine, &mut all, &counts, &displs).expect("allgatherv");
+            world
+                .allgatherv(&mine, &mut all, &counts, &displs)
+                .expect("allgatherv");
             check(&all, &want, &what);
             let mut all = vec![9u32; len];
-            oxmpi::scope(|s| world.iallgatherv(s, &mine, &mut all, &counts, &displs)?.wait()).expect("iallgatherv");
+            oxmpi::scope(|s| {
+                world
+                    .iallgatherv(s, &mine, &mut all, &counts, &displs)?
+                    .wait()
+            })
+            .expect("iallgatherv");
             check(&all, &want, &format!("i{what}"));
             let mut buf = vec![9u32; len];
             buf[displs[rank]..displs[rank] + counts[rank]].copy_from_slice(&mine);
-            world.allgatherv_in_place(&mut buf, &counts, &displs).expect("allgatherv_in_place");
+            world
+                .allgatherv_in_place(&mut buf, &counts, &displs)
+                .expect("allgatherv_in_place");
             check(&buf, &want, &format!("{what} in place"));
         }
     }
@@ -218,8 +304,12 @@ fn allgatherv(world: &Comm, alg: &str) {
 fn alltoall(world: &Comm, alg: &str) {
     let (rank, size) = (world.rank() as usize, world.size() as usize);
     for n in blocks(size) {
-        let send: Vec<u32> = (0..size).flat_map(|to| (0..n).map(move |i| val(rank, to, i))).collect();
-        let want: Vec<u32> = (0..size).flat_map(|from| (0..n).map(move |i| val(from, rank, i))).collect();
+        let send: Vec<u32> = (0..size)
+            .flat_map(|to| (0..n).map(move |i| val(rank, to, i)))
+            .collect();
+        let want: Vec<u32> = (0..size)
+            .flat_map(|from| (0..n).map(move |i| val(from, rank, i)))
+            .collect();
         let what = format!("alltoall [{alg}] x{n}");
         let mut got = vec![0; n * size];
         world.alltoall(&send, &mut got).expect("alltoall");
@@ -228,7 +318,9 @@ fn alltoall(world: &Comm, alg: &str) {
         oxmpi::scope(|s| world.ialltoall(s, &send, &mut got)?.wait()).expect("ialltoall");
         check(&got, &want, &format!("i{what}"));
         let mut buf = send.clone();
-        world.alltoall_in_place(&mut buf).expect("alltoall_in_place");
+        world
+            .alltoall_in_place(&mut buf)
+            .expect("alltoall_in_place");
         check(&buf, &want, &format!("{what} in place"));
     }
 }
@@ -236,7 +328,13 @@ fn alltoall(world: &Comm, alg: &str) {
 fn alltoallv(world: &Comm, alg: &str) {
     let (rank, size) = (world.rank() as usize, world.size() as usize);
     // What rank `from` sends rank `to`: a count every rank can compute.
-    let count = |n: usize, from: usize, to: usize| if (from + to) % 3 == 1 { 0 } else { n / size + (from * 3 + to) % 4 };
+    let count = |n: usize, from: usize, to: usize| {
+        if (from + to) % 3 == 1 {
+            0
+        } else {
+            n / size + (from * 3 + to) % 4
+        }
+    };
     for n in counts(true) {
         let send_counts: Vec<usize> = (0..size).map(|to| count(n, rank, to)).collect();
         let recv_counts: Vec<usize> = (0..size).map(|from| count(n, from, rank)).collect();
@@ -256,14 +354,37 @@ fn alltoallv(world: &Comm, alg: &str) {
         }
         let what = format!("alltoallv [{alg}] x{n}");
         let mut got = vec![5u32; recv_len];
-        world.alltoallv(&send, &send_counts, &send_displs, &mut got, &recv_counts, &recv_displs).expect("alltoallv");
+        world
+            .alltoallv(
+                &send,
+                &send_counts,
+                &send_displs,
+                &mut got,
+                &recv_counts,
+                &recv_displs,
+            )
+            .expect("alltoallv");
         check(&got, &want, &what);
         let mut got = vec![5u32; recv_len];
-        oxmpi::scope(|s| world.ialltoallv(s, &send, &send_counts, &send_displs, &mut got, &recv_counts, &recv_displs)?.wait())
-            .expect("ialltoallv");
+        oxmpi::scope(|s| {
+            world
+                .ialltoallv(
+                    s,
+                    &send,
+                    &send_counts,
+                    &send_displs,
+                    &mut got,
+                    &recv_counts,
+                    &recv_displs,
+                )?
+                .wait()
+        })
+        .expect("ialltoallv");
         check(&got, &want, &format!("i{what}"));
         // In place: both directions use one layout, so use symmetric counts.
-        let sym: Vec<usize> = (0..size).map(|p| count(n, rank.min(p), rank.max(p))).collect();
+        let sym: Vec<usize> = (0..size)
+            .map(|p| count(n, rank.min(p), rank.max(p)))
+            .collect();
         let (displs, len) = vdispls(&sym);
         let mut buf = vec![5u32; len];
         let mut want = vec![5u32; len];
@@ -273,7 +394,9 @@ fn alltoallv(world: &Comm, alg: &str) {
                 want[displs[p] + i] = val(p, rank, i);
             }
         }
-        world.alltoallv_in_place(&mut buf, &sym, &displs).expect("alltoallv_in_place");
+        world
+            .alltoallv_in_place(&mut buf, &sym, &displs)
+            .expect("alltoallv_in_place");
         check(&buf, &want, &format!("{what} in place"));
     }
 }
@@ -288,8 +411,16 @@ fn barrier(world: &Comm) {
         world.barrier().expect("barrier");
         if rank == 0 {
             for _ in 1..size {
-                assert!(world.iprobe(oxmpi::ANY_SOURCE, 11).expect("iprobe").is_some() || size > 1);
-                world.recv(&mut [0i32], oxmpi::ANY_SOURCE, 11).expect("recv");
+                assert!(
+                    world
+                        .iprobe(oxmpi::ANY_SOURCE, 11)
+                        .expect("iprobe")
+                        .is_some()
+                        || size > 1
+                );
+                world
+                    .recv(&mut [0i32], oxmpi::ANY_SOURCE, 11)
+                    .expect("recv");
             }
         }
         oxmpi::scope(|s| world.ibarrier(s)?.wait()).expect("ibarrier");
@@ -301,9 +432,20 @@ fn main() -> oxmpi::Result<()> {
     let world = universe.world();
     let mut ops: Vec<String> = std::env::args().skip(1).collect();
     if ops.is_empty() {
-        ops = ["barrier", "bcast", "gather", "gatherv", "scatter", "scatterv", "allgather", "allgatherv", "alltoall", "alltoallv"]
-            .map(String::from)
-            .to_vec();
+        ops = [
+            "barrier",
+            "bcast",
+            "gather",
+            "gatherv",
+            "scatter",
+            "scatterv",
+            "allgather",
+            "allgatherv",
+            "alltoall",
+            "alltoallv",
+        ]
+        .map(String::from)
+        .to_vec();
     }
     for op in &ops {
         match op.as_str() {

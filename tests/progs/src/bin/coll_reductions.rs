@@ -38,13 +38,21 @@ enum Coll {
 
 /// Block counts of reduce_scatter: uneven, some empty, `count` in all.
 fn rs_counts(count: usize, size: usize) -> Vec<usize> {
-    let mut counts: Vec<usize> = (0..size).map(|i| if i % 3 == 1 { 0 } else { count / size }).collect();
+    let mut counts: Vec<usize> = (0..size)
+        .map(|i| if i % 3 == 1 { 0 } else { count / size })
+        .collect();
     counts[0] += count - counts.iter().sum::<usize>();
     counts
 }
 
 /// Runs `coll` on `send` with `op` in `form`; returns this rank's meaningful result.
-fn run<T: Pod + PartialEq + Debug, O: Reduction<T> + Clone>(world: &Comm, coll: Coll, form: Form, send: &[T], op: O) -> Vec<T> {
+fn run<T: Pod + PartialEq + Debug, O: Reduction<T> + Clone>(
+    world: &Comm,
+    coll: Coll,
+    form: Form,
+    send: &[T],
+    op: O,
+) -> Vec<T> {
     let (rank, size) = (world.rank() as usize, world.size() as usize);
     let n = send.len();
     let sentinel = sentinel::<T>();
@@ -75,7 +83,11 @@ fn run<T: Pod + PartialEq + Debug, O: Reduction<T> + Clone>(world: &Comm, coll: 
             .expect("collective");
             if coll == Coll::Exscan && rank == 0 {
                 // Untouched: the sentinel, or the input in place.
-                let kept = if matches!(form, Form::InPlace) { send.to_vec() } else { vec![sentinel; n] };
+                let kept = if matches!(form, Form::InPlace) {
+                    send.to_vec()
+                } else {
+                    vec![sentinel; n]
+                };
                 check(&out, &kept, "exscan leaves rank 0's buffer alone");
             }
             out
@@ -86,14 +98,25 @@ fn run<T: Pod + PartialEq + Debug, O: Reduction<T> + Clone>(world: &Comm, coll: 
                 Form::Blocking => world.reduce(send, &mut out, op, root as i32),
                 Form::InPlace => {
                     let mut buf = send.to_vec();
-                    world.reduce_in_place(&mut buf, op, root as i32).expect("reduce_in_place");
+                    world
+                        .reduce_in_place(&mut buf, op, root as i32)
+                        .expect("reduce_in_place");
                     if rank != root {
-                        check(&buf, send, "reduce_in_place leaves non-roots' buffers alone");
+                        check(
+                            &buf,
+                            send,
+                            "reduce_in_place leaves non-roots' buffers alone",
+                        );
                     }
                     out = if rank == root { buf } else { out };
                     Ok(())
                 }
-                Form::Nonblocking => oxmpi::scope(|s| world.ireduce(s, send, &mut out, op, root as i32)?.wait().map(|_| ())),
+                Form::Nonblocking => oxmpi::scope(|s| {
+                    world
+                        .ireduce(s, send, &mut out, op, root as i32)?
+                        .wait()
+                        .map(|_| ())
+                }),
             }
             .expect("reduce");
             out
@@ -107,7 +130,9 @@ fn run<T: Pod + PartialEq + Debug, O: Reduction<T> + Clone>(world: &Comm, coll: 
             let mine = counts[rank];
             let mut out = vec![sentinel; mine];
             match (coll, form) {
-                (Coll::ReduceScatter, Form::Blocking) => world.reduce_scatter(send, &mut out, &counts, op),
+                (Coll::ReduceScatter, Form::Blocking) => {
+                    world.reduce_scatter(send, &mut out, &counts, op)
+                }
                 (_, Form::Blocking) => world.reduce_scatter_block(send, &mut out, op),
                 (_, Form::InPlace) => {
                     let mut buf = send.to_vec();
@@ -121,7 +146,9 @@ fn run<T: Pod + PartialEq + Debug, O: Reduction<T> + Clone>(world: &Comm, coll: 
                 }
                 (_, Form::Nonblocking) => oxmpi::scope(|s| {
                     match coll {
-                        Coll::ReduceScatter => world.ireduce_scatter(s, send, &mut out, &counts, op),
+                        Coll::ReduceScatter => {
+                            world.ireduce_scatter(s, send, &mut out, &counts, op)
+                        }
                         _ => world.ireduce_scatter_block(s, send, &mut out, op),
                     }?
                     .wait()
@@ -136,15 +163,36 @@ fn run<T: Pod + PartialEq + Debug, O: Reduction<T> + Clone>(world: &Comm, coll: 
 
 /// What rank `rank` should hold after `coll` when rank `r` contributes `vector(r)`,
 /// given the serial reduction `fold(range)` over a range of ranks.
-fn expected<T: Clone>(world: &Comm, coll: Coll, n: usize, fold: impl Fn(std::ops::Range<usize>) -> Vec<T>) -> Vec<T> {
+fn expected<T: Clone>(
+    world: &Comm,
+    coll: Coll,
+    n: usize,
+    fold: impl Fn(std::ops::Range<usize>) -> Vec<T>,
+) -> Vec<T> {
     let (rank, size) = (world.rank() as usize, world.size() as usize);
     match coll {
         Coll::Allreduce => fold(0..size),
-        Coll::Reduce { root } => if rank == root { fold(0..size) } else { vec![] },
+        Coll::Reduce { root } => {
+            if rank == root {
+                fold(0..size)
+            } else {
+                vec![]
+            }
+        }
         Coll::Scan => fold(0..rank + 1),
-        Coll::Exscan => if rank == 0 { vec![] } else { fold(0..rank) },
+        Coll::Exscan => {
+            if rank == 0 {
+                vec![]
+            } else {
+                fold(0..rank)
+            }
+        }
         Coll::ReduceScatter | Coll::ReduceScatterBlock => {
-            let counts = if coll == Coll::ReduceScatter { rs_counts(n, size) } else { vec![n / size; size] };
+            let counts = if coll == Coll::ReduceScatter {
+                rs_counts(n, size)
+            } else {
+                vec![n / size; size]
+            };
             let all = fold(0..size);
             let first: usize = counts[..rank].iter().sum();
             all[first..first + counts[rank]].to_vec()
@@ -152,7 +200,15 @@ fn expected<T: Clone>(world: &Comm, coll: Coll, n: usize, fold: impl Fn(std::ops
     }
 }
 
-fn builtin<T: Num, O: Reduction<T> + Clone>(world: &Comm, coll: Coll, kind: Kind, op: O, n: usize, forms: &[Form], what: &str) {
+fn builtin<T: Num, O: Reduction<T> + Clone>(
+    world: &Comm,
+    coll: Coll,
+    kind: Kind,
+    op: O,
+    n: usize,
+    forms: &[Form],
+    what: &str,
+) {
     let rank = world.rank() as usize;
     let send = vector::<T>(kind, rank, n);
     let want = expected(world, coll, n, |r| reference::<T>(kind, r, n));
@@ -161,11 +217,21 @@ fn builtin<T: Num, O: Reduction<T> + Clone>(world: &Comm, coll: Coll, kind: Kind
         if coll == Coll::Exscan && rank == 0 {
             got.clear();
         }
-        check(&got, &want, &format!("{what} {kind:?} on {} x{n} {form:?}", T::NAME));
+        check(
+            &got,
+            &want,
+            &format!("{what} {kind:?} on {} x{n} {form:?}", T::NAME),
+        );
     }
 }
 
-fn arithmetic<T: Num + Arithmetic + Logical>(world: &Comm, coll: Coll, n: usize, forms: &[Form], what: &str) {
+fn arithmetic<T: Num + Arithmetic + Logical>(
+    world: &Comm,
+    coll: Coll,
+    n: usize,
+    forms: &[Form],
+    what: &str,
+) {
     for kind in ARITH_AND_LOGICAL {
         match kind {
             Kind::Sum => builtin::<T, _>(world, coll, kind, Op::Sum, n, forms, what),
@@ -188,7 +254,8 @@ fn bitwise<T: Num + Bitwise>(world: &Comm, coll: Coll, n: usize, forms: &[Form],
 /// MinLoc and MaxLoc on values with many ties: the lowest index must win.
 fn located(world: &Comm, coll: Coll, n: usize, what: &str) {
     let rank = world.rank() as usize;
-    let pair = |r: usize, i: usize| ValueIndex::new((mix(r as u64, i as u64, 9) % 3) as f64, r as i32);
+    let pair =
+        |r: usize, i: usize| ValueIndex::new((mix(r as u64, i as u64, 9) % 3) as f64, r as i32);
     let send: Vec<ValueIndex<f64>> = (0..n).map(|i| pair(rank, i)).collect();
     for (name, min) in [("MinLoc", true), ("MaxLoc", false)] {
         let fold = |ranks: std::ops::Range<usize>| -> Vec<ValueIndex<f64>> {
@@ -207,7 +274,11 @@ fn located(world: &Comm, coll: Coll, n: usize, what: &str) {
                 .collect()
         };
         let want = expected(world, coll, n, fold);
-        let mut got = if min { run(world, coll, Form::Blocking, &send, Op::MinLoc) } else { run(world, coll, Form::Blocking, &send, Op::MaxLoc) };
+        let mut got = if min {
+            run(world, coll, Form::Blocking, &send, Op::MinLoc)
+        } else {
+            run(world, coll, Form::Blocking, &send, Op::MaxLoc)
+        };
         if coll == Coll::Exscan && rank == 0 {
             got.clear();
         }
@@ -223,7 +294,15 @@ fn user(world: &Comm, coll: Coll, n: usize, forms: &[Form], what: &str) {
             *y = y.wrapping_add(*x);
         }
     });
-    builtin::<u64, _>(world, coll, Kind::Sum, add, n, forms, &format!("{what} user-commutative"));
+    builtin::<u64, _>(
+        world,
+        coll,
+        Kind::Sum,
+        add,
+        n,
+        forms,
+        &format!("{what} user-commutative"),
+    );
     let send = Affine::vector(rank, n);
     let want = expected(world, coll, n, |r| Affine::reference(r, n));
     for &form in forms {
@@ -231,7 +310,11 @@ fn user(world: &Comm, coll: Coll, n: usize, forms: &[Form], what: &str) {
         if coll == Coll::Exscan && rank == 0 {
             got.clear();
         }
-        check(&got, &want, &format!("{what} non-commutative x{n} {form:?}"));
+        check(
+            &got,
+            &want,
+            &format!("{what} non-commutative x{n} {form:?}"),
+        );
     }
 }
 
@@ -240,7 +323,11 @@ fn cases(world: &Comm, coll: Coll, alg: &str) {
     let size = world.size() as usize;
     for n in counts(true) {
         // Block variants need a multiple of the size; keep the sizes odd elsewhere.
-        let n = if coll == Coll::ReduceScatterBlock { n.div_ceil(size.max(1)) * size } else { n };
+        let n = if coll == Coll::ReduceScatterBlock {
+            n.div_ceil(size.max(1)) * size
+        } else {
+            n
+        };
         let what = format!("{coll:?} [{alg}] on {size} ranks");
         if n > 100_000 {
             builtin::<f32, _>(world, coll, Kind::Sum, Op::Sum, n, &FORMS, &what);
@@ -265,16 +352,31 @@ fn bit_identical(world: &Comm) {
     for alg in Collective::Allreduce.algorithms() {
         oxmpi::set_algorithm(Collective::Allreduce, Some(alg)).expect("algorithm");
         for n in [1usize, 1001, 100_003] {
-            let send: Vec<f32> = (0..n).map(|i| (mix(rank as u64, i as u64, 5) % 1_000_003) as f32 * 1.0e-3 + 1.0 / 3.0).collect();
+            let send: Vec<f32> = (0..n)
+                .map(|i| (mix(rank as u64, i as u64, 5) % 1_000_003) as f32 * 1.0e-3 + 1.0 / 3.0)
+                .collect();
             let mut first = vec![0f32; n];
             let mut second = vec![0f32; n];
-            world.allreduce(&send, &mut first, Op::Sum).expect("allreduce");
-            world.allreduce(&send, &mut second, Op::Sum).expect("allreduce");
+            world
+                .allreduce(&send, &mut first, Op::Sum)
+                .expect("allreduce");
+            world
+                .allreduce(&send, &mut second, Op::Sum)
+                .expect("allreduce");
             let bits = |v: &[f32]| v.iter().fold(0u64, |h, x| mix(h, x.to_bits() as u64, 1));
-            assert_eq!(bits(&first), bits(&second), "allreduce [{alg}] x{n}: two runs differ");
+            assert_eq!(
+                bits(&first),
+                bits(&second),
+                "allreduce [{alg}] x{n}: two runs differ"
+            );
             let mut everyone = vec![0u64; world.size() as usize];
-            world.allgather(&[bits(&first)], &mut everyone).expect("allgather");
-            assert!(everyone.iter().all(|&h| h == everyone[0]), "allreduce [{alg}] x{n}: ranks differ: {everyone:?}");
+            world
+                .allgather(&[bits(&first)], &mut everyone)
+                .expect("allgather");
+            assert!(
+                everyone.iter().all(|&h| h == everyone[0]),
+                "allreduce [{alg}] x{n}: ranks differ: {everyone:?}"
+            );
         }
     }
     oxmpi::set_algorithm(Collective::Allreduce, None).expect("auto");
@@ -286,12 +388,23 @@ fn main() -> oxmpi::Result<()> {
     let size = world.size() as usize;
     let mut ops: Vec<String> = std::env::args().skip(1).collect();
     if ops.is_empty() {
-        ops = ["allreduce", "reduce", "reduce_scatter", "reduce_scatter_block", "scan", "exscan"].map(String::from).to_vec();
+        ops = [
+            "allreduce",
+            "reduce",
+            "reduce_scatter",
+            "reduce_scatter_block",
+            "scan",
+            "exscan",
+        ]
+        .map(String::from)
+        .to_vec();
     }
     for op in &ops {
         match op.as_str() {
             "allreduce" => {
-                each_algorithm(Collective::Allreduce, |alg| cases(&world, Coll::Allreduce, alg));
+                each_algorithm(Collective::Allreduce, |alg| {
+                    cases(&world, Coll::Allreduce, alg)
+                });
                 bit_identical(&world);
             }
             "reduce" => each_algorithm(Collective::Reduce, |alg| {
@@ -299,10 +412,12 @@ fn main() -> oxmpi::Result<()> {
                     cases(&world, Coll::Reduce { root }, alg);
                 }
             }),
-            "reduce_scatter" => each_algorithm(Collective::ReduceScatter, |alg| cases(&world, Coll::ReduceScatter, alg)),
-            "reduce_scatter_block" => {
-                each_algorithm(Collective::ReduceScatterBlock, |alg| cases(&world, Coll::ReduceScatterBlock, alg))
-            }
+            "reduce_scatter" => each_algorithm(Collective::ReduceScatter, |alg| {
+                cases(&world, Coll::ReduceScatter, alg)
+            }),
+            "reduce_scatter_block" => each_algorithm(Collective::ReduceScatterBlock, |alg| {
+                cases(&world, Coll::ReduceScatterBlock, alg)
+            }),
             "scan" => each_algorithm(Collective::Scan, |alg| cases(&world, Coll::Scan, alg)),
             "exscan" => each_algorithm(Collective::Exscan, |alg| cases(&world, Coll::Exscan, alg)),
             other => panic!("unknown operation {other}"),
