@@ -31,10 +31,10 @@ pub enum ErrorMode {
 /// How threads may use oxmpi (`MPI_Init_thread`'s levels).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Threading {
-    /// Calls may come from any thread, one at a time (`MPI_THREAD_SERIALIZED`); a
-    /// blocking call holds the library while it waits, so a second thread calling in
-    /// meanwhile waits too. Communicators are `Send` but not `Sync`.
-    Serialized,
+    /// Every call comes from the thread that called [`init`] (`MPI_THREAD_FUNNELED`);
+    /// a call from another thread fails with [`Error::WrongThread`]. Other threads may
+    /// compute freely. Communicators are `Send` but not `Sync`.
+    Funneled,
 }
 
 /// The running library. Dropping it finalizes this rank (`MPI_Finalize`).
@@ -253,7 +253,7 @@ impl Universe {
 
     /// The thread level this library offers.
     pub fn threading(&self) -> Threading {
-        Threading::Serialized
+        Threading::Funneled
     }
 
     /// Chooses what happens when the job itself fails; see [`ErrorMode`].

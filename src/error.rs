@@ -18,6 +18,10 @@ pub enum Error {
     /// A call was made before [`crate::init`] or after the universe was finalized.
     #[error("oxmpi is not initialized (call oxmpi::init() first, and keep the Universe alive)")]
     NotInitialized,
+    /// A call came from another thread than the one that called [`crate::init`]
+    /// (oxmpi offers `MPI_THREAD_FUNNELED`).
+    #[error("oxmpi calls must come from the thread that called oxmpi::init (MPI_THREAD_FUNNELED)")]
+    WrongThread,
     /// [`crate::init`] was called while a universe is alive.
     #[error("oxmpi is already initialized in this process")]
     AlreadyInitialized,

@@ -29,8 +29,12 @@ impl Comm {
         let tag = Comm::check_tag(tag)?;
         let (ctx, me) = (self.p2p_ctx(), self.rank());
         engine::with(|e| {
-            let id = e.start_send(ctx, me, peer, tag, UserBuf::new(buf), sync)?;
-            Ok(Started::settle(e, id))
+            Ok(
+                match e.start_send(ctx, me, peer, tag, UserBuf::new(buf), sync)? {
+                    Some(id) => Started::settle(e, id),
+                    None => Started::Done(Ok(Status::empty())),
+                },
+            )
         })
     }
 
@@ -54,7 +58,7 @@ impl Comm {
         let (ctx, me) = (self.p2p_ctx(), self.rank());
         engine::with(|e| {
             let id = e.start_send(ctx, me, peer, tag, UserBuf::new(bytes), false)?;
-            e.wait(id).map(|_| ())
+            e.wait_send(id)
         })
     }
 
@@ -66,7 +70,7 @@ impl Comm {
         let bytes = bytemuck::cast_slice(buf);
         engine::with(|e| {
             let id = e.start_send(ctx, me, peer, tag, UserBuf::new(bytes), true)?;
-            e.wait(id).map(|_| ())
+            e.wait_send(id)
         })
     }
 
@@ -171,7 +175,7 @@ impl Comm {
         engine::with(|e| {
             let r = e.start_recv(pattern, into);
             let s = e.start_send(ctx, me, peer, send_tag, out, false)?;
-            let sent = e.wait(s);
+            let sent = e.wait_send(s);
             let got = e.wait(r);
             sent?;
             got

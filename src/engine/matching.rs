@@ -79,6 +79,10 @@ impl Matcher {
 
     /// Removes and returns the oldest posted receive matching `env`.
     pub(crate) fn take_posted(&mut self, env: &Envelope) -> Option<ReqId> {
+        // Most messages match the oldest receive.
+        if self.posted.front()?.0.matches(env) {
+            return self.posted.pop_front().map(|(_, id)| id);
+        }
         let i = self.posted.iter().position(|(p, _)| p.matches(env))?;
         self.posted.remove(i).map(|(_, id)| id)
     }

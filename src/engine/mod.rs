@@ -4,12 +4,13 @@
 //! calls into frames and arriving frames into completed requests. Nothing runs in the
 //! background: every blocking call progresses the engine until its request completes
 //! (spinning, yielding, then sleeping per [`wait::WaitPolicy`]). Invariant: the engine
-//! is reached only through [`with`], which holds the process-wide lock, so raw buffer
-//! views are never dereferenced by two threads at once.
+//! is reached only through [`with`], on the thread that called init ([`owner`]), so
+//! raw buffer views are never dereferenced by two threads at once.
 
 pub(crate) mod context;
 pub(crate) mod credits;
 pub(crate) mod matching;
+mod owner;
 pub(crate) mod protocol;
 pub(crate) mod requests;
 pub(crate) mod schedule;
@@ -45,52 +46,28 @@ pub(crate) struct Engine {
     colls: Vec<ReqId>,
 }
 
-static ENGINE: Mutex<Option<Engine>> = Mutex::new(None);
-
 /// Least eager credit a peer gets, however small the budget or large the job.
 const MIN_CREDIT: usize = 256 * 1024;
 
 /// How long a rank that lost a peer waits for the launcher to end the job.
 const LAUNCHER_GRACE: Duration = Duration::from_secs(5);
 
-fn lock() -> std::sync::MutexGuard<'static, Option<Engine>> {
-    ENGINE.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 /// Runs `f` on the engine. A fatal failure ends the job here unless the error mode is
 /// [`ErrorMode::Return`].
 pub(crate) fn with<R>(f: impl FnOnce(&mut Engine) -> Result<R>) -> Result<R> {
-    let mut guard = lock();
-    let eng = guard.as_mut().ok_or(Error::NotInitialized)?;
-    let result = f(eng);
-    if let Err(e) = &result
-        && e.is_fatal()
-        && eng.error_mode == ErrorMode::Fatal
-    {
-        eng.die(e);
-    }
-    result
+    owner::with_engine(|eng| {
+        let result = f(eng);
+        if let Err(e) = &result
+            && e.is_fatal()
+            && eng.error_mode == ErrorMode::Fatal
+        {
+            eng.die(e);
+        }
+        result
+    })?
 }
 
-/// Installs the engine; fails if one is running.
-pub(crate) fn install(engine: Engine) -> Result<()> {
-    let mut guard = lock();
-    if guard.is_some() {
-        return Err(Error::AlreadyInitialized);
-    }
-    *guard = Some(engine);
-    Ok(())
-}
-
-/// Whether an engine is installed.
-pub(crate) fn is_running() -> bool {
-    lock().is_some()
-}
-
-/// Removes the engine (for finalize).
-pub(crate) fn uninstall() -> Option<Engine> {
-    lock().take()
-}
+pub(crate) use owner::{install, is_running, uninstall};
 
 impl Engine {
     pub(crate) fn new(
@@ -186,6 +163,9 @@ impl Engine {
     }
 
     /// Starts sending `buf` to world rank `peer` with the given envelope.
+    /// Starts sending `buf` to world rank `peer` with the given envelope. Returns
+    /// `None` when the send finished at once (a small message written straight into
+    /// the transport: the buffer may be reused), else the request to wait for.
     pub(crate) fn start_send(
         &mut self,
         ctx: u32,
@@ -194,36 +174,68 @@ impl Engine {
         tag: i32,
         buf: UserBuf,
         sync: bool,
-    ) -> Result<ReqId> {
+    ) -> Result<Option<ReqId>> {
         let len = buf.len();
-        let eager = len <= self.net.eager_limit(peer) && self.core.credits.spend(peer, len);
-        let single_copy = !eager && self.net.single_copy(peer);
-        let phase = match (eager, single_copy) {
-            (true, _) => SendPhase::Eager {
-                written: false,
-                acked: !sync,
-            },
-            (false, true) => SendPhase::AwaitFin,
-            (false, false) => SendPhase::AwaitCts,
-        };
-        let id = self.core.reqs.insert(Op::Send(SendOp { peer, buf, phase }));
-        let mut hdr = Header::new(if eager { Kind::Eager } else { Kind::Rts });
+        let mut hdr = Header::new(Kind::Eager);
         hdr.ctx = ctx;
         hdr.src = src;
         hdr.tag = tag;
-        hdr.a = id.0;
-        let frame = if eager {
+        if len <= self.net.eager_limit(peer) && self.core.credits.spend(peer, len) {
             hdr.payload = len as u64;
-            if sync {
+            // A synchronous send needs its id in the frame (the acknowledgement names
+            // it); a plain one needs an id only if the frame has to wait.
+            let id = sync.then(|| {
                 hdr.flags |= flags::SYNC;
+                self.core.reqs.insert(Op::Send(SendOp {
+                    peer,
+                    buf,
+                    phase: SendPhase::Eager {
+                        written: false,
+                        acked: false,
+                    },
+                }))
+            });
+            if let Some(id) = id {
+                hdr.a = id.0;
             }
-            OutFrame {
+            let frame = OutFrame {
                 hdr,
                 payload: Payload::User(buf),
-                token: Some(id.0),
-            }
-        } else if single_copy {
-            hdr.b = len as u64;
+                token: id.map(|i| i.0),
+            };
+            let written = self.net.send(peer, frame)?;
+            return Ok(match (id, written) {
+                (None, true) => None,
+                (None, false) => {
+                    let id = self.core.reqs.insert(Op::Send(SendOp {
+                        peer,
+                        buf,
+                        phase: SendPhase::Eager {
+                            written: false,
+                            acked: true,
+                        },
+                    }));
+                    self.net.tag_last(peer, id.0);
+                    Some(id)
+                }
+                (Some(id), true) => {
+                    transport_sent(&mut self.core, id.0)?;
+                    Some(id)
+                }
+                (Some(id), false) => Some(id),
+            });
+        }
+        let single_copy = self.net.single_copy(peer);
+        let phase = if single_copy {
+            SendPhase::AwaitFin
+        } else {
+            SendPhase::AwaitCts
+        };
+        let id = self.core.reqs.insert(Op::Send(SendOp { peer, buf, phase }));
+        hdr.kind = Kind::Rts as u8;
+        hdr.a = id.0;
+        hdr.b = len as u64;
+        let frame = if single_copy {
             hdr.flags |= flags::SINGLE_COPY;
             let remote = RemoteBuf {
                 pid: u64::from(std::process::id()),
@@ -236,17 +248,14 @@ impl Engine {
                 token: None,
             }
         } else {
-            hdr.b = len as u64;
             OutFrame {
                 hdr,
                 payload: Payload::Empty,
                 token: None,
             }
         };
-        if self.net.send(peer, frame)? && eager {
-            transport_sent(&mut self.core, id.0)?;
-        }
-        Ok(id)
+        self.net.send(peer, frame)?;
+        Ok(Some(id))
     }
 
     /// Starts a receive into `buf` for messages matching `pattern`.
@@ -305,17 +314,25 @@ impl Engine {
                 Ok(false)
             }
             Ok(Some(result)) => {
-                *op = Op::Done(result);
+                *op = Op::done(result);
                 self.colls.retain(|c| *c != id);
                 Ok(true)
             }
             Err(e) => {
-                *op = Op::Done(Err(Error::InvalidArgument(format!(
+                *op = Op::done(Err(Error::InvalidArgument(format!(
                     "collective failed: {e}"
                 ))));
                 self.colls.retain(|c| *c != id);
                 Err(e)
             }
+        }
+    }
+
+    /// Blocks until the send started by [`Engine::start_send`] completes.
+    pub(crate) fn wait_send(&mut self, id: Option<ReqId>) -> Result<()> {
+        match id {
+            Some(id) => self.wait(id).map(|_| ()),
+            None => Ok(()),
         }
     }
 

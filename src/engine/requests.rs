@@ -70,8 +70,16 @@ pub(crate) enum Op {
     Send(SendOp),
     Recv(RecvOp),
     Coll(Box<Schedule>),
-    /// Finished; the result waits to be collected.
-    Done(Result<Status>),
+    /// Finished; the result waits to be collected (a failure boxed, so the common
+    /// case keeps the table's entries small).
+    Done(std::result::Result<Status, Box<crate::error::Error>>),
+}
+
+impl Op {
+    /// A finished operation with `result`.
+    pub(crate) fn done(result: Result<Status>) -> Op {
+        Op::Done(result.map_err(Box::new))
+    }
 }
 
 /// All requests in flight.
@@ -113,7 +121,7 @@ impl Requests {
     /// Marks `id` finished with `result`.
     pub(crate) fn complete(&mut self, id: ReqId, result: Result<Status>) {
         if let Some(op) = self.get_mut(id) {
-            *op = Op::Done(result);
+            *op = Op::done(result);
         }
     }
 
@@ -134,7 +142,7 @@ impl Requests {
                 };
                 *generation = generation.wrapping_add(1);
                 self.free.push(id.index() as u32);
-                Some(result)
+                Some(result.map_err(|e| *e))
             }
             _ => Some(Ok(Status::empty())),
         }

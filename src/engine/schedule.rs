@@ -274,8 +274,9 @@ impl Schedule {
                     let buf = self.view(span);
                     let world = self.route.group[peer] as usize;
                     let (ctx, src, tag) = (self.route.ctx, self.route.rank as i32, self.route.tag);
-                    let id = eng.start_send(ctx, src, world, tag, buf, false)?;
-                    self.inflight.push((id, None));
+                    if let Some(id) = eng.start_send(ctx, src, world, tag, buf, false)? {
+                        self.inflight.push((id, None));
+                    }
                 }
                 Step::Recv { peer, span } => {
                     let buf = self.view_mut(span);

@@ -32,6 +32,12 @@ impl Transport for Loopback {
         Ok(false)
     }
 
+    fn tag_last(&mut self, _peer: usize, token: u64) {
+        if let Some(f) = self.queue.back_mut() {
+            f.token = Some(token);
+        }
+    }
+
     fn progress(&mut self, sink: &mut dyn Sink) -> Result<bool> {
         let mut moved = false;
         while let Some(f) = self.queue.front() {

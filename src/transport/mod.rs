@@ -36,6 +36,9 @@ pub(crate) trait Transport {
     /// Returns true when the payload has already left the user's buffer; otherwise the
     /// frame's token (if any) is reported through [`Sink::sent`] later.
     fn send(&mut self, peer: usize, frame: OutFrame) -> Result<bool>;
+    /// Gives the frame just queued for `peer` (the last [`Transport::send`] returned
+    /// false) the token to report when its payload has left the user's buffer.
+    fn tag_last(&mut self, peer: usize, token: u64);
     /// Moves whatever can move without blocking. Returns whether anything happened.
     fn progress(&mut self, sink: &mut dyn Sink) -> Result<bool>;
     /// Largest message this transport carries inline (eagerly).

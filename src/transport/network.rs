@@ -68,6 +68,11 @@ impl Network {
         self.transport(peer).send(peer, frame)
     }
 
+    /// See [`Transport::tag_last`].
+    pub(crate) fn tag_last(&mut self, peer: usize, token: u64) {
+        self.transport(peer).tag_last(peer, token);
+    }
+
     /// Progresses every transport once.
     pub(crate) fn progress(&mut self, sink: &mut dyn Sink) -> Result<bool> {
         let mut moved = self.lo.progress(sink)?;

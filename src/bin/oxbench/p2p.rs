@@ -1,6 +1,7 @@
 //! Point-to-point tests between ranks 0 and 1, measuring exactly what
-//! `shared/tools/mpibench.c` (and OSU's `osu_latency`/`osu_bw`) measure; other ranks
-//! stay idle.
+//! `shared/tools/mpibench.c` (and OSU's `osu_latency`/`osu_bw`) measure. Other ranks
+//! wait in a blocking receive until rank 0 releases them at the end, so
+//! `oxrun -n 16 oxbench latency` measures a pair while 14 ranks sleep in receives.
 //!
 //! - `latency`: ping-pong of blocking send/recv; the table shows half the average
 //!   round trip in microseconds.
@@ -9,9 +10,10 @@
 //!   untimed window first; bandwidth is bytes sent over time in MB/s (1 MB = 1e6
 //!   bytes).
 //!
-//! One difference the safe API imposes: the 64 receives of a window need 64 distinct
-//! buffers (MPI codes may let them all write into one), so rank 1 touches more memory
-//! than mpibench's; if anything, that handicaps oxmpi.
+//! One difference the safe API imposes: receives in flight together need distinct
+//! buffers (MPI codes may let them all write into one). Rank 1 therefore receives a
+//! window in batches into packed slots of at most 1 MiB in all, so its buffers stay in
+//! cache as mpibench's one buffer does; with `-c` every message gets its own slot.
 
 use oxmpi::{Comm, Rank};
 
@@ -22,9 +24,12 @@ use crate::table::Table;
 
 /// Messages in flight per window of the bandwidth test.
 const WINDOW: usize = 64;
+/// Bytes of receive slots a bandwidth window uses at once without validation.
+const RECV_CACHE: usize = 1 << 20;
 const PING: i32 = 1;
 const DATA: i32 = 2;
 const ACK: i32 = 3;
+const END: i32 = 4;
 
 /// The other rank of the measured pair, or `None` on a rank that sits the test out.
 fn partner(world: &Comm, test: &str) -> Result<Option<Rank>, Failure> {
@@ -38,6 +43,22 @@ fn partner(world: &Comm, test: &str) -> Result<Option<Rank>, Failure> {
     }
 }
 
+/// On a rank outside the measured pair: sleeps in a receive until rank 0 is done.
+fn wait_for_end(world: &Comm) -> Result<(), Failure> {
+    world.recv::<u8>(&mut [], 0, END)?;
+    Ok(())
+}
+
+/// On rank 0 after the measurements: releases the ranks outside the pair.
+fn release_bystanders(world: &Comm) -> Result<(), Failure> {
+    if world.rank() == 0 {
+        for r in 2..world.size() {
+            world.send::<u8>(&[], r, END)?;
+        }
+    }
+    Ok(())
+}
+
 /// Ping-pong latency: half the round trip, in microseconds.
 pub fn latency(world: &Comm, opts: &Common) -> Result<(), Failure> {
     let partner = partner(world, "latency")?;
@@ -48,7 +69,7 @@ pub fn latency(world: &Comm, opts: &Common) -> Result<(), Failure> {
         "Latency (us)",
     );
     let Some(partner) = partner else {
-        return Ok(());
+        return wait_for_end(world);
     };
     let pinger = world.rank() == 0;
     let mut out = vec![1u8; opts.sizes.max];
@@ -82,7 +103,7 @@ pub fn latency(world: &Comm, opts: &Common) -> Result<(), Failure> {
         })?;
         table.row(n, seconds / counts.iters as f64 / 2.0 * 1e6);
     }
-    Ok(())
+    release_bystanders(world)
 }
 
 /// Unidirectional bandwidth with windows of [`WINDOW`] messages, in MB/s.
@@ -101,7 +122,7 @@ pub fn bw(world: &Comm, opts: &Common) -> Result<(), Failure> {
     )];
     let table = Table::new(world, "Bandwidth Test", &notes, "Bandwidth (MB/s)");
     let Some(partner) = partner else {
-        return Ok(());
+        return wait_for_end(world);
     };
     let sender = world.rank() == 0;
     // Every message of a window has its own slot: receives need distinct buffers, and
@@ -124,7 +145,7 @@ pub fn bw(world: &Comm, opts: &Common) -> Result<(), Failure> {
         })?;
         table.row(n, (n * WINDOW * counts.iters) as f64 / seconds / 1e6);
     }
-    Ok(())
+    release_bystanders(world)
 }
 
 /// The seed of message `w` of window `window`.
@@ -173,18 +194,37 @@ fn recv_window(
     window: usize,
     validate: bool,
 ) -> Result<(), Failure> {
-    let statuses = oxmpi::scope(|s| {
-        let recvs = buf
-            .chunks_mut(slot)
-            .map(|msg| world.irecv(s, &mut msg[..n], from, DATA))
-            .collect::<oxmpi::Result<Vec<_>>>()?;
-        oxmpi::wait_all(recvs)
-    })?;
     if validate {
+        // Every message of the window in its own slot, checked afterwards.
+        let statuses = oxmpi::scope(|s| {
+            let recvs = buf
+                .chunks_mut(slot)
+                .map(|msg| world.irecv(s, &mut msg[..n], from, DATA))
+                .collect::<oxmpi::Result<Vec<_>>>()?;
+            oxmpi::wait_all(recvs)
+        })?;
         for (w, (msg, status)) in buf.chunks(slot).zip(&statuses).enumerate() {
             let what = format!("message {w} of window {window}");
             pattern::check_len(status.bytes, n, &what)?;
             pattern::check(&msg[..n], seed(window, w), &what)?;
+        }
+    } else {
+        // OSU receives the whole window into one buffer. Safe Rust cannot have two
+        // receives write one buffer at once, so the window is received in batches into
+        // packed slots that together stay cache-sized, as that one buffer does.
+        let batch = (RECV_CACHE / n.max(1)).clamp(1, WINDOW);
+        let mut left = WINDOW;
+        while left > 0 {
+            let count = batch.min(left);
+            oxmpi::scope(|s| {
+                let recvs = buf
+                    .chunks_mut(n.max(1))
+                    .take(count)
+                    .map(|msg| world.irecv(s, &mut msg[..n], from, DATA))
+                    .collect::<oxmpi::Result<Vec<_>>>()?;
+                oxmpi::wait_all(recvs)
+            })?;
+            left -= count;
         }
     }
     world.send(&[0u8; 4], from, ACK)?;

@@ -409,6 +409,12 @@ impl Transport for Shm {
         Ok(false)
     }
 
+    fn tag_last(&mut self, peer: usize, token: u64) {
+        if let Some(p) = self.pending[self.local_of[peer]].back_mut() {
+            p.frame.token = Some(token);
+        }
+    }
+
     fn progress(&mut self, sink: &mut dyn Sink) -> Result<bool> {
         let inbox = self.inboxes[self.local];
         let mut moved = false;

@@ -161,9 +161,24 @@ impl Inbox {
             }
         }
         let at = (t % self.lines) as usize * LINE;
-        self.write_wrapped(at + MARKER, bytemuck::bytes_of(hdr));
-        self.write_wrapped(at + MARKER + HEADER_LEN, &(from as u32).to_le_bytes());
-        self.write_wrapped(at + PREFIX, payload);
+        // The first line in one copy: header, sender and the payload's first bytes.
+        let mut first = [0u8; LINE - MARKER];
+        first[..HEADER_LEN].copy_from_slice(bytemuck::bytes_of(hdr));
+        first[HEADER_LEN..HEADER_LEN + FROM].copy_from_slice(&(from as u32).to_le_bytes());
+        let inline = payload.len().min(LINE - PREFIX);
+        first[HEADER_LEN + FROM..HEADER_LEN + FROM + inline].copy_from_slice(&payload[..inline]);
+        // SAFETY: the first line lies inside the ring (a frame never starts mid-line)
+        // and belongs to this producer (reserved above).
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                first.as_ptr(),
+                self.ring.add(at + MARKER),
+                PREFIX - MARKER + inline,
+            )
+        };
+        if inline < payload.len() {
+            self.write_wrapped(at + LINE, &payload[inline..]);
+        }
         self.marker(t).store(t + 1, Ordering::Release);
         true
     }

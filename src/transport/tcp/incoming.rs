@@ -230,7 +230,11 @@ mod tests {
             Ok(())
         }
         fn data_dest(&mut self, _: usize, _: &Header) -> Result<UserBufMut> {
-            Err(Error::Protocol { rank: 0, peer: 1, detail: "no receive".into() })
+            Err(Error::Protocol {
+                rank: 0,
+                peer: 1,
+                detail: "no receive".into(),
+            })
         }
         fn data_done(&mut self, _: usize, _: &Header) -> Result<()> {
             Ok(())
@@ -248,7 +252,10 @@ mod tests {
         let writer = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (accepted, _) = listener.accept().unwrap();
         accepted.set_nonblocking(true).unwrap();
-        (Incoming::new(mio::net::TcpStream::from_std(accepted)), writer)
+        (
+            Incoming::new(mio::net::TcpStream::from_std(accepted)),
+            writer,
+        )
     }
 
     /// Pumps until the connection has nothing more (or fails).
@@ -293,7 +300,8 @@ mod tests {
     #[test]
     fn a_wrong_secret_is_refused_before_any_frame() {
         let (mut conn, mut w) = pair();
-        w.write_all(bytemuck::bytes_of(&Hello::new([6; 16], 2, 4))).unwrap();
+        w.write_all(bytemuck::bytes_of(&Hello::new([6; 16], 2, 4)))
+            .unwrap();
         w.write_all(&frame(b"sneaky")).unwrap();
         let mut sink = Recorder::default();
         let err = pump_all(&mut conn, &mut sink).unwrap_err();
@@ -305,14 +313,16 @@ mod tests {
     fn garbage_oversized_and_truncated_frames_are_errors_not_panics() {
         // Unknown kind.
         let (mut conn, mut w) = pair();
-        w.write_all(bytemuck::bytes_of(&Hello::new(SECRET, 1, 4))).unwrap();
+        w.write_all(bytemuck::bytes_of(&Hello::new(SECRET, 1, 4)))
+            .unwrap();
         w.write_all(&[0xEE; HEADER_LEN]).unwrap();
         let err = pump_all(&mut conn, &mut Recorder::default()).unwrap_err();
         assert!(err.to_string().contains("unknown frame kind"), "{err}");
 
         // A length far beyond the limit: refused without allocating it.
         let (mut conn, mut w) = pair();
-        w.write_all(bytemuck::bytes_of(&Hello::new(SECRET, 1, 4))).unwrap();
+        w.write_all(bytemuck::bytes_of(&Hello::new(SECRET, 1, 4)))
+            .unwrap();
         let mut h = Header::new(Kind::Eager);
         h.payload = u64::MAX / 2;
         w.write_all(bytemuck::bytes_of(&h)).unwrap();
@@ -321,7 +331,8 @@ mod tests {
 
         // Closed in the middle of a frame.
         let (mut conn, mut w) = pair();
-        w.write_all(bytemuck::bytes_of(&Hello::new(SECRET, 1, 4))).unwrap();
+        w.write_all(bytemuck::bytes_of(&Hello::new(SECRET, 1, 4)))
+            .unwrap();
         w.write_all(&frame(b"cut short")[..HEADER_LEN + 3]).unwrap();
         drop(w);
         let err = pump_all(&mut conn, &mut Recorder::default()).unwrap_err();
@@ -329,7 +340,8 @@ mod tests {
 
         // A data frame naming no receive.
         let (mut conn, mut w) = pair();
-        w.write_all(bytemuck::bytes_of(&Hello::new(SECRET, 1, 4))).unwrap();
+        w.write_all(bytemuck::bytes_of(&Hello::new(SECRET, 1, 4)))
+            .unwrap();
         let mut h = Header::new(Kind::Data);
         h.payload = 10;
         w.write_all(bytemuck::bytes_of(&h)).unwrap();
@@ -339,7 +351,8 @@ mod tests {
     #[test]
     fn a_clean_close_between_frames_is_reported_as_closed() {
         let (mut conn, mut w) = pair();
-        w.write_all(bytemuck::bytes_of(&Hello::new(SECRET, 3, 4))).unwrap();
+        w.write_all(bytemuck::bytes_of(&Hello::new(SECRET, 3, 4)))
+            .unwrap();
         drop(w);
         let mut sink = Recorder::default();
         let mut last = Pump::Drained;

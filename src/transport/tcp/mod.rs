@@ -269,6 +269,12 @@ impl Transport for Tcp {
         }
     }
 
+    fn tag_last(&mut self, peer: usize, token: u64) {
+        if let Some(conn) = self.out[peer].as_mut() {
+            conn.tag_last(token);
+        }
+    }
+
     fn progress(&mut self, sink: &mut dyn Sink) -> Result<bool> {
         self.poll_into_ready(Some(Duration::ZERO))?;
         let mut moved = false;

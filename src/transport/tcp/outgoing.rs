@@ -56,6 +56,13 @@ impl Outgoing {
         Ok(false)
     }
 
+    /// Sets the token of the last queued frame.
+    pub(crate) fn tag_last(&mut self, token: u64) {
+        if let Some(f) = self.queue.back_mut() {
+            f.token = Some(token);
+        }
+    }
+
     /// Writes queued frames until the socket is full or the queue empty, calling
     /// `sent` with the token of each frame that finished.
     pub(crate) fn flush(&mut self, sent: &mut dyn FnMut(u64)) -> io::Result<()> {

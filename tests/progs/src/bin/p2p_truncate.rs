@@ -87,6 +87,16 @@ fn main() -> oxmpi::Result<()> {
         ),
         || "src".into(),
     );
+    // Calls from another thread than init's are refused (MPI_THREAD_FUNNELED).
+    let other = world.clone();
+    let from_thread = std::thread::spawn(move || other.send(&[0u8], 0, 0))
+        .join()
+        .expect("thread");
+    check(
+        &world,
+        matches!(from_thread, Err(Error::WrongThread)),
+        || format!("{from_thread:?}"),
+    );
     if rank == 0 {
         println!("truncate ok on {size} ranks");
     }
