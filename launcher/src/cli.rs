@@ -96,8 +96,7 @@ pub struct Cli {
     #[arg(long, value_name = "DIR", verbatim_doc_comment)]
     pub wdir: Option<PathBuf>,
 
-    /// Prefix every output line of rank R with "[R] "
-    #[arg(long)]
+    #[arg(long, help = "Prefix every output line of rank R with \"[R] \"")]
     pub tag_output: bool,
 
     /// Pin rank i to core i (all its hardware threads), or not at all

@@ -1,7 +1,7 @@
 //! Finding PROGRAM before anything starts, the way `execvp` would from the ranks'
 //! working directory.
 //!
-//! Invariant: a [`Resolved`] path is absolute and was executable when checked, so a
+//! Invariant: a resolved path is absolute and was executable when checked, so a
 //! missing or non-executable program is reported once, by oxrun, with exit status 127
 //! or 126, before any rank exists.
 
