@@ -30,6 +30,7 @@ mod scan;
 mod scatter;
 mod scatterv;
 pub(crate) mod select;
+mod tree;
 mod value_index;
 
 pub use reduce_local::reduce_local;
