@@ -13,7 +13,12 @@ use oxmpi::{Op, ValueIndex};
 /// Vector sizes in bytes: in L1, in L2, and past the last-level cache.
 const SIZES: [usize; 3] = [16 << 10, 256 << 10, 16 << 20];
 
-fn kernel<T: bytemuck::Pod, O: Op::Reduction<T> + Copy>(c: &mut Criterion, name: &str, op: O, one: T) {
+fn kernel<T: bytemuck::Pod, O: Op::Reduction<T> + Copy>(
+    c: &mut Criterion,
+    name: &str,
+    op: O,
+    one: T,
+) {
     let mut group = c.benchmark_group(name);
     for bytes in SIZES {
         let n = bytes / size_of::<T>();
@@ -21,7 +26,10 @@ fn kernel<T: bytemuck::Pod, O: Op::Reduction<T> + Copy>(c: &mut Criterion, name:
         let mut inout = vec![one; n];
         group.throughput(Throughput::Bytes(bytes as u64));
         group.bench_function(BenchmarkId::from_parameter(bytes), |b| {
-            b.iter(|| oxmpi::reduce_local(black_box(&input), black_box(&mut inout), op).expect("equal lengths"))
+            b.iter(|| {
+                oxmpi::reduce_local(black_box(&input), black_box(&mut inout), op)
+                    .expect("equal lengths")
+            })
         });
     }
     group.finish();

@@ -41,6 +41,8 @@ pub(crate) struct Incoming {
     start: usize,
     end: usize,
     state: State,
+    /// The last read emptied the socket (saves the read that would return EAGAIN).
+    emptied: bool,
 }
 
 enum Fill {
@@ -58,6 +60,7 @@ impl Incoming {
             start: 0,
             end: 0,
             state: State::Hello,
+            emptied: false,
         }
     }
 
@@ -79,6 +82,9 @@ impl Incoming {
             match self.stream.read(&mut self.buf[self.end..]) {
                 Ok(0) => return Ok(Fill::Eof),
                 Ok(n) => {
+                    // A read that did not fill the buffer emptied the socket: more data
+                    // will come with a new readiness event (edge-triggered).
+                    self.emptied = self.end + n < self.buf.len();
                     self.end += n;
                     return Ok(Fill::Got);
                 }
@@ -104,6 +110,7 @@ impl Incoming {
             peer: peer.map_or(-1, |p| p as i32),
             detail,
         };
+        self.emptied = false;
         loop {
             let need = match &self.state {
                 State::Hello => HELLO_LEN,
@@ -112,6 +119,9 @@ impl Incoming {
                 State::Data { .. } => 0,
             };
             if self.buffered() < need {
+                if self.emptied {
+                    return Ok((Pump::Drained, moved));
+                }
                 match self.fill(need).map_err(|e| self.io_error(me, e))? {
                     Fill::Got => continue,
                     Fill::WouldBlock => return Ok((Pump::Drained, moved)),
@@ -183,7 +193,15 @@ impl Incoming {
                                     self.lost(me, "connection closed in the middle of a message")
                                 );
                             }
-                            Ok(n) => done += n,
+                            Ok(n) => {
+                                let short = done + n < total;
+                                done += n;
+                                if short {
+                                    // The socket is empty; wait for its next event.
+                                    self.state = State::Data { hdr, done };
+                                    return Ok((Pump::Drained, true));
+                                }
+                            }
                             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                                 self.state = State::Data { hdr, done };

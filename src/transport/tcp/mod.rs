@@ -161,11 +161,7 @@ impl Tcp {
             let mut stream = TcpStream::from_std(std_stream);
             self.poll
                 .registry()
-                .register(
-                    &mut stream,
-                    Token(peer),
-                    Interest::READABLE | Interest::WRITABLE,
-                )
+                .register(&mut stream, Token(peer), Interest::READABLE)
                 .map_err(|e| Error::io("registering a TCP connection", e))?;
             self.out[peer] = Some(Outgoing::new(stream));
         }
@@ -256,6 +252,28 @@ impl Tcp {
         for t in self.sent.drain(..) {
             sink.sent(t)?;
         }
+        self.watch_writable(peer)
+    }
+
+    /// Asks the poller for writability of `peer`'s connection exactly while frames
+    /// wait in its queue (an idle connection would report every acknowledgement).
+    fn watch_writable(&mut self, peer: usize) -> Result<()> {
+        let Some(conn) = self.out[peer].as_mut() else {
+            return Ok(());
+        };
+        let want = conn.has_queue();
+        if want != conn.watching_writable {
+            let interest = if want {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            self.poll
+                .registry()
+                .reregister(&mut conn.stream, Token(peer), interest)
+                .map_err(|e| Error::io("watching a TCP connection", e))?;
+            conn.watching_writable = want;
+        }
         Ok(())
     }
 }
@@ -264,7 +282,8 @@ impl Transport for Tcp {
     fn send(&mut self, peer: usize, frame: OutFrame) -> Result<bool> {
         let conn = self.connect(peer)?;
         match conn.push(frame) {
-            Ok(done) => Ok(done),
+            Ok(true) => Ok(true),
+            Ok(false) => self.watch_writable(peer).map(|()| false),
             Err(e) => Err(self.lost(peer, format!("writing to it failed: {e}"))),
         }
     }

@@ -18,6 +18,8 @@ pub(crate) struct Outgoing {
     queue: VecDeque<OutFrame>,
     /// Bytes of the front frame (header and payload) already written.
     head_done: usize,
+    /// Whether the poller reports writability (only while frames wait).
+    pub(crate) watching_writable: bool,
 }
 
 fn write_some(stream: &mut mio::net::TcpStream, iov: &[IoSlice<'_>]) -> io::Result<usize> {
@@ -37,6 +39,7 @@ impl Outgoing {
             stream,
             queue: VecDeque::new(),
             head_done: 0,
+            watching_writable: false,
         }
     }
 
@@ -54,6 +57,11 @@ impl Outgoing {
         }
         self.queue.push_back(frame);
         Ok(false)
+    }
+
+    /// Whether frames wait to be written.
+    pub(crate) fn has_queue(&self) -> bool {
+        !self.queue.is_empty()
     }
 
     /// Sets the token of the last queued frame.
