@@ -153,7 +153,7 @@ impl Collective {
     /// [`set_algorithm`] take them.
     ///
     /// ```
-    /// assert_eq!(oxmpi::Collective::Barrier.algorithms(), ["dissemination"]);
+    /// assert_eq!(oxmpi::Collective::Barrier.algorithms(), ["dissemination", "linear"]);
     /// ```
     pub fn algorithms(self) -> Vec<&'static str> {
         self.candidates().iter().map(|a| a.name()).collect()
@@ -161,7 +161,7 @@ impl Collective {
 
     fn candidates(self) -> &'static [Algorithm] {
         match self {
-            Collective::Barrier => &[Dissemination],
+            Collective::Barrier => &[Dissemination, Linear],
             Collective::Bcast => &[Binomial, ScatterAllgather],
             Collective::Reduce => &[Binomial, ReduceScatterGather],
             Collective::Allreduce => &[RecursiveDoubling, Rabenseifner, Ring],
@@ -317,7 +317,15 @@ pub(crate) fn choose(
 fn table(coll: Collective, bytes: usize, size: usize, commutative: bool) -> Algorithm {
     const K: usize = 1024;
     match coll {
-        Collective::Barrier => Dissemination,
+        // From 8 ranks (oversubscribed here) waking each rank twice beats waking it
+        // log2(p) times; past 64 the fan-in to rank 0 would dominate.
+        Collective::Barrier => {
+            if (8..=64).contains(&size) {
+                Linear
+            } else {
+                Dissemination
+            }
+        }
         // With ranks sharing cores, total work decides, and binomial trees do the
         // least; scatter-allgather and reduce-scatter-gather stay available by name.
         Collective::Bcast => Binomial,
