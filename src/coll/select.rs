@@ -164,7 +164,7 @@ impl Collective {
             Collective::Barrier => &[Dissemination, Linear],
             Collective::Bcast => &[Binomial, ScatterAllgather],
             Collective::Reduce => &[Binomial, ReduceScatterGather],
-            Collective::Allreduce => &[RecursiveDoubling, Rabenseifner, Ring],
+            Collective::Allreduce => &[RecursiveDoubling, Rabenseifner, Ring, Linear],
             Collective::Gather | Collective::Scatter => &[Binomial, Linear],
             Collective::Gatherv | Collective::Scatterv => &[Linear],
             Collective::Allgather => &[RecursiveDoubling, Bruck, Ring],
@@ -331,7 +331,10 @@ fn table(coll: Collective, bytes: usize, size: usize, commutative: bool) -> Algo
         Collective::Bcast => Binomial,
         Collective::Reduce => Binomial,
         Collective::Allreduce => {
-            if bytes < 32 * K {
+            if (8..=64).contains(&size) && bytes < 16 * K {
+                // As for the barrier: two wake-ups per rank beat log2(p) rounds.
+                Linear
+            } else if bytes < 32 * K {
                 RecursiveDoubling
             } else if bytes < 256 * K || !commutative {
                 Rabenseifner
@@ -396,7 +399,10 @@ mod tests {
     #[test]
     fn unknown_names_list_the_valid_ones() {
         let err = Collective::Allreduce.parse("fastest").unwrap_err();
-        assert_eq!(err, "one of: auto, recursive_doubling, rabenseifner, ring");
+        assert_eq!(
+            err,
+            "one of: auto, recursive_doubling, rabenseifner, ring, linear"
+        );
         assert_eq!(Collective::Allreduce.parse("ring"), Ok(Some(Ring)));
         assert_eq!(Collective::Allreduce.parse("auto"), Ok(None));
     }
