@@ -227,7 +227,7 @@ builtin!(
     /// ```
     /// # fn main() -> oxmpi::Result<()> {
     /// let universe = oxmpi::init()?;
-    /// let mut odd = [3.0f64];
+    /// let mut odd = [1.0f64];
     /// universe.world().allreduce_in_place(&mut odd, oxmpi::Op::LogicalXor)?;
     /// assert_eq!(odd[0], (universe.world().size() % 2) as f64);
     /// # Ok(()) }
@@ -285,7 +285,8 @@ builtin!(
 /// let world = universe.world();
 /// let mut best = [ValueIndex::new(1.0f32, world.rank())];
 /// world.allreduce_in_place(&mut best, Op::MinLoc)?;
-/// assert_eq!(best[0].into(), (1.0, 0)); // a tie everywhere: rank 0 wins
+/// let (value, rank): (f32, i32) = best[0].into();
+/// assert_eq!((value, rank), (1.0, 0)); // a tie everywhere: rank 0 wins
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -302,7 +303,8 @@ pub struct MinLoc;
 /// let mut best = [ValueIndex::new(world.rank() as i64, world.rank() as i64)];
 /// world.allreduce_in_place(&mut best, Op::MaxLoc)?;
 /// let last = (world.size() - 1) as i64;
-/// assert_eq!(best[0].into(), (last, last));
+/// let (value, index): (i64, i64) = best[0].into();
+/// assert_eq!((value, index), (last, last));
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

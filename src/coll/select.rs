@@ -153,7 +153,7 @@ impl Collective {
     /// [`set_algorithm`] take them.
     ///
     /// ```
-    /// assert_eq!(oxmpi::Collective::Barrier.algorithms(), ["dissemination"]);
+    /// assert_eq!(oxmpi::Collective::Barrier.algorithms(), ["dissemination", "linear"]);
     /// ```
     pub fn algorithms(self) -> Vec<&'static str> {
         self.candidates().iter().map(|a| a.name()).collect()
@@ -161,10 +161,10 @@ impl Collective {
 
     fn candidates(self) -> &'static [Algorithm] {
         match self {
-            Collective::Barrier => &[Dissemination],
+            Collective::Barrier => &[Dissemination, Linear],
             Collective::Bcast => &[Binomial, ScatterAllgather],
             Collective::Reduce => &[Binomial, ReduceScatterGather],
-            Collective::Allreduce => &[RecursiveDoubling, Rabenseifner, Ring],
+            Collective::Allreduce => &[RecursiveDoubling, Rabenseifner, Ring, Linear],
             Collective::Gather | Collective::Scatter => &[Binomial, Linear],
             Collective::Gatherv | Collective::Scatterv => &[Linear],
             Collective::Allgather => &[RecursiveDoubling, Bruck, Ring],
@@ -317,13 +317,24 @@ pub(crate) fn choose(
 fn table(coll: Collective, bytes: usize, size: usize, commutative: bool) -> Algorithm {
     const K: usize = 1024;
     match coll {
-        Collective::Barrier => Dissemination,
+        // From 8 ranks (oversubscribed here) waking each rank twice beats waking it
+        // log2(p) times; past 64 the fan-in to rank 0 would dominate.
+        Collective::Barrier => {
+            if (8..=64).contains(&size) {
+                Linear
+            } else {
+                Dissemination
+            }
+        }
         // With ranks sharing cores, total work decides, and binomial trees do the
         // least; scatter-allgather and reduce-scatter-gather stay available by name.
         Collective::Bcast => Binomial,
         Collective::Reduce => Binomial,
         Collective::Allreduce => {
-            if bytes < 32 * K {
+            if (8..=64).contains(&size) && bytes < 16 * K {
+                // As for the barrier: two wake-ups per rank beat log2(p) rounds.
+                Linear
+            } else if bytes < 32 * K {
                 RecursiveDoubling
             } else if bytes < 256 * K || !commutative {
                 Rabenseifner
@@ -388,7 +399,10 @@ mod tests {
     #[test]
     fn unknown_names_list_the_valid_ones() {
         let err = Collective::Allreduce.parse("fastest").unwrap_err();
-        assert_eq!(err, "one of: auto, recursive_doubling, rabenseifner, ring");
+        assert_eq!(
+            err,
+            "one of: auto, recursive_doubling, rabenseifner, ring, linear"
+        );
         assert_eq!(Collective::Allreduce.parse("ring"), Ok(Some(Ring)));
         assert_eq!(Collective::Allreduce.parse("auto"), Ok(None));
     }

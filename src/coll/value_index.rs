@@ -39,7 +39,8 @@ impl<V: Pod, I: Pod> ValueIndex<V, I> {
     ///
     /// ```
     /// let p = oxmpi::ValueIndex::new(2.5f32, 7);
-    /// assert_eq!(p.into(), (2.5f32, 7));
+    /// let (value, index): (f32, i32) = p.into();
+    /// assert_eq!((value, index), (2.5, 7));
     /// ```
     pub fn new(value: V, index: I) -> ValueIndex<V, I> {
         ValueIndex { value, index }

@@ -114,10 +114,11 @@ impl Schedule {
     pub(crate) fn new(route: Route, send: UserBuf, recv: UserBufMut) -> Schedule {
         Schedule {
             route,
-            steps: Vec::new(),
+            // Room for the steps of a short collective without regrowing.
+            steps: Vec::with_capacity(16),
             unfenced: false,
             next: 0,
-            inflight: Vec::new(),
+            inflight: Vec::with_capacity(4),
             send,
             recv,
             temps: Vec::new(),

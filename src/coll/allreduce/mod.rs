@@ -1,11 +1,13 @@
 //! `MPI_Allreduce`: every rank ends with the reduction of every rank's vector.
 //!
-//! Algorithms: [`recursive_doubling`] (short vectors), [`rabenseifner`] (medium and
-//! long), [`ring`] (long, commutative operations). Invariant: every algorithm
+//! Algorithms: [`recursive_doubling`] (short vectors), [`linear`] (short vectors on
+//! ranks sharing cores), [`rabenseifner`] (medium and long), [`ring`] (long,
+//! commutative operations). Invariant: every algorithm
 //! computes each element once per operand order and hands out copies, so all ranks
 //! get identical bits, and the same inputs on the same number of ranks give the same
 //! bits on every run.
 
+mod linear;
 mod rabenseifner;
 mod recursive_doubling;
 mod ring;
@@ -145,6 +147,7 @@ impl Comm {
             Algorithm::RecursiveDoubling => recursive_doubling::build(&mut s, input, count * esz),
             Algorithm::Rabenseifner => rabenseifner::build(&mut s, input, count, esz),
             Algorithm::Ring => ring::build(&mut s, input, count, esz),
+            Algorithm::Linear => linear::build(&mut s, input, count * esz),
             other => unreachable!("{other:?} is not an allreduce algorithm"),
         }
         Ok(s)

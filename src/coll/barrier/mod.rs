@@ -1,11 +1,12 @@
 //! `MPI_Barrier`: no rank leaves before every rank has entered.
 //!
-//! Algorithm: [`dissemination`]. Invariant: a barrier moves no user data, only
+//! Algorithms: [`dissemination`] and [`linear`] (fan-in/fan-out). Invariant: a barrier moves no user data, only
 //! empty messages on the communicator's collective context.
 
 mod dissemination;
+mod linear;
 
-use super::select::{self, Collective};
+use super::select::{self, Algorithm, Collective};
 use crate::comm::Comm;
 use crate::engine::schedule::Schedule;
 use crate::error::Result;
@@ -46,9 +47,13 @@ impl Comm {
     }
 
     fn barrier_schedule(&self) -> Result<Schedule> {
-        select::choose(Collective::Barrier, 0, self.size() as usize, true)?;
+        let alg = select::choose(Collective::Barrier, 0, self.size() as usize, true)?;
         let mut s = self.schedule::<u8, u8>(&[], &mut []);
-        dissemination::build(&mut s);
+        match alg {
+            Algorithm::Dissemination => dissemination::build(&mut s),
+            Algorithm::Linear => linear::build(&mut s),
+            other => unreachable!("{other:?} is not a barrier algorithm"),
+        }
         Ok(s)
     }
 }

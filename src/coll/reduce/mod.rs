@@ -76,8 +76,8 @@ impl Comm {
     /// # fn main() -> oxmpi::Result<()> {
     /// let universe = oxmpi::init()?;
     /// let world = universe.world();
-    /// let mut least = [0i32];
-    /// oxmpi::scope(|s| world.ireduce(s, &[world.rank()], &mut least, oxmpi::Op::Min, 0)?.wait())?;
+    /// let (mine, mut least) = ([world.rank()], [0i32]);
+    /// oxmpi::scope(|s| world.ireduce(s, &mine, &mut least, oxmpi::Op::Min, 0)?.wait())?;
     /// assert_eq!(least[0], 0);
     /// # Ok(()) }
     /// ```
