@@ -52,26 +52,19 @@ impl Comm {
     /// # Ok(()) }
     /// ```
     pub fn send<T: Pod>(&self, buf: &[T], dest: Rank, tag: Tag) -> Result<()> {
-        let bytes = bytemuck::cast_slice(buf);
-        let peer = self.world_rank(dest)?;
-        let tag = Comm::check_tag(tag)?;
-        let (ctx, me) = (self.p2p_ctx(), self.rank());
-        engine::with(|e| {
-            let id = e.start_send(ctx, me, peer, tag, UserBuf::new(bytes), false)?;
-            e.wait_send(id)
-        })
+        self.blocking_send(bytemuck::cast_slice(buf), dest, tag, false)
     }
 
     /// Sends `buf` and returns only once the receiver has matched it (`MPI_Ssend`).
     pub fn ssend<T: Pod>(&self, buf: &[T], dest: Rank, tag: Tag) -> Result<()> {
-        let peer = self.world_rank(dest)?;
-        let tag = Comm::check_tag(tag)?;
-        let (ctx, me) = (self.p2p_ctx(), self.rank());
-        let bytes = bytemuck::cast_slice(buf);
-        engine::with(|e| {
-            let id = e.start_send(ctx, me, peer, tag, UserBuf::new(bytes), true)?;
-            e.wait_send(id)
-        })
+        self.blocking_send(bytemuck::cast_slice(buf), dest, tag, true)
+    }
+
+    fn blocking_send(&self, buf: &[u8], dest: Rank, tag: Tag, sync: bool) -> Result<()> {
+        match self.start_send(buf, dest, tag, sync)? {
+            Started::Done(result) => result.map(drop),
+            Started::Pending(id) => engine::with(|e| e.wait(id)).map(drop),
+        }
     }
 
     /// Receives a message matching `source` and `tag` into `buf` (`MPI_Recv`).
