@@ -95,6 +95,12 @@ const COUNT: usize = 16;
 
 impl Collective {
     /// Every collective, in declaration order.
+    ///
+    /// ```
+    /// for c in oxmpi::Collective::ALL {
+    ///     println!("{}: {}", c.env_var(), c.algorithms().join(", "));
+    /// }
+    /// ```
     pub const ALL: [Collective; COUNT] = [
         Collective::Barrier,
         Collective::Bcast,
