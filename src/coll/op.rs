@@ -30,23 +30,58 @@ mod sealed {
 use sealed::Sealed;
 
 /// Element types with `+`, `*`, min and max: every primitive integer and float.
+///
+/// ```
+/// use oxmpi::Op::Arithmetic;
+/// assert_eq!(u8::sum(250, 10), 4); // integers wrap
+/// assert_eq!(f64::product(1.5, 2.0), 3.0);
+/// ```
 pub trait Arithmetic: Pod + PartialOrd + Sealed {
     /// `a + b` (wrapping for integers).
+    ///
+    /// ```
+    /// assert_eq!(<i32 as oxmpi::Op::Arithmetic>::sum(2, 3), 5);
+    /// ```
     fn sum(a: Self, b: Self) -> Self;
     /// `a * b` (wrapping for integers).
+    ///
+    /// ```
+    /// assert_eq!(<f32 as oxmpi::Op::Arithmetic>::product(2.0, 3.0), 6.0);
+    /// ```
     fn product(a: Self, b: Self) -> Self;
 }
 
 /// Element types with logical and/or/xor (non-zero is true): every primitive integer
 /// and float.
+///
+/// ```
+/// use oxmpi::Op::Logical;
+/// assert!(0.5f64.truth() && !0u8.truth());
+/// assert_eq!(i16::from_truth(true), 1);
+/// ```
 pub trait Logical: Pod + Sealed {
     /// Whether the value counts as true.
+    ///
+    /// ```
+    /// assert!(oxmpi::Op::Logical::truth(-3i64));
+    /// ```
     fn truth(self) -> bool;
     /// 1 for true, 0 for false.
+    ///
+    /// ```
+    /// assert_eq!(<f32 as oxmpi::Op::Logical>::from_truth(false), 0.0);
+    /// ```
     fn from_truth(t: bool) -> Self;
 }
 
 /// Element types with bitwise and/or/xor: every primitive integer.
+///
+/// ```
+/// fn flags<T: oxmpi::Op::Bitwise>(a: T, b: T) -> T {
+///     a | b
+/// }
+/// assert_eq!(flags(0b01u8, 0b10), 0b11);
+/// ```
 pub trait Bitwise:
     Pod
     + Sealed

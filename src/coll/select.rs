@@ -95,6 +95,12 @@ const COUNT: usize = 16;
 
 impl Collective {
     /// Every collective, in declaration order.
+    ///
+    /// ```
+    /// for c in oxmpi::Collective::ALL {
+    ///     println!("{}: {}", c.env_var(), c.algorithms().join(", "));
+    /// }
+    /// ```
     pub const ALL: [Collective; COUNT] = [
         Collective::Barrier,
         Collective::Bcast,
@@ -331,10 +337,11 @@ fn table(coll: Collective, bytes: usize, size: usize, commutative: bool) -> Algo
         Collective::Bcast => Binomial,
         Collective::Reduce => Binomial,
         Collective::Allreduce => {
-            if (8..=64).contains(&size) && bytes < 16 * K {
-                // As for the barrier: two wake-ups per rank beat log2(p) rounds.
+            if (8..=64).contains(&size) && bytes * size <= 1024 * K {
+                // As for the barrier: two wake-ups per rank beat log2(p) rounds, as
+                // long as rank 0's share (a vector from every rank) stays small.
                 Linear
-            } else if bytes < 32 * K {
+            } else if bytes < 16 * K {
                 RecursiveDoubling
             } else if bytes < 256 * K || !commutative {
                 Rabenseifner
