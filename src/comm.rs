@@ -237,17 +237,10 @@ impl Comm {
     /// launcher, which stops every rank.
     pub fn abort(&self, code: i32) -> ! {
         let world = self.inner.group[self.inner.rank as usize];
-        let reported = engine::with(|e| {
-            let mut boot = e
-                .boot
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            boot.abort(code);
-            Ok(boot.has_launcher())
-        });
-        if !reported.unwrap_or(false) {
-            eprintln!("oxmpi: rank {world} called abort with code {code}");
-        }
+        let why = format!("rank {world} called abort with code {code}");
+        let _ = engine::with(|e| -> Result<()> { e.abort_job(code, &why) });
+        // Not initialized (or finalized): nobody else to tell.
+        eprintln!("oxmpi: {why}");
         std::process::exit(if code == 0 { 1 } else { code });
     }
 }

@@ -64,6 +64,10 @@ pub enum Error {
     /// Buffers, counts or roots that do not agree with each other or with the call.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// An earlier call failed because the job itself failed (return-errors mode); no
+    /// further communication is possible.
+    #[error("the job failed earlier, no further communication is possible: {0}")]
+    JobFailed(String),
     /// A peer process died or closed its connection before the job finished.
     #[error("rank {rank}: peer rank {peer} is gone: {detail}")]
     PeerLost {
@@ -129,6 +133,7 @@ impl Error {
                 | Error::Protocol { .. }
                 | Error::Bootstrap(_)
                 | Error::Io { .. }
+                | Error::JobFailed(_)
         )
     }
 }

@@ -27,7 +27,10 @@ pub struct Scope<'s, 'env: 's> {
 /// Runs `f` with a [`Scope`] for nonblocking operations and waits, before returning,
 /// for every request started in it.
 ///
-/// Buffers handed to `isend`/`irecv` must be declared outside the closure.
+/// Buffers handed to `isend`/`irecv` must be declared outside the closure. If `f`
+/// panics while operations are still in flight, the job ends (with status 101): the
+/// buffers those operations write cannot be released, and waiting for them could
+/// hang.
 ///
 /// ```
 /// # fn main() -> oxmpi::Result<()> {
@@ -57,9 +60,27 @@ where
     };
     let result = catch_unwind(AssertUnwindSafe(|| f(&scope)));
     let live = std::mem::take(&mut *scope.live.borrow_mut());
+    if result.is_err() {
+        // Unwinding out of the scope would free buffers that operations still in flight
+        // may write; waiting for them could hang (the panic may be why they never
+        // complete). End the job instead.
+        let in_flight = live
+            .iter()
+            .filter(|&&id| !engine::with(|e| Ok(e.core.reqs.is_done(id))).unwrap_or(true))
+            .count();
+        if in_flight > 0 {
+            let why = format!(
+                "a panic unwound out of oxmpi::scope with {in_flight} operation(s) still in flight; ending the job"
+            );
+            let _ = engine::with(|e| -> Result<()> { e.abort_job(101, &why) });
+            eprintln!("oxmpi: {why}");
+            std::process::exit(101);
+        }
+    }
     for id in live {
         // A failure of a request nobody waited for has no one to report to; a fatal
-        // one ends the job inside `with`. What matters is that it is finished.
+        // one ends the job inside `with` (or breaks the engine, which then writes
+        // nothing more). What matters is that nothing is left in flight.
         let _ = engine::with(|e| e.wait(id));
     }
     match result {

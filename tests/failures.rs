@@ -11,8 +11,10 @@ use common::Job;
 fn pids_in(dir: &Path) -> Vec<(i32, String)> {
     std::fs::read_dir(dir)
         .expect("pid dir")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("pid."))
         .map(|e| {
-            let text = std::fs::read_to_string(e.expect("entry").path()).expect("pid file");
+            let text = std::fs::read_to_string(e.path()).expect("pid file");
             let (pid, job) = text.trim().split_once(' ').expect("pid and job id");
             (pid.parse().expect("pid"), job.to_owned())
         })
@@ -125,4 +127,11 @@ fn a_rank_killed_while_the_others_set_up_shared_memory_leaves_nothing() {
             "{err}"
         );
     }
+}
+
+#[test]
+fn a_panic_with_operations_in_flight_ends_the_job() {
+    let (code, err) = run_failing(3, &["panicscope", "1"]);
+    assert_eq!(code, Some(101), "{err}");
+    assert!(err.contains("rank 1") && err.contains("in flight"), "{err}");
 }

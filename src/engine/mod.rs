@@ -42,6 +42,8 @@ pub(crate) struct Engine {
     pub policy: WaitPolicy,
     pub ctx_ids: ContextIds,
     pub error_mode: ErrorMode,
+    /// Set by a fatal failure in return-errors mode: the engine no longer progresses.
+    broken: Option<String>,
     /// Collective schedules in flight.
     colls: Vec<ReqId>,
 }
@@ -54,14 +56,23 @@ const LAUNCHER_GRACE: Duration = Duration::from_secs(5);
 
 /// Runs `f` on the engine. A fatal failure ends the job here unless the error mode is
 /// [`ErrorMode::Return`].
+///
+/// After a fatal failure in [`ErrorMode::Return`] the engine is broken: every later
+/// call fails at once and nothing progresses any more, so no transport ever writes
+/// into a receive buffer whose call already returned with the failure.
 pub(crate) fn with<R>(f: impl FnOnce(&mut Engine) -> Result<R>) -> Result<R> {
     owner::with_engine(|eng| {
+        if let Some(why) = &eng.broken {
+            return Err(Error::JobFailed(why.clone()));
+        }
         let result = f(eng);
         if let Err(e) = &result
             && e.is_fatal()
-            && eng.error_mode == ErrorMode::Fatal
         {
-            eng.die(e);
+            if eng.error_mode == ErrorMode::Fatal {
+                eng.die(e);
+            }
+            eng.broken = Some(e.to_string());
         }
         result
     })?
@@ -91,22 +102,39 @@ impl Engine {
             policy,
             ctx_ids: ContextIds::new(),
             error_mode,
+            broken: None,
             colls: Vec::new(),
         }
     }
 
     /// Reports a fatal failure and ends the job.
     pub(crate) fn die(&mut self, err: &Error) -> ! {
-        let mut boot = self.boot.lock().unwrap_or_else(PoisonError::into_inner);
-        if matches!(err, Error::PeerLost { .. }) && boot.size > 1 {
+        let lost_peer = matches!(err, Error::PeerLost { .. });
+        if lost_peer
+            && self
+                .boot
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .size
+                > 1
+        {
             // A lost peer has usually died, and the launcher has seen it die too and is
             // about to end the job naming the real cause. Give it the time to; report
             // and abort ourselves only if it does not.
             std::thread::sleep(LAUNCHER_GRACE);
         }
-        eprintln!("oxmpi: {err}; ending the job");
-        boot.abort(1);
-        std::process::exit(1);
+        self.abort_job(1, &format!("{err}; ending the job"))
+    }
+
+    /// Ends the whole job with `code`: asks the launcher to stop every rank, then
+    /// exits. `why` is printed unless a launcher reports the abort itself.
+    pub(crate) fn abort_job(&mut self, code: i32, why: &str) -> ! {
+        let mut boot = self.boot.lock().unwrap_or_else(PoisonError::into_inner);
+        boot.abort(code);
+        if !boot.has_launcher() || why.contains("ending the job") {
+            eprintln!("oxmpi: {why}");
+        }
+        std::process::exit(if code == 0 { 1 } else { code });
     }
 
     /// Moves everything that can move without blocking. Returns whether anything did.
@@ -384,6 +412,9 @@ impl Engine {
     /// Ends this process's part in the job: waits (progressing) until every rank has
     /// reached finalize, then tells the launcher.
     pub(crate) fn finalize(mut self) -> Result<()> {
+        if let Some(why) = self.broken.take() {
+            return Err(Error::JobFailed(why));
+        }
         self.core.finalizing = true;
         self.core.matcher.clear_unexpected();
         // Peers close their connections once every rank is in the fence, which may be

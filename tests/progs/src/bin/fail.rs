@@ -1,7 +1,8 @@
 //! A rank that fails: `fail exit R CODE` makes rank R exit with CODE after init,
 //! `fail kill R` makes rank R kill itself with SIGKILL, `fail abort R CODE` makes it
 //! call abort, `fail killearly R` kills rank R before it starts oxmpi (while the others
-//! set up shared memory). Every rank first writes "PID JOB_ID" to DIR/pid.RANK (DIR:
+//! set up shared memory), `fail panicscope R` makes rank R panic inside a scope with a
+//! receive in flight. Every rank first writes "PID JOB_ID" to DIR/pid.RANK (DIR:
 //! the OXMPI_TEST_PIDDIR variable); the surviving ranks then block in a receive that
 //! never completes, so the launcher must end them.
 
@@ -24,11 +25,10 @@ fn main() -> oxmpi::Result<()> {
     let code: i32 = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(3);
     if let Ok(dir) = std::env::var("OXMPI_TEST_PIDDIR") {
         let job = std::env::var("OXMPI_JOB_ID").unwrap_or_default();
-        std::fs::write(
-            format!("{dir}/pid.{rank}"),
-            format!("{} {job}", std::process::id()),
-        )
-        .expect("pid file");
+        // Written whole or not at all: the launcher may kill us at any moment.
+        let tmp = format!("{dir}/.pid.{rank}");
+        std::fs::write(&tmp, format!("{} {job}", std::process::id())).expect("pid file");
+        std::fs::rename(&tmp, format!("{dir}/pid.{rank}")).expect("pid file");
     }
     if how == "killearly" && rank == victim {
         kill_self();
@@ -42,6 +42,13 @@ fn main() -> oxmpi::Result<()> {
             "exit" => std::process::exit(code),
             "kill" => kill_self(),
             "abort" => world.abort(code),
+            "panicscope" => {
+                let mut never = [0u8; 8];
+                oxmpi::scope(|s| {
+                    let _r = world.irecv(s, &mut never, oxmpi::ANY_SOURCE, 998);
+                    panic!("deliberate panic with a receive in flight");
+                })
+            }
             _ => panic!("unknown mode {how}"),
         }
     }

@@ -71,12 +71,13 @@ fn main() -> oxmpi::Result<()> {
         || "forgotten".into(),
     );
 
-    // A panic inside a scope still waits for the requests before unwinding.
+    // A panic inside a scope whose operations have all finished unwinds normally.
     let mut caught = [0u8; 4];
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         oxmpi::scope(|s| {
-            let _r = world.irecv(s, &mut caught, left, 30).expect("irecv");
+            let r = world.irecv(s, &mut caught, left, 30).expect("irecv");
             world.send(&[4u8, 3, 2, 1], right, 30).expect("send");
+            r.wait().expect("wait");
             panic!("deliberate");
         })
     }));
