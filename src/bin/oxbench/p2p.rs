@@ -125,12 +125,17 @@ pub fn bw(world: &Comm, opts: &Common) -> Result<(), Failure> {
         return wait_for_end(world);
     };
     let sender = world.rank() == 0;
-    // Every message of a window has its own slot: receives need distinct buffers, and
-    // validating senders send distinct contents. Slots are at least a byte apart so
-    // that size 0 needs no special case.
+    // A sender sends every message from one slot, unless it validates (distinct
+    // contents); a receiver needs a slot per receive in flight: the whole window when
+    // validating, else batches of at most RECV_CACHE bytes (see `recv_window`). Slots
+    // are at least a byte apart so that size 0 needs no special case.
     let slot = opts.sizes.max.max(1);
-    let slots = if sender && !opts.validate { 1 } else { WINDOW };
-    let mut buf = vec![u8::from(sender); slots * slot];
+    let len = match (sender, opts.validate) {
+        (_, true) => WINDOW * slot,
+        (true, false) => slot,
+        (false, false) => (WINDOW * slot).min(RECV_CACHE.max(slot)),
+    };
+    let mut buf = vec![u8::from(sender); len];
     for n in opts.sizes.sizes(1) {
         let counts = Counts {
             warmup: opts.warmup.unwrap_or(1),
