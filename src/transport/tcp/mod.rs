@@ -311,7 +311,10 @@ impl Transport for Tcp {
             // the poller, and finds an arrival one system call sooner.
             for (slot, c) in self.incoming.iter().enumerate() {
                 if c.is_some() {
-                    self.ready.push(Ready { token: Token(self.size + slot), closed: false });
+                    self.ready.push(Ready {
+                        token: Token(self.size + slot),
+                        closed: false,
+                    });
                 }
             }
         }
