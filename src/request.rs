@@ -77,11 +77,20 @@ where
             std::process::exit(101);
         }
     }
-    for id in live {
+    if !live.is_empty() {
         // A failure of a request nobody waited for has no one to report to; a fatal
         // one ends the job inside `with` (or breaks the engine, which then writes
         // nothing more). What matters is that nothing is left in flight.
-        let _ = engine::with(|e| e.wait(id));
+        let _ = engine::with(|e| {
+            for &id in &live {
+                if let Err(err) = e.wait(id)
+                    && err.is_fatal()
+                {
+                    return Err(err);
+                }
+            }
+            Ok(())
+        });
     }
     match result {
         Ok(r) => r,
@@ -203,10 +212,37 @@ impl Request<'_> {
 /// Waits for every request (`MPI_Waitall`); returns their statuses in order. All
 /// requests are completed even if one fails; the first failure is returned.
 pub fn wait_all(requests: Vec<Request<'_>>) -> Result<Vec<Status>> {
-    let mut statuses = Vec::with_capacity(requests.len());
+    let mut results: Vec<Option<Result<Status>>> = Vec::with_capacity(requests.len());
+    let mut pending = Vec::new();
+    for (i, mut r) in requests.into_iter().enumerate() {
+        match std::mem::replace(&mut r.state, State::Done(None)) {
+            State::Done(result) => results.push(Some(result.unwrap_or(Ok(Status::empty())))),
+            State::Pending(id) => {
+                results.push(None);
+                pending.push((i, id));
+            }
+        }
+    }
+    if !pending.is_empty() {
+        // One visit to the engine for all of them.
+        engine::with(|e| {
+            for &(i, id) in &pending {
+                let r = e.wait(id);
+                if let Err(err) = &r
+                    && err.is_fatal()
+                {
+                    // The job failed: report it at once (the engine's policy applies).
+                    return r.map(drop);
+                }
+                results[i] = Some(r);
+            }
+            Ok(())
+        })?;
+    }
+    let mut statuses = Vec::with_capacity(results.len());
     let mut first_err = None;
-    for r in requests {
-        match r.wait() {
+    for r in results {
+        match r.expect("every request has a result") {
             Ok(s) => statuses.push(s),
             Err(e) => {
                 statuses.push(Status::empty());

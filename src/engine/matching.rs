@@ -34,6 +34,36 @@ impl Pattern {
     }
 }
 
+/// Bytes of an unexpected eager message: small ones inline (no allocation), larger ones
+/// on the heap.
+#[derive(Debug)]
+pub(crate) enum Stored {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Heap(Box<[u8]>),
+}
+
+/// Largest payload stored inline.
+const INLINE: usize = 48;
+
+impl Stored {
+    pub(crate) fn new(data: &[u8]) -> Stored {
+        if data.len() <= INLINE {
+            let mut bytes = [0u8; INLINE];
+            bytes[..data.len()].copy_from_slice(data);
+            Stored::Inline { len: data.len() as u8, bytes }
+        } else {
+            Stored::Heap(data.into())
+        }
+    }
+
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        match self {
+            Stored::Inline { len, bytes } => &bytes[..*len as usize],
+            Stored::Heap(b) => b,
+        }
+    }
+}
+
 /// A message that arrived before its receive was posted.
 #[derive(Debug)]
 pub(crate) struct Unexpected {
@@ -46,7 +76,7 @@ pub(crate) struct Unexpected {
 #[derive(Debug)]
 pub(crate) enum Body {
     /// A small message, copied. `sync`: the sender's request id to acknowledge.
-    Eager { data: Vec<u8>, sync: Option<u64> },
+    Eager { data: Stored, sync: Option<u64> },
     /// A large message's announcement.
     Rts {
         sreq: u64,
@@ -59,7 +89,7 @@ impl Unexpected {
     /// Size of the message in bytes.
     pub(crate) fn size(&self) -> usize {
         match &self.body {
-            Body::Eager { data, .. } => data.len(),
+            Body::Eager { data, .. } => data.as_slice().len(),
             Body::Rts { size, .. } => *size,
         }
     }
@@ -128,7 +158,7 @@ mod tests {
             peer: src as usize,
             env: env(src, tag),
             body: Body::Eager {
-                data: vec![byte],
+                data: Stored::new(&[byte]),
                 sync: None,
             },
         }
@@ -162,6 +192,16 @@ mod tests {
         };
         m.push_unexpected(eager(1, 5, 1));
         assert!(m.take_unexpected(&other_ctx).is_none());
+    }
+
+    #[test]
+    fn stored_bytes_round_trip_inline_and_on_the_heap() {
+        for len in [0, 1, 47, 48, 49, 1000] {
+            let data: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            assert_eq!(Stored::new(&data).as_slice(), &data[..]);
+        }
+        assert!(matches!(Stored::new(&[1; 48]), Stored::Inline { .. }));
+        assert!(matches!(Stored::new(&[1; 49]), Stored::Heap(_)));
     }
 
     #[test]

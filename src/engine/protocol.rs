@@ -9,7 +9,7 @@
 //! protocol error, never a wild write.
 
 use super::credits::Credits;
-use super::matching::{Body, Envelope, Matcher, Pattern, Unexpected};
+use super::matching::{Body, Envelope, Matcher, Pattern, Stored, Unexpected};
 use super::requests::{Op, RecvPhase, ReqId, Requests, SendPhase};
 use crate::error::{Error, Result};
 use crate::status::Status;
@@ -176,7 +176,7 @@ impl Core {
     /// Delivers a message taken from the unexpected queue to receive `id`.
     pub(crate) fn deliver_unexpected(&mut self, id: ReqId, msg: Unexpected) {
         let arrival = match &msg.body {
-            Body::Eager { data, sync } => Arrival::Eager { data, sync: *sync },
+            Body::Eager { data, sync } => Arrival::Eager { data: data.as_slice(), sync: *sync },
             Body::Rts { sreq, size, remote } => Arrival::Rts {
                 sreq: *sreq,
                 size: *size,
@@ -205,7 +205,7 @@ impl Core {
         }
         let body = match arrival {
             Arrival::Eager { data, sync } => Body::Eager {
-                data: data.to_vec(),
+                data: Stored::new(data),
                 sync,
             },
             Arrival::Rts { sreq, size, remote } => Body::Rts { sreq, size, remote },

@@ -65,7 +65,13 @@ impl Network {
 
     /// See [`Transport::send`].
     pub(crate) fn send(&mut self, peer: usize, frame: OutFrame) -> Result<bool> {
-        self.transport(peer).send(peer, frame)
+        // Matched here rather than through `transport()`, so the hot path is a
+        // direct (inlinable) call.
+        match (self.routes[peer], &mut self.shm, &mut self.tcp) {
+            (Route::Shm, Some(shm), _) => shm.send(peer, frame),
+            (Route::Tcp, _, Some(tcp)) => tcp.send(peer, frame),
+            _ => self.transport(peer).send(peer, frame),
+        }
     }
 
     /// See [`Transport::tag_last`].
@@ -87,7 +93,11 @@ impl Network {
 
     /// Largest message sent eagerly to `peer`.
     pub(crate) fn eager_limit(&mut self, peer: usize) -> usize {
-        self.transport(peer).eager_limit()
+        match (self.routes[peer], &self.shm, &self.tcp) {
+            (Route::Shm, Some(shm), _) => shm.eager_limit(),
+            (Route::Tcp, _, Some(tcp)) => tcp.eager_limit(),
+            _ => self.transport(peer).eager_limit(),
+        }
     }
 
     /// Whether `peer` can read a large message straight from our memory.

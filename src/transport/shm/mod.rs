@@ -391,6 +391,7 @@ impl Shm {
 }
 
 impl Transport for Shm {
+    #[inline]
     fn send(&mut self, peer: usize, frame: OutFrame) -> Result<bool> {
         let l = self.local_of[peer];
         let mut p = Pending { frame, off: 0 };
