@@ -66,11 +66,7 @@ impl TransportChoice {
         match std::env::var("OXMPI_TRANSPORT").as_deref() {
             Err(_) | Ok("") | Ok("auto") => Ok(TransportChoice::Auto),
             Ok("tcp") => Ok(TransportChoice::Tcp),
-            Ok(other) => Err(Error::Config {
-                var: "OXMPI_TRANSPORT".into(),
-                value: other.into(),
-                expected: "one of: auto, tcp".into(),
-            }),
+            Ok(other) => Err(Error::config("OXMPI_TRANSPORT", other, "one of: auto, tcp")),
         }
     }
 }
@@ -79,22 +75,16 @@ fn error_mode_from_env() -> Result<ErrorMode> {
     match std::env::var("OXMPI_ERRORS").as_deref() {
         Err(_) | Ok("") | Ok("fatal") => Ok(ErrorMode::Fatal),
         Ok("return") => Ok(ErrorMode::Return),
-        Ok(other) => Err(Error::Config {
-            var: "OXMPI_ERRORS".into(),
-            value: other.into(),
-            expected: "fatal or return".into(),
-        }),
+        Ok(other) => Err(Error::config("OXMPI_ERRORS", other, "fatal or return")),
     }
 }
 
 fn host_addr() -> Result<IpAddr> {
     match std::env::var("OXMPI_HOST_ADDR") {
         Err(_) => Ok(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-        Ok(v) => v.parse().map_err(|_| Error::Config {
-            var: "OXMPI_HOST_ADDR".into(),
-            value: v,
-            expected: "an IP address of this host".into(),
-        }),
+        Ok(v) => v
+            .parse()
+            .map_err(|_| Error::config("OXMPI_HOST_ADDR", v, "an IP address of this host")),
     }
 }
 
@@ -108,11 +98,7 @@ fn shm_config(eager: Option<usize>) -> Result<shm::Config> {
         Err(_) | Ok("1") | Ok("") => true,
         Ok("0") => false,
         Ok(other) => {
-            return Err(Error::Config {
-                var: "OXMPI_SHM_SINGLE_COPY".into(),
-                value: other.into(),
-                expected: "0 or 1".into(),
-            });
+            return Err(Error::config("OXMPI_SHM_SINGLE_COPY", other, "0 or 1"));
         }
     };
     shm::Config {

@@ -92,15 +92,8 @@ pub enum Error {
     #[error("bootstrap (PMI) failed: {0}")]
     Bootstrap(String),
     /// An `OXMPI_*` environment variable holds a value oxmpi does not understand.
-    #[error("{var}={value:?} is not valid: {expected}")]
-    Config {
-        /// The variable.
-        var: String,
-        /// Its value.
-        value: String,
-        /// What would have been accepted.
-        expected: String,
-    },
+    #[error("{0}")]
+    Config(Box<ConfigError>),
     /// An operating-system call failed.
     #[error("{context}: {source}")]
     Io {
@@ -110,6 +103,19 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+}
+
+/// A setting oxmpi does not understand (boxed in [`Error::Config`], so that every
+/// `Result` stays small).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{var}={value:?} is not valid: {expected}")]
+pub struct ConfigError {
+    /// The variable.
+    pub var: String,
+    /// Its value.
+    pub value: String,
+    /// What would have been accepted.
+    pub expected: String,
 }
 
 /// Shorthand for results of oxmpi calls.
@@ -122,6 +128,19 @@ impl Error {
             context: context.into(),
             source,
         }
+    }
+
+    /// An [`Error::Config`].
+    pub(crate) fn config(
+        var: impl Into<String>,
+        value: impl Into<String>,
+        expected: impl Into<String>,
+    ) -> Error {
+        Error::Config(Box::new(ConfigError {
+            var: var.into(),
+            value: value.into(),
+            expected: expected.into(),
+        }))
     }
 
     /// True for failures of the job itself (a lost peer, a protocol violation, a broken

@@ -191,11 +191,9 @@ impl Bootstrap {
     /// rank at the same point, before the fence that follows the address exchange.
     pub(crate) fn secret_before_fence(&mut self) -> Result<Option<[u8; 16]>> {
         if let Ok(hex) = std::env::var("OXMPI_JOB_SECRET") {
-            return parse_secret(&hex).map(Some).ok_or_else(|| Error::Config {
-                var: "OXMPI_JOB_SECRET".into(),
-                value: hex,
-                expected: "32 hexadecimal digits".into(),
-            });
+            return parse_secret(&hex)
+                .map(Some)
+                .ok_or_else(|| Error::config("OXMPI_JOB_SECRET", hex, "32 hexadecimal digits"));
         }
         if self.rank == 0 {
             let hex = random_hex(16);

@@ -237,11 +237,7 @@ fn read_env() -> std::result::Result<(), (String, String, String)> {
 fn env() -> Result<()> {
     ENV.get_or_init(read_env)
         .clone()
-        .map_err(|(var, value, expected)| Error::Config {
-            var,
-            value,
-            expected,
-        })
+        .map_err(|(var, value, expected)| Error::config(var, value, expected))
 }
 
 fn store(coll: Collective, alg: Option<Algorithm>) {

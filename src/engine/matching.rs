@@ -50,7 +50,10 @@ impl Stored {
         if data.len() <= INLINE {
             let mut bytes = [0u8; INLINE];
             bytes[..data.len()].copy_from_slice(data);
-            Stored::Inline { len: data.len() as u8, bytes }
+            Stored::Inline {
+                len: data.len() as u8,
+                bytes,
+            }
         } else {
             Stored::Heap(data.into())
         }

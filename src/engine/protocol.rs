@@ -176,7 +176,10 @@ impl Core {
     /// Delivers a message taken from the unexpected queue to receive `id`.
     pub(crate) fn deliver_unexpected(&mut self, id: ReqId, msg: Unexpected) {
         let arrival = match &msg.body {
-            Body::Eager { data, sync } => Arrival::Eager { data: data.as_slice(), sync: *sync },
+            Body::Eager { data, sync } => Arrival::Eager {
+                data: data.as_slice(),
+                sync: *sync,
+            },
             Body::Rts { sreq, size, remote } => Arrival::Rts {
                 sreq: *sreq,
                 size: *size,

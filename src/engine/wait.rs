@@ -60,11 +60,11 @@ impl WaitPolicy {
 pub(crate) fn env_number(var: &str) -> Result<Option<u64>> {
     match std::env::var(var) {
         Err(_) => Ok(None),
-        Ok(v) => v.trim().parse().map(Some).map_err(|_| Error::Config {
-            var: var.into(),
-            value: v,
-            expected: "a non-negative integer".into(),
-        }),
+        Ok(v) => v
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| Error::config(var, v, "a non-negative integer")),
     }
 }
 

@@ -52,10 +52,8 @@ impl Config {
     /// Checks the settings against each other.
     pub(crate) fn validated(self) -> Result<Config> {
         let max = ring::max_payload(self.ring_lines);
-        let bad = |var: &str, value: usize, expected: String| Error::Config {
-            var: var.into(),
-            value: value.to_string(),
-            expected,
+        let bad = |var: &str, value: usize, expected: String| {
+            Error::config(var, value.to_string(), expected)
         };
         if self.ring_lines < 64 || !self.ring_lines.is_power_of_two() {
             return Err(bad(
