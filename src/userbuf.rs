@@ -113,17 +113,40 @@ impl UserBufMut {
 /// of different ranges never invalidate each other.
 pub(crate) struct TempBuf {
     view: UserBufMut,
+    /// Bytes allocated (at least `view.len`).
+    cap: usize,
+}
+
+/// Temporaries up to this size come from a per-thread pool of blocks of this size, so
+/// a short collective allocates nothing.
+const POOLED: usize = 4096;
+/// Most blocks kept in the pool.
+const POOL_MAX: usize = 16;
+
+thread_local! {
+    static POOL: std::cell::RefCell<Vec<Box<[u8]>>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl TempBuf {
     /// `len` zeroed bytes.
     pub(crate) fn zeroed(len: usize) -> TempBuf {
-        let raw: *mut [u8] = Box::into_raw(vec![0u8; len].into_boxed_slice());
+        let block: Box<[u8]> = if len <= POOLED {
+            let mut b = POOL
+                .with(|p| p.borrow_mut().pop())
+                .unwrap_or_else(|| vec![0u8; POOLED].into_boxed_slice());
+            b[..len].fill(0);
+            b
+        } else {
+            vec![0u8; len].into_boxed_slice()
+        };
+        let cap = block.len();
+        let raw: *mut [u8] = Box::into_raw(block);
         TempBuf {
             view: UserBufMut {
                 ptr: raw.cast(),
                 len,
             },
+            cap,
         }
     }
 
@@ -141,8 +164,16 @@ impl TempBuf {
 
 impl Drop for TempBuf {
     fn drop(&mut self) {
-        let raw = std::ptr::slice_from_raw_parts_mut(self.view.ptr, self.view.len);
-        // SAFETY: `raw` is exactly the boxed slice made in `zeroed`, freed only here.
-        drop(unsafe { Box::from_raw(raw) });
+        let raw = std::ptr::slice_from_raw_parts_mut(self.view.ptr, self.cap);
+        // SAFETY: `raw` is exactly the boxed slice made in `zeroed`, given up only here.
+        let block = unsafe { Box::from_raw(raw) };
+        if self.cap == POOLED {
+            POOL.with(|p| {
+                let mut p = p.borrow_mut();
+                if p.len() < POOL_MAX {
+                    p.push(block);
+                }
+            });
+        }
     }
 }

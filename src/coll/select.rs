@@ -337,7 +337,10 @@ fn table(coll: Collective, bytes: usize, size: usize, commutative: bool) -> Algo
                 // As for the barrier: two wake-ups per rank beat log2(p) rounds, as
                 // long as rank 0's share (a vector from every rank) stays small.
                 Linear
-            } else if bytes < 16 * K {
+            } else if bytes < 16 * K || (size == 2 && bytes < 256 * K) {
+                // Two ranks: one exchange and a local reduction; with the 4 KiB
+                // shared-memory eager limit, splitting the vector (Rabenseifner) only
+                // adds rendezvous round trips (np=2, 16-256 KiB: 1.7-3x slower).
                 RecursiveDoubling
             } else if bytes < 256 * K || !commutative {
                 Rabenseifner

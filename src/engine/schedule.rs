@@ -112,16 +112,16 @@ pub(crate) struct Schedule {
 
 impl Schedule {
     pub(crate) fn new(route: Route, send: UserBuf, recv: UserBufMut) -> Schedule {
+        let (steps, inflight, temps) = SPARE.with(|s| s.borrow_mut().take());
         Schedule {
             route,
-            // Room for the steps of a short collective without regrowing.
-            steps: Vec::with_capacity(16),
+            steps,
             unfenced: false,
             next: 0,
-            inflight: Vec::with_capacity(4),
+            inflight,
             send,
             recv,
-            temps: Vec::new(),
+            temps,
             op: None,
             failed: None,
         }
@@ -325,6 +325,49 @@ impl Drop for Schedule {
             for t in self.temps.drain(..) {
                 t.leak();
             }
+            return;
+        }
+        self.steps.clear();
+        self.temps.clear();
+        let parts = (
+            std::mem::take(&mut self.steps),
+            std::mem::take(&mut self.inflight),
+            std::mem::take(&mut self.temps),
+        );
+        SPARE.with(|s| s.borrow_mut().put(parts));
+    }
+}
+
+type Parts = (Vec<Step>, Vec<(ReqId, Option<usize>)>, Vec<TempBuf>);
+
+/// The emptied storage of finished schedules, reused by the next ones on this thread,
+/// so a short collective allocates nothing.
+#[derive(Default)]
+struct Spare {
+    parts: Vec<Parts>,
+}
+
+/// Most sets of storage kept.
+const SPARE_MAX: usize = 8;
+
+impl Spare {
+    fn take(&mut self) -> Parts {
+        self.parts.pop().unwrap_or_else(|| {
+            (
+                Vec::with_capacity(16),
+                Vec::with_capacity(4),
+                Vec::with_capacity(2),
+            )
+        })
+    }
+
+    fn put(&mut self, parts: Parts) {
+        if self.parts.len() < SPARE_MAX {
+            self.parts.push(parts);
         }
     }
+}
+
+thread_local! {
+    static SPARE: std::cell::RefCell<Spare> = std::cell::RefCell::new(Spare::default());
 }
