@@ -287,10 +287,18 @@ impl Tcp {
 
 impl Transport for Tcp {
     fn send(&mut self, peer: usize, frame: OutFrame) -> Result<bool> {
-        let conn = self.connect(peer)?;
+        // Finalizing: every rank is done communicating and a peer may already be
+        // gone; what is left to send (credit returns) is of no use to anyone.
+        let closing = self.closing;
+        let conn = match self.connect(peer) {
+            Ok(conn) => conn,
+            Err(_) if closing => return Ok(true),
+            Err(e) => return Err(e),
+        };
         match conn.push(frame) {
             Ok(true) => Ok(true),
             Ok(false) => self.watch_writable(peer).map(|()| false),
+            Err(_) if closing => Ok(true),
             Err(e) => Err(self.lost(peer, format!("writing to it failed: {e}"))),
         }
     }
