@@ -77,9 +77,12 @@ impl Comm {
         tag: impl Into<TagSel>,
     ) -> Result<Status> {
         let pattern = self.pattern(source.into(), tag.into())?;
-        let bytes = bytemuck::cast_slice_mut(buf);
+        let buf = UserBufMut::new(bytemuck::cast_slice_mut(buf));
         engine::with(|e| {
-            let id = e.start_recv(pattern, UserBufMut::new(bytes));
+            if let Some(got) = e.recv_now(&pattern, buf)? {
+                return got;
+            }
+            let id = e.start_recv(pattern, buf);
             e.wait(id)
         })
     }
@@ -212,7 +215,11 @@ impl Comm {
         let pattern = self.pattern(source.into(), tag.into())?;
         let bytes = bytemuck::cast_slice_mut(buf);
         let started = engine::with(|e| {
-            let id = e.start_recv(pattern, UserBufMut::new(bytes));
+            let buf = UserBufMut::new(bytes);
+            if let Some(got) = e.recv_now(&pattern, buf)? {
+                return Ok(Started::Done(got));
+            }
+            let id = e.start_recv(pattern, buf);
             Ok(Started::settle(e, id))
         })?;
         Ok(scope.adopt(started))

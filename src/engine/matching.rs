@@ -142,6 +142,19 @@ impl Matcher {
         self.unexpected.remove(i)
     }
 
+    /// Removes and returns the oldest unexpected message `pattern` matches if it is an
+    /// eager one (a large one needs a request for its rendezvous).
+    pub(crate) fn take_unexpected_eager(&mut self, pattern: &Pattern) -> Option<Unexpected> {
+        let i = self
+            .unexpected
+            .iter()
+            .position(|u| pattern.matches(&u.env))?;
+        if !matches!(self.unexpected[i].body, Body::Eager { .. }) {
+            return None;
+        }
+        self.unexpected.remove(i)
+    }
+
     /// Drops every unexpected message (at finalize: nobody will receive them).
     pub(crate) fn clear_unexpected(&mut self) {
         self.unexpected.clear();

@@ -296,6 +296,21 @@ impl Engine {
         id
     }
 
+    /// Receives at once, without a request, when the oldest matching message is an
+    /// eager one that has already arrived; `None` otherwise.
+    pub(crate) fn recv_now(
+        &mut self,
+        pattern: &Pattern,
+        buf: UserBufMut,
+    ) -> Result<Option<Result<Status>>> {
+        let got = self.core.recv_now(pattern, buf);
+        if got.is_some() {
+            // Acknowledgements and credit go out now, not at the next progress.
+            self.flush_outbox()?;
+        }
+        Ok(got)
+    }
+
     /// Starts a receive of a message already taken off the unexpected queue.
     pub(crate) fn start_recv_matched(&mut self, msg: Unexpected, buf: UserBufMut) -> ReqId {
         let id = self.core.reqs.insert(Op::Recv(RecvOp {

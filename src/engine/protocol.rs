@@ -54,6 +54,15 @@ pub(crate) struct Core {
     pub finalizing: bool,
 }
 
+fn truncation(env: Envelope, message_bytes: usize, buffer_bytes: usize) -> Error {
+    Error::Truncated {
+        source_rank: env.src,
+        tag: env.tag,
+        message_bytes,
+        buffer_bytes,
+    }
+}
+
 fn control(kind: Kind, a: u64, b: u64) -> OutFrame {
     let mut hdr = Header::new(kind);
     hdr.a = a;
@@ -92,68 +101,84 @@ impl Core {
         let Some(Op::Recv(r)) = self.reqs.get_mut(id) else {
             unreachable!("matched request {id:?} is a live receive");
         };
-        let cap = r.buf.len();
-        let size = match &arrival {
-            Arrival::Eager { data, .. } => data.len(),
-            Arrival::Rts { size, .. } => *size,
+        let buf = r.buf;
+        let outcome = match arrival {
+            Arrival::Eager { data, sync } => self.land_eager(peer, env, data, sync, buf),
+            Arrival::Rts { sreq, size, remote } => {
+                let status = Status {
+                    source: env.src,
+                    tag: env.tag,
+                    bytes: size,
+                };
+                if size > buf.len() {
+                    let mut cts = control(Kind::Cts, sreq, 0);
+                    cts.hdr.flags = flags::TRUNCATE;
+                    self.outbox.push((peer, cts));
+                    Err(truncation(env, size, buf.len()))
+                } else {
+                    if let Some(Op::Recv(r)) = self.reqs.get_mut(id) {
+                        r.phase = RecvPhase::Data {
+                            peer,
+                            status,
+                            received: 0,
+                        };
+                    }
+                    match remote {
+                        Some(remote) => self.pulls.push(Pull {
+                            peer,
+                            remote,
+                            dest: buf.sub(0, size),
+                            rreq: id,
+                            sreq,
+                        }),
+                        None => self.outbox.push((peer, control(Kind::Cts, sreq, id.0))),
+                    }
+                    return;
+                }
+            }
         };
-        let status = Status {
+        self.reqs.complete(id, outcome);
+    }
+
+    /// Puts an eager message into `buf` (or reports it too large), acknowledging a
+    /// synchronous send and returning credit as due.
+    fn land_eager(
+        &mut self,
+        peer: usize,
+        env: Envelope,
+        data: &[u8],
+        sync: Option<u64>,
+        buf: UserBufMut,
+    ) -> Result<Status> {
+        if let Some(sreq) = sync {
+            self.outbox.push((peer, control(Kind::SyncAck, sreq, 0)));
+        }
+        if let Some(amount) = self.credits.matched(peer, data.len()) {
+            self.outbox.push((peer, control(Kind::Credit, amount, 0)));
+        }
+        if data.len() > buf.len() {
+            return Err(truncation(env, data.len(), buf.len()));
+        }
+        buf.as_mut_slice()[..data.len()].copy_from_slice(data);
+        Ok(Status {
             source: env.src,
             tag: env.tag,
-            bytes: size,
+            bytes: data.len(),
+        })
+    }
+
+    /// Receives into `buf` at once if the oldest message `pattern` matches is an eager
+    /// one already here; no request is needed then. `None`: start a receive instead.
+    pub(crate) fn recv_now(
+        &mut self,
+        pattern: &Pattern,
+        buf: UserBufMut,
+    ) -> Option<Result<Status>> {
+        let msg = self.matcher.take_unexpected_eager(pattern)?;
+        let Body::Eager { data, sync } = &msg.body else {
+            unreachable!("take_unexpected_eager returns eager messages")
         };
-        let truncated = size > cap;
-        let result = match arrival {
-            Arrival::Eager { data, sync } => {
-                if let Some(sreq) = sync {
-                    self.outbox.push((peer, control(Kind::SyncAck, sreq, 0)));
-                }
-                if let Some(amount) = self.credits.matched(peer, size) {
-                    self.outbox.push((peer, control(Kind::Credit, amount, 0)));
-                }
-                if !truncated {
-                    r.buf.as_mut_slice()[..size].copy_from_slice(data);
-                }
-                Some(status)
-            }
-            Arrival::Rts { sreq, .. } if truncated => {
-                let mut cts = control(Kind::Cts, sreq, 0);
-                cts.hdr.flags = flags::TRUNCATE;
-                self.outbox.push((peer, cts));
-                Some(status)
-            }
-            Arrival::Rts { sreq, remote, .. } => {
-                r.phase = RecvPhase::Data {
-                    peer,
-                    status,
-                    received: 0,
-                };
-                match remote {
-                    Some(remote) => self.pulls.push(Pull {
-                        peer,
-                        remote,
-                        dest: r.buf.sub(0, size),
-                        rreq: id,
-                        sreq,
-                    }),
-                    None => self.outbox.push((peer, control(Kind::Cts, sreq, id.0))),
-                }
-                None
-            }
-        };
-        if let Some(status) = result {
-            let outcome = if truncated {
-                Err(Error::Truncated {
-                    source_rank: env.src,
-                    tag: env.tag,
-                    message_bytes: size,
-                    buffer_bytes: cap,
-                })
-            } else {
-                Ok(status)
-            };
-            self.reqs.complete(id, outcome);
-        }
+        Some(self.land_eager(msg.peer, msg.env, data.as_slice(), *sync, buf))
     }
 
     /// Finishes a single-copy read: the receive completes and the sender may too, or,
