@@ -8,8 +8,8 @@
 
 use std::cell::Cell;
 use std::marker::PhantomData;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use crate::engine::{self, context::ContextIds, context::MASK_WORDS, schedule};
 use crate::error::{Error, Rank, Result, Tag};
@@ -23,6 +23,9 @@ struct Inner {
     group: Arc<[u32]>,
     /// Sequence number of the next collective (its tag).
     coll_seq: AtomicU32,
+    /// The slot in the node's collective area of each rank, if the ranks are exactly
+    /// those of one node (found at the first collective that asks).
+    node: OnceLock<Option<Box<[usize]>>>,
 }
 
 impl Drop for Inner {
@@ -96,6 +99,7 @@ impl Comm {
                 size,
                 group,
                 coll_seq: AtomicU32::new(0),
+                node: OnceLock::new(),
             }),
             _not_sync: PhantomData,
         }
@@ -158,6 +162,20 @@ impl Comm {
             rank: self.inner.rank as usize,
             group: Arc::clone(&self.inner.group),
         }
+    }
+
+    /// Each rank's index in the node's collective area, if this communicator's ranks
+    /// are exactly the ranks of one node (and more than one): then its short blocking
+    /// collectives may meet there (see `src/coll/shared_memory.rs`).
+    pub(crate) fn node_indices(&self) -> Result<Option<&[usize]>> {
+        if self.inner.size < 2 {
+            return Ok(None);
+        }
+        if self.inner.node.get().is_none() {
+            let found = engine::with(|e| Ok(e.net.node_indices(&self.inner.group)))?;
+            let _ = self.inner.node.set(found.map(Vec::into_boxed_slice));
+        }
+        Ok(self.inner.node.get().and_then(Option::as_deref))
     }
 
     /// A new communicator with the same ranks and a private channel (`MPI_Comm_dup`).

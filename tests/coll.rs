@@ -102,6 +102,16 @@ fn mixed_traffic_subcommunicators_and_errors() {
     suite("coll_mixed", "mixed");
 }
 
+/// Ranks that disagree on counts in collectives over the node's shared-memory area
+/// all get an error (none hangs), on one node at several rank counts.
+#[test]
+fn disagreeing_counts_over_shared_memory_are_errors() {
+    for n in [2, 3, 8] {
+        let out = Job::new(n, "coll_mixed").args(["disagree"]).success();
+        assert!(out.contains("ok disagree"), "{n} ranks: {out}");
+    }
+}
+
 /// An unknown algorithm name in the environment is a clear configuration error.
 #[test]
 fn unknown_algorithm_in_environment_is_reported() {

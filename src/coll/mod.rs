@@ -4,9 +4,12 @@
 //! Each operation lives in its own folder: `mod.rs` holds the public methods (blocking,
 //! in-place and nonblocking forms) and validates the arguments, each algorithm is one
 //! file that appends its steps to a [`Schedule`], and [`select`] picks the algorithm.
-//! Invariant: the blocking and nonblocking forms of an operation build their schedule
-//! with the same function, and that function depends only on arguments every rank
-//! agrees on (sizes, counts, root, operation), so all ranks build matching schedules.
+//! Short blocking collectives of a communicator whose ranks are one node's may instead
+//! meet in the node's shared-memory area ([`shared_memory`]; the `shared_memory.rs`
+//! file of each operation that has that path).
+//! Invariant: the blocking and nonblocking forms of an operation are planned by the
+//! same function, and the plan depends only on arguments every rank agrees on (sizes,
+//! counts, root, operation) and the form, so all ranks of a call plan alike.
 
 mod allgather;
 mod allgatherv;
@@ -30,6 +33,7 @@ mod scan;
 mod scatter;
 mod scatterv;
 pub(crate) mod select;
+mod shared_memory;
 mod tree;
 mod value_index;
 
@@ -40,12 +44,72 @@ pub use value_index::ValueIndex;
 use bytemuck::Pod;
 
 use crate::comm::Comm;
-use crate::engine::{self, schedule::Schedule};
+use crate::engine;
+use crate::engine::schedule::{Combine, Schedule};
 use crate::error::{Error, Rank, Result};
 use crate::request::{Request, Scope};
 use crate::userbuf::{UserBuf, UserBufMut};
+use shared_memory::Meeting;
+
+/// Which form of a collective is being planned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form {
+    Blocking,
+    Nonblocking,
+}
+
+/// How one collective call runs.
+enum Plan<'c> {
+    /// A schedule of messages (either form).
+    Schedule(Schedule),
+    /// A meeting in the node's collective area (blocking calls only): the area index
+    /// of each rank, and the reduction, if any.
+    Node {
+        slots: &'c [usize],
+        op: Option<Box<dyn Combine>>,
+    },
+}
 
 impl Comm {
+    /// Runs a blocking collective's `plan`: its schedule, or `node` (the operation's
+    /// shared-memory algorithm) in a meeting called `name`.
+    fn run_plan(
+        &self,
+        plan: Plan<'_>,
+        name: &'static str,
+        node: impl FnOnce(&mut Meeting<'_>, Option<&dyn Combine>) -> Result<()>,
+    ) -> Result<()> {
+        match plan {
+            Plan::Schedule(sched) => self.run_blocking(sched),
+            Plan::Node { slots, op } => self.meet(name, slots, |m| node(m, op.as_deref())),
+        }
+    }
+
+    /// Starts a nonblocking collective's plan (always a schedule) in `scope`.
+    fn start_plan_in<'s>(&self, scope: &'s Scope<'s, '_>, plan: Plan<'_>) -> Result<Request<'s>> {
+        match plan {
+            Plan::Schedule(sched) => self.start_in(scope, sched),
+            Plan::Node { .. } => {
+                unreachable!("nonblocking collectives are never planned on the node")
+            }
+        }
+    }
+
+    /// The node's area for `coll` if the call is blocking and may meet there (see
+    /// [`Comm::on_node`]).
+    fn node_plan(
+        &self,
+        form: Form,
+        coll: select::Collective,
+        table_bytes: usize,
+        slot_bytes: usize,
+    ) -> Result<Option<&[usize]>> {
+        if form == Form::Nonblocking {
+            return Ok(None);
+        }
+        self.on_node(coll, table_bytes, slot_bytes)
+    }
+
     /// Runs `sched` to completion. The schedule is driven directly by this call, not
     /// through the request table, which keeps short collectives short.
     fn run_blocking(&self, mut sched: Schedule) -> Result<()> {

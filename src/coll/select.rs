@@ -69,6 +69,7 @@ pub(crate) enum Algorithm {
     Bruck,
     Pairwise,
     Linear,
+    SharedMemory,
 }
 
 use Algorithm::*;
@@ -87,6 +88,7 @@ impl Algorithm {
             Bruck => "bruck",
             Pairwise => "pairwise",
             Linear => "linear",
+            SharedMemory => "shared_memory",
         }
     }
 }
@@ -159,7 +161,10 @@ impl Collective {
     /// [`set_algorithm`] take them.
     ///
     /// ```
-    /// assert_eq!(oxmpi::Collective::Barrier.algorithms(), ["dissemination", "linear"]);
+    /// assert_eq!(
+    ///     oxmpi::Collective::Barrier.algorithms(),
+    ///     ["dissemination", "linear", "shared_memory"]
+    /// );
     /// ```
     pub fn algorithms(self) -> Vec<&'static str> {
         self.candidates().iter().map(|a| a.name()).collect()
@@ -167,15 +172,15 @@ impl Collective {
 
     fn candidates(self) -> &'static [Algorithm] {
         match self {
-            Collective::Barrier => &[Dissemination, Linear],
-            Collective::Bcast => &[Binomial, ScatterAllgather],
-            Collective::Reduce => &[Binomial, ReduceScatterGather],
-            Collective::Allreduce => &[RecursiveDoubling, Rabenseifner, Ring, Linear],
-            Collective::Gather | Collective::Scatter => &[Binomial, Linear],
+            Collective::Barrier => &[Dissemination, Linear, SharedMemory],
+            Collective::Bcast => &[Binomial, ScatterAllgather, SharedMemory],
+            Collective::Reduce => &[Binomial, ReduceScatterGather, SharedMemory],
+            Collective::Allreduce => &[RecursiveDoubling, Rabenseifner, Ring, Linear, SharedMemory],
+            Collective::Gather | Collective::Scatter => &[Binomial, Linear, SharedMemory],
             Collective::Gatherv | Collective::Scatterv => &[Linear],
-            Collective::Allgather => &[RecursiveDoubling, Bruck, Ring],
+            Collective::Allgather => &[RecursiveDoubling, Bruck, Ring, SharedMemory],
             Collective::Allgatherv => &[RecursiveDoubling, Ring],
-            Collective::Alltoall => &[Bruck, Pairwise, Linear],
+            Collective::Alltoall => &[Bruck, Pairwise, Linear, SharedMemory],
             Collective::Alltoallv => &[Pairwise, Linear],
             Collective::ReduceScatter | Collective::ReduceScatterBlock => &[RecursiveHalving, Ring],
             Collective::Scan | Collective::Exscan => &[RecursiveDoubling],
@@ -294,8 +299,10 @@ fn keeps_rank_order(coll: Collective, alg: Algorithm) -> bool {
 }
 
 /// The algorithm for `coll` moving `bytes` (the whole vector, or one rank's block
-/// for the gather/scatter/alltoall family) among `size` ranks. A forced algorithm
-/// that cannot apply a non-commutative operation in rank order gives way to the table.
+/// for the gather/scatter/alltoall family) among `size` ranks, as a schedule of
+/// messages. A forced algorithm that cannot apply a non-commutative operation in rank
+/// order gives way to the table, and so does a forced `shared_memory` where the
+/// collective cannot run over the node's area (see [`on_node`]).
 pub(crate) fn choose(
     coll: Collective,
     bytes: usize,
@@ -306,11 +313,37 @@ pub(crate) fn choose(
     let forced = FORCED[coll.index()].load(Ordering::Relaxed);
     if forced != AUTO {
         let alg = coll.candidates()[forced as usize];
-        if commutative || keeps_rank_order(coll, alg) {
+        if alg != SharedMemory && (commutative || keeps_rank_order(coll, alg)) {
             return Ok(alg);
         }
     }
     Ok(table(coll, bytes, size, commutative))
+}
+
+/// Whether a blocking `coll` of `bytes` (keyed as for [`choose`]) among `size` ranks
+/// that all share one node, whose data fits the area's slots, meets in the node's
+/// collective area rather than running a schedule: when forced to `shared_memory`,
+/// or below the measured size limits unless another algorithm is forced.
+pub(crate) fn on_node(coll: Collective, bytes: usize, size: usize) -> Result<bool> {
+    env()?;
+    let forced = FORCED[coll.index()].load(Ordering::Relaxed);
+    if forced != AUTO {
+        return Ok(coll.candidates()[forced as usize] == SharedMemory);
+    }
+    Ok(table_on_node(coll, bytes, size))
+}
+
+/// The measured limits of the shared-memory path (docs/collectives.md).
+fn table_on_node(coll: Collective, bytes: usize, _size: usize) -> bool {
+    const K: usize = 1024;
+    match coll {
+        Collective::Barrier => true,
+        Collective::Bcast | Collective::Reduce | Collective::Allreduce => bytes <= 16 * K,
+        Collective::Gather | Collective::Scatter | Collective::Allgather | Collective::Alltoall => {
+            true
+        }
+        _ => false,
+    }
 }
 
 /// The measured table (docs/collectives.md says how it was measured: oxbench with
@@ -407,7 +440,7 @@ mod tests {
         let err = Collective::Allreduce.parse("fastest").unwrap_err();
         assert_eq!(
             err,
-            "one of: auto, recursive_doubling, rabenseifner, ring, linear"
+            "one of: auto, recursive_doubling, rabenseifner, ring, linear, shared_memory"
         );
         assert_eq!(Collective::Allreduce.parse("ring"), Ok(Some(Ring)));
         assert_eq!(Collective::Allreduce.parse("auto"), Ok(None));

@@ -171,7 +171,23 @@ impl Engine {
     }
 
     /// Progresses until `done` holds, waiting politely when nothing moves.
-    pub(crate) fn wait_until(&mut self, mut done: impl FnMut(&mut Engine) -> bool) -> Result<()> {
+    pub(crate) fn wait_until(&mut self, done: impl FnMut(&mut Engine) -> bool) -> Result<()> {
+        self.wait_loop(done, &|| false)
+    }
+
+    /// Progresses until `ready` holds, where `ready` looks only at shared memory that
+    /// other local ranks write (the collective area) and wake this rank after.
+    pub(crate) fn wait_shared(&mut self, ready: &dyn Fn() -> bool) -> Result<()> {
+        self.wait_loop(|_| ready(), ready)
+    }
+
+    /// Progresses until `done` holds; a rank about to sleep runs `recheck` once it can
+    /// be woken, and stays awake if it holds.
+    fn wait_loop(
+        &mut self,
+        mut done: impl FnMut(&mut Engine) -> bool,
+        recheck: &dyn Fn() -> bool,
+    ) -> Result<()> {
         let mut idle = Idle::new();
         loop {
             let moved = self.progress()?;
@@ -185,7 +201,7 @@ impl Engine {
             match idle.next(&self.policy) {
                 Step::Spin => std::hint::spin_loop(),
                 Step::Yield => std::thread::yield_now(),
-                Step::Sleep(d) => self.net.block(d)?,
+                Step::Sleep(d) => self.net.block(d, recheck)?,
             }
         }
     }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::frame::{OutFrame, RemoteBuf};
 use super::loopback::Loopback;
 use super::shm::Shm;
+use super::shm::area::Area;
 use super::tcp::Tcp;
 use super::{Sink, Transport};
 use crate::error::Result;
@@ -119,13 +120,38 @@ impl Network {
         }
     }
 
-    /// Sleeps until something may have arrived, or `timeout` passed.
-    pub(crate) fn block(&mut self, timeout: Duration) -> Result<()> {
+    /// The local index (in the node's collective area) of each rank of `group` (world
+    /// ranks, in any order), if `group` is exactly the ranks of this node.
+    pub(crate) fn node_indices(&self, group: &[u32]) -> Option<Vec<usize>> {
+        let shm = self.shm.as_ref()?;
+        if group.len() != shm.local_ranks() {
+            return None;
+        }
+        group.iter().map(|&r| shm.local_index(r as usize)).collect()
+    }
+
+    /// The node's collective area and the number of the next collective over it (see
+    /// [`Shm::area`]).
+    pub(crate) fn area(&mut self) -> Option<(Area, u64)> {
+        self.shm.as_mut().map(Shm::area)
+    }
+
+    /// Wakes every local rank that sleeps, if `worth_it` (see [`Shm::wake_sleepers`]).
+    pub(crate) fn wake_local(&mut self, worth_it: impl FnOnce() -> bool) {
+        if let Some(shm) = self.shm.as_mut() {
+            shm.wake_sleepers(worth_it);
+        }
+    }
+
+    /// Sleeps until something may have arrived, or `timeout` passed. `recheck` says
+    /// whether what the caller waits for in shared memory has happened (see
+    /// [`Shm::block`]).
+    pub(crate) fn block(&mut self, timeout: Duration, recheck: &dyn Fn() -> bool) -> Result<()> {
         match (self.shm.as_mut(), self.tcp.as_mut()) {
-            (Some(shm), None) => shm.block(timeout),
+            (Some(shm), None) => shm.block(timeout, recheck),
             (None, Some(tcp)) => tcp.block(timeout)?,
             (Some(shm), Some(tcp)) => {
-                if let Some(fd) = shm.begin_poller_sleep()? {
+                if let Some(fd) = shm.begin_poller_sleep(recheck)? {
                     tcp.block_with(timeout, fd)?;
                 }
                 shm.end_sleep();

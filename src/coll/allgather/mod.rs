@@ -9,14 +9,16 @@
 pub(crate) mod bruck;
 pub(crate) mod recursive_doubling;
 pub(crate) mod ring;
+mod shared_memory;
 
 use bytemuck::Pod;
 
 use super::blocks::Blocks;
 use super::select::{self, Algorithm, Collective};
 use super::wrong_len;
+use super::{Form, Plan};
 use crate::comm::Comm;
-use crate::engine::schedule::{Buf, Schedule, Span};
+use crate::engine::schedule::{Buf, Span};
 use crate::error::{Error, Result};
 use crate::request::{Request, Scope};
 
@@ -35,8 +37,15 @@ impl Comm {
     /// # Ok(()) }
     /// ```
     pub fn allgather<T: Pod>(&self, send: &[T], recv: &mut [T]) -> Result<()> {
-        let sched = self.allgather_schedule(Some(send), recv)?;
-        self.run_blocking(sched)
+        let plan = self.allgather_plan(Some(send), recv, Form::Blocking)?;
+        self.run_plan(plan, "allgather", |m, _| {
+            shared_memory::run(
+                m,
+                Some(bytemuck::cast_slice(send)),
+                bytemuck::cast_slice_mut(recv),
+                size_of_val(send),
+            )
+        })
     }
 
     /// [`Comm::allgather`] where each rank's block is already in place in `buf`, at
@@ -53,8 +62,11 @@ impl Comm {
     /// # Ok(()) }
     /// ```
     pub fn allgather_in_place<T: Pod>(&self, buf: &mut [T]) -> Result<()> {
-        let sched = self.allgather_schedule(None, buf)?;
-        self.run_blocking(sched)
+        let plan = self.allgather_plan(None, buf, Form::Blocking)?;
+        let block = size_of_val(buf) / self.size() as usize;
+        self.run_plan(plan, "allgather", |m, _| {
+            shared_memory::run(m, None, bytemuck::cast_slice_mut(buf), block)
+        })
     }
 
     /// Starts [`Comm::allgather`] (`MPI_Iallgather`).
@@ -74,8 +86,8 @@ impl Comm {
         send: &'s [T],
         recv: &'s mut [T],
     ) -> Result<Request<'s>> {
-        let sched = self.allgather_schedule(Some(send), recv)?;
-        self.start_in(scope, sched)
+        let plan = self.allgather_plan(Some(send), recv, Form::Nonblocking)?;
+        self.start_plan_in(scope, plan)
     }
 
     /// Starts [`Comm::allgather_in_place`] (`MPI_Iallgather` with `MPI_IN_PLACE`).
@@ -93,11 +105,16 @@ impl Comm {
         scope: &'s Scope<'s, '_>,
         buf: &'s mut [T],
     ) -> Result<Request<'s>> {
-        let sched = self.allgather_schedule(None, buf)?;
-        self.start_in(scope, sched)
+        let plan = self.allgather_plan(None, buf, Form::Nonblocking)?;
+        self.start_plan_in(scope, plan)
     }
 
-    fn allgather_schedule<T: Pod>(&self, send: Option<&[T]>, recv: &mut [T]) -> Result<Schedule> {
+    fn allgather_plan<T: Pod>(
+        &self,
+        send: Option<&[T]>,
+        recv: &mut [T],
+        form: Form,
+    ) -> Result<Plan<'_>> {
         let (rank, size) = (self.rank() as usize, self.size() as usize);
         let count = match send {
             Some(send) => send.len(),
@@ -120,6 +137,9 @@ impl Comm {
             ));
         }
         let block = count * size_of::<T>();
+        if let Some(slots) = self.node_plan(form, Collective::Allgather, block, block)? {
+            return Ok(Plan::Node { slots, op: None });
+        }
         let alg = select::choose(Collective::Allgather, block, size, true)?;
         let blocks = Blocks::equal(size, block);
         let mine = if send.is_some() {
@@ -130,7 +150,7 @@ impl Comm {
         let mut s = self.schedule(send.unwrap_or(&[]), recv);
         if alg == Algorithm::Bruck {
             bruck::build(&mut s, mine, block);
-            return Ok(s);
+            return Ok(Plan::Schedule(s));
         }
         s.copy(mine, blocks.span(Buf::Recv, rank));
         match alg {
@@ -138,6 +158,6 @@ impl Comm {
             Algorithm::Ring => ring::build(&mut s, Buf::Recv, &blocks),
             other => unreachable!("{other:?} is not an allgather algorithm"),
         }
-        Ok(s)
+        Ok(Plan::Schedule(s))
     }
 }

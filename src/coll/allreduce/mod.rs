@@ -1,8 +1,9 @@
 //! `MPI_Allreduce`: every rank ends with the reduction of every rank's vector.
 //!
-//! Algorithms: [`recursive_doubling`] (short vectors), [`linear`] (short vectors on
-//! ranks sharing cores), [`rabenseifner`] (medium and long), [`ring`] (long,
-//! commutative operations). Invariant: every algorithm
+//! Algorithms: [`shared_memory`] (short vectors, ranks of one node, blocking),
+//! [`recursive_doubling`] (short vectors), [`linear`] (short vectors on ranks sharing
+//! cores), [`rabenseifner`] (medium and long), [`ring`] (long, commutative
+//! operations). Invariant: every algorithm
 //! computes each element once per operand order and hands out copies, so all ranks
 //! get identical bits, and the same inputs on the same number of ranks give the same
 //! bits on every run.
@@ -11,14 +12,16 @@ mod linear;
 mod rabenseifner;
 mod recursive_doubling;
 mod ring;
+pub(crate) mod shared_memory;
 
 use bytemuck::Pod;
 
 use super::op::Reduction;
 use super::select::{self, Algorithm, Collective};
 use super::wrong_len;
+use super::{Form, Plan};
 use crate::comm::Comm;
-use crate::engine::schedule::{Buf, Schedule};
+use crate::engine::schedule::Buf;
 use crate::error::Result;
 use crate::request::{Request, Scope};
 
@@ -44,8 +47,16 @@ impl Comm {
         recv: &mut [T],
         op: O,
     ) -> Result<()> {
-        let sched = self.allreduce_schedule(Some(send), recv, op)?;
-        self.run_blocking(sched)
+        let plan = self.allreduce_plan(Some(send), recv, op, Form::Blocking)?;
+        self.run_plan(plan, "allreduce", |m, op| {
+            let op = op.expect("a reduction has an operation");
+            shared_memory::run(
+                m,
+                Some(bytemuck::cast_slice(send)),
+                bytemuck::cast_slice_mut(recv),
+                op,
+            )
+        })
     }
 
     /// [`Comm::allreduce`] with `buf` as both input and output (`MPI_Allreduce` with
@@ -61,8 +72,11 @@ impl Comm {
     /// # Ok(()) }
     /// ```
     pub fn allreduce_in_place<T: Pod, O: Reduction<T>>(&self, buf: &mut [T], op: O) -> Result<()> {
-        let sched = self.allreduce_schedule(None, buf, op)?;
-        self.run_blocking(sched)
+        let plan = self.allreduce_plan(None, buf, op, Form::Blocking)?;
+        self.run_plan(plan, "allreduce", |m, op| {
+            let op = op.expect("a reduction has an operation");
+            shared_memory::run(m, None, bytemuck::cast_slice_mut(buf), op)
+        })
     }
 
     /// Starts [`Comm::allreduce`] (`MPI_Iallreduce`); the buffers stay borrowed until
@@ -90,8 +104,8 @@ impl Comm {
         recv: &'s mut [T],
         op: O,
     ) -> Result<Request<'s>> {
-        let sched = self.allreduce_schedule(Some(send), recv, op)?;
-        self.start_in(scope, sched)
+        let plan = self.allreduce_plan(Some(send), recv, op, Form::Nonblocking)?;
+        self.start_plan_in(scope, plan)
     }
 
     /// Starts [`Comm::allreduce_in_place`] (`MPI_Iallreduce` with `MPI_IN_PLACE`).
@@ -111,17 +125,18 @@ impl Comm {
         buf: &'s mut [T],
         op: O,
     ) -> Result<Request<'s>> {
-        let sched = self.allreduce_schedule(None, buf, op)?;
-        self.start_in(scope, sched)
+        let plan = self.allreduce_plan(None, buf, op, Form::Nonblocking)?;
+        self.start_plan_in(scope, plan)
     }
 
-    /// The schedule of an allreduce of `send` (or, if `None`, of `recv` in place).
-    fn allreduce_schedule<T: Pod, O: Reduction<T>>(
+    /// The plan of an allreduce of `send` (or, if `None`, of `recv` in place).
+    fn allreduce_plan<T: Pod, O: Reduction<T>>(
         &self,
         send: Option<&[T]>,
         recv: &mut [T],
         op: O,
-    ) -> Result<Schedule> {
+        form: Form,
+    ) -> Result<Plan<'_>> {
         if let Some(send) = send
             && send.len() != recv.len()
         {
@@ -134,6 +149,14 @@ impl Comm {
             ));
         }
         let (count, esz) = (recv.len(), size_of::<T>());
+        if let Some(slots) =
+            self.node_plan(form, Collective::Allreduce, count * esz, count * esz)?
+        {
+            return Ok(Plan::Node {
+                slots,
+                op: Some(op.into_combine()),
+            });
+        }
         let alg = select::choose(
             Collective::Allreduce,
             count * esz,
@@ -150,6 +173,6 @@ impl Comm {
             Algorithm::Linear => linear::build(&mut s, input, count * esz),
             other => unreachable!("{other:?} is not an allreduce algorithm"),
         }
-        Ok(s)
+        Ok(Plan::Schedule(s))
     }
 }

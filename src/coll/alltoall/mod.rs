@@ -9,13 +9,15 @@
 pub(crate) mod bruck;
 pub(crate) mod linear;
 pub(crate) mod pairwise;
+mod shared_memory;
 
 use bytemuck::Pod;
 
 use super::blocks::Blocks;
 use super::select::{self, Algorithm, Collective};
+use super::{Form, Plan};
 use crate::comm::Comm;
-use crate::engine::schedule::{Buf, Schedule, Span};
+use crate::engine::schedule::{Buf, Span};
 use crate::error::{Error, Result};
 use crate::request::{Request, Scope};
 
@@ -37,8 +39,16 @@ impl Comm {
     /// # Ok(()) }
     /// ```
     pub fn alltoall<T: Pod>(&self, send: &[T], recv: &mut [T]) -> Result<()> {
-        let sched = self.alltoall_schedule(Some(send), recv)?;
-        self.run_blocking(sched)
+        let plan = self.alltoall_plan(Some(send), recv, Form::Blocking)?;
+        let block = size_of_val(recv) / self.size() as usize;
+        self.run_plan(plan, "alltoall", |m, _| {
+            shared_memory::run(
+                m,
+                Some(bytemuck::cast_slice(send)),
+                bytemuck::cast_slice_mut(recv),
+                block,
+            )
+        })
     }
 
     /// [`Comm::alltoall`] with `buf` as both send and receive buffer
@@ -54,8 +64,11 @@ impl Comm {
     /// # Ok(()) }
     /// ```
     pub fn alltoall_in_place<T: Pod>(&self, buf: &mut [T]) -> Result<()> {
-        let sched = self.alltoall_schedule(None, buf)?;
-        self.run_blocking(sched)
+        let plan = self.alltoall_plan(None, buf, Form::Blocking)?;
+        let block = size_of_val(buf) / self.size() as usize;
+        self.run_plan(plan, "alltoall", |m, _| {
+            shared_memory::run(m, None, bytemuck::cast_slice_mut(buf), block)
+        })
     }
 
     /// Starts [`Comm::alltoall`] (`MPI_Ialltoall`).
@@ -76,8 +89,8 @@ impl Comm {
         send: &'s [T],
         recv: &'s mut [T],
     ) -> Result<Request<'s>> {
-        let sched = self.alltoall_schedule(Some(send), recv)?;
-        self.start_in(scope, sched)
+        let plan = self.alltoall_plan(Some(send), recv, Form::Nonblocking)?;
+        self.start_plan_in(scope, plan)
     }
 
     /// Starts [`Comm::alltoall_in_place`] (`MPI_Ialltoall` with `MPI_IN_PLACE`).
@@ -95,11 +108,16 @@ impl Comm {
         scope: &'s Scope<'s, '_>,
         buf: &'s mut [T],
     ) -> Result<Request<'s>> {
-        let sched = self.alltoall_schedule(None, buf)?;
-        self.start_in(scope, sched)
+        let plan = self.alltoall_plan(None, buf, Form::Nonblocking)?;
+        self.start_plan_in(scope, plan)
     }
 
-    fn alltoall_schedule<T: Pod>(&self, send: Option<&[T]>, recv: &mut [T]) -> Result<Schedule> {
+    fn alltoall_plan<T: Pod>(
+        &self,
+        send: Option<&[T]>,
+        recv: &mut [T],
+        form: Form,
+    ) -> Result<Plan<'_>> {
         let size = self.size() as usize;
         if let Some(send) = send
             && send.len() != recv.len()
@@ -117,6 +135,9 @@ impl Comm {
             )));
         }
         let block = recv.len() / size * size_of::<T>();
+        if let Some(slots) = self.node_plan(form, Collective::Alltoall, block, block * size)? {
+            return Ok(Plan::Node { slots, op: None });
+        }
         let alg = select::choose(Collective::Alltoall, block, size, true)?;
         let mut s = self.schedule(send.unwrap_or(&[]), recv);
         let input = match send {
@@ -138,6 +159,6 @@ impl Comm {
             Algorithm::Pairwise => pairwise::build(&mut s, input, &blocks, &blocks),
             other => unreachable!("{other:?} is not an alltoall algorithm"),
         }
-        Ok(s)
+        Ok(Plan::Schedule(s))
     }
 }

@@ -5,10 +5,11 @@
 
 mod dissemination;
 mod linear;
+mod shared_memory;
 
 use super::select::{self, Algorithm, Collective};
+use super::{Form, Plan};
 use crate::comm::Comm;
-use crate::engine::schedule::Schedule;
 use crate::error::Result;
 use crate::request::{Request, Scope};
 
@@ -22,8 +23,8 @@ impl Comm {
     /// # Ok(()) }
     /// ```
     pub fn barrier(&self) -> Result<()> {
-        let sched = self.barrier_schedule()?;
-        self.run_blocking(sched)
+        let plan = self.barrier_plan(Form::Blocking)?;
+        self.run_plan(plan, "barrier", |m, _| shared_memory::run(m))
     }
 
     /// Starts a barrier (`MPI_Ibarrier`): the request completes once every rank has
@@ -42,11 +43,14 @@ impl Comm {
     /// # Ok(()) }
     /// ```
     pub fn ibarrier<'s>(&self, scope: &'s Scope<'s, '_>) -> Result<Request<'s>> {
-        let sched = self.barrier_schedule()?;
-        self.start_in(scope, sched)
+        let plan = self.barrier_plan(Form::Nonblocking)?;
+        self.start_plan_in(scope, plan)
     }
 
-    fn barrier_schedule(&self) -> Result<Schedule> {
+    fn barrier_plan(&self, form: Form) -> Result<Plan<'_>> {
+        if let Some(slots) = self.node_plan(form, Collective::Barrier, 0, 0)? {
+            return Ok(Plan::Node { slots, op: None });
+        }
         let alg = select::choose(Collective::Barrier, 0, self.size() as usize, true)?;
         let mut s = self.schedule::<u8, u8>(&[], &mut []);
         match alg {
@@ -54,6 +58,6 @@ impl Comm {
             Algorithm::Linear => linear::build(&mut s),
             other => unreachable!("{other:?} is not a barrier algorithm"),
         }
-        Ok(s)
+        Ok(Plan::Schedule(s))
     }
 }

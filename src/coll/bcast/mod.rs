@@ -6,12 +6,13 @@
 
 mod binomial;
 mod scatter_allgather;
+mod shared_memory;
 
 use bytemuck::Pod;
 
 use super::select::{self, Algorithm, Collective};
+use super::{Form, Plan};
 use crate::comm::Comm;
-use crate::engine::schedule::Schedule;
 use crate::error::{Rank, Result};
 use crate::request::{Request, Scope};
 
@@ -29,8 +30,11 @@ impl Comm {
     /// # Ok(()) }
     /// ```
     pub fn bcast<T: Pod>(&self, buf: &mut [T], root: Rank) -> Result<()> {
-        let sched = self.bcast_schedule(buf, root)?;
-        self.run_blocking(sched)
+        let plan = self.bcast_plan(buf, root, Form::Blocking)?;
+        let root = root as usize;
+        self.run_plan(plan, "bcast", |m, _| {
+            shared_memory::run(m, bytemuck::cast_slice_mut(buf), root)
+        })
     }
 
     /// Starts [`Comm::bcast`] (`MPI_Ibcast`).
@@ -50,13 +54,16 @@ impl Comm {
         buf: &'s mut [T],
         root: Rank,
     ) -> Result<Request<'s>> {
-        let sched = self.bcast_schedule(buf, root)?;
-        self.start_in(scope, sched)
+        let plan = self.bcast_plan(buf, root, Form::Nonblocking)?;
+        self.start_plan_in(scope, plan)
     }
 
-    fn bcast_schedule<T: Pod>(&self, buf: &mut [T], root: Rank) -> Result<Schedule> {
+    fn bcast_plan<T: Pod>(&self, buf: &mut [T], root: Rank, form: Form) -> Result<Plan<'_>> {
         let root = self.check_root(root)?;
         let bytes = size_of_val(buf);
+        if let Some(slots) = self.node_plan(form, Collective::Bcast, bytes, bytes)? {
+            return Ok(Plan::Node { slots, op: None });
+        }
         let alg = select::choose(Collective::Bcast, bytes, self.size() as usize, true)?;
         let mut s = self.schedule::<u8, T>(&[], buf);
         match alg {
@@ -64,6 +71,6 @@ impl Comm {
             Algorithm::ScatterAllgather => scatter_allgather::build(&mut s, bytes, root),
             other => unreachable!("{other:?} is not a bcast algorithm"),
         }
-        Ok(s)
+        Ok(Plan::Schedule(s))
     }
 }

@@ -5,14 +5,16 @@
 
 pub(crate) mod binomial;
 pub(crate) mod linear;
+mod shared_memory;
 
 use bytemuck::Pod;
 
 use super::blocks::Blocks;
 use super::select::{self, Algorithm, Collective};
 use super::wrong_len;
+use super::{Form, Plan};
 use crate::comm::Comm;
-use crate::engine::schedule::{Buf, Schedule, Span};
+use crate::engine::schedule::{Buf, Span};
 use crate::error::{Error, Rank, Result};
 use crate::request::{Request, Scope};
 
@@ -33,8 +35,17 @@ impl Comm {
     /// # Ok(()) }
     /// ```
     pub fn gather<T: Pod>(&self, send: &[T], recv: &mut [T], root: Rank) -> Result<()> {
-        let sched = self.gather_schedule(Some(send), recv, root)?;
-        self.run_blocking(sched)
+        let plan = self.gather_plan(Some(send), recv, root, Form::Blocking)?;
+        let (root, block) = (root as usize, size_of_val(send));
+        self.run_plan(plan, "gather", |m, _| {
+            shared_memory::run(
+                m,
+                Some(bytemuck::cast_slice(send)),
+                bytemuck::cast_slice_mut(recv),
+                block,
+                root,
+            )
+        })
     }
 
     /// [`Comm::gather`] where the root's own block is already in place in its
@@ -54,8 +65,15 @@ impl Comm {
     /// # Ok(()) }
     /// ```
     pub fn gather_in_place<T: Pod>(&self, buf: &mut [T], root: Rank) -> Result<()> {
-        let sched = self.gather_schedule(None, buf, root)?;
-        self.run_blocking(sched)
+        let plan = self.gather_plan(None, buf, root, Form::Blocking)?;
+        let block = match self.rank() == root {
+            true => size_of_val(buf) / self.size() as usize,
+            false => size_of_val(buf),
+        };
+        let root = root as usize;
+        self.run_plan(plan, "gather", |m, _| {
+            shared_memory::run(m, None, bytemuck::cast_slice_mut(buf), block, root)
+        })
     }
 
     /// Starts [`Comm::gather`] (`MPI_Igather`).
@@ -75,8 +93,8 @@ impl Comm {
         recv: &'s mut [T],
         root: Rank,
     ) -> Result<Request<'s>> {
-        let sched = self.gather_schedule(Some(send), recv, root)?;
-        self.start_in(scope, sched)
+        let plan = self.gather_plan(Some(send), recv, root, Form::Nonblocking)?;
+        self.start_plan_in(scope, plan)
     }
 
     /// Starts [`Comm::gather_in_place`] (`MPI_Igather` with `MPI_IN_PLACE`).
@@ -95,16 +113,17 @@ impl Comm {
         buf: &'s mut [T],
         root: Rank,
     ) -> Result<Request<'s>> {
-        let sched = self.gather_schedule(None, buf, root)?;
-        self.start_in(scope, sched)
+        let plan = self.gather_plan(None, buf, root, Form::Nonblocking)?;
+        self.start_plan_in(scope, plan)
     }
 
-    fn gather_schedule<T: Pod>(
+    fn gather_plan<T: Pod>(
         &self,
         send: Option<&[T]>,
         recv: &mut [T],
         root: Rank,
-    ) -> Result<Schedule> {
+        form: Form,
+    ) -> Result<Plan<'_>> {
         let root = self.check_root(root)?;
         let (rank, size) = (self.rank() as usize, self.size() as usize);
         let count = match send {
@@ -131,6 +150,9 @@ impl Comm {
             ));
         }
         let block = count * size_of::<T>();
+        if let Some(slots) = self.node_plan(form, Collective::Gather, block, block)? {
+            return Ok(Plan::Node { slots, op: None });
+        }
         let alg = select::choose(Collective::Gather, block, size, true)?;
         let mine = match (send, rank == root) {
             (Some(_), _) => Span::new(Buf::Send, 0, block),
@@ -143,6 +165,6 @@ impl Comm {
             Algorithm::Linear => linear::build(&mut s, mine, &Blocks::equal(size, block), root),
             other => unreachable!("{other:?} is not a gather algorithm"),
         }
-        Ok(s)
+        Ok(Plan::Schedule(s))
     }
 }

@@ -6,14 +6,16 @@
 
 mod binomial;
 mod reduce_scatter_gather;
+mod shared_memory;
 
 use bytemuck::Pod;
 
 use super::op::Reduction;
 use super::select::{self, Algorithm, Collective};
 use super::wrong_len;
+use super::{Form, Plan};
 use crate::comm::Comm;
-use crate::engine::schedule::{Buf, Schedule};
+use crate::engine::schedule::Buf;
 use crate::error::{Rank, Result};
 use crate::request::{Request, Scope};
 
@@ -41,8 +43,19 @@ impl Comm {
         op: O,
         root: Rank,
     ) -> Result<()> {
-        let sched = self.reduce_schedule(Some(send), recv, op, root)?;
-        self.run_blocking(sched)
+        let plan = self.reduce_plan(Some(send), recv, op, root, Form::Blocking)?;
+        let (root, bytes) = (root as usize, size_of_val(send));
+        self.run_plan(plan, "reduce", |m, op| {
+            let op = op.expect("a reduction has an operation");
+            shared_memory::run(
+                m,
+                Some(bytemuck::cast_slice(send)),
+                bytemuck::cast_slice_mut(recv),
+                bytes,
+                op,
+                root,
+            )
+        })
     }
 
     /// [`Comm::reduce`] with `buf` as input on every rank and, at the root, as output
@@ -66,8 +79,12 @@ impl Comm {
         op: O,
         root: Rank,
     ) -> Result<()> {
-        let sched = self.reduce_schedule(None, buf, op, root)?;
-        self.run_blocking(sched)
+        let plan = self.reduce_plan(None, buf, op, root, Form::Blocking)?;
+        let (root, bytes) = (root as usize, size_of_val(buf));
+        self.run_plan(plan, "reduce", |m, op| {
+            let op = op.expect("a reduction has an operation");
+            shared_memory::run(m, None, bytemuck::cast_slice_mut(buf), bytes, op, root)
+        })
     }
 
     /// Starts [`Comm::reduce`] (`MPI_Ireduce`).
@@ -89,8 +106,8 @@ impl Comm {
         op: O,
         root: Rank,
     ) -> Result<Request<'s>> {
-        let sched = self.reduce_schedule(Some(send), recv, op, root)?;
-        self.start_in(scope, sched)
+        let plan = self.reduce_plan(Some(send), recv, op, root, Form::Nonblocking)?;
+        self.start_plan_in(scope, plan)
     }
 
     /// Starts [`Comm::reduce_in_place`] (`MPI_Ireduce` with `MPI_IN_PLACE`).
@@ -113,17 +130,18 @@ impl Comm {
         op: O,
         root: Rank,
     ) -> Result<Request<'s>> {
-        let sched = self.reduce_schedule(None, buf, op, root)?;
-        self.start_in(scope, sched)
+        let plan = self.reduce_plan(None, buf, op, root, Form::Nonblocking)?;
+        self.start_plan_in(scope, plan)
     }
 
-    fn reduce_schedule<T: Pod, O: Reduction<T>>(
+    fn reduce_plan<T: Pod, O: Reduction<T>>(
         &self,
         send: Option<&[T]>,
         recv: &mut [T],
         op: O,
         root: Rank,
-    ) -> Result<Schedule> {
+        form: Form,
+    ) -> Result<Plan<'_>> {
         let root = self.check_root(root)?;
         let is_root = self.rank() as usize == root;
         let count = send.map_or(recv.len(), <[T]>::len);
@@ -138,6 +156,12 @@ impl Comm {
         }
         let esz = size_of::<T>();
         let commutative = op.is_commutative();
+        if let Some(slots) = self.node_plan(form, Collective::Reduce, count * esz, count * esz)? {
+            return Ok(Plan::Node {
+                slots,
+                op: Some(op.into_combine()),
+            });
+        }
         let alg = select::choose(
             Collective::Reduce,
             count * esz,
@@ -154,6 +178,6 @@ impl Comm {
             }
             other => unreachable!("{other:?} is not a reduce algorithm"),
         }
-        Ok(s)
+        Ok(Plan::Schedule(s))
     }
 }

@@ -5,14 +5,16 @@
 
 pub(crate) mod binomial;
 pub(crate) mod linear;
+mod shared_memory;
 
 use bytemuck::Pod;
 
 use super::blocks::Blocks;
 use super::select::{self, Algorithm, Collective};
 use super::wrong_len;
+use super::{Form, Plan};
 use crate::comm::Comm;
-use crate::engine::schedule::{Buf, Schedule, Span};
+use crate::engine::schedule::{Buf, Span};
 use crate::error::{Error, Rank, Result};
 use crate::request::{Request, Scope};
 
@@ -33,8 +35,17 @@ impl Comm {
     /// # Ok(()) }
     /// ```
     pub fn scatter<T: Pod>(&self, send: &[T], recv: &mut [T], root: Rank) -> Result<()> {
-        let sched = self.scatter_schedule(Some(send), recv, root)?;
-        self.run_blocking(sched)
+        let plan = self.scatter_plan(Some(send), recv, root, Form::Blocking)?;
+        let (root, block) = (root as usize, size_of_val(recv));
+        self.run_plan(plan, "scatter", |m, _| {
+            shared_memory::run(
+                m,
+                bytemuck::cast_slice(send),
+                Some(bytemuck::cast_slice_mut(recv)),
+                block,
+                root,
+            )
+        })
     }
 
     /// [`Comm::scatter`] where the root keeps its own block in place (`MPI_Scatter`
@@ -52,8 +63,18 @@ impl Comm {
     /// # Ok(()) }
     /// ```
     pub fn scatter_in_place<T: Pod>(&self, buf: &mut [T], root: Rank) -> Result<()> {
-        let sched = self.scatter_schedule(None, buf, root)?;
-        self.run_blocking(sched)
+        let plan = self.scatter_plan(None, buf, root, Form::Blocking)?;
+        let is_root = self.rank() == root;
+        let root = root as usize;
+        self.run_plan(plan, "scatter", |m, _| {
+            if is_root {
+                let block = size_of_val(buf) / m.rank_size().1;
+                shared_memory::run(m, bytemuck::cast_slice(buf), None, block, root)
+            } else {
+                let block = size_of_val(buf);
+                shared_memory::run(m, &[], Some(bytemuck::cast_slice_mut(buf)), block, root)
+            }
+        })
     }
 
     /// Starts [`Comm::scatter`] (`MPI_Iscatter`).
@@ -75,8 +96,8 @@ impl Comm {
         recv: &'s mut [T],
         root: Rank,
     ) -> Result<Request<'s>> {
-        let sched = self.scatter_schedule(Some(send), recv, root)?;
-        self.start_in(scope, sched)
+        let plan = self.scatter_plan(Some(send), recv, root, Form::Nonblocking)?;
+        self.start_plan_in(scope, plan)
     }
 
     /// Starts [`Comm::scatter_in_place`] (`MPI_Iscatter` with `MPI_IN_PLACE`).
@@ -96,16 +117,17 @@ impl Comm {
         buf: &'s mut [T],
         root: Rank,
     ) -> Result<Request<'s>> {
-        let sched = self.scatter_schedule(None, buf, root)?;
-        self.start_in(scope, sched)
+        let plan = self.scatter_plan(None, buf, root, Form::Nonblocking)?;
+        self.start_plan_in(scope, plan)
     }
 
-    fn scatter_schedule<T: Pod>(
+    fn scatter_plan<T: Pod>(
         &self,
         send: Option<&[T]>,
         recv: &mut [T],
         root: Rank,
-    ) -> Result<Schedule> {
+        form: Form,
+    ) -> Result<Plan<'_>> {
         let root = self.check_root(root)?;
         let (rank, size) = (self.rank() as usize, self.size() as usize);
         let is_root = rank == root;
@@ -136,6 +158,9 @@ impl Comm {
             ));
         }
         let block = count * size_of::<T>();
+        if let Some(slots) = self.node_plan(form, Collective::Scatter, block, block * size)? {
+            return Ok(Plan::Node { slots, op: None });
+        }
         let alg = select::choose(Collective::Scatter, block, size, true)?;
         let (input, mine) = match (send, is_root) {
             (Some(_), _) => (Buf::Send, Span::new(Buf::Recv, 0, block)),
@@ -150,6 +175,6 @@ impl Comm {
             }
             other => unreachable!("{other:?} is not a scatter algorithm"),
         }
-        Ok(s)
+        Ok(Plan::Schedule(s))
     }
 }

@@ -12,6 +12,7 @@
 //! Invariants: frames to one peer leave in order; a frame's user payload is read until
 //! its token is reported; nothing is ever dropped or grown without bound.
 
+pub(crate) mod area;
 mod cma;
 mod futex;
 mod ring;
@@ -27,6 +28,7 @@ use super::frame::{Kind, OutFrame, RemoteBuf};
 use super::{Sink, Transport};
 use crate::error::{Error, Result};
 use crate::userbuf::UserBufMut;
+use area::Area;
 use ring::Inbox;
 pub(crate) use segment::Segment;
 use wakeup::{Kicker, WakeSocket};
@@ -117,6 +119,10 @@ pub(crate) struct Shm {
     /// Where this rank is woken when it sleeps in its poller (mixed transports).
     wake: Option<WakeSocket>,
     kicker: Kicker,
+    /// The node's collective area, and the number of the last collective this rank
+    /// ran over it.
+    area: Area,
+    area_seq: u64,
     /// Declared last: unmapped after everything that points into it.
     _segment: Segment,
 }
@@ -182,6 +188,8 @@ impl Shm {
             job: job.to_owned(),
             wake: None,
             kicker: Kicker::new(),
+            area: segment.area(),
+            area_seq: 0,
             _segment: segment,
         })
     }
@@ -339,10 +347,52 @@ impl Shm {
         })
     }
 
-    /// Sleeps on the futex until a frame arrives, a ring we wait on frees room, or
-    /// `timeout`.
-    pub(crate) fn block(&mut self, timeout: Duration) {
-        if self.announce_sleep(ON_FUTEX) {
+    /// The node's collective area and the number of the next collective over it (one
+    /// more per call: every local rank takes part in every collective over the area,
+    /// so all number them alike).
+    pub(crate) fn area(&mut self) -> (Area, u64) {
+        self.area_seq += 1;
+        (self.area, self.area_seq)
+    }
+
+    /// Number of ranks on this node.
+    pub(crate) fn local_ranks(&self) -> usize {
+        self.inboxes.len()
+    }
+
+    /// Local index of world rank `peer`, if it is on this node.
+    pub(crate) fn local_index(&self, peer: usize) -> Option<usize> {
+        self.local_of
+            .get(peer)
+            .copied()
+            .filter(|&l| l != usize::MAX)
+    }
+
+    /// Wakes every local rank that sleeps, if `worth_it` says so (asked only when
+    /// some rank sleeps: doorbells are cheap to read, `worth_it` may not be). The
+    /// caller has published what they wait for and issued a SeqCst fence since, so a
+    /// rank that starts to sleep after this looked at its doorbell sees it in its
+    /// re-check (see [`Shm::block`]).
+    pub(crate) fn wake_sleepers(&mut self, worth_it: impl FnOnce() -> bool) {
+        let mut worth_it = Some(worth_it);
+        for l in 0..self.inboxes.len() {
+            if l == self.local || self.inboxes[l].doorbell().load(Ordering::Relaxed) == AWAKE {
+                continue;
+            }
+            if let Some(f) = worth_it.take()
+                && !f()
+            {
+                return;
+            }
+            self.notify(l);
+        }
+    }
+
+    /// Sleeps on the futex until a frame arrives, a ring we wait on frees room, a
+    /// local rank wakes us, or `timeout`. `recheck` says whether what the caller waits
+    /// for in the collective area has happened; it runs after the doorbell is set.
+    pub(crate) fn block(&mut self, timeout: Duration, recheck: &dyn Fn() -> bool) {
+        if self.announce_sleep(ON_FUTEX) && !recheck() {
             futex::wait(self.inboxes[self.local].doorbell(), ON_FUTEX, timeout);
         }
         self.end_sleep();
@@ -350,14 +400,18 @@ impl Shm {
 
     /// Prepares to sleep in the poller (mixed transports). Returns the socket to add to
     /// the poller when it is safe to sleep; call [`Shm::end_sleep`] afterwards.
-    pub(crate) fn begin_poller_sleep(&mut self) -> Result<Option<RawFd>> {
+    /// `recheck` is as for [`Shm::block`].
+    pub(crate) fn begin_poller_sleep(
+        &mut self,
+        recheck: &dyn Fn() -> bool,
+    ) -> Result<Option<RawFd>> {
         if self.wake.is_none() {
             let sock = WakeSocket::bind(&self.job, self.me)
                 .map_err(|e| Error::io("binding the wake-up socket", e))?;
             self.wake = Some(sock);
         }
         let fd = self.wake.as_ref().map(WakeSocket::fd);
-        Ok(if self.announce_sleep(IN_POLLER) {
+        Ok(if self.announce_sleep(IN_POLLER) && !recheck() {
             fd
         } else {
             None
@@ -365,10 +419,12 @@ impl Shm {
     }
 
     /// Sets the doorbell to `how` and re-checks everything a sender could have done
-    /// meanwhile. Returns whether it is safe to sleep.
+    /// meanwhile. Returns whether it is safe to sleep. Ends with a SeqCst fence, which
+    /// pairs with the one of a rank publishing in the collective area.
     fn announce_sleep(&mut self, how: u32) -> bool {
         let inbox = self.inboxes[self.local];
         inbox.doorbell().store(how, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
         let mut ready =
             inbox.peek(self.head).is_some() || (inbox.has_waiters() && self.head != self.published);
         for &l in &self.blocked {

@@ -3,7 +3,8 @@
 //!
 //! Layout: a 4 KiB header, then one block per local rank: a 4 KiB control page
 //! (its ring's tail, head and waiters, its doorbell, its pid and single-copy flag, each
-//! hot word on its own cache line) followed by its inbox ring. Positions are offsets,
+//! hot word on its own cache line) followed by its inbox ring; then the collective
+//! area (one block per local rank, see [`super::area`]). Positions are offsets,
 //! never pointers. Invariants: the segment is created 0600 under a random name and
 //! unlinked by whichever rank maps it last (every rank maps it during init), so after
 //! init nothing of it is left in /dev/shm whatever happens to the ranks later; the
@@ -13,6 +14,7 @@ use std::ffi::CString;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
+use super::area::{self, Area};
 use super::ring::Inbox;
 use crate::error::{Error, Result};
 
@@ -54,7 +56,7 @@ fn block_size(ring_lines: usize) -> usize {
 
 /// Total bytes of a segment for `local_size` ranks with rings of `ring_lines` lines.
 pub(crate) fn footprint(local_size: usize, ring_lines: usize) -> usize {
-    HEADER + local_size * block_size(ring_lines)
+    HEADER + local_size * (block_size(ring_lines) + area::BLOCK)
 }
 
 fn os_error(what: &str, name: &CString) -> Error {
@@ -225,6 +227,16 @@ impl Segment {
                 self.local_size,
             )
         }
+    }
+
+    /// The collective area of the node's ranks.
+    pub(crate) fn area(&self) -> Area {
+        let off = HEADER + self.local_size * block_size(self.ring_lines);
+        debug_assert_eq!(off % LINE, 0);
+        // SAFETY: the area is the last `local_size * area::BLOCK` bytes of the mapping
+        // (see `footprint`), zero-filled at creation and line-aligned; the transport
+        // owns the segment and keeps it mapped while it uses the Area.
+        unsafe { Area::new(self.base.add(off), self.local_size) }
     }
 }
 

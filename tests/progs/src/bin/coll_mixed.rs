@@ -87,6 +87,48 @@ fn subcommunicators(world: &Comm) {
     oxmpi::set_algorithm(Collective::Allreduce, None).expect("auto");
 }
 
+/// Ranks that disagree on a count (rank 0 contributes fewer elements) in collectives
+/// that meet in the node's shared-memory area: every rank that sees the difference
+/// gets an error naming it, nobody waits forever, and the area stays usable.
+fn disagreeing_counts(world: &Comm) {
+    let rank = world.rank();
+    let n = if rank == 0 { 2 } else { 3 };
+    let expect_disagree = |r: oxmpi::Result<()>, what: &str| match r {
+        Err(Error::InvalidArgument(msg)) => assert!(msg.contains("disagree"), "{what}: {msg}"),
+        other => panic!("{what}: rank {rank} expected a disagreement error, got {other:?}"),
+    };
+    for coll in [
+        Collective::Allreduce,
+        Collective::Bcast,
+        Collective::Allgather,
+    ] {
+        oxmpi::set_algorithm(coll, Some("shared_memory")).expect("algorithm");
+    }
+    expect_disagree(
+        world.allreduce(&vec![1u32; n], &mut vec![0u32; n], Op::Sum),
+        "allreduce",
+    );
+    let mut buf = vec![7u8; n];
+    let r = world.bcast(&mut buf, 0);
+    if rank == 0 {
+        r.expect("the root has nothing to compare");
+    } else {
+        expect_disagree(r, "bcast");
+    }
+    expect_disagree(
+        world.allgather(&vec![1u16; n], &mut vec![0u16; n * world.size() as usize]),
+        "allgather",
+    );
+    let mut x = [1u64];
+    world
+        .allreduce_in_place(&mut x, Op::Sum)
+        .expect("agreeing allreduce");
+    assert_eq!(x[0], world.size() as u64);
+    if rank == 0 {
+        println!("ok disagree");
+    }
+}
+
 /// Usage errors come back as clear errors, before anything is sent.
 fn errors(world: &Comm) {
     let size = world.size();
@@ -141,6 +183,10 @@ fn errors(world: &Comm) {
 fn main() -> oxmpi::Result<()> {
     let universe = oxmpi::init()?;
     let world = universe.world();
+    if std::env::args().nth(1).as_deref() == Some("disagree") {
+        disagreeing_counts(&world);
+        return universe.finalize();
+    }
     if let Err(e) = oxmpi::set_algorithm(Collective::Barrier, None) {
         // A bad OXMPI_COLL_* variable: report it as a user would see it.
         eprintln!("coll_mixed: {e}");

@@ -1,0 +1,165 @@
+//! The shared-memory path of short blocking collectives: when a communicator's ranks
+//! are exactly the ranks of one node, its blocking collectives whose per-rank data fits
+//! a slot ([`SLOT`] bytes) meet in the node's collective area
+//! (`src/transport/shm/area.rs`) instead of exchanging messages.
+//!
+//! Protocol of collective number `s` (every local rank takes part in every collective
+//! over the area, so all number them alike): a rank with data to contribute first
+//! waits until every rank has entered collective `s - DEPTH + 1` (then nobody still
+//! reads its slot `s % DEPTH`, last used by `s - DEPTH`), writes the slot, and
+//! publishes `s` in the slot's sequence word with a release store; a rank without data
+//! publishes at once. Then it
+//! waits for the sequence words of the ranks whose data it needs to reach `s`, reads
+//! their slots and computes its result locally (reductions combine the ranks' vectors
+//! in rank order, so every rank gets the same bits and non-commutative operations
+//! work). A rank enters `s` only after it stopped reading the slots of `s - 1`.
+//!
+//! Waking: after publishing, a rank issues a SeqCst fence and reads every sequence
+//! word; if all have reached `s` (it completed the arrival), or if others wait for its
+//! data alone (a root's), it wakes every local rank that sleeps. A rank going to sleep
+//! sets its doorbell, fences, and re-checks what it waits for, so of a sleeper and the
+//! rank completing its condition at least one sees the other.
+//!
+//! Cost: a cache-line handoff per rank instead of log2(p) message rounds, and each
+//! waiting rank is woken at most once per collective, which matters most when ranks
+//! outnumber cores. Errors: a rank whose slot holds a different length than this rank
+//! expects (the ranks disagree on counts) fails the collective with an error; it still
+//! takes part in the protocol, so no rank is left waiting.
+
+use std::sync::atomic::{Ordering, fence};
+
+use super::select::{self, Collective};
+use crate::comm::Comm;
+use crate::engine::{self, Engine};
+use crate::error::{Error, Result};
+use crate::transport::shm::area::{Area, DEPTH};
+
+pub(crate) use crate::transport::shm::area::SLOT;
+
+/// One collective over the node's area, from this rank's side.
+pub(crate) struct Meeting<'a> {
+    eng: &'a mut Engine,
+    area: Area,
+    seq: u64,
+    /// Area index of each communicator rank.
+    slots: &'a [usize],
+    rank: usize,
+    op: &'static str,
+}
+
+impl Comm {
+    /// The node's area, if `coll` runs there for this communicator: its ranks are
+    /// one node's, the call is blocking, and `slot_bytes` (the most any rank writes)
+    /// fits a slot. `table_bytes` is what the selection table is keyed by.
+    pub(crate) fn on_node(
+        &self,
+        coll: Collective,
+        table_bytes: usize,
+        slot_bytes: usize,
+    ) -> Result<Option<&[usize]>> {
+        if slot_bytes > SLOT {
+            return Ok(None);
+        }
+        let Some(slots) = self.node_indices()? else {
+            return Ok(None);
+        };
+        Ok(select::on_node(coll, table_bytes, slots.len())?.then_some(slots))
+    }
+
+    /// Runs one collective over the node's area (`slots` from [`Comm::on_node`]).
+    pub(crate) fn meet<R>(
+        &self,
+        op: &'static str,
+        slots: &[usize],
+        f: impl FnOnce(&mut Meeting<'_>) -> Result<R>,
+    ) -> Result<R> {
+        engine::with(|eng| {
+            let (area, seq) = eng
+                .net
+                .area()
+                .expect("a communicator on one node has shared memory");
+            let mut m = Meeting {
+                eng,
+                area,
+                seq,
+                slots,
+                rank: self.rank() as usize,
+                op,
+            };
+            f(&mut m)
+        })
+    }
+}
+
+impl Meeting<'_> {
+    /// Whether every rank has entered collective `seq`.
+    fn all_reached(area: Area, slots: &[usize], seq: u64) -> bool {
+        slots
+            .iter()
+            .all(|&l| area.seq(l, seq).load(Ordering::Acquire) >= seq)
+    }
+
+    /// Waits (progressing the engine) until every rank has entered collective `seq`.
+    fn wait_all_reached(&mut self, seq: u64) -> Result<()> {
+        let (area, slots) = (self.area, self.slots);
+        if Self::all_reached(area, slots, seq) {
+            return Ok(());
+        }
+        self.eng
+            .wait_shared(&|| Self::all_reached(area, slots, seq))
+    }
+
+    /// Writes this rank's contribution (`len` bytes, produced by `fill`) into its slot.
+    pub(crate) fn write(&mut self, len: usize, fill: impl FnOnce(&mut [u8])) -> Result<()> {
+        self.wait_all_reached((self.seq + 1).saturating_sub(DEPTH))?;
+        self.area.write(self.slots[self.rank], self.seq, len, fill);
+        Ok(())
+    }
+
+    /// Announces that this rank entered the collective (with its data, if it wrote
+    /// any). `source`: other ranks wait for this rank's data alone (a root's).
+    pub(crate) fn publish(&mut self, source: bool) {
+        self.area
+            .seq(self.slots[self.rank], self.seq)
+            .store(self.seq, Ordering::Release);
+        fence(Ordering::SeqCst);
+        let (area, slots, seq) = (self.area, self.slots, self.seq);
+        self.eng
+            .net
+            .wake_local(|| source || Self::all_reached(area, slots, seq));
+    }
+
+    /// Waits until every rank has published.
+    pub(crate) fn wait_all(&mut self) -> Result<()> {
+        self.wait_all_reached(self.seq)
+    }
+
+    /// Waits until `rank` has published.
+    pub(crate) fn wait_for(&mut self, rank: usize) -> Result<()> {
+        let (area, l, seq) = (self.area, self.slots[rank], self.seq);
+        let ready = move || area.seq(l, seq).load(Ordering::Acquire) >= seq;
+        if ready() {
+            return Ok(());
+        }
+        self.eng.wait_shared(&ready)
+    }
+
+    /// What `rank` (which has published) wrote, checked to be `len` bytes.
+    pub(crate) fn read(&self, rank: usize, len: usize) -> Result<&[u8]> {
+        let data = self.area.read(self.slots[rank], self.seq);
+        if data.len() != len {
+            return Err(Error::InvalidArgument(format!(
+                "{}: rank {rank} contributed {} bytes where rank {} expects {len} (the ranks disagree on the counts)",
+                self.op,
+                data.len(),
+                self.rank
+            )));
+        }
+        Ok(data)
+    }
+
+    /// This rank in the communicator, and the communicator's size.
+    pub(crate) fn rank_size(&self) -> (usize, usize) {
+        (self.rank, self.slots.len())
+    }
+}
