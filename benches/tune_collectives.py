@@ -1,22 +1,24 @@
 #!/usr/bin/env python3
 """Measures every algorithm of the collectives oxbench covers, for building the
 selection table of src/coll/select.rs (docs/collectives.md): runs
-`oxrun -n NP target/release/oxbench OP -m 1048576 -i ITERS` with each algorithm forced
+`oxrun -n NP target/release/oxbench OP -m MAX -i ITERS` with each algorithm forced
 through OXMPI_COLL_<OP>, interleaved, ROUNDS rounds, and prints per size the median
 latency (us) of each algorithm and the winner.
 
-usage: benches/tune_collectives.py NPS OPS ROUNDS [ITERS]
+usage: benches/tune_collectives.py NPS OPS ROUNDS [ITERS [MAX]]
   e.g. benches/tune_collectives.py 2,4,8 allreduce,bcast,alltoall 3
 Run from the project root after `cargo build --release`."""
 import os, statistics, subprocess, sys
 
-ALGS = {"allreduce": ["recursive_doubling", "rabenseifner", "ring"],
-        "bcast": ["binomial", "scatter_allgather"],
-        "alltoall": ["bruck", "pairwise", "linear"],
-        "allgather": ["recursive_doubling", "bruck", "ring"],
-        "reduce": ["binomial", "reduce_scatter_gather"],
-        "gather": ["binomial", "linear"],
-        "scatter": ["binomial", "linear"],
+SM = "shared_memory"
+ALGS = {"allreduce": ["recursive_doubling", "rabenseifner", "ring", "linear", SM],
+        "bcast": ["binomial", "scatter_allgather", SM],
+        "alltoall": ["bruck", "pairwise", "linear", SM],
+        "allgather": ["recursive_doubling", "bruck", "ring", SM],
+        "reduce": ["binomial", "reduce_scatter_gather", SM],
+        "gather": ["binomial", "linear", SM],
+        "scatter": ["binomial", "linear", SM],
+        "barrier": ["dissemination", "linear", SM],
         "reduce-scatter": ["recursive_halving", "ring"]}
 VAR = {"reduce-scatter": "OXMPI_COLL_REDUCE_SCATTER_BLOCK"}
 
@@ -26,13 +28,14 @@ def main():
     nps = [int(x) for x in sys.argv[1].split(",")]
     ops = sys.argv[2].split(",")
     rounds, iters = int(sys.argv[3]), (sys.argv[4] if len(sys.argv) > 4 else "300")
+    top = sys.argv[5] if len(sys.argv) > 5 else "1048576"
     res = {}
     for _ in range(rounds):
         for op in ops:
             for np in nps:
                 for alg in ALGS[op]:
                     env = dict(os.environ, **{VAR.get(op, "OXMPI_COLL_" + op.upper()): alg})
-                    cmd = ["target/release/oxrun", "-n", str(np), "target/release/oxbench", op, "-m", "1048576", "-i", iters]
+                    cmd = ["target/release/oxrun", "-n", str(np), "target/release/oxbench", op, "-m", top, "-i", iters]
                     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600).stdout
                     for line in out.splitlines():
                         p = line.split()

@@ -49,7 +49,7 @@ use crate::engine::schedule::{Combine, Schedule};
 use crate::error::{Error, Rank, Result};
 use crate::request::{Request, Scope};
 use crate::userbuf::{UserBuf, UserBufMut};
-use shared_memory::Meeting;
+use shared_memory::{Meeting, Venue};
 
 /// Which form of a collective is being planned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,10 +62,10 @@ enum Form {
 enum Plan<'c> {
     /// A schedule of messages (either form).
     Schedule(Schedule),
-    /// A meeting in the node's collective area (blocking calls only): the area index
-    /// of each rank, and the reduction, if any.
+    /// A meeting in the node's collective area (blocking calls only), with the
+    /// reduction, if any.
     Node {
-        slots: &'c [usize],
+        venue: Venue<'c>,
         op: Option<Box<dyn Combine>>,
     },
 }
@@ -81,7 +81,7 @@ impl Comm {
     ) -> Result<()> {
         match plan {
             Plan::Schedule(sched) => self.run_blocking(sched),
-            Plan::Node { slots, op } => self.meet(name, slots, |m| node(m, op.as_deref())),
+            Plan::Node { venue, op } => self.meet(name, venue, |m| node(m, op.as_deref())),
         }
     }
 
@@ -103,7 +103,7 @@ impl Comm {
         coll: select::Collective,
         table_bytes: usize,
         slot_bytes: usize,
-    ) -> Result<Option<&[usize]>> {
+    ) -> Result<Option<Venue<'_>>> {
         if form == Form::Nonblocking {
             return Ok(None);
         }

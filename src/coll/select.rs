@@ -333,14 +333,26 @@ pub(crate) fn on_node(coll: Collective, bytes: usize, size: usize) -> Result<boo
     Ok(table_on_node(coll, bytes, size))
 }
 
-/// The measured limits of the shared-memory path (docs/collectives.md).
-fn table_on_node(coll: Collective, bytes: usize, _size: usize) -> bool {
-    const K: usize = 1024;
+/// The measured limits of the shared-memory path (docs/collectives.md), for data that
+/// fits the area. With two ranks (a core each here) it wins only for short data, where
+/// a message's software overhead dominates: past that, copying through the area
+/// costs a copy more than a message does. From three ranks (sharing cores here) it
+/// wins wherever the data fits, since each rank is woken at most once per collective,
+/// except for a scatter of more than a kilobyte in all: the root copies every block
+/// into the area, where messages let it hand the blocks out while others run.
+fn table_on_node(coll: Collective, bytes: usize, size: usize) -> bool {
+    let two = size == 2;
     match coll {
         Collective::Barrier => true,
-        Collective::Bcast | Collective::Reduce | Collective::Allreduce => bytes <= 16 * K,
-        Collective::Gather | Collective::Scatter | Collective::Allgather | Collective::Alltoall => {
-            true
+        Collective::Allreduce => !two || bytes <= 512,
+        Collective::Bcast | Collective::Alltoall | Collective::Allgather => !two || bytes <= 256,
+        Collective::Reduce | Collective::Gather => !two || bytes <= 128,
+        Collective::Scatter => {
+            if two {
+                bytes <= 32
+            } else {
+                bytes * size <= 1024
+            }
         }
         _ => false,
     }

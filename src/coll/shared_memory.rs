@@ -1,14 +1,14 @@
 //! The shared-memory path of short blocking collectives: when a communicator's ranks
 //! are exactly the ranks of one node, its blocking collectives whose per-rank data fits
-//! a slot ([`SLOT`] bytes) meet in the node's collective area
+//! the area ([`LARGE`] bytes) meet in the node's collective area
 //! (`src/transport/shm/area.rs`) instead of exchanging messages.
 //!
 //! Protocol of collective number `s` (every local rank takes part in every collective
 //! over the area, so all number them alike): a rank with data to contribute first
-//! waits until every rank has entered collective `s - DEPTH + 1` (then nobody still
-//! reads its slot `s % DEPTH`, last used by `s - DEPTH`), writes the slot, and
-//! publishes `s` in the slot's sequence word with a release store; a rank without data
-//! publishes at once. Then it
+//! waits until every rank has moved past the last collective that used the slot or
+//! large buffer it writes (then nobody still reads it), writes, and publishes `s` in
+//! its slot's sequence word with a release store; a rank without data publishes at
+//! once. Then it
 //! waits for the sequence words of the ranks whose data it needs to reach `s`, reads
 //! their slots and computes its result locally (reductions combine the ranks' vectors
 //! in rank order, so every rank gets the same bits and non-commutative operations
@@ -32,14 +32,21 @@ use super::select::{self, Collective};
 use crate::comm::Comm;
 use crate::engine::{self, Engine};
 use crate::error::{Error, Result};
-use crate::transport::shm::area::{Area, DEPTH};
+use crate::transport::shm::area::{Area, LARGE, SMALL, Ticket};
 
-pub(crate) use crate::transport::shm::area::SLOT;
+/// Where a collective meets: the area index of each communicator rank, and whether
+/// the data needs a large buffer.
+#[derive(Clone, Copy)]
+pub(crate) struct Venue<'c> {
+    slots: &'c [usize],
+    large: bool,
+}
 
 /// One collective over the node's area, from this rank's side.
 pub(crate) struct Meeting<'a> {
     eng: &'a mut Engine,
     area: Area,
+    ticket: Ticket,
     seq: u64,
     /// Area index of each communicator rank.
     slots: &'a [usize],
@@ -48,41 +55,47 @@ pub(crate) struct Meeting<'a> {
 }
 
 impl Comm {
-    /// The node's area, if `coll` runs there for this communicator: its ranks are
-    /// one node's, the call is blocking, and `slot_bytes` (the most any rank writes)
-    /// fits a slot. `table_bytes` is what the selection table is keyed by.
+    /// Where `coll` meets in the node's area, if it runs there for this
+    /// communicator: its ranks are one node's, the selection says so, and
+    /// `slot_bytes` (the most any rank writes) fits. `table_bytes` is what the
+    /// selection table is keyed by.
     pub(crate) fn on_node(
         &self,
         coll: Collective,
         table_bytes: usize,
         slot_bytes: usize,
-    ) -> Result<Option<&[usize]>> {
-        if slot_bytes > SLOT {
+    ) -> Result<Option<Venue<'_>>> {
+        if slot_bytes > LARGE {
             return Ok(None);
         }
         let Some(slots) = self.node_indices()? else {
             return Ok(None);
         };
-        Ok(select::on_node(coll, table_bytes, slots.len())?.then_some(slots))
+        let venue = Venue {
+            slots,
+            large: slot_bytes > SMALL,
+        };
+        Ok(select::on_node(coll, table_bytes, slots.len())?.then_some(venue))
     }
 
-    /// Runs one collective over the node's area (`slots` from [`Comm::on_node`]).
+    /// Runs one collective over the node's area, at `venue` (from [`Comm::on_node`]).
     pub(crate) fn meet<R>(
         &self,
         op: &'static str,
-        slots: &[usize],
+        venue: Venue<'_>,
         f: impl FnOnce(&mut Meeting<'_>) -> Result<R>,
     ) -> Result<R> {
         engine::with(|eng| {
-            let (area, seq) = eng
+            let (area, ticket) = eng
                 .net
-                .area()
+                .area(venue.large)
                 .expect("a communicator on one node has shared memory");
             let mut m = Meeting {
                 eng,
                 area,
-                seq,
-                slots,
+                ticket,
+                seq: ticket.seq,
+                slots: venue.slots,
                 rank: self.rank() as usize,
                 op,
             };
@@ -111,8 +124,14 @@ impl Meeting<'_> {
 
     /// Writes this rank's contribution (`len` bytes, produced by `fill`) into its slot.
     pub(crate) fn write(&mut self, len: usize, fill: impl FnOnce(&mut [u8])) -> Result<()> {
-        self.wait_all_reached((self.seq + 1).saturating_sub(DEPTH))?;
-        self.area.write(self.slots[self.rank], self.seq, len, fill);
+        self.wait_all_reached(self.ticket.free_after)?;
+        self.area.write(
+            self.slots[self.rank],
+            self.seq,
+            self.ticket.place,
+            len,
+            fill,
+        );
         Ok(())
     }
 

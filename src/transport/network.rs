@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::frame::{OutFrame, RemoteBuf};
 use super::loopback::Loopback;
 use super::shm::Shm;
-use super::shm::area::Area;
+use super::shm::area::{Area, Ticket};
 use super::tcp::Tcp;
 use super::{Sink, Transport};
 use crate::error::Result;
@@ -130,10 +130,10 @@ impl Network {
         group.iter().map(|&r| shm.local_index(r as usize)).collect()
     }
 
-    /// The node's collective area and the number of the next collective over it (see
+    /// The node's collective area and the next collective's place in it (see
     /// [`Shm::area`]).
-    pub(crate) fn area(&mut self) -> Option<(Area, u64)> {
-        self.shm.as_mut().map(Shm::area)
+    pub(crate) fn area(&mut self, large: bool) -> Option<(Area, Ticket)> {
+        self.shm.as_mut().map(|shm| shm.area(large))
     }
 
     /// Wakes every local rank that sleeps, if `worth_it` (see [`Shm::wake_sleepers`]).

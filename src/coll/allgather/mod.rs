@@ -137,8 +137,8 @@ impl Comm {
             ));
         }
         let block = count * size_of::<T>();
-        if let Some(slots) = self.node_plan(form, Collective::Allgather, block, block)? {
-            return Ok(Plan::Node { slots, op: None });
+        if let Some(venue) = self.node_plan(form, Collective::Allgather, block, block)? {
+            return Ok(Plan::Node { venue, op: None });
         }
         let alg = select::choose(Collective::Allgather, block, size, true)?;
         let blocks = Blocks::equal(size, block);

@@ -149,11 +149,11 @@ impl Comm {
             ));
         }
         let (count, esz) = (recv.len(), size_of::<T>());
-        if let Some(slots) =
+        if let Some(venue) =
             self.node_plan(form, Collective::Allreduce, count * esz, count * esz)?
         {
             return Ok(Plan::Node {
-                slots,
+                venue,
                 op: Some(op.into_combine()),
             });
         }

@@ -135,8 +135,8 @@ impl Comm {
             )));
         }
         let block = recv.len() / size * size_of::<T>();
-        if let Some(slots) = self.node_plan(form, Collective::Alltoall, block, block * size)? {
-            return Ok(Plan::Node { slots, op: None });
+        if let Some(venue) = self.node_plan(form, Collective::Alltoall, block, block * size)? {
+            return Ok(Plan::Node { venue, op: None });
         }
         let alg = select::choose(Collective::Alltoall, block, size, true)?;
         let mut s = self.schedule(send.unwrap_or(&[]), recv);

@@ -48,8 +48,8 @@ impl Comm {
     }
 
     fn barrier_plan(&self, form: Form) -> Result<Plan<'_>> {
-        if let Some(slots) = self.node_plan(form, Collective::Barrier, 0, 0)? {
-            return Ok(Plan::Node { slots, op: None });
+        if let Some(venue) = self.node_plan(form, Collective::Barrier, 0, 0)? {
+            return Ok(Plan::Node { venue, op: None });
         }
         let alg = select::choose(Collective::Barrier, 0, self.size() as usize, true)?;
         let mut s = self.schedule::<u8, u8>(&[], &mut []);

@@ -61,8 +61,8 @@ impl Comm {
     fn bcast_plan<T: Pod>(&self, buf: &mut [T], root: Rank, form: Form) -> Result<Plan<'_>> {
         let root = self.check_root(root)?;
         let bytes = size_of_val(buf);
-        if let Some(slots) = self.node_plan(form, Collective::Bcast, bytes, bytes)? {
-            return Ok(Plan::Node { slots, op: None });
+        if let Some(venue) = self.node_plan(form, Collective::Bcast, bytes, bytes)? {
+            return Ok(Plan::Node { venue, op: None });
         }
         let alg = select::choose(Collective::Bcast, bytes, self.size() as usize, true)?;
         let mut s = self.schedule::<u8, T>(&[], buf);

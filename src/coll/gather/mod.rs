@@ -150,8 +150,8 @@ impl Comm {
             ));
         }
         let block = count * size_of::<T>();
-        if let Some(slots) = self.node_plan(form, Collective::Gather, block, block)? {
-            return Ok(Plan::Node { slots, op: None });
+        if let Some(venue) = self.node_plan(form, Collective::Gather, block, block)? {
+            return Ok(Plan::Node { venue, op: None });
         }
         let alg = select::choose(Collective::Gather, block, size, true)?;
         let mine = match (send, rank == root) {

@@ -156,9 +156,9 @@ impl Comm {
         }
         let esz = size_of::<T>();
         let commutative = op.is_commutative();
-        if let Some(slots) = self.node_plan(form, Collective::Reduce, count * esz, count * esz)? {
+        if let Some(venue) = self.node_plan(form, Collective::Reduce, count * esz, count * esz)? {
             return Ok(Plan::Node {
-                slots,
+                venue,
                 op: Some(op.into_combine()),
             });
         }

@@ -158,8 +158,8 @@ impl Comm {
             ));
         }
         let block = count * size_of::<T>();
-        if let Some(slots) = self.node_plan(form, Collective::Scatter, block, block * size)? {
-            return Ok(Plan::Node { slots, op: None });
+        if let Some(venue) = self.node_plan(form, Collective::Scatter, block, block * size)? {
+            return Ok(Plan::Node { venue, op: None });
         }
         let alg = select::choose(Collective::Scatter, block, size, true)?;
         let (input, mine) = match (send, is_root) {

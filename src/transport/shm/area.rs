@@ -2,37 +2,53 @@
 //! communicator whose ranks all share this node's segment skip point-to-point messages
 //! (see `src/coll/shared_memory.rs` for the protocol that runs over it).
 //!
-//! Layout, per local rank after the inboxes: [`DEPTH`] slots (collective `s` uses slot
-//! `s % DEPTH`), each starting on a cache line with the slot's sequence word
-//! (the number of the last collective that used it) and the length of the data,
-//! followed at once by up to [`SLOT`] data bytes, so a reader that sees the sequence
-//! word change has the length and the first 48 data bytes in the same line.
-//! Invariants: only the owning rank writes its slots; it writes a slot only when every
-//! rank has entered the collective after the one that last used it (so nobody still
-//! reads it), and publishes what it wrote with one release store of the slot's
-//! sequence word; a rank has entered collective `s` exactly when its slot
-//! `s % DEPTH` holds a sequence number of at least `s`. Several slots let a root run
-//! ahead of slow ranks by up to `DEPTH - 1` collectives (a broadcast loop on ranks
-//! that share cores then switches rank only every few broadcasts).
+//! Layout, per local rank after the inboxes: [`DEPTH`] small slots (collective `s`
+//! uses slot `s % DEPTH`), each starting on a cache line with the slot's sequence word
+//! (the number of the last collective that used it) and where its data is, followed
+//! at once by up to [`SMALL`] data bytes, so a reader that sees the sequence word
+//! change has the first 48 data bytes in the same line; then [`LARGE_DEPTH`] large
+//! buffers of [`LARGE`] bytes, used in turn by the collectives whose data does not fit
+//! a small slot. Invariants: only the owning rank writes its slots and buffers; it
+//! writes one only when every rank has entered the collective after the one that last
+//! used it (so nobody still reads it), and publishes what it wrote with one release
+//! store of the slot's sequence word; a rank has entered collective `s` exactly when
+//! its slot `s % DEPTH` holds a sequence number of at least `s`. Many small slots let
+//! a root run ahead of slow ranks by up to `DEPTH - 1` short collectives (a broadcast
+//! loop on ranks that share cores then switches rank only every few dozen
+//! broadcasts), at a small memory cost.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::segment::LINE;
 
-/// Data bytes of one slot: the largest contribution a rank makes to one collective
-/// over the area.
-pub(crate) const SLOT: usize = 8 * 1024;
+/// Data bytes of a small slot.
+pub(crate) const SMALL: usize = 2048 - PREFIX;
+/// Small slots per rank.
+pub(crate) const DEPTH: u64 = 32;
+/// Data bytes of a large buffer: the largest contribution a rank makes to one
+/// collective over the area.
+pub(crate) const LARGE: usize = 8 * 1024;
+/// Large buffers per rank.
+pub(crate) const LARGE_DEPTH: u64 = 4;
 
-/// Slots per rank.
-pub(crate) const DEPTH: u64 = 8;
-
-/// Bytes before a slot's data: its sequence word and length.
+/// Bytes before a slot's data: its sequence word and where its data is.
 const PREFIX: usize = 16;
-/// Bytes of one slot, whole cache lines.
-const SLOT_SPAN: usize = (PREFIX + SLOT).div_ceil(LINE) * LINE;
+/// Bytes of one small slot, whole cache lines.
+const SLOT_SPAN: usize = (PREFIX + SMALL).div_ceil(LINE) * LINE;
+/// Where the large buffers start in a rank's block.
+const LARGE_START: usize = DEPTH as usize * SLOT_SPAN;
+/// Tells a slot's length word that the data is in large buffer `word >> 32`.
+const IN_LARGE: u64 = 1 << 31;
 
 /// Bytes of one rank's part of the area.
-pub(crate) const BLOCK: usize = DEPTH as usize * SLOT_SPAN;
+pub(crate) const BLOCK: usize = LARGE_START + LARGE_DEPTH as usize * LARGE;
+
+/// Where a collective's data goes: its small slot, or a large buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Place {
+    Small,
+    Large(u64),
+}
 
 /// Raw access to the area of one node's segment.
 #[derive(Clone, Copy)]
@@ -64,6 +80,17 @@ impl Area {
         local * BLOCK + (seq % DEPTH) as usize * SLOT_SPAN
     }
 
+    /// Offset of the data of `l`'s collective `seq` in `place`, and its capacity.
+    fn data_off(local: usize, seq: u64, place: Place) -> (usize, usize) {
+        match place {
+            Place::Small => (Self::slot_off(local, seq) + PREFIX, SMALL),
+            Place::Large(k) => (
+                local * BLOCK + LARGE_START + (k % LARGE_DEPTH) as usize * LARGE,
+                LARGE,
+            ),
+        }
+    }
+
     /// The sequence word of local rank `l`'s slot `seq % DEPTH`: `l` has entered
     /// collective `seq` once it holds at least `seq`.
     pub(crate) fn seq(&self, l: usize, seq: u64) -> &AtomicU64 {
@@ -71,28 +98,124 @@ impl Area {
         self.word(Self::slot_off(l, seq))
     }
 
-    /// Writes `len` bytes into `l`'s slot for collective `seq`, produced by `fill`
-    /// (which gets the slot's first `len` data bytes). Only rank `l` calls this, and
-    /// only when nobody reads that slot; [`Area::seq`] publishes it.
-    pub(crate) fn write(&self, l: usize, seq: u64, len: usize, fill: impl FnOnce(&mut [u8])) {
-        assert!(len <= SLOT && l < self.ranks);
-        let off = Self::slot_off(l, seq);
-        self.word(off + 8).store(len as u64, Ordering::Relaxed);
+    /// Writes `len` bytes for `l`'s collective `seq` into `place`, produced by `fill`
+    /// (which gets the first `len` bytes there). Only rank `l` calls this, and only
+    /// when nobody reads that slot or buffer; [`Area::seq`] publishes it.
+    pub(crate) fn write(
+        &self,
+        l: usize,
+        seq: u64,
+        place: Place,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]),
+    ) {
+        let (off, cap) = Self::data_off(l, seq, place);
+        assert!(len <= cap && l < self.ranks);
+        let tag = match place {
+            Place::Small => 0,
+            Place::Large(k) => IN_LARGE | (k % LARGE_DEPTH) << 32,
+        };
+        self.word(Self::slot_off(l, seq) + 8)
+            .store(tag | len as u64, Ordering::Relaxed);
         // SAFETY: the data lies inside the mapping (checked above) and, by the area's
         // protocol, no other rank reads or writes it until the owner publishes.
-        let data = unsafe { std::slice::from_raw_parts_mut(self.base.add(off + PREFIX), len) };
+        let data = unsafe { std::slice::from_raw_parts_mut(self.base.add(off), len) };
         fill(data);
     }
 
-    /// What local rank `l` wrote into its slot for collective `seq`. The caller has
-    /// seen (with acquire) `l` publish `seq`, and stops using the bytes before it
-    /// enters collective `seq + 1`.
+    /// What local rank `l` wrote for its collective `seq`. The caller has seen (with
+    /// acquire) `l` publish `seq`, and stops using the bytes before it enters
+    /// collective `seq + 1`.
     pub(crate) fn read(&self, l: usize, seq: u64) -> &[u8] {
         assert!(l < self.ranks);
-        let off = Self::slot_off(l, seq);
-        let len = (self.word(off + 8).load(Ordering::Relaxed) as usize).min(SLOT);
+        let word = self
+            .word(Self::slot_off(l, seq) + 8)
+            .load(Ordering::Relaxed);
+        let place = match word & IN_LARGE {
+            0 => Place::Small,
+            _ => Place::Large(word >> 32),
+        };
+        let (off, cap) = Self::data_off(l, seq, place);
+        let len = ((word & (IN_LARGE - 1)) as usize).min(cap);
         // SAFETY: inside the mapping; by the area's protocol the owner does not write
-        // the slot again until every rank (this one too) has entered a later collective.
-        unsafe { std::slice::from_raw_parts(self.base.add(off + PREFIX), len) }
+        // there again until every rank (this one too) has entered a later collective.
+        unsafe { std::slice::from_raw_parts(self.base.add(off), len) }
+    }
+}
+
+/// This rank's numbering of the collectives over the area, and the last use of each
+/// large buffer. Every local rank takes part in every collective over the area and
+/// decides alike whether it needs a large buffer, so all ranks keep the same books.
+#[derive(Debug, Default)]
+pub(crate) struct Books {
+    seq: u64,
+    large: u64,
+    large_last: [u64; LARGE_DEPTH as usize],
+}
+
+/// One collective's place in the area.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ticket {
+    /// The collective's number.
+    pub seq: u64,
+    /// Where ranks write their data.
+    pub place: Place,
+    /// Every rank must have entered this collective before this rank writes.
+    pub free_after: u64,
+}
+
+impl Books {
+    /// Numbers the next collective; `large`: its data does not fit a small slot.
+    pub(crate) fn next(&mut self, large: bool) -> Ticket {
+        self.seq += 1;
+        let seq = self.seq;
+        // The small slot was last used by collective `seq - DEPTH`: everyone must
+        // have moved past it.
+        let mut free_after = (seq + 1).saturating_sub(DEPTH);
+        let place = if large {
+            let k = self.large % LARGE_DEPTH;
+            self.large += 1;
+            let last = std::mem::replace(&mut self.large_last[k as usize], seq);
+            if last > 0 {
+                free_after = free_after.max(last + 1);
+            }
+            Place::Large(k)
+        } else {
+            Place::Small
+        };
+        Ticket {
+            seq,
+            place,
+            free_after,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn large_buffers_wait_for_the_collective_after_their_last_use() {
+        let mut books = Books::default();
+        let first = books.next(false);
+        assert_eq!(
+            (first.seq, first.place, first.free_after),
+            (1, Place::Small, 0)
+        );
+        for k in 0..LARGE_DEPTH {
+            let t = books.next(true);
+            assert_eq!(t.place, Place::Large(k));
+            assert_eq!(t.free_after, 0, "fresh buffer {k}: nothing to wait for");
+        }
+        // Buffer 0 was last used by collective 2.
+        let again = books.next(true);
+        assert_eq!((again.place, again.free_after), (Place::Large(0), 3));
+        // Far enough on, the small-slot rule dominates.
+        for _ in 0..100 {
+            books.next(false);
+        }
+        let t = books.next(false);
+        assert_eq!(t.free_after, t.seq + 1 - DEPTH);
     }
 }

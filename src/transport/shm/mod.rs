@@ -28,7 +28,7 @@ use super::frame::{Kind, OutFrame, RemoteBuf};
 use super::{Sink, Transport};
 use crate::error::{Error, Result};
 use crate::userbuf::UserBufMut;
-use area::Area;
+use area::{Area, Books, Ticket};
 use ring::Inbox;
 pub(crate) use segment::Segment;
 use wakeup::{Kicker, WakeSocket};
@@ -119,10 +119,9 @@ pub(crate) struct Shm {
     /// Where this rank is woken when it sleeps in its poller (mixed transports).
     wake: Option<WakeSocket>,
     kicker: Kicker,
-    /// The node's collective area, and the number of the last collective this rank
-    /// ran over it.
+    /// The node's collective area, and this rank's books of the collectives over it.
     area: Area,
-    area_seq: u64,
+    books: Books,
     /// Declared last: unmapped after everything that points into it.
     _segment: Segment,
 }
@@ -189,7 +188,7 @@ impl Shm {
             wake: None,
             kicker: Kicker::new(),
             area: segment.area(),
-            area_seq: 0,
+            books: Books::default(),
             _segment: segment,
         })
     }
@@ -347,12 +346,10 @@ impl Shm {
         })
     }
 
-    /// The node's collective area and the number of the next collective over it (one
-    /// more per call: every local rank takes part in every collective over the area,
-    /// so all number them alike).
-    pub(crate) fn area(&mut self) -> (Area, u64) {
-        self.area_seq += 1;
-        (self.area, self.area_seq)
+    /// The node's collective area and the next collective's place in it (`large`:
+    /// its data does not fit a small slot).
+    pub(crate) fn area(&mut self, large: bool) -> (Area, Ticket) {
+        (self.area, self.books.next(large))
     }
 
     /// Number of ranks on this node.
