@@ -85,6 +85,52 @@ fn subcommunicators(world: &Comm) {
         );
     }
     oxmpi::set_algorithm(Collective::Allreduce, None).expect("auto");
+    node_halves(world);
+}
+
+/// Blocking collectives on the halves of the world in rank blocks: with oxrun
+/// `--simulate-nodes 2` each half is one node's ranks, so they meet in that node's
+/// shared-memory area while the world's collectives and a point-to-point ring cross
+/// nodes over TCP (a waiting rank sleeps in its poller and is woken by either).
+fn node_halves(world: &Comm) {
+    let (rank, size) = (world.rank(), world.size());
+    let node = world
+        .split(rank * 2 / size, rank)
+        .expect("split")
+        .expect("a color");
+    let (r, n) = (node.rank(), node.size());
+    for round in 0..50i64 {
+        let mut x = [r as i64 + round; 3];
+        node.allreduce_in_place(&mut x, Op::Sum)
+            .expect("node allreduce");
+        let n64 = n as i64;
+        assert_eq!(x, [n64 * (n64 - 1) / 2 + n64 * round; 3], "node allreduce");
+        let mut b = [if r == 0 { round } else { -1 }; 5];
+        node.bcast(&mut b, 0).expect("node bcast");
+        assert_eq!(b, [round; 5], "node bcast");
+        let out: Vec<i32> = (0..n).map(|j| r * 100 + j).collect();
+        let mut got = vec![0; n as usize];
+        node.alltoall(&out, &mut got).expect("node alltoall");
+        let want: Vec<i32> = (0..n).map(|j| j * 100 + r).collect();
+        assert_eq!(got, want, "node alltoall");
+        let mut w = [1u32];
+        world
+            .allreduce_in_place(&mut w, Op::Sum)
+            .expect("world allreduce");
+        assert_eq!(w[0], size as u32);
+        let mut token = [0u8];
+        world
+            .sendrecv(
+                &[1u8],
+                (rank + 1) % size,
+                9,
+                &mut token,
+                (rank + size - 1) % size,
+                9,
+            )
+            .expect("ring");
+        node.barrier().expect("node barrier");
+    }
 }
 
 /// Ranks that disagree on a count (rank 0 contributes fewer elements) in collectives
