@@ -338,14 +338,22 @@ pub(crate) fn on_node(coll: Collective, bytes: usize, size: usize) -> Result<boo
 /// a message's software overhead dominates: past that, copying through the area
 /// costs a copy more than a message does. From three ranks (sharing cores here) it
 /// wins wherever the data fits, since each rank is woken at most once per collective,
-/// except for a scatter of more than a kilobyte in all: the root copies every block
-/// into the area, where messages let it hand the blocks out while others run.
+/// except for an alltoall of more than 16 KiB per rank (every rank then copies all of
+/// it twice) and a scatter of more than a kilobyte in all (the root copies every
+/// block into the area, where messages let it hand the blocks out while others run).
 fn table_on_node(coll: Collective, bytes: usize, size: usize) -> bool {
     let two = size == 2;
     match coll {
         Collective::Barrier => true,
         Collective::Allreduce => !two || bytes <= 512,
-        Collective::Bcast | Collective::Alltoall | Collective::Allgather => !two || bytes <= 256,
+        Collective::Bcast | Collective::Allgather => !two || bytes <= 256,
+        Collective::Alltoall => {
+            if two {
+                bytes <= 256
+            } else {
+                bytes * size <= 16 * 1024
+            }
+        }
         Collective::Reduce | Collective::Gather => !two || bytes <= 128,
         Collective::Scatter => {
             if two {

@@ -27,7 +27,7 @@ pub(crate) const SMALL: usize = 2048 - PREFIX;
 pub(crate) const DEPTH: u64 = 32;
 /// Data bytes of a large buffer: the largest contribution a rank makes to one
 /// collective over the area.
-pub(crate) const LARGE: usize = 8 * 1024;
+pub(crate) const LARGE: usize = 32 * 1024;
 /// Large buffers per rank.
 pub(crate) const LARGE_DEPTH: u64 = 4;
 
