@@ -3,7 +3,10 @@
 //!
 //! Algorithm: a frame takes `k` consecutive lines (modulo the ring): its first line
 //! holds an 8-byte marker, the 40-byte header, the sender's 4-byte local index and the
-//! first 12 payload bytes; the payload continues over the following lines. A producer reserves `k` lines by
+//! first 12 payload bytes; the payload continues over the following lines. A frame
+//! whose header has no request id or offset (every plain eager message) is written
+//! compact instead: marker, a 20-byte header that includes the sender, and the first
+//! 36 payload bytes, so messages of up to 36 bytes take one line. A producer reserves `k` lines by
 //! compare-and-swap on `tail` (checking free space against the consumer's published
 //! `head`), writes the frame, and publishes it with one release store of the marker
 //! `position + 1` into the first line. The consumer, at position `h`, owns the ring up
@@ -28,10 +31,50 @@ const FROM: usize = 4;
 /// Bytes before the payload in a frame's first line.
 const PREFIX: usize = MARKER + HEADER_LEN + FROM;
 const _: () = assert!(PREFIX < LINE);
+/// A compact header: kind (with [`COMPACT`] set), flags, sender (u16), context,
+/// source, tag, payload length (u32).
+const COMPACT_LEN: usize = 20;
+const COMPACT_PREFIX: usize = MARKER + COMPACT_LEN;
+/// Set in the first header byte of a compact frame (kinds are small numbers).
+const COMPACT: u8 = 0x80;
 
-/// Lines taken by a frame with `payload` bytes.
-pub(crate) fn lines_for(payload: usize) -> u64 {
-    (PREFIX + payload).div_ceil(LINE) as u64
+/// Lines taken by a frame with `payload` bytes after a `prefix`-byte first part.
+fn lines_for(prefix: usize, payload: usize) -> u64 {
+    (prefix + payload).div_ceil(LINE) as u64
+}
+
+/// `hdr` and the sender `from` as a compact header, if they fit one.
+fn compact(hdr: &Header, from: usize) -> Option<[u8; COMPACT_LEN]> {
+    let (Ok(from), Ok(payload)) = (u16::try_from(from), u32::try_from(hdr.payload)) else {
+        return None;
+    };
+    if hdr.a != 0 || hdr.b != 0 || hdr._pad != 0 || hdr.kind & COMPACT != 0 {
+        return None;
+    }
+    let mut c = [0u8; COMPACT_LEN];
+    c[0] = hdr.kind | COMPACT;
+    c[1] = hdr.flags;
+    c[2..4].copy_from_slice(&from.to_le_bytes());
+    c[4..8].copy_from_slice(&hdr.ctx.to_le_bytes());
+    c[8..12].copy_from_slice(&hdr.src.to_le_bytes());
+    c[12..16].copy_from_slice(&hdr.tag.to_le_bytes());
+    c[16..20].copy_from_slice(&payload.to_le_bytes());
+    Some(c)
+}
+
+/// The header and sender of a compact header.
+fn expand(c: &[u8; COMPACT_LEN]) -> (Header, usize) {
+    let word = |i: usize| u32::from_le_bytes(c[i..i + 4].try_into().expect("4 bytes"));
+    let hdr = Header {
+        kind: c[0] & !COMPACT,
+        flags: c[1],
+        ctx: word(4),
+        src: word(8) as i32,
+        tag: word(12) as i32,
+        payload: u64::from(word(16)),
+        ..Header::default()
+    };
+    (hdr, usize::from(u16::from_le_bytes([c[2], c[3]])))
 }
 
 /// Largest payload a frame may carry in a ring of `ring_lines` lines (half the ring,
@@ -144,7 +187,20 @@ impl Inbox {
         hdr: &Header,
         payload: &[u8],
     ) -> bool {
-        let k = lines_for(payload.len());
+        // The first line in one copy: header, sender and the payload's first bytes.
+        let mut first = [0u8; LINE - MARKER];
+        let prefix = match compact(hdr, from) {
+            Some(c) => {
+                first[..COMPACT_LEN].copy_from_slice(&c);
+                COMPACT_PREFIX
+            }
+            None => {
+                first[..HEADER_LEN].copy_from_slice(bytemuck::bytes_of(hdr));
+                first[HEADER_LEN..HEADER_LEN + FROM].copy_from_slice(&(from as u32).to_le_bytes());
+                PREFIX
+            }
+        };
+        let k = lines_for(prefix, payload.len());
         debug_assert!(k <= self.lines / 2 + 1);
         let tail = self.ctl64(ctl::TAIL);
         let mut t = tail.load(Ordering::Relaxed);
@@ -161,19 +217,15 @@ impl Inbox {
             }
         }
         let at = (t % self.lines) as usize * LINE;
-        // The first line in one copy: header, sender and the payload's first bytes.
-        let mut first = [0u8; LINE - MARKER];
-        first[..HEADER_LEN].copy_from_slice(bytemuck::bytes_of(hdr));
-        first[HEADER_LEN..HEADER_LEN + FROM].copy_from_slice(&(from as u32).to_le_bytes());
-        let inline = payload.len().min(LINE - PREFIX);
-        first[HEADER_LEN + FROM..HEADER_LEN + FROM + inline].copy_from_slice(&payload[..inline]);
+        let inline = payload.len().min(LINE - prefix);
+        first[prefix - MARKER..prefix - MARKER + inline].copy_from_slice(&payload[..inline]);
         // SAFETY: the first line lies inside the ring (a frame never starts mid-line)
         // and belongs to this producer (reserved above).
         unsafe {
             std::ptr::copy_nonoverlapping(
                 first.as_ptr(),
                 self.ring.add(at + MARKER),
-                PREFIX - MARKER + inline,
+                prefix - MARKER + inline,
             )
         };
         if inline < payload.len() {
@@ -195,17 +247,23 @@ impl Inbox {
         unsafe {
             std::ptr::copy_nonoverlapping(self.ring.add(at + MARKER), raw.as_mut_ptr(), raw.len())
         };
-        let hdr: Header = bytemuck::pod_read_unaligned(&raw[..HEADER_LEN]);
-        let from = u32::from_le_bytes(raw[HEADER_LEN..].try_into().expect("4 bytes")) as usize;
+        let (hdr, from, prefix) = if raw[0] & COMPACT != 0 {
+            let (hdr, from) = expand(raw[..COMPACT_LEN].try_into().expect("compact header"));
+            (hdr, from, COMPACT_PREFIX)
+        } else {
+            let hdr: Header = bytemuck::pod_read_unaligned(&raw[..HEADER_LEN]);
+            let from = u32::from_le_bytes(raw[HEADER_LEN..].try_into().expect("4 bytes"));
+            (hdr, from as usize, PREFIX)
+        };
         // A length beyond what a frame can hold would make us read past the frame;
         // clamp the line count so a corrupt header stays inside the ring (the caller
         // rejects the frame).
-        let lines = lines_for((hdr.payload as usize).min(max_payload(self.lines as usize)));
+        let len = (hdr.payload as usize).min(max_payload(self.lines as usize));
         Some(Frame {
             hdr,
             from,
-            lines,
-            start: at + PREFIX,
+            lines: lines_for(prefix, len),
+            start: at + prefix,
         })
     }
 
@@ -304,9 +362,13 @@ mod tests {
         Local { _mem: mem, inbox }
     }
 
+    /// Frame `i`: odd ones carry a request id (full header), even ones not (compact).
     fn frame(i: u64, len: usize) -> (Header, Vec<u8>) {
         let mut h = Header::new(Kind::Eager);
-        h.a = i;
+        h.a = i % 2;
+        h.ctx = 7;
+        h.src = -3 - i as i32;
+        h.tag = i as i32;
         h.payload = len as u64;
         (h, (0..len).map(|b| (b as u64 * 31 + i) as u8).collect())
     }
@@ -348,6 +410,20 @@ mod tests {
             n += 1;
         }
         assert!(consume(&l.inbox, &mut head).is_none());
+    }
+
+    #[test]
+    fn plain_eager_messages_up_to_36_bytes_take_one_line() {
+        let l = local(16);
+        let (mut head, mut cache) = (0u64, 0u64);
+        for (i, len, lines) in [(0, 36, 1), (0, 37, 2), (1, 12, 1), (1, 13, 2), (2, 0, 1)] {
+            let (h, p) = frame(i, len);
+            assert!(l.inbox.try_push(&mut cache, 3, &h, &p));
+            let f = l.inbox.peek(head).expect("published");
+            assert_eq!((f.lines, f.from), (lines, 3), "frame {i} of {len} bytes");
+            let (gh, gp) = consume(&l.inbox, &mut head).expect("published");
+            assert_eq!((gh, gp), (h, p));
+        }
     }
 
     #[test]
