@@ -32,7 +32,9 @@ use super::select::{self, Collective};
 use crate::comm::Comm;
 use crate::engine::{self, Engine};
 use crate::error::{Error, Result};
-use crate::transport::shm::area::{Area, LARGE, SMALL, Ticket};
+use crate::transport::shm::area::{Area, SMALL, Ticket};
+
+pub(crate) use crate::transport::shm::area::LARGE;
 
 /// Where a collective meets: the area index of each communicator rank, and whether
 /// the data needs a large buffer.
@@ -175,6 +177,19 @@ impl Meeting<'_> {
             )));
         }
         Ok(data)
+    }
+
+    /// Moves on to the next collective over the area, for a pipeline of pieces that
+    /// every rank runs alike; `bytes`: the most any rank writes in it.
+    pub(crate) fn next_piece(&mut self, bytes: usize) {
+        let (area, ticket) = self
+            .eng
+            .net
+            .area(bytes > SMALL)
+            .expect("a meeting has shared memory");
+        self.area = area;
+        self.ticket = ticket;
+        self.seq = ticket.seq;
     }
 
     /// This rank in the communicator, and the communicator's size.

@@ -61,7 +61,8 @@ impl Comm {
     fn bcast_plan<T: Pod>(&self, buf: &mut [T], root: Rank, form: Form) -> Result<Plan<'_>> {
         let root = self.check_root(root)?;
         let bytes = size_of_val(buf);
-        if let Some(venue) = self.node_plan(form, Collective::Bcast, bytes, bytes)? {
+        let piece = bytes.min(super::shared_memory::LARGE);
+        if let Some(venue) = self.node_plan(form, Collective::Bcast, bytes, piece)? {
             return Ok(Plan::Node { venue, op: None });
         }
         let alg = select::choose(Collective::Bcast, bytes, self.size() as usize, true)?;
