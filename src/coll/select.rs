@@ -337,8 +337,8 @@ pub(crate) fn on_node(coll: Collective, bytes: usize, size: usize) -> Result<boo
 /// fits the area. With two ranks (a core each here) it wins only for short data, where
 /// a message's software overhead dominates: past that, copying through the area
 /// costs a copy more than a message does. From three ranks (sharing cores here) it
-/// wins wherever the data fits (and for a bcast of any size, piece by piece: the root
-/// fills buffers while the others copy out), since each rank is woken at most once per collective,
+/// wins wherever the data fits (and for a bcast or allreduce of any size, piece by
+/// piece), since each rank is woken at most once per collective (per piece),
 /// except for an alltoall of more than 16 KiB per rank (every rank then copies all of
 /// it twice) and a scatter of more than a kilobyte in all (the root copies every
 /// block into the area, where messages let it hand the blocks out while others run).

@@ -54,6 +54,24 @@ pub(crate) struct Meeting<'a> {
     slots: &'a [usize],
     rank: usize,
     op: &'static str,
+    /// Bytes of the whole operation, for operations that go in pieces (else 0).
+    total: usize,
+}
+
+/// Read access to the slots of a collective the meeting has moved past, while the
+/// meeting writes the next one (other ranks keep them until this rank publishes).
+#[derive(Clone, Copy)]
+pub(crate) struct Earlier<'a> {
+    area: Area,
+    slots: &'a [usize],
+    seq: u64,
+}
+
+impl Earlier<'_> {
+    /// What `rank` wrote then (its length checked by the caller at the time).
+    pub(crate) fn read(&self, rank: usize) -> &[u8] {
+        self.area.read(self.slots[rank], self.seq).0
+    }
 }
 
 impl Comm {
@@ -100,13 +118,14 @@ impl Comm {
                 slots: venue.slots,
                 rank: self.rank() as usize,
                 op,
+                total: 0,
             };
             f(&mut m)
         })
     }
 }
 
-impl Meeting<'_> {
+impl<'a> Meeting<'a> {
     /// Whether every rank has entered collective `seq`.
     fn all_reached(area: Area, slots: &[usize], seq: u64) -> bool {
         slots
@@ -131,7 +150,7 @@ impl Meeting<'_> {
             self.slots[self.rank],
             self.seq,
             self.ticket.place,
-            len,
+            (len, self.total),
             fill,
         );
         Ok(())
@@ -165,18 +184,41 @@ impl Meeting<'_> {
         self.eng.wait_shared(&ready)
     }
 
-    /// What `rank` (which has published) wrote, checked to be `len` bytes.
+    /// What `rank` (which has published) wrote, checked to be `len` bytes of an
+    /// operation as long as this rank's.
     pub(crate) fn read(&self, rank: usize, len: usize) -> Result<&[u8]> {
-        let data = self.area.read(self.slots[rank], self.seq);
-        if data.len() != len {
+        let (data, total) = self.area.read(self.slots[rank], self.seq);
+        if data.len() != len || total != self.total {
+            let (theirs, ours) = match total != self.total {
+                true => (total, self.total),
+                false => (data.len(), len),
+            };
             return Err(Error::InvalidArgument(format!(
-                "{}: rank {rank} contributed {} bytes where rank {} expects {len} (the ranks disagree on the counts)",
-                self.op,
-                data.len(),
-                self.rank
+                "{}: rank {rank} contributed {theirs} bytes where rank {} expects {ours} (the ranks disagree on the counts)",
+                self.op, self.rank
             )));
         }
         Ok(data)
+    }
+
+    /// What `rank` (which has published) wrote, unchecked, and the length of the
+    /// operation it belongs to.
+    pub(crate) fn read_unchecked(&self, rank: usize) -> (&[u8], usize) {
+        self.area.read(self.slots[rank], self.seq)
+    }
+
+    /// Sets the length of the whole operation this rank's pieces belong to.
+    pub(crate) fn set_total(&mut self, total: usize) {
+        self.total = total;
+    }
+
+    /// Read access to this collective's slots after moving on to the next piece.
+    pub(crate) fn earlier(&self) -> Earlier<'a> {
+        Earlier {
+            area: self.area,
+            slots: self.slots,
+            seq: self.seq,
+        }
     }
 
     /// Moves on to the next collective over the area, for a pipeline of pieces that

@@ -54,6 +54,7 @@ impl Comm {
                 m,
                 Some(bytemuck::cast_slice(send)),
                 bytemuck::cast_slice_mut(recv),
+                size_of::<T>(),
                 op,
             )
         })
@@ -75,7 +76,7 @@ impl Comm {
         let plan = self.allreduce_plan(None, buf, op, Form::Blocking)?;
         self.run_plan(plan, "allreduce", |m, op| {
             let op = op.expect("a reduction has an operation");
-            shared_memory::run(m, None, bytemuck::cast_slice_mut(buf), op)
+            shared_memory::run(m, None, bytemuck::cast_slice_mut(buf), size_of::<T>(), op)
         })
     }
 
@@ -149,9 +150,8 @@ impl Comm {
             ));
         }
         let (count, esz) = (recv.len(), size_of::<T>());
-        if let Some(venue) =
-            self.node_plan(form, Collective::Allreduce, count * esz, count * esz)?
-        {
+        let piece = (count * esz).min(shared_memory::piece_len(esz));
+        if let Some(venue) = self.node_plan(form, Collective::Allreduce, count * esz, piece)? {
             return Ok(Plan::Node {
                 venue,
                 op: Some(op.into_combine()),

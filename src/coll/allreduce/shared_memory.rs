@@ -1,22 +1,41 @@
-//! Allreduce over the node's collective area: every rank writes its vector, waits for
-//! all, and combines all vectors itself, in rank order (see `coll/shared_memory.rs`).
+//! Allreduce over the node's collective area, in rank order (see
+//! `coll/shared_memory.rs`).
 //!
-//! Cost: one arrival per rank, then `p` vectors read and `p - 1` combines on every
-//! rank: for short vectors. Every rank computes `x0 ⊕ (x1 ⊕ (… ⊕ x(p-1)))` from the
-//! same operands, so all get the same bits and non-commutative operations work.
+//! Up to a large buffer (32 KiB): every rank writes its vector, waits for all, and
+//! combines all vectors itself. Cost: one arrival per rank, then `p` vectors read and
+//! `p - 1` combines on every rank. Longer vectors go in pieces of a large buffer, each
+//! in two collectives: every rank writes its piece, then combines one `1/p` segment
+//! of the piece from every rank's (a reduce-scatter) and writes it, then copies every
+//! rank's segment out (an allgather). Cost per piece: two arrivals per rank, and each
+//! rank reads the piece about twice instead of `p` times. Either way every element is
+//! `x0 ⊕ (x1 ⊕ (… ⊕ x(p-1)))`, computed from the same operands in the same order
+//! whichever rank computes it, so all ranks get the same bits, the same inputs give
+//! the same bits whichever way the vector went, and non-commutative operations work.
 
-use crate::coll::shared_memory::Meeting;
+use std::ops::Range;
+
+use crate::coll::shared_memory::{Earlier, LARGE, Meeting};
 use crate::engine::schedule::Combine;
 use crate::error::Result;
+
+/// The length of the pieces a vector of `esz`-byte elements goes in.
+pub(crate) fn piece_len(esz: usize) -> usize {
+    (LARGE / esz.max(1)).max(1) * esz.max(1)
+}
 
 /// Reduces `input` (or, if `None`, `recv` in place) of every rank into `recv`.
 pub(crate) fn run(
     m: &mut Meeting<'_>,
     input: Option<&[u8]>,
     recv: &mut [u8],
+    esz: usize,
     op: &dyn Combine,
 ) -> Result<()> {
     let len = recv.len();
+    m.set_total(len);
+    if len > piece_len(esz) {
+        return run_pieces(m, input, recv, esz, op);
+    }
     m.write(len, |slot| slot.copy_from_slice(input.unwrap_or(recv)))?;
     m.publish(false);
     m.wait_all()?;
@@ -33,6 +52,70 @@ pub(crate) fn combine_all(m: &Meeting<'_>, out: &mut [u8], op: &dyn Combine) -> 
     op.combine_to(m.read(size - 2, len)?, m.read(size - 1, len)?, out);
     for r in (0..size - 2).rev() {
         op.combine(m.read(r, len)?, out, true);
+    }
+    Ok(())
+}
+
+/// `out = x0 ⊕ (x1 ⊕ (… ⊕ x(p-1)))` over bytes `range` of every rank's piece.
+fn combine_segment(
+    piece: Earlier<'_>,
+    size: usize,
+    range: Range<usize>,
+    out: &mut [u8],
+    op: &dyn Combine,
+) {
+    if size == 1 {
+        out.copy_from_slice(&piece.read(0)[range]);
+        return;
+    }
+    let part = |r: usize| &piece.read(r)[range.clone()];
+    op.combine_to(part(size - 2), part(size - 1), out);
+    for r in (0..size - 2).rev() {
+        op.combine(part(r), out, true);
+    }
+}
+
+/// The pieces of a long vector: reduce-scatter then allgather, per piece.
+fn run_pieces(
+    m: &mut Meeting<'_>,
+    input: Option<&[u8]>,
+    recv: &mut [u8],
+    esz: usize,
+    op: &dyn Combine,
+) -> Result<()> {
+    let (rank, size) = m.rank_size();
+    let (total, step) = (recv.len(), piece_len(esz));
+    let mut off = 0;
+    while off < total {
+        let len = step.min(total - off);
+        if off > 0 {
+            m.next_piece(len);
+        }
+        m.write(len, |slot| {
+            slot.copy_from_slice(&input.unwrap_or(recv)[off..off + len])
+        })?;
+        m.publish(false);
+        m.wait_all()?;
+        for r in 0..size {
+            // Every rank checks every length here, so all fail at the same step.
+            m.read(r, len)?;
+        }
+        let elems = len / esz;
+        let bound = |r: usize| r * elems / size * esz;
+        let piece = m.earlier();
+        m.next_piece(elems.div_ceil(size) * esz);
+        let mine = bound(rank)..bound(rank + 1);
+        m.write(mine.len(), |seg| {
+            combine_segment(piece, size, mine.clone(), seg, op)
+        })?;
+        m.publish(false);
+        m.wait_all()?;
+        for r in 0..size {
+            let at = off + bound(r)..off + bound(r + 1);
+            let n = at.len();
+            recv[at].copy_from_slice(m.read(r, n)?);
+        }
+        off += len;
     }
     Ok(())
 }

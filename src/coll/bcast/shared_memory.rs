@@ -7,22 +7,53 @@
 //! except before reusing a slot or buffer.
 
 use crate::coll::shared_memory::{LARGE, Meeting};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 pub(crate) fn run(m: &mut Meeting<'_>, buf: &mut [u8], root: usize) -> Result<()> {
     let (rank, _) = m.rank_size();
-    for (i, piece) in buf.chunks_mut(LARGE).enumerate() {
-        if i > 0 {
-            m.next_piece(piece.len());
-        }
-        if rank == root {
-            m.write(piece.len(), |slot| slot.copy_from_slice(piece))?;
+    let total = buf.len();
+    m.set_total(total);
+    if rank == root {
+        let mut off = 0;
+        loop {
+            let len = (total - off).min(LARGE);
+            if off > 0 {
+                m.next_piece(len);
+            }
+            m.write(len, |slot| slot.copy_from_slice(&buf[off..off + len]))?;
             m.publish(true);
-            continue;
+            off += len.max(1);
+            if off >= total {
+                return Ok(());
+            }
+        }
+    }
+    // The first piece says how long the root's vector is; a rank expecting another
+    // length still takes part in every piece the root sends (so all ranks number the
+    // collectives after this one alike), copies what fits, and then fails.
+    let mut theirs = total;
+    let mut off = 0;
+    loop {
+        if off > 0 {
+            m.next_piece((theirs - off).min(LARGE));
         }
         m.publish(false);
         m.wait_for(root)?;
-        piece.copy_from_slice(m.read(root, piece.len())?);
+        let (piece, root_total) = m.read_unchecked(root);
+        theirs = root_total;
+        let fits = piece.len().min(total.saturating_sub(off));
+        if fits > 0 {
+            buf[off..off + fits].copy_from_slice(&piece[..fits]);
+        }
+        off += piece.len().max(1);
+        if off >= theirs {
+            break;
+        }
+    }
+    if theirs != total {
+        return Err(Error::InvalidArgument(format!(
+            "bcast: the root sends {theirs} bytes where rank {rank} expects {total} (the ranks disagree on the counts)"
+        )));
     }
     Ok(())
 }

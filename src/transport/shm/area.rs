@@ -4,9 +4,10 @@
 //!
 //! Layout, per local rank after the inboxes: [`DEPTH`] small slots (collective `s`
 //! uses slot `s % DEPTH`), each starting on a cache line with the slot's sequence word
-//! (the number of the last collective that used it) and where its data is, followed
-//! at once by up to [`SMALL`] data bytes, so a reader that sees the sequence word
-//! change has the first 48 data bytes in the same line; then [`LARGE_DEPTH`] large
+//! (the number of the last collective that used it), where its data is and the
+//! length of the whole operation the data belongs to (for operations that go in
+//! pieces), followed at once by up to [`SMALL`] data bytes, so a reader that sees the
+//! sequence word change has the first 40 data bytes in the same line; then [`LARGE_DEPTH`] large
 //! buffers of [`LARGE`] bytes, used in turn by the collectives whose data does not fit
 //! a small slot. Invariants: only the owning rank writes its slots and buffers; it
 //! writes one only when every rank has entered the collective after the one that last
@@ -31,8 +32,9 @@ pub(crate) const LARGE: usize = 32 * 1024;
 /// Large buffers per rank.
 pub(crate) const LARGE_DEPTH: u64 = 4;
 
-/// Bytes before a slot's data: its sequence word and where its data is.
-const PREFIX: usize = 16;
+/// Bytes before a slot's data: its sequence word, where its data is, and the length
+/// of the whole operation.
+const PREFIX: usize = 24;
 /// Bytes of one small slot, whole cache lines.
 const SLOT_SPAN: usize = (PREFIX + SMALL).div_ceil(LINE) * LINE;
 /// Where the large buffers start in a rank's block.
@@ -99,14 +101,15 @@ impl Area {
     }
 
     /// Writes `len` bytes for `l`'s collective `seq` into `place`, produced by `fill`
-    /// (which gets the first `len` bytes there). Only rank `l` calls this, and only
-    /// when nobody reads that slot or buffer; [`Area::seq`] publishes it.
+    /// (which gets the first `len` bytes there), as a piece of an operation of `total`
+    /// bytes. Only rank `l` calls this, and only when nobody reads that slot or
+    /// buffer; [`Area::seq`] publishes it.
     pub(crate) fn write(
         &self,
         l: usize,
         seq: u64,
         place: Place,
-        len: usize,
+        (len, total): (usize, usize),
         fill: impl FnOnce(&mut [u8]),
     ) {
         let (off, cap) = Self::data_off(l, seq, place);
@@ -117,16 +120,18 @@ impl Area {
         };
         self.word(Self::slot_off(l, seq) + 8)
             .store(tag | len as u64, Ordering::Relaxed);
+        self.word(Self::slot_off(l, seq) + 16)
+            .store(total as u64, Ordering::Relaxed);
         // SAFETY: the data lies inside the mapping (checked above) and, by the area's
         // protocol, no other rank reads or writes it until the owner publishes.
         let data = unsafe { std::slice::from_raw_parts_mut(self.base.add(off), len) };
         fill(data);
     }
 
-    /// What local rank `l` wrote for its collective `seq`. The caller has seen (with
-    /// acquire) `l` publish `seq`, and stops using the bytes before it enters
-    /// collective `seq + 1`.
-    pub(crate) fn read(&self, l: usize, seq: u64) -> &[u8] {
+    /// What local rank `l` wrote for its collective `seq`, and the length of the
+    /// whole operation it belongs to. The caller has seen (with acquire) `l` publish
+    /// `seq`, and stops using the bytes before it enters collective `seq + 1`.
+    pub(crate) fn read(&self, l: usize, seq: u64) -> (&[u8], usize) {
         assert!(l < self.ranks);
         let word = self
             .word(Self::slot_off(l, seq) + 8)
@@ -137,9 +142,13 @@ impl Area {
         };
         let (off, cap) = Self::data_off(l, seq, place);
         let len = ((word & (IN_LARGE - 1)) as usize).min(cap);
+        let total = self
+            .word(Self::slot_off(l, seq) + 16)
+            .load(Ordering::Relaxed);
         // SAFETY: inside the mapping; by the area's protocol the owner does not write
         // there again until every rank (this one too) has entered a later collective.
-        unsafe { std::slice::from_raw_parts(self.base.add(off), len) }
+        let data = unsafe { std::slice::from_raw_parts(self.base.add(off), len) };
+        (data, total as usize)
     }
 }
 

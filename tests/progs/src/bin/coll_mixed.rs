@@ -165,11 +165,29 @@ fn disagreeing_counts(world: &Comm) {
         world.allgather(&vec![1u16; n], &mut vec![0u16; n * world.size() as usize]),
         "allgather",
     );
+    // Vectors that go in pieces: the ranks disagree on how many pieces there are.
+    let long = if rank == 0 { 100_000 } else { 40_000 };
+    let mut buf = vec![7u8; long];
+    let r = world.bcast(&mut buf, 0);
+    if rank == 0 {
+        r.expect("the root has nothing to compare");
+    } else {
+        expect_disagree(r, "bcast in pieces");
+    }
+    let long = if rank == 0 { 20_000 } else { 30_000 };
+    expect_disagree(
+        world.allreduce(&vec![1.5f64; long], &mut vec![0.0; long], Op::Sum),
+        "allreduce in pieces",
+    );
+    // Still in step: collectives of every kind agree again.
     let mut x = [1u64];
     world
         .allreduce_in_place(&mut x, Op::Sum)
         .expect("agreeing allreduce");
     assert_eq!(x[0], world.size() as u64);
+    let mut long = vec![if rank == 0 { 3u32 } else { 0 }; 50_000];
+    world.bcast(&mut long, 0).expect("agreeing bcast in pieces");
+    assert!(long.iter().all(|&v| v == 3));
     if rank == 0 {
         println!("ok disagree");
     }
