@@ -133,19 +133,31 @@ impl<'a> Meeting<'a> {
             .all(|&l| area.seq(l, seq).load(Ordering::Acquire) >= seq)
     }
 
-    /// Waits (progressing the engine) until every rank has entered collective `seq`.
+    /// Waits (progressing the engine) until every rank has entered collective `seq`,
+    /// and notes that in the books.
     fn wait_all_reached(&mut self, seq: u64) -> Result<()> {
         let (area, slots) = (self.area, self.slots);
-        if Self::all_reached(area, slots, seq) {
-            return Ok(());
+        if !Self::all_reached(area, slots, seq) {
+            self.eng
+                .wait_shared(&|| Self::all_reached(area, slots, seq))?;
         }
-        self.eng
-            .wait_shared(&|| Self::all_reached(area, slots, seq))
+        self.eng.net.all_entered(seq);
+        Ok(())
     }
 
     /// Writes this rank's contribution (`len` bytes, produced by `fill`) into its slot.
     pub(crate) fn write(&mut self, len: usize, fill: impl FnOnce(&mut [u8])) -> Result<()> {
-        self.wait_all_reached(self.ticket.free_after)?;
+        debug_assert!(self.ticket.free_after < self.seq);
+        if self.ticket.free_after > 0 {
+            // Often everyone is further on than needed: learning that once saves this
+            // check (a read of every rank's line) for the next few collectives.
+            let recent = self.seq - 1;
+            if Self::all_reached(self.area, self.slots, recent) {
+                self.eng.net.all_entered(recent);
+            } else {
+                self.wait_all_reached(self.ticket.free_after)?;
+            }
+        }
         self.area.write(
             self.slots[self.rank],
             self.seq,

@@ -136,6 +136,13 @@ impl Network {
         self.shm.as_mut().map(|shm| shm.area(large))
     }
 
+    /// Every local rank has been seen to have entered collective `seq` over the area.
+    pub(crate) fn all_entered(&mut self, seq: u64) {
+        if let Some(shm) = self.shm.as_mut() {
+            shm.all_entered(seq);
+        }
+    }
+
     /// Wakes every local rank that sleeps, if `worth_it` (see [`Shm::wake_sleepers`]).
     pub(crate) fn wake_local(&mut self, worth_it: impl FnOnce() -> bool) {
         if let Some(shm) = self.shm.as_mut() {

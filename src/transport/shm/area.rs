@@ -160,6 +160,8 @@ pub(crate) struct Books {
     seq: u64,
     large: u64,
     large_last: [u64; LARGE_DEPTH as usize],
+    /// Every rank is known to have entered this collective.
+    entered: u64,
 }
 
 /// One collective's place in the area.
@@ -169,7 +171,8 @@ pub(crate) struct Ticket {
     pub seq: u64,
     /// Where ranks write their data.
     pub place: Place,
-    /// Every rank must have entered this collective before this rank writes.
+    /// Every rank must have entered this collective before this rank writes (0 when
+    /// that is already known).
     pub free_after: u64,
 }
 
@@ -192,11 +195,19 @@ impl Books {
         } else {
             Place::Small
         };
+        if free_after <= self.entered {
+            free_after = 0;
+        }
         Ticket {
             seq,
             place,
             free_after,
         }
+    }
+
+    /// Every rank has been seen to have entered collective `seq`.
+    pub(crate) fn all_entered(&mut self, seq: u64) {
+        self.entered = self.entered.max(seq);
     }
 }
 
@@ -226,5 +237,9 @@ mod tests {
         }
         let t = books.next(false);
         assert_eq!(t.free_after, t.seq + 1 - DEPTH);
+        // Once every rank is known to be past that, nothing is left to wait for.
+        books.all_entered(t.seq);
+        assert_eq!(books.next(false).free_after, 0);
+        assert_eq!(books.next(true).free_after, 0);
     }
 }

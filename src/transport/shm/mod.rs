@@ -352,6 +352,11 @@ impl Shm {
         (self.area, self.books.next(large))
     }
 
+    /// Every local rank has been seen to have entered collective `seq` over the area.
+    pub(crate) fn all_entered(&mut self, seq: u64) {
+        self.books.all_entered(seq);
+    }
+
     /// Number of ranks on this node.
     pub(crate) fn local_ranks(&self) -> usize {
         self.inboxes.len()
