@@ -12,9 +12,7 @@
 //! whichever rank computes it, so all ranks get the same bits, the same inputs give
 //! the same bits whichever way the vector went, and non-commutative operations work.
 
-use std::ops::Range;
-
-use crate::coll::shared_memory::{Earlier, LARGE, Meeting};
+use crate::coll::shared_memory::{LARGE, Meeting};
 use crate::engine::schedule::Combine;
 use crate::error::Result;
 
@@ -44,35 +42,26 @@ pub(crate) fn run(
 
 /// `out = x0 ⊕ (x1 ⊕ (… ⊕ x(p-1)))` over the slots of every rank (all published).
 pub(crate) fn combine_all(m: &Meeting<'_>, out: &mut [u8], op: &dyn Combine) -> Result<()> {
-    let (len, (_, size)) = (out.len(), m.rank_size());
-    if size == 1 {
-        out.copy_from_slice(m.read(0, len)?);
-        return Ok(());
-    }
-    op.combine_to(m.read(size - 2, len)?, m.read(size - 1, len)?, out);
-    for r in (0..size - 2).rev() {
-        op.combine(m.read(r, len)?, out, true);
-    }
-    Ok(())
+    let len = out.len();
+    in_rank_order(m.rank_size().1, |r| m.read(r, len), out, op)
 }
 
-/// `out = x0 ⊕ (x1 ⊕ (… ⊕ x(p-1)))` over bytes `range` of every rank's piece.
-fn combine_segment(
-    piece: Earlier<'_>,
+/// `out = x0 ⊕ (x1 ⊕ (… ⊕ x(p-1)))` where `part(r)` is rank `r`'s operand.
+fn in_rank_order<'d>(
     size: usize,
-    range: Range<usize>,
+    part: impl Fn(usize) -> Result<&'d [u8]>,
     out: &mut [u8],
     op: &dyn Combine,
-) {
+) -> Result<()> {
     if size == 1 {
-        out.copy_from_slice(&piece.read(0)[range]);
-        return;
+        out.copy_from_slice(part(0)?);
+        return Ok(());
     }
-    let part = |r: usize| &piece.read(r)[range.clone()];
-    op.combine_to(part(size - 2), part(size - 1), out);
+    op.combine_to(part(size - 2)?, part(size - 1)?, out);
     for r in (0..size - 2).rev() {
-        op.combine(part(r), out, true);
+        op.combine(part(r)?, out, true);
     }
+    Ok(())
 }
 
 /// The pieces of a long vector: reduce-scatter then allgather, per piece.
@@ -105,9 +94,13 @@ fn run_pieces(
         let piece = m.earlier();
         m.next_piece(elems.div_ceil(size) * esz);
         let mine = bound(rank)..bound(rank + 1);
+        // Every rank's piece was checked above, so combining cannot fail here.
+        let mut combined = Ok(());
         m.write(mine.len(), |seg| {
-            combine_segment(piece, size, mine.clone(), seg, op)
+            let part = |r: usize| Ok(&piece.read(r)[mine.clone()]);
+            combined = in_rank_order(size, part, seg, op);
         })?;
+        debug_assert!(combined.is_ok());
         m.publish(false);
         m.wait_all()?;
         for r in 0..size {
