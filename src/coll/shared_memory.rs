@@ -54,24 +54,34 @@ pub(crate) struct Meeting<'a> {
     slots: &'a [usize],
     rank: usize,
     op: &'static str,
-    /// Bytes of the whole operation, for operations that go in pieces (else 0).
-    total: usize,
+    /// The operation's shape, for operations that go in pieces (else 0): its length
+    /// and element size, so that ranks disagreeing on either notice at the first piece.
+    shape: u64,
 }
 
-/// Read access to the slots of a collective the meeting has moved past, while the
-/// meeting writes the next one (other ranks keep them until this rank publishes).
-#[derive(Clone, Copy)]
-pub(crate) struct Earlier<'a> {
+/// Read access to the slots of the collective a meeting just moved past, lent to the
+/// writer of the next one (other ranks keep those slots until this rank publishes).
+pub(crate) struct Earlier<'e> {
     area: Area,
-    slots: &'a [usize],
+    slots: &'e [usize],
     seq: u64,
 }
 
 impl Earlier<'_> {
     /// What `rank` wrote then (its length checked by the caller at the time).
     pub(crate) fn read(&self, rank: usize) -> &[u8] {
-        self.area.read(self.slots[rank], self.seq).0
+        // SAFETY: every rank published `seq` (the meeting waited for all before moving
+        // on), and this rank has not published the next collective yet: an `Earlier`
+        // lives only inside `Meeting::next_piece_from`'s fill, before the publish.
+        unsafe { self.area.read(self.slots[rank], self.seq).0 }
     }
+}
+
+const LEN_BITS: u64 = (1 << 48) - 1;
+
+/// An operation's shape: its length (below 2^48 bytes) and element size.
+fn shape(total: usize, esz: usize) -> u64 {
+    (total as u64 & LEN_BITS) | ((esz as u64 & 0xffff) << 48)
 }
 
 impl Comm {
@@ -118,7 +128,7 @@ impl Comm {
                 slots: venue.slots,
                 rank: self.rank() as usize,
                 op,
-                total: 0,
+                shape: 0,
             };
             f(&mut m)
         })
@@ -158,13 +168,17 @@ impl<'a> Meeting<'a> {
                 self.wait_all_reached(self.ticket.free_after)?;
             }
         }
-        self.area.write(
-            self.slots[self.rank],
-            self.seq,
-            self.ticket.place,
-            (len, self.total),
-            fill,
-        );
+        // SAFETY: every rank has entered the collective after the last use of the slot
+        // or buffer we write (waited for above, or known from the books).
+        unsafe {
+            self.area.write(
+                self.slots[self.rank],
+                self.seq,
+                self.ticket.place,
+                (len, self.shape),
+                fill,
+            )
+        };
         Ok(())
     }
 
@@ -197,40 +211,65 @@ impl<'a> Meeting<'a> {
     }
 
     /// What `rank` (which has published) wrote, checked to be `len` bytes of an
-    /// operation as long as this rank's.
+    /// operation of the same shape as this rank's.
     pub(crate) fn read(&self, rank: usize, len: usize) -> Result<&[u8]> {
-        let (data, total) = self.area.read(self.slots[rank], self.seq);
-        if data.len() != len || total != self.total {
-            let (theirs, ours) = match total != self.total {
-                true => (total, self.total),
-                false => (data.len(), len),
-            };
-            return Err(Error::InvalidArgument(format!(
-                "{}: rank {rank} contributed {theirs} bytes where rank {} expects {ours} (the ranks disagree on the counts)",
+        let (data, theirs) = self.raw(rank);
+        let disagree = |what: &str, theirs: u64, ours: u64| {
+            Err(Error::InvalidArgument(format!(
+                "{}: rank {rank} {what} {theirs} bytes where rank {} has {ours} (the ranks disagree on the counts)",
                 self.op, self.rank
-            )));
+            )))
+        };
+        let ours = self.shape;
+        if theirs & LEN_BITS != ours & LEN_BITS {
+            return disagree("has a vector of", theirs & LEN_BITS, ours & LEN_BITS);
+        }
+        if theirs >> 48 != ours >> 48 {
+            return disagree("has elements of", theirs >> 48, ours >> 48);
+        }
+        if data.len() != len {
+            return disagree("contributed", data.len() as u64, len as u64);
         }
         Ok(data)
     }
 
     /// What `rank` (which has published) wrote, unchecked, and the length of the
-    /// operation it belongs to.
+    /// operation it belongs to (see [`Meeting::set_shape`]).
     pub(crate) fn read_unchecked(&self, rank: usize) -> (&[u8], usize) {
-        self.area.read(self.slots[rank], self.seq)
+        let (data, shape) = self.raw(rank);
+        (data, (shape & LEN_BITS) as usize)
     }
 
-    /// Sets the length of the whole operation this rank's pieces belong to.
-    pub(crate) fn set_total(&mut self, total: usize) {
-        self.total = total;
+    /// What `rank` wrote, and the shape of its operation.
+    fn raw(&self, rank: usize) -> (&[u8], u64) {
+        // SAFETY: callers read only ranks they waited for (`wait_all`, `wait_for`), and
+        // the slice borrows the meeting, which must be borrowed mutably to publish or
+        // move on: the bytes are dropped before this rank enters the next collective.
+        unsafe { self.area.read(self.slots[rank], self.seq) }
     }
 
-    /// Read access to this collective's slots after moving on to the next piece.
-    pub(crate) fn earlier(&self) -> Earlier<'a> {
-        Earlier {
+    /// Sets the length in bytes and the element size of the whole operation this
+    /// rank's pieces belong to.
+    pub(crate) fn set_shape(&mut self, total: usize, esz: usize) {
+        self.shape = shape(total, esz);
+    }
+
+    /// Moves on to the next collective (as [`Meeting::next_piece`]) and writes this
+    /// rank's `len` bytes for it with `fill`, which may read what every rank wrote for
+    /// the collective just left (all of which this rank has waited for).
+    pub(crate) fn next_piece_from(
+        &mut self,
+        bytes: usize,
+        len: usize,
+        fill: impl FnOnce(&mut [u8], &Earlier<'_>),
+    ) -> Result<()> {
+        let earlier = Earlier {
             area: self.area,
             slots: self.slots,
             seq: self.seq,
-        }
+        };
+        self.next_piece(bytes);
+        self.write(len, |slot| fill(slot, &earlier))
     }
 
     /// Moves on to the next collective over the area, for a pipeline of pieces that

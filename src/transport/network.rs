@@ -158,10 +158,14 @@ impl Network {
             (Some(shm), None) => shm.block(timeout, recheck),
             (None, Some(tcp)) => tcp.block(timeout)?,
             (Some(shm), Some(tcp)) => {
-                if let Some(fd) = shm.begin_poller_sleep(recheck)? {
-                    tcp.block_with(timeout, fd)?;
-                }
+                let slept = match shm.begin_poller_sleep(recheck) {
+                    Ok(Some(fd)) => tcp.block_with(timeout, fd),
+                    Ok(None) => Ok(()),
+                    Err(e) => Err(e),
+                };
+                // Awake again whatever happened, or every later sender would kick us.
                 shm.end_sleep();
+                slept?;
             }
             (None, None) => std::thread::sleep(timeout.min(Duration::from_millis(1))),
         }

@@ -30,7 +30,7 @@ pub(crate) fn run(
     op: &dyn Combine,
 ) -> Result<()> {
     let len = recv.len();
-    m.set_total(len);
+    m.set_shape(len, esz);
     if len > piece_len(esz) {
         return run_pieces(m, input, recv, esz, op);
     }
@@ -86,17 +86,16 @@ fn run_pieces(
         m.publish(false);
         m.wait_all()?;
         for r in 0..size {
-            // Every rank checks every length here, so all fail at the same step.
+            // Every rank checks every rank's length and element size here, so all
+            // fail at the same step.
             m.read(r, len)?;
         }
         let elems = len / esz;
         let bound = |r: usize| r * elems / size * esz;
-        let piece = m.earlier();
-        m.next_piece(elems.div_ceil(size) * esz);
         let mine = bound(rank)..bound(rank + 1);
         // Every rank's piece was checked above, so combining cannot fail here.
         let mut combined = Ok(());
-        m.write(mine.len(), |seg| {
+        m.next_piece_from(elems.div_ceil(size) * esz, mine.len(), |seg, piece| {
             let part = |r: usize| Ok(&piece.read(r)[mine.clone()]);
             combined = in_rank_order(size, part, seg, op);
         })?;

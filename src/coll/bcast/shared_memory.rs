@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 pub(crate) fn run(m: &mut Meeting<'_>, buf: &mut [u8], root: usize) -> Result<()> {
     let (rank, _) = m.rank_size();
     let total = buf.len();
-    m.set_total(total);
+    m.set_shape(total, 1);
     if rank == root {
         let mut off = 0;
         loop {

@@ -101,15 +101,20 @@ impl Area {
     }
 
     /// Writes `len` bytes for `l`'s collective `seq` into `place`, produced by `fill`
-    /// (which gets the first `len` bytes there), as a piece of an operation of `total`
-    /// bytes. Only rank `l` calls this, and only when nobody reads that slot or
-    /// buffer; [`Area::seq`] publishes it.
-    pub(crate) fn write(
+    /// (which gets the first `len` bytes there), as a piece of an operation described
+    /// by `shape` (its length and element size, see `coll/shared_memory.rs`);
+    /// [`Area::seq`] publishes it.
+    ///
+    /// # Safety
+    /// Only rank `l` calls this, and only when every rank has entered the collective
+    /// after the last one that used this slot (and, for a large buffer, that buffer),
+    /// so that no other process reads or writes these bytes meanwhile.
+    pub(crate) unsafe fn write(
         &self,
         l: usize,
         seq: u64,
         place: Place,
-        (len, total): (usize, usize),
+        (len, shape): (usize, u64),
         fill: impl FnOnce(&mut [u8]),
     ) {
         let (off, cap) = Self::data_off(l, seq, place);
@@ -121,17 +126,20 @@ impl Area {
         self.word(Self::slot_off(l, seq) + 8)
             .store(tag | len as u64, Ordering::Relaxed);
         self.word(Self::slot_off(l, seq) + 16)
-            .store(total as u64, Ordering::Relaxed);
-        // SAFETY: the data lies inside the mapping (checked above) and, by the area's
-        // protocol, no other rank reads or writes it until the owner publishes.
+            .store(shape, Ordering::Relaxed);
+        // SAFETY: the data lies inside the mapping (checked above) and, by this
+        // function's contract, no other process reads or writes it until we publish.
         let data = unsafe { std::slice::from_raw_parts_mut(self.base.add(off), len) };
         fill(data);
     }
 
-    /// What local rank `l` wrote for its collective `seq`, and the length of the
-    /// whole operation it belongs to. The caller has seen (with acquire) `l` publish
-    /// `seq`, and stops using the bytes before it enters collective `seq + 1`.
-    pub(crate) fn read(&self, l: usize, seq: u64) -> (&[u8], usize) {
+    /// What local rank `l` wrote for its collective `seq`, and the shape of the
+    /// operation it belongs to.
+    ///
+    /// # Safety
+    /// The caller has seen (with acquire) `l` publish `seq`, and stops using the bytes
+    /// before it enters collective `seq + 1` (until then `l` does not write them).
+    pub(crate) unsafe fn read(&self, l: usize, seq: u64) -> (&[u8], u64) {
         assert!(l < self.ranks);
         let word = self
             .word(Self::slot_off(l, seq) + 8)
@@ -142,13 +150,13 @@ impl Area {
         };
         let (off, cap) = Self::data_off(l, seq, place);
         let len = ((word & (IN_LARGE - 1)) as usize).min(cap);
-        let total = self
+        let shape = self
             .word(Self::slot_off(l, seq) + 16)
             .load(Ordering::Relaxed);
-        // SAFETY: inside the mapping; by the area's protocol the owner does not write
-        // there again until every rank (this one too) has entered a later collective.
+        // SAFETY: inside the mapping; by this function's contract the owner does not
+        // write there while the caller uses the bytes.
         let data = unsafe { std::slice::from_raw_parts(self.base.add(off), len) };
-        (data, total as usize)
+        (data, shape)
     }
 }
 

@@ -179,6 +179,13 @@ fn disagreeing_counts(world: &Comm) {
         world.allreduce(&vec![1.5f64; long], &mut vec![0.0; long], Op::Sum),
         "allreduce in pieces",
     );
+    // The same bytes in elements of other sizes: the pieces' segments would differ.
+    let r = if rank == 0 {
+        world.allreduce(&vec![1u64; 10_000], &mut vec![0u64; 10_000], Op::Sum)
+    } else {
+        world.allreduce(&vec![1u32; 20_000], &mut vec![0u32; 20_000], Op::Sum)
+    };
+    expect_disagree(r, "allreduce with elements of other sizes");
     // Still in step: collectives of every kind agree again.
     let mut x = [1u64];
     world
