@@ -9,9 +9,9 @@
 use bytemuck::Pod;
 
 use crate::comm::Comm;
-use crate::engine::{self, matching::Pattern};
+use crate::engine::{self, Started, matching::Pattern};
 use crate::error::{Error, Rank, Result, Tag};
-use crate::request::{Request, Scope, Started};
+use crate::request::{Request, Scope};
 use crate::status::{Source, Status, TagSel};
 use crate::userbuf::{UserBuf, UserBufMut};
 
@@ -78,12 +78,9 @@ impl Comm {
     ) -> Result<Status> {
         let pattern = self.pattern(source.into(), tag.into())?;
         let buf = UserBufMut::new(bytemuck::cast_slice_mut(buf));
-        engine::with(|e| {
-            if let Some(got) = e.recv_now(&pattern, buf)? {
-                return got;
-            }
-            let id = e.start_recv(pattern, buf);
-            e.wait(id)
+        engine::with(|e| match e.start_recv(pattern, buf)? {
+            Started::Done(got) => got,
+            Started::Pending(id) => e.wait(id),
         })
     }
 
@@ -169,10 +166,13 @@ impl Comm {
         let out = UserBuf::new(bytemuck::cast_slice(send));
         let into = UserBufMut::new(bytemuck::cast_slice_mut(recv));
         engine::with(|e| {
-            let r = e.start_recv(pattern, into);
+            let r = e.start_recv(pattern, into)?;
             let s = e.start_send(ctx, me, peer, send_tag, out, false)?;
             let sent = e.wait_send(s);
-            let got = e.wait(r);
+            let got = match r {
+                Started::Done(got) => got,
+                Started::Pending(id) => e.wait(id),
+            };
             sent?;
             got
         })
@@ -215,12 +215,10 @@ impl Comm {
         let pattern = self.pattern(source.into(), tag.into())?;
         let bytes = bytemuck::cast_slice_mut(buf);
         let started = engine::with(|e| {
-            let buf = UserBufMut::new(bytes);
-            if let Some(got) = e.recv_now(&pattern, buf)? {
-                return Ok(Started::Done(got));
-            }
-            let id = e.start_recv(pattern, buf);
-            Ok(Started::settle(e, id))
+            Ok(match e.start_recv(pattern, UserBufMut::new(bytes))? {
+                Started::Pending(id) => Started::settle(e, id),
+                done => done,
+            })
         })?;
         Ok(scope.adopt(started))
     }

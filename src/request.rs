@@ -11,7 +11,7 @@ use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 
-use crate::engine::{self, requests::ReqId};
+use crate::engine::{self, Started, requests::ReqId};
 use crate::error::Result;
 use crate::status::Status;
 
@@ -132,23 +132,6 @@ impl<'s> Scope<'s, '_> {
 
 /// Ids a scope collects before it first forgets finished ones.
 const PRUNE_AT: usize = 64;
-
-/// What starting an operation gave: its result at once, or a request in flight.
-pub(crate) enum Started {
-    Done(Result<Status>),
-    Pending(ReqId),
-}
-
-impl Started {
-    /// Collects the result of `id` if it already finished.
-    pub(crate) fn settle(e: &mut engine::Engine, id: ReqId) -> Started {
-        if e.core.reqs.is_done(id) {
-            Started::Done(e.core.reqs.take_done(id).expect("done"))
-        } else {
-            Started::Pending(id)
-        }
-    }
-}
 
 enum State {
     Pending(ReqId),

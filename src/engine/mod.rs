@@ -34,6 +34,23 @@ use wait::{Idle, Step, WaitPolicy};
 
 use crate::environment::ErrorMode;
 
+/// What starting an operation gave: its result at once, or a request in flight.
+pub(crate) enum Started {
+    Done(Result<Status>),
+    Pending(ReqId),
+}
+
+impl Started {
+    /// Collects the result of `id` if it already finished.
+    pub(crate) fn settle(e: &mut Engine, id: ReqId) -> Started {
+        if e.core.reqs.is_done(id) {
+            Started::Done(e.core.reqs.take_done(id).expect("done"))
+        } else {
+            Started::Pending(id)
+        }
+    }
+}
+
 /// The one engine of this process.
 pub(crate) struct Engine {
     pub core: Core,
@@ -302,29 +319,20 @@ impl Engine {
         Ok(Some(id))
     }
 
-    /// Starts a receive into `buf` for messages matching `pattern`.
-    pub(crate) fn start_recv(&mut self, pattern: Pattern, buf: UserBufMut) -> ReqId {
+    /// Starts a receive into `buf` for messages matching `pattern`. An eager message
+    /// that has already arrived is received at once, without a request.
+    pub(crate) fn start_recv(&mut self, pattern: Pattern, buf: UserBufMut) -> Result<Started> {
+        if let Some(got) = self.core.recv_now(&pattern, buf) {
+            // Acknowledgements and credit go out now, not at the next progress.
+            self.flush_outbox()?;
+            return Ok(Started::Done(got));
+        }
         let id = self.core.reqs.insert(Op::Recv(RecvOp {
             buf,
             phase: RecvPhase::Posted,
         }));
         self.core.post_recv(pattern, id);
-        id
-    }
-
-    /// Receives at once, without a request, when the oldest matching message is an
-    /// eager one that has already arrived; `None` otherwise.
-    pub(crate) fn recv_now(
-        &mut self,
-        pattern: &Pattern,
-        buf: UserBufMut,
-    ) -> Result<Option<Result<Status>>> {
-        let got = self.core.recv_now(pattern, buf);
-        if got.is_some() {
-            // Acknowledgements and credit go out now, not at the next progress.
-            self.flush_outbox()?;
-        }
-        Ok(got)
+        Ok(Started::Pending(id))
     }
 
     /// Starts a receive of a message already taken off the unexpected queue.

@@ -17,9 +17,9 @@
 
 use std::sync::Arc;
 
-use super::Engine;
 use super::matching::Pattern;
 use super::requests::ReqId;
+use super::{Engine, Started};
 use crate::error::{Error, Result};
 use crate::status::{Source, Status, TagSel};
 use crate::userbuf::{TempBuf, UserBuf, UserBufMut};
@@ -227,6 +227,26 @@ impl Schedule {
         }
     }
 
+    /// Takes the result of a finished send or receive (`expect`: the bytes a receive
+    /// must get); a fatal failure ends the schedule, others fail it at its end.
+    fn retire(&mut self, result: Result<Status>, expect: Option<usize>) -> Result<()> {
+        match result {
+            Err(e) if e.is_fatal() => return Err(e),
+            Err(e) => {
+                self.failed.get_or_insert(e);
+            }
+            Ok(status) => {
+                if let Some(want) = expect.filter(|&want| want != status.bytes) {
+                    self.failed.get_or_insert(Error::InvalidArgument(format!(
+                        "received {} bytes from rank {} where {want} were expected",
+                        status.bytes, status.source
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Starts and retires whatever can move. Returns `Some(result)` when finished.
     pub(crate) fn advance(&mut self, eng: &mut Engine) -> Result<Option<Result<Status>>> {
         loop {
@@ -237,20 +257,7 @@ impl Schedule {
                     None => i += 1,
                     Some(r) => {
                         self.inflight.swap_remove(i);
-                        match r {
-                            Err(e) if e.is_fatal() => return Err(e),
-                            Err(e) => {
-                                self.failed.get_or_insert(e);
-                            }
-                            Ok(status) => {
-                                if let Some(want) = expect.filter(|&want| want != status.bytes) {
-                                    self.failed.get_or_insert(Error::InvalidArgument(format!(
-                                        "received {} bytes from rank {} where {want} were expected",
-                                        status.bytes, status.source
-                                    )));
-                                }
-                            }
-                        }
+                        self.retire(r, expect)?;
                     }
                 }
             }
@@ -286,8 +293,10 @@ impl Schedule {
                         src: Source::Rank(peer as i32),
                         tag: TagSel::Tag(self.route.tag),
                     };
-                    let id = eng.start_recv(pattern, buf);
-                    self.inflight.push((id, Some(span.len)));
+                    match eng.start_recv(pattern, buf)? {
+                        Started::Pending(id) => self.inflight.push((id, Some(span.len))),
+                        Started::Done(r) => self.retire(r, Some(span.len))?,
+                    }
                 }
                 Step::Reduce { left, right, dst } => {
                     let op = self
