@@ -95,21 +95,6 @@ impl Comm {
         }
     }
 
-    /// The node's area for `coll` if the call is blocking and may meet there (see
-    /// [`Comm::on_node`]).
-    fn node_plan(
-        &self,
-        form: Form,
-        coll: select::Collective,
-        table_bytes: usize,
-        slot_bytes: usize,
-    ) -> Result<Option<Venue<'_>>> {
-        if form == Form::Nonblocking {
-            return Ok(None);
-        }
-        self.on_node(coll, table_bytes, slot_bytes)
-    }
-
     /// Runs `sched` to completion. The schedule is driven directly by this call, not
     /// through the request table, which keeps short collectives short.
     fn run_blocking(&self, mut sched: Schedule) -> Result<()> {

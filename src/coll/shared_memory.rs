@@ -14,20 +14,21 @@
 //! in rank order, so every rank gets the same bits and non-commutative operations
 //! work). A rank enters `s` only after it stopped reading the slots of `s - 1`.
 //!
-//! Waking: after publishing, a rank issues a SeqCst fence and reads every sequence
-//! word; if all have reached `s` (it completed the arrival), or if others wait for its
-//! data alone (a root's), it wakes every local rank that sleeps. A rank going to sleep
+//! Waking: after publishing, a rank issues a SeqCst fence and, if some local rank
+//! sleeps, reads every sequence word; if all have reached `s` (it completed the
+//! arrival), or if others wait for its data alone (a root's), it wakes the sleepers. A rank going to sleep
 //! sets its doorbell, fences, and re-checks what it waits for, so of a sleeper and the
 //! rank completing its condition at least one sees the other.
 //!
 //! Cost: a cache-line handoff per rank instead of log2(p) message rounds, and each
 //! waiting rank is woken at most once per collective, which matters most when ranks
-//! outnumber cores. Errors: a rank whose slot holds a different length than this rank
-//! expects (the ranks disagree on counts) fails the collective with an error; it still
-//! takes part in the protocol, so no rank is left waiting.
+//! outnumber cores. Errors: a rank whose slot holds a different length or shape than
+//! this rank expects (the ranks disagree on counts) fails the collective with an
+//! error; it still takes part in the protocol, so no rank is left waiting.
 
 use std::sync::atomic::{Ordering, fence};
 
+use super::Form;
 use super::select::{self, Collective};
 use crate::comm::Comm;
 use crate::engine::{self, Engine};
@@ -49,7 +50,6 @@ pub(crate) struct Meeting<'a> {
     eng: &'a mut Engine,
     area: Area,
     ticket: Ticket,
-    seq: u64,
     /// Area index of each communicator rank.
     slots: &'a [usize],
     rank: usize,
@@ -85,17 +85,18 @@ fn shape(total: usize, esz: usize) -> u64 {
 }
 
 impl Comm {
-    /// Where `coll` meets in the node's area, if it runs there for this
-    /// communicator: its ranks are one node's, the selection says so, and
+    /// Where `coll` meets in the node's area, if it runs there for this call: it is
+    /// blocking, the communicator's ranks are one node's, the selection says so, and
     /// `slot_bytes` (the most any rank writes) fits. `table_bytes` is what the
     /// selection table is keyed by.
-    pub(crate) fn on_node(
+    pub(super) fn on_node(
         &self,
+        form: Form,
         coll: Collective,
         table_bytes: usize,
         slot_bytes: usize,
     ) -> Result<Option<Venue<'_>>> {
-        if slot_bytes > LARGE {
+        if form == Form::Nonblocking || slot_bytes > LARGE {
             return Ok(None);
         }
         let Some(slots) = self.node_indices()? else {
@@ -124,7 +125,6 @@ impl Comm {
                 eng,
                 area,
                 ticket,
-                seq: ticket.seq,
                 slots: venue.slots,
                 rank: self.rank() as usize,
                 op,
@@ -157,11 +157,11 @@ impl<'a> Meeting<'a> {
 
     /// Writes this rank's contribution (`len` bytes, produced by `fill`) into its slot.
     pub(crate) fn write(&mut self, len: usize, fill: impl FnOnce(&mut [u8])) -> Result<()> {
-        debug_assert!(self.ticket.free_after < self.seq);
+        debug_assert!(self.ticket.free_after < self.ticket.seq);
         if self.ticket.free_after > 0 {
             // Often everyone is further on than needed: learning that once saves this
             // check (a read of every rank's line) for the next few collectives.
-            let recent = self.seq - 1;
+            let recent = self.ticket.seq - 1;
             if Self::all_reached(self.area, self.slots, recent) {
                 self.eng.net.all_entered(recent);
             } else {
@@ -173,7 +173,7 @@ impl<'a> Meeting<'a> {
         unsafe {
             self.area.write(
                 self.slots[self.rank],
-                self.seq,
+                self.ticket.seq,
                 self.ticket.place,
                 (len, self.shape),
                 fill,
@@ -186,10 +186,10 @@ impl<'a> Meeting<'a> {
     /// any). `source`: other ranks wait for this rank's data alone (a root's).
     pub(crate) fn publish(&mut self, source: bool) {
         self.area
-            .seq(self.slots[self.rank], self.seq)
-            .store(self.seq, Ordering::Release);
+            .seq(self.slots[self.rank], self.ticket.seq)
+            .store(self.ticket.seq, Ordering::Release);
         fence(Ordering::SeqCst);
-        let (area, slots, seq) = (self.area, self.slots, self.seq);
+        let (area, slots, seq) = (self.area, self.slots, self.ticket.seq);
         self.eng
             .net
             .wake_local(|| source || Self::all_reached(area, slots, seq));
@@ -197,12 +197,12 @@ impl<'a> Meeting<'a> {
 
     /// Waits until every rank has published.
     pub(crate) fn wait_all(&mut self) -> Result<()> {
-        self.wait_all_reached(self.seq)
+        self.wait_all_reached(self.ticket.seq)
     }
 
     /// Waits until `rank` has published.
     pub(crate) fn wait_for(&mut self, rank: usize) -> Result<()> {
-        let (area, l, seq) = (self.area, self.slots[rank], self.seq);
+        let (area, l, seq) = (self.area, self.slots[rank], self.ticket.seq);
         let ready = move || area.seq(l, seq).load(Ordering::Acquire) >= seq;
         if ready() {
             return Ok(());
@@ -245,7 +245,7 @@ impl<'a> Meeting<'a> {
         // SAFETY: callers read only ranks they waited for (`wait_all`, `wait_for`), and
         // the slice borrows the meeting, which must be borrowed mutably to publish or
         // move on: the bytes are dropped before this rank enters the next collective.
-        unsafe { self.area.read(self.slots[rank], self.seq) }
+        unsafe { self.area.read(self.slots[rank], self.ticket.seq) }
     }
 
     /// Sets the length in bytes and the element size of the whole operation this
@@ -266,7 +266,7 @@ impl<'a> Meeting<'a> {
         let earlier = Earlier {
             area: self.area,
             slots: self.slots,
-            seq: self.seq,
+            seq: self.ticket.seq,
         };
         self.next_piece(bytes);
         self.write(len, |slot| fill(slot, &earlier))
@@ -275,14 +275,12 @@ impl<'a> Meeting<'a> {
     /// Moves on to the next collective over the area, for a pipeline of pieces that
     /// every rank runs alike; `bytes`: the most any rank writes in it.
     pub(crate) fn next_piece(&mut self, bytes: usize) {
-        let (area, ticket) = self
+        let (_, ticket) = self
             .eng
             .net
             .area(bytes > SMALL)
             .expect("a meeting has shared memory");
-        self.area = area;
         self.ticket = ticket;
-        self.seq = ticket.seq;
     }
 
     /// This rank in the communicator, and the communicator's size.

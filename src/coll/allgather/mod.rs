@@ -137,7 +137,7 @@ impl Comm {
             ));
         }
         let block = count * size_of::<T>();
-        if let Some(venue) = self.node_plan(form, Collective::Allgather, block, block)? {
+        if let Some(venue) = self.on_node(form, Collective::Allgather, block, block)? {
             return Ok(Plan::Node { venue, op: None });
         }
         let alg = select::choose(Collective::Allgather, block, size, true)?;

@@ -151,7 +151,7 @@ impl Comm {
         }
         let (count, esz) = (recv.len(), size_of::<T>());
         let piece = (count * esz).min(shared_memory::piece_len(esz));
-        if let Some(venue) = self.node_plan(form, Collective::Allreduce, count * esz, piece)? {
+        if let Some(venue) = self.on_node(form, Collective::Allreduce, count * esz, piece)? {
             return Ok(Plan::Node {
                 venue,
                 op: Some(op.into_combine()),

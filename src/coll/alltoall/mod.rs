@@ -135,7 +135,7 @@ impl Comm {
             )));
         }
         let block = recv.len() / size * size_of::<T>();
-        if let Some(venue) = self.node_plan(form, Collective::Alltoall, block, block * size)? {
+        if let Some(venue) = self.on_node(form, Collective::Alltoall, block, block * size)? {
             return Ok(Plan::Node { venue, op: None });
         }
         let alg = select::choose(Collective::Alltoall, block, size, true)?;

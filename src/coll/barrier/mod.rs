@@ -48,7 +48,7 @@ impl Comm {
     }
 
     fn barrier_plan(&self, form: Form) -> Result<Plan<'_>> {
-        if let Some(venue) = self.node_plan(form, Collective::Barrier, 0, 0)? {
+        if let Some(venue) = self.on_node(form, Collective::Barrier, 0, 0)? {
             return Ok(Plan::Node { venue, op: None });
         }
         let alg = select::choose(Collective::Barrier, 0, self.size() as usize, true)?;

@@ -62,7 +62,7 @@ impl Comm {
         let root = self.check_root(root)?;
         let bytes = size_of_val(buf);
         let piece = bytes.min(super::shared_memory::LARGE);
-        if let Some(venue) = self.node_plan(form, Collective::Bcast, bytes, piece)? {
+        if let Some(venue) = self.on_node(form, Collective::Bcast, bytes, piece)? {
             return Ok(Plan::Node { venue, op: None });
         }
         let alg = select::choose(Collective::Bcast, bytes, self.size() as usize, true)?;

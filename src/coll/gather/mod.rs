@@ -150,7 +150,7 @@ impl Comm {
             ));
         }
         let block = count * size_of::<T>();
-        if let Some(venue) = self.node_plan(form, Collective::Gather, block, block)? {
+        if let Some(venue) = self.on_node(form, Collective::Gather, block, block)? {
             return Ok(Plan::Node { venue, op: None });
         }
         let alg = select::choose(Collective::Gather, block, size, true)?;

@@ -156,7 +156,7 @@ impl Comm {
         }
         let esz = size_of::<T>();
         let commutative = op.is_commutative();
-        if let Some(venue) = self.node_plan(form, Collective::Reduce, count * esz, count * esz)? {
+        if let Some(venue) = self.on_node(form, Collective::Reduce, count * esz, count * esz)? {
             return Ok(Plan::Node {
                 venue,
                 op: Some(op.into_combine()),

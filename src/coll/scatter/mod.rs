@@ -158,7 +158,7 @@ impl Comm {
             ));
         }
         let block = count * size_of::<T>();
-        if let Some(venue) = self.node_plan(form, Collective::Scatter, block, block * size)? {
+        if let Some(venue) = self.on_node(form, Collective::Scatter, block, block * size)? {
             return Ok(Plan::Node { venue, op: None });
         }
         let alg = select::choose(Collective::Scatter, block, size, true)?;
