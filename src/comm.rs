@@ -256,7 +256,7 @@ impl Comm {
     pub fn abort(&self, code: i32) -> ! {
         let world = self.inner.group[self.inner.rank as usize];
         let why = format!("rank {world} called abort with code {code}");
-        let _ = engine::with(|e| -> Result<()> { e.abort_job(code, &why) });
+        let _ = engine::with(|e| -> Result<()> { e.abort_job(code, &why, false) });
         // Not initialized (or finalized): nobody else to tell.
         eprintln!("oxmpi: {why}");
         std::process::exit(if code == 0 { 1 } else { code });

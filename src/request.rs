@@ -72,7 +72,7 @@ where
             let why = format!(
                 "a panic unwound out of oxmpi::scope with {in_flight} operation(s) still in flight; ending the job"
             );
-            let _ = engine::with(|e| -> Result<()> { e.abort_job(101, &why) });
+            let _ = engine::with(|e| -> Result<()> { e.abort_job(101, &why, true) });
             eprintln!("oxmpi: {why}");
             std::process::exit(101);
         }

@@ -140,15 +140,16 @@ impl Engine {
             // and abort ourselves only if it does not.
             std::thread::sleep(LAUNCHER_GRACE);
         }
-        self.abort_job(1, &format!("{err}; ending the job"))
+        self.abort_job(1, &format!("{err}; ending the job"), true)
     }
 
     /// Ends the whole job with `code`: asks the launcher to stop every rank, then
-    /// exits. `why` is printed unless a launcher reports the abort itself.
-    pub(crate) fn abort_job(&mut self, code: i32, why: &str) -> ! {
+    /// exits. `why` is printed if `failure` (the launcher only knows the code), or
+    /// when no launcher reports the abort itself.
+    pub(crate) fn abort_job(&mut self, code: i32, why: &str, failure: bool) -> ! {
         let mut boot = self.boot.lock().unwrap_or_else(PoisonError::into_inner);
         boot.abort(code);
-        if !boot.has_launcher() || why.contains("ending the job") {
+        if failure || !boot.has_launcher() {
             eprintln!("oxmpi: {why}");
         }
         std::process::exit(if code == 0 { 1 } else { code });
