@@ -90,7 +90,8 @@ fn host_addr() -> Result<IpAddr> {
 
 /// The shared-memory settings: `OXMPI_SHM_RING_KB` (inbox ring size per rank),
 /// `OXMPI_EAGER_LIMIT`, `OXMPI_SHM_CHUNK` (bytes per frame when streaming a large
-/// message) and `OXMPI_SHM_SINGLE_COPY` (0 forces the streaming path).
+/// message), `OXMPI_SHM_SINGLE_COPY` (0 forces the streaming path), `OXMPI_SHM_SPLIT`
+/// (smallest single-copy message both ends copy; 0: never).
 fn shm_config(eager: Option<usize>, oversubscribed: bool) -> Result<shm::Config> {
     let ring_kb =
         wait::env_number("OXMPI_SHM_RING_KB")?.map_or(shm::Config::DEFAULT_RING_KB, |n| n as usize);
@@ -114,6 +115,12 @@ fn shm_config(eager: Option<usize>, oversubscribed: bool) -> Result<shm::Config>
         chunk: wait::env_number("OXMPI_SHM_CHUNK")?
             .map_or(shm::Config::DEFAULT_CHUNK, |n| n as usize),
         single_copy,
+        // Splitting a copy pays only with a core free for the sender.
+        split: match wait::env_number("OXMPI_SHM_SPLIT")? {
+            Some(0) => None,
+            Some(n) => Some(n as usize),
+            None => (!oversubscribed).then_some(shm::Config::DEFAULT_SPLIT),
+        },
     }
     .validated()
 }

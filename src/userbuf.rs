@@ -78,6 +78,11 @@ impl UserBufMut {
         self.len
     }
 
+    /// Address of the first byte, for a peer that writes it directly.
+    pub(crate) fn addr(&self) -> usize {
+        self.ptr as usize
+    }
+
     #[allow(clippy::mut_from_ref)]
     pub(crate) fn as_mut_slice(&self) -> &mut [u8] {
         // SAFETY: the receive operation holding this view has exclusive use of the

@@ -91,6 +91,24 @@ fn unknown_transport_is_a_clear_error() {
 }
 
 #[test]
+fn bad_shared_memory_settings_are_clear_errors() {
+    for (var, value, expected) in [
+        ("OXMPI_SHM_SPLIT", "100", "at least 8192"),
+        ("OXMPI_SHM_RING_KB", "3", "power of two"),
+        ("OXMPI_EAGER_LIMIT", "100000000", "at most"),
+        ("OXMPI_SHM_SINGLE_COPY", "yes", "0 or 1"),
+    ] {
+        let out = Job::new(2, "examples/hello").env(var, value).output();
+        assert!(!out.status.success(), "{var}={value} was accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(var) && err.contains(value) && err.contains(expected),
+            "{var}={value}: {err}"
+        );
+    }
+}
+
+#[test]
 fn stress_random_sizes_and_peers() {
     suite("shm_stress", "stress");
 }

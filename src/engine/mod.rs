@@ -24,10 +24,11 @@ use crate::error::{Error, Result};
 use crate::status::Status;
 use crate::transport::frame::{Header, Kind, OutFrame, Payload, RemoteBuf, flags};
 use crate::transport::network::Network;
+use crate::transport::shm::Pulled;
 use crate::userbuf::{UserBuf, UserBufMut};
 use context::ContextIds;
 use matching::{Pattern, Unexpected};
-use protocol::Core;
+use protocol::{Core, SharedPull};
 use requests::{Op, RecvOp, RecvPhase, ReqId, SendOp, SendPhase};
 use schedule::Schedule;
 use wait::{Idle, Step, WaitPolicy};
@@ -148,10 +149,12 @@ impl Engine {
     /// when no launcher reports the abort itself.
     pub(crate) fn abort_job(&mut self, code: i32, why: &str, failure: bool) -> ! {
         let mut boot = self.boot.lock().unwrap_or_else(PoisonError::into_inner);
-        boot.abort(code);
+        // Printed first: the launcher's SIGTERM may end this process right after it
+        // hears of the abort.
         if failure || !boot.has_launcher() {
             eprintln!("oxmpi: {why}");
         }
+        boot.abort(code);
         std::process::exit(if code == 0 { 1 } else { code });
     }
 
@@ -160,8 +163,30 @@ impl Engine {
         let mut moved = self.net.progress(&mut self.core)?;
         if !self.core.pulls.is_empty() {
             for pull in std::mem::take(&mut self.core.pulls) {
-                let pulled = self.net.pull(pull.peer, &pull.remote, pull.dest)?;
-                self.core.finish_pull(pull, pulled);
+                match self
+                    .net
+                    .pull(pull.peer, &pull.remote, pull.dest, pull.sreq)?
+                {
+                    Pulled::Refused => self.core.finish_pull(pull, false),
+                    Pulled::Done => self.core.finish_pull(pull, true),
+                    Pulled::Shared {
+                        generation,
+                        awaiting,
+                    } => self.core.shared.push(SharedPull {
+                        pull,
+                        generation,
+                        awaiting,
+                    }),
+                }
+            }
+            moved = true;
+        }
+        if !self.core.helps.is_empty() {
+            for help in std::mem::take(&mut self.core.helps) {
+                let chunks = self
+                    .net
+                    .help(help.peer, help.generation, help.src, &help.request)?;
+                self.core.helped(&help, chunks);
             }
             moved = true;
         }

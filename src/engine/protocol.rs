@@ -14,8 +14,8 @@ use super::requests::{Op, RecvPhase, ReqId, Requests, SendPhase};
 use crate::error::{Error, Result};
 use crate::status::Status;
 use crate::transport::Sink;
-use crate::transport::frame::{Header, Kind, OutFrame, Payload, RemoteBuf, flags};
-use crate::userbuf::UserBufMut;
+use crate::transport::frame::{Header, HelpRequest, Kind, OutFrame, Payload, RemoteBuf, flags};
+use crate::userbuf::{UserBuf, UserBufMut};
 
 /// A matched message's content, wherever it was waiting.
 pub(crate) enum Arrival<'a> {
@@ -39,6 +39,23 @@ pub(crate) struct Pull {
     pub sreq: u64,
 }
 
+/// A pull whose copy the sender shares: done when the sender reports its chunks.
+pub(crate) struct SharedPull {
+    pub pull: Pull,
+    /// The split copy's generation, as named in the sender's report.
+    pub generation: u64,
+    /// Chunks the sender copies.
+    pub awaiting: u64,
+}
+
+/// Our part of a receiver's split copy of one of our messages.
+pub(crate) struct Help {
+    pub peer: usize,
+    pub generation: u64,
+    pub src: UserBuf,
+    pub request: HelpRequest,
+}
+
 /// Engine state the transports deliver into.
 pub(crate) struct Core {
     /// This process's world rank.
@@ -50,6 +67,10 @@ pub(crate) struct Core {
     pub outbox: Vec<(usize, OutFrame)>,
     /// Single-copy reads to do once the transports are free again.
     pub pulls: Vec<Pull>,
+    /// Pulls waiting for the sender's part of their copy.
+    pub shared: Vec<SharedPull>,
+    /// Our parts of receivers' split copies, to do once the transports are free again.
+    pub helps: Vec<Help>,
     /// After finalize began: unmatched messages are dropped, not queued.
     pub finalizing: bool,
 }
@@ -83,6 +104,8 @@ impl Core {
             credits: Credits::new(size, credit_per_peer),
             outbox: Vec::new(),
             pulls: Vec::new(),
+            shared: Vec::new(),
+            helps: Vec::new(),
             finalizing: false,
         }
     }
@@ -195,6 +218,14 @@ impl Core {
             && let RecvPhase::Data { status, .. } = r.phase
         {
             self.reqs.complete(pull.rreq, Ok(status));
+        }
+    }
+
+    /// Our part of a split copy is done: tells the receiver how many chunks we copied.
+    pub(crate) fn helped(&mut self, help: &Help, chunks: u64) {
+        if chunks > 0 {
+            self.outbox
+                .push((help.peer, control(Kind::Helped, help.generation, chunks)));
         }
     }
 
@@ -373,6 +404,42 @@ impl Sink for Core {
                     return Err(self.protocol(peer, "FIN for a send not waiting for one".into()));
                 }
                 self.reqs.complete(id, Ok(Status::empty()));
+            }
+            Some(Kind::Help) => {
+                if payload.len() != std::mem::size_of::<HelpRequest>() {
+                    return Err(self.protocol(peer, "help request without its buffer".into()));
+                }
+                let (_, s) = self.send_op(peer, hdr.a, "help request")?;
+                if !matches!(s.phase, SendPhase::AwaitFin) {
+                    return Err(self.protocol(peer, "help for a send not being pulled".into()));
+                }
+                let src = s.buf;
+                self.helps.push(Help {
+                    peer,
+                    generation: hdr.b,
+                    src,
+                    request: bytemuck::pod_read_unaligned(payload),
+                });
+            }
+            Some(Kind::Helped) => {
+                let Some(i) = self
+                    .shared
+                    .iter()
+                    .position(|s| s.pull.peer == peer && s.generation == hdr.a)
+                else {
+                    return Err(self.protocol(peer, format!("report on split copy {}", hdr.a)));
+                };
+                if self.shared[i].awaiting != hdr.b {
+                    return Err(self.protocol(
+                        peer,
+                        format!(
+                            "copied {} chunks of split copy {}, {} were left",
+                            hdr.b, hdr.a, self.shared[i].awaiting
+                        ),
+                    ));
+                }
+                let shared = self.shared.swap_remove(i);
+                self.finish_pull(shared.pull, true);
             }
             Some(Kind::Credit) => {
                 if !self.credits.returned(peer, hdr.a) {

@@ -33,6 +33,12 @@ pub(crate) enum Kind {
     Fin = 6,
     /// The receiver matched eager messages: `a` bytes of eager credit come back.
     Credit = 7,
+    /// The receiver of a single-copy message asks its sender to copy part of it too
+    /// (shared memory, see `transport::shm::split`). `a`: sender's request id, `b`:
+    /// the copy's generation; the payload is a [`HelpRequest`].
+    Help = 8,
+    /// The sender copied `b` chunks of the shared copy of generation `a`.
+    Helped = 9,
 }
 
 impl Kind {
@@ -45,6 +51,8 @@ impl Kind {
             5 => Kind::SyncAck,
             6 => Kind::Fin,
             7 => Kind::Credit,
+            8 => Kind::Help,
+            9 => Kind::Helped,
             _ => return None,
         })
     }
@@ -110,6 +118,15 @@ pub(crate) struct RemoteBuf {
     pub addr: u64,
 }
 
+/// Where the receiver of a shared single-copy message wants it, and how the copy is
+/// cut into chunks. Carried as the payload of [`Kind::Help`].
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, Pod, Zeroable, PartialEq, Eq)]
+pub(crate) struct HelpRequest {
+    pub dest: RemoteBuf,
+    pub chunk: u64,
+}
+
 /// The payload of an outgoing frame.
 pub(crate) enum Payload {
     /// No payload.
@@ -119,6 +136,8 @@ pub(crate) enum Payload {
     User(crate::userbuf::UserBuf),
     /// Where a single-copy message lies in the sender's memory.
     Remote(RemoteBuf),
+    /// Where the receiver of a shared copy wants the sender's chunks.
+    Help(HelpRequest),
 }
 
 impl Payload {
@@ -127,6 +146,7 @@ impl Payload {
             Payload::Empty => 0,
             Payload::User(u) => u.len(),
             Payload::Remote(r) => std::mem::size_of_val(r),
+            Payload::Help(h) => std::mem::size_of_val(h),
         }
     }
 
@@ -136,6 +156,7 @@ impl Payload {
             Payload::Empty => &[],
             Payload::User(u) => u.as_slice(),
             Payload::Remote(r) => bytemuck::bytes_of(r),
+            Payload::Help(h) => bytemuck::bytes_of(h),
         }
     }
 }

@@ -5,14 +5,14 @@
 
 use std::time::Duration;
 
-use super::frame::{OutFrame, RemoteBuf};
+use super::frame::{HelpRequest, OutFrame, RemoteBuf};
 use super::loopback::Loopback;
-use super::shm::Shm;
 use super::shm::area::{Area, Ticket};
+use super::shm::{Pulled, Shm};
 use super::tcp::Tcp;
 use super::{Sink, Transport};
-use crate::error::Result;
-use crate::userbuf::UserBufMut;
+use crate::error::{Error, Result};
+use crate::userbuf::{UserBuf, UserBufMut};
 
 /// Which transport reaches a peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +27,7 @@ pub(crate) enum Route {
 
 /// All transports of this rank, and the route to each peer.
 pub(crate) struct Network {
+    me: usize,
     routes: Vec<Route>,
     lo: Loopback,
     shm: Option<Shm>,
@@ -43,6 +44,7 @@ impl Network {
         debug_assert!(!routes.contains(&Route::Tcp) || tcp.is_some());
         debug_assert!(!routes.contains(&Route::Shm) || shm.is_some());
         Network {
+            me,
             routes,
             lo: Loopback::new(me),
             shm,
@@ -106,17 +108,37 @@ impl Network {
         self.routes[peer] == Route::Shm && self.shm.as_ref().is_some_and(|s| s.single_copy(peer))
     }
 
-    /// Reads a large message from `peer`'s memory into `dest` (single copy). `Ok(false)`
-    /// when that is not possible; the caller then asks for the data to be sent.
+    /// Reads a large message (send request `sreq`) from `peer`'s memory into `dest`
+    /// (single copy), or shares the copy with it.
     pub(crate) fn pull(
         &mut self,
         peer: usize,
         remote: &RemoteBuf,
         dest: UserBufMut,
-    ) -> Result<bool> {
+        sreq: u64,
+    ) -> Result<Pulled> {
         match (self.routes[peer], self.shm.as_mut()) {
-            (Route::Shm, Some(shm)) => shm.pull(peer, remote, dest),
-            _ => Ok(false),
+            (Route::Shm, Some(shm)) => shm.pull(peer, remote, dest, sreq),
+            _ => Ok(Pulled::Refused),
+        }
+    }
+
+    /// Copies our part of a split copy of generation `generation` of `src` into
+    /// `peer`'s buffer. Returns how many chunks we copied.
+    pub(crate) fn help(
+        &mut self,
+        peer: usize,
+        generation: u64,
+        src: UserBuf,
+        request: &HelpRequest,
+    ) -> Result<u64> {
+        match (self.routes[peer], self.shm.as_mut()) {
+            (Route::Shm, Some(shm)) => shm.help(peer, generation, src, request),
+            _ => Err(Error::Protocol {
+                rank: self.me as i32,
+                peer: peer as i32,
+                detail: "help request from a rank not in shared memory".into(),
+            }),
         }
     }
 

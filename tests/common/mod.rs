@@ -148,7 +148,7 @@ pub struct Variant {
 }
 
 /// The transport configurations the point-to-point suites run under.
-pub const VARIANTS: [Variant; 5] = [
+pub const VARIANTS: [Variant; 6] = [
     Variant {
         name: "shared memory",
         env: &[],
@@ -162,6 +162,12 @@ pub const VARIANTS: [Variant; 5] = [
     Variant {
         name: "shared memory without single copy",
         env: &[("OXMPI_SHM_SINGLE_COPY", "0")],
+        launcher: &[],
+    },
+    Variant {
+        name: "split copies",
+        // Every single-copy message is split, oversubscribed or not.
+        env: &[("OXMPI_SHM_SPLIT", "8192")],
         launcher: &[],
     },
     Variant {

@@ -1,7 +1,8 @@
 //! The shared-memory transport: ranks on one node write frames straight into each
 //! other's inbox rings (see [`ring`]), and large messages are read by the receiver
-//! directly from the sender's memory (see [`cma`]) or, where the kernel forbids that,
-//! streamed through the rings in chunks.
+//! directly from the sender's memory (see [`cma`]; the largest by both ends at once,
+//! see [`split`]) or, where the kernel forbids that, streamed through the rings in
+//! chunks.
 //!
 //! One inbox per rank (a multi-producer ring), so memory grows linearly with the
 //! number of local ranks however many pairs talk, and a receiver polls one ring
@@ -17,6 +18,7 @@ mod cma;
 mod futex;
 mod ring;
 pub(crate) mod segment;
+mod split;
 mod wakeup;
 
 use std::collections::VecDeque;
@@ -24,10 +26,10 @@ use std::os::fd::RawFd;
 use std::sync::atomic::{Ordering, fence};
 use std::time::Duration;
 
-use super::frame::{Kind, OutFrame, RemoteBuf};
+use super::frame::{Header, HelpRequest, Kind, OutFrame, Payload, RemoteBuf};
 use super::{Sink, Transport};
 use crate::error::{Error, Result};
-use crate::userbuf::UserBufMut;
+use crate::userbuf::{UserBuf, UserBufMut};
 use area::{Area, Books, Ticket};
 use ring::Inbox;
 pub(crate) use segment::Segment;
@@ -44,6 +46,9 @@ pub(crate) struct Config {
     pub chunk: usize,
     /// Whether single-copy reads may be used at all.
     pub single_copy: bool,
+    /// Smallest single-copy message the receiver shares the copy of with its sender
+    /// (`None`: never).
+    pub split: Option<usize>,
 }
 
 impl Config {
@@ -51,6 +56,7 @@ impl Config {
     pub(crate) const DEFAULT_EAGER: usize = 4 * 1024;
     pub(crate) const OVERSUBSCRIBED_EAGER: usize = 32 * 1024;
     pub(crate) const DEFAULT_CHUNK: usize = 32 * 1024;
+    pub(crate) const DEFAULT_SPLIT: usize = 128 * 1024;
 
     /// Checks the settings against each other.
     pub(crate) fn validated(self) -> Result<Config> {
@@ -72,6 +78,13 @@ impl Config {
                 format!("at most {max} with this ring size"),
             ));
         }
+        if self.split.is_some_and(|min| min < 2 * PROBE_BYTES) {
+            return Err(bad(
+                "OXMPI_SHM_SPLIT",
+                self.split.unwrap_or(0),
+                format!("0 (never) or at least {}", 2 * PROBE_BYTES),
+            ));
+        }
         if self.chunk == 0 || self.chunk > max {
             return Err(bad(
                 "OXMPI_SHM_CHUNK",
@@ -87,6 +100,21 @@ impl Config {
 const AWAKE: u32 = 0;
 const ON_FUTEX: u32 = 1;
 const IN_POLLER: u32 = 2;
+
+/// Bytes a split copy reads before it asks the sender for help; its chunks are
+/// multiples of this (a page).
+const PROBE_BYTES: usize = 4096;
+
+/// How a single-copy read went.
+pub(crate) enum Pulled {
+    /// The kernel refused it: the sender must stream the message instead.
+    Refused,
+    /// The whole message is in the receive buffer.
+    Done,
+    /// Our part is copied; the sender reports `awaiting` more chunks of split copy
+    /// `generation` in a [`Kind::Helped`] frame.
+    Shared { generation: u64, awaiting: u64 },
+}
 
 /// Frames waiting for room in a peer's ring.
 struct Pending {
@@ -122,6 +150,8 @@ pub(crate) struct Shm {
     /// The node's collective area, and this rank's books of the collectives over it.
     area: Area,
     books: Books,
+    /// Generation of this rank's last split copy.
+    split_generation: u32,
     /// Declared last: unmapped after everything that points into it.
     _segment: Segment,
 }
@@ -189,6 +219,7 @@ impl Shm {
             kicker: Kicker::new(),
             area: segment.area(),
             books: Books::default(),
+            split_generation: 0,
             _segment: segment,
         })
     }
@@ -331,19 +362,129 @@ impl Shm {
                 == 1
     }
 
-    /// Reads a large message of world rank `peer` straight from its memory. `Ok(false)`
-    /// when the kernel refuses (the caller falls back to streaming).
+    /// Reads a large message of world rank `peer` (its send request `sreq`) straight
+    /// from its memory, sharing the copy with the sender when it is large enough (see
+    /// [`split`]).
     pub(crate) fn pull(
         &mut self,
         peer: usize,
         remote: &RemoteBuf,
         dest: UserBufMut,
-    ) -> Result<bool> {
-        cma::read(remote.pid, remote.addr, dest.as_mut_slice()).map_err(|e| Error::PeerLost {
+        sreq: u64,
+    ) -> Result<Pulled> {
+        let len = dest.len();
+        if self.config.split.is_none_or(|min| len < min) {
+            return Ok(if self.read(peer, remote, 0, dest.as_mut_slice())? {
+                Pulled::Done
+            } else {
+                Pulled::Refused
+            });
+        }
+        // Two halves, page-aligned: with the sender already polling (as it is while it
+        // waits for its sends), finer cuts only add system calls and contention.
+        let chunk = len.div_ceil(2).next_multiple_of(PROBE_BYTES);
+        let chunks = len.div_ceil(chunk) as u32;
+        // Our chunks only: the sender writes the others while we copy.
+        let part = |i| {
+            let r = split::range(i, chunk, len);
+            (r.start, dest.sub(r.start, r.len()))
+        };
+        // A first page before asking for help: a refusal still lets the sender stream
+        // the whole message.
+        let (_, first) = part(0);
+        if !self.read(peer, remote, 0, &mut first.as_mut_slice()[..PROBE_BYTES])? {
+            return Ok(Pulled::Refused);
+        }
+        self.split_generation = self.split_generation.wrapping_add(1);
+        let generation = self.split_generation;
+        let inbox = self.inboxes[self.local];
+        let word = inbox.claim();
+        split::open(word, generation, 0);
+        let mut hdr = Header::new(Kind::Help);
+        hdr.a = sreq;
+        hdr.b = u64::from(generation);
+        hdr.payload = std::mem::size_of::<HelpRequest>() as u64;
+        let request = HelpRequest {
+            dest: RemoteBuf {
+                pid: u64::from(std::process::id()),
+                addr: dest.addr() as u64,
+            },
+            chunk: chunk as u64,
+        };
+        let help = OutFrame {
+            hdr,
+            payload: Payload::Help(request),
+            token: None,
+        };
+        Transport::send(self, peer, help)?;
+        let mut own = 0;
+        while let Some(i) = split::claim(word, generation, chunks) {
+            let (at, part) = part(i);
+            if !self.read(peer, remote, at, part.as_mut_slice())? {
+                return Err(self.lost(peer, "reading its send buffer was refused midway".into()));
+            }
+            own += 1;
+        }
+        Ok(if own == chunks {
+            Pulled::Done
+        } else {
+            Pulled::Shared {
+                generation: u64::from(generation),
+                awaiting: u64::from(chunks - own),
+            }
+        })
+    }
+
+    /// Copies chunks of our message `src` into the buffer of local receiver `peer` for
+    /// its split copy of generation `generation`, until none is left to claim.
+    /// Returns how many chunks we copied.
+    pub(crate) fn help(
+        &mut self,
+        peer: usize,
+        generation: u64,
+        src: UserBuf,
+        request: &HelpRequest,
+    ) -> Result<u64> {
+        let len = src.len();
+        let chunk = usize::try_from(request.chunk).unwrap_or(0);
+        let (Ok(generation), Some(Ok(chunks))) = (
+            u32::try_from(generation),
+            (chunk > 0).then(|| u32::try_from(len.div_ceil(chunk))),
+        ) else {
+            return Err(Error::Protocol {
+                rank: self.me as i32,
+                peer: peer as i32,
+                detail: format!("help request with generation {generation} and chunk {chunk}"),
+            });
+        };
+        let inbox = self.inboxes[self.local_of[peer]];
+        let word = inbox.claim();
+        let mut copied = 0;
+        while let Some(i) = split::claim(word, generation, chunks) {
+            let range = split::range(i, chunk, len);
+            let addr = request.dest.addr + range.start as u64;
+            let written = cma::write(request.dest.pid, addr, &src.as_slice()[range])
+                .map_err(|e| self.lost(peer, format!("writing its receive buffer failed: {e}")))?;
+            if !written {
+                return Err(self.lost(peer, "writing its receive buffer was refused".into()));
+            }
+            copied += 1;
+        }
+        Ok(copied)
+    }
+
+    /// Reads bytes of world rank `peer`'s message, from `offset` on, into `dst`.
+    fn read(&self, peer: usize, remote: &RemoteBuf, offset: usize, dst: &mut [u8]) -> Result<bool> {
+        cma::read(remote.pid, remote.addr + offset as u64, dst)
+            .map_err(|e| self.lost(peer, format!("reading its send buffer failed: {e}")))
+    }
+
+    fn lost(&self, peer: usize, detail: String) -> Error {
+        Error::PeerLost {
             rank: self.me as i32,
             peer: peer as i32,
-            detail: format!("reading its send buffer failed: {e}"),
-        })
+            detail,
+        }
     }
 
     /// The node's collective area and the next collective's place in it (`large`:

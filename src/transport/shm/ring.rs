@@ -150,6 +150,11 @@ impl Inbox {
         self.ctl64(ctl::PID)
     }
 
+    /// The claim word of this rank's split copies (see [`super::split`]).
+    pub(crate) fn claim(&self) -> &AtomicU64 {
+        self.ctl64(ctl::CLAIM)
+    }
+
     /// Address of a known value in this rank's memory, for the single-copy probe.
     pub(crate) fn probe_addr(&self) -> &AtomicU64 {
         self.ctl64(ctl::PROBE)

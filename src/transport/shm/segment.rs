@@ -2,10 +2,10 @@
 //! first rank, mapping by the others, and removal from /dev/shm.
 //!
 //! Layout: a 4 KiB header, then one block per local rank: a 4 KiB control page
-//! (its ring's tail, head and waiters, its doorbell, its pid and single-copy flag, each
-//! hot word on its own cache line) followed by its inbox ring; then the collective
-//! area (one block per local rank, see [`super::area`]). Positions are offsets,
-//! never pointers. Invariants: the segment is created 0600 under a random name and
+//! (its ring's tail, head and waiters, its doorbell, its pid and single-copy flag, the
+//! claim word of its split copies, each hot word on its own cache line) followed by
+//! its inbox ring; then the collective area (one block per local rank, see
+//! [`super::area`]). Positions are offsets, never pointers. Invariants: the segment is created 0600 under a random name and
 //! unlinked by whichever rank maps it last (every rank maps it during init), so after
 //! init nothing of it is left in /dev/shm whatever happens to the ranks later; the
 //! launcher removes it if a rank dies before mapping it.
@@ -33,8 +33,13 @@ pub(crate) mod ctl {
     pub const SINGLE_COPY: usize = 132;
     pub const PID: usize = 136;
     pub const PROBE: usize = 144;
-    pub const WAITERS: usize = 192;
+    pub const CLAIM: usize = 192;
+    /// A bitmap of waiting producers, one bit per local rank, to the page's end.
+    pub const WAITERS: usize = 256;
 }
+
+/// Most ranks one node's segment serves (the waiters bitmap fills the control page).
+const MAX_LOCAL_RANKS: usize = (CONTROL - ctl::WAITERS) * 8;
 
 /// A mapped segment.
 pub(crate) struct Segment {
@@ -82,6 +87,11 @@ impl Segment {
     pub(crate) fn create(name: &str, local_size: usize, ring_lines: usize) -> Result<Segment> {
         let cname = CString::new(name)
             .map_err(|_| Error::InvalidArgument(format!("bad segment name {name}")))?;
+        if local_size > MAX_LOCAL_RANKS {
+            return Err(Error::Bootstrap(format!(
+                "{local_size} ranks on one node; shared memory serves at most {MAX_LOCAL_RANKS}"
+            )));
+        }
         let len = footprint(local_size, ring_lines);
         // SAFETY: plain syscalls on a NUL-terminated name; the fd is closed below.
         let fd = unsafe {
