@@ -321,16 +321,28 @@ pub(crate) fn choose(
 }
 
 /// Whether a blocking `coll` of `bytes` (keyed as for [`choose`]) among `size` ranks
-/// that all share one node, whose data fits the area's slots, meets in the node's
-/// collective area rather than running a schedule: when forced to `shared_memory`,
-/// or below the measured size limits unless another algorithm is forced.
-pub(crate) fn on_node(coll: Collective, bytes: usize, size: usize) -> Result<bool> {
+/// that all share one node, whose data fits the area's slots or whose ranks lend
+/// their buffers (`lend`, see [`lend`]), meets in the node's collective area rather
+/// than running a schedule: when forced to `shared_memory`, or lending, or below the
+/// measured size limits, unless another algorithm is forced.
+pub(crate) fn on_node(coll: Collective, bytes: usize, size: usize, lend: bool) -> Result<bool> {
     env()?;
     let forced = FORCED[coll.index()].load(Ordering::Relaxed);
     if forced != AUTO {
         return Ok(coll.candidates()[forced as usize] == SharedMemory);
     }
-    Ok(table_on_node(coll, bytes, size))
+    Ok(lend || table_on_node(coll, bytes, size))
+}
+
+/// Whether a collective over the area has its ranks lend their buffers, to be copied
+/// from directly, instead of copying data through the area (where the node allows
+/// single copies). Measured (docs/collectives.md), with ranks sharing cores: an
+/// alltoall too large for the area, of blocks from 8 KiB (4-8 ranks, 16-32 KiB
+/// blocks: 0.4-0.7x the time of pairwise messages). A broadcast lent to 3 readers
+/// was slower than one in pieces through the area (1.1-1.3x at 64 KiB-1 MiB): the
+/// root idles while the others copy, and they all pin the same pages.
+pub(crate) fn lend(coll: Collective, bytes: usize, size: usize) -> bool {
+    coll == Collective::Alltoall && size > 2 && bytes >= 8 * 1024 && bytes * size > 16 * 1024
 }
 
 /// The measured limits of the shared-memory path (docs/collectives.md), for data that

@@ -33,6 +33,7 @@ use super::select::{self, Collective};
 use crate::comm::Comm;
 use crate::engine::{self, Engine};
 use crate::error::{Error, Result};
+use crate::transport::frame::RemoteBuf;
 use crate::transport::shm::area::{Area, SMALL, Ticket};
 
 pub(crate) use crate::transport::shm::area::LARGE;
@@ -78,17 +79,25 @@ impl Earlier<'_> {
 }
 
 const LEN_BITS: u64 = (1 << 48) - 1;
+const ESZ_BITS: u64 = (1 << 15) - 1;
+/// Set in a slot's shape when the slot says where the rank's buffer lies (for ranks
+/// that copy from it directly) instead of holding data.
+const DIRECT: u64 = 1 << 63;
+
+/// Bytes a rank writes to describe its buffer for direct copies.
+pub(crate) const DESCRIPTOR: usize = size_of::<RemoteBuf>();
 
 /// An operation's shape: its length (below 2^48 bytes) and element size.
 fn shape(total: usize, esz: usize) -> u64 {
-    (total as u64 & LEN_BITS) | ((esz as u64 & 0xffff) << 48)
+    (total as u64 & LEN_BITS) | ((esz as u64 & ESZ_BITS) << 48)
 }
 
 impl Comm {
     /// Where `coll` meets in the node's area, if it runs there for this call: it is
     /// blocking, the communicator's ranks are one node's, the selection says so, and
-    /// `slot_bytes` (the most any rank writes) fits. `table_bytes` is what the
-    /// selection table is keyed by.
+    /// `slot_bytes` (the most any rank writes) fits, or the ranks lend their buffers
+    /// instead ([`select::lend`]). `table_bytes` is what the selection table is keyed
+    /// by.
     pub(super) fn on_node(
         &self,
         form: Form,
@@ -96,17 +105,27 @@ impl Comm {
         table_bytes: usize,
         slot_bytes: usize,
     ) -> Result<Option<Venue<'_>>> {
-        if form == Form::Nonblocking || slot_bytes > LARGE {
+        if form == Form::Nonblocking {
             return Ok(None);
         }
         let Some(slots) = self.node_indices()? else {
             return Ok(None);
         };
+        let lend = select::lend(coll, table_bytes, slots.len()) && self.direct_copies()?;
+        let slot_bytes = if lend { DESCRIPTOR } else { slot_bytes };
+        if slot_bytes > LARGE {
+            return Ok(None);
+        }
         let venue = Venue {
             slots,
             large: slot_bytes > SMALL,
         };
-        Ok(select::on_node(coll, table_bytes, slots.len())?.then_some(venue))
+        Ok(select::on_node(coll, table_bytes, slots.len(), lend)?.then_some(venue))
+    }
+
+    /// Whether this node's ranks can copy straight from each other's buffers.
+    pub(super) fn direct_copies(&self) -> Result<bool> {
+        engine::with(|e| Ok(e.net.node_single_copy()))
     }
 
     /// Runs one collective over the node's area, at `venue` (from [`Comm::on_node`]).
@@ -221,11 +240,28 @@ impl<'a> Meeting<'a> {
             )))
         };
         let ours = self.shape;
+        if (theirs ^ ours) & DIRECT != 0 {
+            let how = |shape| {
+                if shape & DIRECT != 0 {
+                    "lends its buffer"
+                } else {
+                    "copies data"
+                }
+            };
+            return Err(Error::InvalidArgument(format!(
+                "{}: rank {rank} {} where rank {} {} (the ranks disagree on the counts)",
+                self.op,
+                how(theirs),
+                self.rank,
+                how(ours)
+            )));
+        }
         if theirs & LEN_BITS != ours & LEN_BITS {
             return disagree("has a vector of", theirs & LEN_BITS, ours & LEN_BITS);
         }
-        if theirs >> 48 != ours >> 48 {
-            return disagree("has elements of", theirs >> 48, ours >> 48);
+        let esz = |shape: u64| (shape >> 48) & ESZ_BITS;
+        if esz(theirs) != esz(ours) {
+            return disagree("has elements of", esz(theirs), esz(ours));
         }
         if data.len() != len {
             return disagree("contributed", data.len() as u64, len as u64);
@@ -246,6 +282,52 @@ impl<'a> Meeting<'a> {
         // the slice borrows the meeting, which must be borrowed mutably to publish or
         // move on: the bytes are dropped before this rank enters the next collective.
         unsafe { self.area.read(self.slots[rank], self.ticket.seq) }
+    }
+
+    /// Whether the ranks of this node can copy straight from each other's buffers
+    /// ([`Meeting::lend`], [`Meeting::copy_lent`]).
+    pub(crate) fn direct_copies(&self) -> bool {
+        self.eng.net.node_single_copy()
+    }
+
+    /// Writes where `buf` lies instead of its bytes (after [`Meeting::set_shape`]), so
+    /// that other ranks copy from it directly. The buffer must stay as it is until
+    /// every rank says, in a later collective, that it has finished copying.
+    pub(crate) fn lend(&mut self, buf: &[u8]) -> Result<()> {
+        let remote = RemoteBuf {
+            pid: u64::from(std::process::id()),
+            addr: buf.as_ptr() as u64,
+        };
+        self.shape |= DIRECT;
+        self.write(DESCRIPTOR, |slot| {
+            slot.copy_from_slice(bytemuck::bytes_of(&remote));
+        })
+    }
+
+    /// Where the buffer `rank` (which has published) lent lies, and the length of its
+    /// operation; `None` if it wrote data instead.
+    pub(crate) fn lent(&self, rank: usize) -> Option<(RemoteBuf, usize)> {
+        let (data, shape) = self.raw(rank);
+        (shape & DIRECT != 0 && data.len() == DESCRIPTOR).then(|| {
+            (
+                bytemuck::pod_read_unaligned(data),
+                (shape & LEN_BITS) as usize,
+            )
+        })
+    }
+
+    /// Copies bytes `offset..offset + dst.len()` of the buffer `rank` lent (at
+    /// `remote`, from [`Meeting::lent`]) into `dst`.
+    pub(crate) fn copy_lent(
+        &self,
+        rank: usize,
+        remote: &RemoteBuf,
+        offset: usize,
+        dst: &mut [u8],
+    ) -> Result<()> {
+        self.eng
+            .net
+            .read_local(self.slots[rank], remote, offset, dst)
     }
 
     /// Sets the length in bytes and the element size of the whole operation this

@@ -142,6 +142,26 @@ impl Network {
         }
     }
 
+    /// Whether the ranks of this node can read each other's memory directly.
+    pub(crate) fn node_single_copy(&self) -> bool {
+        self.shm.as_ref().is_some_and(Shm::node_single_copy)
+    }
+
+    /// Reads bytes `offset..offset + dst.len()` of local rank `l`'s buffer `remote`
+    /// into `dst`.
+    pub(crate) fn read_local(
+        &self,
+        l: usize,
+        remote: &RemoteBuf,
+        offset: usize,
+        dst: &mut [u8],
+    ) -> Result<()> {
+        self.shm
+            .as_ref()
+            .expect("a meeting has shared memory")
+            .read_local(l, remote, offset, dst)
+    }
+
     /// The local index (in the node's collective area) of each rank of `group` (world
     /// ranks, in any order), if `group` is exactly the ranks of this node.
     pub(crate) fn node_indices(&self, group: &[u32]) -> Option<Vec<usize>> {

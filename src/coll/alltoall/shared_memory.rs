@@ -1,9 +1,13 @@
-//! Alltoall over the node's collective area: every rank writes all its blocks, waits
-//! for all, and copies out the block each rank wrote for it (see
-//! `coll/shared_memory.rs`).
+//! Alltoall over the node's collective area (see `coll/shared_memory.rs`). Up to the
+//! area's limit, every rank writes all its blocks, waits for all, and copies out the
+//! block each rank wrote for it. Larger, where the node allows single copies, every
+//! rank lends its send buffer, copies its block straight from each other rank's,
+//! and waits in a second collective until every rank has finished copying from it.
 //!
-//! Cost: one arrival per rank; `p` blocks in and `p` blocks out per rank.
+//! Cost: through the area, one arrival per rank and `p` blocks in and `p` blocks out
+//! per rank; lent, two arrivals per rank and one copy per block.
 
+use crate::coll::select::{self, Collective};
 use crate::coll::shared_memory::Meeting;
 use crate::error::Result;
 
@@ -16,14 +20,72 @@ pub(crate) fn run(
     block: usize,
 ) -> Result<()> {
     let (rank, size) = m.rank_size();
+    if m.direct_copies() && select::lend(Collective::Alltoall, block, size) {
+        return lent(m, send, recv, block);
+    }
     m.write(block * size, |slot| {
         slot.copy_from_slice(send.unwrap_or(recv))
     })?;
     m.publish(false);
     m.wait_all()?;
+    let mut outcome = Ok(());
     for r in 0..size {
-        let theirs = m.read(r, block * size)?;
-        recv[r * block..(r + 1) * block].copy_from_slice(&theirs[rank * block..(rank + 1) * block]);
+        match m.read(r, block * size) {
+            Ok(theirs) => recv[r * block..(r + 1) * block]
+                .copy_from_slice(&theirs[rank * block..(rank + 1) * block]),
+            Err(e) => {
+                outcome = Err(e);
+                break;
+            }
+        }
     }
-    Ok(())
+    if outcome.is_err() && (0..size).any(|r| m.lent(r).is_some()) {
+        // Ranks that lent their buffers (they expect other counts) wait for everyone
+        // to say so in a second collective.
+        m.next_piece(0);
+        m.publish(false);
+    }
+    outcome
+}
+
+fn lent(m: &mut Meeting<'_>, send: Option<&[u8]>, recv: &mut [u8], block: usize) -> Result<()> {
+    let (rank, size) = m.rank_size();
+    // In place, the blocks others copy must not change under them.
+    let copy;
+    let send = match send {
+        Some(s) => s,
+        None => {
+            copy = recv.to_vec();
+            &copy
+        }
+    };
+    m.set_shape(block * size, 1);
+    m.lend(send)?;
+    m.publish(false);
+    let mut outcome = m.wait_all();
+    if outcome.is_ok() {
+        // Starting with the next rank spreads the readers over the lenders.
+        for r in (1..=size).map(|i| (rank + i) % size) {
+            let dst = &mut recv[r * block..(r + 1) * block];
+            let step = if r == rank {
+                dst.copy_from_slice(&send[r * block..(r + 1) * block]);
+                Ok(())
+            } else {
+                match m.lent(r) {
+                    Some((remote, total)) if total == block * size => {
+                        m.copy_lent(r, &remote, rank * block, dst)
+                    }
+                    _ => m.read(r, block * size).map(drop),
+                }
+            };
+            if step.is_err() {
+                outcome = step;
+                break;
+            }
+        }
+    }
+    m.next_piece(0);
+    m.publish(false);
+    let done = m.wait_all();
+    outcome.and(done)
 }

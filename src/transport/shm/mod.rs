@@ -152,6 +152,8 @@ pub(crate) struct Shm {
     books: Books,
     /// Generation of this rank's last split copy.
     split_generation: u32,
+    /// Every local rank can read every other's memory (the same on all of them).
+    node_single_copy: bool,
     /// Declared last: unmapped after everything that points into it.
     _segment: Segment,
 }
@@ -196,6 +198,12 @@ impl Shm {
                 mine.single_copy().store(1, Ordering::Release);
             }
         }
+        segment.probed();
+        segment.wait_all_probed();
+        let node_single_copy = config.single_copy
+            && inboxes
+                .iter()
+                .all(|i| i.single_copy().load(Ordering::Acquire) == 1);
         let mut local_of = vec![usize::MAX; world_size];
         for (i, &r) in local_ranks.iter().enumerate() {
             local_of[r] = i;
@@ -220,6 +228,7 @@ impl Shm {
             area: segment.area(),
             books: Books::default(),
             split_generation: 0,
+            node_single_copy,
             _segment: segment,
         })
     }
@@ -447,17 +456,26 @@ impl Shm {
     ) -> Result<u64> {
         let len = src.len();
         let chunk = usize::try_from(request.chunk).unwrap_or(0);
+        let inbox = self.inboxes[self.local_of[peer]];
+        let bad = |detail| Error::Protocol {
+            rank: self.me as i32,
+            peer: peer as i32,
+            detail,
+        };
         let (Ok(generation), Some(Ok(chunks))) = (
             u32::try_from(generation),
             (chunk > 0).then(|| u32::try_from(len.div_ceil(chunk))),
         ) else {
-            return Err(Error::Protocol {
-                rank: self.me as i32,
-                peer: peer as i32,
-                detail: format!("help request with generation {generation} and chunk {chunk}"),
-            });
+            return Err(bad(format!(
+                "help request with generation {generation} and chunk {chunk}"
+            )));
         };
-        let inbox = self.inboxes[self.local_of[peer]];
+        if request.dest.pid != inbox.pid().load(Ordering::Relaxed) {
+            return Err(bad(format!(
+                "help request names process {}",
+                request.dest.pid
+            )));
+        }
         let word = inbox.claim();
         let mut copied = 0;
         while let Some(i) = split::claim(word, generation, chunks) {
@@ -471,6 +489,29 @@ impl Shm {
             copied += 1;
         }
         Ok(copied)
+    }
+
+    /// Whether every local rank can read every other's memory directly (the same
+    /// answer on all of them).
+    pub(crate) fn node_single_copy(&self) -> bool {
+        self.node_single_copy
+    }
+
+    /// Reads bytes of local rank `l`'s buffer `remote`, from `offset` on, into `dst`
+    /// (for a collective whose ranks read each other's buffers directly).
+    pub(crate) fn read_local(
+        &self,
+        l: usize,
+        remote: &RemoteBuf,
+        offset: usize,
+        dst: &mut [u8],
+    ) -> Result<()> {
+        let peer = self.world_of[l];
+        if self.read(peer, remote, offset, dst)? {
+            Ok(())
+        } else {
+            Err(self.lost(peer, "reading its buffer was refused".into()))
+        }
     }
 
     /// Reads bytes of world rank `peer`'s message, from `offset` on, into `dst`.

@@ -24,6 +24,9 @@ const PAGE: usize = 4096;
 const HEADER: usize = PAGE;
 const CONTROL: usize = PAGE;
 const MAGIC: u64 = 0x6f78_6d70_695f_7368; // "oxmpi_sh"
+/// Header counters: local ranks attached, and local ranks done with their probe.
+const ATTACHED: usize = 24;
+const PROBED: usize = 28;
 
 /// Offsets inside a rank's control page.
 pub(crate) mod ctl {
@@ -203,17 +206,33 @@ impl Segment {
 
     /// Counts this rank as attached; the last rank to attach removes the name.
     pub(crate) fn attach(&self) {
-        let n = self.word32(24).fetch_add(1, Ordering::AcqRel) + 1;
+        let n = self.word32(ATTACHED).fetch_add(1, Ordering::AcqRel) + 1;
         if n as usize == self.local_size {
             // SAFETY: removing the segment's name; mappings stay valid.
             unsafe { libc::shm_unlink(self.name.as_ptr()) };
         }
     }
 
-    /// Waits (yielding, then sleeping briefly) until every local rank has attached.
+    /// Waits until every local rank has attached.
     pub(crate) fn wait_all_attached(&self) {
+        self.wait_count(ATTACHED);
+    }
+
+    /// Counts this rank's single-copy probe as done (its flag is set or never will be).
+    pub(crate) fn probed(&self) {
+        self.word32(PROBED).fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Waits until every local rank's single-copy probe is done.
+    pub(crate) fn wait_all_probed(&self) {
+        self.wait_count(PROBED);
+    }
+
+    /// Waits (yielding, then sleeping briefly) until the counter at `off` reaches the
+    /// number of local ranks (ranks count themselves during init).
+    fn wait_count(&self, off: usize) {
         let mut spins = 0u32;
-        while (self.word32(24).load(Ordering::Acquire) as usize) < self.local_size {
+        while (self.word32(off).load(Ordering::Acquire) as usize) < self.local_size {
             spins += 1;
             if spins < 1000 {
                 std::thread::yield_now();

@@ -147,6 +147,7 @@ fn disagreeing_counts(world: &Comm) {
         Collective::Allreduce,
         Collective::Bcast,
         Collective::Allgather,
+        Collective::Alltoall,
     ] {
         oxmpi::set_algorithm(coll, Some("shared_memory")).expect("algorithm");
     }
@@ -186,6 +187,20 @@ fn disagreeing_counts(world: &Comm) {
         world.allreduce(&vec![1u32; 20_000], &mut vec![0u32; 20_000], Op::Sum)
     };
     expect_disagree(r, "allreduce with elements of other sizes");
+    // Alltoalls too large for the area, where ranks lend their buffers (3 ranks and
+    // more): lenders that disagree on the block size, and then one rank whose blocks
+    // still fit the area among lenders.
+    let size = world.size() as usize;
+    for (first, others, what) in [
+        (9_000, 10_000, "alltoall, lent"),
+        (4_000, 9_000, "alltoall, through the area and lent"),
+    ] {
+        let block = if rank == 0 { first } else { others };
+        expect_disagree(
+            world.alltoall(&vec![1u8; block * size], &mut vec![0u8; block * size]),
+            what,
+        );
+    }
     // Still in step: collectives of every kind agree again.
     let mut x = [1u64];
     world
@@ -195,6 +210,15 @@ fn disagreeing_counts(world: &Comm) {
     let mut long = vec![if rank == 0 { 3u32 } else { 0 }; 50_000];
     world.bcast(&mut long, 0).expect("agreeing bcast in pieces");
     assert!(long.iter().all(|&v| v == 3));
+    let block = 10_000;
+    let send: Vec<u8> = (0..block * size)
+        .map(|i| (i / block * 7 + rank as usize) as u8)
+        .collect();
+    let mut recv = vec![0u8; block * size];
+    world.alltoall(&send, &mut recv).expect("agreeing alltoall");
+    for (r, got) in recv.chunks(block).enumerate() {
+        assert!(got.iter().all(|&v| v == (rank as usize * 7 + r) as u8));
+    }
     if rank == 0 {
         println!("ok disagree");
     }
