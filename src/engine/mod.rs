@@ -28,7 +28,7 @@ use crate::transport::shm::Pulled;
 use crate::userbuf::{UserBuf, UserBufMut};
 use context::ContextIds;
 use matching::{Pattern, Unexpected};
-use protocol::{Core, SharedPull};
+use protocol::{Core, Pull, SharedPull};
 use requests::{Op, RecvOp, RecvPhase, ReqId, SendOp, SendPhase};
 use schedule::Schedule;
 use wait::{Idle, Step, WaitPolicy};
@@ -162,23 +162,7 @@ impl Engine {
     pub(crate) fn progress(&mut self) -> Result<bool> {
         let mut moved = self.net.progress(&mut self.core)?;
         if !self.core.pulls.is_empty() {
-            for pull in std::mem::take(&mut self.core.pulls) {
-                match self
-                    .net
-                    .pull(pull.peer, &pull.remote, pull.dest, pull.sreq)?
-                {
-                    Pulled::Refused => self.core.finish_pull(pull, false),
-                    Pulled::Done => self.core.finish_pull(pull, true),
-                    Pulled::Shared {
-                        generation,
-                        awaiting,
-                    } => self.core.shared.push(SharedPull {
-                        pull,
-                        generation,
-                        awaiting,
-                    }),
-                }
-            }
+            self.run_pulls()?;
             moved = true;
         }
         if !self.core.helps.is_empty() {
@@ -195,6 +179,44 @@ impl Engine {
             moved |= self.advance_schedules()?;
         }
         Ok(moved)
+    }
+
+    /// The single-copy reads the last frames asked for: those large enough one by one,
+    /// each copy shared with its sender; the others together, one batch per sender.
+    fn run_pulls(&mut self) -> Result<()> {
+        let mut batch = Vec::new();
+        for pull in std::mem::take(&mut self.core.pulls) {
+            if !self.net.splits(pull.peer, pull.dest.len()) {
+                batch.push(pull);
+                continue;
+            }
+            match self
+                .net
+                .pull(pull.peer, &pull.remote, pull.dest, pull.sreq)?
+            {
+                Pulled::Refused => self.core.finish_pull(pull, false),
+                Pulled::Done => self.core.finish_pull(pull, true),
+                Pulled::Shared {
+                    generation,
+                    awaiting,
+                } => self.core.shared.push(SharedPull {
+                    pull,
+                    generation,
+                    awaiting,
+                }),
+            }
+        }
+        batch.sort_by_key(|p: &Pull| p.peer);
+        while let Some(first) = batch.first() {
+            let peer = first.peer;
+            let n = batch.iter().take_while(|p| p.peer == peer).count();
+            let parts: Vec<_> = batch[..n].iter().map(|p| (p.remote, p.dest)).collect();
+            let pulled = self.net.pull_many(peer, &parts)?;
+            for pull in batch.drain(..n) {
+                self.core.finish_pull(pull, pulled);
+            }
+        }
+        Ok(())
     }
 
     fn flush_outbox(&mut self) -> Result<bool> {

@@ -108,8 +108,24 @@ impl Network {
         self.routes[peer] == Route::Shm && self.shm.as_ref().is_some_and(|s| s.single_copy(peer))
     }
 
-    /// Reads a large message (send request `sreq`) from `peer`'s memory into `dest`
-    /// (single copy), or shares the copy with it.
+    /// Whether a single-copy message of `len` bytes from `peer` has its copy shared
+    /// by both ends ([`Network::pull`]) rather than read with others
+    /// ([`Network::pull_many`]).
+    pub(crate) fn splits(&self, peer: usize, len: usize) -> bool {
+        self.routes[peer] == Route::Shm && self.shm.as_ref().is_some_and(|s| s.splits(len))
+    }
+
+    /// Reads large messages from `peer`'s memory (single copy), together. `Ok(false)`
+    /// when that is not possible; the caller then asks for the data to be sent.
+    pub(crate) fn pull_many(&self, peer: usize, parts: &[(RemoteBuf, UserBufMut)]) -> Result<bool> {
+        match (self.routes[peer], self.shm.as_ref()) {
+            (Route::Shm, Some(shm)) => shm.pull_many(peer, parts),
+            _ => Ok(false),
+        }
+    }
+
+    /// Reads a large message (send request `sreq`) from `peer`'s memory into `dest`,
+    /// sharing the copy with `peer` (where [`Network::splits`] says so).
     pub(crate) fn pull(
         &mut self,
         peer: usize,

@@ -24,6 +24,57 @@ pub(crate) fn read(pid: u64, addr: u64, dst: &mut [u8]) -> std::io::Result<bool>
     })
 }
 
+/// Reads several buffers of process `pid`, each `(address there, destination here)`,
+/// in as few system calls as the kernel allows. Results as for [`read`] (after a
+/// partial transfer the rest is read buffer by buffer).
+pub(crate) fn read_many(pid: u64, parts: &mut [(u64, &mut [u8])]) -> std::io::Result<bool> {
+    for group in parts.chunks_mut(IOV_MAX) {
+        let local: Vec<libc::iovec> = group
+            .iter_mut()
+            .map(|(_, dst)| libc::iovec {
+                iov_base: dst.as_mut_ptr().cast(),
+                iov_len: dst.len(),
+            })
+            .collect();
+        let remote: Vec<libc::iovec> = group
+            .iter()
+            .map(|(addr, dst)| libc::iovec {
+                iov_base: *addr as usize as *mut libc::c_void,
+                iov_len: dst.len(),
+            })
+            .collect();
+        // SAFETY: every local iovec covers a destination we hold exclusively; the
+        // kernel checks the remote ones against the other process's mappings.
+        let n = unsafe {
+            libc::process_vm_readv(
+                pid as libc::pid_t,
+                local.as_ptr(),
+                local.len() as libc::c_ulong,
+                remote.as_ptr(),
+                remote.len() as libc::c_ulong,
+                0,
+            )
+        };
+        let total: usize = group.iter().map(|(_, dst)| dst.len()).sum();
+        if n >= 0 && n as usize == total {
+            continue;
+        }
+        // Refused, interrupted or partial: buffer by buffer from where it stopped.
+        let mut done = n.max(0) as usize;
+        for (addr, dst) in group.iter_mut() {
+            let skip = done.min(dst.len());
+            done -= skip;
+            if skip < dst.len() && !read(pid, *addr + skip as u64, &mut dst[skip..])? {
+                return Ok(false);
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// Most buffers one `process_vm_readv` takes (Linux's `UIO_MAXIOV`).
+const IOV_MAX: usize = 1024;
+
 /// Writes `src` at `addr` in process `pid`: bytes of a receive buffer there that the
 /// caller's protocol gives to this process alone. Results as for [`read`].
 pub(crate) fn write(pid: u64, addr: u64, src: &[u8]) -> std::io::Result<bool> {
@@ -93,6 +144,24 @@ mod tests {
             Err(e) => panic!("unexpected failure: {e}"),
         }
         let _ = probe(std::process::id() as u64, probe_addr());
+    }
+
+    #[test]
+    fn reads_many_buffers_at_once() {
+        let src: Vec<Vec<u8>> = (0..1500u32)
+            .map(|i| vec![i as u8; (i % 7) as usize * 100])
+            .collect();
+        let mut dst: Vec<Vec<u8>> = src.iter().map(|s| vec![0u8; s.len()]).collect();
+        let mut parts: Vec<(u64, &mut [u8])> = src
+            .iter()
+            .zip(dst.iter_mut())
+            .map(|(s, d)| (s.as_ptr() as u64, d.as_mut_slice()))
+            .collect();
+        match read_many(std::process::id() as u64, &mut parts) {
+            Ok(true) => assert_eq!(src, dst),
+            Ok(false) => eprintln!("process_vm_readv is forbidden here"),
+            Err(e) => panic!("unexpected failure: {e}"),
+        }
     }
 
     #[test]

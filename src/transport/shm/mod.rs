@@ -56,7 +56,7 @@ impl Config {
     pub(crate) const DEFAULT_EAGER: usize = 4 * 1024;
     pub(crate) const OVERSUBSCRIBED_EAGER: usize = 32 * 1024;
     pub(crate) const DEFAULT_CHUNK: usize = 32 * 1024;
-    pub(crate) const DEFAULT_SPLIT: usize = 128 * 1024;
+    pub(crate) const DEFAULT_SPLIT: usize = 256 * 1024;
 
     /// Checks the settings against each other.
     pub(crate) fn validated(self) -> Result<Config> {
@@ -371,9 +371,46 @@ impl Shm {
                 == 1
     }
 
-    /// Reads a large message of world rank `peer` (its send request `sreq`) straight
-    /// from its memory, sharing the copy with the sender when it is large enough (see
-    /// [`split`]).
+    /// Whether a single-copy message of `len` bytes has its copy shared by both ends
+    /// (see [`split`]).
+    pub(crate) fn splits(&self, len: usize) -> bool {
+        self.config.split.is_some_and(|min| len >= min)
+    }
+
+    /// Reads large messages of world rank `peer` (none of which [`Shm::splits`])
+    /// straight from its memory, in as few system calls as possible. `Ok(false)` when
+    /// the kernel refuses (the caller falls back to streaming them).
+    pub(crate) fn pull_many(&self, peer: usize, parts: &[(RemoteBuf, UserBufMut)]) -> Result<bool> {
+        let pid = self.checked_pid(peer, parts.iter().map(|(r, _)| r))?;
+        let mut io: Vec<(u64, &mut [u8])> = parts
+            .iter()
+            .map(|(remote, dest)| (remote.addr, dest.as_mut_slice()))
+            .collect();
+        cma::read_many(pid, &mut io)
+            .map_err(|e| self.lost(peer, format!("reading its send buffers failed: {e}")))
+    }
+
+    /// World rank `peer`'s process id, which every one of `remotes` must name.
+    fn checked_pid<'r>(
+        &self,
+        peer: usize,
+        mut remotes: impl Iterator<Item = &'r RemoteBuf>,
+    ) -> Result<u64> {
+        let pid = self.inboxes[self.local_of[peer]]
+            .pid()
+            .load(Ordering::Relaxed);
+        match remotes.find(|r| r.pid != pid) {
+            None => Ok(pid),
+            Some(r) => Err(Error::Protocol {
+                rank: self.me as i32,
+                peer: peer as i32,
+                detail: format!("its buffer is said to be in process {}, not {pid}", r.pid),
+            }),
+        }
+    }
+
+    /// Reads a large message of world rank `peer` (its send request `sreq`) that
+    /// [`Shm::splits`] straight from its memory, sharing the copy with the sender.
     pub(crate) fn pull(
         &mut self,
         peer: usize,
@@ -381,14 +418,9 @@ impl Shm {
         dest: UserBufMut,
         sreq: u64,
     ) -> Result<Pulled> {
+        self.checked_pid(peer, std::iter::once(remote))?;
         let len = dest.len();
-        if self.config.split.is_none_or(|min| len < min) {
-            return Ok(if self.read(peer, remote, 0, dest.as_mut_slice())? {
-                Pulled::Done
-            } else {
-                Pulled::Refused
-            });
-        }
+        debug_assert!(self.splits(len));
         // Two halves, page-aligned: with the sender already polling (as it is while it
         // waits for its sends), finer cuts only add system calls and contention.
         let chunk = len.div_ceil(2).next_multiple_of(PROBE_BYTES);
