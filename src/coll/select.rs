@@ -336,13 +336,15 @@ pub(crate) fn on_node(coll: Collective, bytes: usize, size: usize, lend: bool) -
 
 /// Whether a collective over the area has its ranks lend their buffers, to be copied
 /// from directly, instead of copying data through the area (where the node allows
-/// single copies). Measured (docs/collectives.md), with ranks sharing cores: an
-/// alltoall too large for the area, of blocks from 8 KiB (4-8 ranks, 16-32 KiB
-/// blocks: 0.4-0.7x the time of pairwise messages). A broadcast lent to 3 readers
-/// was slower than one in pieces through the area (1.1-1.3x at 64 KiB-1 MiB): the
-/// root idles while the others copy, and they all pin the same pages.
+/// single copies): an alltoall among 3 ranks or more too large for the area. So such
+/// an alltoall never mixes ranks that meet in the area with ranks that send messages,
+/// whatever their counts. Measured (docs/collectives.md), with ranks sharing cores:
+/// 4-8 ranks, 16-32 KiB blocks, 0.4-0.7x the time of pairwise messages, about even at
+/// 4-8 KiB. A broadcast lent to 3 readers was slower than one in pieces through the
+/// area (1.1-1.3x at 64 KiB-1 MiB): the root idles while the others copy, and they
+/// all pin the same pages.
 pub(crate) fn lend(coll: Collective, bytes: usize, size: usize) -> bool {
-    coll == Collective::Alltoall && size > 2 && bytes >= 8 * 1024 && bytes * size > 16 * 1024
+    coll == Collective::Alltoall && size > 2 && bytes * size > 16 * 1024
 }
 
 /// The measured limits of the shared-memory path (docs/collectives.md), for data that

@@ -1,7 +1,13 @@
 //! The shared-memory path of short blocking collectives: when a communicator's ranks
 //! are exactly the ranks of one node, its blocking collectives whose per-rank data fits
 //! the area ([`LARGE`] bytes) meet in the node's collective area
-//! (`src/transport/shm/area.rs`) instead of exchanging messages.
+//! (`src/transport/shm/area.rs`) instead of exchanging messages. Where a collective's
+//! data does not fit but the node allows single copies, its ranks may instead *lend*
+//! their buffers: a slot then holds the buffer's process and address
+//! ([`Meeting::lend`]), the others copy from it directly ([`Meeting::copy_lent`]),
+//! and the lender keeps the buffer unchanged until every rank has published a later
+//! collective number that says it finished copying (ranks that see a lent slot where
+//! they expected data publish that number too, before they fail).
 //!
 //! Protocol of collective number `s` (every local rank takes part in every collective
 //! over the area, so all number them alike): a rank with data to contribute first
@@ -44,6 +50,8 @@ pub(crate) use crate::transport::shm::area::LARGE;
 pub(crate) struct Venue<'c> {
     slots: &'c [usize],
     large: bool,
+    /// The ranks lend their buffers instead of writing data ([`Meeting::lend`]).
+    lend: bool,
 }
 
 /// One collective over the node's area, from this rank's side.
@@ -58,6 +66,8 @@ pub(crate) struct Meeting<'a> {
     /// The operation's shape, for operations that go in pieces (else 0): its length
     /// and element size, so that ranks disagreeing on either notice at the first piece.
     shape: u64,
+    /// See [`Meeting::lends`].
+    lend: bool,
 }
 
 /// Read access to the slots of the collective a meeting just moved past, lent to the
@@ -111,7 +121,8 @@ impl Comm {
         let Some(slots) = self.node_indices()? else {
             return Ok(None);
         };
-        let lend = select::lend(coll, table_bytes, slots.len()) && self.direct_copies()?;
+        let lend = select::lend(coll, table_bytes, slots.len())
+            && engine::with(|e| Ok(e.net.node_single_copy()))?;
         let slot_bytes = if lend { DESCRIPTOR } else { slot_bytes };
         if slot_bytes > LARGE {
             return Ok(None);
@@ -119,13 +130,9 @@ impl Comm {
         let venue = Venue {
             slots,
             large: slot_bytes > SMALL,
+            lend,
         };
         Ok(select::on_node(coll, table_bytes, slots.len(), lend)?.then_some(venue))
-    }
-
-    /// Whether this node's ranks can copy straight from each other's buffers.
-    pub(super) fn direct_copies(&self) -> Result<bool> {
-        engine::with(|e| Ok(e.net.node_single_copy()))
     }
 
     /// Runs one collective over the node's area, at `venue` (from [`Comm::on_node`]).
@@ -148,6 +155,7 @@ impl Comm {
                 rank: self.rank() as usize,
                 op,
                 shape: 0,
+                lend: venue.lend,
             };
             f(&mut m)
         })
@@ -284,10 +292,11 @@ impl<'a> Meeting<'a> {
         unsafe { self.area.read(self.slots[rank], self.ticket.seq) }
     }
 
-    /// Whether the ranks of this node can copy straight from each other's buffers
-    /// ([`Meeting::lend`], [`Meeting::copy_lent`]).
-    pub(crate) fn direct_copies(&self) -> bool {
-        self.eng.net.node_single_copy()
+    /// Whether the ranks lend their buffers in this collective, to be copied from
+    /// directly ([`Meeting::lend`], [`Meeting::copy_lent`]), as every rank that
+    /// agrees on the counts decided alike ([`select::lend`]).
+    pub(crate) fn lends(&self) -> bool {
+        self.lend
     }
 
     /// Writes where `buf` lies instead of its bytes (after [`Meeting::set_shape`]), so

@@ -1,13 +1,12 @@
 //! Alltoall over the node's collective area (see `coll/shared_memory.rs`). Up to the
 //! area's limit, every rank writes all its blocks, waits for all, and copies out the
-//! block each rank wrote for it. Larger, where the node allows single copies, every
-//! rank lends its send buffer, copies its block straight from each other rank's,
+//! block each rank wrote for it. Larger, where the node allows single copies (from 3
+//! ranks, see `select::lend`), every rank lends its send buffer, copies its block straight from each other rank's,
 //! and waits in a second collective until every rank has finished copying from it.
 //!
 //! Cost: through the area, one arrival per rank and `p` blocks in and `p` blocks out
 //! per rank; lent, two arrivals per rank and one copy per block.
 
-use crate::coll::select::{self, Collective};
 use crate::coll::shared_memory::Meeting;
 use crate::error::Result;
 
@@ -20,7 +19,7 @@ pub(crate) fn run(
     block: usize,
 ) -> Result<()> {
     let (rank, size) = m.rank_size();
-    if m.direct_copies() && select::lend(Collective::Alltoall, block, size) {
+    if m.lends() {
         return lent(m, send, recv, block);
     }
     m.write(block * size, |slot| {

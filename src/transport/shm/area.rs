@@ -161,8 +161,10 @@ impl Area {
 }
 
 /// This rank's numbering of the collectives over the area, and the last use of each
-/// large buffer. Every local rank takes part in every collective over the area and
-/// decides alike whether it needs a large buffer, so all ranks keep the same books.
+/// of its large buffers. Every local rank takes part in every collective over the
+/// area, so all number them alike; which large buffer a rank uses is its own affair
+/// (it alone writes its buffers, and readers find the buffer named in its slot), so
+/// ranks that disagree on whether a collective needs one stay safe.
 #[derive(Debug, Default)]
 pub(crate) struct Books {
     seq: u64,

@@ -1,14 +1,16 @@
 //! Single-copy transfers between processes (`process_vm_readv` and `_writev`, Linux
-//! cross-memory attach), and the start-up probe that tells whether the kernel lets this rank use it
-//! (Yama's ptrace_scope, seccomp in containers and missing capabilities all forbid it).
+//! cross-memory attach), and the start-up probe that tells whether the kernel lets
+//! this rank use them (Yama's ptrace_scope, seccomp in containers and missing
+//! capabilities all forbid it).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// A value every rank exposes so a peer can test reading it.
-static PROBE: AtomicU64 = AtomicU64::new(PROBE_VALUE);
+/// Every rank exposes a known value for a peer to read, and a word beside it for the
+/// peer to write (nothing reads that word).
+static PROBE: [AtomicU64; 2] = [AtomicU64::new(PROBE_VALUE), AtomicU64::new(0)];
 const PROBE_VALUE: u64 = 0x6f78_6d70_6963_6d61;
 
-/// Address of this process's probe value.
+/// Address of this process's probe words.
 pub(crate) fn probe_addr() -> u64 {
     PROBE.as_ptr() as u64
 }
@@ -123,11 +125,13 @@ fn transfer(
     Ok(true)
 }
 
-/// Whether this process may read `pid`'s probe value at `addr`.
+/// Whether this process may read `pid`'s probe value at `addr` and write the word
+/// after it.
 pub(crate) fn probe(pid: u64, addr: u64) -> bool {
     let mut got = [0u8; 8];
     matches!(read(pid, addr, &mut got), Ok(true))
-        && u64::from_ne_bytes(got) == PROBE.load(Ordering::Relaxed)
+        && u64::from_ne_bytes(got) == PROBE[0].load(Ordering::Relaxed)
+        && matches!(write(pid, addr + 8, &got), Ok(true))
 }
 
 #[cfg(test)]

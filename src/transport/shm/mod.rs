@@ -152,7 +152,8 @@ pub(crate) struct Shm {
     books: Books,
     /// Generation of this rank's last split copy.
     split_generation: u32,
-    /// Every local rank can read every other's memory (the same on all of them).
+    /// Every local rank could read and write its neighbour's memory at start-up (the
+    /// same answer on all of them).
     node_single_copy: bool,
     /// Declared last: unmapped after everything that points into it.
     _segment: Segment,
@@ -374,7 +375,7 @@ impl Shm {
     /// Whether a single-copy message of `len` bytes has its copy shared by both ends
     /// (see [`split`]).
     pub(crate) fn splits(&self, len: usize) -> bool {
-        self.config.split.is_some_and(|min| len >= min)
+        self.node_single_copy && self.config.split.is_some_and(|min| len >= min)
     }
 
     /// Reads large messages of world rank `peer` (none of which [`Shm::splits`])
@@ -440,7 +441,7 @@ impl Shm {
         let generation = self.split_generation;
         let inbox = self.inboxes[self.local];
         let word = inbox.claim();
-        split::open(word, generation, 0);
+        split::open(word, generation);
         let mut hdr = Header::new(Kind::Help);
         hdr.a = sreq;
         hdr.b = u64::from(generation);
@@ -461,8 +462,14 @@ impl Shm {
         let mut own = 0;
         while let Some(i) = split::claim(word, generation, chunks) {
             let (at, part) = part(i);
-            if !self.read(peer, remote, at, part.as_mut_slice())? {
-                return Err(self.lost(peer, "reading its send buffer was refused midway".into()));
+            let read = self.read(peer, remote, at, part.as_mut_slice());
+            if !matches!(read, Ok(true)) {
+                // No more claims for the sender (one it made already still lands: the
+                // job ends on this error, see docs/shared-memory.md).
+                split::close(word, generation);
+                return Err(read.err().unwrap_or_else(|| {
+                    self.lost(peer, "reading its memory was refused midway".into())
+                }));
             }
             own += 1;
         }
@@ -523,8 +530,8 @@ impl Shm {
         Ok(copied)
     }
 
-    /// Whether every local rank can read every other's memory directly (the same
-    /// answer on all of them).
+    /// Whether every local rank could read and write its neighbour's memory at
+    /// start-up (the same answer on all of them).
     pub(crate) fn node_single_copy(&self) -> bool {
         self.node_single_copy
     }
@@ -539,6 +546,7 @@ impl Shm {
         dst: &mut [u8],
     ) -> Result<()> {
         let peer = self.world_of[l];
+        self.checked_pid(peer, std::iter::once(remote))?;
         if self.read(peer, remote, offset, dst)? {
             Ok(())
         } else {
@@ -546,10 +554,10 @@ impl Shm {
         }
     }
 
-    /// Reads bytes of world rank `peer`'s message, from `offset` on, into `dst`.
+    /// Reads bytes of world rank `peer`'s buffer `remote`, from `offset` on, into `dst`.
     fn read(&self, peer: usize, remote: &RemoteBuf, offset: usize, dst: &mut [u8]) -> Result<bool> {
         cma::read(remote.pid, remote.addr + offset as u64, dst)
-            .map_err(|e| self.lost(peer, format!("reading its send buffer failed: {e}")))
+            .map_err(|e| self.lost(peer, format!("reading its memory failed: {e}")))
     }
 
     fn lost(&self, peer: usize, detail: String) -> Error {

@@ -140,7 +140,7 @@ impl Inbox {
         self.ctl32(ctl::DOORBELL)
     }
 
-    /// 1 when this rank can read other ranks' memory directly (single copy).
+    /// 1 when this rank can read and write other ranks' memory directly (single copy).
     pub(crate) fn single_copy(&self) -> &AtomicU32 {
         self.ctl32(ctl::SINGLE_COPY)
     }

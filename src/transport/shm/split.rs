@@ -17,16 +17,21 @@
 //! claim names its generation, so a helper whose Help frame arrives late (after the
 //! receiver claimed every chunk, or reopened the word for its next message) claims
 //! nothing; a receiver runs one split copy at a time and claims until none is left
-//! before it opens the word again, so one word per rank is enough. A sender busy
+//! (or closes the word, on an error) before it opens the word again, so one word per
+//! rank is enough. A sender busy
 //! elsewhere costs the receiver nothing but the frame: it copies every chunk itself.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Opens `word` for the copy of generation `generation`, with chunks before `next`
-/// already taken.
-pub(crate) fn open(word: &AtomicU64, generation: u32, next: u32) {
+/// Opens `word` for the copy of generation `generation`, every chunk unclaimed.
+pub(crate) fn open(word: &AtomicU64, generation: u32) {
+    word.store(u64::from(generation) << 32, Ordering::Release);
+}
+
+/// Ends the copy of generation `generation` early: nobody claims another chunk.
+pub(crate) fn close(word: &AtomicU64, generation: u32) {
     word.store(
-        (u64::from(generation) << 32) | u64::from(next),
+        (u64::from(generation) << 32) | u64::from(u32::MAX),
         Ordering::Release,
     );
 }
@@ -64,9 +69,8 @@ mod tests {
         let word = AtomicU64::new(0);
         for generation in 1..200u32 {
             let chunks = generation % 37 + 1;
-            open(&word, generation, 1);
+            open(&word, generation);
             let taken: Vec<AtomicU32> = (0..chunks).map(|_| AtomicU32::new(0)).collect();
-            taken[0].fetch_add(1, Ordering::Relaxed);
             std::thread::scope(|s| {
                 for _ in 0..2 {
                     s.spawn(|| {
@@ -83,20 +87,22 @@ mod tests {
     #[test]
     fn a_late_helper_claims_nothing() {
         let word = AtomicU64::new(0);
-        open(&word, 7, 1);
+        open(&word, 7);
         while claim(&word, 7, 4).is_some() {}
         assert_eq!(
             claim(&word, 7, 4),
             None,
             "every chunk of generation 7 is taken"
         );
-        open(&word, 8, 1);
+        open(&word, 8);
         assert_eq!(
             claim(&word, 7, 4),
             None,
             "the word moved on to generation 8"
         );
-        assert_eq!(claim(&word, 8, 4), Some(1));
+        assert_eq!(claim(&word, 8, 4), Some(0));
+        close(&word, 8);
+        assert_eq!(claim(&word, 8, 4), None, "generation 8 was closed");
     }
 
     #[test]
