@@ -9,6 +9,7 @@
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU8, Ordering};
 
+use super::shared_memory::LARGE;
 use crate::error::{Error, Result};
 
 /// The collective operations, to name one when choosing its algorithm.
@@ -339,12 +340,12 @@ pub(crate) fn on_node(coll: Collective, bytes: usize, size: usize, lend: bool) -
 /// single copies): an alltoall among 3 ranks or more too large for the area. So such
 /// an alltoall never mixes ranks that meet in the area with ranks that send messages,
 /// whatever their counts. Measured (docs/collectives.md), with ranks sharing cores:
-/// 4-8 ranks, 16-32 KiB blocks, 0.4-0.7x the time of pairwise messages, about even at
-/// 4-8 KiB. A broadcast lent to 3 readers was slower than one in pieces through the
-/// area (1.1-1.3x at 64 KiB-1 MiB): the root idles while the others copy, and they
-/// all pin the same pages.
+/// 4-8 ranks, 16-32 KiB blocks, 0.4-0.7x the time of pairwise messages; at 4 KiB
+/// blocks on 6-8 ranks data through the area beat both. A broadcast lent to 3 readers
+/// was slower than one in pieces through the area (1.1-1.3x at 64 KiB-1 MiB): the
+/// root idles while the others copy, and they all pin the same pages.
 pub(crate) fn lend(coll: Collective, bytes: usize, size: usize) -> bool {
-    coll == Collective::Alltoall && size > 2 && bytes * size > 16 * 1024
+    coll == Collective::Alltoall && size > 2 && bytes * size > LARGE
 }
 
 /// The measured limits of the shared-memory path (docs/collectives.md), for data that
@@ -353,8 +354,7 @@ pub(crate) fn lend(coll: Collective, bytes: usize, size: usize) -> bool {
 /// costs a copy more than a message does. From three ranks (sharing cores here) it
 /// wins wherever the data fits (and for a bcast or allreduce of any size, piece by
 /// piece), since each rank is woken at most once per collective (per piece),
-/// except for an alltoall of more than 16 KiB per rank (every rank then copies all of
-/// it twice) and a scatter of more than a kilobyte in all (the root copies every
+/// except for a scatter of more than a kilobyte in all (the root copies every
 /// block into the area, where messages let it hand the blocks out while others run).
 fn table_on_node(coll: Collective, bytes: usize, size: usize) -> bool {
     let two = size == 2;
@@ -366,7 +366,7 @@ fn table_on_node(coll: Collective, bytes: usize, size: usize) -> bool {
             if two {
                 bytes <= 256
             } else {
-                bytes * size <= 16 * 1024
+                bytes * size <= LARGE
             }
         }
         Collective::Reduce | Collective::Gather => !two || bytes <= 128,
