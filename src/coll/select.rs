@@ -337,15 +337,21 @@ pub(crate) fn on_node(coll: Collective, bytes: usize, size: usize, lend: bool) -
 
 /// Whether a collective over the area has its ranks lend their buffers, to be copied
 /// from directly, instead of copying data through the area (where the node allows
-/// single copies): an alltoall among 3 ranks or more too large for the area. So such
-/// an alltoall never mixes ranks that meet in the area with ranks that send messages,
-/// whatever their counts. Measured (docs/collectives.md), with ranks sharing cores:
-/// 4-8 ranks, 16-32 KiB blocks, 0.4-0.7x the time of pairwise messages; at 4 KiB
-/// blocks on 6-8 ranks data through the area beat both. A broadcast lent to 3 readers
+/// single copies): an alltoall or allgather among 3 ranks or more too large for the
+/// area. So such a collective never mixes ranks that meet in the area with ranks that
+/// send messages, whatever their counts. Measured (docs/collectives.md), with ranks
+/// sharing cores: alltoall on 4-8 ranks, 16-32 KiB blocks, 0.4-0.7x the time of
+/// pairwise messages (at 4 KiB blocks on 6-8 ranks data through the area beat both);
+/// allgather on 4-8 ranks, 64 KiB-1 MiB blocks, 0.46-0.86x the time of messages. A broadcast lent to 3 readers
 /// was slower than one in pieces through the area (1.1-1.3x at 64 KiB-1 MiB): the
 /// root idles while the others copy, and they all pin the same pages.
 pub(crate) fn lend(coll: Collective, bytes: usize, size: usize) -> bool {
-    coll == Collective::Alltoall && size > 2 && bytes * size > LARGE
+    size > 2
+        && match coll {
+            Collective::Alltoall => bytes * size > LARGE,
+            Collective::Allgather => bytes > LARGE,
+            _ => false,
+        }
 }
 
 /// The measured limits of the shared-memory path (docs/collectives.md), for data that

@@ -339,6 +339,26 @@ impl<'a> Meeting<'a> {
             .read_local(self.slots[rank], remote, offset, dst)
     }
 
+    /// Ends a collective in which this rank lent its buffer: says in the next
+    /// collective number that it has finished copying from the others, and waits
+    /// until every rank has said so (then nobody copies from its buffer any more).
+    pub(crate) fn close_loan(&mut self) -> Result<()> {
+        self.next_piece(0);
+        self.publish(false);
+        self.wait_all()
+    }
+
+    /// After reading data failed: if some rank lent its buffer instead (it expects
+    /// other counts), takes part in the collective number in which the lenders wait
+    /// for everyone, so none of them waits forever.
+    pub(crate) fn release_lenders(&mut self) {
+        let size = self.slots.len();
+        if (0..size).any(|r| self.lent(r).is_some()) {
+            self.next_piece(0);
+            self.publish(false);
+        }
+    }
+
     /// Sets the length in bytes and the element size of the whole operation this
     /// rank's pieces belong to.
     pub(crate) fn set_shape(&mut self, total: usize, esz: usize) {

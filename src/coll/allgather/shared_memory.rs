@@ -1,7 +1,12 @@
-//! Allgather over the node's collective area: every rank writes its block, waits for
-//! all, and copies every block out (see `coll/shared_memory.rs`).
+//! Allgather over the node's collective area (see `coll/shared_memory.rs`). Blocks
+//! that fit the area: every rank writes its block, waits for all, and copies every
+//! block out. Larger blocks, where the node allows single copies (from 3 ranks, see
+//! `select::lend`): every rank lends its block, copies every other rank's straight
+//! from its buffer, and waits in a second collective until every rank has finished
+//! copying from its own.
 //!
-//! Cost: one arrival per rank; `p` blocks copied out per rank.
+//! Cost: through the area, one arrival per rank, one block in and `p` out per rank;
+//! lent, two arrivals per rank and `p - 1` copies.
 
 use crate::coll::shared_memory::Meeting;
 use crate::error::Result;
@@ -14,6 +19,9 @@ pub(crate) fn run(
     recv: &mut [u8],
     block: usize,
 ) -> Result<()> {
+    if m.lends() {
+        return lent(m, mine, recv, block);
+    }
     let (rank, size) = m.rank_size();
     let own = rank * block..(rank + 1) * block;
     m.write(block, |slot| {
@@ -21,8 +29,47 @@ pub(crate) fn run(
     })?;
     m.publish(false);
     m.wait_all()?;
+    let mut outcome = Ok(());
     for r in 0..size {
-        recv[r * block..(r + 1) * block].copy_from_slice(m.read(r, block)?);
+        match m.read(r, block) {
+            Ok(theirs) => recv[r * block..(r + 1) * block].copy_from_slice(theirs),
+            Err(e) => {
+                outcome = Err(e);
+                break;
+            }
+        }
     }
-    Ok(())
+    if outcome.is_err() {
+        m.release_lenders();
+    }
+    outcome
+}
+
+fn lent(m: &mut Meeting<'_>, mine: Option<&[u8]>, recv: &mut [u8], block: usize) -> Result<()> {
+    let (rank, size) = m.rank_size();
+    let own = rank * block..(rank + 1) * block;
+    m.set_shape(block, 1);
+    // In place, others copy this rank's block of `recv` while it fills the others.
+    m.lend(mine.unwrap_or(&recv[own.clone()]))?;
+    m.publish(false);
+    let mut outcome = m.wait_all();
+    if outcome.is_ok() {
+        if let Some(mine) = mine {
+            recv[own].copy_from_slice(mine);
+        }
+        // Starting with the next rank spreads the readers over the lenders.
+        for r in (1..size).map(|i| (rank + i) % size) {
+            let dst = &mut recv[r * block..(r + 1) * block];
+            let step = match m.lent(r) {
+                Some((remote, total)) if total == block => m.copy_lent(r, &remote, 0, dst),
+                _ => m.read(r, block).map(drop),
+            };
+            if step.is_err() {
+                outcome = step;
+                break;
+            }
+        }
+    }
+    let done = m.close_loan();
+    outcome.and(done)
 }

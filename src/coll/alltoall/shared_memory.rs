@@ -38,11 +38,8 @@ pub(crate) fn run(
             }
         }
     }
-    if outcome.is_err() && (0..size).any(|r| m.lent(r).is_some()) {
-        // Ranks that lent their buffers (they expect other counts) wait for everyone
-        // to say so in a second collective.
-        m.next_piece(0);
-        m.publish(false);
+    if outcome.is_err() {
+        m.release_lenders();
     }
     outcome
 }
@@ -83,8 +80,6 @@ fn lent(m: &mut Meeting<'_>, send: Option<&[u8]>, recv: &mut [u8], block: usize)
             }
         }
     }
-    m.next_piece(0);
-    m.publish(false);
-    let done = m.wait_all();
+    let done = m.close_loan();
     outcome.and(done)
 }

@@ -212,6 +212,32 @@ fn disagreeing_counts(world: &Comm) {
     let mut long = vec![if rank == 0 { 3u32 } else { 0 }; 50_000];
     world.bcast(&mut long, 0).expect("agreeing bcast in pieces");
     assert!(long.iter().all(|&v| v == 3));
+    // Allgathers of blocks too large for the area (3 ranks and more lend them).
+    if size >= 3 {
+        for (first, others, what) in [
+            (40_000, 50_000, "allgather, lent"),
+            (20_000, 40_000, "allgather, through the area and lent"),
+        ] {
+            let block = if rank == 0 { first } else { others };
+            expect_disagree(
+                world.allgather(&vec![1u8; block], &mut vec![0u8; block * size]),
+                what,
+            );
+        }
+        let block = 40_000;
+        let mine: Vec<u8> = (0..block).map(|i| (i % 251) as u8 ^ rank as u8).collect();
+        let mut all = vec![0u8; block * size];
+        world
+            .allgather(&mine, &mut all)
+            .expect("agreeing lent allgather");
+        for (r, got) in all.chunks(block).enumerate() {
+            assert!(
+                got.iter()
+                    .enumerate()
+                    .all(|(i, &v)| v == (i % 251) as u8 ^ r as u8)
+            );
+        }
+    }
     let block = 10_000;
     let send: Vec<u8> = (0..block * size)
         .map(|i| (i / block * 7 + rank as usize) as u8)
