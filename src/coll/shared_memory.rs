@@ -348,10 +348,30 @@ impl<'a> Meeting<'a> {
         self.wait_all()
     }
 
+    /// Reads what every rank (all of which have published) wrote, in rank order,
+    /// each checked as by [`Meeting::read`] to be `len` bytes, and hands it to `take`.
+    /// On a disagreement, releases any rank that lent its buffer instead and fails.
+    pub(crate) fn read_each(
+        &mut self,
+        len: usize,
+        mut take: impl FnMut(usize, &[u8]),
+    ) -> Result<()> {
+        for r in 0..self.slots.len() {
+            match self.read(r, len) {
+                Ok(theirs) => take(r, theirs),
+                Err(e) => {
+                    self.release_lenders();
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// After reading data failed: if some rank lent its buffer instead (it expects
     /// other counts), takes part in the collective number in which the lenders wait
     /// for everyone, so none of them waits forever.
-    pub(crate) fn release_lenders(&mut self) {
+    fn release_lenders(&mut self) {
         let size = self.slots.len();
         if (0..size).any(|r| self.lent(r).is_some()) {
             self.next_piece(0);

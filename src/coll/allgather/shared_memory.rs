@@ -22,27 +22,16 @@ pub(crate) fn run(
     if m.lends() {
         return lent(m, mine, recv, block);
     }
-    let (rank, size) = m.rank_size();
+    let (rank, _) = m.rank_size();
     let own = rank * block..(rank + 1) * block;
     m.write(block, |slot| {
         slot.copy_from_slice(mine.unwrap_or_else(|| &recv[own]))
     })?;
     m.publish(false);
     m.wait_all()?;
-    let mut outcome = Ok(());
-    for r in 0..size {
-        match m.read(r, block) {
-            Ok(theirs) => recv[r * block..(r + 1) * block].copy_from_slice(theirs),
-            Err(e) => {
-                outcome = Err(e);
-                break;
-            }
-        }
-    }
-    if outcome.is_err() {
-        m.release_lenders();
-    }
-    outcome
+    m.read_each(block, |r, theirs| {
+        recv[r * block..(r + 1) * block].copy_from_slice(theirs);
+    })
 }
 
 fn lent(m: &mut Meeting<'_>, mine: Option<&[u8]>, recv: &mut [u8], block: usize) -> Result<()> {

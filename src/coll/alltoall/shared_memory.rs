@@ -27,21 +27,9 @@ pub(crate) fn run(
     })?;
     m.publish(false);
     m.wait_all()?;
-    let mut outcome = Ok(());
-    for r in 0..size {
-        match m.read(r, block * size) {
-            Ok(theirs) => recv[r * block..(r + 1) * block]
-                .copy_from_slice(&theirs[rank * block..(rank + 1) * block]),
-            Err(e) => {
-                outcome = Err(e);
-                break;
-            }
-        }
-    }
-    if outcome.is_err() {
-        m.release_lenders();
-    }
-    outcome
+    m.read_each(block * size, |r, theirs| {
+        recv[r * block..(r + 1) * block].copy_from_slice(&theirs[rank * block..(rank + 1) * block]);
+    })
 }
 
 fn lent(m: &mut Meeting<'_>, send: Option<&[u8]>, recv: &mut [u8], block: usize) -> Result<()> {
