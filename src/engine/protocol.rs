@@ -6,10 +6,10 @@
 //! request, the sender streams DATA frames straight into the buffer. A single-copy RTS
 //! names the sender's buffer instead: the receiver reads it (the transport batches
 //! such reads) and answers FIN, or shares the copy: it sends Help, the sender copies
-//! its claimed part and answers Helped, and FIN follows once all parts are in. Synchronous eager
-//! sends are acknowledged on match. Invariant: every frame that names a request is
-//! checked against the request's kind, phase and peer; a frame that does not fit is a
-//! protocol error, never a wild write.
+//! its claimed part and answers Helped, and FIN follows once all parts are in.
+//! Synchronous eager sends are acknowledged on match. Invariant: every frame that
+//! names a request is checked against the request's kind, phase and peer; a frame that
+//! does not fit is a protocol error, never a wild write.
 
 use super::credits::Credits;
 use super::matching::{Body, Envelope, Matcher, Pattern, Stored, Unexpected};
