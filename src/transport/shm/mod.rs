@@ -234,10 +234,11 @@ impl Shm {
         })
     }
 
-    fn protocol(&self, detail: String) -> Error {
+    /// A protocol error seen by this rank, from world rank `peer` where known.
+    fn protocol(&self, peer: Option<usize>, detail: String) -> Error {
         Error::Protocol {
             rank: self.me as i32,
-            peer: -1,
+            peer: peer.map_or(-1, |p| p as i32),
             detail,
         }
     }
@@ -315,13 +316,16 @@ impl Shm {
     fn deliver(&mut self, frame: &ring::Frame, sink: &mut dyn Sink) -> Result<()> {
         let inbox = self.inboxes[self.local];
         let Some(&peer) = self.world_of.get(frame.from) else {
-            return Err(self.protocol(format!("frame from unknown local rank {}", frame.from)));
+            return Err(self.protocol(
+                None,
+                format!("frame from unknown local rank {}", frame.from),
+            ));
         };
         if frame.hdr.payload as usize > ring::max_payload(self.config.ring_lines) {
-            return Err(self.protocol(format!(
-                "frame of {} bytes cannot be in a ring",
-                frame.hdr.payload
-            )));
+            return Err(self.protocol(
+                None,
+                format!("frame of {} bytes cannot be in a ring", frame.hdr.payload),
+            ));
         }
         if frame.hdr.kind() == Some(Kind::Data) {
             let dest = sink.data_dest(peer, &frame.hdr)?;
@@ -402,11 +406,10 @@ impl Shm {
             .load(Ordering::Relaxed);
         match remotes.find(|r| r.pid != pid) {
             None => Ok(pid),
-            Some(r) => Err(Error::Protocol {
-                rank: self.me as i32,
-                peer: peer as i32,
-                detail: format!("its buffer is said to be in process {}, not {pid}", r.pid),
-            }),
+            Some(r) => Err(self.protocol(
+                Some(peer),
+                format!("its buffer is said to be in process {}, not {pid}", r.pid),
+            )),
         }
     }
 
@@ -495,26 +498,17 @@ impl Shm {
     ) -> Result<u64> {
         let len = src.len();
         let chunk = usize::try_from(request.chunk).unwrap_or(0);
-        let inbox = self.inboxes[self.local_of[peer]];
-        let bad = |detail| Error::Protocol {
-            rank: self.me as i32,
-            peer: peer as i32,
-            detail,
-        };
         let (Ok(generation), Some(Ok(chunks))) = (
             u32::try_from(generation),
             (chunk > 0).then(|| u32::try_from(len.div_ceil(chunk))),
         ) else {
-            return Err(bad(format!(
-                "help request with generation {generation} and chunk {chunk}"
-            )));
+            return Err(self.protocol(
+                Some(peer),
+                format!("help request with generation {generation} and chunk {chunk}"),
+            ));
         };
-        if request.dest.pid != inbox.pid().load(Ordering::Relaxed) {
-            return Err(bad(format!(
-                "help request names process {}",
-                request.dest.pid
-            )));
-        }
+        self.checked_pid(peer, std::iter::once(&request.dest))?;
+        let inbox = self.inboxes[self.local_of[peer]];
         let word = inbox.claim();
         let mut copied = 0;
         while let Some(i) = split::claim(word, generation, chunks) {
