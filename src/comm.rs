@@ -164,6 +164,12 @@ impl Comm {
         }
     }
 
+    /// Uses up the next collective's tag without sending anything (for a collective
+    /// that met in the node's area instead).
+    pub(crate) fn skip_coll_route(&self) {
+        self.inner.coll_seq.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Each rank's index in the node's collective area, if this communicator's ranks
     /// are exactly the ranks of one node (and more than one): then its short blocking
     /// collectives may meet there (see `src/coll/shared_memory.rs`).

@@ -135,3 +135,39 @@ fn a_panic_with_operations_in_flight_ends_the_job() {
     assert_eq!(code, Some(101), "{err}");
     assert!(err.contains("rank 1") && err.contains("in flight"), "{err}");
 }
+
+/// Ranks whose counts put some of them in the node's shared-memory area and others on
+/// messages for the same collective (each side of a selection limit) end the job with
+/// a report of the disagreement instead of waiting for each other forever.
+#[test]
+fn ranks_split_between_shared_memory_and_messages_end_the_job() {
+    let cases = [
+        (2, "allreduce"),
+        (2, "bcast"),
+        (2, "reduce"),
+        (2, "gather"),
+        (2, "scatter"),
+        (2, "allgather"),
+        (2, "alltoall"),
+        (3, "reduce"),
+        (3, "gather"),
+        (4, "scatter"),
+        (2, "bcast reversed"),
+        (2, "allreduce reversed"),
+        (3, "gather reversed"),
+        (3, "scatter reversed"),
+    ];
+    for (n, case) in cases {
+        let args: Vec<&str> = ["split"].into_iter().chain(case.split(' ')).collect();
+        let op = args[1];
+        let (code, err) = run_failing(n, &args);
+        assert!(
+            code.is_some_and(|c| c != 0),
+            "{n} ranks, {case}: {code:?} {err}"
+        );
+        assert!(
+            err.contains(op) && err.contains("disagree") && !err.contains("timed out"),
+            "{n} ranks, {case}: {err}"
+        );
+    }
+}

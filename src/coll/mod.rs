@@ -49,7 +49,7 @@ use crate::engine::schedule::{Combine, Schedule};
 use crate::error::{Error, Rank, Result};
 use crate::request::{Request, Scope};
 use crate::userbuf::{UserBuf, UserBufMut};
-use shared_memory::{Meeting, Venue};
+use shared_memory::{Beside, Meeting, Venue};
 
 /// Which form of a collective is being planned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,7 +80,10 @@ impl Comm {
         node: impl FnOnce(&mut Meeting<'_>, Option<&dyn Combine>) -> Result<()>,
     ) -> Result<()> {
         match plan {
-            Plan::Schedule(sched) => self.run_blocking(sched),
+            Plan::Schedule(sched) => match self.beside()? {
+                None => self.run_blocking(sched),
+                Some(beside) => self.run_beside(sched, name, &beside),
+            },
             Plan::Node { venue, op } => self.meet(name, venue, |m| node(m, op.as_deref())),
         }
     }
@@ -97,27 +100,62 @@ impl Comm {
 
     /// Runs `sched` to completion. The schedule is driven directly by this call, not
     /// through the request table, which keeps short collectives short.
-    fn run_blocking(&self, mut sched: Schedule) -> Result<()> {
+    fn run_blocking(&self, sched: Schedule) -> Result<()> {
+        self.drive(sched, &|| false).map(|finished| {
+            debug_assert!(finished);
+        })
+    }
+
+    /// Runs `sched` of collective `name` beside ranks that may meet in the node's
+    /// area in the same collective ([`Beside`]): if one does, this rank's messages
+    /// will never all come, and the job fails (a fatal error: the schedule's requests
+    /// still point into the caller's buffers).
+    fn run_beside(&self, sched: Schedule, name: &str, beside: &Beside<'_>) -> Result<()> {
+        if self.drive(sched, &|| beside.in_area().is_some())? {
+            return Ok(());
+        }
+        let other = beside.in_area().expect("the alarm saw a rank in the area");
+        let detail = format!(
+            "{name}: the ranks disagree on the counts: rank {other} meets in the shared-memory area where rank {} sends messages",
+            self.rank()
+        );
+        let err = Error::Protocol {
+            rank: self.world_rank(self.rank())? as Rank,
+            peer: self.world_rank(other as Rank)? as Rank,
+            detail,
+        };
+        engine::with(|_| Err(err))
+    }
+
+    /// Runs `sched` to completion, or until `alarm` (asked when the rank would
+    /// sleep) holds. Returns whether it finished.
+    fn drive(&self, mut sched: Schedule, alarm: &dyn Fn() -> bool) -> Result<bool> {
         engine::with(|e| {
             let mut outcome = sched.advance(e)?;
             if outcome.is_none() {
                 let mut failed = None;
-                e.wait_until(|e| match sched.advance(e) {
-                    Ok(None) => false,
-                    Ok(done) => {
-                        outcome = done;
-                        true
-                    }
-                    Err(err) => {
-                        failed = Some(err);
-                        true
-                    }
-                })?;
+                let finished = e.wait_until_or(
+                    |e| match sched.advance(e) {
+                        Ok(None) => false,
+                        Ok(done) => {
+                            outcome = done;
+                            true
+                        }
+                        Err(err) => {
+                            failed = Some(err);
+                            true
+                        }
+                    },
+                    alarm,
+                )?;
                 if let Some(err) = failed {
                     return Err(err);
                 }
+                if !finished {
+                    return Ok(false);
+                }
             }
-            outcome.expect("the schedule finished").map(drop)
+            outcome.expect("the schedule finished").map(|_| true)
         })
     }
 

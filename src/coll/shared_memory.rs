@@ -40,7 +40,7 @@ use crate::comm::Comm;
 use crate::engine::{self, Engine};
 use crate::error::{Error, Result};
 use crate::transport::frame::RemoteBuf;
-use crate::transport::shm::area::{Area, SMALL, Ticket};
+use crate::transport::shm::area::{Area, Arrival, SMALL, Ticket};
 
 pub(crate) use crate::transport::shm::area::LARGE;
 
@@ -142,6 +142,9 @@ impl Comm {
         venue: Venue<'_>,
         f: impl FnOnce(&mut Meeting<'_>) -> Result<R>,
     ) -> Result<R> {
+        // The collective's tag goes unused, so that ranks that run it as messages
+        // (disagreeing) and ranks that meet here number later collectives alike.
+        self.skip_coll_route();
         engine::with(|eng| {
             let (area, ticket) = eng
                 .net
@@ -162,12 +165,58 @@ impl Comm {
     }
 }
 
+/// This rank's side of a blocking collective that could meet in the node's area but
+/// that the selection sent to messages on this rank. It still takes the collective's
+/// number and publishes it, flagged as messages: a rank that meets in the area in the
+/// same collective (the ranks disagree on the counts, which put them on either side
+/// of a selection limit) then fails reading this rank's slot instead of waiting for
+/// its data, and this rank, while it waits for messages that such a rank never sends,
+/// finds it there ([`Beside::in_area`]) instead of waiting forever.
+pub(crate) struct Beside<'c> {
+    area: Area,
+    slots: &'c [usize],
+    rank: usize,
+    seq: u64,
+}
+
+impl Beside<'_> {
+    /// A rank that meets in the area in this collective, if any.
+    pub(crate) fn in_area(&self) -> Option<usize> {
+        (0..self.slots.len()).find(|&r| {
+            r != self.rank && self.area.arrival(self.slots[r], self.seq) == Some(Arrival::InArea)
+        })
+    }
+}
+
+impl Comm {
+    /// Enters the next collective over the area as a rank that runs it as messages
+    /// ([`Beside`]), if this communicator's ranks are one node's.
+    pub(super) fn beside(&self) -> Result<Option<Beside<'_>>> {
+        let Some(slots) = self.node_indices()? else {
+            return Ok(None);
+        };
+        let rank = self.rank() as usize;
+        engine::with(|eng| {
+            let (area, ticket) = eng
+                .net
+                .area(false)
+                .expect("a communicator on one node has shared memory");
+            // Nothing is written: the flagged number alone needs no free slot.
+            area.publish(slots[rank], ticket.seq, true);
+            Ok(Some(Beside {
+                area,
+                slots,
+                rank,
+                seq: ticket.seq,
+            }))
+        })
+    }
+}
+
 impl<'a> Meeting<'a> {
     /// Whether every rank has entered collective `seq`.
     fn all_reached(area: Area, slots: &[usize], seq: u64) -> bool {
-        slots
-            .iter()
-            .all(|&l| area.seq(l, seq).load(Ordering::Acquire) >= seq)
+        slots.iter().all(|&l| area.entered(l, seq))
     }
 
     /// Waits (progressing the engine) until every rank has entered collective `seq`,
@@ -213,8 +262,7 @@ impl<'a> Meeting<'a> {
     /// any). `source`: other ranks wait for this rank's data alone (a root's).
     pub(crate) fn publish(&mut self, source: bool) {
         self.area
-            .seq(self.slots[self.rank], self.ticket.seq)
-            .store(self.ticket.seq, Ordering::Release);
+            .publish(self.slots[self.rank], self.ticket.seq, false);
         fence(Ordering::SeqCst);
         let (area, slots, seq) = (self.area, self.slots, self.ticket.seq);
         self.eng
@@ -230,7 +278,7 @@ impl<'a> Meeting<'a> {
     /// Waits until `rank` has published.
     pub(crate) fn wait_for(&mut self, rank: usize) -> Result<()> {
         let (area, l, seq) = (self.area, self.slots[rank], self.ticket.seq);
-        let ready = move || area.seq(l, seq).load(Ordering::Acquire) >= seq;
+        let ready = move || area.entered(l, seq);
         if ready() {
             return Ok(());
         }
@@ -240,7 +288,7 @@ impl<'a> Meeting<'a> {
     /// What `rank` (which has published) wrote, checked to be `len` bytes of an
     /// operation of the same shape as this rank's.
     pub(crate) fn read(&self, rank: usize, len: usize) -> Result<&[u8]> {
-        let (data, theirs) = self.raw(rank);
+        let (data, theirs) = self.raw(rank)?;
         let disagree = |what: &str, theirs: u64, ours: u64| {
             Err(Error::InvalidArgument(format!(
                 "{}: rank {rank} {what} {theirs} bytes where rank {} has {ours} (the ranks disagree on the counts)",
@@ -277,19 +325,27 @@ impl<'a> Meeting<'a> {
         Ok(data)
     }
 
-    /// What `rank` (which has published) wrote, unchecked, and the length of the
-    /// operation it belongs to (see [`Meeting::set_shape`]).
-    pub(crate) fn read_unchecked(&self, rank: usize) -> (&[u8], usize) {
-        let (data, shape) = self.raw(rank);
-        (data, (shape & LEN_BITS) as usize)
+    /// What `rank` (which has published) wrote, its length unchecked, and the length
+    /// of the operation it belongs to (see [`Meeting::set_shape`]).
+    pub(crate) fn read_unchecked(&self, rank: usize) -> Result<(&[u8], usize)> {
+        let (data, shape) = self.raw(rank)?;
+        Ok((data, (shape & LEN_BITS) as usize))
     }
 
-    /// What `rank` wrote, and the shape of its operation.
-    fn raw(&self, rank: usize) -> (&[u8], u64) {
+    /// What `rank` wrote, and the shape of its operation; an error if it runs this
+    /// collective as messages instead ([`Beside`]).
+    fn raw(&self, rank: usize) -> Result<(&[u8], u64)> {
+        let (l, seq) = (self.slots[rank], self.ticket.seq);
+        if self.area.arrival(l, seq) == Some(Arrival::ViaMessages) {
+            return Err(Error::InvalidArgument(format!(
+                "{}: rank {rank} sends messages where rank {} meets in the shared-memory area (the ranks disagree on the counts)",
+                self.op, self.rank
+            )));
+        }
         // SAFETY: callers read only ranks they waited for (`wait_all`, `wait_for`), and
         // the slice borrows the meeting, which must be borrowed mutably to publish or
         // move on: the bytes are dropped before this rank enters the next collective.
-        unsafe { self.area.read(self.slots[rank], self.ticket.seq) }
+        Ok(unsafe { self.area.read(l, seq) })
     }
 
     /// Whether the ranks lend their buffers in this collective, to be copied from
@@ -316,7 +372,7 @@ impl<'a> Meeting<'a> {
     /// Where the buffer `rank` (which has published) lent lies, and the length of its
     /// operation; `None` if it wrote data instead.
     pub(crate) fn lent(&self, rank: usize) -> Option<(RemoteBuf, usize)> {
-        let (data, shape) = self.raw(rank);
+        let (data, shape) = self.raw(rank).ok()?;
         (shape & DIRECT != 0 && data.len() == DESCRIPTOR).then(|| {
             (
                 bytemuck::pod_read_unaligned(data),
@@ -348,15 +404,17 @@ impl<'a> Meeting<'a> {
         self.wait_all()
     }
 
-    /// Reads what every rank (all of which have published) wrote, in rank order,
-    /// each checked as by [`Meeting::read`] to be `len` bytes, and hands it to `take`.
-    /// On a disagreement, releases any rank that lent its buffer instead and fails.
+    /// Reads what every other rank (all of which have published) wrote, in rank
+    /// order, each checked as by [`Meeting::read`] to be `len` bytes, and hands it to
+    /// `take` (this rank's own data is at hand: reading back the line it just
+    /// published can cost a transfer between cores). On a disagreement, releases any
+    /// rank that lent its buffer instead and fails.
     pub(crate) fn read_each(
         &mut self,
         len: usize,
         mut take: impl FnMut(usize, &[u8]),
     ) -> Result<()> {
-        for r in 0..self.slots.len() {
+        for r in (0..self.slots.len()).filter(|&r| r != self.rank) {
             match self.read(r, len) {
                 Ok(theirs) => take(r, theirs),
                 Err(e) => {

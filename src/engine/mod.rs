@@ -240,6 +240,23 @@ impl Engine {
         self.wait_loop(done, &|| false)
     }
 
+    /// As [`Engine::wait_until`], but gives up when `alarm` holds, which is asked
+    /// only when the rank is about to sleep (it would otherwise wait long). Returns
+    /// whether `done` held.
+    pub(crate) fn wait_until_or(
+        &mut self,
+        mut done: impl FnMut(&mut Engine) -> bool,
+        alarm: &dyn Fn() -> bool,
+    ) -> Result<bool> {
+        let raised = std::cell::Cell::new(false);
+        let recheck = || {
+            raised.set(alarm());
+            raised.get()
+        };
+        self.wait_loop(|e| raised.get() || done(e), &recheck)?;
+        Ok(!raised.get())
+    }
+
     /// Progresses until `ready` holds, where `ready` looks only at shared memory that
     /// other local ranks write (the collective area) and wake this rank after.
     pub(crate) fn wait_shared(&mut self, ready: &dyn Fn() -> bool) -> Result<()> {
@@ -271,7 +288,6 @@ impl Engine {
         }
     }
 
-    /// Starts sending `buf` to world rank `peer` with the given envelope.
     /// Starts sending `buf` to world rank `peer` with the given envelope. Returns
     /// `None` when the send finished at once (a small message written straight into
     /// the transport: the buffer may be reused), else the request to wait for.

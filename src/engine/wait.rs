@@ -104,9 +104,10 @@ impl Idle {
 
     /// Nothing happened in the last progress call: what now?
     pub(crate) fn next(&mut self, policy: &WaitPolicy) -> Step {
-        if self.yields == 0 {
+        if self.yields == 0 && !policy.spin.is_zero() {
+            // The clock starts after the first few spins: most waits end before.
             self.spins += 1;
-            if self.spins % SPINS_PER_CLOCK != 1 {
+            if self.spins % SPINS_PER_CLOCK != 0 {
                 return Step::Spin;
             }
             let since = *self.since.get_or_insert_with(Instant::now);

@@ -25,10 +25,13 @@ pub(crate) fn run(
     let (rank, _) = m.rank_size();
     let own = rank * block..(rank + 1) * block;
     m.write(block, |slot| {
-        slot.copy_from_slice(mine.unwrap_or_else(|| &recv[own]))
+        slot.copy_from_slice(mine.unwrap_or_else(|| &recv[own.clone()]))
     })?;
     m.publish(false);
     m.wait_all()?;
+    if let Some(mine) = mine {
+        recv[own].copy_from_slice(mine);
+    }
     m.read_each(block, |r, theirs| {
         recv[r * block..(r + 1) * block].copy_from_slice(theirs);
     })

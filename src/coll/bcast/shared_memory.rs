@@ -39,7 +39,7 @@ pub(crate) fn run(m: &mut Meeting<'_>, buf: &mut [u8], root: usize) -> Result<()
         }
         m.publish(false);
         m.wait_for(root)?;
-        let (piece, root_total) = m.read_unchecked(root);
+        let (piece, root_total) = m.read_unchecked(root)?;
         theirs = root_total;
         let fits = piece.len().min(total.saturating_sub(off));
         if fits > 0 {

@@ -1,5 +1,5 @@
-//! Gather over the node's collective area: every rank writes its block; the root
-//! waits for all and copies the blocks out (see `coll/shared_memory.rs`).
+//! Gather over the node's collective area: every rank but the root writes its block;
+//! the root waits for all and copies the blocks out (see `coll/shared_memory.rs`).
 //!
 //! Cost: one arrival per rank; `p` blocks copied out at the root.
 
@@ -16,18 +16,21 @@ pub(crate) fn run(
     block: usize,
     root: usize,
 ) -> Result<()> {
-    let (rank, size) = m.rank_size();
-    let at = if rank == root { root * block } else { 0 };
-    m.write(block, |slot| {
-        slot.copy_from_slice(send.unwrap_or_else(|| &recv[at..at + block]))
-    })?;
-    m.publish(false);
+    let rank = m.rank_size().0;
     if rank != root {
+        m.write(block, |slot| {
+            slot.copy_from_slice(send.unwrap_or_else(|| &recv[..block]))
+        })?;
+        m.publish(false);
         return Ok(());
     }
+    // Nobody reads the root's slot: it publishes without data.
+    m.publish(false);
     m.wait_all()?;
-    for r in 0..size {
-        recv[r * block..(r + 1) * block].copy_from_slice(m.read(r, block)?);
+    if let Some(send) = send {
+        recv[root * block..(root + 1) * block].copy_from_slice(send);
     }
-    Ok(())
+    m.read_each(block, |r, theirs| {
+        recv[r * block..(r + 1) * block].copy_from_slice(theirs);
+    })
 }

@@ -26,5 +26,5 @@ pub(crate) fn run(
         return Ok(());
     }
     m.wait_all()?;
-    combine_all(m, recv, op)
+    combine_all(m, input, recv, op)
 }

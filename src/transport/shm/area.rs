@@ -13,7 +13,9 @@
 //! writes one only when every rank has entered the collective after the one that last
 //! used it (so nobody still reads it), and publishes what it wrote with one release
 //! store of the slot's sequence word; a rank has entered collective `s` exactly when
-//! its slot `s % DEPTH` holds a sequence number of at least `s`. Many small slots let
+//! its slot `s % DEPTH` holds a sequence number of at least `s` (a rank that runs
+//! the collective as messages instead flags the number it publishes, so ranks that
+//! meet in the area see the disagreement). Many small slots let
 //! a root run ahead of slow ranks by up to `DEPTH - 1` short collectives (a broadcast
 //! loop on ranks that share cores then switches rank only every few dozen
 //! broadcasts), at a small memory cost.
@@ -44,6 +46,20 @@ const IN_LARGE: u64 = 1 << 31;
 
 /// Bytes of one rank's part of the area.
 pub(crate) const BLOCK: usize = LARGE_START + LARGE_DEPTH as usize * LARGE;
+
+/// Set in a sequence word by a rank that entered the collective but runs it as
+/// messages (the selection sent it there: it disagrees on the counts with any rank
+/// that meets in the area in the same collective).
+const VIA_MESSAGES: u64 = 1 << 62;
+
+/// How a rank took part in a collective.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Arrival {
+    /// It met in the area.
+    InArea,
+    /// It published only that it sends messages instead.
+    ViaMessages,
+}
 
 /// Where a collective's data goes: its small slot, or a large buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,11 +109,35 @@ impl Area {
         }
     }
 
-    /// The sequence word of local rank `l`'s slot `seq % DEPTH`: `l` has entered
-    /// collective `seq` once it holds at least `seq`.
-    pub(crate) fn seq(&self, l: usize, seq: u64) -> &AtomicU64 {
+    /// The sequence word of local rank `l`'s slot `seq % DEPTH`.
+    fn seq_word(&self, l: usize, seq: u64) -> &AtomicU64 {
         assert!(l < self.ranks);
         self.word(Self::slot_off(l, seq))
+    }
+
+    /// Whether local rank `l` has entered collective `seq` (acquire: what it wrote
+    /// for `seq` is visible after a `true`).
+    pub(crate) fn entered(&self, l: usize, seq: u64) -> bool {
+        self.seq_word(l, seq).load(Ordering::Acquire) & !VIA_MESSAGES >= seq
+    }
+
+    /// Local rank `l` (the caller) enters collective `seq`, publishing what it wrote
+    /// for it with a release store; `via_messages`: it runs this collective as
+    /// messages instead (see [`Area::arrival`]).
+    pub(crate) fn publish(&self, l: usize, seq: u64, via_messages: bool) {
+        let flag = if via_messages { VIA_MESSAGES } else { 0 };
+        self.seq_word(l, seq).store(seq | flag, Ordering::Release);
+    }
+
+    /// How local rank `l` took part in collective `seq`, if it entered it and has
+    /// not moved on to the next collective of its slot.
+    pub(crate) fn arrival(&self, l: usize, seq: u64) -> Option<Arrival> {
+        let word = self.seq_word(l, seq).load(Ordering::Acquire);
+        (word & !VIA_MESSAGES == seq).then_some(if word & VIA_MESSAGES != 0 {
+            Arrival::ViaMessages
+        } else {
+            Arrival::InArea
+        })
     }
 
     /// Writes `len` bytes for `l`'s collective `seq` into `place`, produced by `fill`

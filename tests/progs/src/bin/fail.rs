@@ -2,7 +2,10 @@
 //! `fail kill R` makes rank R kill itself with SIGKILL, `fail abort R CODE` makes it
 //! call abort, `fail killearly R` kills rank R before it starts oxmpi (while the others
 //! set up shared memory), `fail panicscope R` makes rank R panic inside a scope with a
-//! receive in flight. Every rank first writes "PID JOB_ID" to DIR/pid.RANK (DIR:
+//! receive in flight, `fail split OP` has every rank call collective OP with counts
+//! that send rank 0 to the node's shared-memory area and the others to messages
+//! (`fail split OP reversed`: the other way round).
+//! Every rank first writes "PID JOB_ID" to DIR/pid.RANK (DIR:
 //! the OXMPI_TEST_PIDDIR variable); the surviving ranks then block in a receive that
 //! never completes, so the launcher must end them.
 
@@ -14,6 +17,29 @@ fn kill_self() -> ! {
     unreachable!("SIGKILL returned")
 }
 
+/// Collective `op` where rank 0's data is within the shared-memory area's limit for
+/// it (on 2 ranks, and for reduce, gather and scatter on more) and the others' is not,
+/// or if `reversed` the other way round.
+fn split_paths(world: &oxmpi::Comm, op: &str, reversed: bool) -> oxmpi::Result<()> {
+    let size = world.size() as usize;
+    let n = if (world.rank() == 0) != reversed {
+        4
+    } else {
+        10_000
+    };
+    let sum = oxmpi::Op::Sum;
+    match op {
+        "allreduce" => world.allreduce(&vec![1u32; n], &mut vec![0; n], sum),
+        "bcast" => world.bcast(&mut vec![0u32; n], 0),
+        "reduce" => world.reduce(&vec![1u32; n], &mut vec![0; n], sum, 0),
+        "gather" => world.gather(&vec![1u32; n], &mut vec![0; n * size], 0),
+        "scatter" => world.scatter(&vec![1u32; n * size], &mut vec![0; n], 0),
+        "allgather" => world.allgather(&vec![1u32; n], &mut vec![0; n * size]),
+        "alltoall" => world.alltoall(&vec![1u32; n * size], &mut vec![0; n * size]),
+        _ => panic!("unknown collective {op}"),
+    }
+}
+
 fn main() -> oxmpi::Result<()> {
     let rank: i32 = std::env::var("PMI_RANK")
         .ok()
@@ -21,7 +47,10 @@ fn main() -> oxmpi::Result<()> {
         .unwrap_or(0);
     let args: Vec<String> = std::env::args().collect();
     let how = args.get(1).map(String::as_str).unwrap_or("exit");
-    let victim: i32 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(0);
+    let victim: i32 = match how {
+        "split" => -1,
+        _ => args.get(2).and_then(|a| a.parse().ok()).unwrap_or(0),
+    };
     let code: i32 = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(3);
     if let Ok(dir) = std::env::var("OXMPI_TEST_PIDDIR") {
         let job = std::env::var("OXMPI_JOB_ID").unwrap_or_default();
@@ -37,6 +66,13 @@ fn main() -> oxmpi::Result<()> {
     let world = universe.world();
     // Every rank is up before anyone fails.
     world.dup()?;
+    if how == "split" {
+        split_paths(
+            &world,
+            &args[2],
+            args.get(3).is_some_and(|a| a == "reversed"),
+        )?;
+    }
     if rank == victim {
         match how {
             "exit" => std::process::exit(code),
