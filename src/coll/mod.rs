@@ -44,8 +44,8 @@ pub use value_index::ValueIndex;
 use bytemuck::Pod;
 
 use crate::comm::Comm;
-use crate::engine;
 use crate::engine::schedule::{Combine, Schedule};
+use crate::engine::{self, Engine};
 use crate::error::{Error, Rank, Result};
 use crate::request::{Request, Scope};
 use crate::userbuf::{UserBuf, UserBufMut};
@@ -80,10 +80,7 @@ impl Comm {
         node: impl FnOnce(&mut Meeting<'_>, Option<&dyn Combine>) -> Result<()>,
     ) -> Result<()> {
         match plan {
-            Plan::Schedule(sched) => match self.beside()? {
-                None => self.run_blocking(sched),
-                Some(beside) => self.run_beside(sched, name, &beside),
-            },
+            Plan::Schedule(sched) => self.run_beside(sched, name),
             Plan::Node { venue, op } => self.meet(name, venue, |m| node(m, op.as_deref())),
         }
     }
@@ -100,63 +97,36 @@ impl Comm {
 
     /// Runs `sched` to completion. The schedule is driven directly by this call, not
     /// through the request table, which keeps short collectives short.
-    fn run_blocking(&self, sched: Schedule) -> Result<()> {
-        self.drive(sched, &|| false).map(|finished| {
-            debug_assert!(finished);
-        })
+    fn run_blocking(&self, mut sched: Schedule) -> Result<()> {
+        engine::with(|e| drive(e, &mut sched, &|| false).map(|_| ()))
     }
 
-    /// Runs `sched` of collective `name` beside ranks that may meet in the node's
-    /// area in the same collective ([`Beside`]): if one does, this rank's messages
-    /// will never all come, and the job fails (a fatal error: the schedule's requests
-    /// still point into the caller's buffers).
-    fn run_beside(&self, sched: Schedule, name: &str, beside: &Beside<'_>) -> Result<()> {
-        if self.drive(sched, &|| beside.in_area().is_some())? {
+    /// Runs `sched` of collective `name`, which could have met in the node's area: on
+    /// a communicator of one node's ranks, beside any rank that meets there in the
+    /// same collective ([`Beside`]). If one does, this rank's messages will never all
+    /// come, and the job fails (a fatal error: the schedule's requests still point
+    /// into the caller's buffers).
+    fn run_beside(&self, mut sched: Schedule, name: &str) -> Result<()> {
+        let Some(slots) = self.node_indices()? else {
+            return self.run_blocking(sched);
+        };
+        let rank = self.rank() as usize;
+        let other = engine::with(|e| {
+            let beside = Beside::enter(e, slots, rank);
+            let finished = drive(e, &mut sched, &|| beside.in_area().is_some())?;
+            Ok(if finished { None } else { beside.in_area() })
+        })?;
+        let Some(other) = other else {
             return Ok(());
-        }
-        let other = beside.in_area().expect("the alarm saw a rank in the area");
-        let detail = format!(
-            "{name}: the ranks disagree on the counts: rank {other} meets in the shared-memory area where rank {} sends messages",
-            self.rank()
-        );
+        };
         let err = Error::Protocol {
-            rank: self.world_rank(self.rank())? as Rank,
+            rank: self.world_rank(rank as Rank)? as Rank,
             peer: self.world_rank(other as Rank)? as Rank,
-            detail,
+            detail: format!(
+                "{name}: the ranks disagree on the counts: rank {other} meets in the shared-memory area where rank {rank} sends messages"
+            ),
         };
         engine::with(|_| Err(err))
-    }
-
-    /// Runs `sched` to completion, or until `alarm` (asked when the rank would
-    /// sleep) holds. Returns whether it finished.
-    fn drive(&self, mut sched: Schedule, alarm: &dyn Fn() -> bool) -> Result<bool> {
-        engine::with(|e| {
-            let mut outcome = sched.advance(e)?;
-            if outcome.is_none() {
-                let mut failed = None;
-                let finished = e.wait_until_or(
-                    |e| match sched.advance(e) {
-                        Ok(None) => false,
-                        Ok(done) => {
-                            outcome = done;
-                            true
-                        }
-                        Err(err) => {
-                            failed = Some(err);
-                            true
-                        }
-                    },
-                    alarm,
-                )?;
-                if let Some(err) = failed {
-                    return Err(err);
-                }
-                if !finished {
-                    return Ok(false);
-                }
-            }
-            outcome.expect("the schedule finished").map(|_| true)
-        })
     }
 
     /// Starts `sched` as a request of `scope`; its buffers are borrowed for `'s`.
@@ -185,6 +155,36 @@ impl Comm {
         }
         Ok(root as usize)
     }
+}
+
+/// Runs `sched` to completion, or until `alarm` (asked when the rank would sleep)
+/// holds. Returns whether it finished.
+fn drive(e: &mut Engine, sched: &mut Schedule, alarm: &dyn Fn() -> bool) -> Result<bool> {
+    let mut outcome = sched.advance(e)?;
+    if outcome.is_none() {
+        let mut failed = None;
+        let finished = e.wait_until_or(
+            |e| match sched.advance(e) {
+                Ok(None) => false,
+                Ok(done) => {
+                    outcome = done;
+                    true
+                }
+                Err(err) => {
+                    failed = Some(err);
+                    true
+                }
+            },
+            alarm,
+        )?;
+        if let Some(err) = failed {
+            return Err(err);
+        }
+        if !finished {
+            return Ok(false);
+        }
+    }
+    outcome.expect("the schedule finished").map(|_| true)
 }
 
 /// An [`Error::InvalidArgument`] saying which buffer of which operation has the wrong

@@ -355,9 +355,9 @@ pub(crate) fn lend(coll: Collective, bytes: usize, size: usize) -> bool {
 }
 
 /// The measured limits of the shared-memory path (docs/collectives.md), for data that
-/// fits the area. With two ranks (a core each here) it wins only for short data, where
-/// a message's software overhead dominates: past that, copying through the area
-/// costs a copy more than a message does. From three ranks (sharing cores here) it
+/// fits the area. With two ranks (a core each here) it wins for short data, where
+/// a message's software overhead dominates (and for an allgather wherever it fits):
+/// past that, copying through the area costs a copy more than a message does. From three ranks (sharing cores here) it
 /// wins wherever the data fits (and for a bcast or allreduce of any size, piece by
 /// piece), since each rank is woken at most once per collective (per piece),
 /// except for a scatter of more than a kilobyte in all (the root copies every
@@ -365,20 +365,20 @@ pub(crate) fn lend(coll: Collective, bytes: usize, size: usize) -> bool {
 fn table_on_node(coll: Collective, bytes: usize, size: usize) -> bool {
     let two = size == 2;
     match coll {
-        Collective::Barrier => true,
-        Collective::Allreduce => !two || bytes <= 512,
-        Collective::Bcast | Collective::Allgather => !two || bytes <= 256,
+        Collective::Barrier | Collective::Allgather => true,
+        Collective::Allreduce => !two || bytes <= 2048,
+        Collective::Bcast | Collective::Gather => !two || bytes <= 512,
+        Collective::Reduce => !two || bytes <= 1024,
         Collective::Alltoall => {
             if two {
-                bytes <= 256
+                bytes <= 2048
             } else {
                 bytes * size <= LARGE
             }
         }
-        Collective::Reduce | Collective::Gather => !two || bytes <= 128,
         Collective::Scatter => {
             if two {
-                bytes <= 32
+                bytes <= 128
             } else {
                 bytes * size <= 1024
             }

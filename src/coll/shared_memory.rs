@@ -188,28 +188,22 @@ impl Beside<'_> {
     }
 }
 
-impl Comm {
-    /// Enters the next collective over the area as a rank that runs it as messages
-    /// ([`Beside`]), if this communicator's ranks are one node's.
-    pub(super) fn beside(&self) -> Result<Option<Beside<'_>>> {
-        let Some(slots) = self.node_indices()? else {
-            return Ok(None);
-        };
-        let rank = self.rank() as usize;
-        engine::with(|eng| {
-            let (area, ticket) = eng
-                .net
-                .area(false)
-                .expect("a communicator on one node has shared memory");
-            // Nothing is written: the flagged number alone needs no free slot.
-            area.publish(slots[rank], ticket.seq, true);
-            Ok(Some(Beside {
-                area,
-                slots,
-                rank,
-                seq: ticket.seq,
-            }))
-        })
+impl<'c> Beside<'c> {
+    /// Enters the next collective over the area as rank `rank` of a communicator
+    /// whose ranks have area indices `slots`, running it as messages.
+    pub(crate) fn enter(eng: &mut Engine, slots: &'c [usize], rank: usize) -> Beside<'c> {
+        let (area, ticket) = eng
+            .net
+            .area(false)
+            .expect("a communicator on one node has shared memory");
+        // Nothing is written: the flagged number alone needs no free slot.
+        area.publish(slots[rank], ticket.seq, true);
+        Beside {
+            area,
+            slots,
+            rank,
+            seq: ticket.seq,
+        }
     }
 }
 
