@@ -9,7 +9,7 @@
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use super::shared_memory::LARGE;
+use super::shared_memory::WHOLE;
 use crate::error::{Error, Result};
 
 /// The collective operations, to name one when choosing its algorithm.
@@ -348,8 +348,8 @@ pub(crate) fn on_node(coll: Collective, bytes: usize, size: usize, lend: bool) -
 pub(crate) fn lend(coll: Collective, bytes: usize, size: usize) -> bool {
     size > 2
         && match coll {
-            Collective::Alltoall => bytes * size > LARGE,
-            Collective::Allgather => bytes > LARGE,
+            Collective::Alltoall => bytes * size > WHOLE,
+            Collective::Allgather => bytes > WHOLE,
             _ => false,
         }
 }
@@ -365,15 +365,17 @@ pub(crate) fn lend(coll: Collective, bytes: usize, size: usize) -> bool {
 fn table_on_node(coll: Collective, bytes: usize, size: usize) -> bool {
     let two = size == 2;
     match coll {
-        Collective::Barrier | Collective::Allgather => true,
+        Collective::Barrier => true,
         Collective::Allreduce => !two || bytes <= 2048,
-        Collective::Bcast | Collective::Gather => !two || bytes <= 512,
-        Collective::Reduce => !two || bytes <= 1024,
+        Collective::Bcast => !two || bytes <= 512,
+        Collective::Allgather => bytes <= WHOLE,
+        Collective::Reduce => bytes <= if two { 1024 } else { WHOLE },
+        Collective::Gather => bytes <= if two { 512 } else { WHOLE },
         Collective::Alltoall => {
             if two {
                 bytes <= 2048
             } else {
-                bytes * size <= LARGE
+                bytes * size <= WHOLE
             }
         }
         Collective::Scatter => {
@@ -411,10 +413,11 @@ fn table(coll: Collective, bytes: usize, size: usize, commutative: bool) -> Algo
                 // As for the barrier: two wake-ups per rank beat log2(p) rounds, as
                 // long as rank 0's share (a vector from every rank) stays small.
                 Linear
-            } else if bytes < 16 * K || (size == 2 && bytes < 256 * K) {
+            } else if bytes < 16 * K || (size == 2 && bytes < 1024 * K) {
                 // Two ranks: one exchange and a local reduction; with the 4 KiB
                 // shared-memory eager limit, splitting the vector (Rabenseifner) only
-                // adds rendezvous round trips (np=2, 16-256 KiB: 1.7-3x slower).
+                // adds rendezvous round trips (np=2, 16-256 KiB: 1.7-3x slower), and
+                // a ring wins only from 1 MiB (256/512 KiB: 0.79/0.92 of its time).
                 RecursiveDoubling
             } else if bytes < 256 * K || !commutative {
                 Rabenseifner

@@ -1,9 +1,10 @@
 //! Allreduce over the node's collective area, in rank order (see
 //! `coll/shared_memory.rs`).
 //!
-//! Up to a large buffer (32 KiB): every rank writes its vector, waits for all, and
+//! Up to [`WHOLE`] (32 KiB): every rank writes its vector, waits for all, and
 //! combines all vectors itself. Cost: one arrival per rank, then `p` vectors read and
-//! `p - 1` combines on every rank. Longer vectors go in pieces of a large buffer, each
+//! `p - 1` combines on every rank. Longer vectors go in pieces of a large buffer
+//! (128 KiB), each
 //! in two collectives: every rank writes its piece, then combines one `1/p` segment
 //! of the piece from every rank's (a reduce-scatter) and writes it, then copies every
 //! rank's segment out (an allgather). Cost per piece: two arrivals per rank, and each
@@ -12,7 +13,7 @@
 //! whichever rank computes it, so all ranks get the same bits, the same inputs give
 //! the same bits whichever way the vector went, and non-commutative operations work.
 
-use crate::coll::shared_memory::{LARGE, Meeting};
+use crate::coll::shared_memory::{LARGE, Meeting, WHOLE};
 use crate::engine::schedule::Combine;
 use crate::error::Result;
 
@@ -31,7 +32,7 @@ pub(crate) fn run(
 ) -> Result<()> {
     let len = recv.len();
     m.set_shape(len, esz);
-    if len > piece_len(esz) {
+    if len > WHOLE {
         return run_pieces(m, input, recv, esz, op);
     }
     m.write(len, |slot| slot.copy_from_slice(input.unwrap_or(recv)))?;

@@ -29,8 +29,9 @@ pub(crate) const SMALL: usize = 2048 - PREFIX;
 /// Small slots per rank.
 pub(crate) const DEPTH: u64 = 32;
 /// Data bytes of a large buffer: the largest contribution a rank makes to one
-/// collective over the area.
-pub(crate) const LARGE: usize = 32 * 1024;
+/// collective over the area (a piece of a long bcast or allreduce; other collectives
+/// stay below `coll::shared_memory::WHOLE`).
+pub(crate) const LARGE: usize = 128 * 1024;
 /// Large buffers per rank.
 pub(crate) const LARGE_DEPTH: u64 = 4;
 
