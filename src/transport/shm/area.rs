@@ -293,4 +293,37 @@ mod tests {
         assert_eq!(books.next(false).free_after, 0);
         assert_eq!(books.next(true).free_after, 0);
     }
+
+    /// A zeroed, line-aligned stand-in for the mapping, for `ranks` ranks.
+    fn mapping(ranks: usize) -> Vec<AtomicU64> {
+        (0..ranks * BLOCK / 8).map(|_| AtomicU64::new(0)).collect()
+    }
+
+    #[test]
+    fn a_rank_on_messages_has_entered_but_is_told_apart() {
+        let words = mapping(2);
+        // SAFETY: the vector is zeroed, 8-byte aligned (all this test touches: sequence
+        // words and slot data through `write`/`read`), and outlives the Area.
+        let area = unsafe { Area::new(words.as_ptr() as *mut u8, 2) };
+        let seq = 5;
+        assert!(!area.entered(1, seq) && area.arrival(1, seq).is_none());
+        area.publish(1, seq, true);
+        assert!(area.entered(1, seq));
+        assert_eq!(area.arrival(1, seq), Some(Arrival::ViaMessages));
+        // The flag does not make the rank look further on than it is: the next
+        // collective of the same slot is not entered.
+        assert!(!area.entered(1, seq + DEPTH));
+        assert!(area.arrival(1, seq + DEPTH).is_none());
+        // SAFETY: nobody else uses the stand-in mapping.
+        unsafe { area.write(0, seq, Place::Small, (3, 7), |d| d.copy_from_slice(b"abc")) };
+        area.publish(0, seq, false);
+        assert_eq!(area.arrival(0, seq), Some(Arrival::InArea));
+        // SAFETY: rank 0 published `seq` above and writes nothing more.
+        assert_eq!(unsafe { area.read(0, seq) }, (&b"abc"[..], 7));
+        area.publish(0, seq + DEPTH, false);
+        assert!(
+            area.arrival(0, seq).is_none(),
+            "moved on: no longer at `seq`"
+        );
+    }
 }
