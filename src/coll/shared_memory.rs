@@ -263,13 +263,18 @@ impl<'a> Meeting<'a> {
     /// Announces that this rank entered the collective (with its data, if it wrote
     /// any). `source`: other ranks wait for this rank's data alone (a root's).
     pub(crate) fn publish(&mut self, source: bool) {
-        self.area
-            .publish(self.slots[self.rank], self.ticket.seq, false);
-        fence(Ordering::SeqCst);
         let (area, slots, seq) = (self.area, self.slots, self.ticket.seq);
+        area.publish(slots[self.rank], seq, false);
+        fence(Ordering::SeqCst);
         self.eng
             .net
             .wake_local(|| source || Self::all_reached(area, slots, seq));
+        if self.eng.policy.spins() {
+            // While it waits, a rank with a core of its own fetches the line it writes
+            // next: 2 ranks, 4-64 B allreduce in 0.90-0.96 of the time (A/B, 16 rounds
+            // each way). Among ranks sharing cores it cost 4-rank allreduce 5-10%.
+            area.prefetch(slots[self.rank], seq + 1);
+        }
     }
 
     /// Waits until every rank has published.

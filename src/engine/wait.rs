@@ -57,6 +57,11 @@ impl WaitPolicy {
         }
         Ok(p)
     }
+
+    /// Whether a waiter spins before it yields (it has a core of its own).
+    pub(crate) fn spins(&self) -> bool {
+        !self.spin.is_zero()
+    }
 }
 
 /// Reads a numeric `OXMPI_*` variable; unset is `None`, garbage is an error.

@@ -116,6 +116,21 @@ impl Area {
         self.word(Self::slot_off(l, seq))
     }
 
+    /// Brings the line of `l`'s slot for `seq` (its sequence word, shape and first
+    /// data bytes) into this core's cache ahead of use; only a hint.
+    pub(crate) fn prefetch(&self, l: usize, seq: u64) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+            let line = self.seq_word(l, seq).as_ptr();
+            // SAFETY: a prefetch reads nothing and writes nothing; the address lies
+            // inside the mapping (`seq_word` checked it).
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(line.cast()) };
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (l, seq);
+    }
+
     /// Whether local rank `l` has entered collective `seq` (acquire: what it wrote
     /// for `seq` is visible after a `true`).
     pub(crate) fn entered(&self, l: usize, seq: u64) -> bool {
