@@ -119,9 +119,11 @@ impl Comm {
         let Some(other) = other else {
             return Ok(());
         };
+        // No early return from here on: the engine must hear of the failure.
+        let world = |r: usize| self.world_rank(r as Rank).map_or(-1, |w| w as Rank);
         let err = Error::Protocol {
-            rank: self.world_rank(rank as Rank)? as Rank,
-            peer: self.world_rank(other as Rank)? as Rank,
+            rank: world(rank),
+            peer: world(other),
             detail: format!(
                 "{name}: the ranks disagree on the counts: rank {other} meets in the shared-memory area where rank {rank} sends messages"
             ),
