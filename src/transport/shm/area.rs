@@ -24,8 +24,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::segment::LINE;
 
-/// Data bytes of a small slot.
-pub(crate) const SMALL: usize = 2048 - PREFIX;
+/// Data bytes of a small slot: 4 KiB and the line the prefix shares with the first
+/// data bytes, so that a 4 KiB contribution fits whole. Slots a whole page long
+/// (4 KiB exactly) made 512 B - 1 KiB alltoall and allgather 7-18% slower (the
+/// slots of one rank then fall on the same cache sets); docs/collectives.md has
+/// the measurements.
+pub(crate) const SMALL: usize = 4096 + LINE - PREFIX;
 /// Small slots per rank.
 pub(crate) const DEPTH: u64 = 32;
 /// Data bytes of a large buffer: the largest contribution a rank makes to one
