@@ -355,22 +355,26 @@ pub(crate) fn lend(coll: Collective, bytes: usize, size: usize) -> bool {
 }
 
 /// The measured limits of the shared-memory path (docs/collectives.md), for data that
-/// fits the area. With two ranks (a core each here) it wins for short data, where
-/// a message's software overhead dominates (and for an allgather wherever it fits):
-/// past that, copying through the area costs a copy more than a message does. From three ranks (sharing cores here) it
-/// wins wherever the data fits (and for a bcast or allreduce of any size, piece by
-/// piece), since each rank is woken at most once per collective (per piece),
-/// except for a scatter of more than a kilobyte in all (the root copies every
-/// block into the area, where messages let it hand the blocks out while others run).
+/// fits the area. With two ranks (a core each here) it wins for short data, where a
+/// message's software overhead dominates, and from 4 KiB (the eager limit; beyond
+/// it a message pays a rendezvous round trip) to 16-32 KiB, past which copying
+/// through the area costs a copy more than a message does; between 1 and 2 KiB an
+/// eager message beats a bcast, gather or scatter through the area (an allreduce,
+/// reduce or allgather does better in the area at every size that fits). From
+/// three ranks (sharing cores here) it wins wherever the data fits (and for a bcast
+/// or allreduce of any size, piece by piece), since each rank is woken at most once
+/// per collective (per piece), except for a scatter of more than a kilobyte in all
+/// (the root copies every block into the area, where messages let it hand the
+/// blocks out while others run).
 fn table_on_node(coll: Collective, bytes: usize, size: usize) -> bool {
     let two = size == 2;
     match coll {
         Collective::Barrier => true,
-        Collective::Allreduce => !two || bytes <= 2048,
-        Collective::Bcast => !two || bytes <= 512,
-        Collective::Allgather => bytes <= WHOLE,
-        Collective::Reduce => bytes <= if two { 1024 } else { WHOLE },
-        Collective::Gather => bytes <= if two { 512 } else { WHOLE },
+        Collective::Allreduce => !two || bytes <= WHOLE,
+        Collective::Bcast => !two || bytes <= 512 || (4096..=WHOLE).contains(&bytes),
+        Collective::Allgather | Collective::Reduce => bytes <= WHOLE,
+        Collective::Gather if two => bytes <= 512 || (4096..=16384).contains(&bytes),
+        Collective::Gather => bytes <= WHOLE,
         Collective::Alltoall => {
             if two {
                 bytes <= 2048
