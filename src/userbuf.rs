@@ -127,22 +127,33 @@ pub(crate) struct TempBuf {
 const POOLED: usize = 4096;
 /// Most blocks kept in the pool.
 const POOL_MAX: usize = 16;
+/// Largest block kept for reuse by the next long collective. A fresh long temporary
+/// costs a fault or a clear per page (a 2-rank allreduce of 512 KiB spent about a
+/// tenth of its time zeroing its temporary); one block per thread up to this size
+/// bounds what is kept.
+const KEEP_MAX: usize = 64 << 20;
 
 thread_local! {
     static POOL: std::cell::RefCell<Vec<Box<[u8]>>> = const { std::cell::RefCell::new(Vec::new()) };
+    static KEPT: std::cell::Cell<Option<Box<[u8]>>> = const { std::cell::Cell::new(None) };
 }
 
 impl TempBuf {
-    /// `len` zeroed bytes.
-    pub(crate) fn zeroed(len: usize) -> TempBuf {
+    /// `len` bytes of unspecified (initialized) content: zeros, or what an earlier
+    /// temporary left there. Schedules write a temporary before they read it.
+    pub(crate) fn new(len: usize) -> TempBuf {
         let block: Box<[u8]> = if len <= POOLED {
-            let mut b = POOL
-                .with(|p| p.borrow_mut().pop())
-                .unwrap_or_else(|| vec![0u8; POOLED].into_boxed_slice());
-            b[..len].fill(0);
-            b
+            POOL.with(|p| p.borrow_mut().pop())
+                .unwrap_or_else(|| vec![0u8; POOLED].into_boxed_slice())
         } else {
-            vec![0u8; len].into_boxed_slice()
+            match KEPT.take() {
+                Some(b) if b.len() >= len => b,
+                other => {
+                    // Too small to serve: keep it for a shorter one later.
+                    KEPT.set(other);
+                    vec![0u8; len].into_boxed_slice()
+                }
+            }
         };
         let cap = block.len();
         let raw: *mut [u8] = Box::into_raw(block);
@@ -170,7 +181,7 @@ impl TempBuf {
 impl Drop for TempBuf {
     fn drop(&mut self) {
         let raw = std::ptr::slice_from_raw_parts_mut(self.view.ptr, self.cap);
-        // SAFETY: `raw` is exactly the boxed slice made in `zeroed`, given up only here.
+        // SAFETY: `raw` is exactly the boxed slice made in `new`, given up only here.
         let block = unsafe { Box::from_raw(raw) };
         if self.cap == POOLED {
             POOL.with(|p| {
@@ -179,6 +190,13 @@ impl Drop for TempBuf {
                     p.push(block);
                 }
             });
+        } else if self.cap <= KEEP_MAX {
+            // Keep the larger of this block and the one kept before.
+            let kept = KEPT.take();
+            KEPT.set(Some(match kept {
+                Some(k) if k.len() > block.len() => k,
+                _ => block,
+            }));
         }
     }
 }

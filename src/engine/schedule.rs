@@ -127,9 +127,10 @@ impl Schedule {
         }
     }
 
-    /// Adds a zeroed temporary of `len` bytes; returns its buffer id.
+    /// Adds a temporary of `len` bytes (of unspecified content: steps must write
+    /// it before they read it); returns its buffer id.
     pub(crate) fn temp(&mut self, len: usize) -> Buf {
-        self.temps.push(TempBuf::zeroed(len));
+        self.temps.push(TempBuf::new(len));
         Buf::Temp(self.temps.len() - 1)
     }
 
