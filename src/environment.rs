@@ -280,17 +280,24 @@ impl Universe {
     pub fn finalize(mut self) -> Result<()> {
         self.finalized = true;
         match engine::uninstall() {
-            Some(e) => e.finalize(),
+            Some(e) => finish(e),
             None => Err(Error::NotInitialized),
         }
     }
+}
+
+/// Finalizes the engine, then frees what this thread kept for temporaries.
+fn finish(e: Engine) -> Result<()> {
+    let result = e.finalize();
+    crate::userbuf::release_kept();
+    result
 }
 
 impl Drop for Universe {
     fn drop(&mut self) {
         if !self.finalized
             && let Some(e) = engine::uninstall()
-            && let Err(err) = e.finalize()
+            && let Err(err) = finish(e)
         {
             eprintln!("oxmpi: finalize failed: {err}");
         }

@@ -127,15 +127,54 @@ pub(crate) struct TempBuf {
 const POOLED: usize = 4096;
 /// Most blocks kept in the pool.
 const POOL_MAX: usize = 16;
-/// Largest block kept for reuse by the next long collective. A fresh long temporary
+/// Long blocks kept per thread for the next long temporaries. A fresh long temporary
 /// costs a fault or a clear per page (a 2-rank allreduce of 512 KiB spent about a
-/// tenth of its time zeroing its temporary); one block per thread up to this size
-/// bounds what is kept.
-const KEEP_MAX: usize = 64 << 20;
+/// tenth of its time zeroing its temporary); a schedule has at most a few long
+/// temporaries at once.
+const KEEP_BLOCKS: usize = 4;
+/// Most bytes the kept blocks of a thread hold in all.
+const KEEP_BYTES: usize = 64 << 20;
 
 thread_local! {
     static POOL: std::cell::RefCell<Vec<Box<[u8]>>> = const { std::cell::RefCell::new(Vec::new()) };
-    static KEPT: std::cell::Cell<Option<Box<[u8]>>> = const { std::cell::Cell::new(None) };
+    static KEPT: std::cell::RefCell<Vec<Box<[u8]>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Frees the blocks this thread keeps for temporaries (when oxmpi is finalized).
+pub(crate) fn release_kept() {
+    POOL.with(|p| p.borrow_mut().clear());
+    KEPT.with(|k| k.borrow_mut().clear());
+}
+
+/// The smallest kept block of at least `len` bytes and at most four times that (a
+/// much larger one stays for a longer temporary), if any.
+fn kept(len: usize) -> Option<Box<[u8]>> {
+    KEPT.with(|k| {
+        let mut k = k.borrow_mut();
+        let best = (0..k.len())
+            .filter(|&i| (len..=len.saturating_mul(4)).contains(&k[i].len()))
+            .min_by_key(|&i| k[i].len())?;
+        Some(k.swap_remove(best))
+    })
+}
+
+/// Keeps `block` for a later temporary, making room by dropping the smallest kept
+/// blocks while there are too many or too many bytes.
+fn keep(block: Box<[u8]>) {
+    if block.len() > KEEP_BYTES {
+        return;
+    }
+    KEPT.with(|k| {
+        let mut k = k.borrow_mut();
+        k.push(block);
+        k.sort_unstable_by_key(|b| std::cmp::Reverse(b.len()));
+        let mut total = 0;
+        k.retain(|b| {
+            total += b.len();
+            total <= KEEP_BYTES
+        });
+        k.truncate(KEEP_BLOCKS);
+    })
 }
 
 impl TempBuf {
@@ -146,14 +185,7 @@ impl TempBuf {
             POOL.with(|p| p.borrow_mut().pop())
                 .unwrap_or_else(|| vec![0u8; POOLED].into_boxed_slice())
         } else {
-            match KEPT.take() {
-                Some(b) if b.len() >= len => b,
-                other => {
-                    // Too small to serve: keep it for a shorter one later.
-                    KEPT.set(other);
-                    vec![0u8; len].into_boxed_slice()
-                }
-            }
+            kept(len).unwrap_or_else(|| vec![0u8; len].into_boxed_slice())
         };
         let cap = block.len();
         let raw: *mut [u8] = Box::into_raw(block);
@@ -190,13 +222,41 @@ impl Drop for TempBuf {
                     p.push(block);
                 }
             });
-        } else if self.cap <= KEEP_MAX {
-            // Keep the larger of this block and the one kept before.
-            let kept = KEPT.take();
-            KEPT.set(Some(match kept {
-                Some(k) if k.len() > block.len() => k,
-                _ => block,
-            }));
+        } else {
+            keep(block);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_temporaries_reuse_the_best_fitting_kept_block() {
+        release_kept();
+        let big = TempBuf::new(1 << 20);
+        let small = TempBuf::new(10_000);
+        let (big_at, small_at) = (big.view().ptr, small.view().ptr);
+        drop(big);
+        drop(small);
+        // Best fit: a 9 000-byte temporary gets the 10 000-byte block, not the 1 MiB one.
+        let t = TempBuf::new(9_000);
+        assert_eq!((t.view().ptr, t.view().len), (small_at, 9_000));
+        // A block more than four times too long stays for a longer temporary.
+        let fresh = TempBuf::new(5_000);
+        assert!(fresh.view().ptr != big_at);
+        let long = TempBuf::new(600_000);
+        assert_eq!(long.view().ptr, big_at);
+        drop((t, fresh, long));
+        KEPT.with(|k| assert_eq!(k.borrow().len(), 3));
+        // At most KEEP_BLOCKS blocks, the longest ones (the 8 KiB temporary took the
+        // 10 000-byte block, the others are fresh).
+        let many: Vec<TempBuf> = (1..=6).map(|i| TempBuf::new(i * 8192)).collect();
+        drop(many);
+        let lens: Vec<usize> = KEPT.with(|k| k.borrow().iter().map(|b| b.len()).collect());
+        assert_eq!(lens, [1 << 20, 48 * 1024, 40 * 1024, 32 * 1024]);
+        release_kept();
+        KEPT.with(|k| assert!(k.borrow().is_empty()));
     }
 }

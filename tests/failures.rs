@@ -156,6 +156,10 @@ fn ranks_split_between_shared_memory_and_messages_end_the_job() {
         (2, "allreduce reversed"),
         (3, "gather reversed"),
         (3, "scatter reversed"),
+        (2, "gather reversed"),
+        (2, "bcast mid"),
+        (2, "gather mid"),
+        (2, "gather mid reversed"),
     ];
     for (n, case) in cases {
         let args: Vec<&str> = ["split"].into_iter().chain(case.split(' ')).collect();

@@ -356,16 +356,15 @@ pub(crate) fn lend(coll: Collective, bytes: usize, size: usize) -> bool {
 
 /// The measured limits of the shared-memory path (docs/collectives.md), for data that
 /// fits the area. With two ranks (a core each here) it wins for short data, where a
-/// message's software overhead dominates, and from 4 KiB (the eager limit; beyond
-/// it a message pays a rendezvous round trip) to 16-32 KiB, past which copying
-/// through the area costs a copy more than a message does; between 1 and 2 KiB an
-/// eager message beats a bcast, gather or scatter through the area (an allreduce,
-/// reduce or allgather does better in the area at every size that fits). From
-/// three ranks (sharing cores here) it wins wherever the data fits (and for a bcast
-/// or allreduce of any size, piece by piece), since each rank is woken at most once
-/// per collective (per piece), except for a scatter of more than a kilobyte in all
-/// (the root copies every block into the area, where messages let it hand the
-/// blocks out while others run).
+/// message's software overhead dominates; an allreduce, reduce or allgather wins at
+/// every size that fits, and a bcast or gather again from 4 KiB (the eager limit;
+/// longer messages pay a rendezvous round trip) to 32 or 16 KiB, where between
+/// 512 B and 4 KiB an eager message beats it; an alltoall or scatter wins only up to
+/// 2 KiB or 128 B blocks. From three ranks (sharing cores here) it wins wherever the
+/// data fits (and for a bcast or allreduce of any size, piece by piece), since each
+/// rank is woken at most once per collective (per piece), except for a scatter of
+/// more than a kilobyte in all (the root copies every block into the area, where
+/// messages let it hand the blocks out while others run).
 fn table_on_node(coll: Collective, bytes: usize, size: usize) -> bool {
     let two = size == 2;
     match coll {
@@ -417,12 +416,15 @@ fn table(coll: Collective, bytes: usize, size: usize, commutative: bool) -> Algo
                 // As for the barrier: two wake-ups per rank beat log2(p) rounds, as
                 // long as rank 0's share (a vector from every rank) stays small.
                 Linear
-            } else if bytes < 16 * K || (size == 2 && bytes < 512 * K) {
+            } else if bytes < 16 * K
+                || (size == 2 && (bytes < 512 * K || (!commutative && bytes < 1024 * K)))
+            {
                 // Two ranks: one exchange and a local reduction; with the 4 KiB
                 // shared-memory eager limit, splitting the vector (Rabenseifner) only
                 // adds rendezvous round trips (np=2, 16-256 KiB: 1.3-3x slower), and
                 // a ring, with half the copying and reducing per rank, wins from
-                // 512 KiB (0.86-0.94 of the time; 1 MiB 0.98-1.0).
+                // 512 KiB (0.86-0.94 of the time; 1 MiB 0.98-1.0). A non-commutative
+                // op cannot take the ring; Rabenseifner was not measured better.
                 RecursiveDoubling
             } else if bytes < 256 * K || !commutative {
                 Rabenseifner

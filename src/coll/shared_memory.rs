@@ -39,7 +39,8 @@ use super::Form;
 use super::select::{self, Collective};
 use crate::comm::Comm;
 use crate::engine::{self, Engine};
-use crate::error::{Error, Result};
+use crate::error::{Error, Rank, Result};
+
 use crate::transport::frame::RemoteBuf;
 use crate::transport::shm::area::{Area, Arrival, SMALL, Ticket};
 
@@ -69,6 +70,8 @@ pub(crate) struct Meeting<'a> {
     ticket: Ticket,
     /// Area index of each communicator rank.
     slots: &'a [usize],
+    /// World rank of each communicator rank (for reports).
+    group: &'a [u32],
     rank: usize,
     op: &'static str,
     /// The operation's shape, for operations that go in pieces (else 0): its length
@@ -163,6 +166,7 @@ impl Comm {
                 area,
                 ticket,
                 slots: venue.slots,
+                group: self.group(),
                 rank: self.rank() as usize,
                 op,
                 shape: 0,
@@ -342,10 +346,17 @@ impl<'a> Meeting<'a> {
     fn raw(&self, rank: usize) -> Result<(&[u8], u64)> {
         let (l, seq) = (self.slots[rank], self.ticket.seq);
         if self.area.arrival(l, seq) == Some(Arrival::ViaMessages) {
-            return Err(Error::InvalidArgument(format!(
-                "{}: rank {rank} sends messages where rank {} meets in the shared-memory area (the ranks disagree on the counts)",
-                self.op, self.rank
-            )));
+            // Fatal, as on the messages side: that rank may already have returned
+            // from the collective (an eager send), so nothing can put the two back in
+            // step.
+            return Err(Error::Protocol {
+                rank: self.group[self.rank] as Rank,
+                peer: self.group[rank] as Rank,
+                detail: format!(
+                    "{}: the ranks disagree on the counts: rank {rank} sends messages where rank {} meets in the shared-memory area",
+                    self.op, self.rank
+                ),
+            });
         }
         // SAFETY: callers read only ranks they waited for (`wait_all`, `wait_for`), and
         // the slice borrows the meeting, which must be borrowed mutably to publish or

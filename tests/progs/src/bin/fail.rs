@@ -4,7 +4,9 @@
 //! set up shared memory), `fail panicscope R` makes rank R panic inside a scope with a
 //! receive in flight, `fail split OP` has every rank call collective OP with counts
 //! that send rank 0 to the node's shared-memory area and the others to messages
-//! (`fail split OP reversed`: the other way round).
+//! (`fail split OP reversed`: the other way round; `fail split OP mid [reversed]`:
+//! rank 0 in the 2-rank area band of 4-32 KiB, the others just below it, where a
+//! bcast or gather goes as messages).
 //! Every rank first writes "PID JOB_ID" to DIR/pid.RANK (DIR:
 //! the OXMPI_TEST_PIDDIR variable); the surviving ranks then block in a receive that
 //! never completes, so the launcher must end them.
@@ -19,13 +21,15 @@ fn kill_self() -> ! {
 
 /// Collective `op` where rank 0's data is within the shared-memory area's limit for
 /// it (on 2 ranks, and for reduce, gather and scatter on more) and the others' is not,
-/// or if `reversed` the other way round.
-fn split_paths(world: &oxmpi::Comm, op: &str, reversed: bool) -> oxmpi::Result<()> {
+/// or if `reversed` the other way round; `mid`: 8 KiB against 2 KiB instead of 16 B
+/// against 40 000 B.
+fn split_paths(world: &oxmpi::Comm, op: &str, mid: bool, reversed: bool) -> oxmpi::Result<()> {
     let size = world.size() as usize;
+    let (area, messages) = if mid { (2048, 512) } else { (4, 10_000) };
     let n = if (world.rank() == 0) != reversed {
-        4
+        area
     } else {
-        10_000
+        messages
     };
     let sum = oxmpi::Op::Sum;
     match op {
@@ -67,11 +71,8 @@ fn main() -> oxmpi::Result<()> {
     // Every rank is up before anyone fails.
     world.dup()?;
     if how == "split" {
-        split_paths(
-            &world,
-            &args[2],
-            args.get(3).is_some_and(|a| a == "reversed"),
-        )?;
+        let flag = |f: &str| args[3..].iter().any(|a| a == f);
+        split_paths(&world, &args[2], flag("mid"), flag("reversed"))?;
     }
     if rank == victim {
         match how {
