@@ -5,9 +5,10 @@
 //! combines all vectors itself. Cost: one arrival per rank, then `p` vectors read and
 //! `p - 1` combines on every rank. Longer vectors go in pieces of a large buffer
 //! (128 KiB), each
-//! in two collectives: every rank writes its piece, then combines one `1/p` segment
-//! of the piece from every rank's (a reduce-scatter) and writes it, then copies every
-//! rank's segment out (an allgather). Cost per piece: two arrivals per rank, and each
+//! in two collectives: every rank writes its piece (all but its own `1/p` segment,
+//! which nobody else reads), then combines that segment of the piece from every
+//! rank's (a reduce-scatter) and writes it, then copies every rank's segment out (an
+//! allgather). Cost per piece: two arrivals per rank, and each
 //! rank reads the piece about twice instead of `p` times. Either way every element is
 //! `x0 ⊕ (x1 ⊕ (… ⊕ x(p-1)))`, computed from the same operands in the same order
 //! whichever rank computes it, so all ranks get the same bits, the same inputs give
@@ -91,11 +92,22 @@ fn run_pieces(
     let mut off = 0;
     while off < total {
         let len = step.min(total - off);
+        let elems = len / esz;
+        let bound = |r: usize| r * elems / size * esz;
+        let mine = bound(rank)..bound(rank + 1);
         if off > 0 {
             m.next_piece(len);
         }
         m.write(len, |slot| {
-            slot.copy_from_slice(&input.unwrap_or(recv)[off..off + len])
+            let piece = &input.unwrap_or(recv)[off..off + len];
+            if input.is_some() {
+                // Nobody reads this rank's own segment: it combines that from its
+                // input (in place the input is overwritten, so the slot keeps it).
+                slot[..mine.start].copy_from_slice(&piece[..mine.start]);
+                slot[mine.end..].copy_from_slice(&piece[mine.end..]);
+            } else {
+                slot.copy_from_slice(piece);
+            }
         })?;
         m.publish(false);
         m.wait_all()?;
@@ -104,9 +116,6 @@ fn run_pieces(
             // fail at the same step.
             m.read(r, len)?;
         }
-        let elems = len / esz;
-        let bound = |r: usize| r * elems / size * esz;
-        let mine = bound(rank)..bound(rank + 1);
         // Every rank's piece was checked above, so combining cannot fail here.
         let mut combined = Ok(());
         m.next_piece_from(elems.div_ceil(size) * esz, mine.len(), |seg, piece| {
