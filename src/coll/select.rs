@@ -416,15 +416,13 @@ fn table(coll: Collective, bytes: usize, size: usize, commutative: bool) -> Algo
                 // As for the barrier: two wake-ups per rank beat log2(p) rounds, as
                 // long as rank 0's share (a vector from every rank) stays small.
                 Linear
-            } else if bytes < 16 * K
-                || (size == 2 && (bytes < 512 * K || (!commutative && bytes < 1024 * K)))
-            {
+            } else if bytes < 16 * K || (size == 2 && bytes < 1024 * K) {
                 // Two ranks: one exchange and a local reduction; with the 4 KiB
                 // shared-memory eager limit, splitting the vector (Rabenseifner) only
                 // adds rendezvous round trips (np=2, 16-256 KiB: 1.3-3x slower), and
-                // a ring, with half the copying and reducing per rank, wins from
-                // 512 KiB (0.86-0.94 of the time; 1 MiB 0.98-1.0). A non-commutative
-                // op cannot take the ring; Rabenseifner was not measured better.
+                // a ring, with half the copying and reducing per rank, wins only from
+                // 1 MiB (256/512 KiB: 0.71/0.76 of its time; 1 MiB 1.16), both
+                // combining the partner's data where it lands.
                 RecursiveDoubling
             } else if bytes < 256 * K || !commutative {
                 Rabenseifner

@@ -24,9 +24,21 @@ pub(crate) fn build(s: &mut Schedule, input: Buf, bytes: usize) {
         }
         Role::Participant { q, absorbs } => (q, absorbs),
     };
-    let theirs = Span::new(s.temp(bytes), 0, bytes);
+    // Where a partner's partial lands: straight in the output while this rank's own
+    // partial is still its input (not in place), to be combined there (no temporary
+    // and a smaller working set: 2-rank 512 KiB-1 MiB, see docs/collectives.md), else
+    // in a temporary.
+    let mut temp = None;
+    let mut landing = |s: &mut Schedule, cur: Span| {
+        if cur == out {
+            *temp.get_or_insert_with(|| Span::new(s.temp(bytes), 0, bytes))
+        } else {
+            out
+        }
+    };
     let mut cur = mine;
     if let Some(lower) = absorbed {
+        let theirs = landing(s, cur);
         s.recv(lower, theirs);
         s.fence();
         s.reduce(theirs, cur, out);
@@ -35,6 +47,7 @@ pub(crate) fn build(s: &mut Schedule, input: Buf, bytes: usize) {
     let mut mask = 1;
     while mask < fold.pof2 {
         let partner = fold.rank_of(q ^ mask);
+        let theirs = landing(s, cur);
         s.send(partner, cur);
         s.recv(partner, theirs);
         s.fence();

@@ -13,8 +13,10 @@ use crate::engine::schedule::{Buf, Schedule, Span};
 
 /// Where partial results wait between steps.
 enum Partials {
-    /// In their own block of a buffer (allreduce: the receive buffer).
-    Blocks { buf: Buf, incoming: Buf },
+    /// In their own block of a buffer (allreduce: the receive buffer), where the
+    /// neighbour's partial also lands unless that buffer is the input (in place):
+    /// then it lands in `incoming`.
+    Blocks { buf: Buf, incoming: Option<Buf> },
     /// In two temporaries used in turn (reduce-scatter: no room for the vector).
     Rotating([Buf; 2]),
 }
@@ -39,7 +41,7 @@ pub(crate) fn build(
     let partials = match partials_in {
         Some(buf) => Partials::Blocks {
             buf,
-            incoming: s.temp(most),
+            incoming: (buf == input).then(|| s.temp(most)),
         },
         None => Partials::Rotating([s.temp(most), s.temp(most)]),
     };
@@ -49,7 +51,10 @@ pub(crate) fn build(
         let len = blocks.bytes(b);
         let (got, partial) = match partials {
             Partials::Blocks { buf, incoming } => {
-                (Span::new(incoming, 0, len), blocks.span(buf, b))
+                let partial = blocks.span(buf, b);
+                // Combined where it lands: no temporary, a smaller working set
+                // (2-rank allreduce of 1 MiB, see docs/collectives.md).
+                (incoming.map_or(partial, |t| Span::new(t, 0, len)), partial)
             }
             Partials::Rotating(t) => (Span::new(t[k % 2], 0, len), Span::new(t[k % 2], 0, len)),
         };
