@@ -22,10 +22,17 @@ pub(crate) fn build(s: &mut Schedule, input: Buf, bytes: usize, root: usize, com
         (false, true) => mine,
         (false, false) => Span::new(s.temp(bytes), 0, bytes),
     };
-    let mut theirs = None;
+    let mut temp = None;
     let mut cur = mine;
     for child in tree.children() {
-        let theirs = *theirs.get_or_insert_with(|| Span::new(s.temp(bytes), 0, bytes));
+        // The first child's partial lands straight in the accumulator (unless that is
+        // the input, in place) and is combined there: no temporary for a rank with
+        // one child, a smaller working set (see docs/collectives.md).
+        let theirs = if cur == acc {
+            *temp.get_or_insert_with(|| Span::new(s.temp(bytes), 0, bytes))
+        } else {
+            acc
+        };
         s.recv(child.rank, theirs);
         s.reduce(cur, theirs, acc);
         cur = acc;
