@@ -120,12 +120,12 @@ impl Comm {
         self.inner.pair * 2
     }
 
-    /// World rank of `rank`, which must be valid.
     /// The world rank of each rank of this communicator.
     pub(crate) fn group(&self) -> &[u32] {
         &self.inner.group
     }
 
+    /// World rank of `rank`, which must be valid.
     pub(crate) fn world_rank(&self, rank: Rank) -> Result<usize> {
         if rank < 0 || rank >= self.inner.size {
             return Err(Error::InvalidRank {

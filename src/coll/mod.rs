@@ -119,15 +119,8 @@ impl Comm {
         let Some(other) = other else {
             return Ok(());
         };
-        // No early return from here on: the engine must hear of the failure.
-        let world = |r: usize| self.world_rank(r as Rank).map_or(-1, |w| w as Rank);
-        let err = Error::Protocol {
-            rank: world(rank),
-            peer: world(other),
-            detail: format!(
-                "{name}: the ranks disagree on the counts: rank {other} meets in the shared-memory area where rank {rank} sends messages"
-            ),
-        };
+        // The engine must hear of the failure.
+        let err = shared_memory::split_paths(self.group(), name, (rank, other), false);
         engine::with(|_| Err(err))
     }
 

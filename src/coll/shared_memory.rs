@@ -40,7 +40,6 @@ use super::select::{self, Collective};
 use crate::comm::Comm;
 use crate::engine::{self, Engine};
 use crate::error::{Error, Rank, Result};
-
 use crate::transport::frame::RemoteBuf;
 use crate::transport::shm::area::{Area, Arrival, SMALL, Ticket};
 
@@ -174,6 +173,26 @@ impl Comm {
             };
             f(&mut m)
         })
+    }
+}
+
+/// The fatal error this communicator rank `me` reports when it and rank `peer` run
+/// collective `op` on either side of the node's area (`me_in_area`: this rank met in
+/// the area, the peer sends messages; else the other way round); `group` maps both
+/// to world ranks. Nothing can put such ranks back in step, so the job ends.
+pub(crate) fn split_paths(
+    group: &[u32],
+    op: &str,
+    (me, peer): (usize, usize),
+    me_in_area: bool,
+) -> Error {
+    let (in_area, on_messages) = if me_in_area { (me, peer) } else { (peer, me) };
+    Error::Protocol {
+        rank: group[me] as Rank,
+        peer: group[peer] as Rank,
+        detail: format!(
+            "{op}: the ranks disagree on the counts: rank {in_area} meets in the shared-memory area where rank {on_messages} sends messages"
+        ),
     }
 }
 
@@ -349,14 +368,7 @@ impl<'a> Meeting<'a> {
             // Fatal, as on the messages side: that rank may already have returned
             // from the collective (an eager send), so nothing can put the two back in
             // step.
-            return Err(Error::Protocol {
-                rank: self.group[self.rank] as Rank,
-                peer: self.group[rank] as Rank,
-                detail: format!(
-                    "{}: the ranks disagree on the counts: rank {rank} sends messages where rank {} meets in the shared-memory area",
-                    self.op, self.rank
-                ),
-            });
+            return Err(split_paths(self.group, self.op, (self.rank, rank), true));
         }
         // SAFETY: callers read only ranks they waited for (`wait_all`, `wait_for`), and
         // the slice borrows the meeting, which must be borrowed mutably to publish or

@@ -134,6 +134,17 @@ impl Schedule {
         Buf::Temp(self.temps.len() - 1)
     }
 
+    /// Where data to be combined into `out` can be received while `cur`, the other
+    /// operand, is still needed: `out` itself (combined in place there: no temporary
+    /// and a smaller working set) unless it is `cur`, else a temporary of `out`'s
+    /// length, made once into `spare` and reused.
+    pub(crate) fn landing(&mut self, cur: Span, out: Span, spare: &mut Option<Span>) -> Span {
+        if cur != out {
+            return out;
+        }
+        *spare.get_or_insert_with(|| Span::new(self.temp(out.len), 0, out.len))
+    }
+
     /// Sets the reduction applied by [`Step::Reduce`].
     pub(crate) fn set_op(&mut self, op: Box<dyn Combine>) {
         self.op = Some(op);

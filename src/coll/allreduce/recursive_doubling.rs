@@ -24,21 +24,12 @@ pub(crate) fn build(s: &mut Schedule, input: Buf, bytes: usize) {
         }
         Role::Participant { q, absorbs } => (q, absorbs),
     };
-    // Where a partner's partial lands: straight in the output while this rank's own
-    // partial is still its input (not in place), to be combined there (no temporary
-    // and a smaller working set: 2-rank 512 KiB-1 MiB, see docs/collectives.md), else
-    // in a temporary.
+    // A partner's partial lands in the output while this rank's own partial is still
+    // its input (2-rank 512 KiB-1 MiB, see docs/collectives.md), else in a temporary.
     let mut temp = None;
-    let mut landing = |s: &mut Schedule, cur: Span| {
-        if cur == out {
-            *temp.get_or_insert_with(|| Span::new(s.temp(bytes), 0, bytes))
-        } else {
-            out
-        }
-    };
     let mut cur = mine;
     if let Some(lower) = absorbed {
-        let theirs = landing(s, cur);
+        let theirs = s.landing(cur, out, &mut temp);
         s.recv(lower, theirs);
         s.fence();
         s.reduce(theirs, cur, out);
@@ -47,7 +38,7 @@ pub(crate) fn build(s: &mut Schedule, input: Buf, bytes: usize) {
     let mut mask = 1;
     while mask < fold.pof2 {
         let partner = fold.rank_of(q ^ mask);
-        let theirs = landing(s, cur);
+        let theirs = s.landing(cur, out, &mut temp);
         s.send(partner, cur);
         s.recv(partner, theirs);
         s.fence();

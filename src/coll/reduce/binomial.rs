@@ -25,14 +25,9 @@ pub(crate) fn build(s: &mut Schedule, input: Buf, bytes: usize, root: usize, com
     let mut temp = None;
     let mut cur = mine;
     for child in tree.children() {
-        // The first child's partial lands straight in the accumulator (unless that is
-        // the input, in place) and is combined there: no temporary for a rank with
-        // one child, a smaller working set (see docs/collectives.md).
-        let theirs = if cur == acc {
-            *temp.get_or_insert_with(|| Span::new(s.temp(bytes), 0, bytes))
-        } else {
-            acc
-        };
+        // The first child's partial lands in the accumulator (unless that is the
+        // input, in place): no temporary for a rank with one child.
+        let theirs = s.landing(cur, acc, &mut temp);
         s.recv(child.rank, theirs);
         s.reduce(cur, theirs, acc);
         cur = acc;
