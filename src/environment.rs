@@ -295,8 +295,19 @@ fn finish(e: Engine) -> Result<()> {
 
 impl Drop for Universe {
     fn drop(&mut self) {
-        if !self.finalized
-            && let Some(e) = engine::uninstall()
+        if self.finalized {
+            return;
+        }
+        if std::thread::panicking() {
+            // Finalizing would wait for every other rank, and a rank waiting for a
+            // message from this one would never get there: end the job instead (the
+            // panic message is already printed).
+            let why = format!("rank {} panicked; ending the job", self.world.rank());
+            let _ = engine::with(|e| -> Result<()> { e.abort_job(101, &why, true) });
+            eprintln!("oxmpi: {why}");
+            std::process::exit(101);
+        }
+        if let Some(e) = engine::uninstall()
             && let Err(err) = finish(e)
         {
             eprintln!("oxmpi: finalize failed: {err}");

@@ -130,6 +130,18 @@ fn a_rank_killed_while_the_others_set_up_shared_memory_leaves_nothing() {
 }
 
 #[test]
+fn a_panic_ends_the_job_while_others_wait_for_the_panicking_rank() {
+    for (n, victim) in [(2, "1"), (5, "0")] {
+        let (code, err) = run_failing(n, &["panic", victim]);
+        assert_eq!(code, Some(101), "{err}");
+        assert!(
+            err.contains(&format!("rank {victim} panicked")) && err.contains("deliberate panic"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
 fn a_panic_with_operations_in_flight_ends_the_job() {
     let (code, err) = run_failing(3, &["panicscope", "1"]);
     assert_eq!(code, Some(101), "{err}");

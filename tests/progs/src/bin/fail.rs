@@ -1,8 +1,8 @@
 //! A rank that fails: `fail exit R CODE` makes rank R exit with CODE after init,
 //! `fail kill R` makes rank R kill itself with SIGKILL, `fail abort R CODE` makes it
 //! call abort, `fail killearly R` kills rank R before it starts oxmpi (while the others
-//! set up shared memory), `fail panicscope R` makes rank R panic inside a scope with a
-//! receive in flight, `fail split OP` has every rank call collective OP with counts
+//! set up shared memory), `fail panic R` makes rank R panic (nothing in flight),
+//! `fail panicscope R` makes rank R panic inside a scope with a receive in flight, `fail split OP` has every rank call collective OP with counts
 //! that send rank 0 to the node's shared-memory area and the others to messages
 //! (`fail split OP reversed`: the other way round; `fail split OP mid [reversed]`:
 //! rank 0 in the 2-rank area band of 4-32 KiB, the others just below it, where a
@@ -79,6 +79,7 @@ fn main() -> oxmpi::Result<()> {
             "exit" => std::process::exit(code),
             "kill" => kill_self(),
             "abort" => world.abort(code),
+            "panic" => panic!("deliberate panic"),
             "panicscope" => {
                 let mut never = [0u8; 8];
                 oxmpi::scope(|s| {
