@@ -13,7 +13,7 @@ use std::sync::{Arc, OnceLock};
 
 use crate::engine::{self, context::ContextIds, context::MASK_WORDS, schedule};
 use crate::error::{Error, Rank, Result, Tag};
-use crate::status::{Source, TAG_UB, TagSel};
+use crate::status::{TAG_UB, TagSel};
 
 struct Inner {
     pair: u32,
@@ -141,13 +141,6 @@ impl Comm {
             return Err(Error::InvalidTag { tag });
         }
         Ok(tag)
-    }
-
-    pub(crate) fn check_source(&self, src: Source) -> Result<Source> {
-        if let Source::Rank(r) = src {
-            self.world_rank(r)?;
-        }
-        Ok(src)
     }
 
     pub(crate) fn check_tag_sel(tag: TagSel) -> Result<TagSel> {

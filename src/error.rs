@@ -78,6 +78,18 @@ pub enum Error {
         /// What was observed.
         detail: String,
     },
+    /// A rank waits for a peer that has finalized (its program ended): a receive only
+    /// that peer could match, a send it never received, a collective it never joined.
+    /// Waiting would never end, so the job ends instead.
+    #[error("rank {rank}: {detail}")]
+    PeerFinalized {
+        /// This process's rank in the world.
+        rank: Rank,
+        /// The finalized peer's rank in the world (-1: every other rank).
+        peer: Rank,
+        /// What this rank waits for, and who finalized.
+        detail: String,
+    },
     /// A peer sent something that breaks the wire protocol.
     #[error("rank {rank}: protocol error from peer rank {peer}: {detail}")]
     Protocol {
@@ -149,6 +161,7 @@ impl Error {
         matches!(
             self,
             Error::PeerLost { .. }
+                | Error::PeerFinalized { .. }
                 | Error::Protocol { .. }
                 | Error::Bootstrap(_)
                 | Error::Io { .. }

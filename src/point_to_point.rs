@@ -17,10 +17,15 @@ use crate::userbuf::{UserBuf, UserBufMut};
 
 impl Comm {
     fn pattern(&self, source: Source, tag: TagSel) -> Result<Pattern> {
+        let from = match source {
+            Source::Rank(r) => Some(self.world_rank(r)?),
+            Source::Any => None,
+        };
         Ok(Pattern {
             ctx: self.p2p_ctx(),
-            src: self.check_source(source)?,
+            src: source,
             tag: Comm::check_tag_sel(tag)?,
+            from,
         })
     }
 
@@ -127,14 +132,7 @@ impl Comm {
     /// without receiving it (`MPI_Probe`).
     pub fn probe(&self, source: impl Into<Source>, tag: impl Into<TagSel>) -> Result<Status> {
         let pattern = self.pattern(source.into(), tag.into())?;
-        engine::with(|e| {
-            let mut found = None;
-            e.wait_until(|e| {
-                found = e.iprobe(&pattern).ok().flatten();
-                found.is_some()
-            })?;
-            Ok(found.expect("loop ends on a match"))
-        })
+        engine::with(|e| e.probe(&pattern))
     }
 
     /// The envelope of a matching message if one has arrived (`MPI_Iprobe`).

@@ -248,7 +248,7 @@ impl<'a> Meeting<'a> {
         let (area, slots) = (self.area, self.slots);
         if !Self::all_reached(area, slots, seq) {
             self.eng
-                .wait_shared(&|| Self::all_reached(area, slots, seq))?;
+                .wait_shared(&|| Self::all_reached(area, slots, seq), self.group)?;
         }
         self.eng.net.all_entered(seq);
         Ok(())
@@ -310,7 +310,7 @@ impl<'a> Meeting<'a> {
         if ready() {
             return Ok(());
         }
-        self.eng.wait_shared(&ready)
+        self.eng.wait_shared(&ready, self.group)
     }
 
     /// What `rank` (which has published) wrote, checked to be `len` bytes of an

@@ -26,6 +26,8 @@ pub(crate) struct Pattern {
     pub ctx: u32,
     pub src: Source,
     pub tag: TagSel,
+    /// World rank of the only sender that can match (`None`: any source).
+    pub from: Option<usize>,
 }
 
 impl Pattern {
@@ -124,6 +126,23 @@ impl Matcher {
         self.posted.push_back((pattern, id));
     }
 
+    /// Removes the posted receives `doomed` picks (by pattern and id); returns their
+    /// ids.
+    pub(crate) fn take_posted_where(
+        &mut self,
+        doomed: impl Fn(&Pattern, ReqId) -> bool,
+    ) -> Vec<ReqId> {
+        let mut taken = Vec::new();
+        self.posted.retain(|(p, id)| {
+            let keep = !doomed(p, *id);
+            if !keep {
+                taken.push(*id);
+            }
+            keep
+        });
+        taken
+    }
+
     pub(crate) fn push_unexpected(&mut self, msg: Unexpected) {
         self.unexpected.push_back(msg);
     }
@@ -190,6 +209,7 @@ mod tests {
             ctx: 0,
             src: Source::Any,
             tag: TagSel::Tag(6),
+            from: None,
         };
         let first = m.take_unexpected(&any).unwrap();
         assert_eq!(first.env, env(2, 6));
@@ -197,6 +217,7 @@ mod tests {
             ctx: 0,
             src: Source::Rank(1),
             tag: TagSel::Any,
+            from: None,
         };
         assert_eq!(m.take_unexpected(&from1).unwrap().env, env(1, 5));
         assert_eq!(m.take_unexpected(&from1).unwrap().env, env(1, 6));
@@ -205,6 +226,7 @@ mod tests {
             ctx: 2,
             src: Source::Any,
             tag: TagSel::Any,
+            from: None,
         };
         m.push_unexpected(eager(1, 5, 1));
         assert!(m.take_unexpected(&other_ctx).is_none());
@@ -227,6 +249,7 @@ mod tests {
             ctx: 0,
             src: Source::Any,
             tag: TagSel::Any,
+            from: None,
         };
         m.post(p, ReqId(1));
         m.post(p, ReqId(2));

@@ -9,6 +9,7 @@
 
 pub(crate) mod context;
 pub(crate) mod credits;
+mod finalized;
 pub(crate) mod matching;
 mod owner;
 pub(crate) mod protocol;
@@ -258,9 +259,24 @@ impl Engine {
     }
 
     /// Progresses until `ready` holds, where `ready` looks only at shared memory that
-    /// other local ranks write (the collective area) and wake this rank after.
-    pub(crate) fn wait_shared(&mut self, ready: &dyn Fn() -> bool) -> Result<()> {
-        self.wait_loop(|_| ready(), ready)
+    /// other local ranks write (the collective area) and wake this rank after. Fails
+    /// if a rank of `group` (world ranks, the collective's) finalizes first.
+    pub(crate) fn wait_shared(&mut self, ready: &dyn Fn() -> bool, group: &[u32]) -> Result<()> {
+        let gone = |e: &Engine| {
+            group
+                .iter()
+                .map(|&r| r as usize)
+                .find(|&r| e.core.finalized.has(r))
+        };
+        self.wait_loop(|e| ready() || gone(e).is_some(), ready)?;
+        // What a finalized rank published before it said so is visible by now.
+        match gone(self) {
+            Some(peer) if !ready() => {
+                let what = format!("a collective waits for rank {peer} to join it");
+                Err(self.core.finalized_error(Some(peer), &what))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Progresses until `done` holds; a rank about to sleep runs `recheck` once it can
@@ -300,6 +316,10 @@ impl Engine {
         buf: UserBuf,
         sync: bool,
     ) -> Result<Option<ReqId>> {
+        if self.core.finalized.has(peer) {
+            let what = format!("a send to rank {peer} was started");
+            return Err(self.core.finalized_error(Some(peer), &what));
+        }
         let len = buf.len();
         let mut hdr = Header::new(Kind::Eager);
         hdr.ctx = ctx;
@@ -391,6 +411,13 @@ impl Engine {
             self.flush_outbox()?;
             return Ok(Started::Done(got));
         }
+        if let Some(peer) = pattern.from
+            && self.core.finalized.has(peer)
+            && self.core.matcher.peek_unexpected(&pattern).is_none()
+        {
+            let what = format!("a receive waits for a message from rank {peer}");
+            return Err(self.core.finalized_error(Some(peer), &what));
+        }
         let id = self.core.reqs.insert(Op::Recv(RecvOp {
             buf,
             phase: RecvPhase::Posted,
@@ -470,7 +497,7 @@ impl Engine {
     /// Blocks until request `id` completes and returns its result.
     pub(crate) fn wait(&mut self, id: ReqId) -> Result<Status> {
         if !self.core.reqs.is_done(id) {
-            self.wait_until(|e| e.core.reqs.is_done(id))?;
+            self.wait_until(|e| e.core.reqs.is_done(id) || e.core.fail_orphaned_any_source(id))?;
         }
         self.core.reqs.take_done(id).expect("request is done")
     }
@@ -500,11 +527,23 @@ impl Engine {
         })
     }
 
+    /// Waits for a message matching `pattern` to arrive (`MPI_Probe`).
+    pub(crate) fn probe(&mut self, pattern: &Pattern) -> Result<Status> {
+        if self.core.matcher.peek_unexpected(pattern).is_none() {
+            self.wait_until(|e| {
+                e.core.matcher.peek_unexpected(pattern).is_some()
+                    || e.core.finalized.silent(pattern.from)
+            })?;
+        }
+        self.peek(pattern).ok_or_else(|| {
+            self.core
+                .finalized_error(pattern.from, "a probe waits for a message")
+        })
+    }
+
     /// Waits for a message matching `pattern` and takes it off the unexpected queue.
     pub(crate) fn mprobe(&mut self, pattern: &Pattern) -> Result<Unexpected> {
-        if self.core.matcher.peek_unexpected(pattern).is_none() {
-            self.wait_until(|e| e.core.matcher.peek_unexpected(pattern).is_some())?;
-        }
+        self.probe(pattern)?;
         Ok(self
             .core
             .matcher
@@ -520,6 +559,11 @@ impl Engine {
         }
         self.core.finalizing = true;
         self.core.matcher.clear_unexpected();
+        // What we owe peers (answers, reads, copies) goes to the transports first,
+        // then a Bye to every peer behind everything else we sent it.
+        self.progress()?;
+        self.core.say_bye();
+        self.flush_outbox()?;
         // Peers close their connections once every rank is in the fence, which may be
         // before this rank sees the fence end.
         self.net.set_closing();

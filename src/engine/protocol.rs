@@ -12,6 +12,7 @@
 //! does not fit is a protocol error, never a wild write.
 
 use super::credits::Credits;
+use super::finalized::Finalized;
 use super::matching::{Body, Envelope, Matcher, Pattern, Stored, Unexpected};
 use super::requests::{Op, RecvPhase, ReqId, Requests, SendPhase};
 use crate::error::{Error, Result};
@@ -76,6 +77,8 @@ pub(crate) struct Core {
     pub helps: Vec<Help>,
     /// After finalize began: unmatched messages are dropped, not queued.
     pub finalizing: bool,
+    /// Peers that have finalized.
+    pub finalized: Finalized,
 }
 
 fn truncation(env: Envelope, message_bytes: usize, buffer_bytes: usize) -> Error {
@@ -87,7 +90,7 @@ fn truncation(env: Envelope, message_bytes: usize, buffer_bytes: usize) -> Error
     }
 }
 
-fn control(kind: Kind, a: u64, b: u64) -> OutFrame {
+pub(super) fn control(kind: Kind, a: u64, b: u64) -> OutFrame {
     let mut hdr = Header::new(kind);
     hdr.a = a;
     hdr.b = b;
@@ -110,6 +113,7 @@ impl Core {
             shared: Vec::new(),
             helps: Vec::new(),
             finalizing: false,
+            finalized: Finalized::new(size),
         }
     }
 
@@ -452,6 +456,7 @@ impl Sink for Core {
                     ));
                 }
             }
+            Some(Kind::Bye) => self.peer_finalized(peer),
             Some(Kind::Data) | None => {
                 return Err(self.protocol(peer, format!("unexpected frame kind {}", hdr.kind)));
             }

@@ -118,6 +118,19 @@ impl Requests {
         }
     }
 
+    /// The requests whose operation `pick` picks.
+    pub(crate) fn ids_where(&self, pick: impl Fn(&Op) -> bool) -> Vec<ReqId> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (generation, op))| {
+                op.as_ref()
+                    .filter(|op| pick(op))
+                    .map(|_| ReqId::new(i as u32, *generation))
+            })
+            .collect()
+    }
+
     /// Marks `id` finished with `result`.
     pub(crate) fn complete(&mut self, id: ReqId, result: Result<Status>) {
         if let Some(op) = self.get_mut(id) {

@@ -304,6 +304,7 @@ impl Schedule {
                         ctx: self.route.ctx,
                         src: Source::Rank(peer as i32),
                         tag: TagSel::Tag(self.route.tag),
+                        from: Some(self.route.group[peer] as usize),
                     };
                     match eng.start_recv(pattern, buf)? {
                         Started::Pending(id) => self.inflight.push((id, Some(span.len))),

@@ -39,6 +39,9 @@ pub(crate) enum Kind {
     Help = 8,
     /// The sender copied `b` chunks of the shared copy of generation `a`.
     Helped = 9,
+    /// The sender has begun to finalize: nothing more comes from it, so a receive
+    /// that only it could match, or a send it never matched, can never complete.
+    Bye = 10,
 }
 
 impl Kind {
@@ -53,6 +56,7 @@ impl Kind {
             7 => Kind::Credit,
             8 => Kind::Help,
             9 => Kind::Helped,
+            10 => Kind::Bye,
             _ => return None,
         })
     }

@@ -1,0 +1,119 @@
+//! Peers that have finalized, and what can no longer complete because of them.
+//!
+//! A rank that begins to finalize sends every other rank a [`Kind::Bye`] frame, behind
+//! everything else it sent that rank (transports keep each pair's frames in order).
+//! Nothing comes from it after that, so whatever only it could complete never will: a
+//! receive only it can match, a send of ours it has not matched, a collective it has
+//! not joined. Those fail at once with [`Error::PeerFinalized`] (which ends the job
+//! unless errors are returned) instead of waiting until the launcher's timeout. A
+//! receive from any source fails only in a blocking wait, once every other rank has
+//! finalized (before that, or while the rank itself could still send to itself, it
+//! may yet match).
+//!
+//! [`Kind::Bye`]: crate::transport::frame::Kind::Bye
+
+use super::protocol::{Core, control};
+use super::requests::{Op, ReqId, SendPhase};
+use crate::error::Error;
+use crate::transport::frame::Kind;
+
+/// Which peers have finalized.
+pub(crate) struct Finalized {
+    gone: Vec<bool>,
+    count: usize,
+}
+
+impl Finalized {
+    /// A job of `size` ranks, none finalized.
+    pub(crate) fn new(size: usize) -> Finalized {
+        Finalized {
+            gone: vec![false; size],
+            count: 0,
+        }
+    }
+
+    /// Whether world rank `peer` has finalized.
+    pub(crate) fn has(&self, peer: usize) -> bool {
+        self.gone[peer]
+    }
+
+    /// Whether no message can come any more from world rank `from` (`None`: from any
+    /// rank, asked by a blocking wait).
+    pub(crate) fn silent(&self, from: Option<usize>) -> bool {
+        from.map_or_else(|| self.all_others(), |p| self.has(p))
+    }
+
+    /// Whether every rank but one (this one) has finalized.
+    pub(crate) fn all_others(&self) -> bool {
+        self.count + 1 >= self.gone.len()
+    }
+
+    fn mark(&mut self, peer: usize) {
+        if !self.gone[peer] {
+            self.gone[peer] = true;
+            self.count += 1;
+        }
+    }
+}
+
+impl Core {
+    /// The failure of waiting for `what` from world rank `peer` (`None`: from any
+    /// rank), which has finalized.
+    pub(crate) fn finalized_error(&self, peer: Option<usize>, what: &str) -> Error {
+        let who = peer.map_or("every other rank".to_owned(), |p| format!("rank {p}"));
+        Error::PeerFinalized {
+            rank: self.me as i32,
+            peer: peer.map_or(-1, |p| p as i32),
+            detail: format!("{what}, but {who} has finalized (its program ended)"),
+        }
+    }
+
+    /// Queues a [`crate::transport::frame::Kind::Bye`] to every other rank (this rank
+    /// begins to finalize).
+    pub(crate) fn say_bye(&mut self) {
+        for peer in (0..self.finalized.gone.len()).filter(|&p| p != self.me) {
+            self.outbox.push((peer, control(Kind::Bye, 0, 0)));
+        }
+    }
+
+    /// World rank `peer` said [`crate::transport::frame::Kind::Bye`]: fails what only
+    /// it could complete.
+    pub(crate) fn peer_finalized(&mut self, peer: usize) {
+        self.finalized.mark(peer);
+        if self.finalizing {
+            return;
+        }
+        let err = |c: &Core, what: &str| Err(c.finalized_error(Some(peer), what));
+        for id in self.matcher.take_posted_where(|p, _| p.from == Some(peer)) {
+            let e = err(self, &format!("a receive waits for a message from rank {peer}"));
+            self.reqs.complete(id, e);
+        }
+        let unanswered = self.reqs.ids_where(|op| {
+            matches!(op, Op::Send(s) if s.peer == peer && matches!(
+                s.phase,
+                SendPhase::AwaitCts | SendPhase::AwaitFin | SendPhase::Eager { acked: false, .. }
+            ))
+        });
+        for id in unanswered {
+            let e = err(self, &format!("a send waits for rank {peer} to receive it"));
+            self.reqs.complete(id, e);
+        }
+    }
+
+    /// Fails receive `id` if it is posted for any source and every other rank has
+    /// finalized (asked by a blocking wait, so this rank cannot send it a message
+    /// either). Returns whether it did.
+    pub(crate) fn fail_orphaned_any_source(&mut self, id: ReqId) -> bool {
+        if !self.finalized.all_others()
+            || self
+                .matcher
+                .take_posted_where(|p, posted| posted == id && p.from.is_none())
+                .is_empty()
+        {
+            return false;
+        }
+        let e = self.finalized_error(None, "a receive from any source waits for a message");
+        self.reqs.complete(id, Err(e));
+        true
+    }
+}
