@@ -257,7 +257,12 @@ pub fn wait_any(requests: &mut [Option<Request<'_>>]) -> Result<Option<(usize, S
                 State::Done(_) => None,
             })
             .collect();
-        engine::with(|e| e.wait_until(|e| ids.iter().any(|&id| e.core.reqs.is_done(id))))?;
+        engine::with(|e| {
+            e.wait_until(|e| {
+                ids.iter()
+                    .any(|&id| e.core.reqs.is_done(id) || e.core.fail_orphaned_any_source(id))
+            })
+        })?;
     }
 }
 

@@ -29,10 +29,16 @@ fn alive(pid: i32) -> bool {
 /// Runs `fail ARGS` on `n` ranks; returns (exit code, stderr) after checking that
 /// every rank's process is gone.
 fn run_failing(n: usize, args: &[&str]) -> (Option<i32>, String) {
+    run_failing_with(n, args, "auto")
+}
+
+/// As [`run_failing`], with `OXMPI_TRANSPORT` set to `transport`.
+fn run_failing_with(n: usize, args: &[&str], transport: &str) -> (Option<i32>, String) {
     let dir = tempdir();
     let out = Job::new(n, "fail")
         .args(args)
         .env("OXMPI_TEST_PIDDIR", dir.to_str().unwrap())
+        .env("OXMPI_TRANSPORT", transport)
         .output();
     let pids = pids_in(&dir);
     // A rank killed during start-up may take the others down before they all start.
@@ -138,6 +144,36 @@ fn a_panic_ends_the_job_while_others_wait_for_the_panicking_rank() {
             err.contains(&format!("rank {victim} panicked")) && err.contains("deliberate panic"),
             "{err}"
         );
+    }
+}
+
+/// A rank that finalizes early (or whose `main` returns an error) while others wait
+/// for it: they fail at once naming it, instead of waiting for the timeout.
+#[test]
+fn waiting_for_a_rank_that_finalized_fails_instead_of_hanging() {
+    let cases = [
+        (2, "finalize", "1", "rank"),
+        (2, "finalize", "0", "any"),
+        (3, "finalize", "2", "probe"),
+        (5, "finalize", "3", "barrier"),
+        (4, "finalize", "0", "allreduce"),
+        (3, "finalize", "1", "ssend"),
+        (3, "finalize", "1", "bigsend"),
+        (3, "return", "1", "rank"),
+        (4, "return", "2", "allreduce"),
+    ];
+    for transport in ["auto", "tcp"] {
+        for (n, how, victim, wait) in cases {
+            let (code, err) = run_failing_with(n, &[how, victim, wait], transport);
+            let what = format!("{how} {victim} {wait} on {n} ranks over {transport}: {err}");
+            assert_eq!(code, Some(1), "{what}");
+            let named = if wait == "any" {
+                "every other rank has finalized".to_owned()
+            } else {
+                format!("rank {victim} has finalized")
+            };
+            assert!(err.contains(&named), "{what}");
+        }
     }
 }
 

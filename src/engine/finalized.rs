@@ -60,11 +60,14 @@ impl Core {
     /// The failure of waiting for `what` from world rank `peer` (`None`: from any
     /// rank), which has finalized.
     pub(crate) fn finalized_error(&self, peer: Option<usize>, what: &str) -> Error {
-        let who = peer.map_or("every other rank".to_owned(), |p| format!("rank {p}"));
+        let who = match peer {
+            Some(p) => format!("rank {p} has finalized (its program ended)"),
+            None => "every other rank has finalized (their programs ended)".to_owned(),
+        };
         Error::PeerFinalized {
             rank: self.me as i32,
             peer: peer.map_or(-1, |p| p as i32),
-            detail: format!("{what}, but {who} has finalized (its program ended)"),
+            detail: format!("{what}, but {who}"),
         }
     }
 
@@ -85,7 +88,10 @@ impl Core {
         }
         let err = |c: &Core, what: &str| Err(c.finalized_error(Some(peer), what));
         for id in self.matcher.take_posted_where(|p, _| p.from == Some(peer)) {
-            let e = err(self, &format!("a receive waits for a message from rank {peer}"));
+            let e = err(
+                self,
+                &format!("a receive waits for a message from rank {peer}"),
+            );
             self.reqs.complete(id, e);
         }
         let unanswered = self.reqs.ids_where(|op| {
@@ -115,5 +121,79 @@ impl Core {
         let e = self.finalized_error(None, "a receive from any source waits for a message");
         self.reqs.complete(id, Err(e));
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::matching::Pattern;
+    use crate::engine::requests::{RecvOp, RecvPhase, SendOp};
+    use crate::status::{Source, TagSel};
+    use crate::userbuf::{UserBuf, UserBufMut};
+
+    fn recv(core: &mut Core, from: Option<usize>, buf: &mut [u8]) -> ReqId {
+        let id = core.reqs.insert(Op::Recv(RecvOp {
+            buf: UserBufMut::new(buf),
+            phase: RecvPhase::Posted,
+        }));
+        let src = from.map_or(Source::Any, |p| Source::Rank(p as i32));
+        let pattern = Pattern {
+            ctx: 0,
+            src,
+            tag: TagSel::Any,
+            from,
+        };
+        core.post_recv(pattern, id);
+        id
+    }
+
+    fn failed(core: &Core, id: ReqId) -> bool {
+        matches!(core.reqs.get(id), Some(Op::Done(Err(e))) if matches!(**e, Error::PeerFinalized { .. }))
+    }
+
+    #[test]
+    fn a_bye_fails_what_only_that_peer_could_complete() {
+        let mut core = Core::new(0, 3, 1 << 20);
+        let (mut a, mut b, mut c) = ([0u8; 4], [0u8; 4], [0u8; 4]);
+        let from1 = recv(&mut core, Some(1), &mut a);
+        let from2 = recv(&mut core, Some(2), &mut b);
+        let any = recv(&mut core, None, &mut c);
+        let data = [1u8; 4];
+        let to1 = core.reqs.insert(Op::Send(SendOp {
+            peer: 1,
+            buf: UserBuf::new(&data),
+            phase: SendPhase::AwaitCts,
+        }));
+        let eager_to1 = core.reqs.insert(Op::Send(SendOp {
+            peer: 1,
+            buf: UserBuf::new(&data),
+            phase: SendPhase::Eager {
+                written: false,
+                acked: true,
+            },
+        }));
+        core.peer_finalized(1);
+        assert!(failed(&core, from1) && failed(&core, to1));
+        assert!(!core.reqs.is_done(from2) && !core.reqs.is_done(any));
+        assert!(!core.reqs.is_done(eager_to1), "it completes once written");
+        assert!(!core.fail_orphaned_any_source(any), "rank 2 may still send");
+        core.peer_finalized(2);
+        assert!(failed(&core, from2));
+        assert!(core.fail_orphaned_any_source(any) && failed(&core, any));
+        assert!(core.finalized.silent(None) && core.finalized.silent(Some(1)));
+    }
+
+    #[test]
+    fn a_finalizing_rank_fails_nothing_and_says_bye_to_every_other_rank() {
+        let mut core = Core::new(1, 4, 1 << 20);
+        core.finalizing = true;
+        let mut a = [0u8; 4];
+        let from0 = recv(&mut core, Some(0), &mut a);
+        core.peer_finalized(0);
+        assert!(!core.reqs.is_done(from0));
+        core.say_bye();
+        let to: Vec<usize> = core.outbox.iter().map(|(p, _)| *p).collect();
+        assert_eq!(to, [0, 2, 3]);
     }
 }

@@ -6,7 +6,11 @@
 //! that send rank 0 to the node's shared-memory area and the others to messages
 //! (`fail split OP reversed`: the other way round; `fail split OP mid [reversed]`:
 //! rank 0 in the 2-rank area band of 4-32 KiB, the others just below it, where a
-//! bcast or gather goes as messages).
+//! bcast or gather goes as messages), `fail finalize R WAIT` makes rank R finalize at
+//! once and `fail return R WAIT` makes its `main` return the error of a send to a rank
+//! that does not exist, while the others wait for it: WAIT is `rank` (a receive from
+//! R), `any` (from any source), `probe` (a probe for R's message), `barrier`,
+//! `allreduce`, `ssend` (a synchronous send to R) or `bigsend` (a 1 MiB send to R).
 //! Every rank first writes "PID JOB_ID" to DIR/pid.RANK (DIR:
 //! the OXMPI_TEST_PIDDIR variable); the surviving ranks then block in a receive that
 //! never completes, so the launcher must end them.
@@ -44,6 +48,37 @@ fn split_paths(world: &oxmpi::Comm, op: &str, mid: bool, reversed: bool) -> oxmp
     }
 }
 
+/// Rank `victim` finalizes early (or returns an error from a bad send); the others wait
+/// for it as `wait` says, which must fail rather than hang.
+fn wait_for_departed(
+    universe: oxmpi::Universe,
+    how: &str,
+    victim: i32,
+    wait: &str,
+) -> oxmpi::Result<()> {
+    let world = universe.world();
+    if world.rank() == victim {
+        if how == "return" {
+            world.send(&[0u8], world.size() + 5, 0)?;
+        }
+        return universe.finalize();
+    }
+    let mut buf = vec![0u8; 1 << 20];
+    match wait {
+        "rank" => world.recv(&mut buf[..8], victim, 999).map(drop)?,
+        "any" => world
+            .recv(&mut buf[..8], oxmpi::ANY_SOURCE, 999)
+            .map(drop)?,
+        "probe" => world.probe(victim, 999).map(drop)?,
+        "barrier" => world.barrier()?,
+        "allreduce" => world.allreduce(&[1u32; 3], &mut [0u32; 3], oxmpi::Op::Sum)?,
+        "ssend" => world.ssend(&buf[..8], victim, 999)?,
+        "bigsend" => world.send(&buf, victim, 999)?,
+        _ => panic!("unknown wait {wait}"),
+    }
+    universe.finalize()
+}
+
 fn main() -> oxmpi::Result<()> {
     let rank: i32 = std::env::var("PMI_RANK")
         .ok()
@@ -73,6 +108,9 @@ fn main() -> oxmpi::Result<()> {
     if how == "split" {
         let flag = |f: &str| args[3..].iter().any(|a| a == f);
         split_paths(&world, &args[2], flag("mid"), flag("reversed"))?;
+    }
+    if how == "finalize" || how == "return" {
+        return wait_for_departed(universe, how, victim, &args[3]);
     }
     if rank == victim {
         match how {
