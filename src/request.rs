@@ -12,7 +12,7 @@ use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 
 use crate::engine::{self, Started, requests::ReqId};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::status::Status;
 
 /// The region in which nonblocking operations may borrow buffers; see [`scope`].
@@ -195,13 +195,26 @@ impl Request<'_> {
 /// Waits for every request (`MPI_Waitall`); returns their statuses in order. All
 /// requests are completed even if one fails; the first failure is returned.
 pub fn wait_all(requests: Vec<Request<'_>>) -> Result<Vec<Status>> {
-    let mut results: Vec<Option<Result<Status>>> = Vec::with_capacity(requests.len());
+    // Statuses in place from the start (most requests are often done already); the
+    // failure with the lowest index, if any.
+    let mut statuses = Vec::with_capacity(requests.len());
+    let mut first_err: Option<(usize, Error)> = None;
+    let mut fail = |i: usize, e: Error| {
+        if first_err.as_ref().is_none_or(|(at, _)| i < *at) {
+            first_err = Some((i, e));
+        }
+    };
     let mut pending = Vec::new();
     for (i, mut r) in requests.into_iter().enumerate() {
         match std::mem::replace(&mut r.state, State::Done(None)) {
-            State::Done(result) => results.push(Some(result.unwrap_or(Ok(Status::empty())))),
+            State::Done(Some(Err(e))) => {
+                statuses.push(Status::empty());
+                fail(i, e);
+            }
+            State::Done(Some(Ok(s))) => statuses.push(s),
+            State::Done(None) => statuses.push(Status::empty()),
             State::Pending(id) => {
-                results.push(None);
+                statuses.push(Status::empty());
                 pending.push((i, id));
             }
         }
@@ -210,31 +223,18 @@ pub fn wait_all(requests: Vec<Request<'_>>) -> Result<Vec<Status>> {
         // One visit to the engine for all of them.
         engine::with(|e| {
             for &(i, id) in &pending {
-                let r = e.wait(id);
-                if let Err(err) = &r
-                    && err.is_fatal()
-                {
+                match e.wait(id) {
+                    Ok(s) => statuses[i] = s,
                     // The job failed: report it at once (the engine's policy applies).
-                    return r.map(drop);
+                    Err(err) if err.is_fatal() => return Err(err),
+                    Err(err) => fail(i, err),
                 }
-                results[i] = Some(r);
             }
             Ok(())
         })?;
     }
-    let mut statuses = Vec::with_capacity(results.len());
-    let mut first_err = None;
-    for r in results {
-        match r.expect("every request has a result") {
-            Ok(s) => statuses.push(s),
-            Err(e) => {
-                statuses.push(Status::empty());
-                first_err.get_or_insert(e);
-            }
-        }
-    }
     match first_err {
-        Some(e) => Err(e),
+        Some((_, e)) => Err(e),
         None => Ok(statuses),
     }
 }

@@ -44,6 +44,7 @@ impl Finalized {
     }
 
     /// Whether every rank but one (this one) has finalized.
+    #[inline]
     pub(crate) fn all_others(&self) -> bool {
         self.count + 1 >= self.gone.len()
     }
@@ -109,6 +110,7 @@ impl Core {
     /// Fails receive `id` if it is posted for any source and every other rank has
     /// finalized (asked by a blocking wait, so this rank cannot send it a message
     /// either). Returns whether it did.
+    #[inline]
     pub(crate) fn fail_orphaned_any_source(&mut self, id: ReqId) -> bool {
         if !self.finalized.all_others()
             || self

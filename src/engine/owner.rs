@@ -81,7 +81,7 @@ fn access<R>(claim: bool, f: impl FnOnce(&mut Option<Engine>) -> R) -> Result<R,
 
 /// Runs `f` on the engine.
 pub(crate) fn with_engine<R>(f: impl FnOnce(&mut Engine) -> R) -> Result<R, Error> {
-    access(false, |slot| slot.as_mut().map(f))?.ok_or(Error::NotInitialized)
+    access(false, |slot| slot.as_mut().map(f))?.ok_or_else(|| Error::NotInitialized)
 }
 
 /// Installs the engine, making this thread its owner.

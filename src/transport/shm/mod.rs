@@ -260,15 +260,30 @@ impl Shm {
         }
     }
 
+    /// Whether `frame` is streamed through the ring in several chunks.
+    fn chunked(&self, frame: &OutFrame) -> bool {
+        frame.hdr.kind() == Some(Kind::Data) && frame.payload.bytes().len() > self.config.chunk
+    }
+
+    /// Writes all of `frame`, which is not [`Shm::chunked`], into local peer `l`'s
+    /// ring, if it has room.
+    fn push_whole(&mut self, l: usize, frame: &OutFrame) -> bool {
+        self.inboxes[l].try_push(
+            &mut self.head_cache[l],
+            self.local,
+            &frame.hdr,
+            frame.payload.bytes(),
+        )
+    }
+
     /// Writes as much of `p` as fits into local peer `l`'s ring. Returns whether all
     /// of it is written.
     fn push(&mut self, l: usize, p: &mut Pending) -> bool {
+        if !self.chunked(&p.frame) {
+            return self.push_whole(l, &p.frame);
+        }
         let inbox = self.inboxes[l];
         let body = p.frame.payload.bytes();
-        let chunked = p.frame.hdr.kind() == Some(Kind::Data) && body.len() > self.config.chunk;
-        if !chunked {
-            return inbox.try_push(&mut self.head_cache[l], self.local, &p.frame.hdr, body);
-        }
         while p.off < body.len() {
             let n = (body.len() - p.off).min(self.config.chunk);
             let mut hdr = p.frame.hdr;
@@ -667,18 +682,30 @@ impl Transport for Shm {
     #[inline]
     fn send(&mut self, peer: usize, frame: OutFrame) -> Result<bool> {
         let l = self.local_of[peer];
-        let mut p = Pending { frame, off: 0 };
-        if self.pending[l].is_empty() {
-            if self.push(l, &mut p) {
+        if !self.pending[l].is_empty() {
+            self.pending[l].push_back(Pending { frame, off: 0 });
+            return Ok(false);
+        }
+        let p = if !self.chunked(&frame) {
+            // The common case, without building a queue entry.
+            if self.push_whole(l, &frame) {
                 self.notify(l);
                 return Ok(true);
             }
-            if p.off > 0 {
+            Pending { frame, off: 0 }
+        } else {
+            let mut p = Pending { frame, off: 0 };
+            let written = self.push(l, &mut p);
+            if written || p.off > 0 {
                 self.notify(l);
             }
-            self.inboxes[l].add_waiter(self.local);
-            self.blocked.push(l);
-        }
+            if written {
+                return Ok(true);
+            }
+            p
+        };
+        self.inboxes[l].add_waiter(self.local);
+        self.blocked.push(l);
         self.pending[l].push_back(p);
         Ok(false)
     }

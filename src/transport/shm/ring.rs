@@ -224,14 +224,12 @@ impl Inbox {
         let at = (t % self.lines) as usize * LINE;
         let inline = payload.len().min(LINE - prefix);
         first[prefix - MARKER..prefix - MARKER + inline].copy_from_slice(&payload[..inline]);
+        // The whole line after the marker in one fixed-size copy (a few vector stores,
+        // where a copy of the used part alone would be a call).
         // SAFETY: the first line lies inside the ring (a frame never starts mid-line)
         // and belongs to this producer (reserved above).
         unsafe {
-            std::ptr::copy_nonoverlapping(
-                first.as_ptr(),
-                self.ring.add(at + MARKER),
-                prefix - MARKER + inline,
-            )
+            std::ptr::copy_nonoverlapping(first.as_ptr(), self.ring.add(at + MARKER), first.len())
         };
         if inline < payload.len() {
             self.write_wrapped(at + LINE, &payload[inline..]);
