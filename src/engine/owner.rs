@@ -81,7 +81,11 @@ fn access<R>(claim: bool, f: impl FnOnce(&mut Option<Engine>) -> R) -> Result<R,
 
 /// Runs `f` on the engine.
 pub(crate) fn with_engine<R>(f: impl FnOnce(&mut Engine) -> R) -> Result<R, Error> {
-    access(false, |slot| slot.as_mut().map(f))?.ok_or_else(|| Error::NotInitialized)
+    // A match rather than `ok_or`, which would build (and drop) the error every call.
+    match access(false, |slot| slot.as_mut().map(f))? {
+        Some(r) => Ok(r),
+        None => Err(Error::NotInitialized),
+    }
 }
 
 /// Installs the engine, making this thread its owner.
