@@ -261,12 +261,14 @@ impl Shm {
     }
 
     /// Whether `frame` is streamed through the ring in several chunks.
+    #[inline]
     fn chunked(&self, frame: &OutFrame) -> bool {
         frame.hdr.kind() == Some(Kind::Data) && frame.payload.bytes().len() > self.config.chunk
     }
 
     /// Writes all of `frame`, which is not [`Shm::chunked`], into local peer `l`'s
     /// ring, if it has room.
+    #[inline]
     fn push_whole(&mut self, l: usize, frame: &OutFrame) -> bool {
         self.inboxes[l].try_push(
             &mut self.head_cache[l],

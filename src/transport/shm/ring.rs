@@ -110,13 +110,15 @@ pub(crate) struct Frame {
 impl Inbox {
     /// # Safety
     /// `ctl` must point to a 4 KiB control page and `ring` to `lines * 64` bytes, both
-    /// inside a live shared mapping that outlives this value.
+    /// inside a live shared mapping that outlives this value. `lines` is a power of two
+    /// (any other count keeps every access inside the ring, but frames would overlap).
     pub(crate) unsafe fn new(
         ctl: *mut u8,
         ring: *mut u8,
         lines: usize,
         local_size: usize,
     ) -> Inbox {
+        debug_assert!(lines.is_power_of_two());
         Inbox {
             ctl,
             ring,
@@ -161,9 +163,15 @@ impl Inbox {
     }
 
     fn marker(&self, pos: u64) -> &AtomicU64 {
-        let off = (pos % self.lines) as usize * LINE;
+        let off = self.line_of(pos) * LINE;
         // SAFETY: `off` is a line start inside the ring; line starts are 64-aligned.
         unsafe { AtomicU64::from_ptr(self.ring.add(off).cast()) }
+    }
+
+    /// The line of the ring that position `pos` falls on (the ring's length is a
+    /// power of two: a mask, not a division).
+    fn line_of(&self, pos: u64) -> usize {
+        (pos & (self.lines - 1)) as usize
     }
 
     fn ring_bytes(&self) -> usize {
@@ -221,7 +229,7 @@ impl Inbox {
                 Err(now) => t = now,
             }
         }
-        let at = (t % self.lines) as usize * LINE;
+        let at = self.line_of(t) * LINE;
         let inline = payload.len().min(LINE - prefix);
         first[prefix - MARKER..prefix - MARKER + inline].copy_from_slice(&payload[..inline]);
         // The whole line after the marker in one fixed-size copy (a few vector stores,
@@ -243,7 +251,7 @@ impl Inbox {
         if self.marker(head).load(Ordering::Acquire) != head + 1 {
             return None;
         }
-        let at = (head % self.lines) as usize * LINE;
+        let at = self.line_of(head) * LINE;
         let mut raw = [0u8; HEADER_LEN + FROM];
         // SAFETY: header and sender index lie inside the frame's first line, which the
         // marker published.
