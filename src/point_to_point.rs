@@ -212,12 +212,7 @@ impl Comm {
     ) -> Result<Request<'s>> {
         let pattern = self.pattern(source.into(), tag.into())?;
         let bytes = bytemuck::cast_slice_mut(buf);
-        let started = engine::with(|e| {
-            Ok(match e.start_recv(pattern, UserBufMut::new(bytes))? {
-                Started::Pending(id) => Started::settle(e, id),
-                done => done,
-            })
-        })?;
+        let started = engine::with(|e| e.start_recv(pattern, UserBufMut::new(bytes)))?;
         Ok(scope.adopt(started))
     }
 }

@@ -53,7 +53,8 @@ where
     F: for<'s> FnOnce(&'s Scope<'s, 'env>) -> R,
 {
     let scope = Scope {
-        live: RefCell::new(Vec::new()),
+        // Sized for the ids it collects before it first prunes: no regrowth until then.
+        live: RefCell::new(Vec::with_capacity(PRUNE_AT)),
         prune_at: Cell::new(PRUNE_AT),
         _scope: PhantomData,
         _env: PhantomData,

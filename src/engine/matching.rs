@@ -143,6 +143,12 @@ impl Matcher {
         taken
     }
 
+    /// Whether any message waits unmatched.
+    #[inline]
+    pub(crate) fn has_unexpected(&self) -> bool {
+        !self.unexpected.is_empty()
+    }
+
     pub(crate) fn push_unexpected(&mut self, msg: Unexpected) {
         self.unexpected.push_back(msg);
     }

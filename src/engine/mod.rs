@@ -406,7 +406,10 @@ impl Engine {
     /// Starts a receive into `buf` for messages matching `pattern`. An eager message
     /// that has already arrived is received at once, without a request.
     pub(crate) fn start_recv(&mut self, pattern: Pattern, buf: UserBufMut) -> Result<Started> {
-        if let Some(got) = self.core.recv_now(&pattern, buf) {
+        // Often nothing waits unmatched (receives posted ahead of their messages): then
+        // the receive goes straight to the posted queue.
+        let queued = self.core.matcher.has_unexpected();
+        if queued && let Some(got) = self.core.recv_now(&pattern, buf) {
             // Acknowledgements and credit go out now, not at the next progress.
             self.flush_outbox()?;
             return Ok(Started::Done(got));
@@ -422,8 +425,13 @@ impl Engine {
             buf,
             phase: RecvPhase::Posted,
         }));
+        if !queued {
+            self.core.matcher.post(pattern, id);
+            return Ok(Started::Pending(id));
+        }
+        // It may have matched a message that completes it at once.
         self.core.post_recv(pattern, id);
-        Ok(Started::Pending(id))
+        Ok(Started::settle(self, id))
     }
 
     /// Starts a receive of a message already taken off the unexpected queue.
