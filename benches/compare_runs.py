@@ -15,6 +15,7 @@ for r in range(runs):
         p = line.split()
         if test and p and p[0].isdigit():
             vals = [float(x) if x != '-' else None for x in p[1:4]]
+            vals += [None] * (3 - len(vals))  # a row with a missing column
             tables.setdefault(test, {}).setdefault(int(p[0]), []).append(vals)
 for test, rows in tables.items():
     bw = test.startswith("bw")
@@ -29,4 +30,4 @@ for test, rows in tables.items():
         r_ompi = [ratio(v, [v[1]]) for v in rr]; r_best = [ratio(v, v[1:]) for v in rr]
         med = lambda xs: statistics.median([x for x in xs if x is not None]) if any(x is not None for x in xs) else float('nan')
         cols = [med([v[i] for v in rr]) for i in range(3)]
-        print(f"{size:>9} {med(r_ompi):>8.2f} {med(r_best):>8.2f}   {cols[0]:>9.3f} {cols[1]:>11.3f} {cols[2]:>12.3f}")
+        print(f"{size:>9} {med(r_ompi):>8.2f} {med(r_best):>8.2f}   {cols[0]:>9.3f} {cols[1]:>11.3f} {cols[2]:>12.3f}  ({len(rr)} runs)")

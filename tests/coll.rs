@@ -112,6 +112,29 @@ fn disagreeing_counts_over_shared_memory_are_errors() {
     }
 }
 
+/// Ranks that finish the last collective early finalize while others still wait in
+/// it for a late rank: nobody takes that for a rank that left without its part.
+#[test]
+fn ranks_leaving_a_collective_early_are_not_taken_for_missing_ones() {
+    let ops = [
+        "bcast",
+        "allreduce",
+        "reduce",
+        "gather",
+        "allgather",
+        "alltoall",
+        "barrier",
+    ];
+    for n in [3, 4, 5] {
+        for op in ops {
+            for order in [&["stagger", op][..], &["stagger", op, "reversed"]] {
+                let out = Job::new(n, "coll_mixed").args(order).success();
+                assert!(out.contains("ok stagger"), "{n} ranks, {order:?}: {out}");
+            }
+        }
+    }
+}
+
 /// An unknown algorithm name in the environment is a clear configuration error.
 #[test]
 fn unknown_algorithm_in_environment_is_reported() {

@@ -38,6 +38,7 @@ use std::sync::atomic::{Ordering, fence};
 use super::Form;
 use super::select::{self, Collective};
 use crate::comm::Comm;
+use crate::engine::finalized::Finalized;
 use crate::engine::{self, Engine};
 use crate::error::{Error, Rank, Result};
 use crate::transport::frame::RemoteBuf;
@@ -245,10 +246,16 @@ impl<'a> Meeting<'a> {
     /// Waits (progressing the engine) until every rank has entered collective `seq`,
     /// and notes that in the books.
     fn wait_all_reached(&mut self, seq: u64) -> Result<()> {
-        let (area, slots) = (self.area, self.slots);
+        let (area, slots, group) = (self.area, self.slots, self.group);
         if !Self::all_reached(area, slots, seq) {
+            // A rank that finalized before entering never will.
+            let stuck = |f: &Finalized| {
+                (0..slots.len())
+                    .find(|&r| f.has(group[r] as usize) && !area.entered(slots[r], seq))
+                    .map(|r| group[r] as usize)
+            };
             self.eng
-                .wait_shared(&|| Self::all_reached(area, slots, seq), self.group)?;
+                .wait_shared(&|| Self::all_reached(area, slots, seq), &stuck)?;
         }
         self.eng.net.all_entered(seq);
         Ok(())
@@ -310,7 +317,9 @@ impl<'a> Meeting<'a> {
         if ready() {
             return Ok(());
         }
-        self.eng.wait_shared(&ready, self.group)
+        let world = self.group[rank] as usize;
+        let stuck = |f: &Finalized| f.has(world).then_some(world);
+        self.eng.wait_shared(&ready, &stuck)
     }
 
     /// What `rank` (which has published) wrote, checked to be `len` bytes of an

@@ -9,7 +9,7 @@
 
 pub(crate) mod context;
 pub(crate) mod credits;
-mod finalized;
+pub(crate) mod finalized;
 pub(crate) mod matching;
 mod owner;
 pub(crate) mod protocol;
@@ -28,6 +28,7 @@ use crate::transport::network::Network;
 use crate::transport::shm::Pulled;
 use crate::userbuf::{UserBuf, UserBufMut};
 use context::ContextIds;
+use finalized::Finalized;
 use matching::{Pattern, Unexpected};
 use protocol::{Core, Pull, SharedPull};
 use requests::{Op, RecvOp, RecvPhase, ReqId, SendOp, SendPhase};
@@ -260,17 +261,15 @@ impl Engine {
 
     /// Progresses until `ready` holds, where `ready` looks only at shared memory that
     /// other local ranks write (the collective area) and wake this rank after. Fails
-    /// if a rank of `group` (world ranks, the collective's) finalizes first.
-    pub(crate) fn wait_shared(&mut self, ready: &dyn Fn() -> bool, group: &[u32]) -> Result<()> {
-        let gone = |e: &Engine| {
-            group
-                .iter()
-                .map(|&r| r as usize)
-                .find(|&r| e.core.finalized.has(r))
-        };
-        self.wait_loop(|e| ready() || gone(e).is_some(), ready)?;
-        // What a finalized rank published before it said so is visible by now.
-        match gone(self) {
+    /// if `stuck` names a rank that has finalized without doing its part (what it did
+    /// before it said so is visible by the time its Bye has arrived).
+    pub(crate) fn wait_shared(
+        &mut self,
+        ready: &dyn Fn() -> bool,
+        stuck: &dyn Fn(&Finalized) -> Option<usize>,
+    ) -> Result<()> {
+        self.wait_loop(|e| ready() || stuck(&e.core.finalized).is_some(), ready)?;
+        match stuck(&self.core.finalized) {
             Some(peer) if !ready() => {
                 let what = format!("a collective waits for rank {peer} to join it");
                 Err(self.core.finalized_error(Some(peer), &what))

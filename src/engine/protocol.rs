@@ -286,10 +286,15 @@ impl Core {
         what: &str,
     ) -> Result<(ReqId, &mut super::requests::SendOp)> {
         let id = ReqId(sreq);
-        let err = self.protocol(peer, format!("{what} names no send of ours in progress"));
+        // Looked up twice so that the error (a formatted string) is built only when
+        // needed: the mutable borrow cannot be returned from one arm and dropped in
+        // the other.
+        if !matches!(self.reqs.get(id), Some(Op::Send(s)) if s.peer == peer) {
+            return Err(self.protocol(peer, format!("{what} names no send of ours in progress")));
+        }
         match self.reqs.get_mut(id) {
-            Some(Op::Send(s)) if s.peer == peer => Ok((id, s)),
-            _ => Err(err),
+            Some(Op::Send(s)) => Ok((id, s)),
+            _ => unreachable!("checked above"),
         }
     }
 
@@ -299,29 +304,25 @@ impl Core {
         hdr: &Header,
     ) -> Result<(ReqId, UserBufMut, usize, usize)> {
         let id = ReqId(hdr.a);
-        let bad = self.protocol(
+        let (off, len) = (hdr.b as usize, hdr.payload as usize);
+        if let Some(Op::Recv(r)) = self.reqs.get(id)
+            && let RecvPhase::Data {
+                peer: from,
+                status,
+                received,
+            } = r.phase
+            && from == peer
+            && off.checked_add(len).is_some_and(|end| end <= status.bytes)
+        {
+            return Ok((id, r.buf, received, status.bytes));
+        }
+        Err(self.protocol(
             peer,
             format!(
                 "data frame for request {:#x} which is not receiving from it",
                 hdr.a
             ),
-        );
-        let Some(Op::Recv(r)) = self.reqs.get_mut(id) else {
-            return Err(bad);
-        };
-        let RecvPhase::Data {
-            peer: from,
-            status,
-            received,
-        } = &r.phase
-        else {
-            return Err(bad);
-        };
-        let (off, len) = (hdr.b as usize, hdr.payload as usize);
-        if *from != peer || off.checked_add(len).is_none_or(|end| end > status.bytes) {
-            return Err(bad);
-        }
-        Ok((id, r.buf, *received, status.bytes))
+        ))
     }
 }
 

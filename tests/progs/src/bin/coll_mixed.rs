@@ -303,11 +303,49 @@ fn errors(world: &Comm) {
     world.barrier().expect("barrier after errors");
 }
 
+/// Collective `op` as the last call before finalize, entered at staggered times
+/// (`reversed`: the last rank first): ranks that finish early finalize while others
+/// still wait in the same collective for a late one, which must not be taken for a
+/// rank that left without doing its part.
+fn staggered_last(world: &Comm, op: &str, reversed: bool) -> oxmpi::Result<()> {
+    let (rank, size) = (world.rank(), world.size());
+    let run = |n: usize| -> oxmpi::Result<()> {
+        let mine = vec![rank as u32 + 1; n];
+        let mut out = vec![0u32; n * size as usize];
+        match op {
+            "bcast" => world.bcast(&mut out[..n], 0),
+            "allreduce" => world.allreduce(&mine, &mut out[..n], Op::Sum),
+            "reduce" => world.reduce(&mine, &mut out[..n], Op::Sum, size - 1),
+            "gather" => world.gather(&mine, &mut out, 0),
+            "allgather" => world.allgather(&mine, &mut out),
+            "alltoall" => world.alltoall(&out.clone(), &mut out),
+            "barrier" => world.barrier(),
+            _ => panic!("unknown collective {op}"),
+        }
+    };
+    // Long then short: the short one (last) meets in the area where there is one.
+    for n in [300_000, 2] {
+        run(n)?;
+        let late = if reversed { size - 1 - rank } else { rank };
+        std::thread::sleep(std::time::Duration::from_millis(25 * late as u64));
+        run(n)?;
+    }
+    Ok(())
+}
+
 fn main() -> oxmpi::Result<()> {
     let universe = oxmpi::init()?;
     let world = universe.world();
-    if std::env::args().nth(1).as_deref() == Some("disagree") {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("disagree") {
         disagreeing_counts(&world);
+        return universe.finalize();
+    }
+    if args.get(1).map(String::as_str) == Some("stagger") {
+        staggered_last(&world, &args[2], args.len() > 3)?;
+        if world.rank() == 0 {
+            println!("ok stagger");
+        }
         return universe.finalize();
     }
     if let Err(e) = oxmpi::set_algorithm(Collective::Barrier, None) {
