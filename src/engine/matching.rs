@@ -113,6 +113,7 @@ impl Matcher {
     }
 
     /// Removes and returns the oldest posted receive matching `env`.
+    #[inline]
     pub(crate) fn take_posted(&mut self, env: &Envelope) -> Option<ReqId> {
         // Most messages match the oldest receive.
         if self.posted.front()?.0.matches(env) {

@@ -306,6 +306,7 @@ impl Engine {
     /// Starts sending `buf` to world rank `peer` with the given envelope. Returns
     /// `None` when the send finished at once (a small message written straight into
     /// the transport: the buffer may be reused), else the request to wait for.
+    #[inline]
     pub(crate) fn start_send(
         &mut self,
         ctx: u32,
@@ -324,50 +325,66 @@ impl Engine {
         hdr.ctx = ctx;
         hdr.src = src;
         hdr.tag = tag;
-        if len <= self.net.eager_limit(peer) && self.core.credits.spend(peer, len) {
+        let eager = len <= self.net.eager_limit(peer) && self.core.credits.spend(peer, len);
+        if !eager || sync {
+            return self.start_send_tracked(hdr, peer, buf, eager);
+        }
+        // The common case, kept small enough to inline: a plain eager message needs a
+        // request only if the transport has to queue it.
+        hdr.payload = len as u64;
+        let frame = OutFrame {
+            hdr,
+            payload: Payload::User(buf),
+            token: None,
+        };
+        if self.net.send(peer, frame)? {
+            return Ok(None);
+        }
+        let id = self.core.reqs.insert(Op::Send(SendOp {
+            peer,
+            buf,
+            phase: SendPhase::Eager {
+                written: false,
+                acked: true,
+            },
+        }));
+        self.net.tag_last(peer, id.0);
+        Ok(Some(id))
+    }
+
+    /// The sends that always need a request: a synchronous eager one (`eager`, its
+    /// credit spent) or a rendezvous.
+    #[inline(never)]
+    fn start_send_tracked(
+        &mut self,
+        mut hdr: Header,
+        peer: usize,
+        buf: UserBuf,
+        eager: bool,
+    ) -> Result<Option<ReqId>> {
+        let len = buf.len();
+        if eager {
             hdr.payload = len as u64;
-            // A synchronous send needs its id in the frame (the acknowledgement names
-            // it); a plain one needs an id only if the frame has to wait.
-            let id = sync.then(|| {
-                hdr.flags |= flags::SYNC;
-                self.core.reqs.insert(Op::Send(SendOp {
-                    peer,
-                    buf,
-                    phase: SendPhase::Eager {
-                        written: false,
-                        acked: false,
-                    },
-                }))
-            });
-            if let Some(id) = id {
-                hdr.a = id.0;
-            }
+            // The acknowledgement names the request.
+            hdr.flags |= flags::SYNC;
+            let id = self.core.reqs.insert(Op::Send(SendOp {
+                peer,
+                buf,
+                phase: SendPhase::Eager {
+                    written: false,
+                    acked: false,
+                },
+            }));
+            hdr.a = id.0;
             let frame = OutFrame {
                 hdr,
                 payload: Payload::User(buf),
-                token: id.map(|i| i.0),
+                token: Some(id.0),
             };
-            let written = self.net.send(peer, frame)?;
-            return Ok(match (id, written) {
-                (None, true) => None,
-                (None, false) => {
-                    let id = self.core.reqs.insert(Op::Send(SendOp {
-                        peer,
-                        buf,
-                        phase: SendPhase::Eager {
-                            written: false,
-                            acked: true,
-                        },
-                    }));
-                    self.net.tag_last(peer, id.0);
-                    Some(id)
-                }
-                (Some(id), true) => {
-                    transport_sent(&mut self.core, id.0)?;
-                    Some(id)
-                }
-                (Some(id), false) => Some(id),
-            });
+            if self.net.send(peer, frame)? {
+                transport_sent(&mut self.core, id.0)?;
+            }
+            return Ok(Some(id));
         }
         let single_copy = self.net.single_copy(peer);
         let phase = if single_copy {
@@ -504,7 +521,10 @@ impl Engine {
     /// Blocks until request `id` completes and returns its result.
     pub(crate) fn wait(&mut self, id: ReqId) -> Result<Status> {
         if !self.core.reqs.is_done(id) {
-            self.wait_until(|e| e.core.reqs.is_done(id) || e.core.fail_orphaned_any_source(id))?;
+            self.wait_until(|e| {
+                e.core.reqs.is_done(id)
+                    || (e.core.finalized.all_others() && e.core.fail_orphaned_any_source(id))
+            })?;
         }
         self.core.reqs.take_done(id).expect("request is done")
     }

@@ -172,6 +172,7 @@ impl Core {
 
     /// Puts an eager message into `buf` (or reports it too large), acknowledging a
     /// synchronous send and returning credit as due.
+    #[inline]
     fn land_eager(
         &mut self,
         peer: usize,

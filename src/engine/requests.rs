@@ -90,6 +90,7 @@ pub(crate) struct Requests {
 }
 
 impl Requests {
+    #[inline]
     pub(crate) fn insert(&mut self, op: Op) -> ReqId {
         match self.free.pop() {
             Some(i) => {
@@ -104,6 +105,7 @@ impl Requests {
         }
     }
 
+    #[inline]
     pub(crate) fn get_mut(&mut self, id: ReqId) -> Option<&mut Op> {
         match self.slots.get_mut(id.index()) {
             Some((generation, op)) if *generation == id.generation() => op.as_mut(),
@@ -111,6 +113,7 @@ impl Requests {
         }
     }
 
+    #[inline]
     pub(crate) fn get(&self, id: ReqId) -> Option<&Op> {
         match self.slots.get(id.index()) {
             Some((generation, op)) if *generation == id.generation() => op.as_ref(),
@@ -132,18 +135,21 @@ impl Requests {
     }
 
     /// Marks `id` finished with `result`.
+    #[inline]
     pub(crate) fn complete(&mut self, id: ReqId, result: Result<Status>) {
         if let Some(op) = self.get_mut(id) {
             *op = Op::done(result);
         }
     }
 
+    #[inline]
     pub(crate) fn is_done(&self, id: ReqId) -> bool {
         matches!(self.get(id), Some(Op::Done(_)) | None)
     }
 
     /// Removes a finished request and returns its result; `None` if it is still
     /// running. A stale id yields `Some(Ok(empty status))`: it was collected before.
+    #[inline]
     pub(crate) fn take_done(&mut self, id: ReqId) -> Option<Result<Status>> {
         match self.slots.get_mut(id.index()) {
             Some((generation, op)) if *generation == id.generation() => {
