@@ -259,10 +259,13 @@ pub fn wait_any(requests: &mut [Option<Request<'_>>]) -> Result<Option<(usize, S
             })
             .collect();
         engine::with(|e| {
-            e.wait_until(|e| {
-                ids.iter()
-                    .any(|&id| e.core.reqs.is_done(id) || e.core.fail_orphaned_any_source(id))
-            })
+            e.wait_until_or_stalled(
+                |e| ids.iter().any(|&id| e.core.reqs.is_done(id)),
+                |e| {
+                    e.core.finalized.all_others()
+                        && ids.iter().any(|&id| e.core.fail_orphaned_any_source(id))
+                },
+            )
         })?;
     }
 }

@@ -6,9 +6,11 @@
 //! receive only it can match, a send of ours it has not matched, a collective it has
 //! not joined. Those fail at once with [`Error::PeerFinalized`] (which ends the job
 //! unless errors are returned) instead of waiting until the launcher's timeout. A
-//! receive from any source fails only in a blocking wait, once every other rank has
-//! finalized (before that, or while the rank itself could still send to itself, it
-//! may yet match).
+//! receive from any source fails only in a blocking wait that has stalled (a
+//! progress pass moved nothing, so no message of the rank to itself is on its way)
+//! once every other rank of the job has finalized. Over TCP, Bye goes only on
+//! connections the rank has already opened: a peer it never sent anything to learns
+//! nothing (finalize opens no connections just to say goodbye).
 //!
 //! [`Kind::Bye`]: crate::transport::frame::Kind::Bye
 
@@ -30,6 +32,11 @@ impl Finalized {
             gone: vec![false; size],
             count: 0,
         }
+    }
+
+    /// Ranks in the job.
+    pub(crate) fn size(&self) -> usize {
+        self.gone.len()
     }
 
     /// Whether world rank `peer` has finalized.
@@ -72,10 +79,10 @@ impl Core {
         }
     }
 
-    /// Queues a [`crate::transport::frame::Kind::Bye`] to every other rank (this rank
+    /// Queues a [`crate::transport::frame::Kind::Bye`] to each of `peers` (this rank
     /// begins to finalize).
-    pub(crate) fn say_bye(&mut self) {
-        for peer in (0..self.finalized.gone.len()).filter(|&p| p != self.me) {
+    pub(crate) fn say_bye(&mut self, peers: impl IntoIterator<Item = usize>) {
+        for peer in peers {
             self.outbox.push((peer, control(Kind::Bye, 0, 0)));
         }
     }
@@ -108,8 +115,8 @@ impl Core {
     }
 
     /// Fails receive `id` if it is posted for any source and every other rank has
-    /// finalized (asked by a blocking wait, so this rank cannot send it a message
-    /// either). Returns whether it did.
+    /// finalized (asked by a blocking wait that has stalled, so no message of this
+    /// rank to itself can match it any more). Returns whether it did.
     #[inline]
     pub(crate) fn fail_orphaned_any_source(&mut self, id: ReqId) -> bool {
         if !self.finalized.all_others()
@@ -187,14 +194,14 @@ mod tests {
     }
 
     #[test]
-    fn a_finalizing_rank_fails_nothing_and_says_bye_to_every_other_rank() {
+    fn a_finalizing_rank_fails_nothing_and_says_bye_to_the_peers_named() {
         let mut core = Core::new(1, 4, 1 << 20);
         core.finalizing = true;
         let mut a = [0u8; 4];
         let from0 = recv(&mut core, Some(0), &mut a);
         core.peer_finalized(0);
         assert!(!core.reqs.is_done(from0));
-        core.say_bye();
+        core.say_bye([0, 2, 3]);
         let to: Vec<usize> = core.outbox.iter().map(|(p, _)| *p).collect();
         assert_eq!(to, [0, 2, 3]);
     }

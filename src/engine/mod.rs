@@ -282,8 +282,29 @@ impl Engine {
     /// be woken, and stays awake if it holds.
     fn wait_loop(
         &mut self,
+        done: impl FnMut(&mut Engine) -> bool,
+        recheck: &dyn Fn() -> bool,
+    ) -> Result<()> {
+        self.wait_loop_stalled(done, recheck, |_| false)
+    }
+
+    /// As [`Engine::wait_until`], but also ends when `stalled` holds, which is asked
+    /// only after a progress pass that moved nothing: nothing of this rank's own is
+    /// in flight then (a message to itself, say), so only peers could still end the
+    /// wait.
+    pub(crate) fn wait_until_or_stalled(
+        &mut self,
+        done: impl FnMut(&mut Engine) -> bool,
+        stalled: impl FnMut(&mut Engine) -> bool,
+    ) -> Result<()> {
+        self.wait_loop_stalled(done, &|| false, stalled)
+    }
+
+    fn wait_loop_stalled(
+        &mut self,
         mut done: impl FnMut(&mut Engine) -> bool,
         recheck: &dyn Fn() -> bool,
+        mut stalled: impl FnMut(&mut Engine) -> bool,
     ) -> Result<()> {
         let mut idle = Idle::new();
         loop {
@@ -294,6 +315,9 @@ impl Engine {
             if moved {
                 idle.reset();
                 continue;
+            }
+            if stalled(self) {
+                return Ok(());
             }
             match idle.next(&self.policy) {
                 Step::Spin => std::hint::spin_loop(),
@@ -445,9 +469,14 @@ impl Engine {
             self.core.matcher.post(pattern, id);
             return Ok(Started::Pending(id));
         }
-        // It may have matched a message that completes it at once.
+        // It may have matched a message that completes it at once (or refuses a
+        // large one that does not fit: that answer goes out now).
         self.core.post_recv(pattern, id);
-        Ok(Started::settle(self, id))
+        let started = Started::settle(self, id);
+        if matches!(started, Started::Done(_)) {
+            self.flush_outbox()?;
+        }
+        Ok(started)
     }
 
     /// Starts a receive of a message already taken off the unexpected queue.
@@ -521,10 +550,10 @@ impl Engine {
     /// Blocks until request `id` completes and returns its result.
     pub(crate) fn wait(&mut self, id: ReqId) -> Result<Status> {
         if !self.core.reqs.is_done(id) {
-            self.wait_until(|e| {
-                e.core.reqs.is_done(id)
-                    || (e.core.finalized.all_others() && e.core.fail_orphaned_any_source(id))
-            })?;
+            self.wait_until_or_stalled(
+                |e| e.core.reqs.is_done(id),
+                |e| e.core.finalized.all_others() && e.core.fail_orphaned_any_source(id),
+            )?;
         }
         self.core.reqs.take_done(id).expect("request is done")
     }
@@ -589,7 +618,10 @@ impl Engine {
         // What we owe peers (answers, reads, copies) goes to the transports first,
         // then a Bye to every peer behind everything else we sent it.
         self.progress()?;
-        self.core.say_bye();
+        let linked: Vec<usize> = (0..self.core.finalized.size())
+            .filter(|&p| p != self.core.me && self.net.linked(p))
+            .collect();
+        self.core.say_bye(linked);
         self.flush_outbox()?;
         // Peers close their connections once every rank is in the fence, which may be
         // before this rank sees the fence end.

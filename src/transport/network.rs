@@ -103,6 +103,17 @@ impl Network {
         }
     }
 
+    /// Whether a frame to `peer` goes over a link that already exists (shared memory
+    /// always; TCP once this rank has opened its connection to `peer`), so sending
+    /// it opens nothing new.
+    pub(crate) fn linked(&self, peer: usize) -> bool {
+        match self.routes[peer] {
+            Route::Loopback => false,
+            Route::Shm => true,
+            Route::Tcp => self.tcp.as_ref().is_some_and(|t| t.connected(peer)),
+        }
+    }
+
     /// Whether `peer` can read a large message straight from our memory.
     pub(crate) fn single_copy(&self, peer: usize) -> bool {
         self.routes[peer] == Route::Shm && self.shm.as_ref().is_some_and(|s| s.single_copy(peer))

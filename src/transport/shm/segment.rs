@@ -156,7 +156,8 @@ impl Segment {
         }
         seg.local_size = seg.word64(8).load(Ordering::Relaxed) as usize;
         seg.ring_lines = seg.word64(16).load(Ordering::Relaxed) as usize;
-        if seg.ring_lines == 0 || footprint(seg.local_size, seg.ring_lines) != seg.len {
+        if !seg.ring_lines.is_power_of_two() || footprint(seg.local_size, seg.ring_lines) != seg.len
+        {
             return Err(bad());
         }
         Ok(seg)

@@ -107,6 +107,11 @@ impl Tcp {
         })
     }
 
+    /// Whether this rank has opened its connection to `peer`.
+    pub(crate) fn connected(&self, peer: usize) -> bool {
+        self.out[peer].is_some()
+    }
+
     /// From now on closed connections are expected (the job is finalizing).
     pub(crate) fn set_closing(&mut self) {
         self.closing = true;

@@ -1,7 +1,9 @@
 //! ANY_SOURCE / ANY_TAG: every worker sends rank 0 a run of messages with varying tags;
 //! rank 0 takes them with wildcards and checks that each sender's messages arrive in
 //! the order sent and that every message arrives exactly once. Then a master-worker
-//! round: rank 0 hands out tasks to whoever asks.
+//! round: rank 0 hands out tasks to whoever asks. Last, once every other rank has
+//! finalized, rank 0 waits (`wait_any`) with a receive from any source among its
+//! requests that only its own later message matches: that must not fail.
 
 use oxmpi::{ANY_SOURCE, ANY_TAG};
 use oxmpi_testprogs::check;
@@ -82,5 +84,40 @@ fn main() -> oxmpi::Result<()> {
             result = task[0] * task[0];
         }
     }
+    world.barrier()?;
+    if rank == 0 {
+        alone_with_any_source(&world)?;
+    }
     universe.finalize()
+}
+
+/// After the other ranks finalized: a receive from any source may still be matched
+/// by a message of this rank to itself, so waiting for other requests beside it (a
+/// large message to itself, which takes several progress passes) must not fail it.
+fn alone_with_any_source(world: &oxmpi::Comm) -> oxmpi::Result<()> {
+    // Time for the others' goodbyes to arrive, then take them in.
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    world.iprobe(ANY_SOURCE, ANY_TAG)?;
+    let mut small = [0u8; 4];
+    let mut big_in = vec![0u8; 1 << 20];
+    let big_out = vec![7u8; 1 << 20];
+    let first = oxmpi::scope(|s| -> oxmpi::Result<usize> {
+        let mut reqs = vec![
+            Some(world.irecv(s, &mut small, ANY_SOURCE, 5)?),
+            Some(world.irecv(s, &mut big_in, 0, 7)?),
+            Some(world.isend(s, &big_out, 0, 7)?),
+        ];
+        let (first, _) = oxmpi::wait_any(&mut reqs)?.expect("requests in flight");
+        world.send(&[1u8, 2, 3, 4], 0, 5)?;
+        while oxmpi::wait_any(&mut reqs)?.is_some() {}
+        Ok(first)
+    })?;
+    check(world, first != 0, || {
+        "the any-source receive finished first".into()
+    });
+    check(world, small == [1, 2, 3, 4], || format!("got {small:?}"));
+    check(world, big_in.iter().all(|&b| b == 7), || {
+        "large message".into()
+    });
+    Ok(())
 }
