@@ -83,7 +83,11 @@ where
         // one ends the job inside `with` (or breaks the engine, which then writes
         // nothing more). What matters is that nothing is left in flight.
         let _ = engine::with(|e| {
+            // Ids already collected (most, once the caller waited) need nothing.
             for &id in &live {
+                if e.core.reqs.get(id).is_none() {
+                    continue;
+                }
                 if let Err(err) = e.wait(id)
                     && err.is_fatal()
                 {
