@@ -6,9 +6,10 @@
 //! receive only it can match, a send of ours it has not matched, a collective it has
 //! not joined. Those fail at once with [`Error::PeerFinalized`] (which ends the job
 //! unless errors are returned) instead of waiting until the launcher's timeout. A
-//! receive from any source fails only in a blocking wait that has stalled (a
-//! progress pass moved nothing, so no message of the rank to itself is on its way)
-//! once every other rank of the job has finalized. Over TCP, Bye goes only on
+//! receive from any source fails only once every other rank of the job has
+//! finalized, in a blocking wait for it alone or in a wait for any of several that
+//! has stalled (a progress pass moved nothing, so no message of the rank to itself
+//! is on its way). Over TCP, Bye goes only on
 //! connections the rank has already opened: a peer it never sent anything to learns
 //! nothing (finalize opens no connections just to say goodbye).
 //!
@@ -115,8 +116,8 @@ impl Core {
     }
 
     /// Fails receive `id` if it is posted for any source and every other rank has
-    /// finalized (asked by a blocking wait that has stalled, so no message of this
-    /// rank to itself can match it any more). Returns whether it did.
+    /// finalized (asked by a blocking wait once no message of this rank to itself
+    /// can match it any more). Returns whether it did.
     #[inline]
     pub(crate) fn fail_orphaned_any_source(&mut self, id: ReqId) -> bool {
         if !self.finalized.all_others()
