@@ -95,7 +95,7 @@ pub(crate) fn with<R>(f: impl FnOnce(&mut Engine) -> Result<R>) -> Result<R> {
             eng.broken = Some(e.to_string());
         }
         result
-    })?
+    })
 }
 
 pub(crate) use owner::{install, is_running, uninstall};

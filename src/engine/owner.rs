@@ -52,8 +52,12 @@ impl Drop for Busy {
     }
 }
 
-/// Runs `f` with the engine slot, on the owning thread only.
-fn access<R>(claim: bool, f: impl FnOnce(&mut Option<Engine>) -> R) -> Result<R, Error> {
+/// Runs `f` with the engine slot, on the owning thread only. `f`'s own failure comes
+/// back as is (one `Result`, not two: this is on every call's path).
+fn access<R>(
+    claim: bool,
+    f: impl FnOnce(&mut Option<Engine>) -> Result<R, Error>,
+) -> Result<R, Error> {
     let me = thread_id();
     let owner = SLOT.owner.load(Ordering::Acquire);
     if owner != me {
@@ -76,16 +80,15 @@ fn access<R>(claim: bool, f: impl FnOnce(&mut Option<Engine>) -> R) -> Result<R,
     // SAFETY: this thread owns the slot (checked above) and is not inside another
     // access (the busy flag), so this is the only reference to the engine.
     let slot = unsafe { &mut *SLOT.engine.get() };
-    Ok(f(slot))
+    f(slot)
 }
 
 /// Runs `f` on the engine.
-pub(crate) fn with_engine<R>(f: impl FnOnce(&mut Engine) -> R) -> Result<R, Error> {
-    // A match rather than `ok_or`, which would build (and drop) the error every call.
-    match access(false, |slot| slot.as_mut().map(f))? {
-        Some(r) => Ok(r),
+pub(crate) fn with_engine<R>(f: impl FnOnce(&mut Engine) -> Result<R, Error>) -> Result<R, Error> {
+    access(false, |slot| match slot {
+        Some(engine) => f(engine),
         None => Err(Error::NotInitialized),
-    }
+    })
 }
 
 /// Installs the engine, making this thread its owner.
@@ -96,12 +99,12 @@ pub(crate) fn install(engine: Engine) -> Result<(), Error> {
         }
         *slot = Some(engine);
         Ok(())
-    })?
+    })
 }
 
 /// Removes the engine and gives up ownership.
 pub(crate) fn uninstall() -> Option<Engine> {
-    let engine = access(false, Option::take).ok().flatten();
+    let engine = access(false, |slot| Ok(slot.take())).ok().flatten();
     if engine.is_some() {
         SLOT.owner.store(0, Ordering::Release);
     }
