@@ -210,6 +210,7 @@ pub fn wait_all(requests: Vec<Request<'_>>) -> Result<Vec<Status>> {
         }
     };
     let mut pending = Vec::new();
+    let n = requests.len();
     for (i, mut r) in requests.into_iter().enumerate() {
         match std::mem::replace(&mut r.state, State::Done(None)) {
             State::Done(Some(Err(e))) => {
@@ -220,6 +221,10 @@ pub fn wait_all(requests: Vec<Request<'_>>) -> Result<Vec<Status>> {
             State::Done(None) => statuses.push(Status::empty()),
             State::Pending(id) => {
                 statuses.push(Status::empty());
+                if pending.is_empty() {
+                    // Room for the rest at once rather than regrowing.
+                    pending.reserve(n - i);
+                }
                 pending.push((i, id));
             }
         }
