@@ -34,6 +34,7 @@ impl Drop for Inner {
             // After finalize there is nothing left to release.
             let _ = engine::with(|e| {
                 e.ctx_ids.release(self.pair);
+                e.core.finalized.unregister(self.pair);
                 Ok(())
             });
         }
@@ -250,6 +251,7 @@ impl Comm {
         let group: Arc<[u32]> = members.iter().map(|&(_, r)| self.inner.group[r]).collect();
         engine::with(|e| {
             e.ctx_ids.claim(pair);
+            e.core.finalized.register(pair, Arc::clone(&group));
             Ok(())
         })?;
         Ok(Some(Comm::new(pair, my_rank as Rank, group)))

@@ -154,6 +154,8 @@ fn waiting_for_a_rank_that_finalized_fails_instead_of_hanging() {
     let cases = [
         (2, "finalize", "1", "rank"),
         (2, "finalize", "0", "any"),
+        (3, "finalize", "1", "anysub"),
+        (4, "return", "2", "anysub"),
         (3, "finalize", "2", "probe"),
         (5, "finalize", "3", "barrier"),
         (4, "finalize", "0", "allreduce"),
@@ -167,8 +169,8 @@ fn waiting_for_a_rank_that_finalized_fails_instead_of_hanging() {
             let (code, err) = run_failing_with(n, &[how, victim, wait], transport);
             let what = format!("{how} {victim} {wait} on {n} ranks over {transport}: {err}");
             assert_eq!(code, Some(1), "{what}");
-            let named = if wait == "any" {
-                "every other rank has finalized".to_owned()
+            let named = if wait.starts_with("any") {
+                "every other rank of its communicator has finalized".to_owned()
             } else {
                 format!("rank {victim} has finalized")
             };

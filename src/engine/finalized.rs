@@ -6,33 +6,50 @@
 //! receive only it can match, a send of ours it has not matched, a collective it has
 //! not joined. Those fail at once with [`Error::PeerFinalized`] (which ends the job
 //! unless errors are returned) instead of waiting until the launcher's timeout. A
-//! receive from any source fails only once every other rank of the job has
-//! finalized, in a blocking wait for it alone or in a wait for any of several that
-//! has stalled (a progress pass moved nothing, so no message of the rank to itself
-//! is on its way). Over TCP, Bye goes only on
+//! receive from any source fails only once every other member of its communicator
+//! has finalized, in a blocking wait for it alone or in a wait for any of several
+//! that has stalled (a progress pass moved nothing, so no message of the rank to
+//! itself is on its way). Over TCP, Bye goes only on
 //! connections the rank has already opened: a peer it never sent anything to learns
 //! nothing (finalize opens no connections just to say goodbye).
 //!
 //! [`Kind::Bye`]: crate::transport::frame::Kind::Bye
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::matching::Pattern;
 use super::protocol::{Core, control};
 use super::requests::{Op, ReqId, SendPhase};
 use crate::error::Error;
 use crate::transport::frame::Kind;
 
-/// Which peers have finalized.
+/// Which peers have finalized, and which communicators have no other member left.
 pub(crate) struct Finalized {
+    me: usize,
     gone: Vec<bool>,
     count: usize,
+    /// The group (world ranks) of each communicator other than the world, by context
+    /// pair, with whether every member but this rank has finalized.
+    groups: HashMap<u32, (Arc<[u32]>, bool)>,
+    /// Whether some communicator (the world included) has no other member left: the
+    /// one thing a blocking wait asks on every pass, so it is kept up to date rather
+    /// than computed.
+    any_silent: bool,
 }
 
 impl Finalized {
-    /// A job of `size` ranks, none finalized.
-    pub(crate) fn new(size: usize) -> Finalized {
-        Finalized {
+    /// World rank `me` of a job of `size` ranks, none finalized.
+    pub(crate) fn new(me: usize, size: usize) -> Finalized {
+        let mut f = Finalized {
+            me,
             gone: vec![false; size],
             count: 0,
-        }
+            groups: HashMap::new(),
+            any_silent: false,
+        };
+        f.refresh();
+        f
     }
 
     /// Ranks in the job.
@@ -45,23 +62,65 @@ impl Finalized {
         self.gone[peer]
     }
 
-    /// Whether no message can come any more from world rank `from` (`None`: from any
-    /// rank, asked by a blocking wait).
-    pub(crate) fn silent(&self, from: Option<usize>) -> bool {
-        from.map_or_else(|| self.all_others(), |p| self.has(p))
+    /// Whether no message matching `pattern` can come any more from another rank: its
+    /// one sender has finalized, or (any source) every other member of its
+    /// communicator has.
+    pub(crate) fn silent(&self, pattern: &Pattern) -> bool {
+        match pattern.from {
+            Some(p) => self.has(p),
+            None => self.silent_group(pattern.ctx / 2),
+        }
     }
 
-    /// Whether every rank but one (this one) has finalized.
+    /// Whether every member but this rank of the communicator with context pair
+    /// `pair` has finalized.
+    fn silent_group(&self, pair: u32) -> bool {
+        match pair {
+            0 => self.all_others(),
+            _ => self.groups.get(&pair).is_some_and(|g| g.1),
+        }
+    }
+
+    /// Whether some communicator has no other member left (then a receive from any
+    /// source on it may be orphaned).
     #[inline]
-    pub(crate) fn all_others(&self) -> bool {
+    pub(crate) fn any_silent(&self) -> bool {
+        self.any_silent
+    }
+
+    /// Whether every rank but this one has finalized.
+    fn all_others(&self) -> bool {
         self.count + 1 >= self.gone.len()
+    }
+
+    /// A communicator with context pair `pair` and `group` (world ranks) exists.
+    pub(crate) fn register(&mut self, pair: u32, group: Arc<[u32]>) {
+        self.groups.insert(pair, (group, false));
+        self.refresh();
+    }
+
+    /// The communicator with context pair `pair` is freed.
+    pub(crate) fn unregister(&mut self, pair: u32) {
+        self.groups.remove(&pair);
+        self.refresh();
     }
 
     fn mark(&mut self, peer: usize) {
         if !self.gone[peer] {
             self.gone[peer] = true;
             self.count += 1;
+            self.refresh();
         }
+    }
+
+    /// Recomputes the communicators' flags (when a rank finalized or a communicator
+    /// came or went: rare events).
+    fn refresh(&mut self) {
+        let (me, gone) = (self.me, &self.gone);
+        for (group, silent) in self.groups.values_mut() {
+            *silent = group.iter().all(|&r| r as usize == me || gone[r as usize]);
+        }
+        self.any_silent = self.all_others() || self.groups.values().any(|g| g.1);
     }
 }
 
@@ -71,7 +130,8 @@ impl Core {
     pub(crate) fn finalized_error(&self, peer: Option<usize>, what: &str) -> Error {
         let who = match peer {
             Some(p) => format!("rank {p} has finalized (its program ended)"),
-            None => "every other rank has finalized (their programs ended)".to_owned(),
+            None => "every other rank of its communicator has finalized (their programs ended)"
+                .to_owned(),
         };
         Error::PeerFinalized {
             rank: self.me as i32,
@@ -115,16 +175,15 @@ impl Core {
         }
     }
 
-    /// Fails receive `id` if it is posted for any source and every other rank has
-    /// finalized (asked by a blocking wait once no message of this rank to itself
-    /// can match it any more). Returns whether it did.
-    #[inline]
+    /// Fails receive `id` if it is posted for any source and every other member of its
+    /// communicator has finalized (asked by a blocking wait once no message of this
+    /// rank to itself can match it any more). Returns whether it did.
     pub(crate) fn fail_orphaned_any_source(&mut self, id: ReqId) -> bool {
-        if !self.finalized.all_others()
-            || self
-                .matcher
-                .take_posted_where(|p, posted| posted == id && p.from.is_none())
-                .is_empty()
+        let finalized = &self.finalized;
+        if self
+            .matcher
+            .take_posted_where(|p, posted| posted == id && p.from.is_none() && finalized.silent(p))
+            .is_empty()
         {
             return false;
         }
@@ -191,7 +250,39 @@ mod tests {
         core.peer_finalized(2);
         assert!(failed(&core, from2));
         assert!(core.fail_orphaned_any_source(any) && failed(&core, any));
-        assert!(core.finalized.silent(None) && core.finalized.silent(Some(1)));
+        let any = |ctx| Pattern {
+            ctx,
+            src: Source::Any,
+            tag: TagSel::Any,
+            from: None,
+        };
+        assert!(core.finalized.silent(&any(0)));
+    }
+
+    #[test]
+    fn any_source_on_a_communicator_is_orphaned_when_its_other_members_finalized() {
+        // Rank 0 of 4; a communicator (context pair 3, p2p context 6) of ranks 0 and 2.
+        let mut core = Core::new(0, 4, 1 << 20);
+        core.finalized.register(3, Arc::from([0u32, 2]));
+        let mut buf = [0u8; 4];
+        let id = core.reqs.insert(Op::Recv(RecvOp {
+            buf: UserBufMut::new(&mut buf),
+            phase: RecvPhase::Posted,
+        }));
+        let pattern = Pattern {
+            ctx: 6,
+            src: Source::Any,
+            tag: TagSel::Any,
+            from: None,
+        };
+        core.post_recv(pattern, id);
+        core.peer_finalized(1);
+        assert!(!core.finalized.any_silent() && !core.fail_orphaned_any_source(id));
+        core.peer_finalized(2);
+        assert!(core.finalized.any_silent() && core.finalized.silent(&pattern));
+        assert!(core.fail_orphaned_any_source(id) && failed(&core, id));
+        core.finalized.unregister(3);
+        assert!(!core.finalized.any_silent(), "rank 3 is still there");
     }
 
     #[test]

@@ -556,7 +556,7 @@ impl Engine {
             // once (a wait for any of several must wait until it stalls instead).
             self.wait_until(|e| {
                 e.core.reqs.is_done(id)
-                    || (e.core.finalized.all_others() && e.core.fail_orphaned_any_source(id))
+                    || (e.core.finalized.any_silent() && e.core.fail_orphaned_any_source(id))
             })?;
         }
         self.core.reqs.take_done(id).expect("request is done")
@@ -592,7 +592,7 @@ impl Engine {
         if self.core.matcher.peek_unexpected(pattern).is_none() {
             self.wait_until(|e| {
                 e.core.matcher.peek_unexpected(pattern).is_some()
-                    || e.core.finalized.silent(pattern.from)
+                    || e.core.finalized.silent(pattern)
             })?;
         }
         self.peek(pattern).ok_or_else(|| {

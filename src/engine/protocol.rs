@@ -113,7 +113,7 @@ impl Core {
             shared: Vec::new(),
             helps: Vec::new(),
             finalizing: false,
-            finalized: Finalized::new(size),
+            finalized: Finalized::new(me, size),
         }
     }
 

@@ -9,7 +9,8 @@
 //! bcast or gather goes as messages), `fail finalize R WAIT` makes rank R finalize at
 //! once and `fail return R WAIT` makes its `main` return the error of a send to a rank
 //! that does not exist, while the others wait for it: WAIT is `rank` (a receive from
-//! R), `any` (from any source), `probe` (a probe for R's message), `barrier`,
+//! R), `any` (from any source), `anysub` (rank 0 from any source on a communicator
+//! of rank 0 and R, the others from rank 0), `probe` (a probe for R's message), `barrier`,
 //! `allreduce`, `ssend` (a synchronous send to R) or `bigsend` (a 1 MiB send to R).
 //! Every rank first writes "PID JOB_ID" to DIR/pid.RANK (DIR:
 //! the OXMPI_TEST_PIDDIR variable); the surviving ranks then block in a receive that
@@ -57,6 +58,14 @@ fn wait_for_departed(
     wait: &str,
 ) -> oxmpi::Result<()> {
     let world = universe.world();
+    // `anysub`: rank 0 and the victim share a communicator; rank 0 waits on it for a
+    // message from any source, the others for a message from rank 0.
+    let sub = if wait == "anysub" {
+        let pair = world.rank() == 0 || world.rank() == victim;
+        world.split(if pair { 0 } else { 1 }, 0)?
+    } else {
+        None
+    };
     if world.rank() == victim {
         if how == "return" {
             world.send(&[0u8], world.size() + 5, 0)?;
@@ -69,6 +78,11 @@ fn wait_for_departed(
         "any" => world
             .recv(&mut buf[..8], oxmpi::ANY_SOURCE, 999)
             .map(drop)?,
+        "anysub" if world.rank() == 0 => {
+            let sub = sub.expect("rank 0 is in the pair");
+            sub.recv(&mut buf[..8], oxmpi::ANY_SOURCE, 999).map(drop)?
+        }
+        "anysub" => world.recv(&mut buf[..8], 0, 999).map(drop)?,
         "probe" => world.probe(victim, 999).map(drop)?,
         "barrier" => world.barrier()?,
         "allreduce" => world.allreduce(&[1u32; 3], &mut [0u32; 3], oxmpi::Op::Sum)?,
