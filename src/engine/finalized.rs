@@ -1,7 +1,8 @@
 //! Peers that have finalized, and what can no longer complete because of them.
 //!
-//! A rank that begins to finalize sends every other rank a [`Kind::Bye`] frame, behind
-//! everything else it sent that rank (transports keep each pair's frames in order).
+//! A rank that begins to finalize sends every rank it has a link to a [`Kind::Bye`]
+//! frame, behind everything else it sent that rank (transports keep each pair's
+//! frames in order).
 //! Nothing comes from it after that, so whatever only it could complete never will: a
 //! receive only it can match, a send of ours it has not matched, a collective it has
 //! not joined. Those fail at once with [`Error::PeerFinalized`] (which ends the job
@@ -9,9 +10,9 @@
 //! receive from any source fails only once every other member of its communicator
 //! has finalized, in a blocking wait for it alone or in a wait for any of several
 //! that has stalled (a progress pass moved nothing, so no message of the rank to
-//! itself is on its way). Over TCP, Bye goes only on
-//! connections the rank has already opened: a peer it never sent anything to learns
-//! nothing (finalize opens no connections just to say goodbye).
+//! itself is on its way). Over TCP, Bye goes only on connections the rank has
+//! already opened: a peer it never sent anything to learns nothing (finalize opens
+//! no connections just to say goodbye).
 //!
 //! [`Kind::Bye`]: crate::transport::frame::Kind::Bye
 
@@ -196,7 +197,6 @@ impl Core {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::matching::Pattern;
     use crate::engine::requests::{RecvOp, RecvPhase, SendOp};
     use crate::status::{Source, TagSel};
     use crate::userbuf::{UserBuf, UserBufMut};

@@ -300,6 +300,8 @@ impl Engine {
         self.wait_loop_stalled(done, &|| false, stalled)
     }
 
+    /// The loop behind every wait: progress, then spin, yield or sleep by the wait
+    /// policy while nothing moves.
     fn wait_loop_stalled(
         &mut self,
         mut done: impl FnMut(&mut Engine) -> bool,
