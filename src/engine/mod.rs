@@ -321,7 +321,8 @@ impl Engine {
             if stalled(self) {
                 return Ok(());
             }
-            match idle.next(&self.policy) {
+            let net = &self.net;
+            match idle.next(&self.policy, |cores| net.crowded(cores)) {
                 Step::Spin => std::hint::spin_loop(),
                 Step::Yield => std::thread::yield_now(),
                 Step::Sleep(d) => self.net.block(d, recheck)?,

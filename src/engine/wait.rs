@@ -2,8 +2,9 @@
 //! until a transport has something.
 //!
 //! Spinning wins latency when every rank has a core; when the launcher says the node
-//! is oversubscribed, a rank spins only a moment and yields early, so the rank it waits
-//! for gets the core. Invariant: a rank idle for more than the spin and yield phases
+//! is oversubscribed, a rank yields at once, so the rank it waits for gets the core,
+//! unless no more ranks than cores are awake (the others asleep in waits): then it
+//! spins a little after all. Invariant: a rank idle for more than the spin and yield phases
 //! sleeps in the kernel (woken by an arrival or a short timeout), so it uses almost no
 //! CPU however long it waits.
 
@@ -20,12 +21,19 @@ const FIRST_SLEEP: Duration = Duration::from_micros(100);
 const MAX_SLEEP: Duration = Duration::from_millis(50);
 /// Spins between clock reads.
 const SPINS_PER_CLOCK: u32 = 64;
+/// How long a rank of an oversubscribed node spins while no more ranks than cores
+/// are awake (the others asleep in waits): long enough for a ping-pong partner's
+/// answer, short against a wake-up.
+const UNCROWDED_SPIN: Duration = Duration::from_micros(100);
 
 /// The spin, yield and sleep budget of one wait.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct WaitPolicy {
     spin: Duration,
     yields: u32,
+    /// On an oversubscribed node, the cores its ranks share: a waiter that finds no
+    /// more ranks than that awake spins for [`UNCROWDED_SPIN`] after all.
+    cores: Option<usize>,
 }
 
 impl WaitPolicy {
@@ -39,6 +47,7 @@ impl WaitPolicy {
             WaitPolicy {
                 spin: Duration::ZERO,
                 yields: 256,
+                cores: std::thread::available_parallelism().ok().map(usize::from),
             }
         } else {
             // A millisecond covers a multi-megabyte transfer by the peer; a sleep
@@ -47,10 +56,13 @@ impl WaitPolicy {
             WaitPolicy {
                 spin: Duration::from_micros(1000),
                 yields: 16,
+                cores: None,
             }
         };
         if let Some(us) = env_number("OXMPI_SPIN_US")? {
             p.spin = Duration::from_micros(us);
+            // An explicit budget is the budget.
+            p.cores = None;
         }
         if let Some(n) = env_number("OXMPI_YIELDS")? {
             p.yields = n as u32;
@@ -83,10 +95,12 @@ pub(crate) enum Step {
     Sleep(Duration),
 }
 
-/// The state of one wait: when it went idle, how often it yielded, and how long it
-/// sleeps next.
+/// The state of one wait: when it went idle, how long it spins, how often it
+/// yielded, and how long it sleeps next.
 pub(crate) struct Idle {
     since: Option<Instant>,
+    /// The spin budget, once decided (at the first idle step).
+    spin: Option<Duration>,
     spins: u32,
     yields: u32,
     sleep: Duration,
@@ -96,6 +110,7 @@ impl Idle {
     pub(crate) fn new() -> Idle {
         Idle {
             since: None,
+            spin: None,
             spins: 0,
             yields: 0,
             sleep: FIRST_SLEEP,
@@ -107,16 +122,23 @@ impl Idle {
         *self = Idle::new();
     }
 
-    /// Nothing happened in the last progress call: what now?
-    pub(crate) fn next(&mut self, policy: &WaitPolicy) -> Step {
-        if self.yields == 0 && !policy.spin.is_zero() {
+    /// Nothing happened in the last progress call: what now? `crowded` says whether
+    /// more ranks than cores are awake (asked only on an oversubscribed node, at the
+    /// first step and at each clock read while spinning).
+    pub(crate) fn next(&mut self, policy: &WaitPolicy, crowded: impl Fn(usize) -> bool) -> Step {
+        let spin = *self.spin.get_or_insert_with(|| match policy.cores {
+            Some(cores) if !crowded(cores) => UNCROWDED_SPIN,
+            _ => policy.spin,
+        });
+        if self.yields == 0 && !spin.is_zero() {
             // The clock starts after the first few spins: most waits end before.
             self.spins += 1;
             if self.spins % SPINS_PER_CLOCK != 0 {
                 return Step::Spin;
             }
             let since = *self.since.get_or_insert_with(Instant::now);
-            if since.elapsed() < policy.spin {
+            let woken = policy.cores.is_some_and(&crowded);
+            if since.elapsed() < spin && !woken {
                 return Step::Spin;
             }
         }
@@ -127,5 +149,39 @@ impl Idle {
         let sleep = self.sleep;
         self.sleep = (self.sleep * 2).min(MAX_SLEEP);
         Step::Sleep(sleep)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared_by(cores: usize) -> WaitPolicy {
+        WaitPolicy {
+            spin: Duration::ZERO,
+            yields: 2,
+            cores: Some(cores),
+        }
+    }
+
+    #[test]
+    fn an_oversubscribed_waiter_yields_at_once_when_crowded() {
+        let mut idle = Idle::new();
+        assert!(matches!(idle.next(&shared_by(2), |_| true), Step::Yield));
+        assert!(matches!(idle.next(&shared_by(2), |_| true), Step::Yield));
+        assert!(matches!(idle.next(&shared_by(2), |_| true), Step::Sleep(_)));
+    }
+
+    #[test]
+    fn an_oversubscribed_waiter_spins_while_few_are_awake_and_stops_when_more_wake() {
+        let awake = std::cell::Cell::new(2);
+        let crowded = |cores: usize| awake.get() > cores;
+        let mut idle = Idle::new();
+        for _ in 0..SPINS_PER_CLOCK - 1 {
+            assert!(matches!(idle.next(&shared_by(2), crowded), Step::Spin));
+        }
+        // At the clock read more ranks are awake: it stops spinning.
+        awake.set(5);
+        assert!(matches!(idle.next(&shared_by(2), crowded), Step::Yield));
     }
 }

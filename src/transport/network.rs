@@ -114,6 +114,12 @@ impl Network {
         }
     }
 
+    /// Whether more ranks than `cores` are awake on this node (true when that cannot
+    /// be told: no shared memory).
+    pub(crate) fn crowded(&self, cores: usize) -> bool {
+        self.shm.as_ref().is_none_or(|shm| shm.awake() > cores)
+    }
+
     /// Whether `peer` can read a large message straight from our memory.
     pub(crate) fn single_copy(&self, peer: usize) -> bool {
         self.routes[peer] == Route::Shm && self.shm.as_ref().is_some_and(|s| s.single_copy(peer))

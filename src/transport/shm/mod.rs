@@ -603,6 +603,14 @@ impl Shm {
             .filter(|&l| l != usize::MAX)
     }
 
+    /// How many local ranks are awake (not asleep in a wait), this one included.
+    pub(crate) fn awake(&self) -> usize {
+        self.inboxes
+            .iter()
+            .filter(|i| i.doorbell().load(Ordering::Relaxed) == AWAKE)
+            .count()
+    }
+
     /// Wakes every local rank that sleeps, if `worth_it` says so (asked only when
     /// some rank sleeps: doorbells are cheap to read, `worth_it` may not be). The
     /// caller has published what they wait for and issued a SeqCst fence since, so a
