@@ -270,10 +270,7 @@ pub fn wait_any(requests: &mut [Option<Request<'_>>]) -> Result<Option<(usize, S
         engine::with(|e| {
             e.wait_until_or_stalled(
                 |e| ids.iter().any(|&id| e.core.reqs.is_done(id)),
-                |e| {
-                    e.core.finalized.any_silent()
-                        && ids.iter().any(|&id| e.core.fail_orphaned_any_source(id))
-                },
+                |e| ids.iter().any(|&id| e.core.fail_orphaned_any_source(id)),
             )
         })?;
     }

@@ -179,7 +179,13 @@ impl Core {
     /// Fails receive `id` if it is posted for any source and every other member of its
     /// communicator has finalized (asked by a blocking wait once no message of this
     /// rank to itself can match it any more). Returns whether it did.
+    #[inline]
     pub(crate) fn fail_orphaned_any_source(&mut self, id: ReqId) -> bool {
+        // A blocking wait asks on every pass: mostly a single flag is all it reads.
+        self.finalized.any_silent() && self.fail_if_orphaned(id)
+    }
+
+    fn fail_if_orphaned(&mut self, id: ReqId) -> bool {
         let finalized = &self.finalized;
         if self
             .matcher

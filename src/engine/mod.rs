@@ -557,10 +557,7 @@ impl Engine {
             // message of its own to itself is queued already and meets the receive in
             // the first progress pass, so an orphaned any-source receive can fail at
             // once (a wait for any of several must wait until it stalls instead).
-            self.wait_until(|e| {
-                e.core.reqs.is_done(id)
-                    || (e.core.finalized.any_silent() && e.core.fail_orphaned_any_source(id))
-            })?;
+            self.wait_until(|e| e.core.reqs.is_done(id) || e.core.fail_orphaned_any_source(id))?;
         }
         self.core.reqs.take_done(id).expect("request is done")
     }
