@@ -552,13 +552,15 @@ impl Engine {
 
     /// Blocks until request `id` completes and returns its result.
     pub(crate) fn wait(&mut self, id: ReqId) -> Result<Status> {
-        if !self.core.reqs.is_done(id) {
-            // Waiting for this one request, the rank sends nothing meanwhile: any
-            // message of its own to itself is queued already and meets the receive in
-            // the first progress pass, so an orphaned any-source receive can fail at
-            // once (a wait for any of several must wait until it stalls instead).
-            self.wait_until(|e| e.core.reqs.is_done(id) || e.core.fail_orphaned_any_source(id))?;
+        // Often done already (a window of receives after its first wait): one lookup.
+        if let Some(result) = self.core.reqs.take_done(id) {
+            return result;
         }
+        // Waiting for this one request, the rank sends nothing meanwhile: any message
+        // of its own to itself is queued already and meets the receive in the first
+        // progress pass, so an orphaned any-source receive can fail at once (a wait
+        // for any of several must wait until it stalls instead).
+        self.wait_until(|e| e.core.reqs.is_done(id) || e.core.fail_orphaned_any_source(id))?;
         self.core.reqs.take_done(id).expect("request is done")
     }
 

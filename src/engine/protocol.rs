@@ -101,6 +101,35 @@ pub(super) fn control(kind: Kind, a: u64, b: u64) -> OutFrame {
     }
 }
 
+/// Puts an eager message from `peer` into `buf` (or reports it too large), queueing
+/// the acknowledgement of a synchronous send and the credit due in `outbox`.
+#[inline]
+fn land_eager(
+    outbox: &mut Vec<(usize, OutFrame)>,
+    credits: &mut Credits,
+    peer: usize,
+    env: Envelope,
+    data: &[u8],
+    sync: Option<u64>,
+    buf: UserBufMut,
+) -> Result<Status> {
+    if let Some(sreq) = sync {
+        outbox.push((peer, control(Kind::SyncAck, sreq, 0)));
+    }
+    if let Some(amount) = credits.matched(peer, data.len()) {
+        outbox.push((peer, control(Kind::Credit, amount, 0)));
+    }
+    if data.len() > buf.len() {
+        return Err(truncation(env, data.len(), buf.len()));
+    }
+    buf.as_mut_slice()[..data.len()].copy_from_slice(data);
+    Ok(Status {
+        source: env.src,
+        tag: env.tag,
+        bytes: data.len(),
+    })
+}
+
 impl Core {
     pub(crate) fn new(me: usize, size: usize, credit_per_peer: u64) -> Core {
         Core {
@@ -126,76 +155,56 @@ impl Core {
     }
 
     /// Hands a matched message to receive `id`, completing it or starting the data
-    /// phase of a rendezvous.
+    /// phase of a rendezvous (one lookup of the request: this runs for every message).
     pub(crate) fn deliver(&mut self, id: ReqId, peer: usize, env: Envelope, arrival: Arrival<'_>) {
-        let Some(Op::Recv(r)) = self.reqs.get_mut(id) else {
+        let Some(op) = self.reqs.get_mut(id) else {
+            unreachable!("matched request {id:?} is a live receive");
+        };
+        let Op::Recv(r) = op else {
             unreachable!("matched request {id:?} is a live receive");
         };
         let buf = r.buf;
-        let outcome = match arrival {
-            Arrival::Eager { data, sync } => self.land_eager(peer, env, data, sync, buf),
+        match arrival {
+            Arrival::Eager { data, sync } => {
+                let outcome = land_eager(
+                    &mut self.outbox,
+                    &mut self.credits,
+                    peer,
+                    env,
+                    data,
+                    sync,
+                    buf,
+                );
+                *op = Op::done(outcome);
+            }
+            Arrival::Rts { sreq, size, .. } if size > buf.len() => {
+                let mut cts = control(Kind::Cts, sreq, 0);
+                cts.hdr.flags = flags::TRUNCATE;
+                self.outbox.push((peer, cts));
+                *op = Op::done(Err(truncation(env, size, buf.len())));
+            }
             Arrival::Rts { sreq, size, remote } => {
-                let status = Status {
-                    source: env.src,
-                    tag: env.tag,
-                    bytes: size,
+                r.phase = RecvPhase::Data {
+                    peer,
+                    status: Status {
+                        source: env.src,
+                        tag: env.tag,
+                        bytes: size,
+                    },
+                    received: 0,
                 };
-                if size > buf.len() {
-                    let mut cts = control(Kind::Cts, sreq, 0);
-                    cts.hdr.flags = flags::TRUNCATE;
-                    self.outbox.push((peer, cts));
-                    Err(truncation(env, size, buf.len()))
-                } else {
-                    if let Some(Op::Recv(r)) = self.reqs.get_mut(id) {
-                        r.phase = RecvPhase::Data {
-                            peer,
-                            status,
-                            received: 0,
-                        };
-                    }
-                    match remote {
-                        Some(remote) => self.pulls.push(Pull {
-                            peer,
-                            remote,
-                            dest: buf.sub(0, size),
-                            rreq: id,
-                            sreq,
-                        }),
-                        None => self.outbox.push((peer, control(Kind::Cts, sreq, id.0))),
-                    }
-                    return;
+                match remote {
+                    Some(remote) => self.pulls.push(Pull {
+                        peer,
+                        remote,
+                        dest: buf.sub(0, size),
+                        rreq: id,
+                        sreq,
+                    }),
+                    None => self.outbox.push((peer, control(Kind::Cts, sreq, id.0))),
                 }
             }
-        };
-        self.reqs.complete(id, outcome);
-    }
-
-    /// Puts an eager message into `buf` (or reports it too large), acknowledging a
-    /// synchronous send and returning credit as due.
-    #[inline]
-    fn land_eager(
-        &mut self,
-        peer: usize,
-        env: Envelope,
-        data: &[u8],
-        sync: Option<u64>,
-        buf: UserBufMut,
-    ) -> Result<Status> {
-        if let Some(sreq) = sync {
-            self.outbox.push((peer, control(Kind::SyncAck, sreq, 0)));
         }
-        if let Some(amount) = self.credits.matched(peer, data.len()) {
-            self.outbox.push((peer, control(Kind::Credit, amount, 0)));
-        }
-        if data.len() > buf.len() {
-            return Err(truncation(env, data.len(), buf.len()));
-        }
-        buf.as_mut_slice()[..data.len()].copy_from_slice(data);
-        Ok(Status {
-            source: env.src,
-            tag: env.tag,
-            bytes: data.len(),
-        })
     }
 
     /// Receives into `buf` at once if the oldest message `pattern` matches is an eager
@@ -209,7 +218,15 @@ impl Core {
         let Body::Eager { data, sync } = &msg.body else {
             unreachable!("take_unexpected_eager returns eager messages")
         };
-        Some(self.land_eager(msg.peer, msg.env, data.as_slice(), *sync, buf))
+        Some(land_eager(
+            &mut self.outbox,
+            &mut self.credits,
+            msg.peer,
+            msg.env,
+            data.as_slice(),
+            *sync,
+            buf,
+        ))
     }
 
     /// Finishes a single-copy read: the receive completes and the sender may too, or,
