@@ -9,7 +9,7 @@
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use super::shared_memory::WHOLE;
+use super::shared_memory::{LARGE, WHOLE};
 use crate::error::{Error, Result};
 
 /// The collective operations, to name one when choosing its algorithm.
@@ -335,6 +335,14 @@ pub(crate) fn on_node(coll: Collective, bytes: usize, size: usize, lend: bool) -
     Ok(lend || table_on_node(coll, bytes, size))
 }
 
+/// The most one rank contributes to an alltoall through the area (all its blocks at
+/// once, in a large buffer); beyond, from three ranks, the ranks lend their buffers.
+/// Measured against lending (docs/collectives.md): 48-64 KiB per rank on 3-8 ranks in
+/// 0.65-0.80 of the time (a lent copy is a system call per peer), 96-128 KiB in
+/// 1.10-1.35 of it (two copies through the area outweigh the calls there).
+const ALLTOALL_WHOLE: usize = 64 * 1024;
+const _: () = assert!(ALLTOALL_WHOLE <= LARGE);
+
 /// Whether a collective over the area has its ranks lend their buffers, to be copied
 /// from directly, instead of copying data through the area (where the node allows
 /// single copies): an alltoall or allgather among 3 ranks or more too large for the
@@ -348,7 +356,7 @@ pub(crate) fn on_node(coll: Collective, bytes: usize, size: usize, lend: bool) -
 pub(crate) fn lend(coll: Collective, bytes: usize, size: usize) -> bool {
     size > 2
         && match coll {
-            Collective::Alltoall => bytes * size > WHOLE,
+            Collective::Alltoall => bytes * size > ALLTOALL_WHOLE,
             Collective::Allgather => bytes > WHOLE,
             _ => false,
         }
@@ -378,7 +386,7 @@ fn table_on_node(coll: Collective, bytes: usize, size: usize) -> bool {
             if two {
                 bytes <= 2048
             } else {
-                bytes * size <= WHOLE
+                bytes * size <= ALLTOALL_WHOLE
             }
         }
         Collective::Scatter => {
