@@ -26,7 +26,7 @@ Examples:
   oxrun -n 4 ./target/release/examples/hello
   oxrun -np 8 --tag-output --report-bindings ./solver input.dat
   oxrun -n 2 -x RUST_LOG=debug -x HOME --wdir /scratch/run1 ./app --steps 100
-  oxrun -n 16 --timeout 60 ./stress        (16 ranks on 2 cores: runs unbound)
+  oxrun -n 16 --timeout 60 ./stress        (16 ranks on 2 cores: 8 per core)
 
 Each rank's environment is oxrun's own, plus the -x variables, plus:
   PMI_FD, PMI_RANK, PMI_SIZE, PMI_SPAWNED=0     PMI-1 connection to oxrun
@@ -99,11 +99,11 @@ pub struct Cli {
     #[arg(long, help = "Prefix every output line of rank R with \"[R] \"")]
     pub tag_output: bool,
 
-    /// Pin rank i to core i (all its hardware threads), or not at all
+    /// Pin rank i to core i mod cores (all its hardware threads), or not at all
     ///
-    /// Default: core when there are no more ranks than cores, else none.
-    /// With more ranks than cores, ranks always run unbound and see
-    /// OXMPI_OVERSUBSCRIBED=1 (an explicit `--bind-to core` then warns).
+    /// Default: core. With more ranks than cores, ranks share the cores
+    /// round-robin and see OXMPI_OVERSUBSCRIBED=1; `none` lets the scheduler
+    /// move them (better when only a few ranks are busy at a time).
     #[arg(
         long,
         value_enum,

@@ -87,7 +87,7 @@ fn launch(cli: Cli) -> i32 {
     // planned for all of them.
     let local = layout.size();
     let allowed = binding::allowed_pus();
-    let cores = if binding::needs_topology(local, cli.bind_to, cli.report_bindings, allowed.len()) {
+    let cores = if binding::needs_topology(cli.bind_to, cli.report_bindings) {
         match binding::load_cores(&allowed) {
             Ok(c) => Some(c),
             Err(e) => {
@@ -99,9 +99,6 @@ fn launch(cli: Cli) -> i32 {
         None
     };
     let plan = binding::plan(local, cli.bind_to, cores.as_deref(), allowed.len());
-    if let Some(w) = &plan.warning {
-        eprintln!("{w}");
-    }
     if cli.report_bindings {
         for rank in 0..layout.size() {
             eprintln!("{}", plan.bindings[rank].report(rank));

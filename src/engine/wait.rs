@@ -3,8 +3,9 @@
 //!
 //! Spinning wins latency when every rank has a core; when the launcher says the node
 //! is oversubscribed, a rank yields at once, so the rank it waits for gets the core,
-//! unless no more ranks than cores are awake (the others asleep in waits): then it
-//! spins a little after all. Invariant: a rank idle for more than the spin and yield phases
+//! unless no more ranks than it has CPUs are awake among those that compete for them
+//! (bound to its core, or unbound like it; the others asleep in waits): then it spins
+//! a little after all. Invariant: a rank idle for more than the spin and yield phases
 //! sleeps in the kernel (woken by an arrival or a short timeout), so it uses almost no
 //! CPU however long it waits.
 
@@ -21,9 +22,9 @@ const FIRST_SLEEP: Duration = Duration::from_micros(100);
 const MAX_SLEEP: Duration = Duration::from_millis(50);
 /// Spins between clock reads.
 const SPINS_PER_CLOCK: u32 = 64;
-/// How long a rank of an oversubscribed node spins while no more ranks than cores
-/// are awake (the others asleep in waits): long enough for a ping-pong partner's
-/// answer, short against a wake-up.
+/// How long a rank of an oversubscribed node spins while no more awake ranks than it
+/// has CPUs compete for them (the others asleep in waits): long enough for a
+/// ping-pong partner's answer, short against a wake-up.
 const UNCROWDED_SPIN: Duration = Duration::from_micros(100);
 
 /// The spin, yield and sleep budget of one wait.
@@ -31,8 +32,9 @@ const UNCROWDED_SPIN: Duration = Duration::from_micros(100);
 pub(crate) struct WaitPolicy {
     spin: Duration,
     yields: u32,
-    /// On an oversubscribed node, the cores its ranks share: a waiter that finds no
-    /// more ranks than that awake spins for [`UNCROWDED_SPIN`] after all.
+    /// On an oversubscribed node, the CPUs this rank may run on (its affinity mask:
+    /// one core's when bound): a waiter that finds no more awake ranks than that among
+    /// those with the same mask spins for [`UNCROWDED_SPIN`] after all.
     cores: Option<usize>,
 }
 
@@ -123,7 +125,8 @@ impl Idle {
     }
 
     /// Nothing happened in the last progress call: what now? `crowded` says whether
-    /// more ranks than cores are awake (asked only on an oversubscribed node, at the
+    /// more awake ranks than `cores` compete for this rank's CPUs (asked only on an
+    /// oversubscribed node, at the
     /// first step and at each clock read while spinning).
     pub(crate) fn next(&mut self, policy: &WaitPolicy, crowded: impl Fn(usize) -> bool) -> Step {
         let spin = *self.spin.get_or_insert_with(|| match policy.cores {

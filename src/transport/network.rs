@@ -114,10 +114,13 @@ impl Network {
         }
     }
 
-    /// Whether more ranks than `cores` are awake on this node (true when that cannot
-    /// be told: no shared memory).
+    /// Whether more ranks than `cores` (the CPUs this rank may run on) are awake among
+    /// those that may run on the same CPUs (true when that cannot be told: no shared
+    /// memory).
     pub(crate) fn crowded(&self, cores: usize) -> bool {
-        self.shm.as_ref().is_none_or(|shm| shm.awake() > cores)
+        self.shm
+            .as_ref()
+            .is_none_or(|shm| shm.awake_beside() > cores)
     }
 
     /// Whether `peer` can read a large message straight from our memory.

@@ -16,6 +16,7 @@
 pub(crate) mod area;
 mod cma;
 mod futex;
+mod placement;
 mod ring;
 pub(crate) mod segment;
 mod split;
@@ -152,6 +153,8 @@ pub(crate) struct Shm {
     books: Books,
     /// Generation of this rank's last split copy.
     split_generation: u32,
+    /// This rank's placement key (see [`placement`]).
+    place: u64,
     /// Every local rank could read and write its neighbour's memory at start-up (the
     /// same answer on all of them).
     node_single_copy: bool,
@@ -188,6 +191,8 @@ impl Shm {
             .store(std::process::id() as u64, Ordering::Relaxed);
         mine.probe_addr()
             .store(cma::probe_addr(), Ordering::Relaxed);
+        let place = placement::key();
+        mine.place().store(place, Ordering::Relaxed);
         segment.attach();
         segment.wait_all_attached();
         if config.single_copy && local_ranks.len() > 1 {
@@ -229,6 +234,7 @@ impl Shm {
             area: segment.area(),
             books: Books::default(),
             split_generation: 0,
+            place,
             node_single_copy,
             _segment: segment,
         })
@@ -603,11 +609,16 @@ impl Shm {
             .filter(|&l| l != usize::MAX)
     }
 
-    /// How many local ranks are awake (not asleep in a wait), this one included.
-    pub(crate) fn awake(&self) -> usize {
+    /// How many local ranks that may run on the same CPUs as this one (the same
+    /// affinity mask: bound to its core, or unbound like it) are awake, not asleep in
+    /// a wait; this one included.
+    pub(crate) fn awake_beside(&self) -> usize {
         self.inboxes
             .iter()
-            .filter(|i| i.doorbell().load(Ordering::Relaxed) == AWAKE)
+            .filter(|i| {
+                i.doorbell().load(Ordering::Relaxed) == AWAKE
+                    && i.place().load(Ordering::Relaxed) == self.place
+            })
             .count()
     }
 

@@ -152,6 +152,11 @@ impl Inbox {
         self.ctl64(ctl::PID)
     }
 
+    /// This rank's placement key (see [`super::placement`]); 0 until it joined.
+    pub(crate) fn place(&self) -> &AtomicU64 {
+        self.ctl64(ctl::PLACE)
+    }
+
     /// The claim word of this rank's split copies (see [`super::split`]).
     pub(crate) fn claim(&self) -> &AtomicU64 {
         self.ctl64(ctl::CLAIM)

@@ -36,6 +36,8 @@ pub(crate) mod ctl {
     pub const SINGLE_COPY: usize = 132;
     pub const PID: usize = 136;
     pub const PROBE: usize = 144;
+    /// The rank's placement key (`placement::key`), on the doorbell's line.
+    pub const PLACE: usize = 152;
     pub const CLAIM: usize = 192;
     /// A bitmap of waiting producers, one bit per local rank, to the page's end.
     pub const WAITERS: usize = 256;
