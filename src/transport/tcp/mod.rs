@@ -191,14 +191,6 @@ impl Tcp {
             stream
                 .set_nodelay(true)
                 .map_err(|e| Error::io("setting TCP_NODELAY", e))?;
-            // Data flows one way on a connection (each rank sends on the one it
-            // opened), so nothing carries our acknowledgements back: delayed instead of
-            // immediate, one ACK covers a few messages. 8-byte ping-pong over loopback,
-            // raw sockets: 3.3-3.5 us one-way against 4.0 (one connection both ways:
-            // 2.8-3.1); docs/benchmarks.md.
-            socket2::SockRef::from(&stream)
-                .set_tcp_quickack(false)
-                .map_err(|e| Error::io("clearing TCP_QUICKACK", e))?;
             let slot = match self.incoming.iter().position(Option::is_none) {
                 Some(i) => i,
                 None => {
