@@ -4,15 +4,15 @@
 //! Local rank `i` gets core `i mod cores`: a core of its own when the ranks fit, else
 //! a core shared round-robin (the job is then marked oversubscribed). Sharing ranks
 //! stay bound because an even, fixed spread beat the scheduler's placement for the
-//! collectives, where every rank works: on 2 cores, 8-rank broadcasts of 1-64 B took
-//! 0.48-0.63 us bound in every run against 0.71-1.13 unbound, the 8-rank barrier 0.63
-//! and 4-rank allreduce of 256 KiB-1 MiB 0.71-0.75 of the unbound time
-//! (docs/collectives.md). The price: two ranks that alone are busy while the others
-//! sleep run at the speed of one core when they share one (`--bind-to none` lets the
-//! scheduler move them apart).
+//! collectives, where every rank works: on 2 cores, 8-rank broadcasts of 1 B took
+//! 0.48-0.63 us bound in every run against 0.71-1.13 unbound; A/B against unbound
+//! ranks, the 8-rank barrier 0.60 and allreduce of 4 B-8 KiB 0.55-0.69 of the time, 4
+//! ranks about even (docs/collectives.md). The price: two ranks that alone are busy
+//! while the others sleep run at the speed of one core when they share one
+//! (`--bind-to none` lets the scheduler move them apart).
 //!
-//! Invariants: the topology is loaded unless `--bind-to none` (it costs start-up
-//! time); a rank's cpuset never leaves oxrun's own affinity mask; the `cpu_set_t` is
+//! Invariants: the topology is loaded unless `--bind-to none` without
+//! `--report-bindings` (it costs start-up time); a rank's cpuset never leaves oxrun's own affinity mask; the `cpu_set_t` is
 //! built here, so the child only makes one system call and never allocates.
 
 use std::fmt;

@@ -142,12 +142,20 @@ fn oversubscribed_ranks_share_cores_round_robin() {
             .unwrap_or_else(|| panic!("rank {rank} oversubscribed: {run:?}"));
         line.rsplit(' ').next().unwrap().to_owned()
     };
-    // Without a readable topology every rank runs unbound; with one, the last rank
-    // (one more than there are PUs) shares rank 0's core.
+    // Without a readable topology every rank runs unbound. With one, the ranks take
+    // the cores in turn: with `cores` distinct ones (fewer than the ranks, which
+    // outnumber the PUs), rank i gets the core of rank i mod cores.
     if binding(0) != "none" {
-        assert!(binding(0).starts_with("core:"), "{run:?}");
-        assert_eq!(binding(n - 1), binding(0), "{run:?}");
-        assert_ne!(binding(1), binding(0), "{run:?}");
+        let all: Vec<String> = (0..n).map(binding).collect();
+        assert!(all.iter().all(|b| b.starts_with("core:")), "{run:?}");
+        let mut distinct = all.clone();
+        distinct.sort();
+        distinct.dedup();
+        let cores = distinct.len();
+        assert!(cores < n, "{run:?}");
+        for (i, b) in all.iter().enumerate() {
+            assert_eq!(*b, all[i % cores], "rank {i}: {run:?}");
+        }
     }
 }
 
@@ -175,7 +183,28 @@ fn report_bindings() {
         assert!(report[0].contains("bound to core"), "{run:?}");
     }
 
+    // More ranks than PUs: bound all the same (or unbound for want of a topology),
+    // without a warning; `none` unbinds.
     let n = more_ranks_than_cores().to_string();
+    let run = run_job(oxrun(&[
+        "--report-bindings",
+        "--bind-to",
+        "core",
+        "-n",
+        &n,
+        "true",
+    ]));
+    assert_eq!(run.code(), 0, "{run:?}");
+    assert!(!run.stderr.contains("warning"), "{run:?}");
+    let line = run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("[oxrun] rank 1 "))
+        .unwrap_or_else(|| panic!("no report for rank 1: {run:?}"));
+    assert!(
+        line.contains("bound to core") || line.contains("hardware topology unavailable"),
+        "{run:?}"
+    );
     let run = run_job(oxrun(&[
         "--report-bindings",
         "--bind-to",

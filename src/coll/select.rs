@@ -336,11 +336,12 @@ pub(crate) fn on_node(coll: Collective, bytes: usize, size: usize, lend: bool) -
 }
 
 /// The most one rank contributes to an alltoall through the area (all its blocks at
-/// once, in a large buffer); beyond, from three ranks, the ranks lend their buffers.
+/// once, in a large buffer beyond a small slot); beyond, from three ranks, the ranks
+/// lend their buffers.
 /// Measured against lending (docs/collectives.md): 48-64 KiB per rank on 3-8 ranks in
 /// 0.65-0.80 of the time (a lent copy is a system call per peer), 96-128 KiB in
 /// 1.10-1.35 of it (two copies through the area outweigh the calls there).
-const ALLTOALL_WHOLE: usize = 64 * 1024;
+const ALLTOALL_WHOLE: usize = 2 * WHOLE;
 const _: () = assert!(ALLTOALL_WHOLE <= LARGE);
 
 /// Whether a collective over the area has its ranks lend their buffers, to be copied

@@ -1,7 +1,7 @@
 //! The shared-memory path of short blocking collectives: when a communicator's ranks
 //! are exactly the ranks of one node, its blocking collectives whose per-rank data fits
-//! the area ([`WHOLE`] bytes, or pieces of [`LARGE`] bytes for a bcast or allreduce)
-//! meet in the node's collective area
+//! the area ([`WHOLE`] bytes, an alltoall twice that, or pieces of [`LARGE`] bytes for
+//! a bcast or allreduce) meet in the node's collective area
 //! (`src/transport/shm/area.rs`) instead of exchanging messages. Where a collective's
 //! data does not fit but the node allows single copies, its ranks may instead *lend*
 //! their buffers: a slot then holds the buffer's process and address

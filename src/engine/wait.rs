@@ -32,8 +32,8 @@ const UNCROWDED_SPIN: Duration = Duration::from_micros(100);
 pub(crate) struct WaitPolicy {
     spin: Duration,
     yields: u32,
-    /// On an oversubscribed node, the CPUs this rank may run on (its affinity mask:
-    /// one core's when bound): a waiter that finds no more awake ranks than that among
+    /// On an oversubscribed node, the CPUs this rank may run on (its affinity mask,
+    /// one core's when bound, or a cgroup's CPU quota): a waiter that finds no more awake ranks than that among
     /// those with the same mask spins for [`UNCROWDED_SPIN`] after all.
     cores: Option<usize>,
 }
@@ -126,8 +126,7 @@ impl Idle {
 
     /// Nothing happened in the last progress call: what now? `crowded` says whether
     /// more awake ranks than `cores` compete for this rank's CPUs (asked only on an
-    /// oversubscribed node, at the
-    /// first step and at each clock read while spinning).
+    /// oversubscribed node, at the first step and at each clock read while spinning).
     pub(crate) fn next(&mut self, policy: &WaitPolicy, crowded: impl Fn(usize) -> bool) -> Step {
         let spin = *self.spin.get_or_insert_with(|| match policy.cores {
             Some(cores) if !crowded(cores) => UNCROWDED_SPIN,

@@ -177,8 +177,8 @@ fn send_window(
     let buf = &*buf;
     oxmpi::scope(|s| {
         // A plain loop into a window-sized vector, as mpibench fills its request array:
-        // collecting an iterator of `Result`s cost the harness 8-10% of the message
-        // rate at 1-32 B (docs/benchmarks.md).
+        // collecting an iterator of `Result`s cost the harness a tenth or more of the
+        // message rate at 1-8 B (docs/benchmarks.md).
         let mut sends = Vec::with_capacity(WINDOW);
         for w in 0..WINDOW {
             let at = if validate { w * slot } else { 0 };
