@@ -16,25 +16,38 @@ pub(crate) struct Hello {
     secret: [u8; 16],
     rank: u32,
     size: u32,
-    _pad: [u8; 8],
+    /// [`BULK`] or 0.
+    flags: u8,
+    _pad: [u8; 7],
 }
+
+/// The caller opened the connection for its long messages' data only.
+const BULK: u8 = 1;
 
 pub(crate) const HELLO_LEN: usize = std::mem::size_of::<Hello>();
 const _: () = assert!(HELLO_LEN == 40);
 
 impl Hello {
-    pub(crate) fn new(secret: [u8; 16], rank: usize, size: usize) -> Hello {
+    /// The hello of world rank `rank` of a job of `size`; `bulk`: the connection
+    /// carries only the data of its long messages.
+    pub(crate) fn new(secret: [u8; 16], rank: usize, size: usize, bulk: bool) -> Hello {
         Hello {
             magic: MAGIC,
             secret,
             rank: rank as u32,
             size: size as u32,
-            _pad: [0; 8],
+            flags: if bulk { BULK } else { 0 },
+            _pad: [0; 7],
         }
     }
 
-    /// Checks a received hello; returns the caller's world rank.
-    pub(crate) fn verify(bytes: &[u8], secret: &[u8; 16], size: usize) -> Result<usize, String> {
+    /// Checks a received hello; returns the caller's world rank and whether the
+    /// connection is for bulk data.
+    pub(crate) fn verify(
+        bytes: &[u8],
+        secret: &[u8; 16],
+        size: usize,
+    ) -> Result<(usize, bool), String> {
         let h: Hello = bytemuck::pod_read_unaligned(&bytes[..HELLO_LEN]);
         if h.magic != MAGIC {
             return Err("not an oxmpi connection (bad magic)".into());
@@ -54,7 +67,10 @@ impl Hello {
                 h.rank, h.size
             ));
         }
-        Ok(h.rank as usize)
+        if h.flags & !BULK != 0 {
+            return Err(format!("unknown connection flags {:#x}", h.flags));
+        }
+        Ok((h.rank as usize, h.flags & BULK != 0))
     }
 }
 
@@ -65,8 +81,16 @@ mod tests {
     #[test]
     fn accepts_own_job_and_rejects_others() {
         let secret = [7u8; 16];
-        let h = Hello::new(secret, 3, 4);
-        assert_eq!(Hello::verify(bytemuck::bytes_of(&h), &secret, 4), Ok(3));
+        let h = Hello::new(secret, 3, 4, false);
+        assert_eq!(
+            Hello::verify(bytemuck::bytes_of(&h), &secret, 4),
+            Ok((3, false))
+        );
+        let bulk = Hello::new(secret, 3, 4, true);
+        assert_eq!(
+            Hello::verify(bytemuck::bytes_of(&bulk), &secret, 4),
+            Ok((3, true))
+        );
         assert!(Hello::verify(bytemuck::bytes_of(&h), &[8u8; 16], 4).is_err());
         assert!(Hello::verify(bytemuck::bytes_of(&h), &secret, 3).is_err());
         let mut junk = bytemuck::bytes_of(&h).to_vec();

@@ -1,8 +1,9 @@
-//! One incoming TCP connection: reads the hello, then frames, and hands them to the
-//! sink.
+//! The read side of one TCP connection: on a connection a peer opened, the hello, then
+//! frames; on one this rank opened, frames at once (the peer may answer on it). Frames
+//! go to the sink.
 //!
-//! Invariants: nothing but the hello is read until it has proved the caller belongs to
-//! the job; no frame other than [`Kind::Data`] may carry more than [`MAX_INLINE`] bytes
+//! Invariants: on an accepted connection nothing but the hello is read until it has
+//! proved the caller belongs to the job; no frame other than [`Kind::Data`] may carry more than [`MAX_INLINE`] bytes
 //! (so a bad length can never make us allocate without bound); data frames are read
 //! straight into the receive buffer the sink names, never staged whole.
 
@@ -37,6 +38,9 @@ pub(crate) enum Pump {
 pub(crate) struct Incoming {
     pub(crate) stream: mio::net::TcpStream,
     pub(crate) peer: Option<usize>,
+    /// The peer opened this connection as its lane: for its rendezvous frames only
+    /// (see the transport's module documentation).
+    pub(crate) bulk: bool,
     buf: Vec<u8>,
     start: usize,
     end: usize,
@@ -52,15 +56,26 @@ enum Fill {
 }
 
 impl Incoming {
+    /// A connection a peer opened: it must say hello first.
     pub(crate) fn new(stream: mio::net::TcpStream) -> Incoming {
         Incoming {
             stream,
             peer: None,
+            bulk: false,
             buf: vec![0; READ_BUF],
             start: 0,
             end: 0,
             state: State::Hello,
             emptied: false,
+        }
+    }
+
+    /// A connection this rank opened to `peer` (which knows who called).
+    pub(crate) fn opened_to(stream: mio::net::TcpStream, peer: usize) -> Incoming {
+        Incoming {
+            peer: Some(peer),
+            state: State::Header,
+            ..Incoming::new(stream)
         }
     }
 
@@ -139,10 +154,11 @@ impl Incoming {
             match std::mem::replace(&mut self.state, State::Header) {
                 State::Hello => {
                     let bytes = &self.buf[self.start..self.start + HELLO_LEN];
-                    let peer = Hello::verify(bytes, secret, size).map_err(|why| {
+                    let (peer, bulk) = Hello::verify(bytes, secret, size).map_err(|why| {
                         protocol(None, format!("rejected a TCP connection: {why}"))
                     })?;
                     self.peer = Some(peer);
+                    self.bulk = bulk;
                     self.start += HELLO_LEN;
                 }
                 State::Header => {
@@ -303,7 +319,7 @@ mod tests {
     #[test]
     fn frames_after_a_good_hello_arrive_whole_even_byte_by_byte() {
         let (mut conn, mut w) = pair();
-        let mut bytes = bytemuck::bytes_of(&Hello::new(SECRET, 2, 4)).to_vec();
+        let mut bytes = bytemuck::bytes_of(&Hello::new(SECRET, 2, 4, false)).to_vec();
         bytes.extend(frame(b"hello"));
         for b in bytes {
             w.write_all(&[b]).unwrap();
@@ -318,7 +334,7 @@ mod tests {
     #[test]
     fn a_wrong_secret_is_refused_before_any_frame() {
         let (mut conn, mut w) = pair();
-        w.write_all(bytemuck::bytes_of(&Hello::new([6; 16], 2, 4)))
+        w.write_all(bytemuck::bytes_of(&Hello::new([6; 16], 2, 4, false)))
             .unwrap();
         w.write_all(&frame(b"sneaky")).unwrap();
         let mut sink = Recorder::default();
@@ -331,7 +347,7 @@ mod tests {
     fn garbage_oversized_and_truncated_frames_are_errors_not_panics() {
         // Unknown kind.
         let (mut conn, mut w) = pair();
-        w.write_all(bytemuck::bytes_of(&Hello::new(SECRET, 1, 4)))
+        w.write_all(bytemuck::bytes_of(&Hello::new(SECRET, 1, 4, false)))
             .unwrap();
         w.write_all(&[0xEE; HEADER_LEN]).unwrap();
         let err = pump_all(&mut conn, &mut Recorder::default()).unwrap_err();
@@ -339,7 +355,7 @@ mod tests {
 
         // A length far beyond the limit: refused without allocating it.
         let (mut conn, mut w) = pair();
-        w.write_all(bytemuck::bytes_of(&Hello::new(SECRET, 1, 4)))
+        w.write_all(bytemuck::bytes_of(&Hello::new(SECRET, 1, 4, false)))
             .unwrap();
         let mut h = Header::new(Kind::Eager);
         h.payload = u64::MAX / 2;
@@ -349,7 +365,7 @@ mod tests {
 
         // Closed in the middle of a frame.
         let (mut conn, mut w) = pair();
-        w.write_all(bytemuck::bytes_of(&Hello::new(SECRET, 1, 4)))
+        w.write_all(bytemuck::bytes_of(&Hello::new(SECRET, 1, 4, false)))
             .unwrap();
         w.write_all(&frame(b"cut short")[..HEADER_LEN + 3]).unwrap();
         drop(w);
@@ -358,7 +374,7 @@ mod tests {
 
         // A data frame naming no receive.
         let (mut conn, mut w) = pair();
-        w.write_all(bytemuck::bytes_of(&Hello::new(SECRET, 1, 4)))
+        w.write_all(bytemuck::bytes_of(&Hello::new(SECRET, 1, 4, false)))
             .unwrap();
         let mut h = Header::new(Kind::Data);
         h.payload = 10;
@@ -369,7 +385,7 @@ mod tests {
     #[test]
     fn a_clean_close_between_frames_is_reported_as_closed() {
         let (mut conn, mut w) = pair();
-        w.write_all(bytemuck::bytes_of(&Hello::new(SECRET, 3, 4)))
+        w.write_all(bytemuck::bytes_of(&Hello::new(SECRET, 3, 4, true)))
             .unwrap();
         drop(w);
         let mut sink = Recorder::default();
@@ -382,6 +398,6 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
         assert_eq!(last, Pump::Closed);
-        assert_eq!(conn.peer, Some(3));
+        assert_eq!((conn.peer, conn.bulk), (Some(3), true));
     }
 }

@@ -1,15 +1,25 @@
-//! The TCP transport: one outgoing and one incoming connection per pair of ranks
-//! that talk, opened lazily on first send.
+//! The TCP transport: two kinds of connection per pair of ranks that talk, opened
+//! lazily by the first to send.
 //!
 //! Each rank listens on one socket and publishes its address through the bootstrap.
-//! A rank sends only on connections it opened and receives only on connections it
-//! accepted, so two ranks that start talking at the same moment never race to set up
-//! one shared connection, and frames from one sender always travel one stream in order.
-//! Readiness comes from `mio` (edge-triggered); sockets are non-blocking with
-//! `TCP_NODELAY`. A closed or reset connection outside finalize is a lost peer.
+//! Eager messages and every small frame go on one connection the two ranks share both
+//! ways: the first to send opens it, and the other answers on it once its hello has
+//! arrived, unless it had opened one of its own by then (each then sends on its own
+//! and reads both). A rendezvous (request to send, clear-to-send, data) goes on each
+//! rank's *lane* to the peer, a connection it opened for that alone and on which the
+//! peer never writes. Why two kinds (raw sockets over loopback, one-way): a
+//! connection used both ways carries each answer's acknowledgement with the answer
+//! (48-byte ping-pong 2.8-3.1 us, one connection per direction 4.0), but it slows a
+//! long stream (1 MiB 221-255 us against 134-143), and a rendezvous runs fastest with
+//! its handshake on its data's connections (103 us); docs/benchmarks.md. Frames that
+//! take part in matching are numbered per receiver and put back in order there
+//! ([`order`]), so eager messages and requests to send still match in the order they
+//! were sent. Readiness comes from `mio` (edge-triggered); sockets are non-blocking
+//! with `TCP_NODELAY`. A closed or reset connection outside finalize is a lost peer.
 
 mod hello;
 mod incoming;
+mod order;
 mod outgoing;
 
 use std::io;
@@ -21,12 +31,13 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use std::os::fd::RawFd;
 
-use super::frame::OutFrame;
+use super::frame::{Kind, OutFrame};
 use super::{Sink, Transport};
 use crate::error::{Error, Result};
 use hello::Hello;
 pub(crate) use incoming::MAX_INLINE;
 use incoming::{Incoming, Pump};
+use order::Order;
 use outgoing::Outgoing;
 
 /// Finds a peer's listening address (through the bootstrap's key-value space).
@@ -44,7 +55,17 @@ const POLL_EVERY: u32 = 16;
 #[derive(Clone, Copy)]
 struct Ready {
     token: Token,
-    closed: bool,
+    /// The poller said the socket can take more (frames may wait to be written).
+    writable: bool,
+}
+
+/// One connection: its read side owns the socket.
+struct Conn {
+    rx: Incoming,
+    tx: Outgoing,
+    /// This rank's lane to a peer: the peer never writes on it, so progress reads it
+    /// only when the poller reports it (a close or an error).
+    send_only: bool,
 }
 
 /// TCP connections to every peer this rank has talked to.
@@ -56,10 +77,16 @@ pub(crate) struct Tcp {
     events: Events,
     listener: TcpListener,
     resolver: Resolver,
-    /// Outgoing connection per peer (token = peer).
-    out: Vec<Option<Outgoing>>,
-    /// Accepted connections (token = size + index).
-    incoming: Vec<Option<Incoming>>,
+    /// Every connection, opened or accepted (token = size + index).
+    conns: Vec<Option<Conn>>,
+    /// Per peer, the connection this rank sends on.
+    via: Vec<Option<usize>>,
+    /// Per peer, this rank's lane to it (its rendezvous frames go there).
+    bulk: Vec<Option<usize>>,
+    /// The connection of the last frame sent (for [`Transport::tag_last`]).
+    last: usize,
+    /// The numbering of frames that take part in matching, both ways.
+    order: Order,
     /// Readiness seen but not yet handled.
     ready: Vec<Ready>,
     sent: Vec<u64>,
@@ -96,8 +123,11 @@ impl Tcp {
             events: Events::with_capacity(256),
             listener,
             resolver,
-            out: (0..size).map(|_| None).collect(),
-            incoming: Vec::new(),
+            conns: Vec::new(),
+            via: vec![None; size],
+            bulk: vec![None; size],
+            last: 0,
+            order: Order::new(me, size),
             ready: Vec::new(),
             sent: Vec::new(),
             wake_registered: false,
@@ -107,9 +137,9 @@ impl Tcp {
         })
     }
 
-    /// Whether this rank has opened its connection to `peer`.
+    /// Whether this rank has a connection to send to `peer` on.
     pub(crate) fn connected(&self, peer: usize) -> bool {
-        self.out[peer].is_some()
+        self.via[peer].is_some() || self.bulk[peer].is_some()
     }
 
     /// From now on closed connections are expected (the job is finalizing).
@@ -147,7 +177,7 @@ impl Tcp {
         for ev in self.events.iter() {
             self.ready.push(Ready {
                 token: ev.token(),
-                closed: ev.is_read_closed() || ev.is_error(),
+                writable: ev.is_writable(),
             });
         }
         Ok(())
@@ -161,28 +191,65 @@ impl Tcp {
         }
     }
 
-    fn connect(&mut self, peer: usize) -> Result<&mut Outgoing> {
-        if self.out[peer].is_none() {
-            let addr = (self.resolver)(peer)?;
-            let lost = |e: io::Error| self.lost(peer, format!("connecting to {addr} failed: {e}"));
-            let mut std_stream = std::net::TcpStream::connect(addr).map_err(lost)?;
-            std_stream.set_nodelay(true).map_err(lost)?;
-            let hello = Hello::new(self.secret, self.me, self.size);
-            io::Write::write_all(&mut std_stream, bytemuck::bytes_of(&hello)).map_err(lost)?;
-            std_stream.set_nonblocking(true).map_err(lost)?;
-            let mut stream = TcpStream::from_std(std_stream);
-            self.poll
-                .registry()
-                .register(&mut stream, Token(peer), Interest::READABLE)
-                .map_err(|e| Error::io("registering a TCP connection", e))?;
-            self.out[peer] = Some(Outgoing::new(stream));
+    /// Registers `stream` as a new connection, opened by this rank to `peer` (as its
+    /// lane if `bulk`) or, if `None`, accepted; returns its slot.
+    fn add(&mut self, mut stream: TcpStream, peer: Option<usize>, bulk: bool) -> Result<usize> {
+        let slot = match self.conns.iter().position(Option::is_none) {
+            Some(i) => i,
+            None => {
+                self.conns.push(None);
+                self.conns.len() - 1
+            }
+        };
+        self.poll
+            .registry()
+            .register(&mut stream, Token(self.size + slot), Interest::READABLE)
+            .map_err(|e| Error::io("registering a TCP connection", e))?;
+        let rx = match peer {
+            Some(p) => Incoming::opened_to(stream, p),
+            None => Incoming::new(stream),
+        };
+        self.conns[slot] = Some(Conn {
+            rx,
+            tx: Outgoing::default(),
+            send_only: bulk,
+        });
+        Ok(slot)
+    }
+
+    /// The connection to send `frame` to `peer` on, opened now if there is none: this
+    /// rank's lane to it for a rendezvous frame, else the one both ways.
+    fn connect(&mut self, peer: usize, frame: &OutFrame) -> Result<usize> {
+        let bulk = match frame.hdr.kind() {
+            Some(Kind::Rts | Kind::Cts | Kind::Data) => true,
+            // Goodbye goes on whichever connection exists (numbered, it cannot
+            // overtake anything): finalize opens none.
+            Some(Kind::Bye) => self.via[peer].is_none() && self.bulk[peer].is_some(),
+            _ => false,
+        };
+        let table = if bulk { &self.bulk } else { &self.via };
+        if let Some(slot) = table[peer] {
+            return Ok(slot);
         }
-        Ok(self.out[peer].as_mut().expect("connected above"))
+        let addr = (self.resolver)(peer)?;
+        let lost = |e: io::Error| self.lost(peer, format!("connecting to {addr} failed: {e}"));
+        let mut std_stream = std::net::TcpStream::connect(addr).map_err(lost)?;
+        std_stream.set_nodelay(true).map_err(lost)?;
+        let hello = Hello::new(self.secret, self.me, self.size, bulk);
+        io::Write::write_all(&mut std_stream, bytemuck::bytes_of(&hello)).map_err(lost)?;
+        std_stream.set_nonblocking(true).map_err(lost)?;
+        let slot = self.add(TcpStream::from_std(std_stream), Some(peer), bulk)?;
+        if bulk {
+            self.bulk[peer] = Some(slot);
+        } else {
+            self.via[peer] = Some(slot);
+        }
+        Ok(slot)
     }
 
     fn accept_all(&mut self) -> Result<()> {
         loop {
-            let (mut stream, _) = match self.listener.accept() {
+            let (stream, _) = match self.listener.accept() {
                 Ok(s) => s,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -191,36 +258,34 @@ impl Tcp {
             stream
                 .set_nodelay(true)
                 .map_err(|e| Error::io("setting TCP_NODELAY", e))?;
-            let slot = match self.incoming.iter().position(Option::is_none) {
-                Some(i) => i,
-                None => {
-                    self.incoming.push(None);
-                    self.incoming.len() - 1
-                }
-            };
-            self.poll
-                .registry()
-                .register(&mut stream, Token(self.size + slot), Interest::READABLE)
-                .map_err(|e| Error::io("registering a TCP connection", e))?;
-            self.incoming[slot] = Some(Incoming::new(stream));
+            let slot = self.add(stream, None, false)?;
             // Data may already be waiting; the edge may have passed before registration.
             self.ready.push(Ready {
                 token: Token(self.size + slot),
-                closed: false,
+                writable: false,
             });
         }
     }
 
-    fn pump_incoming(&mut self, slot: usize, sink: &mut dyn Sink) -> Result<bool> {
-        let Some(conn) = self.incoming[slot].as_mut() else {
+    /// Reads what connection `slot` holds; returns whether any frame arrived.
+    fn pump(&mut self, slot: usize, sink: &mut dyn Sink) -> Result<bool> {
+        let Some(conn) = self.conns[slot].as_mut() else {
             return Ok(false);
         };
-        let result = conn.pump(self.me, self.size, &self.secret, sink);
+        let known = conn.rx.peer.is_some();
+        let mut ordered = self.order.ordering(sink);
+        let result = conn.rx.pump(self.me, self.size, &self.secret, &mut ordered);
+        let (peer, bulk) = (conn.rx.peer, conn.rx.bulk);
+        if let (false, false, Some(p)) = (known, bulk, peer)
+            && self.via[p].is_none()
+        {
+            // The peer said hello and this rank has sent it nothing yet: answer here.
+            self.via[p] = Some(slot);
+        }
         match result {
             Ok((Pump::Drained, moved)) => Ok(moved),
             Ok((Pump::Closed, moved)) => {
-                let peer = conn.peer;
-                self.close_incoming(slot);
+                self.close(slot);
                 match peer {
                     Some(p) if !self.closing => {
                         Err(self.lost(p, "it closed its connection".into()))
@@ -229,12 +294,11 @@ impl Tcp {
                 }
             }
             Err(e) => {
-                let stranger = conn.peer.is_none();
-                self.close_incoming(slot);
-                if self.closing || stranger {
+                self.close(slot);
+                if self.closing || peer.is_none() {
                     // A connection that never proved it belongs to the job is dropped
                     // with a warning; it must not end the job.
-                    if stranger && !self.closing {
+                    if peer.is_none() && !self.closing {
                         eprintln!("oxmpi: {e}");
                     }
                     Ok(true)
@@ -245,36 +309,45 @@ impl Tcp {
         }
     }
 
-    fn close_incoming(&mut self, slot: usize) {
-        if let Some(mut conn) = self.incoming[slot].take() {
-            let _ = self.poll.registry().deregister(&mut conn.stream);
+    fn close(&mut self, slot: usize) {
+        if let Some(mut conn) = self.conns[slot].take() {
+            let _ = self.poll.registry().deregister(&mut conn.rx.stream);
+            if let Some(p) = conn.rx.peer {
+                for table in [&mut self.via, &mut self.bulk] {
+                    if table[p] == Some(slot) {
+                        table[p] = None;
+                    }
+                }
+            }
         }
     }
 
-    fn flush_out(&mut self, peer: usize, sink: &mut dyn Sink) -> Result<()> {
-        let Some(conn) = self.out[peer].as_mut() else {
+    /// Writes the frames waiting on connection `slot`.
+    fn flush(&mut self, slot: usize, sink: &mut dyn Sink) -> Result<()> {
+        let Some(conn) = self.conns[slot].as_mut() else {
             return Ok(());
         };
         let sent = &mut self.sent;
-        if let Err(e) = conn.flush(&mut |t| sent.push(t)) {
+        if let Err(e) = conn.tx.flush(&mut conn.rx.stream, &mut |t| sent.push(t)) {
             if !self.closing {
+                let peer = conn.rx.peer.unwrap_or(usize::MAX);
                 return Err(self.lost(peer, format!("writing to it failed: {e}")));
             }
         }
         for t in self.sent.drain(..) {
             sink.sent(t)?;
         }
-        self.watch_writable(peer)
+        self.watch_writable(slot)
     }
 
-    /// Asks the poller for writability of `peer`'s connection exactly while frames
-    /// wait in its queue (an idle connection would report every acknowledgement).
-    fn watch_writable(&mut self, peer: usize) -> Result<()> {
-        let Some(conn) = self.out[peer].as_mut() else {
+    /// Asks the poller for writability of connection `slot` exactly while frames wait
+    /// in its queue (an idle connection would report every acknowledgement).
+    fn watch_writable(&mut self, slot: usize) -> Result<()> {
+        let Some(conn) = self.conns[slot].as_mut() else {
             return Ok(());
         };
-        let want = conn.has_queue();
-        if want != conn.watching_writable {
+        let want = conn.tx.has_queue();
+        if want != conn.tx.watching_writable {
             let interest = if want {
                 Interest::READABLE | Interest::WRITABLE
             } else {
@@ -282,51 +355,60 @@ impl Tcp {
             };
             self.poll
                 .registry()
-                .reregister(&mut conn.stream, Token(peer), interest)
+                .reregister(&mut conn.rx.stream, Token(self.size + slot), interest)
                 .map_err(|e| Error::io("watching a TCP connection", e))?;
-            conn.watching_writable = want;
+            conn.tx.watching_writable = want;
         }
         Ok(())
     }
 }
 
 impl Transport for Tcp {
-    fn send(&mut self, peer: usize, frame: OutFrame) -> Result<bool> {
+    fn send(&mut self, peer: usize, mut frame: OutFrame) -> Result<bool> {
         // Finalizing: every rank is done communicating and a peer may already be
         // gone; what is left to send (credit returns) is of no use to anyone.
         let closing = self.closing;
-        let conn = match self.connect(peer) {
-            Ok(conn) => conn,
+        let slot = match self.connect(peer, &frame) {
+            Ok(slot) => slot,
             Err(_) if closing => return Ok(true),
             Err(e) => return Err(e),
         };
-        match conn.push(frame) {
+        self.last = slot;
+        self.order.stamp(peer, &mut frame.hdr);
+        let conn = self.conns[slot]
+            .as_mut()
+            .expect("a peer's connection slot is live");
+        match conn.tx.push(&mut conn.rx.stream, frame) {
             Ok(true) => Ok(true),
-            Ok(false) => self.watch_writable(peer).map(|()| false),
+            Ok(false) => self.watch_writable(slot).map(|()| false),
             Err(_) if closing => Ok(true),
             Err(e) => Err(self.lost(peer, format!("writing to it failed: {e}"))),
         }
     }
 
-    fn tag_last(&mut self, peer: usize, token: u64) {
-        if let Some(conn) = self.out[peer].as_mut() {
-            conn.tag_last(token);
+    fn tag_last(&mut self, _peer: usize, token: u64) {
+        if let Some(conn) = self.conns.get_mut(self.last).and_then(Option::as_mut) {
+            conn.tx.tag_last(token);
         }
     }
 
     fn progress(&mut self, sink: &mut dyn Sink) -> Result<bool> {
         self.ticks = self.ticks.wrapping_add(1);
-        let live = self.incoming.iter().filter(|c| c.is_some()).count();
-        if live > DIRECT_READS || self.ticks % POLL_EVERY == 0 {
+        let direct = self
+            .conns
+            .iter()
+            .filter(|c| c.as_ref().is_some_and(|c| !c.send_only))
+            .count();
+        if direct > DIRECT_READS || self.ticks % POLL_EVERY == 0 {
             self.poll_into_ready(Some(Duration::ZERO))?;
         } else {
             // With few connections a read attempt on each costs no more than asking
             // the poller, and finds an arrival one system call sooner.
-            for (slot, c) in self.incoming.iter().enumerate() {
-                if c.is_some() {
+            for (slot, c) in self.conns.iter().enumerate() {
+                if c.as_ref().is_some_and(|c| !c.send_only) {
                     self.ready.push(Ready {
                         token: Token(self.size + slot),
-                        closed: false,
+                        writable: false,
                     });
                 }
             }
@@ -337,19 +419,19 @@ impl Transport for Tcp {
             match r.token {
                 LISTENER => self.accept_all()?,
                 WAKE => {}
-                Token(t) if t < self.size => {
-                    if r.closed && !self.closing {
-                        return Err(self.lost(t, "its end of our connection closed".into()));
+                Token(t) => {
+                    let slot = t - self.size;
+                    moved |= self.pump(slot, sink)?;
+                    if r.writable {
+                        self.flush(slot, sink)?;
                     }
-                    self.flush_out(t, sink)?;
                 }
-                Token(t) => moved |= self.pump_incoming(t - self.size, sink)?,
             }
         }
         // Connections accepted above queued themselves for a first read.
         let fresh = std::mem::take(&mut self.ready);
         for r in fresh {
-            moved |= self.pump_incoming(r.token.0 - self.size, sink)?;
+            moved |= self.pump(r.token.0 - self.size, sink)?;
         }
         self.ready = ready;
         self.ready.clear();

@@ -1,4 +1,5 @@
-//! One outgoing TCP connection: a FIFO of frames written with vectored writes.
+//! The write side of one TCP connection: a FIFO of frames written with vectored
+//! writes (the stream itself belongs to the connection's read side).
 //!
 //! Invariant: frames leave in the order they were pushed, and a frame's payload is
 //! read from the user's buffer until its last byte is written, after which its token
@@ -13,8 +14,8 @@ use crate::transport::frame::{HEADER_LEN, OutFrame};
 /// Most slices handed to one `writev`.
 const MAX_IOV: usize = 64;
 
+#[derive(Default)]
 pub(crate) struct Outgoing {
-    pub(crate) stream: mio::net::TcpStream,
     queue: VecDeque<OutFrame>,
     /// Bytes of the front frame (header and payload) already written.
     head_done: usize,
@@ -34,22 +35,17 @@ fn write_some(stream: &mut mio::net::TcpStream, iov: &[IoSlice<'_>]) -> io::Resu
 }
 
 impl Outgoing {
-    pub(crate) fn new(stream: mio::net::TcpStream) -> Outgoing {
-        Outgoing {
-            stream,
-            queue: VecDeque::new(),
-            head_done: 0,
-            watching_writable: false,
-        }
-    }
-
-    /// Writes `frame` now if nothing is queued ahead of it, else queues it. Returns
-    /// true when it was written whole.
-    pub(crate) fn push(&mut self, frame: OutFrame) -> io::Result<bool> {
+    /// Writes `frame` to `stream` now if nothing is queued ahead of it, else queues
+    /// it. Returns true when it was written whole.
+    pub(crate) fn push(
+        &mut self,
+        stream: &mut mio::net::TcpStream,
+        frame: OutFrame,
+    ) -> io::Result<bool> {
         if self.queue.is_empty() {
             let hdr = bytemuck::bytes_of(&frame.hdr);
             let body = frame.payload.bytes();
-            let n = write_some(&mut self.stream, &[IoSlice::new(hdr), IoSlice::new(body)])?;
+            let n = write_some(stream, &[IoSlice::new(hdr), IoSlice::new(body)])?;
             if n == hdr.len() + body.len() {
                 return Ok(true);
             }
@@ -71,9 +67,13 @@ impl Outgoing {
         }
     }
 
-    /// Writes queued frames until the socket is full or the queue empty, calling
+    /// Writes queued frames to `stream` until it is full or the queue empty, calling
     /// `sent` with the token of each frame that finished.
-    pub(crate) fn flush(&mut self, sent: &mut dyn FnMut(u64)) -> io::Result<()> {
+    pub(crate) fn flush(
+        &mut self,
+        stream: &mut mio::net::TcpStream,
+        sent: &mut dyn FnMut(u64),
+    ) -> io::Result<()> {
         while !self.queue.is_empty() {
             let mut iov: Vec<IoSlice<'_>> = Vec::with_capacity(MAX_IOV);
             let mut skip = self.head_done;
@@ -90,7 +90,7 @@ impl Outgoing {
                     break;
                 }
             }
-            let mut n = write_some(&mut self.stream, &iov)?;
+            let mut n = write_some(stream, &iov)?;
             drop(iov);
             if n == 0 {
                 return Ok(());
