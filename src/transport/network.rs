@@ -104,7 +104,7 @@ impl Network {
     }
 
     /// Whether a frame to `peer` goes over a link that already exists (shared memory
-    /// always; TCP once this rank has opened its connection to `peer`), so sending
+    /// always; TCP once this rank has a connection to send to `peer` on), so sending
     /// it opens nothing new.
     pub(crate) fn linked(&self, peer: usize) -> bool {
         match self.routes[peer] {
