@@ -10,9 +10,9 @@
 //! receive from any source fails only once every other member of its communicator
 //! has finalized, in a blocking wait for it alone or in a wait for any of several
 //! that has stalled (a progress pass moved nothing, so no message of the rank to
-//! itself is on its way). Over TCP, Bye goes only on connections the rank has
-//! already opened: a peer it never sent anything to learns nothing (finalize opens
-//! no connections just to say goodbye).
+//! itself is on its way). Over TCP, Bye goes only on a connection the rank already
+//! sends on (one it opened, or the peer's it answers on): a peer it never exchanged
+//! a message with learns nothing (finalize opens no connections just to say goodbye).
 //!
 //! [`Kind::Bye`]: crate::transport::frame::Kind::Bye
 

@@ -3,8 +3,9 @@
 //!
 //! The layout is `#[repr(C)]`, free of padding and little-endian on the wire (oxmpi
 //! refuses to build on big-endian hosts rather than mix byte orders). Transports read
-//! only `kind` and `payload` (for framing and to route [`Kind::Data`] straight into the
-//! receiver's buffer); the matching fields belong to the engine.
+//! `kind` and `payload` (for framing and to route [`Kind::Data`] straight into the
+//! receiver's buffer) and may use `seq` (TCP numbers frames in it); the matching
+//! fields belong to the engine.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -81,7 +82,9 @@ pub(crate) struct Header {
     pub kind: u8,
     /// Bits from [`flags`].
     pub flags: u8,
-    pub _pad: u16,
+    /// The transport's own: TCP numbers the frames that must reach the engine in
+    /// order here (`transport::tcp::order`); 0 elsewhere.
+    pub seq: u16,
     /// Communicator context id (matching).
     pub ctx: u32,
     /// Sender's rank in the communicator (matching).

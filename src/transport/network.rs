@@ -1,7 +1,7 @@
 //! Routes every peer to the one transport that reaches it, and waits on all of them.
 //!
 //! Invariant: a peer's route never changes after init, so all frames to one peer go
-//! through one FIFO transport and keep their order.
+//! through one transport, which keeps their order (see the transports module).
 
 use std::time::Duration;
 

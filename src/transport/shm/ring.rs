@@ -48,7 +48,7 @@ fn compact(hdr: &Header, from: usize) -> Option<[u8; COMPACT_LEN]> {
     let (Ok(from), Ok(payload)) = (u16::try_from(from), u32::try_from(hdr.payload)) else {
         return None;
     };
-    if hdr.a != 0 || hdr.b != 0 || hdr._pad != 0 || hdr.kind & COMPACT != 0 {
+    if hdr.a != 0 || hdr.b != 0 || hdr.seq != 0 || hdr.kind & COMPACT != 0 {
         return None;
     }
     let mut c = [0u8; COMPACT_LEN];

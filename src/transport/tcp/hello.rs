@@ -6,7 +6,9 @@
 
 use bytemuck::{Pod, Zeroable};
 
-const MAGIC: [u8; 8] = *b"OXMPI\x01\0\0";
+/// The wire protocol's version is the sixth byte (2: frames that take part in
+/// matching are numbered, see `order.rs`).
+const MAGIC: [u8; 8] = *b"OXMPI\x02\0\0";
 
 /// A connection's opening message.
 #[repr(C)]
@@ -21,15 +23,16 @@ pub(crate) struct Hello {
     _pad: [u8; 7],
 }
 
-/// The caller opened the connection for its long messages' data only.
+/// The caller opened the connection as its lane: only it writes on it (rendezvous
+/// frames, see the transport's module documentation).
 const BULK: u8 = 1;
 
 pub(crate) const HELLO_LEN: usize = std::mem::size_of::<Hello>();
 const _: () = assert!(HELLO_LEN == 40);
 
 impl Hello {
-    /// The hello of world rank `rank` of a job of `size`; `bulk`: the connection
-    /// carries only the data of its long messages.
+    /// The hello of world rank `rank` of a job of `size`; `bulk`: the connection is
+    /// the caller's lane.
     pub(crate) fn new(secret: [u8; 16], rank: usize, size: usize, bulk: bool) -> Hello {
         Hello {
             magic: MAGIC,
@@ -42,7 +45,7 @@ impl Hello {
     }
 
     /// Checks a received hello; returns the caller's world rank and whether the
-    /// connection is for bulk data.
+    /// connection is its lane.
     pub(crate) fn verify(
         bytes: &[u8],
         secret: &[u8; 16],

@@ -3,9 +3,10 @@
 //! go to the sink.
 //!
 //! Invariants: on an accepted connection nothing but the hello is read until it has
-//! proved the caller belongs to the job; no frame other than [`Kind::Data`] may carry more than [`MAX_INLINE`] bytes
-//! (so a bad length can never make us allocate without bound); data frames are read
-//! straight into the receive buffer the sink names, never staged whole.
+//! proved the caller belongs to the job; no frame other than [`Kind::Data`] may carry
+//! more than [`MAX_INLINE`] bytes (so a bad length can never make us allocate without
+//! bound); data frames are read straight into the receive buffer the sink names,
+//! never staged whole.
 
 use std::io::{self, Read};
 

@@ -7,14 +7,17 @@
 //! arrived, unless it had opened one of its own by then (each then sends on its own
 //! and reads both). A rendezvous (request to send, clear-to-send, data) goes on each
 //! rank's *lane* to the peer, a connection it opened for that alone and on which the
-//! peer never writes. Why two kinds (raw sockets over loopback, one-way): a
+//! peer never writes (a request to send or clear-to-send takes the shared connection
+//! while data waits to be written on the lane, so it is not held up behind it). Why two kinds (raw sockets over loopback, one-way): a
 //! connection used both ways carries each answer's acknowledgement with the answer
 //! (48-byte ping-pong 2.8-3.1 us, one connection per direction 4.0), but it slows a
 //! long stream (1 MiB 221-255 us against 134-143), and a rendezvous runs fastest with
 //! its handshake on its data's connections (103 us); docs/benchmarks.md. Frames that
-//! take part in matching are numbered per receiver and put back in order there
-//! ([`order`]), so eager messages and requests to send still match in the order they
-//! were sent. Readiness comes from `mio` (edge-triggered); sockets are non-blocking
+//! take part in matching or must not be overtaken are numbered per receiver and put
+//! back in order there ([`order`]), so eager messages and requests to send still
+//! match in the order they were sent. Bytes on a connection this rank opened are not
+//! checked against the job secret (the peer it resolved through the bootstrap
+//! answers there without a hello). Readiness comes from `mio` (edge-triggered); sockets are non-blocking
 //! with `TCP_NODELAY`. A closed or reset connection outside finalize is a lost peer.
 
 mod hello;
@@ -47,7 +50,7 @@ const LISTENER: Token = Token(usize::MAX);
 /// Another transport's wake-up socket, polled while sleeping.
 const WAKE: Token = Token(usize::MAX - 1);
 const DEFAULT_EAGER: usize = 32 * 1024;
-/// Up to this many incoming connections, progress reads them directly...
+/// Up to this many connections a peer may write on, progress reads them directly...
 const DIRECT_READS: usize = 4;
 /// ...and asks the poller (new connections, writability, closes) every this many calls.
 const POLL_EVERY: u32 = 16;
@@ -220,16 +223,29 @@ impl Tcp {
     /// The connection to send `frame` to `peer` on, opened now if there is none: this
     /// rank's lane to it for a rendezvous frame, else the one both ways.
     fn connect(&mut self, peer: usize, frame: &OutFrame) -> Result<usize> {
+        let lane_busy = self.bulk[peer]
+            .and_then(|slot| self.conns[slot].as_ref())
+            .is_some_and(|c| c.tx.has_queue());
         let bulk = match frame.hdr.kind() {
-            Some(Kind::Rts | Kind::Cts | Kind::Data) => true,
+            Some(Kind::Data) => true,
+            // A request to send or clear-to-send waiting behind long data on the lane
+            // would hold back every later numbered frame at the peer: it takes the
+            // shared connection then (the numbers keep the order either way).
+            Some(Kind::Rts | Kind::Cts) => !lane_busy,
             // Goodbye goes on whichever connection exists (numbered, it cannot
-            // overtake anything): finalize opens none.
+            // overtake a numbered frame): finalize opens none.
             Some(Kind::Bye) => self.via[peer].is_none() && self.bulk[peer].is_some(),
             _ => false,
         };
         let table = if bulk { &self.bulk } else { &self.via };
         if let Some(slot) = table[peer] {
             return Ok(slot);
+        }
+        if self.closing {
+            // Whatever is left to send while finalizing (credit returns) is of no
+            // use, and the peer may be gone: open nothing (a connect to a vanished
+            // host could block for its whole timeout).
+            return Err(self.lost(peer, "not connecting while finalizing".into()));
         }
         let addr = (self.resolver)(peer)?;
         let lost = |e: io::Error| self.lost(peer, format!("connecting to {addr} failed: {e}"));

@@ -1,19 +1,23 @@
 //! Matching order across a peer's two connections.
 //!
 //! A peer's eager messages come on the connection both ranks share, its requests to
-//! send (rendezvous) on its lane (see the module documentation of the transport), and
-//! MPI matches them in the order they were sent. So a sender numbers every frame that
-//! takes part in matching ([`numbered`]: eager, request to send, and the goodbye that
-//! must come after all of them) per receiver, in the header's spare 16 bits, and the
-//! receiver hands them on in that order: a frame that overtook an earlier one on the
-//! other connection waits here, copied, until the earlier one has arrived. Every
-//! other frame names the request it belongs to and is handed on at once.
+//! send (rendezvous) usually on its lane (see the module documentation of the
+//! transport), and MPI matches them in the order they were sent. So a sender numbers
+//! every frame that takes part in matching or must not be overtaken ([`numbered`]:
+//! eager, request to send, clear-to-send, whose refusal completes a send, and the
+//! goodbye that must come after all of them) per receiver, in the header's `seq`, and
+//! the receiver hands them on in that order: a frame that overtook an
+//! earlier one on the other connection waits here, copied, until the earlier one has
+//! arrived. Data, synchronous-send acknowledgements and credit returns are handed on
+//! at once (none of them can come before the numbered frame it follows from).
 //!
-//! Bound: what waits here is what one connection got ahead of the other; the sender's
-//! eager credit bounds the eager data among it, and a request to send is a header.
-//! Invariant: numbers are consecutive per (sender, receiver) modulo 2^16; one that
-//! is not (behind the next expected, or more than half the space ahead) is a protocol
-//! error.
+//! Bound: what waits here is what one connection got ahead of the other. A numbered
+//! frame never queues behind long data on a lane (it takes the shared connection
+//! then), so it waits at most for the kernel's socket buffers to drain, a few
+//! milliseconds, in which far fewer than 2^15 small frames can follow it; the
+//! sender's eager credit bounds the data among them. Invariant: numbers are
+//! consecutive per (sender, receiver) modulo 2^16; one behind the next expected, more
+//! than half the space ahead, or twice the same, is a protocol error.
 
 use std::collections::VecDeque;
 
@@ -27,7 +31,7 @@ type Early = (Header, Vec<u8>);
 
 /// Whether frames of `kind` are numbered.
 pub(crate) fn numbered(kind: Option<Kind>) -> bool {
-    matches!(kind, Some(Kind::Eager | Kind::Rts | Kind::Bye))
+    matches!(kind, Some(Kind::Eager | Kind::Rts | Kind::Cts | Kind::Bye))
 }
 
 /// The numbers of this rank's frames to each peer, and of each peer's frames to it.
@@ -55,7 +59,7 @@ impl Order {
     /// Numbers `hdr` if its kind takes part in matching, as the next frame to `peer`.
     pub(crate) fn stamp(&mut self, peer: usize, hdr: &mut Header) {
         if numbered(hdr.kind()) {
-            hdr._pad = self.next_out[peer];
+            hdr.seq = self.next_out[peer];
             self.next_out[peer] = self.next_out[peer].wrapping_add(1);
         }
     }
@@ -90,14 +94,14 @@ impl Sink for Ordered<'_> {
             return self.sink.frame(peer, hdr, payload);
         }
         let o = &mut *self.order;
-        let ahead = hdr._pad.wrapping_sub(o.next_in[peer]);
+        let ahead = hdr.seq.wrapping_sub(o.next_in[peer]);
         if ahead >= 1 << 15 {
             return Err(Error::Protocol {
                 rank: o.me as i32,
                 peer: peer as i32,
                 detail: format!(
                     "frame number {} where {} was next (a frame came twice, or from the past)",
-                    hdr._pad, o.next_in[peer]
+                    hdr.seq, o.next_in[peer]
                 ),
             });
         }
@@ -106,6 +110,13 @@ impl Sink for Ordered<'_> {
             let at = usize::from(ahead);
             if early.len() <= at {
                 early.resize(at + 1, None);
+            }
+            if early[at].is_some() {
+                return Err(Error::Protocol {
+                    rank: o.me as i32,
+                    peer: peer as i32,
+                    detail: format!("frame number {} came twice", hdr.seq),
+                });
             }
             early[at] = Some((*hdr, payload.to_vec()));
             return Ok(());
@@ -145,7 +156,7 @@ mod tests {
 
     impl Sink for Recorder {
         fn frame(&mut self, peer: usize, hdr: &Header, payload: &[u8]) -> Result<()> {
-            self.0.push((peer, hdr.kind, hdr._pad, payload.to_vec()));
+            self.0.push((peer, hdr.kind, hdr.seq, payload.to_vec()));
             Ok(())
         }
         fn data_dest(&mut self, _: usize, _: &Header) -> Result<UserBufMut> {
@@ -201,6 +212,24 @@ mod tests {
     }
 
     #[test]
+    fn a_goodbye_does_not_overtake_a_refusal() {
+        // The receiver of a long message refuses it (a clear-to-send that truncates,
+        // on its lane), then finalizes (goodbye on the shared connection).
+        let mut receiver = Order::new(1, 2);
+        let mut cts = Header::new(Kind::Cts);
+        let mut bye = Header::new(Kind::Bye);
+        receiver.stamp(0, &mut cts);
+        receiver.stamp(0, &mut bye);
+        let mut order = Order::new(0, 2);
+        let mut sink = Recorder::default();
+        order.ordering(&mut sink).frame(1, &bye, &[]).unwrap();
+        assert!(sink.0.is_empty(), "the goodbye waits");
+        order.ordering(&mut sink).frame(1, &cts, &[]).unwrap();
+        let kinds: Vec<u8> = sink.0.iter().map(|f| f.1).collect();
+        assert_eq!(kinds, [Kind::Cts as u8, Kind::Bye as u8]);
+    }
+
+    #[test]
     fn numbers_wrap_around() {
         let frames = stamped(70_000);
         let mut order = Order::new(0, 2);
@@ -218,11 +247,16 @@ mod tests {
         let mut order = Order::new(0, 2);
         let mut sink = Recorder::default();
         deliver(&mut order, &mut sink, &frames, &[1]);
-        let cts = Header::new(Kind::Cts);
-        order.ordering(&mut sink).frame(1, &cts, &[]).unwrap();
-        assert_eq!(sink.0.len(), 1, "a clear-to-send does not wait");
+        let credit = Header::new(Kind::Credit);
+        order.ordering(&mut sink).frame(1, &credit, &[]).unwrap();
+        assert_eq!(sink.0.len(), 1, "a credit return does not wait");
         deliver(&mut order, &mut sink, &frames, &[0]);
         let again = order.ordering(&mut sink).frame(1, &frames[0], &[]);
         assert!(again.is_err(), "a number from the past");
+        let frames = stamped(4);
+        let mut order = Order::new(0, 2);
+        deliver(&mut order, &mut sink, &frames, &[2]);
+        let twice = order.ordering(&mut sink).frame(1, &frames[2], &[]);
+        assert!(twice.is_err(), "an early number twice");
     }
 }

@@ -100,5 +100,25 @@ fn main() -> oxmpi::Result<()> {
     if rank == 0 {
         println!("truncate ok on {size} ranks");
     }
+    // Last: a receiver refuses a long message and finalizes at once, while its sender
+    // looks only later. The refusal completes the send; the receiver's goodbye must
+    // not overtake it (over TCP they travel different connections). An error here
+    // makes the job fail after the line above.
+    let (even, odd) = (rank % 2 == 0, rank % 2 == 1);
+    if even && rank + 1 < size {
+        let long = pattern(9, 1 << 20);
+        oxmpi::scope(|s| -> oxmpi::Result<()> {
+            let send = world.isend(s, &long, rank + 1, 11)?;
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            send.wait().map(drop)
+        })?;
+    } else if odd {
+        let refused = world.recv(&mut [0u8; 10], rank - 1, 11);
+        check(
+            &world,
+            matches!(refused, Err(Error::Truncated { .. })),
+            || format!("expected truncation, got {refused:?}"),
+        );
+    }
     universe.finalize()
 }
