@@ -1,9 +1,9 @@
-//! The read side of one TCP connection: on a connection a peer opened, the hello, then
-//! frames; on one this rank opened, frames at once (the peer may answer on it). Frames
-//! go to the sink.
+//! The read side of one TCP connection: the peer's hello, then frames (on a connection
+//! this rank opened, the peer says hello only if it answers there). Frames go to the
+//! sink.
 //!
-//! Invariants: on an accepted connection nothing but the hello is read until it has
-//! proved the caller belongs to the job; no frame other than [`Kind::Data`] may carry
+//! Invariants: nothing but the hello is read until it has proved the other end
+//! belongs to the job (and, on a connection this rank opened, is the rank it called); no frame other than [`Kind::Data`] may carry
 //! more than [`MAX_INLINE`] bytes (so a bad length can never make us allocate without
 //! bound); data frames are read straight into the receive buffer the sink names,
 //! never staged whole.
@@ -71,11 +71,11 @@ impl Incoming {
         }
     }
 
-    /// A connection this rank opened to `peer` (which knows who called).
+    /// A connection this rank opened to `peer`: if the peer answers on it, it says
+    /// hello first.
     pub(crate) fn opened_to(stream: mio::net::TcpStream, peer: usize) -> Incoming {
         Incoming {
             peer: Some(peer),
-            state: State::Header,
             ..Incoming::new(stream)
         }
     }
@@ -156,8 +156,16 @@ impl Incoming {
                 State::Hello => {
                     let bytes = &self.buf[self.start..self.start + HELLO_LEN];
                     let (peer, bulk) = Hello::verify(bytes, secret, size).map_err(|why| {
-                        protocol(None, format!("rejected a TCP connection: {why}"))
+                        protocol(self.peer, format!("rejected a TCP connection: {why}"))
                     })?;
+                    if let Some(called) = self.peer
+                        && (called != peer || bulk)
+                    {
+                        return Err(protocol(
+                            self.peer,
+                            format!("rank {peer} answered a connection to rank {called}"),
+                        ));
+                    }
                     self.peer = Some(peer);
                     self.bulk = bulk;
                     self.start += HELLO_LEN;
@@ -330,6 +338,30 @@ mod tests {
         assert_eq!(sink.frames.len(), 1);
         let (peer, hdr, payload) = &sink.frames[0];
         assert_eq!((*peer, hdr.tag, &payload[..]), (2, 9, &b"hello"[..]));
+    }
+
+    #[test]
+    fn on_a_connection_we_opened_only_the_called_rank_may_answer() {
+        // Here the "accepted" end plays the rank we called (2) answering.
+        for (hello, ok) in [
+            (Hello::new(SECRET, 2, 4, false), true),
+            (Hello::new(SECRET, 3, 4, false), false),
+            (Hello::new(SECRET, 2, 4, true), false),
+        ] {
+            let (conn, mut w) = pair();
+            let mut conn = Incoming::opened_to(conn.stream, 2);
+            w.write_all(bytemuck::bytes_of(&hello)).unwrap();
+            w.write_all(&frame(b"answer")).unwrap();
+            let mut sink = Recorder::default();
+            let got = pump_all(&mut conn, &mut sink);
+            assert_eq!(got.is_ok(), ok, "{got:?}");
+            assert_eq!(sink.frames.len(), usize::from(ok));
+        }
+        // A frame without a hello is refused.
+        let (conn, mut w) = pair();
+        let mut conn = Incoming::opened_to(conn.stream, 2);
+        w.write_all(&frame(b"no hello")).unwrap();
+        assert!(pump_all(&mut conn, &mut Recorder::default()).is_err());
     }
 
     #[test]

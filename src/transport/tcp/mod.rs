@@ -15,9 +15,9 @@
 //! its handshake on its data's connections (103 us); docs/benchmarks.md. Frames that
 //! take part in matching or must not be overtaken are numbered per receiver and put
 //! back in order there ([`order`]), so eager messages and requests to send still
-//! match in the order they were sent. Bytes on a connection this rank opened are not
-//! checked against the job secret (the peer it resolved through the bootstrap
-//! answers there without a hello). Readiness comes from `mio` (edge-triggered); sockets are non-blocking
+//! match in the order they were sent. A peer that answers on a connection this rank
+//! opened says hello there first, so every connection proves both ends belong to the
+//! job. Readiness comes from `mio` (edge-triggered); sockets are non-blocking
 //! with `TCP_NODELAY`. A closed or reset connection outside finalize is a lost peer.
 
 mod hello;
@@ -37,7 +37,7 @@ use std::os::fd::RawFd;
 use super::frame::{Kind, OutFrame};
 use super::{Sink, Transport};
 use crate::error::{Error, Result};
-use hello::Hello;
+use hello::{HELLO_LEN, Hello};
 pub(crate) use incoming::MAX_INLINE;
 use incoming::{Incoming, Pump};
 use order::Order;
@@ -295,8 +295,17 @@ impl Tcp {
         if let (false, false, Some(p)) = (known, bulk, peer)
             && self.via[p].is_none()
         {
-            // The peer said hello and this rank has sent it nothing yet: answer here.
+            // The peer said hello and this rank has sent it nothing yet: answer here,
+            // saying hello first (before any frame: nothing else was written here).
             self.via[p] = Some(slot);
+            let hello = Hello::new(self.secret, self.me, self.size, false);
+            let conn = self.conns[slot].as_mut().expect("pumped just now");
+            match io::Write::write(&mut conn.rx.stream, bytemuck::bytes_of(&hello)) {
+                Ok(n) if n == HELLO_LEN => {}
+                Ok(_) | Err(_) if self.closing => {}
+                Ok(_) => return Err(self.lost(p, "answering its connection fell short".into())),
+                Err(e) => return Err(self.lost(p, format!("answering its connection: {e}"))),
+            }
         }
         match result {
             Ok((Pump::Drained, moved)) => Ok(moved),
