@@ -12,8 +12,9 @@
 //! (`--bind-to none` lets the scheduler move them apart).
 //!
 //! Invariants: the topology is loaded unless `--bind-to none` without
-//! `--report-bindings` (it costs start-up time); a rank's cpuset never leaves oxrun's own affinity mask; the `cpu_set_t` is
-//! built here, so the child only makes one system call and never allocates.
+//! `--report-bindings` (it costs start-up time); a rank's cpuset never leaves oxrun's
+//! own affinity mask; the `cpu_set_t` is built here, so the child only makes one
+//! system call and never allocates.
 
 use std::fmt;
 

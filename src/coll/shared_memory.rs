@@ -48,8 +48,9 @@ pub(crate) use crate::transport::shm::area::LARGE;
 
 /// The most a rank contributes through the area to a collective that does not go in
 /// pieces (the selection's limits were measured against it; an alltoall's own limit,
-/// twice this, lives in `select`): larger data is lent or goes as messages. Pieces of a bcast or allreduce fill whole large buffers, whose
-/// fewer meetings per byte pay off there (4 ranks, 64 KiB-1 MiB: bcast 0.57-0.87,
+/// twice this, lives in `select`): larger data is lent or goes as messages. Pieces of
+/// a bcast or allreduce fill whole large buffers, whose fewer meetings per byte pay off
+/// there (4 ranks, 64 KiB-1 MiB: bcast 0.57-0.87,
 /// allreduce 0.77-0.88 of the time with 32 KiB pieces; docs/collectives.md).
 pub(crate) const WHOLE: usize = 32 * 1024;
 

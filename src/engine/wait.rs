@@ -33,8 +33,9 @@ pub(crate) struct WaitPolicy {
     spin: Duration,
     yields: u32,
     /// On an oversubscribed node, the CPUs this rank may run on (its affinity mask,
-    /// one core's when bound, or a cgroup's CPU quota): a waiter that finds no more awake ranks than that among
-    /// those with the same mask spins for [`UNCROWDED_SPIN`] after all.
+    /// one core's when bound, or a cgroup's CPU quota): a waiter that finds no more
+    /// awake ranks than that among those with the same mask spins for
+    /// [`UNCROWDED_SPIN`] after all.
     cores: Option<usize>,
 }
 

@@ -1,13 +1,15 @@
 //! Transports: move frames between this process and its peers.
 //!
 //! A transport knows peers by world rank and frames by [`frame::Header::kind`] and
-//! length only; tags and communicators are the engine's business. Each transport hands
-//! a peer's frames that take part in matching (eager, request to send), its
-//! clear-to-send and its goodbye to the engine in the order the peer handed them in
-//! (the engine's non-overtaking rule rests on that; TCP numbers them, since they may
-//! travel two connections), and always takes what arrives: the engine bounds what it
-//! buffers with eager credits, so no transport ever has to hold frames back. The engine drives transports through [`Transport`] and receives
-//! what arrives through [`Sink`]; [`Network`] routes each peer to one transport.
+//! length (and its own [`frame::Header::seq`]); tags and communicators are the
+//! engine's business. Each transport hands a peer's frames that take part in matching
+//! (eager, request to send), its clear-to-send and its goodbye to the engine in the
+//! order the peer handed them in (the engine's non-overtaking rule rests on that; TCP
+//! numbers them, since they may travel two connections), and always takes what
+//! arrives: the engine bounds what it buffers with eager credits, so no transport ever
+//! has to hold frames back for want of room. The engine drives transports through
+//! [`Transport`] and receives what arrives through [`Sink`]; [`Network`] routes each
+//! peer to one transport.
 
 pub(crate) mod frame;
 pub(crate) mod loopback;

@@ -3,9 +3,9 @@
 //! sink.
 //!
 //! Invariants: nothing but the hello is read until it has proved the other end
-//! belongs to the job (and, on a connection this rank opened, is the rank it called); no frame other than [`Kind::Data`] may carry
-//! more than [`MAX_INLINE`] bytes (so a bad length can never make us allocate without
-//! bound); data frames are read straight into the receive buffer the sink names,
+//! belongs to the job (and, on a connection this rank opened, is the rank it called);
+//! no frame other than [`Kind::Data`] may carry more than [`MAX_INLINE`] bytes (so a
+//! bad length can never make us allocate without bound); data frames are read straight into the receive buffer the sink names,
 //! never staged whole.
 
 use std::io::{self, Read};

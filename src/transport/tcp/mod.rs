@@ -8,10 +8,10 @@
 //! and reads both). A rendezvous (request to send, clear-to-send, data) goes on each
 //! rank's *lane* to the peer, a connection it opened for that alone and on which the
 //! peer never writes (a request to send or clear-to-send takes the shared connection
-//! while data waits to be written on the lane, so it is not held up behind it). Why two kinds (raw sockets over loopback, one-way): a
-//! connection used both ways carries each answer's acknowledgement with the answer
-//! (48-byte ping-pong 2.8-3.1 us, one connection per direction 4.0), but it slows a
-//! long stream (1 MiB 221-255 us against 134-143), and a rendezvous runs fastest with
+//! while data waits to be written on the lane, so it is not held up behind it). Why
+//! two kinds (raw sockets over loopback, one-way): a connection used both ways carries
+//! each answer's acknowledgement with the answer (48-byte ping-pong 2.8-3.1 us, one
+//! connection per direction 4.0), but it slows a long stream (1 MiB 221-255 us against 134-143), and a rendezvous runs fastest with
 //! its handshake on its data's connections (103 us); docs/benchmarks.md. Frames that
 //! take part in matching or must not be overtaken are numbered per receiver and put
 //! back in order there ([`order`]), so eager messages and requests to send still

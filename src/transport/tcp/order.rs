@@ -77,14 +77,12 @@ pub(crate) struct Ordered<'a> {
     sink: &'a mut dyn Sink,
 }
 
-impl Ordered<'_> {
-    /// Passes on the next frame expected from `peer`.
-    fn pass(&mut self, peer: usize, hdr: &Header, payload: &[u8]) -> Result<()> {
-        let o = &mut *self.order;
-        o.next_in[peer] = o.next_in[peer].wrapping_add(1);
-        // The slot of this number (always empty) goes: the next one is at the front.
-        o.early[peer].pop_front();
-        self.sink.frame(peer, hdr, payload)
+impl Order {
+    /// The frame numbered `next_in` from `peer` is being passed on: expect the next
+    /// (its slot, empty, goes; the next number's slot is at the front).
+    fn advance(&mut self, peer: usize) {
+        self.next_in[peer] = self.next_in[peer].wrapping_add(1);
+        self.early[peer].pop_front();
     }
 }
 
@@ -121,14 +119,12 @@ impl Sink for Ordered<'_> {
             early[at] = Some((*hdr, payload.to_vec()));
             return Ok(());
         }
-        self.pass(peer, hdr, payload)?;
-        // Frames that waited for this one.
-        while matches!(self.order.early[peer].front(), Some(Some(_))) {
-            let Some(Some((h, p))) = self.order.early[peer].pop_front() else {
-                unreachable!("checked above")
-            };
-            self.order.early[peer].push_front(None);
-            self.pass(peer, &h, &p)?;
+        o.advance(peer);
+        self.sink.frame(peer, hdr, payload)?;
+        // Frames that waited for this one: each in turn is now at the front.
+        while let Some((h, p)) = self.order.early[peer].front_mut().and_then(Option::take) {
+            self.order.advance(peer);
+            self.sink.frame(peer, &h, &p)?;
         }
         Ok(())
     }
