@@ -154,7 +154,7 @@ impl Comm {
     /// Where the next collective's messages go; every rank must call this once per
     /// collective, in the same order.
     pub(crate) fn next_coll_route(&self) -> schedule::Route {
-        let seq = self.inner.coll_seq.fetch_add(1, Ordering::Relaxed);
+        let seq = self.take_coll_seq();
         schedule::Route {
             ctx: self.inner.pair * 2 + 1,
             tag: (seq & TAG_UB as u32) as i32,
@@ -166,7 +166,19 @@ impl Comm {
     /// Uses up the next collective's tag without sending anything (for a collective
     /// that met in the node's area instead).
     pub(crate) fn skip_coll_route(&self) {
-        self.inner.coll_seq.fetch_add(1, Ordering::Relaxed);
+        self.take_coll_seq();
+    }
+
+    /// The next collective's number. Only the thread that owns the engine calls
+    /// collectives, so a load and a store do: a locked add would also drain this
+    /// core's store buffer, making the next collective wait for the last one's
+    /// published lines to reach the other cores.
+    fn take_coll_seq(&self) -> u32 {
+        let seq = self.inner.coll_seq.load(Ordering::Relaxed);
+        self.inner
+            .coll_seq
+            .store(seq.wrapping_add(1), Ordering::Relaxed);
+        seq
     }
 
     /// Each rank's index in the node's collective area, if this communicator's ranks

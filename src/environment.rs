@@ -91,7 +91,8 @@ fn host_addr() -> Result<IpAddr> {
 /// The shared-memory settings: `OXMPI_SHM_RING_KB` (inbox ring size per rank),
 /// `OXMPI_EAGER_LIMIT`, `OXMPI_SHM_CHUNK` (bytes per frame when streaming a large
 /// message), `OXMPI_SHM_SINGLE_COPY` (0 forces the streaming path), `OXMPI_SHM_SPLIT`
-/// (smallest single-copy message both ends copy; 0: never).
+/// (smallest single-copy message both ends copy; 0: never), `OXMPI_SHM_MEMBARRIER` (0:
+/// publishers fence instead of sleepers' `membarrier` calls).
 fn shm_config(eager: Option<usize>, oversubscribed: bool) -> Result<shm::Config> {
     let ring_kb =
         wait::env_number("OXMPI_SHM_RING_KB")?.map_or(shm::Config::DEFAULT_RING_KB, |n| n as usize);
@@ -100,6 +101,13 @@ fn shm_config(eager: Option<usize>, oversubscribed: bool) -> Result<shm::Config>
         Ok("0") => false,
         Ok(other) => {
             return Err(Error::config("OXMPI_SHM_SINGLE_COPY", other, "0 or 1"));
+        }
+    };
+    let membarrier = match std::env::var("OXMPI_SHM_MEMBARRIER").as_deref() {
+        Err(_) | Ok("1") | Ok("") => true,
+        Ok("0") => false,
+        Ok(other) => {
+            return Err(Error::config("OXMPI_SHM_MEMBARRIER", other, "0 or 1"));
         }
     };
     shm::Config {
@@ -115,6 +123,7 @@ fn shm_config(eager: Option<usize>, oversubscribed: bool) -> Result<shm::Config>
         chunk: wait::env_number("OXMPI_SHM_CHUNK")?
             .map_or(shm::Config::DEFAULT_CHUNK, |n| n as usize),
         single_copy,
+        membarrier,
         // Splitting a copy pays only with a core free for the sender.
         split: match wait::env_number("OXMPI_SHM_SPLIT")? {
             Some(0) => None,

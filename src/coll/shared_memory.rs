@@ -21,19 +21,19 @@
 //! in rank order, so every rank gets the same bits and non-commutative operations
 //! work). A rank enters `s` only after it stopped reading the slots of `s - 1`.
 //!
-//! Waking: after publishing, a rank issues a SeqCst fence and, if some local rank
-//! sleeps, reads every sequence word; if all have reached `s` (it completed the
-//! arrival), or if others wait for its data alone (a root's), it wakes the sleepers. A rank going to sleep
-//! sets its doorbell, fences, and re-checks what it waits for, so of a sleeper and the
-//! rank completing its condition at least one sees the other.
+//! Waking: after publishing, a rank fences (`Shm::wake_sleepers`: a full fence, or
+//! only a compiler fence where sleepers fence every CPU with `membarrier`) and, if
+//! some local rank sleeps, reads every sequence word; if all have reached `s` (it
+//! completed the arrival), or if others wait for its data alone (a root's), it wakes
+//! the sleepers. A rank going to sleep sets its doorbell, fences, and re-checks what
+//! it waits for, so of a sleeper and the rank completing its condition at least one
+//! sees the other.
 //!
 //! Cost: a cache-line handoff per rank instead of log2(p) message rounds, and each
 //! waiting rank is woken at most once per collective, which matters most when ranks
 //! outnumber cores. Errors: a rank whose slot holds a different length or shape than
 //! this rank expects (the ranks disagree on counts) fails the collective with an
 //! error; it still takes part in the protocol, so no rank is left waiting.
-
-use std::sync::atomic::{Ordering, fence};
 
 use super::Form;
 use super::select::{self, Collective};
@@ -255,8 +255,8 @@ impl<'a> Meeting<'a> {
                     .find(|&r| f.has(group[r] as usize) && !area.entered(slots[r], seq))
                     .map(|r| group[r] as usize)
             };
-            self.eng
-                .wait_shared(&|| Self::all_reached(area, slots, seq), &stuck)?;
+            let ready = || Self::all_reached(area, slots, seq);
+            self.eng.wait_shared(&ready, Some(seq), &stuck)?;
         }
         self.eng.net.all_entered(seq);
         Ok(())
@@ -294,7 +294,6 @@ impl<'a> Meeting<'a> {
     pub(crate) fn publish(&mut self, source: bool) {
         let (area, slots, seq) = (self.area, self.slots, self.ticket.seq);
         area.publish(slots[self.rank], seq, false);
-        fence(Ordering::SeqCst);
         self.eng
             .net
             .wake_local(|| source || Self::all_reached(area, slots, seq));
@@ -320,7 +319,9 @@ impl<'a> Meeting<'a> {
         }
         let world = self.group[rank] as usize;
         let stuck = |f: &Finalized| f.has(world).then_some(world);
-        self.eng.wait_shared(&ready, &stuck)
+        // Not published as a wait for every rank: readers of a broadcast that kept
+        // their core while the others on it waited for the root too ran 2-8% slower.
+        self.eng.wait_shared(&ready, None, &stuck)
     }
 
     /// What `rank` (which has published) wrote, checked to be `len` bytes of an

@@ -263,12 +263,24 @@ impl Engine {
     /// other local ranks write (the collective area) and wake this rank after. Fails
     /// if `stuck` names a rank that has finalized without doing its part (what it did
     /// before it said so is visible by the time its Bye has arrived).
+    /// `all_in`: `ready` waits for every local rank to enter that collective over the
+    /// area, which is published while this rank waits, when it shares its CPU with
+    /// other ranks (see [`Network::set_area_wait`]).
     pub(crate) fn wait_shared(
         &mut self,
         ready: &dyn Fn() -> bool,
+        all_in: Option<u64>,
         stuck: &dyn Fn(&Finalized) -> Option<usize>,
     ) -> Result<()> {
-        self.wait_loop(|e| ready() || stuck(&e.core.finalized).is_some(), ready)?;
+        let publish = all_in.filter(|_| self.policy.shares_cores());
+        if let Some(seq) = publish {
+            self.net.set_area_wait(seq);
+        }
+        let waited = self.wait_loop(|e| ready() || stuck(&e.core.finalized).is_some(), ready);
+        if publish.is_some() {
+            self.net.set_area_wait(0);
+        }
+        waited?;
         match stuck(&self.core.finalized) {
             Some(peer) if !ready() => {
                 let what = format!("a collective waits for rank {peer} to join it");

@@ -73,6 +73,12 @@ impl WaitPolicy {
         Ok(p)
     }
 
+    /// Whether this rank shares its CPUs with other ranks (the node is
+    /// oversubscribed): then it asks which of them could use the CPU before it spins.
+    pub(crate) fn shares_cores(&self) -> bool {
+        self.cores.is_some()
+    }
+
     /// Whether a waiter spins before it yields (it has a core of its own).
     pub(crate) fn spins(&self) -> bool {
         !self.spin.is_zero()

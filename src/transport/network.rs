@@ -214,6 +214,13 @@ impl Network {
         self.shm.as_mut().map(|shm| shm.area(large))
     }
 
+    /// Publishes what this rank waits for in the area (see [`Shm::set_area_wait`]).
+    pub(crate) fn set_area_wait(&self, seq: u64) {
+        if let Some(shm) = self.shm.as_ref() {
+            shm.set_area_wait(seq);
+        }
+    }
+
     /// Every local rank has been seen to have entered collective `seq` over the area.
     pub(crate) fn all_entered(&mut self, seq: u64) {
         if let Some(shm) = self.shm.as_mut() {

@@ -182,7 +182,8 @@ pub const VARIANTS: [Variant; 6] = [
     },
     Variant {
         name: "two simulated nodes",
-        env: &[],
+        // Also the fences of nodes without `membarrier`.
+        env: &[("OXMPI_SHM_MEMBARRIER", "0")],
         launcher: &["--simulate-nodes", "2"],
     },
 ];

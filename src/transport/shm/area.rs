@@ -141,6 +141,12 @@ impl Area {
         self.seq_word(l, seq).load(Ordering::Acquire) & !VIA_MESSAGES >= seq
     }
 
+    /// Whether a rank that published `seq` as the collective it waits for every rank
+    /// to enter (see `Shm::set_area_wait`; 0: none) is done waiting.
+    pub(crate) fn wait_over(&self, seq: u64) -> bool {
+        seq == 0 || (0..self.ranks).all(|l| self.entered(l, seq))
+    }
+
     /// Local rank `l` (the caller) enters collective `seq`, publishing what it wrote
     /// for it with a release store; `via_messages`: it runs this collective as
     /// messages instead (see [`Area::arrival`]).
@@ -314,6 +320,20 @@ mod tests {
     }
 
     /// A zeroed, line-aligned stand-in for the mapping, for `ranks` ranks.
+    #[test]
+    fn a_published_wait_is_over_once_every_rank_entered() {
+        let words = mapping(3);
+        // SAFETY: the vector is zeroed, aligned and outlives the Area.
+        let area = unsafe { Area::new(words.as_ptr() as *mut u8, 3) };
+        assert!(area.wait_over(0));
+        assert!(!area.wait_over(5));
+        area.publish(2, 5, false);
+        area.publish(0, 5, false);
+        assert!(!area.wait_over(5));
+        area.publish(1, 5, true);
+        assert!(area.wait_over(5));
+    }
+
     fn mapping(ranks: usize) -> Vec<AtomicU64> {
         (0..ranks * BLOCK / 8).map(|_| AtomicU64::new(0)).collect()
     }

@@ -16,6 +16,7 @@
 pub(crate) mod area;
 mod cma;
 mod futex;
+mod membarrier;
 mod placement;
 mod ring;
 pub(crate) mod segment;
@@ -50,6 +51,9 @@ pub(crate) struct Config {
     /// Smallest single-copy message the receiver shares the copy of with its sender
     /// (`None`: never).
     pub split: Option<usize>,
+    /// Whether publishers may leave the fence before a doorbell read to sleepers'
+    /// `membarrier` calls, where every local rank can make them.
+    pub membarrier: bool,
 }
 
 impl Config {
@@ -158,6 +162,10 @@ pub(crate) struct Shm {
     /// Every local rank could read and write its neighbour's memory at start-up (the
     /// same answer on all of them).
     node_single_copy: bool,
+    /// Every local rank registered for `membarrier` fences: a rank reading doorbells
+    /// after publishing needs only a compiler fence, since sleepers issue the fence
+    /// for it (the same answer on all of them; see [`membarrier`]).
+    light_fences: bool,
     /// Declared last: unmapped after everything that points into it.
     _segment: Segment,
 }
@@ -204,8 +212,14 @@ impl Shm {
                 mine.single_copy().store(1, Ordering::Release);
             }
         }
+        if config.membarrier && membarrier::register() {
+            mine.light_fences().store(1, Ordering::Release);
+        }
         segment.probed();
         segment.wait_all_probed();
+        let light_fences = inboxes
+            .iter()
+            .all(|i| i.light_fences().load(Ordering::Acquire) == 1);
         let node_single_copy = config.single_copy
             && inboxes
                 .iter()
@@ -236,6 +250,7 @@ impl Shm {
             split_generation: 0,
             place,
             node_single_copy,
+            light_fences,
             _segment: segment,
         })
     }
@@ -251,11 +266,14 @@ impl Shm {
 
     /// Wakes local rank `l` if it sleeps.
     ///
-    /// No fence orders our ring write before this read of the doorbell: a fence would
-    /// make every send wait for its stores to drain. A sleeper that sets its doorbell
-    /// in the moment our write is still in flight misses this wake-up and finds the
-    /// frame after its first, short sleep ([`crate::engine::wait`]).
+    /// Only a compiler fence orders our ring write before this read of the doorbell: a
+    /// full fence would make every send wait for its stores to drain. Where the node
+    /// has `membarrier` fences the sleeper issues the fence for us ([`membarrier`]);
+    /// elsewhere a sleeper that sets its doorbell in the moment our write is still in
+    /// flight misses this wake-up and finds the frame after its first, short sleep
+    /// ([`crate::engine::wait`]).
     fn notify(&mut self, l: usize) {
+        membarrier::light();
         let bell = self.inboxes[l].doorbell();
         if bell.load(Ordering::Relaxed) != 0 {
             match bell.swap(AWAKE, Ordering::AcqRel) {
@@ -610,24 +628,46 @@ impl Shm {
     }
 
     /// How many local ranks that may run on the same CPUs as this one (the same
-    /// affinity mask: bound to its core, or unbound like it) are awake, not asleep in
-    /// a wait; this one included.
+    /// affinity mask: bound to its core, or unbound like it) could use them: awake,
+    /// not asleep in a wait, and not waiting in the collective area for something
+    /// that has not happened ([`Shm::set_area_wait`]); this one included.
     pub(crate) fn awake_beside(&self) -> usize {
-        self.inboxes
+        let others = self
+            .inboxes
             .iter()
-            .filter(|i| {
-                i.doorbell().load(Ordering::Relaxed) == AWAKE
+            .enumerate()
+            .filter(|&(l, i)| {
+                l != self.local
+                    && i.doorbell().load(Ordering::Relaxed) == AWAKE
                     && i.place().load(Ordering::Relaxed) == self.place
+                    && self.area.wait_over(i.area_wait().load(Ordering::Relaxed))
             })
-            .count()
+            .count();
+        1 + others
+    }
+
+    /// Publishes the collective over the area that this rank waits for every local
+    /// rank to enter (0: it waits for nothing there any more). A rank that shares its
+    /// CPU and finds this wait not over may keep the CPU instead of yielding it to
+    /// this one, which would only wait again.
+    pub(crate) fn set_area_wait(&self, seq: u64) {
+        self.inboxes[self.local]
+            .area_wait()
+            .store(seq, Ordering::Relaxed);
     }
 
     /// Wakes every local rank that sleeps, if `worth_it` says so (asked only when
     /// some rank sleeps: doorbells are cheap to read, `worth_it` may not be). The
-    /// caller has published what they wait for and issued a SeqCst fence since, so a
-    /// rank that starts to sleep after this looked at its doorbell sees it in its
-    /// re-check (see [`Shm::block`]).
+    /// caller has just published what they wait for; a fence between that and the
+    /// doorbell reads (a full one, or the sleepers' [`membarrier`] fence) makes a rank
+    /// that starts to sleep after this looked at its doorbell see it in its re-check
+    /// (see [`Shm::block`]).
     pub(crate) fn wake_sleepers(&mut self, worth_it: impl FnOnce() -> bool) {
+        if self.light_fences {
+            membarrier::light();
+        } else {
+            fence(Ordering::SeqCst);
+        }
         let mut worth_it = Some(worth_it);
         for l in 0..self.inboxes.len() {
             if l == self.local || self.inboxes[l].doorbell().load(Ordering::Relaxed) == AWAKE {
@@ -673,12 +713,18 @@ impl Shm {
     }
 
     /// Sets the doorbell to `how` and re-checks everything a sender could have done
-    /// meanwhile. Returns whether it is safe to sleep. Ends with a SeqCst fence, which
-    /// pairs with the one of a rank publishing in the collective area.
+    /// meanwhile. Returns whether it is safe to sleep. Fences between the two: a
+    /// SeqCst fence, which pairs with the one of a rank publishing in the collective
+    /// area, and where the node has them a [`membarrier`] fence on every CPU, which
+    /// stands in for the fences publishers leave out (should it fail, a wake-up
+    /// missed meanwhile is caught by the sleep's timeout).
     fn announce_sleep(&mut self, how: u32) -> bool {
         let inbox = self.inboxes[self.local];
         inbox.doorbell().store(how, Ordering::SeqCst);
         fence(Ordering::SeqCst);
+        if self.light_fences {
+            membarrier::heavy();
+        }
         let mut ready =
             inbox.peek(self.head).is_some() || (inbox.has_waiters() && self.head != self.published);
         for &l in &self.blocked {

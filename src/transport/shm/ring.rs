@@ -157,6 +157,18 @@ impl Inbox {
         self.ctl64(ctl::PLACE)
     }
 
+    /// 1 when this rank registered for `membarrier` fences (see
+    /// [`super::membarrier`]).
+    pub(crate) fn light_fences(&self) -> &AtomicU32 {
+        self.ctl32(ctl::LIGHT_FENCES)
+    }
+
+    /// The collective over the area this rank waits for every local rank to enter (0
+    /// while it waits for nothing there).
+    pub(crate) fn area_wait(&self) -> &AtomicU64 {
+        self.ctl64(ctl::AREA_WAIT)
+    }
+
     /// The claim word of this rank's split copies (see [`super::split`]).
     pub(crate) fn claim(&self) -> &AtomicU64 {
         self.ctl64(ctl::CLAIM)
