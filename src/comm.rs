@@ -185,14 +185,19 @@ impl Comm {
     /// are exactly the ranks of one node (and more than one): then its short blocking
     /// collectives may meet there (see `src/coll/shared_memory.rs`).
     pub(crate) fn node_indices(&self) -> Result<Option<&[usize]>> {
-        if self.inner.size < 2 {
-            return Ok(None);
+        if let Some(found) = self.inner.node.get() {
+            return Ok(found.as_deref());
         }
-        if self.inner.node.get().is_none() {
-            let found = engine::with(|e| Ok(e.net.node_indices(&self.inner.group)))?;
-            let _ = self.inner.node.set(found.map(Vec::into_boxed_slice));
-        }
-        Ok(self.inner.node.get().and_then(Option::as_deref))
+        let found = if self.inner.size < 2 {
+            None
+        } else {
+            engine::with(|e| Ok(e.net.node_indices(&self.inner.group)))?
+        };
+        Ok(self
+            .inner
+            .node
+            .get_or_init(|| found.map(Vec::into_boxed_slice))
+            .as_deref())
     }
 
     /// A new communicator with the same ranks and a private channel (`MPI_Comm_dup`).

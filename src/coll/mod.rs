@@ -60,8 +60,10 @@ enum Form {
 
 /// How one collective call runs.
 enum Plan<'c> {
-    /// A schedule of messages (either form).
-    Schedule(Schedule),
+    /// A schedule of messages (either form). Boxed, so that the common plan of a short
+    /// blocking collective, a meeting, is a few words to return and pass on (an
+    /// unboxed schedule made every call copy the plan twice).
+    Schedule(Box<Schedule>),
     /// A meeting in the node's collective area (blocking calls only), with the
     /// reduction, if any.
     Node {
@@ -80,7 +82,7 @@ impl Comm {
         node: impl FnOnce(&mut Meeting<'_>, Option<&dyn Combine>) -> Result<()>,
     ) -> Result<()> {
         match plan {
-            Plan::Schedule(sched) => self.run_beside(sched, name),
+            Plan::Schedule(sched) => self.run_beside(*sched, name),
             Plan::Node { venue, op } => self.meet(name, venue, |m| node(m, op.as_deref())),
         }
     }
@@ -88,7 +90,7 @@ impl Comm {
     /// Starts a nonblocking collective's plan (always a schedule) in `scope`.
     fn start_plan_in<'s>(&self, scope: &'s Scope<'s, '_>, plan: Plan<'_>) -> Result<Request<'s>> {
         match plan {
-            Plan::Schedule(sched) => self.start_in(scope, sched),
+            Plan::Schedule(sched) => self.start_in(scope, *sched),
             Plan::Node { .. } => {
                 unreachable!("nonblocking collectives are never planned on the node")
             }

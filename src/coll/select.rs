@@ -241,9 +241,10 @@ fn read_env() -> std::result::Result<(), (String, String, String)> {
 }
 
 fn env() -> Result<()> {
-    ENV.get_or_init(read_env)
-        .clone()
-        .map_err(|(var, value, expected)| Error::config(var, value, expected))
+    match ENV.get_or_init(read_env) {
+        Ok(()) => Ok(()),
+        Err((var, value, expected)) => Err(Error::config(var, value, expected)),
+    }
 }
 
 fn store(coll: Collective, alg: Option<Algorithm>) {

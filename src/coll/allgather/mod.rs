@@ -150,7 +150,7 @@ impl Comm {
         let mut s = self.schedule(send.unwrap_or(&[]), recv);
         if alg == Algorithm::Bruck {
             bruck::build(&mut s, mine, block);
-            return Ok(Plan::Schedule(s));
+            return Ok(Plan::Schedule(Box::new(s)));
         }
         s.copy(mine, blocks.span(Buf::Recv, rank));
         match alg {
@@ -158,6 +158,6 @@ impl Comm {
             Algorithm::Ring => ring::build(&mut s, Buf::Recv, &blocks),
             other => unreachable!("{other:?} is not an allgather algorithm"),
         }
-        Ok(Plan::Schedule(s))
+        Ok(Plan::Schedule(Box::new(s)))
     }
 }

@@ -173,6 +173,6 @@ impl Comm {
             Algorithm::Linear => linear::build(&mut s, input, count * esz),
             other => unreachable!("{other:?} is not an allreduce algorithm"),
         }
-        Ok(Plan::Schedule(s))
+        Ok(Plan::Schedule(Box::new(s)))
     }
 }

@@ -159,6 +159,6 @@ impl Comm {
             Algorithm::Pairwise => pairwise::build(&mut s, input, &blocks, &blocks),
             other => unreachable!("{other:?} is not an alltoall algorithm"),
         }
-        Ok(Plan::Schedule(s))
+        Ok(Plan::Schedule(Box::new(s)))
     }
 }

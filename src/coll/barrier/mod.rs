@@ -58,6 +58,6 @@ impl Comm {
             Algorithm::Linear => linear::build(&mut s),
             other => unreachable!("{other:?} is not a barrier algorithm"),
         }
-        Ok(Plan::Schedule(s))
+        Ok(Plan::Schedule(Box::new(s)))
     }
 }

@@ -72,6 +72,6 @@ impl Comm {
             Algorithm::ScatterAllgather => scatter_allgather::build(&mut s, bytes, root),
             other => unreachable!("{other:?} is not a bcast algorithm"),
         }
-        Ok(Plan::Schedule(s))
+        Ok(Plan::Schedule(Box::new(s)))
     }
 }

@@ -165,6 +165,6 @@ impl Comm {
             Algorithm::Linear => linear::build(&mut s, mine, &Blocks::equal(size, block), root),
             other => unreachable!("{other:?} is not a gather algorithm"),
         }
-        Ok(Plan::Schedule(s))
+        Ok(Plan::Schedule(Box::new(s)))
     }
 }

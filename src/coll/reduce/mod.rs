@@ -178,6 +178,6 @@ impl Comm {
             }
             other => unreachable!("{other:?} is not a reduce algorithm"),
         }
-        Ok(Plan::Schedule(s))
+        Ok(Plan::Schedule(Box::new(s)))
     }
 }

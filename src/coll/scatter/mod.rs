@@ -175,6 +175,6 @@ impl Comm {
             }
             other => unreachable!("{other:?} is not a scatter algorithm"),
         }
-        Ok(Plan::Schedule(s))
+        Ok(Plan::Schedule(Box::new(s)))
     }
 }
