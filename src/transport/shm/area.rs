@@ -141,12 +141,6 @@ impl Area {
         self.seq_word(l, seq).load(Ordering::Acquire) & !VIA_MESSAGES >= seq
     }
 
-    /// Whether a rank that published `seq` as the collective it waits for every rank
-    /// to enter (see `Shm::set_area_wait`; 0: none) is done waiting.
-    pub(crate) fn wait_over(&self, seq: u64) -> bool {
-        seq == 0 || (0..self.ranks).all(|l| self.entered(l, seq))
-    }
-
     /// Local rank `l` (the caller) enters collective `seq`, publishing what it wrote
     /// for it with a release store; `via_messages`: it runs this collective as
     /// messages instead (see [`Area::arrival`]).
@@ -224,6 +218,15 @@ impl Area {
         let data = unsafe { std::slice::from_raw_parts(self.base.add(off), len) };
         (data, shape)
     }
+}
+
+/// Whether a rank that waits for every local rank to enter collective `theirs` can
+/// do nothing before this rank, which waits for every local rank to enter `mine`,
+/// is done waiting (0: not waiting so): every rank entering `theirs` means every rank
+/// entered `mine`, which has not happened. A rank further behind could move on (this
+/// one waits for it), and what a rank that waits otherwise waits for is not known.
+pub(crate) fn waits_as_long(mine: u64, theirs: u64) -> bool {
+    mine != 0 && theirs >= mine
 }
 
 /// This rank's numbering of the collectives over the area, and the last use of each
@@ -321,17 +324,12 @@ mod tests {
 
     /// A zeroed, line-aligned stand-in for the mapping, for `ranks` ranks.
     #[test]
-    fn a_published_wait_is_over_once_every_rank_entered() {
-        let words = mapping(3);
-        // SAFETY: the vector is zeroed, aligned and outlives the Area.
-        let area = unsafe { Area::new(words.as_ptr() as *mut u8, 3) };
-        assert!(area.wait_over(0));
-        assert!(!area.wait_over(5));
-        area.publish(2, 5, false);
-        area.publish(0, 5, false);
-        assert!(!area.wait_over(5));
-        area.publish(1, 5, true);
-        assert!(area.wait_over(5));
+    fn a_rank_waiting_for_as_much_as_this_one_is_blocked_and_one_behind_is_not() {
+        assert!(waits_as_long(5, 5) && waits_as_long(5, 6));
+        // Behind: this rank needs it to enter collective 5.
+        assert!(!waits_as_long(5, 4));
+        // Not waiting in the area, or this rank is not: nothing is known.
+        assert!(!waits_as_long(5, 0) && !waits_as_long(0, 5));
     }
 
     fn mapping(ranks: usize) -> Vec<AtomicU64> {

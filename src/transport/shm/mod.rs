@@ -629,9 +629,11 @@ impl Shm {
 
     /// How many local ranks that may run on the same CPUs as this one (the same
     /// affinity mask: bound to its core, or unbound like it) could use them: awake,
-    /// not asleep in a wait, and not waiting in the collective area for something
-    /// that has not happened ([`Shm::set_area_wait`]); this one included.
+    /// not asleep in a wait, and not waiting in the collective area for as much as
+    /// this one waits for there ([`Shm::set_area_wait`], [`area::waits_as_long`]);
+    /// this one included.
     pub(crate) fn awake_beside(&self) -> usize {
+        let mine = self.inboxes[self.local].area_wait().load(Ordering::Relaxed);
         let others = self
             .inboxes
             .iter()
@@ -640,7 +642,7 @@ impl Shm {
                 l != self.local
                     && i.doorbell().load(Ordering::Relaxed) == AWAKE
                     && i.place().load(Ordering::Relaxed) == self.place
-                    && self.area.wait_over(i.area_wait().load(Ordering::Relaxed))
+                    && !area::waits_as_long(mine, i.area_wait().load(Ordering::Relaxed))
             })
             .count();
         1 + others
