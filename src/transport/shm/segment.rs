@@ -38,14 +38,15 @@ pub(crate) mod ctl {
     pub const PROBE: usize = 144;
     /// The rank's placement key (`placement::key`), on the doorbell's line.
     pub const PLACE: usize = 152;
-    /// The collective over the area the rank waits for every local rank to enter,
-    /// while it waits there (`Shm::set_area_wait`), on the doorbell's line too.
-    pub const AREA_WAIT: usize = 160;
     /// 1 when the rank registered for `membarrier` fences (see `membarrier.rs`).
-    pub const LIGHT_FENCES: usize = 168;
+    pub const LIGHT_FENCES: usize = 160;
     pub const CLAIM: usize = 192;
+    /// The collective over the area the rank waits for every local rank to enter,
+    /// while it waits there (`Shm::set_area_wait`), on a line of its own: it changes
+    /// twice per wait, and every rank that publishes in the area reads the doorbells.
+    pub const AREA_WAIT: usize = 256;
     /// A bitmap of waiting producers, one bit per local rank, to the page's end.
-    pub const WAITERS: usize = 256;
+    pub const WAITERS: usize = 320;
 }
 
 /// Most ranks one node's segment serves (the waiters bitmap fills the control page).
