@@ -212,6 +212,12 @@ impl Shm {
                 mine.single_copy().store(1, Ordering::Release);
             }
         }
+        // Nobody sends before every rank has probed (below): writing the rings' zeros
+        // is safe here. `bw` of 1 B, the first size of a run, ran about 8% fewer
+        // messages a second than 2 B without it; about as many with it.
+        for inbox in &inboxes {
+            inbox.touch_pages();
+        }
         if config.membarrier && membarrier::register() {
             mine.light_fences().store(1, Ordering::Release);
         }
