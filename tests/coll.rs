@@ -10,11 +10,15 @@ use common::{Job, VARIANTS, Variant};
 /// Rank counts every collective runs at: powers of two and not, up to oversubscribed.
 const RANKS: [usize; 9] = [1, 2, 3, 4, 5, 7, 8, 9, 16];
 
-/// The transport variants collectives run under: shared memory, TCP, and both.
+/// The transport variants collectives run under: shared memory (with and without
+/// `membarrier` fences), TCP, and both.
 fn variants() -> impl Iterator<Item = &'static Variant> {
-    VARIANTS
-        .iter()
-        .filter(|v| matches!(v.name, "shared memory" | "tcp" | "two simulated nodes"))
+    VARIANTS.iter().filter(|v| {
+        matches!(
+            v.name,
+            "shared memory" | "publishers fence" | "tcp" | "two simulated nodes"
+        )
+    })
 }
 
 /// Runs `prog op` on every rank count and variant; the program prints `ok op`.

@@ -98,7 +98,7 @@ pub(crate) fn with<R>(f: impl FnOnce(&mut Engine) -> Result<R>) -> Result<R> {
     })
 }
 
-pub(crate) use owner::{install, is_running, uninstall};
+pub(crate) use owner::{install, is_running, owned_here, uninstall};
 
 impl Engine {
     pub(crate) fn new(
@@ -265,22 +265,17 @@ impl Engine {
     /// before it said so is visible by the time its Bye has arrived).
     /// `all_in`: `ready` waits for every local rank to enter that collective over the
     /// area, which is published while this rank waits, when it shares its CPU with
-    /// other ranks (see [`Network::set_area_wait`]).
+    /// other ranks (see [`Network::mark_area_wait`]).
     pub(crate) fn wait_shared(
         &mut self,
         ready: &dyn Fn() -> bool,
         all_in: Option<u64>,
         stuck: &dyn Fn(&Finalized) -> Option<usize>,
     ) -> Result<()> {
-        let publish = all_in.filter(|_| self.policy.shares_cores());
-        if let Some(seq) = publish {
-            self.net.set_area_wait(seq);
-        }
-        let waited = self.wait_loop(|e| ready() || stuck(&e.core.finalized).is_some(), ready);
-        if publish.is_some() {
-            self.net.set_area_wait(0);
-        }
-        waited?;
+        let _mark = all_in
+            .filter(|_| self.policy.shares_cores())
+            .and_then(|seq| self.net.mark_area_wait(seq));
+        self.wait_loop(|e| ready() || stuck(&e.core.finalized).is_some(), ready)?;
         match stuck(&self.core.finalized) {
             Some(peer) if !ready() => {
                 let what = format!("a collective waits for rank {peer} to join it");

@@ -111,6 +111,11 @@ pub(crate) fn uninstall() -> Option<Engine> {
     engine
 }
 
+/// Whether this thread owns the engine.
+pub(crate) fn owned_here() -> bool {
+    SLOT.owner.load(Ordering::Acquire) == thread_id()
+}
+
 /// Whether an engine is installed (by any thread).
 pub(crate) fn is_running() -> bool {
     SLOT.owner.load(Ordering::Acquire) != 0

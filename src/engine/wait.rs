@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 
 /// First sleep of a wait. Wakers skip the memory fence that would make a missed
-/// wake-up impossible (it would cost every send a store-buffer drain); the price is a
-/// window of a few hundred nanoseconds in which a wake-up can be missed, and a first
-/// sleep this short bounds what that costs.
+/// wake-up impossible (it would cost every send a store-buffer drain). Where sleepers
+/// fence for them (`membarrier`, see `transport/shm/membarrier.rs`) none is missed;
+/// elsewhere that leaves a window of a few hundred nanoseconds in which a wake-up can
+/// be missed, and a first sleep this short bounds what that costs.
 const FIRST_SLEEP: Duration = Duration::from_micros(100);
 /// Longest sleep before re-checking (arrivals normally wake the sleeper at once).
 const MAX_SLEEP: Duration = Duration::from_millis(50);

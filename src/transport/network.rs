@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::frame::{HelpRequest, OutFrame, RemoteBuf};
 use super::loopback::Loopback;
 use super::shm::area::{Area, Ticket};
-use super::shm::{Pulled, Shm};
+use super::shm::{AreaWaitMark, Pulled, Shm};
 use super::tcp::Tcp;
 use super::{Sink, Transport};
 use crate::error::{Error, Result};
@@ -214,11 +214,10 @@ impl Network {
         self.shm.as_mut().map(|shm| shm.area(large))
     }
 
-    /// Publishes what this rank waits for in the area (see [`Shm::set_area_wait`]).
-    pub(crate) fn set_area_wait(&self, seq: u64) {
-        if let Some(shm) = self.shm.as_ref() {
-            shm.set_area_wait(seq);
-        }
+    /// Publishes what this rank waits for in the area while the mark lives (see
+    /// [`Shm::mark_area_wait`]).
+    pub(crate) fn mark_area_wait(&self, seq: u64) -> Option<AreaWaitMark> {
+        self.shm.as_ref().map(|shm| shm.mark_area_wait(seq))
     }
 
     /// Every local rank has been seen to have entered collective `seq` over the area.
@@ -244,7 +243,7 @@ impl Network {
             (None, Some(tcp)) => tcp.block(timeout)?,
             (Some(shm), Some(tcp)) => {
                 let slept = match shm.begin_poller_sleep(recheck) {
-                    Ok(Some(fd)) => tcp.block_with(timeout, fd),
+                    Ok(Some(fd)) => tcp.block_with(shm.sleep_limit(timeout), fd),
                     Ok(None) => Ok(()),
                     Err(e) => Err(e),
                 };

@@ -221,10 +221,12 @@ impl Area {
 }
 
 /// Whether a rank that waits for every local rank to enter collective `theirs` can
-/// do nothing before this rank, which waits for every local rank to enter `mine`,
-/// is done waiting (0: not waiting so): every rank entering `theirs` means every rank
-/// entered `mine`, which has not happened. A rank further behind could move on (this
-/// one waits for it), and what a rank that waits otherwise waits for is not known.
+/// do nothing in the area before this rank, which waits for every local rank to enter
+/// `mine`, is done waiting (0: not waiting so): every rank entering `theirs` means
+/// every rank entered `mine`, which has not happened. A rank further behind could
+/// move on (this one waits for it), and what a rank that waits otherwise waits for is
+/// not known. Only a guess for the CPU's sake: such a rank may still have other
+/// traffic to progress, which then waits for this rank's spin (at most 100 us).
 pub(crate) fn waits_as_long(mine: u64, theirs: u64) -> bool {
     mine != 0 && theirs >= mine
 }
@@ -322,7 +324,6 @@ mod tests {
         assert_eq!(books.next(true).free_after, 0);
     }
 
-    /// A zeroed, line-aligned stand-in for the mapping, for `ranks` ranks.
     #[test]
     fn a_rank_waiting_for_as_much_as_this_one_is_blocked_and_one_behind_is_not() {
         assert!(waits_as_long(5, 5) && waits_as_long(5, 6));
@@ -332,6 +333,7 @@ mod tests {
         assert!(!waits_as_long(5, 0) && !waits_as_long(0, 5));
     }
 
+    /// A zeroed, line-aligned stand-in for the mapping, for `ranks` ranks.
     fn mapping(ranks: usize) -> Vec<AtomicU64> {
         (0..ranks * BLOCK / 8).map(|_| AtomicU64::new(0)).collect()
     }

@@ -13,7 +13,13 @@
 //! doorbell after the fence sees the doorbell set before the call.
 //!
 //! A node uses this only if every local rank registered (`Shm::join` agrees on it);
-//! otherwise publishers issue a full fence, as they must.
+//! otherwise the collective area's publishers issue a full fence, and point-to-point
+//! senders, which never fence (a fence would cost every send a store-buffer drain),
+//! leave a window in which a wake-up can be missed, covered by the sleeper's first,
+//! short sleep (`engine::wait`). Publishers that find a sleeper fence fully before
+//! they look at what other publishers wrote (`Shm::wake_sleepers`): the sleeper's
+//! fence orders each of them against the sleeper, not two of them against each
+//! other.
 
 use std::sync::atomic::{Ordering, compiler_fence};
 

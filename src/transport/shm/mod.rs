@@ -105,6 +105,9 @@ impl Config {
 const AWAKE: u32 = 0;
 const ON_FUTEX: u32 = 1;
 const IN_POLLER: u32 = 2;
+/// The longest sleep after a failed [`membarrier`] fence (as the first sleep of a
+/// wait where wake-ups can be missed, `engine::wait`).
+const UNFENCED_SLEEP: Duration = Duration::from_micros(100);
 
 /// Bytes a split copy reads before it asks the sender for help; its chunks are
 /// multiples of this (a page).
@@ -166,6 +169,8 @@ pub(crate) struct Shm {
     /// after publishing needs only a compiler fence, since sleepers issue the fence
     /// for it (the same answer on all of them; see [`membarrier`]).
     light_fences: bool,
+    /// This rank's last `membarrier` fence failed (see [`Shm::sleep_limit`]).
+    unfenced_sleep: bool,
     /// Declared last: unmapped after everything that points into it.
     _segment: Segment,
 }
@@ -257,6 +262,7 @@ impl Shm {
             place,
             node_single_copy,
             light_fences,
+            unfenced_sleep: false,
             _segment: segment,
         })
     }
@@ -636,7 +642,7 @@ impl Shm {
     /// How many local ranks that may run on the same CPUs as this one (the same
     /// affinity mask: bound to its core, or unbound like it) could use them: awake,
     /// not asleep in a wait, and not waiting in the collective area for as much as
-    /// this one waits for there ([`Shm::set_area_wait`], [`area::waits_as_long`]);
+    /// this one waits for there ([`Shm::mark_area_wait`], [`area::waits_as_long`]);
     /// this one included.
     pub(crate) fn awake_beside(&self) -> usize {
         let mine = self.inboxes[self.local].area_wait().load(Ordering::Relaxed);
@@ -655,21 +661,24 @@ impl Shm {
     }
 
     /// Publishes the collective over the area that this rank waits for every local
-    /// rank to enter (0: it waits for nothing there any more). A rank that shares its
-    /// CPU and finds this wait not over may keep the CPU instead of yielding it to
-    /// this one, which would only wait again.
-    pub(crate) fn set_area_wait(&self, seq: u64) {
-        self.inboxes[self.local]
-            .area_wait()
-            .store(seq, Ordering::Relaxed);
+    /// rank to enter, until the returned mark is dropped. A rank that shares its CPU
+    /// and waits for as much may keep the CPU instead of yielding it to this one,
+    /// which would only wait again. The mark must not outlive this transport.
+    pub(crate) fn mark_area_wait(&self, seq: u64) -> AreaWaitMark {
+        let inbox = self.inboxes[self.local];
+        inbox.area_wait().store(seq, Ordering::Relaxed);
+        AreaWaitMark { inbox }
     }
 
     /// Wakes every local rank that sleeps, if `worth_it` says so (asked only when
     /// some rank sleeps: doorbells are cheap to read, `worth_it` may not be). The
-    /// caller has just published what they wait for; a fence between that and the
+    /// caller has just published what they wait for. A fence between that and the
     /// doorbell reads (a full one, or the sleepers' [`membarrier`] fence) makes a rank
     /// that starts to sleep after this looked at its doorbell see it in its re-check
-    /// (see [`Shm::block`]).
+    /// (see [`Shm::block`]); and a full fence before `worth_it` reads what the other
+    /// publishers wrote makes, of two ranks publishing the last arrivals at once, at
+    /// least one see the other's and wake the sleeper (the sleeper's fence does not
+    /// order two publishers: it went to sleep long before).
     pub(crate) fn wake_sleepers(&mut self, worth_it: impl FnOnce() -> bool) {
         if self.light_fences {
             membarrier::light();
@@ -681,10 +690,13 @@ impl Shm {
             if l == self.local || self.inboxes[l].doorbell().load(Ordering::Relaxed) == AWAKE {
                 continue;
             }
-            if let Some(f) = worth_it.take()
-                && !f()
-            {
-                return;
+            if let Some(f) = worth_it.take() {
+                if self.light_fences {
+                    fence(Ordering::SeqCst);
+                }
+                if !f() {
+                    return;
+                }
             }
             self.notify(l);
         }
@@ -695,9 +707,20 @@ impl Shm {
     /// for in the collective area has happened; it runs after the doorbell is set.
     pub(crate) fn block(&mut self, timeout: Duration, recheck: &dyn Fn() -> bool) {
         if self.announce_sleep(ON_FUTEX) && !recheck() {
+            let timeout = self.sleep_limit(timeout);
             futex::wait(self.inboxes[self.local].doorbell(), ON_FUTEX, timeout);
         }
         self.end_sleep();
+    }
+
+    /// `timeout`, or less if this rank's last [`membarrier`] fence failed: the other
+    /// ranks still leave out their fences, so a wake-up may have been missed.
+    pub(crate) fn sleep_limit(&self, timeout: Duration) -> Duration {
+        if self.unfenced_sleep {
+            timeout.min(UNFENCED_SLEEP)
+        } else {
+            timeout
+        }
     }
 
     /// Prepares to sleep in the poller (mixed transports). Returns the socket to add to
@@ -724,15 +747,13 @@ impl Shm {
     /// meanwhile. Returns whether it is safe to sleep. Fences between the two: a
     /// SeqCst fence, which pairs with the one of a rank publishing in the collective
     /// area, and where the node has them a [`membarrier`] fence on every CPU, which
-    /// stands in for the fences publishers leave out (should it fail, a wake-up
-    /// missed meanwhile is caught by the sleep's timeout).
+    /// stands in for the fences publishers leave out (should it fail, this sleep is
+    /// cut short, [`Shm::sleep_limit`]).
     fn announce_sleep(&mut self, how: u32) -> bool {
         let inbox = self.inboxes[self.local];
         inbox.doorbell().store(how, Ordering::SeqCst);
         fence(Ordering::SeqCst);
-        if self.light_fences {
-            membarrier::heavy();
-        }
+        self.unfenced_sleep = self.light_fences && !membarrier::heavy();
         let mut ready =
             inbox.peek(self.head).is_some() || (inbox.has_waiters() && self.head != self.published);
         for &l in &self.blocked {
@@ -750,6 +771,18 @@ impl Shm {
         if let Some(w) = &self.wake {
             w.drain();
         }
+    }
+}
+
+/// A published wait in the collective area ([`Shm::mark_area_wait`]), withdrawn when
+/// the mark is dropped: when the wait ends, fails, or unwinds.
+pub(crate) struct AreaWaitMark {
+    inbox: Inbox,
+}
+
+impl Drop for AreaWaitMark {
+    fn drop(&mut self) {
+        self.inbox.area_wait().store(0, Ordering::Relaxed);
     }
 }
 

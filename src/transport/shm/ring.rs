@@ -23,7 +23,7 @@
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use super::segment::{LINE, ctl};
+use super::segment::{LINE, PAGE, ctl};
 use crate::transport::frame::{HEADER_LEN, Header};
 
 const MARKER: usize = 8;
@@ -184,7 +184,7 @@ impl Inbox {
     /// (its page-table entry is marked written), which a sender would otherwise pay
     /// page by page in its first pass through the ring. Only before anyone sends.
     pub(crate) fn touch_pages(&self) {
-        for pos in (0..self.lines).step_by(4096 / LINE) {
+        for pos in (0..self.lines).step_by(PAGE / LINE) {
             self.marker(pos).store(0, Ordering::Relaxed);
         }
     }
@@ -448,6 +448,19 @@ mod tests {
             n += 1;
         }
         assert!(consume(&l.inbox, &mut head).is_none());
+    }
+
+    #[test]
+    fn touched_pages_leave_an_empty_ring_that_still_wraps() {
+        let l = local(256);
+        l.inbox.touch_pages();
+        let (mut head, mut cache) = (0u64, 0u64);
+        assert!(consume(&l.inbox, &mut head).is_none());
+        for n in 0..600u64 {
+            let (h, p) = frame(n, (n as usize * 13) % 200);
+            assert!(l.inbox.try_push(&mut cache, 1, &h, &p));
+            assert_eq!(consume(&l.inbox, &mut head), Some((h, p)), "frame {n}");
+        }
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //! first rank, mapping by the others, and removal from /dev/shm.
 //!
 //! Layout: a 4 KiB header, then one block per local rank: a 4 KiB control page
-//! (its ring's tail, head and waiters, its doorbell, its pid and single-copy flag, the
-//! claim word of its split copies, each hot word on its own cache line) followed by
+//! (its ring's tail, head and waiters, its doorbell with its pid, single-copy and
+//! `membarrier` flags and placement key, the claim word of its split copies, what it
+//! waits for in the collective area, each hot word on its own cache line) followed by
 //! its inbox ring; then the collective area (one block per local rank, see
 //! [`super::area`]). Positions are offsets, never pointers. Invariants: the segment is created 0600 under a random name and
 //! unlinked by whichever rank maps it last (every rank maps it during init), so after
@@ -20,7 +21,7 @@ use crate::error::{Error, Result};
 
 /// Cache-line size all hot words are padded to.
 pub(crate) const LINE: usize = 64;
-const PAGE: usize = 4096;
+pub(crate) const PAGE: usize = 4096;
 const HEADER: usize = PAGE;
 const CONTROL: usize = PAGE;
 const MAGIC: u64 = 0x6f78_6d70_695f_7368; // "oxmpi_sh"
@@ -42,7 +43,7 @@ pub(crate) mod ctl {
     pub const LIGHT_FENCES: usize = 160;
     pub const CLAIM: usize = 192;
     /// The collective over the area the rank waits for every local rank to enter,
-    /// while it waits there (`Shm::set_area_wait`), on a line of its own: it changes
+    /// while it waits there (`Shm::mark_area_wait`), on a line of its own: it changes
     /// twice per wait, and every rank that publishes in the area reads the doorbells.
     pub const AREA_WAIT: usize = 256;
     /// A bitmap of waiting producers, one bit per local rank, to the page's end.
