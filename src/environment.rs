@@ -88,6 +88,16 @@ fn host_addr() -> Result<IpAddr> {
     }
 }
 
+/// Reads an on/off `OXMPI_*` variable: unset, empty or `1` is on, `0` off, anything
+/// else an error.
+fn env_switch(var: &str) -> Result<bool> {
+    match std::env::var(var).as_deref() {
+        Err(_) | Ok("1") | Ok("") => Ok(true),
+        Ok("0") => Ok(false),
+        Ok(other) => Err(Error::config(var, other, "0 or 1")),
+    }
+}
+
 /// The shared-memory settings: `OXMPI_SHM_RING_KB` (inbox ring size per rank),
 /// `OXMPI_EAGER_LIMIT`, `OXMPI_SHM_CHUNK` (bytes per frame when streaming a large
 /// message), `OXMPI_SHM_SINGLE_COPY` (0 forces the streaming path), `OXMPI_SHM_SPLIT`
@@ -96,20 +106,8 @@ fn host_addr() -> Result<IpAddr> {
 fn shm_config(eager: Option<usize>, oversubscribed: bool) -> Result<shm::Config> {
     let ring_kb =
         wait::env_number("OXMPI_SHM_RING_KB")?.map_or(shm::Config::DEFAULT_RING_KB, |n| n as usize);
-    let single_copy = match std::env::var("OXMPI_SHM_SINGLE_COPY").as_deref() {
-        Err(_) | Ok("1") | Ok("") => true,
-        Ok("0") => false,
-        Ok(other) => {
-            return Err(Error::config("OXMPI_SHM_SINGLE_COPY", other, "0 or 1"));
-        }
-    };
-    let membarrier = match std::env::var("OXMPI_SHM_MEMBARRIER").as_deref() {
-        Err(_) | Ok("1") | Ok("") => true,
-        Ok("0") => false,
-        Ok(other) => {
-            return Err(Error::config("OXMPI_SHM_MEMBARRIER", other, "0 or 1"));
-        }
-    };
+    let single_copy = env_switch("OXMPI_SHM_SINGLE_COPY")?;
+    let membarrier = env_switch("OXMPI_SHM_MEMBARRIER")?;
     shm::Config {
         ring_lines: ring_kb * 1024 / 64,
         // Ranks sharing cores pay a context switch for every rendezvous round trip, so
