@@ -279,7 +279,7 @@ pub fn wait_any(requests: &mut [Option<Request<'_>>]) -> Result<Option<(usize, S
 /// Progresses once and, if one of the requests has completed, takes it out of its
 /// slot and returns its index and status (`MPI_Testany`).
 pub fn test_any(requests: &mut [Option<Request<'_>>]) -> Result<Option<(usize, Status)>> {
-    engine::with(|e| e.progress().map(|_| ()))?;
+    engine::with(|e| e.poll())?;
     for (i, slot) in requests.iter_mut().enumerate() {
         if slot.as_ref().is_some_and(Request::is_complete) {
             let status = slot.take().expect("checked").wait()?;

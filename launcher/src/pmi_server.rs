@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 
+use oxmpi::bootstrap::rank_list::{self, Range};
 use oxmpi::bootstrap::wire::Line;
 
 /// Longest kvsname, key and value we advertise in `maxes` and enforce in `put`.
@@ -55,6 +56,9 @@ pub struct PmiServer {
     kvs: HashMap<String, (String, usize)>,
     kvs_bytes: usize,
     in_barrier: usize,
+    /// The ranks each rank finalized without a connection to (`oxmpi_finalizing`),
+    /// ascending.
+    unlinked: Vec<Vec<Range>>,
 }
 
 impl PmiServer {
@@ -70,6 +74,7 @@ impl PmiServer {
             kvs,
             kvs_bytes,
             in_barrier: 0,
+            unlinked: vec![Vec::new(); size],
         }
     }
 
@@ -177,6 +182,20 @@ impl PmiServer {
                     }
                 }
             }
+            "oxmpi_finalizing" => {
+                let line = match self.finalizing(rank, req) {
+                    Ok(()) => reply("oxmpi_finalizing_result", &[("rc", "0")]),
+                    Err(msg) => reply("oxmpi_finalizing_result", &[("rc", "-1"), ("msg", msg)]),
+                };
+                one(&mut out, line);
+            }
+            "oxmpi_silent" => {
+                let line = match req.get("from").unwrap_or("0").parse() {
+                    Ok(from) => self.silent(rank, from),
+                    Err(_) => reply("oxmpi_silent_result", &[("rc", "-1"), ("msg", "bad_from")]),
+                };
+                one(&mut out, line);
+            }
             "finalize" => {
                 self.ranks[rank].finalized = true;
                 one(&mut out, reply("finalize_ack", &[("rc", "0")]));
@@ -238,6 +257,37 @@ impl PmiServer {
                 Ok(())
             }
         }
+    }
+
+    /// `rank` finalizes without a connection to the ranks listed (more of them than
+    /// it listed before, if any).
+    fn finalizing(&mut self, rank: usize, req: &Line) -> Result<(), &'static str> {
+        let text = req.get("unlinked").unwrap_or("");
+        let ranges = rank_list::decode(text, self.ranks.len()).ok_or("malformed_rank_list")?;
+        let known = &mut self.unlinked[rank];
+        let (Some(&(first, _)), Some(&(_, end))) = (ranges.first(), known.last()) else {
+            known.extend(ranges);
+            return Ok(());
+        };
+        if first <= end {
+            return Err("ranks_not_after_those_listed_before");
+        }
+        known.extend(ranges);
+        Ok(())
+    }
+
+    /// The answer to `oxmpi_silent` from `rank`: the ranks from `from` on that
+    /// finalized without a connection to it, as many as fit a line.
+    fn silent(&self, rank: usize, from: usize) -> Line {
+        let silent: Vec<usize> = (from..self.ranks.len())
+            .filter(|&r| r != rank && rank_list::contains(&self.unlinked[r], rank))
+            .collect();
+        let (text, n) = rank_list::encode(&silent);
+        let mut line = reply("oxmpi_silent_result", &[("rc", "0"), ("ranks", &text)]);
+        if let Some(next) = silent.get(n) {
+            let _ = line.push("next", &next.to_string());
+        }
+        line
     }
 
     fn get(&self, req: &Line) -> Result<&str, String> {
@@ -470,6 +520,68 @@ mod tests {
             only_reply(s.handle(1, &req("cmd=spawn nprocs=2")), 1),
             "cmd=spawn_result rc=-1 msg=unknown_command\n"
         );
+    }
+
+    #[test]
+    fn finalizing_ranks_without_connections_are_reported_to_those_they_skipped() {
+        let mut s = server(4);
+        let ok = "cmd=oxmpi_finalizing_result rc=0\n";
+        assert_eq!(
+            only_reply(s.handle(3, &req("cmd=oxmpi_finalizing unlinked=0-1")), 3),
+            ok
+        );
+        assert_eq!(
+            only_reply(s.handle(2, &req("cmd=oxmpi_finalizing unlinked=0")), 2),
+            ok
+        );
+        assert_eq!(
+            only_reply(s.handle(2, &req("cmd=oxmpi_finalizing unlinked=1")), 2),
+            ok
+        );
+        let silent =
+            |s: &mut PmiServer, r: usize, line: &str| only_reply(s.handle(r, &req(line)), r);
+        assert_eq!(
+            silent(&mut s, 0, "cmd=oxmpi_silent"),
+            "cmd=oxmpi_silent_result rc=0 ranks=2-3\n"
+        );
+        assert_eq!(
+            silent(&mut s, 1, "cmd=oxmpi_silent from=3"),
+            "cmd=oxmpi_silent_result rc=0 ranks=3\n"
+        );
+        assert_eq!(
+            silent(&mut s, 3, "cmd=oxmpi_silent from=0"),
+            "cmd=oxmpi_silent_result rc=0 ranks=\n"
+        );
+        for bad in [
+            "cmd=oxmpi_finalizing unlinked=0",
+            "cmd=oxmpi_finalizing unlinked=4",
+            "cmd=oxmpi_finalizing unlinked=x",
+        ] {
+            assert!(silent(&mut s, 2, bad).contains("rc=-1"), "{bad}");
+        }
+        assert!(silent(&mut s, 0, "cmd=oxmpi_silent from=x").contains("rc=-1"));
+    }
+
+    #[test]
+    fn a_long_silent_list_goes_on_in_the_next_answer() {
+        let n = 20_000;
+        let mut s = server(n);
+        for r in (1..n).step_by(2) {
+            s.handle(r, &req("cmd=oxmpi_finalizing unlinked=0"));
+        }
+        let mut from = 0;
+        let mut seen = Vec::new();
+        loop {
+            let out = s.handle(0, &req(&format!("cmd=oxmpi_silent from={from}")));
+            let line = &out.replies[0].1;
+            let ranges = rank_list::decode(line.get("ranks").unwrap(), n).unwrap();
+            seen.extend(ranges.into_iter().flat_map(|(a, b)| a..=b));
+            match line.get("next") {
+                Some(next) => from = next.parse().unwrap(),
+                None => break,
+            }
+        }
+        assert_eq!(seen, (1..n).step_by(2).collect::<Vec<_>>());
     }
 
     #[test]

@@ -5,8 +5,17 @@
 //! (`OXMPI_NODE_ID`, and `PMI_process_mapping` for every rank), never from comparing
 //! host names. The per-job secret comes from `OXMPI_JOB_SECRET`, or is made by rank 0
 //! and shared through the key-value space when the launcher does not provide one.
+//!
+//! oxrun extends PMI-1 with two commands for finalize: a rank about to finalize names
+//! the ranks it has no connection to (`cmd=oxmpi_finalizing unlinked=RANKS`: they get
+//! no goodbye from it, see `engine::finalized`), and a rank that has waited long asks
+//! which ranks finalized without a connection to it (`cmd=oxmpi_silent from=RANK`,
+//! answered with `ranks=RANKS` and, when the list goes on, `next=RANK`); RANKS as in
+//! [`rank_list`]. A rank uses them only under oxrun (it sets `OXMPI_JOB_ID`), and stops
+//! when the launcher answers `rc` other than 0.
 
 mod pmi;
+pub mod rank_list;
 pub mod wire;
 
 use std::collections::HashMap;
@@ -25,6 +34,8 @@ pub(crate) struct Bootstrap {
     /// Per-job random id (names shared-memory segments).
     pub job_id: String,
     pmi: Option<PmiClient>,
+    /// Whether the launcher takes oxrun's finalize extension.
+    extension: bool,
     /// A singleton's own key-value space.
     local_kvs: HashMap<String, String>,
 }
@@ -106,6 +117,7 @@ impl Bootstrap {
                 oversubscribed,
                 job_id: random_hex(8),
                 pmi: None,
+                extension: false,
                 local_kvs: HashMap::new(),
             });
         };
@@ -127,6 +139,7 @@ impl Bootstrap {
         }
         // Without a usable map, treat every rank as remote: slower, never wrong.
         .unwrap_or_else(|| (0..size as u32).collect());
+        let extension = std::env::var_os("OXMPI_JOB_ID").is_some();
         let job_id = std::env::var("OXMPI_JOB_ID").unwrap_or_else(|_| {
             std::env::var("PMI_KVSNAME").unwrap_or_else(|_| format!("pmi{}", std::process::id()))
         });
@@ -137,6 +150,7 @@ impl Bootstrap {
             oversubscribed,
             job_id,
             pmi: Some(pmi),
+            extension,
             local_kvs: HashMap::new(),
         })
     }
@@ -219,6 +233,33 @@ impl Bootstrap {
             Some(p) => p.finalize(),
             None => Ok(()),
         }
+    }
+
+    /// Tells the launcher that this rank is finalizing without a connection to the
+    /// ranks `unlinked` (ascending), if it takes the extension.
+    pub(crate) fn announce_finalizing(&mut self, unlinked: &[usize]) -> Result<()> {
+        if let Some(p) = self.pmi.as_mut().filter(|_| self.extension) {
+            self.extension = p.finalizing(unlinked)?;
+        }
+        Ok(())
+    }
+
+    /// The ranks that finalized without a connection to this one, as far as the
+    /// launcher knows; `None` if it cannot tell (no launcher, or one without the
+    /// extension).
+    pub(crate) fn silent_peers(&mut self) -> Result<Option<Vec<usize>>> {
+        let Some(p) = self.pmi.as_mut().filter(|_| self.extension) else {
+            return Ok(None);
+        };
+        let ranks = p.silent(self.size)?;
+        self.extension = ranks.is_some();
+        Ok(ranks)
+    }
+
+    /// Whether the launcher can say which ranks finalized without a connection to
+    /// this one ([`Bootstrap::silent_peers`]).
+    pub(crate) fn tells_silent_peers(&self) -> bool {
+        self.pmi.is_some() && self.extension
     }
 
     /// Whether a launcher started this process (else it is a singleton).

@@ -9,6 +9,7 @@ use std::os::fd::{FromRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
+use super::rank_list;
 use super::wire::{Line, MAX_LINE};
 use crate::error::{Error, Result};
 
@@ -157,6 +158,52 @@ impl PmiClient {
             Some(l) => Err(fail(format!(
                 "expected cmd=barrier_out from the launcher, got {l}"
             ))),
+        }
+    }
+
+    /// Tells the launcher (oxrun's extension, `cmd=oxmpi_finalizing`) that this rank
+    /// is finalizing and has no connection to the ranks `unlinked` (ascending): they
+    /// get no goodbye from it. Returns whether the launcher took it (another launcher
+    /// answers that it does not know the command).
+    pub(crate) fn finalizing(&mut self, unlinked: &[usize]) -> Result<bool> {
+        let mut rest = unlinked;
+        loop {
+            let (text, n) = rank_list::encode(rest);
+            let mut l = Line::new("oxmpi_finalizing");
+            l.push("unlinked", &text).map_err(fail)?;
+            let reply = self.call(&l, "oxmpi_finalizing_result")?;
+            if reply.get("rc") != Some("0") {
+                return Ok(false);
+            }
+            rest = &rest[n..];
+            if rest.is_empty() {
+                return Ok(true);
+            }
+        }
+    }
+
+    /// The ranks that finalized without a connection to this one (they told the
+    /// launcher with [`PmiClient::finalizing`]); `None` if the launcher does not know
+    /// the extension (`cmd=oxmpi_silent`).
+    pub(crate) fn silent(&mut self, size: usize) -> Result<Option<Vec<usize>>> {
+        let mut ranks = Vec::new();
+        let mut from = 0;
+        loop {
+            let mut l = Line::new("oxmpi_silent");
+            l.push("from", &from.to_string()).map_err(fail)?;
+            let reply = self.call(&l, "oxmpi_silent_result")?;
+            if reply.get("rc") != Some("0") {
+                return Ok(None);
+            }
+            let text = reply.get("ranks").unwrap_or("");
+            let ranges = rank_list::decode(text, size)
+                .ok_or_else(|| fail(format!("the launcher sent a malformed rank list: {reply}")))?;
+            ranks.extend(ranges.into_iter().flat_map(|(a, b)| a..=b));
+            match reply.get("next").map(str::parse::<usize>) {
+                None => return Ok(Some(ranks)),
+                Some(Ok(next)) if next > from && next < size => from = next,
+                Some(_) => return Err(fail(format!("the launcher sent a bad next rank: {reply}"))),
+            }
         }
     }
 

@@ -11,8 +11,9 @@
 //! has finalized, in a blocking wait for it alone or in a wait for any of several
 //! that has stalled (a progress pass moved nothing, so no message of the rank to
 //! itself is on its way). Over TCP, Bye goes only on a connection the rank already
-//! sends on (one it opened, or the peer's it answers on): a peer it never exchanged
-//! a message with learns nothing (finalize opens no connections just to say goodbye).
+//! sends on (one it opened, or the peer's it answers on): finalize opens no
+//! connections just to say goodbye. A peer it never exchanged a message with learns
+//! of it from the launcher instead, once it has waited a while ([`super::silent_peers`]).
 //!
 //! [`Kind::Bye`]: crate::transport::frame::Kind::Bye
 

@@ -15,6 +15,7 @@ mod owner;
 pub(crate) mod protocol;
 pub(crate) mod requests;
 pub(crate) mod schedule;
+mod silent_peers;
 pub(crate) mod wait;
 
 use std::sync::{Arc, Mutex, PoisonError};
@@ -66,6 +67,8 @@ pub(crate) struct Engine {
     broken: Option<String>,
     /// Collective schedules in flight.
     colls: Vec<ReqId>,
+    /// When an idle rank asks the launcher for peers that finalized without a link.
+    silent: silent_peers::Watch,
 }
 
 /// Least eager credit a peer gets, however small the budget or large the job.
@@ -108,10 +111,11 @@ impl Engine {
         unexpected_budget: usize,
         error_mode: ErrorMode,
     ) -> Engine {
-        let (rank, size) = {
+        let (rank, size, tells_silent) = {
             let b = boot.lock().unwrap_or_else(PoisonError::into_inner);
-            (b.rank, b.size)
+            (b.rank, b.size, b.tells_silent_peers())
         };
+        let silent = silent_peers::Watch::new(tells_silent && net.has_tcp());
         // Each peer's share of the budget, but never so little that eager sends of
         // the largest eager size stop working.
         let per_peer = (unexpected_budget / size).max(MIN_CREDIT) as u64;
@@ -124,6 +128,7 @@ impl Engine {
             error_mode,
             broken: None,
             colls: Vec::new(),
+            silent,
         }
     }
 
@@ -323,6 +328,7 @@ impl Engine {
             }
             if moved {
                 idle.reset();
+                self.silent.moved();
                 continue;
             }
             if stalled(self) {
@@ -332,6 +338,8 @@ impl Engine {
             match idle.next(&self.policy, |cores| net.crowded(cores)) {
                 Step::Spin => std::hint::spin_loop(),
                 Step::Yield => std::thread::yield_now(),
+                Step::Sleep(_)
+                    if self.silent.due_before_sleep() && self.ask_for_silent_peers()? => {}
                 Step::Sleep(d) => self.net.block(d, recheck)?,
             }
         }
@@ -574,9 +582,20 @@ impl Engine {
     /// Progresses once; returns the result if request `id` has completed.
     pub(crate) fn test(&mut self, id: ReqId) -> Result<Option<Status>> {
         if !self.core.reqs.is_done(id) {
-            self.progress()?;
+            self.poll()?;
         }
         self.core.reqs.take_done(id).transpose()
+    }
+
+    /// Progresses once for a call that returns whatever happened (`test`): a loop of
+    /// them that stays idle asks the launcher for silent peers like a wait does.
+    pub(crate) fn poll(&mut self) -> Result<()> {
+        if self.progress()? {
+            self.silent.moved();
+        } else if self.silent.due_after_poll() {
+            self.ask_for_silent_peers()?;
+        }
+        Ok(())
     }
 
     /// The envelope of the oldest message matching `pattern`, if one has arrived.
@@ -631,9 +650,9 @@ impl Engine {
         // What we owe peers (answers, reads, copies) goes to the transports first,
         // then a Bye to every peer behind everything else we sent it.
         self.progress()?;
-        let linked: Vec<usize> = (0..self.core.finalized.size())
-            .filter(|&p| p != self.core.me && self.net.linked(p))
-            .collect();
+        let (linked, unlinked): (Vec<usize>, Vec<usize>) = (0..self.core.finalized.size())
+            .filter(|&p| p != self.core.me)
+            .partition(|&p| self.net.linked(p));
         self.core.say_bye(linked);
         self.flush_outbox()?;
         // Peers close their connections once every rank is in the fence, which may be
@@ -641,6 +660,10 @@ impl Engine {
         self.net.set_closing();
         let boot = Arc::clone(&self.boot);
         let lock_boot = || boot.lock().unwrap_or_else(PoisonError::into_inner);
+        if !unlinked.is_empty() {
+            // Those get no goodbye: the launcher tells them (see `silent_peers`).
+            lock_boot().announce_finalizing(&unlinked)?;
+        }
         lock_boot().fence_enter()?;
         loop {
             // The lock is not held while progressing: a send may need the bootstrap

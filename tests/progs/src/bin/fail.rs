@@ -11,7 +11,10 @@
 //! that does not exist, while the others wait for it: WAIT is `rank` (a receive from
 //! R), `any` (from any source), `anysub` (rank 0 from any source on a communicator
 //! of rank 0 and R, the others from rank 0), `probe` (a probe for R's message), `barrier`,
-//! `allreduce`, `ssend` (a synchronous send to R) or `bigsend` (a 1 MiB send to R).
+//! `allreduce`, `ssend` (a synchronous send to R), `bigsend` (a 1 MiB send to R) or
+//! `testloop` (a loop of tests of a receive from R). `fail quiet R WAIT` is `finalize`
+//! without the collective every mode starts with, so R never exchanged a message with
+//! anyone (over TCP it has no connection to tell the waiters on).
 //! Every rank first writes "PID JOB_ID" to DIR/pid.RANK (DIR:
 //! the OXMPI_TEST_PIDDIR variable); the surviving ranks then block in a receive that
 //! never completes, so the launcher must end them.
@@ -88,6 +91,11 @@ fn wait_for_departed(
         "allreduce" => world.allreduce(&[1u32; 3], &mut [0u32; 3], oxmpi::Op::Sum)?,
         "ssend" => world.ssend(&buf[..8], victim, 999)?,
         "bigsend" => world.send(&buf, victim, 999)?,
+        "testloop" => oxmpi::scope(|s| -> oxmpi::Result<()> {
+            let mut r = world.irecv(s, &mut buf[..8], victim, 999)?;
+            while r.test()?.is_none() {}
+            Ok(())
+        })?,
         _ => panic!("unknown wait {wait}"),
     }
     universe.finalize()
@@ -118,12 +126,14 @@ fn main() -> oxmpi::Result<()> {
     let universe = oxmpi::init()?;
     let world = universe.world();
     // Every rank is up before anyone fails.
-    world.dup()?;
+    if how != "quiet" {
+        world.dup()?;
+    }
     if how == "split" {
         let flag = |f: &str| args[3..].iter().any(|a| a == f);
         split_paths(&world, &args[2], flag("mid"), flag("reversed"))?;
     }
-    if how == "finalize" || how == "return" {
+    if matches!(how, "finalize" | "return" | "quiet") {
         return wait_for_departed(universe, how, victim, &args[3]);
     }
     if rank == victim {

@@ -1,0 +1,141 @@
+//! Peers that finalized without saying goodbye to this rank.
+//!
+//! A finalizing rank says goodbye only on links it has (see [`super::finalized`]):
+//! over TCP, a peer it never exchanged a message with hears nothing, and would wait
+//! for ever for a message from it. So a finalizing rank also tells the launcher which
+//! ranks it has no link to (oxrun's finalize extension, see [`crate::bootstrap`]),
+//! and a rank whose wait has been idle for [`FIRST_ASK`] asks the launcher which
+//! ranks finalized without a link to it, then again at doubling intervals up to
+//! [`MAX_GAP`] while the wait stays idle. Nothing can come from such a rank (it never
+//! sent this rank anything, and sends nothing once finalizing), so what only it could
+//! complete fails as if its goodbye had arrived. Only ranks with TCP peers ask; waits
+//! that sleep read the clock before sleeping, and loops of `test` calls every
+//! [`POLLS_PER_CLOCK`] idle calls.
+
+use std::time::{Duration, Instant};
+
+use super::Engine;
+use crate::error::Result;
+
+/// Idle time of a wait before its first question to the launcher.
+const FIRST_ASK: Duration = Duration::from_millis(100);
+/// Longest interval between questions while a wait stays idle.
+const MAX_GAP: Duration = Duration::from_secs(1);
+/// Idle `test` calls between clock reads.
+const POLLS_PER_CLOCK: u32 = 1024;
+
+/// When an idle rank next asks the launcher for peers that finalized without a link
+/// to it.
+pub(crate) struct Watch {
+    /// Whether this rank asks at all (it has TCP peers, and the launcher can tell).
+    enabled: bool,
+    /// When the rank went idle (at the first clock read since it last moved).
+    since: Option<Instant>,
+    /// Idle time at which it asks next.
+    next: Duration,
+    /// Idle `test` calls since the last clock read.
+    polls: u32,
+}
+
+impl Watch {
+    pub(crate) fn new(enabled: bool) -> Watch {
+        Watch {
+            enabled,
+            since: None,
+            next: FIRST_ASK,
+            polls: 0,
+        }
+    }
+
+    /// Something moved: the rank is not idle.
+    #[inline]
+    pub(crate) fn moved(&mut self) {
+        if self.since.is_some() {
+            *self = Watch::new(self.enabled);
+        }
+    }
+
+    /// A wait is about to sleep: whether to ask first.
+    pub(crate) fn due_before_sleep(&mut self) -> bool {
+        self.enabled && self.due(Instant::now())
+    }
+
+    /// A `test` call moved nothing: whether to ask.
+    #[inline]
+    pub(crate) fn due_after_poll(&mut self) -> bool {
+        if !self.enabled {
+            return false;
+        }
+        self.polls += 1;
+        self.polls % POLLS_PER_CLOCK == 0 && self.due(Instant::now())
+    }
+
+    fn due(&mut self, now: Instant) -> bool {
+        let idle = now - *self.since.get_or_insert(now);
+        if idle < self.next {
+            return false;
+        }
+        // The idle time doubles between questions until they are MAX_GAP apart.
+        self.next = idle + idle.clamp(FIRST_ASK, MAX_GAP);
+        true
+    }
+}
+
+impl Engine {
+    /// Asks the launcher which ranks finalized without a link to this one and fails
+    /// what only they could complete. Returns whether it learnt of any.
+    pub(crate) fn ask_for_silent_peers(&mut self) -> Result<bool> {
+        if self.core.finalizing {
+            // Waiting in the finalize fence: the PMI connection belongs to it, and a
+            // finalizing rank fails nothing.
+            return Ok(false);
+        }
+        let silent = {
+            let mut boot = self
+                .boot
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            boot.silent_peers()?
+        };
+        let Some(silent) = silent else {
+            self.silent = Watch::new(false);
+            return Ok(false);
+        };
+        let mut learnt = false;
+        for peer in silent {
+            if peer != self.core.me && !self.core.finalized.has(peer) {
+                self.core.peer_finalized(peer);
+                learnt = true;
+            }
+        }
+        Ok(learnt)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn asks_after_the_first_idle_spell_then_at_doubling_gaps() {
+        let mut w = Watch::new(true);
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        assert!(!w.due(t0) && !w.due(at(99)));
+        assert!(w.due(at(100)) && !w.due(at(150)));
+        assert!(w.due(at(200)) && !w.due(at(350)));
+        assert!(w.due(at(400)));
+        assert!(w.due(at(5000)) && !w.due(at(5999)) && w.due(at(6000)));
+        w.moved();
+        assert!(w.since.is_none() && w.next == FIRST_ASK);
+    }
+
+    #[test]
+    fn a_disabled_watch_never_asks() {
+        let mut w = Watch::new(false);
+        for _ in 0..4 * POLLS_PER_CLOCK {
+            assert!(!w.due_after_poll());
+        }
+        assert!(!w.due_before_sleep());
+    }
+}
