@@ -321,6 +321,8 @@ impl Engine {
         mut stalled: impl FnMut(&mut Engine) -> bool,
     ) -> Result<()> {
         let mut idle = Idle::new();
+        // Idle time counts from this wait on (the last one may have ended idle).
+        self.silent.moved();
         loop {
             let moved = self.progress()?;
             if done(self) {
@@ -647,9 +649,12 @@ impl Engine {
         }
         self.core.finalizing = true;
         self.core.matcher.clear_unexpected();
-        // What we owe peers (answers, reads, copies) goes to the transports first,
-        // then a Bye to every peer behind everything else we sent it.
+        // What we owe peers (answers, reads, copies) goes to the transports first
+        // (progress may leave frames a schedule queued in the outbox: they go too, so
+        // that every peer this rank ever sends to counts as linked below), then a Bye
+        // to every peer behind everything else we sent it.
         self.progress()?;
+        self.flush_outbox()?;
         let (linked, unlinked): (Vec<usize>, Vec<usize>) = (0..self.core.finalized.size())
             .filter(|&p| p != self.core.me)
             .partition(|&p| self.net.linked(p));

@@ -6,11 +6,17 @@
 //! ranks it has no link to (oxrun's finalize extension, see [`crate::bootstrap`]),
 //! and a rank whose wait has been idle for [`FIRST_ASK`] asks the launcher which
 //! ranks finalized without a link to it, then again at doubling intervals up to
-//! [`MAX_GAP`] while the wait stays idle. Nothing can come from such a rank (it never
-//! sent this rank anything, and sends nothing once finalizing), so what only it could
-//! complete fails as if its goodbye had arrived. Only ranks with TCP peers ask; waits
-//! that sleep read the clock before sleeping, and loops of `test` calls every
-//! [`POLLS_PER_CLOCK`] idle calls.
+//! [`MAX_GAP`] while the wait stays idle. Nothing can come from such a rank: it never
+//! sent this rank anything (every send opens or answers a connection, which makes a
+//! link), and once finalizing it writes at most the hello that answers a connection
+//! of this rank's, never a frame that completes anything. So what only it could
+//! complete fails as if its goodbye had arrived. Only ranks with TCP peers ask; a wait
+//! counts its idle time from its start and reads the clock only before it sleeps
+//! (after its spin and yield phases), a loop of `test` calls every
+//! [`POLLS_PER_CLOCK`] idle calls. Any progress counts as activity, also traffic that
+//! does not concern the wait. The launcher keeps each finalizing rank's list as
+//! ranges and scans every rank's list per question: fine for the jobs one machine
+//! runs, quadratic in the rank count for very large ones.
 
 use std::time::{Duration, Instant};
 
