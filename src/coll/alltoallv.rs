@@ -14,7 +14,7 @@ use super::check_layout;
 use super::select::{self, Algorithm, Collective};
 use crate::comm::Comm;
 use crate::engine::schedule::{Buf, Schedule, Span};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::request::{Request, Scope};
 
 /// One side of an alltoallv: counts and displacements, in elements.
@@ -176,6 +176,13 @@ impl Comm {
                 size,
                 false,
             )?;
+            let rank = self.rank() as usize;
+            let (out, back) = (sends.counts[rank], recvs.counts[rank]);
+            if out != back {
+                return Err(Error::InvalidArgument(format!(
+                    "alltoallv: rank {rank} sends itself {out} elements but expects {back} from itself (sendcounts[{rank}] and recvcounts[{rank}] must agree)"
+                )));
+            }
         }
         let out_bytes = send
             .as_ref()

@@ -145,7 +145,11 @@ impl Comm {
                 counts.len()
             )));
         }
-        let total: usize = counts.iter().sum();
+        let Some(total) = counts.iter().try_fold(0usize, |t, &c| t.checked_add(c)) else {
+            return Err(Error::InvalidArgument(format!(
+                "{name}: the counts add up to more than any buffer can hold"
+            )));
+        };
         match send {
             Some(send) if send.len() != total => {
                 return Err(wrong_len(

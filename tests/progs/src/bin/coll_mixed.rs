@@ -293,6 +293,37 @@ fn errors(world: &Comm) {
         "allgatherv counts",
         "one of each per rank",
     );
+    {
+        // This rank sends itself 2 elements but expects 1 from itself.
+        let n = size as usize;
+        let (mut scounts, rcounts) = (vec![1; n], vec![1; n]);
+        scounts[world.rank() as usize] = 2;
+        let sdispls: Vec<usize> = (0..n).map(|r| r * 2).collect();
+        let rdispls: Vec<usize> = (0..n).collect();
+        expect_invalid(
+            world.alltoallv(
+                &vec![1u8; 2 * n],
+                &scounts,
+                &sdispls,
+                &mut vec![0u8; n],
+                &rcounts,
+                &rdispls,
+            ),
+            "alltoallv self counts",
+            "expects 1 from itself",
+        );
+    }
+    if size > 1 {
+        // Counts whose sum wraps around to the send buffer's length.
+        let mut wrapping = vec![0; size as usize];
+        wrapping[0] = usize::MAX;
+        wrapping[size as usize - 1] = 2;
+        expect_invalid(
+            world.reduce_scatter(&[1u32], &mut [0u32; 2], &wrapping, Op::Sum),
+            "reduce_scatter counts that overflow",
+            "add up to more",
+        );
+    }
     match oxmpi::set_algorithm(Collective::Bcast, Some("telepathy")) {
         Err(Error::InvalidArgument(msg)) => {
             assert!(msg.contains("binomial, scatter_allgather"), "{msg}")
