@@ -189,6 +189,18 @@ fn waiting_for_a_rank_that_finalized_fails_instead_of_hanging() {
     }
 }
 
+/// A panic that unwinds out of an oxmpi call ends the job even where the program
+/// catches it: the call's buffers may still be in use.
+#[test]
+fn a_caught_panic_inside_an_oxmpi_call_ends_the_job() {
+    let (code, err) = run_failing(2, &["catchop", "1"]);
+    assert_eq!(code, Some(101), "{err}");
+    assert!(
+        err.contains("rank 1 panicked inside an oxmpi call"),
+        "{err}"
+    );
+}
+
 #[test]
 fn a_panic_with_operations_in_flight_ends_the_job() {
     let (code, err) = run_failing(3, &["panicscope", "1"]);

@@ -82,7 +82,9 @@ const LAUNCHER_GRACE: Duration = Duration::from_secs(5);
 ///
 /// After a fatal failure in [`ErrorMode::Return`] the engine is broken: every later
 /// call fails at once and nothing progresses any more, so no transport ever writes
-/// into a receive buffer whose call already returned with the failure.
+/// into a receive buffer whose call already returned with the failure. Where a peer
+/// writes into this rank's memory itself (a split single copy in progress) the
+/// failure ends the job in either mode.
 pub(crate) fn with<R>(f: impl FnOnce(&mut Engine) -> Result<R>) -> Result<R> {
     owner::with_engine(|eng| {
         if let Some(why) = &eng.broken {
@@ -92,7 +94,9 @@ pub(crate) fn with<R>(f: impl FnOnce(&mut Engine) -> Result<R>) -> Result<R> {
         if let Err(e) = &result
             && e.is_fatal()
         {
-            if eng.error_mode == ErrorMode::Fatal {
+            // A peer helping with a split copy may still write into a receive
+            // buffer of ours, which the caller would free on return: end the job.
+            if eng.error_mode == ErrorMode::Fatal || !eng.core.shared.is_empty() {
                 eng.die(e);
             }
             eng.broken = Some(e.to_string());

@@ -43,11 +43,25 @@ fn thread_id() -> u64 {
     })
 }
 
-/// Clears the busy flag when an access ends, also by unwinding.
+/// Clears the busy flag when an access ends. Ends the job when it ends by unwinding
+/// (a user's reduction operation panicked, say): the call's buffers may still be
+/// posted in the engine, and a caller that caught the panic would free them while
+/// the engine, or a peer copying into them, still writes there.
 struct Busy;
 
 impl Drop for Busy {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // SAFETY: still inside the access that set the busy flag, on the owning
+            // thread; the frames that borrowed the engine have unwound already.
+            if let Some(engine) = unsafe { &mut *SLOT.engine.get() } {
+                let why = format!(
+                    "rank {} panicked inside an oxmpi call; ending the job",
+                    engine.core.me
+                );
+                engine.abort_job(101, &why, true);
+            }
+        }
         BUSY.with(|b| b.set(false));
     }
 }

@@ -2,7 +2,8 @@
 //! `fail kill R` makes rank R kill itself with SIGKILL, `fail abort R CODE` makes it
 //! call abort, `fail killearly R` kills rank R before it starts oxmpi (while the others
 //! set up shared memory), `fail panic R` makes rank R panic (nothing in flight),
-//! `fail panicscope R` makes rank R panic inside a scope with a receive in flight, `fail split OP` has every rank call collective OP with counts
+//! `fail panicscope R` makes rank R panic inside a scope with a receive in flight,
+//! `fail catchop R` makes rank R catch the panic of a reduction operation and go on, `fail split OP` has every rank call collective OP with counts
 //! that send rank 0 to the node's shared-memory area and the others to messages
 //! (`fail split OP reversed`: the other way round; `fail split OP mid [reversed]`:
 //! rank 0 in the 2-rank area band of 4-32 KiB, the others just below it, where a
@@ -135,6 +136,20 @@ fn main() -> oxmpi::Result<()> {
     }
     if matches!(how, "finalize" | "return" | "quiet") {
         return wait_for_departed(universe, how, victim, &args[3]);
+    }
+    if how == "catchop" {
+        // A reduction operation that panics on rank R inside an allreduce, caught by
+        // the program there, which then carries on as if nothing happened.
+        let boom = oxmpi::Op::commutative(move |input: &[u32], inout: &mut [u32]| {
+            assert!(rank != victim, "deliberate panic in an operation");
+            inout[0] += input[0];
+        });
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            world.allreduce(&[1u32], &mut [0u32], boom)
+        }));
+        assert_eq!(caught.is_err(), rank == victim);
+        world.barrier()?;
+        return universe.finalize();
     }
     if rank == victim {
         match how {
