@@ -5,7 +5,9 @@
 //! [`Universe`], whose drop (or [`Universe::finalize`]) ends this rank's part in the
 //! job. Invariant: at most one universe per process at a time.
 
+use std::marker::PhantomData;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Instant;
 
@@ -47,9 +49,19 @@ pub enum Threading {
 /// universe.finalize()?;
 /// # Ok(()) }
 /// ```
+///
+/// A `Universe` stays on the thread that called [`init`] (it is not `Send`): only that
+/// thread may finalize (`MPI_THREAD_FUNNELED`).
+///
+/// ```compile_fail
+/// let universe = oxmpi::init().unwrap();
+/// std::thread::spawn(move || universe.finalize()).join().unwrap().unwrap();
+/// ```
 pub struct Universe {
     world: Comm,
     finalized: bool,
+    /// Not `Send`: the engine belongs to the thread that called [`init`].
+    _funneled: PhantomData<*const ()>,
 }
 
 /// Which transports to use, from `OXMPI_TRANSPORT`.
@@ -146,6 +158,9 @@ fn shm_config(eager: Option<usize>, oversubscribed: bool) -> Result<shm::Config>
 pub fn init() -> Result<Universe> {
     if engine::is_running() {
         return Err(Error::AlreadyInitialized);
+    }
+    if FINALIZED.load(Ordering::Relaxed) {
+        return Err(Error::Finalized);
     }
     wtime();
     let choice = TransportChoice::from_env()?;
@@ -249,6 +264,7 @@ pub fn init() -> Result<Universe> {
     Ok(Universe {
         world: Comm::world(rank, size),
         finalized: false,
+        _funneled: PhantomData,
     })
 }
 
@@ -293,8 +309,13 @@ impl Universe {
     }
 }
 
+/// Set once this process has finalized: it cannot initialize again (as
+/// `MPI_Init` after `MPI_Finalize`).
+static FINALIZED: AtomicBool = AtomicBool::new(false);
+
 /// Finalizes the engine, then frees what this thread kept for temporaries.
 fn finish(e: Engine) -> Result<()> {
+    FINALIZED.store(true, Ordering::Relaxed);
     let result = e.finalize();
     crate::userbuf::release_kept();
     result

@@ -16,8 +16,14 @@ pub type Tag = i32;
 #[non_exhaustive]
 pub enum Error {
     /// A call was made before [`crate::init`] or after the universe was finalized.
-    #[error("oxmpi is not initialized (call oxmpi::init() first, and keep the Universe alive)")]
+    #[error(
+        "oxmpi is not initialized (call oxmpi::init() first and keep the Universe alive; no call works after finalize)"
+    )]
     NotInitialized,
+    /// [`crate::init`] was called after this process finalized (as `MPI_Init` after
+    /// `MPI_Finalize`).
+    #[error("oxmpi was finalized in this process and cannot be initialized again")]
+    Finalized,
     /// A call came from another thread than the one that called [`crate::init`]
     /// (oxmpi offers `MPI_THREAD_FUNNELED`).
     #[error("oxmpi calls must come from the thread that called oxmpi::init (MPI_THREAD_FUNNELED)")]

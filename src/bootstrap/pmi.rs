@@ -7,6 +7,7 @@
 use std::io::{self, Read, Write};
 use std::os::fd::{FromRawFd, RawFd};
 use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::rank_list;
@@ -24,8 +25,16 @@ fn fail(what: impl std::fmt::Display) -> Error {
 }
 
 impl PmiClient {
-    /// Takes over `fd` and performs `cmd=init`.
+    /// Takes over `fd` and performs `cmd=init`, once per process: the descriptor is
+    /// closed when the client goes, and its number may belong to another file by a
+    /// second call.
     pub(crate) fn connect(fd: RawFd) -> Result<PmiClient> {
+        static TAKEN: AtomicBool = AtomicBool::new(false);
+        if TAKEN.swap(true, Ordering::Relaxed) {
+            return Err(fail(format!(
+                "PMI_FD={fd} was taken by an earlier init in this process; oxmpi can be initialized once"
+            )));
+        }
         // The fd must be an open socket: check before taking ownership of it.
         // SAFETY: fcntl(F_GETFD) only inspects the descriptor.
         if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {

@@ -1,6 +1,7 @@
 //! Truncation: a message larger than the receive buffer is an error naming both sizes,
 //! nothing is written into or past the buffer, and communication goes on afterwards.
 //! Eager and rendezvous sizes; each rank sends to its right neighbour (itself if alone).
+//! After finalize, calls and a second init are clear errors.
 
 use oxmpi::Error;
 use oxmpi_testprogs::{check, pattern};
@@ -120,5 +121,13 @@ fn main() -> oxmpi::Result<()> {
             || format!("expected truncation, got {refused:?}"),
         );
     }
-    universe.finalize()
+    universe.finalize()?;
+    // After finalize: calls on a kept communicator and a second init are clear errors
+    // (a second init must not take over whatever file now has the PMI descriptor's
+    // number).
+    let late = world.send(&[1u8], rank, 12);
+    assert!(matches!(late, Err(Error::NotInitialized)), "{late:?}");
+    let again = oxmpi::init();
+    assert!(matches!(again, Err(Error::Finalized)), "{:?}", again.err());
+    Ok(())
 }
