@@ -120,18 +120,21 @@ fn shm_config(eager: Option<usize>, oversubscribed: bool) -> Result<shm::Config>
         wait::env_number("OXMPI_SHM_RING_KB")?.map_or(shm::Config::DEFAULT_RING_KB, |n| n as usize);
     let single_copy = env_switch("OXMPI_SHM_SINGLE_COPY")?;
     let membarrier = env_switch("OXMPI_SHM_MEMBARRIER")?;
+    let ring_lines = ring_kb.saturating_mul(1024) / 64;
+    // Defaults fit the ring; values set explicitly are checked against it.
+    let cap = shm::Config::largest_payload(ring_lines);
     shm::Config {
-        ring_lines: ring_kb * 1024 / 64,
+        ring_lines,
         // Ranks sharing cores pay a context switch for every rendezvous round trip, so
         // they send more eagerly (bcast of 8 KiB on 4 ranks over 2 cores: 3 us eager,
         // 11-24 us by rendezvous).
         eager_limit: eager.unwrap_or(if oversubscribed {
-            shm::Config::OVERSUBSCRIBED_EAGER
+            shm::Config::OVERSUBSCRIBED_EAGER.min(cap)
         } else {
-            shm::Config::DEFAULT_EAGER
+            shm::Config::DEFAULT_EAGER.min(cap)
         }),
         chunk: wait::env_number("OXMPI_SHM_CHUNK")?
-            .map_or(shm::Config::DEFAULT_CHUNK, |n| n as usize),
+            .map_or(shm::Config::DEFAULT_CHUNK.min(cap), |n| n as usize),
         single_copy,
         membarrier,
         // Splitting a copy pays only with a core free for the sender.

@@ -109,6 +109,19 @@ fn bad_shared_memory_settings_are_clear_errors() {
     }
 }
 
+/// Every ring size the variable accepts works with the other settings left at their
+/// defaults (which shrink to what a small ring carries).
+#[test]
+fn small_rings_work_without_other_settings() {
+    for kb in ["4", "8", "16"] {
+        let out = Job::new(2, "p2p_allpairs")
+            .env("OXMPI_SHM_RING_KB", kb)
+            .output();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "OXMPI_SHM_RING_KB={kb}: {err}");
+    }
+}
+
 #[test]
 fn stress_random_sizes_and_peers() {
     suite("shm_stress", "stress");

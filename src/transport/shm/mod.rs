@@ -63,6 +63,13 @@ impl Config {
     pub(crate) const DEFAULT_CHUNK: usize = 32 * 1024;
     pub(crate) const DEFAULT_SPLIT: usize = 256 * 1024;
 
+    /// The largest frame payload a ring of `ring_lines` lines carries: defaults of the
+    /// eager limit and chunk size are capped to it, so every ring size works without
+    /// setting them too.
+    pub(crate) fn largest_payload(ring_lines: usize) -> usize {
+        ring::max_payload(ring_lines)
+    }
+
     /// Checks the settings against each other.
     pub(crate) fn validated(self) -> Result<Config> {
         let max = ring::max_payload(self.ring_lines);

@@ -80,7 +80,7 @@ fn expand(c: &[u8; COMPACT_LEN]) -> (Header, usize) {
 /// Largest payload a frame may carry in a ring of `ring_lines` lines (half the ring,
 /// so two frames can always be in flight).
 pub(crate) fn max_payload(ring_lines: usize) -> usize {
-    ring_lines / 2 * LINE - PREFIX
+    (ring_lines / 2 * LINE).saturating_sub(PREFIX)
 }
 
 /// Raw access to one rank's control page and ring.
