@@ -116,6 +116,19 @@ fn disagreeing_counts_over_shared_memory_are_errors() {
     }
 }
 
+/// Ranks that disagree on counts in collectives that go as messages, and carry on
+/// after the error: none waits forever, and they stay in step.
+#[test]
+fn disagreeing_counts_over_messages_end_no_rank_waiting() {
+    for n in [2, 3, 4, 5] {
+        let out = Job::new(n, "coll_mixed")
+            .args(["disagree_messages"])
+            .env("OXMPI_TRANSPORT", "tcp")
+            .success();
+        assert!(out.contains("ok disagree_messages"), "{n} ranks: {out}");
+    }
+}
+
 /// Ranks that finish the last collective early finalize while others still wait in
 /// it for a late rank: nobody takes that for a rank that left without its part.
 #[test]

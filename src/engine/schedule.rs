@@ -240,7 +240,10 @@ impl Schedule {
     }
 
     /// Takes the result of a finished send or receive (`expect`: the bytes a receive
-    /// must get); a fatal failure ends the schedule, others fail it at its end.
+    /// must get); a fatal failure ends the schedule, others fail it at its end. The
+    /// steps after such a failure (ranks disagreeing on counts) still run, with
+    /// whatever the buffers hold, so that every peer still gets the messages it waits
+    /// for and fails or finishes too instead of waiting forever.
     fn retire(&mut self, result: Result<Status>, expect: Option<usize>) -> Result<()> {
         match result {
             Err(e) if e.is_fatal() => return Err(e),
@@ -273,13 +276,26 @@ impl Schedule {
                     }
                 }
             }
-            if self.failed.is_some() || self.next == self.steps.len() {
+            if self.next == self.steps.len() {
                 if !self.inflight.is_empty() {
                     return Ok(None);
                 }
                 return Ok(Some(match self.failed.take() {
                     Some(e) => Err(Error::InvalidArgument(format!(
-                        "a collective's buffers or counts do not agree across ranks: {e}"
+                        "a collective's buffers or counts do not agree across ranks: {}",
+                        match e {
+                            Error::InvalidArgument(why) => why,
+                            // The tag is the collective's own, of no use to the caller.
+                            Error::Truncated {
+                                source_rank,
+                                message_bytes,
+                                buffer_bytes,
+                                ..
+                            } => format!(
+                                "{message_bytes} bytes from rank {source_rank} do not fit in {buffer_bytes} bytes"
+                            ),
+                            other => other.to_string(),
+                        }
                     ))),
                     None => Ok(Status::empty()),
                 }));

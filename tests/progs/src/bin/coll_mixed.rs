@@ -334,6 +334,31 @@ fn errors(world: &Comm) {
     world.barrier().expect("barrier after errors");
 }
 
+/// Collectives as messages where the last rank passes longer vectors than the
+/// others and every rank carries on after an error: each collective fails on at
+/// least one rank, no rank waits forever, and later collectives stay in step.
+fn disagreeing_counts_on_messages(world: &Comm) -> oxmpi::Result<()> {
+    let (rank, size) = (world.rank(), world.size() as usize);
+    let n = if rank + 1 == size as i32 { 3 } else { 2 };
+    let mut noticed = 0u32;
+    let mut note = |bit: u32, r: oxmpi::Result<()>| match r {
+        Ok(()) => {}
+        Err(Error::InvalidArgument(msg)) if msg.contains("do not agree") => noticed |= bit,
+        Err(e) => panic!("rank {rank}: expected a disagreement error, got {e:?}"),
+    };
+    note(1, world.bcast(&mut vec![7u32; n], 0));
+    note(2, world.allreduce(&vec![1u32; n], &mut vec![0; n], Op::Sum));
+    note(4, world.allgather(&vec![1u16; n], &mut vec![0; n * size]));
+    note(8, world.scan(&vec![1u32; n], &mut vec![0; n], Op::Sum));
+    let mut all = [0u32];
+    world.allreduce(&[noticed], &mut all, Op::BitOr)?;
+    assert_eq!(all[0], 15, "some collective failed on no rank");
+    let mut sum = [0u32];
+    world.allreduce(&[1], &mut sum, Op::Sum)?;
+    assert_eq!(sum[0], size as u32, "in step after the errors");
+    Ok(())
+}
+
 /// Collective `op` as the last call before finalize, entered at staggered times
 /// (`reversed`: the last rank first): ranks that finish early finalize while others
 /// still wait in the same collective for a late one, which must not be taken for a
@@ -370,6 +395,13 @@ fn main() -> oxmpi::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("disagree") {
         disagreeing_counts(&world);
+        return universe.finalize();
+    }
+    if args.get(1).map(String::as_str) == Some("disagree_messages") {
+        disagreeing_counts_on_messages(&world)?;
+        if world.rank() == 0 {
+            println!("ok disagree_messages");
+        }
         return universe.finalize();
     }
     if args.get(1).map(String::as_str) == Some("stagger") {
