@@ -96,6 +96,11 @@ pub enum Error {
         /// What this rank waits for, and who finalized.
         detail: String,
     },
+    /// A blocking call waits for something only this rank itself could do while it
+    /// waits: a receive or probe for a message from itself that it never sent, a send
+    /// to itself too large to buffer with no receive posted. It would wait forever.
+    #[error("deadlock: {0}")]
+    Deadlock(String),
     /// A peer sent something that breaks the wire protocol.
     #[error("rank {rank}: protocol error from peer rank {peer}: {detail}")]
     Protocol {

@@ -34,6 +34,11 @@ fn wildcards_and_master_worker() {
 }
 
 #[test]
+fn waiting_for_only_oneself_is_a_deadlock_error() {
+    suite("p2p_self_deadlock", "self");
+}
+
+#[test]
 fn truncation_is_an_error_and_writes_nothing() {
     suite("p2p_truncate", "truncate");
 }

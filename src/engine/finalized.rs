@@ -78,8 +78,16 @@ impl Finalized {
     /// `pair` has finalized.
     fn silent_group(&self, pair: u32) -> bool {
         match pair {
-            0 => self.all_others(),
+            0 => self.world_silent(),
             _ => self.groups.get(&pair).is_some_and(|g| g.1),
+        }
+    }
+
+    /// Whether the communicator with context pair `pair` has no member but this rank.
+    pub(crate) fn alone(&self, pair: u32) -> bool {
+        match pair {
+            0 => self.gone.len() == 1,
+            _ => self.groups.get(&pair).is_some_and(|g| g.0.len() == 1),
         }
     }
 
@@ -90,9 +98,9 @@ impl Finalized {
         self.any_silent
     }
 
-    /// Whether every rank but this one has finalized.
-    fn all_others(&self) -> bool {
-        self.count + 1 >= self.gone.len()
+    /// Whether the world has other ranks and all of them have finalized.
+    fn world_silent(&self) -> bool {
+        self.gone.len() > 1 && self.count + 1 >= self.gone.len()
     }
 
     /// A communicator with context pair `pair` and `group` (world ranks) exists.
@@ -119,10 +127,13 @@ impl Finalized {
     /// came or went: rare events).
     fn refresh(&mut self) {
         let (me, gone) = (self.me, &self.gone);
+        // A communicator of this rank alone is never silent: its receives wait for
+        // the rank itself (see `self_deadlock`).
         for (group, silent) in self.groups.values_mut() {
-            *silent = group.iter().all(|&r| r as usize == me || gone[r as usize]);
+            *silent =
+                group.len() > 1 && group.iter().all(|&r| r as usize == me || gone[r as usize]);
         }
-        self.any_silent = self.all_others() || self.groups.values().any(|g| g.1);
+        self.any_silent = self.world_silent() || self.groups.values().any(|g| g.1);
     }
 }
 

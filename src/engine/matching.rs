@@ -144,6 +144,11 @@ impl Matcher {
         taken
     }
 
+    /// Whether a posted receive satisfies `test` (by pattern and id).
+    pub(crate) fn any_posted(&self, test: impl Fn(&Pattern, ReqId) -> bool) -> bool {
+        self.posted.iter().any(|(p, id)| test(p, *id))
+    }
+
     /// Whether any message waits unmatched.
     #[inline]
     pub(crate) fn has_unexpected(&self) -> bool {
@@ -183,6 +188,13 @@ impl Matcher {
             return self.unexpected.pop_front();
         }
         self.unexpected.remove(i)
+    }
+
+    /// Removes the unexpected messages `doomed` picks; returns how many.
+    pub(crate) fn drop_unexpected_where(&mut self, doomed: impl Fn(&Unexpected) -> bool) -> usize {
+        let before = self.unexpected.len();
+        self.unexpected.retain(|u| !doomed(u));
+        before - self.unexpected.len()
     }
 
     /// Drops every unexpected message (at finalize: nobody will receive them).

@@ -15,6 +15,7 @@ mod owner;
 pub(crate) mod protocol;
 pub(crate) mod requests;
 pub(crate) mod schedule;
+mod self_deadlock;
 mod silent_peers;
 pub(crate) mod wait;
 
@@ -73,6 +74,10 @@ pub(crate) struct Engine {
 
 /// Least eager credit a peer gets, however small the budget or large the job.
 const MIN_CREDIT: usize = 256 * 1024;
+
+/// Passes that moved nothing before a blocking wait asks whether only this rank could
+/// end it (see `self_deadlock`).
+const SELF_DEADLOCK_PASSES: u32 = 64;
 
 /// How long a rank that lost a peer waits for the launcher to end the job.
 const LAUNCHER_GRACE: Duration = Duration::from_secs(5);
@@ -246,14 +251,9 @@ impl Engine {
         Ok(true)
     }
 
-    /// Progresses until `done` holds, waiting politely when nothing moves.
-    pub(crate) fn wait_until(&mut self, done: impl FnMut(&mut Engine) -> bool) -> Result<()> {
-        self.wait_loop(done, &|| false)
-    }
-
-    /// As [`Engine::wait_until`], but gives up when `alarm` holds, which is asked
-    /// only when the rank is about to sleep (it would otherwise wait long). Returns
-    /// whether `done` held.
+    /// Progresses until `done` holds, waiting politely when nothing moves, but gives
+    /// up when `alarm` holds, which is asked only when the rank is about to sleep (it
+    /// would otherwise wait long). Returns whether `done` held.
     pub(crate) fn wait_until_or(
         &mut self,
         mut done: impl FnMut(&mut Engine) -> bool,
@@ -304,7 +304,8 @@ impl Engine {
         self.wait_loop_stalled(done, recheck, |_| false)
     }
 
-    /// As [`Engine::wait_until`], but also ends when `stalled` holds, which is asked
+    /// Progresses until `done` holds, waiting politely when nothing moves; also ends
+    /// when `stalled` holds, which is asked
     /// only after a progress pass that moved nothing: nothing of this rank's own is
     /// in flight then (a message to itself, say), so only peers could still end the
     /// wait.
@@ -581,7 +582,18 @@ impl Engine {
         // of its own to itself is queued already and meets the receive in the first
         // progress pass, so an orphaned any-source receive can fail at once (a wait
         // for any of several must wait until it stalls instead).
-        self.wait_until(|e| e.core.reqs.is_done(id) || e.core.fail_orphaned_any_source(id))?;
+        // Once a pass moves nothing, a request only this rank could complete never
+        // will (see `self_deadlock`). Which requests those are does not change, so one
+        // pass asks: the 64th that moved nothing, by when most waits have ended (the
+        // question at the first cost 256-byte ping-pongs 9%).
+        let mut stalls = 0u32;
+        self.wait_until_or_stalled(
+            |e| e.core.reqs.is_done(id) || e.core.fail_orphaned_any_source(id),
+            |e| {
+                stalls += 1;
+                stalls == SELF_DEADLOCK_PASSES && e.core.fail_self_deadlock(id)
+            },
+        )?;
         self.core.reqs.take_done(id).expect("request is done")
     }
 
@@ -623,16 +635,29 @@ impl Engine {
 
     /// Waits for a message matching `pattern` to arrive (`MPI_Probe`).
     pub(crate) fn probe(&mut self, pattern: &Pattern) -> Result<Status> {
+        // A probe for what only this rank could send fails once a pass moves nothing.
+        let mut hopeless = false;
         if self.core.matcher.peek_unexpected(pattern).is_none() {
-            self.wait_until(|e| {
-                e.core.matcher.peek_unexpected(pattern).is_some()
-                    || e.core.finalized.silent(pattern)
-            })?;
+            self.wait_until_or_stalled(
+                |e| {
+                    e.core.matcher.peek_unexpected(pattern).is_some()
+                        || e.core.finalized.silent(pattern)
+                },
+                |e| {
+                    hopeless = e.core.probes_self(pattern);
+                    hopeless
+                },
+            )?;
         }
-        self.peek(pattern).ok_or_else(|| {
-            self.core
-                .finalized_error(pattern.from, "a probe waits for a message")
-        })
+        match self.peek(pattern) {
+            Some(status) => Ok(status),
+            None if hopeless => Err(Error::Deadlock(
+                "a probe waits for a message that only this rank itself could send, and none is on its way".into(),
+            )),
+            None => Err(self
+                .core
+                .finalized_error(pattern.from, "a probe waits for a message")),
+        }
     }
 
     /// Waits for a message matching `pattern` and takes it off the unexpected queue.
