@@ -5,7 +5,8 @@
 //! borrow that the public API ties to a [`crate::Scope`] (or to a blocking call that does
 //! not return before completion), and every operation holding one is completed before
 //! that scope ends, whether the `Request` was waited on, dropped or forgotten. All
-//! dereferences happen with the engine locked, on one thread at a time.
+//! dereferences happen inside the engine, on its owning thread, one access at a time
+//! (`engine::owner`).
 
 /// A read-only view of a user's send buffer.
 #[derive(Debug, Clone, Copy)]
@@ -21,11 +22,6 @@ pub(crate) struct UserBufMut {
     len: usize,
 }
 
-// SAFETY: the pointers are only dereferenced while the engine lock is held, and the
-// buffers stay valid until the owning operation completes (module invariant).
-unsafe impl Send for UserBuf {}
-// SAFETY: as above.
-unsafe impl Send for UserBufMut {}
 
 impl UserBuf {
     /// Views `data` beyond the borrow; the caller upholds the module invariant.
@@ -86,8 +82,8 @@ impl UserBufMut {
     #[allow(clippy::mut_from_ref)]
     pub(crate) fn as_mut_slice(&self) -> &mut [u8] {
         // SAFETY: the receive operation holding this view has exclusive use of the
-        // buffer until it completes (module invariant); the engine lock serialises
-        // every access, so no two slices from it are live at once.
+        // buffer until it completes (module invariant); the engine's single owner
+        // makes one access at a time, so no two slices from it are live at once.
         unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
     }
 

@@ -318,9 +318,14 @@ impl Inbox {
     /// Copies the payload of `frame` from byte `from` on into `dst`.
     pub(crate) fn copy_payload(&self, frame: &Frame, from: usize, dst: &mut [u8]) {
         let size = self.ring_bytes();
+        // The frame's payload fits its lines (checked against the ring when it was
+        // read), so this holds for every caller; checked here all the same, as the
+        // copies below rely on it.
+        assert!(dst.len() <= size, "payload copy longer than the ring");
         let at = (frame.start + from) % size;
         let first = dst.len().min(size - at);
-        // SAFETY: the source ranges lie in the frame's lines, owned by the consumer;
+        // SAFETY: the source ranges lie in the frame's lines, owned by the consumer
+        // (`dst` is no longer than the ring, so the second range ends before `at`);
         // `dst` is private memory.
         unsafe {
             std::ptr::copy_nonoverlapping(self.ring.add(at), dst.as_mut_ptr(), first);

@@ -148,6 +148,7 @@ impl Segment {
         if fd < 0 {
             return Err(os_error("opening shared memory", &cname));
         }
+        // SAFETY: `stat` is plain data, for which all-zero bytes are a valid value.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
         // SAFETY: fstat fills `st` for our fd.
         let ok = unsafe { libc::fstat(fd, &mut st) } == 0;

@@ -9,6 +9,7 @@ const MESSAGES: u64 = 100_000;
 const LEN: usize = 1024;
 
 fn max_rss_kib() -> i64 {
+    // SAFETY: `rusage` is plain data, for which all-zero bytes are a valid value.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: getrusage fills the struct for this process.
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };

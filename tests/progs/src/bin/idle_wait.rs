@@ -5,6 +5,7 @@
 use oxmpi_testprogs::check;
 
 fn cpu_seconds() -> f64 {
+    // SAFETY: `rusage` is plain data, for which all-zero bytes are a valid value.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: getrusage fills the struct for this process.
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
