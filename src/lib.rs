@@ -19,6 +19,7 @@
 //! # Ok(()) }
 //! ```
 #![warn(missing_docs)]
+#![deny(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
 
 pub mod bootstrap;
 mod coll;

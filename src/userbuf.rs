@@ -22,7 +22,6 @@ pub(crate) struct UserBufMut {
     len: usize,
 }
 
-
 impl UserBuf {
     /// Views `data` beyond the borrow; the caller upholds the module invariant.
     pub(crate) fn new(data: &[u8]) -> UserBuf {
@@ -54,10 +53,8 @@ impl UserBuf {
             "UserBuf::sub out of range"
         );
         // SAFETY: in bounds, checked above.
-        UserBuf {
-            ptr: unsafe { self.ptr.add(off) },
-            len,
-        }
+        let ptr = unsafe { self.ptr.add(off) };
+        UserBuf { ptr, len }
     }
 }
 
@@ -102,10 +99,8 @@ impl UserBufMut {
             "UserBufMut::sub out of range"
         );
         // SAFETY: in bounds, checked above.
-        UserBufMut {
-            ptr: unsafe { self.ptr.add(off) },
-            len,
-        }
+        let ptr = unsafe { self.ptr.add(off) };
+        UserBufMut { ptr, len }
     }
 }
 

@@ -320,9 +320,10 @@ mod tests {
             p.bindings[1].report(1),
             "[oxrun] rank 1 bound to core 1 (PUs 1)"
         );
-        // SAFETY: reading bits of an initialised set.
         let set = p.bindings[1].cpuset().unwrap();
-        assert!(unsafe { libc::CPU_ISSET(1, &set) } && !unsafe { libc::CPU_ISSET(0, &set) });
+        // SAFETY: reading bits of an initialised set.
+        let (one, zero) = unsafe { (libc::CPU_ISSET(1, &set), libc::CPU_ISSET(0, &set)) };
+        assert!(one && !zero);
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //! Invariant: nothing is started until every check that can fail early has passed
 //! (bad flags: 2, missing program: 127, non-executable: 126).
 
+#![deny(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
+
 mod binding;
 mod cli;
 mod exit_status;

@@ -60,9 +60,8 @@ impl SignalFd {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: signalfd just returned this descriptor and nothing else owns it.
-        Ok(SignalFd {
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
-        })
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(SignalFd { fd })
     }
 
     /// The next pending signal number, or `None` when none is pending.
