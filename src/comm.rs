@@ -284,7 +284,7 @@ impl Comm {
         let why = format!("rank {world} called abort with code {code}");
         let _ = engine::with(|e| -> Result<()> { e.abort_job(code, &why, false) });
         // Not initialized (or finalized): nobody else to tell.
-        eprintln!("oxmpi: {why}");
+        crate::error::report(&why);
         std::process::exit(if code == 0 { 1 } else { code });
     }
 }

@@ -335,13 +335,13 @@ impl Drop for Universe {
             // panic message is already printed).
             let why = format!("rank {} panicked; ending the job", self.world.rank());
             let _ = engine::with(|e| -> Result<()> { e.abort_job(101, &why, true) });
-            eprintln!("oxmpi: {why}");
+            crate::error::report(&why);
             std::process::exit(101);
         }
         if let Some(e) = engine::uninstall()
             && let Err(err) = finish(e)
         {
-            eprintln!("oxmpi: finalize failed: {err}");
+            crate::error::report(format_args!("finalize failed: {err}"));
         }
     }
 }

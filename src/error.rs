@@ -180,3 +180,11 @@ impl Error {
         )
     }
 }
+
+/// Prints `oxmpi: {msg}` on standard error in one write, so that a rank killed right
+/// after (the launcher ends the job on the first failure) does not leave half a line.
+pub(crate) fn report(msg: impl std::fmt::Display) {
+    use std::io::Write;
+    let line = format!("oxmpi: {msg}\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
+}

@@ -74,7 +74,7 @@ where
                 "a panic unwound out of oxmpi::scope with {in_flight} operation(s) still in flight; ending the job"
             );
             let _ = engine::with(|e| -> Result<()> { e.abort_job(101, &why, true) });
-            eprintln!("oxmpi: {why}");
+            crate::error::report(&why);
             std::process::exit(101);
         }
     }

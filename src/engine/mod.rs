@@ -168,7 +168,7 @@ impl Engine {
         // Printed first: the launcher's SIGTERM may end this process right after it
         // hears of the abort.
         if failure || !boot.has_launcher() {
-            eprintln!("oxmpi: {why}");
+            crate::error::report(why);
         }
         boot.abort(code);
         std::process::exit(if code == 0 { 1 } else { code });

@@ -324,7 +324,7 @@ impl Tcp {
                     // A connection that never proved it belongs to the job is dropped
                     // with a warning; it must not end the job.
                     if peer.is_none() && !self.closing {
-                        eprintln!("oxmpi: {e}");
+                        crate::error::report(&e);
                     }
                     Ok(true)
                 } else {
