@@ -50,19 +50,27 @@ fn thread_id() -> u64 {
 struct Busy;
 
 impl Drop for Busy {
+    #[inline]
     fn drop(&mut self) {
         if std::thread::panicking() {
-            // SAFETY: still inside the access that set the busy flag, on the owning
-            // thread; the frames that borrowed the engine have unwound already.
-            if let Some(engine) = unsafe { &mut *SLOT.engine.get() } {
-                let why = format!(
-                    "rank {} panicked inside an oxmpi call; ending the job",
-                    engine.core.me
-                );
-                engine.abort_job(101, &why, true);
-            }
+            end_job_unwinding();
         }
         BUSY.with(|b| b.set(false));
+    }
+}
+
+/// Ends the job from a [`Busy`] dropped by unwinding (kept out of every call's path).
+#[cold]
+#[inline(never)]
+fn end_job_unwinding() {
+    // SAFETY: called while the access that set the busy flag unwinds, on the owning
+    // thread; the frames that borrowed the engine have unwound already.
+    if let Some(engine) = unsafe { &mut *SLOT.engine.get() } {
+        let why = format!(
+            "rank {} panicked inside an oxmpi call; ending the job",
+            engine.core.me
+        );
+        engine.abort_job(101, &why, true);
     }
 }
 
