@@ -166,7 +166,11 @@ impl Segment {
         }
         seg.local_size = seg.word64(8).load(Ordering::Relaxed) as usize;
         seg.ring_lines = seg.word64(16).load(Ordering::Relaxed) as usize;
-        if !seg.ring_lines.is_power_of_two() || footprint(seg.local_size, seg.ring_lines) != seg.len
+        // Sizes as `create` allows them, so that the footprint cannot overflow.
+        if seg.local_size > MAX_LOCAL_RANKS
+            || !seg.ring_lines.is_power_of_two()
+            || seg.ring_lines > seg.len
+            || footprint(seg.local_size, seg.ring_lines) != seg.len
         {
             return Err(bad());
         }
