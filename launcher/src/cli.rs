@@ -19,7 +19,12 @@ Start an oxmpi job: N copies of PROGRAM on this machine, as ranks 0..N-1.
 oxrun serves the PMI-1 wire protocol to its ranks (so oxmpi programs, and MPICH
 programs built with simple PMI, find each other), forwards their output line by
 line, passes its own standard input to rank 0, pins ranks to cores, and makes sure
-no rank outlives the job: when one rank fails, the others are stopped.";
+no rank outlives the job: when one rank fails, the others are stopped.
+
+Output lines arrive whole; a line longer than 64 KiB may be cut at a multiple of
+64 KiB when another rank's line has to come between two pieces. A reader that stops
+reading oxrun's output holds the ranks' output back (they wait as they would writing
+to it directly), never oxrun: --timeout and signals still end the job.";
 
 const AFTER_LONG_HELP: &str = "\
 Examples:

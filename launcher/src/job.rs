@@ -27,7 +27,7 @@ use crate::cli::Timeout;
 use crate::exit_status::{RankExit, signal_name};
 use crate::failure::Failure;
 use crate::layout::Layout;
-use crate::output::{FdWriter, Kind, LineBuffer, Output};
+use crate::output::{Kind, LineBuffer, Output};
 use crate::pmi_conn::{Next, PmiConn};
 use crate::pmi_server::{Outcome, PmiServer};
 use crate::rank_env::{self, JobIdentity, RankInfo};
@@ -35,6 +35,7 @@ use crate::shm_cleanup;
 use crate::signals::SignalFd;
 use crate::spawn::{self, RankCommand};
 use crate::stdin_forward;
+use crate::writer_thread::ThreadWriter;
 
 /// How long output is still forwarded after every rank has ended (a process that
 /// escaped its rank's process group may hold a pipe open).
@@ -42,6 +43,9 @@ pub const DRAIN: Duration = Duration::from_secs(1);
 
 /// Reads from one output pipe before other sources get their turn.
 const READS_PER_TURN: usize = 4;
+/// How soon the event loop looks again at output streams left unread while oxrun's
+/// own output was backlogged.
+const OUTPUT_RETRY: Duration = Duration::from_millis(5);
 /// Requests from one rank handled before other sources get their turn.
 const LINES_PER_TURN: usize = 64;
 /// Bounds on reads and requests when taking in what a rank left behind as it exited
@@ -100,7 +104,7 @@ pub struct Job {
     poll: Poll,
     ranks: Vec<Rank>,
     pmi: PmiServer,
-    out: Output<FdWriter>,
+    out: Output<ThreadWriter>,
     signals: SignalFd,
     failure: Option<Failure>,
     /// `--timeout` expiry, while nothing failed yet.
@@ -113,6 +117,8 @@ pub struct Job {
     drain_until: Option<Instant>,
     /// Sources with data left after their turn.
     retry: Vec<Token>,
+    /// Output streams left unread while oxrun's own output is backlogged.
+    stalled: Vec<Token>,
     external_signals: u32,
 }
 
@@ -122,11 +128,10 @@ fn token(rank: usize, which: usize) -> Token {
 
 /// Runs the job to its end and returns oxrun's exit status.
 pub fn run(spec: JobSpec) -> i32 {
-    let mut out = Output::new(spec.tag_output, FdWriter(1), FdWriter(2));
     let mut job = match Job::new(&spec) {
         Ok(job) => job,
         Err(e) => {
-            out.message(&format!("oxrun: cannot set up the event loop: {e}"));
+            eprintln!("oxrun: cannot set up the event loop: {e}");
             return 1;
         }
     };
@@ -147,11 +152,16 @@ impl Job {
             Interest::READABLE,
         )?;
         let size = spec.layout.size();
+        let out = Output::new(
+            spec.tag_output,
+            ThreadWriter::start(1)?,
+            ThreadWriter::start(2)?,
+        );
         Ok(Job {
             poll,
             ranks: Vec::with_capacity(size),
             pmi: PmiServer::new(size, spec.identity.kvsname(), spec.layout.process_mapping()),
-            out: Output::new(spec.tag_output, FdWriter(1), FdWriter(2)),
+            out,
             signals,
             failure: None,
             deadline: spec.timeout.as_ref().map(|t| Instant::now() + t.duration),
@@ -163,6 +173,7 @@ impl Job {
             kill_at: None,
             drain_until: None,
             retry: Vec::new(),
+            stalled: Vec::new(),
             external_signals: 0,
         })
     }
@@ -265,11 +276,18 @@ impl Job {
         let mut events = Events::with_capacity(256);
         let mut ready = Vec::new();
         while !self.done() {
-            let timeout = if self.retry.is_empty() {
-                self.next_timer()
-                    .map(|t| t.saturating_duration_since(Instant::now()))
-            } else {
+            let timeout = if !self.retry.is_empty() {
                 Some(Duration::ZERO)
+            } else {
+                let timer = self
+                    .next_timer()
+                    .map(|t| t.saturating_duration_since(Instant::now()));
+                if self.stalled.is_empty() {
+                    timer
+                } else {
+                    // Look again soon whether the output writers caught up.
+                    Some(timer.map_or(OUTPUT_RETRY, |t| t.min(OUTPUT_RETRY)))
+                }
             };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
@@ -283,6 +301,10 @@ impl Job {
             ready.append(&mut self.retry);
             for t in ready.drain(..) {
                 self.dispatch(t);
+            }
+            self.out.flush();
+            if !self.stalled.is_empty() && !self.out.backlogged() {
+                self.retry.append(&mut self.stalled);
             }
             self.on_timers(Instant::now());
             self.check_all_ended();
@@ -310,10 +332,17 @@ impl Job {
             out,
             poll,
             retry,
+            stalled,
             ..
         } = self;
         let slot = &mut ranks[rank].streams[kind as usize];
         let Some(stream) = slot.as_mut() else { return };
+        if out.backlogged() && !draining {
+            // oxrun's reader is behind: leave the rank's output in its pipe (the rank
+            // waits for the reader as it would without oxrun) until it catches up.
+            stalled.push(token(rank, 1 + kind as usize));
+            return;
+        }
         let turn = if draining {
             DRAIN_READS
         } else {
@@ -604,7 +633,12 @@ impl Job {
                 self.out.finish(&mut stream.lb);
             }
         }
-        self.out.flush();
+        // Whatever the output threads cannot write within the drain (a reader that
+        // stopped reading) is left behind: it must not keep oxrun alive.
+        let until = Instant::now() + DRAIN;
+        for w in self.out.into_writers(until) {
+            w.close(until);
+        }
         for r in &self.ranks {
             if r.exit.is_none() {
                 // Only after an event loop failure.

@@ -144,24 +144,51 @@ impl<W: Write> Output<W> {
         self.sinks[kind as usize].broken
     }
 
-    /// Writes everything emitted so far. An output that fails (say, a closed pipe)
-    /// is dropped for the rest of the job rather than stopping it.
+    /// Writes what the writers take of everything emitted so far; a writer that
+    /// would block keeps the rest for the next call. An output that fails (say, a
+    /// closed pipe) is dropped for the rest of the job rather than stopping it.
     pub fn flush(&mut self) {
         for sink in &mut self.sinks {
-            if !sink.pending.is_empty() && !sink.broken {
-                sink.broken = sink
-                    .writer
-                    .write_all(&sink.pending)
-                    .and_then(|()| sink.writer.flush())
-                    .is_err();
+            while !sink.pending.is_empty() && !sink.broken {
+                match sink.writer.write(&sink.pending) {
+                    Ok(0) => sink.broken = true,
+                    Ok(n) => drop(sink.pending.drain(..n)),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(_) => sink.broken = true,
+                }
             }
-            sink.pending.clear();
+            if sink.broken {
+                sink.pending.clear();
+            }
         }
+    }
+
+    /// Whether an output holds more than [`BACKLOG`] bytes its writer has not taken
+    /// (its reader is slow or stopped): the ranks' streams should wait.
+    pub fn backlogged(&self) -> bool {
+        self.sinks.iter().any(|s| s.pending.len() > BACKLOG)
+    }
+
+    /// Flushes until everything is taken or `until` passes; returns the writers.
+    pub fn into_writers(mut self, until: std::time::Instant) -> [W; 2] {
+        self.flush();
+        while self.sinks.iter().any(|s| !s.pending.is_empty()) && std::time::Instant::now() < until
+        {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            self.flush();
+        }
+        self.sinks.map(|s| s.writer)
     }
 }
 
+/// Bytes an output may hold beyond what its writer took before the ranks' streams
+/// wait for it (see [`Output::backlogged`]).
+pub const BACKLOG: usize = 4 * CHUNK;
+
 /// A `Write` to a file descriptor oxrun does not own (its stdout or stderr), which
-/// waits when the descriptor was left nonblocking by someone else.
+/// waits when the descriptor was left nonblocking by someone else. Only a
+/// [`crate::writer_thread::ThreadWriter`]'s thread uses it: it may block.
 #[derive(Debug)]
 pub struct FdWriter(pub RawFd);
 

@@ -411,3 +411,38 @@ fn closed_stdout_reaches_the_ranks() {
         "{run:?}"
     );
 }
+
+/// A reader that keeps oxrun's stdout open but stops reading (a paused terminal, a
+/// stuck pipe) holds the ranks' output back, not oxrun: `--timeout` still ends the
+/// job, and so does a signal.
+#[test]
+fn a_reader_that_stops_reading_does_not_stop_oxrun() {
+    for how in ["timeout", "signal"] {
+        let mut args = vec!["-n", "2"];
+        if how == "timeout" {
+            args.extend(["--timeout", "1"]);
+        }
+        args.push("yes");
+        let mut cmd = oxrun(&args);
+        cmd.stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        // Hold the pipe open without reading it.
+        let stdout = child.stdout.take().unwrap();
+        if how == "signal" {
+            // Let the pipe fill first.
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            // SAFETY: kill takes plain integers; the pid is our child's.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        }
+        let run = collect(child);
+        drop(stdout);
+        let expected = if how == "timeout" {
+            124
+        } else {
+            128 + libc::SIGTERM
+        };
+        assert_eq!(run.code(), expected, "{how}: {run:?}");
+    }
+}
