@@ -48,7 +48,9 @@ On the first failure oxrun prints one line naming the rank and the cause, sends
 SIGTERM to every other rank, SIGKILL after a grace period (2 s, or
 OXRUN_KILL_GRACE_MS milliseconds), and exits with the failing rank's status.
 SIGINT, SIGTERM and SIGHUP sent to oxrun are forwarded to all ranks; a second
-SIGINT kills them.
+SIGINT kills them. SIGUSR1 and SIGUSR2 are passed on without ending the job. A
+signal oxrun was started with ignored (nohup, a shell's background job) stays
+ignored, by oxrun and by the ranks.
 
 Exit status:
   0        every rank exited 0

@@ -32,7 +32,7 @@ use crate::pmi_conn::{Next, PmiConn};
 use crate::pmi_server::{Outcome, PmiServer};
 use crate::rank_env::{self, JobIdentity, RankInfo};
 use crate::shm_cleanup;
-use crate::signals::SignalFd;
+use crate::signals::{FORWARDED, SignalFd};
 use crate::spawn::{self, RankCommand};
 use crate::stdin_forward;
 use crate::writer_thread::ThreadWriter;
@@ -452,6 +452,7 @@ impl Job {
         loop {
             match self.signals.next() {
                 Ok(Some(libc::SIGCHLD)) => child = true,
+                Ok(Some(sig)) if FORWARDED.contains(&sig) => self.signal_all(sig),
                 Ok(Some(sig)) => self.on_external_signal(sig),
                 Ok(None) | Err(_) => break,
             }

@@ -1,5 +1,6 @@
-//! Signals as readable events: SIGINT, SIGTERM, SIGHUP and SIGCHLD are blocked for the
-//! whole process and read from a `signalfd` inside the event loop.
+//! Signals as readable events: SIGINT, SIGTERM, SIGHUP, SIGCHLD, SIGUSR1 and SIGUSR2
+//! are blocked for the whole process and read from a `signalfd` inside the event loop,
+//! except those oxrun inherited as ignored (it and its ranks ignore them then).
 //!
 //! Invariant: [`block`] runs first thing in `main`, before any thread exists, so every
 //! thread inherits the mask and no handled signal is ever delivered asynchronously;
@@ -10,8 +11,32 @@ use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 /// The signals oxrun reads from its signalfd.
-pub const HANDLED: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGCHLD];
+pub const HANDLED: [libc::c_int; 6] = [
+    libc::SIGINT,
+    libc::SIGTERM,
+    libc::SIGHUP,
+    libc::SIGCHLD,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+];
 
+/// Handled signals that are only passed on to the ranks (as Open MPI's mpirun does),
+/// without ending the job.
+pub const FORWARDED: [libc::c_int; 2] = [libc::SIGUSR1, libc::SIGUSR2];
+
+/// Whether `sig` is ignored (inherited so: `nohup` ignores SIGHUP, a shell's
+/// background job SIGINT).
+fn ignored(sig: libc::c_int) -> bool {
+    let mut old = MaybeUninit::<libc::sigaction>::uninit();
+    // SAFETY: a null new action only reads the current one into `old`.
+    let rc = unsafe { libc::sigaction(sig, std::ptr::null(), old.as_mut_ptr()) };
+    // SAFETY: sigaction filled `old` when it returned 0.
+    rc == 0 && unsafe { old.assume_init() }.sa_sigaction == libc::SIG_IGN
+}
+
+/// The handled signals, less those oxrun inherited as ignored: those it leaves
+/// ignored (the kernel drops them), as the ranks do, which inherit the same, so
+/// oxrun under `nohup` or as a background job behaves as any program there would.
 fn handled_set() -> libc::sigset_t {
     let mut set = MaybeUninit::<libc::sigset_t>::uninit();
     // SAFETY: sigemptyset initialises the set it is given; sigaddset only writes
@@ -19,7 +44,9 @@ fn handled_set() -> libc::sigset_t {
     unsafe {
         libc::sigemptyset(set.as_mut_ptr());
         for sig in HANDLED {
-            libc::sigaddset(set.as_mut_ptr(), sig);
+            if sig == libc::SIGCHLD || !ignored(sig) {
+                libc::sigaddset(set.as_mut_ptr(), sig);
+            }
         }
         set.assume_init()
     }

@@ -275,3 +275,63 @@ fn works_when_started_with_sigchld_ignored() {
     let run = run_job(cmd);
     assert_eq!(run.code(), 3, "{run:?}");
 }
+
+/// Started with SIGINT ignored (a shell's background job) or SIGHUP ignored
+/// (`nohup`), oxrun ignores that signal as its ranks do, instead of forwarding a
+/// signal they ignore and then waiting out the kill grace; the others still work.
+#[test]
+fn signals_inherited_as_ignored_stay_ignored() {
+    use std::os::unix::process::CommandExt;
+    for ignored in [libc::SIGINT, libc::SIGHUP] {
+        let mut cmd = oxrun(&["-n", "2", "sh", "-c", "echo ready; sleep 1001"]);
+        cmd.env("OXRUN_KILL_GRACE_MS", "3600000");
+        // SAFETY: signal() is async-signal-safe; the disposition survives exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                libc::signal(ignored, libc::SIG_IGN);
+                Ok(())
+            });
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        for _ in 0..2 {
+            let mut line = String::new();
+            assert!(stdout.read_line(&mut line).unwrap() > 0);
+        }
+        let pid = child.id() as libc::pid_t;
+        // SAFETY: plain kill on our own child.
+        unsafe { libc::kill(pid, ignored) };
+        // SIGTERM, not ignored, still ends the job at once (the ranks do not
+        // ignore it either). Had oxrun taken the ignored one, it would have
+        // reported that first.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        // SAFETY: plain kill on our own child.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let status = wait_guarded(&mut child);
+        let mut err = String::new();
+        std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+        assert_eq!(status.code(), Some(128 + libc::SIGTERM), "{ignored}: {err}");
+        assert!(
+            err.starts_with("oxrun: received SIGTERM"),
+            "{ignored}: {err}"
+        );
+    }
+}
+
+/// SIGUSR1 and SIGUSR2 are passed on to every rank, without ending the job.
+#[test]
+fn sigusr1_is_forwarded_to_every_rank() {
+    let script = "trap 'echo got USR1; exit 0' USR1; echo ready; sleep 1001 & wait";
+    let run = signal_after_ready(3, script, &[libc::SIGUSR1]);
+    assert_eq!(run.code(), 0, "{run:?}");
+    let got = run
+        .stdout
+        .lines()
+        .filter(|l| l.ends_with("got USR1"))
+        .count();
+    assert_eq!(got, 3, "{run:?}");
+    assert!(!run.stderr.contains("oxrun: received"), "{run:?}");
+}
