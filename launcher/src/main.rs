@@ -55,7 +55,11 @@ fn launch(cli: Cli) -> i32 {
         Some(dir) => {
             let dir = here.join(dir);
             match std::fs::metadata(&dir) {
-                Ok(m) if m.is_dir() => dir,
+                Ok(m) if m.is_dir() && enterable(&dir) => dir,
+                Ok(m) if m.is_dir() => {
+                    eprintln!("oxrun: --wdir '{}': permission denied", dir.display());
+                    return 2;
+                }
                 Ok(_) => {
                     eprintln!("oxrun: --wdir '{}': not a directory", dir.display());
                     return 2;
@@ -82,6 +86,20 @@ fn launch(cli: Cli) -> i32 {
         }
     };
 
+    let kill_grace = match kill_grace() {
+        Ok(g) => g,
+        Err(msg) => {
+            eprintln!("oxrun: {msg}");
+            return 2;
+        }
+    };
+    if let Some(k) = cli.simulate_nodes.filter(|&k| k > cli.np) {
+        eprintln!(
+            "oxrun: --simulate-nodes {k}: more nodes than ranks ({}); at most one node a rank",
+            cli.np
+        );
+        return 2;
+    }
     let layout = match cli.simulate_nodes {
         Some(k) => Layout::blocks(cli.np as usize, k as usize),
         None => Layout::single_node(cli.np as usize),
@@ -125,7 +143,7 @@ fn launch(cli: Cli) -> i32 {
         identity,
         tag_output: cli.tag_output,
         timeout: cli.timeout,
-        kill_grace: kill_grace(),
+        kill_grace,
     })
 }
 
@@ -136,6 +154,12 @@ fn exports(words: &[OsString]) -> Result<Vec<(OsString, OsString)>, String> {
         let (name, value) = cli::split_export(word);
         if name.is_empty() {
             return Err(format!("-x '{}': no variable name", word.to_string_lossy()));
+        }
+        if !valid_name(&name) {
+            return Err(format!(
+                "-x '{}': not a variable name (letters, digits and '_', not starting with a digit)",
+                name.to_string_lossy().escape_debug()
+            ));
         }
         match value.or_else(|| std::env::var_os(&name)) {
             Some(v) => out.push((name, v)),
@@ -148,12 +172,32 @@ fn exports(words: &[OsString]) -> Result<Vec<(OsString, OsString)>, String> {
     Ok(out)
 }
 
-/// `OXRUN_KILL_GRACE_MS`, or the default.
-fn kill_grace() -> Duration {
-    std::env::var("OXRUN_KILL_GRACE_MS")
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .map_or(DEFAULT_KILL_GRACE, Duration::from_millis)
+/// Whether `name` is a portable environment variable name.
+fn valid_name(name: &std::ffi::OsStr) -> bool {
+    let b = name.as_encoded_bytes();
+    !b.is_empty()
+        && !b[0].is_ascii_digit()
+        && b.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'_')
+}
+
+/// Whether this process may enter (search) directory `dir`.
+fn enterable(dir: &std::path::Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: access only reads the NUL-terminated path.
+    unsafe { libc::access(c.as_ptr(), libc::X_OK) == 0 }
+}
+
+/// `OXRUN_KILL_GRACE_MS` (milliseconds), or the default; anything else is an error.
+fn kill_grace() -> Result<Duration, String> {
+    match std::env::var("OXRUN_KILL_GRACE_MS") {
+        Err(_) => Ok(DEFAULT_KILL_GRACE),
+        Ok(v) => v.trim().parse().map(Duration::from_millis).map_err(|_| {
+            format!("OXRUN_KILL_GRACE_MS={v:?}: expected a whole number of milliseconds")
+        }),
+    }
 }
 
 fn io_reason(e: &std::io::Error) -> String {

@@ -446,3 +446,28 @@ fn a_reader_that_stops_reading_does_not_stop_oxrun() {
         assert_eq!(run.code(), expected, "{how}: {run:?}");
     }
 }
+
+/// Settings that cannot work are refused before anything starts (status 2), naming
+/// what is wrong.
+#[test]
+fn unusable_settings_are_refused() {
+    /// Flags, environment, and what the report must name.
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 4] = [
+        (&["-x", "A B=1"], &[], "not a variable name"),
+        (&["-x", "A\nB=1"], &[], "not a variable name"),
+        (&["--simulate-nodes", "3"], &[], "more nodes than ranks"),
+        (&[], &[("OXRUN_KILL_GRACE_MS", "-5")], "OXRUN_KILL_GRACE_MS"),
+    ];
+    for (flags, env, needle) in cases {
+        let mut args = flags.to_vec();
+        args.extend(["-n", "2", "true"]);
+        let mut cmd = oxrun(&args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let run = run_job(cmd);
+        assert_eq!(run.code(), 2, "{flags:?}: {run:?}");
+        assert!(run.stderr.contains(needle), "{flags:?}: {run:?}");
+    }
+}
