@@ -60,8 +60,8 @@ Exit status:
            could not start the job
   2        bad command line (including a --wdir that does not exist)
   124      --timeout expired
-  126      PROGRAM is not executable
-  127      PROGRAM was not found";
+  126      PROGRAM (or its #! interpreter) is not executable
+  127      PROGRAM (or its #! interpreter) was not found";
 
 /// How ranks are pinned to processors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -25,6 +25,13 @@ pub enum NotRunnable {
         program: OsString,
         why: &'static str,
     },
+    /// A script whose `#!` interpreter is missing or cannot be run.
+    Interpreter {
+        program: OsString,
+        interpreter: OsString,
+        why: &'static str,
+        missing: bool,
+    },
 }
 
 impl NotRunnable {
@@ -33,6 +40,13 @@ impl NotRunnable {
         match self {
             NotRunnable::NotFound { .. } => 127,
             NotRunnable::PermissionDenied { .. } => 126,
+            NotRunnable::Interpreter { missing, .. } => {
+                if *missing {
+                    127
+                } else {
+                    126
+                }
+            }
         }
     }
 }
@@ -56,17 +70,63 @@ impl fmt::Display for NotRunnable {
             NotRunnable::PermissionDenied { program, why } => {
                 write!(f, "cannot run '{}': {why}", program.to_string_lossy())
             }
+            NotRunnable::Interpreter {
+                program,
+                interpreter,
+                why,
+                ..
+            } => write!(
+                f,
+                "cannot run '{}': its interpreter '{}': {why}",
+                program.to_string_lossy(),
+                interpreter.to_string_lossy()
+            ),
         }
     }
 }
 
 /// Resolves `program` to an absolute path: through `path_var` when it has no `/`,
-/// otherwise relative to `cwd` (the ranks' working directory).
+/// otherwise relative to `cwd` (the ranks' working directory). A script's `#!`
+/// interpreter (given by an absolute path) must be runnable too.
 pub fn resolve(
     program: &OsStr,
     path_var: Option<&OsStr>,
     cwd: &Path,
 ) -> Result<PathBuf, NotRunnable> {
+    let path = find(program, path_var, cwd)?;
+    let Some(interpreter) = interpreter_of(&path) else {
+        return Ok(path);
+    };
+    let (why, missing) = match check(Path::new(&interpreter)) {
+        Check::Runnable => return Ok(path),
+        Check::Missing => ("no such file or directory", true),
+        Check::Denied(why) => (why, false),
+    };
+    Err(NotRunnable::Interpreter {
+        program: program.to_owned(),
+        interpreter,
+        why,
+        missing,
+    })
+}
+
+/// The interpreter a `#!` line at the start of `path` names, when it is an absolute
+/// path (anything else is the kernel's to judge).
+fn interpreter_of(path: &Path) -> Option<OsString> {
+    use std::io::Read;
+    let mut head = [0u8; 256];
+    let n = std::fs::File::open(path).ok()?.read(&mut head).ok()?;
+    let line = head[..n].strip_prefix(b"#!")?;
+    let line = line.split(|&b| b == b'\n').next()?;
+    let word = line
+        .split(|b| b.is_ascii_whitespace())
+        .find(|w| !w.is_empty())?;
+    word.starts_with(b"/")
+        .then(|| OsStr::from_bytes(word).to_owned())
+}
+
+/// [`resolve`] without the interpreter check.
+fn find(program: &OsStr, path_var: Option<&OsStr>, cwd: &Path) -> Result<PathBuf, NotRunnable> {
     if program.is_empty() {
         return Err(NotRunnable::NotFound {
             program: program.to_owned(),
@@ -196,6 +256,32 @@ mod tests {
         assert_eq!(err.exit_code(), 127);
         let err = resolve(OsStr::new(d.to_str().unwrap()), None, &d).unwrap_err();
         assert_eq!(err.exit_code(), 126);
+        fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn a_script_needs_a_runnable_interpreter() {
+        let d = scratch("interp");
+        let script = |name: &str, line: &str| {
+            let p = d.join(name);
+            fs::write(&p, format!("{line}\necho hi\n")).unwrap();
+            fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+        };
+        script("missing", "#!/nonexistent/interp -x");
+        fs::write(d.join("not-executable"), "").unwrap();
+        script("denied", &format!("#! {}", d.join("not-executable").display()));
+        script("fine", "#!/bin/sh");
+        script("plain", "echo no shebang");
+        let err = resolve(OsStr::new("./missing"), None, &d).unwrap_err();
+        assert_eq!(err.exit_code(), 127);
+        assert_eq!(
+            err.to_string(),
+            "cannot run './missing': its interpreter '/nonexistent/interp': no such file or directory"
+        );
+        let err = resolve(OsStr::new("./denied"), None, &d).unwrap_err();
+        assert_eq!(err.exit_code(), 126, "{err}");
+        assert!(resolve(OsStr::new("./fine"), None, &d).is_ok());
+        assert!(resolve(OsStr::new("./plain"), None, &d).is_ok());
         fs::remove_dir_all(d).unwrap();
     }
 }
