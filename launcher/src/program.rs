@@ -269,7 +269,10 @@ mod tests {
         };
         script("missing", "#!/nonexistent/interp -x");
         fs::write(d.join("not-executable"), "").unwrap();
-        script("denied", &format!("#! {}", d.join("not-executable").display()));
+        script(
+            "denied",
+            &format!("#! {}", d.join("not-executable").display()),
+        );
         script("fine", "#!/bin/sh");
         script("plain", "echo no shebang");
         let err = resolve(OsStr::new("./missing"), None, &d).unwrap_err();
