@@ -132,6 +132,7 @@ pub struct Cli {
     ///
     /// Each simulated node has its own node id, so ranks on different ones talk
     /// over TCP as on a cluster: for trying multi-node behaviour on one machine.
+    /// With more nodes than ranks, each rank is a node of its own.
     #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..=65536), verbatim_doc_comment)]
     pub simulate_nodes: Option<u32>,
 

@@ -93,13 +93,6 @@ fn launch(cli: Cli) -> i32 {
             return 2;
         }
     };
-    if let Some(k) = cli.simulate_nodes.filter(|&k| k > cli.np) {
-        eprintln!(
-            "oxrun: --simulate-nodes {k}: more nodes than ranks ({}); at most one node a rank",
-            cli.np
-        );
-        return 2;
-    }
     let layout = match cli.simulate_nodes {
         Some(k) => Layout::blocks(cli.np as usize, k as usize),
         None => Layout::single_node(cli.np as usize),
