@@ -154,6 +154,13 @@ fn exports(words: &[OsString]) -> Result<Vec<(OsString, OsString)>, String> {
                 name.to_string_lossy().escape_debug()
             ));
         }
+        if rank_env::SET_BY_OXRUN.iter().any(|v| name == *v) {
+            eprintln!(
+                "oxrun: warning: -x {}: oxrun sets it for every rank; ignored",
+                name.to_string_lossy()
+            );
+            continue;
+        }
         match value.or_else(|| std::env::var_os(&name)) {
             Some(v) => out.push((name, v)),
             None => eprintln!(

@@ -15,6 +15,23 @@ use crate::layout::Layout;
 /// client into dialling it instead of oxrun.
 pub const REMOVED: [&str; 2] = ["PMI_PORT", "PMI_ID"];
 
+/// The variables oxrun sets for every rank (after `-x` exports, which cannot
+/// override them).
+pub const SET_BY_OXRUN: [&str; 12] = [
+    "PMI_FD",
+    "PMI_RANK",
+    "PMI_SIZE",
+    "PMI_SPAWNED",
+    "OXMPI_NODE_ID",
+    "OXMPI_LOCAL_RANK",
+    "OXMPI_LOCAL_SIZE",
+    "OXMPI_OVERSUBSCRIBED",
+    "OXMPI_BINDING",
+    "OXMPI_JOB_ID",
+    "OXMPI_JOB_SECRET",
+    "OXMPI_HOST_ADDR",
+];
+
 /// What identifies one job to its ranks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobIdentity {
@@ -94,27 +111,30 @@ pub fn rank_env(
 ) -> Vec<(OsString, OsString)> {
     let r = info.rank;
     let l = info.layout;
-    let launcher = [
-        ("PMI_FD", info.pmi_fd.to_string()),
-        ("PMI_RANK", r.to_string()),
-        ("PMI_SIZE", l.size().to_string()),
-        ("PMI_SPAWNED", "0".to_owned()),
-        ("OXMPI_NODE_ID", l.node(r).to_string()),
-        ("OXMPI_LOCAL_RANK", l.local_rank(r).to_string()),
-        ("OXMPI_LOCAL_SIZE", l.local_size(r).to_string()),
-        (
-            "OXMPI_OVERSUBSCRIBED",
-            u8::from(info.oversubscribed).to_string(),
-        ),
-        ("OXMPI_BINDING", info.binding.env_value()),
-        ("OXMPI_JOB_ID", info.identity.id.clone()),
-        ("OXMPI_JOB_SECRET", info.identity.secret.clone()),
-        ("OXMPI_HOST_ADDR", info.host_addr.to_owned()),
+    // In the order of SET_BY_OXRUN.
+    let values = [
+        info.pmi_fd.to_string(),
+        r.to_string(),
+        l.size().to_string(),
+        "0".to_owned(),
+        l.node(r).to_string(),
+        l.local_rank(r).to_string(),
+        l.local_size(r).to_string(),
+        u8::from(info.oversubscribed).to_string(),
+        info.binding.env_value(),
+        info.identity.id.clone(),
+        info.identity.secret.clone(),
+        info.host_addr.to_owned(),
     ];
     exports
         .iter()
         .cloned()
-        .chain(launcher.into_iter().map(|(k, v)| (k.into(), v.into())))
+        .chain(
+            SET_BY_OXRUN
+                .into_iter()
+                .zip(values)
+                .map(|(k, v)| (k.into(), v.into())),
+        )
         .collect()
 }
 

@@ -470,3 +470,24 @@ fn unusable_settings_are_refused() {
         assert!(run.stderr.contains(needle), "{flags:?}: {run:?}");
     }
 }
+
+/// `-x` cannot override what oxrun sets for each rank: it says so.
+#[test]
+fn exporting_a_launcher_variable_is_a_warning() {
+    let run = run_job(oxrun(&[
+        "-x",
+        "PMI_RANK=7",
+        "-n",
+        "1",
+        "sh",
+        "-c",
+        "echo $PMI_RANK",
+    ]));
+    assert_eq!(run.code(), 0, "{run:?}");
+    assert_eq!(run.stdout, "0\n");
+    assert!(
+        run.stderr
+            .contains("-x PMI_RANK: oxrun sets it for every rank; ignored"),
+        "{run:?}"
+    );
+}
