@@ -4,15 +4,17 @@
 //!
 //! Buffers are slices of plain-old-data types (`bytemuck::Pod`); sizes travel in
 //! bytes. Invariant: a receive never writes past its buffer; a message that does not
-//! fit is reported as [`Error::Truncated`] and nothing of it is written.
+//! fit is reported as [`Error::Truncated`](crate::Error::Truncated) and nothing of it is written. A message
+//! that fits but is not a whole number of the buffer's elements (7 bytes into `[u32]`)
+//! is written and reported as [`Error::PartialElement`](crate::Error::PartialElement).
 
 use bytemuck::Pod;
 
 use crate::comm::Comm;
 use crate::engine::{self, Started, matching::Pattern};
-use crate::error::{Error, Rank, Result, Tag};
+use crate::error::{Rank, Result, Tag};
 use crate::request::{Request, Scope};
-use crate::status::{Source, Status, TagSel};
+use crate::status::{Source, Status, TagSel, whole_elements};
 use crate::userbuf::{UserBuf, UserBufMut};
 
 impl Comm {
@@ -74,7 +76,8 @@ impl Comm {
 
     /// Receives a message matching `source` and `tag` into `buf` (`MPI_Recv`).
     /// Wildcards: [`crate::ANY_SOURCE`], [`crate::ANY_TAG`]. A message larger than
-    /// `buf` is an [`Error::Truncated`].
+    /// `buf` is an [`Error::Truncated`](crate::Error::Truncated); one that is not a whole number of `T` is an
+    /// [`Error::PartialElement`](crate::Error::PartialElement) (its bytes are in `buf`).
     pub fn recv<T: Pod>(
         &self,
         buf: &mut [T],
@@ -86,7 +89,8 @@ impl Comm {
         engine::with(|e| match e.start_recv(pattern, buf)? {
             Started::Done(got) => got,
             Started::Pending(id) => e.wait(id),
-        })
+        })?
+        .whole(size_of::<T>())
     }
 
     /// Receives a message of any size matching `source` and `tag` into a new vector
@@ -107,19 +111,16 @@ impl Comm {
         tag: impl Into<TagSel>,
     ) -> Result<(Vec<T>, Status)> {
         let pattern = self.pattern(source.into(), tag.into())?;
-        let elem = std::mem::size_of::<T>().max(1);
+        let elem = size_of::<T>().max(1);
         engine::with(|e| {
             let msg = e.mprobe(&pattern)?;
             let size = msg.size();
-            if size % elem != 0 {
+            if let Err(partial) = whole_elements(size, elem) {
                 // Take the message anyway (into scratch) so nothing is left half done.
                 let mut scratch = vec![0u8; size];
                 let id = e.start_recv_matched(msg, UserBufMut::new(&mut scratch));
                 e.wait(id)?;
-                return Err(Error::PartialElement {
-                    bytes: size,
-                    elem_size: elem,
-                });
+                return Err(partial);
             }
             let mut out = vec![T::zeroed(); size / elem];
             let id = e.start_recv_matched(msg, UserBufMut::new(bytemuck::cast_slice_mut(&mut out)));
@@ -146,7 +147,8 @@ impl Comm {
     }
 
     /// Sends `send` to `dest` and receives into `recv` from `source` at once, without
-    /// deadlock however the ranks pair up (`MPI_Sendrecv`).
+    /// deadlock however the ranks pair up (`MPI_Sendrecv`). The receive fails as in
+    /// [`Comm::recv`].
     #[allow(clippy::too_many_arguments)]
     pub fn sendrecv<S: Pod, R: Pod>(
         &self,
@@ -173,7 +175,8 @@ impl Comm {
             };
             sent?;
             got
-        })
+        })?
+        .whole(size_of::<R>())
     }
 
     /// Starts sending `buf` (`MPI_Isend`); the buffer stays borrowed until the request
@@ -202,7 +205,7 @@ impl Comm {
     }
 
     /// Starts receiving into `buf` (`MPI_Irecv`); the buffer stays borrowed until the
-    /// request completes or the scope ends.
+    /// request completes or the scope ends. Completing it fails as [`Comm::recv`] does.
     pub fn irecv<'s, T: Pod>(
         &self,
         scope: &'s Scope<'s, '_>,
@@ -213,6 +216,6 @@ impl Comm {
         let pattern = self.pattern(source.into(), tag.into())?;
         let bytes = bytemuck::cast_slice_mut(buf);
         let started = engine::with(|e| e.start_recv(pattern, UserBufMut::new(bytes)))?;
-        Ok(scope.adopt(started))
+        Ok(scope.adopt(started).of_elements(size_of::<T>()))
     }
 }

@@ -119,6 +119,7 @@ impl<'s> Scope<'s, '_> {
         live.push(id);
         Request {
             state: State::Pending(id),
+            elem_size: 1,
             _scope: PhantomData,
         }
     }
@@ -129,6 +130,7 @@ impl<'s> Scope<'s, '_> {
             Started::Pending(id) => self.register(id),
             Started::Done(result) => Request {
                 state: State::Done(Some(result)),
+                elem_size: 1,
                 _scope: PhantomData,
             },
         }
@@ -149,10 +151,24 @@ enum State {
 #[must_use = "a request does nothing unless waited on or tested"]
 pub struct Request<'s> {
     state: State,
+    /// Element size of a receive's buffer (1 for every other operation): a message
+    /// that is not a whole number of elements completes as [`Error::PartialElement`].
+    elem_size: usize,
     _scope: PhantomData<&'s ()>,
 }
 
 impl Request<'_> {
+    /// The request of a receive into a buffer of `elem_size`-byte elements.
+    pub(crate) fn of_elements(mut self, elem_size: usize) -> Self {
+        self.elem_size = elem_size;
+        self
+    }
+
+    /// What the operation reports once `result` is its engine's outcome.
+    fn outcome(&self, result: Result<Status>) -> Result<Status> {
+        result.and_then(|s| s.whole(self.elem_size))
+    }
+
     /// Blocks until the operation completes (`MPI_Wait`).
     pub fn wait(mut self) -> Result<Status> {
         self.wait_mut()
@@ -167,7 +183,7 @@ impl Request<'_> {
             }
         };
         self.state = State::Done(None);
-        result
+        self.outcome(result)
     }
 
     /// Progresses once and reports whether the operation has completed (`MPI_Test`).
@@ -184,7 +200,7 @@ impl Request<'_> {
             None => Ok(None),
             Some(r) => {
                 self.state = State::Done(None);
-                r.map(Some)
+                self.outcome(r).map(Some)
             }
         }
     }
@@ -213,11 +229,13 @@ pub fn wait_all(requests: Vec<Request<'_>>) -> Result<Vec<Status>> {
     let n = requests.len();
     for (i, mut r) in requests.into_iter().enumerate() {
         match std::mem::replace(&mut r.state, State::Done(None)) {
-            State::Done(Some(Err(e))) => {
-                statuses.push(Status::empty());
-                fail(i, e);
-            }
-            State::Done(Some(Ok(s))) => statuses.push(s),
+            State::Done(Some(result)) => match r.outcome(result) {
+                Ok(s) => statuses.push(s),
+                Err(e) => {
+                    statuses.push(Status::empty());
+                    fail(i, e);
+                }
+            },
             State::Done(None) => statuses.push(Status::empty()),
             State::Pending(id) => {
                 statuses.push(Status::empty());
@@ -225,15 +243,15 @@ pub fn wait_all(requests: Vec<Request<'_>>) -> Result<Vec<Status>> {
                     // Room for the rest at once rather than regrowing.
                     pending.reserve(n - i);
                 }
-                pending.push((i, id));
+                pending.push((i, id, r.elem_size));
             }
         }
     }
     if !pending.is_empty() {
         // One visit to the engine for all of them.
         engine::with(|e| {
-            for &(i, id) in &pending {
-                match e.wait(id) {
+            for &(i, id, elem_size) in &pending {
+                match e.wait(id).and_then(|s| s.whole(elem_size)) {
                     Ok(s) => statuses[i] = s,
                     // The job failed: report it at once (the engine's policy applies).
                     Err(err) if err.is_fatal() => return Err(err),

@@ -1,7 +1,7 @@
 //! What a completed receive reports (`MPI_Status`), and the source/tag selectors of a
 //! receive, wildcards included.
 
-use crate::error::{Rank, Tag};
+use crate::error::{Error, Rank, Result, Tag};
 
 /// The largest tag a message may carry (`MPI_TAG_UB`).
 pub const TAG_UB: Tag = i32::MAX;
@@ -92,5 +92,24 @@ impl Status {
             0 => 0,
             n => self.bytes / n,
         }
+    }
+
+    /// This status, or [`Error::PartialElement`] when the message it describes is not
+    /// a whole number of `elem_size`-byte elements (a receive into a buffer of that
+    /// element type: the bytes that arrived are in the buffer, but the last element
+    /// is only partly written).
+    pub(crate) fn whole(self, elem_size: usize) -> Result<Status> {
+        whole_elements(self.bytes, elem_size)?;
+        Ok(self)
+    }
+}
+
+/// Fails with [`Error::PartialElement`] unless `bytes` is a multiple of `elem_size`
+/// (sizes of zero-sized types count as 1).
+pub(crate) fn whole_elements(bytes: usize, elem_size: usize) -> Result<()> {
+    let elem_size = elem_size.max(1);
+    match bytes % elem_size {
+        0 => Ok(()),
+        _ => Err(Error::PartialElement { bytes, elem_size }),
     }
 }

@@ -1,6 +1,8 @@
 //! Truncation: a message larger than the receive buffer is an error naming both sizes,
 //! nothing is written into or past the buffer, and communication goes on afterwards.
 //! Eager and rendezvous sizes; each rank sends to its right neighbour (itself if alone).
+//! A message that is not a whole number of the receive type's elements is an error
+//! from every kind of receive.
 //! After finalize, calls and a second init are clear errors.
 
 use oxmpi::Error;
@@ -69,6 +71,49 @@ fn main() -> oxmpi::Result<()> {
             format!("expected a partial-element error, got {other:?}")
         }),
     }
+    // The same for recv, sendrecv, irecv and wait_all: the bytes arrive, the last
+    // element only partly, and the call says so; communication goes on.
+    let partial = |what: &str, got: oxmpi::Result<oxmpi::Status>| {
+        check(
+            &world,
+            matches!(
+                got,
+                Err(Error::PartialElement {
+                    bytes: 7,
+                    elem_size: 4
+                })
+            ),
+            || format!("{what}: expected a partial-element error, got {got:?}"),
+        );
+    };
+    let seven = [1u8, 2, 3, 4, 5, 6, 7];
+    let want = u32::from_ne_bytes([1, 2, 3, 4]);
+    world.send(&seven, right, 10)?;
+    let mut words = [0u32; 4];
+    partial("recv", world.recv(&mut words, left, 10));
+    let tail = u32::from_ne_bytes([5, 6, 7, 0]);
+    check(&world, words[..2] == [want, tail], || {
+        format!("recv of 7 bytes wrote {words:x?}")
+    });
+    partial(
+        "sendrecv",
+        world.sendrecv(&seven, right, 10, &mut words, left, 10),
+    );
+    let (mut a, mut b, mut c) = ([0u32; 2], [0u32; 2], [0u16; 4]);
+    oxmpi::scope(|s| -> oxmpi::Result<()> {
+        let ra = world.irecv(s, &mut a, left, 10)?;
+        let rb = world.irecv(s, &mut b, left, 10)?;
+        let rc = world.irecv(s, &mut c, left, 11)?;
+        for _ in 0..2 {
+            world.send(&seven, right, 10)?;
+        }
+        world.send(&seven[..6], right, 11)?;
+        partial("irecv", ra.wait());
+        partial("wait_all", oxmpi::wait_all(vec![rb]).map(|s| s[0]));
+        let whole = rc.wait()?;
+        check(&world, whole.count::<u16>() == 3, || format!("{whole:?}"));
+        Ok(())
+    })?;
     // Bad arguments are errors, not panics.
     check(
         &world,
