@@ -35,13 +35,14 @@ impl Comm {
         let peer = self.world_rank(dest)?;
         let tag = Comm::check_tag(tag)?;
         let (ctx, me) = (self.p2p_ctx(), self.rank());
+        // SAFETY: send/ssend wait for the operation before they return; isend/issend
+        // hand it to a scope that `buf` is borrowed for.
+        let buf = unsafe { UserBuf::new(buf) };
         engine::with(|e| {
-            Ok(
-                match e.start_send(ctx, me, peer, tag, UserBuf::new(buf), sync)? {
-                    Some(id) => Started::settle(e, id),
-                    None => Started::Done(Ok(Status::empty())),
-                },
-            )
+            Ok(match e.start_send(ctx, me, peer, tag, buf, sync)? {
+                Some(id) => Started::settle(e, id),
+                None => Started::Done(Ok(Status::empty())),
+            })
         })
     }
 
@@ -85,7 +86,8 @@ impl Comm {
         tag: impl Into<TagSel>,
     ) -> Result<Status> {
         let pattern = self.pattern(source.into(), tag.into())?;
-        let buf = UserBufMut::new(bytemuck::cast_slice_mut(buf));
+        // SAFETY: the receive is waited for before this call returns.
+        let buf = unsafe { UserBufMut::new(bytemuck::cast_slice_mut(buf)) };
         engine::with(|e| match e.start_recv(pattern, buf)? {
             Started::Done(got) => got,
             Started::Pending(id) => e.wait(id),
@@ -118,12 +120,15 @@ impl Comm {
             if let Err(partial) = whole_elements(size, elem) {
                 // Take the message anyway (into scratch) so nothing is left half done.
                 let mut scratch = vec![0u8; size];
-                let id = e.start_recv_matched(msg, UserBufMut::new(&mut scratch));
+                // SAFETY: waited for below, before `scratch` is dropped.
+                let id = e.start_recv_matched(msg, unsafe { UserBufMut::new(&mut scratch) });
                 e.wait(id)?;
                 return Err(partial);
             }
             let mut out = vec![T::zeroed(); size / elem];
-            let id = e.start_recv_matched(msg, UserBufMut::new(bytemuck::cast_slice_mut(&mut out)));
+            // SAFETY: waited for below, before `out` is returned or dropped.
+            let into = unsafe { UserBufMut::new(bytemuck::cast_slice_mut(&mut out)) };
+            let id = e.start_recv_matched(msg, into);
             let status = e.wait(id)?;
             Ok((out, status))
         })
@@ -163,8 +168,13 @@ impl Comm {
         let peer = self.world_rank(dest)?;
         let send_tag = Comm::check_tag(send_tag)?;
         let (ctx, me) = (self.p2p_ctx(), self.rank());
-        let out = UserBuf::new(bytemuck::cast_slice(send));
-        let into = UserBufMut::new(bytemuck::cast_slice_mut(recv));
+        // SAFETY: both operations are waited for before this call returns.
+        let (out, into) = unsafe {
+            (
+                UserBuf::new(bytemuck::cast_slice(send)),
+                UserBufMut::new(bytemuck::cast_slice_mut(recv)),
+            )
+        };
         engine::with(|e| {
             let r = e.start_recv(pattern, into)?;
             let s = e.start_send(ctx, me, peer, send_tag, out, false)?;
@@ -214,8 +224,9 @@ impl Comm {
         tag: impl Into<TagSel>,
     ) -> Result<Request<'s>> {
         let pattern = self.pattern(source.into(), tag.into())?;
-        let bytes = bytemuck::cast_slice_mut(buf);
-        let started = engine::with(|e| e.start_recv(pattern, UserBufMut::new(bytes)))?;
+        // SAFETY: the scope adopts the receive, and `buf` is borrowed for the scope.
+        let into = unsafe { UserBufMut::new(bytemuck::cast_slice_mut(buf)) };
+        let started = engine::with(|e| e.start_recv(pattern, into))?;
         Ok(scope.adopt(started).of_elements(size_of::<T>()))
     }
 }

@@ -1,10 +1,11 @@
 //! Raw views of user buffers that outlive the call that handed them to oxmpi.
 //!
 //! A nonblocking operation keeps a pointer to the user's buffer until it completes.
-//! The invariant that makes this sound: a `UserBuf`/`UserBufMut` is created only from a
-//! borrow that the public API ties to a [`crate::Scope`] (or to a blocking call that does
-//! not return before completion), and every operation holding one is completed before
-//! that scope ends, whether the `Request` was waited on, dropped or forgotten. All
+//! The invariant that makes this sound: a `UserBuf`/`UserBufMut` is created (by the
+//! `unsafe` constructors, whose callers say why at each site) only from a borrow that
+//! the public API ties to a [`crate::Scope`] (or to a blocking call that does not return
+//! before completion), and every operation holding one is completed before that scope
+//! ends, whether the `Request` was waited on, dropped or forgotten. All
 //! dereferences happen inside the engine, on its owning thread, one access at a time
 //! (`engine::owner`).
 
@@ -23,8 +24,14 @@ pub(crate) struct UserBufMut {
 }
 
 impl UserBuf {
-    /// Views `data` beyond the borrow; the caller upholds the module invariant.
-    pub(crate) fn new(data: &[u8]) -> UserBuf {
+    /// Views `data` beyond the borrow.
+    ///
+    /// # Safety
+    ///
+    /// The view is used only while `data` stays valid and, but for this view, untouched:
+    /// the operation holding it completes before the call that made it returns, or
+    /// before the [`crate::Scope`] that `data` is borrowed for ends.
+    pub(crate) unsafe fn new(data: &[u8]) -> UserBuf {
         UserBuf {
             ptr: data.as_ptr(),
             len: data.len(),
@@ -59,8 +66,14 @@ impl UserBuf {
 }
 
 impl UserBufMut {
-    /// Views `data` beyond the borrow; the caller upholds the module invariant.
-    pub(crate) fn new(data: &mut [u8]) -> UserBufMut {
+    /// Views `data` beyond the borrow.
+    ///
+    /// # Safety
+    ///
+    /// The view is used only while `data` stays valid and, but for this view, untouched:
+    /// the operation holding it completes before the call that made it returns, or
+    /// before the [`crate::Scope`] that `data` is borrowed for ends.
+    pub(crate) unsafe fn new(data: &mut [u8]) -> UserBufMut {
         UserBufMut {
             ptr: data.as_mut_ptr(),
             len: data.len(),

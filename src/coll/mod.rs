@@ -135,11 +135,17 @@ impl Comm {
     /// A new schedule for the next collective on this communicator, over `send` and
     /// `recv` (the views outlive the call: see [`crate::userbuf`]).
     fn schedule<S: Pod, R: Pod>(&self, send: &[S], recv: &mut [R]) -> Schedule {
-        Schedule::new(
-            self.next_coll_route(),
-            UserBuf::new(bytemuck::cast_slice(send)),
-            UserBufMut::new(bytemuck::cast_slice_mut(recv)),
-        )
+        // SAFETY: a blocking collective runs its schedule to completion before it
+        // returns (`run_blocking`, `run_beside`, `run_plan`); a nonblocking one starts
+        // it in the scope that it borrows both buffers for (`start_in`,
+        // `start_plan_in`).
+        let (send, recv) = unsafe {
+            (
+                UserBuf::new(bytemuck::cast_slice(send)),
+                UserBufMut::new(bytemuck::cast_slice_mut(recv)),
+            )
+        };
+        Schedule::new(self.next_coll_route(), send, recv)
     }
 
     /// `root` as an index, if it is a rank of this communicator.

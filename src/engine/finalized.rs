@@ -221,7 +221,8 @@ mod tests {
 
     fn recv(core: &mut Core, from: Option<usize>, buf: &mut [u8]) -> ReqId {
         let id = core.reqs.insert(Op::Recv(RecvOp {
-            buf: UserBufMut::new(buf),
+            // SAFETY: `buf` outlives the core the test drives.
+            buf: unsafe { UserBufMut::new(buf) },
             phase: RecvPhase::Posted,
         }));
         let src = from.map_or(Source::Any, |p| Source::Rank(p as i32));
@@ -249,12 +250,14 @@ mod tests {
         let data = [1u8; 4];
         let to1 = core.reqs.insert(Op::Send(SendOp {
             peer: 1,
-            buf: UserBuf::new(&data),
+            // SAFETY: `data` outlives the core the test drives.
+            buf: unsafe { UserBuf::new(&data) },
             phase: SendPhase::AwaitCts,
         }));
         let eager_to1 = core.reqs.insert(Op::Send(SendOp {
             peer: 1,
-            buf: UserBuf::new(&data),
+            // SAFETY: `data` outlives the core the test drives.
+            buf: unsafe { UserBuf::new(&data) },
             phase: SendPhase::Eager {
                 written: false,
                 acked: true,
@@ -284,7 +287,8 @@ mod tests {
         core.finalized.register(3, Arc::from([0u32, 2]));
         let mut buf = [0u8; 4];
         let id = core.reqs.insert(Op::Recv(RecvOp {
-            buf: UserBufMut::new(&mut buf),
+            // SAFETY: `buf` outlives the core the test drives.
+            buf: unsafe { UserBufMut::new(&mut buf) },
             phase: RecvPhase::Posted,
         }));
         let pattern = Pattern {
