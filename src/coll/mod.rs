@@ -74,16 +74,16 @@ enum Plan<'c> {
 
 impl Comm {
     /// Runs a blocking collective's `plan`: its schedule, or `node` (the operation's
-    /// shared-memory algorithm) in a meeting called `name`.
+    /// shared-memory algorithm) in a meeting of collective `coll`.
     fn run_plan(
         &self,
         plan: Plan<'_>,
-        name: &'static str,
+        coll: Collective,
         node: impl FnOnce(&mut Meeting<'_>, Option<&dyn Combine>) -> Result<()>,
     ) -> Result<()> {
         match plan {
-            Plan::Schedule(sched) => self.run_beside(*sched, name),
-            Plan::Node { venue, op } => self.meet(name, venue, |m| node(m, op.as_deref())),
+            Plan::Schedule(sched) => self.run_beside(*sched, coll),
+            Plan::Node { venue, op } => self.meet(coll, venue, |m| node(m, op.as_deref())),
         }
     }
 
@@ -103,18 +103,18 @@ impl Comm {
         engine::with(|e| drive(e, &mut sched, &|| false).map(|_| ()))
     }
 
-    /// Runs `sched` of collective `name`, which could have met in the node's area: on
+    /// Runs `sched` of collective `coll`, which could have met in the node's area: on
     /// a communicator of one node's ranks, beside any rank that meets there in the
     /// same collective ([`Beside`]). If one does, this rank's messages will never all
     /// come, and the job fails (a fatal error: the schedule's requests still point
     /// into the caller's buffers).
-    fn run_beside(&self, mut sched: Schedule, name: &str) -> Result<()> {
+    fn run_beside(&self, mut sched: Schedule, coll: Collective) -> Result<()> {
         let Some(slots) = self.node_indices()? else {
             return self.run_blocking(sched);
         };
         let rank = self.rank() as usize;
         let other = engine::with(|e| {
-            let beside = Beside::enter(e, slots, rank);
+            let beside = Beside::enter(e, slots, rank, coll);
             let finished = drive(e, &mut sched, &|| beside.in_area().is_some())?;
             Ok(if finished { None } else { beside.in_area() })
         })?;
@@ -122,7 +122,7 @@ impl Comm {
             return Ok(());
         };
         // The engine must hear of the failure.
-        let err = shared_memory::split_paths(self.group(), name, (rank, other), false);
+        let err = shared_memory::split_paths(self.group(), coll.name(), (rank, other), false);
         engine::with(|_| Err(err))
     }
 

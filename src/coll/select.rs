@@ -485,6 +485,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_collective_is_found_in_all_by_its_number() {
+        // The node's area publishes `c as u8` and names what it finds through `ALL`.
+        for (i, c) in Collective::ALL.into_iter().enumerate() {
+            assert_eq!(c as usize, i);
+        }
+        assert!(Collective::ALL.len() < 64, "the area holds six bits of it");
+    }
+
+    #[test]
     fn every_collective_has_its_own_variable_and_a_default() {
         for c in Collective::ALL {
             assert_eq!(Collective::ALL[c.index()], c);

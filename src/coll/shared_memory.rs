@@ -74,7 +74,7 @@ pub(crate) struct Meeting<'a> {
     /// World rank of each communicator rank (for reports).
     group: &'a [u32],
     rank: usize,
-    op: &'static str,
+    op: Collective,
     /// The operation's shape, for operations that go in pieces (else 0): its length
     /// and element size, so that ranks disagreeing on either notice at the first piece.
     shape: u64,
@@ -150,7 +150,7 @@ impl Comm {
     /// Runs one collective over the node's area, at `venue` (from [`Comm::on_node`]).
     pub(crate) fn meet<R>(
         &self,
-        op: &'static str,
+        op: Collective,
         venue: Venue<'_>,
         f: impl FnOnce(&mut Meeting<'_>) -> Result<R>,
     ) -> Result<R> {
@@ -215,13 +215,18 @@ pub(crate) struct Beside<'c> {
 impl<'c> Beside<'c> {
     /// Enters the next collective over the area as rank `rank` of a communicator
     /// whose ranks have area indices `slots`, running it as messages.
-    pub(crate) fn enter(eng: &mut Engine, slots: &'c [usize], rank: usize) -> Beside<'c> {
+    pub(crate) fn enter(
+        eng: &mut Engine,
+        slots: &'c [usize],
+        rank: usize,
+        op: Collective,
+    ) -> Beside<'c> {
         let (area, ticket) = eng
             .net
             .area(false)
             .expect("a communicator on one node has shared memory");
         // Nothing is written: the flagged number alone needs no free slot.
-        area.publish(slots[rank], ticket.seq, true);
+        area.publish(slots[rank], ticket.seq, op as u8, true);
         Beside {
             area,
             slots,
@@ -233,7 +238,11 @@ impl<'c> Beside<'c> {
     /// A rank that meets in the area in this collective, if any.
     pub(crate) fn in_area(&self) -> Option<usize> {
         (0..self.slots.len()).find(|&r| {
-            r != self.rank && self.area.arrival(self.slots[r], self.seq) == Some(Arrival::InArea)
+            r != self.rank
+                && matches!(
+                    self.area.arrival(self.slots[r], self.seq),
+                    Some((Arrival::InArea, _))
+                )
         })
     }
 }
@@ -293,7 +302,7 @@ impl<'a> Meeting<'a> {
     /// any). `source`: other ranks wait for this rank's data alone (a root's).
     pub(crate) fn publish(&mut self, source: bool) {
         let (area, slots, seq) = (self.area, self.slots, self.ticket.seq);
-        area.publish(slots[self.rank], seq, false);
+        area.publish(slots[self.rank], seq, self.op as u8, false);
         self.eng
             .net
             .wake_local(|| source || Self::all_reached(area, slots, seq));
@@ -305,9 +314,11 @@ impl<'a> Meeting<'a> {
         }
     }
 
-    /// Waits until every rank has published.
+    /// Waits until every rank has published, and checks that all entered this
+    /// operation.
     pub(crate) fn wait_all(&mut self) -> Result<()> {
-        self.wait_all_reached(self.ticket.seq)
+        self.wait_all_reached(self.ticket.seq)?;
+        (0..self.slots.len()).try_for_each(|r| self.entered_same(r))
     }
 
     /// Waits until `rank` has published.
@@ -331,7 +342,8 @@ impl<'a> Meeting<'a> {
         let disagree = |what: &str, theirs: u64, ours: u64| {
             Err(Error::InvalidArgument(format!(
                 "{}: rank {rank} {what} {theirs} bytes where rank {} has {ours} (the ranks disagree on the counts)",
-                self.op, self.rank
+                self.op.name(),
+                self.rank
             )))
         };
         let ours = self.shape;
@@ -345,7 +357,7 @@ impl<'a> Meeting<'a> {
             };
             return Err(Error::InvalidArgument(format!(
                 "{}: rank {rank} {} where rank {} {} (the ranks disagree on the counts)",
-                self.op,
+                self.op.name(),
                 how(theirs),
                 self.rank,
                 how(ours)
@@ -371,16 +383,41 @@ impl<'a> Meeting<'a> {
         Ok((data, (shape & LEN_BITS) as usize))
     }
 
-    /// What `rank` wrote, and the shape of its operation; an error if it runs this
-    /// collective as messages instead ([`Beside`]).
-    fn raw(&self, rank: usize) -> Result<(&[u8], u64)> {
-        let (l, seq) = (self.slots[rank], self.ticket.seq);
-        if self.area.arrival(l, seq) == Some(Arrival::ViaMessages) {
+    /// Fails if `rank` (which has published) runs this collective as messages
+    /// instead ([`Beside`]), or entered another collective than this rank (the ranks
+    /// call different collectives, or in a different order).
+    fn entered_same(&self, rank: usize) -> Result<()> {
+        match self.area.arrival(self.slots[rank], self.ticket.seq) {
             // Fatal, as on the messages side: that rank may already have returned
             // from the collective (an eager send), so nothing can put the two back in
             // step.
-            return Err(split_paths(self.group, self.op, (self.rank, rank), true));
+            Some((Arrival::ViaMessages, _)) => Err(split_paths(
+                self.group,
+                self.op.name(),
+                (self.rank, rank),
+                true,
+            )),
+            Some((Arrival::InArea, what)) if what != self.op as u8 => {
+                let theirs = Collective::ALL
+                    .get(usize::from(what))
+                    .map_or("an unknown collective", |c| c.name());
+                Err(Error::InvalidArgument(format!(
+                    "{}: rank {rank} calls {theirs} where rank {} calls {} (every rank of a communicator must call the same collectives in the same order)",
+                    self.op.name(),
+                    self.rank,
+                    self.op.name()
+                )))
+            }
+            // Entered this operation, or moved on (then it entered it too).
+            _ => Ok(()),
         }
+    }
+
+    /// What `rank` wrote, and the shape of its operation; an error if it runs this
+    /// collective as messages instead ([`Beside`]) or entered another one.
+    fn raw(&self, rank: usize) -> Result<(&[u8], u64)> {
+        let (l, seq) = (self.slots[rank], self.ticket.seq);
+        self.entered_same(rank)?;
         // SAFETY: callers read only ranks they waited for (`wait_all`, `wait_for`), and
         // the slice borrows the meeting, which must be borrowed mutably to publish or
         // move on: the bytes are dropped before this rank enters the next collective.

@@ -38,7 +38,7 @@ impl Comm {
     /// ```
     pub fn allgather<T: Pod>(&self, send: &[T], recv: &mut [T]) -> Result<()> {
         let plan = self.allgather_plan(Some(send), recv, Form::Blocking)?;
-        self.run_plan(plan, "allgather", |m, _| {
+        self.run_plan(plan, Collective::Allgather, |m, _| {
             shared_memory::run(
                 m,
                 Some(bytemuck::cast_slice(send)),
@@ -64,7 +64,7 @@ impl Comm {
     pub fn allgather_in_place<T: Pod>(&self, buf: &mut [T]) -> Result<()> {
         let plan = self.allgather_plan(None, buf, Form::Blocking)?;
         let block = size_of_val(buf) / self.size() as usize;
-        self.run_plan(plan, "allgather", |m, _| {
+        self.run_plan(plan, Collective::Allgather, |m, _| {
             shared_memory::run(m, None, bytemuck::cast_slice_mut(buf), block)
         })
     }

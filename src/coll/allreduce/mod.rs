@@ -48,7 +48,7 @@ impl Comm {
         op: O,
     ) -> Result<()> {
         let plan = self.allreduce_plan(Some(send), recv, op, Form::Blocking)?;
-        self.run_plan(plan, "allreduce", |m, op| {
+        self.run_plan(plan, Collective::Allreduce, |m, op| {
             let op = op.expect("a reduction has an operation");
             shared_memory::run(
                 m,
@@ -74,7 +74,7 @@ impl Comm {
     /// ```
     pub fn allreduce_in_place<T: Pod, O: Reduction<T>>(&self, buf: &mut [T], op: O) -> Result<()> {
         let plan = self.allreduce_plan(None, buf, op, Form::Blocking)?;
-        self.run_plan(plan, "allreduce", |m, op| {
+        self.run_plan(plan, Collective::Allreduce, |m, op| {
             let op = op.expect("a reduction has an operation");
             shared_memory::run(m, None, bytemuck::cast_slice_mut(buf), size_of::<T>(), op)
         })

@@ -41,7 +41,7 @@ impl Comm {
     pub fn alltoall<T: Pod>(&self, send: &[T], recv: &mut [T]) -> Result<()> {
         let plan = self.alltoall_plan(Some(send), recv, Form::Blocking)?;
         let block = size_of_val(recv) / self.size() as usize;
-        self.run_plan(plan, "alltoall", |m, _| {
+        self.run_plan(plan, Collective::Alltoall, |m, _| {
             shared_memory::run(
                 m,
                 Some(bytemuck::cast_slice(send)),
@@ -66,7 +66,7 @@ impl Comm {
     pub fn alltoall_in_place<T: Pod>(&self, buf: &mut [T]) -> Result<()> {
         let plan = self.alltoall_plan(None, buf, Form::Blocking)?;
         let block = size_of_val(buf) / self.size() as usize;
-        self.run_plan(plan, "alltoall", |m, _| {
+        self.run_plan(plan, Collective::Alltoall, |m, _| {
             shared_memory::run(m, None, bytemuck::cast_slice_mut(buf), block)
         })
     }

@@ -24,7 +24,7 @@ impl Comm {
     /// ```
     pub fn barrier(&self) -> Result<()> {
         let plan = self.barrier_plan(Form::Blocking)?;
-        self.run_plan(plan, "barrier", |m, _| shared_memory::run(m))
+        self.run_plan(plan, Collective::Barrier, |m, _| shared_memory::run(m))
     }
 
     /// Starts a barrier (`MPI_Ibarrier`): the request completes once every rank has

@@ -32,7 +32,7 @@ impl Comm {
     pub fn bcast<T: Pod>(&self, buf: &mut [T], root: Rank) -> Result<()> {
         let plan = self.bcast_plan(buf, root, Form::Blocking)?;
         let root = root as usize;
-        self.run_plan(plan, "bcast", |m, _| {
+        self.run_plan(plan, Collective::Bcast, |m, _| {
             shared_memory::run(m, bytemuck::cast_slice_mut(buf), root)
         })
     }

@@ -37,7 +37,7 @@ impl Comm {
     pub fn gather<T: Pod>(&self, send: &[T], recv: &mut [T], root: Rank) -> Result<()> {
         let plan = self.gather_plan(Some(send), recv, root, Form::Blocking)?;
         let (root, block) = (root as usize, size_of_val(send));
-        self.run_plan(plan, "gather", |m, _| {
+        self.run_plan(plan, Collective::Gather, |m, _| {
             shared_memory::run(
                 m,
                 Some(bytemuck::cast_slice(send)),
@@ -71,7 +71,7 @@ impl Comm {
             false => size_of_val(buf),
         };
         let root = root as usize;
-        self.run_plan(plan, "gather", |m, _| {
+        self.run_plan(plan, Collective::Gather, |m, _| {
             shared_memory::run(m, None, bytemuck::cast_slice_mut(buf), block, root)
         })
     }

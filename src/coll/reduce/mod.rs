@@ -45,7 +45,7 @@ impl Comm {
     ) -> Result<()> {
         let plan = self.reduce_plan(Some(send), recv, op, root, Form::Blocking)?;
         let (root, bytes) = (root as usize, size_of_val(send));
-        self.run_plan(plan, "reduce", |m, op| {
+        self.run_plan(plan, Collective::Reduce, |m, op| {
             let op = op.expect("a reduction has an operation");
             shared_memory::run(
                 m,
@@ -81,7 +81,7 @@ impl Comm {
     ) -> Result<()> {
         let plan = self.reduce_plan(None, buf, op, root, Form::Blocking)?;
         let (root, bytes) = (root as usize, size_of_val(buf));
-        self.run_plan(plan, "reduce", |m, op| {
+        self.run_plan(plan, Collective::Reduce, |m, op| {
             let op = op.expect("a reduction has an operation");
             shared_memory::run(m, None, bytemuck::cast_slice_mut(buf), bytes, op, root)
         })

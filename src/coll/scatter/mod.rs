@@ -37,7 +37,7 @@ impl Comm {
     pub fn scatter<T: Pod>(&self, send: &[T], recv: &mut [T], root: Rank) -> Result<()> {
         let plan = self.scatter_plan(Some(send), recv, root, Form::Blocking)?;
         let (root, block) = (root as usize, size_of_val(recv));
-        self.run_plan(plan, "scatter", |m, _| {
+        self.run_plan(plan, Collective::Scatter, |m, _| {
             shared_memory::run(
                 m,
                 bytemuck::cast_slice(send),
@@ -66,7 +66,7 @@ impl Comm {
         let plan = self.scatter_plan(None, buf, root, Form::Blocking)?;
         let is_root = self.rank() == root;
         let root = root as usize;
-        self.run_plan(plan, "scatter", |m, _| {
+        self.run_plan(plan, Collective::Scatter, |m, _| {
             if is_root {
                 let block = size_of_val(buf) / m.rank_size().1;
                 shared_memory::run(m, bytemuck::cast_slice(buf), None, block, root)

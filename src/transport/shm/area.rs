@@ -56,6 +56,12 @@ pub(crate) const BLOCK: usize = LARGE_START + LARGE_DEPTH as usize * LARGE;
 /// messages (the selection sent it there: it disagrees on the counts with any rank
 /// that meets in the area in the same collective).
 const VIA_MESSAGES: u64 = 1 << 62;
+/// Where a sequence word holds what the rank entered (the caller's code for the
+/// operation, below 64): ranks that disagree on which collective comes next see it.
+const WHAT_SHIFT: u32 = 56;
+const WHAT_BITS: u64 = 0x3f;
+/// The collective's number in a sequence word.
+const SEQ_BITS: u64 = (1 << WHAT_SHIFT) - 1;
 
 /// How a rank took part in a collective.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,26 +144,31 @@ impl Area {
     /// Whether local rank `l` has entered collective `seq` (acquire: what it wrote
     /// for `seq` is visible after a `true`).
     pub(crate) fn entered(&self, l: usize, seq: u64) -> bool {
-        self.seq_word(l, seq).load(Ordering::Acquire) & !VIA_MESSAGES >= seq
+        self.seq_word(l, seq).load(Ordering::Acquire) & SEQ_BITS >= seq
     }
 
-    /// Local rank `l` (the caller) enters collective `seq`, publishing what it wrote
-    /// for it with a release store; `via_messages`: it runs this collective as
-    /// messages instead (see [`Area::arrival`]).
-    pub(crate) fn publish(&self, l: usize, seq: u64, via_messages: bool) {
+    /// Local rank `l` (the caller) enters collective `seq`, an operation the caller
+    /// numbers `what` (below 64), publishing what it wrote for it with a release
+    /// store; `via_messages`: it runs this collective as messages instead (see
+    /// [`Area::arrival`]).
+    pub(crate) fn publish(&self, l: usize, seq: u64, what: u8, via_messages: bool) {
+        debug_assert!(seq <= SEQ_BITS && u64::from(what) <= WHAT_BITS);
         let flag = if via_messages { VIA_MESSAGES } else { 0 };
-        self.seq_word(l, seq).store(seq | flag, Ordering::Release);
+        let word = seq | (u64::from(what) & WHAT_BITS) << WHAT_SHIFT | flag;
+        self.seq_word(l, seq).store(word, Ordering::Release);
     }
 
-    /// How local rank `l` took part in collective `seq`, if it entered it and has
-    /// not moved on to the next collective of its slot.
-    pub(crate) fn arrival(&self, l: usize, seq: u64) -> Option<Arrival> {
+    /// How local rank `l` took part in collective `seq`, and which operation it
+    /// entered (the `what` it published), if it entered it and has not moved on to
+    /// the next collective of its slot.
+    pub(crate) fn arrival(&self, l: usize, seq: u64) -> Option<(Arrival, u8)> {
         let word = self.seq_word(l, seq).load(Ordering::Acquire);
-        (word & !VIA_MESSAGES == seq).then_some(if word & VIA_MESSAGES != 0 {
+        let how = if word & VIA_MESSAGES != 0 {
             Arrival::ViaMessages
         } else {
             Arrival::InArea
-        })
+        };
+        (word & SEQ_BITS == seq).then_some((how, (word >> WHAT_SHIFT & WHAT_BITS) as u8))
     }
 
     /// Writes `len` bytes for `l`'s collective `seq` into `place`, produced by `fill`
@@ -339,27 +350,27 @@ mod tests {
     }
 
     #[test]
-    fn a_rank_on_messages_has_entered_but_is_told_apart() {
+    fn a_rank_on_messages_has_entered_but_is_told_apart_and_says_what_it_entered() {
         let words = mapping(2);
         // SAFETY: the vector is zeroed, 8-byte aligned (all this test touches: sequence
         // words and slot data through `write`/`read`), and outlives the Area.
         let area = unsafe { Area::new(words.as_ptr() as *mut u8, 2) };
         let seq = 5;
         assert!(!area.entered(1, seq) && area.arrival(1, seq).is_none());
-        area.publish(1, seq, true);
+        area.publish(1, seq, 63, true);
         assert!(area.entered(1, seq));
-        assert_eq!(area.arrival(1, seq), Some(Arrival::ViaMessages));
+        assert_eq!(area.arrival(1, seq), Some((Arrival::ViaMessages, 63)));
         // The flag does not make the rank look further on than it is: the next
         // collective of the same slot is not entered.
         assert!(!area.entered(1, seq + DEPTH));
         assert!(area.arrival(1, seq + DEPTH).is_none());
         // SAFETY: nobody else uses the stand-in mapping.
         unsafe { area.write(0, seq, Place::Small, (3, 7), |d| d.copy_from_slice(b"abc")) };
-        area.publish(0, seq, false);
-        assert_eq!(area.arrival(0, seq), Some(Arrival::InArea));
+        area.publish(0, seq, 0, false);
+        assert_eq!(area.arrival(0, seq), Some((Arrival::InArea, 0)));
         // SAFETY: rank 0 published `seq` above and writes nothing more.
         assert_eq!(unsafe { area.read(0, seq) }, (&b"abc"[..], 7));
-        area.publish(0, seq + DEPTH, false);
+        area.publish(0, seq + DEPTH, 1, false);
         assert!(
             area.arrival(0, seq).is_none(),
             "moved on: no longer at `seq`"

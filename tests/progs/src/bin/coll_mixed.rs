@@ -247,9 +247,63 @@ fn disagreeing_counts(world: &Comm) {
     for (r, got) in recv.chunks(block).enumerate() {
         assert!(got.iter().all(|&v| v == (rank as usize * 7 + r) as u8));
     }
+    different_collectives(world);
     if rank == 0 {
         println!("ok disagree");
     }
+}
+
+/// Ranks that call different collectives at the same point, over the node's area:
+/// a rank that reads or waits for one that entered another collective gets an error
+/// naming both (the others may not notice), nobody waits forever, and the ranks stay
+/// in step.
+fn different_collectives(world: &Comm) {
+    let (rank, size) = (world.rank(), world.size());
+    for coll in [Collective::Barrier, Collective::Reduce] {
+        oxmpi::set_algorithm(coll, Some("shared_memory")).expect("algorithm");
+    }
+    let mut noticed = 0u32;
+    let mut outcome = |r: oxmpi::Result<()>, what: &str| match r {
+        Ok(()) => {}
+        Err(Error::InvalidArgument(msg)) if msg.contains(" calls ") => noticed += 1,
+        Err(e) => panic!("{what}: rank {rank}: {e}"),
+    };
+    let mut small = [rank as u32; 3];
+    // Rank 0 in a barrier, the others in a bcast from the last rank (and the other
+    // way round): the barrier's ranks see the bcast.
+    let root = size - 1;
+    let r = if rank == 0 {
+        world.barrier()
+    } else {
+        world.bcast(&mut small, root)
+    };
+    outcome(r, "barrier beside bcast");
+    let r = if rank == 0 {
+        world.bcast(&mut small, 0)
+    } else {
+        world.barrier()
+    };
+    outcome(r, "bcast beside barrier");
+    // Reductions of the same shape: an allreduce beside a reduce.
+    let mut out = [0u32; 3];
+    let r = if rank == 0 {
+        world.allreduce(&[1u32; 3], &mut out, Op::Sum)
+    } else {
+        world.reduce(&[1u32; 3], &mut out, Op::Sum, root)
+    };
+    outcome(r, "allreduce beside reduce");
+    // Every mismatch was seen somewhere; then collectives agree again.
+    let mut seen = [0u32];
+    world
+        .allreduce(&[noticed], &mut seen, Op::Sum)
+        .expect("agreeing allreduce");
+    assert!(
+        seen[0] >= 3,
+        "{} ranks noticed only {} mismatches",
+        size,
+        seen[0]
+    );
+    world.barrier().expect("agreeing barrier");
 }
 
 /// Usage errors come back as clear errors, before anything is sent.
