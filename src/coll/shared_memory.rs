@@ -32,8 +32,9 @@
 //! Cost: a cache-line handoff per rank instead of log2(p) message rounds, and each
 //! waiting rank is woken at most once per collective, which matters most when ranks
 //! outnumber cores. Errors: a rank whose slot holds a different length or shape than
-//! this rank expects (the ranks disagree on counts) fails the collective with an
-//! error; it still takes part in the protocol, so no rank is left waiting.
+//! this rank expects (the ranks disagree on counts), or whose sequence word says it
+//! entered another collective (each rank publishes which one), fails the collective
+//! with an error; it still takes part in the protocol, so no rank is left waiting.
 
 use super::Form;
 use super::select::{self, Collective};
