@@ -50,7 +50,9 @@ OXRUN_KILL_GRACE_MS milliseconds), and exits with the failing rank's status.
 SIGINT, SIGTERM and SIGHUP sent to oxrun are forwarded to all ranks; a second
 SIGINT kills them. SIGUSR1 and SIGUSR2 are passed on without ending the job. A
 signal oxrun was started with ignored (nohup, a shell's background job) stays
-ignored, by oxrun and by the ranks.
+ignored, by oxrun and by the ranks. Once every rank has ended, whatever they
+started is killed, in their process groups or outside them (setsid, daemons:
+oxrun is their subreaper).
 
 Exit status:
   0        every rank exited 0

@@ -10,7 +10,9 @@
 //!   stays reserved as a zombie until [`Job::finish`]: oxrun never signals a process
 //!   group that is not one of its ranks';
 //! - when every rank has ended, each rank's process group is killed (no leftover
-//!   grandchildren), output is drained up to [`DRAIN`], and only then reaped.
+//!   grandchildren), and so is every process that left its group and came to oxrun
+//!   as their subreaper ([`strays`]); output is drained up to [`DRAIN`], and only
+//!   then the ranks are reaped, and whatever is still oxrun's is killed and reaped.
 
 use std::ffi::OsString;
 use std::io;
@@ -35,6 +37,7 @@ use crate::shm_cleanup;
 use crate::signals::{FORWARDED, SignalFd};
 use crate::spawn::{self, RankCommand};
 use crate::stdin_forward;
+use crate::strays;
 use crate::writer_thread::ThreadWriter;
 
 /// How long output is still forwarded after every rank has ended (a process that
@@ -135,6 +138,11 @@ pub fn run(spec: JobSpec) -> i32 {
             return 1;
         }
     };
+    if let Err(e) = strays::adopt_orphans() {
+        eprintln!(
+            "oxrun: warning: processes the ranks start outside their process group may outlive the job: {e}"
+        );
+    }
     job.start(&spec);
     job.event_loop();
     let status = job.finish();
@@ -607,6 +615,8 @@ impl Job {
     fn check_all_ended(&mut self) {
         if self.drain_until.is_none() && self.ranks.iter().all(|r| r.exit.is_some()) {
             self.signal_all(libc::SIGKILL);
+            let ranks: Vec<libc::pid_t> = self.ranks.iter().map(|r| r.pid).collect();
+            strays::kill_strays(&ranks);
             self.kill_at = None;
             self.deadline = None;
             self.drain_until = Some(Instant::now() + DRAIN);
@@ -652,6 +662,7 @@ impl Job {
                 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted
             {}
         }
+        strays::end_strays(DRAIN);
         self.failure.as_ref().map_or(0, Failure::exit_code)
     }
 }

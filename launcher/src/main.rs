@@ -21,6 +21,7 @@ mod shm_cleanup;
 mod signals;
 mod spawn;
 mod stdin_forward;
+mod strays;
 mod writer_thread;
 
 use std::ffi::OsString;

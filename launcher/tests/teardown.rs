@@ -111,6 +111,31 @@ fn background_grandchildren_do_not_outlive_the_job() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+#[test]
+fn processes_that_leave_their_process_group_do_not_outlive_the_job() {
+    let dir = scratch("stray");
+    // Each rank starts a process in a session of its own, and a daemon whose parent
+    // exits at once, and ends when both are running.
+    let script = dir.join("strays.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "setsid sh -c 'echo $$ > {d}/pid.a$PMI_RANK; exec sleep 1001' &\n\
+             setsid sh -c \"sh -c 'echo \\$\\$ > {d}/pid.b$PMI_RANK; exec sleep 1001' & exit 0\"\n\
+             while [ ! -s {d}/pid.a$PMI_RANK ] || [ ! -s {d}/pid.b$PMI_RANK ]; do sleep 0.01; done\n\
+             echo started\n",
+            d = dir.display()
+        ),
+    )
+    .unwrap();
+    let run = run_job(oxrun(&["-n", "2", "sh", script.to_str().unwrap()]));
+    assert_eq!(run.code(), 0, "{run:?}");
+    assert_eq!(run.stdout, "started\nstarted\n");
+    assert_eq!(pids_in(&dir).len(), 4);
+    assert_all_gone(&dir);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 /// Starts oxrun, waits until every rank printed "ready", sends `signal` to oxrun.
 fn signal_after_ready(n: usize, script: &str, signals: &[i32]) -> Run {
     let mut cmd = oxrun(&["--tag-output", "-n", &n.to_string(), "bash", "-c", script]);

@@ -1,0 +1,96 @@
+//! Processes the ranks start that leave their rank's process group (`setsid`, a
+//! daemon's double fork): oxrun makes itself their subreaper, so that when their
+//! parent ends they become oxrun's children instead of init's, and the end of the job
+//! ends them too. Killing a rank's process group reaches the rest.
+//!
+//! Invariant: only oxrun's own children are signalled, found by their parent pid in
+//! `/proc`; ranks are excluded by pid while they are still oxrun's (zombie) children.
+
+use std::io;
+use std::time::{Duration, Instant};
+
+/// Makes oxrun the subreaper of everything its ranks start.
+pub fn adopt_orphans() -> io::Result<()> {
+    // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes plain integers.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1 as libc::c_ulong, 0, 0, 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Sends SIGKILL to every child of oxrun that is not one of `ranks`. Their own
+/// children come to oxrun as they die, for [`end_strays`].
+pub fn kill_strays(ranks: &[libc::pid_t]) {
+    for pid in children().into_iter().filter(|pid| !ranks.contains(pid)) {
+        // SAFETY: kill takes plain integers; `pid` is our own child, unreaped, so the
+        // number is not anyone else's.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+}
+
+/// Once every rank is reaped: kills and reaps every child of oxrun, over and over
+/// (each one killed hands its own children to oxrun), until none is left or `within`
+/// has passed.
+pub fn end_strays(within: Duration) {
+    let until = Instant::now() + within;
+    loop {
+        let strays = children();
+        if strays.is_empty() || Instant::now() >= until {
+            return;
+        }
+        kill_strays(&[]);
+        for pid in strays {
+            while !reaped(pid) && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+}
+
+/// Reaps child `pid` if it has ended (or is no longer ours).
+fn reaped(pid: libc::pid_t) -> bool {
+    let mut status = 0;
+    // SAFETY: waitpid on our own child with a valid status pointer.
+    unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) != 0 }
+}
+
+/// The pids of oxrun's children, zombies included.
+fn children() -> Vec<libc::pid_t> {
+    let me = std::process::id() as libc::pid_t;
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<libc::pid_t>().ok())
+        .filter(|&pid| parent_of(pid) == Some(me))
+        .collect()
+}
+
+/// The parent pid of `pid`, from `/proc/PID/stat`.
+fn parent_of(pid: libc::pid_t) -> Option<libc::pid_t> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // "PID (COMM) STATE PPID ...": COMM may hold spaces and parentheses, so the
+    // fields start after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_child_is_found_by_its_parent_pid() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("1000")
+            .spawn()
+            .unwrap();
+        let pid = child.id() as libc::pid_t;
+        assert!(children().contains(&pid));
+        assert_eq!(parent_of(pid), Some(std::process::id() as libc::pid_t));
+        assert_eq!(parent_of(1), Some(0));
+        // (Not `kill_strays`: the harness's other tests may have children too.)
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(!children().contains(&pid));
+    }
+}
