@@ -315,10 +315,15 @@ impl<'a> Meeting<'a> {
         }
     }
 
-    /// Waits until every rank has published, and checks that all entered this
-    /// operation.
+    /// Waits until every rank has published.
     pub(crate) fn wait_all(&mut self) -> Result<()> {
-        self.wait_all_reached(self.ticket.seq)?;
+        self.wait_all_reached(self.ticket.seq)
+    }
+
+    /// Fails unless every rank (all of which have published) entered this
+    /// collective, for operations that read nothing from the others (reading checks
+    /// it for the rank read).
+    pub(crate) fn all_entered_same(&self) -> Result<()> {
         (0..self.slots.len()).try_for_each(|r| self.entered_same(r))
     }
 
