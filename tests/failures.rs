@@ -4,6 +4,7 @@
 mod common;
 
 use std::path::Path;
+use std::process::Output;
 
 use common::Job;
 
@@ -34,8 +35,18 @@ fn run_failing(n: usize, args: &[&str]) -> (Option<i32>, String) {
 
 /// As [`run_failing`], with `OXMPI_TRANSPORT` set to `transport`.
 fn run_failing_with(n: usize, args: &[&str], transport: &str) -> (Option<i32>, String) {
+    let out = run_failing_job(Job::new(n, "fail"), n, args, transport);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs `job` (of `fail ARGS` on `n` ranks) over `transport` and checks that every
+/// rank's process is gone and nothing of the job is left in /dev/shm.
+fn run_failing_job(job: Job, n: usize, args: &[&str], transport: &str) -> Output {
     let dir = tempdir();
-    let out = Job::new(n, "fail")
+    let out = job
         .args(args)
         .env("OXMPI_TEST_PIDDIR", dir.to_str().unwrap())
         .env("OXMPI_TRANSPORT", transport)
@@ -58,10 +69,7 @@ fn run_failing_with(n: usize, args: &[&str], transport: &str) -> (Option<i32>, S
         assert!(left.is_empty(), "the job left {left:?} in /dev/shm");
     }
     std::fs::remove_dir_all(&dir).ok();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    out
 }
 
 fn tempdir() -> std::path::PathBuf {
@@ -185,6 +193,52 @@ fn waiting_for_a_rank_that_finalized_fails_instead_of_hanging() {
                 format!("rank {victim} has finalized")
             };
             assert!(err.contains(&named), "{what}");
+        }
+    }
+}
+
+/// A rank that dies while the others, in return-errors mode and ignoring SIGTERM, wait
+/// for it: each gets `PeerLost` instead of waiting until the launcher kills it, also
+/// over shared memory and over TCP without a connection to the dead rank (a rank
+/// whose wait goes idle asks the launcher, which names a rank that ended without
+/// finalize); and the launcher names the rank that died, not a survivor that exited
+/// right after.
+#[test]
+fn ranks_waiting_for_a_dead_rank_get_peer_lost_in_return_mode() {
+    let waits = [
+        "rank",
+        "any",
+        "probe",
+        "barrier",
+        "allreduce",
+        "alltoall",
+        "bigsend",
+        "testloop",
+    ];
+    for transport in ["auto", "tcp"] {
+        for wait in waits {
+            // The grace only bounds a failure of this test: the survivors exit as soon
+            // as they are told.
+            let job = Job::new(3, "fail").env("OXRUN_KILL_GRACE_MS", "60000");
+            let out = run_failing_job(job, 3, &["lost", "1", wait], transport);
+            let (stdout, stderr) = (
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr),
+            );
+            let what = format!("{wait} over {transport}: {stdout}{stderr}");
+            assert_eq!(out.status.code(), Some(137), "{what}");
+            assert!(
+                stderr.contains("oxrun: rank 1 ") && stderr.contains("signal 9"),
+                "{what}"
+            );
+            for survivor in [0, 2] {
+                assert!(
+                    stdout.contains(&format!("rank {survivor}: lost rank ")),
+                    "{what}"
+                );
+            }
+            // The first to learn of it can only have lost the dead rank.
+            assert!(stdout.contains("lost rank 1"), "{what}");
         }
     }
 }

@@ -35,6 +35,18 @@ impl RankExit {
         self == RankExit::Code(0)
     }
 
+    /// Among ranks seen ending at once, which to take for the cause of the failure
+    /// first (lowest first): a death by a signal, then an exit with an error code,
+    /// then a clean exit (which fails only without finalize). Ranks in return-errors
+    /// mode often exit with an error within a millisecond of the peer that died.
+    pub fn blame_order(self) -> u8 {
+        match self {
+            RankExit::Signal { .. } => 0,
+            RankExit::Code(0) => 2,
+            RankExit::Code(_) => 1,
+        }
+    }
+
     /// The status a shell would show: the code, or 128 + the signal.
     pub fn shell_status(self) -> i32 {
         match self {
@@ -116,6 +128,8 @@ mod tests {
         assert!(RankExit::Code(0).success());
         let k = RankExit::from_wait(libc::CLD_KILLED, 9);
         assert_eq!(k.to_string(), "killed by signal 9 (SIGKILL)");
+        assert!(k.blame_order() < RankExit::Code(1).blame_order());
+        assert!(RankExit::Code(1).blame_order() < RankExit::Code(0).blame_order());
         assert_eq!(k.shell_status(), 137);
         let d = RankExit::from_wait(libc::CLD_DUMPED, 11);
         assert_eq!(d.to_string(), "killed by signal 11 (SIGSEGV, core dumped)");

@@ -496,8 +496,10 @@ impl Job {
         }
     }
 
-    /// Looks for ranks that ended, without reaping them.
+    /// Looks for ranks that ended, without reaping them; of those that ended at once,
+    /// the likeliest cause of a failure comes first ([`RankExit::blame_order`]).
     fn check_exits(&mut self) {
+        let mut ended = Vec::new();
         for rank in 0..self.ranks.len() {
             if self.ranks[rank].exit.is_some() {
                 continue;
@@ -520,7 +522,11 @@ impl Job {
             if rc != 0 || pid == 0 {
                 continue;
             }
-            self.on_exit(rank, RankExit::from_wait(info.si_code, status));
+            ended.push((rank, RankExit::from_wait(info.si_code, status)));
+        }
+        ended.sort_by_key(|&(rank, exit)| (exit.blame_order(), rank));
+        for (rank, exit) in ended {
+            self.on_exit(rank, exit);
         }
     }
 
@@ -530,6 +536,7 @@ impl Job {
         self.pump(rank, Kind::Stdout, true);
         self.pump(rank, Kind::Stderr, true);
         self.ranks[rank].exit = Some(exit);
+        self.pmi.ended(rank);
         if self.failure.is_some() {
             return;
         }

@@ -59,6 +59,8 @@ pub struct PmiServer {
     /// The ranks each rank finalized without a connection to (`oxmpi_finalizing`),
     /// ascending.
     unlinked: Vec<Vec<Range>>,
+    /// Ranks that ended without finalize, in the order oxrun saw them end.
+    lost: Vec<usize>,
 }
 
 impl PmiServer {
@@ -75,6 +77,15 @@ impl PmiServer {
             kvs_bytes,
             in_barrier: 0,
             unlinked: vec![Vec::new(); size],
+            lost: Vec::new(),
+        }
+    }
+
+    /// `rank`'s process ended: without finalize, its peers will wait for it in vain
+    /// (`oxmpi_silent` tells them).
+    pub fn ended(&mut self, rank: usize) {
+        if !self.ranks[rank].finalized && !self.lost.contains(&rank) {
+            self.lost.push(rank);
         }
     }
 
@@ -277,7 +288,8 @@ impl PmiServer {
     }
 
     /// The answer to `oxmpi_silent` from `rank`: the ranks from `from` on that
-    /// finalized without a connection to it, as many as fit a line.
+    /// finalized without a connection to it, as many as fit a line, and the first
+    /// other rank that ended without finalize, if any (`lost`).
     fn silent(&self, rank: usize, from: usize) -> Line {
         let silent: Vec<usize> = (from..self.ranks.len())
             .filter(|&r| r != rank && rank_list::contains(&self.unlinked[r], rank))
@@ -286,6 +298,9 @@ impl PmiServer {
         let mut line = reply("oxmpi_silent_result", &[("rc", "0"), ("ranks", &text)]);
         if let Some(next) = silent.get(n) {
             let _ = line.push("next", &next.to_string());
+        }
+        if let Some(lost) = self.lost.iter().find(|&&r| r != rank) {
+            let _ = line.push("lost", &lost.to_string());
         }
         line
     }
@@ -560,6 +575,28 @@ mod tests {
             assert!(silent(&mut s, 2, bad).contains("rc=-1"), "{bad}");
         }
         assert!(silent(&mut s, 0, "cmd=oxmpi_silent from=x").contains("rc=-1"));
+    }
+
+    #[test]
+    fn ranks_that_ended_without_finalize_are_reported_as_lost() {
+        let mut s = server(4);
+        s.handle(3, &req("cmd=finalize"));
+        s.ended(3);
+        let ask =
+            |s: &mut PmiServer, r: usize| only_reply(s.handle(r, &req("cmd=oxmpi_silent")), r);
+        assert_eq!(ask(&mut s, 0), "cmd=oxmpi_silent_result rc=0 ranks=\n");
+        s.ended(2);
+        s.ended(1);
+        s.ended(2);
+        assert_eq!(
+            ask(&mut s, 0),
+            "cmd=oxmpi_silent_result rc=0 ranks= lost=2\n"
+        );
+        // A rank is not told of itself.
+        assert_eq!(
+            ask(&mut s, 2),
+            "cmd=oxmpi_silent_result rc=0 ranks= lost=1\n"
+        );
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //! the ranks it has no connection to (`cmd=oxmpi_finalizing unlinked=RANKS`: they get
 //! no goodbye from it, see `engine::finalized`), and a rank that has waited long asks
 //! which ranks finalized without a connection to it (`cmd=oxmpi_silent from=RANK`,
-//! answered with `ranks=RANKS` and, when the list goes on, `next=RANK`); RANKS as in
+//! answered with `ranks=RANKS` and, when the list goes on, `next=RANK`; and with
+//! `lost=RANK` once some other rank has ended without finalize); RANKS as in
 //! [`rank_list`]. A rank uses them only under oxrun (it sets `OXMPI_JOB_ID`), and stops
 //! when the launcher answers `rc` other than 0.
 
@@ -22,6 +23,15 @@ use std::collections::HashMap;
 
 use crate::error::{Error, Result};
 use pmi::PmiClient;
+
+/// The launcher's answer about peers that will never send this rank anything.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Silent {
+    /// Ranks that finalized without a connection to this one.
+    pub finalized: Vec<usize>,
+    /// A rank that ended without finalize (the first the launcher saw).
+    pub lost: Option<usize>,
+}
 
 /// What this process knows about the job.
 pub(crate) struct Bootstrap {
@@ -244,16 +254,16 @@ impl Bootstrap {
         Ok(())
     }
 
-    /// The ranks that finalized without a connection to this one, as far as the
-    /// launcher knows; `None` if it cannot tell (no launcher, or one without the
-    /// extension).
-    pub(crate) fn silent_peers(&mut self) -> Result<Option<Vec<usize>>> {
+    /// The ranks that finalized without a connection to this one, and a rank that
+    /// ended without finalize, as far as the launcher knows; `None` if it cannot tell
+    /// (no launcher, or one without the extension).
+    pub(crate) fn silent_peers(&mut self) -> Result<Option<Silent>> {
         let Some(p) = self.pmi.as_mut().filter(|_| self.extension) else {
             return Ok(None);
         };
-        let ranks = p.silent(self.size)?;
-        self.extension = ranks.is_some();
-        Ok(ranks)
+        let silent = p.silent(self.size)?;
+        self.extension = silent.is_some();
+        Ok(silent)
     }
 
     /// Whether the launcher can say which ranks finalized without a connection to

@@ -10,8 +10,8 @@ use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use super::rank_list;
 use super::wire::{Line, MAX_LINE};
+use super::{Silent, rank_list};
 use crate::error::{Error, Result};
 
 pub(crate) struct PmiClient {
@@ -192,10 +192,11 @@ impl PmiClient {
     }
 
     /// The ranks that finalized without a connection to this one (they told the
-    /// launcher with [`PmiClient::finalizing`]); `None` if the launcher does not know
-    /// the extension (`cmd=oxmpi_silent`).
-    pub(crate) fn silent(&mut self, size: usize) -> Result<Option<Vec<usize>>> {
-        let mut ranks = Vec::new();
+    /// launcher with [`PmiClient::finalizing`]) and a rank that ended without
+    /// finalize; `None` if the launcher does not know the extension
+    /// (`cmd=oxmpi_silent`).
+    pub(crate) fn silent(&mut self, size: usize) -> Result<Option<Silent>> {
+        let mut silent = Silent::default();
         let mut from = 0;
         loop {
             let mut l = Line::new("oxmpi_silent");
@@ -207,9 +208,16 @@ impl PmiClient {
             let text = reply.get("ranks").unwrap_or("");
             let ranges = rank_list::decode(text, size)
                 .ok_or_else(|| fail(format!("the launcher sent a malformed rank list: {reply}")))?;
-            ranks.extend(ranges.into_iter().flat_map(|(a, b)| a..=b));
+            silent
+                .finalized
+                .extend(ranges.into_iter().flat_map(|(a, b)| a..=b));
+            match reply.get("lost").map(str::parse::<usize>) {
+                None => {}
+                Some(Ok(lost)) if lost < size => silent.lost = silent.lost.or(Some(lost)),
+                Some(_) => return Err(fail(format!("the launcher sent a bad lost rank: {reply}"))),
+            }
             match reply.get("next").map(str::parse::<usize>) {
-                None => return Ok(Some(ranks)),
+                None => return Ok(Some(silent)),
                 Some(Ok(next)) if next > from && next < size => from = next,
                 Some(_) => return Err(fail(format!("the launcher sent a bad next rank: {reply}"))),
             }

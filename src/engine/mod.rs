@@ -124,7 +124,7 @@ impl Engine {
             let b = boot.lock().unwrap_or_else(PoisonError::into_inner);
             (b.rank, b.size, b.tells_silent_peers())
         };
-        let silent = silent_peers::Watch::new(tells_silent && net.has_tcp());
+        let silent = silent_peers::Watch::new(tells_silent);
         // Each peer's share of the budget, but never so little that eager sends of
         // the largest eager size stop working.
         let per_peer = (unexpected_budget / size).max(MIN_CREDIT) as u64;

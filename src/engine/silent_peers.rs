@@ -1,4 +1,4 @@
-//! Peers that finalized without saying goodbye to this rank.
+//! Peers that finalized without saying goodbye to this rank, and peers that died.
 //!
 //! A finalizing rank says goodbye only on links it has (see [`super::finalized`]):
 //! over TCP, a peer it never exchanged a message with hears nothing, and would wait
@@ -10,7 +10,15 @@
 //! sent this rank anything (every send opens or answers a connection, which makes a
 //! link), and once finalizing it writes at most the hello that answers a connection
 //! of this rank's, never a frame that completes anything. So what only it could
-//! complete fails as if its goodbye had arrived. Only ranks with TCP peers ask; a wait
+//! complete fails as if its goodbye had arrived.
+//!
+//! The same answer names a rank that ended without finalize, once the launcher saw
+//! one end: the asking rank then fails with [`Error::PeerLost`] (its wait may never
+//! end otherwise: a peer on shared memory, or one over TCP it has no connection to,
+//! can die without this rank noticing). In return-errors mode the program gets that
+//! error rather than waiting until the launcher's teardown kills it.
+//!
+//! Every rank under oxrun asks; a wait
 //! counts its idle time from its start and reads the clock only before it sleeps
 //! (after its spin and yield phases), a loop of `test` calls every
 //! [`POLLS_PER_CLOCK`] idle calls. Any progress counts as activity, also traffic that
@@ -21,7 +29,7 @@
 use std::time::{Duration, Instant};
 
 use super::Engine;
-use crate::error::Result;
+use crate::error::{Error, Rank, Result};
 
 /// Idle time of a wait before its first question to the launcher.
 const FIRST_ASK: Duration = Duration::from_millis(100);
@@ -89,7 +97,8 @@ impl Watch {
 
 impl Engine {
     /// Asks the launcher which ranks finalized without a link to this one and fails
-    /// what only they could complete. Returns whether it learnt of any.
+    /// what only they could complete. Returns whether it learnt of any; fails with
+    /// [`Error::PeerLost`] when the launcher saw a rank end without finalize.
     pub(crate) fn ask_for_silent_peers(&mut self) -> Result<bool> {
         if self.core.finalizing {
             // Waiting in the finalize fence: the PMI connection belongs to it, and a
@@ -107,8 +116,15 @@ impl Engine {
             self.silent = Watch::new(false);
             return Ok(false);
         };
+        if let Some(peer) = silent.lost {
+            return Err(Error::PeerLost {
+                rank: self.core.me as Rank,
+                peer: peer as Rank,
+                detail: format!("rank {peer} ended without finalize (the launcher saw it end)"),
+            });
+        }
         let mut learnt = false;
-        for peer in silent {
+        for peer in silent.finalized {
             if peer != self.core.me && !self.core.finalized.has(peer) {
                 self.core.peer_finalized(peer);
                 learnt = true;

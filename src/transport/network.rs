@@ -114,11 +114,6 @@ impl Network {
         }
     }
 
-    /// Whether some peer is reached over TCP.
-    pub(crate) fn has_tcp(&self) -> bool {
-        self.tcp.is_some()
-    }
-
     /// Whether more ranks than `cores` (the CPUs this rank may run on) are awake among
     /// those that may run on the same CPUs (true when that cannot be told: no shared
     /// memory).

@@ -15,7 +15,11 @@
 //! `allreduce`, `ssend` (a synchronous send to R), `bigsend` (a 1 MiB send to R) or
 //! `testloop` (a loop of tests of a receive from R). `fail quiet R WAIT` is `finalize`
 //! without the collective every mode starts with, so R never exchanged a message with
-//! anyone (over TCP it has no connection to tell the waiters on).
+//! anyone (over TCP it has no connection to tell the waiters on). `fail lost R WAIT`
+//! kills rank R with SIGKILL while the others, in return-errors mode and ignoring
+//! SIGTERM (so the launcher's teardown leaves them time), wait for it as WAIT says
+//! (also `alltoall` and `any` here): each must get `PeerLost`, print "rank X: lost
+//! rank P" (R, or a survivor that exited before) and exit 0.
 //! Every rank first writes "PID JOB_ID" to DIR/pid.RANK (DIR:
 //! the OXMPI_TEST_PIDDIR variable); the surviving ranks then block in a receive that
 //! never completes, so the launcher must end them.
@@ -102,6 +106,48 @@ fn wait_for_departed(
     universe.finalize()
 }
 
+/// Rank `victim` dies; the others wait for it as `wait` says and must be told.
+fn wait_for_lost(universe: oxmpi::Universe, victim: i32, wait: &str) -> oxmpi::Result<()> {
+    let world = universe.world();
+    let rank = world.rank();
+    universe.set_error_mode(oxmpi::ErrorMode::Return)?;
+    // SAFETY: ignoring a signal installs no handler.
+    unsafe { libc::signal(libc::SIGTERM, libc::SIG_IGN) };
+    // Everyone is ready for the failure before it comes (a survivor may still be
+    // finishing this barrier when another one has learnt of the failure and exited).
+    let ready = world.barrier();
+    if rank == victim {
+        kill_self();
+    }
+    let size = world.size() as usize;
+    let mut buf = vec![0u8; 1 << 20];
+    let got = ready.and_then(|()| match wait {
+        "rank" => world.recv(&mut buf[..8], victim, 999).map(drop),
+        "any" => world.recv(&mut buf[..8], oxmpi::ANY_SOURCE, 999).map(drop),
+        "probe" => world.probe(victim, 999).map(drop),
+        "barrier" => world.barrier(),
+        "allreduce" => world.allreduce(&[1u32; 3], &mut [0u32; 3], oxmpi::Op::Sum),
+        "alltoall" => world.alltoall(&vec![1u8; 4096 * size], &mut vec![0u8; 4096 * size]),
+        "bigsend" => world.send(&buf, victim, 999),
+        "testloop" => oxmpi::scope(|s| -> oxmpi::Result<()> {
+            let mut r = world.irecv(s, &mut buf[..8], victim, 999)?;
+            while r.test()?.is_none() {}
+            Ok(())
+        }),
+        _ => panic!("unknown wait {wait}"),
+    });
+    match got {
+        // The victim, or a survivor that learnt of it first and exited.
+        Err(oxmpi::Error::PeerLost { peer, .. }) if peer != rank => {
+            println!("rank {rank}: lost rank {peer}");
+            // Later calls fail at once too.
+            assert!(matches!(world.barrier(), Err(oxmpi::Error::JobFailed(_))));
+            std::process::exit(0)
+        }
+        other => panic!("rank {rank}: {wait} for lost rank {victim} gave {other:?}"),
+    }
+}
+
 fn main() -> oxmpi::Result<()> {
     let rank: i32 = std::env::var("PMI_RANK")
         .ok()
@@ -133,6 +179,9 @@ fn main() -> oxmpi::Result<()> {
     if how == "split" {
         let flag = |f: &str| args[3..].iter().any(|a| a == f);
         split_paths(&world, &args[2], flag("mid"), flag("reversed"))?;
+    }
+    if how == "lost" {
+        return wait_for_lost(universe, victim, &args[3]);
     }
     if matches!(how, "finalize" | "return" | "quiet") {
         return wait_for_departed(universe, how, victim, &args[3]);
