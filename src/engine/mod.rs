@@ -68,7 +68,8 @@ pub(crate) struct Engine {
     broken: Option<String>,
     /// Collective schedules in flight.
     colls: Vec<ReqId>,
-    /// When an idle rank asks the launcher for peers that finalized without a link.
+    /// When an idle rank asks the launcher for peers that finalized without a link,
+    /// or died.
     silent: silent_peers::Watch,
 }
 

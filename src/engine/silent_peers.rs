@@ -39,9 +39,9 @@ const MAX_GAP: Duration = Duration::from_secs(1);
 const POLLS_PER_CLOCK: u32 = 1024;
 
 /// When an idle rank next asks the launcher for peers that finalized without a link
-/// to it.
+/// to it, or died.
 pub(crate) struct Watch {
-    /// Whether this rank asks at all (it has TCP peers, and the launcher can tell).
+    /// Whether this rank asks at all (the launcher can tell).
     enabled: bool,
     /// When the rank went idle (at the first clock read since it last moved).
     since: Option<Instant>,
