@@ -214,6 +214,8 @@ fn ranks_waiting_for_a_dead_rank_get_peer_lost_in_return_mode() {
         "alltoall",
         "bigsend",
         "testloop",
+        "dup",
+        "split",
     ];
     for transport in ["auto", "tcp"] {
         for wait in waits {

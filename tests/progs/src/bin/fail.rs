@@ -18,7 +18,7 @@
 //! anyone (over TCP it has no connection to tell the waiters on). `fail lost R WAIT`
 //! kills rank R with SIGKILL while the others, in return-errors mode and ignoring
 //! SIGTERM (so the launcher's teardown leaves them time), wait for it as WAIT says
-//! (also `alltoall` and `any` here): each must get `PeerLost`, print "rank X: lost
+//! (also `alltoall`, `dup` and `split` here): each must get `PeerLost`, print "rank X: lost
 //! rank P" (R, or a survivor that exited before) and exit 0.
 //! Every rank first writes "PID JOB_ID" to DIR/pid.RANK (DIR:
 //! the OXMPI_TEST_PIDDIR variable); the surviving ranks then block in a receive that
@@ -134,6 +134,8 @@ fn wait_for_lost(universe: oxmpi::Universe, victim: i32, wait: &str) -> oxmpi::R
             while r.test()?.is_none() {}
             Ok(())
         }),
+        "dup" => world.dup().map(drop),
+        "split" => world.split(rank % 2, -rank).map(drop),
         _ => panic!("unknown wait {wait}"),
     });
     match got {
