@@ -216,6 +216,7 @@ fn ranks_waiting_for_a_dead_rank_get_peer_lost_in_return_mode() {
         "testloop",
         "dup",
         "split",
+        "server",
     ];
     for transport in ["auto", "tcp"] {
         for wait in waits {

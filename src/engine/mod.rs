@@ -328,15 +328,19 @@ impl Engine {
     ) -> Result<()> {
         let mut idle = Idle::new();
         // Idle time counts from this wait on (the last one may have ended idle).
-        self.silent.moved();
+        self.silent.start();
         loop {
             let moved = self.progress()?;
+            // Counted before `done`: in a loop of short waits, each one ends with the
+            // pass that moved.
+            if moved && self.silent.moved() {
+                self.ask_for_silent_peers()?;
+            }
             if done(self) {
                 return Ok(());
             }
             if moved {
                 idle.reset();
-                self.silent.moved();
                 continue;
             }
             if stalled(self) {
@@ -610,7 +614,9 @@ impl Engine {
     /// them that stays idle asks the launcher for silent peers like a wait does.
     pub(crate) fn poll(&mut self) -> Result<()> {
         if self.progress()? {
-            self.silent.moved();
+            if self.silent.moved() {
+                self.ask_for_silent_peers()?;
+            }
         } else if self.silent.due_after_poll() {
             self.ask_for_silent_peers()?;
         }

@@ -22,7 +22,10 @@
 //! counts its idle time from its start and reads the clock only before it sleeps
 //! (after its spin and yield phases), a loop of `test` calls every
 //! [`POLLS_PER_CLOCK`] idle calls. Any progress counts as activity, also traffic that
-//! does not concern the wait. The launcher keeps each finalizing rank's list as
+//! does not concern the wait; so a rank that never idles that long (a wait fed by
+//! other traffic, a server loop of short waits) asks once [`MAX_GAP`] has passed
+//! since it last asked, reading the clock every [`MOVES_PER_CLOCK`] moving passes.
+//! The launcher keeps each finalizing rank's list as
 //! ranges and scans every rank's list per question: fine for the jobs one machine
 //! runs, quadratic in the rank count for very large ones.
 
@@ -37,6 +40,9 @@ const FIRST_ASK: Duration = Duration::from_millis(100);
 const MAX_GAP: Duration = Duration::from_secs(1);
 /// Idle `test` calls between clock reads.
 const POLLS_PER_CLOCK: u32 = 1024;
+/// Progress passes that moved something between clock reads (a wait that keeps
+/// receiving other traffic never goes idle).
+const MOVES_PER_CLOCK: u32 = 1024;
 
 /// When an idle rank next asks the launcher for peers that finalized without a link
 /// to it, or died.
@@ -49,6 +55,12 @@ pub(crate) struct Watch {
     next: Duration,
     /// Idle `test` calls since the last clock read.
     polls: u32,
+    /// Passes that moved something since the last clock read.
+    moves: u32,
+    /// When this rank last asked, or was first seen on the clock since: a rank that
+    /// keeps moving (a server loop of short waits fed by other ranks' traffic) still
+    /// asks every [`MAX_GAP`].
+    busy_mark: Option<Instant>,
 }
 
 impl Watch {
@@ -58,20 +70,42 @@ impl Watch {
             since: None,
             next: FIRST_ASK,
             polls: 0,
+            moves: 0,
+            busy_mark: None,
         }
     }
 
-    /// Something moved: the rank is not idle.
+    /// A wait starts: its idle time counts from now on.
+    pub(crate) fn start(&mut self) {
+        self.since = None;
+        self.next = FIRST_ASK;
+        self.polls = 0;
+    }
+
+    /// Something moved: the rank is not idle. Whether to ask all the same: [`MAX_GAP`]
+    /// has passed since the rank last asked or was first seen on the clock after
+    /// that (read every [`MOVES_PER_CLOCK`] calls).
     #[inline]
-    pub(crate) fn moved(&mut self) {
+    pub(crate) fn moved(&mut self) -> bool {
         if self.since.is_some() {
-            *self = Watch::new(self.enabled);
+            self.start();
         }
+        self.moves = self.moves.wrapping_add(1);
+        self.enabled && self.moves % MOVES_PER_CLOCK == 0 && self.busy_due(Instant::now())
     }
 
     /// A wait is about to sleep: whether to ask first.
     pub(crate) fn due_before_sleep(&mut self) -> bool {
-        self.enabled && self.due(Instant::now())
+        if !self.enabled {
+            return false;
+        }
+        let now = Instant::now();
+        if self.due(now) {
+            // A question answers for the busy clock too.
+            self.busy_mark = Some(now);
+            return true;
+        }
+        self.busy_due(now)
     }
 
     /// A `test` call moved nothing: whether to ask.
@@ -82,6 +116,17 @@ impl Watch {
         }
         self.polls += 1;
         self.polls % POLLS_PER_CLOCK == 0 && self.due(Instant::now())
+    }
+
+    /// Whether [`MAX_GAP`] has passed since the busy mark (set now if unset), moving
+    /// the mark to now if so.
+    fn busy_due(&mut self, now: Instant) -> bool {
+        let mark = *self.busy_mark.get_or_insert(now);
+        if now - mark < MAX_GAP {
+            return false;
+        }
+        self.busy_mark = Some(now);
+        true
     }
 
     fn due(&mut self, now: Instant) -> bool {
@@ -153,10 +198,30 @@ mod tests {
     }
 
     #[test]
+    fn a_wait_that_keeps_moving_asks_once_a_gap() {
+        let mut w = Watch::new(true);
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        assert!(!w.busy_due(t0) && !w.busy_due(at(999)));
+        assert!(w.busy_due(at(1000)) && !w.busy_due(at(1999)) && w.busy_due(at(2000)));
+        // Moves read the clock only every MOVES_PER_CLOCK calls; a new wait keeps the
+        // mark (a loop of short waits is as busy as one long one).
+        let mut w = Watch::new(true);
+        for _ in 0..MOVES_PER_CLOCK - 1 {
+            assert!(!w.moved());
+        }
+        assert!(w.busy_mark.is_none());
+        assert!(!w.moved(), "the first clock read only sets the mark");
+        let mark = w.busy_mark;
+        w.start();
+        assert!(mark.is_some() && w.busy_mark == mark);
+    }
+
+    #[test]
     fn a_disabled_watch_never_asks() {
         let mut w = Watch::new(false);
         for _ in 0..4 * POLLS_PER_CLOCK {
-            assert!(!w.due_after_poll());
+            assert!(!w.due_after_poll() && !w.moved());
         }
         assert!(!w.due_before_sleep());
     }

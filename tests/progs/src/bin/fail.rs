@@ -18,7 +18,8 @@
 //! anyone (over TCP it has no connection to tell the waiters on). `fail lost R WAIT`
 //! kills rank R with SIGKILL while the others, in return-errors mode and ignoring
 //! SIGTERM (so the launcher's teardown leaves them time), wait for it as WAIT says
-//! (also `alltoall`, `dup` and `split` here): each must get `PeerLost`, print "rank X: lost
+//! (also `alltoall`, `dup`, `split` and `server`: rank 0 receives from any source
+//! while the others keep sending to it): each must get `PeerLost`, print "rank X: lost
 //! rank P" (R, or a survivor that exited before) and exit 0.
 //! Every rank first writes "PID JOB_ID" to DIR/pid.RANK (DIR:
 //! the OXMPI_TEST_PIDDIR variable); the surviving ranks then block in a receive that
@@ -134,6 +135,14 @@ fn wait_for_lost(universe: oxmpi::Universe, victim: i32, wait: &str) -> oxmpi::R
             while r.test()?.is_none() {}
             Ok(())
         }),
+        // Rank 0 receives from any source in a loop that the others keep busy: it never
+        // goes idle, and must learn of the dead rank all the same.
+        "server" if rank == 0 => loop {
+            world.recv(&mut buf[..8], oxmpi::ANY_SOURCE, 5)?;
+        },
+        "server" => loop {
+            world.send(&buf[..8], 0, 5)?;
+        },
         "dup" => world.dup().map(drop),
         "split" => world.split(rank % 2, -rank).map(drop),
         _ => panic!("unknown wait {wait}"),
