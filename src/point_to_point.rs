@@ -227,6 +227,6 @@ impl Comm {
         // SAFETY: the scope adopts the receive, and `buf` is borrowed for the scope.
         let into = unsafe { UserBufMut::new(bytemuck::cast_slice_mut(buf)) };
         let started = engine::with(|e| e.start_recv(pattern, into))?;
-        Ok(scope.adopt(started).of_elements(size_of::<T>()))
+        Ok(scope.adopt_elements(started, size_of::<T>()))
     }
 }

@@ -98,6 +98,7 @@ impl Status {
     /// a whole number of `elem_size`-byte elements (a receive into a buffer of that
     /// element type: the bytes that arrived are in the buffer, but the last element
     /// is only partly written).
+    #[inline]
     pub(crate) fn whole(self, elem_size: usize) -> Result<Status> {
         whole_elements(self.bytes, elem_size)?;
         Ok(self)
@@ -106,10 +107,32 @@ impl Status {
 
 /// Fails with [`Error::PartialElement`] unless `bytes` is a multiple of `elem_size`
 /// (sizes of zero-sized types count as 1).
+#[inline]
 pub(crate) fn whole_elements(bytes: usize, elem_size: usize) -> Result<()> {
-    let elem_size = elem_size.max(1);
-    match bytes % elem_size {
-        0 => Ok(()),
-        _ => Err(Error::PartialElement { bytes, elem_size }),
+    match is_whole(bytes, elem_size) {
+        true => Ok(()),
+        false => Err(partial_element(bytes, elem_size)),
+    }
+}
+
+/// Whether `bytes` is a multiple of `elem_size` (sizes of zero-sized types count as
+/// 1).
+#[inline]
+pub(crate) fn is_whole(bytes: usize, elem_size: usize) -> bool {
+    // Element sizes are nearly always powers of two: a mask, not a division.
+    if elem_size.is_power_of_two() {
+        bytes & (elem_size - 1) == 0
+    } else {
+        bytes % elem_size.max(1) == 0
+    }
+}
+
+/// The error of a message of `bytes` that is not a whole number of `elem_size`-byte
+/// elements.
+#[cold]
+pub(crate) fn partial_element(bytes: usize, elem_size: usize) -> Error {
+    Error::PartialElement {
+        bytes,
+        elem_size: elem_size.max(1),
     }
 }
