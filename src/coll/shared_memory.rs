@@ -34,7 +34,9 @@
 //! outnumber cores. Errors: a rank whose slot holds a different length or shape than
 //! this rank expects (the ranks disagree on counts), or whose sequence word says it
 //! entered another collective (each rank publishes which one), fails the collective
-//! with an error; it still takes part in the protocol, so no rank is left waiting.
+//! with an error; it still takes part in the protocol, so no rank is left waiting
+//! (ranks in different collectives stay in step only where those take as many
+//! collective numbers; see docs/collectives.md).
 
 use super::Form;
 use super::select::{self, Collective};
