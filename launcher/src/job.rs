@@ -43,6 +43,9 @@ use crate::writer_thread::ThreadWriter;
 /// How long output is still forwarded after every rank has ended (a process that
 /// escaped its rank's process group may hold a pipe open).
 pub const DRAIN: Duration = Duration::from_secs(1);
+/// Least time between two reaps of processes that ended after coming to oxrun as
+/// their subreaper.
+const REAP_GAP: Duration = Duration::from_millis(250);
 
 /// Reads from one output pipe before other sources get their turn.
 const READS_PER_TURN: usize = 4;
@@ -118,6 +121,10 @@ pub struct Job {
     kill_at: Option<Instant>,
     /// Set once every rank has ended: the end of output draining.
     drain_until: Option<Instant>,
+    /// When to reap the processes that came to oxrun as their subreaper and ended
+    /// ([`strays::reap_ended`]), and when it last did.
+    reap_at: Option<Instant>,
+    last_reap: Instant,
     /// Sources with data left after their turn.
     retry: Vec<Token>,
     /// Output streams left unread while oxrun's own output is backlogged.
@@ -183,6 +190,8 @@ impl Job {
             retry: Vec::new(),
             stalled: Vec::new(),
             external_signals: 0,
+            reap_at: None,
+            last_reap: Instant::now(),
         })
     }
 
@@ -467,6 +476,10 @@ impl Job {
         }
         if child {
             self.check_exits();
+            // Maybe a process that came to oxrun as their subreaper ended: reaped at
+            // most every REAP_GAP (each look is a scan of /proc).
+            self.reap_at
+                .get_or_insert(Instant::now().max(self.last_reap + REAP_GAP));
         }
     }
 
@@ -607,11 +620,21 @@ impl Job {
                 self.signal_all(libc::SIGKILL);
             }
         }
+        if self.reap_at.is_some_and(|r| now >= r) {
+            self.reap_at = None;
+            self.last_reap = now;
+            strays::reap_ended(&self.rank_pids());
+        }
+    }
+
+    /// Every rank's pid (ended ranks' too: they stay unreaped until the end).
+    fn rank_pids(&self) -> Vec<libc::pid_t> {
+        self.ranks.iter().map(|r| r.pid).collect()
     }
 
     fn next_timer(&self) -> Option<Instant> {
         let deadline = self.deadline.filter(|_| self.failure.is_none());
-        [deadline, self.kill_at, self.drain_until]
+        [deadline, self.kill_at, self.drain_until, self.reap_at]
             .into_iter()
             .flatten()
             .min()
@@ -622,8 +645,7 @@ impl Job {
     fn check_all_ended(&mut self) {
         if self.drain_until.is_none() && self.ranks.iter().all(|r| r.exit.is_some()) {
             self.signal_all(libc::SIGKILL);
-            let ranks: Vec<libc::pid_t> = self.ranks.iter().map(|r| r.pid).collect();
-            strays::kill_strays(&ranks);
+            strays::kill_strays(&self.rank_pids());
             self.kill_at = None;
             self.deadline = None;
             self.drain_until = Some(Instant::now() + DRAIN);

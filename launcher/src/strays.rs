@@ -1,7 +1,9 @@
 //! Processes the ranks start that leave their rank's process group (`setsid`, a
 //! daemon's double fork): oxrun makes itself their subreaper, so that when their
 //! parent ends they become oxrun's children instead of init's, and the end of the job
-//! ends them too. Killing a rank's process group reaches the rest.
+//! ends them too. Killing a rank's process group reaches the rest. Those that end
+//! during the job are reaped as they go (at most every `job::REAP_GAP`, each look a
+//! scan of /proc), so they do not pile up as zombies.
 //!
 //! Invariant: only oxrun's own children are signalled, found by their parent pid in
 //! `/proc`; ranks are excluded by pid while they are still oxrun's (zombie) children.
@@ -25,6 +27,14 @@ pub fn kill_strays(ranks: &[libc::pid_t]) {
         // SAFETY: kill takes plain integers; `pid` is our own child, unreaped, so the
         // number is not anyone else's.
         unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+}
+
+/// Reaps every child of oxrun that is not one of `ranks` and has ended, so that those
+/// that end during the job do not pile up as zombies.
+pub fn reap_ended(ranks: &[libc::pid_t]) {
+    for pid in children().into_iter().filter(|pid| !ranks.contains(pid)) {
+        reaped(pid);
     }
 }
 

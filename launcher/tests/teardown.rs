@@ -136,6 +136,20 @@ fn processes_that_leave_their_process_group_do_not_outlive_the_job() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+#[test]
+fn processes_that_come_to_oxrun_and_end_are_reaped_during_the_job() {
+    // The rank leaves 20 orphans that end at once (they come to oxrun, their
+    // subreaper), then waits until oxrun has no zombie child left.
+    let script = "for i in $(seq 20); do (sh -c 'exit 0' &); done; \
+        for i in $(seq 400); do \
+          n=$(cat /proc/[0-9]*/stat 2>/dev/null | awk -v pp=$PPID '$4 == pp && $3 == \"Z\"' | wc -l); \
+          [ $n = 0 ] && break; sleep 0.05; done; \
+        echo zombies=$n";
+    let run = run_job(oxrun(&["-n", "1", "sh", "-c", script]));
+    assert_eq!(run.code(), 0, "{run:?}");
+    assert_eq!(run.stdout, "zombies=0\n");
+}
+
 /// Starts oxrun, waits until every rank printed "ready", sends `signal` to oxrun.
 fn signal_after_ready(n: usize, script: &str, signals: &[i32]) -> Run {
     let mut cmd = oxrun(&["--tag-output", "-n", &n.to_string(), "bash", "-c", script]);
