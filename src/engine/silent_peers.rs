@@ -99,13 +99,7 @@ impl Watch {
         if !self.enabled {
             return false;
         }
-        let now = Instant::now();
-        if self.due(now) {
-            // A question answers for the busy clock too.
-            self.busy_mark = Some(now);
-            return true;
-        }
-        self.busy_due(now)
+        self.due_either(Instant::now())
     }
 
     /// A `test` call moved nothing: whether to ask.
@@ -115,7 +109,18 @@ impl Watch {
             return false;
         }
         self.polls += 1;
-        self.polls % POLLS_PER_CLOCK == 0 && self.due(Instant::now())
+        self.polls % POLLS_PER_CLOCK == 0 && self.due_either(Instant::now())
+    }
+
+    /// Whether to ask by either clock: idle time, or time since the last question
+    /// (idle spells that other traffic keeps cutting short never reach the first).
+    fn due_either(&mut self, now: Instant) -> bool {
+        if self.due(now) {
+            // A question answers for the busy clock too.
+            self.busy_mark = Some(now);
+            return true;
+        }
+        self.busy_due(now)
     }
 
     /// Whether [`MAX_GAP`] has passed since the busy mark (set now if unset), moving
