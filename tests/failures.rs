@@ -218,20 +218,24 @@ fn ranks_waiting_for_a_dead_rank_get_peer_lost_in_return_mode() {
         "split",
         "server",
     ];
+    let ends = [
+        ("kill", 137, "killed by signal 9"),
+        ("exit", 1, "exited without calling finalize"),
+    ];
     for transport in ["auto", "tcp"] {
-        for wait in waits {
-            // The grace only bounds a failure of this test: the survivors exit as soon
-            // as they are told.
+        for (wait, (end, code, cause)) in waits.into_iter().zip(ends.iter().cycle()) {
+            // The grace only bounds a failure of this test: the survivors exit (with
+            // code 1) as soon as they are told.
             let job = Job::new(3, "fail").env("OXRUN_KILL_GRACE_MS", "60000");
-            let out = run_failing_job(job, 3, &["lost", "1", wait], transport);
+            let out = run_failing_job(job, 3, &["lost", "1", wait, end], transport);
             let (stdout, stderr) = (
                 String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr),
             );
-            let what = format!("{wait} over {transport}: {stdout}{stderr}");
-            assert_eq!(out.status.code(), Some(137), "{what}");
+            let what = format!("{wait} ({end}) over {transport}: {stdout}{stderr}");
+            assert_eq!(out.status.code(), Some(*code), "{what}");
             assert!(
-                stderr.contains("oxrun: rank 1 ") && stderr.contains("signal 9"),
+                stderr.contains("oxrun: rank 1 ") && stderr.contains(cause),
                 "{what}"
             );
             for survivor in [0, 2] {

@@ -510,7 +510,9 @@ impl Job {
     }
 
     /// Looks for ranks that ended, without reaping them; of those that ended at once,
-    /// the likeliest cause of a failure comes first ([`RankExit::blame_order`]).
+    /// the likeliest cause of a failure comes first: not a rank that said it lost a
+    /// peer (what it sent before it ended is read first), then by
+    /// [`RankExit::blame_order`].
     fn check_exits(&mut self) {
         let mut ended = Vec::new();
         for rank in 0..self.ranks.len() {
@@ -537,7 +539,10 @@ impl Job {
             }
             ended.push((rank, RankExit::from_wait(info.si_code, status)));
         }
-        ended.sort_by_key(|&(rank, exit)| (exit.blame_order(), rank));
+        for &(rank, _) in &ended {
+            self.service_pmi(rank, true);
+        }
+        ended.sort_by_key(|&(rank, exit)| (self.pmi.lost_a_peer(rank), exit.blame_order(), rank));
         for (rank, exit) in ended {
             self.on_exit(rank, exit);
         }

@@ -2,8 +2,8 @@
 //! reply lines (to that rank, or to every rank when a barrier completes) out.
 //!
 //! It knows nothing of sockets; `pmi_conn` frames lines and `job` routes them.
-//! Invariants: every request gets exactly one reply except `abort` (none) and
-//! `barrier_in` (its reply waits for the whole round); the key-value space never
+//! Invariants: every request gets exactly one reply except `abort` and `oxmpi_lost`
+//! (none) and `barrier_in` (its reply waits for the whole round); the key-value space never
 //! holds more than [`KVS_BUDGET`] bytes; nothing a rank sends can make it panic.
 
 use std::collections::HashMap;
@@ -45,6 +45,8 @@ struct RankState {
     initialized: bool,
     finalized: bool,
     in_barrier: bool,
+    /// It said it lost a peer (`oxmpi_lost`): its own end is likely a consequence.
+    lost_a_peer: bool,
 }
 
 /// The PMI-1 state of a whole job.
@@ -97,6 +99,11 @@ impl PmiServer {
     /// Whether `rank` sent `finalize`.
     pub fn finalized(&self, rank: usize) -> bool {
         self.ranks[rank].finalized
+    }
+
+    /// Whether `rank` said it lost a peer (`oxmpi_lost`).
+    pub fn lost_a_peer(&self, rank: usize) -> bool {
+        self.ranks[rank].lost_a_peer
     }
 
     /// Whether `rank` entered the current barrier round.
@@ -211,6 +218,7 @@ impl PmiServer {
                 self.ranks[rank].finalized = true;
                 one(&mut out, reply("finalize_ack", &[("rc", "0")]));
             }
+            "oxmpi_lost" => self.ranks[rank].lost_a_peer = true,
             "abort" => {
                 let code = match req.get("exitcode") {
                     None => 1,

@@ -11,7 +11,9 @@
 //! no goodbye from it, see `engine::finalized`), and a rank that has waited long asks
 //! which ranks finalized without a connection to it (`cmd=oxmpi_silent from=RANK`,
 //! answered with `ranks=RANKS` and, when the list goes on, `next=RANK`; and with
-//! `lost=RANK` once some other rank has ended without finalize); RANKS as in
+//! `lost=RANK` once some other rank has ended without finalize); and a rank that
+//! lost a peer in return-errors mode says so (`cmd=oxmpi_lost peer=RANK`, no answer),
+//! so that its own end, which may follow at once, is not taken for the cause. RANKS as in
 //! [`rank_list`]. A rank uses them only under oxrun (it sets `OXMPI_JOB_ID`), and stops
 //! when the launcher answers `rc` other than 0.
 
@@ -275,6 +277,14 @@ impl Bootstrap {
     /// Whether a launcher started this process (else it is a singleton).
     pub(crate) fn has_launcher(&self) -> bool {
         self.pmi.is_some()
+    }
+
+    /// Tells the launcher (oxrun) that this rank lost `peer`, so that it reports the
+    /// peer's end rather than this rank's as the job's failure.
+    pub(crate) fn report_lost(&mut self, peer: usize) {
+        if let Some(p) = self.pmi.as_mut().filter(|_| self.extension) {
+            p.lost(peer);
+        }
     }
 
     /// Asks the launcher to end the whole job with `code`.

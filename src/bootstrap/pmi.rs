@@ -229,6 +229,14 @@ impl PmiClient {
             .map(|_| ())
     }
 
+    /// Tells the launcher that this rank lost `peer` (`cmd=oxmpi_lost`): if this rank
+    /// ends now, the peer's end is the cause to report. Does not wait for an answer.
+    pub(crate) fn lost(&mut self, peer: usize) {
+        let mut l = Line::new("oxmpi_lost");
+        let _ = l.push("peer", &peer.to_string());
+        let _ = self.write_line(&l);
+    }
+
     /// Asks the launcher to end the job with `code`. Does not wait for an answer.
     pub(crate) fn abort(&mut self, code: i32) {
         let mut l = Line::new("abort");

@@ -106,6 +106,13 @@ pub(crate) fn with<R>(f: impl FnOnce(&mut Engine) -> Result<R>) -> Result<R> {
                 eng.die(e);
             }
             eng.broken = Some(e.to_string());
+            if let Error::PeerLost { peer, .. } = e {
+                // The program may end at once; its peer's end is the cause.
+                eng.boot
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .report_lost(*peer as usize);
+            }
         }
         result
     })

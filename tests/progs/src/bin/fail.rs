@@ -20,7 +20,8 @@
 //! SIGTERM (so the launcher's teardown leaves them time), wait for it as WAIT says
 //! (also `alltoall`, `dup`, `split` and `server`: rank 0 receives from any source
 //! while the others keep sending to it): each must get `PeerLost`, print "rank X: lost
-//! rank P" (R, or a survivor that exited before) and exit 0.
+//! rank P" (R, or a survivor that exited before) and exit 1. `fail lost R WAIT exit`:
+//! rank R exits 0 without finalize instead.
 //! Every rank first writes "PID JOB_ID" to DIR/pid.RANK (DIR:
 //! the OXMPI_TEST_PIDDIR variable); the surviving ranks then block in a receive that
 //! never completes, so the launcher must end them.
@@ -108,7 +109,12 @@ fn wait_for_departed(
 }
 
 /// Rank `victim` dies; the others wait for it as `wait` says and must be told.
-fn wait_for_lost(universe: oxmpi::Universe, victim: i32, wait: &str) -> oxmpi::Result<()> {
+fn wait_for_lost(
+    universe: oxmpi::Universe,
+    victim: i32,
+    wait: &str,
+    end: Option<&str>,
+) -> oxmpi::Result<()> {
     let world = universe.world();
     let rank = world.rank();
     universe.set_error_mode(oxmpi::ErrorMode::Return)?;
@@ -118,7 +124,10 @@ fn wait_for_lost(universe: oxmpi::Universe, victim: i32, wait: &str) -> oxmpi::R
     // finishing this barrier when another one has learnt of the failure and exited).
     let ready = world.barrier();
     if rank == victim {
-        kill_self();
+        match end {
+            Some("exit") => std::process::exit(0),
+            _ => kill_self(),
+        }
     }
     let size = world.size() as usize;
     let mut buf = vec![0u8; 1 << 20];
@@ -153,7 +162,9 @@ fn wait_for_lost(universe: oxmpi::Universe, victim: i32, wait: &str) -> oxmpi::R
             println!("rank {rank}: lost rank {peer}");
             // Later calls fail at once too.
             assert!(matches!(world.barrier(), Err(oxmpi::Error::JobFailed(_))));
-            std::process::exit(0)
+            // As a program that gives up on an error would: the launcher must still
+            // name the victim, not this rank.
+            std::process::exit(1)
         }
         other => panic!("rank {rank}: {wait} for lost rank {victim} gave {other:?}"),
     }
@@ -192,7 +203,7 @@ fn main() -> oxmpi::Result<()> {
         split_paths(&world, &args[2], flag("mid"), flag("reversed"))?;
     }
     if how == "lost" {
-        return wait_for_lost(universe, victim, &args[3]);
+        return wait_for_lost(universe, victim, &args[3], args.get(4).map(String::as_str));
     }
     if matches!(how, "finalize" | "return" | "quiet") {
         return wait_for_departed(universe, how, victim, &args[3]);
