@@ -605,6 +605,13 @@ mod tests {
             ask(&mut s, 2),
             "cmd=oxmpi_silent_result rc=0 ranks= lost=1\n"
         );
+        // A rank that lost a peer says so, and gets no answer.
+        assert!(!s.lost_a_peer(0));
+        assert_eq!(
+            s.handle(0, &req("cmd=oxmpi_lost peer=2")),
+            Outcome::default()
+        );
+        assert!(s.lost_a_peer(0) && !s.lost_a_peer(1));
     }
 
     #[test]
