@@ -181,6 +181,13 @@ impl Comm {
     }
 }
 
+/// The name of the collective a rank published as `what` in a sequence word.
+fn collective_name(what: u8) -> &'static str {
+    Collective::ALL
+        .get(usize::from(what))
+        .map_or("an unknown collective", |c| c.name())
+}
+
 /// The fatal error this communicator rank `me` reports when it and rank `peer` run
 /// collective `op` on either side of the node's area (`me_in_area`: this rank met in
 /// the area, the peer sends messages; else the other way round); `group` maps both
@@ -399,16 +406,25 @@ impl<'a> Meeting<'a> {
             // Fatal, as on the messages side: that rank may already have returned
             // from the collective (an eager send), so nothing can put the two back in
             // step.
-            Some((Arrival::ViaMessages, _)) => Err(split_paths(
+            Some((Arrival::ViaMessages, what)) if what == self.op as u8 => Err(split_paths(
                 self.group,
                 self.op.name(),
                 (self.rank, rank),
                 true,
             )),
+            Some((Arrival::ViaMessages, what)) => Err(Error::Protocol {
+                rank: self.group[self.rank] as Rank,
+                peer: self.group[rank] as Rank,
+                detail: format!(
+                    "{}: rank {rank} calls {} (as messages) where rank {} calls {} in the shared-memory area (every rank of a communicator must call the same collectives in the same order)",
+                    self.op.name(),
+                    collective_name(what),
+                    self.rank,
+                    self.op.name()
+                ),
+            }),
             Some((Arrival::InArea, what)) if what != self.op as u8 => {
-                let theirs = Collective::ALL
-                    .get(usize::from(what))
-                    .map_or("an unknown collective", |c| c.name());
+                let theirs = collective_name(what);
                 Err(Error::InvalidArgument(format!(
                     "{}: rank {rank} calls {theirs} where rank {} calls {} (every rank of a communicator must call the same collectives in the same order)",
                     self.op.name(),
