@@ -133,6 +133,8 @@ impl PmiServer {
                         &[
                             ("pmi_version", "1"),
                             ("pmi_subversion", "1"),
+                            // oxrun's extensions are spoken here (`oxmpi_*`).
+                            ("oxmpi", "1"),
                             ("rc", if ok { "0" } else { "-1" }),
                         ],
                     ),
@@ -368,7 +370,7 @@ mod tests {
         );
         assert_eq!(
             r,
-            "cmd=response_to_init pmi_version=1 pmi_subversion=1 rc=0\n"
+            "cmd=response_to_init pmi_version=1 pmi_subversion=1 oxmpi=1 rc=0\n"
         );
         assert!(s.initialized(2));
         let r = only_reply(

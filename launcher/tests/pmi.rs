@@ -10,7 +10,7 @@ fn put_barrier_get_across_four_ranks() {
     let script = pmi_script(
         r#"
 pmi "cmd=init pmi_version=1 pmi_subversion=1"
-[ "$REPLY" = "cmd=response_to_init pmi_version=1 pmi_subversion=1 rc=0" ] || { echo "bad init: $REPLY"; exit 9; }
+[ "$REPLY" = "cmd=response_to_init pmi_version=1 pmi_subversion=1 oxmpi=1 rc=0" ] || { echo "bad init: $REPLY"; exit 9; }
 pmi "cmd=get_my_kvsname"
 kvs=${REPLY#*kvsname=}; kvs=${kvs%% *}
 [ "$kvs" = "oxmpi_$OXMPI_JOB_ID" ] || { echo "bad kvsname: $REPLY"; exit 9; }
@@ -90,7 +90,7 @@ pmi "cmd=finalize"
     assert_eq!(
         run.stdout,
         "cmd=publish_name_result rc=-1 msg=unknown_command\n\
-         cmd=response_to_init pmi_version=1 pmi_subversion=1 rc=-1\n"
+         cmd=response_to_init pmi_version=1 pmi_subversion=1 oxmpi=1 rc=-1\n"
     );
 }
 

@@ -14,8 +14,8 @@
 //! `lost=RANK` once some other rank has ended without finalize); and a rank that
 //! lost a peer in return-errors mode says so (`cmd=oxmpi_lost peer=RANK`, no answer),
 //! so that its own end, which may follow at once, is not taken for the cause. RANKS as in
-//! [`rank_list`]. A rank uses them only under oxrun (it sets `OXMPI_JOB_ID`), and stops
-//! when the launcher answers `rc` other than 0.
+//! [`rank_list`]. A rank uses them only under oxrun (its answer to `init` carries
+//! `oxmpi=1`), and stops when the launcher answers `rc` other than 0.
 
 mod pmi;
 pub mod rank_list;
@@ -151,10 +151,16 @@ impl Bootstrap {
         }
         // Without a usable map, treat every rank as remote: slower, never wrong.
         .unwrap_or_else(|| (0..size as u32).collect());
-        let extension = std::env::var_os("OXMPI_JOB_ID").is_some();
-        let job_id = std::env::var("OXMPI_JOB_ID").unwrap_or_else(|_| {
-            std::env::var("PMI_KVSNAME").unwrap_or_else(|_| format!("pmi{}", std::process::id()))
-        });
+        // oxrun's variables count only under oxrun: a launcher started from inside an
+        // oxrun rank passes them on to its own ranks.
+        let extension = pmi.is_oxrun();
+        let job_id = std::env::var("OXMPI_JOB_ID")
+            .ok()
+            .filter(|_| extension)
+            .unwrap_or_else(|| {
+                std::env::var("PMI_KVSNAME")
+                    .unwrap_or_else(|_| format!("pmi{}", std::process::id()))
+            });
         Ok(Bootstrap {
             rank,
             size,

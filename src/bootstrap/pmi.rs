@@ -18,6 +18,9 @@ pub(crate) struct PmiClient {
     stream: UnixStream,
     pending: Vec<u8>,
     kvsname: String,
+    /// The launcher is oxrun: its answer to `init` says `oxmpi=1`, so it takes
+    /// oxrun's extensions (`oxmpi_*` commands).
+    oxrun: bool,
 }
 
 fn fail(what: impl std::fmt::Display) -> Error {
@@ -47,6 +50,7 @@ impl PmiClient {
             stream,
             pending: Vec::new(),
             kvsname: String::new(),
+            oxrun: false,
         };
         let mut init = Line::new("init");
         init.push("pmi_version", "1")
@@ -58,12 +62,20 @@ impl PmiClient {
                 "the launcher refused PMI version 1.1: {reply}"
             )));
         }
+        c.oxrun = reply.get("oxmpi") == Some("1");
         let reply = c.call(&Line::new("get_my_kvsname"), "my_kvsname")?;
         c.kvsname = reply
             .get("kvsname")
             .ok_or_else(|| fail("my_kvsname reply without kvsname"))?
             .to_owned();
         Ok(c)
+    }
+
+    /// Whether the launcher is oxrun, which takes the `oxmpi_*` commands (another
+    /// launcher, say Hydra run from inside an oxrun rank, would not answer them even
+    /// though the rank sees oxrun's `OXMPI_JOB_ID`).
+    pub(crate) fn is_oxrun(&self) -> bool {
+        self.oxrun
     }
 
     fn write_line(&mut self, line: &Line) -> Result<()> {
