@@ -60,8 +60,14 @@ pub enum Error {
         buffer_bytes: usize,
     },
     /// A received message's size is not a whole number of elements of the buffer type.
-    #[error("message of {bytes} bytes is not a whole number of {elem_size}-byte elements")]
+    #[error(
+        "message of {bytes} bytes from rank {source_rank} with tag {tag} is not a whole number of {elem_size}-byte elements"
+    )]
     PartialElement {
+        /// The sender's rank in the communicator.
+        source_rank: Rank,
+        /// The message's tag.
+        tag: Tag,
         /// Size of the message.
         bytes: usize,
         /// Size of one element of the receive type.

@@ -14,7 +14,7 @@ use crate::comm::Comm;
 use crate::engine::{self, Started, matching::Pattern};
 use crate::error::{Rank, Result, Tag};
 use crate::request::{Request, Scope};
-use crate::status::{Source, Status, TagSel, whole_elements};
+use crate::status::{Source, Status, TagSel, is_whole, partial_element};
 use crate::userbuf::{UserBuf, UserBufMut};
 
 impl Comm {
@@ -117,13 +117,13 @@ impl Comm {
         engine::with(|e| {
             let msg = e.mprobe(&pattern)?;
             let size = msg.size();
-            if let Err(partial) = whole_elements(size, elem) {
+            if !is_whole(size, elem) {
                 // Take the message anyway (into scratch) so nothing is left half done.
                 let mut scratch = vec![0u8; size];
                 // SAFETY: waited for below, before `scratch` is dropped.
                 let id = e.start_recv_matched(msg, unsafe { UserBufMut::new(&mut scratch) });
-                e.wait(id)?;
-                return Err(partial);
+                let status = e.wait(id)?;
+                return Err(partial_element(&status, elem));
             }
             let mut out = vec![T::zeroed(); size / elem];
             // SAFETY: waited for below, before `out` is returned or dropped.

@@ -141,7 +141,7 @@ impl<'s> Scope<'s, '_> {
                 if let Ok(s) = &result
                     && !is_whole(s.bytes, elem_size)
                 {
-                    result = Err(partial_element(s.bytes, elem_size));
+                    result = Err(partial_element(s, elem_size));
                 }
                 Request {
                     state: State::Done(Some(result)),
@@ -265,7 +265,7 @@ pub fn wait_all(requests: Vec<Request<'_>>) -> Result<Vec<Status>> {
             for &(i, id, elem_size) in &pending {
                 match e.wait(id) {
                     Ok(s) if is_whole(s.bytes, elem_size as usize) => statuses[i] = s,
-                    Ok(s) => fail(i, partial_element(s.bytes, elem_size as usize)),
+                    Ok(s) => fail(i, partial_element(&s, elem_size as usize)),
                     // The job failed: report it at once (the engine's policy applies).
                     Err(err) if err.is_fatal() => return Err(err),
                     Err(err) => fail(i, err),

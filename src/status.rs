@@ -100,18 +100,10 @@ impl Status {
     /// is only partly written).
     #[inline]
     pub(crate) fn whole(self, elem_size: usize) -> Result<Status> {
-        whole_elements(self.bytes, elem_size)?;
-        Ok(self)
-    }
-}
-
-/// Fails with [`Error::PartialElement`] unless `bytes` is a multiple of `elem_size`
-/// (sizes of zero-sized types count as 1).
-#[inline]
-pub(crate) fn whole_elements(bytes: usize, elem_size: usize) -> Result<()> {
-    match is_whole(bytes, elem_size) {
-        true => Ok(()),
-        false => Err(partial_element(bytes, elem_size)),
+        match is_whole(self.bytes, elem_size) {
+            true => Ok(self),
+            false => Err(partial_element(&self, elem_size)),
+        }
     }
 }
 
@@ -127,12 +119,14 @@ pub(crate) fn is_whole(bytes: usize, elem_size: usize) -> bool {
     }
 }
 
-/// The error of a message of `bytes` that is not a whole number of `elem_size`-byte
-/// elements.
+/// The error of the message `status` describes, when it is not a whole number of
+/// `elem_size`-byte elements.
 #[cold]
-pub(crate) fn partial_element(bytes: usize, elem_size: usize) -> Error {
+pub(crate) fn partial_element(status: &Status, elem_size: usize) -> Error {
     Error::PartialElement {
-        bytes,
+        source_rank: status.source,
+        tag: status.tag,
+        bytes: status.bytes,
         elem_size: elem_size.max(1),
     }
 }
