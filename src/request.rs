@@ -322,7 +322,9 @@ pub fn test_any(requests: &mut [Option<Request<'_>>]) -> Result<Option<(usize, S
 
 /// Waits until at least one request completes, then takes out every completed one
 /// (`MPI_Waitsome`); returns their indices and statuses (empty when all slots are
-/// empty).
+/// empty). A request that failed is reported alone: when others completed with it,
+/// they are returned and the failed one stays in its slot, for the next call to
+/// report (a failure of the job itself is reported at once).
 pub fn wait_some(requests: &mut [Option<Request<'_>>]) -> Result<Vec<(usize, Status)>> {
     let mut out = Vec::new();
     let Some(first) = wait_any(requests)? else {
@@ -331,7 +333,15 @@ pub fn wait_some(requests: &mut [Option<Request<'_>>]) -> Result<Vec<(usize, Sta
     out.push(first);
     for (i, slot) in requests.iter_mut().enumerate() {
         if slot.as_ref().is_some_and(Request::is_complete) {
-            out.push((i, slot.take().expect("checked").wait()?));
+            let mut r = slot.take().expect("checked");
+            match r.wait_mut() {
+                Ok(status) => out.push((i, status)),
+                Err(e) if e.is_fatal() => return Err(e),
+                Err(e) => {
+                    r.state = State::Done(Some(Err(e)));
+                    *slot = Some(r);
+                }
+            }
         }
     }
     Ok(out)

@@ -118,6 +118,32 @@ fn main() -> oxmpi::Result<()> {
         check(&world, whole.count::<u16>() == 3, || format!("{whole:?}"));
         Ok(())
     })?;
+    // wait_some: a failed request is reported by a call of its own, and the statuses
+    // of those that completed with it are not lost.
+    let (mut p, mut q, mut r) = ([0u8; 8], [0u8; 2], [0u8; 8]);
+    oxmpi::scope(|s| -> oxmpi::Result<()> {
+        let mut slots = vec![
+            Some(world.irecv(s, &mut p, left, 20)?),
+            Some(world.irecv(s, &mut q, left, 21)?),
+            Some(world.irecv(s, &mut r, left, 22)?),
+        ];
+        for tag in 20..23 {
+            world.send(&[7u8; 8], right, tag)?;
+        }
+        let (mut got, mut failed) = (Vec::new(), 0);
+        while slots.iter().any(Option::is_some) {
+            match oxmpi::wait_some(&mut slots) {
+                Ok(some) => got.extend(some.into_iter().map(|(i, _)| i)),
+                Err(Error::Truncated { tag: 21, .. }) => failed += 1,
+                Err(e) => return Err(e),
+            }
+        }
+        got.sort_unstable();
+        check(&world, got == [0, 2] && failed == 1, || {
+            format!("wait_some returned {got:?} and {failed} failures")
+        });
+        Ok(())
+    })?;
     // Bad arguments are errors, not panics.
     check(
         &world,
