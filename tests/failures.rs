@@ -218,21 +218,25 @@ fn ranks_waiting_for_a_dead_rank_get_peer_lost_in_return_mode() {
         "split",
         "server",
     ];
+    // How the victim ends, the status and cause oxrun reports, and how the survivors
+    // give up (exit 1, or abort 1: the victim is named all the same).
     let ends = [
-        ("kill", 137, "killed by signal 9"),
-        ("exit", 1, "exited without calling finalize"),
+        ("kill", 137, "killed by signal 9", "exit"),
+        ("exit", 1, "exited without calling finalize", "exit"),
+        ("kill", 137, "killed by signal 9", "abort"),
     ];
     for transport in ["auto", "tcp"] {
-        for (wait, (end, code, cause)) in waits.into_iter().zip(ends.iter().cycle()) {
-            // The grace only bounds a failure of this test: the survivors exit (with
-            // code 1) as soon as they are told.
+        for (wait, (end, code, cause, give_up)) in waits.into_iter().zip(ends.iter().cycle()) {
+            // The grace only bounds a failure of this test: the survivors give up as
+            // soon as they are told.
             let job = Job::new(3, "fail").env("OXRUN_KILL_GRACE_MS", "60000");
-            let out = run_failing_job(job, 3, &["lost", "1", wait, end], transport);
+            let args = ["lost", "1", wait, end, give_up];
+            let out = run_failing_job(job, 3, &args, transport);
             let (stdout, stderr) = (
                 String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr),
             );
-            let what = format!("{wait} ({end}) over {transport}: {stdout}{stderr}");
+            let what = format!("{wait} ({end}, {give_up}) over {transport}: {stdout}{stderr}");
             assert_eq!(out.status.code(), Some(*code), "{what}");
             assert!(
                 stderr.contains("oxrun: rank 1 ") && stderr.contains(cause),

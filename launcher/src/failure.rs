@@ -33,6 +33,18 @@ pub enum Failure {
 }
 
 impl Failure {
+    /// The rank it names, if one.
+    pub fn rank(&self) -> Option<usize> {
+        match self {
+            Failure::Exit { rank, .. }
+            | Failure::NoFinalize { rank, .. }
+            | Failure::Malformed { rank, .. }
+            | Failure::BarrierStuck { rank, .. } => Some(*rank),
+            Failure::Abort(a) => Some(a.rank),
+            Failure::Timeout { .. } | Failure::Signal(_) | Failure::Launch => None,
+        }
+    }
+
     /// oxrun's exit status.
     pub fn exit_code(&self) -> i32 {
         match self {

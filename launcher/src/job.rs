@@ -121,6 +121,10 @@ pub struct Job {
     kill_at: Option<Instant>,
     /// Set once every rank has ended: the end of output draining.
     drain_until: Option<Instant>,
+    /// While taking in what ranks that ended at once sent: the failures it showed
+    /// (an abort, a malformed line), reported only as those ranks are handled in
+    /// blame order ([`Job::check_exits`]).
+    held: Option<Vec<Failure>>,
     /// When to reap the processes that came to oxrun as their subreaper and ended
     /// ([`strays::reap_ended`]), and when it last did.
     reap_at: Option<Instant>,
@@ -190,6 +194,7 @@ impl Job {
             retry: Vec::new(),
             stalled: Vec::new(),
             external_signals: 0,
+            held: None,
             reap_at: None,
             last_reap: Instant::now(),
         })
@@ -539,12 +544,23 @@ impl Job {
             }
             ended.push((rank, RankExit::from_wait(info.si_code, status)));
         }
+        self.held = Some(Vec::new());
         for &(rank, _) in &ended {
             self.service_pmi(rank, true);
         }
+        let mut held = self.held.take().unwrap_or_default();
         ended.sort_by_key(|&(rank, exit)| (self.pmi.lost_a_peer(rank), exit.blame_order(), rank));
         for (rank, exit) in ended {
+            // What the rank sent before it ended comes first (an abort names it).
+            let (mine, rest) = held.into_iter().partition(|f| f.rank() == Some(rank));
+            held = rest;
+            for failure in mine {
+                self.fail(failure);
+            }
             self.on_exit(rank, exit);
+        }
+        for failure in held {
+            self.fail(failure);
         }
     }
 
@@ -582,8 +598,13 @@ impl Job {
         }
     }
 
-    /// Records the first failure, reports it, and starts the teardown.
+    /// Records the first failure, reports it, and starts the teardown (or holds it,
+    /// see [`Job::held`]).
     fn fail(&mut self, failure: Failure) {
+        if let Some(held) = self.held.as_mut() {
+            held.push(failure);
+            return;
+        }
         if self.failure.is_some() {
             return;
         }

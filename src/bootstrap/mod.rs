@@ -117,6 +117,21 @@ pub(crate) fn parse_secret(hex: &str) -> Option<[u8; 16]> {
     Some(out)
 }
 
+/// `text` as a part of a shared-memory name: letters, digits, `-` and `_` (others
+/// become `_`), at most 64 of them.
+fn name_part(text: &str) -> String {
+    text.chars()
+        .take(64)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 impl Bootstrap {
     /// Connects to the launcher named by the environment, or becomes a singleton.
     pub(crate) fn from_env() -> Result<Bootstrap> {
@@ -151,16 +166,14 @@ impl Bootstrap {
         }
         // Without a usable map, treat every rank as remote: slower, never wrong.
         .unwrap_or_else(|| (0..size as u32).collect());
-        // oxrun's variables count only under oxrun: a launcher started from inside an
-        // oxrun rank passes them on to its own ranks.
+        // oxrun's job id counts only under oxrun: a launcher started from inside an
+        // oxrun rank passes it on to its own ranks. Elsewhere the key-value space's
+        // name, the same for every rank of a job, names it.
         let extension = pmi.is_oxrun();
         let job_id = std::env::var("OXMPI_JOB_ID")
             .ok()
             .filter(|_| extension)
-            .unwrap_or_else(|| {
-                std::env::var("PMI_KVSNAME")
-                    .unwrap_or_else(|_| format!("pmi{}", std::process::id()))
-            });
+            .unwrap_or_else(|| name_part(pmi.kvsname()));
         Ok(Bootstrap {
             rank,
             size,
@@ -304,6 +317,13 @@ impl Bootstrap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_kvsname_becomes_a_safe_name_part() {
+        assert_eq!(name_part("kvs_4242_0"), "kvs_4242_0");
+        assert_eq!(name_part("a/b c"), "a_b_c");
+        assert_eq!(name_part(&"x".repeat(100)).len(), 64);
+    }
 
     #[test]
     fn process_mapping_forms() {

@@ -71,6 +71,11 @@ impl PmiClient {
         Ok(c)
     }
 
+    /// The job's key-value space name, as the launcher gave it.
+    pub(crate) fn kvsname(&self) -> &str {
+        &self.kvsname
+    }
+
     /// Whether the launcher is oxrun, which takes the `oxmpi_*` commands (another
     /// launcher, say Hydra run from inside an oxrun rank, would not answer them even
     /// though the rank sees oxrun's `OXMPI_JOB_ID`).

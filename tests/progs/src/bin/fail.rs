@@ -21,7 +21,8 @@
 //! (also `alltoall`, `dup`, `split` and `server`: rank 0 receives from any source
 //! while the others keep sending to it): each must get `PeerLost`, print "rank X: lost
 //! rank P" (R, or a survivor that exited before) and exit 1. `fail lost R WAIT exit`:
-//! rank R exits 0 without finalize instead.
+//! rank R exits 0 without finalize instead; `fail lost R WAIT END abort`: the
+//! survivors call abort(1) instead of exiting.
 //! Every rank first writes "PID JOB_ID" to DIR/pid.RANK (DIR:
 //! the OXMPI_TEST_PIDDIR variable); the surviving ranks then block in a receive that
 //! never completes, so the launcher must end them.
@@ -114,6 +115,7 @@ fn wait_for_lost(
     victim: i32,
     wait: &str,
     end: Option<&str>,
+    give_up: Option<&str>,
 ) -> oxmpi::Result<()> {
     let world = universe.world();
     let rank = world.rank();
@@ -164,6 +166,9 @@ fn wait_for_lost(
             assert!(matches!(world.barrier(), Err(oxmpi::Error::JobFailed(_))));
             // As a program that gives up on an error would: the launcher must still
             // name the victim, not this rank.
+            if give_up == Some("abort") {
+                world.abort(1)
+            }
             std::process::exit(1)
         }
         other => panic!("rank {rank}: {wait} for lost rank {victim} gave {other:?}"),
@@ -203,7 +208,8 @@ fn main() -> oxmpi::Result<()> {
         split_paths(&world, &args[2], flag("mid"), flag("reversed"))?;
     }
     if how == "lost" {
-        return wait_for_lost(universe, victim, &args[3], args.get(4).map(String::as_str));
+        let arg = |i: usize| args.get(i).map(String::as_str);
+        return wait_for_lost(universe, victim, &args[3], arg(4), arg(5));
     }
     if matches!(how, "finalize" | "return" | "quiet") {
         return wait_for_departed(universe, how, victim, &args[3]);
