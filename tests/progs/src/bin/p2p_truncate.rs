@@ -130,6 +130,9 @@ fn main() -> oxmpi::Result<()> {
         for tag in 20..23 {
             world.send(&[7u8; 8], right, tag)?;
         }
+        // All three are here before the first call (so that one call finds them
+        // complete together): they were sent before the barrier.
+        world.barrier()?;
         let (mut got, mut failed) = (Vec::new(), 0);
         while slots.iter().any(Option::is_some) {
             match oxmpi::wait_some(&mut slots) {
