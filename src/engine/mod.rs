@@ -685,8 +685,20 @@ impl Engine {
     }
 
     /// Ends this process's part in the job: waits (progressing) until every rank has
-    /// reached finalize, then tells the launcher.
-    pub(crate) fn finalize(mut self) -> Result<()> {
+    /// reached finalize, then tells the launcher. A peer lost meanwhile is reported
+    /// to the launcher as in [`with`].
+    pub(crate) fn finalize(self) -> Result<()> {
+        let boot = Arc::clone(&self.boot);
+        let result = self.finalize_fence();
+        if let Err(Error::PeerLost { peer, .. }) = &result {
+            boot.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .report_lost(*peer as usize);
+        }
+        result
+    }
+
+    fn finalize_fence(mut self) -> Result<()> {
         if let Some(why) = self.broken.take() {
             return Err(Error::JobFailed(why));
         }
