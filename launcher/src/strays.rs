@@ -23,17 +23,13 @@ pub fn adopt_orphans() -> io::Result<()> {
 /// Sends SIGKILL to every child of oxrun that is not one of `ranks`. Their own
 /// children come to oxrun as they die, for [`end_strays`].
 pub fn kill_strays(ranks: &[libc::pid_t]) {
-    for pid in children().into_iter().filter(|pid| !ranks.contains(pid)) {
-        // SAFETY: kill takes plain integers; `pid` is our own child, unreaped, so the
-        // number is not anyone else's.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
-    }
+    kill(&strays(ranks));
 }
 
 /// Reaps every child of oxrun that is not one of `ranks` and has ended, so that those
 /// that end during the job do not pile up as zombies.
 pub fn reap_ended(ranks: &[libc::pid_t]) {
-    for pid in children().into_iter().filter(|pid| !ranks.contains(pid)) {
+    for pid in strays(ranks) {
         reaped(pid);
     }
 }
@@ -48,12 +44,28 @@ pub fn end_strays(within: Duration) {
         if strays.is_empty() || Instant::now() >= until {
             return;
         }
-        kill_strays(&[]);
+        kill(&strays);
         for pid in strays {
             while !reaped(pid) && Instant::now() < until {
                 std::thread::sleep(Duration::from_millis(1));
             }
         }
+    }
+}
+
+/// oxrun's children that are not one of `ranks`.
+fn strays(ranks: &[libc::pid_t]) -> Vec<libc::pid_t> {
+    let mut strays = children();
+    strays.retain(|pid| !ranks.contains(pid));
+    strays
+}
+
+/// Sends SIGKILL to each of `pids`, oxrun's own unreaped children.
+fn kill(pids: &[libc::pid_t]) {
+    for &pid in pids {
+        // SAFETY: kill takes plain integers; `pid` is our own child, unreaped, so the
+        // number is not anyone else's.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
     }
 }
 

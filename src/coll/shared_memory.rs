@@ -415,26 +415,30 @@ impl<'a> Meeting<'a> {
             Some((Arrival::ViaMessages, what)) => Err(Error::Protocol {
                 rank: self.group[self.rank] as Rank,
                 peer: self.group[rank] as Rank,
-                detail: format!(
-                    "{}: rank {rank} calls {} (as messages) where rank {} calls {} in the shared-memory area (every rank of a communicator must call the same collectives in the same order)",
-                    self.op.name(),
-                    collective_name(what),
-                    self.rank,
-                    self.op.name()
+                detail: self.other_collective(
+                    rank,
+                    what,
+                    " (as messages)",
+                    " in the shared-memory area",
                 ),
             }),
-            Some((Arrival::InArea, what)) if what != self.op as u8 => {
-                let theirs = collective_name(what);
-                Err(Error::InvalidArgument(format!(
-                    "{}: rank {rank} calls {theirs} where rank {} calls {} (every rank of a communicator must call the same collectives in the same order)",
-                    self.op.name(),
-                    self.rank,
-                    self.op.name()
-                )))
-            }
+            Some((Arrival::InArea, what)) if what != self.op as u8 => Err(Error::InvalidArgument(
+                self.other_collective(rank, what, "", ""),
+            )),
             // Entered this operation, or moved on (then it entered it too).
             _ => Ok(()),
         }
+    }
+
+    /// The report of `rank` calling the collective it published as `what` (`theirs`
+    /// and `ours` say where each side runs it).
+    fn other_collective(&self, rank: usize, what: u8, theirs: &str, ours: &str) -> String {
+        let op = self.op.name();
+        format!(
+            "{op}: rank {rank} calls {}{theirs} where rank {} calls {op}{ours} (every rank of a communicator must call the same collectives in the same order)",
+            collective_name(what),
+            self.rank,
+        )
     }
 
     /// What `rank` wrote, and the shape of its operation; an error if it runs this

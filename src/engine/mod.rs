@@ -106,19 +106,23 @@ pub(crate) fn with<R>(f: impl FnOnce(&mut Engine) -> Result<R>) -> Result<R> {
                 eng.die(e);
             }
             eng.broken = Some(e.to_string());
-            if let Error::PeerLost { peer, .. } = e {
-                // The program may end at once; its peer's end is the cause.
-                eng.boot
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .report_lost(*peer as usize);
-            }
+            report_if_lost(&eng.boot, e);
         }
         result
     })
 }
 
 pub(crate) use owner::{install, is_running, owned_here, uninstall};
+
+/// Tells the launcher when `err` says a peer was lost: the program may end at once,
+/// and the peer's end is the cause to report.
+fn report_if_lost(boot: &Mutex<Bootstrap>, err: &Error) {
+    if let Error::PeerLost { peer, .. } = err {
+        boot.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .report_lost(*peer as usize);
+    }
+}
 
 impl Engine {
     pub(crate) fn new(
@@ -690,10 +694,8 @@ impl Engine {
     pub(crate) fn finalize(self) -> Result<()> {
         let boot = Arc::clone(&self.boot);
         let result = self.finalize_fence();
-        if let Err(Error::PeerLost { peer, .. }) = &result {
-            boot.lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .report_lost(*peer as usize);
+        if let Err(e) = &result {
+            report_if_lost(&boot, e);
         }
         result
     }
