@@ -110,6 +110,7 @@ impl<'s> Scope<'s, '_> {
     }
 
     /// As [`Scope::register`], for a receive into `elem_size`-byte elements.
+    #[inline]
     fn register_elements(&'s self, id: ReqId, elem_size: u32) -> Request<'s> {
         let mut live = self.live.borrow_mut();
         if live.len() >= self.prune_at.get() {
@@ -134,6 +135,7 @@ impl<'s> Scope<'s, '_> {
     }
 
     /// As [`Scope::adopt`], for a receive into `elem_size`-byte elements.
+    #[inline]
     pub(crate) fn adopt_elements(&'s self, started: Started, elem_size: usize) -> Request<'s> {
         match started {
             Started::Pending(id) => self.register_elements(id, elem_size_u32(elem_size)),

@@ -9,12 +9,14 @@ use std::process::Stdio;
 use common::*;
 
 /// Ranks other than `failing` write their pid to `dir/pid.R` and sleep; `failing`
-/// waits for those files, then runs `then`.
+/// waits for those files, then runs `then`. A pid file appears whole (written under
+/// another name, then renamed): the job may end, and its ranks be killed, as soon as
+/// the last one appears.
 fn sleepers_and(dir: &std::path::Path, n: usize, failing: usize, then: &str) -> String {
     format!(
         "if [ $PMI_RANK = {failing} ]; then \
-           while [ $(ls {d} | wc -l) -lt {others} ]; do sleep 0.01; done; {then}; \
-         else echo $$ > {d}/pid.$PMI_RANK; \
+           while [ $(ls {d} | grep -c '^pid[.]') -lt {others} ]; do sleep 0.01; done; {then}; \
+         else echo $$ > {d}/tmp.$PMI_RANK && mv {d}/tmp.$PMI_RANK {d}/pid.$PMI_RANK; \
            exec sleep 1001; fi",
         d = dir.display(),
         others = n - 1,

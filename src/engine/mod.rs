@@ -486,6 +486,7 @@ impl Engine {
 
     /// Starts a receive into `buf` for messages matching `pattern`. An eager message
     /// that has already arrived is received at once, without a request.
+    #[inline]
     pub(crate) fn start_recv(&mut self, pattern: Pattern, buf: UserBufMut) -> Result<Started> {
         // Often nothing waits unmatched (receives posted ahead of their messages): then
         // the receive goes straight to the posted queue.
@@ -589,11 +590,19 @@ impl Engine {
     }
 
     /// Blocks until request `id` completes and returns its result.
+    #[inline]
     pub(crate) fn wait(&mut self, id: ReqId) -> Result<Status> {
-        // Often done already (a window of receives after its first wait): one lookup.
-        if let Some(result) = self.core.reqs.take_done(id) {
-            return result;
+        // Often done already (a window of receives after its first wait): one lookup,
+        // inlined, so that the status reaches the caller in registers.
+        match self.core.reqs.take_done(id) {
+            Some(result) => result,
+            None => self.wait_pending(id),
         }
+    }
+
+    /// [`Engine::wait`] for a request that has not completed yet.
+    #[inline(never)]
+    fn wait_pending(&mut self, id: ReqId) -> Result<Status> {
         // Waiting for this one request, the rank sends nothing meanwhile: any message
         // of its own to itself is queued already and meets the receive in the first
         // progress pass, so an orphaned any-source receive can fail at once (a wait

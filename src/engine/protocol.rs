@@ -102,8 +102,10 @@ pub(super) fn control(kind: Kind, a: u64, b: u64) -> OutFrame {
 }
 
 /// Puts an eager message from `peer` into `buf` (or reports it too large), queueing
-/// the acknowledgement of a synchronous send and the credit due in `outbox`.
-#[inline]
+/// the acknowledgement of a synchronous send and the credit due in `outbox`. Always
+/// inlined, its error boxed as a finished request keeps it, so that the status is
+/// stored once, in place (see `Requests::take_done`).
+#[inline(always)]
 fn land_eager(
     outbox: &mut Vec<(usize, OutFrame)>,
     credits: &mut Credits,
@@ -112,7 +114,7 @@ fn land_eager(
     data: &[u8],
     sync: Option<u64>,
     buf: UserBufMut,
-) -> Result<Status> {
+) -> std::result::Result<Status, Box<Error>> {
     if let Some(sreq) = sync {
         outbox.push((peer, control(Kind::SyncAck, sreq, 0)));
     }
@@ -120,7 +122,7 @@ fn land_eager(
         outbox.push((peer, control(Kind::Credit, amount, 0)));
     }
     if data.len() > buf.len() {
-        return Err(truncation(env, data.len(), buf.len()));
+        return Err(Box::new(truncation(env, data.len(), buf.len())));
     }
     buf.as_mut_slice()[..data.len()].copy_from_slice(data);
     Ok(Status {
@@ -166,7 +168,7 @@ impl Core {
         let buf = r.buf;
         match arrival {
             Arrival::Eager { data, sync } => {
-                let outcome = land_eager(
+                *op = Op::Done(land_eager(
                     &mut self.outbox,
                     &mut self.credits,
                     peer,
@@ -174,8 +176,7 @@ impl Core {
                     data,
                     sync,
                     buf,
-                );
-                *op = Op::done(outcome);
+                ));
             }
             Arrival::Rts { sreq, size, .. } if size > buf.len() => {
                 let mut cts = control(Kind::Cts, sreq, 0);
@@ -218,15 +219,18 @@ impl Core {
         let Body::Eager { data, sync } = &msg.body else {
             unreachable!("take_unexpected_eager returns eager messages")
         };
-        Some(land_eager(
-            &mut self.outbox,
-            &mut self.credits,
-            msg.peer,
-            msg.env,
-            data.as_slice(),
-            *sync,
-            buf,
-        ))
+        Some(
+            land_eager(
+                &mut self.outbox,
+                &mut self.credits,
+                msg.peer,
+                msg.env,
+                data.as_slice(),
+                *sync,
+                buf,
+            )
+            .map_err(|e| *e),
+        )
     }
 
     /// Finishes a single-copy read: the receive completes and the sender may too, or,

@@ -90,7 +90,8 @@ pub(crate) struct Requests {
 }
 
 impl Requests {
-    #[inline]
+    /// Adds `op` to the table (always inlined; see `take_done`).
+    #[inline(always)]
     pub(crate) fn insert(&mut self, op: Op) -> ReqId {
         match self.free.pop() {
             Some(i) => {
@@ -149,7 +150,10 @@ impl Requests {
 
     /// Removes a finished request and returns its result; `None` if it is still
     /// running. A stale id yields `Some(Ok(empty status))`: it was collected before.
-    #[inline]
+    // Always inlined, as `insert`: an operation or result that crosses a call goes
+    // through memory, written and read back in pieces of different sizes, and the
+    // read waits for the writes (a store-forwarding stall; docs/benchmarks.md).
+    #[inline(always)]
     pub(crate) fn take_done(&mut self, id: ReqId) -> Option<Result<Status>> {
         match self.slots.get_mut(id.index()) {
             Some((generation, op)) if *generation == id.generation() => {
