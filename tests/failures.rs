@@ -53,7 +53,7 @@ fn run_failing_job(job: Job, n: usize, args: &[&str], transport: &str) -> Output
         .output();
     let pids = pids_in(&dir);
     // A rank killed during start-up may take the others down before they all start.
-    if args[0] == "killearly" {
+    if matches!(args[0], "killearly" | "killinit") {
         assert!(!pids.is_empty() && pids.len() <= n);
     } else {
         assert_eq!(pids.len(), n, "every rank wrote its pid");
@@ -139,6 +139,31 @@ fn a_rank_killed_while_the_others_set_up_shared_memory_leaves_nothing() {
         assert!(
             err.contains(&format!("rank {victim} ")) && err.contains("signal 9"),
             "{err}"
+        );
+    }
+}
+
+#[test]
+fn a_rank_killed_at_any_point_of_init_ends_the_job_and_leaves_nothing() {
+    // The kill lands somewhere in init (the launcher's key exchange, segments being
+    // created, mapped, unlinked, rings touched) or just after it, wherever a delay
+    // takes it on this machine; each outcome must be the same.
+    for (n, victim, delay_us, transport) in [
+        (2, "1", "0", "auto"),
+        (3, "0", "300", "auto"),
+        (4, "2", "1000", "auto"),
+        (4, "3", "2000", "auto"),
+        (5, "1", "4000", "auto"),
+        (2, "0", "8000", "auto"),
+        (3, "2", "500", "tcp"),
+        (3, "1", "2000", "tcp"),
+    ] {
+        let (code, err) = run_failing_with(n, &["killinit", victim, delay_us], transport);
+        let what = format!("{transport}, delay {delay_us} us");
+        assert_eq!(code, Some(137), "{what}: {err}");
+        assert!(
+            err.contains(&format!("rank {victim} ")) && err.contains("signal 9"),
+            "{what}: {err}"
         );
     }
 }

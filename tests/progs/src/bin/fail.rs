@@ -1,7 +1,8 @@
 //! A rank that fails: `fail exit R CODE` makes rank R exit with CODE after init,
 //! `fail kill R` makes rank R kill itself with SIGKILL, `fail abort R CODE` makes it
 //! call abort, `fail killearly R` kills rank R before it starts oxmpi (while the others
-//! set up shared memory), `fail panic R` makes rank R panic (nothing in flight),
+//! set up shared memory), `fail killinit R US` has rank R killed by a thread of its own
+//! US microseconds after it calls init (anywhere in init or after it), `fail panic R` makes rank R panic (nothing in flight),
 //! `fail panicscope R` makes rank R panic inside a scope with a receive in flight,
 //! `fail catchop R` makes rank R catch the panic of a reduction operation and go on, `fail split OP` has every rank call collective OP with counts
 //! that send rank 0 to the node's shared-memory area and the others to messages
@@ -197,6 +198,13 @@ fn main() -> oxmpi::Result<()> {
     if how == "killearly" && rank == victim {
         kill_self();
     }
+    if how == "killinit" && rank == victim {
+        let delay = std::time::Duration::from_micros(code as u64);
+        std::thread::spawn(move || {
+            std::thread::sleep(delay);
+            kill_self()
+        });
+    }
     let universe = oxmpi::init()?;
     let world = universe.world();
     // Every rank is up before anyone fails.
@@ -232,6 +240,8 @@ fn main() -> oxmpi::Result<()> {
         match how {
             "exit" => std::process::exit(code),
             "kill" => kill_self(),
+            // Killed by its thread (in the receive below, when init was quicker).
+            "killinit" => {}
             "abort" => world.abort(code),
             "panic" => panic!("deliberate panic"),
             "panicscope" => {
