@@ -283,7 +283,9 @@ pub fn wait_all(requests: Vec<Request<'_>>) -> Result<Vec<Status>> {
 }
 
 /// Waits until one of the requests completes (`MPI_Waitany`), takes it out of its
-/// slot and returns its index and status; `None` when every slot is empty.
+/// slot and returns its index and status; `None` when every slot is empty. When the
+/// request that completed failed, its error is returned and its slot is left empty
+/// as well, so the one slot that changed names it (MPI returns its index).
 pub fn wait_any(requests: &mut [Option<Request<'_>>]) -> Result<Option<(usize, Status)>> {
     if requests.iter().all(Option::is_none) {
         return Ok(None);
@@ -310,7 +312,8 @@ pub fn wait_any(requests: &mut [Option<Request<'_>>]) -> Result<Option<(usize, S
 }
 
 /// Progresses once and, if one of the requests has completed, takes it out of its
-/// slot and returns its index and status (`MPI_Testany`).
+/// slot and returns its index and status (`MPI_Testany`). A failed request is taken
+/// out too, and its error returned, as in [`wait_any`].
 pub fn test_any(requests: &mut [Option<Request<'_>>]) -> Result<Option<(usize, Status)>> {
     engine::with(|e| e.poll())?;
     for (i, slot) in requests.iter_mut().enumerate() {
@@ -326,7 +329,8 @@ pub fn test_any(requests: &mut [Option<Request<'_>>]) -> Result<Option<(usize, S
 /// (`MPI_Waitsome`); returns their indices and statuses (empty when all slots are
 /// empty). A request that failed is reported alone: when others completed with it,
 /// they are returned and the failed one stays in its slot, for the next call to
-/// report (a failure of the job itself is reported at once).
+/// report, which empties its slot as [`wait_any`] does (a failure of the job itself
+/// is reported at once).
 pub fn wait_some(requests: &mut [Option<Request<'_>>]) -> Result<Vec<(usize, Status)>> {
     let mut out = Vec::new();
     let Some(first) = wait_any(requests)? else {

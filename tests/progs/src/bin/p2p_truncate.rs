@@ -147,6 +147,44 @@ fn main() -> oxmpi::Result<()> {
         });
         Ok(())
     })?;
+    // wait_any: the failed request's slot is emptied, the others keep theirs.
+    let (mut p, mut q, mut r) = ([0u8; 8], [0u8; 2], [0u8; 8]);
+    oxmpi::scope(|s| -> oxmpi::Result<()> {
+        let mut slots = vec![
+            Some(world.irecv(s, &mut p, left, 30)?),
+            Some(world.irecv(s, &mut q, left, 31)?),
+            Some(world.irecv(s, &mut r, left, 32)?),
+        ];
+        for tag in [31, 30, 32] {
+            world.send(&[7u8; 8], right, tag)?;
+        }
+        let mut events = Vec::new();
+        while slots.iter().any(Option::is_some) {
+            let before: Vec<bool> = slots.iter().map(Option::is_some).collect();
+            match oxmpi::wait_any(&mut slots) {
+                Ok(Some((i, status))) => events.push((i, status.tag)),
+                Err(Error::Truncated { tag: 31, .. }) => {
+                    let emptied: Vec<usize> = (0..3)
+                        .filter(|&i| before[i] && slots[i].is_none())
+                        .collect();
+                    check(&world, emptied == [1], || {
+                        format!("a failed wait_any emptied slots {emptied:?}")
+                    });
+                    events.push((1, -31));
+                }
+                other => {
+                    return Err(other.err().unwrap_or(Error::InvalidArgument(
+                        "wait_any found nothing with requests in flight".into(),
+                    )));
+                }
+            }
+        }
+        events.sort_unstable();
+        check(&world, events == [(0, 30), (1, -31), (2, 32)], || {
+            format!("wait_any reported {events:?}")
+        });
+        Ok(())
+    })?;
     // Bad arguments are errors, not panics.
     check(
         &world,
