@@ -10,7 +10,7 @@ const STOP: i32 = 3;
 fn sum_of_prime_factors(mut n: u64) -> u64 {
     let (mut sum, mut p) = (0, 2);
     while p * p <= n {
-        while n % p == 0 {
+        while n.is_multiple_of(p) {
             sum += p;
             n /= p;
         }

@@ -115,7 +115,7 @@ pub(crate) fn is_whole(bytes: usize, elem_size: usize) -> bool {
     if elem_size.is_power_of_two() {
         bytes & (elem_size - 1) == 0
     } else {
-        bytes % elem_size.max(1) == 0
+        bytes.is_multiple_of(elem_size.max(1))
     }
 }
 

@@ -252,12 +252,12 @@ impl Job {
                 return;
             }
         }
-        if let Some(stdin) = stdin0 {
-            if let Err(e) = stdin_forward::start(stdin) {
-                self.out
-                    .message(&format!("oxrun: cannot forward stdin: {e}"));
-                self.fail(Failure::Launch);
-            }
+        if let Some(stdin) = stdin0
+            && let Err(e) = stdin_forward::start(stdin)
+        {
+            self.out
+                .message(&format!("oxrun: cannot forward stdin: {e}"));
+            self.fail(Failure::Launch);
         }
         // Exits that happened before the signalfd was read.
         self.check_exits();
@@ -390,11 +390,9 @@ impl Job {
                 }
             }
         }
-        if ended {
-            if let Some(mut stream) = slot.take() {
-                out.finish(&mut stream.lb);
-                let _ = poll.registry().deregister(&mut stream.rx);
-            }
+        if ended && let Some(mut stream) = slot.take() {
+            out.finish(&mut stream.lb);
+            let _ = poll.registry().deregister(&mut stream.rx);
         }
         out.flush();
         if out.broken(kind) {
@@ -626,25 +624,25 @@ impl Job {
     }
 
     fn on_timers(&mut self, now: Instant) {
-        if let Some(d) = self.deadline {
-            if now >= d {
-                self.deadline = None;
-                if self.drain_until.is_none() {
-                    let running = (0..self.ranks.len())
-                        .filter(|&r| self.ranks[r].exit.is_none())
-                        .collect();
-                    self.fail(Failure::Timeout {
-                        after: self.timeout_text.clone(),
-                        running,
-                    });
-                }
+        if let Some(d) = self.deadline
+            && now >= d
+        {
+            self.deadline = None;
+            if self.drain_until.is_none() {
+                let running = (0..self.ranks.len())
+                    .filter(|&r| self.ranks[r].exit.is_none())
+                    .collect();
+                self.fail(Failure::Timeout {
+                    after: self.timeout_text.clone(),
+                    running,
+                });
             }
         }
-        if let Some(k) = self.kill_at {
-            if now >= k {
-                self.kill_at = None;
-                self.signal_all(libc::SIGKILL);
-            }
+        if let Some(k) = self.kill_at
+            && now >= k
+        {
+            self.kill_at = None;
+            self.signal_all(libc::SIGKILL);
         }
         if self.reap_at.is_some_and(|r| now >= r) {
             self.reap_at = None;

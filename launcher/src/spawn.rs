@@ -96,15 +96,15 @@ impl ChildSetup {
             if libc::fcntl(self.pmi_fd, libc::F_SETFD, 0) != 0 {
                 return Err(io::Error::last_os_error());
             }
-            if let Some(limit) = &self.nofile {
-                if libc::setrlimit(libc::RLIMIT_NOFILE, limit) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
+            if let Some(limit) = &self.nofile
+                && libc::setrlimit(libc::RLIMIT_NOFILE, limit) != 0
+            {
+                return Err(io::Error::last_os_error());
             }
-            if let Some(set) = &self.cpuset {
-                if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
+            if let Some(set) = &self.cpuset
+                && libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set) != 0
+            {
+                return Err(io::Error::last_os_error());
             }
         }
         Ok(())

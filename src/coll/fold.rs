@@ -40,7 +40,7 @@ impl Fold {
     /// The role of `rank`.
     pub(crate) fn role(&self, rank: usize) -> Role {
         if rank < 2 * self.rem {
-            if rank % 2 == 0 {
+            if rank.is_multiple_of(2) {
                 Role::Extra { partner: rank + 1 }
             } else {
                 Role::Participant {

@@ -115,7 +115,7 @@ impl Comm {
         let size = self.size() as usize;
         let count = match send {
             Some(_) => recv.len(),
-            None if recv.len() % size == 0 => recv.len() / size,
+            None if recv.len().is_multiple_of(size) => recv.len() / size,
             None => {
                 return Err(Error::InvalidArgument(format!(
                     "reduce_scatter_block_in_place: the buffer holds {} elements, not a multiple of the {size} ranks",

@@ -91,7 +91,7 @@ impl Watch {
             self.start();
         }
         self.moves = self.moves.wrapping_add(1);
-        self.enabled && self.moves % MOVES_PER_CLOCK == 0 && self.busy_due(Instant::now())
+        self.enabled && self.moves.is_multiple_of(MOVES_PER_CLOCK) && self.busy_due(Instant::now())
     }
 
     /// A wait is about to sleep: whether to ask first.
@@ -109,7 +109,7 @@ impl Watch {
             return false;
         }
         self.polls += 1;
-        self.polls % POLLS_PER_CLOCK == 0 && self.due_either(Instant::now())
+        self.polls.is_multiple_of(POLLS_PER_CLOCK) && self.due_either(Instant::now())
     }
 
     /// Whether to ask by either clock: idle time, or time since the last question

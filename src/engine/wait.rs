@@ -143,7 +143,7 @@ impl Idle {
         if self.yields == 0 && !spin.is_zero() {
             // The clock starts after the first few spins: most waits end before.
             self.spins += 1;
-            if self.spins % SPINS_PER_CLOCK != 0 {
+            if !self.spins.is_multiple_of(SPINS_PER_CLOCK) {
                 return Step::Spin;
             }
             let since = *self.since.get_or_insert_with(Instant::now);

@@ -118,7 +118,7 @@ impl Comm {
         let (rank, size) = (self.rank() as usize, self.size() as usize);
         let count = match send {
             Some(send) => send.len(),
-            None if recv.len() % size == 0 => recv.len() / size,
+            None if recv.len().is_multiple_of(size) => recv.len() / size,
             None => {
                 return Err(Error::InvalidArgument(format!(
                     "allgather_in_place: the buffer holds {} elements, not a multiple of the {size} ranks",

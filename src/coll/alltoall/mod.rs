@@ -128,7 +128,7 @@ impl Comm {
                 recv.len()
             )));
         }
-        if recv.len() % size != 0 {
+        if !recv.len().is_multiple_of(size) {
             return Err(Error::InvalidArgument(format!(
                 "alltoall: the buffers hold {} elements, not a multiple of the {size} ranks",
                 recv.len()

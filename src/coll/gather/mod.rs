@@ -129,7 +129,7 @@ impl Comm {
         let count = match send {
             Some(send) => send.len(),
             None if rank == root => {
-                if recv.len() % size != 0 {
+                if !recv.len().is_multiple_of(size) {
                     return Err(Error::InvalidArgument(format!(
                         "gather_in_place: the root's buffer holds {} elements, not a multiple of the {size} ranks",
                         recv.len()

@@ -134,7 +134,7 @@ impl Comm {
         let count = match send {
             Some(_) => recv.len(),
             None if is_root => {
-                if recv.len() % size != 0 {
+                if !recv.len().is_multiple_of(size) {
                     return Err(Error::InvalidArgument(format!(
                         "scatter_in_place: the root's buffer holds {} elements, not a multiple of the {size} ranks",
                         recv.len()

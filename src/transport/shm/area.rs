@@ -100,7 +100,7 @@ impl Area {
     }
 
     fn word(&self, off: usize) -> &AtomicU64 {
-        assert!(off + 8 <= self.ranks * BLOCK && off % 8 == 0);
+        assert!(off + 8 <= self.ranks * BLOCK && off.is_multiple_of(8));
         // SAFETY: in bounds and aligned (checked); mapped while the Area is used.
         unsafe { AtomicU64::from_ptr(self.base.add(off).cast()) }
     }

@@ -208,13 +208,13 @@ impl Segment {
     }
 
     fn word64(&self, off: usize) -> &AtomicU64 {
-        assert!(off + 8 <= self.len && off % 8 == 0);
+        assert!(off + 8 <= self.len && off.is_multiple_of(8));
         // SAFETY: in bounds and aligned (checked); the mapping lives as long as self.
         unsafe { AtomicU64::from_ptr(self.base.add(off).cast()) }
     }
 
     fn word32(&self, off: usize) -> &AtomicU32 {
-        assert!(off + 4 <= self.len && off % 4 == 0);
+        assert!(off + 4 <= self.len && off.is_multiple_of(4));
         // SAFETY: in bounds and aligned (checked); the mapping lives as long as self.
         unsafe { AtomicU32::from_ptr(self.base.add(off).cast()) }
     }

@@ -353,11 +353,11 @@ impl Tcp {
             return Ok(());
         };
         let sent = &mut self.sent;
-        if let Err(e) = conn.tx.flush(&mut conn.rx.stream, &mut |t| sent.push(t)) {
-            if !self.closing {
-                let peer = conn.rx.peer.unwrap_or(usize::MAX);
-                return Err(self.lost(peer, format!("writing to it failed: {e}")));
-            }
+        if let Err(e) = conn.tx.flush(&mut conn.rx.stream, &mut |t| sent.push(t))
+            && !self.closing
+        {
+            let peer = conn.rx.peer.unwrap_or(usize::MAX);
+            return Err(self.lost(peer, format!("writing to it failed: {e}")));
         }
         for t in self.sent.drain(..) {
             sink.sent(t)?;
@@ -424,7 +424,7 @@ impl Transport for Tcp {
             .iter()
             .filter(|c| c.as_ref().is_some_and(|c| !c.send_only))
             .count();
-        if direct > DIRECT_READS || self.ticks % POLL_EVERY == 0 {
+        if direct > DIRECT_READS || self.ticks.is_multiple_of(POLL_EVERY) {
             self.poll_into_ready(Some(Duration::ZERO))?;
         } else {
             // With few connections a read attempt on each costs no more than asking
