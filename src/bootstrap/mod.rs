@@ -63,10 +63,12 @@ fn env_usize(var: &str) -> Result<Option<usize>> {
 }
 
 /// Parses PMI's `(vector,(first_node,node_count,ranks_per_node),...)` into a node id
-/// per rank.
+/// per rank. As in MPICH, whose Hydra sends `(vector,(0,1,1))` for any number of
+/// ranks on one host, the blocks repeat from the first until every rank has a node,
+/// and ranks beyond `size` are ignored.
 pub(crate) fn parse_process_mapping(text: &str, size: usize) -> Option<Vec<u32>> {
     let body = text.trim().strip_prefix("(vector,")?.strip_suffix(')')?;
-    let mut nodes = Vec::with_capacity(size);
+    let mut blocks = Vec::new();
     for block in body
         .split("),")
         .map(|b| b.trim_matches(|c| c == '(' || c == ')' || c == ','))
@@ -78,13 +80,27 @@ pub(crate) fn parse_process_mapping(text: &str, size: usize) -> Option<Vec<u32>>
         let [first, count, per_node] = nums[..] else {
             return None;
         };
-        for node in first..first.checked_add(count)? {
+        blocks.push((first, first.checked_add(count)?, per_node));
+    }
+    // A pass over the blocks that places no rank would repeat forever.
+    if blocks
+        .iter()
+        .all(|&(first, end, per_node)| first == end || per_node == 0)
+    {
+        return None;
+    }
+    let mut nodes = Vec::with_capacity(size);
+    for &(first, end, per_node) in blocks.iter().cycle() {
+        for node in first..end {
             for _ in 0..per_node {
+                if nodes.len() == size {
+                    return Some(nodes);
+                }
                 nodes.push(node);
             }
         }
     }
-    (nodes.len() == size).then_some(nodes)
+    unreachable!("the blocks cycle until every rank has a node")
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -132,16 +148,21 @@ fn name_part(text: &str) -> String {
         .collect()
 }
 
+/// Whether the node of `rank` holds more of the job's ranks (`nodes`: each rank's
+/// node) than `cpus`.
+fn more_local_ranks_than(nodes: &[u32], rank: usize, cpus: usize) -> bool {
+    nodes.iter().filter(|&&n| n == nodes[rank]).count() > cpus
+}
+
 impl Bootstrap {
     /// Connects to the launcher named by the environment, or becomes a singleton.
     pub(crate) fn from_env() -> Result<Bootstrap> {
-        let oversubscribed = std::env::var("OXMPI_OVERSUBSCRIBED").is_ok_and(|v| v == "1");
         let Some(fd) = env_usize("PMI_FD")? else {
             return Ok(Bootstrap {
                 rank: 0,
                 size: 1,
                 nodes: vec![0],
-                oversubscribed,
+                oversubscribed: false,
                 job_id: random_hex(8),
                 pmi: None,
                 extension: false,
@@ -166,14 +187,22 @@ impl Bootstrap {
         }
         // Without a usable map, treat every rank as remote: slower, never wrong.
         .unwrap_or_else(|| (0..size as u32).collect());
-        // oxrun's job id counts only under oxrun: a launcher started from inside an
-        // oxrun rank passes it on to its own ranks. Elsewhere the key-value space's
-        // name, the same for every rank of a job, names it.
+        // oxrun's variables count only under oxrun: a launcher started from inside an
+        // oxrun rank passes them on to its own ranks. Elsewhere the key-value space's
+        // name, the same for every rank of a job, names it, and the node counts as
+        // oversubscribed when it has more of the job's ranks than this rank may use
+        // CPUs.
         let extension = pmi.is_oxrun();
         let job_id = std::env::var("OXMPI_JOB_ID")
             .ok()
             .filter(|_| extension)
             .unwrap_or_else(|| name_part(pmi.kvsname()));
+        let oversubscribed = if extension {
+            std::env::var("OXMPI_OVERSUBSCRIBED").is_ok_and(|v| v == "1")
+        } else {
+            let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+            more_local_ranks_than(&nodes, rank, cpus)
+        };
         Ok(Bootstrap {
             rank,
             size,
@@ -235,7 +264,12 @@ impl Bootstrap {
     /// The per-job secret that TCP peers prove they know. Collective: call it on every
     /// rank at the same point, before the fence that follows the address exchange.
     pub(crate) fn secret_before_fence(&mut self) -> Result<Option<[u8; 16]>> {
-        if let Ok(hex) = std::env::var("OXMPI_JOB_SECRET") {
+        // oxrun hands every rank the secret; under another launcher (even one started
+        // from an oxrun rank, whose variable its ranks on this node would inherit and
+        // those on other nodes not) rank 0 makes one.
+        if self.extension
+            && let Ok(hex) = std::env::var("OXMPI_JOB_SECRET")
+        {
             return parse_secret(&hex)
                 .map(Some)
                 .ok_or_else(|| Error::config("OXMPI_JOB_SECRET", hex, "32 hexadecimal digits"));
@@ -326,6 +360,18 @@ mod tests {
     }
 
     #[test]
+    fn a_node_is_oversubscribed_with_more_of_its_ranks_than_cpus() {
+        let nodes = [0, 0, 0, 1, 1];
+        assert!(more_local_ranks_than(&nodes, 1, 2));
+        assert!(!more_local_ranks_than(&nodes, 1, 3));
+        assert!(
+            !more_local_ranks_than(&nodes, 4, 2),
+            "node 1 holds two ranks"
+        );
+        assert!(!more_local_ranks_than(&[0], 0, 1));
+    }
+
+    #[test]
     fn process_mapping_forms() {
         assert_eq!(
             parse_process_mapping("(vector,(0,1,4))", 4),
@@ -339,7 +385,21 @@ mod tests {
             parse_process_mapping("(vector,(0,2,2),(2,1,1))", 5),
             Some(vec![0, 0, 1, 1, 2])
         );
-        assert_eq!(parse_process_mapping("(vector,(0,1,4))", 3), None);
+        // Repeated (MPICH's Hydra on one host) and cut short.
+        assert_eq!(
+            parse_process_mapping("(vector,(0,1,1))", 4),
+            Some(vec![0, 0, 0, 0])
+        );
+        assert_eq!(
+            parse_process_mapping("(vector,(0,2,1))", 5),
+            Some(vec![0, 1, 0, 1, 0])
+        );
+        assert_eq!(
+            parse_process_mapping("(vector,(0,1,4))", 3),
+            Some(vec![0, 0, 0])
+        );
+        assert_eq!(parse_process_mapping("(vector,(0,0,4))", 3), None);
+        assert_eq!(parse_process_mapping("(vector,(0,2,0))", 3), None);
         assert_eq!(parse_process_mapping("garbage", 1), None);
         assert_eq!(parse_process_mapping("(vector,(0,x,1))", 1), None);
     }
