@@ -150,6 +150,13 @@ pub struct ConfigError {
 /// Shorthand for results of oxmpi calls.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// An error boxed inside oxmpi (so that a result fits two registers) comes out whole.
+impl From<Box<Error>> for Error {
+    fn from(boxed: Box<Error>) -> Error {
+        *boxed
+    }
+}
+
 impl Error {
     /// An [`Error::Io`] with a description of what was being done.
     pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Error {

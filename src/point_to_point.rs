@@ -11,13 +11,15 @@
 use bytemuck::Pod;
 
 use crate::comm::Comm;
+use crate::engine::requests::ReqId;
 use crate::engine::{self, Started, matching::Pattern};
-use crate::error::{Rank, Result, Tag};
+use crate::error::{Error, Rank, Result, Tag};
 use crate::request::{Request, Scope};
 use crate::status::{Source, Status, TagSel, is_whole, partial_element};
 use crate::userbuf::{UserBuf, UserBufMut};
 
 impl Comm {
+    #[inline]
     fn pattern(&self, source: Source, tag: TagSel) -> Result<Pattern> {
         let from = match source {
             Source::Rank(r) => Some(self.world_rank(r)?),
@@ -31,19 +33,35 @@ impl Comm {
         })
     }
 
-    fn start_send(&self, buf: &[u8], dest: Rank, tag: Tag, sync: bool) -> Result<Started> {
-        let peer = self.world_rank(dest)?;
-        let tag = Comm::check_tag(tag)?;
-        let (ctx, me) = (self.p2p_ctx(), self.rank());
-        // SAFETY: send/ssend wait for the operation before they return; isend/issend
-        // hand it to a scope that `buf` is borrowed for.
-        let buf = unsafe { UserBuf::new(buf) };
-        engine::with(|e| {
-            Ok(match e.start_send(ctx, me, peer, tag, buf, sync)? {
-                Some(id) => Started::settle(e, id),
-                None => Started::Done(Ok(Status::empty())),
+    /// Starts a send: its request, or [`ReqId::DONE`] when it completed at once. The
+    /// error boxed, so that the result travels in two registers: returned through
+    /// memory it cost the caller a store-forwarding stall (docs/benchmarks.md).
+    fn post_send(
+        &self,
+        buf: &[u8],
+        dest: Rank,
+        tag: Tag,
+        sync: bool,
+    ) -> std::result::Result<ReqId, Box<Error>> {
+        let start = || {
+            let peer = self.world_rank(dest)?;
+            let tag = Comm::check_tag(tag)?;
+            let (ctx, me) = (self.p2p_ctx(), self.rank());
+            // SAFETY: send/ssend wait for the operation before they return;
+            // isend/issend hand it to a scope that `buf` is borrowed for.
+            let buf = unsafe { UserBuf::new(buf) };
+            engine::with(|e| {
+                Ok(e.start_send(ctx, me, peer, tag, buf, sync)?
+                    .unwrap_or(ReqId::DONE))
             })
-        })
+        };
+        start().map_err(Box::new)
+    }
+
+    /// Starts a receive for a request (one is made also when the message was here
+    /// already); the error boxed, as in [`Comm::post_send`].
+    fn post_recv(pattern: Pattern, buf: UserBufMut) -> std::result::Result<ReqId, Box<Error>> {
+        engine::with(|e| e.start_recv_request(pattern, buf)).map_err(Box::new)
     }
 
     /// Sends `buf` to rank `dest` with `tag` (`MPI_Send`). Returns once the buffer
@@ -69,9 +87,9 @@ impl Comm {
     }
 
     fn blocking_send(&self, buf: &[u8], dest: Rank, tag: Tag, sync: bool) -> Result<()> {
-        match self.start_send(buf, dest, tag, sync)? {
-            Started::Done(result) => result.map(drop),
-            Started::Pending(id) => engine::with(|e| e.wait(id)).map(drop),
+        match self.post_send(buf, dest, tag, sync)? {
+            ReqId::DONE => Ok(()),
+            id => engine::with(|e| e.wait(id)).map(drop),
         }
     }
 
@@ -198,8 +216,8 @@ impl Comm {
         dest: Rank,
         tag: Tag,
     ) -> Result<Request<'s>> {
-        let started = self.start_send(bytemuck::cast_slice(buf), dest, tag, false)?;
-        Ok(scope.adopt(started))
+        let id = self.post_send(bytemuck::cast_slice(buf), dest, tag, false)?;
+        Ok(scope.adopt_send(id))
     }
 
     /// Starts a synchronous send (`MPI_Issend`): completes once the receiver matched it.
@@ -210,8 +228,8 @@ impl Comm {
         dest: Rank,
         tag: Tag,
     ) -> Result<Request<'s>> {
-        let started = self.start_send(bytemuck::cast_slice(buf), dest, tag, true)?;
-        Ok(scope.adopt(started))
+        let id = self.post_send(bytemuck::cast_slice(buf), dest, tag, true)?;
+        Ok(scope.adopt_send(id))
     }
 
     /// Starts receiving into `buf` (`MPI_Irecv`); the buffer stays borrowed until the
@@ -226,7 +244,7 @@ impl Comm {
         let pattern = self.pattern(source.into(), tag.into())?;
         // SAFETY: the scope adopts the receive, and `buf` is borrowed for the scope.
         let into = unsafe { UserBufMut::new(bytemuck::cast_slice_mut(buf)) };
-        let started = engine::with(|e| e.start_recv(pattern, into))?;
-        Ok(scope.adopt_elements(started, size_of::<T>()))
+        let id = Comm::post_recv(pattern, into)?;
+        Ok(scope.adopt_recv(id, size_of::<T>()))
     }
 }

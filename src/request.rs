@@ -11,7 +11,7 @@ use std::cell::{Cell, RefCell};
 use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 
-use crate::engine::{self, Started, requests::ReqId};
+use crate::engine::{self, requests::ReqId};
 use crate::error::{Error, Result};
 use crate::status::{Status, is_whole, partial_element};
 
@@ -129,28 +129,22 @@ impl<'s> Scope<'s, '_> {
         }
     }
 
-    /// A request for an operation that may have finished as it started.
-    pub(crate) fn adopt(&'s self, started: Started) -> Request<'s> {
-        self.adopt_elements(started, 1)
+    /// A request for a send that may have finished as it started ([`ReqId::DONE`]).
+    #[inline]
+    pub(crate) fn adopt_send(&'s self, id: ReqId) -> Request<'s> {
+        match id {
+            ReqId::DONE => Request {
+                state: State::Done,
+                _scope: PhantomData,
+            },
+            id => self.register(id),
+        }
     }
 
-    /// As [`Scope::adopt`], for a receive into `elem_size`-byte elements.
+    /// A request for a receive into `elem_size`-byte elements.
     #[inline]
-    pub(crate) fn adopt_elements(&'s self, started: Started, elem_size: usize) -> Request<'s> {
-        match started {
-            Started::Pending(id) => self.register_elements(id, elem_size_u32(elem_size)),
-            Started::Done(mut result) => {
-                if let Ok(s) = &result
-                    && !is_whole(s.bytes, elem_size)
-                {
-                    result = Err(partial_element(s, elem_size));
-                }
-                Request {
-                    state: State::Done(Some(result)),
-                    _scope: PhantomData,
-                }
-            }
-        }
+    pub(crate) fn adopt_recv(&'s self, id: ReqId, elem_size: usize) -> Request<'s> {
+        self.register_elements(id, elem_size_u32(elem_size))
     }
 }
 
@@ -170,9 +164,16 @@ enum State {
     /// request is no larger than it was: the 1-64 B message rate lost 14% when the
     /// request grew by a word.)
     Pending(ReqId, u32),
-    /// Finished; the result until someone takes it.
-    Done(Option<Result<Status>>),
+    /// Finished with an empty status: a send that completed as it started, or a
+    /// request whose result was taken (asked again, it reports an empty status).
+    Done,
+    /// Failed; the error until someone takes it (boxed, so that a request stays two
+    /// words and moves in registers: see docs/benchmarks.md).
+    Failed(Box<Error>),
 }
+
+// Two words, so that a request moves in registers.
+const _: () = assert!(size_of::<Request<'static>>() == 16);
 
 /// An operation in flight (`MPI_Request`). Complete it with [`Request::wait`] or
 /// [`Request::test`]; dropping it leaves the operation running until its scope ends.
@@ -189,41 +190,37 @@ impl Request<'_> {
     }
 
     fn wait_mut(&mut self) -> Result<Status> {
-        let result = match &mut self.state {
-            State::Done(result) => result.take().unwrap_or(Ok(Status::empty())),
+        match std::mem::replace(&mut self.state, State::Done) {
+            State::Done => Ok(Status::empty()),
+            State::Failed(e) => Err(*e),
             State::Pending(id, elem_size) => {
-                let (id, elem_size) = (*id, *elem_size);
                 engine::with(|e| e.wait(id)).and_then(|s| s.whole(elem_size as usize))
             }
-        };
-        self.state = State::Done(None);
-        result
+        }
     }
 
     /// Progresses once and reports whether the operation has completed (`MPI_Test`).
     /// After it reported completion (or failure) once, it reports an empty status.
     pub fn test(&mut self) -> Result<Option<Status>> {
-        let result = match &mut self.state {
-            State::Done(result) => Some(result.take().unwrap_or(Ok(Status::empty()))),
-            State::Pending(id, elem_size) => {
-                let (id, elem_size) = (*id, *elem_size);
-                engine::with(|e| e.test(id))
-                    .transpose()
-                    .map(|r| r.and_then(|s| s.whole(elem_size as usize)))
-            }
+        let State::Pending(id, elem_size) = self.state else {
+            return self.wait_mut().map(Some);
         };
-        match result {
-            None => Ok(None),
-            Some(r) => {
-                self.state = State::Done(None);
-                r.map(Some)
+        match engine::with(|e| e.test(id)) {
+            Ok(None) => Ok(None),
+            Ok(Some(status)) => {
+                self.state = State::Done;
+                status.whole(elem_size as usize).map(Some)
+            }
+            Err(e) => {
+                self.state = State::Done;
+                Err(e)
             }
         }
     }
 
     fn is_complete(&self) -> bool {
         match self.state {
-            State::Done(_) => true,
+            State::Done | State::Failed(_) => true,
             State::Pending(id, _) => engine::with(|e| Ok(e.core.reqs.is_done(id))).unwrap_or(true),
         }
     }
@@ -244,13 +241,12 @@ pub fn wait_all(requests: Vec<Request<'_>>) -> Result<Vec<Status>> {
     let mut pending = Vec::new();
     let n = requests.len();
     for (i, mut r) in requests.into_iter().enumerate() {
-        match std::mem::replace(&mut r.state, State::Done(None)) {
-            State::Done(Some(Err(e))) => {
+        match std::mem::replace(&mut r.state, State::Done) {
+            State::Failed(e) => {
                 statuses.push(Status::empty());
-                fail(i, e);
+                fail(i, *e);
             }
-            State::Done(Some(Ok(s))) => statuses.push(s),
-            State::Done(None) => statuses.push(Status::empty()),
+            State::Done => statuses.push(Status::empty()),
             State::Pending(id, elem_size) => {
                 statuses.push(Status::empty());
                 if pending.is_empty() {
@@ -299,7 +295,7 @@ pub fn wait_any(requests: &mut [Option<Request<'_>>]) -> Result<Option<(usize, S
             .flatten()
             .filter_map(|r| match r.state {
                 State::Pending(id, _) => Some(id),
-                State::Done(_) => None,
+                State::Done | State::Failed(_) => None,
             })
             .collect();
         engine::with(|e| {
@@ -344,7 +340,7 @@ pub fn wait_some(requests: &mut [Option<Request<'_>>]) -> Result<Vec<(usize, Sta
                 Ok(status) => out.push((i, status)),
                 Err(e) if e.is_fatal() => return Err(e),
                 Err(e) => {
-                    r.state = State::Done(Some(Err(e)));
+                    r.state = State::Failed(Box::new(e));
                     *slot = Some(r);
                 }
             }

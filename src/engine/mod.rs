@@ -521,6 +521,19 @@ impl Engine {
         Ok(started)
     }
 
+    /// [`Engine::start_recv`] for a nonblocking receive: always a request, a finished
+    /// one when the message was here already.
+    pub(crate) fn start_recv_request(
+        &mut self,
+        pattern: Pattern,
+        buf: UserBufMut,
+    ) -> Result<ReqId> {
+        match self.start_recv(pattern, buf)? {
+            Started::Pending(id) => Ok(id),
+            Started::Done(result) => Ok(self.core.reqs.insert(Op::done(result))),
+        }
+    }
+
     /// Starts a receive of a message already taken off the unexpected queue.
     pub(crate) fn start_recv_matched(&mut self, msg: Unexpected, buf: UserBufMut) -> ReqId {
         let id = self.core.reqs.insert(Op::Recv(RecvOp {

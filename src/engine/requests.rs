@@ -13,6 +13,10 @@ use crate::userbuf::{UserBuf, UserBufMut};
 pub(crate) struct ReqId(pub(crate) u64);
 
 impl ReqId {
+    /// Not a request: an operation that completed as it started, with an empty status
+    /// (no table has 2^32 slots).
+    pub(crate) const DONE: ReqId = ReqId(u64::MAX);
+
     fn new(index: u32, generation: u32) -> ReqId {
         ReqId(u64::from(generation) << 32 | u64::from(index))
     }
