@@ -58,7 +58,7 @@ pub(crate) struct Config {
 
 impl Config {
     pub(crate) const DEFAULT_RING_KB: usize = 256;
-    pub(crate) const DEFAULT_EAGER: usize = 4 * 1024;
+    pub(crate) const DEFAULT_EAGER: usize = 8 * 1024;
     pub(crate) const OVERSUBSCRIBED_EAGER: usize = 32 * 1024;
     pub(crate) const DEFAULT_CHUNK: usize = 32 * 1024;
     pub(crate) const DEFAULT_SPLIT: usize = 256 * 1024;
