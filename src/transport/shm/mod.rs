@@ -61,7 +61,7 @@ impl Config {
     pub(crate) const DEFAULT_EAGER: usize = 8 * 1024;
     pub(crate) const OVERSUBSCRIBED_EAGER: usize = 32 * 1024;
     pub(crate) const DEFAULT_CHUNK: usize = 32 * 1024;
-    pub(crate) const DEFAULT_SPLIT: usize = 256 * 1024;
+    pub(crate) const DEFAULT_SPLIT: usize = 128 * 1024;
 
     /// The largest frame payload a ring of `ring_lines` lines carries: defaults of the
     /// eager limit and chunk size are capped to it, so every ring size works without
