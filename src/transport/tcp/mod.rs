@@ -49,7 +49,7 @@ pub(crate) type Resolver = Box<dyn FnMut(usize) -> Result<SocketAddr> + Send>;
 const LISTENER: Token = Token(usize::MAX);
 /// Another transport's wake-up socket, polled while sleeping.
 const WAKE: Token = Token(usize::MAX - 1);
-const DEFAULT_EAGER: usize = 32 * 1024;
+const DEFAULT_EAGER: usize = 64 * 1024;
 /// Up to this many connections a peer may write on, progress reads them directly...
 const DIRECT_READS: usize = 4;
 /// ...and asks the poller (new connections, writability, closes) every this many calls.
