@@ -91,7 +91,8 @@ pub struct Cli {
         short = 'n',
         long = "np",
         value_name = "N",
-        value_parser = clap::value_parser!(u32).range(1..=65536)
+        value_parser = clap::value_parser!(u32).range(1..=65536),
+        allow_negative_numbers = true
     )]
     pub np: u32,
 
@@ -135,11 +136,22 @@ pub struct Cli {
     /// Each simulated node has its own node id, so ranks on different ones talk
     /// over TCP as on a cluster: for trying multi-node behaviour on one machine.
     /// With more nodes than ranks, each rank is a node of its own.
-    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..=65536), verbatim_doc_comment)]
+    #[arg(
+        long,
+        value_name = "K",
+        value_parser = clap::value_parser!(u32).range(1..=65536),
+        allow_negative_numbers = true,
+        verbatim_doc_comment
+    )]
     pub simulate_nodes: Option<u32>,
 
     /// Stop the job if it has not finished after SECS seconds (exit status 124)
-    #[arg(long, value_name = "SECS", value_parser = parse_timeout)]
+    #[arg(
+        long,
+        value_name = "SECS",
+        value_parser = parse_timeout,
+        allow_negative_numbers = true
+    )]
     pub timeout: Option<Timeout>,
 
     /// The program every rank runs; searched in PATH when it has no '/'.
@@ -307,6 +319,24 @@ mod tests {
         assert_eq!(parse(&["oxrun", "-np=5", "p"]).np, 5);
         assert!(Cli::try_parse_from(normalize_argv(argv(&["oxrun", "-n", "0", "p"]))).is_err());
         assert!(Cli::try_parse_from(normalize_argv(argv(&["oxrun", "p"]))).is_err());
+    }
+
+    #[test]
+    fn negative_numbers_are_invalid_values_not_unknown_options() {
+        // Not clap's "unexpected argument" with a tip to write `-- -1`, which would
+        // make -1 the program.
+        for words in [
+            &["oxrun", "-n", "-1", "p"][..],
+            &["oxrun", "-n", "2", "--timeout", "-5", "p"],
+            &["oxrun", "-n", "2", "--simulate-nodes", "-2", "p"],
+        ] {
+            let err = Cli::try_parse_from(normalize_argv(argv(words))).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::ValueValidation,
+                "{words:?}"
+            );
+        }
     }
 
     #[test]
