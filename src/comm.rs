@@ -277,6 +277,28 @@ impl Comm {
         Ok(Some(Comm::new(pair, my_rank as Rank, group)))
     }
 
+    /// The ranks of this communicator on this rank's node, ordered by `key` then by
+    /// rank here (`MPI_Comm_split_type` with `MPI_COMM_TYPE_SHARED`): the ranks that
+    /// can share memory with it, whichever transport the job uses. Nodes are the
+    /// launcher's (oxrun's `--simulate-nodes` makes several on one machine). Collective
+    /// over this communicator.
+    ///
+    /// ```
+    /// # fn main() -> oxmpi::Result<()> {
+    /// let universe = oxmpi::init()?;
+    /// let world = universe.world();
+    /// let node = world.split_shared(0)?;
+    /// assert!(node.size() >= 1 && node.size() <= world.size());
+    /// # Ok(()) }
+    /// ```
+    pub fn split_shared(&self, key: i32) -> Result<Comm> {
+        let node = engine::with(|e| Ok(e.node_id()))?;
+        let color = i32::try_from(node)
+            .map_err(|_| Error::InvalidArgument(format!("node id {node} is out of range")))?;
+        let comm = self.split(color, key)?;
+        Ok(comm.expect("a node's color is never undefined"))
+    }
+
     /// Ends the whole job with `code` (`MPI_Abort`): reports this rank and code to the
     /// launcher, which stops every rank.
     pub fn abort(&self, code: i32) -> ! {

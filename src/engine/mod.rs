@@ -602,6 +602,15 @@ impl Engine {
         }
     }
 
+    /// The launcher's node id of this rank.
+    pub(crate) fn node_id(&self) -> u32 {
+        let boot = self
+            .boot
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        boot.nodes[boot.rank]
+    }
+
     /// Blocks until request `id` completes and returns its result.
     #[inline]
     pub(crate) fn wait(&mut self, id: ReqId) -> Result<Status> {

@@ -1,7 +1,8 @@
 //! dup and split: a duplicate keeps ranks but has its own channel (a message on one
 //! never matches a receive on the other); split by parity with reversed keys reverses
 //! the rank order inside each part; undefined color gets no communicator; nested
-//! splits and many communicators at once work.
+//! splits and many communicators at once work; `split_shared` groups exactly the
+//! ranks that oxrun put on this rank's node.
 
 use oxmpi::{ANY_SOURCE, Color};
 use oxmpi_testprogs::check;
@@ -107,6 +108,26 @@ fn main() -> oxmpi::Result<()> {
             });
         }
     }
+    // The ranks of this node, as the launcher numbers nodes (OXMPI_NODE_ID), in
+    // reverse order of world rank.
+    let node: i32 = std::env::var("OXMPI_NODE_ID")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .expect("OXMPI_NODE_ID");
+    let mut nodes = vec![0i32; size as usize];
+    world.allgather(&[node], &mut nodes)?;
+    let neighbours: Vec<i32> = (0..size).filter(|&r| nodes[r as usize] == node).collect();
+    let local = world.split_shared(-rank)?;
+    let expected_rank = neighbours.iter().rev().position(|&r| r == rank).unwrap() as i32;
+    let mut seen = vec![0i32; local.size() as usize];
+    local.allgather(&[rank], &mut seen)?;
+    let mut reversed = neighbours.clone();
+    reversed.reverse();
+    check(
+        &world,
+        local.rank() == expected_rank && seen == reversed,
+        || format!("split_shared on node {node} gave ranks {seen:?}, expected {reversed:?}"),
+    );
     // A split of a split.
     let quarter = part.split(part.rank() % 2, part.rank())?.expect("color");
     check(&world, quarter.size() >= 1, || "nested split".into());
