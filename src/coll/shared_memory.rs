@@ -463,10 +463,7 @@ impl<'a> Meeting<'a> {
     /// that other ranks copy from it directly. The buffer must stay as it is until
     /// every rank says, in a later collective, that it has finished copying.
     pub(crate) fn lend(&mut self, buf: &[u8]) -> Result<()> {
-        let remote = RemoteBuf {
-            pid: u64::from(std::process::id()),
-            addr: buf.as_ptr() as u64,
-        };
+        let remote = RemoteBuf::here(buf.as_ptr() as u64);
         self.shape |= DIRECT;
         self.write(DESCRIPTOR, |slot| {
             slot.copy_from_slice(bytemuck::bytes_of(&remote));

@@ -463,10 +463,7 @@ impl Engine {
         hdr.b = len as u64;
         let frame = if single_copy {
             hdr.flags |= flags::SINGLE_COPY;
-            let remote = RemoteBuf {
-                pid: u64::from(std::process::id()),
-                addr: buf.addr() as u64,
-            };
+            let remote = RemoteBuf::here(buf.addr() as u64);
             hdr.payload = std::mem::size_of::<RemoteBuf>() as u64;
             OutFrame {
                 hdr,

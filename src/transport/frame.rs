@@ -125,6 +125,18 @@ pub(crate) struct RemoteBuf {
     pub addr: u64,
 }
 
+impl RemoteBuf {
+    /// `addr` in this process. The pid is read once: `getpid` is a system call, which
+    /// every large send made before (a forked child does not use oxmpi).
+    pub(crate) fn here(addr: u64) -> RemoteBuf {
+        static PID: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+        RemoteBuf {
+            pid: *PID.get_or_init(|| u64::from(std::process::id())),
+            addr,
+        }
+    }
+}
+
 /// Where the receiver of a shared single-copy message wants it, and how the copy is
 /// cut into chunks. Carried as the payload of [`Kind::Help`].
 #[repr(C)]

@@ -510,10 +510,7 @@ impl Shm {
         hdr.b = u64::from(generation);
         hdr.payload = std::mem::size_of::<HelpRequest>() as u64;
         let request = HelpRequest {
-            dest: RemoteBuf {
-                pid: u64::from(std::process::id()),
-                addr: dest.addr() as u64,
-            },
+            dest: RemoteBuf::here(dest.addr() as u64),
             chunk: chunk as u64,
         };
         let help = OutFrame {
