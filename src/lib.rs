@@ -38,5 +38,7 @@ pub use coll::{Collective, ValueIndex, reduce_local, set_algorithm};
 pub use comm::{Color, Comm};
 pub use environment::{ErrorMode, Threading, Universe, init, wtick, wtime};
 pub use error::{ConfigError, Error, Rank, Result, Tag};
-pub use request::{Request, Scope, scope, test_any, wait_all, wait_any, wait_some};
+pub use request::{
+    Request, Scope, scope, test_any, wait_all, wait_all_results, wait_any, wait_some,
+};
 pub use status::{ANY_SOURCE, ANY_TAG, Source, Status, TAG_UB, TagSel};

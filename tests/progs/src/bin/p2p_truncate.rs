@@ -2,7 +2,8 @@
 //! nothing is written into or past the buffer, and communication goes on afterwards.
 //! Eager and rendezvous sizes; each rank sends to its right neighbour (itself if alone).
 //! A message that is not a whole number of the receive type's elements is an error
-//! from every kind of receive.
+//! from every kind of receive. `wait_all` reports the first failure of several,
+//! `wait_all_results` each one's.
 //! After finalize, calls and a second init are clear errors.
 
 use oxmpi::Error;
@@ -183,6 +184,88 @@ fn main() -> oxmpi::Result<()> {
         check(&world, events == [(0, 30), (1, -31), (2, 32)], || {
             format!("wait_any reported {events:?}")
         });
+        Ok(())
+    })?;
+    // wait_all returns the failure with the lowest index; wait_all_results every
+    // request's outcome in order (MPI_ERR_IN_STATUS), the data of the others arriving
+    // whole: an eager receive, a truncated one, a send, a partial element, a
+    // rendezvous receive and its send.
+    let big = pattern(12, 1 << 20);
+    for each in [false, true] {
+        let (mut a, mut b, mut c) = ([0u8; 8], [0u8; 2], [0u32; 2]);
+        let mut d = vec![0u8; 1 << 20];
+        let results = oxmpi::scope(|s| -> oxmpi::Result<Vec<oxmpi::Result<oxmpi::Status>>> {
+            let requests = vec![
+                world.irecv(s, &mut a, left, 40)?,
+                world.irecv(s, &mut b, left, 41)?,
+                world.isend(s, &[9u8; 8], right, 44)?,
+                world.irecv(s, &mut c, left, 42)?,
+                world.irecv(s, &mut d, left, 43)?,
+                world.isend(s, &big, right, 43)?,
+            ];
+            world.send(&[7u8; 8], right, 40)?;
+            world.send(&[7u8; 8], right, 41)?;
+            world.send(&seven, right, 42)?;
+            world.recv(&mut [0u8; 8], left, 44)?;
+            if each {
+                return oxmpi::wait_all_results(requests);
+            }
+            let first = oxmpi::wait_all(requests);
+            check(
+                &world,
+                matches!(first, Err(Error::Truncated { tag: 41, .. })),
+                || format!("wait_all: expected the truncation at index 1, got {first:?}"),
+            );
+            Ok(Vec::new())
+        })?;
+        check(&world, a == [7; 8] && d == big, || {
+            format!("wait_all (each: {each}): the data of the other requests is wrong")
+        });
+        if !each {
+            continue;
+        }
+        let outcome: Vec<String> = results
+            .iter()
+            .map(|r| match r {
+                Ok(s) => format!("ok {} {}", s.tag, s.bytes),
+                Err(Error::Truncated { tag, .. }) => format!("truncated {tag}"),
+                Err(Error::PartialElement { tag, bytes, .. }) => format!("partial {tag} {bytes}"),
+                Err(e) => format!("{e}"),
+            })
+            .collect();
+        let want = [
+            "ok 40 8".to_string(),
+            "truncated 41".into(),
+            // A send's status is empty (MPI leaves it undefined).
+            "ok -1 0".into(),
+            "partial 42 7".into(),
+            format!("ok 43 {}", 1 << 20),
+            "ok -1 0".into(),
+        ];
+        check(&world, outcome == want, || {
+            format!("wait_all_results reported {outcome:?}")
+        });
+    }
+    // A failure wait_some left in its slot is reported by wait_all_results in turn.
+    let (mut p, mut q) = ([0u8; 8], [0u8; 2]);
+    oxmpi::scope(|s| -> oxmpi::Result<()> {
+        let mut slots = vec![
+            Some(world.irecv(s, &mut p, left, 50)?),
+            Some(world.irecv(s, &mut q, left, 51)?),
+        ];
+        world.send(&[7u8; 8], right, 50)?;
+        world.send(&[7u8; 8], right, 51)?;
+        world.barrier()?;
+        let first = oxmpi::wait_some(&mut slots)?;
+        check(&world, first.iter().map(|(i, _)| *i).eq([0]), || {
+            format!("wait_some reported {first:?}")
+        });
+        let rest = oxmpi::wait_all_results(slots.into_iter().flatten().collect())?;
+        check(
+            &world,
+            matches!(rest[..], [Err(Error::Truncated { tag: 51, .. })]),
+            || format!("wait_all_results after wait_some: {rest:?}"),
+        );
         Ok(())
     })?;
     // Bad arguments are errors, not panics.
