@@ -25,7 +25,7 @@ use std::time::Duration;
 use crate::bootstrap::Bootstrap;
 use crate::error::{Error, Result};
 use crate::status::Status;
-use crate::transport::frame::{Header, Kind, OutFrame, Payload, RemoteBuf, flags};
+use crate::transport::frame::{Envelope, Header, Kind, OutFrame, Payload, RemoteBuf, flags};
 use crate::transport::network::Network;
 use crate::transport::shm::Pulled;
 use crate::userbuf::{UserBuf, UserBufMut};
@@ -386,23 +386,14 @@ impl Engine {
             return Err(self.core.finalized_error(Some(peer), &what));
         }
         let len = buf.len();
-        let mut hdr = Header::new(Kind::Eager);
-        hdr.ctx = ctx;
-        hdr.src = src;
-        hdr.tag = tag;
+        let env = Envelope { ctx, src, tag };
         let eager = len <= self.net.eager_limit(peer) && self.core.credits.spend(peer, len);
         if !eager || sync {
-            return self.start_send_tracked(hdr, peer, buf, eager);
+            return self.start_send_tracked(env, peer, buf, eager);
         }
         // The common case, kept small enough to inline: a plain eager message needs a
         // request only if the transport has to queue it.
-        hdr.payload = len as u64;
-        let frame = OutFrame {
-            hdr,
-            payload: Payload::User(buf),
-            token: None,
-        };
-        if self.net.send(peer, frame)? {
+        if self.net.send_eager(peer, env, buf)? {
             return Ok(None);
         }
         let id = self.core.reqs.insert(Op::Send(SendOp {
@@ -422,12 +413,16 @@ impl Engine {
     #[inline(never)]
     fn start_send_tracked(
         &mut self,
-        mut hdr: Header,
+        env: Envelope,
         peer: usize,
         buf: UserBuf,
         eager: bool,
     ) -> Result<Option<ReqId>> {
         let len = buf.len();
+        let mut hdr = Header::new(Kind::Eager);
+        hdr.ctx = env.ctx;
+        hdr.src = env.src;
+        hdr.tag = env.tag;
         if eager {
             hdr.payload = len as u64;
             // The acknowledgement names the request.

@@ -111,9 +111,32 @@ impl Header {
         }
     }
 
+    /// The header of a plain eager message (no request id: the send completed as it
+    /// started) of `len` bytes with the envelope `env`.
+    #[inline(always)]
+    pub(crate) fn eager(env: Envelope, len: usize) -> Header {
+        Header {
+            kind: Kind::Eager as u8,
+            ctx: env.ctx,
+            src: env.src,
+            tag: env.tag,
+            payload: len as u64,
+            ..Header::default()
+        }
+    }
+
     pub(crate) fn kind(&self) -> Option<Kind> {
         Kind::from_u8(self.kind)
     }
+}
+
+/// What a receive matches a message by: communicator context, sender's rank in the
+/// communicator, tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Envelope {
+    pub ctx: u32,
+    pub src: i32,
+    pub tag: i32,
 }
 
 /// Where a sender's large-message buffer lives, for a receiver that can read another

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::frame::{HelpRequest, OutFrame, RemoteBuf};
+use super::frame::{Envelope, Header, HelpRequest, OutFrame, Payload, RemoteBuf};
 use super::loopback::Loopback;
 use super::shm::area::{Area, Ticket};
 use super::shm::{AreaWaitMark, Pulled, Shm};
@@ -67,6 +67,7 @@ impl Network {
     }
 
     /// See [`Transport::send`].
+    #[inline(always)]
     pub(crate) fn send(&mut self, peer: usize, frame: OutFrame) -> Result<bool> {
         // Matched here rather than through `transport()`, so the hot path is a
         // direct (inlinable) call.
@@ -75,6 +76,21 @@ impl Network {
             (Route::Tcp, _, Some(tcp)) => tcp.send(peer, frame),
             _ => self.transport(peer).send(peer, frame),
         }
+    }
+
+    /// Sends a plain eager message ([`Header::eager`]) of `buf` to `peer`: as
+    /// [`Network::send`], where shared memory writes the header straight into the ring.
+    #[inline(always)]
+    pub(crate) fn send_eager(&mut self, peer: usize, env: Envelope, buf: UserBuf) -> Result<bool> {
+        if let (Route::Shm, Some(shm)) = (self.routes[peer], &mut self.shm) {
+            return shm.send_eager(peer, env, buf);
+        }
+        let frame = OutFrame {
+            hdr: Header::eager(env, buf.len()),
+            payload: Payload::User(buf),
+            token: None,
+        };
+        self.send(peer, frame)
     }
 
     /// See [`Transport::tag_last`].

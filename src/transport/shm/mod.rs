@@ -28,7 +28,7 @@ use std::os::fd::RawFd;
 use std::sync::atomic::{Ordering, fence};
 use std::time::Duration;
 
-use super::frame::{Header, HelpRequest, Kind, OutFrame, Payload, RemoteBuf};
+use super::frame::{Envelope, Header, HelpRequest, Kind, OutFrame, Payload, RemoteBuf};
 use super::{Sink, Transport};
 use crate::error::{Error, Result};
 use crate::userbuf::{UserBuf, UserBufMut};
@@ -291,16 +291,57 @@ impl Shm {
     /// elsewhere a sleeper that sets its doorbell in the moment our write is still in
     /// flight misses this wake-up and finds the frame after its first, short sleep
     /// ([`crate::engine::wait`]).
+    #[inline(always)]
     fn notify(&mut self, l: usize) {
         membarrier::light();
-        let bell = self.inboxes[l].doorbell();
-        if bell.load(Ordering::Relaxed) != 0 {
-            match bell.swap(AWAKE, Ordering::AcqRel) {
-                ON_FUTEX => futex::wake(bell),
-                IN_POLLER => self.kicker.kick(&self.job, self.world_of[l]),
-                _ => {}
-            }
+        if self.inboxes[l].doorbell().load(Ordering::Relaxed) != 0 {
+            self.ring_bell(l);
         }
+    }
+
+    /// The part of [`Shm::notify`] for a peer that sleeps (or is about to).
+    #[cold]
+    #[inline(never)]
+    fn ring_bell(&mut self, l: usize) {
+        let bell = self.inboxes[l].doorbell();
+        match bell.swap(AWAKE, Ordering::AcqRel) {
+            ON_FUTEX => futex::wake(bell),
+            IN_POLLER => self.kicker.kick(&self.job, self.world_of[l]),
+            _ => {}
+        }
+    }
+
+    /// Sends a plain eager message ([`Header::eager`]) to world rank `peer`, its
+    /// header stored straight into the ring (see [`Inbox::try_push_eager`]). True
+    /// when it is written; false when it waits in the queue for room, as
+    /// [`Transport::send`] reports.
+    #[inline(always)]
+    pub(crate) fn send_eager(&mut self, peer: usize, env: Envelope, buf: UserBuf) -> Result<bool> {
+        let l = self.local_of[peer];
+        if self.pending[l].is_empty()
+            && self.inboxes[l].try_push_eager(
+                &mut self.head_cache[l],
+                self.local,
+                env,
+                buf.as_slice(),
+            )
+        {
+            self.notify(l);
+            return Ok(true);
+        }
+        self.send_eager_queued(peer, env, buf)
+    }
+
+    /// [`Shm::send_eager`] when the ring lacks room or frames wait before this one.
+    #[cold]
+    #[inline(never)]
+    fn send_eager_queued(&mut self, peer: usize, env: Envelope, buf: UserBuf) -> Result<bool> {
+        let frame = OutFrame {
+            hdr: Header::eager(env, buf.len()),
+            payload: Payload::User(buf),
+            token: None,
+        };
+        self.send(peer, frame)
     }
 
     /// Whether `frame` is streamed through the ring in several chunks.
@@ -791,7 +832,7 @@ impl Drop for AreaWaitMark {
 }
 
 impl Transport for Shm {
-    #[inline]
+    #[inline(always)]
     fn send(&mut self, peer: usize, frame: OutFrame) -> Result<bool> {
         let l = self.local_of[peer];
         if !self.pending[l].is_empty() {

@@ -24,7 +24,7 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use super::segment::{LINE, PAGE, ctl};
-use crate::transport::frame::{HEADER_LEN, Header};
+use crate::transport::frame::{Envelope, HEADER_LEN, Header, Kind};
 
 const MARKER: usize = 8;
 const FROM: usize = 4;
@@ -220,6 +220,7 @@ impl Inbox {
 
     /// Producer: reserves lines and writes a frame. False when the ring lacks room;
     /// `head_cache` is this producer's last view of the consumer's head.
+    #[inline(always)]
     pub(crate) fn try_push(
         &self,
         head_cache: &mut u64,
@@ -241,21 +242,9 @@ impl Inbox {
             }
         };
         let k = lines_for(prefix, payload.len());
-        debug_assert!(k <= self.lines / 2 + 1);
-        let tail = self.ctl64(ctl::TAIL);
-        let mut t = tail.load(Ordering::Relaxed);
-        loop {
-            if t + k - *head_cache > self.lines {
-                *head_cache = self.ctl64(ctl::HEAD).load(Ordering::Acquire);
-                if t + k - *head_cache > self.lines {
-                    return false;
-                }
-            }
-            match tail.compare_exchange_weak(t, t + k, Ordering::Acquire, Ordering::Relaxed) {
-                Ok(_) => break,
-                Err(now) => t = now,
-            }
-        }
+        let Some(t) = self.reserve(head_cache, k) else {
+            return false;
+        };
         let at = self.line_of(t) * LINE;
         let inline = payload.len().min(LINE - prefix);
         first[prefix - MARKER..prefix - MARKER + inline].copy_from_slice(&payload[..inline]);
@@ -266,6 +255,73 @@ impl Inbox {
         unsafe {
             std::ptr::copy_nonoverlapping(first.as_ptr(), self.ring.add(at + MARKER), first.len())
         };
+        if inline < payload.len() {
+            self.write_wrapped(at + LINE, &payload[inline..]);
+        }
+        self.marker(t).store(t + 1, Ordering::Release);
+        true
+    }
+
+    /// Producer: reserves `k` lines; their first position, or `None` when the ring
+    /// lacks room. `head_cache` is this producer's last view of the consumer's head.
+    #[inline(always)]
+    fn reserve(&self, head_cache: &mut u64, k: u64) -> Option<u64> {
+        debug_assert!(k <= self.lines / 2 + 1);
+        let tail = self.ctl64(ctl::TAIL);
+        let mut t = tail.load(Ordering::Relaxed);
+        loop {
+            if t + k - *head_cache > self.lines {
+                *head_cache = self.ctl64(ctl::HEAD).load(Ordering::Acquire);
+                if t + k - *head_cache > self.lines {
+                    return None;
+                }
+            }
+            match tail.compare_exchange_weak(t, t + k, Ordering::Acquire, Ordering::Relaxed) {
+                Ok(_) => return Some(t),
+                Err(now) => t = now,
+            }
+        }
+    }
+
+    /// Producer: a plain eager message from local rank `from` ([`Header::eager`]), as
+    /// a compact frame whose header is stored straight into the ring: built on the
+    /// stack and copied, as [`Inbox::try_push`] does, its wide loads waited for the
+    /// narrow stores that built it, behind the stores of the previous message.
+    /// False when the ring lacks room, or when the message does not fit a compact
+    /// header (then [`Inbox::try_push`] takes it).
+    #[inline(always)]
+    pub(crate) fn try_push_eager(
+        &self,
+        head_cache: &mut u64,
+        from: usize,
+        env: Envelope,
+        payload: &[u8],
+    ) -> bool {
+        let (Ok(from), Ok(len)) = (u16::try_from(from), u32::try_from(payload.len())) else {
+            return false;
+        };
+        let k = lines_for(COMPACT_PREFIX, payload.len());
+        let Some(t) = self.reserve(head_cache, k) else {
+            return false;
+        };
+        let at = self.line_of(t) * LINE;
+        // The compact header as `compact` lays it out, in three stores: kind, flags
+        // and sender, then context; source and tag; length.
+        let first = u64::from(Kind::Eager as u8 | COMPACT)
+            | u64::from(from) << 16
+            | u64::from(env.ctx) << 32;
+        let second = u64::from(env.src as u32) | u64::from(env.tag as u32) << 32;
+        let inline = payload.len().min(LINE - COMPACT_PREFIX);
+        // SAFETY: the first line lies inside the ring (a frame never starts mid-line),
+        // 8-aligned, and belongs to this producer (reserved above); the payload's
+        // first `inline` bytes fit the line after the header.
+        unsafe {
+            let line = self.ring.add(at);
+            line.add(MARKER).cast::<u64>().write(first.to_le());
+            line.add(MARKER + 8).cast::<u64>().write(second.to_le());
+            line.add(MARKER + 16).cast::<u32>().write(len.to_le());
+            std::ptr::copy_nonoverlapping(payload.as_ptr(), line.add(COMPACT_PREFIX), inline);
+        }
         if inline < payload.len() {
             self.write_wrapped(at + LINE, &payload[inline..]);
         }
@@ -389,7 +445,6 @@ impl Inbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transport::frame::Kind;
 
     /// A private (not shared) inbox for single-process tests of the ring logic.
     struct Local {
@@ -453,6 +508,67 @@ mod tests {
             n += 1;
         }
         assert!(consume(&l.inbox, &mut head).is_none());
+    }
+
+    /// Frame `i` as a plain eager message: its envelope and payload.
+    fn eager(i: u64, len: usize) -> (Envelope, Vec<u8>) {
+        let env = Envelope {
+            ctx: 0x8000_0000 | i as u32,
+            src: -1 - i as i32,
+            tag: i32::MAX - i as i32,
+        };
+        (env, (0..len).map(|b| (b as u64 * 7 + i) as u8).collect())
+    }
+
+    #[test]
+    fn eager_frames_stored_straight_read_as_their_headers_at_every_offset() {
+        // Direct and built frames in turn, so that both start at every line of the
+        // ring and wrap at every boundary; each must read back as the header it
+        // stands for, from the sender that wrote it.
+        let l = local(16);
+        let (mut head, mut cache) = (0u64, 0u64);
+        for n in 0..300u64 {
+            let len = (n as usize * 29) % (max_payload(16) + 1);
+            let (want, payload, from) = if n % 2 == 0 {
+                let (env, p) = eager(n, len);
+                assert!(l.inbox.try_push_eager(&mut cache, 3, env, &p));
+                (Header::eager(env, len), p, 3)
+            } else {
+                let (h, p) = frame(n, len);
+                assert!(l.inbox.try_push(&mut cache, 1, &h, &p));
+                (h, p, 1)
+            };
+            let f = l.inbox.peek(head).expect("published");
+            assert_eq!(f.from, from, "frame {n}");
+            if n % 2 == 0 {
+                assert_eq!(f.lines, lines_for(COMPACT_PREFIX, len), "frame {n}");
+            }
+            assert_eq!(
+                consume(&l.inbox, &mut head),
+                Some((want, payload)),
+                "frame {n} of {len} bytes"
+            );
+        }
+        assert!(consume(&l.inbox, &mut head).is_none());
+    }
+
+    #[test]
+    fn eager_frames_stored_straight_wait_for_room() {
+        let l = local(8);
+        let mut cache = 0;
+        let (env, p) = eager(5, 120); // 3 lines
+        assert!(l.inbox.try_push_eager(&mut cache, 0, env, &p));
+        assert!(l.inbox.try_push_eager(&mut cache, 0, env, &p));
+        assert!(
+            !l.inbox.try_push_eager(&mut cache, 0, env, &p),
+            "8 lines hold two"
+        );
+        let mut head = 0;
+        assert_eq!(
+            consume(&l.inbox, &mut head),
+            Some((Header::eager(env, 120), p.clone()))
+        );
+        assert!(l.inbox.try_push_eager(&mut cache, 0, env, &p));
     }
 
     #[test]
