@@ -235,20 +235,15 @@ impl Request<'_> {
 /// returned, and the other requests' outcomes are lost: [`wait_all_results`] keeps
 /// each of them.
 pub fn wait_all(requests: Vec<Request<'_>>) -> Result<Vec<Status>> {
-    // Statuses in place from the start (most requests are often done already); the
-    // failure with the lowest index, if any.
-    let mut statuses = vec![Status::empty(); requests.len()];
-    let mut first_err: Option<Error> = None;
-    wait_each(requests, |i, result| match result {
-        Ok(s) => statuses[i] = s,
-        // Requests report in index order: the first failure is the lowest.
-        Err(e) => {
-            first_err.get_or_insert(e);
-        }
-    })?;
-    match first_err {
-        Some(e) => Err(e),
-        None => Ok(statuses),
+    let mut first = FirstFailure {
+        // Statuses in place from the start (most requests are often done already).
+        statuses: vec![Status::empty(); requests.len()],
+        failure: None,
+    };
+    wait_each(requests, &mut first)?;
+    match first.failure {
+        Some((_, e)) => Err(e),
+        None => Ok(first.statuses),
     }
 }
 
@@ -276,29 +271,59 @@ pub fn wait_all(requests: Vec<Request<'_>>) -> Result<Vec<Status>> {
 /// # Ok(()) }
 /// ```
 pub fn wait_all_results(requests: Vec<Request<'_>>) -> Result<Vec<Result<Status>>> {
-    let mut results: Vec<Result<Status>> = Vec::with_capacity(requests.len());
-    wait_each(requests, |i, result| {
-        debug_assert_eq!(i, results.len(), "requests report in order");
-        results.push(result);
-    })?;
+    let mut results: Vec<Result<Status>> =
+        (0..requests.len()).map(|_| Ok(Status::empty())).collect();
+    wait_each(requests, &mut results)?;
     Ok(results)
 }
 
-/// Completes every request, handing `each` its index and outcome in index order. A
-/// failure of the job itself ends the wait at once and is returned (the engine's error
-/// policy applies); then the requests not reported yet are not.
-fn wait_each(
-    requests: Vec<Request<'_>>,
-    mut each: impl FnMut(usize, Result<Status>),
-) -> Result<()> {
-    // The requests still in flight wait after the others: one visit to the engine
-    // for all of them. Their outcomes are reported in index order all the same.
+/// Where [`wait_each`] reports the requests that completed with a status and those
+/// that failed (two calls, so that a status travels in registers: a
+/// `Result<Status>` built for one call and read back by the next stalled every
+/// receive of a window on the stores that built it).
+trait Outcomes {
+    fn done(&mut self, index: usize, status: Status);
+    fn failed(&mut self, index: usize, error: Error);
+}
+
+/// [`wait_all`]'s outcomes: the statuses, and the failure with the lowest index.
+struct FirstFailure {
+    statuses: Vec<Status>,
+    failure: Option<(usize, Error)>,
+}
+
+impl Outcomes for FirstFailure {
+    fn done(&mut self, index: usize, status: Status) {
+        self.statuses[index] = status;
+    }
+
+    fn failed(&mut self, index: usize, error: Error) {
+        if self.failure.as_ref().is_none_or(|(at, _)| index < *at) {
+            self.failure = Some((index, error));
+        }
+    }
+}
+
+impl Outcomes for Vec<Result<Status>> {
+    fn done(&mut self, index: usize, status: Status) {
+        self[index] = Ok(status);
+    }
+
+    fn failed(&mut self, index: usize, error: Error) {
+        self[index] = Err(error);
+    }
+}
+
+/// Completes every request, reporting those with a status or a failure to
+/// `outcomes` (a send done as it started has neither: its empty status is what the
+/// caller starts from). A failure of the job itself ends the wait at once and is
+/// returned (the engine's error policy applies).
+fn wait_each(requests: Vec<Request<'_>>, outcomes: &mut impl Outcomes) -> Result<()> {
     let mut pending = Vec::new();
-    let mut ready: Vec<(usize, Result<Status>)> = Vec::new();
     let n = requests.len();
     for (i, mut r) in requests.into_iter().enumerate() {
         match std::mem::replace(&mut r.state, State::Done) {
-            State::Failed(e) => ready.push((i, Err(*e))),
+            State::Failed(e) => outcomes.failed(i, *e),
             State::Done => {}
             State::Pending(id, elem_size) => {
                 if pending.is_empty() {
@@ -309,45 +334,22 @@ fn wait_each(
             }
         }
     }
-    let mut ready = ready.into_iter().peekable();
-    let mut next = 0;
-    if !pending.is_empty() {
-        engine::with(|e| {
-            for &(i, id, elem_size) in &pending {
-                report_ready(&mut next, i, &mut ready, &mut each);
-                let result = match e.wait(id) {
-                    Ok(s) if is_whole(s.bytes, elem_size as usize) => Ok(s),
-                    Ok(s) => Err(partial_element(&s, elem_size as usize)),
-                    // The job failed: report it at once (the engine's policy applies).
-                    Err(err) if err.is_fatal() => return Err(err),
-                    Err(err) => Err(err),
-                };
-                each(i, result);
-                next = i + 1;
+    if pending.is_empty() {
+        return Ok(());
+    }
+    // One visit to the engine for all of them.
+    engine::with(|e| {
+        for &(i, id, elem_size) in &pending {
+            match e.wait(id) {
+                Ok(s) if is_whole(s.bytes, elem_size as usize) => outcomes.done(i, s),
+                Ok(s) => outcomes.failed(i, partial_element(&s, elem_size as usize)),
+                // The job failed: report it at once (the engine's policy applies).
+                Err(err) if err.is_fatal() => return Err(err),
+                Err(err) => outcomes.failed(i, err),
             }
-            Ok(())
-        })?;
-    }
-    report_ready(&mut next, n, &mut ready, &mut each);
-    Ok(())
-}
-
-/// Reports the requests of [`wait_each`] from `*next` up to `upto` (exclusive), none
-/// of them pending: the failure kept in the request, if `ready` has it, else an empty
-/// status.
-fn report_ready(
-    next: &mut usize,
-    upto: usize,
-    ready: &mut std::iter::Peekable<std::vec::IntoIter<(usize, Result<Status>)>>,
-    each: &mut impl FnMut(usize, Result<Status>),
-) {
-    while *next < upto {
-        match ready.next_if(|(i, _)| *i == *next) {
-            Some((i, result)) => each(i, result),
-            None => each(*next, Ok(Status::empty())),
         }
-        *next += 1;
-    }
+        Ok(())
+    })
 }
 
 /// Waits until one of the requests completes (`MPI_Waitany`), takes it out of its
