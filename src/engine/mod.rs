@@ -419,10 +419,7 @@ impl Engine {
         eager: bool,
     ) -> Result<Option<ReqId>> {
         let len = buf.len();
-        let mut hdr = Header::new(Kind::Eager);
-        hdr.ctx = env.ctx;
-        hdr.src = env.src;
-        hdr.tag = env.tag;
+        let mut hdr = Header::eager(env, 0);
         if eager {
             hdr.payload = len as u64;
             // The acknowledgement names the request.

@@ -210,3 +210,14 @@ pub(crate) struct OutFrame {
     pub payload: Payload,
     pub token: Option<u64>,
 }
+
+impl OutFrame {
+    /// A plain eager message ([`Header::eager`]) of the bytes in `buf`.
+    pub(crate) fn eager(env: Envelope, buf: crate::userbuf::UserBuf) -> OutFrame {
+        OutFrame {
+            hdr: Header::eager(env, buf.len()),
+            payload: Payload::User(buf),
+            token: None,
+        }
+    }
+}

@@ -8,7 +8,7 @@
 //! numbers them, since they may travel two connections), and always takes what
 //! arrives: the engine bounds what it buffers with eager credits, so no transport ever
 //! has to hold frames back for want of room. The engine drives transports through
-//! [`Transport`] and receives what arrives through [`Sink`]; [`Network`] routes each
+//! [`Transport`] and receives what arrives through [`Sink`]; [`Network`](network::Network) routes each
 //! peer to one transport.
 
 pub(crate) mod frame;

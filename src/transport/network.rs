@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::frame::{Envelope, Header, HelpRequest, OutFrame, Payload, RemoteBuf};
+use super::frame::{Envelope, HelpRequest, OutFrame, RemoteBuf};
 use super::loopback::Loopback;
 use super::shm::area::{Area, Ticket};
 use super::shm::{AreaWaitMark, Pulled, Shm};
@@ -78,19 +78,14 @@ impl Network {
         }
     }
 
-    /// Sends a plain eager message ([`Header::eager`]) of `buf` to `peer`: as
+    /// Sends a plain eager message ([`Header::eager`](super::frame::Header::eager)) of `buf` to `peer`: as
     /// [`Network::send`], where shared memory writes the header straight into the ring.
     #[inline(always)]
     pub(crate) fn send_eager(&mut self, peer: usize, env: Envelope, buf: UserBuf) -> Result<bool> {
         if let (Route::Shm, Some(shm)) = (self.routes[peer], &mut self.shm) {
             return shm.send_eager(peer, env, buf);
         }
-        let frame = OutFrame {
-            hdr: Header::eager(env, buf.len()),
-            payload: Payload::User(buf),
-            token: None,
-        };
-        self.send(peer, frame)
+        self.send(peer, OutFrame::eager(env, buf))
     }
 
     /// See [`Transport::tag_last`].

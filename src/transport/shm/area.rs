@@ -174,7 +174,7 @@ impl Area {
     /// Writes `len` bytes for `l`'s collective `seq` into `place`, produced by `fill`
     /// (which gets the first `len` bytes there), as a piece of an operation described
     /// by `shape` (its length and element size, see `coll/shared_memory.rs`);
-    /// [`Area::seq`] publishes it.
+    /// [`Area::publish`] publishes it.
     ///
     /// # Safety
     /// Only rank `l` calls this, and only when every rank has entered the collective

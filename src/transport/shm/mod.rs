@@ -336,12 +336,7 @@ impl Shm {
     #[cold]
     #[inline(never)]
     fn send_eager_queued(&mut self, peer: usize, env: Envelope, buf: UserBuf) -> Result<bool> {
-        let frame = OutFrame {
-            hdr: Header::eager(env, buf.len()),
-            payload: Payload::User(buf),
-            token: None,
-        };
-        self.send(peer, frame)
+        self.send(peer, OutFrame::eager(env, buf))
     }
 
     /// Whether `frame` is streamed through the ring in several chunks.
