@@ -129,7 +129,7 @@ impl Comm {
     /// World rank of `rank`, which must be valid.
     // This and the tag checks are inlined: a `Result` of theirs came back through
     // memory (`Error` is 32 bytes), and every receive read it back with a wider load
-    // than the stores that wrote it (`bw` of 1-64 B 1.09-1.11x the message rate in
+    // than the stores that wrote it (`bw` of 1-64 B 1.12-1.13x the message rate in
     // the fast phase; docs/benchmarks.md).
     #[inline]
     pub(crate) fn world_rank(&self, rank: Rank) -> Result<usize> {

@@ -43,6 +43,20 @@ fn lines_for(prefix: usize, payload: usize) -> u64 {
     (prefix + payload).div_ceil(LINE) as u64
 }
 
+/// A compact header's 20 bytes as the words they are stored in (little-endian):
+/// kind with [`COMPACT`] set, flags, sender and context; source and tag; length.
+/// Both producers lay the header out through this, [`compact`] as bytes and
+/// [`Inbox::try_push_eager`] as three stores.
+#[inline(always)]
+fn compact_words(kind: u8, flags: u8, from: u16, env: Envelope, len: u32) -> (u64, u64, u32) {
+    let first = u64::from(kind | COMPACT)
+        | u64::from(flags) << 8
+        | u64::from(from) << 16
+        | u64::from(env.ctx) << 32;
+    let second = u64::from(env.src as u32) | u64::from(env.tag as u32) << 32;
+    (first, second, len)
+}
+
 /// `hdr` and the sender `from` as a compact header, if they fit one.
 fn compact(hdr: &Header, from: usize) -> Option<[u8; COMPACT_LEN]> {
     let (Ok(from), Ok(payload)) = (u16::try_from(from), u32::try_from(hdr.payload)) else {
@@ -51,14 +65,16 @@ fn compact(hdr: &Header, from: usize) -> Option<[u8; COMPACT_LEN]> {
     if hdr.a != 0 || hdr.b != 0 || hdr.seq != 0 || hdr.kind & COMPACT != 0 {
         return None;
     }
+    let env = Envelope {
+        ctx: hdr.ctx,
+        src: hdr.src,
+        tag: hdr.tag,
+    };
+    let (first, second, len) = compact_words(hdr.kind, hdr.flags, from, env, payload);
     let mut c = [0u8; COMPACT_LEN];
-    c[0] = hdr.kind | COMPACT;
-    c[1] = hdr.flags;
-    c[2..4].copy_from_slice(&from.to_le_bytes());
-    c[4..8].copy_from_slice(&hdr.ctx.to_le_bytes());
-    c[8..12].copy_from_slice(&hdr.src.to_le_bytes());
-    c[12..16].copy_from_slice(&hdr.tag.to_le_bytes());
-    c[16..20].copy_from_slice(&payload.to_le_bytes());
+    c[..8].copy_from_slice(&first.to_le_bytes());
+    c[8..16].copy_from_slice(&second.to_le_bytes());
+    c[16..].copy_from_slice(&len.to_le_bytes());
     Some(c)
 }
 
@@ -305,12 +321,7 @@ impl Inbox {
             return false;
         };
         let at = self.line_of(t) * LINE;
-        // The compact header as `compact` lays it out, in three stores: kind, flags
-        // and sender, then context; source and tag; length.
-        let first = u64::from(Kind::Eager as u8 | COMPACT)
-            | u64::from(from) << 16
-            | u64::from(env.ctx) << 32;
-        let second = u64::from(env.src as u32) | u64::from(env.tag as u32) << 32;
+        let (first, second, len) = compact_words(Kind::Eager as u8, 0, from, env, len);
         let inline = payload.len().min(LINE - COMPACT_PREFIX);
         // SAFETY: the first line lies inside the ring (a frame never starts mid-line),
         // 8-aligned, and belongs to this producer (reserved above); the payload's
