@@ -194,6 +194,7 @@ impl Comm {
     /// Each rank's index in the node's collective area, if this communicator's ranks
     /// are exactly the ranks of one node (and more than one): then its short blocking
     /// collectives may meet there (see `src/coll/shared_memory.rs`).
+    #[inline(always)]
     pub(crate) fn node_indices(&self) -> Result<Option<&[usize]>> {
         if let Some(found) = self.inner.node.get() {
             return Ok(found.as_deref());

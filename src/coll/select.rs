@@ -240,6 +240,7 @@ fn read_env() -> std::result::Result<(), (String, String, String)> {
     Ok(())
 }
 
+#[inline(always)]
 fn env() -> Result<()> {
     match ENV.get_or_init(read_env) {
         Ok(()) => Ok(()),
@@ -327,6 +328,7 @@ pub(crate) fn choose(
 /// their buffers (`lend`, see [`lend`]), meets in the node's collective area rather
 /// than running a schedule: when forced to `shared_memory`, or lending, or below the
 /// measured size limits, unless another algorithm is forced.
+#[inline(always)]
 pub(crate) fn on_node(coll: Collective, bytes: usize, size: usize, lend: bool) -> Result<bool> {
     env()?;
     let forced = FORCED[coll.index()].load(Ordering::Relaxed);

@@ -221,6 +221,7 @@ impl Network {
 
     /// The node's collective area and the next collective's place in it (see
     /// [`Shm::area`]).
+    #[inline(always)]
     pub(crate) fn area(&mut self, large: bool) -> Option<(Area, Ticket)> {
         self.shm.as_mut().map(|shm| shm.area(large))
     }

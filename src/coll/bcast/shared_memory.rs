@@ -9,6 +9,7 @@
 use crate::coll::shared_memory::{LARGE, Meeting};
 use crate::error::{Error, Result};
 
+#[inline(always)]
 pub(crate) fn run(m: &mut Meeting<'_>, buf: &mut [u8], root: usize) -> Result<()> {
     let (rank, _) = m.rank_size();
     let total = buf.len();

@@ -84,6 +84,8 @@ pub(crate) enum Place {
 pub(crate) struct Area {
     base: *mut u8,
     ranks: usize,
+    /// The processor has `prefetchw` (see [`Area::prefetch_write`]).
+    prefetchw: bool,
 }
 
 // SAFETY: the pointer addresses the shared mapping, which the transport keeps mapped
@@ -96,7 +98,11 @@ impl Area {
     /// `base` points to `ranks * BLOCK` bytes of the mapping, zeroed at creation,
     /// aligned to a cache line, mapped while the Area is used.
     pub(crate) unsafe fn new(base: *mut u8, ranks: usize) -> Area {
-        Area { base, ranks }
+        Area {
+            base,
+            ranks,
+            prefetchw: has_prefetchw(),
+        }
     }
 
     fn word(&self, off: usize) -> &AtomicU64 {
@@ -136,6 +142,23 @@ impl Area {
             // SAFETY: a prefetch reads nothing and writes nothing; the address lies
             // inside the mapping (`seq_word` checked it).
             unsafe { _mm_prefetch::<_MM_HINT_T0>(line.cast()) };
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (l, seq);
+    }
+
+    /// Asks for the line of `l`'s slot for `seq` in this core's cache, owned (to be
+    /// written), where the processor can; only a hint.
+    pub(crate) fn prefetch_write(&self, l: usize, seq: u64) {
+        #[cfg(target_arch = "x86_64")]
+        if self.prefetchw {
+            let line = self.seq_word(l, seq).as_ptr();
+            // SAFETY: a prefetch reads nothing and writes nothing, and this processor
+            // has the instruction (`has_prefetchw`); the address lies inside the
+            // mapping (`seq_word` checked it).
+            unsafe {
+                std::arch::asm!("prefetchw [{0}]", in(reg) line, options(nostack, preserves_flags, readonly))
+            };
         }
         #[cfg(not(target_arch = "x86_64"))]
         let _ = (l, seq);
@@ -231,6 +254,19 @@ impl Area {
     }
 }
 
+/// Whether the processor has `prefetchw` (CPUID 8000_0001h, ECX bit 8), which the
+/// compiler does not emit for the baseline x86-64 target.
+fn has_prefetchw() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::__cpuid;
+        const PREFETCHW: u32 = 1 << 8;
+        __cpuid(0x8000_0000).eax >= 0x8000_0001 && __cpuid(0x8000_0001).ecx & PREFETCHW != 0
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
 /// Whether a rank that waits for every local rank to enter collective `theirs` can
 /// do nothing in the area before this rank, which waits for every local rank to enter
 /// `mine`, is done waiting (0: not waiting so): every rank entering `theirs` means
@@ -270,6 +306,7 @@ pub(crate) struct Ticket {
 
 impl Books {
     /// Numbers the next collective; `large`: its data does not fit a small slot.
+    #[inline(always)]
     pub(crate) fn next(&mut self, large: bool) -> Ticket {
         self.seq += 1;
         let seq = self.seq;

@@ -657,6 +657,7 @@ impl Shm {
 
     /// The node's collective area and the next collective's place in it (`large`:
     /// its data does not fit a small slot).
+    #[inline(always)]
     pub(crate) fn area(&mut self, large: bool) -> (Area, Ticket) {
         (self.area, self.books.next(large))
     }
