@@ -47,6 +47,8 @@ init without PMI finalize (a program that never speaks PMI may simply exit 0).
 On the first failure oxrun prints one line naming the rank and the cause, sends
 SIGTERM to every other rank, SIGKILL after a grace period (2 s, or
 OXRUN_KILL_GRACE_MS milliseconds), and exits with the failing rank's status.
+Ranks already finalizing get no SIGTERM: their finalize fails at once, so what
+they print after it (an error main returns) still comes out within the grace.
 SIGINT, SIGTERM and SIGHUP sent to oxrun are forwarded to all ranks; a second
 SIGINT kills them. SIGUSR1 and SIGUSR2 are passed on without ending the job. A
 signal oxrun was started with ignored (nohup, a shell's background job) stays

@@ -434,6 +434,9 @@ impl Job {
                     self.route(outcome);
                     if line.cmd() == "barrier_in" {
                         self.check_barrier();
+                        if self.failure.is_some() {
+                            self.release_leaving();
+                        }
                     }
                 }
                 Next::WouldBlock => return,
@@ -610,8 +613,27 @@ impl Job {
             self.out.message(&text);
         }
         self.failure = Some(failure);
-        self.signal_all(libc::SIGTERM);
+        // A rank that finalizes is on its way out: it may still print why it gave up
+        // (a `main` returning an error prints it after finalizing), so it gets the
+        // grace period to end on its own, released from the finalize fence.
+        for (rank, r) in self.ranks.iter().enumerate() {
+            if !self.pmi.leaving(rank) {
+                // SAFETY: kill takes plain integers; -pid names the rank's own group.
+                unsafe { libc::kill(-r.pid, libc::SIGTERM) };
+            }
+        }
+        self.release_leaving();
         self.kill_at = Some(Instant::now() + self.kill_grace);
+    }
+
+    /// Once the job failed, ends the fence of every rank that waits in it on its way
+    /// out (see [`PmiServer::release_leaving`]).
+    fn release_leaving(&mut self) {
+        let replies = self.pmi.release_leaving();
+        self.route(Outcome {
+            replies,
+            abort: None,
+        });
     }
 
     /// Sends `sig` to the process group of every rank (the leaders of ended ranks are

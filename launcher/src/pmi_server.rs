@@ -43,6 +43,8 @@ pub struct Outcome {
 #[derive(Debug, Default, Clone, Copy)]
 struct RankState {
     initialized: bool,
+    /// It said it is finalizing (`oxmpi_finalizing`).
+    finalizing: bool,
     finalized: bool,
     in_barrier: bool,
     /// It said it lost a peer (`oxmpi_lost`): its own end is likely a consequence.
@@ -99,6 +101,32 @@ impl PmiServer {
     /// Whether `rank` sent `finalize`.
     pub fn finalized(&self, rank: usize) -> bool {
         self.ranks[rank].finalized
+    }
+
+    /// Whether `rank` is on its way out: it sent `finalize`, or said it is finalizing.
+    pub fn leaving(&self, rank: usize) -> bool {
+        self.ranks[rank].finalized || self.ranks[rank].finalizing
+    }
+
+    /// Ends the barrier for every rank that waits in it on its way out ([`leaving`]),
+    /// with a failure: the job failed, so the ranks it waits for may never come, and
+    /// such a rank still has its own end to reach (what its program prints after
+    /// finalizing). Returns the replies to send.
+    ///
+    /// [`leaving`]: PmiServer::leaving
+    pub fn release_leaving(&mut self) -> Vec<(usize, Line)> {
+        let mut out = Vec::new();
+        for (r, state) in self.ranks.iter_mut().enumerate() {
+            if state.in_barrier && (state.finalized || state.finalizing) {
+                state.in_barrier = false;
+                self.in_barrier -= 1;
+                out.push((
+                    r,
+                    reply("barrier_out", &[("rc", "-1"), ("msg", "job_failed")]),
+                ));
+            }
+        }
+        out
     }
 
     /// Whether `rank` said it lost a peer (`oxmpi_lost`).
@@ -283,6 +311,7 @@ impl PmiServer {
     /// `rank` finalizes without a connection to the ranks listed (more of them than
     /// it listed before, if any).
     fn finalizing(&mut self, rank: usize, req: &Line) -> Result<(), &'static str> {
+        self.ranks[rank].finalizing = true;
         let text = req.get("unlinked").unwrap_or("");
         let ranges = rank_list::decode(text, self.ranks.len()).ok_or("malformed_rank_list")?;
         let known = &mut self.unlinked[rank];
@@ -504,6 +533,29 @@ mod tests {
             }
             assert_eq!(s.waiting_in_barrier(), 0);
         }
+    }
+
+    #[test]
+    fn a_failed_job_ends_the_barrier_of_leaving_ranks_only() {
+        let mut s = server(3);
+        // Rank 1 finalizes (and says so), rank 2 waits in an ordinary barrier.
+        assert_eq!(
+            only_reply(s.handle(1, &req("cmd=oxmpi_finalizing unlinked=")), 1),
+            "cmd=oxmpi_finalizing_result rc=0\n"
+        );
+        assert!(s.leaving(1) && !s.leaving(2) && !s.leaving(0));
+        assert!(s.handle(1, &req("cmd=barrier_in")).replies.is_empty());
+        assert!(s.handle(2, &req("cmd=barrier_in")).replies.is_empty());
+        let out = s.release_leaving();
+        let lines: Vec<(usize, String)> = out.iter().map(|(r, l)| (*r, l.to_string())).collect();
+        assert_eq!(
+            lines,
+            vec![(1, "cmd=barrier_out rc=-1 msg=job_failed\n".to_owned())]
+        );
+        assert!(!s.in_barrier(1) && s.in_barrier(2));
+        assert_eq!(s.waiting_in_barrier(), 1);
+        // Nothing more to release until a leaving rank enters again.
+        assert!(s.release_leaving().is_empty());
     }
 
     #[test]

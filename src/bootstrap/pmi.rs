@@ -180,7 +180,13 @@ impl PmiClient {
             .map_err(|e| fail(format!("PMI socket: {e}")))?;
         match line? {
             None => Ok(false),
-            Some(l) if l.cmd() == "barrier_out" => Ok(true),
+            Some(l) if l.cmd() == "barrier_out" => match l.get("rc") {
+                Some("0") | None => Ok(true),
+                _ => Err(fail(format!(
+                    "the launcher ended this rank's barrier unfinished ({}): the job failed",
+                    l.get("msg").unwrap_or("no reason given")
+                ))),
+            },
             Some(l) => Err(fail(format!(
                 "expected cmd=barrier_out from the launcher, got {l}"
             ))),

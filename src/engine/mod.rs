@@ -742,10 +742,11 @@ impl Engine {
         self.net.set_closing();
         let boot = Arc::clone(&self.boot);
         let lock_boot = || boot.lock().unwrap_or_else(PoisonError::into_inner);
-        if !unlinked.is_empty() {
-            // Those get no goodbye: the launcher tells them (see `silent_peers`).
-            lock_boot().announce_finalizing(&unlinked)?;
-        }
+        // The unlinked get no goodbye: the launcher tells them (see `silent_peers`).
+        // And the launcher learns that this rank is on its way out: should the job
+        // fail meanwhile, it ends the fence below for this rank instead of killing it,
+        // so that what the program prints after finalizing is not lost.
+        lock_boot().announce_finalizing(&unlinked)?;
         lock_boot().fence_enter()?;
         loop {
             // The lock is not held while progressing: a send may need the bootstrap
