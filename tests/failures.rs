@@ -300,7 +300,12 @@ fn a_panic_with_operations_in_flight_ends_the_job() {
 
 /// Ranks whose counts put some of them in the node's shared-memory area and others on
 /// messages for the same collective (each side of a selection limit) end the job with
-/// a report of the disagreement instead of waiting for each other forever.
+/// a report of the disagreement instead of waiting for each other forever. A bcast or
+/// allreduce meets in the area at any count (in pieces beyond a large buffer), so
+/// their cases disagree inside it: one rank's whole vector against pieces. There only
+/// the readers of a bcast learn of it, and return the error from `main`, which prints
+/// it after finalizing, while the root (which returned) fails waiting for them: oxrun
+/// must let them finish finalizing rather than kill them with the job.
 #[test]
 fn ranks_split_between_shared_memory_and_messages_end_the_job() {
     let cases = [
@@ -319,9 +324,8 @@ fn ranks_split_between_shared_memory_and_messages_end_the_job() {
         (3, "gather reversed"),
         (3, "scatter reversed"),
         (2, "gather reversed"),
-        (2, "bcast mid"),
-        (2, "gather mid"),
-        (2, "gather mid reversed"),
+        (4, "bcast"),
+        (3, "allreduce reversed"),
     ];
     for (n, case) in cases {
         let args: Vec<&str> = ["split"].into_iter().chain(case.split(' ')).collect();

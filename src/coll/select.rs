@@ -366,40 +366,29 @@ pub(crate) fn lend(coll: Collective, bytes: usize, size: usize) -> bool {
         }
 }
 
+/// The most a scatter among three ranks or more puts through the area in all: what a
+/// small slot holds. Beyond, the root's copy of every block into a large buffer costs
+/// more than handing the blocks out as messages while the other ranks run (4 and 8
+/// ranks: 2-4 KiB in all 0.46-0.60 of the messages' time, 8 KiB 1.63-1.66).
+const SCATTER_WHOLE: usize = 4096;
+
 /// The measured limits of the shared-memory path (docs/collectives.md), for data that
-/// fits the area. With two ranks (a core each here) it wins for short data, where a
-/// message's software overhead dominates; an allreduce, reduce or allgather wins at
-/// every size that fits, and a bcast or gather again from 4 KiB (the eager limit;
-/// longer messages pay a rendezvous round trip) to 32 or 16 KiB, where between
-/// 512 B and 4 KiB an eager message beats it; an alltoall or scatter wins only up to
-/// 2 KiB or 128 B blocks. From three ranks (sharing cores here) it wins wherever the
-/// data fits (and for a bcast or allreduce of any size, piece by piece), since each
-/// rank is woken at most once per collective (per piece), except for a scatter of
-/// more than a kilobyte in all (the root copies every block into the area, where
-/// messages let it hand the blocks out while others run).
+/// fits the area: it wins wherever the data fits (and for a bcast or allreduce of any
+/// size, piece by piece), on two ranks with a core each as on more ranks sharing
+/// cores, except for a scatter among three ranks or more beyond [`SCATTER_WHOLE`].
+/// Each rank is woken at most once per collective (per piece), and on two ranks a
+/// short collective costs a cache-line handoff each way where a message costs its
+/// software path (2 ranks, area over messages: bcast and gather of 1-2 KiB 0.31-0.39,
+/// gather of 32 KiB blocks 0.32-0.34, bcast of 64 KiB-1 MiB 0.52-0.87, allreduce of
+/// 64 KiB-1 MiB 0.66-0.91, scatter of 256 B-32 KiB blocks 0.28-0.91, alltoall of
+/// 4-32 KiB blocks 0.58-0.95).
 fn table_on_node(coll: Collective, bytes: usize, size: usize) -> bool {
-    let two = size == 2;
     match coll {
-        Collective::Barrier => true,
-        Collective::Allreduce => !two || bytes <= WHOLE,
-        Collective::Bcast => !two || bytes <= 512 || (4096..=WHOLE).contains(&bytes),
-        Collective::Allgather | Collective::Reduce => bytes <= WHOLE,
-        Collective::Gather if two => bytes <= 512 || (4096..=16384).contains(&bytes),
-        Collective::Gather => bytes <= WHOLE,
-        Collective::Alltoall => {
-            if two {
-                bytes <= 2048
-            } else {
-                bytes * size <= ALLTOALL_WHOLE
-            }
-        }
-        Collective::Scatter => {
-            if two {
-                bytes <= 128
-            } else {
-                bytes * size <= 1024
-            }
-        }
+        Collective::Barrier | Collective::Allreduce | Collective::Bcast => true,
+        Collective::Allgather | Collective::Reduce | Collective::Gather => bytes <= WHOLE,
+        Collective::Alltoall => bytes * size <= ALLTOALL_WHOLE,
+        Collective::Scatter if size == 2 => bytes <= WHOLE,
+        Collective::Scatter => bytes * size <= SCATTER_WHOLE,
         _ => false,
     }
 }

@@ -6,9 +6,8 @@
 //! `fail panicscope R` makes rank R panic inside a scope with a receive in flight,
 //! `fail catchop R` makes rank R catch the panic of a reduction operation and go on, `fail split OP` has every rank call collective OP with counts
 //! that send rank 0 to the node's shared-memory area and the others to messages
-//! (`fail split OP reversed`: the other way round; `fail split OP mid [reversed]`:
-//! rank 0 in the 2-rank area band of 4-32 KiB, the others just below it, where a
-//! bcast or gather goes as messages), `fail finalize R WAIT` makes rank R finalize at
+//! (`fail split OP reversed`: the other way round; a bcast or allreduce meets in the
+//! area at any count, so there the ranks disagree inside it), `fail finalize R WAIT` makes rank R finalize at
 //! once and `fail return R WAIT` makes its `main` return the error of a send to a rank
 //! that does not exist, while the others wait for it: WAIT is `rank` (a receive from
 //! R), `any` (from any source), `anysub` (rank 0 from any source on a communicator
@@ -36,13 +35,12 @@ fn kill_self() -> ! {
     unreachable!("SIGKILL returned")
 }
 
-/// Collective `op` where rank 0's data is within the shared-memory area's limit for
-/// it (on 2 ranks, and for reduce, gather and scatter on more) and the others' is not,
-/// or if `reversed` the other way round; `mid`: 8 KiB against 2 KiB instead of 16 B
-/// against 40 000 B.
-fn split_paths(world: &oxmpi::Comm, op: &str, mid: bool, reversed: bool) -> oxmpi::Result<()> {
+/// Collective `op` where rank 0's data (16 B) is within the shared-memory area's limit
+/// for it (on 2 ranks, and for reduce, gather and scatter on more) and the others'
+/// (40 000 B) is not, or if `reversed` the other way round.
+fn split_paths(world: &oxmpi::Comm, op: &str, reversed: bool) -> oxmpi::Result<()> {
     let size = world.size() as usize;
-    let (area, messages) = if mid { (2048, 512) } else { (4, 10_000) };
+    let (area, messages) = (4, 10_000);
     let n = if (world.rank() == 0) != reversed {
         area
     } else {
@@ -213,7 +211,7 @@ fn main() -> oxmpi::Result<()> {
     }
     if how == "split" {
         let flag = |f: &str| args[3..].iter().any(|a| a == f);
-        split_paths(&world, &args[2], flag("mid"), flag("reversed"))?;
+        split_paths(&world, &args[2], flag("reversed"))?;
     }
     if how == "lost" {
         let arg = |i: usize| args.get(i).map(String::as_str);
