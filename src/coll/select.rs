@@ -373,21 +373,31 @@ pub(crate) fn lend(coll: Collective, bytes: usize, size: usize) -> bool {
 const SCATTER_WHOLE: usize = 4096;
 
 /// The measured limits of the shared-memory path (docs/collectives.md), for data that
-/// fits the area: it wins wherever the data fits (and for a bcast or allreduce of any
-/// size, piece by piece), on two ranks with a core each as on more ranks sharing
-/// cores, except for a scatter among three ranks or more beyond [`SCATTER_WHOLE`].
-/// Each rank is woken at most once per collective (per piece), and on two ranks a
-/// short collective costs a cache-line handoff each way where a message costs its
-/// software path (2 ranks, area over messages: bcast and gather of 1-2 KiB 0.31-0.39,
-/// gather of 32 KiB blocks 0.32-0.34, bcast of 64 KiB-1 MiB 0.52-0.87, allreduce of
-/// 64 KiB-1 MiB 0.66-0.91, scatter of 256 B-32 KiB blocks 0.28-0.91, alltoall of
-/// 4-32 KiB blocks 0.58-0.95).
+/// fits the area. From three ranks (sharing cores here) it wins wherever the data fits
+/// (for a bcast or allreduce of any size, piece by piece), except for a scatter
+/// beyond [`SCATTER_WHOLE`]: each rank is woken at most once per collective (per
+/// piece). On two ranks with a core each a short collective costs a cache-line
+/// handoff each way where a message costs its software path, and the limits are
+/// where the area stopped winning in the VM's slow phase as well as its fast one
+/// (area over messages: bcast of 1-2 KiB 0.31-0.37 fast, 0.73-1.19 slow; gather of
+/// 1-2 KiB blocks 0.36-0.39 and 0.86-0.90, of 32 KiB 0.32-0.34 and 1.07; scatter of
+/// 256 B-1 KiB blocks 0.28-0.45 and 0.56-0.96).
 fn table_on_node(coll: Collective, bytes: usize, size: usize) -> bool {
+    let two = size == 2;
     match coll {
-        Collective::Barrier | Collective::Allreduce | Collective::Bcast => true,
+        Collective::Barrier => true,
+        // On 2 ranks longer vectors go as messages: in pieces through the area they
+        // took 0.50-0.93 of the messages' time where a cache line crosses between the
+        // cores in 0.06 us, but 1.45-3.3 times it where it takes 0.25 us.
+        Collective::Allreduce | Collective::Bcast => !two || bytes <= WHOLE,
         Collective::Allgather | Collective::Reduce | Collective::Gather => bytes <= WHOLE,
+        // On 2 ranks, 4-32 KiB blocks through the area took 0.58-0.95 of the
+        // messages' time in the fast phase but 1.10-1.61 in the slow one.
+        Collective::Alltoall if two => bytes <= 2048,
         Collective::Alltoall => bytes * size <= ALLTOALL_WHOLE,
-        Collective::Scatter if size == 2 => bytes <= WHOLE,
+        // On 2 ranks, 2-8 KiB blocks through the area took 0.58-0.91 of the
+        // messages' time in the fast phase but 1.12-1.48 in the slow one.
+        Collective::Scatter if two => bytes <= 1024,
         Collective::Scatter => bytes * size <= SCATTER_WHOLE,
         _ => false,
     }
