@@ -6,9 +6,11 @@
 //! host names. The per-job secret comes from `OXMPI_JOB_SECRET`, or is made by rank 0
 //! and shared through the key-value space when the launcher does not provide one.
 //!
-//! oxrun extends PMI-1 with two commands for finalize: a rank about to finalize names
-//! the ranks it has no connection to (`cmd=oxmpi_finalizing unlinked=RANKS`: they get
-//! no goodbye from it, see `engine::finalized`), and a rank that has waited long asks
+//! oxrun extends PMI-1 with two commands for finalize: a rank about to finalize says
+//! so and names the ranks it has no connection to (`cmd=oxmpi_finalizing
+//! unlinked=RANKS`: they get no goodbye from it, see `engine::finalized`; should the
+//! job fail, oxrun ends its finalize fence with `barrier_out rc=-1` instead of killing
+//! it), and a rank that has waited long asks
 //! which ranks finalized without a connection to it (`cmd=oxmpi_silent from=RANK`,
 //! answered with `ranks=RANKS` and, when the list goes on, `next=RANK`; and with
 //! `lost=RANK` once some other rank has ended without finalize); and a rank that
