@@ -341,7 +341,8 @@ impl Drop for Universe {
         if let Some(e) = engine::uninstall()
             && let Err(err) = finish(e)
         {
-            crate::error::report(format_args!("finalize failed: {err}"));
+            let rank = self.world.rank();
+            crate::error::report(format_args!("rank {rank}: finalize failed: {err}"));
         }
     }
 }

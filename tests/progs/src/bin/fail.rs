@@ -6,8 +6,9 @@
 //! `fail panicscope R` makes rank R panic inside a scope with a receive in flight,
 //! `fail catchop R` makes rank R catch the panic of a reduction operation and go on, `fail split OP` has every rank call collective OP with counts
 //! that send rank 0 to the node's shared-memory area and the others to messages
-//! (`fail split OP reversed`: the other way round; a bcast or allreduce meets in the
-//! area at any count, so there the ranks disagree inside it), `fail finalize R WAIT` makes rank R finalize at
+//! (`fail split OP reversed`: the other way round; from three ranks a bcast or
+//! allreduce meets in the area at any count, so there the ranks disagree inside it),
+//! `fail finalize R WAIT` makes rank R finalize at
 //! once and `fail return R WAIT` makes its `main` return the error of a send to a rank
 //! that does not exist, while the others wait for it: WAIT is `rank` (a receive from
 //! R), `any` (from any source), `anysub` (rank 0 from any source on a communicator
