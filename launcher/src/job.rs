@@ -616,12 +616,7 @@ impl Job {
         // A rank that finalizes is on its way out: it may still print why it gave up
         // (a `main` returning an error prints it after finalizing), so it gets the
         // grace period to end on its own, released from the finalize fence.
-        for (rank, r) in self.ranks.iter().enumerate() {
-            if !self.pmi.leaving(rank) {
-                // SAFETY: kill takes plain integers; -pid names the rank's own group.
-                unsafe { libc::kill(-r.pid, libc::SIGTERM) };
-            }
-        }
+        self.signal_where(libc::SIGTERM, |rank| !self.pmi.leaving(rank));
         self.release_leaving();
         self.kill_at = Some(Instant::now() + self.kill_grace);
     }
@@ -639,9 +634,16 @@ impl Job {
     /// Sends `sig` to the process group of every rank (the leaders of ended ranks are
     /// still zombies, so their group ids are still theirs).
     fn signal_all(&self, sig: i32) {
-        for r in &self.ranks {
-            // SAFETY: kill takes plain integers; -pid names the rank's own group.
-            unsafe { libc::kill(-r.pid, sig) };
+        self.signal_where(sig, |_| true);
+    }
+
+    /// [`Job::signal_all`] for the ranks `which` picks.
+    fn signal_where(&self, sig: i32, which: impl Fn(usize) -> bool) {
+        for (rank, r) in self.ranks.iter().enumerate() {
+            if which(rank) {
+                // SAFETY: kill takes plain integers; -pid names the rank's own group.
+                unsafe { libc::kill(-r.pid, sig) };
+            }
         }
     }
 

@@ -51,6 +51,13 @@ struct RankState {
     lost_a_peer: bool,
 }
 
+impl RankState {
+    /// On its way out: it sent `finalize`, or said it is finalizing.
+    fn leaving(&self) -> bool {
+        self.finalized || self.finalizing
+    }
+}
+
 /// The PMI-1 state of a whole job.
 #[derive(Debug)]
 pub struct PmiServer {
@@ -105,7 +112,7 @@ impl PmiServer {
 
     /// Whether `rank` is on its way out: it sent `finalize`, or said it is finalizing.
     pub fn leaving(&self, rank: usize) -> bool {
-        self.ranks[rank].finalized || self.ranks[rank].finalizing
+        self.ranks[rank].leaving()
     }
 
     /// Ends the barrier for every rank that waits in it on its way out ([`leaving`]),
@@ -117,7 +124,7 @@ impl PmiServer {
     pub fn release_leaving(&mut self) -> Vec<(usize, Line)> {
         let mut out = Vec::new();
         for (r, state) in self.ranks.iter_mut().enumerate() {
-            if state.in_barrier && (state.finalized || state.finalizing) {
+            if state.in_barrier && state.leaving() {
                 state.in_barrier = false;
                 self.in_barrier -= 1;
                 out.push((

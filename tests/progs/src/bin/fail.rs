@@ -41,11 +41,10 @@ fn kill_self() -> ! {
 /// (40 000 B) is not, or if `reversed` the other way round.
 fn split_paths(world: &oxmpi::Comm, op: &str, reversed: bool) -> oxmpi::Result<()> {
     let size = world.size() as usize;
-    let (area, messages) = (4, 10_000);
     let n = if (world.rank() == 0) != reversed {
-        area
+        4
     } else {
-        messages
+        10_000
     };
     let sum = oxmpi::Op::Sum;
     match op {
