@@ -25,12 +25,12 @@ impl Comm {
             Source::Rank(r) => Some(self.world_rank(r)?),
             Source::Any => None,
         };
-        Ok(Pattern {
-            ctx: self.p2p_ctx(),
-            src: source,
-            tag: Comm::check_tag_sel(tag)?,
+        Ok(Pattern::new(
+            self.p2p_ctx(),
+            source,
+            Comm::check_tag_sel(tag)?,
             from,
-        })
+        ))
     }
 
     /// Starts a send: its request, or [`ReqId::DONE`] when it completed at once. The
@@ -103,10 +103,13 @@ impl Comm {
         source: impl Into<Source>,
         tag: impl Into<TagSel>,
     ) -> Result<Status> {
-        let pattern = self.pattern(source.into(), tag.into())?;
+        let (source, tag) = (source.into(), tag.into());
         // SAFETY: the receive is waited for before this call returns.
         let buf = unsafe { UserBufMut::new(bytemuck::cast_slice_mut(buf)) };
-        engine::with(|e| match e.start_recv(pattern, buf)? {
+        // The pattern is built inside the engine call, where it is posted: built
+        // before it, it was stored in parts and read back whole, and that read
+        // waited for this rank's last send to leave the core (docs/benchmarks.md).
+        engine::with(|e| match e.start_recv(self.pattern(source, tag)?, buf)? {
             Started::Done(got) => got,
             Started::Pending(id) => e.wait(id),
         })?

@@ -45,24 +45,6 @@ impl From<Tag> for TagSel {
     }
 }
 
-impl Source {
-    pub(crate) fn matches(self, src: Rank) -> bool {
-        match self {
-            Source::Any => true,
-            Source::Rank(r) => r == src,
-        }
-    }
-}
-
-impl TagSel {
-    pub(crate) fn matches(self, tag: Tag) -> bool {
-        match self {
-            TagSel::Any => true,
-            TagSel::Tag(t) => t == tag,
-        }
-    }
-}
-
 /// The envelope of a received message (`MPI_Status`).
 ///
 /// ```

@@ -68,9 +68,9 @@ impl Finalized {
     /// one sender has finalized, or (any source) every other member of its
     /// communicator has.
     pub(crate) fn silent(&self, pattern: &Pattern) -> bool {
-        match pattern.from {
+        match pattern.from() {
             Some(p) => self.has(p),
-            None => self.silent_group(pattern.ctx / 2),
+            None => self.silent_group(pattern.ctx() / 2),
         }
     }
 
@@ -169,7 +169,10 @@ impl Core {
             return;
         }
         let err = |c: &Core, what: &str| Err(c.finalized_error(Some(peer), what));
-        for id in self.matcher.take_posted_where(|p, _| p.from == Some(peer)) {
+        for id in self
+            .matcher
+            .take_posted_where(|p, _| p.from() == Some(peer))
+        {
             let e = err(
                 self,
                 &format!("a receive waits for a message from rank {peer}"),
@@ -201,7 +204,9 @@ impl Core {
         let finalized = &self.finalized;
         if self
             .matcher
-            .take_posted_where(|p, posted| posted == id && p.from.is_none() && finalized.silent(p))
+            .take_posted_where(|p, posted| {
+                posted == id && p.from().is_none() && finalized.silent(p)
+            })
             .is_empty()
         {
             return false;
@@ -226,12 +231,7 @@ mod tests {
             phase: RecvPhase::Posted,
         }));
         let src = from.map_or(Source::Any, |p| Source::Rank(p as i32));
-        let pattern = Pattern {
-            ctx: 0,
-            src,
-            tag: TagSel::Any,
-            from,
-        };
+        let pattern = Pattern::new(0, src, TagSel::Any, from);
         core.post_recv(pattern, id);
         id
     }
@@ -271,12 +271,7 @@ mod tests {
         core.peer_finalized(2);
         assert!(failed(&core, from2));
         assert!(core.fail_orphaned_any_source(any) && failed(&core, any));
-        let any = |ctx| Pattern {
-            ctx,
-            src: Source::Any,
-            tag: TagSel::Any,
-            from: None,
-        };
+        let any = |ctx| Pattern::new(ctx, Source::Any, TagSel::Any, None);
         assert!(core.finalized.silent(&any(0)));
     }
 
@@ -291,12 +286,7 @@ mod tests {
             buf: unsafe { UserBufMut::new(&mut buf) },
             phase: RecvPhase::Posted,
         }));
-        let pattern = Pattern {
-            ctx: 6,
-            src: Source::Any,
-            tag: TagSel::Any,
-            from: None,
-        };
+        let pattern = Pattern::new(6, Source::Any, TagSel::Any, None);
         core.post_recv(pattern, id);
         core.peer_finalized(1);
         assert!(!core.finalized.any_silent() && !core.fail_orphaned_any_source(id));

@@ -20,19 +20,67 @@ pub(crate) struct Envelope {
     pub tag: i32,
 }
 
-/// A posted receive's selectors.
+/// A posted receive's selectors, packed into two words. Its four 32-bit fields
+/// were built with narrower stores than the wide loads that copy a pattern into the
+/// posted queue, and such a load waits until every older store has left the core,
+/// this rank's last send into a peer's ring among them (store-forwarding,
+/// docs/benchmarks.md). Two words are built, passed and copied as two words.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Pattern {
-    pub ctx: u32,
-    pub src: Source,
-    pub tag: TagSel,
-    /// World rank of the only sender that can match (`None`: any source).
-    pub from: Option<usize>,
+    /// The context (low half) and the world rank of the only sender that can match
+    /// (high half; [`Pattern::ANY_WORLD`]: any source).
+    ctx_from: u64,
+    /// The sender's communicator rank (low half) and the tag (high half), each
+    /// [`Pattern::ANY`] for any.
+    src_tag: u64,
 }
 
 impl Pattern {
+    /// Any source or any tag (valid ones are never negative).
+    const ANY: i32 = -1;
+    const ANY_WORLD: u32 = u32::MAX;
+
+    /// Messages in context `ctx` from `src` (world rank `from`, `None` for any
+    /// source) with tags `tag`.
+    #[inline]
+    pub(crate) fn new(ctx: u32, src: Source, tag: TagSel, from: Option<usize>) -> Pattern {
+        let from = from.map_or(Self::ANY_WORLD, |w| w as u32);
+        let src = match src {
+            Source::Rank(r) => r,
+            Source::Any => Self::ANY,
+        };
+        let tag = match tag {
+            TagSel::Tag(t) => t,
+            TagSel::Any => Self::ANY,
+        };
+        Pattern {
+            ctx_from: u64::from(ctx) | u64::from(from) << 32,
+            src_tag: u64::from(src as u32) | u64::from(tag as u32) << 32,
+        }
+    }
+
+    /// The context the receive listens on.
+    #[inline]
+    pub(crate) fn ctx(&self) -> u32 {
+        self.ctx_from as u32
+    }
+
+    /// World rank of the only sender that can match (`None`: any source).
+    #[inline]
+    pub(crate) fn from(&self) -> Option<usize> {
+        let from = (self.ctx_from >> 32) as u32;
+        (from != Self::ANY_WORLD).then_some(from as usize)
+    }
+
+    #[inline]
     pub(crate) fn matches(&self, env: &Envelope) -> bool {
-        self.ctx == env.ctx && self.src.matches(env.src) && self.tag.matches(env.tag)
+        let (src, tag) = (
+            self.src_tag as u32 as i32,
+            (self.src_tag >> 32) as u32 as i32,
+        );
+        self.ctx() == env.ctx
+            && (src == Self::ANY || src == env.src)
+            && (tag == Self::ANY || tag == env.tag)
     }
 }
 
@@ -123,6 +171,9 @@ impl Matcher {
         self.posted.remove(i).map(|(_, id)| id)
     }
 
+    /// Queues a posted receive. Inlined: a pattern passed by reference was read
+    /// with a wider load than the stores that built it (see [`Pattern`]).
+    #[inline]
     pub(crate) fn post(&mut self, pattern: Pattern, id: ReqId) {
         self.posted.push_back((pattern, id));
     }
@@ -228,29 +279,14 @@ mod tests {
         m.push_unexpected(eager(1, 5, 1));
         m.push_unexpected(eager(2, 6, 2));
         m.push_unexpected(eager(1, 6, 3));
-        let any = Pattern {
-            ctx: 0,
-            src: Source::Any,
-            tag: TagSel::Tag(6),
-            from: None,
-        };
+        let any = Pattern::new(0, Source::Any, TagSel::Tag(6), None);
         let first = m.take_unexpected(&any).unwrap();
         assert_eq!(first.env, env(2, 6));
-        let from1 = Pattern {
-            ctx: 0,
-            src: Source::Rank(1),
-            tag: TagSel::Any,
-            from: None,
-        };
+        let from1 = Pattern::new(0, Source::Rank(1), TagSel::Any, None);
         assert_eq!(m.take_unexpected(&from1).unwrap().env, env(1, 5));
         assert_eq!(m.take_unexpected(&from1).unwrap().env, env(1, 6));
         assert!(m.take_unexpected(&from1).is_none());
-        let other_ctx = Pattern {
-            ctx: 2,
-            src: Source::Any,
-            tag: TagSel::Any,
-            from: None,
-        };
+        let other_ctx = Pattern::new(2, Source::Any, TagSel::Any, None);
         m.push_unexpected(eager(1, 5, 1));
         assert!(m.take_unexpected(&other_ctx).is_none());
     }
@@ -268,12 +304,7 @@ mod tests {
     #[test]
     fn posted_in_order() {
         let mut m = Matcher::new();
-        let p = Pattern {
-            ctx: 0,
-            src: Source::Any,
-            tag: TagSel::Any,
-            from: None,
-        };
+        let p = Pattern::new(0, Source::Any, TagSel::Any, None);
         m.post(p, ReqId(1));
         m.post(p, ReqId(2));
         assert_eq!(m.take_posted(&env(3, 3)), Some(ReqId(1)));

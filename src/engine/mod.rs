@@ -502,7 +502,7 @@ impl Engine {
             self.flush_outbox()?;
             return Ok(Started::Done(got));
         }
-        if let Some(peer) = pattern.from
+        if let Some(peer) = pattern.from()
             && self.core.finalized.has(peer)
             && self.core.matcher.peek_unexpected(&pattern).is_none()
         {
@@ -711,7 +711,7 @@ impl Engine {
             )),
             None => Err(self
                 .core
-                .finalized_error(pattern.from, "a probe waits for a message")),
+                .finalized_error(pattern.from(), "a probe waits for a message")),
         }
     }
 

@@ -316,12 +316,12 @@ impl Schedule {
                 }
                 Step::Recv { peer, span } => {
                     let buf = self.view_mut(span);
-                    let pattern = Pattern {
-                        ctx: self.route.ctx,
-                        src: Source::Rank(peer as i32),
-                        tag: TagSel::Tag(self.route.tag),
-                        from: Some(self.route.group[peer] as usize),
-                    };
+                    let pattern = Pattern::new(
+                        self.route.ctx,
+                        Source::Rank(peer as i32),
+                        TagSel::Tag(self.route.tag),
+                        Some(self.route.group[peer] as usize),
+                    );
                     match eng.start_recv(pattern, buf)? {
                         Started::Pending(id) => self.inflight.push((id, Some(span.len))),
                         Started::Done(r) => self.retire(r, Some(span.len))?,

@@ -41,9 +41,9 @@ impl Core {
         let finalized = &self.finalized;
         let hopeless = |p: &Pattern, posted: ReqId| {
             posted == id
-                && match p.from {
+                && match p.from() {
                     Some(from) => from == me,
-                    None => finalized.alone(p.ctx / 2),
+                    None => finalized.alone(p.ctx() / 2),
                 }
         };
         // Looked at before anything is taken: most waits ask this once and go on.
@@ -58,9 +58,9 @@ impl Core {
 
     /// Whether a probe for `pattern` waits for what only this rank could send.
     pub(crate) fn probes_self(&self, pattern: &Pattern) -> bool {
-        match pattern.from {
+        match pattern.from() {
             Some(from) => from == self.me,
-            None => self.finalized.alone(pattern.ctx / 2),
+            None => self.finalized.alone(pattern.ctx() / 2),
         }
     }
 }

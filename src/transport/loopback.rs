@@ -24,6 +24,14 @@ impl Loopback {
             queue: VecDeque::new(),
         }
     }
+
+    /// Whether a frame waits for delivery, asked before each progress pass: calls
+    /// into an empty queue's progress took 4% of a waiting rank's samples in a short
+    /// ping-pong.
+    #[inline]
+    pub(crate) fn is_pending(&self) -> bool {
+        !self.queue.is_empty()
+    }
 }
 
 impl Transport for Loopback {

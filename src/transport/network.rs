@@ -95,7 +95,7 @@ impl Network {
 
     /// Progresses every transport once.
     pub(crate) fn progress(&mut self, sink: &mut dyn Sink) -> Result<bool> {
-        let mut moved = self.lo.progress(sink)?;
+        let mut moved = self.lo.is_pending() && self.lo.progress(sink)?;
         if let Some(shm) = self.shm.as_mut() {
             moved |= shm.progress(sink)?;
         }
