@@ -22,6 +22,26 @@ fn pids_in(dir: &Path) -> Vec<(i32, String)> {
         .collect()
 }
 
+/// What job `job` has in /dev/shm.
+fn segments_of(job: &str) -> Vec<std::ffi::OsString> {
+    std::fs::read_dir("/dev/shm")
+        .expect("/dev/shm")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(job))
+        .map(|e| e.file_name())
+        .collect()
+}
+
+/// Whether `pid` still runs (a zombie does not: after oxrun is killed, its ranks
+/// are reaped by whoever inherits them, maybe late).
+fn running(pid: i32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let state = stat.rsplit_once(')').map(|(_, rest)| rest.trim_start());
+    !state.is_some_and(|s| s.starts_with('Z') || s.starts_with('X'))
+}
+
 fn alive(pid: i32) -> bool {
     // SAFETY: signal 0 only checks whether the process exists.
     unsafe { libc::kill(pid, 0) == 0 }
@@ -60,12 +80,7 @@ fn run_failing_job(job: Job, n: usize, args: &[&str], transport: &str) -> Output
     }
     for (pid, job) in pids {
         assert!(!alive(pid), "rank process {pid} outlived the job");
-        let left: Vec<_> = std::fs::read_dir("/dev/shm")
-            .expect("/dev/shm")
-            .flatten()
-            .filter(|e| e.file_name().to_string_lossy().contains(&job))
-            .map(|e| e.file_name())
-            .collect();
+        let left = segments_of(&job);
         assert!(left.is_empty(), "the job left {left:?} in /dev/shm");
     }
     std::fs::remove_dir_all(&dir).ok();
@@ -129,6 +144,45 @@ fn a_missing_program_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(127));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("/nonexistent/oxmpi-program"), "{err}");
+}
+
+#[test]
+fn oxrun_killed_during_start_up_leaves_nothing_in_dev_shm() {
+    use std::time::{Duration, Instant};
+    let dir = tempdir();
+    let mut oxrun = Job::new(2, "fail")
+        .args(["lateinit", "1"])
+        .env("OXMPI_TEST_PIDDIR", dir.to_str().unwrap())
+        .spawn();
+    // Rank 1 sleeps before init; rank 0 waits in init with the node's segment made.
+    let until = Instant::now() + Duration::from_secs(120);
+    let (pids, job) = loop {
+        let pids = pids_in(&dir);
+        if let [(_, job), _] = &pids[..]
+            && !segments_of(job).is_empty()
+        {
+            let job = job.clone();
+            break (pids, job);
+        }
+        assert!(Instant::now() < until, "the job never made its segment");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    oxrun.kill().expect("SIGKILL to oxrun");
+    oxrun.wait().expect("oxrun reaped");
+    // The ranks die with oxrun (their parent-death signal); oxrun's guard then
+    // removes the segment.
+    let until = Instant::now() + Duration::from_secs(60);
+    while (pids.iter().any(|&(pid, _)| running(pid)) || !segments_of(&job).is_empty())
+        && Instant::now() < until
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for (pid, _) in &pids {
+        assert!(!running(*pid), "rank process {pid} outlived oxrun");
+    }
+    let left = segments_of(&job);
+    assert!(left.is_empty(), "oxrun killed left {left:?} in /dev/shm");
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]

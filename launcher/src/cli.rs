@@ -54,7 +54,9 @@ SIGINT kills them. SIGUSR1 and SIGUSR2 are passed on without ending the job. A
 signal oxrun was started with ignored (nohup, a shell's background job) stays
 ignored, by oxrun and by the ranks. Once every rank has ended, whatever they
 started is killed, in their process groups or outside them (setsid, daemons:
-oxrun is their subreaper).
+oxrun is their subreaper). If oxrun itself is killed (SIGKILL), the ranks die
+with it, and a small process it starts first (oxrun-shm-guard) removes what
+they had in /dev/shm once they are gone.
 
 Exit status:
   0        every rank exited 0

@@ -33,7 +33,7 @@ use crate::output::{Kind, LineBuffer, Output};
 use crate::pmi_conn::{Next, PmiConn};
 use crate::pmi_server::{Outcome, PmiServer};
 use crate::rank_env::{self, JobIdentity, RankInfo};
-use crate::shm_cleanup;
+use crate::shm_cleanup::{self, Guard};
 use crate::signals::{FORWARDED, SignalFd};
 use crate::spawn::{self, RankCommand};
 use crate::stdin_forward;
@@ -134,6 +134,8 @@ pub struct Job {
     /// Output streams left unread while oxrun's own output is backlogged.
     stalled: Vec<Token>,
     external_signals: u32,
+    /// The pid of the job's [`Guard`], a child of oxrun that is not a stray.
+    guard: Option<libc::pid_t>,
 }
 
 fn token(rank: usize, which: usize) -> Token {
@@ -154,10 +156,21 @@ pub fn run(spec: JobSpec) -> i32 {
             "oxrun: warning: processes the ranks start outside their process group may outlive the job: {e}"
         );
     }
-    job.start(&spec);
+    let mut guard = Guard::start(&spec.identity.id)
+        .inspect_err(|e| {
+            eprintln!(
+                "oxrun: warning: cannot start the guard that cleans /dev/shm should oxrun be killed: {e}"
+            );
+        })
+        .ok();
+    job.guard = guard.as_ref().map(Guard::pid);
+    job.start(&spec, guard.as_mut());
     job.event_loop();
     let status = job.finish();
     shm_cleanup::remove_segments(&spec.identity.id);
+    if let Some(guard) = guard {
+        guard.finish();
+    }
     status
 }
 
@@ -194,14 +207,15 @@ impl Job {
             retry: Vec::new(),
             stalled: Vec::new(),
             external_signals: 0,
+            guard: None,
             held: None,
             reap_at: None,
             last_reap: Instant::now(),
         })
     }
 
-    /// Spawns every rank (from the main thread: see `spawn`).
-    fn start(&mut self, spec: &JobSpec) {
+    /// Spawns every rank (from the main thread: see `spawn`), telling `guard` of each.
+    fn start(&mut self, spec: &JobSpec, mut guard: Option<&mut Guard>) {
         let nofile = spawn::raise_fd_limit(spec.layout.size());
         let mut stdin0 = None;
         for rank in 0..spec.layout.size() {
@@ -238,6 +252,9 @@ impl Job {
                     return;
                 }
             };
+            if let Some(guard) = guard.as_deref_mut() {
+                guard.watch(spawned.pid);
+            }
             stdin0 = stdin0.or(spawned.stdin);
             self.ranks.push(Rank {
                 pid: spawned.pid,
@@ -671,13 +688,14 @@ impl Job {
         if self.reap_at.is_some_and(|r| now >= r) {
             self.reap_at = None;
             self.last_reap = now;
-            strays::reap_ended(&self.rank_pids());
+            strays::reap_ended(&self.not_strays());
         }
     }
 
-    /// Every rank's pid (ended ranks' too: they stay unreaped until the end).
-    fn rank_pids(&self) -> Vec<libc::pid_t> {
-        self.ranks.iter().map(|r| r.pid).collect()
+    /// oxrun's children that are not strays: every rank (ended ones too: they stay
+    /// unreaped until the end) and the guard.
+    fn not_strays(&self) -> Vec<libc::pid_t> {
+        self.ranks.iter().map(|r| r.pid).chain(self.guard).collect()
     }
 
     fn next_timer(&self) -> Option<Instant> {
@@ -693,7 +711,7 @@ impl Job {
     fn check_all_ended(&mut self) {
         if self.drain_until.is_none() && self.ranks.iter().all(|r| r.exit.is_some()) {
             self.signal_all(libc::SIGKILL);
-            strays::kill_strays(&self.rank_pids());
+            strays::kill_strays(&self.not_strays());
             self.kill_at = None;
             self.deadline = None;
             self.drain_until = Some(Instant::now() + DRAIN);
@@ -715,6 +733,7 @@ impl Job {
 
     /// Flushes what is left, reaps every rank, and returns the exit status.
     fn finish(mut self) -> i32 {
+        let keep = self.not_strays();
         for rank in &mut self.ranks {
             for stream in rank.streams.iter_mut().filter_map(Option::take) {
                 let mut stream = stream;
@@ -739,7 +758,7 @@ impl Job {
                 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted
             {}
         }
-        strays::end_strays(DRAIN);
+        strays::end_strays(DRAIN, &keep);
         self.failure.as_ref().map_or(0, Failure::exit_code)
     }
 }

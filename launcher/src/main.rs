@@ -39,7 +39,13 @@ fn main() {
         eprintln!("oxrun: cannot block signals: {e}");
         std::process::exit(1);
     }
-    let cli = Cli::parse_argv(std::env::args_os().collect());
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    // A job's guard (its signals blocked as oxrun's: it ends when oxrun has gone).
+    if argv.get(1).is_some_and(|a| a == shm_cleanup::GUARD_ARG) {
+        let job = argv.get(2).and_then(|j| j.to_str());
+        std::process::exit(shm_cleanup::guard_main(job));
+    }
+    let cli = Cli::parse_argv(argv);
     std::process::exit(launch(cli));
 }
 

@@ -4,9 +4,28 @@
 //! it as soon as every local rank has mapped it, so normally nothing is left. A rank
 //! that dies before mapping it (killed during start-up) leaves the name behind; the
 //! launcher, which chose the job id, removes any such name once every rank is gone.
-//! Invariant: only names of this job are touched.
+//! When oxrun itself is killed with SIGKILL during start-up, its ranks die with it
+//! (their parent-death signal) and it cannot clean up: a [`Guard`], a small process
+//! of its own started before the ranks, does it then. Invariant: only names of this
+//! job are touched, and only once the ranks oxrun started have ended.
 
+use std::io::{self, BufRead, Write};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::strays;
+
+/// The first argument that makes oxrun's executable run as a job's [`Guard`]
+/// (`oxrun --shm-guard JOB`; not an option of the launcher).
+pub const GUARD_ARG: &str = "--shm-guard";
+
+/// How long a guard waits for the ranks to end once oxrun is gone (they get SIGKILL
+/// as it dies, so this bounds only ranks stuck in the kernel).
+const GUARD_WAIT: Duration = Duration::from_secs(10);
+/// How long oxrun waits for its guard to end at the end of a job.
+const GUARD_END: Duration = Duration::from_secs(1);
 
 /// Removes `/dev/shm/oxmpi-<job>-*`.
 pub fn remove_segments(job: &str) {
@@ -23,6 +42,85 @@ fn remove_in(dir: &Path, job: &str) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
+}
+
+/// oxrun's side of the process that removes the job's segments once oxrun is gone,
+/// however it went. The guard reads the pids of the ranks from a pipe; the pipe's
+/// end (oxrun exited or was killed) tells it to wait for those ranks to end and
+/// then remove the job's names from /dev/shm.
+pub struct Guard {
+    child: Child,
+    feed: Option<ChildStdin>,
+}
+
+impl Guard {
+    /// Starts the guard of `job`: oxrun's own executable, in a process group of its
+    /// own (a Ctrl-C to oxrun's group does not end it), with nothing of the
+    /// terminal.
+    pub fn start(job: &str) -> io::Result<Guard> {
+        let mut child = Command::new("/proc/self/exe")
+            .arg0("oxrun-shm-guard")
+            .args([GUARD_ARG, job])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()?;
+        let feed = child.stdin.take();
+        Ok(Guard { child, feed })
+    }
+
+    /// The guard's pid (one of oxrun's children that is not a stray).
+    pub fn pid(&self) -> libc::pid_t {
+        self.child.id() as libc::pid_t
+    }
+
+    /// Tells the guard about a rank's process. A guard that is gone already cannot
+    /// be helped; oxrun still cleans up itself when it ends normally.
+    pub fn watch(&mut self, pid: libc::pid_t) {
+        if let Some(feed) = &mut self.feed
+            && writeln!(feed, "{pid}").is_err()
+        {
+            self.feed = None;
+        }
+    }
+
+    /// Ends the guard at the end of a job (every rank reaped, the segments removed):
+    /// it finds nothing left to do. One that does not end within [`GUARD_END`] is
+    /// killed.
+    pub fn finish(mut self) {
+        drop(self.feed.take());
+        let until = Instant::now() + GUARD_END;
+        while Instant::now() < until {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The guard process (`oxrun --shm-guard JOB`): reads rank pids from stdin until it
+/// ends, waits until those ranks have ended (at most [`GUARD_WAIT`]), removes the
+/// job's segments, and returns the exit status.
+pub fn guard_main(job: Option<&str>) -> i32 {
+    let Some(job) = job.filter(|j| !j.is_empty() && !j.contains('/')) else {
+        return 2;
+    };
+    let pids: Vec<libc::pid_t> = io::stdin()
+        .lock()
+        .lines()
+        .map_while(Result::ok)
+        .filter_map(|line| line.trim().parse().ok())
+        .collect();
+    let until = Instant::now() + GUARD_WAIT;
+    while pids.iter().any(|&pid| strays::running(pid)) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    remove_segments(job);
+    0
 }
 
 #[cfg(test)]

@@ -6,7 +6,8 @@
 //! scan of /proc), so they do not pile up as zombies.
 //!
 //! Invariant: only oxrun's own children are signalled, found by their parent pid in
-//! `/proc`; ranks are excluded by pid while they are still oxrun's (zombie) children.
+//! `/proc`; ranks are excluded by pid while they are still oxrun's (zombie) children,
+//! and so is the guard that cleans /dev/shm (`shm_cleanup::Guard`).
 
 use std::io;
 use std::time::{Duration, Instant};
@@ -20,27 +21,27 @@ pub fn adopt_orphans() -> io::Result<()> {
     Ok(())
 }
 
-/// Sends SIGKILL to every child of oxrun that is not one of `ranks`. Their own
-/// children come to oxrun as they die, for [`end_strays`].
-pub fn kill_strays(ranks: &[libc::pid_t]) {
-    kill(&strays(ranks));
+/// Sends SIGKILL to every child of oxrun that is not one of `keep` (the ranks and
+/// the guard). Their own children come to oxrun as they die, for [`end_strays`].
+pub fn kill_strays(keep: &[libc::pid_t]) {
+    kill(&strays(keep));
 }
 
-/// Reaps every child of oxrun that is not one of `ranks` and has ended, so that those
+/// Reaps every child of oxrun that is not one of `keep` and has ended, so that those
 /// that end during the job do not pile up as zombies.
-pub fn reap_ended(ranks: &[libc::pid_t]) {
-    for pid in strays(ranks) {
+pub fn reap_ended(keep: &[libc::pid_t]) {
+    for pid in strays(keep) {
         reaped(pid);
     }
 }
 
-/// Once every rank is reaped: kills and reaps every child of oxrun, over and over
-/// (each one killed hands its own children to oxrun), until none is left or `within`
-/// has passed.
-pub fn end_strays(within: Duration) {
+/// Once every rank is reaped: kills and reaps every child of oxrun that is not one of
+/// `keep`, over and over (each one killed hands its own children to oxrun), until
+/// none is left or `within` has passed.
+pub fn end_strays(within: Duration, keep: &[libc::pid_t]) {
     let until = Instant::now() + within;
     loop {
-        let strays = children();
+        let strays = strays(keep);
         if strays.is_empty() || Instant::now() >= until {
             return;
         }
@@ -53,10 +54,10 @@ pub fn end_strays(within: Duration) {
     }
 }
 
-/// oxrun's children that are not one of `ranks`.
-fn strays(ranks: &[libc::pid_t]) -> Vec<libc::pid_t> {
+/// oxrun's children that are not one of `keep`.
+fn strays(keep: &[libc::pid_t]) -> Vec<libc::pid_t> {
     let mut strays = children();
-    strays.retain(|pid| !ranks.contains(pid));
+    strays.retain(|pid| !keep.contains(pid));
     strays
 }
 
@@ -87,13 +88,23 @@ fn children() -> Vec<libc::pid_t> {
         .collect()
 }
 
-/// The parent pid of `pid`, from `/proc/PID/stat`.
-fn parent_of(pid: libc::pid_t) -> Option<libc::pid_t> {
+/// The fields of `/proc/PID/stat` after the command: state, parent pid, ...
+fn stat_fields(pid: libc::pid_t) -> Option<Vec<String>> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // "PID (COMM) STATE PPID ...": COMM may hold spaces and parentheses, so the
     // fields start after the last ')'.
     let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(1)?.parse().ok()
+    Some(rest.split_whitespace().map(str::to_owned).collect())
+}
+
+/// The parent pid of `pid`, from `/proc/PID/stat`.
+fn parent_of(pid: libc::pid_t) -> Option<libc::pid_t> {
+    stat_fields(pid)?.get(1)?.parse().ok()
+}
+
+/// Whether `pid` is a process that still runs (not gone, not a zombie).
+pub fn running(pid: libc::pid_t) -> bool {
+    stat_fields(pid).is_some_and(|f| f.first().is_some_and(|state| state != "Z" && state != "X"))
 }
 
 #[cfg(test)]

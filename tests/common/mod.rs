@@ -122,6 +122,18 @@ impl Job {
         self.cmd.output().expect("starting oxrun")
     }
 
+    /// Starts the job and returns oxrun's process (output discarded).
+    pub fn spawn(mut self) -> std::process::Child {
+        self.cmd
+            .args(&self.launcher_args)
+            .arg(&self.program)
+            .args(&self.args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("starting oxrun")
+    }
+
     /// Runs the job and asserts it succeeded; returns its stdout.
     pub fn success(self) -> String {
         let desc = format!(

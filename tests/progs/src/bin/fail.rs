@@ -1,7 +1,8 @@
 //! A rank that fails: `fail exit R CODE` makes rank R exit with CODE after init,
 //! `fail kill R` makes rank R kill itself with SIGKILL, `fail abort R CODE` makes it
 //! call abort, `fail killearly R` kills rank R before it starts oxmpi (while the others
-//! set up shared memory), `fail killinit R US` has rank R killed by a thread of its own
+//! set up shared memory), `fail lateinit R` has rank R sleep a minute before it
+//! starts oxmpi (the others wait in init, their node's segment created), `fail killinit R US` has rank R killed by a thread of its own
 //! US microseconds after it calls init (anywhere in init or after it), `fail panic R` makes rank R panic (nothing in flight),
 //! `fail panicscope R` makes rank R panic inside a scope with a receive in flight,
 //! `fail catchop R` makes rank R catch the panic of a reduction operation and go on, `fail split OP` has every rank call collective OP with counts
@@ -195,6 +196,9 @@ fn main() -> oxmpi::Result<()> {
     }
     if how == "killearly" && rank == victim {
         kill_self();
+    }
+    if how == "lateinit" && rank == victim {
+        std::thread::sleep(std::time::Duration::from_secs(60));
     }
     if how == "killinit" && rank == victim {
         let delay = std::time::Duration::from_micros(code as u64);
