@@ -30,8 +30,14 @@ use super::segment::LINE;
 /// slots of one rank then fall on the same cache sets); docs/collectives.md has
 /// the measurements.
 pub(crate) const SMALL: usize = 4096 + LINE - PREFIX;
-/// Small slots per rank.
-pub(crate) const DEPTH: u64 = 32;
+/// Small slots per rank. A rank that shares its core with others waits by yielding
+/// it, so a loop of short collectives switches ranks about once every `DEPTH` calls,
+/// when the root has filled its slots: 128 slots instead of 32 took 4-rank bcast of
+/// 1-64 B to 0.60-0.65 of the time in the VM's fast phase and 0.62-0.89 in the slow
+/// one, 8 ranks to 0.50-0.61 and 0.79-0.89 (docs/collectives.md); 2-rank allreduce
+/// of 4 B-1 KiB took 0.93-1.08 of its time (within the noise, a few percent more on
+/// average), for 400 KiB more per rank.
+pub(crate) const DEPTH: u64 = 128;
 /// Data bytes of a large buffer: the largest contribution a rank makes to one
 /// collective over the area (a piece of a long bcast or allreduce; other collectives
 /// stay below `coll::shared_memory::WHOLE`).
@@ -50,7 +56,12 @@ const LARGE_START: usize = DEPTH as usize * SLOT_SPAN;
 const IN_LARGE: u64 = 1 << 31;
 
 /// Bytes of one rank's part of the area.
-pub(crate) const BLOCK: usize = LARGE_START + LARGE_DEPTH as usize * LARGE;
+pub(crate) const BLOCK: usize = LARGE_START + LARGE_DEPTH as usize * LARGE + STAGGER;
+/// Padding that puts the same slot of consecutive ranks half a page apart, as it was
+/// with 32 slots: the loads from one and the stores to the other would otherwise look
+/// alike to the processor's 4 KiB alias check.
+const STAGGER: usize = 2048;
+const _: () = assert!(BLOCK % 4096 == 2048);
 
 /// Set in a sequence word by a rank that entered the collective but runs it as
 /// messages (the selection sent it there: it disagrees on the counts with any rank
@@ -361,7 +372,7 @@ mod tests {
         let again = books.next(true);
         assert_eq!((again.place, again.free_after), (Place::Large(0), 3));
         // Far enough on, the small-slot rule dominates.
-        for _ in 0..100 {
+        for _ in 0..2 * DEPTH {
             books.next(false);
         }
         let t = books.next(false);
