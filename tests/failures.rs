@@ -186,6 +186,36 @@ fn oxrun_killed_during_start_up_leaves_nothing_in_dev_shm() {
 }
 
 #[test]
+fn a_dev_shm_too_small_for_the_segment_is_a_clear_error() {
+    // A private /dev/shm of 1 MiB, in a mount namespace: 2 ranks need 2.5 MiB.
+    let private = std::process::Command::new("unshare")
+        .args(["-m", "sh", "-c", "mount -t tmpfs -o size=1m tmpfs /dev/shm"])
+        .status();
+    if !private.is_ok_and(|s| s.success()) {
+        eprintln!("not run: no mount namespace with its own /dev/shm here");
+        return;
+    }
+    common::build();
+    let script = "mount -t tmpfs -o size=1m tmpfs /dev/shm && exec \"$0\" \"$@\"";
+    let out = std::process::Command::new("unshare")
+        .args(["-m", "sh", "-c", script])
+        .arg(common::bin_dir().join("oxrun"))
+        .args(["--timeout", "60", "-n", "2"])
+        .arg(common::program("examples/hello"))
+        .output()
+        .expect("unshare");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("rank 0 ")
+            && err.contains("reserving")
+            && err.contains("/dev/shm")
+            && err.contains("No space left on device"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_rank_killed_while_the_others_set_up_shared_memory_leaves_nothing() {
     for (n, victim) in [(2, "1"), (4, "0"), (4, "3")] {
         let (code, err) = run_failing(n, &["killearly", victim]);
