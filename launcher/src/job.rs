@@ -134,8 +134,8 @@ pub struct Job {
     /// Output streams left unread while oxrun's own output is backlogged.
     stalled: Vec<Token>,
     external_signals: u32,
-    /// The pid of the job's [`Guard`], a child of oxrun that is not a stray.
-    guard: Option<libc::pid_t>,
+    /// The job's [`Guard`], a child of oxrun that is not a stray.
+    guard: Option<Guard>,
 }
 
 fn token(rank: usize, which: usize) -> Token {
@@ -156,22 +156,16 @@ pub fn run(spec: JobSpec) -> i32 {
             "oxrun: warning: processes the ranks start outside their process group may outlive the job: {e}"
         );
     }
-    let mut guard = Guard::start(&spec.identity.id)
+    job.guard = Guard::start(&spec.identity.id)
         .inspect_err(|e| {
             eprintln!(
                 "oxrun: warning: cannot start the guard that cleans /dev/shm should oxrun be killed: {e}"
             );
         })
         .ok();
-    job.guard = guard.as_ref().map(Guard::pid);
-    job.start(&spec, guard.as_mut());
+    job.start(&spec);
     job.event_loop();
-    let status = job.finish();
-    shm_cleanup::remove_segments(&spec.identity.id);
-    if let Some(guard) = guard {
-        guard.finish();
-    }
-    status
+    job.finish(&spec.identity.id)
 }
 
 impl Job {
@@ -214,8 +208,8 @@ impl Job {
         })
     }
 
-    /// Spawns every rank (from the main thread: see `spawn`), telling `guard` of each.
-    fn start(&mut self, spec: &JobSpec, mut guard: Option<&mut Guard>) {
+    /// Spawns every rank (from the main thread: see `spawn`), telling the guard of each.
+    fn start(&mut self, spec: &JobSpec) {
         let nofile = spawn::raise_fd_limit(spec.layout.size());
         let mut stdin0 = None;
         for rank in 0..spec.layout.size() {
@@ -252,7 +246,7 @@ impl Job {
                     return;
                 }
             };
-            if let Some(guard) = guard.as_deref_mut() {
+            if let Some(guard) = &mut self.guard {
                 guard.watch(spawned.pid);
             }
             stdin0 = stdin0.or(spawned.stdin);
@@ -695,7 +689,8 @@ impl Job {
     /// oxrun's children that are not strays: every rank (ended ones too: they stay
     /// unreaped until the end) and the guard.
     fn not_strays(&self) -> Vec<libc::pid_t> {
-        self.ranks.iter().map(|r| r.pid).chain(self.guard).collect()
+        let guard = self.guard.as_ref().map(Guard::pid);
+        self.ranks.iter().map(|r| r.pid).chain(guard).collect()
     }
 
     fn next_timer(&self) -> Option<Instant> {
@@ -731,8 +726,9 @@ impl Job {
         }
     }
 
-    /// Flushes what is left, reaps every rank, and returns the exit status.
-    fn finish(mut self) -> i32 {
+    /// Flushes what is left, reaps every rank, removes what they left of job `job_id`
+    /// in /dev/shm, ends the guard, and returns the exit status.
+    fn finish(mut self, job_id: &str) -> i32 {
         let keep = self.not_strays();
         for rank in &mut self.ranks {
             for stream in rank.streams.iter_mut().filter_map(Option::take) {
@@ -759,6 +755,10 @@ impl Job {
             {}
         }
         strays::end_strays(DRAIN, &keep);
+        shm_cleanup::remove_segments(job_id);
+        if let Some(guard) = self.guard.take() {
+            guard.finish();
+        }
         self.failure.as_ref().map_or(0, Failure::exit_code)
     }
 }

@@ -48,6 +48,7 @@ fn remove_in(dir: &Path, job: &str) {
 /// however it went. The guard reads the pids of the ranks from a pipe; the pipe's
 /// end (oxrun exited or was killed) tells it to wait for those ranks to end and
 /// then remove the job's names from /dev/shm.
+#[derive(Debug)]
 pub struct Guard {
     child: Child,
     feed: Option<ChildStdin>,

@@ -88,23 +88,29 @@ fn children() -> Vec<libc::pid_t> {
         .collect()
 }
 
-/// The fields of `/proc/PID/stat` after the command: state, parent pid, ...
-fn stat_fields(pid: libc::pid_t) -> Option<Vec<String>> {
+/// `read` applied to the fields of `/proc/PID/stat` after the command (state,
+/// parent pid, ...).
+fn with_stat<T>(
+    pid: libc::pid_t,
+    read: impl FnOnce(std::str::SplitWhitespace<'_>) -> Option<T>,
+) -> Option<T> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // "PID (COMM) STATE PPID ...": COMM may hold spaces and parentheses, so the
     // fields start after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    Some(rest.split_whitespace().map(str::to_owned).collect())
+    read(stat[stat.rfind(')')? + 1..].split_whitespace())
 }
 
 /// The parent pid of `pid`, from `/proc/PID/stat`.
 fn parent_of(pid: libc::pid_t) -> Option<libc::pid_t> {
-    stat_fields(pid)?.get(1)?.parse().ok()
+    with_stat(pid, |mut f| f.nth(1)?.parse().ok())
 }
 
 /// Whether `pid` is a process that still runs (not gone, not a zombie).
 pub fn running(pid: libc::pid_t) -> bool {
-    stat_fields(pid).is_some_and(|f| f.first().is_some_and(|state| state != "Z" && state != "X"))
+    with_stat(pid, |mut f| {
+        f.next().map(|state| !matches!(state, "Z" | "X"))
+    })
+    .unwrap_or(false)
 }
 
 #[cfg(test)]

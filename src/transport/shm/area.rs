@@ -22,7 +22,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::segment::LINE;
+use super::segment::{LINE, PAGE};
 
 /// Data bytes of a small slot: 4 KiB and the line the prefix shares with the first
 /// data bytes, so that a 4 KiB contribution fits whole. Slots a whole page long
@@ -61,7 +61,7 @@ pub(crate) const BLOCK: usize = LARGE_START + LARGE_DEPTH as usize * LARGE + STA
 /// with 32 slots: the loads from one and the stores to the other would otherwise look
 /// alike to the processor's 4 KiB alias check.
 const STAGGER: usize = 2048;
-const _: () = assert!(BLOCK % 4096 == 2048);
+const _: () = assert!(BLOCK % PAGE == PAGE / 2);
 
 /// Set in a sequence word by a rank that entered the collective but runs it as
 /// messages (the selection sent it there: it disagrees on the counts with any rank

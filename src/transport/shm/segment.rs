@@ -116,28 +116,19 @@ impl Segment {
         if fd < 0 {
             return Err(os_error("creating shared memory", &cname));
         }
-        // SAFETY: fd is ours; ftruncate sizes the new object (zero-filled).
-        let sized = unsafe { libc::ftruncate(fd, len as libc::off_t) } == 0;
-        // Reserved at once: on a /dev/shm too small for it, the first touch of a page
-        // beyond what fits would kill the rank with SIGBUS instead.
-        let reserved = if sized {
-            // SAFETY: fd is ours and sized; posix_fallocate returns its error number.
-            unsafe { libc::posix_fallocate(fd, 0, len as libc::off_t) }
-        } else {
-            0
-        };
-        let seg = if !sized {
-            Err(os_error("sizing", &cname))
-        } else if reserved != 0 {
-            Err(Error::io(
+        // Sized and reserved at once (zero-filled): on a /dev/shm too small for it, a
+        // size set by `ftruncate` alone would show only when a rank first touched a
+        // page beyond what fits, killing it with SIGBUS.
+        // SAFETY: fd is ours; posix_fallocate returns its error number.
+        let seg = match unsafe { libc::posix_fallocate(fd, 0, len as libc::off_t) } {
+            0 => Segment::map(fd, len, cname.clone(), local_size, ring_lines),
+            err => Err(Error::io(
                 format!(
                     "reserving {len} bytes in /dev/shm for {} ({local_size} local ranks)",
                     cname.to_string_lossy()
                 ),
-                std::io::Error::from_raw_os_error(reserved),
-            ))
-        } else {
-            Segment::map(fd, len, cname.clone(), local_size, ring_lines)
+                std::io::Error::from_raw_os_error(err),
+            )),
         };
         // SAFETY: closing our own descriptor; the mapping (if any) stays valid.
         unsafe { libc::close(fd) };
