@@ -348,22 +348,27 @@ const ALLTOALL_WHOLE: usize = 2 * WHOLE;
 const _: () = assert!(ALLTOALL_WHOLE <= LARGE);
 
 /// Whether a collective over the area has its ranks lend their buffers, to be copied
-/// from directly, instead of copying data through the area (where the node allows
-/// single copies): an alltoall or allgather among 3 ranks or more too large for the
-/// area. So such a collective never mixes ranks that meet in the area with ranks that
-/// send messages, whatever their counts. Measured (docs/collectives.md), with ranks
-/// sharing cores: alltoall on 4-8 ranks, 16-32 KiB blocks, 0.4-0.7x the time of
-/// pairwise messages (at 4 KiB blocks on 6-8 ranks data through the area beat both);
-/// allgather on 4-8 ranks, 64 KiB-1 MiB blocks, 0.46-0.86x the time of messages. A broadcast lent to 3 readers
-/// was slower than one in pieces through the area (1.1-1.3x at 64 KiB-1 MiB): the
-/// root idles while the others copy, and they all pin the same pages.
+/// from (or written into) directly, instead of copying data through the area (where
+/// the node allows single copies): an alltoall or allgather among 3 ranks or more too
+/// large for the area, an allreduce on 2 ranks too long for it. So such a collective
+/// never mixes ranks that meet in the area with ranks that send messages, whatever
+/// their counts. Measured (docs/collectives.md), with ranks sharing cores: alltoall on
+/// 4-8 ranks, 16-32 KiB blocks, 0.4-0.7x the time of pairwise messages (at 4 KiB
+/// blocks on 6-8 ranks data through the area beat both); allgather on 4-8 ranks,
+/// 64 KiB-1 MiB blocks, 0.46-0.86x the time of messages. An allreduce on 2 ranks
+/// with a core each, 64 KiB-1 MiB: 0.68-0.85x the time of recursive doubling's
+/// messages where a cache line crosses between the cores in 0.25 us, 0.9-1.1x where
+/// it takes 0.06 us; on 4 and 8 ranks sharing cores 1.2-1.8x the time of pieces
+/// through the area. A broadcast lent to 3 readers was slower than one in pieces
+/// through the area (1.1-1.3x at 64 KiB-1 MiB): the root idles while the others
+/// copy, and they all pin the same pages.
 pub(crate) fn lend(coll: Collective, bytes: usize, size: usize) -> bool {
-    size > 2
-        && match coll {
-            Collective::Alltoall => bytes * size > ALLTOALL_WHOLE,
-            Collective::Allgather => bytes > WHOLE,
-            _ => false,
-        }
+    match coll {
+        Collective::Alltoall => size > 2 && bytes * size > ALLTOALL_WHOLE,
+        Collective::Allgather => size > 2 && bytes > WHOLE,
+        Collective::Allreduce => size == 2 && bytes > WHOLE,
+        _ => false,
+    }
 }
 
 /// The most a scatter among three ranks or more puts through the area in all: what a

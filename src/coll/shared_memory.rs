@@ -109,8 +109,37 @@ const ESZ_BITS: u64 = (1 << 15) - 1;
 /// that copy from it directly) instead of holding data.
 const DIRECT: u64 = 1 << 63;
 
-/// Bytes a rank writes to describe its buffer for direct copies.
-pub(crate) const DESCRIPTOR: usize = size_of::<RemoteBuf>();
+/// Where a rank's buffers lie, written in its slot instead of data when the ranks
+/// lend their buffers: the others copy from `src` and, where a collective has the
+/// ranks fill each other's output, write into `dst` (0 where not).
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+pub(crate) struct Loan {
+    pid: u64,
+    src: u64,
+    dst: u64,
+}
+
+impl Loan {
+    /// The buffer the others copy from.
+    pub(crate) fn source(&self) -> RemoteBuf {
+        RemoteBuf {
+            pid: self.pid,
+            addr: self.src,
+        }
+    }
+
+    /// The buffer the others write into.
+    pub(crate) fn target(&self) -> RemoteBuf {
+        RemoteBuf {
+            pid: self.pid,
+            addr: self.dst,
+        }
+    }
+}
+
+/// Bytes a rank writes to describe its buffers for direct copies.
+pub(crate) const DESCRIPTOR: usize = size_of::<Loan>();
 
 /// An operation's shape: its length (below 2^48 bytes) and element size.
 fn shape(total: usize, esz: usize) -> u64 {
@@ -470,20 +499,27 @@ impl<'a> Meeting<'a> {
         self.lend
     }
 
-    /// Writes where `buf` lies instead of its bytes (after [`Meeting::set_shape`]), so
-    /// that other ranks copy from it directly. The buffer must stay as it is until
-    /// every rank says, in a later collective, that it has finished copying.
-    pub(crate) fn lend(&mut self, buf: &[u8]) -> Result<()> {
-        let remote = RemoteBuf::here(buf.as_ptr() as u64);
+    /// Writes where `src` (and `dst`, if given) lie instead of data (after
+    /// [`Meeting::set_shape`]), so that other ranks copy from `src` directly (and
+    /// write into `dst` what the collective's protocol gives them to write). Both
+    /// must stay as they are, but for those writes, until every rank says, in a later
+    /// collective, that it has finished copying.
+    pub(crate) fn lend(&mut self, src: &[u8], dst: Option<&[u8]>) -> Result<()> {
+        let here = RemoteBuf::here(src.as_ptr() as u64);
+        let loan = Loan {
+            pid: here.pid,
+            src: here.addr,
+            dst: dst.map_or(0, |d| d.as_ptr() as u64),
+        };
         self.shape |= DIRECT;
         self.write(DESCRIPTOR, |slot| {
-            slot.copy_from_slice(bytemuck::bytes_of(&remote));
+            slot.copy_from_slice(bytemuck::bytes_of(&loan));
         })
     }
 
-    /// Where the buffer `rank` (which has published) lent lies, and the length of its
+    /// Where the buffers `rank` (which has published) lent lie, and the length of its
     /// operation; `None` if it wrote data instead.
-    pub(crate) fn lent(&self, rank: usize) -> Option<(RemoteBuf, usize)> {
+    pub(crate) fn lent(&self, rank: usize) -> Option<(Loan, usize)> {
         let (data, shape) = self.raw(rank).ok()?;
         (shape & DIRECT != 0 && data.len() == DESCRIPTOR).then(|| {
             (
@@ -494,7 +530,7 @@ impl<'a> Meeting<'a> {
     }
 
     /// Copies bytes `offset..offset + dst.len()` of the buffer `rank` lent (at
-    /// `remote`, from [`Meeting::lent`]) into `dst`.
+    /// `remote`, from [`Loan::source`]) into `dst`.
     pub(crate) fn copy_lent(
         &self,
         rank: usize,
@@ -505,6 +541,20 @@ impl<'a> Meeting<'a> {
         self.eng
             .net
             .read_local(self.slots[rank], remote, offset, dst)
+    }
+
+    /// Writes `src` into the buffer `rank` lent to be written (at `remote`, from
+    /// [`Loan::target`]) from byte `offset` on.
+    pub(crate) fn write_lent(
+        &self,
+        rank: usize,
+        remote: &RemoteBuf,
+        offset: usize,
+        src: &[u8],
+    ) -> Result<()> {
+        self.eng
+            .net
+            .write_local(self.slots[rank], remote, offset, src)
     }
 
     /// Ends a collective in which this rank lent its buffer: says in the next
@@ -541,7 +591,7 @@ impl<'a> Meeting<'a> {
     /// After reading data failed: if some rank lent its buffer instead (it expects
     /// other counts), takes part in the collective number in which the lenders wait
     /// for everyone, so none of them waits forever.
-    fn release_lenders(&mut self) {
+    pub(crate) fn release_lenders(&mut self) {
         let size = self.slots.len();
         if (0..size).any(|r| self.lent(r).is_some()) {
             self.next_piece(0);

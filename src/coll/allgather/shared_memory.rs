@@ -42,7 +42,7 @@ fn lent(m: &mut Meeting<'_>, mine: Option<&[u8]>, recv: &mut [u8], block: usize)
     let own = rank * block..(rank + 1) * block;
     m.set_shape(block, 1);
     // In place, others copy this rank's block of `recv` while it fills the others.
-    m.lend(mine.unwrap_or(&recv[own.clone()]))?;
+    m.lend(mine.unwrap_or(&recv[own.clone()]), None)?;
     m.publish(false);
     let mut outcome = m.wait_all();
     if outcome.is_ok() {
@@ -53,7 +53,7 @@ fn lent(m: &mut Meeting<'_>, mine: Option<&[u8]>, recv: &mut [u8], block: usize)
         for r in (1..size).map(|i| (rank + i) % size) {
             let dst = &mut recv[r * block..(r + 1) * block];
             let step = match m.lent(r) {
-                Some((remote, total)) if total == block => m.copy_lent(r, &remote, 0, dst),
+                Some((loan, total)) if total == block => m.copy_lent(r, &loan.source(), 0, dst),
                 _ => m.read(r, block).map(drop),
             };
             if step.is_err() {

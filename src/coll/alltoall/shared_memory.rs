@@ -49,7 +49,7 @@ fn lent(m: &mut Meeting<'_>, send: Option<&[u8]>, recv: &mut [u8], block: usize)
         }
     };
     m.set_shape(block * size, 1);
-    m.lend(send)?;
+    m.lend(send, None)?;
     m.publish(false);
     let mut outcome = m.wait_all();
     if outcome.is_ok() {
@@ -61,8 +61,8 @@ fn lent(m: &mut Meeting<'_>, send: Option<&[u8]>, recv: &mut [u8], block: usize)
                 Ok(())
             } else {
                 match m.lent(r) {
-                    Some((remote, total)) if total == block * size => {
-                        m.copy_lent(r, &remote, rank * block, dst)
+                    Some((loan, total)) if total == block * size => {
+                        m.copy_lent(r, &loan.source(), rank * block, dst)
                     }
                     _ => m.read(r, block * size).map(drop),
                 }
