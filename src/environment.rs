@@ -112,13 +112,27 @@ fn env_switch(var: &str) -> Result<bool> {
 
 /// The shared-memory settings: `OXMPI_SHM_RING_KB` (inbox ring size per rank),
 /// `OXMPI_EAGER_LIMIT`, `OXMPI_SHM_CHUNK` (bytes per frame when streaming a large
-/// message), `OXMPI_SHM_SINGLE_COPY` (0 forces the streaming path), `OXMPI_SHM_SPLIT`
+/// message), `OXMPI_SHM_SINGLE_COPY` (0 forces the streaming path, 1 the single copy where the
+/// kernel allows it; unset or `auto`: senders choose by timing both), `OXMPI_SHM_SPLIT`
 /// (smallest single-copy message both ends copy; 0: never), `OXMPI_SHM_MEMBARRIER` (0:
 /// publishers fence instead of sleepers' `membarrier` calls).
 fn shm_config(eager: Option<usize>, oversubscribed: bool) -> Result<shm::Config> {
     let ring_kb =
         wait::env_number("OXMPI_SHM_RING_KB")?.map_or(shm::Config::DEFAULT_RING_KB, |n| n as usize);
-    let single_copy = env_switch("OXMPI_SHM_SINGLE_COPY")?;
+    // Unset or `auto`: single copy where allowed, or streaming where senders find
+    // it faster (not among ranks sharing cores, which would switch for every chunk).
+    let (single_copy, learn) = match std::env::var("OXMPI_SHM_SINGLE_COPY").as_deref() {
+        Err(_) | Ok("" | "auto") => (true, !oversubscribed),
+        Ok("1") => (true, false),
+        Ok("0") => (false, false),
+        Ok(other) => {
+            return Err(Error::config(
+                "OXMPI_SHM_SINGLE_COPY",
+                other,
+                "0, 1 or auto",
+            ));
+        }
+    };
     let membarrier = env_switch("OXMPI_SHM_MEMBARRIER")?;
     let ring_lines = ring_kb.saturating_mul(1024) / 64;
     // Defaults fit the ring; values set explicitly are checked against it.
@@ -136,6 +150,7 @@ fn shm_config(eager: Option<usize>, oversubscribed: bool) -> Result<shm::Config>
         chunk: wait::env_number("OXMPI_SHM_CHUNK")?
             .map_or(shm::Config::DEFAULT_CHUNK.min(cap), |n| n as usize),
         single_copy,
+        learn,
         membarrier,
         // Splitting a copy pays only with a core free for the sender.
         split: match wait::env_number("OXMPI_SHM_SPLIT")? {

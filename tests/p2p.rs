@@ -101,7 +101,7 @@ fn bad_shared_memory_settings_are_clear_errors() {
         ("OXMPI_SHM_SPLIT", "100", "at least 8192"),
         ("OXMPI_SHM_RING_KB", "3", "power of two"),
         ("OXMPI_EAGER_LIMIT", "100000000", "at most"),
-        ("OXMPI_SHM_SINGLE_COPY", "yes", "0 or 1"),
+        ("OXMPI_SHM_SINGLE_COPY", "yes", "0, 1 or auto"),
         ("OXMPI_SHM_MEMBARRIER", "yes", "0 or 1"),
     ] {
         let out = Job::new(2, "examples/hello").env(var, value).output();

@@ -13,6 +13,7 @@ pub(crate) mod finalized;
 pub(crate) mod matching;
 mod owner;
 pub(crate) mod protocol;
+mod rendezvous;
 pub(crate) mod requests;
 pub(crate) mod schedule;
 mod self_deadlock;
@@ -144,8 +145,10 @@ impl Engine {
         // Each peer's share of the budget, but never so little that eager sends of
         // the largest eager size stop working.
         let per_peer = (unexpected_budget / size).max(MIN_CREDIT) as u64;
+        let mut core = Core::new(rank, size, per_peer);
+        core.rendezvous = net.learns_rendezvous().then(rendezvous::Learner::new);
         Engine {
-            core: Core::new(rank, size, per_peer),
+            core,
             net,
             boot,
             policy,

@@ -14,6 +14,7 @@
 use super::credits::Credits;
 use super::finalized::Finalized;
 use super::matching::{Body, Envelope, Matcher, Pattern, Stored, Unexpected};
+use super::rendezvous::Learner;
 use super::requests::{Op, RecvPhase, ReqId, Requests, SendPhase};
 use crate::error::{Error, Result};
 use crate::status::Status;
@@ -79,6 +80,9 @@ pub(crate) struct Core {
     pub finalizing: bool,
     /// Peers that have finalized.
     pub finalized: Finalized,
+    /// How large sends to peers that could read them directly go, learned by timing
+    /// them (`None`: always by single copy where the peer can).
+    pub rendezvous: Option<Learner>,
 }
 
 fn truncation(env: Envelope, message_bytes: usize, buffer_bytes: usize) -> Error {
@@ -145,6 +149,7 @@ impl Core {
             helps: Vec::new(),
             finalizing: false,
             finalized: Finalized::new(me, size),
+            rendezvous: None,
         }
     }
 
@@ -194,7 +199,16 @@ impl Core {
                     },
                     received: 0,
                 };
-                match remote {
+                // The sender offers its buffer to read where the kernel allows it;
+                // the receiver may have it streamed instead (see `rendezvous`).
+                let read = remote.filter(|_| {
+                    self.rendezvous.as_mut().is_none_or(|l| {
+                        let choice = l.choose(size);
+                        l.start(id, choice);
+                        choice.single_copy
+                    })
+                });
+                match read {
                     Some(remote) => self.pulls.push(Pull {
                         peer,
                         remote,
@@ -236,6 +250,13 @@ impl Core {
     /// Finishes a single-copy read: the receive completes and the sender may too, or,
     /// when the read was refused, the sender is asked to send the data instead.
     pub(crate) fn finish_pull(&mut self, pull: Pull, pulled: bool) {
+        if let Some(l) = self.rendezvous.as_mut() {
+            if pulled {
+                l.finished(pull.rreq, pull.dest.len());
+            } else {
+                l.forget(pull.rreq);
+            }
+        }
         if !pulled {
             self.outbox
                 .push((pull.peer, control(Kind::Cts, pull.sreq, pull.rreq.0)));
@@ -508,6 +529,9 @@ impl Sink for Core {
         };
         *slot = received;
         if received >= total {
+            if let Some(l) = self.rendezvous.as_mut() {
+                l.finished(id, total);
+            }
             let status = *status;
             self.reqs.complete(id, Ok(status));
         }

@@ -189,6 +189,11 @@ impl Network {
         }
     }
 
+    /// Whether senders time large shared-memory messages to choose how they go.
+    pub(crate) fn learns_rendezvous(&self) -> bool {
+        self.shm.as_ref().is_some_and(Shm::learns_rendezvous)
+    }
+
     /// Whether the ranks of this node can read each other's memory directly.
     pub(crate) fn node_single_copy(&self) -> bool {
         self.shm.as_ref().is_some_and(Shm::node_single_copy)

@@ -178,8 +178,9 @@ pub const VARIANTS: [Variant; 7] = [
     },
     Variant {
         name: "split copies",
-        // Every single-copy message is split, oversubscribed or not.
-        env: &[("OXMPI_SHM_SPLIT", "8192")],
+        // Every large message goes by single copy (none streamed where the receiver
+        // would find that faster) and is split, oversubscribed or not.
+        env: &[("OXMPI_SHM_SPLIT", "8192"), ("OXMPI_SHM_SINGLE_COPY", "1")],
         launcher: &[],
     },
     Variant {

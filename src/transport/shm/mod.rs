@@ -48,6 +48,9 @@ pub(crate) struct Config {
     pub chunk: usize,
     /// Whether single-copy reads may be used at all.
     pub single_copy: bool,
+    /// Whether senders choose between single copy and streaming by timing both
+    /// (`engine::rendezvous`), rather than always reading by single copy.
+    pub learn: bool,
     /// Smallest single-copy message the receiver shares the copy of with its sender
     /// (`None`: never).
     pub split: Option<usize>,
@@ -60,7 +63,7 @@ impl Config {
     pub(crate) const DEFAULT_RING_KB: usize = 256;
     pub(crate) const DEFAULT_EAGER: usize = 8 * 1024;
     pub(crate) const OVERSUBSCRIBED_EAGER: usize = 32 * 1024;
-    pub(crate) const DEFAULT_CHUNK: usize = 32 * 1024;
+    pub(crate) const DEFAULT_CHUNK: usize = 16 * 1024;
     pub(crate) const DEFAULT_SPLIT: usize = 128 * 1024;
 
     /// The largest frame payload a ring of `ring_lines` lines carries: defaults of the
@@ -470,6 +473,11 @@ impl Shm {
                 .single_copy()
                 .load(Ordering::Acquire)
                 == 1
+    }
+
+    /// Whether senders learn which way large messages go (see [`Config::learn`]).
+    pub(crate) fn learns_rendezvous(&self) -> bool {
+        self.config.single_copy && self.config.learn
     }
 
     /// Whether a single-copy message of `len` bytes has its copy shared by both ends

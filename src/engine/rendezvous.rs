@@ -1,0 +1,222 @@
+//! Which way a large message to a rank of this node goes, learned while the job runs:
+//! read by the receiver straight from the sender's buffer (single copy,
+//! `process_vm_readv`: a system call that pins every page it reads) or streamed
+//! through the receiver's ring in chunks (two copies, no system call). Which is faster
+//! depends on the machine more than on the size. On the 2-core VM this project is
+//! measured on (docs/shared-memory.md), where a cache line crosses between the cores
+//! in 0.06 us, streaming took 0.70-0.89 of the single copy's time from 16 KiB to
+//! 1 MiB; where it takes 0.25 us, 1.6-1.9 times it (a reader of a buffer it has read
+//! before finds it in its own cache; streamed lines always cross). The VM switches
+//! between the two within minutes.
+//!
+//! A sender offers its buffer to be read wherever the kernel allows it, and the
+//! receiver decides: it reads it, or answers clear-to-send and has the data streamed
+//! (as where the read is refused). It times each such receive from its match to its
+//! completion, keeps an estimate of each way per size class (powers of two), takes
+//! the faster and every [`EXPLORE`]th message of a class the other, so that the
+//! estimates follow the machine. Timed at the sender, a streamed send would end when
+//! its last chunk is in the ring, before the receiver has copied it out. Ranks need
+//! not agree on anything, and the received bytes are the same either way.
+
+use std::time::Instant;
+
+use super::requests::ReqId;
+
+/// Every this many messages of a size class, [`BURST`] go the way that is not the
+/// faster.
+const EXPLORE: u32 = 256;
+/// Messages in a row that go the other way when a class explores: only those after
+/// the first are timed (see [`Learner::choose`]).
+const BURST: u32 = 3;
+
+/// A size class's estimates, in nanoseconds per message (0: no sample yet), single
+/// copy first; the number of its messages so far, and how the last one went.
+#[derive(Clone, Copy, Default)]
+struct Class {
+    ns: [f64; 2],
+    sends: u32,
+    last_single: Option<bool>,
+}
+
+/// How one large receive goes, and whether its time counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Choice {
+    /// Read by single copy (else streamed).
+    pub single_copy: bool,
+    /// The message before it in its class went the same way. A way's cost depends on
+    /// what the last messages left in the caches (a receiver reading a buffer it read
+    /// before finds it in its own cache; streamed lines always cross between cores),
+    /// so only such messages are timed.
+    record: bool,
+}
+
+/// What a receiver has learned of the two ways, and the receives it is timing.
+pub(crate) struct Learner {
+    classes: [Class; usize::BITS as usize],
+    timed: Vec<(ReqId, Instant, bool)>,
+    /// When the last timed receive completed.
+    last_done: Instant,
+}
+
+/// The size class of a message of `len` bytes (its length's highest bit).
+fn class(len: usize) -> usize {
+    len.checked_ilog2().unwrap_or(0) as usize
+}
+
+impl Learner {
+    pub(crate) fn new() -> Learner {
+        Learner {
+            classes: [Class::default(); usize::BITS as usize],
+            timed: Vec::new(),
+            last_done: Instant::now(),
+        }
+    }
+
+    /// How the next message of `len` bytes goes: single copy until it has a time,
+    /// then streamed until that has one, then the faster way but for [`BURST`]
+    /// messages in every [`EXPLORE`].
+    pub(crate) fn choose(&mut self, len: usize) -> Choice {
+        let c = &mut self.classes[class(len)];
+        c.sends = c.sends.wrapping_add(1);
+        let single_copy = match c.ns {
+            [0.0, _] => true,
+            [_, 0.0] => false,
+            [a, b] => (a <= b) != (c.sends % EXPLORE < BURST),
+        };
+        let record = c.last_single == Some(single_copy);
+        c.last_single = Some(single_copy);
+        Choice {
+            single_copy,
+            record,
+        }
+    }
+
+    /// Starts receive `id` as `choice` says, timing it if its time counts.
+    pub(crate) fn start(&mut self, id: ReqId, choice: Choice) {
+        self.start_at(id, choice, Instant::now());
+    }
+
+    /// [`Learner::start`], at `now`.
+    fn start_at(&mut self, id: ReqId, choice: Choice, now: Instant) {
+        self.timed.retain(|t| t.0 != id);
+        if choice.record {
+            self.timed.push((id, now, choice.single_copy));
+        }
+    }
+
+    /// Receive `id` of `len` bytes completed: its time since it was matched, or since
+    /// the last timed receive completed if that was later, goes into its way's
+    /// estimate (a moving average, a sample counting at most four times the estimate, so that
+    /// one message held up by a busy sender does not decide alone).
+    pub(crate) fn finished(&mut self, id: ReqId, len: usize) {
+        self.finished_at(id, len, Instant::now());
+    }
+
+    /// [`Learner::finished`], at `now`.
+    fn finished_at(&mut self, id: ReqId, len: usize, now: Instant) {
+        let last_done = std::mem::replace(&mut self.last_done, now);
+        let Some(i) = self.timed.iter().position(|t| t.0 == id) else {
+            return;
+        };
+        let (_, start, single_copy) = self.timed.swap_remove(i);
+        // Receives in flight together complete one after the other (streams share
+        // the ring; reads go in one system call): each is timed from the later of its
+        // match and the previous completion, its own share of the time.
+        let from = start.max(last_done);
+        let ns = now.saturating_duration_since(from).as_nanos() as f64;
+        let e = &mut self.classes[class(len)].ns[usize::from(!single_copy)];
+        *e = if *e == 0.0 {
+            ns.max(1.0)
+        } else {
+            0.75 * *e + 0.25 * ns.min(4.0 * *e)
+        };
+    }
+
+    /// Receive `id` goes the other way after all (the read was refused).
+    pub(crate) fn forget(&mut self, id: ReqId) {
+        self.timed.retain(|t| t.0 != id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    const TIMED: Choice = Choice {
+        single_copy: true,
+        record: true,
+    };
+
+    /// Receives `len` bytes as receive `id`, taking 1 us the faster way (single copy
+    /// if `fast_single`) and 3 us the other, on a clock of its own that starts after
+    /// the last receive; returns whether it went by single copy.
+    fn receive(l: &mut Learner, len: usize, id: u64, fast_single: bool) -> bool {
+        let choice = l.choose(len);
+        let start = l.last_done + Duration::from_micros(5);
+        l.start_at(ReqId(id), choice, start);
+        let took = if choice.single_copy == fast_single {
+            1
+        } else {
+            3
+        };
+        l.finished_at(ReqId(id), len, start + Duration::from_micros(took));
+        choice.single_copy
+    }
+
+    #[test]
+    fn receives_in_flight_together_are_timed_from_the_previous_completion() {
+        let mut l = Learner::new();
+        let t = l.last_done;
+        l.start_at(ReqId(1), TIMED, t);
+        l.start_at(ReqId(2), TIMED, t);
+        l.finished_at(ReqId(1), 50_000, t + Duration::from_micros(10));
+        l.finished_at(ReqId(2), 50_000, t + Duration::from_micros(12));
+        // 10 us, then 2 us (not 12): 0.75 * 10 + 0.25 * 2 us.
+        assert_eq!(l.classes[class(50_000)].ns[0], 8_000.0);
+    }
+
+    #[test]
+    fn tries_both_ways_then_keeps_the_faster_and_explores_in_bursts() {
+        let mut l = Learner::new();
+        let ways: Vec<bool> = (0..EXPLORE as u64 + 10)
+            .map(|i| receive(&mut l, 20_000, i, false))
+            .collect();
+        // Each way twice first: the first message of a way in a row is not timed.
+        assert_eq!(&ways[..4], &[true, true, false, false], "{ways:?}");
+        let explored: Vec<usize> = (4..ways.len()).filter(|&i| ways[i]).collect();
+        assert_eq!(explored.len(), BURST as usize, "{ways:?}");
+        assert_eq!(
+            explored[BURST as usize - 1] - explored[0],
+            BURST as usize - 1
+        );
+        // Another size class learns on its own.
+        assert!(l.choose(1 << 20).single_copy);
+        assert!(l.timed.is_empty());
+    }
+
+    #[test]
+    fn follows_the_machine_when_the_faster_way_changes() {
+        let mut l = Learner::new();
+        for i in 0..100 {
+            receive(&mut l, 40_000, i, true);
+        }
+        assert!(l.choose(40_000).single_copy);
+        for i in 100..300 {
+            receive(&mut l, 40_000, i, false);
+        }
+        let later: Vec<bool> = (0..8).map(|_| l.choose(40_000).single_copy).collect();
+        assert!(later.iter().filter(|&&s| !s).count() >= 5, "{later:?}");
+    }
+
+    #[test]
+    fn a_forgotten_receive_leaves_no_estimate() {
+        let mut l = Learner::new();
+        let choice = l.choose(100_000);
+        assert!(choice.single_copy && !choice.record);
+        l.start(ReqId(7), TIMED);
+        l.forget(ReqId(7));
+        l.finished(ReqId(7), 100_000);
+        assert_eq!(l.classes[class(100_000)].ns, [0.0, 0.0]);
+    }
+}
