@@ -25,6 +25,14 @@ use super::requests::ReqId;
 /// Every this many messages of a size class, [`BURST`] go the way that is not the
 /// faster.
 const EXPLORE: u32 = 256;
+/// The same, while the other way takes more than [`FAR`] times as long: exploring
+/// costs the most then (and a burst leaves the caches as the slower way does, which
+/// the next messages pay for too), and nothing short of a change of machine would
+/// close the gap (2 ranks in the slow phase, 16 KiB-1 MiB: with every 256th, 1.02-1.07
+/// of the time of single copies alone).
+const EXPLORE_FAR: u32 = 1024;
+/// See [`EXPLORE_FAR`].
+const FAR: f64 = 1.5;
 /// Messages in a row that go the other way when a class explores: only those after
 /// the first are timed (see [`Learner::choose`]).
 const BURST: u32 = 3;
@@ -74,14 +82,21 @@ impl Learner {
 
     /// How the next message of `len` bytes goes: single copy until it has a time,
     /// then streamed until that has one, then the faster way but for [`BURST`]
-    /// messages in every [`EXPLORE`].
+    /// messages in every [`EXPLORE`] (or [`EXPLORE_FAR`]).
     pub(crate) fn choose(&mut self, len: usize) -> Choice {
         let c = &mut self.classes[class(len)];
         c.sends = c.sends.wrapping_add(1);
         let single_copy = match c.ns {
             [0.0, _] => true,
             [_, 0.0] => false,
-            [a, b] => (a <= b) != (c.sends % EXPLORE < BURST),
+            [a, b] => {
+                let every = if a.max(b) > FAR * a.min(b) {
+                    EXPLORE_FAR
+                } else {
+                    EXPLORE
+                };
+                (a <= b) != (c.sends % every < BURST)
+            }
         };
         let record = c.last_single == Some(single_copy);
         c.last_single = Some(single_copy);
@@ -149,19 +164,29 @@ mod tests {
     };
 
     /// Receives `len` bytes as receive `id`, taking 1 us the faster way (single copy
-    /// if `fast_single`) and 3 us the other, on a clock of its own that starts after
-    /// the last receive; returns whether it went by single copy.
-    fn receive(l: &mut Learner, len: usize, id: u64, fast_single: bool) -> bool {
+    /// if `fast_single`) and `slow` us the other, on a clock of its own that starts
+    /// after the last receive; returns whether it went by single copy.
+    fn receive_slow(l: &mut Learner, len: usize, id: u64, fast_single: bool, slow: f64) -> bool {
         let choice = l.choose(len);
         let start = l.last_done + Duration::from_micros(5);
         l.start_at(ReqId(id), choice, start);
         let took = if choice.single_copy == fast_single {
-            1
+            1.0
         } else {
-            3
+            slow
         };
-        l.finished_at(ReqId(id), len, start + Duration::from_micros(took));
+        l.finished_at(ReqId(id), len, start + Duration::from_secs_f64(took * 1e-6));
         choice.single_copy
+    }
+
+    /// [`receive_slow`] with the other way three times as slow.
+    fn receive(l: &mut Learner, len: usize, id: u64, fast_single: bool) -> bool {
+        receive_slow(l, len, id, fast_single, 3.0)
+    }
+
+    /// The indices of the messages among `ways` that went by single copy.
+    fn singles(ways: &[bool]) -> Vec<usize> {
+        (0..ways.len()).filter(|&i| ways[i]).collect()
     }
 
     #[test]
@@ -180,16 +205,21 @@ mod tests {
     fn tries_both_ways_then_keeps_the_faster_and_explores_in_bursts() {
         let mut l = Learner::new();
         let ways: Vec<bool> = (0..EXPLORE as u64 + 10)
-            .map(|i| receive(&mut l, 20_000, i, false))
+            .map(|i| receive_slow(&mut l, 20_000, i, false, 1.2))
             .collect();
         // Each way twice first: the first message of a way in a row is not timed.
         assert_eq!(&ways[..4], &[true, true, false, false], "{ways:?}");
-        let explored: Vec<usize> = (4..ways.len()).filter(|&i| ways[i]).collect();
+        let explored = singles(&ways[4..]);
         assert_eq!(explored.len(), BURST as usize, "{ways:?}");
         assert_eq!(
             explored[BURST as usize - 1] - explored[0],
             BURST as usize - 1
         );
+        // Where the other way is far slower, it is tried a quarter as often.
+        let far: Vec<bool> = (0..EXPLORE_FAR as u64 + 8)
+            .map(|i| receive(&mut l, 1 << 16, 1000 + i, false))
+            .collect();
+        assert_eq!(singles(&far[4..]).len(), BURST as usize, "{far:?}");
         // Another size class learns on its own.
         assert!(l.choose(1 << 20).single_copy);
         assert!(l.timed.is_empty());
