@@ -124,27 +124,42 @@ impl Learner {
     /// estimate (a moving average, a sample counting at most four times the estimate, so that
     /// one message held up by a busy sender does not decide alone).
     pub(crate) fn finished(&mut self, id: ReqId, len: usize) {
-        self.finished_at(id, len, Instant::now());
+        self.finished_together_at(&[(id, len)], Instant::now());
     }
 
-    /// [`Learner::finished`], at `now`.
-    fn finished_at(&mut self, id: ReqId, len: usize, now: Instant) {
+    /// Receives `done` (request and length) completed together (their reads went in
+    /// one system call): each gets an equal share of the time since the earliest of
+    /// them was matched, or since the last completion if that was later.
+    pub(crate) fn finished_together(&mut self, done: &[(ReqId, usize)]) {
+        self.finished_together_at(done, Instant::now());
+    }
+
+    /// [`Learner::finished_together`], at `now`.
+    fn finished_together_at(&mut self, done: &[(ReqId, usize)], now: Instant) {
         let last_done = std::mem::replace(&mut self.last_done, now);
-        let Some(i) = self.timed.iter().position(|t| t.0 == id) else {
+        let mut timed = Vec::new();
+        for &(id, len) in done {
+            if let Some(i) = self.timed.iter().position(|t| t.0 == id) {
+                let (_, start, single_copy) = self.timed.swap_remove(i);
+                timed.push((start, single_copy, len));
+            }
+        }
+        let Some(first) = timed.iter().map(|t| t.0).min() else {
             return;
         };
-        let (_, start, single_copy) = self.timed.swap_remove(i);
         // Receives in flight together complete one after the other (streams share
-        // the ring; reads go in one system call): each is timed from the later of its
-        // match and the previous completion, its own share of the time.
-        let from = start.max(last_done);
-        let ns = now.saturating_duration_since(from).as_nanos() as f64;
-        let e = &mut self.classes[class(len)].ns[usize::from(!single_copy)];
-        *e = if *e == 0.0 {
-            ns.max(1.0)
-        } else {
-            0.75 * *e + 0.25 * ns.min(4.0 * *e)
-        };
+        // the ring): each is timed from the later of its match and the previous
+        // completion, its own share of the time.
+        let from = first.max(last_done);
+        let ns = now.saturating_duration_since(from).as_nanos() as f64 / done.len() as f64;
+        for (_, single_copy, len) in timed {
+            let e = &mut self.classes[class(len)].ns[usize::from(!single_copy)];
+            *e = if *e == 0.0 {
+                ns.max(1.0)
+            } else {
+                0.75 * *e + 0.25 * ns.min(4.0 * *e)
+            };
+        }
     }
 
     /// Receive `id` goes the other way after all (the read was refused).
@@ -175,7 +190,10 @@ mod tests {
         } else {
             slow
         };
-        l.finished_at(ReqId(id), len, start + Duration::from_secs_f64(took * 1e-6));
+        l.finished_together_at(
+            &[(ReqId(id), len)],
+            start + Duration::from_secs_f64(took * 1e-6),
+        );
         choice.single_copy
     }
 
@@ -195,10 +213,17 @@ mod tests {
         let t = l.last_done;
         l.start_at(ReqId(1), TIMED, t);
         l.start_at(ReqId(2), TIMED, t);
-        l.finished_at(ReqId(1), 50_000, t + Duration::from_micros(10));
-        l.finished_at(ReqId(2), 50_000, t + Duration::from_micros(12));
+        l.finished_together_at(&[(ReqId(1), 50_000)], t + Duration::from_micros(10));
+        l.finished_together_at(&[(ReqId(2), 50_000)], t + Duration::from_micros(12));
         // 10 us, then 2 us (not 12): 0.75 * 10 + 0.25 * 2 us.
         assert_eq!(l.classes[class(50_000)].ns[0], 8_000.0);
+        // Four reads in one call share its time: 16 us since the last completion.
+        for id in 3..7 {
+            l.start_at(ReqId(id), TIMED, t);
+        }
+        let four: Vec<_> = (3..7).map(|id| (ReqId(id), 100_000)).collect();
+        l.finished_together_at(&four, t + Duration::from_micros(28));
+        assert_eq!(l.classes[class(100_000)].ns[0], 4_000.0);
     }
 
     #[test]
