@@ -230,10 +230,7 @@ impl Engine {
                 .pull(pull.peer, &pull.remote, pull.dest, pull.sreq)?
             {
                 Pulled::Refused => self.core.finish_pull(pull, false),
-                Pulled::Done => {
-                    self.core.pulled(&[(pull.rreq, pull.dest.len())]);
-                    self.core.finish_pull(pull, true);
-                }
+                Pulled::Done => self.core.finish_pull(pull, true),
                 Pulled::Shared {
                     generation,
                     awaiting,
@@ -250,10 +247,6 @@ impl Engine {
             let n = batch.iter().take_while(|p| p.peer == peer).count();
             let parts: Vec<_> = batch[..n].iter().map(|p| (p.remote, p.dest)).collect();
             let pulled = self.net.pull_many(peer, &parts)?;
-            if pulled {
-                let done: Vec<_> = batch[..n].iter().map(|p| (p.rreq, p.dest.len())).collect();
-                self.core.pulled(&done);
-            }
             for pull in batch.drain(..n) {
                 self.core.finish_pull(pull, pulled);
             }

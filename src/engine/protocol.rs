@@ -80,8 +80,8 @@ pub(crate) struct Core {
     pub finalizing: bool,
     /// Peers that have finalized.
     pub finalized: Finalized,
-    /// How large sends to peers that could read them directly go, learned by timing
-    /// them (`None`: always by single copy where the peer can).
+    /// Whether large messages whose senders offer their buffers to read are read or
+    /// streamed, learned by timing both (`None`: always read).
     pub rendezvous: Option<Learner>,
 }
 
@@ -247,18 +247,15 @@ impl Core {
         )
     }
 
-    /// The reads of receives `done` (request and length) completed together.
-    pub(crate) fn pulled(&mut self, done: &[(ReqId, usize)]) {
-        if let Some(l) = self.rendezvous.as_mut() {
-            l.finished_together(done);
-        }
-    }
-
     /// Finishes a single-copy read: the receive completes and the sender may too, or,
     /// when the read was refused, the sender is asked to send the data instead.
     pub(crate) fn finish_pull(&mut self, pull: Pull, pulled: bool) {
-        if !pulled && let Some(l) = self.rendezvous.as_mut() {
-            l.forget(pull.rreq);
+        if let Some(l) = self.rendezvous.as_mut() {
+            if pulled {
+                l.finished(pull.rreq, pull.dest.len());
+            } else {
+                l.forget(pull.rreq);
+            }
         }
         if !pulled {
             self.outbox
@@ -493,7 +490,6 @@ impl Sink for Core {
                     ));
                 }
                 let shared = self.shared.swap_remove(i);
-                self.pulled(&[(shared.pull.rreq, shared.pull.dest.len())]);
                 self.finish_pull(shared.pull, true);
             }
             Some(Kind::Credit) => {

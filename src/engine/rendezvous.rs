@@ -13,8 +13,8 @@
 //! receiver decides: it reads it, or answers clear-to-send and has the data streamed
 //! (as where the read is refused). It times each such receive from its match to its
 //! completion, keeps an estimate of each way per size class (powers of two), takes
-//! the faster and every [`EXPLORE`]th message of a class the other, so that the
-//! estimates follow the machine. Timed at the sender, a streamed send would end when
+//! the faster and, in short bursts now and then ([`EXPLORE`]), the other, so that
+//! the estimates follow the machine. Timed at the sender, a streamed send would end when
 //! its last chunk is in the ring, before the receiver has copied it out. Ranks need
 //! not agree on anything, and the received bytes are the same either way.
 
@@ -132,29 +132,20 @@ impl Learner {
     }
 
     /// Receive `id` of `len` bytes completed: its time since it was matched, or since
-    /// the last timed receive completed if that was later, goes into its way's
-    /// estimate (a moving average, a sample counting at most four times the estimate, so that
-    /// one message held up by a busy sender does not decide alone).
+    /// the last rendezvous receive completed if that was later, goes into its way's
+    /// estimate (a moving average, a sample counting at most four times the estimate,
+    /// so that one message held up by a busy sender does not decide alone).
     pub(crate) fn finished(&mut self, id: ReqId, len: usize) {
-        self.finished_together_at(&[(id, len)], Instant::now());
+        self.finished_at(id, len, Instant::now());
     }
 
-    /// Receives `done` (request and length) completed together (their reads went in
-    /// one system call), in that order, each as by [`Learner::finished`].
-    pub(crate) fn finished_together(&mut self, done: &[(ReqId, usize)]) {
-        self.finished_together_at(done, Instant::now());
-    }
-
-    /// [`Learner::finished_together`], at `now`.
-    fn finished_together_at(&mut self, done: &[(ReqId, usize)], now: Instant) {
+    /// [`Learner::finished`], at `now`.
+    fn finished_at(&mut self, id: ReqId, len: usize, now: Instant) {
         let last_done = std::mem::replace(&mut self.last_done, now);
-        let mut timed = Vec::new();
-        for &(id, len) in done {
-            if let Some(i) = self.timed.iter().position(|t| t.0 == id) {
-                let (_, start, single_copy) = self.timed.swap_remove(i);
-                timed.push((start, single_copy, len));
-            }
-        }
+        let Some(i) = self.timed.iter().position(|t| t.0 == id) else {
+            return;
+        };
+        let (_, start, single_copy) = self.timed.swap_remove(i);
         // Receives in flight together complete one after the other (streams share
         // the ring): each is timed from the later of its match and the previous
         // completion. Of reads done in one system call the first takes the call's
@@ -163,20 +154,18 @@ impl Learner {
         // is what this VM's slow phase needs (streaming there gave 0.59-0.73x the
         // bandwidth); sharing the call's time equally let streaming win the bandwidth
         // test in both phases.
-        let mut last = last_done;
-        for (start, single_copy, len) in timed {
-            let ns = now.saturating_duration_since(start.max(last)).as_nanos() as f64;
-            last = now;
-            let c = &mut self.classes[class(len)];
-            let way = usize::from(!single_copy);
-            c.samples[way] = c.samples[way].saturating_add(1);
-            let e = &mut c.ns[way];
-            *e = if *e == 0.0 {
-                ns.max(1.0)
-            } else {
-                0.75 * *e + 0.25 * ns.min(4.0 * *e)
-            };
-        }
+        let ns = now
+            .saturating_duration_since(start.max(last_done))
+            .as_nanos() as f64;
+        let c = &mut self.classes[class(len)];
+        let way = usize::from(!single_copy);
+        c.samples[way] = c.samples[way].saturating_add(1);
+        let e = &mut c.ns[way];
+        *e = if *e == 0.0 {
+            ns.max(1.0)
+        } else {
+            0.75 * *e + 0.25 * ns.min(4.0 * *e)
+        };
     }
 
     /// Receive `id` goes the other way after all (the read was refused).
@@ -207,10 +196,7 @@ mod tests {
         } else {
             slow
         };
-        l.finished_together_at(
-            &[(ReqId(id), len)],
-            start + Duration::from_secs_f64(took * 1e-6),
-        );
+        l.finished_at(ReqId(id), len, start + Duration::from_secs_f64(took * 1e-6));
         choice.single_copy
     }
 
@@ -230,16 +216,17 @@ mod tests {
         let t = l.last_done;
         l.start_at(ReqId(1), TIMED, t);
         l.start_at(ReqId(2), TIMED, t);
-        l.finished_together_at(&[(ReqId(1), 50_000)], t + Duration::from_micros(10));
-        l.finished_together_at(&[(ReqId(2), 50_000)], t + Duration::from_micros(12));
+        l.finished_at(ReqId(1), 50_000, t + Duration::from_micros(10));
+        l.finished_at(ReqId(2), 50_000, t + Duration::from_micros(12));
         // 10 us, then 2 us (not 12): 0.75 * 10 + 0.25 * 2 us.
         assert_eq!(l.classes[class(50_000)].ns[0], 8_000.0);
         // Of reads in one call the first takes the 16 us since the last completion.
         for id in 3..7 {
             l.start_at(ReqId(id), TIMED, t);
         }
-        let four: Vec<_> = (3..7).map(|id| (ReqId(id), 100_000)).collect();
-        l.finished_together_at(&four, t + Duration::from_micros(28));
+        for id in 3..7 {
+            l.finished_at(ReqId(id), 100_000, t + Duration::from_micros(28));
+        }
         let c = l.classes[class(100_000)];
         assert_eq!((c.samples[0], c.ns[0]), (4, 16_000.0 * 0.75f64.powi(3)));
     }
