@@ -21,7 +21,7 @@ mod silent_peers;
 pub(crate) mod wait;
 
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::bootstrap::Bootstrap;
 use crate::error::{Error, Result};
@@ -229,8 +229,8 @@ impl Engine {
                 .net
                 .pull(pull.peer, &pull.remote, pull.dest, pull.sreq)?
             {
-                Pulled::Refused => self.core.finish_pull(pull, false),
-                Pulled::Done => self.core.finish_pull(pull, true),
+                Pulled::Refused => self.core.finish_pull(pull, false, None),
+                Pulled::Done => self.core.finish_pull(pull, true, None),
                 Pulled::Shared {
                     generation,
                     awaiting,
@@ -246,9 +246,16 @@ impl Engine {
             let peer = first.peer;
             let n = batch.iter().take_while(|p| p.peer == peer).count();
             let parts: Vec<_> = batch[..n].iter().map(|p| (p.remote, p.dest)).collect();
+            // The learner times reads done together by their shares of the call (by
+            // bytes); one alone, from its match like a stream (see `rendezvous`).
+            let start = (n > 1 && self.core.rendezvous.is_some()).then(Instant::now);
             let pulled = self.net.pull_many(peer, &parts)?;
+            let took = start.map(|s| s.elapsed().as_secs_f64());
+            let bytes = parts.iter().map(|p| p.1.len()).sum::<usize>().max(1) as f64;
             for pull in batch.drain(..n) {
-                self.core.finish_pull(pull, pulled);
+                let share =
+                    took.map(|t| Duration::from_secs_f64(t * pull.dest.len() as f64 / bytes));
+                self.core.finish_pull(pull, pulled, share);
             }
         }
         Ok(())

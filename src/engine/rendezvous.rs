@@ -11,14 +11,14 @@
 //!
 //! A sender offers its buffer to be read wherever the kernel allows it, and the
 //! receiver decides: it reads it, or answers clear-to-send and has the data streamed
-//! (as where the read is refused). It times each such receive from its match to its
-//! completion, keeps an estimate of each way per size class (powers of two), takes
+//! (as where the read is refused). It times each such receive (a read by its share of
+//! the system call that did it, a stream from its match to its completion), keeps an estimate of each way per size class (powers of two), takes
 //! the faster and, in short bursts now and then ([`EXPLORE`]), the other, so that
 //! the estimates follow the machine. Timed at the sender, a streamed send would end when
 //! its last chunk is in the ring, before the receiver has copied it out. Ranks need
 //! not agree on anything, and the received bytes are the same either way.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::requests::ReqId;
 
@@ -67,11 +67,18 @@ pub(crate) struct Choice {
     record: bool,
 }
 
+/// A receive being timed: when it was matched, and its way.
+struct Timed {
+    id: ReqId,
+    start: Instant,
+    single_copy: bool,
+}
+
 /// What a receiver has learned of the two ways, and the receives it is timing.
 pub(crate) struct Learner {
     classes: [Class; usize::BITS as usize],
-    timed: Vec<(ReqId, Instant, bool)>,
-    /// When the last timed receive completed.
+    timed: Vec<Timed>,
+    /// When the last rendezvous receive completed.
     last_done: Instant,
 }
 
@@ -125,40 +132,44 @@ impl Learner {
 
     /// [`Learner::start`], at `now`.
     fn start_at(&mut self, id: ReqId, choice: Choice, now: Instant) {
-        self.timed.retain(|t| t.0 != id);
+        self.timed.retain(|t| t.id != id);
         if choice.record {
-            self.timed.push((id, now, choice.single_copy));
+            self.timed.push(Timed {
+                id,
+                start: now,
+                single_copy: choice.single_copy,
+            });
         }
     }
 
-    /// Receive `id` of `len` bytes completed: its time since it was matched, or since
-    /// the last rendezvous receive completed if that was later, goes into its way's
-    /// estimate (a moving average, a sample counting at most four times the estimate,
-    /// so that one message held up by a busy sender does not decide alone).
-    pub(crate) fn finished(&mut self, id: ReqId, len: usize) {
-        self.finished_at(id, len, Instant::now());
+    /// Receive `id` of `len` bytes completed, read in `share` of a system call that
+    /// read several messages (by bytes), or else in the time since it was matched (or
+    /// since the last rendezvous receive completed, if that was later). That time goes into its way's estimate: a moving average, a
+    /// sample counting at most four times the estimate, so that one message held up
+    /// by a busy sender does not decide alone.
+    pub(crate) fn finished(&mut self, id: ReqId, len: usize, share: Option<Duration>) {
+        self.finished_at(id, len, share, Instant::now());
     }
 
     /// [`Learner::finished`], at `now`.
-    fn finished_at(&mut self, id: ReqId, len: usize, now: Instant) {
+    fn finished_at(&mut self, id: ReqId, len: usize, share: Option<Duration>, now: Instant) {
         let last_done = std::mem::replace(&mut self.last_done, now);
-        let Some(i) = self.timed.iter().position(|t| t.0 == id) else {
+        let Some(i) = self.timed.iter().position(|t| t.id == id) else {
             return;
         };
-        let (_, start, single_copy) = self.timed.swap_remove(i);
+        let t = self.timed.swap_remove(i);
         // Receives in flight together complete one after the other (streams share
-        // the ring): each is timed from the later of its match and the previous
-        // completion. Of reads done in one system call the first takes the call's
-        // time and the others none, which the moving average and its bound on a
-        // sample turn into a low estimate: a bandwidth test keeps single copies, which
-        // is what this VM's slow phase needs (streaming there gave 0.59-0.73x the
-        // bandwidth); sharing the call's time equally let streaming win the bandwidth
-        // test in both phases.
-        let ns = now
-            .saturating_duration_since(start.max(last_done))
-            .as_nanos() as f64;
+        // the ring): a stream is timed from the later of its match and the previous
+        // completion. Reads batched into one system call are timed by their share of
+        // the call alone: timed like streams, the first took the call's time and the
+        // others none (a bandwidth test kept single copies where streaming gave
+        // 1.2-1.4x the bandwidth), and a read explored among streams was charged their
+        // chunks copied out before it. (A stream is never charged a read: a read
+        // completes where its call ends.)
+        let took = share.unwrap_or_else(|| now.saturating_duration_since(t.start.max(last_done)));
+        let ns = took.as_nanos() as f64;
         let c = &mut self.classes[class(len)];
-        let way = usize::from(!single_copy);
+        let way = usize::from(!t.single_copy);
         c.samples[way] = c.samples[way].saturating_add(1);
         let e = &mut c.ns[way];
         *e = if *e == 0.0 {
@@ -170,14 +181,13 @@ impl Learner {
 
     /// Receive `id` goes the other way after all (the read was refused).
     pub(crate) fn forget(&mut self, id: ReqId) {
-        self.timed.retain(|t| t.0 != id);
+        self.timed.retain(|t| t.id != id);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     const TIMED: Choice = Choice {
         single_copy: true,
@@ -196,7 +206,12 @@ mod tests {
         } else {
             slow
         };
-        l.finished_at(ReqId(id), len, start + Duration::from_secs_f64(took * 1e-6));
+        l.finished_at(
+            ReqId(id),
+            len,
+            None,
+            start + Duration::from_secs_f64(took * 1e-6),
+        );
         choice.single_copy
     }
 
@@ -214,21 +229,22 @@ mod tests {
     fn receives_in_flight_together_are_timed_from_the_previous_completion() {
         let mut l = Learner::new();
         let t = l.last_done;
+        let us = Duration::from_micros;
         l.start_at(ReqId(1), TIMED, t);
         l.start_at(ReqId(2), TIMED, t);
-        l.finished_at(ReqId(1), 50_000, t + Duration::from_micros(10));
-        l.finished_at(ReqId(2), 50_000, t + Duration::from_micros(12));
+        l.finished_at(ReqId(1), 50_000, None, t + us(10));
+        l.finished_at(ReqId(2), 50_000, None, t + us(12));
         // 10 us, then 2 us (not 12): 0.75 * 10 + 0.25 * 2 us.
         assert_eq!(l.classes[class(50_000)].ns[0], 8_000.0);
-        // Of reads in one call the first takes the 16 us since the last completion.
+        // Reads batched in one call of 16 us take their shares of it, 4 us each.
         for id in 3..7 {
             l.start_at(ReqId(id), TIMED, t);
         }
         for id in 3..7 {
-            l.finished_at(ReqId(id), 100_000, t + Duration::from_micros(28));
+            l.finished_at(ReqId(id), 100_000, Some(us(4)), t + us(28));
         }
         let c = l.classes[class(100_000)];
-        assert_eq!((c.samples[0], c.ns[0]), (4, 16_000.0 * 0.75f64.powi(3)));
+        assert_eq!((c.samples[0], c.ns[0]), (4, 4_000.0));
     }
 
     #[test]
@@ -285,7 +301,7 @@ mod tests {
         assert!(choice.single_copy && !choice.record);
         l.start(ReqId(7), TIMED);
         l.forget(ReqId(7));
-        l.finished(ReqId(7), 100_000);
+        l.finished(ReqId(7), 100_000, None);
         assert_eq!(l.classes[class(100_000)].ns, [0.0, 0.0]);
     }
 }
