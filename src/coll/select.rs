@@ -9,7 +9,7 @@
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use super::shared_memory::{LARGE, WHOLE};
+use super::shared_memory::WHOLE;
 use crate::error::{Error, Result};
 
 /// The collective operations, to name one when choosing its algorithm.
@@ -338,14 +338,16 @@ pub(crate) fn on_node(coll: Collective, bytes: usize, size: usize, lend: bool) -
     Ok(lend || table_on_node(coll, bytes, size))
 }
 
-/// The most one rank contributes to an alltoall through the area (all its blocks at
-/// once, in a large buffer beyond a small slot); beyond, from three ranks, the ranks
-/// lend their buffers.
-/// Measured against lending (docs/collectives.md): 48-64 KiB per rank on 3-8 ranks in
-/// 0.65-0.80 of the time (a lent copy is a system call per peer), 96-128 KiB in
-/// 1.10-1.35 of it (two copies through the area outweigh the calls there).
-const ALLTOALL_WHOLE: usize = 2 * WHOLE;
-const _: () = assert!(ALLTOALL_WHOLE <= LARGE);
+/// The most one rank contributes to an alltoall through the area (one large buffer:
+/// a single piece, see `alltoall/shared_memory.rs`); beyond, from three ranks, the
+/// ranks lend their buffers where the node allows single copies, and send messages
+/// where it does not. Measured (docs/collectives.md), area over lent time: 128 KiB per
+/// rank on 4 and 8 ranks 0.40-0.44 where a cache line crosses between the cores in
+/// 0.06 us (a lent copy pins every page it reads), 0.84-0.95 where it takes 0.25 us;
+/// 256 KiB in two pieces 0.51-0.59 and 0.99-1.25. Without single copies, pieces
+/// through the area did not beat messages (4 ranks, 32 KiB-1 MiB blocks: 0.88-2.1 of
+/// their time).
+const ALLTOALL_AREA: usize = 128 * 1024;
 
 /// Whether a collective over the area has its ranks lend their buffers, to be copied
 /// from (or written into) directly, instead of copying data through the area (where
@@ -364,7 +366,7 @@ const _: () = assert!(ALLTOALL_WHOLE <= LARGE);
 /// copy, and they all pin the same pages.
 pub(crate) fn lend(coll: Collective, bytes: usize, size: usize) -> bool {
     match coll {
-        Collective::Alltoall => size > 2 && bytes * size > ALLTOALL_WHOLE,
+        Collective::Alltoall => size > 2 && bytes * size > ALLTOALL_AREA,
         Collective::Allgather => size > 2 && bytes > WHOLE,
         Collective::Allreduce => size == 2 && bytes > WHOLE,
         _ => false,
@@ -399,7 +401,7 @@ fn table_on_node(coll: Collective, bytes: usize, size: usize) -> bool {
         // On 2 ranks, 4-32 KiB blocks through the area took 0.58-0.95 of the
         // messages' time in the fast phase but 1.10-1.61 in the slow one.
         Collective::Alltoall if two => bytes <= 2048,
-        Collective::Alltoall => bytes * size <= ALLTOALL_WHOLE,
+        Collective::Alltoall => bytes * size <= ALLTOALL_AREA,
         // On 2 ranks, 2-8 KiB blocks through the area took 0.58-0.91 of the
         // messages' time in the fast phase but 1.12-1.48 in the slow one.
         Collective::Scatter if two => bytes <= 1024,

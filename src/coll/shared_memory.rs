@@ -1,7 +1,7 @@
 //! The shared-memory path of short blocking collectives: when a communicator's ranks
 //! are exactly the ranks of one node, its blocking collectives whose per-rank data fits
-//! the area ([`WHOLE`] bytes, an alltoall twice that, or pieces of [`LARGE`] bytes for
-//! a bcast or allreduce) meet in the node's collective area
+//! the area ([`WHOLE`] bytes, or pieces of [`LARGE`] bytes for a bcast, an allreduce
+//! or an alltoall) meet in the node's collective area
 //! (`src/transport/shm/area.rs`) instead of exchanging messages. Where a collective's
 //! data does not fit but the node allows single copies, its ranks may instead *lend*
 //! their buffers: a slot then holds the buffer's process and address
@@ -50,9 +50,8 @@ use crate::transport::shm::area::{Area, Arrival, SMALL, Ticket};
 pub(crate) use crate::transport::shm::area::LARGE;
 
 /// The most a rank contributes through the area to a collective that does not go in
-/// pieces (the selection's limits were measured against it; an alltoall's own limit,
-/// twice this, lives in `select`): larger data is lent or goes as messages. Pieces of
-/// a bcast or allreduce fill whole large buffers, whose fewer meetings per byte pay off
+/// pieces (the selection's limits were measured against it): larger data is lent or
+/// goes as messages. Pieces of a bcast, allreduce or alltoall fill whole large buffers, whose fewer meetings per byte pay off
 /// there (4 ranks, 64 KiB-1 MiB: bcast 0.57-0.87,
 /// allreduce 0.77-0.88 of the time with 32 KiB pieces; docs/collectives.md).
 pub(crate) const WHOLE: usize = 32 * 1024;

@@ -135,7 +135,9 @@ impl Comm {
             )));
         }
         let block = recv.len() / size * size_of::<T>();
-        if let Some(venue) = self.on_node(form, Collective::Alltoall, block, block * size)? {
+        // Through the area, a piece of every block at a time.
+        let slot = shared_memory::piece(block, size) * size;
+        if let Some(venue) = self.on_node(form, Collective::Alltoall, block, slot)? {
             return Ok(Plan::Node { venue, op: None });
         }
         let alg = select::choose(Collective::Alltoall, block, size, true)?;

@@ -1,14 +1,26 @@
-//! Alltoall over the node's collective area (see `coll/shared_memory.rs`). Up to the
-//! area's limit, every rank writes all its blocks, waits for all, and copies out the
-//! block each rank wrote for it. Larger, where the node allows single copies (from 3
-//! ranks, see `select::lend`), every rank lends its send buffer, copies its block straight from each other rank's,
-//! and waits in a second collective until every rank has finished copying from it.
+//! Alltoall over the node's collective area (see `coll/shared_memory.rs`), in pieces:
+//! for each piece every rank writes the same stretch of each of its blocks for the
+//! others (one large buffer at most), waits for all, and copies out the stretch each
+//! rank wrote for it; one collective number per piece, so a rank may write its next
+//! pieces while slower ranks still read the earlier ones. The selection keeps to one
+//! piece (`select::ALLTOALL_AREA`); more run where the area is forced
+//! (`OXMPI_COLL_ALLTOALL=shared_memory`) and nothing is lent. Larger, where the node allows single copies (from 3 ranks, see `select::lend`),
+//! every rank lends its send buffer, copies its block straight from each other
+//! rank's, and waits in a second collective until every rank has finished copying
+//! from it.
 //!
-//! Cost: through the area, one arrival per rank and `p` blocks in and `p` blocks out
-//! per rank; lent, two arrivals per rank and one copy per block.
+//! Cost: through the area, one arrival per rank and piece, and each block copied in
+//! and out once; lent, two arrivals per rank and one copy per block (a system call
+//! per peer, which pins every page it reads).
 
-use crate::coll::shared_memory::Meeting;
+use crate::coll::shared_memory::{LARGE, Meeting};
 use crate::error::Result;
+
+/// The most bytes of each block one piece carries: one piece of every block fills at
+/// most a large buffer.
+pub(crate) fn piece(block: usize, size: usize) -> usize {
+    block.min(LARGE / size.max(1)).max(1)
+}
 
 /// Exchanges blocks of `block` bytes: `send` (or, if `None`, `recv` in place) holds
 /// one block per rank.
@@ -22,19 +34,39 @@ pub(crate) fn run(
     if m.lends() {
         return lent(m, send, recv, block);
     }
-    m.write(block * size, |slot| {
-        slot.copy_from_slice(send.unwrap_or(recv))
-    })?;
-    m.publish(false);
-    m.wait_all()?;
     // In place, this rank's own block is already where it belongs.
     if let Some(send) = send {
         let own = rank * block..(rank + 1) * block;
         recv[own.clone()].copy_from_slice(&send[own]);
     }
-    m.read_each(block * size, |r, theirs| {
-        recv[r * block..(r + 1) * block].copy_from_slice(&theirs[rank * block..(rank + 1) * block]);
-    })
+    m.set_shape(block * size, 1);
+    let step = piece(block, size);
+    let mut off = 0;
+    loop {
+        let len = (block - off).min(step);
+        if off > 0 {
+            m.next_piece(len * size);
+        }
+        // Piece `off..off + len` of block `j` at `j * len` (this rank's own left out).
+        // In place, what this piece overwrites below has just been written here.
+        let src = send.unwrap_or(recv);
+        m.write(len * size, |slot| {
+            for j in (0..size).filter(|&j| j != rank) {
+                slot[j * len..(j + 1) * len]
+                    .copy_from_slice(&src[j * block + off..j * block + off + len]);
+            }
+        })?;
+        m.publish(false);
+        m.wait_all()?;
+        m.read_each(len * size, |r, theirs| {
+            recv[r * block + off..r * block + off + len]
+                .copy_from_slice(&theirs[rank * len..(rank + 1) * len]);
+        })?;
+        off += len;
+        if off >= block {
+            return Ok(());
+        }
+    }
 }
 
 fn lent(m: &mut Meeting<'_>, send: Option<&[u8]>, recv: &mut [u8], block: usize) -> Result<()> {

@@ -194,15 +194,16 @@ fn disagreeing_counts(world: &Comm) {
         world.allreduce(&vec![1u32; 20_000], &mut vec![0u32; 20_000], Op::Sum)
     };
     expect_disagree(r, "allreduce with elements of other sizes");
-    // Alltoalls too large for the area (more than 64 KiB per rank: on 8 ranks here),
-    // where ranks lend their buffers (3 ranks and more): lenders that disagree on the
-    // block size (whatever its size: no rank may go to messages while others meet in
-    // the area), and then one rank whose blocks still fit the area among lenders.
+    // Alltoalls through the area (up to 128 KiB per rank) and too large for it (on 8
+    // ranks here), where ranks lend their buffers (3 ranks and more): ranks in the
+    // area that disagree on the block size, lenders that do (whatever its size: no
+    // rank may go to messages while others meet in the area), and one rank whose
+    // blocks fit the area among lenders.
     let size = world.size() as usize;
     for (first, others, what) in [
-        (9_000, 10_000, "alltoall, lent"),
-        (8_400, 9_000, "alltoall, lent, small blocks too"),
-        (4_000, 9_000, "alltoall, through the area and lent"),
+        (10_000, 12_000, "alltoall, through the area"),
+        (36_000, 40_000, "alltoall, lent"),
+        (4_000, 20_000, "alltoall, through the area and lent"),
     ] {
         let block = if rank == 0 { first } else { others };
         expect_disagree(
@@ -245,14 +246,15 @@ fn disagreeing_counts(world: &Comm) {
             );
         }
     }
-    let block = 10_000;
-    let send: Vec<u8> = (0..block * size)
-        .map(|i| (i / block * 7 + rank as usize) as u8)
-        .collect();
-    let mut recv = vec![0u8; block * size];
-    world.alltoall(&send, &mut recv).expect("agreeing alltoall");
-    for (r, got) in recv.chunks(block).enumerate() {
-        assert!(got.iter().all(|&v| v == (rank as usize * 7 + r) as u8));
+    for block in [10_000, 20_000, 40_000] {
+        let send: Vec<u8> = (0..block * size)
+            .map(|i| (i / block * 7 + rank as usize) as u8)
+            .collect();
+        let mut recv = vec![0u8; block * size];
+        world.alltoall(&send, &mut recv).expect("agreeing alltoall");
+        for (r, got) in recv.chunks(block).enumerate() {
+            assert!(got.iter().all(|&v| v == (rank as usize * 7 + r) as u8));
+        }
     }
     different_collectives(world);
     if rank == 0 {
