@@ -342,6 +342,7 @@ impl Inbox {
 
     /// Consumer: the frame published at position `head`, if any.
     pub(crate) fn peek(&self, head: u64) -> Option<Frame> {
+        self.prefetch_line(head + 1);
         if self.marker(head).load(Ordering::Acquire) != head + 1 {
             return None;
         }
@@ -370,6 +371,27 @@ impl Inbox {
             lines: lines_for(prefix, len),
             start: at + prefix,
         })
+    }
+
+    /// Brings the line at position `pos` into this core's cache; only a hint. The
+    /// consumer asks for the line after its head before each load of the head's
+    /// marker, so that the fetch of a frame's second line (written before its first)
+    /// overlaps the fetch of the first instead of following it: `oxbench latency`,
+    /// 64-128 B in 0.85-0.90 of the time where a cache line crosses between the cores
+    /// in 0.25 us (7 interleaved rounds), 0.88-0.96 where it takes 0.06 us (3); 1-32 B
+    /// and the message rate unchanged. Asking only after finding the ring empty gained
+    /// nothing.
+    fn prefetch_line(&self, pos: u64) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+            let at = self.line_of(pos) * LINE;
+            // SAFETY: a prefetch reads nothing and writes nothing; the line lies
+            // inside the ring.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(self.ring.add(at).cast()) };
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = pos;
     }
 
     /// The payload of `frame` when it does not wrap around the ring's end.
