@@ -42,6 +42,7 @@ use super::Form;
 use super::select::{self, Collective};
 use crate::comm::Comm;
 use crate::engine::finalized::Finalized;
+use crate::engine::two_ways::TwoWays;
 use crate::engine::{self, Engine};
 use crate::error::{Error, Rank, Result};
 use crate::transport::frame::RemoteBuf;
@@ -110,16 +111,23 @@ const DIRECT: u64 = 1 << 63;
 
 /// Where a rank's buffers lie, written in its slot instead of data when the ranks
 /// lend their buffers: the others copy from `src` and, where a collective has the
-/// ranks fill each other's output, write into `dst` (0 where not).
+/// ranks fill each other's output, write into `dst` (0 where not); `note`, a word
+/// for the others (what an alltoall's rank 0 decided).
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 pub(crate) struct Loan {
     pid: u64,
     src: u64,
     dst: u64,
+    note: u64,
 }
 
 impl Loan {
+    /// The word the lender added ([`Meeting::lend`]).
+    pub(crate) fn note(&self) -> u64 {
+        self.note
+    }
+
     /// The buffer the others copy from.
     pub(crate) fn source(&self) -> RemoteBuf {
         RemoteBuf {
@@ -498,17 +506,18 @@ impl<'a> Meeting<'a> {
         self.lend
     }
 
-    /// Writes where `src` (and `dst`, if given) lie instead of data (after
-    /// [`Meeting::set_shape`]), so that other ranks copy from `src` directly (and
+    /// Writes where `src` (and `dst`, if given) lie, and `note` for the others
+    /// ([`Loan::note`]), instead of data (after [`Meeting::set_shape`]), so that other ranks copy from `src` directly (and
     /// write into `dst` what the collective's protocol gives them to write). Both
     /// must stay as they are, but for those writes, until every rank says, in a later
     /// collective, that it has finished copying.
-    pub(crate) fn lend(&mut self, src: &[u8], dst: Option<&[u8]>) -> Result<()> {
+    pub(crate) fn lend(&mut self, src: &[u8], dst: Option<&[u8]>, note: u64) -> Result<()> {
         let here = RemoteBuf::here(src.as_ptr() as u64);
         let loan = Loan {
             pid: here.pid,
             src: here.addr,
             dst: dst.map_or(0, |d| d.as_ptr() as u64),
+            note,
         };
         self.shape |= DIRECT;
         self.write(DESCRIPTOR, |slot| {
@@ -631,6 +640,12 @@ impl<'a> Meeting<'a> {
             .area(bytes > SMALL)
             .expect("a meeting has shared memory");
         self.ticket = ticket;
+    }
+
+    /// What this rank learned of an alltoall's two ways (see
+    /// `alltoall/shared_memory.rs`).
+    pub(crate) fn alltoall_ways(&mut self) -> &mut TwoWays {
+        &mut self.eng.alltoall_ways
     }
 
     /// This rank in the communicator, and the communicator's size.

@@ -18,6 +18,7 @@ pub(crate) mod requests;
 pub(crate) mod schedule;
 mod self_deadlock;
 mod silent_peers;
+pub(crate) mod two_ways;
 pub(crate) mod wait;
 
 use std::sync::{Arc, Mutex, PoisonError};
@@ -72,6 +73,9 @@ pub(crate) struct Engine {
     /// When an idle rank asks the launcher for peers that finalized without a link,
     /// or died.
     silent: silent_peers::Watch,
+    /// What this rank learned, as rank 0 of alltoalls whose ranks lend their
+    /// buffers, of lent copies (first) against pieces through the area.
+    pub alltoall_ways: two_ways::TwoWays,
 }
 
 /// Least eager credit a peer gets, however small the budget or large the job.
@@ -157,6 +161,7 @@ impl Engine {
             broken: None,
             colls: Vec::new(),
             silent,
+            alltoall_ways: two_ways::TwoWays::new(),
         }
     }
 

@@ -207,7 +207,7 @@ impl Core {
                     self.rendezvous.as_mut().is_none_or(|l| {
                         let choice = l.choose(size);
                         l.start(id, choice);
-                        choice.single_copy
+                        choice.first
                     })
                 });
                 match read {

@@ -21,51 +21,7 @@
 use std::time::{Duration, Instant};
 
 use super::requests::ReqId;
-
-/// Every this many messages of a size class, [`BURST`] go the way that is not the
-/// faster.
-const EXPLORE: u32 = 256;
-/// The same, while the other way takes more than [`FAR`] times as long: exploring
-/// costs the most then (and a burst leaves the caches as the slower way does, which
-/// the next messages pay for too), and nothing short of a change of machine would
-/// close the gap (2 ranks in the slow phase, 16 KiB-1 MiB: with every 256th, 1.02-1.07
-/// of the time of single copies alone).
-const EXPLORE_FAR: u32 = 1024;
-/// See [`EXPLORE_FAR`].
-const FAR: f64 = 1.5;
-/// Until the slower way has this many timed messages, it is explored every
-/// [`EXPLORE_EARLY`] messages: its first times may have been taken while the buffers
-/// were still being touched for the first time, and with the rare exploring of a far
-/// slower way such an estimate could outlast a benchmark's run.
-const SETTLED: u32 = 16;
-/// See [`SETTLED`].
-const EXPLORE_EARLY: u32 = 32;
-/// Messages in a row that go the other way when a class explores: only those after
-/// the first are timed (see [`Learner::choose`]).
-const BURST: u32 = 3;
-
-/// A size class's estimates, in nanoseconds per message (0: no sample yet), single
-/// copy first; the number of its messages so far, and how the last one went.
-#[derive(Clone, Copy, Default)]
-struct Class {
-    ns: [f64; 2],
-    /// Timed messages of each way so far.
-    samples: [u32; 2],
-    sends: u32,
-    last_single: Option<bool>,
-}
-
-/// How one large receive goes, and whether its time counts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Choice {
-    /// Read by single copy (else streamed).
-    pub single_copy: bool,
-    /// The message before it in its class went the same way. A way's cost depends on
-    /// what the last messages left in the caches (a receiver reading a buffer it read
-    /// before finds it in its own cache; streamed lines always cross between cores),
-    /// so only such messages are timed.
-    record: bool,
-}
+use super::two_ways::{Choice, TwoWays};
 
 /// A receive being timed: when it was matched, and its way.
 struct Timed {
@@ -76,53 +32,25 @@ struct Timed {
 
 /// What a receiver has learned of the two ways, and the receives it is timing.
 pub(crate) struct Learner {
-    classes: [Class; usize::BITS as usize],
+    ways: TwoWays,
     timed: Vec<Timed>,
     /// When the last rendezvous receive completed.
     last_done: Instant,
 }
 
-/// The size class of a message of `len` bytes (its length's highest bit).
-fn class(len: usize) -> usize {
-    len.checked_ilog2().unwrap_or(0) as usize
-}
-
 impl Learner {
     pub(crate) fn new() -> Learner {
         Learner {
-            classes: [Class::default(); usize::BITS as usize],
+            ways: TwoWays::new(),
             timed: Vec::new(),
             last_done: Instant::now(),
         }
     }
 
-    /// How the next message of `len` bytes goes: single copy until it has a time,
-    /// then streamed until that has one, then the faster way but for [`BURST`]
-    /// messages in every [`EXPLORE`] (or [`EXPLORE_FAR`]).
+    /// How the next message of `len` bytes goes (`first`: single copy, else
+    /// streamed; see [`TwoWays::choose`]).
     pub(crate) fn choose(&mut self, len: usize) -> Choice {
-        let c = &mut self.classes[class(len)];
-        c.sends = c.sends.wrapping_add(1);
-        let single_copy = match c.ns {
-            [0.0, _] => true,
-            [_, 0.0] => false,
-            [a, b] => {
-                let loser = usize::from(a <= b);
-                let every = if c.samples[loser] < SETTLED {
-                    EXPLORE_EARLY
-                } else if a.max(b) > FAR * a.min(b) {
-                    EXPLORE_FAR
-                } else {
-                    EXPLORE
-                };
-                (a <= b) != (c.sends % every < BURST)
-            }
-        };
-        let record = c.last_single == Some(single_copy);
-        c.last_single = Some(single_copy);
-        Choice {
-            single_copy,
-            record,
-        }
+        self.ways.choose(len)
     }
 
     /// Starts receive `id` as `choice` says, timing it if its time counts.
@@ -137,16 +65,15 @@ impl Learner {
             self.timed.push(Timed {
                 id,
                 start: now,
-                single_copy: choice.single_copy,
+                single_copy: choice.first,
             });
         }
     }
 
     /// Receive `id` of `len` bytes completed, read in `share` of a system call that
     /// read several messages (by bytes), or else in the time since it was matched (or
-    /// since the last rendezvous receive completed, if that was later). That time goes into its way's estimate: a moving average, a
-    /// sample counting at most four times the estimate, so that one message held up
-    /// by a busy sender does not decide alone.
+    /// since the last rendezvous receive completed, if that was later): that time goes
+    /// into its way's estimate ([`TwoWays::record`]).
     pub(crate) fn finished(&mut self, id: ReqId, len: usize, share: Option<Duration>) {
         self.finished_at(id, len, share, Instant::now());
     }
@@ -167,16 +94,7 @@ impl Learner {
         // chunks copied out before it. (A stream is never charged a read: a read
         // completes where its call ends.)
         let took = share.unwrap_or_else(|| now.saturating_duration_since(t.start.max(last_done)));
-        let ns = took.as_nanos() as f64;
-        let c = &mut self.classes[class(len)];
-        let way = usize::from(!t.single_copy);
-        c.samples[way] = c.samples[way].saturating_add(1);
-        let e = &mut c.ns[way];
-        *e = if *e == 0.0 {
-            ns.max(1.0)
-        } else {
-            0.75 * *e + 0.25 * ns.min(4.0 * *e)
-        };
+        self.ways.record(len, t.single_copy, took.as_nanos() as f64);
     }
 
     /// Receive `id` goes the other way after all (the read was refused).
@@ -188,9 +106,10 @@ impl Learner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::two_ways::{BURST, EXPLORE, EXPLORE_EARLY, EXPLORE_FAR, class};
 
     const TIMED: Choice = Choice {
-        single_copy: true,
+        first: true,
         record: true,
     };
 
@@ -201,7 +120,7 @@ mod tests {
         let choice = l.choose(len);
         let start = l.last_done + Duration::from_micros(5);
         l.start_at(ReqId(id), choice, start);
-        let took = if choice.single_copy == fast_single {
+        let took = if choice.first == fast_single {
             1.0
         } else {
             slow
@@ -212,7 +131,7 @@ mod tests {
             None,
             start + Duration::from_secs_f64(took * 1e-6),
         );
-        choice.single_copy
+        choice.first
     }
 
     /// [`receive_slow`] with the other way three times as slow.
@@ -230,12 +149,14 @@ mod tests {
         let mut l = Learner::new();
         let t = l.last_done;
         let us = Duration::from_micros;
-        l.start_at(ReqId(1), TIMED, t);
-        l.start_at(ReqId(2), TIMED, t);
+        for id in 1..4 {
+            l.start_at(ReqId(id), TIMED, t);
+        }
         l.finished_at(ReqId(1), 50_000, None, t + us(10));
         l.finished_at(ReqId(2), 50_000, None, t + us(12));
-        // 10 us, then 2 us (not 12): 0.75 * 10 + 0.25 * 2 us.
-        assert_eq!(l.classes[class(50_000)].ns[0], 8_000.0);
+        l.finished_at(ReqId(3), 50_000, None, t + us(16));
+        // 10 us, then 2 us (not 12), which replaces it, then 4: 0.75 * 2 + 0.25 * 4.
+        assert_eq!(l.ways.classes[class(50_000)].ns[0], 2_500.0);
         // Reads batched in one call of 16 us take their shares of it, 4 us each.
         for id in 3..7 {
             l.start_at(ReqId(id), TIMED, t);
@@ -243,31 +164,37 @@ mod tests {
         for id in 3..7 {
             l.finished_at(ReqId(id), 100_000, Some(us(4)), t + us(28));
         }
-        let c = l.classes[class(100_000)];
+        let c = l.ways.classes[class(100_000)];
         assert_eq!((c.samples[0], c.ns[0]), (4, 4_000.0));
     }
 
     #[test]
     fn tries_both_ways_then_keeps_the_faster_and_explores_in_bursts() {
         // Message `n` of a class (from 1) explores where `n % every < BURST`; the
-        // slower way is settled after 8 early bursts (2 timed messages each, and one
+        // slower way is settled after 7 early bursts (2 timed messages each, and two
         // from the first tries).
-        let settled = 8 * EXPLORE_EARLY as usize + BURST as usize;
+        let settled = 7 * EXPLORE_EARLY as usize + BURST as usize;
         let count = |ways: &[bool], from: usize, to: usize| singles(&ways[from - 1..to]).len();
         let mut l = Learner::new();
         let ways: Vec<bool> = (0..2 * EXPLORE as u64 + 8)
             .map(|i| receive_slow(&mut l, 20_000, i, false, 1.2))
             .collect();
-        // Each way twice first: the first message of a way in a row is not timed.
-        assert_eq!(&ways[..4], &[true, true, false, false], "{ways:?}");
-        assert_eq!(count(&ways, 5, settled), 8 * BURST as usize, "{ways:?}");
-        let n = 2 * EXPLORE as usize;
-        assert_eq!(count(&ways, settled + 1, n - 1), 0, "{ways:?}");
-        assert_eq!(
-            singles(&ways[n - 1..n + 2]).len(),
-            BURST as usize,
-            "{ways:?}"
-        );
+        // Each way three times first: the first message of a way in a row is not
+        // timed.
+        let first = [true, true, true, false, false, false];
+        assert_eq!(&ways[..6], &first, "{ways:?}");
+        assert_eq!(count(&ways, 7, settled), 7 * BURST as usize, "{ways:?}");
+        // Then a burst every EXPLORE messages.
+        for k in [1, 2] {
+            let n = k * EXPLORE as usize;
+            let from = (n - EXPLORE as usize).max(settled) + BURST as usize;
+            assert_eq!(count(&ways, from, n - 1), 0, "{ways:?}");
+            assert_eq!(
+                singles(&ways[n - 1..n + 2]).len(),
+                BURST as usize,
+                "{ways:?}"
+            );
+        }
         // Where the other way is far slower, it is tried a quarter as often.
         let far: Vec<bool> = (0..EXPLORE_FAR as u64 + 8)
             .map(|i| receive(&mut l, 1 << 16, 1000 + i, false))
@@ -276,7 +203,7 @@ mod tests {
         assert_eq!(count(&far, settled + 1, n - 1), 0, "{far:?}");
         assert_eq!(count(&far, n, n + 2), BURST as usize, "{far:?}");
         // Another size class learns on its own.
-        assert!(l.choose(1 << 20).single_copy);
+        assert!(l.choose(1 << 20).first);
         assert!(l.timed.is_empty());
     }
 
@@ -286,11 +213,11 @@ mod tests {
         for i in 0..100 {
             receive(&mut l, 40_000, i, true);
         }
-        assert!(l.choose(40_000).single_copy);
+        assert!(l.choose(40_000).first);
         for i in 100..300 {
             receive(&mut l, 40_000, i, false);
         }
-        let later: Vec<bool> = (0..8).map(|_| l.choose(40_000).single_copy).collect();
+        let later: Vec<bool> = (0..8).map(|_| l.choose(40_000).first).collect();
         assert!(later.iter().filter(|&&s| !s).count() >= 5, "{later:?}");
     }
 
@@ -298,10 +225,10 @@ mod tests {
     fn a_forgotten_receive_leaves_no_estimate() {
         let mut l = Learner::new();
         let choice = l.choose(100_000);
-        assert!(choice.single_copy && !choice.record);
+        assert!(choice.first && !choice.record);
         l.start(ReqId(7), TIMED);
         l.forget(ReqId(7));
         l.finished(ReqId(7), 100_000, None);
-        assert_eq!(l.classes[class(100_000)].ns, [0.0, 0.0]);
+        assert_eq!(l.ways.classes[class(100_000)].ns, [0.0, 0.0]);
     }
 }

@@ -185,7 +185,7 @@ fn lent(
     let (rank, size) = m.rank_size();
     let elems = recv.len() / esz;
     let bound = |r: usize| r * elems / size * esz;
-    m.lend(input.unwrap_or(recv), Some(recv))?;
+    m.lend(input.unwrap_or(recv), Some(recv), 0)?;
     m.publish(false);
     let mut outcome = m.wait_all();
     // Every rank checks every other's shape here, so all that disagree fail at this
