@@ -570,8 +570,13 @@ impl<'a> Meeting<'a> {
     /// until every rank has said so (then nobody copies from its buffer any more).
     pub(crate) fn close_loan(&mut self) -> Result<()> {
         self.next_piece(0);
+        // An empty contribution, not what the slot held a lap ago: a rank that reads
+        // it as data (ranks out of step after an error on one of them: an alltoall's
+        // others may have gone on in pieces) fails instead of copying stale bytes.
+        // Published even if that fails, so that no rank waits for this one.
+        let wrote = self.write(0, |_| {});
         self.publish(false);
-        self.wait_all()
+        wrote.and_then(|()| self.wait_all())
     }
 
     /// Reads what every other rank (all of which have published) wrote, in rank
