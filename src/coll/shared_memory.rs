@@ -647,10 +647,19 @@ impl<'a> Meeting<'a> {
         self.ticket = ticket;
     }
 
-    /// What this rank learned of an alltoall's two ways (see
-    /// `alltoall/shared_memory.rs`).
+    /// What this rank learned of an alltoall's two ways on communicators of this
+    /// one's size (see `alltoall/shared_memory.rs`).
     pub(crate) fn alltoall_ways(&mut self) -> &mut TwoWays {
-        &mut self.eng.alltoall_ways
+        let size = self.slots.len();
+        let all = &mut self.eng.alltoall_ways;
+        let i = match all.iter().position(|(s, _)| *s == size) {
+            Some(i) => i,
+            None => {
+                all.push((size, TwoWays::new()));
+                all.len() - 1
+            }
+        };
+        &mut all[i].1
     }
 
     /// This rank in the communicator, and the communicator's size.

@@ -74,8 +74,9 @@ pub(crate) struct Engine {
     /// or died.
     silent: silent_peers::Watch,
     /// What this rank learned, as rank 0 of alltoalls whose ranks lend their
-    /// buffers, of lent copies (first) against pieces through the area.
-    pub alltoall_ways: two_ways::TwoWays,
+    /// buffers, of lent copies (first) against pieces through the area, per
+    /// communicator size.
+    pub alltoall_ways: Vec<(usize, two_ways::TwoWays)>,
 }
 
 /// Least eager credit a peer gets, however small the budget or large the job.
@@ -161,7 +162,7 @@ impl Engine {
             broken: None,
             colls: Vec::new(),
             silent,
-            alltoall_ways: two_ways::TwoWays::new(),
+            alltoall_ways: Vec::new(),
         }
     }
 
