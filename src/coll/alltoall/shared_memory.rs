@@ -34,21 +34,15 @@ pub(crate) fn run(
     recv: &mut [u8],
     block: usize,
 ) -> Result<()> {
-    let (rank, _) = m.rank_size();
     if m.lends() {
         return lent(m, send, recv, block);
-    }
-    // In place, this rank's own block is already where it belongs.
-    if let Some(send) = send {
-        let own = rank * block..(rank + 1) * block;
-        recv[own.clone()].copy_from_slice(&send[own]);
     }
     pieces(m, send, recv, block, false)
 }
 
 /// The blocks through the area, a piece of every block at a time (this rank's own
-/// block is left to the caller); `fresh`: the first piece takes a collective number
-/// of its own (the current one was used to lend).
+/// block copied straight across); `fresh`: the first piece takes a collective
+/// number of its own (the current one was used to lend).
 fn pieces(
     m: &mut Meeting<'_>,
     send: Option<&[u8]>,
@@ -57,6 +51,11 @@ fn pieces(
     fresh: bool,
 ) -> Result<()> {
     let (rank, size) = m.rank_size();
+    // In place, this rank's own block is already where it belongs.
+    if let Some(send) = send {
+        let own = rank * block..(rank + 1) * block;
+        recv[own.clone()].copy_from_slice(&send[own]);
+    }
     m.set_shape(block * size, 1);
     let step = piece(block, size);
     let mut off = 0;
@@ -123,10 +122,6 @@ fn lent(m: &mut Meeting<'_>, send: Option<&[u8]>, recv: &mut [u8], block: usize)
         && (0..size).all(|r| matches!(m.lent(r), Some((_, total)) if total == block * size));
     if agreed && m.lent(0).is_some_and(|(loan, _)| loan.note() == IN_PIECES) {
         // Nobody copies from the lent buffers: no loan to close.
-        if let Some(send) = send {
-            let own = rank * block..(rank + 1) * block;
-            recv[own.clone()].copy_from_slice(&send[own]);
-        }
         outcome = pieces(m, send, recv, block, true);
     } else {
         if outcome.is_ok() {
