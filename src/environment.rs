@@ -112,14 +112,15 @@ fn env_switch(var: &str) -> Result<bool> {
 
 /// The shared-memory settings: `OXMPI_SHM_RING_KB` (inbox ring size per rank),
 /// `OXMPI_EAGER_LIMIT`, `OXMPI_SHM_CHUNK` (bytes per frame when streaming a large
-/// message), `OXMPI_SHM_SINGLE_COPY` (0 forces the streaming path, 1 the single copy where the
-/// kernel allows it; unset or `auto`: senders choose by timing both), `OXMPI_SHM_SPLIT`
+/// message), `OXMPI_SHM_SINGLE_COPY` (0 forces the streaming path, 1 the single copy
+/// where the kernel allows it; unset or `auto`: receivers choose by timing both),
+/// `OXMPI_SHM_SPLIT`
 /// (smallest single-copy message both ends copy; 0: never), `OXMPI_SHM_MEMBARRIER` (0:
 /// publishers fence instead of sleepers' `membarrier` calls).
 fn shm_config(eager: Option<usize>, oversubscribed: bool) -> Result<shm::Config> {
     let ring_kb =
         wait::env_number("OXMPI_SHM_RING_KB")?.map_or(shm::Config::DEFAULT_RING_KB, |n| n as usize);
-    // Unset or `auto`: single copy where allowed, or streaming where senders find
+    // Unset or `auto`: single copy where allowed, or streaming where receivers find
     // it faster (not among ranks sharing cores, which would switch for every chunk).
     let (single_copy, learn) = match std::env::var("OXMPI_SHM_SINGLE_COPY").as_deref() {
         Err(_) | Ok("" | "auto") => (true, !oversubscribed),

@@ -99,8 +99,6 @@ fn alltoall_and_alltoallv() {
     suite("coll_data", "alltoallv");
 }
 
-/// Nonblocking collectives beside point-to-point traffic, on dup and split
-/// communicators, and argument errors.
 /// Where the node allows no single copies nothing is lent, so an alltoall forced
 /// through the area goes in several pieces at every rank count.
 #[test]
@@ -114,6 +112,8 @@ fn alltoall_in_pieces_without_single_copies() {
     }
 }
 
+/// Nonblocking collectives beside point-to-point traffic, on dup and split
+/// communicators, and argument errors.
 #[test]
 fn mixed_traffic_subcommunicators_and_errors() {
     suite("coll_mixed", "mixed");

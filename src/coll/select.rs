@@ -342,12 +342,12 @@ pub(crate) fn on_node(coll: Collective, bytes: usize, size: usize, lend: bool) -
 /// a single piece, see `alltoall/shared_memory.rs`); beyond, from three ranks, the
 /// ranks lend their buffers where the node allows single copies (and rank 0 decides,
 /// as it learns, whether all copy from the lent buffers or go in pieces through the
-/// area), and send messages where it does not. Measured (docs/collectives.md), area over lent time: 128 KiB per
-/// rank on 4 and 8 ranks 0.40-0.44 where a cache line crosses between the cores in
-/// 0.06 us (a lent copy pins every page it reads), 0.84-0.95 where it takes 0.25 us;
-/// 256 KiB in two pieces 0.51-0.59 and 0.99-1.25. Without single copies, pieces
-/// through the area did not beat messages (4 ranks, 32 KiB-1 MiB blocks: 0.88-2.1 of
-/// their time).
+/// area), and send messages where it does not. Measured (docs/collectives.md), area
+/// over lent time: 128 KiB per rank on 4 and 8 ranks 0.40-0.44 where a cache line
+/// crosses between the cores in 0.06 us (a lent copy pins every page it reads),
+/// 0.84-0.95 where it takes 0.25 us; 256 KiB in two pieces 0.51-0.59 and 0.99-1.25.
+/// Without single copies, pieces through the area did not beat messages (4 ranks,
+/// 32 KiB-1 MiB blocks: 0.88-2.1 of their time).
 const ALLTOALL_AREA: usize = 128 * 1024;
 
 /// Whether a collective over the area has its ranks lend their buffers, to be copied

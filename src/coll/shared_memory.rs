@@ -52,9 +52,10 @@ pub(crate) use crate::transport::shm::area::LARGE;
 
 /// The most a rank contributes through the area to a collective that does not go in
 /// pieces (the selection's limits were measured against it): larger data is lent or
-/// goes as messages. Pieces of a bcast, allreduce or alltoall fill whole large buffers, whose fewer meetings per byte pay off
-/// there (4 ranks, 64 KiB-1 MiB: bcast 0.57-0.87,
-/// allreduce 0.77-0.88 of the time with 32 KiB pieces; docs/collectives.md).
+/// goes as messages. Pieces of a bcast, allreduce or alltoall fill whole large
+/// buffers, whose fewer meetings per byte pay off there (4 ranks, 64 KiB-1 MiB:
+/// bcast 0.57-0.87, allreduce 0.77-0.88 of the time with 32 KiB pieces;
+/// docs/collectives.md).
 pub(crate) const WHOLE: usize = 32 * 1024;
 
 /// Where a collective meets: the area index of each communicator rank, and whether
@@ -507,8 +508,9 @@ impl<'a> Meeting<'a> {
     }
 
     /// Writes where `src` (and `dst`, if given) lie, and `note` for the others
-    /// ([`Loan::note`]), instead of data (after [`Meeting::set_shape`]), so that other ranks copy from `src` directly (and
-    /// write into `dst` what the collective's protocol gives them to write). Both
+    /// ([`Loan::note`]), instead of data (after [`Meeting::set_shape`]), so that other
+    /// ranks copy from `src` directly (and write into `dst` what the collective's
+    /// protocol gives them to write). Both
     /// must stay as they are, but for those writes, until every rank says, in a later
     /// collective, that it has finished copying.
     pub(crate) fn lend(&mut self, src: &[u8], dst: Option<&[u8]>, note: u64) -> Result<()> {

@@ -256,11 +256,13 @@ impl Engine {
             // bytes); one alone, from its match like a stream (see `rendezvous`).
             let start = (n > 1 && self.core.rendezvous.is_some()).then(Instant::now);
             let pulled = self.net.pull_many(peer, &parts)?;
-            let took = start.map(|s| s.elapsed().as_secs_f64());
-            let bytes = parts.iter().map(|p| p.1.len()).sum::<usize>().max(1) as f64;
+            // Seconds per byte of the call.
+            let rate = start.map(|s| {
+                let took = s.elapsed().as_secs_f64();
+                took / parts.iter().map(|p| p.1.len()).sum::<usize>().max(1) as f64
+            });
             for pull in batch.drain(..n) {
-                let share =
-                    took.map(|t| Duration::from_secs_f64(t * pull.dest.len() as f64 / bytes));
+                let share = rate.map(|r| Duration::from_secs_f64(r * pull.dest.len() as f64));
                 self.core.finish_pull(pull, pulled, share);
             }
         }

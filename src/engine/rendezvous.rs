@@ -12,9 +12,10 @@
 //! A sender offers its buffer to be read wherever the kernel allows it, and the
 //! receiver decides: it reads it, or answers clear-to-send and has the data streamed
 //! (as where the read is refused). It times each such receive (a read by its share of
-//! the system call that did it, a stream from its match to its completion), keeps an estimate of each way per size class (powers of two), takes
-//! the faster and, in short bursts now and then ([`EXPLORE`]), the other, so that
-//! the estimates follow the machine. Timed at the sender, a streamed send would end when
+//! the system call that did it, a stream from its match to its completion) and hands
+//! the time to the two-way estimator (`two_ways`): an estimate of each way per size
+//! class, the faster taken and, in short bursts now and then, the other, so that the
+//! estimates follow the machine. Timed at the sender, a streamed send would end when
 //! its last chunk is in the ring, before the receiver has copied it out. Ranks need
 //! not agree on anything, and the received bytes are the same either way.
 

@@ -75,8 +75,8 @@ impl TwoWays {
     }
 
     /// How the next use of `len` bytes goes: the first way until it has
-    /// [`FIRST_TIMED`] times, then the second until it has as many, then the faster but for [`BURST`] uses in every
-    /// [`EXPLORE`] (or [`EXPLORE_FAR`]).
+    /// [`FIRST_TIMED`] times, then the second until it has as many, then the faster
+    /// but for [`BURST`] uses in every [`EXPLORE`] (or [`EXPLORE_FAR`]).
     pub(crate) fn choose(&mut self, len: usize) -> Choice {
         let c = &mut self.classes[class(len)];
         c.uses = c.uses.wrapping_add(1);
@@ -101,9 +101,9 @@ impl TwoWays {
     }
 
     /// A use of `len` bytes went the `first` way (or not) in `ns` nanoseconds: into
-    /// that way's estimate, after the first [`FIRST_TIMED`] a moving average in which a sample counts at most four
-    /// times the estimate (so that one use held up by something else does not decide
-    /// alone).
+    /// that way's estimate, after the first [`FIRST_TIMED`] a moving average in which
+    /// a sample counts at most four times the estimate (so that one use held up by
+    /// something else does not decide alone).
     pub(crate) fn record(&mut self, len: usize, first: bool, ns: f64) {
         let c = &mut self.classes[class(len)];
         let way = usize::from(!first);

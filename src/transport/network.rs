@@ -189,7 +189,7 @@ impl Network {
         }
     }
 
-    /// Whether senders time large shared-memory messages to choose how they go.
+    /// Whether receivers time large shared-memory messages to choose how they go.
     pub(crate) fn learns_rendezvous(&self) -> bool {
         self.shm.as_ref().is_some_and(Shm::learns_rendezvous)
     }

@@ -86,6 +86,27 @@ fn pieces(
     }
 }
 
+/// Copies this rank's block of every rank's lent buffer (its own from `from`) into
+/// `recv`; fails at the first rank that wrote data or disagrees on the counts.
+fn copy_lent_blocks(m: &mut Meeting<'_>, from: &[u8], recv: &mut [u8], block: usize) -> Result<()> {
+    let (rank, size) = m.rank_size();
+    // Starting with the next rank spreads the readers over the lenders.
+    for r in (1..=size).map(|i| (rank + i) % size) {
+        let dst = &mut recv[r * block..(r + 1) * block];
+        if r == rank {
+            dst.copy_from_slice(&from[r * block..(r + 1) * block]);
+            continue;
+        }
+        match m.lent(r) {
+            Some((loan, total)) if total == block * size => {
+                m.copy_lent(r, &loan.source(), rank * block, dst)?
+            }
+            _ => m.read(r, block * size).map(drop)?,
+        }
+    }
+    Ok(())
+}
+
 /// Rank 0's note when all go in pieces through the area instead of copying from the
 /// lent buffers.
 const IN_PIECES: u64 = 1;
@@ -124,27 +145,7 @@ fn lent(m: &mut Meeting<'_>, send: Option<&[u8]>, recv: &mut [u8], block: usize)
         // Nobody copies from the lent buffers: no loan to close.
         outcome = pieces(m, send, recv, block, true);
     } else {
-        if outcome.is_ok() {
-            // Starting with the next rank spreads the readers over the lenders.
-            for r in (1..=size).map(|i| (rank + i) % size) {
-                let dst = &mut recv[r * block..(r + 1) * block];
-                let step = if r == rank {
-                    dst.copy_from_slice(&from[r * block..(r + 1) * block]);
-                    Ok(())
-                } else {
-                    match m.lent(r) {
-                        Some((loan, total)) if total == block * size => {
-                            m.copy_lent(r, &loan.source(), rank * block, dst)
-                        }
-                        _ => m.read(r, block * size).map(drop),
-                    }
-                };
-                if step.is_err() {
-                    outcome = step;
-                    break;
-                }
-            }
-        }
+        outcome = outcome.and_then(|()| copy_lent_blocks(m, from, recv, block));
         let done = m.close_loan();
         outcome = outcome.and(done);
     }

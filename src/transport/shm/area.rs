@@ -22,6 +22,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::prefetch;
 use super::segment::{LINE, PAGE};
 
 /// Data bytes of a small slot: 4 KiB and the line the prefix shares with the first
@@ -146,16 +147,7 @@ impl Area {
     /// Brings the line of `l`'s slot for `seq` (its sequence word, shape and first
     /// data bytes) into this core's cache ahead of use; only a hint.
     pub(crate) fn prefetch(&self, l: usize, seq: u64) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-            let line = self.seq_word(l, seq).as_ptr();
-            // SAFETY: a prefetch reads nothing and writes nothing; the address lies
-            // inside the mapping (`seq_word` checked it).
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(line.cast()) };
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = (l, seq);
+        prefetch::read(self.seq_word(l, seq).as_ptr().cast());
     }
 
     /// Asks for the line of `l`'s slot for `seq` in this core's cache, owned (to be

@@ -18,6 +18,7 @@ mod cma;
 mod futex;
 mod membarrier;
 mod placement;
+mod prefetch;
 mod ring;
 pub(crate) mod segment;
 mod split;
@@ -48,7 +49,7 @@ pub(crate) struct Config {
     pub chunk: usize,
     /// Whether single-copy reads may be used at all.
     pub single_copy: bool,
-    /// Whether senders choose between single copy and streaming by timing both
+    /// Whether receivers choose between single copy and streaming by timing both
     /// (`engine::rendezvous`), rather than always reading by single copy.
     pub learn: bool,
     /// Smallest single-copy message the receiver shares the copy of with its sender
@@ -475,7 +476,7 @@ impl Shm {
                 == 1
     }
 
-    /// Whether senders learn which way large messages go (see [`Config::learn`]).
+    /// Whether receivers learn which way large messages go (see [`Config::learn`]).
     pub(crate) fn learns_rendezvous(&self) -> bool {
         self.config.single_copy && self.config.learn
     }

@@ -23,6 +23,7 @@
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+use super::prefetch;
 use super::segment::{LINE, PAGE, ctl};
 use crate::transport::frame::{Envelope, HEADER_LEN, Header, Kind};
 
@@ -382,16 +383,7 @@ impl Inbox {
     /// and the message rate unchanged. Asking only after finding the ring empty gained
     /// nothing.
     fn prefetch_line(&self, pos: u64) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-            let at = self.line_of(pos) * LINE;
-            // SAFETY: a prefetch reads nothing and writes nothing; the line lies
-            // inside the ring.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(self.ring.add(at).cast()) };
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = pos;
+        prefetch::read(self.ring.wrapping_add(self.line_of(pos) * LINE));
     }
 
     /// The payload of `frame` when it does not wrap around the ring's end.
