@@ -163,6 +163,25 @@ impl Comm {
     }
 
     /// The envelope of a matching message if one has arrived (`MPI_Iprobe`).
+    ///
+    /// Finding nothing from a `source` rank that has finalized, it fails with
+    /// [`Error::PeerFinalized`] (as [`Comm::recv`] would), so a loop of iprobes
+    /// ends. From any source it never fails so: this rank may still send to itself.
+    ///
+    /// ```
+    /// # fn main() -> oxmpi::Result<()> {
+    /// let universe = oxmpi::init()?;
+    /// let world = universe.world();
+    /// assert!(world.iprobe(oxmpi::ANY_SOURCE, 4)?.is_none());
+    /// world.send(&[1u16, 2, 3], world.rank(), 4)?;
+    /// let status = loop {
+    ///     if let Some(status) = world.iprobe(oxmpi::ANY_SOURCE, 4)? {
+    ///         break status;
+    ///     }
+    /// };
+    /// assert_eq!(status.count::<u16>(), 3);
+    /// # Ok(()) }
+    /// ```
     pub fn iprobe(
         &self,
         source: impl Into<Source>,
