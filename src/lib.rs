@@ -24,6 +24,7 @@
 pub mod bootstrap;
 mod coll;
 mod comm;
+mod copy;
 mod engine;
 pub mod environment;
 mod error;

@@ -18,6 +18,7 @@ use super::finalized::Finalized;
 use super::matching::{Body, Envelope, Matcher, Pattern, Stored, Unexpected};
 use super::rendezvous::Learner;
 use super::requests::{Op, RecvPhase, ReqId, Requests, SendPhase};
+use crate::copy::copy;
 use crate::error::{Error, Result};
 use crate::status::Status;
 use crate::transport::Sink;
@@ -130,7 +131,7 @@ fn land_eager(
     if data.len() > buf.len() {
         return Err(Box::new(truncation(env, data.len(), buf.len())));
     }
-    buf.as_mut_slice()[..data.len()].copy_from_slice(data);
+    copy(&mut buf.as_mut_slice()[..data.len()], data);
     Ok(Status {
         source: env.src,
         tag: env.tag,

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use super::matching::Pattern;
 use super::requests::ReqId;
 use super::{Engine, Started};
+use crate::copy::copy;
 use crate::error::{Error, Result};
 use crate::status::{Source, Status, TagSel};
 use crate::userbuf::{TempBuf, UserBuf, UserBufMut};
@@ -347,7 +348,7 @@ impl Schedule {
                 }
                 Step::Copy { src, dst } => {
                     let (input, out) = (self.view(src), self.view_mut(dst));
-                    out.as_mut_slice().copy_from_slice(input.as_slice());
+                    copy(out.as_mut_slice(), input.as_slice());
                 }
             }
             self.next += 1;

@@ -9,6 +9,7 @@
 //! lent, two arrivals per rank and `p - 1` copies.
 
 use crate::coll::shared_memory::Meeting;
+use crate::copy::copy;
 use crate::error::Result;
 
 /// Gathers `mine` (or, if `None`, this rank's block of `recv`) of every rank into
@@ -25,15 +26,15 @@ pub(crate) fn run(
     let (rank, _) = m.rank_size();
     let own = rank * block..(rank + 1) * block;
     m.write(block, |slot| {
-        slot.copy_from_slice(mine.unwrap_or_else(|| &recv[own.clone()]))
+        copy(slot, mine.unwrap_or_else(|| &recv[own.clone()]))
     })?;
     m.publish(false);
     m.wait_all()?;
     if let Some(mine) = mine {
-        recv[own].copy_from_slice(mine);
+        copy(&mut recv[own], mine);
     }
     m.read_each(block, |r, theirs| {
-        recv[r * block..(r + 1) * block].copy_from_slice(theirs);
+        copy(&mut recv[r * block..(r + 1) * block], theirs);
     })
 }
 
@@ -47,7 +48,7 @@ fn lent(m: &mut Meeting<'_>, mine: Option<&[u8]>, recv: &mut [u8], block: usize)
     let mut outcome = m.wait_all();
     if outcome.is_ok() {
         if let Some(mine) = mine {
-            recv[own].copy_from_slice(mine);
+            copy(&mut recv[own], mine);
         }
         // Starting with the next rank spreads the readers over the lenders.
         for r in (1..size).map(|i| (rank + i) % size) {

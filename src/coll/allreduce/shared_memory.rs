@@ -18,6 +18,7 @@
 //! do not go through the area: the ranks lend their buffers ([`lent`]).
 
 use crate::coll::shared_memory::{DESCRIPTOR, LARGE, Loan, Meeting, WHOLE};
+use crate::copy::copy;
 use crate::engine::schedule::Combine;
 use crate::error::Result;
 use crate::userbuf::TempBuf;
@@ -49,7 +50,7 @@ pub(crate) fn run(
     if len > WHOLE || len * m.rank_size().1 >= PIECES_FROM {
         return run_pieces(m, input, recv, esz, op);
     }
-    m.write(len, |slot| slot.copy_from_slice(input.unwrap_or(recv)))?;
+    m.write(len, |slot| copy(slot, input.unwrap_or(recv)))?;
     m.publish(false);
     m.wait_all()?;
     // A rank with a longer vector may have lent its buffers instead (2 ranks).
@@ -83,7 +84,7 @@ fn in_rank_order<'d>(
     op: &dyn Combine,
 ) -> Result<()> {
     if size == 1 {
-        out.copy_from_slice(part(0)?);
+        copy(out, part(0)?);
         return Ok(());
     }
     op.combine_to(part(size - 2)?, part(size - 1)?, out);
@@ -117,10 +118,10 @@ fn run_pieces(
             if input.is_some() {
                 // Nobody reads this rank's own segment: it combines that from its
                 // input (in place the input is overwritten, so the slot keeps it).
-                slot[..mine.start].copy_from_slice(&piece[..mine.start]);
-                slot[mine.end..].copy_from_slice(&piece[mine.end..]);
+                copy(&mut slot[..mine.start], &piece[..mine.start]);
+                copy(&mut slot[mine.end..], &piece[mine.end..]);
             } else {
-                slot.copy_from_slice(piece);
+                copy(slot, piece);
             }
         })?;
         m.publish(false);
@@ -146,7 +147,7 @@ fn run_pieces(
         for r in 0..size {
             let at = off + bound(r)..off + bound(r + 1);
             let n = at.len();
-            recv[at].copy_from_slice(m.read(r, n)?);
+            copy(&mut recv[at], m.read(r, n)?);
         }
         off += len;
     }
@@ -239,7 +240,7 @@ fn combine_lent(
         Some(input) => &input[at..at + n],
         None => {
             saved = TempBuf::new(n);
-            saved.as_mut_slice().copy_from_slice(seg);
+            copy(saved.as_mut_slice(), seg);
             saved.as_mut_slice()
         }
     };

@@ -18,6 +18,7 @@
 use std::time::Instant;
 
 use crate::coll::shared_memory::{LARGE, Meeting};
+use crate::copy::copy;
 use crate::error::Result;
 
 /// The most bytes of each block one piece carries: one piece of every block fills at
@@ -54,7 +55,7 @@ fn pieces(
     // In place, this rank's own block is already where it belongs.
     if let Some(send) = send {
         let own = rank * block..(rank + 1) * block;
-        recv[own.clone()].copy_from_slice(&send[own]);
+        copy(&mut recv[own.clone()], &send[own]);
     }
     m.set_shape(block * size, 1);
     let step = piece(block, size);
@@ -69,15 +70,19 @@ fn pieces(
         let src = send.unwrap_or(recv);
         m.write(len * size, |slot| {
             for j in (0..size).filter(|&j| j != rank) {
-                slot[j * len..(j + 1) * len]
-                    .copy_from_slice(&src[j * block + off..j * block + off + len]);
+                copy(
+                    &mut slot[j * len..(j + 1) * len],
+                    &src[j * block + off..j * block + off + len],
+                );
             }
         })?;
         m.publish(false);
         m.wait_all()?;
         m.read_each(len * size, |r, theirs| {
-            recv[r * block + off..r * block + off + len]
-                .copy_from_slice(&theirs[rank * len..(rank + 1) * len]);
+            copy(
+                &mut recv[r * block + off..r * block + off + len],
+                &theirs[rank * len..(rank + 1) * len],
+            );
         })?;
         off += len;
         if off >= block {
@@ -94,7 +99,7 @@ fn copy_lent_blocks(m: &mut Meeting<'_>, from: &[u8], recv: &mut [u8], block: us
     for r in (1..=size).map(|i| (rank + i) % size) {
         let dst = &mut recv[r * block..(r + 1) * block];
         if r == rank {
-            dst.copy_from_slice(&from[r * block..(r + 1) * block]);
+            copy(dst, &from[r * block..(r + 1) * block]);
             continue;
         }
         match m.lent(r) {

@@ -7,6 +7,7 @@
 //! except before reusing a slot or buffer.
 
 use crate::coll::shared_memory::{LARGE, Meeting};
+use crate::copy::copy;
 use crate::error::{Error, Result};
 
 #[inline(always)]
@@ -21,7 +22,7 @@ pub(crate) fn run(m: &mut Meeting<'_>, buf: &mut [u8], root: usize) -> Result<()
             if off > 0 {
                 m.next_piece(len);
             }
-            m.write(len, |slot| slot.copy_from_slice(&buf[off..off + len]))?;
+            m.write(len, |slot| copy(slot, &buf[off..off + len]))?;
             m.publish(true);
             off += len.max(1);
             if off >= total {
@@ -44,7 +45,7 @@ pub(crate) fn run(m: &mut Meeting<'_>, buf: &mut [u8], root: usize) -> Result<()
         theirs = root_total;
         let fits = piece.len().min(total.saturating_sub(off));
         if fits > 0 {
-            buf[off..off + fits].copy_from_slice(&piece[..fits]);
+            copy(&mut buf[off..off + fits], &piece[..fits]);
         }
         off += piece.len().max(1);
         if off >= theirs {

@@ -4,6 +4,7 @@
 //! Cost: one arrival per rank; `p` blocks copied out at the root.
 
 use crate::coll::shared_memory::Meeting;
+use crate::copy::copy;
 use crate::error::Result;
 
 /// Gathers each rank's block of `block` bytes into the root's `recv`, in rank order.
@@ -19,7 +20,7 @@ pub(crate) fn run(
     let rank = m.rank_size().0;
     if rank != root {
         m.write(block, |slot| {
-            slot.copy_from_slice(send.unwrap_or_else(|| &recv[..block]))
+            copy(slot, send.unwrap_or_else(|| &recv[..block]))
         })?;
         m.publish(false);
         return Ok(());
@@ -28,9 +29,9 @@ pub(crate) fn run(
     m.publish(false);
     m.wait_all()?;
     if let Some(send) = send {
-        recv[root * block..(root + 1) * block].copy_from_slice(send);
+        copy(&mut recv[root * block..(root + 1) * block], send);
     }
     m.read_each(block, |r, theirs| {
-        recv[r * block..(r + 1) * block].copy_from_slice(theirs);
+        copy(&mut recv[r * block..(r + 1) * block], theirs);
     })
 }

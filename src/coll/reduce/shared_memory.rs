@@ -5,6 +5,7 @@
 
 use crate::coll::allreduce::shared_memory::combine_all;
 use crate::coll::shared_memory::Meeting;
+use crate::copy::copy;
 use crate::engine::schedule::Combine;
 use crate::error::Result;
 
@@ -19,7 +20,7 @@ pub(crate) fn run(
     root: usize,
 ) -> Result<()> {
     m.write(count_bytes, |slot| {
-        slot.copy_from_slice(input.unwrap_or_else(|| &recv[..count_bytes]))
+        copy(slot, input.unwrap_or_else(|| &recv[..count_bytes]))
     })?;
     m.publish(false);
     if m.rank_size().0 != root {

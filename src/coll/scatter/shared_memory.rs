@@ -4,6 +4,7 @@
 //! Cost: `p` blocks copied in at the root, one block out per rank.
 
 use crate::coll::shared_memory::Meeting;
+use crate::copy::copy;
 use crate::error::Result;
 
 /// Scatters the root's `send` (`p` blocks of `block` bytes) into each rank's `mine`.
@@ -17,10 +18,10 @@ pub(crate) fn run(
 ) -> Result<()> {
     let (rank, size) = m.rank_size();
     if rank == root {
-        m.write(block * size, |slot| slot.copy_from_slice(send))?;
+        m.write(block * size, |slot| copy(slot, send))?;
         m.publish(true);
         if let Some(mine) = mine {
-            mine.copy_from_slice(&send[root * block..(root + 1) * block]);
+            copy(mine, &send[root * block..(root + 1) * block]);
         }
         return Ok(());
     }
@@ -28,7 +29,7 @@ pub(crate) fn run(
     m.wait_for(root)?;
     let all = m.read(root, block * size)?;
     if let Some(mine) = mine {
-        mine.copy_from_slice(&all[rank * block..(rank + 1) * block]);
+        copy(mine, &all[rank * block..(rank + 1) * block]);
     }
     Ok(())
 }

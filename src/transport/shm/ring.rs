@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use super::prefetch;
 use super::segment::{LINE, PAGE, ctl};
+use crate::copy::copy_raw;
 use crate::transport::frame::{Envelope, HEADER_LEN, Header, Kind};
 
 const MARKER: usize = 8;
@@ -230,8 +231,8 @@ impl Inbox {
         // SAFETY: both ranges lie inside the ring, in lines this producer reserved
         // and the consumer released (ring protocol); `src` does not overlap the ring.
         unsafe {
-            std::ptr::copy_nonoverlapping(src.as_ptr(), self.ring.add(at), first);
-            std::ptr::copy_nonoverlapping(src.as_ptr().add(first), self.ring, src.len() - first);
+            copy_raw(self.ring.add(at), src.as_ptr(), first);
+            copy_raw(self.ring, src.as_ptr().add(first), src.len() - first);
         }
     }
 
@@ -409,12 +410,8 @@ impl Inbox {
         // (`dst` is no longer than the ring, so the second range ends before `at`);
         // `dst` is private memory.
         unsafe {
-            std::ptr::copy_nonoverlapping(self.ring.add(at), dst.as_mut_ptr(), first);
-            std::ptr::copy_nonoverlapping(
-                self.ring,
-                dst.as_mut_ptr().add(first),
-                dst.len() - first,
-            );
+            copy_raw(dst.as_mut_ptr(), self.ring.add(at), first);
+            copy_raw(dst.as_mut_ptr().add(first), self.ring, dst.len() - first);
         }
     }
 
