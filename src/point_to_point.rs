@@ -162,11 +162,9 @@ impl Comm {
         engine::with(|e| e.probe(&pattern))
     }
 
-    /// The envelope of a matching message if one has arrived (`MPI_Iprobe`).
-    ///
-    /// Finding nothing from a `source` rank that has finalized, it fails with
-    /// [`Error::PeerFinalized`] (as [`Comm::recv`] would), so a loop of iprobes
-    /// ends. From any source it never fails so: this rank may still send to itself.
+    /// The envelope of a matching message if one has arrived (`MPI_Iprobe`). A
+    /// `source` that has finalized gets `None`, as in MPI: a program may ask so
+    /// whether anything of it is left.
     ///
     /// ```
     /// # fn main() -> oxmpi::Result<()> {

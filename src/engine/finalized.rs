@@ -10,8 +10,7 @@
 //! receive from any source fails only once every other member of its communicator
 //! has finalized, in a blocking wait for it alone or in a wait for any of several
 //! that has stalled (a progress pass moved nothing, so no message of the rank to
-//! itself is on its way). An iprobe for a message from one rank that has finalized
-//! fails alike, so that a loop of them ends. Over TCP, Bye goes only on a connection the rank already
+//! itself is on its way). Over TCP, Bye goes only on a connection the rank already
 //! sends on (one it opened, or the peer's it answers on): finalize opens no
 //! connections just to say goodbye. A peer it never exchanged a message with learns
 //! of it from the launcher instead, once it has waited a while ([`super::silent_peers`]).

@@ -679,14 +679,7 @@ impl Engine {
     /// Progresses once for a call that returns whatever happened (`test`): a loop of
     /// them that stays idle asks the launcher for silent peers like a wait does.
     pub(crate) fn poll(&mut self) -> Result<()> {
-        let moved = self.progress()?;
-        self.idle_poll(moved)
-    }
-
-    /// After a progress pass of a polling call (which `moved` something or not):
-    /// asks the launcher for silent peers once such calls have stayed idle a while.
-    fn idle_poll(&mut self, moved: bool) -> Result<()> {
-        if moved {
+        if self.progress()? {
             if self.silent.moved() {
                 self.ask_for_silent_peers()?;
             }
@@ -696,26 +689,13 @@ impl Engine {
         Ok(())
     }
 
-    /// The envelope of the oldest message matching `pattern`, if one has arrived;
-    /// fails once its one sender has finalized without sending it, so that a loop of
-    /// them ends. (From any source it never fails: this rank may still send to
-    /// itself.) A loop that stays idle asks the launcher for silent peers as a loop of
-    /// tests does.
+    /// The envelope of the oldest message matching `pattern`, if one has arrived.
     pub(crate) fn iprobe(&mut self, pattern: &Pattern) -> Result<Option<Status>> {
         if let Some(s) = self.peek(pattern) {
             return Ok(Some(s));
         }
-        let moved = self.progress()?;
-        if let Some(s) = self.peek(pattern) {
-            return Ok(Some(s));
-        }
-        if let Some(peer) = pattern.from().filter(|&p| self.core.finalized.has(p)) {
-            return Err(self
-                .core
-                .finalized_error(Some(peer), "an iprobe looks for a message"));
-        }
-        self.idle_poll(moved)?;
-        Ok(None)
+        self.progress()?;
+        Ok(self.peek(pattern))
     }
 
     fn peek(&self, pattern: &Pattern) -> Option<Status> {

@@ -15,8 +15,7 @@
 //! R), `any` (from any source), `anysub` (rank 0 from any source on a communicator
 //! of rank 0 and R, the others from rank 0), `probe` (a probe for R's message), `barrier`,
 //! `allreduce`, `ssend` (a synchronous send to R), `bigsend` (a 1 MiB send to R) or
-//! `testloop` (a loop of tests of a receive from R) or `iprobeloop` (a loop of
-//! iprobes for R's message). `fail quiet R WAIT` is `finalize`
+//! `testloop` (a loop of tests of a receive from R). `fail quiet R WAIT` is `finalize`
 //! without the collective every mode starts with, so R never exchanged a message with
 //! anyone (over TCP it has no connection to tell the waiters on). `fail lost R WAIT`
 //! kills rank R with SIGKILL while the others, in return-errors mode and ignoring
@@ -105,7 +104,6 @@ fn wait_for_departed(
             while r.test()?.is_none() {}
             Ok(())
         })?,
-        "iprobeloop" => while world.iprobe(victim, 999)?.is_none() {},
         _ => panic!("unknown wait {wait}"),
     }
     universe.finalize()
@@ -148,11 +146,6 @@ fn wait_for_lost(
             while r.test()?.is_none() {}
             Ok(())
         }),
-        "iprobeloop" => loop {
-            if world.iprobe(victim, 999)?.is_some() {
-                break Ok(());
-            }
-        },
         // Rank 0 receives from any source in a loop that the others keep busy: it never
         // goes idle, and must learn of the dead rank all the same.
         "server" if rank == 0 => loop {
