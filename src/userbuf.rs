@@ -207,11 +207,6 @@ impl TempBuf {
         self.view
     }
 
-    /// All the bytes, for a temporary used in place rather than by an operation.
-    pub(crate) fn as_mut_slice(&mut self) -> &mut [u8] {
-        self.view.as_mut_slice()
-    }
-
     /// Gives up the memory without freeing it: for when an operation that may still
     /// touch it cannot be waited for.
     pub(crate) fn leak(self) {

@@ -351,25 +351,24 @@ pub(crate) fn on_node(coll: Collective, bytes: usize, size: usize, lend: bool) -
 const ALLTOALL_AREA: usize = 128 * 1024;
 
 /// Whether a collective over the area has its ranks lend their buffers, to be copied
-/// from (or written into) directly, instead of copying data through the area (where
-/// the node allows single copies): an alltoall or allgather among 3 ranks or more too
-/// large for the area, an allreduce on 2 ranks too long for it. So such a collective
-/// never mixes ranks that meet in the area with ranks that send messages, whatever
-/// their counts. Measured (docs/collectives.md), with ranks sharing cores: alltoall on
-/// 4-8 ranks, 16-32 KiB blocks, 0.4-0.7x the time of pairwise messages (at 4 KiB
-/// blocks on 6-8 ranks data through the area beat both); allgather on 4-8 ranks,
-/// 64 KiB-1 MiB blocks, 0.46-0.86x the time of messages. An allreduce on 2 ranks
-/// with a core each, 64 KiB-1 MiB: 0.68-0.85x the time of recursive doubling's
-/// messages where a cache line crosses between the cores in 0.25 us, 0.9-1.1x where
-/// it takes 0.06 us; on 4 and 8 ranks sharing cores 1.2-1.8x the time of pieces
-/// through the area. A broadcast lent to 3 readers was slower than one in pieces
-/// through the area (1.1-1.3x at 64 KiB-1 MiB): the root idles while the others
-/// copy, and they all pin the same pages.
+/// from directly, instead of copying data through the area (where the node allows
+/// single copies): an alltoall or allgather among 3 ranks or more too large for the
+/// area. So such a collective never mixes ranks that meet in the area with ranks that
+/// send messages, whatever their counts. Measured (docs/collectives.md), with ranks
+/// sharing cores: alltoall on 4-8 ranks, 16-32 KiB blocks, 0.4-0.7x the time of
+/// pairwise messages (at 4 KiB blocks on 6-8 ranks data through the area beat both);
+/// allgather on 4-8 ranks, 64 KiB-1 MiB blocks, 0.46-0.86x the time of messages. An
+/// allreduce is never lent: on 2 ranks with a core each, 64 KiB-1 MiB, pieces through
+/// the area took 0.45-0.55 of the lent time where a cache line crosses between the
+/// cores in 0.06 us and 0.49-0.95 (one size 1.08) where it takes 0.25 us, once the area's copies no
+/// longer used `rep movsb` (`copy.rs`); on 4 and 8 ranks lending took 1.2-1.8x the
+/// time of pieces already before. A broadcast lent to 3 readers was slower than one
+/// in pieces through the area (1.1-1.3x at 64 KiB-1 MiB): the root idles while the
+/// others copy, and they all pin the same pages.
 pub(crate) fn lend(coll: Collective, bytes: usize, size: usize) -> bool {
     match coll {
         Collective::Alltoall => size > 2 && bytes * size > ALLTOALL_AREA,
         Collective::Allgather => size > 2 && bytes > WHOLE,
-        Collective::Allreduce => size == 2 && bytes > WHOLE,
         _ => false,
     }
 }
@@ -394,10 +393,12 @@ fn table_on_node(coll: Collective, bytes: usize, size: usize) -> bool {
     let two = size == 2;
     match coll {
         Collective::Barrier => true,
+        Collective::Allreduce => true,
         // On 2 ranks longer vectors go as messages: in pieces through the area they
         // took 0.50-0.93 of the messages' time where a cache line crosses between the
-        // cores in 0.06 us, but 1.45-3.3 times it where it takes 0.25 us.
-        Collective::Allreduce | Collective::Bcast => !two || bytes <= WHOLE,
+        // cores in 0.06 us, but 1.45-3.3 times it where it takes 0.25 us (and
+        // 0.63-0.87 and 1.25-3.2 with the area's copies in `copy.rs`).
+        Collective::Bcast => !two || bytes <= WHOLE,
         Collective::Allgather | Collective::Reduce | Collective::Gather => bytes <= WHOLE,
         // On 2 ranks, 4-32 KiB blocks through the area took 0.58-0.95 of the
         // messages' time in the fast phase but 1.10-1.61 in the slow one.

@@ -110,16 +110,14 @@ const ESZ_BITS: u64 = (1 << 15) - 1;
 /// that copy from it directly) instead of holding data.
 const DIRECT: u64 = 1 << 63;
 
-/// Where a rank's buffers lie, written in its slot instead of data when the ranks
-/// lend their buffers: the others copy from `src` and, where a collective has the
-/// ranks fill each other's output, write into `dst` (0 where not); `note`, a word
-/// for the others (what an alltoall's rank 0 decided).
+/// Where a rank's buffer lies, written in its slot instead of data when the ranks
+/// lend their buffers: the others copy from `src`; `note`, a word for the others
+/// (what an alltoall's rank 0 decided).
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 pub(crate) struct Loan {
     pid: u64,
     src: u64,
-    dst: u64,
     note: u64,
 }
 
@@ -134,14 +132,6 @@ impl Loan {
         RemoteBuf {
             pid: self.pid,
             addr: self.src,
-        }
-    }
-
-    /// The buffer the others write into.
-    pub(crate) fn target(&self) -> RemoteBuf {
-        RemoteBuf {
-            pid: self.pid,
-            addr: self.dst,
         }
     }
 }
@@ -507,18 +497,15 @@ impl<'a> Meeting<'a> {
         self.lend
     }
 
-    /// Writes where `src` (and `dst`, if given) lie, and `note` for the others
-    /// ([`Loan::note`]), instead of data (after [`Meeting::set_shape`]), so that other
-    /// ranks copy from `src` directly (and write into `dst` what the collective's
-    /// protocol gives them to write). Both
-    /// must stay as they are, but for those writes, until every rank says, in a later
-    /// collective, that it has finished copying.
-    pub(crate) fn lend(&mut self, src: &[u8], dst: Option<&[u8]>, note: u64) -> Result<()> {
+    /// Writes where `src` lies, and `note` for the others ([`Loan::note`]), instead of
+    /// data (after [`Meeting::set_shape`]), so that other ranks copy from `src`
+    /// directly. It must stay as it is until every rank says, in a later collective,
+    /// that it has finished copying.
+    pub(crate) fn lend(&mut self, src: &[u8], note: u64) -> Result<()> {
         let here = RemoteBuf::here(src.as_ptr() as u64);
         let loan = Loan {
             pid: here.pid,
             src: here.addr,
-            dst: dst.map_or(0, |d| d.as_ptr() as u64),
             note,
         };
         self.shape |= DIRECT;
@@ -551,20 +538,6 @@ impl<'a> Meeting<'a> {
         self.eng
             .net
             .read_local(self.slots[rank], remote, offset, dst)
-    }
-
-    /// Writes `src` into the buffer `rank` lent to be written (at `remote`, from
-    /// [`Loan::target`]) from byte `offset` on.
-    pub(crate) fn write_lent(
-        &self,
-        rank: usize,
-        remote: &RemoteBuf,
-        offset: usize,
-        src: &[u8],
-    ) -> Result<()> {
-        self.eng
-            .net
-            .write_local(self.slots[rank], remote, offset, src)
     }
 
     /// Ends a collective in which this rank lent its buffer: says in the next

@@ -214,20 +214,6 @@ impl Network {
             .read_local(l, remote, offset, dst)
     }
 
-    /// Writes `src` into local rank `l`'s buffer `remote` from `offset` on.
-    pub(crate) fn write_local(
-        &self,
-        l: usize,
-        remote: &RemoteBuf,
-        offset: usize,
-        src: &[u8],
-    ) -> Result<()> {
-        self.shm
-            .as_ref()
-            .expect("a meeting has shared memory")
-            .write_local(l, remote, offset, src)
-    }
-
     /// The local index (in the node's collective area) of each rank of `group` (world
     /// ranks, in any order), if `group` is exactly the ranks of this node.
     pub(crate) fn node_indices(&self, group: &[u32]) -> Option<Vec<usize>> {

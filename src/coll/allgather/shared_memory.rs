@@ -43,7 +43,7 @@ fn lent(m: &mut Meeting<'_>, mine: Option<&[u8]>, recv: &mut [u8], block: usize)
     let own = rank * block..(rank + 1) * block;
     m.set_shape(block, 1);
     // In place, others copy this rank's block of `recv` while it fills the others.
-    m.lend(mine.unwrap_or(&recv[own.clone()]), None, 0)?;
+    m.lend(mine.unwrap_or(&recv[own.clone()]), 0)?;
     m.publish(false);
     let mut outcome = m.wait_all();
     if outcome.is_ok() {

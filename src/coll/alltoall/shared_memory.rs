@@ -139,7 +139,7 @@ fn lent(m: &mut Meeting<'_>, send: Option<&[u8]>, recv: &mut [u8], block: usize)
         }
     };
     m.set_shape(block * size, 1);
-    m.lend(from, None, note)?;
+    m.lend(from, note)?;
     m.publish(false);
     let mut outcome = m.wait_all();
     // All ranks see alike whether they agree on the counts (a rank that differs from

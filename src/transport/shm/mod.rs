@@ -650,26 +650,6 @@ impl Shm {
         }
     }
 
-    /// Writes `src` into local rank `l`'s buffer `remote` from `offset` on (for a
-    /// collective whose ranks fill each other's buffers directly).
-    pub(crate) fn write_local(
-        &self,
-        l: usize,
-        remote: &RemoteBuf,
-        offset: usize,
-        src: &[u8],
-    ) -> Result<()> {
-        let peer = self.world_of[l];
-        let pid = self.checked_pid(peer, std::iter::once(remote))?;
-        let written = cma::write(pid, remote.addr + offset as u64, src)
-            .map_err(|e| self.lost(peer, format!("writing its buffer failed: {e}")))?;
-        if written {
-            Ok(())
-        } else {
-            Err(self.lost(peer, "writing its buffer was refused".into()))
-        }
-    }
-
     /// Reads bytes of world rank `peer`'s buffer `remote`, from `offset` on, into `dst`.
     fn read(&self, peer: usize, remote: &RemoteBuf, offset: usize, dst: &mut [u8]) -> Result<bool> {
         cma::read(remote.pid, remote.addr + offset as u64, dst)
