@@ -359,10 +359,11 @@ const ALLTOALL_AREA: usize = 128 * 1024;
 /// pairwise messages (at 4 KiB blocks on 6-8 ranks data through the area beat both);
 /// allgather on 4-8 ranks, 64 KiB-1 MiB blocks, 0.46-0.86x the time of messages. An
 /// allreduce is never lent: on 2 ranks with a core each, 64 KiB-1 MiB, pieces through
-/// the area took 0.45-0.55 of the lent time where a cache line crosses between the
-/// cores in 0.06 us and 0.49-0.95 (one size 1.08) where it takes 0.25 us, once the area's copies no
-/// longer used `rep movsb` (`copy.rs`); on 4 and 8 ranks lending took 1.2-1.8x the
-/// time of pieces already before. A broadcast lent to 3 readers was slower than one
+/// the area took 0.45-0.92 of the lent time where a cache line crosses between the
+/// cores in 0.06 us and, where it takes 0.25 us, 0.43-1.08 in three sets of rounds
+/// and 1.16-1.49 in a fourth, once the area's copies no longer used `rep movsb`
+/// (`copy.rs`); on 4 and 8 ranks lending took 1.2-1.8x the time of pieces already
+/// before. A broadcast lent to 3 readers was slower than one
 /// in pieces through the area (1.1-1.3x at 64 KiB-1 MiB): the root idles while the
 /// others copy, and they all pin the same pages.
 pub(crate) fn lend(coll: Collective, bytes: usize, size: usize) -> bool {
