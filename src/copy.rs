@@ -6,10 +6,13 @@
 //! and a 4-rank alltoall through the node's area 0.56-0.77 of the time, with glibc
 //! told to use its vector loop instead (`GLIBC_TUNABLES=glibc.cpu.x86_rep_movsb_threshold`,
 //! docs/shared-memory.md). Newer glibc avoids `rep movsb` on such processors
-//! itself; this module does it for every copy of message data, with a loop of
-//! 32-byte vector moves where the processor has AVX, and `memcpy` for short copies
-//! (below `rep movsb`'s threshold, where glibc uses vector moves anyway) and
-//! elsewhere.
+//! itself; this module does it for the copies of message data on the shared-memory
+//! paths (ring, area, landing an eager message, a schedule's local copies), with a
+//! loop of 32-byte vector moves where the processor has AVX, and `memcpy` for short
+//! copies (below `rep movsb`'s threshold, where glibc uses vector moves anyway) and
+//! elsewhere. Not through it: an unexpected message stored aside (at most the eager
+//! limit, with an allocation), the copy an in-place alltoall makes of its buffer, and
+//! reduction kernels' copies.
 //!
 //! Invariant: the result is that of `copy_from_slice`; only the instructions differ.
 
@@ -19,6 +22,8 @@ use std::arch::x86_64::{__m256i, _mm256_loadu_si256, _mm256_store_si256, _mm256_
 /// Copies shorter than this go to `memcpy`: below glibc's `rep movsb` threshold its
 /// own vector moves run, and a loop's set-up would cost more than it saves.
 const LOOP_FROM: usize = 2048;
+// The loop's head and tail are a vector each.
+const _: () = assert!(LOOP_FROM >= 32);
 
 /// Copies `src` into `dst`, which must be as long.
 ///
@@ -26,6 +31,7 @@ const LOOP_FROM: usize = 2048;
 ///
 /// If the lengths differ (as `copy_from_slice` does).
 #[inline]
+#[track_caller]
 pub(crate) fn copy(dst: &mut [u8], src: &[u8]) {
     assert_eq!(
         dst.len(),
@@ -86,7 +92,8 @@ unsafe fn copy_avx(dst: *mut u8, src: *const u8, n: usize) {
     const V: usize = 32;
     // SAFETY: every access below stays within `0..n` of its place, as the caller's
     // promise covers; the aligned stores are at `dst + at` with `dst + at` a multiple
-    // of 32 (from `at = skip`, stepping by 32).
+    // of 32 (from `at = skip`, stepping by 32); the processor has AVX (the caller's
+    // promise, and this function's target feature).
     unsafe {
         let load = |at: usize| _mm256_loadu_si256(src.add(at).cast::<__m256i>());
         let head = load(0);
@@ -118,8 +125,9 @@ unsafe fn copy_avx(dst: *mut u8, src: *const u8, n: usize) {
 mod tests {
     use super::*;
 
-    /// Every length around the loop's edges, at every alignment of both ends within
-    /// a vector, against `copy_from_slice`; nothing outside the destination written.
+    /// Every length around the loop's edges, at every alignment of the destination
+    /// within a vector and many of the source, against `copy_from_slice`; nothing
+    /// outside the destination written.
     #[test]
     // Under Miri `copy` is `copy_from_slice` itself, and the many copies take hours.
     #[cfg_attr(miri, ignore)]
@@ -130,24 +138,18 @@ mod tests {
         let lens = (0..40)
             .chain(LOOP_FROM - 40..LOOP_FROM + 300)
             .chain([LOOP_FROM * 2 + 17, LOOP_FROM * 3 - 64]);
+        let mut dst = vec![0xAAu8; LOOP_FROM * 3 + 128];
+        // From `aligned` on, offsets `0..32` are every alignment within a vector.
+        let aligned = dst.as_ptr().align_offset(32);
         for len in lens {
-            for s in 0..33.min(src.len() - len + 1) {
-                for d in [0, 1, 7, 16, 31, 32] {
-                    let mut dst = vec![0xAAu8; len + 64];
+            for s in (0..33.min(src.len() - len + 1)).step_by(4) {
+                for d in aligned..aligned + 32 {
+                    dst.fill(0xAA);
                     copy(&mut dst[d..d + len], &src[s..s + len]);
-                    assert_eq!(
-                        &dst[d..d + len],
-                        &src[s..s + len],
-                        "len {len}, src {s}, dst {d}"
-                    );
-                    assert!(
-                        dst[..d].iter().all(|&b| b == 0xAA),
-                        "before: len {len} dst {d}"
-                    );
-                    assert!(
-                        dst[d + len..].iter().all(|&b| b == 0xAA),
-                        "after: len {len}"
-                    );
+                    let what = format!("len {len}, src {s}, dst {}", d - aligned);
+                    assert_eq!(&dst[d..d + len], &src[s..s + len], "{what}");
+                    assert!(dst[..d].iter().all(|&b| b == 0xAA), "before: {what}");
+                    assert!(dst[d + len..].iter().all(|&b| b == 0xAA), "after: {what}");
                 }
             }
         }

@@ -384,10 +384,10 @@ fn a_panic_with_operations_in_flight_ends_the_job() {
 
 /// Ranks whose counts put some of them in the node's shared-memory area and others on
 /// messages for the same collective (each side of a selection limit) end the job with
-/// a report of the disagreement instead of waiting for each other forever. From three
-/// ranks a bcast or allreduce meets in the area at any count (in pieces beyond a large
-/// buffer), so those cases disagree inside it: one rank's whole vector against
-/// pieces. There only the readers of a bcast learn of it, and return the error from
+/// a report of the disagreement instead of waiting for each other forever. An
+/// allreduce, and from three ranks a bcast, meets in the area at any count (in pieces
+/// beyond a large buffer), so those cases disagree inside it: one rank's whole vector
+/// against pieces. There only the readers of a bcast learn of it, and return the error from
 /// `main`, which prints it after finalizing, while the root (which returned) fails
 /// waiting for them: oxrun must let them finish finalizing rather than kill them with
 /// the job.

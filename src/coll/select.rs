@@ -327,15 +327,30 @@ pub(crate) fn choose(
 /// that all share one node, whose data fits the area's slots or whose ranks lend
 /// their buffers (`lend`, see [`lend`]), meets in the node's collective area rather
 /// than running a schedule: when forced to `shared_memory`, or lending, or below the
-/// measured size limits, unless another algorithm is forced.
+/// measured size limits, unless another algorithm is forced. `single_copy`: the node
+/// allows single copies (asked only where [`asks_single_copy`]).
 #[inline(always)]
-pub(crate) fn on_node(coll: Collective, bytes: usize, size: usize, lend: bool) -> Result<bool> {
+pub(crate) fn on_node(
+    coll: Collective,
+    bytes: usize,
+    size: usize,
+    lend: bool,
+    single_copy: bool,
+) -> Result<bool> {
     env()?;
     let forced = FORCED[coll.index()].load(Ordering::Relaxed);
     if forced != AUTO {
         return Ok(coll.candidates()[forced as usize] == SharedMemory);
     }
-    Ok(lend || table_on_node(coll, bytes, size))
+    Ok(lend || table_on_node(coll, bytes, size, single_copy))
+}
+
+/// Whether where `coll` goes depends on the node allowing single copies: where its
+/// ranks would [`lend`], and for an allreduce on 2 ranks longer than a slot (see
+/// `table_on_node`).
+#[inline(always)]
+pub(crate) fn asks_single_copy(coll: Collective, bytes: usize, size: usize) -> bool {
+    lend(coll, bytes, size) || (coll == Collective::Allreduce && size == 2 && bytes > WHOLE)
 }
 
 /// The most one rank contributes to an alltoall through the area (one large buffer:
@@ -382,7 +397,8 @@ const SCATTER_WHOLE: usize = 4096;
 
 /// The measured limits of the shared-memory path (docs/collectives.md), for data that
 /// fits the area. From three ranks (sharing cores here) it wins wherever the data fits
-/// (for a bcast or allreduce of any size, piece by piece), except for a scatter
+/// (for a bcast or allreduce of any size, piece by piece; an allreduce on 2 ranks too),
+/// except for a scatter
 /// beyond [`SCATTER_WHOLE`]: each rank is woken at most once per collective (per
 /// piece). On two ranks with a core each a short collective costs a cache-line
 /// handoff each way where a message costs its software path, and the limits are
@@ -390,11 +406,17 @@ const SCATTER_WHOLE: usize = 4096;
 /// (area over messages: bcast of 1-2 KiB 0.31-0.37 fast, 0.73-1.19 slow; gather of
 /// 1-2 KiB blocks 0.36-0.39 and 0.86-0.90, of 32 KiB 0.32-0.34 and 1.07; scatter of
 /// 256 B-1 KiB blocks 0.28-0.45 and 0.56-0.96).
-fn table_on_node(coll: Collective, bytes: usize, size: usize) -> bool {
+fn table_on_node(coll: Collective, bytes: usize, size: usize, single_copy: bool) -> bool {
     let two = size == 2;
     match coll {
         Collective::Barrier => true,
-        Collective::Allreduce => true,
+        // On 2 ranks longer vectors go in pieces through the area where the node allows
+        // single copies (against lent buffers, see `lend`; against recursive doubling's
+        // messages with single copies 0.75-0.83 of the time, fast phase, 8 rounds) and
+        // as messages where it does not: there recursive doubling, streaming through
+        // the rings, took 0.71-0.97 of the pieces' time at 64 KiB-1 MiB (8 rounds, both
+        // phases; at 128 KiB and less in the fast phase 1.03-1.26).
+        Collective::Allreduce => !two || bytes <= WHOLE || single_copy,
         // On 2 ranks longer vectors go as messages: in pieces through the area they
         // took 0.50-0.93 of the messages' time where a cache line crosses between the
         // cores in 0.06 us, but 1.45-3.3 times it where it takes 0.25 us (and

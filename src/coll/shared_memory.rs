@@ -167,8 +167,9 @@ impl Comm {
         let Some(slots) = self.node_indices()? else {
             return Ok(None);
         };
-        let lend = select::lend(coll, table_bytes, slots.len())
+        let single_copy = select::asks_single_copy(coll, table_bytes, slots.len())
             && engine::with(|e| Ok(e.net.node_single_copy()))?;
+        let lend = single_copy && select::lend(coll, table_bytes, slots.len());
         let slot_bytes = if lend { DESCRIPTOR } else { slot_bytes };
         if slot_bytes > LARGE {
             return Ok(None);
@@ -178,7 +179,7 @@ impl Comm {
             large: slot_bytes > SMALL,
             lend,
         };
-        Ok(select::on_node(coll, table_bytes, slots.len(), lend)?.then_some(venue))
+        Ok(select::on_node(coll, table_bytes, slots.len(), lend, single_copy)?.then_some(venue))
     }
 
     /// Runs one collective over the node's area, at `venue` (from [`Comm::on_node`]).

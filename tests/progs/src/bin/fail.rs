@@ -7,8 +7,8 @@
 //! `fail panicscope R` makes rank R panic inside a scope with a receive in flight,
 //! `fail catchop R` makes rank R catch the panic of a reduction operation and go on, `fail split OP` has every rank call collective OP with counts
 //! that send rank 0 to the node's shared-memory area and the others to messages
-//! (`fail split OP reversed`: the other way round; from three ranks a bcast or
-//! allreduce meets in the area at any count, so there the ranks disagree inside it),
+//! (`fail split OP reversed`: the other way round; an allreduce, and from three ranks
+//! a bcast, meets in the area at any count, so there the ranks disagree inside it),
 //! `fail finalize R WAIT` makes rank R finalize at
 //! once and `fail return R WAIT` makes its `main` return the error of a send to a rank
 //! that does not exist, while the others wait for it: WAIT is `rank` (a receive from
@@ -39,7 +39,8 @@ fn kill_self() -> ! {
 
 /// Collective `op` where rank 0's data (16 B) is within the shared-memory area's limit
 /// for it (on 2 ranks, and for reduce, gather and scatter on more) and the others'
-/// (40 000 B) is not, or if `reversed` the other way round.
+/// (40 000 B) is not, or if `reversed` the other way round (an allreduce has no such
+/// limit: its ranks disagree inside the area).
 fn split_paths(world: &oxmpi::Comm, op: &str, reversed: bool) -> oxmpi::Result<()> {
     let size = world.size() as usize;
     let n = if (world.rank() == 0) != reversed {
