@@ -47,6 +47,10 @@ pub const DRAIN: Duration = Duration::from_secs(1);
 /// their subreaper.
 const REAP_GAP: Duration = Duration::from_millis(250);
 
+/// How long a rank that said it lost a peer, and ended, waits to be blamed while the
+/// peer may still be dying (a killed process closes its sockets before it ends).
+const LOST_PEER_WAIT: Duration = Duration::from_millis(200);
+
 /// Reads from one output pipe before other sources get their turn.
 const READS_PER_TURN: usize = 4;
 /// How soon the event loop looks again at output streams left unread while oxrun's
@@ -531,34 +535,31 @@ impl Job {
     /// peer (what it sent before it ended is read first), then by
     /// [`RankExit::blame_order`].
     fn check_exits(&mut self) {
-        let mut ended = Vec::new();
-        for rank in 0..self.ranks.len() {
-            if self.ranks[rank].exit.is_some() {
-                continue;
-            }
-            // SAFETY: siginfo_t is plain data; all-zero means "no child changed state".
-            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-            let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
-            // SAFETY: `info` is a writable siginfo_t; the pid is our own child.
-            let rc = unsafe {
-                libc::waitid(
-                    libc::P_PID,
-                    self.ranks[rank].pid as libc::id_t,
-                    &mut info,
-                    flags,
-                )
-            };
-            // SAFETY: waitid filled `info` (or left it zeroed); si_pid and si_status
-            // are the fields it sets for a child that ended.
-            let (pid, status) = unsafe { (info.si_pid(), info.si_status()) };
-            if rc != 0 || pid == 0 {
-                continue;
-            }
-            ended.push((rank, RankExit::from_wait(info.si_code, status)));
-        }
+        let mut ended: Vec<(usize, RankExit)> = (0..self.ranks.len())
+            .filter(|&rank| self.ranks[rank].exit.is_none())
+            .filter_map(|rank| Some((rank, self.has_ended(rank)?)))
+            .collect();
         self.held = Some(Vec::new());
         for &(rank, _) in &ended {
             self.service_pmi(rank, true);
+        }
+        // A rank that lost a peer may end before the peer is seen to: a killed process
+        // closes its connections before it can be waited for. Blame goes to the peer
+        // if it ends within a moment.
+        if self.failure.is_none() {
+            let lost: Vec<usize> = ended
+                .iter()
+                .filter_map(|&(rank, _)| self.pmi.lost_peer(rank))
+                .collect();
+            for peer in lost {
+                if self.ranks[peer].exit.is_none()
+                    && !ended.iter().any(|&(r, _)| r == peer)
+                    && let Some(exit) = self.await_end(peer, LOST_PEER_WAIT)
+                {
+                    self.service_pmi(peer, true);
+                    ended.push((peer, exit));
+                }
+            }
         }
         let mut held = self.held.take().unwrap_or_default();
         ended.sort_by_key(|&(rank, exit)| (self.pmi.lost_a_peer(rank), exit.blame_order(), rank));
@@ -573,6 +574,40 @@ impl Job {
         }
         for failure in held {
             self.fail(failure);
+        }
+    }
+
+    /// How `rank` ended, if it has (it stays to be reaped).
+    fn has_ended(&self, rank: usize) -> Option<RankExit> {
+        // SAFETY: siginfo_t is plain data; all-zero means "no child changed state".
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+        // SAFETY: `info` is a writable siginfo_t; the pid is our own child.
+        let rc = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                self.ranks[rank].pid as libc::id_t,
+                &mut info,
+                flags,
+            )
+        };
+        // SAFETY: waitid filled `info` (or left it zeroed); si_pid and si_status are
+        // the fields it sets for a child that ended.
+        let (pid, status) = unsafe { (info.si_pid(), info.si_status()) };
+        (rc == 0 && pid != 0).then(|| RankExit::from_wait(info.si_code, status))
+    }
+
+    /// [`Job::has_ended`], looking again every millisecond for at most `wait`.
+    fn await_end(&self, rank: usize, wait: Duration) -> Option<RankExit> {
+        let until = Instant::now() + wait;
+        loop {
+            if let Some(exit) = self.has_ended(rank) {
+                return Some(exit);
+            }
+            if Instant::now() >= until {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
 

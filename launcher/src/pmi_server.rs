@@ -49,6 +49,8 @@ struct RankState {
     in_barrier: bool,
     /// It said it lost a peer (`oxmpi_lost`): its own end is likely a consequence.
     lost_a_peer: bool,
+    /// The peer it named, if a rank of the job.
+    lost_peer: Option<usize>,
 }
 
 impl RankState {
@@ -139,6 +141,11 @@ impl PmiServer {
     /// Whether `rank` said it lost a peer (`oxmpi_lost`).
     pub fn lost_a_peer(&self, rank: usize) -> bool {
         self.ranks[rank].lost_a_peer
+    }
+
+    /// The peer `rank` said it lost, if it named a rank of the job.
+    pub fn lost_peer(&self, rank: usize) -> Option<usize> {
+        self.ranks[rank].lost_peer
     }
 
     /// Whether `rank` entered the current barrier round.
@@ -255,7 +262,15 @@ impl PmiServer {
                 self.ranks[rank].finalized = true;
                 one(&mut out, reply("finalize_ack", &[("rc", "0")]));
             }
-            "oxmpi_lost" => self.ranks[rank].lost_a_peer = true,
+            "oxmpi_lost" => {
+                let size = self.ranks.len();
+                let state = &mut self.ranks[rank];
+                state.lost_a_peer = true;
+                state.lost_peer = req
+                    .get("peer")
+                    .and_then(|p| p.parse().ok())
+                    .filter(|&p: &usize| p < size && p != rank);
+            }
             "abort" => {
                 let code = match req.get("exitcode") {
                     None => 1,
@@ -673,6 +688,10 @@ mod tests {
             Outcome::default()
         );
         assert!(s.lost_a_peer(0) && !s.lost_a_peer(1));
+        assert_eq!((s.lost_peer(0), s.lost_peer(1)), (Some(2), None));
+        // A peer that is no rank of the job is not kept.
+        s.handle(1, &req("cmd=oxmpi_lost peer=9"));
+        assert!(s.lost_a_peer(1) && s.lost_peer(1).is_none());
     }
 
     #[test]
