@@ -328,7 +328,8 @@ pub(crate) fn choose(
 /// their buffers (`lend`, see [`lend`]), meets in the node's collective area rather
 /// than running a schedule: when forced to `shared_memory`, or lending, or below the
 /// measured size limits, unless another algorithm is forced. `single_copy`: the node
-/// allows single copies (asked only where [`asks_single_copy`]).
+/// allows single copies (asked only where the ranks would [`lend`] or
+/// [`pieces_need_single_copy`]).
 #[inline(always)]
 pub(crate) fn on_node(
     coll: Collective,
@@ -345,12 +346,11 @@ pub(crate) fn on_node(
     Ok(lend || table_on_node(coll, bytes, size, single_copy))
 }
 
-/// Whether where `coll` goes depends on the node allowing single copies: where its
-/// ranks would [`lend`], and for an allreduce on 2 ranks longer than a slot (see
-/// `table_on_node`).
+/// Whether `coll` meets in the area in pieces only where the node allows single
+/// copies: an allreduce on 2 ranks longer than a slot (see `table_on_node`).
 #[inline(always)]
-pub(crate) fn asks_single_copy(coll: Collective, bytes: usize, size: usize) -> bool {
-    lend(coll, bytes, size) || (coll == Collective::Allreduce && size == 2 && bytes > WHOLE)
+pub(crate) fn pieces_need_single_copy(coll: Collective, bytes: usize, size: usize) -> bool {
+    coll == Collective::Allreduce && size == 2 && bytes > WHOLE
 }
 
 /// The most one rank contributes to an alltoall through the area (one large buffer:

@@ -167,9 +167,11 @@ impl Comm {
         let Some(slots) = self.node_indices()? else {
             return Ok(None);
         };
-        let single_copy = select::asks_single_copy(coll, table_bytes, slots.len())
+        let n = slots.len();
+        let lends = select::lend(coll, table_bytes, n);
+        let single_copy = (lends || select::pieces_need_single_copy(coll, table_bytes, n))
             && engine::with(|e| Ok(e.net.node_single_copy()))?;
-        let lend = single_copy && select::lend(coll, table_bytes, slots.len());
+        let lend = lends && single_copy;
         let slot_bytes = if lend { DESCRIPTOR } else { slot_bytes };
         if slot_bytes > LARGE {
             return Ok(None);
@@ -179,7 +181,7 @@ impl Comm {
             large: slot_bytes > SMALL,
             lend,
         };
-        Ok(select::on_node(coll, table_bytes, slots.len(), lend, single_copy)?.then_some(venue))
+        Ok(select::on_node(coll, table_bytes, n, lend, single_copy)?.then_some(venue))
     }
 
     /// Runs one collective over the node's area, at `venue` (from [`Comm::on_node`]).

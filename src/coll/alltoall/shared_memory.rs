@@ -130,12 +130,12 @@ fn lent(m: &mut Meeting<'_>, send: Option<&[u8]>, recv: &mut [u8], block: usize)
         _ => 0,
     };
     // In place, the blocks others copy must not change under them.
-    let copy;
+    let saved;
     let from = match send {
         Some(s) => s,
         None => {
-            copy = recv.to_vec();
-            &copy
+            saved = recv.to_vec();
+            &saved
         }
     };
     m.set_shape(block * size, 1);
