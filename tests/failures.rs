@@ -187,7 +187,7 @@ fn oxrun_killed_during_start_up_leaves_nothing_in_dev_shm() {
 
 #[test]
 fn a_dev_shm_too_small_for_the_segment_is_a_clear_error() {
-    // A private /dev/shm of 1 MiB, in a mount namespace: 2 ranks need 2.5 MiB.
+    // A private /dev/shm of 1 MiB, in a mount namespace: 2 ranks need 5.5 MiB.
     let private = std::process::Command::new("unshare")
         .args(["-m", "sh", "-c", "mount -t tmpfs -o size=1m tmpfs /dev/shm"])
         .status();

@@ -4,9 +4,8 @@
 //! Up to [`WHOLE`] (32 KiB), while `p` vectors come to less than [`PIECES_FROM`]:
 //! every rank writes its vector, waits for all, and combines all vectors itself.
 //! Cost: one arrival per rank, then `p` vectors read and `p - 1` combines on every
-//! rank. Longer vectors go in pieces of a large buffer
-//! (128 KiB), each
-//! in two collectives: every rank writes its piece (all but its own `1/p` segment,
+//! rank. Longer vectors go in pieces of a large buffer (512 KiB), each in two
+//! collectives: every rank writes its piece (all but its own `1/p` segment,
 //! which nobody else reads), then combines that segment of the piece from every
 //! rank's (a reduce-scatter) and writes it, then copies every rank's segment out (an
 //! allgather). Cost per piece: two arrivals per rank, and each

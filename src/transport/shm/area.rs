@@ -40,9 +40,15 @@ pub(crate) const SMALL: usize = 4096 + LINE - PREFIX;
 /// average), for 400 KiB more per rank.
 pub(crate) const DEPTH: u64 = 128;
 /// Data bytes of a large buffer: the largest contribution a rank makes to one
-/// collective over the area (a piece of a long bcast or allreduce; other collectives
-/// stay below `coll::shared_memory::WHOLE`).
-pub(crate) const LARGE: usize = 128 * 1024;
+/// collective over the area (a piece of a long bcast, allreduce or alltoall; other
+/// collectives stay below `coll::shared_memory::WHOLE`). Each piece costs every rank
+/// a meeting, and ranks that share cores switch at each: against 128 KiB, 512 KiB
+/// took allreduce of 256 KiB-1 MiB to 0.44-0.69 of the time on 2 ranks, 0.66-1.03 on
+/// 4 (three sets) and 0.67-0.80 on 8, bcast to 0.75-0.83 on 4 and 0.84-0.95 on 8 (medians of 8-16
+/// interleaved rounds); 256 KiB and 1 MiB buffers were slower than 512 KiB (on 8
+/// ranks 1.03-1.71 and 1.01-1.07), and two buffers instead of four 1.13-1.38 on 4
+/// ranks. The cost is 1.5 MiB more per rank than 128 KiB.
+pub(crate) const LARGE: usize = 512 * 1024;
 /// Large buffers per rank.
 pub(crate) const LARGE_DEPTH: u64 = 4;
 

@@ -307,14 +307,14 @@ mod tests {
         // The default ring (256 KiB); docs/shared-memory.md quotes these sizes.
         let lines = 256 * 1024 / LINE;
         let per_rank = footprint(2, lines) - footprint(1, lines);
-        assert_eq!(per_rank, (4 + 256 + 512 + 2) * 1024 + 128 * 4160);
+        assert_eq!(per_rank, (4 + 256 + 4 * 512 + 2) * 1024 + 128 * 4160);
         for n in [2, 16, 64] {
             assert_eq!(footprint(n, lines), HEADER + n * per_rank);
         }
         let mib = |n| footprint(n, lines) as f64 / (1024.0 * 1024.0);
         assert_eq!(
             format!("{:.2} {:.2} {:.1}", mib(2), mib(16), mib(64)),
-            "2.53 20.22 80.9"
+            "5.53 44.22 176.9"
         );
     }
 }

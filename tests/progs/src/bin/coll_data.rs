@@ -303,9 +303,10 @@ fn allgatherv(world: &Comm, alg: &str) {
 
 fn alltoall(world: &Comm, alg: &str) {
     let (rank, size) = (world.rank() as usize, world.size() as usize);
-    // About 200 KB per rank: through the node's area (forced) in two pieces, the last
-    // shorter, where nothing is lent (1 and 2 ranks, or no single copies).
-    let pieces = 50_001 / size + 1;
+    // About 800 KB per rank: through the node's area (forced) in two pieces of at most
+    // a 512 KiB large buffer, the last shorter, where nothing is lent (1 and 2 ranks,
+    // or no single copies).
+    let pieces = 200_001 / size + 1;
     for n in blocks(size).into_iter().chain([pieces]) {
         let send: Vec<u32> = (0..size)
             .flat_map(|to| (0..n).map(move |i| val(rank, to, i)))
