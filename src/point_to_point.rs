@@ -109,11 +109,7 @@ impl Comm {
         // The pattern is built inside the engine call, where it is posted: built
         // before it, it was stored in parts and read back whole, and that read
         // waited for this rank's last send to leave the core (docs/benchmarks.md).
-        engine::with(|e| match e.start_recv(self.pattern(source, tag)?, buf)? {
-            Started::Done(got) => got,
-            Started::Pending(id) => e.wait(id),
-        })?
-        .whole(size_of::<T>())
+        engine::with(|e| e.recv(self.pattern(source, tag)?, buf))?.whole(size_of::<T>())
     }
 
     /// Receives a message of any size matching `source` and `tag` into a new vector

@@ -10,15 +10,8 @@ use std::collections::VecDeque;
 
 use super::requests::ReqId;
 use crate::status::{Source, TagSel};
+pub(crate) use crate::transport::frame::Envelope;
 use crate::transport::frame::RemoteBuf;
-
-/// The matching fields of a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Envelope {
-    pub ctx: u32,
-    pub src: i32,
-    pub tag: i32,
-}
 
 /// A posted receive's selectors, packed into two words. Its four 32-bit fields
 /// were built with narrower stores than the wide loads that copy a pattern into the
@@ -193,6 +186,11 @@ impl Matcher {
             keep
         });
         taken
+    }
+
+    /// Whether any receive is posted.
+    pub(crate) fn has_posted(&self) -> bool {
+        !self.posted.is_empty()
     }
 
     /// Whether a posted receive satisfies `test` (by pattern and id).

@@ -7,6 +7,7 @@
 //! is reached only through [`with`], on the thread that called init ([`owner`]), so
 //! raw buffer views are never dereferenced by two threads at once.
 
+mod blocking_recv;
 pub(crate) mod context;
 pub(crate) mod credits;
 pub(crate) mod finalized;

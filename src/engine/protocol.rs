@@ -113,7 +113,7 @@ pub(super) fn control(kind: Kind, a: u64, b: u64) -> OutFrame {
 /// inlined, its error boxed as a finished request keeps it, so that the status is
 /// stored once, in place (see `Requests::take_done`).
 #[inline(always)]
-fn land_eager(
+pub(crate) fn land_eager(
     outbox: &mut Vec<(usize, OutFrame)>,
     credits: &mut Credits,
     peer: usize,

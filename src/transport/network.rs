@@ -105,6 +105,23 @@ impl Network {
         Ok(moved)
     }
 
+    /// [`Shm::take_eager`], where shared memory is this rank's only way in from other
+    /// ranks (no TCP transport) and nothing of its own to itself or to a full ring
+    /// waits; `None` when nothing has arrived, `Some(false)` when a progress pass is
+    /// needed (also whenever these conditions do not hold).
+    #[inline]
+    pub(crate) fn take_eager(
+        &mut self,
+        accept: impl FnOnce(usize, Envelope, &[u8]) -> bool,
+    ) -> Option<bool> {
+        match &mut self.shm {
+            Some(shm) if self.tcp.is_none() && !self.lo.is_pending() && !shm.has_blocked() => {
+                shm.take_eager(accept)
+            }
+            _ => Some(false),
+        }
+    }
+
     /// Largest message sent eagerly to `peer`.
     pub(crate) fn eager_limit(&mut self, peer: usize) -> usize {
         match (self.routes[peer], &self.shm, &self.tcp) {

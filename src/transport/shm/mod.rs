@@ -445,6 +445,48 @@ impl Shm {
         }
     }
 
+    /// Takes the frame at the head of this rank's ring if it is a plain eager message
+    /// (no acknowledgement asked) that `accept` takes, given the sender's world rank,
+    /// the envelope and the payload: `accept` lands the payload itself. `None`: the
+    /// ring is empty. `Some(false)`: a frame waits that [`Transport::progress`] must
+    /// handle (another kind, one `accept` refused, one whose payload wraps around the
+    /// ring's end, or one that is malformed, which `progress` reports).
+    #[inline]
+    pub(crate) fn take_eager(
+        &mut self,
+        accept: impl FnOnce(usize, Envelope, &[u8]) -> bool,
+    ) -> Option<bool> {
+        let inbox = self.inboxes[self.local];
+        let frame = inbox.peek(self.head)?;
+        if frame.hdr.kind() != Some(Kind::Eager)
+            || frame.hdr.flags != 0
+            || frame.hdr.payload as usize > ring::max_payload(self.config.ring_lines)
+        {
+            return Some(false);
+        }
+        let (Some(&peer), Some(bytes)) = (self.world_of.get(frame.from), inbox.payload(&frame))
+        else {
+            return Some(false);
+        };
+        let env = Envelope {
+            ctx: frame.hdr.ctx,
+            src: frame.hdr.src,
+            tag: frame.hdr.tag,
+        };
+        if !accept(peer, env, bytes) {
+            return Some(false);
+        }
+        inbox.release(self.head, frame.lines);
+        self.head += frame.lines;
+        self.publish();
+        Some(true)
+    }
+
+    /// Whether frames of ours wait for room in a local peer's ring.
+    pub(crate) fn has_blocked(&self) -> bool {
+        !self.blocked.is_empty()
+    }
+
     /// Makes our consumed lines free for producers if any wait (or a good part of the
     /// ring is held back), waking the waiters.
     fn publish(&mut self) {
