@@ -1,5 +1,6 @@
-//! A blocking receive, and its short way: a rank with a core of its own that has
-//! nothing else in flight watches its ring for the message itself and lands it
+//! A blocking receive, and its short way: a rank that may spin (it has a core of its
+//! own, or the ranks that share its core sleep) and has nothing else in flight
+//! watches its ring for the message itself and lands it
 //! straight into the caller's buffer, without a request, a posted-queue entry or a
 //! progress pass.
 //!
@@ -51,8 +52,7 @@ impl Engine {
     #[inline]
     fn may_take_straight(&self, pattern: &Pattern) -> bool {
         let core = &self.core;
-        self.policy.spins()
-            && !core.matcher.has_posted()
+        !core.matcher.has_posted()
             && !core.matcher.has_unexpected()
             && core.outbox.is_empty()
             && core.pulls.is_empty()
@@ -60,6 +60,7 @@ impl Engine {
             && core.shared.is_empty()
             && self.colls.is_empty()
             && pattern.from().is_none_or(|peer| !core.finalized.has(peer))
+            && self.policy.may_spin(|cores| self.net.crowded(cores))
     }
 
     /// Watches the ring for the message; its result, or `None` where the usual way

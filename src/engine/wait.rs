@@ -84,6 +84,16 @@ impl WaitPolicy {
     pub(crate) fn spins(&self) -> bool {
         !self.spin.is_zero()
     }
+
+    /// Whether a waiter may spin now: it has a core of its own, or, on an
+    /// oversubscribed node, no more awake ranks than it has CPUs compete for them
+    /// (`crowded` is asked only then, as in [`Idle::next`]).
+    pub(crate) fn may_spin(&self, crowded: impl Fn(usize) -> bool) -> bool {
+        match self.cores {
+            Some(cores) => !crowded(cores),
+            None => self.spins(),
+        }
+    }
 }
 
 /// Reads a numeric `OXMPI_*` variable; unset is `None`, garbage is an error.
