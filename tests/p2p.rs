@@ -29,6 +29,11 @@ fn ordering_is_kept_per_sender_and_tags_match_out_of_order() {
 }
 
 #[test]
+fn blocking_receives_take_messages_off_the_ring_or_hand_over() {
+    suite("p2p_blocking_recv", "blocking_recv");
+}
+
+#[test]
 fn wildcards_and_master_worker() {
     suite("p2p_wildcards", "wildcards");
 }

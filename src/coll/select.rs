@@ -353,14 +353,15 @@ pub(crate) fn pieces_need_single_copy(coll: Collective, bytes: usize, size: usiz
     coll == Collective::Allreduce && size == 2 && bytes > WHOLE
 }
 
-/// The most one rank contributes to an alltoall through the area (one large buffer:
-/// a single piece, see `alltoall/shared_memory.rs`); beyond, from three ranks, the
+/// The most one rank contributes to an alltoall through the area (a single piece in
+/// a large buffer, see `alltoall/shared_memory.rs`); beyond, from three ranks, the
 /// ranks lend their buffers where the node allows single copies (and rank 0 decides,
 /// as it learns, whether all copy from the lent buffers or go in pieces through the
 /// area), and send messages where it does not. Measured (docs/collectives.md), area
 /// over lent time: 128 KiB per rank on 4 and 8 ranks 0.40-0.44 where a cache line
 /// crosses between the cores in 0.06 us (a lent copy pins every page it reads),
-/// 0.84-0.95 where it takes 0.25 us; 256 KiB in two pieces 0.51-0.59 and 0.99-1.25.
+/// 0.84-0.95 where it takes 0.25 us; 256 KiB in two pieces (of the 128 KiB large buffers
+/// then) 0.51-0.59 and 0.99-1.25.
 /// Without single copies, pieces through the area did not beat messages (4 ranks,
 /// 32 KiB-1 MiB blocks: 0.88-2.1 of their time).
 const ALLTOALL_AREA: usize = 128 * 1024;

@@ -1,24 +1,29 @@
-//! A blocking receive, and its short way: a rank that may spin (it has a core of its
-//! own, or the ranks that share its core sleep) and has nothing else in flight
-//! watches its ring for the message itself and lands it
-//! straight into the caller's buffer, without a request, a posted-queue entry or a
-//! progress pass.
+//! A blocking receive, and its short way: a rank with nothing of its own waiting to
+//! go out watches its ring for the message itself and lands it straight into the
+//! caller's buffer, without a request, a posted-queue entry or a progress pass.
 //!
 //! Why: on the usual way the message crosses the posted queue, the request table, the
 //! transport's sink and the wait loop, about 850 instructions for an 8-byte receive
-//! here (`callgrind`); the short way takes it off the ring where it lies. Measured:
-//! `oxbench latency` of 8 B in 0.76 of the time in the VM's fast phase, 0.50 in the
-//! slow one (30 interleaved rounds; docs/benchmarks.md).
+//! here (`callgrind`); the short way takes 400. Measured: `oxbench latency` of 8 B in
+//! 0.68-0.76 of the time in the VM's fast phase, 0.50-0.85 in the slow one (two sets
+//! of 30 interleaved rounds; docs/benchmarks.md).
 //!
 //! Invariants, which keep MPI's matching rules: the short way runs only while no
 //! receive is posted and no message waits unmatched (so the first message that
 //! matches is this receive's, and none older from the same sender is held
-//! anywhere), while shared memory is the only way in and nothing of this rank waits
-//! to go out (nothing a peer could be waiting for is held back while it watches), and
-//! it takes only a frame at the head of the ring, in ring order. At the first frame it
-//! does not take (another receive's message, a synchronous send, a rendezvous), or
-//! after [`LOOKS`] looks at an empty ring, it posts the receive and waits the usual
-//! way, whose progress pass handles that frame.
+//! anywhere), while shared memory is the only way in, and while nothing of this rank
+//! waits to go out or to be copied (outbox, single-copy reads and helps, split
+//! copies, a full ring, a message to itself, a nonblocking collective): nothing a peer
+//! could be waiting for is held back while it watches. Requests that wait for an
+//! answer (a rendezvous send's clear-to-send, a synchronous send's acknowledgement,
+//! a receive's data) may be in flight: their answers come as frames the short way
+//! does not take. It takes only the frame at the head of the ring, in ring order. At
+//! the first frame it does not take (another receive's message, a synchronous send,
+//! a rendezvous, any other kind), when the ring is empty and the rank may not spin
+//! ([`WaitPolicy::may_spin`](super::wait::WaitPolicy::may_spin)), or after [`LOOKS`]
+//! looks at an empty ring, it posts the receive and waits the usual way, whose
+//! progress pass handles that frame. A message taken counts as progress for the
+//! watch over silent peers, as one a progress pass delivers does.
 
 use super::matching::Pattern;
 use super::protocol::land_eager;
@@ -34,11 +39,14 @@ const LOOKS: u32 = 256;
 impl Engine {
     /// Receives a message matching `pattern` into `buf` and waits for it.
     pub(crate) fn recv(&mut self, pattern: Pattern, buf: UserBufMut) -> Result<Status> {
-        if self.may_take_straight(&pattern)
-            && let Some(got) = self.take_straight(&pattern, buf)
+        if self.may_take_straight(pattern)
+            && let Some(got) = self.take_straight(pattern, buf)
         {
             // A credit the sender is due goes out now, as after any receive.
             self.flush_outbox()?;
+            if self.silent.moved() {
+                self.ask_for_silent_peers()?;
+            }
             return got;
         }
         match self.start_recv(pattern, buf)? {
@@ -50,7 +58,7 @@ impl Engine {
     /// Whether this receive may take its message off the ring itself (see the module
     /// documentation).
     #[inline]
-    fn may_take_straight(&self, pattern: &Pattern) -> bool {
+    fn may_take_straight(&self, pattern: Pattern) -> bool {
         let core = &self.core;
         !core.matcher.has_posted()
             && !core.matcher.has_unexpected()
@@ -60,13 +68,12 @@ impl Engine {
             && core.shared.is_empty()
             && self.colls.is_empty()
             && pattern.from().is_none_or(|peer| !core.finalized.has(peer))
-            && self.policy.may_spin(|cores| self.net.crowded(cores))
     }
 
     /// Watches the ring for the message; its result, or `None` where the usual way
     /// must take over.
-    fn take_straight(&mut self, pattern: &Pattern, buf: UserBufMut) -> Option<Result<Status>> {
-        for _ in 0..LOOKS {
+    fn take_straight(&mut self, pattern: Pattern, buf: UserBufMut) -> Option<Result<Status>> {
+        for look in 0..LOOKS {
             let core = &mut self.core;
             let mut got = None;
             let taken = self.net.take_eager(|peer, env, data| {
@@ -85,9 +92,16 @@ impl Engine {
                 true
             });
             match taken {
-                None => std::hint::spin_loop(),
                 Some(true) => return got.map(|got| got.map_err(|e| *e)),
                 Some(false) => return None,
+                // The ring is empty: watch on only where this rank may spin, asked
+                // after the first look, so that a message already there costs no
+                // question (on an oversubscribed node it reads every local rank's
+                // line).
+                None if look == 0 && !self.policy.may_spin(|cores| self.net.crowded(cores)) => {
+                    return None;
+                }
+                None => std::hint::spin_loop(),
             }
         }
         None

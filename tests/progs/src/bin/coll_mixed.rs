@@ -166,8 +166,9 @@ fn disagreeing_counts(world: &Comm) {
         world.allgather(&vec![1u16; n], &mut vec![0u16; n * world.size() as usize]),
         "allgather",
     );
-    // Vectors that go in pieces: the ranks disagree on how many pieces there are.
-    let long = if rank == 0 { 100_000 } else { 40_000 };
+    // Vectors that go in pieces (of a 512 KiB large buffer at most): the ranks
+    // disagree on how many pieces there are.
+    let long = if rank == 0 { 1_200_000 } else { 600_000 };
     let mut buf = vec![7u8; long];
     let r = world.bcast(&mut buf, 0);
     if rank == 0 {
@@ -175,7 +176,7 @@ fn disagreeing_counts(world: &Comm) {
     } else {
         expect_disagree(r, "bcast in pieces");
     }
-    let long = if rank == 0 { 20_000 } else { 30_000 };
+    let long = if rank == 0 { 100_000 } else { 150_000 };
     expect_disagree(
         world.allreduce(&vec![1.5f64; long], &mut vec![0.0; long], Op::Sum),
         "allreduce in pieces",
