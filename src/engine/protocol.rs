@@ -375,11 +375,7 @@ impl Core {
 
 impl Sink for Core {
     fn frame(&mut self, peer: usize, hdr: &Header, payload: &[u8]) -> Result<()> {
-        let env = Envelope {
-            ctx: hdr.ctx,
-            src: hdr.src,
-            tag: hdr.tag,
-        };
+        let env = hdr.envelope();
         match hdr.kind() {
             Some(Kind::Eager) => {
                 let sync = (hdr.flags & flags::SYNC != 0).then_some(hdr.a);

@@ -128,6 +128,16 @@ impl Header {
     pub(crate) fn kind(&self) -> Option<Kind> {
         Kind::from_u8(self.kind)
     }
+
+    /// The envelope the header carries (what [`Header::eager`] was given).
+    #[inline(always)]
+    pub(crate) fn envelope(&self) -> Envelope {
+        Envelope {
+            ctx: self.ctx,
+            src: self.src,
+            tag: self.tag,
+        }
+    }
 }
 
 /// What a receive matches a message by: communicator context, sender's rank in the

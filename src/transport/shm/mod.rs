@@ -415,18 +415,7 @@ impl Shm {
     /// Hands the frame at our ring's head to the sink.
     fn deliver(&mut self, frame: &ring::Frame, sink: &mut dyn Sink) -> Result<()> {
         let inbox = self.inboxes[self.local];
-        let Some(&peer) = self.world_of.get(frame.from) else {
-            return Err(self.protocol(
-                None,
-                format!("frame from unknown local rank {}", frame.from),
-            ));
-        };
-        if frame.hdr.payload as usize > ring::max_payload(self.config.ring_lines) {
-            return Err(self.protocol(
-                None,
-                format!("frame of {} bytes cannot be in a ring", frame.hdr.payload),
-            ));
-        }
+        let peer = self.sender(frame)?;
         if frame.hdr.kind() == Some(Kind::Data) {
             let dest = sink.data_dest(peer, &frame.hdr)?;
             inbox.copy_payload(frame, 0, dest.as_mut_slice());
@@ -445,6 +434,32 @@ impl Shm {
         }
     }
 
+    /// The world rank that sent `frame`, once the frame is checked: its sender is a
+    /// local rank, and its payload fits a ring.
+    #[inline]
+    fn sender(&self, frame: &ring::Frame) -> Result<usize> {
+        let Some(&peer) = self.world_of.get(frame.from) else {
+            return Err(self.protocol(
+                None,
+                format!("frame from unknown local rank {}", frame.from),
+            ));
+        };
+        if frame.hdr.payload as usize > ring::max_payload(self.config.ring_lines) {
+            return Err(self.protocol(
+                None,
+                format!("frame of {} bytes cannot be in a ring", frame.hdr.payload),
+            ));
+        }
+        Ok(peer)
+    }
+
+    /// Moves this rank's head past `frame`, which it has handled.
+    #[inline]
+    fn consumed(&mut self, frame: &ring::Frame) {
+        self.inboxes[self.local].release(self.head, frame.lines);
+        self.head += frame.lines;
+    }
+
     /// Takes the frame at the head of this rank's ring if it is a plain eager message
     /// (no acknowledgement asked) that `accept` takes, given the sender's world rank,
     /// the envelope and the payload: `accept` lands the payload itself. `None`: the
@@ -458,26 +473,20 @@ impl Shm {
     ) -> Option<bool> {
         let inbox = self.inboxes[self.local];
         let frame = inbox.peek(self.head)?;
-        if frame.hdr.kind() != Some(Kind::Eager)
-            || frame.hdr.flags != 0
-            || frame.hdr.payload as usize > ring::max_payload(self.config.ring_lines)
-        {
+        if frame.hdr.kind() != Some(Kind::Eager) || frame.hdr.flags != 0 {
             return Some(false);
         }
-        let (Some(&peer), Some(bytes)) = (self.world_of.get(frame.from), inbox.payload(&frame))
-        else {
+        // Checked before its payload is looked at, as `deliver` does.
+        let Ok(peer) = self.sender(&frame) else {
             return Some(false);
         };
-        let env = Envelope {
-            ctx: frame.hdr.ctx,
-            src: frame.hdr.src,
-            tag: frame.hdr.tag,
+        let Some(bytes) = inbox.payload(&frame) else {
+            return Some(false);
         };
-        if !accept(peer, env, bytes) {
+        if !accept(peer, frame.hdr.envelope(), bytes) {
             return Some(false);
         }
-        inbox.release(self.head, frame.lines);
-        self.head += frame.lines;
+        self.consumed(&frame);
         self.publish();
         Some(true)
     }
@@ -921,8 +930,7 @@ impl Transport for Shm {
         let mut moved = false;
         while let Some(frame) = inbox.peek(self.head) {
             self.deliver(&frame, sink)?;
-            inbox.release(self.head, frame.lines);
-            self.head += frame.lines;
+            self.consumed(&frame);
             moved = true;
         }
         self.publish();

@@ -67,12 +67,7 @@ fn compact(hdr: &Header, from: usize) -> Option<[u8; COMPACT_LEN]> {
     if hdr.a != 0 || hdr.b != 0 || hdr.seq != 0 || hdr.kind & COMPACT != 0 {
         return None;
     }
-    let env = Envelope {
-        ctx: hdr.ctx,
-        src: hdr.src,
-        tag: hdr.tag,
-    };
-    let (first, second, len) = compact_words(hdr.kind, hdr.flags, from, env, payload);
+    let (first, second, len) = compact_words(hdr.kind, hdr.flags, from, hdr.envelope(), payload);
     let mut c = [0u8; COMPACT_LEN];
     c[..8].copy_from_slice(&first.to_le_bytes());
     c[8..16].copy_from_slice(&second.to_le_bytes());
