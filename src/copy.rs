@@ -38,7 +38,12 @@ pub(crate) fn copy(dst: &mut [u8], src: &[u8]) {
         src.len(),
         "copy between slices of different lengths"
     );
-    if dst.len() < LOOP_FROM || !vector_loop() {
+    let n = dst.len();
+    if n <= 16 {
+        copy_short(dst, src);
+        return;
+    }
+    if n < LOOP_FROM || !vector_loop() {
         dst.copy_from_slice(src);
         return;
     }
@@ -47,6 +52,27 @@ pub(crate) fn copy(dst: &mut [u8], src: &[u8]) {
     // mutably); `vector_loop` saw AVX.
     unsafe {
         copy_avx(dst.as_mut_ptr(), src.as_ptr(), dst.len())
+    }
+}
+
+/// Copies of up to 16 bytes (the blocks of a short alltoall, say) as two moves of
+/// a fixed width that may overlap, inline, instead of a call to `memcpy` with its
+/// dispatch on the length.
+#[inline(always)]
+fn copy_short(dst: &mut [u8], src: &[u8]) {
+    let n = dst.len();
+    macro_rules! two {
+        ($w:literal) => {{
+            dst[..$w].copy_from_slice(&src[..$w]);
+            dst[n - $w..].copy_from_slice(&src[n - $w..]);
+        }};
+    }
+    match n {
+        8..=16 => two!(8),
+        4..=7 => two!(4),
+        2..=3 => two!(2),
+        1 => dst[0] = src[0],
+        _ => {}
     }
 }
 

@@ -304,6 +304,9 @@ impl<'a> Meeting<'a> {
         if !Self::all_reached(area, slots, seq) {
             // A rank that finalized before entering never will.
             let stuck = |f: &Finalized| {
+                if !f.any() {
+                    return None;
+                }
                 (0..slots.len())
                     .find(|&r| f.has(group[r] as usize) && !area.entered(slots[r], seq))
                     .map(|r| group[r] as usize)
@@ -374,7 +377,20 @@ impl<'a> Meeting<'a> {
     /// collective, for operations that read nothing from the others (reading checks
     /// it for the rank read).
     pub(crate) fn all_entered_same(&self) -> Result<()> {
-        (0..self.slots.len()).try_for_each(|r| self.entered_same(r))
+        (0..self.slots.len()).try_for_each(|r| self.check_entered(r))
+    }
+
+    /// [`Meeting::entered_same`], with the common case (`rank` entered this very
+    /// collective in the area and has not moved on) told by one load and compare.
+    #[inline]
+    fn check_entered(&self, rank: usize) -> Result<()> {
+        if self
+            .area
+            .entered_as(self.slots[rank], self.ticket.seq, self.op as u8)
+        {
+            return Ok(());
+        }
+        self.entered_same(rank)
     }
 
     /// Waits until `rank` has published.
@@ -393,8 +409,28 @@ impl<'a> Meeting<'a> {
 
     /// What `rank` (which has published) wrote, checked to be `len` bytes of an
     /// operation of the same shape as this rank's.
+    #[inline]
     pub(crate) fn read(&self, rank: usize, len: usize) -> Result<&[u8]> {
         let (data, theirs) = self.raw(rank)?;
+        // The shape holds the length, the element size and whether the rank lent its
+        // buffer: one compare covers the three checks below where the ranks agree.
+        if theirs == self.shape && data.len() == len {
+            return Ok(data);
+        }
+        self.disagreement(rank, len, data.len(), theirs)
+    }
+
+    /// Why `rank`'s `got` bytes of an operation of shape `theirs` are not the `len`
+    /// bytes of this rank's shape that [`Meeting::read`] expected.
+    #[cold]
+    #[inline(never)]
+    fn disagreement<'m>(
+        &self,
+        rank: usize,
+        len: usize,
+        got: usize,
+        theirs: u64,
+    ) -> Result<&'m [u8]> {
         let disagree = |what: &str, theirs: u64, ours: u64| {
             Err(Error::InvalidArgument(format!(
                 "{}: rank {rank} {what} {theirs} bytes where rank {} has {ours} (the ranks disagree on the counts)",
@@ -426,10 +462,8 @@ impl<'a> Meeting<'a> {
         if esz(theirs) != esz(ours) {
             return disagree("has elements of", esz(theirs), esz(ours));
         }
-        if data.len() != len {
-            return disagree("contributed", data.len() as u64, len as u64);
-        }
-        Ok(data)
+        // The shapes agree, so the lengths do not.
+        disagree("contributed", got as u64, len as u64)
     }
 
     /// What `rank` (which has published) wrote, its length unchecked, and the length
@@ -442,6 +476,7 @@ impl<'a> Meeting<'a> {
     /// Fails if `rank` (which has published) runs this collective as messages
     /// instead ([`Beside`]), or entered another collective than this rank (the ranks
     /// call different collectives, or in a different order).
+    #[cold]
     fn entered_same(&self, rank: usize) -> Result<()> {
         match self.area.arrival(self.slots[rank], self.ticket.seq) {
             // Fatal, as on the messages side: that rank may already have returned
@@ -484,9 +519,10 @@ impl<'a> Meeting<'a> {
 
     /// What `rank` wrote, and the shape of its operation; an error if it runs this
     /// collective as messages instead ([`Beside`]) or entered another one.
+    #[inline]
     fn raw(&self, rank: usize) -> Result<(&[u8], u64)> {
         let (l, seq) = (self.slots[rank], self.ticket.seq);
-        self.entered_same(rank)?;
+        self.check_entered(rank)?;
         // SAFETY: callers read only ranks they waited for (`wait_all`, `wait_for`), and
         // the slice borrows the meeting, which must be borrowed mutably to publish or
         // move on: the bytes are dropped before this rank enters the next collective.

@@ -59,6 +59,12 @@ impl Finalized {
         self.gone.len()
     }
 
+    /// Whether some rank has finalized (a wait that asks on every pass which of its
+    /// peers did can skip the question while none has).
+    pub(crate) fn any(&self) -> bool {
+        self.count > 0
+    }
+
     /// Whether world rank `peer` has finalized.
     pub(crate) fn has(&self, peer: usize) -> bool {
         self.gone[peer]

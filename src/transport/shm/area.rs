@@ -69,6 +69,14 @@ pub(crate) const BLOCK: usize = LARGE_START + LARGE_DEPTH as usize * LARGE + STA
 /// alike to the processor's 4 KiB alias check.
 const STAGGER: usize = 2048;
 const _: () = assert!(BLOCK % PAGE == PAGE / 2);
+// The words of the area lie at offsets built from these, so all are 8-byte aligned.
+const _: () = assert!(
+    BLOCK.is_multiple_of(8)
+        && SLOT_SPAN.is_multiple_of(8)
+        && LARGE_START.is_multiple_of(8)
+        && PREFIX.is_multiple_of(8)
+        && LARGE.is_multiple_of(8)
+);
 
 /// Set in a sequence word by a rank that entered the collective but runs it as
 /// messages (the selection sent it there: it disagrees on the counts with any rank
@@ -124,8 +132,11 @@ impl Area {
     }
 
     fn word(&self, off: usize) -> &AtomicU64 {
-        assert!(off + 8 <= self.ranks * BLOCK && off.is_multiple_of(8));
-        // SAFETY: in bounds and aligned (checked); mapped while the Area is used.
+        // Every offset is built from multiples of 8 (see the assertion below `BLOCK`).
+        debug_assert!(off.is_multiple_of(8));
+        assert!(off + 8 <= self.ranks * BLOCK);
+        // SAFETY: in bounds (checked) and 8-byte aligned (the base is line-aligned and
+        // the offset a multiple of 8); mapped while the Area is used.
         unsafe { AtomicU64::from_ptr(self.base.add(off).cast()) }
     }
 
@@ -188,6 +199,15 @@ impl Area {
         let flag = if via_messages { VIA_MESSAGES } else { 0 };
         let word = seq | (u64::from(what) & WHAT_BITS) << WHAT_SHIFT | flag;
         self.seq_word(l, seq).store(word, Ordering::Release);
+    }
+
+    /// Whether local rank `l` entered collective `seq` as the operation the caller
+    /// numbers `what`, meeting in the area, and has not moved on (acquire, as
+    /// [`Area::entered`]): one load and one compare, the common case of
+    /// [`Area::arrival`].
+    #[inline]
+    pub(crate) fn entered_as(&self, l: usize, seq: u64, what: u8) -> bool {
+        self.seq_word(l, seq).load(Ordering::Acquire) == seq | u64::from(what) << WHAT_SHIFT
     }
 
     /// How local rank `l` took part in collective `seq`, and which operation it
@@ -415,11 +435,16 @@ mod tests {
         unsafe { area.write(0, seq, Place::Small, (3, 7), |d| d.copy_from_slice(b"abc")) };
         area.publish(0, seq, 0, false);
         assert_eq!(area.arrival(0, seq), Some((Arrival::InArea, 0)));
+        assert!(area.entered_as(0, seq, 0) && !area.entered_as(0, seq, 1));
+        assert!(
+            !area.entered_as(1, seq, 63),
+            "on messages: not as in the area"
+        );
         // SAFETY: rank 0 published `seq` above and writes nothing more.
         assert_eq!(unsafe { area.read(0, seq) }, (&b"abc"[..], 7));
         area.publish(0, seq + DEPTH, 1, false);
         assert!(
-            area.arrival(0, seq).is_none(),
+            area.arrival(0, seq).is_none() && !area.entered_as(0, seq, 0),
             "moved on: no longer at `seq`"
         );
     }
