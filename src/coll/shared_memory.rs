@@ -409,7 +409,7 @@ impl<'a> Meeting<'a> {
 
     /// What `rank` (which has published) wrote, checked to be `len` bytes of an
     /// operation of the same shape as this rank's.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn read(&self, rank: usize, len: usize) -> Result<&[u8]> {
         let (data, theirs) = self.raw(rank)?;
         // The shape holds the length, the element size and whether the rank lent its
@@ -519,7 +519,7 @@ impl<'a> Meeting<'a> {
 
     /// What `rank` wrote, and the shape of its operation; an error if it runs this
     /// collective as messages instead ([`Beside`]) or entered another one.
-    #[inline]
+    #[inline(always)]
     fn raw(&self, rank: usize) -> Result<(&[u8], u64)> {
         let (l, seq) = (self.slots[rank], self.ticket.seq);
         self.check_entered(rank)?;
