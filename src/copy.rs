@@ -8,9 +8,9 @@
 //! docs/shared-memory.md). Newer glibc avoids `rep movsb` on such processors
 //! itself; this module does it for the copies of message data on the shared-memory
 //! paths (ring, area, landing an eager message, a schedule's local copies), with a
-//! loop of 32-byte vector moves where the processor has AVX, and `memcpy` for short
-//! copies (below `rep movsb`'s threshold, where glibc uses vector moves anyway) and
-//! elsewhere. Not through it: an unexpected message stored aside (at most the eager
+//! loop of 32-byte vector moves where the processor has AVX, two fixed-width moves
+//! inline for up to 16 bytes, and `memcpy` for the other short copies (below `rep
+//! movsb`'s threshold, where glibc uses vector moves anyway) and elsewhere. Not through it: an unexpected message stored aside (at most the eager
 //! limit, with an allocation), the copy an in-place alltoall makes of its buffer, and
 //! reduction kernels' copies.
 //!

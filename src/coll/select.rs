@@ -360,8 +360,8 @@ pub(crate) fn pieces_need_single_copy(coll: Collective, bytes: usize, size: usiz
 /// area), and send messages where it does not. Measured (docs/collectives.md), area
 /// over lent time: 128 KiB per rank on 4 and 8 ranks 0.40-0.44 where a cache line
 /// crosses between the cores in 0.06 us (a lent copy pins every page it reads),
-/// 0.84-0.95 where it takes 0.25 us; 256 KiB in two pieces (of the 128 KiB large buffers
-/// then) 0.51-0.59 and 0.99-1.25.
+/// 0.84-0.95 where it takes 0.25 us; 256 KiB in two pieces (of the 128 KiB large
+/// buffers then) 0.51-0.59 and 0.99-1.25.
 /// Without single copies, pieces through the area did not beat messages (4 ranks,
 /// 32 KiB-1 MiB blocks: 0.88-2.1 of their time).
 const ALLTOALL_AREA: usize = 128 * 1024;

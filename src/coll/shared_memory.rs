@@ -413,7 +413,7 @@ impl<'a> Meeting<'a> {
     pub(crate) fn read(&self, rank: usize, len: usize) -> Result<&[u8]> {
         let (data, theirs) = self.raw(rank)?;
         // The shape holds the length, the element size and whether the rank lent its
-        // buffer: one compare covers the three checks below where the ranks agree.
+        // buffer: one compare stands for three of `disagreement`'s checks.
         if theirs == self.shape && data.len() == len {
             return Ok(data);
         }

@@ -44,10 +44,10 @@ pub(crate) const DEPTH: u64 = 128;
 /// collectives stay below `coll::shared_memory::WHOLE`). Each piece costs every rank
 /// a meeting, and ranks that share cores switch at each: against 128 KiB, 512 KiB
 /// took allreduce of 256 KiB-1 MiB to 0.44-0.69 of the time on 2 ranks, 0.66-1.03 on
-/// 4 (three sets) and 0.67-0.80 on 8, bcast to 0.75-0.83 on 4 and 0.84-0.95 on 8 (medians of 8-16
-/// interleaved rounds); 256 KiB and 1 MiB buffers were slower than 512 KiB (on 8
-/// ranks 1.03-1.71 and 1.01-1.07), and two buffers instead of four 1.13-1.38 on 4
-/// ranks. The cost is 1.5 MiB more per rank than 128 KiB.
+/// 4 (three sets) and 0.67-0.80 on 8, bcast to 0.75-0.83 on 4 and 0.84-0.95 on 8
+/// (medians of 8-16 interleaved rounds); 256 KiB and 1 MiB buffers were slower than
+/// 512 KiB (on 8 ranks 1.03-1.71 and 1.01-1.07), and two buffers instead of four
+/// 1.13-1.38 on 4 ranks. The cost is 1.5 MiB more per rank than 128 KiB.
 pub(crate) const LARGE: usize = 512 * 1024;
 /// Large buffers per rank.
 pub(crate) const LARGE_DEPTH: u64 = 4;
@@ -88,6 +88,15 @@ const WHAT_SHIFT: u32 = 56;
 const WHAT_BITS: u64 = 0x3f;
 /// The collective's number in a sequence word.
 const SEQ_BITS: u64 = (1 << WHAT_SHIFT) - 1;
+
+/// The sequence word of a rank that entered collective `seq`, an operation the
+/// caller numbers `what`, in the area or (`via_messages`) as messages.
+#[inline(always)]
+fn published(seq: u64, what: u8, via_messages: bool) -> u64 {
+    debug_assert!(seq <= SEQ_BITS && u64::from(what) <= WHAT_BITS);
+    let flag = if via_messages { VIA_MESSAGES } else { 0 };
+    seq | (u64::from(what) & WHAT_BITS) << WHAT_SHIFT | flag
+}
 
 /// How a rank took part in a collective.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -195,9 +204,7 @@ impl Area {
     /// store; `via_messages`: it runs this collective as messages instead (see
     /// [`Area::arrival`]).
     pub(crate) fn publish(&self, l: usize, seq: u64, what: u8, via_messages: bool) {
-        debug_assert!(seq <= SEQ_BITS && u64::from(what) <= WHAT_BITS);
-        let flag = if via_messages { VIA_MESSAGES } else { 0 };
-        let word = seq | (u64::from(what) & WHAT_BITS) << WHAT_SHIFT | flag;
+        let word = published(seq, what, via_messages);
         self.seq_word(l, seq).store(word, Ordering::Release);
     }
 
@@ -207,7 +214,7 @@ impl Area {
     /// [`Area::arrival`].
     #[inline]
     pub(crate) fn entered_as(&self, l: usize, seq: u64, what: u8) -> bool {
-        self.seq_word(l, seq).load(Ordering::Acquire) == seq | u64::from(what) << WHAT_SHIFT
+        self.seq_word(l, seq).load(Ordering::Acquire) == published(seq, what, false)
     }
 
     /// How local rank `l` took part in collective `seq`, and which operation it
