@@ -11,6 +11,7 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use crate::coll::select::Collective;
 use crate::engine::{self, context::ContextIds, context::MASK_WORDS, schedule};
 use crate::error::{Error, Rank, Result, Tag};
 use crate::status::{TAG_UB, TagSel};
@@ -158,16 +159,21 @@ impl Comm {
         Ok(tag)
     }
 
-    /// Where the next collective's messages go; every rank must call this once per
-    /// collective, in the same order.
-    pub(crate) fn next_coll_route(&self) -> schedule::Route {
+    /// Where the messages of the next collective, `coll`, go; every rank must call
+    /// this once per collective, in the same order.
+    pub(crate) fn next_coll_route(&self, coll: Collective) -> schedule::Route {
         let seq = self.take_coll_seq();
-        schedule::Route {
-            ctx: self.inner.pair * 2 + 1,
-            tag: (seq & TAG_UB as u32) as i32,
-            rank: self.inner.rank as usize,
-            group: Arc::clone(&self.inner.group),
-        }
+        schedule::Route::new(
+            self.inner.pair * 2 + 1,
+            seq,
+            coll as u8,
+            (self.inner.rank as usize, Arc::clone(&self.inner.group)),
+            |mine, theirs, ranks| {
+                Collective::from_code(mine)
+                    .expect("a route's own code names a collective")
+                    .other_called(ranks, theirs, ("", ""))
+            },
+        )
     }
 
     /// Uses up the next collective's tag without sending anything (for a collective

@@ -382,6 +382,41 @@ fn a_panic_with_operations_in_flight_ends_the_job() {
     assert!(err.contains("rank 1") && err.contains("in flight"), "{err}");
 }
 
+/// Ranks that call different collectives as the same one, as messages (each would
+/// wait for messages the other never sends), end the job with a report naming both
+/// collectives instead of waiting until the launcher's timeout: blocking and
+/// nonblocking, over shared memory (counts too long for the node's area on 2 ranks)
+/// and over TCP (short ones, from 3 ranks, where every rank waits to receive).
+#[test]
+fn ranks_in_different_collectives_end_the_job() {
+    let cases = [
+        (2, "auto", "bcast reduce 100000"),
+        (2, "auto", "reduce bcast 1000000"),
+        (2, "auto", "allreduce bcast 100000 nonblocking"),
+        (3, "tcp", "barrier allreduce 4"),
+        (4, "tcp", "allreduce alltoall 3"),
+        (3, "tcp", "bcast allreduce 1 nonblocking"),
+    ];
+    for (n, transport, case) in cases {
+        let args: Vec<&str> = ["other"].into_iter().chain(case.split(' ')).collect();
+        let (first, second) = (args[1], args[2]);
+        let (code, err) = run_failing_with(n, &args, transport);
+        assert!(
+            code.is_some_and(|c| c != 0),
+            "{n} ranks, {case}: {code:?} {err}"
+        );
+        assert!(
+            err.contains(&format!("calls {first} where"))
+                || err.contains(&format!("calls {second} where")),
+            "{n} ranks, {case}: {err}"
+        );
+        assert!(
+            err.contains("same collectives") && !err.contains("timed out"),
+            "{n} ranks, {case}: {err}"
+        );
+    }
+}
+
 /// Ranks whose counts put some of them in the node's shared-memory area and others on
 /// messages for the same collective (each side of a selection limit) end the job with
 /// a report of the disagreement instead of waiting for each other forever. An

@@ -195,11 +195,15 @@ impl Comm {
         let (mut s, input, send_blocks) = match send {
             Some((send, sends)) => {
                 let blocks = Blocks::varying(sends.counts, sends.displs, esz);
-                (self.schedule(send, recv), Buf::Send, blocks)
+                (
+                    self.schedule(Collective::Alltoallv, send, recv),
+                    Buf::Send,
+                    blocks,
+                )
             }
             None => {
                 let len = size_of_val(recv);
-                let mut s = self.schedule::<T, T>(&[], recv);
+                let mut s = self.schedule::<T, T>(Collective::Alltoallv, &[], recv);
                 let copy = s.temp(len);
                 s.copy(Span::new(Buf::Recv, 0, len), Span::new(copy, 0, len));
                 (s, copy, recv_blocks.clone())

@@ -169,7 +169,7 @@ impl Comm {
         } else {
             Blocks::equal(size, 0)
         };
-        let mut s = self.schedule(send.unwrap_or(&[]), recv);
+        let mut s = self.schedule(Collective::Gatherv, send.unwrap_or(&[]), recv);
         linear::build(&mut s, mine, &blocks, root);
         Ok(s)
     }

@@ -105,25 +105,23 @@ impl Comm {
 
     /// Runs `sched` of collective `coll`, which could have met in the node's area: on
     /// a communicator of one node's ranks, beside any rank that meets there in the
-    /// same collective ([`Beside`]). If one does, this rank's messages will never all
-    /// come, and the job fails (a fatal error: the schedule's requests still point
+    /// same collective, or runs another one under its number ([`Beside`]). If one
+    /// does, this rank's messages may never all come, and the job fails (a fatal error: the schedule's requests still point
     /// into the caller's buffers).
     fn run_beside(&self, mut sched: Schedule, coll: Collective) -> Result<()> {
         let Some(slots) = self.node_indices()? else {
             return self.run_blocking(sched);
         };
         let rank = self.rank() as usize;
-        let other = engine::with(|e| {
+        engine::with(|e| {
             let beside = Beside::enter(e, slots, rank, coll);
-            let finished = drive(e, &mut sched, &|| beside.in_area().is_some())?;
-            Ok(if finished { None } else { beside.in_area() })
-        })?;
-        let Some(other) = other else {
-            return Ok(());
-        };
-        // The engine must hear of the failure.
-        let err = shared_memory::split_paths(self.group(), coll.name(), (rank, other), false);
-        engine::with(|_| Err(err))
+            let finished = drive(e, &mut sched, &|| beside.apart().is_some())?;
+            match beside.apart() {
+                // The engine hears of the failure: it is fatal.
+                Some(other) if !finished => Err(beside.error(self.group(), other)),
+                _ => Ok(()),
+            }
+        })
     }
 
     /// Starts `sched` as a request of `scope`; its buffers are borrowed for `'s`.
@@ -132,9 +130,9 @@ impl Comm {
         Ok(scope.register(id))
     }
 
-    /// A new schedule for the next collective on this communicator, over `send` and
-    /// `recv` (the views outlive the call: see [`crate::userbuf`]).
-    fn schedule<S: Pod, R: Pod>(&self, send: &[S], recv: &mut [R]) -> Schedule {
+    /// A new schedule for the next collective on this communicator, `coll`, over
+    /// `send` and `recv` (the views outlive the call: see [`crate::userbuf`]).
+    fn schedule<S: Pod, R: Pod>(&self, coll: Collective, send: &[S], recv: &mut [R]) -> Schedule {
         // SAFETY: a blocking collective runs its schedule to completion before it
         // returns (`run_blocking`, `run_beside`, `run_plan`); a nonblocking one starts
         // it in the scope that it borrows both buffers for (`start_in`,
@@ -145,7 +143,7 @@ impl Comm {
                 UserBufMut::new(bytemuck::cast_slice_mut(recv)),
             )
         };
-        Schedule::new(self.next_coll_route(), send, recv)
+        Schedule::new(self.next_coll_route(coll), send, recv)
     }
 
     /// `root` as an index, if it is a rank of this communicator.
@@ -166,6 +164,7 @@ fn drive(e: &mut Engine, sched: &mut Schedule, alarm: &dyn Fn() -> bool) -> Resu
     let mut outcome = sched.advance(e)?;
     if outcome.is_none() {
         let mut failed = None;
+        e.watch_driving(Some(sched.route().clone()));
         let finished = e.wait_until_or(
             |e| match sched.advance(e) {
                 Ok(None) => false,
@@ -179,7 +178,9 @@ fn drive(e: &mut Engine, sched: &mut Schedule, alarm: &dyn Fn() -> bool) -> Resu
                 }
             },
             alarm,
-        )?;
+        );
+        e.watch_driving(None);
+        let finished = finished?;
         if let Some(err) = failed {
             return Err(err);
         }

@@ -165,7 +165,7 @@ impl Comm {
         } else {
             Blocks::equal(size, 0)
         };
-        let mut s = self.schedule(send.unwrap_or(&[]), recv);
+        let mut s = self.schedule(Collective::Scatterv, send.unwrap_or(&[]), recv);
         linear::build(&mut s, input, &blocks, root, mine);
         Ok(s)
     }

@@ -123,6 +123,28 @@ impl Collective {
         Collective::Exscan,
     ];
 
+    /// The collective whose code (`c as u8`) a rank published, in the node's area or
+    /// in the tag of a collective's messages.
+    pub(crate) fn from_code(code: u8) -> Option<Collective> {
+        Collective::ALL.get(usize::from(code)).copied()
+    }
+
+    /// The report of communicator rank `peer` calling the collective of code
+    /// `theirs` where rank `me` calls this one, as the same collective of their
+    /// communicator (`where_` says where each runs it: the peer, then this rank).
+    pub(crate) fn other_called(
+        self,
+        (me, peer): (usize, usize),
+        theirs: u8,
+        (theirs_where, ours_where): (&str, &str),
+    ) -> String {
+        let op = self.name();
+        let other = Collective::from_code(theirs).map_or("an unknown collective", |c| c.name());
+        format!(
+            "{op}: rank {peer} calls {other}{theirs_where} where rank {me} calls {op}{ours_where} (every rank of a communicator must call the same collectives in the same order)"
+        )
+    }
+
     /// The operation's name in lower case (`"reduce_scatter_block"`).
     ///
     /// ```

@@ -215,13 +215,6 @@ impl Comm {
     }
 }
 
-/// The name of the collective a rank published as `what` in a sequence word.
-fn collective_name(what: u8) -> &'static str {
-    Collective::ALL
-        .get(usize::from(what))
-        .map_or("an unknown collective", |c| c.name())
-}
-
 /// The fatal error this communicator rank `me` reports when it and rank `peer` run
 /// collective `op` on either side of the node's area (`me_in_area`: this rank met in
 /// the area, the peer sends messages; else the other way round); `group` maps both
@@ -248,11 +241,14 @@ pub(crate) fn split_paths(
 /// same collective (the ranks disagree on the counts, which put them on either side
 /// of a selection limit) then fails reading this rank's slot instead of waiting for
 /// its data, and this rank, while it waits for messages that such a rank never sends,
-/// finds it there ([`Beside::in_area`]) instead of waiting forever.
+/// finds it there ([`Beside::apart`]) instead of waiting forever; so does a rank
+/// beside one that runs another collective as messages under the same number (each
+/// may only wait to receive, so that no message of the other's comes).
 pub(crate) struct Beside<'c> {
     area: Area,
     slots: &'c [usize],
     rank: usize,
+    op: Collective,
     seq: u64,
 }
 
@@ -275,19 +271,47 @@ impl<'c> Beside<'c> {
             area,
             slots,
             rank,
+            op,
             seq: ticket.seq,
         }
     }
 
-    /// A rank that meets in the area in this collective, if any.
-    pub(crate) fn in_area(&self) -> Option<usize> {
-        (0..self.slots.len()).find(|&r| {
-            r != self.rank
-                && matches!(
-                    self.area.arrival(self.slots[r], self.seq),
-                    Some((Arrival::InArea, _))
-                )
+    /// A rank that will never send this rank's messages of this collective, if any:
+    /// one that meets in the area in it, or runs another collective under its
+    /// number; with how, and which collective it entered.
+    pub(crate) fn apart(&self) -> Option<(usize, Arrival, u8)> {
+        (0..self.slots.len()).find_map(|r| match self.area.arrival(self.slots[r], self.seq) {
+            Some((how, what))
+                if r != self.rank && (how == Arrival::InArea || what != self.op as u8) =>
+            {
+                Some((r, how, what))
+            }
+            _ => None,
         })
+    }
+
+    /// The fatal error of this rank, whose communicator's world ranks are `group`,
+    /// beside rank `other`, which took part as `how` in collective `what` ([`Beside::apart`]).
+    pub(crate) fn error(&self, group: &[u32], (other, how, what): (usize, Arrival, u8)) -> Error {
+        if what == self.op as u8 {
+            return split_paths(group, self.op.name(), (self.rank, other), false);
+        }
+        let theirs = match how {
+            Arrival::InArea => " in the shared-memory area",
+            Arrival::ViaMessages => "",
+        };
+        let ours = if theirs.is_empty() {
+            ""
+        } else {
+            " (as messages)"
+        };
+        Error::Protocol {
+            rank: group[self.rank] as Rank,
+            peer: group[other] as Rank,
+            detail: self
+                .op
+                .other_called((self.rank, other), what, (theirs, ours)),
+        }
     }
 }
 
@@ -509,12 +533,8 @@ impl<'a> Meeting<'a> {
     /// The report of `rank` calling the collective it published as `what` (`theirs`
     /// and `ours` say where each side runs it).
     fn other_collective(&self, rank: usize, what: u8, theirs: &str, ours: &str) -> String {
-        let op = self.op.name();
-        format!(
-            "{op}: rank {rank} calls {}{theirs} where rank {} calls {op}{ours} (every rank of a communicator must call the same collectives in the same order)",
-            collective_name(what),
-            self.rank,
-        )
+        self.op
+            .other_called((self.rank, rank), what, (theirs, ours))
     }
 
     /// What `rank` wrote, and the shape of its operation; an error if it runs this

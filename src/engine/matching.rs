@@ -146,6 +146,8 @@ impl Unexpected {
 pub(crate) struct Matcher {
     posted: VecDeque<(Pattern, ReqId)>,
     unexpected: VecDeque<Unexpected>,
+    /// Messages ever queued unmatched.
+    queued: u64,
 }
 
 impl Matcher {
@@ -206,6 +208,20 @@ impl Matcher {
 
     pub(crate) fn push_unexpected(&mut self, msg: Unexpected) {
         self.unexpected.push_back(msg);
+        self.queued += 1;
+    }
+
+    /// How many messages were ever queued unmatched.
+    pub(crate) fn queued(&self) -> u64 {
+        self.queued
+    }
+
+    /// The unexpected messages still waiting of those queued after the first `since`
+    /// ([`Matcher::queued`] then), newest first, perhaps with a few older ones: the
+    /// newest ones are at the back, and taking messages out keeps the order.
+    pub(crate) fn queued_since(&self, since: u64) -> impl Iterator<Item = &Unexpected> {
+        let new = usize::try_from(self.queued - since).unwrap_or(usize::MAX);
+        self.unexpected.iter().rev().take(new)
     }
 
     /// The oldest unexpected message `pattern` matches, left in place.

@@ -8,6 +8,7 @@
 //! raw buffer views are never dereferenced by two threads at once.
 
 mod blocking_recv;
+mod clash;
 pub(crate) mod context;
 pub(crate) mod credits;
 pub(crate) mod finalized;
@@ -71,6 +72,8 @@ pub(crate) struct Engine {
     broken: Option<String>,
     /// Collective schedules in flight.
     colls: Vec<ReqId>,
+    /// What was looked at for ranks that run other collectives than this one.
+    clash: clash::Watch,
     /// When an idle rank asks the launcher for peers that finalized without a link,
     /// or died.
     silent: silent_peers::Watch,
@@ -162,6 +165,7 @@ impl Engine {
             error_mode,
             broken: None,
             colls: Vec::new(),
+            clash: clash::Watch::default(),
             silent,
             alltoall_ways: Vec::new(),
         }
@@ -393,6 +397,7 @@ impl Engine {
             if stalled(self) {
                 return Ok(());
             }
+            self.check_clashes()?;
             let net = &self.net;
             match idle.next(&self.policy, |cores| net.crowded(cores)) {
                 Step::Spin => std::hint::spin_loop(),
@@ -573,6 +578,7 @@ impl Engine {
     pub(crate) fn start_schedule(&mut self, sched: Schedule) -> Result<ReqId> {
         let id = self.core.reqs.insert(Op::Coll(Box::new(sched)));
         self.colls.push(id);
+        self.collective_started();
         self.advance_one(id)?;
         Ok(id)
     }

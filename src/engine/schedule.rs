@@ -17,12 +17,12 @@
 
 use std::sync::Arc;
 
-use super::matching::Pattern;
+use super::matching::{Envelope, Pattern};
 use super::requests::ReqId;
 use super::{Engine, Started};
 use crate::copy::copy;
 use crate::error::{Error, Result};
-use crate::status::{Source, Status, TagSel};
+use crate::status::{Source, Status, TAG_UB, TagSel};
 use crate::userbuf::{TempBuf, UserBuf, UserBufMut};
 
 /// Which buffer a span lies in.
@@ -84,7 +84,21 @@ enum Step {
     },
 }
 
-/// Where a schedule's messages go: the communicator's collective context.
+/// The report of communicator rank `peer` running the collective of code `theirs`
+/// where rank `me` runs the one of code `mine`, as the same collective of their
+/// communicator: `report(mine, theirs, (me, peer))` (the caller numbers the
+/// collectives; the engine knows none of their names).
+pub(crate) type ClashReport = fn(u8, u8, (usize, usize)) -> String;
+
+/// Bits at the bottom of a route's tag that hold the code of the collective; the
+/// bits above hold the low bits of its number on the communicator.
+const KIND_BITS: u32 = 6;
+const KIND_MASK: u32 = (1 << KIND_BITS) - 1;
+
+/// Where a schedule's messages go: the communicator's collective context, under a
+/// tag that carries the collective's number on the communicator and the code of
+/// which collective it is, so that ranks that run different collectives as the same
+/// one see it (`engine/clash.rs`).
 #[derive(Clone)]
 pub(crate) struct Route {
     pub ctx: u32,
@@ -93,6 +107,46 @@ pub(crate) struct Route {
     pub rank: usize,
     /// World rank of every communicator rank.
     pub group: Arc<[u32]>,
+    /// Reports ranks that run different collectives under this route's number.
+    pub report: ClashReport,
+}
+
+impl Route {
+    /// The route of collective number `seq` (its low 25 bits go into the tag) on the
+    /// communicator with collective context `ctx`, a collective the caller numbers
+    /// `kind` (below 64).
+    pub(crate) fn new(
+        ctx: u32,
+        seq: u32,
+        kind: u8,
+        (rank, group): (usize, Arc<[u32]>),
+        report: ClashReport,
+    ) -> Route {
+        debug_assert!(u32::from(kind) <= KIND_MASK);
+        let tag = (seq << KIND_BITS | u32::from(kind) & KIND_MASK) & TAG_UB as u32;
+        Route {
+            ctx,
+            tag: tag as i32,
+            rank,
+            group,
+            report,
+        }
+    }
+
+    /// The collective's number (its low bits) and code.
+    fn number_kind(tag: i32) -> (u32, u8) {
+        let tag = tag as u32;
+        (tag >> KIND_BITS, (tag & KIND_MASK) as u8)
+    }
+
+    /// The code of this route's collective and that of the collective the sender of
+    /// `env` runs, where that is another collective with the same number on the same
+    /// communicator.
+    pub(crate) fn clash(&self, env: &Envelope) -> Option<(u8, u8)> {
+        let (seq, mine) = Route::number_kind(self.tag);
+        let (their_seq, theirs) = Route::number_kind(env.tag);
+        (env.ctx == self.ctx && their_seq == seq && theirs != mine).then_some((mine, theirs))
+    }
 }
 
 pub(crate) struct Schedule {
@@ -213,6 +267,11 @@ impl Schedule {
             self.fence();
             self.steps.push(Step::Copy { src, dst });
         }
+    }
+
+    /// Where the schedule's messages go.
+    pub(crate) fn route(&self) -> &Route {
+        &self.route
     }
 
     /// This rank in the schedule's communicator.

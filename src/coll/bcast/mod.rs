@@ -66,7 +66,7 @@ impl Comm {
             return Ok(Plan::Node { venue, op: None });
         }
         let alg = select::choose(Collective::Bcast, bytes, self.size() as usize, true)?;
-        let mut s = self.schedule::<u8, T>(&[], buf);
+        let mut s = self.schedule::<u8, T>(Collective::Bcast, &[], buf);
         match alg {
             Algorithm::Binomial => binomial::build(&mut s, bytes, root),
             Algorithm::ScatterAllgather => scatter_allgather::build(&mut s, bytes, root),

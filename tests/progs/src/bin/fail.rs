@@ -9,6 +9,8 @@
 //! that send rank 0 to the node's shared-memory area and the others to messages
 //! (`fail split OP reversed`: the other way round; an allreduce, and from three ranks
 //! a bcast, meets in the area at any count, so there the ranks disagree inside it),
+//! `fail other A B N [nonblocking]` has rank 0 call collective A and the others B
+//! (blocking, or the nonblocking form waited for) on N u32 elements,
 //! `fail finalize R WAIT` makes rank R finalize at
 //! once and `fail return R WAIT` makes its `main` return the error of a send to a rank
 //! that does not exist, while the others wait for it: WAIT is `rank` (a receive from
@@ -42,12 +44,18 @@ fn kill_self() -> ! {
 /// (40 000 B) is not, or if `reversed` the other way round (an allreduce has no such
 /// limit: its ranks disagree inside the area).
 fn split_paths(world: &oxmpi::Comm, op: &str, reversed: bool) -> oxmpi::Result<()> {
-    let size = world.size() as usize;
     let n = if (world.rank() == 0) != reversed {
         4
     } else {
         10_000
     };
+    collective(world, op, n)
+}
+
+/// Blocking collective `op` on `n` u32 elements (per block for the gather, scatter
+/// and alltoall family), rooted at rank 0.
+fn collective(world: &oxmpi::Comm, op: &str, n: usize) -> oxmpi::Result<()> {
+    let size = world.size() as usize;
     let sum = oxmpi::Op::Sum;
     match op {
         "allreduce" => world.allreduce(&vec![1u32; n], &mut vec![0; n], sum),
@@ -57,8 +65,38 @@ fn split_paths(world: &oxmpi::Comm, op: &str, reversed: bool) -> oxmpi::Result<(
         "scatter" => world.scatter(&vec![1u32; n * size], &mut vec![0; n], 0),
         "allgather" => world.allgather(&vec![1u32; n], &mut vec![0; n * size]),
         "alltoall" => world.alltoall(&vec![1u32; n * size], &mut vec![0; n * size]),
+        "barrier" => world.barrier(),
         _ => panic!("unknown collective {op}"),
     }
+}
+
+/// Rank 0 calls collective `first` and the other ranks `second`, each on `n` u32
+/// elements (per block for gather, scatter and alltoall), blocking or (`nonblocking`)
+/// started and waited for; none returns.
+fn other_collectives(
+    world: &oxmpi::Comm,
+    (first, second): (&str, &str),
+    n: usize,
+    nonblocking: bool,
+) -> oxmpi::Result<()> {
+    let op = if world.rank() == 0 { first } else { second };
+    let (mut buf, mut out) = (vec![1u32; n], vec![0u32; n]);
+    let sum = oxmpi::Op::Sum;
+    if nonblocking {
+        oxmpi::scope(|s| {
+            let req = match op {
+                "barrier" => world.ibarrier(s)?,
+                "bcast" => world.ibcast(s, &mut buf, 0)?,
+                "reduce" => world.ireduce(s, &buf, &mut out, sum, 0)?,
+                "allreduce" => world.iallreduce(s, &buf, &mut out, sum)?,
+                _ => panic!("no nonblocking {op} here"),
+            };
+            req.wait().map(drop)
+        })?;
+    } else {
+        collective(world, op, n)?;
+    }
+    panic!("{op} returned beside another collective");
 }
 
 /// Rank `victim` finalizes early (or returns an error from a bad send); the others wait
@@ -184,7 +222,7 @@ fn main() -> oxmpi::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let how = args.get(1).map(String::as_str).unwrap_or("exit");
     let victim: i32 = match how {
-        "split" => -1,
+        "split" | "other" => -1,
         _ => args.get(2).and_then(|a| a.parse().ok()).unwrap_or(0),
     };
     let code: i32 = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(3);
@@ -217,6 +255,11 @@ fn main() -> oxmpi::Result<()> {
     if how == "split" {
         let flag = |f: &str| args[3..].iter().any(|a| a == f);
         split_paths(&world, &args[2], flag("reversed"))?;
+    }
+    if how == "other" {
+        let n = args[4].parse().expect("a count");
+        let nonblocking = args.get(5).is_some_and(|a| a == "nonblocking");
+        other_collectives(&world, (&args[2], &args[3]), n, nonblocking)?;
     }
     if how == "lost" {
         let arg = |i: usize| args.get(i).map(String::as_str);

@@ -1,0 +1,119 @@
+//! Ranks that run different collectives as the same collective of a communicator
+//! (rank 0 a bcast where rank 1 runs a reduce, say). Over messages, each would wait
+//! for messages the other never sends; instead the job ends with a report naming both.
+//!
+//! A collective's messages carry its number on the communicator and the code of
+//! which collective it is ([`Route`]). A message of another collective under the
+//! number of one this rank runs lands among the unexpected messages, since no
+//! receive of this rank's collective matches it; a rank with nothing left to progress
+//! looks there before it waits any longer. It looks only at the messages queued since
+//! its last look, unless the collectives it runs changed since (a message may have
+//! come before its collective started here). The ranks of a collective whose
+//! messages all go one way (a bcast's root beside a reduce's root) never hold each
+//! other's: those finish, and no collective of theirs hangs.
+
+use super::Engine;
+use super::requests::Op;
+use super::schedule::Route;
+use crate::error::{Error, Rank, Result};
+
+/// What this rank has looked at.
+#[derive(Default)]
+pub(crate) struct Watch {
+    /// The blocking collective this rank drives, if it waits in one.
+    driving: Option<Route>,
+    /// How many messages had been queued unmatched at the last look ([`None`]: look
+    /// at all of them next time: the collectives to compare with changed).
+    seen: Option<u64>,
+}
+
+impl Engine {
+    /// Watches, besides the nonblocking collectives in flight, the blocking one
+    /// whose schedule takes `route` (or none) for messages of another collective.
+    pub(crate) fn watch_driving(&mut self, route: Option<Route>) {
+        if route.is_some() {
+            self.clash.seen = None;
+        }
+        self.clash.driving = route;
+    }
+
+    /// A collective was started (its route must be compared with every message
+    /// that waits).
+    pub(super) fn collective_started(&mut self) {
+        self.clash.seen = None;
+    }
+
+    /// Fails (a fatal error) if a message queued unmatched since the last look was
+    /// sent in another collective under the number of one this rank runs.
+    pub(super) fn check_clashes(&mut self) -> Result<()> {
+        let queued = self.core.matcher.queued();
+        let since = match self.clash.seen {
+            Some(seen) if seen == queued => return Ok(()),
+            Some(seen) => seen,
+            None => 0,
+        };
+        self.clash.seen = Some(queued);
+        let nonblocking = self
+            .colls
+            .iter()
+            .filter_map(|&id| match self.core.reqs.get(id) {
+                Some(Op::Coll(sched)) => Some(sched.route()),
+                _ => None,
+            });
+        for route in self.clash.driving.iter().chain(nonblocking) {
+            let clash = self
+                .core
+                .matcher
+                .queued_since(since)
+                .find_map(|u| Some((u, route.clash(&u.env)?)));
+            if let Some((u, (mine, theirs))) = clash {
+                let peer = u.env.src as usize;
+                return Err(Error::Protocol {
+                    rank: route.group[route.rank] as Rank,
+                    peer: u.peer as Rank,
+                    detail: (route.report)(mine, theirs, (route.rank, peer)),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::engine::matching::Envelope;
+
+    fn route(seq: u32, kind: u8) -> Route {
+        Route::new(7, seq, kind, (0, Arc::from([0u32, 1])), |_, _, _| {
+            String::new()
+        })
+    }
+
+    #[test]
+    fn only_another_collective_under_the_same_number_clashes() {
+        let mine = route(41, 3);
+        let env = |r: &Route, ctx| Envelope {
+            ctx,
+            src: 1,
+            tag: r.tag,
+        };
+        assert_eq!(mine.clash(&env(&mine, 7)), None, "the same collective");
+        assert_eq!(mine.clash(&env(&route(42, 5), 7)), None, "the next one");
+        assert_eq!(
+            mine.clash(&env(&route(41, 5), 8)),
+            None,
+            "another communicator"
+        );
+        assert_eq!(mine.clash(&env(&route(41, 5), 7)), Some((3, 5)));
+        // The number wraps within the tag, which stays a valid one.
+        let late = route(u32::MAX, 63);
+        assert!(late.tag >= 0);
+        assert_eq!(
+            late.clash(&env(&route(u32::MAX, 0), 7)).map(|c| c.1),
+            Some(0)
+        );
+    }
+}
