@@ -115,11 +115,16 @@ impl Comm {
         let rank = self.rank() as usize;
         engine::with(|e| {
             let beside = Beside::enter(e, slots, rank, coll);
-            let finished = drive(e, &mut sched, &|| beside.apart().is_some())?;
-            match beside.apart() {
-                // The engine hears of the failure: it is fatal.
-                Some(other) if !finished => Err(beside.error(self.group(), other)),
-                _ => Ok(()),
+            let finished = drive(e, &mut sched, &|| beside.apart().is_some());
+            match (finished, beside.apart()) {
+                // The engine hears of the failure: it is fatal. A rank that ran
+                // another collective may have left the job before this one noticed:
+                // the mismatch is the cause to report.
+                (Ok(false), Some(other)) => Err(beside.error(self.group(), other)),
+                (Err(err), Some(other)) if err.is_fatal() && other.2 != coll as u8 => {
+                    Err(beside.error(self.group(), other))
+                }
+                (finished, _) => finished.map(drop),
             }
         })
     }
