@@ -41,6 +41,8 @@ pub use reduce_local::reduce_local;
 pub use select::{Collective, set_algorithm};
 pub use value_index::ValueIndex;
 
+use std::cell::Cell;
+
 use bytemuck::Pod;
 
 use crate::comm::Comm;
@@ -106,8 +108,8 @@ impl Comm {
     /// Runs `sched` of collective `coll`, which could have met in the node's area: on
     /// a communicator of one node's ranks, beside any rank that meets there in the
     /// same collective, or runs another one under its number ([`Beside`]). If one
-    /// does, this rank's messages may never all come, and the job fails (a fatal error: the schedule's requests still point
-    /// into the caller's buffers).
+    /// does, this rank's messages may never all come, and the job fails (a fatal
+    /// error: the schedule's requests still point into the caller's buffers).
     fn run_beside(&self, mut sched: Schedule, coll: Collective) -> Result<()> {
         let Some(slots) = self.node_indices()? else {
             return self.run_blocking(sched);
@@ -115,17 +117,23 @@ impl Comm {
         let rank = self.rank() as usize;
         engine::with(|e| {
             let beside = Beside::enter(e, slots, rank, coll);
-            let finished = drive(e, &mut sched, &|| beside.apart().is_some());
-            match (finished, beside.apart()) {
-                // The engine hears of the failure: it is fatal. A rank that ran
-                // another collective may have left the job before this one noticed:
-                // the mismatch is the cause to report.
-                (Ok(false), Some(other)) => Err(beside.error(self.group(), other)),
-                (Err(err), Some(other)) if err.is_fatal() && other.2 != coll as u8 => {
-                    Err(beside.error(self.group(), other))
+            let apart = Cell::new(None);
+            let alarm = || {
+                apart.set(beside.apart());
+                apart.get().is_some()
+            };
+            let other = match drive(e, &mut sched, &alarm) {
+                Ok(true) => return Ok(()),
+                Ok(false) => apart.get().expect("the alarm rang: a rank is apart"),
+                // A rank that ran another collective may have left the job before
+                // this one noticed: the mismatch is the cause to report.
+                Err(err) if err.is_fatal() => {
+                    beside.apart().filter(|o| o.2 != coll as u8).ok_or(err)?
                 }
-                (finished, _) => finished.map(drop),
-            }
+                Err(err) => return Err(err),
+            };
+            // The engine hears of the failure: it is fatal.
+            Err(beside.error(self.group(), other))
         })
     }
 

@@ -296,14 +296,9 @@ impl<'c> Beside<'c> {
         if what == self.op as u8 {
             return split_paths(group, self.op.name(), (self.rank, other), false);
         }
-        let theirs = match how {
-            Arrival::InArea => " in the shared-memory area",
-            Arrival::ViaMessages => "",
-        };
-        let ours = if theirs.is_empty() {
-            ""
-        } else {
-            " (as messages)"
+        let (theirs, ours) = match how {
+            Arrival::InArea => (" in the shared-memory area", " (as messages)"),
+            Arrival::ViaMessages => ("", ""),
         };
         Error::Protocol {
             rank: group[self.rank] as Rank,
