@@ -8,14 +8,15 @@ runs = int(sys.argv[1]); args = sys.argv[2:]
 tables = {}  # (test) -> size -> list of (ox, ompi, mpich)
 for r in range(runs):
     out = subprocess.run([os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "tools", "compare-mpi"), *args], capture_output=True, text=True).stdout
-    test = None
+    test, names = None, []
     for line in out.splitlines():
         m = re.match(r"# (\S+)\s+np=(\d+)", line)
         if m: test = f"{m.group(1)} np={m.group(2)}"; continue
         p = line.split()
+        if p and p[0] == "size": names = p[1:]; continue  # an implementation not found has no column
         if test and p and p[0].isdigit():
-            vals = [float(x) if x != '-' else None for x in p[1:4]]
-            vals += [None] * (3 - len(vals))  # a row with a missing column
+            got = dict(zip(names, p[1:]))
+            vals = [float(got[k]) if got.get(k, '-') != '-' else None for k in ("oxmpi", "openmpi", "mpich")]
             tables.setdefault(test, {}).setdefault(int(p[0]), []).append(vals)
 for test, rows in tables.items():
     bw = test.startswith("bw")
