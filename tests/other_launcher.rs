@@ -12,9 +12,11 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
 
 /// The key-value space and the barrier the ranks share.
 #[derive(Default)]
@@ -92,46 +94,55 @@ fn serve(stream: UnixStream, job: &Job) {
     }
 }
 
-/// Starts `size` ranks of `comm_split` under the fake launcher with `mapping`, rank
-/// `r` told it is on node `node(r)`; returns rank 0's output once all succeeded.
-fn run(size: usize, mapping: &str, node: impl Fn(usize) -> usize) -> String {
-    common::build();
+/// A job of `size` ranks for the fake launcher, with `mapping`.
+fn new_job(size: usize, mapping: &str) -> Arc<Job> {
     static JOBS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = JOBS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let job = Arc::new(Job {
+    Arc::new(Job {
         size,
         kvsname: format!("kvs_{}_{n}_fake", std::process::id()),
         mapping: mapping.to_owned(),
         kvs: (Mutex::new(Kvs::default()), Condvar::new()),
-    });
-    let mut children: Vec<Child> = Vec::new();
-    let mut servers = Vec::new();
-    for rank in 0..size {
-        let (ours, theirs) = UnixStream::pair().expect("socket pair");
-        let fd = theirs.as_raw_fd();
-        let mut cmd = Command::new(common::program("comm_split"));
-        cmd.env("PMI_FD", "3")
-            .env("PMI_RANK", rank.to_string())
-            .env("PMI_SIZE", size.to_string())
-            .env("OXMPI_NODE_ID", node(rank).to_string())
-            .stdout(Stdio::piped());
-        // SAFETY: between fork and exec only async-signal-safe calls (dup2, fcntl) on
-        // a descriptor this process owns.
-        unsafe {
-            cmd.pre_exec(move || {
-                if fd == 3 {
-                    libc::fcntl(3, libc::F_SETFD, 0);
-                } else if libc::dup2(fd, 3) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        children.push(cmd.spawn().expect("start a rank"));
-        drop(theirs);
-        let job = Arc::clone(&job);
-        servers.push(std::thread::spawn(move || serve(ours, &job)));
+    })
+}
+
+/// Starts rank `rank` of `job` running `comm_split`, told it is on node `node`, and
+/// the thread that answers its PMI lines.
+fn start_rank(job: &Arc<Job>, rank: usize, node: usize) -> (Child, JoinHandle<()>) {
+    let (ours, theirs) = UnixStream::pair().expect("socket pair");
+    let fd = theirs.as_raw_fd();
+    let mut cmd = Command::new(common::program("comm_split"));
+    cmd.env("PMI_FD", "3")
+        .env("PMI_RANK", rank.to_string())
+        .env("PMI_SIZE", job.size.to_string())
+        .env("OXMPI_NODE_ID", node.to_string())
+        .stdout(Stdio::piped());
+    // SAFETY: between fork and exec only async-signal-safe calls (dup2, fcntl) on a
+    // descriptor this process owns.
+    unsafe {
+        cmd.pre_exec(move || {
+            if fd == 3 {
+                libc::fcntl(3, libc::F_SETFD, 0);
+            } else if libc::dup2(fd, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
     }
+    let child = cmd.spawn().expect("start a rank");
+    drop(theirs);
+    let job = Arc::clone(job);
+    (child, std::thread::spawn(move || serve(ours, &job)))
+}
+
+/// Starts `size` ranks of `comm_split` under the fake launcher with `mapping`, rank
+/// `r` told it is on node `node(r)`; returns rank 0's output once all succeeded.
+fn run(size: usize, mapping: &str, node: impl Fn(usize) -> usize) -> String {
+    common::build();
+    let job = new_job(size, mapping);
+    let (children, servers): (Vec<Child>, Vec<_>) = (0..size)
+        .map(|rank| start_rank(&job, rank, node(rank)))
+        .unzip();
     let start = Instant::now();
     let mut outputs = Vec::new();
     for mut child in children {
@@ -171,4 +182,38 @@ fn mapping_blocks_repeat_over_several_nodes() {
     assert!(out.contains("split ok on 5 ranks"), "{out}");
     let out = run(4, "(vector,(0,2,2))", |r| r / 2);
     assert!(out.contains("split ok on 4 ranks"), "{out}");
+}
+
+#[test]
+fn a_segment_left_by_a_rank_killed_in_init_goes_with_a_later_job() {
+    common::build();
+    // Rank 0 of a 2-rank job creates its node's segment before the fence, where it
+    // waits for rank 1, which never starts; killed there, it leaves the segment in
+    // /dev/shm (this launcher cleans nothing). Its PMI thread stays in the barrier.
+    let job = new_job(2, "(vector,(0,1,2))");
+    let (mut child, _server) = start_rank(&job, 0, 0);
+    let path = Path::new("/dev/shm").join(format!("oxmpi-{}-n0", job.kvsname));
+    let start = Instant::now();
+    while !path.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(u64::from(common::HANG_GUARD_SECS)),
+            "rank 0 never created {path:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().expect("kill rank 0");
+    child.wait().expect("reap rank 0");
+    assert!(path.exists(), "the killed job's segment is left behind");
+    // A later job on the node removes it once it is old enough: made so here.
+    let age = Duration::from_secs(120);
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .and_then(|f| f.set_modified(SystemTime::now() - age))
+        .expect("age the segment");
+    let out = run(2, "(vector,(0,1,2))", |_| 0);
+    assert!(out.contains("split ok on 2 ranks"), "{out}");
+    let left = path.exists();
+    let _ = std::fs::remove_file(&path);
+    assert!(!left, "a later job left the stale segment {path:?}");
 }

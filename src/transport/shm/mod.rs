@@ -22,6 +22,7 @@ mod prefetch;
 mod ring;
 pub(crate) mod segment;
 mod split;
+mod stale;
 mod wakeup;
 
 use std::collections::VecDeque;

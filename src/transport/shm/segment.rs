@@ -9,14 +9,17 @@
 //! [`super::area`]). Positions are offsets, never pointers. Invariants: the segment is created 0600 under a random name and
 //! unlinked by whichever rank maps it last (every rank maps it during init), so after
 //! init nothing of it is left in /dev/shm whatever happens to the ranks later; the
-//! launcher removes it if a rank dies before mapping it.
+//! launcher removes it if a rank dies before mapping it; under another launcher, the
+//! node's next job does ([`super::stale`]).
 
 use std::ffi::CString;
+use std::path::Path;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use super::area::{self, Area};
 use super::ring::Inbox;
+use super::stale;
 use crate::error::{Error, Result};
 
 /// Cache-line size all hot words are padded to.
@@ -24,10 +27,13 @@ pub(crate) const LINE: usize = 64;
 pub(crate) const PAGE: usize = 4096;
 const HEADER: usize = PAGE;
 const CONTROL: usize = PAGE;
-const MAGIC: u64 = 0x6f78_6d70_695f_7368; // "oxmpi_sh"
+pub(super) const MAGIC: u64 = 0x6f78_6d70_695f_7368; // "oxmpi_sh"
 /// Header counters: local ranks attached, and local ranks done with their probe.
 const ATTACHED: usize = 24;
 const PROBED: usize = 28;
+/// Header word: the process id of the rank that created the segment (see
+/// [`super::stale`]).
+pub(super) const CREATOR: usize = 32;
 
 /// Offsets inside a rank's control page.
 pub(crate) mod ctl {
@@ -105,6 +111,7 @@ impl Segment {
             )));
         }
         let len = footprint(local_size, ring_lines);
+        stale::remove_stale(Path::new("/dev/shm"), SystemTime::now());
         // SAFETY: plain syscalls on a NUL-terminated name; the fd is closed below.
         let fd = unsafe {
             libc::shm_open(
@@ -140,7 +147,10 @@ impl Segment {
                 return Err(e);
             }
         };
-        seg.word64(0).store(MAGIC, Ordering::Relaxed);
+        // The creator before the magic word (`stale` reads them in that order).
+        seg.word64(CREATOR)
+            .store(u64::from(std::process::id()), Ordering::Relaxed);
+        seg.word64(0).store(MAGIC, Ordering::Release);
         seg.word64(8).store(local_size as u64, Ordering::Relaxed);
         seg.word64(16).store(ring_lines as u64, Ordering::Release);
         Ok(seg)
