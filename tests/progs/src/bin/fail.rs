@@ -97,7 +97,12 @@ fn other_collectives(
     } else {
         collective(world, op, n)?;
     }
-    world.recv(&mut [0u8], 0, 99).map(drop)
+    // Then it waits for a message that never comes, from a rank that is still there
+    // (rank 0 from rank 1: a receive from itself alone would fail at once as a
+    // deadlock, and the job could end with that, or with its finalize, before the
+    // others found the mismatch).
+    let from = if world.rank() == 0 { 1 } else { 0 };
+    world.recv(&mut [0u8], from, 99).map(drop)
 }
 
 /// Rank `victim` finalizes early (or returns an error from a bad send); the others wait
