@@ -27,6 +27,8 @@ pub(crate) const LINE: usize = 64;
 pub(crate) const PAGE: usize = 4096;
 const HEADER: usize = PAGE;
 const CONTROL: usize = PAGE;
+/// What every segment's name in /dev/shm starts with.
+pub(super) const PREFIX: &str = "oxmpi-";
 pub(super) const MAGIC: u64 = 0x6f78_6d70_695f_7368; // "oxmpi_sh"
 /// Header counters: local ranks attached, and local ranks done with their probe.
 const ATTACHED: usize = 24;
@@ -97,7 +99,7 @@ impl Segment {
             .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
             .take(40)
             .collect();
-        format!("/oxmpi-{job}-n{node}")
+        format!("/{PREFIX}{job}-n{node}")
     }
 
     /// Creates the segment (the node's first rank does this, before the other ranks

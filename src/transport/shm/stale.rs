@@ -22,11 +22,11 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use super::segment::{CREATOR, MAGIC};
+use super::segment::{CREATOR, MAGIC, PREFIX};
 
 /// How old a segment name must be before it counts as left behind: far longer than
 /// any init takes.
-pub(crate) const STALE_AFTER: Duration = Duration::from_secs(60);
+const STALE_AFTER: Duration = Duration::from_secs(60);
 
 /// Removes the stale oxmpi segments in `dir` (see the module documentation), as of
 /// `now`; returns how many.
@@ -38,7 +38,7 @@ pub(crate) fn remove_stale(dir: &Path, now: SystemTime) -> usize {
     let me = unsafe { libc::geteuid() };
     entries
         .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with("oxmpi-"))
+        .filter(|e| e.file_name().to_string_lossy().starts_with(PREFIX))
         .filter(|e| is_stale(&e.path(), me, now))
         .filter(|e| std::fs::remove_file(e.path()).is_ok())
         .count()
@@ -58,19 +58,12 @@ fn is_stale(path: &Path, me: u32, now: SystemTime) -> bool {
     if !meta.is_file() || meta.uid() != me || !old {
         return false;
     }
-    // Shorter than a header (never sized) reads as zeros: no header.
     let mut head = [0u8; CREATOR + 8];
-    let Ok(mut file) = File::open(path) else {
-        return false;
-    };
-    let mut got = 0;
-    while got < head.len() {
-        match file.read(&mut head[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => return false,
-        }
+    match File::open(path).and_then(|mut f| f.read_exact(&mut head)) {
+        Ok(()) => {}
+        // Shorter than a header: never sized, so no header.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return true,
+        Err(_) => return false,
     }
     let word = |off: usize| u64::from_ne_bytes(head[off..off + 8].try_into().expect("8 bytes"));
     // The creator writes its process id before the magic word.
@@ -81,11 +74,9 @@ fn is_stale(path: &Path, me: u32, now: SystemTime) -> bool {
         return false;
     };
     // SAFETY: signal 0 only asks whether the process exists.
-    pid > 0 && unsafe { libc::kill(pid, 0) } != 0 && last_errno() == libc::ESRCH
-}
-
-fn last_errno() -> i32 {
-    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+    pid > 0
+        && unsafe { libc::kill(pid, 0) } != 0
+        && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
 }
 
 #[cfg(test)]
