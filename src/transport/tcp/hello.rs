@@ -6,9 +6,9 @@
 
 use bytemuck::{Pod, Zeroable};
 
-/// The wire protocol's version is the sixth byte (2: frames that take part in
-/// matching are numbered, see `order.rs`).
-const MAGIC: [u8; 8] = *b"OXMPI\x02\0\0";
+/// The wire protocol's version is the sixth byte (3: one connection per pair, frames
+/// that take part in matching are numbered, see `order.rs`).
+const MAGIC: [u8; 8] = *b"OXMPI\x03\0\0";
 
 /// A connection's opening message.
 #[repr(C)]
@@ -18,39 +18,29 @@ pub(crate) struct Hello {
     secret: [u8; 16],
     rank: u32,
     size: u32,
-    /// [`BULK`] or 0.
+    /// Zero (reserved).
     flags: u8,
     _pad: [u8; 7],
 }
-
-/// The caller opened the connection as its lane: only it writes on it (rendezvous
-/// frames, see the transport's module documentation).
-const BULK: u8 = 1;
 
 pub(crate) const HELLO_LEN: usize = std::mem::size_of::<Hello>();
 const _: () = assert!(HELLO_LEN == 40);
 
 impl Hello {
-    /// The hello of world rank `rank` of a job of `size`; `bulk`: the connection is
-    /// the caller's lane.
-    pub(crate) fn new(secret: [u8; 16], rank: usize, size: usize, bulk: bool) -> Hello {
+    /// The hello of world rank `rank` of a job of `size`.
+    pub(crate) fn new(secret: [u8; 16], rank: usize, size: usize) -> Hello {
         Hello {
             magic: MAGIC,
             secret,
             rank: rank as u32,
             size: size as u32,
-            flags: if bulk { BULK } else { 0 },
+            flags: 0,
             _pad: [0; 7],
         }
     }
 
-    /// Checks a received hello; returns the caller's world rank and whether the
-    /// connection is its lane.
-    pub(crate) fn verify(
-        bytes: &[u8],
-        secret: &[u8; 16],
-        size: usize,
-    ) -> Result<(usize, bool), String> {
+    /// Checks a received hello; returns the caller's world rank.
+    pub(crate) fn verify(bytes: &[u8], secret: &[u8; 16], size: usize) -> Result<usize, String> {
         let h: Hello = bytemuck::pod_read_unaligned(&bytes[..HELLO_LEN]);
         if h.magic != MAGIC {
             return Err("not an oxmpi connection (bad magic)".into());
@@ -70,10 +60,10 @@ impl Hello {
                 h.rank, h.size
             ));
         }
-        if h.flags & !BULK != 0 {
+        if h.flags != 0 || h._pad != [0; 7] {
             return Err(format!("unknown connection flags {:#x}", h.flags));
         }
-        Ok((h.rank as usize, h.flags & BULK != 0))
+        Ok(h.rank as usize)
     }
 }
 
@@ -84,16 +74,11 @@ mod tests {
     #[test]
     fn accepts_own_job_and_rejects_others() {
         let secret = [7u8; 16];
-        let h = Hello::new(secret, 3, 4, false);
-        assert_eq!(
-            Hello::verify(bytemuck::bytes_of(&h), &secret, 4),
-            Ok((3, false))
-        );
-        let bulk = Hello::new(secret, 3, 4, true);
-        assert_eq!(
-            Hello::verify(bytemuck::bytes_of(&bulk), &secret, 4),
-            Ok((3, true))
-        );
+        let h = Hello::new(secret, 3, 4);
+        assert_eq!(Hello::verify(bytemuck::bytes_of(&h), &secret, 4), Ok(3));
+        let mut flagged = h;
+        flagged.flags = 1;
+        assert!(Hello::verify(bytemuck::bytes_of(&flagged), &secret, 4).is_err());
         assert!(Hello::verify(bytemuck::bytes_of(&h), &[8u8; 16], 4).is_err());
         assert!(Hello::verify(bytemuck::bytes_of(&h), &secret, 3).is_err());
         let mut junk = bytemuck::bytes_of(&h).to_vec();

@@ -39,9 +39,6 @@ pub(crate) enum Pump {
 pub(crate) struct Incoming {
     pub(crate) stream: mio::net::TcpStream,
     pub(crate) peer: Option<usize>,
-    /// The peer opened this connection as its lane: for its rendezvous frames only
-    /// (see the transport's module documentation).
-    pub(crate) bulk: bool,
     buf: Vec<u8>,
     start: usize,
     end: usize,
@@ -62,7 +59,6 @@ impl Incoming {
         Incoming {
             stream,
             peer: None,
-            bulk: false,
             buf: vec![0; READ_BUF],
             start: 0,
             end: 0,
@@ -155,11 +151,11 @@ impl Incoming {
             match std::mem::replace(&mut self.state, State::Header) {
                 State::Hello => {
                     let bytes = &self.buf[self.start..self.start + HELLO_LEN];
-                    let (peer, bulk) = Hello::verify(bytes, secret, size).map_err(|why| {
+                    let peer = Hello::verify(bytes, secret, size).map_err(|why| {
                         protocol(self.peer, format!("rejected a TCP connection: {why}"))
                     })?;
                     if let Some(called) = self.peer
-                        && (called != peer || bulk)
+                        && called != peer
                     {
                         return Err(protocol(
                             self.peer,
@@ -167,7 +163,6 @@ impl Incoming {
                         ));
                     }
                     self.peer = Some(peer);
-                    self.bulk = bulk;
                     self.start += HELLO_LEN;
                 }
                 State::Header => {
@@ -328,7 +323,7 @@ mod tests {
     #[test]
     fn frames_after_a_good_hello_arrive_whole_even_byte_by_byte() {
         let (mut conn, mut w) = pair();
-        let mut bytes = bytemuck::bytes_of(&Hello::new(SECRET, 2, 4, false)).to_vec();
+        let mut bytes = bytemuck::bytes_of(&Hello::new(SECRET, 2, 4)).to_vec();
         bytes.extend(frame(b"hello"));
         for b in bytes {
             w.write_all(&[b]).unwrap();
@@ -344,9 +339,8 @@ mod tests {
     fn on_a_connection_we_opened_only_the_called_rank_may_answer() {
         // Here the "accepted" end plays the rank we called (2) answering.
         for (hello, ok) in [
-            (Hello::new(SECRET, 2, 4, false), true),
-            (Hello::new(SECRET, 3, 4, false), false),
-            (Hello::new(SECRET, 2, 4, true), false),
+            (Hello::new(SECRET, 2, 4), true),
+            (Hello::new(SECRET, 3, 4), false),
         ] {
             let (conn, mut w) = pair();
             let mut conn = Incoming::opened_to(conn.stream, 2);
@@ -367,7 +361,7 @@ mod tests {
     #[test]
     fn a_wrong_secret_is_refused_before_any_frame() {
         let (mut conn, mut w) = pair();
-        w.write_all(bytemuck::bytes_of(&Hello::new([6; 16], 2, 4, false)))
+        w.write_all(bytemuck::bytes_of(&Hello::new([6; 16], 2, 4)))
             .unwrap();
         w.write_all(&frame(b"sneaky")).unwrap();
         let mut sink = Recorder::default();
@@ -380,7 +374,7 @@ mod tests {
     fn garbage_oversized_and_truncated_frames_are_errors_not_panics() {
         // Unknown kind.
         let (mut conn, mut w) = pair();
-        w.write_all(bytemuck::bytes_of(&Hello::new(SECRET, 1, 4, false)))
+        w.write_all(bytemuck::bytes_of(&Hello::new(SECRET, 1, 4)))
             .unwrap();
         w.write_all(&[0xEE; HEADER_LEN]).unwrap();
         let err = pump_all(&mut conn, &mut Recorder::default()).unwrap_err();
@@ -388,7 +382,7 @@ mod tests {
 
         // A length far beyond the limit: refused without allocating it.
         let (mut conn, mut w) = pair();
-        w.write_all(bytemuck::bytes_of(&Hello::new(SECRET, 1, 4, false)))
+        w.write_all(bytemuck::bytes_of(&Hello::new(SECRET, 1, 4)))
             .unwrap();
         let mut h = Header::new(Kind::Eager);
         h.payload = u64::MAX / 2;
@@ -398,7 +392,7 @@ mod tests {
 
         // Closed in the middle of a frame.
         let (mut conn, mut w) = pair();
-        w.write_all(bytemuck::bytes_of(&Hello::new(SECRET, 1, 4, false)))
+        w.write_all(bytemuck::bytes_of(&Hello::new(SECRET, 1, 4)))
             .unwrap();
         w.write_all(&frame(b"cut short")[..HEADER_LEN + 3]).unwrap();
         drop(w);
@@ -407,7 +401,7 @@ mod tests {
 
         // A data frame naming no receive.
         let (mut conn, mut w) = pair();
-        w.write_all(bytemuck::bytes_of(&Hello::new(SECRET, 1, 4, false)))
+        w.write_all(bytemuck::bytes_of(&Hello::new(SECRET, 1, 4)))
             .unwrap();
         let mut h = Header::new(Kind::Data);
         h.payload = 10;
@@ -418,7 +412,7 @@ mod tests {
     #[test]
     fn a_clean_close_between_frames_is_reported_as_closed() {
         let (mut conn, mut w) = pair();
-        w.write_all(bytemuck::bytes_of(&Hello::new(SECRET, 3, 4, true)))
+        w.write_all(bytemuck::bytes_of(&Hello::new(SECRET, 3, 4)))
             .unwrap();
         drop(w);
         let mut sink = Recorder::default();
@@ -431,6 +425,6 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
         assert_eq!(last, Pump::Closed);
-        assert_eq!((conn.peer, conn.bulk), (Some(3), true));
+        assert_eq!(conn.peer, Some(3));
     }
 }

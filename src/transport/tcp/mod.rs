@@ -1,24 +1,25 @@
-//! The TCP transport: two kinds of connection per pair of ranks that talk, opened
-//! lazily by the first to send.
+//! The TCP transport: one connection per pair of ranks that talk, opened lazily by the
+//! first to send, used both ways.
 //!
 //! Each rank listens on one socket and publishes its address through the bootstrap.
-//! Eager messages and every small frame go on one connection the two ranks share both
-//! ways: the first to send opens it, and the other answers on it once its hello has
-//! arrived, unless it had opened one of its own by then (each then sends on its own
-//! and reads both). A rendezvous (request to send, clear-to-send, data) goes on each
-//! rank's *lane* to the peer, a connection it opened for that alone and on which the
-//! peer never writes (a request to send or clear-to-send takes the shared connection
-//! while data waits to be written on the lane, so it is not held up behind it). Why
-//! two kinds (raw sockets over loopback, one-way): a connection used both ways carries
-//! each answer's acknowledgement with the answer (48-byte ping-pong 2.8-3.1 us, one
-//! connection per direction 4.0), but it slows a long stream (1 MiB 221-255 us against 134-143), and a rendezvous runs fastest with
-//! its handshake on its data's connections (103 us); docs/benchmarks.md. Frames that
-//! take part in matching or must not be overtaken are numbered per receiver and put
-//! back in order there ([`order`]), so eager messages and requests to send still
-//! match in the order they were sent. A peer that answers on a connection this rank
-//! opened says hello there first, so every connection proves both ends belong to the
-//! job. Readiness comes from `mio` (edge-triggered); sockets are non-blocking
-//! with `TCP_NODELAY`. A closed or reset connection outside finalize is a lost peer.
+//! Every frame to a peer (eager messages, the whole rendezvous: request to send,
+//! clear-to-send, data) goes on the connection this rank sends to it on. The first to
+//! send opens it; the other answers on it once its hello has arrived. If both opened
+//! one before either hello arrived, the lower rank's wins: the higher rank answers on
+//! it as soon as nothing waits to be written on its own, and the lower rank's frames
+//! never leave its own. Why one connection both ways (raw sockets and oxmpi over
+//! loopback, docs/benchmarks.md): a connection used both ways carries each answer's
+//! acknowledgement with the answer (48-byte ping-pong 2.8-3.1 us, one connection per
+//! direction 4.0), and a long message that follows a small exchange on its own
+//! connection (a rendezvous' request to send and clear-to-send) streams two to three
+//! times faster there than on a connection only its sender writes on (1 MiB 203-318
+//! us against 497-803). Frames that take part in matching or must not be overtaken are
+//! numbered per receiver and put back in order there ([`order`]), so eager messages
+//! and requests to send still match in the order they were sent while a pair moves to
+//! one connection. A peer that answers on a connection this rank opened says hello
+//! there first, so every connection proves both ends belong to the job. Readiness
+//! comes from `mio` (edge-triggered); sockets are non-blocking with `TCP_NODELAY`. A
+//! closed or reset connection outside finalize is a lost peer.
 
 mod hello;
 mod incoming;
@@ -34,7 +35,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use std::os::fd::RawFd;
 
-use super::frame::{Kind, OutFrame};
+use super::frame::{HEADER_LEN, OutFrame};
 use super::{Sink, Transport};
 use crate::error::{Error, Result};
 use hello::{HELLO_LEN, Hello};
@@ -49,8 +50,12 @@ pub(crate) type Resolver = Box<dyn FnMut(usize) -> Result<SocketAddr> + Send>;
 const LISTENER: Token = Token(usize::MAX);
 /// Another transport's wake-up socket, polled while sleeping.
 const WAKE: Token = Token(usize::MAX - 1);
-const DEFAULT_EAGER: usize = 64 * 1024;
-/// Up to this many connections a peer may write on, progress reads them directly...
+/// A frame up to 64 KiB, header included, goes in one segment over loopback (whose MSS
+/// is 65483 bytes); one that spills a tail into a second segment waits for it (under
+/// BBR's pacing: 63-66 us for 64 KiB eagerly, 29-31 by rendezvous, 13-16 for 57344
+/// bytes eagerly; docs/benchmarks.md). Open MPI's TCP default counts its header in too.
+const DEFAULT_EAGER: usize = 64 * 1024 - HEADER_LEN;
+/// Up to this many connections a peer writes on, progress reads them directly...
 const DIRECT_READS: usize = 4;
 /// ...and asks the poller (new connections, writability, closes) every this many calls.
 const POLL_EVERY: u32 = 16;
@@ -66,9 +71,6 @@ struct Ready {
 struct Conn {
     rx: Incoming,
     tx: Outgoing,
-    /// This rank's lane to a peer: the peer never writes on it, so progress reads it
-    /// only when the poller reports it (a close or an error).
-    send_only: bool,
 }
 
 /// TCP connections to every peer this rank has talked to.
@@ -84,8 +86,9 @@ pub(crate) struct Tcp {
     conns: Vec<Option<Conn>>,
     /// Per peer, the connection this rank sends on.
     via: Vec<Option<usize>>,
-    /// Per peer, this rank's lane to it (its rendezvous frames go there).
-    bulk: Vec<Option<usize>>,
+    /// Per lower-ranked peer, the connection it opened while this rank sent on its own:
+    /// this rank answers there once nothing waits on its own.
+    offered: Vec<Option<usize>>,
     /// The connection of the last frame sent (for [`Transport::tag_last`]).
     last: usize,
     /// The numbering of frames that take part in matching, both ways.
@@ -128,7 +131,7 @@ impl Tcp {
             resolver,
             conns: Vec::new(),
             via: vec![None; size],
-            bulk: vec![None; size],
+            offered: vec![None; size],
             last: 0,
             order: Order::new(me, size),
             ready: Vec::new(),
@@ -142,7 +145,7 @@ impl Tcp {
 
     /// Whether this rank has a connection to send to `peer` on.
     pub(crate) fn connected(&self, peer: usize) -> bool {
-        self.via[peer].is_some() || self.bulk[peer].is_some()
+        self.via[peer].is_some()
     }
 
     /// From now on closed connections are expected (the job is finalizing).
@@ -194,9 +197,9 @@ impl Tcp {
         }
     }
 
-    /// Registers `stream` as a new connection, opened by this rank to `peer` (as its
-    /// lane if `bulk`) or, if `None`, accepted; returns its slot.
-    fn add(&mut self, mut stream: TcpStream, peer: Option<usize>, bulk: bool) -> Result<usize> {
+    /// Registers `stream` as a new connection, opened by this rank to `peer` or, if
+    /// `None`, accepted; returns its slot.
+    fn add(&mut self, mut stream: TcpStream, peer: Option<usize>) -> Result<usize> {
         let slot = match self.conns.iter().position(Option::is_none) {
             Some(i) => i,
             None => {
@@ -215,31 +218,23 @@ impl Tcp {
         self.conns[slot] = Some(Conn {
             rx,
             tx: Outgoing::default(),
-            send_only: bulk,
         });
         Ok(slot)
     }
 
-    /// The connection to send `frame` to `peer` on, opened now if there is none: this
-    /// rank's lane to it for a rendezvous frame, else the one both ways.
-    fn connect(&mut self, peer: usize, frame: &OutFrame) -> Result<usize> {
-        let lane_busy = self.bulk[peer]
-            .and_then(|slot| self.conns[slot].as_ref())
-            .is_some_and(|c| c.tx.has_queue());
-        let bulk = match frame.hdr.kind() {
-            Some(Kind::Data) => true,
-            // A request to send or clear-to-send waiting behind long data on the lane
-            // would hold back every later numbered frame at the peer: it takes the
-            // shared connection then (the numbers keep the order either way).
-            Some(Kind::Rts | Kind::Cts) => !lane_busy,
-            // Goodbye goes on whichever connection exists (numbered, it cannot
-            // overtake a numbered frame): finalize opens none.
-            Some(Kind::Bye) => self.via[peer].is_none() && self.bulk[peer].is_some(),
-            _ => false,
-        };
-        let table = if bulk { &self.bulk } else { &self.via };
-        if let Some(slot) = table[peer] {
-            return Ok(slot);
+    /// The connection to send to `peer` on, opened now if there is none; a lower-ranked
+    /// peer's connection replaces this rank's own once nothing waits on the own one.
+    fn connect(&mut self, peer: usize) -> Result<usize> {
+        if let Some(slot) = self.via[peer] {
+            let idle = self.conns[slot].as_ref().is_none_or(|c| !c.tx.has_queue());
+            match self.offered[peer] {
+                Some(theirs) if idle => {
+                    self.offered[peer] = None;
+                    self.answer(peer, theirs)?;
+                    return Ok(theirs);
+                }
+                _ => return Ok(slot),
+            }
         }
         if self.closing {
             // Whatever is left to send while finalizing (credit returns) is of no
@@ -251,16 +246,28 @@ impl Tcp {
         let lost = |e: io::Error| self.lost(peer, format!("connecting to {addr} failed: {e}"));
         let mut std_stream = std::net::TcpStream::connect(addr).map_err(lost)?;
         std_stream.set_nodelay(true).map_err(lost)?;
-        let hello = Hello::new(self.secret, self.me, self.size, bulk);
+        let hello = Hello::new(self.secret, self.me, self.size);
         io::Write::write_all(&mut std_stream, bytemuck::bytes_of(&hello)).map_err(lost)?;
         std_stream.set_nonblocking(true).map_err(lost)?;
-        let slot = self.add(TcpStream::from_std(std_stream), Some(peer), bulk)?;
-        if bulk {
-            self.bulk[peer] = Some(slot);
-        } else {
-            self.via[peer] = Some(slot);
-        }
+        let slot = self.add(TcpStream::from_std(std_stream), Some(peer))?;
+        self.via[peer] = Some(slot);
         Ok(slot)
+    }
+
+    /// Sends to `peer` on connection `slot`, which it opened, from now on: says hello
+    /// there first (nothing else was written on it).
+    fn answer(&mut self, peer: usize, slot: usize) -> Result<()> {
+        self.via[peer] = Some(slot);
+        let hello = Hello::new(self.secret, self.me, self.size);
+        let conn = self.conns[slot]
+            .as_mut()
+            .expect("an answered connection is live");
+        match io::Write::write(&mut conn.rx.stream, bytemuck::bytes_of(&hello)) {
+            Ok(n) if n == HELLO_LEN => Ok(()),
+            Ok(_) | Err(_) if self.closing => Ok(()),
+            Ok(_) => Err(self.lost(peer, "answering its connection fell short".into())),
+            Err(e) => Err(self.lost(peer, format!("answering its connection: {e}"))),
+        }
     }
 
     fn accept_all(&mut self) -> Result<()> {
@@ -274,7 +281,7 @@ impl Tcp {
             stream
                 .set_nodelay(true)
                 .map_err(|e| Error::io("setting TCP_NODELAY", e))?;
-            let slot = self.add(stream, None, false)?;
+            let slot = self.add(stream, None)?;
             // Data may already be waiting; the edge may have passed before registration.
             self.ready.push(Ready {
                 token: Token(self.size + slot),
@@ -291,20 +298,15 @@ impl Tcp {
         let known = conn.rx.peer.is_some();
         let mut ordered = self.order.ordering(sink);
         let result = conn.rx.pump(self.me, self.size, &self.secret, &mut ordered);
-        let (peer, bulk) = (conn.rx.peer, conn.rx.bulk);
-        if let (false, false, Some(p)) = (known, bulk, peer)
-            && self.via[p].is_none()
-        {
-            // The peer said hello and this rank has sent it nothing yet: answer here,
-            // saying hello first (before any frame: nothing else was written here).
-            self.via[p] = Some(slot);
-            let hello = Hello::new(self.secret, self.me, self.size, false);
-            let conn = self.conns[slot].as_mut().expect("pumped just now");
-            match io::Write::write(&mut conn.rx.stream, bytemuck::bytes_of(&hello)) {
-                Ok(n) if n == HELLO_LEN => {}
-                Ok(_) | Err(_) if self.closing => {}
-                Ok(_) => return Err(self.lost(p, "answering its connection fell short".into())),
-                Err(e) => return Err(self.lost(p, format!("answering its connection: {e}"))),
+        let peer = conn.rx.peer;
+        if let (false, Some(p)) = (known, peer) {
+            // The peer said hello on a connection it opened. This rank answers there at
+            // once if it has sent it nothing yet, later if the peer is the lower rank
+            // (whose connection wins), never if it is the higher.
+            if self.via[p].is_none() {
+                self.answer(p, slot)?;
+            } else if p < self.me {
+                self.offered[p] = Some(slot);
             }
         }
         match result {
@@ -338,11 +340,25 @@ impl Tcp {
         if let Some(mut conn) = self.conns[slot].take() {
             let _ = self.poll.registry().deregister(&mut conn.rx.stream);
             if let Some(p) = conn.rx.peer {
-                for table in [&mut self.via, &mut self.bulk] {
+                for table in [&mut self.via, &mut self.offered] {
                     if table[p] == Some(slot) {
                         table[p] = None;
                     }
                 }
+            }
+        }
+    }
+
+    /// Whether the peer may write on connection `slot`: the one this rank sends on, or
+    /// the one it will move to, or one whose caller has not said hello yet. (On the
+    /// other of two, the higher rank's own connection, the lower rank never writes and
+    /// the higher one stops writing once it moves; the poller reports what comes.)
+    fn peer_writes(&self, slot: usize) -> bool {
+        match &self.conns[slot] {
+            None => false,
+            Some(c) => {
+                c.rx.peer
+                    .is_none_or(|p| self.via[p] == Some(slot) || self.offered[p] == Some(slot))
             }
         }
     }
@@ -393,7 +409,7 @@ impl Transport for Tcp {
         // Finalizing: every rank is done communicating and a peer may already be
         // gone; what is left to send (credit returns) is of no use to anyone.
         let closing = self.closing;
-        let slot = match self.connect(peer, &frame) {
+        let slot = match self.connect(peer) {
             Ok(slot) => slot,
             Err(_) if closing => return Ok(true),
             Err(e) => return Err(e),
@@ -419,18 +435,16 @@ impl Transport for Tcp {
 
     fn progress(&mut self, sink: &mut dyn Sink) -> Result<bool> {
         self.ticks = self.ticks.wrapping_add(1);
-        let direct = self
-            .conns
-            .iter()
-            .filter(|c| c.as_ref().is_some_and(|c| !c.send_only))
+        let direct = (0..self.conns.len())
+            .filter(|&s| self.peer_writes(s))
             .count();
         if direct > DIRECT_READS || self.ticks.is_multiple_of(POLL_EVERY) {
             self.poll_into_ready(Some(Duration::ZERO))?;
         } else {
             // With few connections a read attempt on each costs no more than asking
             // the poller, and finds an arrival one system call sooner.
-            for (slot, c) in self.conns.iter().enumerate() {
-                if c.as_ref().is_some_and(|c| !c.send_only) {
+            for slot in 0..self.conns.len() {
+                if self.peer_writes(slot) {
                     self.ready.push(Ready {
                         token: Token(self.size + slot),
                         writable: false,

@@ -1,23 +1,24 @@
-//! Matching order across a peer's two connections.
+//! Matching order across a peer's connections.
 //!
-//! A peer's eager messages come on the connection both ranks share, its requests to
-//! send (rendezvous) usually on its lane (see the module documentation of the
-//! transport), and MPI matches them in the order they were sent. So a sender numbers
-//! every frame that takes part in matching or must not be overtaken ([`numbered`]:
-//! eager, request to send, clear-to-send, whose refusal completes a send, and the
-//! goodbye that must come after all of them) per receiver, in the header's `seq`, and
-//! the receiver hands them on in that order: a frame that overtook an
-//! earlier one on the other connection waits here, copied, until the earlier one has
-//! arrived. Data, synchronous-send acknowledgements and credit returns are handed on
-//! at once (none of them can come before the numbered frame it follows from).
+//! A pair of ranks that both opened a connection before either hello arrived has two
+//! until the higher rank moves to the lower's (see the module documentation of the
+//! transport), and MPI matches a peer's messages in the order they were sent whichever
+//! connection they took. So a sender numbers every frame that takes part in matching or
+//! must not be overtaken ([`numbered`]: eager, request to send, clear-to-send, whose
+//! refusal completes a send, and the goodbye that must come after all of them) per
+//! receiver, in the header's `seq`, and the receiver hands them on in that order: a
+//! frame that overtook an earlier one on the other connection waits here, copied,
+//! until the earlier one has arrived. Data, synchronous-send acknowledgements and
+//! credit returns are handed on at once (none of them can come before the numbered
+//! frame it follows from).
 //!
-//! Bound: what waits here is what one connection got ahead of the other. A numbered
-//! frame never queues behind long data on a lane (it takes the shared connection
-//! then), so it waits at most for the kernel's socket buffers to drain, a few
-//! milliseconds, in which far fewer than 2^15 small frames can follow it; the
-//! sender's eager credit bounds the data among them. Invariant: numbers are
-//! consecutive per (sender, receiver) modulo 2^16; one behind the next expected, more
-//! than half the space ahead, or twice the same, is a protocol error.
+//! Bound: what waits here is what one connection got ahead of the other. A rank moves
+//! to the lower rank's connection only once nothing waits to be written on its own, so
+//! a numbered frame waits at most for the kernel's socket buffers to drain, a few
+//! milliseconds, in which far fewer than 2^15 small frames can follow it; the sender's
+//! eager credit bounds the data among them. Invariant: numbers are consecutive per
+//! (sender, receiver) modulo 2^16; one behind the next expected, more than half the
+//! space ahead, or twice the same, is a protocol error.
 
 use std::collections::VecDeque;
 
@@ -210,7 +211,8 @@ mod tests {
     #[test]
     fn a_goodbye_does_not_overtake_a_refusal() {
         // The receiver of a long message refuses it (a clear-to-send that truncates,
-        // on its lane), then finalizes (goodbye on the shared connection).
+        // on its own connection), then finalizes (goodbye on the sender's, which it
+        // has moved to).
         let mut receiver = Order::new(1, 2);
         let mut cts = Header::new(Kind::Cts);
         let mut bye = Header::new(Kind::Bye);
