@@ -32,6 +32,7 @@ Examples:
   oxrun -np 8 --tag-output --report-bindings ./solver input.dat
   oxrun -n 2 -x RUST_LOG=debug -x HOME --wdir /scratch/run1 ./app --steps 100
   oxrun -n 16 --timeout 60 ./stress        (16 ranks on 2 cores: 8 per core)
+  oxrun -n 4 --node-netns a=10.0.0.1,b=10.0.0.2 ./app   (2 nodes, linked by `ip`)
 
 Each rank's environment is oxrun's own, plus the -x variables, plus:
   PMI_FD, PMI_RANK, PMI_SIZE, PMI_SPAWNED=0     PMI-1 connection to oxrun
@@ -40,7 +41,8 @@ Each rank's environment is oxrun's own, plus the -x variables, plus:
   OXMPI_OVERSUBSCRIBED   1 when there are more ranks than cores, else 0
   OXMPI_JOB_ID           16 random hex digits, the same for every rank of a job
   OXMPI_JOB_SECRET       32 random hex digits; ranks prove job membership with it
-  OXMPI_HOST_ADDR        address this node's ranks listen on (127.0.0.1)
+  OXMPI_HOST_ADDR        address this node's ranks listen on (127.0.0.1, or
+                         the node's address from --node-netns)
 
 A rank fails when it exits non-zero, is killed by a signal, or exits after PMI
 init without PMI finalize (a program that never speaks PMI may simply exit 0).
@@ -148,6 +150,15 @@ pub struct Cli {
         verbatim_doc_comment
     )]
     pub simulate_nodes: Option<u32>,
+
+    /// Put simulated node i in network namespace NSi, its ranks listening on ADDRi
+    ///
+    /// One entry per node (implies --simulate-nodes with as many). NS is a name
+    /// under /var/run/netns (`ip netns add NS`) or a path; ranks on different
+    /// nodes then talk over whatever links the namespaces (a veth pair, a bridge)
+    /// instead of loopback. Needs the right to enter them (root).
+    #[arg(long, value_name = "NS=ADDR,...", verbatim_doc_comment)]
+    pub node_netns: Option<String>,
 
     /// Stop the job if it has not finished after SECS seconds (exit status 124)
     #[arg(

@@ -29,6 +29,7 @@ use crate::cli::Timeout;
 use crate::exit_status::{RankExit, signal_name};
 use crate::failure::Failure;
 use crate::layout::Layout;
+use crate::netns::NodeNet;
 use crate::output::{Kind, LineBuffer, Output};
 use crate::pmi_conn::{Next, PmiConn};
 use crate::pmi_server::{Outcome, PmiServer};
@@ -81,6 +82,9 @@ pub struct JobSpec {
     pub exports: Vec<(OsString, OsString)>,
     /// Placement of ranks on nodes.
     pub layout: Layout,
+    /// Per simulated node, its network namespace (`--node-netns`; empty: all in
+    /// oxrun's, listening on loopback).
+    pub node_nets: Vec<NodeNet>,
     /// Bindings of this node's ranks, by local rank.
     pub plan: Plan,
     /// Job id and secret.
@@ -218,6 +222,7 @@ impl Job {
         let mut stdin0 = None;
         for rank in 0..spec.layout.size() {
             let binding = &spec.plan.bindings[rank];
+            let net = spec.node_nets.get(spec.layout.node(rank) as usize);
             let env = |pmi_fd| {
                 let info = RankInfo {
                     rank,
@@ -226,7 +231,7 @@ impl Job {
                     oversubscribed: spec.plan.oversubscribed,
                     identity: &spec.identity,
                     pmi_fd,
-                    host_addr: "127.0.0.1",
+                    host_addr: net.map_or("127.0.0.1", |n| &n.addr),
                 };
                 rank_env::rank_env(&info, &spec.exports)
             };
@@ -238,14 +243,18 @@ impl Job {
                 env: &env,
                 env_remove: &rank_env::REMOVED,
                 cpuset: binding.cpuset(),
+                netns: net.map(NodeNet::fd),
                 stdin: rank == 0,
                 nofile,
             };
             let spawned = match spawn::spawn(&cmd) {
                 Ok(s) => s,
                 Err(e) => {
+                    let within = net.map_or(String::new(), |n| {
+                        format!(" in network namespace '{}'", n.name)
+                    });
                     self.out
-                        .message(&format!("oxrun: cannot start rank {rank}: {e}"));
+                        .message(&format!("oxrun: cannot start rank {rank}{within}: {e}"));
                     self.fail(Failure::Launch);
                     return;
                 }

@@ -12,6 +12,7 @@ mod exit_status;
 mod failure;
 mod job;
 mod layout;
+mod netns;
 mod output;
 mod pmi_conn;
 mod pmi_server;
@@ -100,8 +101,38 @@ fn launch(cli: Cli) -> i32 {
             return 2;
         }
     };
-    let layout = match cli.simulate_nodes {
-        Some(k) => Layout::blocks(cli.np as usize, k as usize),
+    let node_nets = match cli.node_netns.as_deref().map(netns::parse).transpose() {
+        Ok(Some(nodes))
+            if cli
+                .simulate_nodes
+                .is_some_and(|k| k as usize != nodes.len()) =>
+        {
+            eprintln!(
+                "oxrun: --node-netns names {} namespaces for --simulate-nodes {}",
+                nodes.len(),
+                cli.simulate_nodes.unwrap_or_default()
+            );
+            return 2;
+        }
+        Ok(nodes) => nodes,
+        Err(e) => {
+            eprintln!("oxrun: --node-netns: {e}");
+            return 2;
+        }
+    };
+    let nodes = node_nets
+        .as_ref()
+        .map(Vec::len)
+        .or(cli.simulate_nodes.map(|k| k as usize));
+    let node_nets = match node_nets.map(netns::open).transpose() {
+        Ok(n) => n.unwrap_or_default(),
+        Err(e) => {
+            eprintln!("oxrun: --node-netns: {e}");
+            return 2;
+        }
+    };
+    let layout = match nodes {
+        Some(k) => Layout::blocks(cli.np as usize, k),
         None => Layout::single_node(cli.np as usize),
     };
     // Every rank runs on this machine (simulated nodes share it), so bindings are
@@ -139,6 +170,7 @@ fn launch(cli: Cli) -> i32 {
         cwd,
         exports,
         layout,
+        node_nets,
         plan,
         identity,
         tag_output: cli.tag_output,

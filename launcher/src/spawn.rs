@@ -10,7 +10,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -32,6 +32,8 @@ pub struct RankCommand<'a> {
     pub env_remove: &'a [&'a str],
     /// Affinity mask to apply, if bound.
     pub cpuset: Option<libc::cpu_set_t>,
+    /// A network namespace to enter (an open namespace file).
+    pub netns: Option<RawFd>,
     /// Give the rank a pipe as stdin (rank 0) instead of /dev/null.
     pub stdin: bool,
     /// The open-file limit to give back to the rank, when oxrun raised its own
@@ -62,6 +64,7 @@ struct ChildSetup {
     parent: libc::pid_t,
     cpuset: Option<libc::cpu_set_t>,
     nofile: Option<libc::rlimit>,
+    netns: Option<RawFd>,
 }
 
 impl ChildSetup {
@@ -69,8 +72,9 @@ impl ChildSetup {
     /// (`io::Error::last_os_error` and `from_raw_os_error` do not allocate).
     fn apply(&self) -> io::Result<()> {
         // SAFETY: every call below is async-signal-safe and gets valid arguments:
-        // an initialised empty sigset, plain integers, and an rlimit and a cpu_set_t
-        // that live in `self` for the duration of the calls.
+        // an initialised empty sigset, plain integers (a namespace fd oxrun keeps open
+        // until the rank has started), and an rlimit and a cpu_set_t that live in
+        // `self` for the duration of the calls.
         unsafe {
             let mut empty: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut empty);
@@ -106,6 +110,11 @@ impl ChildSetup {
             {
                 return Err(io::Error::last_os_error());
             }
+            if let Some(fd) = self.netns
+                && libc::setns(fd, libc::CLONE_NEWNET) != 0
+            {
+                return Err(io::Error::last_os_error());
+            }
         }
         Ok(())
     }
@@ -120,6 +129,7 @@ pub fn spawn(rc: &RankCommand<'_>) -> io::Result<Spawned> {
         parent: std::process::id() as libc::pid_t,
         cpuset: rc.cpuset,
         nofile: rc.nofile,
+        netns: rc.netns,
     };
     let mut cmd = Command::new(rc.program);
     cmd.arg0(rc.argv0)

@@ -99,6 +99,13 @@ impl Job {
         self
     }
 
+    /// Adds oxrun flags.
+    pub fn launcher(mut self, flags: &[&str]) -> Job {
+        self.launcher_args
+            .extend(flags.iter().map(|f| f.to_string()));
+        self
+    }
+
     /// Adds program arguments.
     pub fn args<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(mut self, args: I) -> Job {
         self.args

@@ -1,0 +1,111 @@
+//! `--node-netns`: simulated nodes in network namespaces of their own, so that ranks on
+//! different nodes talk over a real link (a veth pair, a bridge) instead of loopback.
+//!
+//! Each entry names a namespace as `ip netns` does (a file under `/var/run/netns`, or
+//! a path) and the address that node's ranks listen on. oxrun opens every namespace
+//! before starting a rank; each rank enters its node's namespace between fork and exec
+//! and gets the address as `OXMPI_HOST_ADDR`. Invariant: one entry per simulated node,
+//! in node order; the files stay open until every rank has started.
+
+use std::fs::File;
+use std::net::IpAddr;
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::PathBuf;
+
+/// Where `ip netns add NAME` puts a namespace.
+const NETNS_DIR: &str = "/var/run/netns";
+
+/// One simulated node's network namespace.
+#[derive(Debug)]
+pub struct NodeNet {
+    /// The namespace as given (for messages).
+    pub name: String,
+    /// The address the node's ranks listen on, as text for `OXMPI_HOST_ADDR`.
+    pub addr: String,
+    file: File,
+}
+
+impl NodeNet {
+    /// The open namespace file, for `setns` in the child.
+    pub fn fd(&self) -> RawFd {
+        self.file.as_raw_fd()
+    }
+}
+
+/// Parses `NS=ADDR[,NS=ADDR...]` (the syntax only; see [`open`]), e.g.
+/// `oxa=10.77.0.1,oxb=10.77.0.2`.
+pub fn parse(spec: &str) -> Result<Vec<(String, IpAddr)>, String> {
+    spec.split(',')
+        .map(|entry| {
+            let (name, addr) = entry
+                .split_once('=')
+                .ok_or_else(|| format!("'{entry}' is not NAMESPACE=ADDRESS"))?;
+            if name.is_empty() {
+                return Err(format!("'{entry}' names no namespace"));
+            }
+            let addr: IpAddr = addr
+                .parse()
+                .map_err(|_| format!("'{addr}' (in '{entry}') is not an IP address"))?;
+            if addr.is_unspecified() {
+                return Err(format!("'{entry}': ranks need an address to be reached at"));
+            }
+            Ok((name.to_owned(), addr))
+        })
+        .collect()
+}
+
+/// Opens every namespace of `nodes` (from [`parse`]).
+pub fn open(nodes: Vec<(String, IpAddr)>) -> Result<Vec<NodeNet>, String> {
+    nodes
+        .into_iter()
+        .map(|(name, addr)| {
+            let path = if name.contains('/') {
+                PathBuf::from(&name)
+            } else {
+                PathBuf::from(NETNS_DIR).join(&name)
+            };
+            let file = File::open(&path).map_err(|e| {
+                format!(
+                    "cannot open network namespace '{name}' ({}): {e}",
+                    path.display()
+                )
+            })?;
+            Ok(NodeNet {
+                name,
+                addr: addr.to_string(),
+                file,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_entries_are_named() {
+        for (spec, says) in [
+            ("a=10.0.0.1,b", "'b' is not NAMESPACE=ADDRESS"),
+            ("=10.0.0.1", "names no namespace"),
+            ("a=10.0.0", "'10.0.0' (in 'a=10.0.0') is not an IP address"),
+            ("a=0.0.0.0", "need an address"),
+        ] {
+            let err = parse(spec).unwrap_err();
+            assert!(err.contains(says), "{spec}: {err}");
+        }
+        assert_eq!(
+            parse("a=::1").unwrap()[0].1,
+            "::1".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn a_missing_namespace_is_named() {
+        let err = open(parse("oxrun-no-such-namespace=10.0.0.1").unwrap()).unwrap_err();
+        assert!(
+            err.contains("oxrun-no-such-namespace") && err.contains(NETNS_DIR),
+            "{err}"
+        );
+    }
+}
