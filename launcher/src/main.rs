@@ -101,35 +101,19 @@ fn launch(cli: Cli) -> i32 {
             return 2;
         }
     };
-    let node_nets = match cli.node_netns.as_deref().map(netns::parse).transpose() {
-        Ok(Some(nodes))
-            if cli
-                .simulate_nodes
-                .is_some_and(|k| k as usize != nodes.len()) =>
-        {
-            eprintln!(
-                "oxrun: --node-netns names {} namespaces for --simulate-nodes {}",
-                nodes.len(),
-                cli.simulate_nodes.unwrap_or_default()
-            );
-            return 2;
-        }
-        Ok(nodes) => nodes,
-        Err(e) => {
-            eprintln!("oxrun: --node-netns: {e}");
-            return 2;
-        }
+    let node_nets = match cli.node_netns.as_deref() {
+        None => Vec::new(),
+        Some(spec) => match netns::for_nodes(spec, cli.simulate_nodes) {
+            Ok(n) => n,
+            Err(e) => {
+                eprintln!("oxrun: --node-netns: {e}");
+                return 2;
+            }
+        },
     };
-    let nodes = node_nets
-        .as_ref()
-        .map(Vec::len)
-        .or(cli.simulate_nodes.map(|k| k as usize));
-    let node_nets = match node_nets.map(netns::open).transpose() {
-        Ok(n) => n.unwrap_or_default(),
-        Err(e) => {
-            eprintln!("oxrun: --node-netns: {e}");
-            return 2;
-        }
+    let nodes = match node_nets.len() {
+        0 => cli.simulate_nodes.map(|k| k as usize),
+        n => Some(n),
     };
     let layout = match nodes {
         Some(k) => Layout::blocks(cli.np as usize, k),

@@ -32,9 +32,22 @@ impl NodeNet {
     }
 }
 
-/// Parses `NS=ADDR[,NS=ADDR...]` (the syntax only; see [`open`]), e.g.
-/// `oxa=10.77.0.1,oxb=10.77.0.2`.
-pub fn parse(spec: &str) -> Result<Vec<(String, IpAddr)>, String> {
+/// The namespaces of `--node-netns SPEC` (`NS=ADDR[,NS=ADDR...]`, e.g.
+/// `oxa=10.77.0.1,oxb=10.77.0.2`), opened; `simulate_nodes`, when given, must count
+/// as many. Every error names the entry or the namespace at fault.
+pub fn for_nodes(spec: &str, simulate_nodes: Option<u32>) -> Result<Vec<NodeNet>, String> {
+    let nodes = parse(spec)?;
+    if let Some(k) = simulate_nodes.filter(|&k| k as usize != nodes.len()) {
+        return Err(format!(
+            "names {} namespaces for --simulate-nodes {k}",
+            nodes.len()
+        ));
+    }
+    open(nodes)
+}
+
+/// Parses the entries of a `--node-netns` value (the syntax only).
+fn parse(spec: &str) -> Result<Vec<(String, IpAddr)>, String> {
     spec.split(',')
         .map(|entry| {
             let (name, addr) = entry
@@ -55,7 +68,7 @@ pub fn parse(spec: &str) -> Result<Vec<(String, IpAddr)>, String> {
 }
 
 /// Opens every namespace of `nodes` (from [`parse`]).
-pub fn open(nodes: Vec<(String, IpAddr)>) -> Result<Vec<NodeNet>, String> {
+fn open(nodes: Vec<(String, IpAddr)>) -> Result<Vec<NodeNet>, String> {
     nodes
         .into_iter()
         .map(|(name, addr)| {

@@ -18,9 +18,8 @@ pub(crate) struct Hello {
     secret: [u8; 16],
     rank: u32,
     size: u32,
-    /// Zero (reserved).
-    flags: u8,
-    _pad: [u8; 7],
+    /// Zero (reserved for connection flags).
+    reserved: [u8; 8],
 }
 
 pub(crate) const HELLO_LEN: usize = std::mem::size_of::<Hello>();
@@ -34,8 +33,7 @@ impl Hello {
             secret,
             rank: rank as u32,
             size: size as u32,
-            flags: 0,
-            _pad: [0; 7],
+            reserved: [0; 8],
         }
     }
 
@@ -60,8 +58,8 @@ impl Hello {
                 h.rank, h.size
             ));
         }
-        if h.flags != 0 || h._pad != [0; 7] {
-            return Err(format!("unknown connection flags {:#x}", h.flags));
+        if h.reserved != [0; 8] {
+            return Err(format!("unknown connection flags {:?}", h.reserved));
         }
         Ok(h.rank as usize)
     }
@@ -77,7 +75,7 @@ mod tests {
         let h = Hello::new(secret, 3, 4);
         assert_eq!(Hello::verify(bytemuck::bytes_of(&h), &secret, 4), Ok(3));
         let mut flagged = h;
-        flagged.flags = 1;
+        flagged.reserved[0] = 1;
         assert!(Hello::verify(bytemuck::bytes_of(&flagged), &secret, 4).is_err());
         assert!(Hello::verify(bytemuck::bytes_of(&h), &[8u8; 16], 4).is_err());
         assert!(Hello::verify(bytemuck::bytes_of(&h), &secret, 3).is_err());

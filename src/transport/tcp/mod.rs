@@ -435,14 +435,12 @@ impl Transport for Tcp {
 
     fn progress(&mut self, sink: &mut dyn Sink) -> Result<bool> {
         self.ticks = self.ticks.wrapping_add(1);
-        let direct = (0..self.conns.len())
-            .filter(|&s| self.peer_writes(s))
-            .count();
-        if direct > DIRECT_READS || self.ticks.is_multiple_of(POLL_EVERY) {
-            self.poll_into_ready(Some(Duration::ZERO))?;
-        } else {
+        let mut poll = self.ticks.is_multiple_of(POLL_EVERY);
+        if !poll {
             // With few connections a read attempt on each costs no more than asking
-            // the poller, and finds an arrival one system call sooner.
+            // the poller, and finds an arrival one system call sooner; with more, the
+            // poller costs less.
+            let queued = self.ready.len();
             for slot in 0..self.conns.len() {
                 if self.peer_writes(slot) {
                     self.ready.push(Ready {
@@ -451,6 +449,13 @@ impl Transport for Tcp {
                     });
                 }
             }
+            if self.ready.len() - queued > DIRECT_READS {
+                self.ready.truncate(queued);
+                poll = true;
+            }
+        }
+        if poll {
+            self.poll_into_ready(Some(Duration::ZERO))?;
         }
         let mut moved = false;
         let ready = std::mem::take(&mut self.ready);
