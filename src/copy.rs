@@ -9,7 +9,7 @@
 //! itself; this module does it for the copies of message data on the shared-memory
 //! paths (ring, area, landing an eager message, a schedule's local copies), with a
 //! loop of 32-byte vector moves where the processor has AVX, two fixed-width moves
-//! inline for up to 16 bytes, and `memcpy` for the other short copies (below `rep
+//! inline for up to 32 bytes, and `memcpy` for the other short copies (below `rep
 //! movsb`'s threshold, where glibc uses vector moves anyway) and elsewhere. Not through it: an unexpected message stored aside (at most the eager
 //! limit, with an allocation), the copy an in-place alltoall makes of its buffer, and
 //! reduction kernels' copies.
@@ -30,7 +30,7 @@ const _: () = assert!(LOOP_FROM >= 32);
 /// # Panics
 ///
 /// If the lengths differ (as `copy_from_slice` does).
-#[inline]
+#[inline(always)]
 #[track_caller]
 pub(crate) fn copy(dst: &mut [u8], src: &[u8]) {
     assert_eq!(
@@ -38,40 +38,43 @@ pub(crate) fn copy(dst: &mut [u8], src: &[u8]) {
         src.len(),
         "copy between slices of different lengths"
     );
-    let n = dst.len();
-    if n <= 16 {
-        copy_short(dst, src);
-        return;
-    }
-    if n < LOOP_FROM || !vector_loop() {
-        dst.copy_from_slice(src);
-        return;
-    }
-    #[cfg(all(target_arch = "x86_64", not(miri)))]
     // SAFETY: both slices hold `dst.len()` bytes and cannot overlap (one is borrowed
-    // mutably); `vector_loop` saw AVX.
-    unsafe {
-        copy_avx(dst.as_mut_ptr(), src.as_ptr(), dst.len())
-    }
+    // mutably).
+    unsafe { copy_raw(dst.as_mut_ptr(), src.as_ptr(), dst.len()) }
 }
 
-/// Copies of up to 16 bytes (the blocks of a short alltoall, say) as two moves of
-/// a fixed width that may overlap, inline, instead of a call to `memcpy` with its
-/// dispatch on the length.
+/// Copies up to this long are two moves of a fixed width (see [`copy_short`]).
+const SHORT: usize = 32;
+
+/// Copies of up to [`SHORT`] bytes (the blocks of a short alltoall, a short message's
+/// payload) as two moves of a fixed width that may overlap, inline, instead of a call
+/// to `memcpy` with its dispatch on the length.
+///
+/// # Safety
+///
+/// As [`copy_raw`], with `n <= SHORT`.
 #[inline(always)]
-fn copy_short(dst: &mut [u8], src: &[u8]) {
-    let n = dst.len();
+unsafe fn copy_short(dst: *mut u8, src: *const u8, n: usize) {
+    // Both loads come before the stores; the places do not overlap.
     macro_rules! two {
-        ($w:literal) => {{
-            dst[..$w].copy_from_slice(&src[..$w]);
-            dst[n - $w..].copy_from_slice(&src[n - $w..]);
+        ($t:ty) => {{
+            let w = size_of::<$t>();
+            // SAFETY: `w <= n`, so both moves stay within `0..n` of each place.
+            unsafe {
+                let head = src.cast::<$t>().read_unaligned();
+                let tail = src.add(n - w).cast::<$t>().read_unaligned();
+                dst.cast::<$t>().write_unaligned(head);
+                dst.add(n - w).cast::<$t>().write_unaligned(tail);
+            }
         }};
     }
     match n {
-        8..=16 => two!(8),
-        4..=7 => two!(4),
-        2..=3 => two!(2),
-        1 => dst[0] = src[0],
+        16..=SHORT => two!(u128),
+        8..=15 => two!(u64),
+        4..=7 => two!(u32),
+        2..=3 => two!(u16),
+        // SAFETY: one byte of each place, as the caller promises.
+        1 => unsafe { dst.write(src.read()) },
         _ => {}
     }
 }
@@ -81,8 +84,24 @@ fn copy_short(dst: &mut [u8], src: &[u8]) {
 /// # Safety
 ///
 /// `src` is readable and `dst` writable for `n` bytes, and the two do not overlap.
-#[inline]
+#[inline(always)]
 pub(crate) unsafe fn copy_raw(dst: *mut u8, src: *const u8, n: usize) {
+    if n <= SHORT {
+        // SAFETY: as the caller promises.
+        unsafe { copy_short(dst, src, n) };
+    } else {
+        // SAFETY: as the caller promises.
+        unsafe { copy_long(dst, src, n) };
+    }
+}
+
+/// [`copy_raw`] of more than [`SHORT`] bytes, out of line.
+///
+/// # Safety
+///
+/// As [`copy_raw`].
+#[inline(never)]
+unsafe fn copy_long(dst: *mut u8, src: *const u8, n: usize) {
     if n < LOOP_FROM || !vector_loop() {
         // SAFETY: as the caller promises.
         unsafe { std::ptr::copy_nonoverlapping(src, dst, n) };

@@ -499,15 +499,24 @@ impl Shm {
 
     /// Makes our consumed lines free for producers if any wait (or a good part of the
     /// ring is held back), waking the waiters.
+    /// The check is inline (a receive asks after every message it takes off the
+    /// ring, and nearly always nothing is due); [`Shm::publish_now`] does the rest.
+    #[inline]
     fn publish(&mut self) {
-        let inbox = self.inboxes[self.local];
         if self.head == self.published {
             return;
         }
         let lazy = self.head - self.published < self.config.ring_lines as u64 / 8;
-        if lazy && !inbox.has_waiters() {
+        if lazy && !self.inboxes[self.local].has_waiters() {
             return;
         }
+        self.publish_now();
+    }
+
+    /// [`Shm::publish`] once room is due to producers.
+    #[inline(never)]
+    fn publish_now(&mut self) {
+        let inbox = self.inboxes[self.local];
         inbox.publish_head(self.head);
         self.published = self.head;
         fence(Ordering::SeqCst);

@@ -328,7 +328,7 @@ impl Inbox {
             line.add(MARKER).cast::<u64>().write(first.to_le());
             line.add(MARKER + 8).cast::<u64>().write(second.to_le());
             line.add(MARKER + 16).cast::<u32>().write(len.to_le());
-            std::ptr::copy_nonoverlapping(payload.as_ptr(), line.add(COMPACT_PREFIX), inline);
+            copy_raw(line.add(COMPACT_PREFIX), payload.as_ptr(), inline);
         }
         if inline < payload.len() {
             self.write_wrapped(at + LINE, &payload[inline..]);
