@@ -131,6 +131,15 @@ impl Network {
         }
     }
 
+    /// The eager limit of the link to world rank `peer` if that link is TCP (the
+    /// collectives' selection tells a pair of ranks on different nodes by it).
+    pub(crate) fn tcp_eager_limit(&self, peer: usize) -> Option<usize> {
+        match (self.routes[peer], &self.tcp) {
+            (Route::Tcp, Some(tcp)) => Some(tcp.eager_limit()),
+            _ => None,
+        }
+    }
+
     /// Whether a frame to `peer` goes over a link that already exists (shared memory
     /// always; TCP once this rank has a connection to send to `peer` on), so sending
     /// it opens nothing new.
