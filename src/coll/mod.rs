@@ -99,6 +99,13 @@ impl Comm {
         }
     }
 
+    /// The TCP eager limit if this communicator's traffic crosses TCP (it spans
+    /// nodes, or `OXMPI_TRANSPORT=tcp`); every rank of it gets the same answer (see
+    /// `Network::tcp_among`), so the selection may depend on it.
+    fn tcp_among(&self) -> Result<Option<usize>> {
+        engine::with(|e| Ok(e.net.tcp_among(self.group())))
+    }
+
     /// Runs `sched` to completion. The schedule is driven directly by this call, not
     /// through the request table, which keeps short collectives short.
     fn run_blocking(&self, mut sched: Schedule) -> Result<()> {

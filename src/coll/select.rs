@@ -3,7 +3,7 @@
 //!
 //! Invariant: the choice depends only on what every rank of the call agrees on (the
 //! operation, its total bytes, the communicator size, whether the reduction commutes,
-//! and for a pair of ranks whether their link is TCP, which both see alike) and on
+//! and whether the communicator's traffic crosses TCP, which all its ranks see alike) and on
 //! process-wide settings every rank must make alike, so all ranks of a collective run
 //! the same algorithm.
 
@@ -197,7 +197,7 @@ impl Collective {
     fn candidates(self) -> &'static [Algorithm] {
         match self {
             Collective::Barrier => &[Dissemination, Linear, SharedMemory],
-            Collective::Bcast => &[Binomial, ScatterAllgather, SharedMemory],
+            Collective::Bcast => &[Binomial, ScatterAllgather, Linear, SharedMemory],
             Collective::Reduce => &[Binomial, ReduceScatterGather, SharedMemory],
             Collective::Allreduce => &[RecursiveDoubling, Rabenseifner, Ring, Linear, SharedMemory],
             Collective::Gather | Collective::Scatter => &[Binomial, Linear, SharedMemory],
@@ -353,16 +353,15 @@ fn forced(coll: Collective, commutative: bool) -> Result<Option<Algorithm>> {
 }
 
 /// [`choose`] for an allreduce of `bytes` in `count` elements, where `tcp_eager` is
-/// the eager limit of the one link of a 2-rank communicator whose ranks talk over
-/// TCP (`None` otherwise). On such a pair a vector just beyond the eager limit goes
-/// by Rabenseifner's halves, each sent eagerly, instead of recursive doubling's one
+/// the TCP eager limit if the communicator's traffic crosses TCP (`None` otherwise).
+/// On a pair of ranks over TCP a vector just beyond the eager limit goes by
+/// Rabenseifner's halves, each sent eagerly, instead of recursive doubling's one
 /// rendezvous (a round trip more before the data moves): 64 KiB over loopback TCP in
 /// 42 us against 76 (medians of 5 interleaved rounds, `oxbench allreduce` with each
 /// algorithm forced; ring 39 us, but it cannot keep rank order). Once a half needs a
 /// rendezvous too, the single exchange wins again (128-512 KiB: recursive doubling
 /// 111-320 us, Rabenseifner 139-441); from 1 MiB the table's ring holds over TCP
-/// as well (1-2 MiB 0.82-0.87 of recursive doubling's time). Both ranks see the same
-/// link, and the eager limit is a job-wide setting, so both choose alike.
+/// as well (1-2 MiB 0.82-0.87 of recursive doubling's time).
 pub(crate) fn choose_allreduce(
     bytes: usize,
     count: usize,
@@ -378,11 +377,33 @@ pub(crate) fn choose_allreduce(
     let elem = bytes.checked_div(count).unwrap_or(0);
     Ok(match tcp_eager {
         Some(eager)
-            if alg == RecursiveDoubling && bytes > eager && count.div_ceil(2) * elem <= eager =>
+            if size == 2
+                && alg == RecursiveDoubling
+                && bytes > eager
+                && count.div_ceil(2) * elem <= eager =>
         {
             Rabenseifner
         }
         _ => alg,
+    })
+}
+
+/// [`choose`] for a broadcast of `bytes` among `size` ranks, `over_tcp` where the
+/// communicator's traffic crosses TCP. There, with ranks sharing cores, the root
+/// sending to every rank itself beats a binomial tree, whose inner ranks each wait for
+/// a message before they forward it (every hop a TCP round of system calls): on 4
+/// ranks at every size (1 B-8 KiB 0.90-1.00 of the tree's time, 16 KiB-1 MiB
+/// 0.60-0.78), on 8 from 32 KiB (0.69-0.94; below, 1.0-1.3). Medians of 3 interleaved
+/// rounds of `oxbench bcast` over loopback TCP, each algorithm forced.
+pub(crate) fn choose_bcast(bytes: usize, size: usize, over_tcp: bool) -> Result<Algorithm> {
+    let coll = Collective::Bcast;
+    if let Some(alg) = forced(coll, true)? {
+        return Ok(alg);
+    }
+    Ok(match size {
+        3..=4 if over_tcp => Linear,
+        5..=8 if over_tcp && bytes >= 32 * 1024 => Linear,
+        _ => table(coll, bytes, size, true),
     })
 }
 
@@ -632,6 +653,22 @@ mod tests {
             choose_allreduce(64 * 1024, 16 * 1024, 4, true, Some(eager)).expect("auto"),
             table(Collective::Allreduce, 64 * 1024, 4, true),
             "only a pair"
+        );
+    }
+
+    #[test]
+    fn over_tcp_a_root_sends_to_few_ranks_itself() {
+        let pick = |bytes, size, tcp| choose_bcast(bytes, size, tcp).expect("no forced algorithm");
+        assert_eq!(pick(1, 4, true), Linear);
+        assert_eq!(pick(1 << 20, 3, true), Linear);
+        assert_eq!(pick(1, 8, true), Binomial);
+        assert_eq!(pick(32 * 1024, 8, true), Linear);
+        assert_eq!(pick(1 << 20, 16, true), Binomial, "not measured beyond 8");
+        assert_eq!(pick(1 << 20, 4, false), Binomial, "shared memory");
+        assert_eq!(
+            pick(1, 2, true),
+            Binomial,
+            "two ranks: one message either way"
         );
     }
 

@@ -131,13 +131,17 @@ impl Network {
         }
     }
 
-    /// The eager limit of the link to world rank `peer` if that link is TCP (the
-    /// collectives' selection tells a pair of ranks on different nodes by it).
-    pub(crate) fn tcp_eager_limit(&self, peer: usize) -> Option<usize> {
-        match (self.routes[peer], &self.tcp) {
-            (Route::Tcp, Some(tcp)) => Some(tcp.eager_limit()),
-            _ => None,
-        }
+    /// The TCP eager limit, if this rank reaches some rank of `group` (world ranks)
+    /// over TCP. Every rank of a group gets the same answer: routes follow the nodes
+    /// (and `OXMPI_TRANSPORT`, a job-wide setting), and a group that spans two nodes
+    /// has, for each of its ranks, a rank on another node. The collectives' selection
+    /// tells traffic between nodes by it.
+    pub(crate) fn tcp_among(&self, group: &[u32]) -> Option<usize> {
+        let tcp = self.tcp.as_ref()?;
+        group
+            .iter()
+            .any(|&r| self.routes[r as usize] == Route::Tcp)
+            .then(|| tcp.eager_limit())
     }
 
     /// Whether a frame to `peer` goes over a link that already exists (shared memory

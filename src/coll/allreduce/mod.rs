@@ -21,7 +21,6 @@ use super::select::{self, Algorithm, Collective};
 use super::wrong_len;
 use super::{Form, Plan};
 use crate::comm::Comm;
-use crate::engine;
 use crate::engine::schedule::Buf;
 use crate::error::Result;
 use crate::request::{Request, Scope};
@@ -158,18 +157,12 @@ impl Comm {
                 op: Some(op.into_combine()),
             });
         }
-        let tcp_eager = if self.size() == 2 {
-            let peer = self.group()[1 - self.rank() as usize] as usize;
-            engine::with(|e| Ok(e.net.tcp_eager_limit(peer)))?
-        } else {
-            None
-        };
         let alg = select::choose_allreduce(
             count * esz,
             count,
             self.size() as usize,
             op.is_commutative(),
-            tcp_eager,
+            self.tcp_among()?,
         )?;
         let input = if send.is_some() { Buf::Send } else { Buf::Recv };
         let mut s = self.schedule(Collective::Allreduce, send.unwrap_or(&[]), recv);

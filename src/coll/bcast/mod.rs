@@ -5,6 +5,7 @@
 //! only written.
 
 mod binomial;
+mod linear;
 mod scatter_allgather;
 mod shared_memory;
 
@@ -65,11 +66,12 @@ impl Comm {
         if let Some(venue) = self.on_node(form, Collective::Bcast, bytes, piece)? {
             return Ok(Plan::Node { venue, op: None });
         }
-        let alg = select::choose(Collective::Bcast, bytes, self.size() as usize, true)?;
+        let alg = select::choose_bcast(bytes, self.size() as usize, self.tcp_among()?.is_some())?;
         let mut s = self.schedule::<u8, T>(Collective::Bcast, &[], buf);
         match alg {
             Algorithm::Binomial => binomial::build(&mut s, bytes, root),
             Algorithm::ScatterAllgather => scatter_allgather::build(&mut s, bytes, root),
+            Algorithm::Linear => linear::build(&mut s, bytes, root),
             other => unreachable!("{other:?} is not a bcast algorithm"),
         }
         Ok(Plan::Schedule(Box::new(s)))
