@@ -388,23 +388,46 @@ pub(crate) fn choose_allreduce(
     })
 }
 
-/// [`choose`] for a broadcast of `bytes` among `size` ranks, `over_tcp` where the
-/// communicator's traffic crosses TCP. There, with ranks sharing cores, the root
-/// sending to every rank itself beats a binomial tree, whose inner ranks each wait for
-/// a message before they forward it (every hop a TCP round of system calls): on 4
-/// ranks at every size (1 B-8 KiB 0.90-1.00 of the tree's time, 16 KiB-1 MiB
-/// 0.60-0.78), on 8 from 32 KiB (0.69-0.94; below, 1.0-1.3). Medians of 3 interleaved
-/// rounds of `oxbench bcast` over loopback TCP, each algorithm forced.
-pub(crate) fn choose_bcast(bytes: usize, size: usize, over_tcp: bool) -> Result<Algorithm> {
-    let coll = Collective::Bcast;
+/// [`choose`] for a collective whose operands commute (a bcast, an alltoall), where
+/// `over_tcp` says whether the communicator's traffic crosses TCP; there the measured
+/// [`tcp_table`] comes before the table.
+pub(crate) fn choose_linked(
+    coll: Collective,
+    bytes: usize,
+    size: usize,
+    over_tcp: bool,
+) -> Result<Algorithm> {
     if let Some(alg) = forced(coll, true)? {
         return Ok(alg);
     }
-    Ok(match size {
-        3..=4 if over_tcp => Linear,
-        5..=8 if over_tcp && bytes >= 32 * 1024 => Linear,
-        _ => table(coll, bytes, size, true),
-    })
+    Ok(over_tcp
+        .then(|| tcp_table(coll, bytes, size))
+        .flatten()
+        .unwrap_or_else(|| table(coll, bytes, size, true)))
+}
+
+/// Where TCP, among ranks sharing cores, changes the table's choice: every hop is a
+/// round of system calls, so a root or sender that talks to every rank itself beats
+/// algorithms that forward or pair up. Medians of 3 interleaved rounds of `oxbench`
+/// over loopback TCP, each algorithm forced (docs/collectives.md):
+/// - bcast: the root sending to every rank (linear) against the binomial tree, whose
+///   inner ranks each wait for a message before they forward it: on 4 ranks at every
+///   size (1 B-8 KiB 0.90-1.00 of the tree's time, 16 KiB-1 MiB 0.60-0.78), on 8 from
+///   32 KiB (0.69-0.94; below, 1.0-1.3);
+/// - alltoall: everything posted at once (linear) against pairwise exchange, 64 KiB-
+///   1 MiB blocks, on 3, 4 and 8 ranks: pairwise took 1.15-1.30x, 1.18-1.40x and
+///   1.40-1.65x the time (the table picks pairwise from 256 KiB, measured over
+///   shared memory).
+///
+/// Beyond 8 ranks (not measured) the table stands.
+fn tcp_table(coll: Collective, bytes: usize, size: usize) -> Option<Algorithm> {
+    const K: usize = 1024;
+    match (coll, size) {
+        (Collective::Bcast, 3..=4) => Some(Linear),
+        (Collective::Bcast, 5..=8) if bytes >= 32 * K => Some(Linear),
+        (Collective::Alltoall, 3..=8) => Some(Linear),
+        _ => None,
+    }
 }
 
 /// Whether a blocking `coll` of `bytes` (keyed as for [`choose`]) among `size` ranks
@@ -657,18 +680,30 @@ mod tests {
     }
 
     #[test]
-    fn over_tcp_a_root_sends_to_few_ranks_itself() {
-        let pick = |bytes, size, tcp| choose_bcast(bytes, size, tcp).expect("no forced algorithm");
-        assert_eq!(pick(1, 4, true), Linear);
-        assert_eq!(pick(1 << 20, 3, true), Linear);
-        assert_eq!(pick(1, 8, true), Binomial);
-        assert_eq!(pick(32 * 1024, 8, true), Linear);
-        assert_eq!(pick(1 << 20, 16, true), Binomial, "not measured beyond 8");
-        assert_eq!(pick(1 << 20, 4, false), Binomial, "shared memory");
+    fn over_tcp_roots_and_senders_talk_to_few_ranks_themselves() {
+        let bcast = |bytes, size, tcp| {
+            choose_linked(Collective::Bcast, bytes, size, tcp).expect("no forced algorithm")
+        };
+        assert_eq!(bcast(1, 4, true), Linear);
+        assert_eq!(bcast(1 << 20, 3, true), Linear);
+        assert_eq!(bcast(1, 8, true), Binomial);
+        assert_eq!(bcast(32 * 1024, 8, true), Linear);
+        assert_eq!(bcast(1 << 20, 16, true), Binomial, "not measured beyond 8");
+        assert_eq!(bcast(1 << 20, 4, false), Binomial, "shared memory");
         assert_eq!(
-            pick(1, 2, true),
+            bcast(1, 2, true),
             Binomial,
             "two ranks: one message either way"
+        );
+        let alltoall = |bytes, size, tcp| {
+            choose_linked(Collective::Alltoall, bytes, size, tcp).expect("no forced algorithm")
+        };
+        assert_eq!(alltoall(1 << 20, 8, true), Linear);
+        assert_eq!(alltoall(1 << 20, 8, false), Pairwise, "shared memory");
+        assert_eq!(
+            alltoall(1 << 20, 16, true),
+            Pairwise,
+            "not measured beyond 8"
         );
     }
 

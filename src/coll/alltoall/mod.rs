@@ -140,7 +140,12 @@ impl Comm {
         if let Some(venue) = self.on_node(form, Collective::Alltoall, block, slot)? {
             return Ok(Plan::Node { venue, op: None });
         }
-        let alg = select::choose(Collective::Alltoall, block, size, true)?;
+        let alg = select::choose_linked(
+            Collective::Alltoall,
+            block,
+            size,
+            self.tcp_among()?.is_some(),
+        )?;
         let mut s = self.schedule(Collective::Alltoall, send.unwrap_or(&[]), recv);
         let input = match send {
             Some(_) => Buf::Send,

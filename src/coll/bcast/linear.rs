@@ -4,7 +4,7 @@
 //! Cost: one step, `p - 1` messages all leaving the root, as many copies as a
 //! binomial tree but no rank forwards: each non-root rank waits for one message and
 //! nothing else. The choice where every hop is costly and ranks share cores (TCP
-//! among oversubscribed ranks, see `select::choose_bcast`).
+//! among oversubscribed ranks, see `select::tcp_table`).
 
 use crate::engine::schedule::{Buf, Schedule, Span};
 

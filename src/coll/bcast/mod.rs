@@ -66,7 +66,12 @@ impl Comm {
         if let Some(venue) = self.on_node(form, Collective::Bcast, bytes, piece)? {
             return Ok(Plan::Node { venue, op: None });
         }
-        let alg = select::choose_bcast(bytes, self.size() as usize, self.tcp_among()?.is_some())?;
+        let alg = select::choose_linked(
+            Collective::Bcast,
+            bytes,
+            self.size() as usize,
+            self.tcp_among()?.is_some(),
+        )?;
         let mut s = self.schedule::<u8, T>(Collective::Bcast, &[], buf);
         match alg {
             Algorithm::Binomial => binomial::build(&mut s, bytes, root),
