@@ -361,7 +361,10 @@ fn forced(coll: Collective, commutative: bool) -> Result<Option<Algorithm>> {
 /// algorithm forced; ring 39 us, but it cannot keep rank order). Once a half needs a
 /// rendezvous too, the single exchange wins again (128-512 KiB: recursive doubling
 /// 111-320 us, Rabenseifner 139-441); from 1 MiB the table's ring holds over TCP
-/// as well (1-2 MiB 0.82-0.87 of recursive doubling's time).
+/// as well (1-2 MiB 0.82-0.87 of recursive doubling's time). On 3-8 ranks over TCP
+/// Rabenseifner takes the ring's place (from 256 KiB in the table): 256 KiB-1 MiB
+/// in 0.71-0.81 of its time on 4 ranks, 512 KiB-1 MiB 0.71-0.73 on 8 (256 KiB 1.02),
+/// medians of 7 interleaved rounds, each algorithm forced.
 pub(crate) fn choose_allreduce(
     bytes: usize,
     count: usize,
@@ -384,6 +387,7 @@ pub(crate) fn choose_allreduce(
         {
             Rabenseifner
         }
+        Some(_) if (3..=8).contains(&size) && alg == Ring => Rabenseifner,
         _ => alg,
     })
 }
@@ -656,7 +660,7 @@ mod tests {
     }
 
     #[test]
-    fn a_tcp_pair_splits_a_vector_only_its_halves_send_eagerly() {
+    fn over_tcp_allreduce_splits_where_halves_go_eagerly_or_rings_lose() {
         let eager = 64 * 1024 - 40;
         let pick = |bytes: usize, tcp: Option<usize>| {
             choose_allreduce(bytes, bytes / 4, 2, false, tcp).expect("no forced algorithm")
@@ -672,6 +676,10 @@ mod tests {
         );
         assert_eq!(pick(128 * 1024, Some(eager)), RecursiveDoubling);
         assert_eq!(pick(64 * 1024, None), RecursiveDoubling, "shared memory");
+        let many = |size, tcp| choose_allreduce(1 << 20, 1 << 18, size, true, tcp).expect("auto");
+        assert_eq!(many(4, None), Ring, "shared memory");
+        assert_eq!(many(8, Some(eager)), Rabenseifner);
+        assert_eq!(many(16, Some(eager)), Ring, "not measured beyond 8");
         assert_eq!(
             choose_allreduce(64 * 1024, 16 * 1024, 4, true, Some(eager)).expect("auto"),
             table(Collective::Allreduce, 64 * 1024, 4, true),
