@@ -12,7 +12,7 @@ import os, statistics, subprocess, sys
 
 SM = "shared_memory"
 ALGS = {"allreduce": ["recursive_doubling", "rabenseifner", "ring", "linear", SM],
-        "bcast": ["binomial", "scatter_allgather", SM],
+        "bcast": ["binomial", "scatter_allgather", "linear", SM],
         "alltoall": ["bruck", "pairwise", "linear", SM],
         "allgather": ["recursive_doubling", "bruck", "ring", SM],
         "reduce": ["binomial", "reduce_scatter_gather", SM],

@@ -392,7 +392,7 @@ pub(crate) fn choose_allreduce(
     })
 }
 
-/// [`choose`] for a collective whose operands commute (a bcast, an alltoall), where
+/// [`choose`] for a collective without a reduction (bcast, gather, allgather, alltoall), where
 /// `over_tcp` says whether the communicator's traffic crosses TCP; there the measured
 /// [`tcp_table`] comes before the table.
 pub(crate) fn choose_linked(
@@ -421,7 +421,17 @@ pub(crate) fn choose_linked(
 /// - alltoall: everything posted at once (linear) against pairwise exchange, 64 KiB-
 ///   1 MiB blocks, on 3, 4 and 8 ranks: pairwise took 1.15-1.30x, 1.18-1.40x and
 ///   1.40-1.65x the time (the table picks pairwise from 256 KiB, measured over
-///   shared memory).
+///   shared memory);
+/// - gather: every rank sending to the root (linear) against the binomial tree, on 4
+///   ranks at every block size (binomial 1.1-2.1x linear's time, the table's choice
+///   below 4 KiB; `oxbench gather -i 2000`, 3 rounds); on 8 ranks the table's choice
+///   held (linear 2.0-2.6x binomial's time below 4 KiB, 0.41-0.85 from 8 KiB);
+/// - allgather: recursive doubling from 64 KiB blocks (the table's ring took
+///   1.06-1.38x its time on 4 ranks but at 128 KiB 0.88, 1.12-2.0x on 8;
+///   `benches/tune_collectives.py 4,8 allgather 3 200` with `OXMPI_TRANSPORT=tcp`),
+///   and Bruck below 16 KiB (where the table has it below 1 KiB; from 512 B the ring
+///   took 1.4-1.7x its time on 4 ranks and 1.6-1.9x on 8, recursive doubling
+///   1.0-1.13x; `oxbench allgather -i 2000`, 3 rounds).
 ///
 /// Beyond 8 ranks (not measured) the table stands.
 fn tcp_table(coll: Collective, bytes: usize, size: usize) -> Option<Algorithm> {
@@ -429,7 +439,9 @@ fn tcp_table(coll: Collective, bytes: usize, size: usize) -> Option<Algorithm> {
     match (coll, size) {
         (Collective::Bcast, 3..=4) => Some(Linear),
         (Collective::Bcast, 5..=8) if bytes >= 32 * K => Some(Linear),
-        (Collective::Alltoall, 3..=8) => Some(Linear),
+        (Collective::Alltoall, 3..=8) | (Collective::Gather, 3..=4) => Some(Linear),
+        (Collective::Allgather, 3..=8) if bytes >= 64 * K => Some(RecursiveDoubling),
+        (Collective::Allgather, 3..=8) if bytes < 16 * K => Some(Bruck),
         _ => None,
     }
 }
@@ -688,7 +700,7 @@ mod tests {
     }
 
     #[test]
-    fn over_tcp_roots_and_senders_talk_to_few_ranks_themselves() {
+    fn over_tcp_the_measured_rows_come_first() {
         let bcast = |bytes, size, tcp| {
             choose_linked(Collective::Bcast, bytes, size, tcp).expect("no forced algorithm")
         };

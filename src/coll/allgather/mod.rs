@@ -140,7 +140,12 @@ impl Comm {
         if let Some(venue) = self.on_node(form, Collective::Allgather, block, block)? {
             return Ok(Plan::Node { venue, op: None });
         }
-        let alg = select::choose(Collective::Allgather, block, size, true)?;
+        let alg = select::choose_linked(
+            Collective::Allgather,
+            block,
+            size,
+            self.tcp_among()?.is_some(),
+        )?;
         let blocks = Blocks::equal(size, block);
         let mine = if send.is_some() {
             Span::new(Buf::Send, 0, block)

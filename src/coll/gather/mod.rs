@@ -153,7 +153,8 @@ impl Comm {
         if let Some(venue) = self.on_node(form, Collective::Gather, block, block)? {
             return Ok(Plan::Node { venue, op: None });
         }
-        let alg = select::choose(Collective::Gather, block, size, true)?;
+        let alg =
+            select::choose_linked(Collective::Gather, block, size, self.tcp_among()?.is_some())?;
         let mine = match (send, rank == root) {
             (Some(_), _) => Span::new(Buf::Send, 0, block),
             (None, true) => Span::new(Buf::Recv, root * block, block),
