@@ -106,6 +106,17 @@ impl Comm {
         engine::with(|e| Ok(e.net.tcp_among(self.group())))
     }
 
+    /// The algorithm of `coll` (no reduction) moving `bytes` on this communicator as
+    /// messages: [`select::choose_linked`] with its size and whether it crosses TCP.
+    fn choose_linked(&self, coll: Collective, bytes: usize) -> Result<select::Algorithm> {
+        select::choose_linked(
+            coll,
+            bytes,
+            self.size() as usize,
+            self.tcp_among()?.is_some(),
+        )
+    }
+
     /// Runs `sched` to completion. The schedule is driven directly by this call, not
     /// through the request table, which keeps short collectives short.
     fn run_blocking(&self, mut sched: Schedule) -> Result<()> {

@@ -3,9 +3,9 @@
 //!
 //! Invariant: the choice depends only on what every rank of the call agrees on (the
 //! operation, its total bytes, the communicator size, whether the reduction commutes,
-//! and whether the communicator's traffic crosses TCP, which all its ranks see alike) and on
-//! process-wide settings every rank must make alike, so all ranks of a collective run
-//! the same algorithm.
+//! and whether the communicator's traffic crosses TCP, which all its ranks see alike)
+//! and on process-wide settings every rank must make alike, so all ranks of a
+//! collective run the same algorithm.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -352,7 +352,7 @@ fn forced(coll: Collective, commutative: bool) -> Result<Option<Algorithm>> {
     Ok(None)
 }
 
-/// [`choose`] for an allreduce of `bytes` in `count` elements, where `tcp_eager` is
+/// [`choose`] for an allreduce of `count` elements of `esz` bytes, where `tcp_eager` is
 /// the TCP eager limit if the communicator's traffic crosses TCP (`None` otherwise).
 /// On a pair of ranks over TCP a vector just beyond the eager limit goes by
 /// Rabenseifner's halves, each sent eagerly, instead of recursive doubling's one
@@ -366,8 +366,8 @@ fn forced(coll: Collective, commutative: bool) -> Result<Option<Algorithm>> {
 /// in 0.71-0.81 of its time on 4 ranks, 512 KiB-1 MiB 0.71-0.73 on 8 (256 KiB 1.02),
 /// medians of 7 interleaved rounds, each algorithm forced.
 pub(crate) fn choose_allreduce(
-    bytes: usize,
     count: usize,
+    esz: usize,
     size: usize,
     commutative: bool,
     tcp_eager: Option<usize>,
@@ -376,14 +376,14 @@ pub(crate) fn choose_allreduce(
     if let Some(alg) = forced(coll, commutative)? {
         return Ok(alg);
     }
+    let bytes = count * esz;
     let alg = table(coll, bytes, size, commutative);
-    let elem = bytes.checked_div(count).unwrap_or(0);
     Ok(match tcp_eager {
         Some(eager)
             if size == 2
                 && alg == RecursiveDoubling
                 && bytes > eager
-                && count.div_ceil(2) * elem <= eager =>
+                && count.div_ceil(2) * esz <= eager =>
         {
             Rabenseifner
         }
@@ -392,9 +392,9 @@ pub(crate) fn choose_allreduce(
     })
 }
 
-/// [`choose`] for a collective without a reduction (bcast, gather, allgather, alltoall), where
-/// `over_tcp` says whether the communicator's traffic crosses TCP; there the measured
-/// [`tcp_table`] comes before the table.
+/// [`choose`] for a collective without a reduction (bcast, gather, allgather,
+/// alltoall), where `over_tcp` says whether the communicator's traffic crosses TCP;
+/// there the measured [`tcp_table`] comes before the table.
 pub(crate) fn choose_linked(
     coll: Collective,
     bytes: usize,
@@ -675,7 +675,7 @@ mod tests {
     fn over_tcp_allreduce_splits_where_halves_go_eagerly_or_rings_lose() {
         let eager = 64 * 1024 - 40;
         let pick = |bytes: usize, tcp: Option<usize>| {
-            choose_allreduce(bytes, bytes / 4, 2, false, tcp).expect("no forced algorithm")
+            choose_allreduce(bytes / 4, 4, 2, false, tcp).expect("no forced algorithm")
         };
         assert_eq!(pick(32 * 1024, Some(eager)), RecursiveDoubling);
         assert_eq!(pick(eager, Some(eager)), RecursiveDoubling);
@@ -683,17 +683,17 @@ mod tests {
         assert_eq!(pick(2 * eager, Some(eager)), Rabenseifner);
         // An odd count's larger half no longer fits.
         assert_eq!(
-            choose_allreduce(2 * eager + 4, eager / 2 + 1, 2, true, Some(eager)).expect("auto"),
+            choose_allreduce(eager / 2 + 1, 4, 2, true, Some(eager)).expect("auto"),
             RecursiveDoubling
         );
         assert_eq!(pick(128 * 1024, Some(eager)), RecursiveDoubling);
         assert_eq!(pick(64 * 1024, None), RecursiveDoubling, "shared memory");
-        let many = |size, tcp| choose_allreduce(1 << 20, 1 << 18, size, true, tcp).expect("auto");
+        let many = |size, tcp| choose_allreduce(1 << 18, 4, size, true, tcp).expect("auto");
         assert_eq!(many(4, None), Ring, "shared memory");
         assert_eq!(many(8, Some(eager)), Rabenseifner);
         assert_eq!(many(16, Some(eager)), Ring, "not measured beyond 8");
         assert_eq!(
-            choose_allreduce(64 * 1024, 16 * 1024, 4, true, Some(eager)).expect("auto"),
+            choose_allreduce(16 * 1024, 4, 4, true, Some(eager)).expect("auto"),
             table(Collective::Allreduce, 64 * 1024, 4, true),
             "only a pair"
         );

@@ -14,7 +14,7 @@ mod shared_memory;
 use bytemuck::Pod;
 
 use super::blocks::Blocks;
-use super::select::{self, Algorithm, Collective};
+use super::select::{Algorithm, Collective};
 use super::wrong_len;
 use super::{Form, Plan};
 use crate::comm::Comm;
@@ -140,12 +140,7 @@ impl Comm {
         if let Some(venue) = self.on_node(form, Collective::Allgather, block, block)? {
             return Ok(Plan::Node { venue, op: None });
         }
-        let alg = select::choose_linked(
-            Collective::Allgather,
-            block,
-            size,
-            self.tcp_among()?.is_some(),
-        )?;
+        let alg = self.choose_linked(Collective::Allgather, block)?;
         let blocks = Blocks::equal(size, block);
         let mine = if send.is_some() {
             Span::new(Buf::Send, 0, block)

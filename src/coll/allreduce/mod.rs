@@ -158,8 +158,8 @@ impl Comm {
             });
         }
         let alg = select::choose_allreduce(
-            count * esz,
             count,
+            esz,
             self.size() as usize,
             op.is_commutative(),
             self.tcp_among()?,

@@ -14,7 +14,7 @@ mod shared_memory;
 use bytemuck::Pod;
 
 use super::blocks::Blocks;
-use super::select::{self, Algorithm, Collective};
+use super::select::{Algorithm, Collective};
 use super::{Form, Plan};
 use crate::comm::Comm;
 use crate::engine::schedule::{Buf, Span};
@@ -140,12 +140,7 @@ impl Comm {
         if let Some(venue) = self.on_node(form, Collective::Alltoall, block, slot)? {
             return Ok(Plan::Node { venue, op: None });
         }
-        let alg = select::choose_linked(
-            Collective::Alltoall,
-            block,
-            size,
-            self.tcp_among()?.is_some(),
-        )?;
+        let alg = self.choose_linked(Collective::Alltoall, block)?;
         let mut s = self.schedule(Collective::Alltoall, send.unwrap_or(&[]), recv);
         let input = match send {
             Some(_) => Buf::Send,

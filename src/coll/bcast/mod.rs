@@ -11,7 +11,7 @@ mod shared_memory;
 
 use bytemuck::Pod;
 
-use super::select::{self, Algorithm, Collective};
+use super::select::{Algorithm, Collective};
 use super::{Form, Plan};
 use crate::comm::Comm;
 use crate::error::{Rank, Result};
@@ -66,12 +66,7 @@ impl Comm {
         if let Some(venue) = self.on_node(form, Collective::Bcast, bytes, piece)? {
             return Ok(Plan::Node { venue, op: None });
         }
-        let alg = select::choose_linked(
-            Collective::Bcast,
-            bytes,
-            self.size() as usize,
-            self.tcp_among()?.is_some(),
-        )?;
+        let alg = self.choose_linked(Collective::Bcast, bytes)?;
         let mut s = self.schedule::<u8, T>(Collective::Bcast, &[], buf);
         match alg {
             Algorithm::Binomial => binomial::build(&mut s, bytes, root),

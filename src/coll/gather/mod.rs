@@ -10,7 +10,7 @@ mod shared_memory;
 use bytemuck::Pod;
 
 use super::blocks::Blocks;
-use super::select::{self, Algorithm, Collective};
+use super::select::{Algorithm, Collective};
 use super::wrong_len;
 use super::{Form, Plan};
 use crate::comm::Comm;
@@ -153,8 +153,7 @@ impl Comm {
         if let Some(venue) = self.on_node(form, Collective::Gather, block, block)? {
             return Ok(Plan::Node { venue, op: None });
         }
-        let alg =
-            select::choose_linked(Collective::Gather, block, size, self.tcp_among()?.is_some())?;
+        let alg = self.choose_linked(Collective::Gather, block)?;
         let mine = match (send, rank == root) {
             (Some(_), _) => Span::new(Buf::Send, 0, block),
             (None, true) => Span::new(Buf::Recv, root * block, block),

@@ -499,6 +499,7 @@ impl Shm {
 
     /// Makes our consumed lines free for producers if any wait (or a good part of the
     /// ring is held back), waking the waiters.
+    ///
     /// The check is inline (a receive asks after every message it takes off the
     /// ring, and nearly always nothing is due); [`Shm::publish_now`] does the rest.
     #[inline]
