@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::frame::{Envelope, HelpRequest, OutFrame, RemoteBuf};
 use super::loopback::Loopback;
-use super::shm::area::{Area, Ticket};
+use super::shm::area::{Area, Room, Ticket};
 use super::shm::{AreaWaitMark, Pulled, Shm};
 use super::tcp::Tcp;
 use super::{Sink, Transport};
@@ -257,8 +257,8 @@ impl Network {
     /// The node's collective area and the next collective's place in it (see
     /// [`Shm::area`]).
     #[inline(always)]
-    pub(crate) fn area(&mut self, large: bool) -> Option<(Area, Ticket)> {
-        self.shm.as_mut().map(|shm| shm.area(large))
+    pub(crate) fn area(&mut self, room: Room) -> Option<(Area, Ticket)> {
+        self.shm.as_mut().map(|shm| shm.area(room))
     }
 
     /// Publishes what this rank waits for in the area while the mark lives (see

@@ -34,7 +34,7 @@ use super::frame::{Envelope, Header, HelpRequest, Kind, OutFrame, Payload, Remot
 use super::{Sink, Transport};
 use crate::error::{Error, Result};
 use crate::userbuf::{UserBuf, UserBufMut};
-use area::{Area, Books, Ticket};
+use area::{Area, Books, Room, Ticket};
 use ring::Inbox;
 pub(crate) use segment::Segment;
 use wakeup::{Kicker, WakeSocket};
@@ -726,11 +726,11 @@ impl Shm {
         }
     }
 
-    /// The node's collective area and the next collective's place in it (`large`:
-    /// its data does not fit a small slot).
+    /// The node's collective area and the next collective's place in it, with
+    /// `room` for this rank's data.
     #[inline(always)]
-    pub(crate) fn area(&mut self, large: bool) -> (Area, Ticket) {
-        (self.area, self.books.next(large))
+    pub(crate) fn area(&mut self, room: Room) -> (Area, Ticket) {
+        (self.area, self.books.next(room))
     }
 
     /// Every local rank has been seen to have entered collective `seq` over the area.
