@@ -155,6 +155,8 @@ pub(crate) struct Shm {
     /// Next position to read in our own ring, and the last one published.
     head: u64,
     published: u64,
+    /// Lines after the head to fetch while watching it (see [`Inbox::peek`]).
+    ahead: u64,
     /// Per local peer: our last view of its ring's head.
     head_cache: Vec<u64>,
     pending: Vec<VecDeque<Pending>>,
@@ -259,6 +261,7 @@ impl Shm {
             inboxes,
             head: 0,
             published: 0,
+            ahead: 1,
             head_cache: vec![0; n],
             pending: (0..n).map(|_| VecDeque::new()).collect(),
             blocked: Vec::new(),
@@ -459,6 +462,7 @@ impl Shm {
     fn consumed(&mut self, frame: &ring::Frame) {
         self.inboxes[self.local].release(self.head, frame.lines);
         self.head += frame.lines;
+        self.ahead = ring::lines_ahead(frame.lines);
     }
 
     /// Takes the frame at the head of this rank's ring if it is a plain eager message
@@ -473,7 +477,7 @@ impl Shm {
         accept: impl FnOnce(usize, Envelope, &[u8]) -> bool,
     ) -> Option<bool> {
         let inbox = self.inboxes[self.local];
-        let frame = inbox.peek(self.head)?;
+        let frame = inbox.peek(self.head, self.ahead)?;
         if frame.hdr.kind() != Some(Kind::Eager) || frame.hdr.flags != 0 {
             return Some(false);
         }
@@ -866,8 +870,8 @@ impl Shm {
         inbox.doorbell().store(how, Ordering::SeqCst);
         fence(Ordering::SeqCst);
         self.unfenced_sleep = self.light_fences && !membarrier::heavy();
-        let mut ready =
-            inbox.peek(self.head).is_some() || (inbox.has_waiters() && self.head != self.published);
+        let mut ready = inbox.peek(self.head, self.ahead).is_some()
+            || (inbox.has_waiters() && self.head != self.published);
         for &l in &self.blocked {
             self.inboxes[l].add_waiter(self.local);
             ready |= self.inboxes[l].head_moved(self.head_cache[l]);
@@ -939,7 +943,7 @@ impl Transport for Shm {
     fn progress(&mut self, sink: &mut dyn Sink) -> Result<bool> {
         let inbox = self.inboxes[self.local];
         let mut moved = false;
-        while let Some(frame) = inbox.peek(self.head) {
+        while let Some(frame) = inbox.peek(self.head, self.ahead) {
             self.deliver(&frame, sink)?;
             self.consumed(&frame);
             moved = true;
