@@ -84,21 +84,36 @@ pub(crate) struct Meeting<'a> {
     shape: u64,
     /// See [`Meeting::lends`].
     lend: bool,
-    /// Large room goes as [`Room::Ahead`] (see [`runs_ahead`]).
-    ahead: bool,
+    /// Large room goes as [`Room::Ahead`] in a window of this many bytes (see
+    /// [`ahead_window`]).
+    ahead: Option<usize>,
 }
 
-/// Whether the ranks that write `coll`'s data may run ahead of those that read it,
-/// which never write back: then its data larger than a small slot takes the next
-/// stretch of a window of the large region ([`Room::Ahead`]) rather than one of the
-/// few large buffers in turn, so that a broadcast's root fills dozens of 8-32 KiB
-/// broadcasts before it waits for the readers, instead of four: 4 ranks on 2 cores,
-/// 8-32 KiB bcast in 0.44-0.51 of the time, 8 ranks 0.44-0.62 (A/B, 5 interleaved
-/// rounds). Reduce and gather, whose non-roots run ahead the same way, took
-/// 1.3-1.57x their time at 8-32 KiB (docs/collectives.md).
-fn runs_ahead(coll: Collective) -> bool {
-    matches!(coll, Collective::Bcast)
+/// The window of the large region in which the ranks that write `coll`'s data run
+/// ahead of those that read it, who never write back, on a communicator of `size`
+/// ranks, if they do ([`Room::Ahead`]): their data larger than a small slot then
+/// takes the next stretch of the window rather than one of the few large buffers in
+/// turn, so that a broadcast's root fills dozens of 8-32 KiB broadcasts before it
+/// waits for the readers, instead of four, and a reduce's or gather's other ranks
+/// fill as many before the root reads them. Against four buffers in turn (A/B, 4-5
+/// interleaved rounds, 4 and 8 ranks on 2 cores): bcast of 8-32 KiB in 0.44-0.62 of
+/// the time, reduce 0.66-0.99, gather 0.72-0.98; 64-256 KiB unchanged. The window
+/// holds what a reader can take from its caches: a broadcast's root writes
+/// [`LARGE`] ahead at most (over 1 MiB the 8-rank bcast took 1.01-1.07x the time,
+/// over the whole region 1.11-1.22x at 64-256 KiB), the writers of a reduce or gather
+/// [`AHEAD_DATA`] together (each over 512 KiB, 8 ranks took 1.17-1.25x the time at
+/// 16-32 KiB). docs/collectives.md.
+fn ahead_window(coll: Collective, size: usize) -> Option<usize> {
+    match coll {
+        Collective::Bcast => Some(LARGE),
+        Collective::Reduce | Collective::Gather => Some(AHEAD_DATA / size.saturating_sub(1).max(1)),
+        _ => None,
+    }
 }
+
+/// What the ranks running ahead in a reduce or gather may leave for the root
+/// together ([`ahead_window`]).
+const AHEAD_DATA: usize = 1024 * 1024;
 
 /// Read access to the slots of the collective a meeting just moved past, lent to the
 /// writer of the next one (other ranks keep those slots until this rank publishes).
@@ -192,7 +207,7 @@ impl Comm {
         }
         let venue = Venue {
             slots,
-            room: Room::for_bytes(slot_bytes, runs_ahead(coll)),
+            room: Room::for_bytes(slot_bytes, ahead_window(coll, n)),
             lend,
         };
         Ok(select::on_node(coll, table_bytes, n, lend, single_copy)?.then_some(venue))
@@ -223,7 +238,7 @@ impl Comm {
                 op,
                 shape: 0,
                 lend: venue.lend,
-                ahead: runs_ahead(op),
+                ahead: ahead_window(op, venue.slots.len()),
             };
             f(&mut m)
         })

@@ -61,13 +61,6 @@ const GRANULE: usize = 4096;
 const GRANULES: usize = REGION / GRANULE;
 /// Granules of one large buffer.
 const BUFFER_GRANULES: u64 = (LARGE / GRANULE) as u64;
-/// Bytes at the end of the large region that [`Room::Ahead`] goes round in. A rank
-/// that runs ahead writes new memory at each collective; over the whole region (2
-/// MiB) bcast of 64-256 KiB on 8 ranks took 1.11-1.22x the time of four buffers in
-/// turn (A/B, 6 interleaved rounds), more than its caches hold.
-const AHEAD_WINDOW: usize = LARGE;
-const WINDOW_GRANULES: usize = AHEAD_WINDOW / GRANULE;
-const WINDOW_START: usize = GRANULES - WINDOW_GRANULES;
 const _: () = assert!(LARGE.is_multiple_of(GRANULE) && GRANULES < 1 << 20);
 
 /// Bytes before a slot's data: its sequence word, where its data is, and the length
@@ -143,22 +136,23 @@ pub(crate) enum Room {
     /// [`LARGE`]): collectives whose ranks all write and all wait for one another,
     /// which keep coming back to the same few buffers (and caches).
     Buffer(usize),
-    /// The next stretch of this many bytes in a window of the large region
-    /// ([`AHEAD_WINDOW`]), going round it: a rank that writes for readers who do not
-    /// write back (a broadcast's root) may run ahead of them by as many collectives
-    /// as the window holds, not just [`LARGE_DEPTH`]. Data longer than half the
-    /// window goes as [`Room::Buffer`].
-    Ahead(usize),
+    /// The next stretch of `bytes` in a window of `window` bytes at the end of the
+    /// large region, going round it: a rank that writes for readers who do not write
+    /// back (a broadcast's root) may run ahead of them by as many collectives as the
+    /// window holds, not just [`LARGE_DEPTH`]. Data longer than half the window goes
+    /// as [`Room::Buffer`].
+    Ahead { bytes: usize, window: usize },
 }
 
 impl Room {
     /// Room for `bytes` of data: a small slot where they fit, else large room
-    /// (`ahead`: [`Room::Ahead`], else [`Room::Buffer`]).
-    pub(crate) fn for_bytes(bytes: usize, ahead: bool) -> Room {
+    /// ([`Room::Ahead`] in a window of `ahead` bytes if given, else
+    /// [`Room::Buffer`]).
+    pub(crate) fn for_bytes(bytes: usize, ahead: Option<usize>) -> Room {
         match (bytes <= SMALL, ahead) {
             (true, _) => Room::Slot,
-            (false, true) => Room::Ahead(bytes),
-            (false, false) => Room::Buffer(bytes),
+            (false, Some(window)) => Room::Ahead { bytes, window },
+            (false, None) => Room::Buffer(bytes),
         }
     }
 }
@@ -424,10 +418,10 @@ impl Books {
         let mut free_after = (seq + 1).saturating_sub(DEPTH);
         let (place, granted) = match room {
             Room::Slot => (Place::Small, SMALL),
-            Room::Buffer(bytes) | Room::Ahead(bytes) => {
+            Room::Buffer(bytes) | Room::Ahead { bytes, .. } => {
                 let n = granules(bytes);
                 let ahead = match room {
-                    Room::Ahead(_) => self.stretch_ahead(n, seq),
+                    Room::Ahead { window, .. } => self.stretch_ahead(n, window, seq),
                     _ => None,
                 };
                 let first = ahead.unwrap_or_else(|| self.buffer_in_turn(n, seq));
@@ -459,17 +453,18 @@ impl Books {
         }
     }
 
-    /// The first granule of the next `n` in the window of [`Room::Ahead`], from where
-    /// the last stretch there ended, wrapping at the window's end; `None` where they
-    /// do not fit twice in the window, or where collective `seq - 1` used them (a
-    /// large buffer in turn that overlaps the window; then the caller takes the next
-    /// buffer in turn instead).
-    fn stretch_ahead(&mut self, n: usize, seq: u64) -> Option<usize> {
-        if 2 * n > WINDOW_GRANULES {
+    /// The first granule of the next `n` in a window of `window` bytes at the end of
+    /// the large region ([`Room::Ahead`]), from where the last stretch ended,
+    /// wrapping at the window's end; `None` where they do not fit twice in the
+    /// window, or where collective `seq - 1` used them (a large buffer in turn that
+    /// overlaps the window; then the caller takes the next buffer in turn instead).
+    fn stretch_ahead(&mut self, n: usize, window: usize, seq: u64) -> Option<usize> {
+        let start = GRANULES - (window / GRANULE).min(GRANULES);
+        if 2 * n > GRANULES - start {
             return None;
         }
-        let first = if self.ahead < WINDOW_START || self.ahead + n > GRANULES {
-            WINDOW_START
+        let first = if self.ahead < start || self.ahead + n > GRANULES {
+            start
         } else {
             self.ahead
         };
@@ -546,31 +541,40 @@ mod tests {
 
     #[test]
     fn stretches_ahead_go_round_their_window_and_wait_only_when_they_come_back() {
+        let window = LARGE;
+        let start = GRANULES - window / GRANULE;
+        let ahead = |bytes| Room::Ahead { bytes, window };
         let mut books = Books::default();
-        let n = WINDOW_GRANULES / 8;
+        let n = window / GRANULE / 8;
         for i in 0..8 {
-            let t = books.next(Room::Ahead(n * GRANULE));
-            assert_eq!(t.place, Place::Large((WINDOW_START + i * n) as u64));
+            let t = books.next(ahead(n * GRANULE));
+            assert_eq!(t.place, Place::Large((start + i * n) as u64));
             assert_eq!((t.free_after, t.room), (0, n * GRANULE));
         }
         // Round again: the first stretch was used by collective 1.
-        let t = books.next(Room::Ahead(n * GRANULE - 1));
-        assert_eq!(
-            (t.place, t.free_after),
-            (Place::Large(WINDOW_START as u64), 2)
-        );
+        let t = books.next(ahead(n * GRANULE - 1));
+        assert_eq!((t.place, t.free_after), (Place::Large(start as u64), 2));
         // A stretch that does not fit before the window's end starts at its start.
         let mut books = Books::default();
-        books.next(Room::Ahead(AHEAD_WINDOW / 2));
-        books.next(Room::Ahead(GRANULE));
-        let t = books.next(Room::Ahead(AHEAD_WINDOW / 2));
-        assert_eq!(
-            (t.place, t.free_after),
-            (Place::Large(WINDOW_START as u64), 2)
-        );
+        books.next(ahead(window / 2));
+        books.next(ahead(GRANULE));
+        let t = books.next(ahead(window / 2));
+        assert_eq!((t.place, t.free_after), (Place::Large(start as u64), 2));
         // Longer data goes to the buffers in turn.
-        let t = books.next(Room::Ahead(AHEAD_WINDOW / 2 + 1));
+        let t = books.next(ahead(window / 2 + 1));
         assert_eq!(t.place, Place::Large(0));
+        // A narrower window starts further on; a wider one than the region is the
+        // region.
+        let narrow = Books::default().next(Room::Ahead {
+            bytes: GRANULE,
+            window: 4 * GRANULE,
+        });
+        assert_eq!(narrow.place, Place::Large((GRANULES - 4) as u64));
+        let wide = Books::default().next(Room::Ahead {
+            bytes: GRANULE,
+            window: 4 * REGION,
+        });
+        assert_eq!(wide.place, Place::Large(0));
     }
 
     #[test]
@@ -580,7 +584,10 @@ mod tests {
         for _ in 0..LARGE_DEPTH - 1 {
             books.next(Room::Buffer(LARGE));
         }
-        books.next(Room::Ahead(2 * GRANULE));
+        books.next(Room::Ahead {
+            bytes: 2 * GRANULE,
+            window: LARGE,
+        });
         let t = books.next(Room::Buffer(2 * GRANULE));
         assert_eq!(
             t.place,
@@ -593,7 +600,10 @@ mod tests {
         for _ in 0..LARGE_DEPTH {
             books.next(Room::Buffer(LARGE));
         }
-        let t = books.next(Room::Ahead(GRANULE));
+        let t = books.next(Room::Ahead {
+            bytes: GRANULE,
+            window: LARGE,
+        });
         assert_eq!((t.place, t.free_after), (Place::Large(0), 2));
     }
 
@@ -613,7 +623,10 @@ mod tests {
             let room = match x % 3 {
                 0 => Room::Slot,
                 1 => Room::Buffer(bytes),
-                _ => Room::Ahead(bytes),
+                _ => Room::Ahead {
+                    bytes,
+                    window: GRANULE << (x >> 40) % 11,
+                },
             };
             let t = books.next(room);
             assert!(t.free_after < t.seq, "{room:?}: waits for itself");
