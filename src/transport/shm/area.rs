@@ -625,7 +625,7 @@ mod tests {
                 1 => Room::Buffer(bytes),
                 _ => Room::Ahead {
                     bytes,
-                    window: GRANULE << (x >> 40) % 11,
+                    window: GRANULE << ((x >> 40) % 11),
                 },
             };
             let t = books.next(room);
