@@ -162,8 +162,8 @@ impl Room {
 pub(crate) struct Area {
     base: *mut u8,
     ranks: usize,
-    /// The processor has `prefetchw` (see [`Area::prefetch_write`]).
-    prefetchw: bool,
+    /// See [`Area::prefetch_write`].
+    for_write: prefetch::ForWrite,
 }
 
 // SAFETY: the pointer addresses the shared mapping, which the transport keeps mapped
@@ -179,7 +179,7 @@ impl Area {
         Area {
             base,
             ranks,
-            prefetchw: has_prefetchw(),
+            for_write: prefetch::ForWrite::detect(),
         }
     }
 
@@ -225,18 +225,7 @@ impl Area {
     /// Asks for the line of `l`'s slot for `seq` in this core's cache, owned (to be
     /// written), where the processor can; only a hint.
     pub(crate) fn prefetch_write(&self, l: usize, seq: u64) {
-        #[cfg(target_arch = "x86_64")]
-        if self.prefetchw {
-            let line = self.seq_word(l, seq).as_ptr();
-            // SAFETY: a prefetch reads nothing and writes nothing, and this processor
-            // has the instruction (`has_prefetchw`); the address lies inside the
-            // mapping (`seq_word` checked it).
-            unsafe {
-                std::arch::asm!("prefetchw [{0}]", in(reg) line, options(nostack, preserves_flags, readonly))
-            };
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = (l, seq);
+        self.for_write.ask(self.seq_word(l, seq).as_ptr().cast());
     }
 
     /// Whether local rank `l` has entered collective `seq` (acquire: what it wrote
@@ -335,20 +324,6 @@ impl Area {
         let data = unsafe { std::slice::from_raw_parts(self.base.add(off), len) };
         (data, shape)
     }
-}
-
-/// Whether the processor has `prefetchw` (CPUID 8000_0001h, ECX bit 8), which the
-/// compiler does not emit for the baseline x86-64 target. Never under Miri, which
-/// runs no inline assembly.
-fn has_prefetchw() -> bool {
-    #[cfg(all(target_arch = "x86_64", not(miri)))]
-    {
-        use std::arch::x86_64::__cpuid;
-        const PREFETCHW: u32 = 1 << 8;
-        __cpuid(0x8000_0000).eax >= 0x8000_0001 && __cpuid(0x8000_0001).ecx & PREFETCHW != 0
-    }
-    #[cfg(not(all(target_arch = "x86_64", not(miri))))]
-    false
 }
 
 /// Whether a rank that waits for every local rank to enter collective `theirs` can
