@@ -476,6 +476,18 @@ pub(crate) fn pieces_need_single_copy(coll: Collective, bytes: usize, size: usiz
     coll == Collective::Allreduce && size == 2 && bytes > WHOLE
 }
 
+/// Whether an allreduce of `bytes` on `size` ranks, meeting in the area in pieces
+/// because the node allows single copies ([`pieces_need_single_copy`]), has rank 0
+/// learn instead whether pieces or messages are faster (`allreduce/learned.rs`):
+/// not where an algorithm is forced.
+pub(crate) fn learns_allreduce(bytes: usize, size: usize) -> Result<bool> {
+    env()?;
+    Ok(
+        FORCED[Collective::Allreduce.index()].load(Ordering::Relaxed) == AUTO
+            && pieces_need_single_copy(Collective::Allreduce, bytes, size),
+    )
+}
+
 /// The most one rank contributes to an alltoall through the area (a single piece in
 /// a large buffer, see `alltoall/shared_memory.rs`); beyond, from three ranks, the
 /// ranks lend their buffers where the node allows single copies (and rank 0 decides,

@@ -68,6 +68,17 @@ pub(crate) struct Venue<'c> {
     lend: bool,
 }
 
+impl Venue<'_> {
+    /// The same ranks, meeting with at most a small slot's data each.
+    pub(crate) fn small(self) -> Self {
+        Venue {
+            room: Room::Slot,
+            lend: false,
+            ..self
+        }
+    }
+}
+
 /// One collective over the node's area, from this rank's side.
 pub(crate) struct Meeting<'a> {
     eng: &'a mut Engine,

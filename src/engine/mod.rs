@@ -81,6 +81,9 @@ pub(crate) struct Engine {
     /// buffers, of lent copies (first) against pieces through the area, per
     /// communicator size.
     pub alltoall_ways: Vec<(usize, two_ways::TwoWays)>,
+    /// What this rank learned, as rank 0 of 2-rank allreduces longer than a slot, of
+    /// pieces through the area (first) against messages.
+    pub allreduce_ways: two_ways::TwoWays,
 }
 
 /// Least eager credit a peer gets, however small the budget or large the job.
@@ -168,6 +171,7 @@ impl Engine {
             clash: clash::Watch::default(),
             silent,
             alltoall_ways: Vec::new(),
+            allreduce_ways: two_ways::TwoWays::new(),
         }
     }
 

@@ -2,9 +2,11 @@
 //! runs: a moving average of each way's time, the faster taken, the other tried in
 //! short bursts now and then so that the estimates follow the machine (this VM
 //! switches between two phases within minutes, and what is faster changes with
-//! them). Used by the rendezvous receiver (single copy or streaming, `rendezvous`)
-//! and by rank 0 of an alltoall among ranks that lend their buffers (lent copies or
-//! pieces through the area, `coll/alltoall/shared_memory.rs`).
+//! them). Used by the rendezvous receiver (single copy or streaming, `rendezvous`),
+//! by rank 0 of an alltoall among ranks that lend their buffers (lent copies or
+//! pieces through the area, `coll/alltoall/shared_memory.rs`) and by rank 0 of a
+//! 2-rank allreduce longer than a slot (pieces through the area or messages,
+//! `coll/allreduce/learned.rs`).
 
 /// Every this many uses of a size class, [`BURST`] go the way that is not the
 /// faster.
