@@ -112,18 +112,19 @@ fn alltoall_in_pieces_without_single_copies() {
     }
 }
 
-/// A 2-rank allreduce longer than a slot goes the way rank 0 learns is faster: its
-/// first three calls of a size in pieces through the area, the next two as messages
+/// A 2-rank allreduce of 16 KiB or more goes the way rank 0 learns is faster: its
+/// first three calls of a size through the area, the next two as messages
 /// (`engine/two_ways.rs`), then the faster with bursts of the other. oxbench's `-c`
-/// checks every result, so 60 calls at 64 KiB and 7 of each larger size (oxbench
-/// runs a tenth of the iterations there) check both ways, the ranks in step.
+/// checks every result, so 60 calls of 16-64 KiB and 7 of each larger size (oxbench
+/// runs a tenth of the iterations there) check both ways, whole vectors and pieces,
+/// the ranks in step.
 #[test]
 fn two_rank_allreduce_learns_its_way_with_every_result_right() {
     let out = Job::new(2, "oxbench")
         .args([
             "allreduce",
             "-m",
-            "65536:262144",
+            "16384:262144",
             "-i",
             "60",
             "-x",
@@ -136,7 +137,11 @@ fn two_rank_allreduce_learns_its_way_with_every_result_right() {
         .filter(|l| !l.starts_with('#'))
         .filter_map(|l| l.split_whitespace().next())
         .collect();
-    assert_eq!(sizes, ["65536", "131072", "262144"], "{out}");
+    assert_eq!(
+        sizes,
+        ["16384", "32768", "65536", "131072", "262144"],
+        "{out}"
+    );
 }
 
 /// Nonblocking collectives beside point-to-point traffic, on dup and split

@@ -476,15 +476,22 @@ pub(crate) fn pieces_need_single_copy(coll: Collective, bytes: usize, size: usiz
     coll == Collective::Allreduce && size == 2 && bytes > WHOLE
 }
 
-/// Whether an allreduce of `bytes` on `size` ranks, meeting in the area in pieces
-/// because the node allows single copies ([`pieces_need_single_copy`]), has rank 0
-/// learn instead whether pieces or messages are faster (`allreduce/learned.rs`):
-/// not where an algorithm is forced.
+/// The shortest 2-rank allreduce whose way is learned: below it the meeting in which
+/// rank 0 says which way a call goes costs more than the better way could save (8
+/// KiB: recursive doubling 0.83-1.16 of the area's time, one line crossing in
+/// 0.13-0.15 us; 16 KiB 0.56-1.02, learned 0.80; docs/collectives.md).
+const LEARNED_ALLREDUCE: usize = 16 * 1024;
+
+/// Whether an allreduce of `bytes` on `size` ranks that the table sends to the area
+/// has rank 0 learn instead whether the area or messages are faster
+/// (`allreduce/learned.rs`): on 2 ranks from [`LEARNED_ALLREDUCE`], not where an
+/// algorithm is forced.
 pub(crate) fn learns_allreduce(bytes: usize, size: usize) -> Result<bool> {
     env()?;
     Ok(
         FORCED[Collective::Allreduce.index()].load(Ordering::Relaxed) == AUTO
-            && pieces_need_single_copy(Collective::Allreduce, bytes, size),
+            && size == 2
+            && bytes >= LEARNED_ALLREDUCE,
     )
 }
 

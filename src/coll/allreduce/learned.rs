@@ -1,14 +1,16 @@
-//! Which way a 2-rank allreduce longer than a slot goes, learned while the job runs:
-//! in pieces through the node's area or as messages (the selection's algorithm).
+//! Which way a 2-rank allreduce of 16 KiB or more goes, learned while the job runs:
+//! through the node's area (whole, or in pieces beyond a slot) or as messages (the
+//! selection's algorithm).
 //!
 //! Why: which is faster depends on the machine's phase. Where a cache line crosses
 //! between the cores in 0.06 us, recursive doubling's messages took 1.21-1.34x the
-//! time of the pieces; where it takes 0.13-0.15 us, 0.62-0.78x at 64-512 KiB
-//! (docs/collectives.md). Rank 0 times each such allreduce with an estimator per
-//! size class (`engine/two_ways.rs`, pieces first) and says which way this one goes
+//! time of the pieces; where it takes 0.13-0.15 us, 0.62-0.78x at 64-512 KiB, and
+//! 0.56-1.02x whole vectors of 16 KiB (docs/collectives.md). Rank 0 times each such
+//! allreduce with an estimator per size class (`engine/two_ways.rs`, the area
+//! first) and says which way this one goes
 //! in a short meeting before it: every rank writes one word (rank 0 its choice) under
 //! the operation's shape and reads the others', so ranks that disagree on the counts
-//! fail there together, as they would in the pieces.
+//! fail there together, as they would in the area.
 
 use std::time::Instant;
 
@@ -19,15 +21,15 @@ use crate::comm::Comm;
 use crate::engine::{self, two_ways::Choice};
 use crate::error::Result;
 
-/// Rank 0's word when the allreduce goes in pieces through the area.
-const PIECES: u64 = 1;
+/// Rank 0's word when the allreduce goes through the area.
+const AREA: u64 = 1;
 /// Its word when it goes as messages.
 const MESSAGES: u64 = 2;
 
 /// How one learned allreduce goes, and (on rank 0) what to time.
 pub(crate) struct Way {
-    /// In pieces through the area (else as messages).
-    pub pieces: bool,
+    /// Through the area (else as messages).
+    pub area: bool,
     /// Rank 0's choice and when the allreduce started.
     timed: Option<(Choice, Instant)>,
     bytes: usize,
@@ -45,14 +47,14 @@ impl Comm {
         };
         let note = match choice {
             Some(c) if !c.first => MESSAGES,
-            Some(_) => PIECES,
+            Some(_) => AREA,
             None => 0,
         };
         let word = self.meet(Collective::Allreduce, venue.small(), |m| {
             agree(m, bytes, esz, note)
         })?;
         Ok(Way {
-            pieces: word != MESSAGES,
+            area: word != MESSAGES,
             timed: choice.map(|c| (c, start)),
             bytes,
         })
@@ -77,8 +79,9 @@ impl Way {
 /// elements of `esz` bytes, and reads every other rank's: rank 0's word.
 fn agree(m: &mut Meeting<'_>, bytes: usize, esz: usize, note: u64) -> Result<u64> {
     const WORD: usize = size_of::<u64>();
-    // The pieces' own shape: a rank that runs them (or a shorter allreduce) instead
-    // writes another length under it, and both fail reading each other.
+    // The operation's own shape: a rank that meets in the area with its vector (or a
+    // piece of it) instead writes another length under it, or another shape, and
+    // both fail reading each other.
     m.set_shape(bytes, esz);
     debug_assert!(piece_len(esz) > WORD);
     m.write(WORD, |slot| slot.copy_from_slice(&note.to_le_bytes()))?;

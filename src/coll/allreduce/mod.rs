@@ -165,7 +165,7 @@ impl Comm {
             if select::learns_allreduce(count * esz, self.size() as usize)? {
                 way = Some(self.allreduce_way(venue, count * esz, esz)?);
             }
-            if way.as_ref().is_none_or(|w| w.pieces) {
+            if way.as_ref().is_none_or(|w| w.area) {
                 let plan = Plan::Node {
                     venue,
                     op: Some(op.into_combine()),
