@@ -7,10 +7,10 @@
 //! time of the pieces; where it takes 0.13-0.15 us, 0.62-0.78x at 64-512 KiB, and
 //! 0.56-1.02x whole vectors of 16 KiB (docs/collectives.md). Rank 0 times each such
 //! allreduce with an estimator per size class (`engine/two_ways.rs`, the area
-//! first) and says which way this one goes
-//! in a short meeting before it: every rank writes one word (rank 0 its choice) under
-//! the operation's shape and reads the others', so ranks that disagree on the counts
-//! fail there together, as they would in the area.
+//! first) and says which way this one goes in a short meeting before it: every rank
+//! writes one word (rank 0 its choice) under the operation's shape and reads the
+//! others', so ranks that disagree on the counts fail there together, as they would
+//! in the area.
 
 use std::time::Instant;
 
