@@ -95,9 +95,6 @@ pub(crate) struct Meeting<'a> {
     shape: u64,
     /// See [`Meeting::lends`].
     lend: bool,
-    /// Large room goes as [`Room::Ahead`] in a window of this many bytes (see
-    /// [`ahead_window`]).
-    ahead: Option<usize>,
 }
 
 /// The window of the large region in which the ranks that write `coll`'s data run
@@ -249,7 +246,6 @@ impl Comm {
                 op,
                 shape: 0,
                 lend: venue.lend,
-                ahead: ahead_window(op, venue.slots.len()),
             };
             f(&mut m)
         })
@@ -707,7 +703,10 @@ impl<'a> Meeting<'a> {
         let (_, ticket) = self
             .eng
             .net
-            .area(Room::for_bytes(bytes, self.ahead))
+            .area(Room::for_bytes(
+                bytes,
+                ahead_window(self.op, self.slots.len()),
+            ))
             .expect("a meeting has shared memory");
         self.ticket = ticket;
     }

@@ -81,8 +81,8 @@ pub(crate) struct Engine {
     /// buffers, of lent copies (first) against pieces through the area, per
     /// communicator size.
     pub alltoall_ways: Vec<(usize, two_ways::TwoWays)>,
-    /// What this rank learned, as rank 0 of 2-rank allreduces longer than a slot, of
-    /// pieces through the area (first) against messages.
+    /// What this rank learned, as rank 0 of 2-rank allreduces of 16 KiB or more, of
+    /// the area (first) against messages (`coll/allreduce/learned.rs`).
     pub allreduce_ways: two_ways::TwoWays,
 }
 

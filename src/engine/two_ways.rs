@@ -5,7 +5,7 @@
 //! them). Used by the rendezvous receiver (single copy or streaming, `rendezvous`),
 //! by rank 0 of an alltoall among ranks that lend their buffers (lent copies or
 //! pieces through the area, `coll/alltoall/shared_memory.rs`) and by rank 0 of a
-//! 2-rank allreduce longer than a slot (pieces through the area or messages,
+//! 2-rank allreduce of 16 KiB or more (the area or messages,
 //! `coll/allreduce/learned.rs`).
 
 /// Every this many uses of a size class, [`BURST`] go the way that is not the

@@ -14,7 +14,6 @@
 
 use std::time::Instant;
 
-use super::shared_memory::piece_len;
 use crate::coll::select::Collective;
 use crate::coll::shared_memory::{Meeting, Venue};
 use crate::comm::Comm;
@@ -83,7 +82,6 @@ fn agree(m: &mut Meeting<'_>, bytes: usize, esz: usize, note: u64) -> Result<u64
     // piece of it) instead writes another length under it, or another shape, and
     // both fail reading each other.
     m.set_shape(bytes, esz);
-    debug_assert!(piece_len(esz) > WORD);
     m.write(WORD, |slot| slot.copy_from_slice(&note.to_le_bytes()))?;
     m.publish(false);
     m.wait_all()?;

@@ -391,15 +391,21 @@ impl Books {
         // The small slot was last used by collective `seq - DEPTH`: everyone must
         // have moved past it.
         let mut free_after = (seq + 1).saturating_sub(DEPTH);
-        let (place, granted) = match room {
-            Room::Slot => (Place::Small, SMALL),
-            Room::Buffer(bytes) | Room::Ahead { bytes, .. } => {
+        let large = match room {
+            Room::Slot => None,
+            Room::Buffer(bytes) => {
                 let n = granules(bytes);
-                let ahead = match room {
-                    Room::Ahead { window, .. } => self.stretch_ahead(n, window, seq),
-                    _ => None,
-                };
-                let first = ahead.unwrap_or_else(|| self.buffer_in_turn(n, seq));
+                Some((self.buffer_in_turn(n, seq), n))
+            }
+            Room::Ahead { bytes, window } => {
+                let n = granules(bytes);
+                let first = self.stretch_ahead(n, window, seq);
+                Some((first.unwrap_or_else(|| self.buffer_in_turn(n, seq)), n))
+            }
+        };
+        let (place, granted) = match large {
+            None => (Place::Small, SMALL),
+            Some((first, n)) => {
                 free_after = free_after.max(self.take(first, n, seq));
                 (Place::Large(first as u64), n * GRANULE)
             }
