@@ -105,21 +105,33 @@ pub(crate) fn parse_process_mapping(text: &str, size: usize) -> Option<Vec<u32>>
     unreachable!("the blocks cycle until every rank has a node")
 }
 
-fn random_hex(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
+/// Fills `buf` with random bytes from the kernel, or where it gives none (extremely
+/// unlikely) with bytes drawn from the time and the process id, still different for
+/// every job.
+pub(crate) fn random_bytes(buf: &mut [u8]) {
     // SAFETY: getrandom writes at most buf.len() bytes into buf.
     let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
-    if n != buf.len() as isize {
-        // Extremely unlikely; fall back to time and pid, still unique per job.
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        let seed = t.as_nanos() ^ (u128::from(std::process::id()) << 64);
-        return format!("{seed:0width$x}", width = bytes * 2)
-            .chars()
-            .take(bytes * 2)
-            .collect();
+    if n == buf.len() as isize {
+        return;
     }
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let mut seed = t.as_nanos() as u64 ^ (u64::from(std::process::id()) << 40);
+    for chunk in buf.chunks_mut(8) {
+        // splitmix64: distinct seeds give distinct outputs.
+        seed = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = seed;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        chunk.copy_from_slice(&z.to_le_bytes()[..chunk.len()]);
+    }
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    random_bytes(&mut buf);
     buf.iter().map(|b| format!("{b:02x}")).collect()
 }
 

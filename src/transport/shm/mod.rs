@@ -460,7 +460,6 @@ impl Shm {
     /// Moves this rank's head past `frame`, which it has handled.
     #[inline]
     fn consumed(&mut self, frame: &ring::Frame) {
-        self.inboxes[self.local].release(self.head, frame.lines);
         self.head += frame.lines;
         self.ahead = ring::lines_ahead(frame.lines);
     }

@@ -36,6 +36,22 @@ const PROBED: usize = 28;
 /// Header word: the process id of the rank that created the segment (see
 /// [`super::stale`]).
 pub(super) const CREATOR: usize = 32;
+/// Header word: the key the rings' frame markers are drawn with ([`marker_key`]).
+const MARKER_KEY: usize = 40;
+
+/// A key for the rings' frame markers (see [`Inbox`]): random, in `[2^62, 2^63)`, so
+/// that no marker of a position below `2^62` is zero, the value of a ring line no
+/// frame has used yet.
+fn marker_key() -> u64 {
+    let mut raw = [0u8; 8];
+    crate::bootstrap::random_bytes(&mut raw);
+    u64::from_le_bytes(raw) >> 2 | 1 << 62
+}
+
+/// Whether `key` is one [`marker_key`] could draw.
+fn valid_marker_key(key: u64) -> bool {
+    key >> 62 == 1
+}
 
 /// Offsets inside a rank's control page.
 pub(crate) mod ctl {
@@ -152,6 +168,8 @@ impl Segment {
         // The creator before the magic word (`stale` reads them in that order).
         seg.word64(CREATOR)
             .store(u64::from(std::process::id()), Ordering::Relaxed);
+        seg.word64(MARKER_KEY)
+            .store(marker_key(), Ordering::Relaxed);
         seg.word64(0).store(MAGIC, Ordering::Release);
         seg.word64(8).store(local_size as u64, Ordering::Relaxed);
         seg.word64(16).store(ring_lines as u64, Ordering::Release);
@@ -187,6 +205,7 @@ impl Segment {
         seg.ring_lines = seg.word64(16).load(Ordering::Relaxed) as usize;
         // Sizes as `create` allows them, so that the footprint cannot overflow.
         if seg.local_size > MAX_LOCAL_RANKS
+            || !valid_marker_key(seg.word64(MARKER_KEY).load(Ordering::Relaxed))
             || !seg.ring_lines.is_power_of_two()
             || seg.ring_lines > seg.len
             || footprint(seg.local_size, seg.ring_lines) != seg.len
@@ -288,6 +307,7 @@ impl Segment {
                 self.base.add(block + CONTROL),
                 self.ring_lines,
                 self.local_size,
+                self.word64(MARKER_KEY).load(Ordering::Relaxed),
             )
         }
     }
@@ -328,5 +348,13 @@ mod tests {
             format!("{:.2} {:.2} {:.1}", mib(2), mib(16), mib(64)),
             "5.53 44.22 176.9"
         );
+    }
+
+    #[test]
+    fn marker_keys_are_valid_and_differ() {
+        let keys: Vec<u64> = (0..64).map(|_| marker_key()).collect();
+        assert!(keys.iter().all(|&k| valid_marker_key(k)));
+        assert!(keys.windows(2).any(|w| w[0] != w[1]));
+        assert!(!valid_marker_key(0) && !valid_marker_key(u64::MAX));
     }
 }
