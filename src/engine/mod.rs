@@ -244,8 +244,8 @@ impl Engine {
                 .net
                 .pull(pull.peer, &pull.remote, pull.dest, pull.sreq)?
             {
-                Pulled::Refused => self.core.finish_pull(pull, false, None),
-                Pulled::Done => self.core.finish_pull(pull, true, None),
+                Pulled::Refused => self.core.finish_pull(pull, false),
+                Pulled::Done => self.core.finish_pull(pull, true),
                 Pulled::Shared {
                     generation,
                     awaiting,
@@ -261,18 +261,16 @@ impl Engine {
             let peer = first.peer;
             let n = batch.iter().take_while(|p| p.peer == peer).count();
             let parts: Vec<_> = batch[..n].iter().map(|p| (p.remote, p.dest)).collect();
-            // The learner times reads done together by their shares of the call (by
-            // bytes); one alone, from its match like a stream (see `rendezvous`).
+            // The learner times reads done together by the call; one alone, from its
+            // match like a stream (see `rendezvous`).
             let start = (n > 1 && self.core.rendezvous.is_some()).then(Instant::now);
             let pulled = self.net.pull_many(peer, &parts)?;
-            // Seconds per byte of the call.
-            let rate = start.map(|s| {
-                let took = s.elapsed().as_secs_f64();
-                took / parts.iter().map(|p| p.1.len()).sum::<usize>().max(1) as f64
-            });
+            if let (Some(start), Some(l), true) = (start, self.core.rendezvous.as_mut(), pulled) {
+                let reads: Vec<_> = batch[..n].iter().map(|p| (p.rreq, p.dest.len())).collect();
+                l.finished_together(&reads, start.elapsed());
+            }
             for pull in batch.drain(..n) {
-                let share = rate.map(|r| Duration::from_secs_f64(r * pull.dest.len() as f64));
-                self.core.finish_pull(pull, pulled, share);
+                self.core.finish_pull(pull, pulled);
             }
         }
         Ok(())

@@ -11,8 +11,6 @@
 //! names a request is checked against the request's kind, phase and peer; a frame that
 //! does not fit is a protocol error, never a wild write.
 
-use std::time::Duration;
-
 use super::credits::Credits;
 use super::finalized::Finalized;
 use super::matching::{Body, Envelope, Matcher, Pattern, Stored, Unexpected};
@@ -250,13 +248,12 @@ impl Core {
         )
     }
 
-    /// Finishes a single-copy read (done in `share` of a system call that read several
-    /// messages): the receive completes and the sender may too, or, when the read was
-    /// refused, the sender is asked to send the data instead.
-    pub(crate) fn finish_pull(&mut self, pull: Pull, pulled: bool, share: Option<Duration>) {
+    /// Finishes a single-copy read: the receive completes and the sender may too, or,
+    /// when the read was refused, the sender is asked to send the data instead.
+    pub(crate) fn finish_pull(&mut self, pull: Pull, pulled: bool) {
         if let Some(l) = self.rendezvous.as_mut() {
             if pulled {
-                l.finished(pull.rreq, pull.dest.len(), share);
+                l.finished(pull.rreq, pull.dest.len());
             } else {
                 l.forget(pull.rreq);
             }
@@ -490,7 +487,7 @@ impl Sink for Core {
                     ));
                 }
                 let shared = self.shared.swap_remove(i);
-                self.finish_pull(shared.pull, true, None);
+                self.finish_pull(shared.pull, true);
             }
             Some(Kind::Credit) => {
                 if !self.credits.returned(peer, hdr.a) {
@@ -530,7 +527,7 @@ impl Sink for Core {
         *slot = received;
         if received >= total {
             if let Some(l) = self.rendezvous.as_mut() {
-                l.finished(id, total, None);
+                l.finished(id, total);
             }
             let status = *status;
             self.reqs.complete(id, Ok(status));

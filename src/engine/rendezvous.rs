@@ -11,9 +11,10 @@
 //!
 //! A sender offers its buffer to be read wherever the kernel allows it, and the
 //! receiver decides: it reads it, or answers clear-to-send and has the data streamed
-//! (as where the read is refused). It times each such receive (a read by its share of
-//! the system call that did it, a stream from its match to its completion) and hands
-//! the time to the two-way estimator (`two_ways`): an estimate of each way per size
+//! (as where the read is refused). It times each such receive (a stream from its
+//! match to its completion; reads done together in one system call by their mean
+//! share of it, one sample per call) and hands the time to the two-way estimator
+//! (`two_ways`): an estimate of each way per size
 //! class, the faster taken and, in short bursts now and then, the other, so that the
 //! estimates follow the machine. Timed at the sender, a streamed send would end when
 //! its last chunk is in the ring, before the receiver has copied it out. Ranks need
@@ -22,7 +23,7 @@
 use std::time::{Duration, Instant};
 
 use super::requests::ReqId;
-use super::two_ways::{Choice, TwoWays};
+use super::two_ways::{Choice, TwoWays, class};
 
 /// A receive being timed: when it was matched, and its way.
 struct Timed {
@@ -71,16 +72,15 @@ impl Learner {
         }
     }
 
-    /// Receive `id` of `len` bytes completed, read in `share` of a system call that
-    /// read several messages (by bytes), or else in the time since it was matched (or
+    /// Receive `id` of `len` bytes completed, in the time since it was matched (or
     /// since the last rendezvous receive completed, if that was later): that time goes
     /// into its way's estimate ([`TwoWays::record`]).
-    pub(crate) fn finished(&mut self, id: ReqId, len: usize, share: Option<Duration>) {
-        self.finished_at(id, len, share, Instant::now());
+    pub(crate) fn finished(&mut self, id: ReqId, len: usize) {
+        self.finished_at(id, len, Instant::now());
     }
 
     /// [`Learner::finished`], at `now`.
-    fn finished_at(&mut self, id: ReqId, len: usize, share: Option<Duration>, now: Instant) {
+    fn finished_at(&mut self, id: ReqId, len: usize, now: Instant) {
         let last_done = std::mem::replace(&mut self.last_done, now);
         let Some(i) = self.timed.iter().position(|t| t.id == id) else {
             return;
@@ -88,14 +88,53 @@ impl Learner {
         let t = self.timed.swap_remove(i);
         // Receives in flight together complete one after the other (streams share
         // the ring): a stream is timed from the later of its match and the previous
-        // completion. Reads batched into one system call are timed by their share of
-        // the call alone: timed like streams, the first took the call's time and the
-        // others none (a bandwidth test kept single copies where streaming gave
-        // 1.2-1.4x the bandwidth), and a read explored among streams was charged their
-        // chunks copied out before it. (A stream is never charged a read: a read
-        // completes where its call ends.)
-        let took = share.unwrap_or_else(|| now.saturating_duration_since(t.start.max(last_done)));
+        // completion. (A stream is never charged a read: a read completes where its
+        // call ends.)
+        let took = now.saturating_duration_since(t.start.max(last_done));
         self.ways.record(len, t.single_copy, took.as_nanos() as f64);
+    }
+
+    /// The single-copy receives `reads` (request, bytes) were read together in one
+    /// system call that took `took`; they complete now ([`Learner::finished`] then
+    /// records nothing for them). Each size class among the timed ones gets one
+    /// sample: their mean share of the call, by bytes.
+    ///
+    /// Timed like streams, the first read of a call took the call's time and the
+    /// others none (a bandwidth test kept single copies where streaming gave 1.2-1.4x
+    /// the bandwidth), and a read explored among streams was charged their chunks
+    /// copied out before it. One sample per read, the first call of a bandwidth test
+    /// (63 reads, every page pinned for the first time, 15 times the later calls' time
+    /// per read) settled the single copy's estimate at once, and 16 KiB messages
+    /// were streamed for hundreds of windows (0.75-0.85 of the bandwidth of single
+    /// copies alone): one call is one measurement.
+    pub(crate) fn finished_together(&mut self, reads: &[(ReqId, usize)], took: Duration) {
+        self.finished_together_at(reads, took, Instant::now());
+    }
+
+    /// [`Learner::finished_together`], at `now`.
+    fn finished_together_at(&mut self, reads: &[(ReqId, usize)], took: Duration, now: Instant) {
+        self.last_done = now;
+        let bytes = reads.iter().map(|r| r.1).sum::<usize>().max(1);
+        let per_byte = took.as_nanos() as f64 / bytes as f64;
+        // Per size class: a length in it, the reads' summed shares, their number.
+        let mut classes: Vec<(usize, f64, u32)> = Vec::new();
+        for &(id, len) in reads {
+            let Some(i) = self.timed.iter().position(|t| t.id == id) else {
+                continue;
+            };
+            self.timed.swap_remove(i);
+            let ns = per_byte * len as f64;
+            match classes.iter_mut().find(|c| class(c.0) == class(len)) {
+                Some(c) => {
+                    c.1 += ns;
+                    c.2 += 1;
+                }
+                None => classes.push((len, ns, 1)),
+            }
+        }
+        for (len, ns, n) in classes {
+            self.ways.record(len, true, ns / f64::from(n));
+        }
     }
 
     /// Receive `id` goes the other way after all (the read was refused).
@@ -107,7 +146,7 @@ impl Learner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::two_ways::{BURST, EXPLORE, EXPLORE_EARLY, EXPLORE_FAR, class};
+    use crate::engine::two_ways::{BURST, EXPLORE, EXPLORE_EARLY, EXPLORE_FAR};
 
     const TIMED: Choice = Choice {
         first: true,
@@ -126,12 +165,7 @@ mod tests {
         } else {
             slow
         };
-        l.finished_at(
-            ReqId(id),
-            len,
-            None,
-            start + Duration::from_secs_f64(took * 1e-6),
-        );
+        l.finished_at(ReqId(id), len, start + Duration::from_secs_f64(took * 1e-6));
         choice.first
     }
 
@@ -153,20 +187,46 @@ mod tests {
         for id in 1..4 {
             l.start_at(ReqId(id), TIMED, t);
         }
-        l.finished_at(ReqId(1), 50_000, None, t + us(10));
-        l.finished_at(ReqId(2), 50_000, None, t + us(12));
-        l.finished_at(ReqId(3), 50_000, None, t + us(16));
+        l.finished_at(ReqId(1), 50_000, t + us(10));
+        l.finished_at(ReqId(2), 50_000, t + us(12));
+        l.finished_at(ReqId(3), 50_000, t + us(16));
         // 10 us, then 2 us (not 12), which replaces it, then 4: 0.75 * 2 + 0.25 * 4.
         assert_eq!(l.ways.classes[class(50_000)].ns[0], 2_500.0);
-        // Reads batched in one call of 16 us take their shares of it, 4 us each.
-        for id in 3..7 {
+    }
+
+    #[test]
+    fn reads_done_together_are_one_sample_per_class() {
+        let mut l = Learner::new();
+        let t = l.last_done;
+        let us = Duration::from_micros;
+        for id in 1..9 {
             l.start_at(ReqId(id), TIMED, t);
         }
-        for id in 3..7 {
-            l.finished_at(ReqId(id), 100_000, Some(us(4)), t + us(28));
-        }
-        let c = l.ways.classes[class(100_000)];
-        assert_eq!((c.samples[0], c.ns[0]), (4, 4_000.0));
+        // A first call of 64 us: four reads of 100 000 bytes and two of 200 000 (by
+        // bytes, 8 and 16 us each), and one untimed.
+        let reads = [1, 2, 3, 4, 5, 6, 100].map(|id| {
+            let len = if id == 5 || id == 6 { 200_000 } else { 100_000 };
+            (ReqId(id), len)
+        });
+        l.finished_together_at(&reads[..6], us(64), t + us(70));
+        l.finished_together_at(&reads[6..], us(1), t + us(71));
+        let (small, large) = (
+            l.ways.classes[class(100_000)],
+            l.ways.classes[class(200_000)],
+        );
+        assert_eq!((small.samples[0], small.ns[0]), (1, 8_000.0));
+        assert_eq!((large.samples[0], large.ns[0]), (1, 16_000.0));
+        // A second call, 1 us a read, replaces the first's estimate (the first uses of
+        // a class are slower); the reads it completed are timed no more.
+        l.finished_together_at(
+            &[(ReqId(7), 100_000), (ReqId(8), 100_000)],
+            us(2),
+            t + us(80),
+        );
+        l.finished_at(ReqId(7), 100_000, t + us(90));
+        let small = l.ways.classes[class(100_000)];
+        assert_eq!((small.samples[0], small.ns[0]), (2, 1_000.0));
+        assert!(l.timed.is_empty());
     }
 
     #[test]
@@ -229,7 +289,7 @@ mod tests {
         assert!(choice.first && !choice.record);
         l.start(ReqId(7), TIMED);
         l.forget(ReqId(7));
-        l.finished(ReqId(7), 100_000, None);
+        l.finished(ReqId(7), 100_000);
         assert_eq!(l.ways.classes[class(100_000)].ns, [0.0, 0.0]);
     }
 }
