@@ -57,16 +57,21 @@ const REGION: usize = LARGE_DEPTH as usize * LARGE;
 /// The unit the large region is handed out in ([`Room::Ahead`]), and how the books
 /// track its last uses.
 const GRANULE: usize = 4096;
-/// Lines of its data a rank asks for owned (`prefetchw`) before it writes them, all
-/// at once: the other ranks read them the last time, so each store would otherwise
-/// wait for its line to leave their core, one line after another (as the rings'
-/// producers do, `ring.rs`). 2 ranks, allreduce of 512 B-4 KiB in 0.88-0.96 of the
-/// time (6 interleaved rounds, a cache line crossing between the cores in 0.14 us);
-/// 4 ranks, alltoall of 128 B-1 KiB 0.91-0.96, allreduce 0.95-1.01, bcast of 256 B-4
-/// KiB 0.84-0.94 (4-5 rounds); 8 ranks, alltoall of 64 B-8 KiB 0.95-0.99, bcast of
-/// 2-4 KiB 0.87-0.97 (shorter broadcasts on 8 ranks vary by 30% between rounds
-/// either way); 8 KiB and longer unchanged.
-const OWNED: usize = 16;
+/// Lines of its data in a small slot a rank asks for owned (`prefetchw`) before it
+/// writes them, all at once: the other ranks read them the last time, so each store
+/// would otherwise wait for its line to leave their core, one line after another (as
+/// the rings' producers do, `ring.rs`). 2 ranks, allreduce of 512 B-4 KiB in
+/// 0.88-0.96 of the time (6 interleaved rounds, a cache line crossing between the
+/// cores in 0.14 us); 4 ranks, alltoall of 128 B-1 KiB 0.91-0.96, allreduce
+/// 0.95-1.01, bcast of 256 B-4 KiB 0.84-0.94 (4-5 rounds); 8 ranks, alltoall of
+/// 64 B-8 KiB 0.95-0.99, bcast of 2-4 KiB 0.87-0.97 (shorter broadcasts on 8 ranks
+/// vary by 30% between rounds either way). All 32 lines of 2 KiB took 1.08x.
+const OWNED_SMALL: usize = 16;
+/// The same in the large region: against 16, 2-rank allreduce through the area of
+/// 8 KiB in 0.82-0.84 of the time and 16 KiB in 0.93, 4-rank bcast of 8-16 KiB
+/// 0.89-0.96 (5-8 rounds); longer writes unchanged, where every line owned at once
+/// made 64-256 KiB 1.08-1.13x slower.
+const OWNED_LARGE: usize = 256;
 /// Granules of the large region.
 const GRANULES: usize = REGION / GRANULE;
 /// Granules of one large buffer.
@@ -306,7 +311,11 @@ impl Area {
         // SAFETY: the data lies inside the mapping (checked above) and, by this
         // function's contract, no other process reads or writes it until we publish.
         let data = unsafe { std::slice::from_raw_parts_mut(self.base.add(off), len) };
-        for line in (0..len).step_by(LINE).take(OWNED) {
+        let owned = match place {
+            Place::Small => OWNED_SMALL,
+            Place::Large(_) => OWNED_LARGE,
+        };
+        for line in (0..len).step_by(LINE).take(owned) {
             self.for_write.ask(data.as_ptr().wrapping_add(line));
         }
         fill(data);
