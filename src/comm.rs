@@ -9,8 +9,9 @@
 use std::cell::Cell;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
+use crate::coll::allreduce::Runs;
 use crate::coll::select::Collective;
 use crate::engine::{self, context::ContextIds, context::MASK_WORDS, schedule};
 use crate::error::{Error, Rank, Result, Tag};
@@ -27,6 +28,9 @@ struct Inner {
     /// The slot in the node's collective area of each rank, if the ranks are exactly
     /// those of one node (found at the first collective that asks).
     node: OnceLock<Option<Box<[usize]>>>,
+    /// The ways of this communicator's next learned allreduces, decided in runs
+    /// (`coll/allreduce/learned.rs`).
+    allreduce_runs: Mutex<Runs>,
 }
 
 impl Drop for Inner {
@@ -102,6 +106,7 @@ impl Comm {
                 group,
                 coll_seq: AtomicU32::new(0),
                 node: OnceLock::new(),
+                allreduce_runs: Mutex::new(Runs::default()),
             }),
             _not_sync: PhantomData,
         }
@@ -195,6 +200,17 @@ impl Comm {
                 .store(seq.wrapping_add(1), Ordering::Relaxed);
         }
         seq
+    }
+
+    /// The ways of this communicator's next learned allreduces
+    /// (`coll/allreduce/learned.rs`).
+    pub(crate) fn allreduce_runs(&self) -> MutexGuard<'_, Runs> {
+        // Nothing panics while holding it, so the lock is never poisoned; were it,
+        // its runs are still whole.
+        self.inner
+            .allreduce_runs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// Each rank's index in the node's collective area, if this communicator's ranks

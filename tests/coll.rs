@@ -174,6 +174,32 @@ fn disagreeing_counts_over_messages_end_no_rank_waiting() {
     }
 }
 
+/// Two ranks deep in learned allreduces, whose ways rank 0 decides for runs of calls
+/// that the ranks then take without meeting, disagree on a count, out of step with
+/// each other's runs; none waits. Where rank 0's run goes through the area, both
+/// ranks get the disagreement as an error; where it goes as messages, the ranks are
+/// on either side of the area, which nothing can put back in step: the job ends
+/// with a report naming the disagreement.
+#[test]
+fn disagreeing_counts_in_learned_allreduces_end_no_rank_waiting() {
+    let out = Job::new(2, "coll_mixed")
+        .args(["disagree_learned"])
+        .output();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let errors = (0..2).all(|rank| {
+        stdout.contains(&format!("rank {rank}: invalid argument: allreduce:"))
+            && stdout.contains("the ranks disagree on the counts")
+    });
+    let ended =
+        stderr.contains("the ranks disagree on the counts") && stderr.contains("ending the job");
+    assert!(
+        out.status.success() && errors || !out.status.success() && ended,
+        "{:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status
+    );
+}
+
 /// Ranks that finish the last collective early finalize while others still wait in
 /// it for a late rank: nobody takes that for a rank that left without its part.
 #[test]

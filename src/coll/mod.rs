@@ -13,7 +13,7 @@
 
 mod allgather;
 mod allgatherv;
-mod allreduce;
+pub(crate) mod allreduce;
 mod alltoall;
 mod alltoallv;
 mod barrier;

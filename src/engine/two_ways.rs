@@ -65,7 +65,7 @@ pub(crate) struct TwoWays {
 }
 
 /// The size class of `len` bytes (its length's highest bit).
-pub(super) fn class(len: usize) -> usize {
+pub(crate) fn class(len: usize) -> usize {
     len.checked_ilog2().unwrap_or(0) as usize
 }
 
@@ -100,6 +100,15 @@ impl TwoWays {
         let record = c.last_first == Some(first);
         c.last_first = Some(first);
         Choice { first, record }
+    }
+
+    /// Whether both ways of `len` bytes' class have [`SETTLED`] timed uses: then it
+    /// explores only in rare bursts.
+    pub(crate) fn settled(&self, len: usize) -> bool {
+        self.classes[class(len)]
+            .samples
+            .iter()
+            .all(|&n| n >= SETTLED)
     }
 
     /// A use of `len` bytes went the `first` way (or not) in `ns` nanoseconds: into

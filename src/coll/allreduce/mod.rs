@@ -9,6 +9,7 @@
 //! bits on every run.
 
 mod learned;
+pub(crate) use learned::Runs;
 mod linear;
 mod rabenseifner;
 mod recursive_doubling;

@@ -419,6 +419,28 @@ fn disagreeing_counts_on_messages(world: &Comm) -> oxmpi::Result<()> {
     Ok(())
 }
 
+/// Two ranks through hundreds of 64 KiB allreduces whose way rank 0 learns (its
+/// decisions come in runs of calls once both ways are settled, which the ranks take
+/// in step without meeting), every result checked; then a call on which they disagree
+/// on the count, out of step with each other's runs: an error, or the job ends (where
+/// the ranks land on either side of the area), never a wait.
+fn disagreeing_counts_in_learned_allreduces(world: &Comm) -> oxmpi::Result<()> {
+    let rank = world.rank();
+    let n = 16_384;
+    let mine = vec![rank as u32 + 1; n];
+    let mut out = vec![0u32; n];
+    for call in 0..400 {
+        world.allreduce(&mine, &mut out, Op::Sum)?;
+        assert!(out.iter().all(|&x| x == 3), "call {call}: {:?}", &out[..4]);
+    }
+    let m = if rank == 0 { n } else { 12_000 };
+    match world.allreduce(&mine[..m], &mut out[..m], Op::Sum) {
+        Ok(()) => panic!("rank {rank}: the ranks disagree on the count, yet no error"),
+        Err(e) => println!("rank {rank}: {e}"),
+    }
+    Ok(())
+}
+
 /// Collective `op` as the last call before finalize, entered at staggered times
 /// (`reversed`: the last rank first): ranks that finish early finalize while others
 /// still wait in the same collective for a late one, which must not be taken for a
@@ -455,6 +477,10 @@ fn main() -> oxmpi::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("disagree") {
         disagreeing_counts(&world);
+        return universe.finalize();
+    }
+    if args.get(1).map(String::as_str) == Some("disagree_learned") {
+        disagreeing_counts_in_learned_allreduces(&world)?;
         return universe.finalize();
     }
     if args.get(1).map(String::as_str) == Some("disagree_messages") {
