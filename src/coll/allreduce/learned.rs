@@ -70,8 +70,9 @@ impl Runs {
         Some((run.area >> i & 1 == 1, run.record >> i & 1 == 1))
     }
 
-    /// Starts `class`'s next run, decided in rank 0's `word`.
-    fn start(&mut self, class: usize, word: u64, record: u32) -> Option<()> {
+    /// Starts `class`'s next run, decided in rank 0's `word`, and takes its first
+    /// call (as [`Runs::take`]); `None` if the word decides no run.
+    fn start(&mut self, class: usize, word: u64, record: u32) -> Option<(bool, bool)> {
         let len = (word >> 32 & 0xff) as u32;
         if word & DECIDED == 0 || !(1..=RUN).contains(&len) {
             return None;
@@ -87,7 +88,7 @@ impl Runs {
             Some(r) => *r = run,
             None => self.runs.push(run),
         }
-        Some(())
+        self.take(class)
     }
 }
 
@@ -133,9 +134,8 @@ impl Comm {
                 let word = self.meet(Collective::Allreduce, venue.small(), |m| {
                     agree(m, bytes, esz, note)
                 })?;
-                let mut runs = self.allreduce_runs();
-                runs.start(class, word, record)
-                    .and_then(|()| runs.take(class))
+                self.allreduce_runs()
+                    .start(class, word, record)
                     .ok_or_else(|| Error::Protocol {
                         rank: self.group()[self.rank() as usize] as i32,
                         peer: self.group()[0] as i32,
@@ -223,10 +223,8 @@ mod tests {
         assert_eq!(runs.take(16), None);
         // Three calls: area, messages, area; the second timed.
         let word = DECIDED | 3 << 32 | 0b101;
-        assert_eq!(runs.start(16, word, 0b010), Some(()));
-        assert_eq!(runs.start(17, DECIDED | 1 << 32, 0), Some(()));
-        assert_eq!(runs.take(16), Some((true, false)));
-        assert_eq!(runs.take(17), Some((false, false)));
+        assert_eq!(runs.start(16, word, 0b010), Some((true, false)));
+        assert_eq!(runs.start(17, DECIDED | 1 << 32, 0), Some((false, false)));
         assert_eq!(runs.take(16), Some((false, true)));
         assert_eq!(runs.take(16), Some((true, false)));
         assert_eq!(runs.take(16), None);

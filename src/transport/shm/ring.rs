@@ -18,7 +18,7 @@
 //! holds the marker of another position, and payload bytes (which the consumer
 //! cleared at first, one word per continuation line) hold it only where a rank's data
 //! holds the key, which none of its data depends on (a chance of 2^-64 per frame).
-//! Not clearing took `oxbench` latency of 2-8 KiB to 0.93-0.95 of the time and their
+//! Not clearing took `oxbench` latency of 2-8 KiB to 0.94-0.96 of the time and their
 //! bandwidth 1.13-1.15x (6 and 5 interleaved rounds, a cache line crossing between the
 //! cores in 0.14 us): each clearing store had to take its line back from the
 //! producer's core. It publishes `head` lazily (every eighth of the ring, or at once
