@@ -80,6 +80,10 @@ impl Engine {
                 if !pattern.matches(&env) {
                     return false;
                 }
+                let clock = core
+                    .rendezvous
+                    .as_ref()
+                    .and_then(|l| l.eager_clock(peer, data.len()));
                 got = Some(land_eager(
                     &mut core.outbox,
                     &mut core.credits,
@@ -89,6 +93,9 @@ impl Engine {
                     None,
                     buf,
                 ));
+                if let (Some(start), Some(l)) = (clock, core.rendezvous.as_mut()) {
+                    l.eager_copied(data.len(), start);
+                }
                 true
             });
             match taken {

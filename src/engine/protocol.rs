@@ -376,6 +376,10 @@ impl Sink for Core {
         match hdr.kind() {
             Some(Kind::Eager) => {
                 let sync = (hdr.flags & flags::SYNC != 0).then_some(hdr.a);
+                let clock = self
+                    .rendezvous
+                    .as_ref()
+                    .and_then(|l| l.eager_clock(peer, payload.len()));
                 self.arrive(
                     peer,
                     env,
@@ -384,6 +388,9 @@ impl Sink for Core {
                         sync,
                     },
                 );
+                if let (Some(start), Some(l)) = (clock, self.rendezvous.as_mut()) {
+                    l.eager_copied(payload.len(), start);
+                }
             }
             Some(Kind::Rts) => {
                 let remote = if hdr.flags & flags::SINGLE_COPY != 0 {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::frame::{Envelope, HelpRequest, OutFrame, RemoteBuf};
 use super::loopback::Loopback;
 use super::shm::area::{Area, Room, Ticket};
-use super::shm::{AreaWaitMark, Pulled, Shm};
+use super::shm::{AreaWaitMark, Pulled, ReadRequests, Shm};
 use super::tcp::Tcp;
 use super::{Sink, Transport};
 use crate::error::{Error, Result};
@@ -122,13 +122,24 @@ impl Network {
         }
     }
 
-    /// Largest message sent eagerly to `peer`.
-    pub(crate) fn eager_limit(&mut self, peer: usize) -> usize {
+    /// Whether a message of `len` bytes to `peer` goes eagerly (else by rendezvous):
+    /// up to the transport's eager limit, and to a rank of this node as it asks for
+    /// mid sizes ([`Shm::sends_eagerly`]).
+    pub(crate) fn sends_eagerly(&mut self, peer: usize, len: usize) -> bool {
         match (self.routes[peer], &self.shm, &self.tcp) {
-            (Route::Shm, Some(shm), _) => shm.eager_limit(),
-            (Route::Tcp, _, Some(tcp)) => tcp.eager_limit(),
-            _ => self.transport(peer).eager_limit(),
+            (Route::Shm, Some(shm), _) => shm.sends_eagerly(peer, len),
+            (Route::Tcp, _, Some(tcp)) => len <= tcp.eager_limit(),
+            _ => len <= self.transport(peer).eager_limit(),
         }
+    }
+
+    /// Where this rank asks the ranks of its node for mid-size messages to be offered
+    /// for reading, if it learns how they should come ([`Shm::read_requests`]), and
+    /// which world ranks are on its node.
+    pub(crate) fn read_requests(&self) -> Option<(ReadRequests, Vec<bool>)> {
+        let requests = self.shm.as_ref()?.read_requests()?;
+        let on_node = self.routes.iter().map(|&r| r == Route::Shm).collect();
+        Some((requests, on_node))
     }
 
     /// The TCP eager limit, if this rank reaches some rank of `group` (world ranks)
@@ -174,6 +185,20 @@ impl Network {
     /// ([`Network::pull_many`]).
     pub(crate) fn splits(&self, peer: usize, len: usize) -> bool {
         self.routes[peer] == Route::Shm && self.shm.as_ref().is_some_and(|s| s.splits(len))
+    }
+
+    /// Reads a large message from `peer`'s memory (single copy) into `dest`.
+    /// `Ok(false)` as for [`Network::pull_many`].
+    pub(crate) fn pull_one(
+        &self,
+        peer: usize,
+        remote: &RemoteBuf,
+        dest: UserBufMut,
+    ) -> Result<bool> {
+        match (self.routes[peer], self.shm.as_ref()) {
+            (Route::Shm, Some(shm)) => shm.pull_one(peer, remote, dest),
+            _ => Ok(false),
+        }
     }
 
     /// Reads large messages from `peer`'s memory (single copy), together. `Ok(false)`

@@ -125,6 +125,36 @@ const UNFENCED_SLEEP: Duration = Duration::from_micros(100);
 /// multiples of this (a page).
 const PROBE_BYTES: usize = 4096;
 
+/// Messages to a rank of this node longer than this, up to the eager limit, go
+/// eagerly or offered for reading, in each size class as that rank asks
+/// ([`ReadRequests`], learned by `engine::rendezvous`); shorter ones always eagerly:
+/// reading 4 KiB with `process_vm_readv` alone took 0.85 us here, copying an eager
+/// 4 KiB message out 0.52, and writing it in took the sender almost nothing
+/// (`benches/copy_floor.c`, slow phase).
+pub(crate) const READ_FROM: usize = 4096;
+
+/// This rank's side of the mid-size messages' way: the word in which it asks the
+/// ranks of its node to offer messages of some size classes for reading (bit `c`:
+/// `2^c` to `2^(c+1) - 1` bytes) instead of sending them eagerly, and the sizes it
+/// may ask that for.
+#[derive(Clone, Copy)]
+pub(crate) struct ReadRequests {
+    inbox: Inbox,
+    eager_limit: usize,
+}
+
+impl ReadRequests {
+    /// The largest message sent eagerly: mid sizes are above [`READ_FROM`] up to it.
+    pub(crate) fn eager_limit(&self) -> usize {
+        self.eager_limit
+    }
+
+    /// Asks for messages of the size classes `classes` to be offered for reading.
+    pub(crate) fn ask(&self, classes: u64) {
+        self.inbox.read_classes().store(classes, Ordering::Relaxed);
+    }
+}
+
 /// How a single-copy read went.
 pub(crate) enum Pulled {
     /// The kernel refused it: the sender must stream the message instead.
@@ -524,11 +554,7 @@ impl Shm {
         inbox.publish_head(self.head);
         self.published = self.head;
         fence(Ordering::SeqCst);
-        let mut woken = Vec::new();
-        inbox.take_waiters(|w| woken.push(w));
-        for w in woken {
-            self.notify(w);
-        }
+        inbox.take_waiters(|w| self.notify(w));
     }
 
     /// Whether world rank `peer` is reached through shared memory and can read our
@@ -544,6 +570,35 @@ impl Shm {
     /// Whether receivers learn which way large messages go (see [`Config::learn`]).
     pub(crate) fn learns_rendezvous(&self) -> bool {
         self.config.single_copy && self.config.learn
+    }
+
+    /// Where this rank asks for mid-size messages to be offered for reading, where
+    /// it learns which way they go (as for large messages) and the eager limit leaves
+    /// mid sizes.
+    pub(crate) fn read_requests(&self) -> Option<ReadRequests> {
+        (self.learns_rendezvous() && self.config.eager_limit > READ_FROM).then(|| ReadRequests {
+            inbox: self.inboxes[self.local],
+            eager_limit: self.config.eager_limit,
+        })
+    }
+
+    /// Whether a message of `len` bytes to world rank `peer` (of this node) goes
+    /// eagerly: up to the eager limit, unless it is mid-size and `peer` asks for its
+    /// size class to be offered for reading (see [`ReadRequests`]). The word asked
+    /// through is on the line [`Shm::notify`] reads after every send.
+    #[inline]
+    pub(crate) fn sends_eagerly(&self, peer: usize, len: usize) -> bool {
+        len <= self.config.eager_limit && (len <= READ_FROM || !self.read_asked(peer, len))
+    }
+
+    /// Whether `peer` asks for messages of `len` bytes' size class to be offered for
+    /// reading, and can read them.
+    fn read_asked(&self, peer: usize, len: usize) -> bool {
+        let classes = self.inboxes[self.local_of[peer]]
+            .read_classes()
+            .load(Ordering::Relaxed);
+        // The size class as `engine::two_ways::class` counts it.
+        classes >> len.ilog2() & 1 == 1 && self.single_copy(peer)
     }
 
     /// Whether a single-copy message of `len` bytes has its copy shared by both ends
@@ -563,6 +618,20 @@ impl Shm {
             .collect();
         cma::read_many(pid, &mut io)
             .map_err(|e| self.lost(peer, format!("reading its send buffers failed: {e}")))
+    }
+
+    /// Reads one large message of world rank `peer` (one whose copy is not split,
+    /// see [`Shm::splits`])
+    /// straight from its memory; results as for [`Shm::pull_many`].
+    pub(crate) fn pull_one(
+        &self,
+        peer: usize,
+        remote: &RemoteBuf,
+        dest: UserBufMut,
+    ) -> Result<bool> {
+        let pid = self.checked_pid(peer, std::iter::once(remote))?;
+        cma::read(pid, remote.addr, dest.as_mut_slice())
+            .map_err(|e| self.lost(peer, format!("reading its send buffer failed: {e}")))
     }
 
     /// World rank `peer`'s process id, which every one of `remotes` must name.
@@ -948,9 +1017,12 @@ impl Transport for Shm {
             moved = true;
         }
         self.publish();
-        if !self.blocked.is_empty() {
-            for l in self.blocked.clone() {
-                moved |= self.flush(l, sink)?;
+        // Each blocked peer once: a flush that empties its queue takes it off the list.
+        let mut i = 0;
+        while let Some(&l) = self.blocked.get(i) {
+            moved |= self.flush(l, sink)?;
+            if self.blocked.get(i) == Some(&l) {
+                i += 1;
             }
         }
         Ok(moved)

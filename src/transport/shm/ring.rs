@@ -215,6 +215,12 @@ impl Inbox {
         self.ctl32(ctl::LIGHT_FENCES)
     }
 
+    /// The size classes in which this rank asks for mid-size messages to be offered
+    /// for reading (see `segment::ctl::READ_CLASSES`).
+    pub(crate) fn read_classes(&self) -> &AtomicU64 {
+        self.ctl64(ctl::READ_CLASSES)
+    }
+
     /// The collective over the area this rank waits for every local rank to enter (0
     /// while it waits for nothing there).
     pub(crate) fn area_wait(&self) -> &AtomicU64 {

@@ -65,6 +65,11 @@ pub(crate) mod ctl {
     pub const PLACE: usize = 152;
     /// 1 when the rank registered for `membarrier` fences (see `membarrier.rs`).
     pub const LIGHT_FENCES: usize = 160;
+    /// The size classes (bit `c`: messages of `2^c` to `2^(c+1) - 1` bytes) in which
+    /// the rank asks the ranks of its node to offer mid-size messages for reading
+    /// rather than send them eagerly (`Shm::sends_eagerly`), on the doorbell's line,
+    /// which senders read anyway.
+    pub const READ_CLASSES: usize = 168;
     pub const CLAIM: usize = 192;
     /// The collective over the area the rank waits for every local rank to enter,
     /// while it waits there (`Shm::mark_area_wait`), on a line of its own: it changes
