@@ -620,9 +620,8 @@ impl Shm {
             .map_err(|e| self.lost(peer, format!("reading its send buffers failed: {e}")))
     }
 
-    /// Reads one large message of world rank `peer` (one whose copy is not split,
-    /// see [`Shm::splits`])
-    /// straight from its memory; results as for [`Shm::pull_many`].
+    /// Reads one large message of world rank `peer` (one whose copy is not split, see
+    /// [`Shm::splits`]) straight from its memory; results as for [`Shm::pull_many`].
     pub(crate) fn pull_one(
         &self,
         peer: usize,
