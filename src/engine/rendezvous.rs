@@ -67,6 +67,19 @@ struct Mid {
 }
 
 impl Mid {
+    /// Nothing learned yet: every class goes eagerly until its messages say otherwise.
+    fn new(eager_limit: usize, on_node: Vec<bool>, requests: Option<ReadRequests>) -> Mid {
+        Mid {
+            ways: TwoWays::new(),
+            eager_limit,
+            on_node,
+            seen: 0,
+            last_eager: 0,
+            asked: 0,
+            requests,
+        }
+    }
+
     /// Whether a message of `len` bytes is mid-size.
     fn covers(&self, len: usize) -> bool {
         len > READ_FROM && len <= self.eager_limit
@@ -122,14 +135,8 @@ impl Learner {
     pub(crate) fn new(mid: Option<(ReadRequests, Vec<bool>)>) -> Learner {
         Learner {
             ways: TwoWays::new(),
-            mid: mid.map(|(requests, on_node)| Mid {
-                ways: TwoWays::new(),
-                eager_limit: requests.eager_limit(),
-                on_node,
-                seen: 0,
-                last_eager: 0,
-                asked: 0,
-                requests: Some(requests),
+            mid: mid.map(|(requests, on_node)| {
+                Mid::new(requests.eager_limit(), on_node, Some(requests))
             }),
             timed: Vec::new(),
             last_done: Instant::now(),
@@ -418,15 +425,7 @@ mod tests {
     /// is on another node).
     fn mid_learner() -> Learner {
         let mut l = Learner::new(None);
-        l.mid = Some(Mid {
-            ways: TwoWays::new(),
-            eager_limit: 8192,
-            on_node: vec![true, true, false],
-            seen: 0,
-            last_eager: 0,
-            asked: 0,
-            requests: None,
-        });
+        l.mid = Some(Mid::new(8192, vec![true, true, false], None));
         l
     }
 
