@@ -323,11 +323,7 @@ impl Inbox {
         unsafe {
             std::ptr::copy_nonoverlapping(first.as_ptr(), self.ring.add(at + MARKER), first.len())
         };
-        if inline < payload.len() {
-            self.write_wrapped(at + LINE, &payload[inline..]);
-        }
-        self.seal(t + k - 1, prefix + payload.len());
-        self.marker(t).store(self.mark(t), Ordering::Release);
+        self.finish(t, prefix, payload, inline);
         true
     }
 
@@ -408,12 +404,24 @@ impl Inbox {
             line.add(MARKER + 16).cast::<u32>().write(len.to_le());
             copy_raw(line.add(COMPACT_PREFIX), payload.as_ptr(), inline);
         }
-        if inline < payload.len() {
-            self.write_wrapped(at + LINE, &payload[inline..]);
-        }
-        self.seal(t + k - 1, COMPACT_PREFIX + payload.len());
-        self.marker(t).store(self.mark(t), Ordering::Release);
+        self.finish(t, COMPACT_PREFIX, payload, inline);
         true
+    }
+
+    /// Producer: the rest of the frame reserved at `t`, whose first line (its header
+    /// in `prefix` bytes, then the payload's first `inline` bytes) is written: the
+    /// payload's other bytes after it, the last line's first word completed
+    /// ([`Inbox::seal`]), then the marker that publishes the frame.
+    #[inline(always)]
+    fn finish(&self, t: u64, prefix: usize, payload: &[u8], inline: usize) {
+        if inline < payload.len() {
+            self.write_wrapped((self.line_of(t) + 1) * LINE, &payload[inline..]);
+        }
+        self.seal(
+            t + lines_for(prefix, payload.len()) - 1,
+            prefix + payload.len(),
+        );
+        self.marker(t).store(self.mark(t), Ordering::Release);
     }
 
     /// Producer: completes the first word of the frame's last line (at position
@@ -763,7 +771,6 @@ mod tests {
         // of the old marker must not complete that marker (it differs from it in the
         // low byte alone).
         let l = local(16);
-        let key: u64 = 1 << 62 | 0x2f6a_91c3_5e07;
         let (mut head, mut cache) = (0u64, 0u64);
         let push = |cache: &mut u64, head: &mut u64, i: u64, len: usize, last: Option<u8>| {
             let (h, mut p) = frame(i, len);
@@ -776,7 +783,7 @@ mod tests {
         push(&mut cache, &mut head, 0, 8, None); // line 0
         push(&mut cache, &mut head, 2, 8 * 64 - COMPACT_PREFIX, None); // lines 1-8
         // Lines 9-16, 1 byte in the last: the low byte of the marker of position 32.
-        let low = (key + 33) as u8;
+        let low = l.inbox.mark(32) as u8;
         push(
             &mut cache,
             &mut head,
