@@ -29,6 +29,11 @@ fn ordering_is_kept_per_sender_and_tags_match_out_of_order() {
 }
 
 #[test]
+fn sends_up_to_the_eager_limit_complete_before_their_receives_are_posted() {
+    suite("p2p_head_to_head", "head_to_head");
+}
+
+#[test]
 fn blocking_receives_take_messages_off_the_ring_or_hand_over() {
     suite("p2p_blocking_recv", "blocking_recv");
 }

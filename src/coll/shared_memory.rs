@@ -95,6 +95,8 @@ pub(crate) struct Meeting<'a> {
     shape: u64,
     /// See [`Meeting::lends`].
     lend: bool,
+    /// The collective number this rank last wrote for (0: none).
+    wrote: u64,
 }
 
 /// The window of the large region in which the ranks that write `coll`'s data run
@@ -137,7 +139,8 @@ impl Earlier<'_> {
         // SAFETY: every rank published `seq` (the meeting waited for all before moving
         // on), and this rank has not published the next collective yet: an `Earlier`
         // lives only inside `Meeting::next_piece_from`'s fill, before the publish.
-        unsafe { self.area.read(self.slots[rank], self.seq).0 }
+        let read = unsafe { self.area.read(self.slots[rank], self.seq) };
+        read.map_or(&[], |(data, _)| data)
     }
 }
 
@@ -246,6 +249,7 @@ impl Comm {
                 op,
                 shape: 0,
                 lend: venue.lend,
+                wrote: 0,
             };
             f(&mut m)
         })
@@ -303,7 +307,10 @@ impl<'c> Beside<'c> {
             .area(Room::Slot)
             .expect("a communicator on one node has shared memory");
         // Nothing is written: the flagged number alone needs no free slot.
-        area.publish(slots[rank], ticket.seq, op as u8, true);
+        area.publish(slots[rank], ticket.seq, op as u8, true, false);
+        // A rank asleep until every rank enters this number (to reuse a slot) wakes.
+        eng.net
+            .wake_local(|| Meeting::all_reached(area, slots, ticket.seq));
         Beside {
             area,
             slots,
@@ -393,6 +400,7 @@ impl<'a> Meeting<'a> {
             self.area
                 .write(self.slots[self.rank], &self.ticket, (len, self.shape), fill)
         };
+        self.wrote = self.ticket.seq;
         Ok(())
     }
 
@@ -400,7 +408,13 @@ impl<'a> Meeting<'a> {
     /// any). `source`: other ranks wait for this rank's data alone (a root's).
     pub(crate) fn publish(&mut self, source: bool) {
         let (area, slots, seq) = (self.area, self.slots, self.ticket.seq);
-        area.publish(slots[self.rank], seq, self.op as u8, false);
+        area.publish(
+            slots[self.rank],
+            seq,
+            self.op as u8,
+            false,
+            self.wrote == seq,
+        );
         self.eng
             .net
             .wake_local(|| source || Self::all_reached(area, slots, seq));
@@ -573,7 +587,14 @@ impl<'a> Meeting<'a> {
         // SAFETY: callers read only ranks they waited for (`wait_all`, `wait_for`), and
         // the slice borrows the meeting, which must be borrowed mutably to publish or
         // move on: the bytes are dropped before this rank enters the next collective.
-        Ok(unsafe { self.area.read(l, seq) })
+        let read = unsafe { self.area.read(l, seq) };
+        read.ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "{}: rank {rank} contributed nothing where rank {} reads its data (the ranks disagree on the counts or the root)",
+                self.op.name(),
+                self.rank
+            ))
+        })
     }
 
     /// Whether the ranks lend their buffers in this collective, to be copied from

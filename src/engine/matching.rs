@@ -123,11 +123,13 @@ pub(crate) struct Unexpected {
 pub(crate) enum Body {
     /// A small message, copied. `sync`: the sender's request id to acknowledge.
     Eager { data: Stored, sync: Option<u64> },
-    /// A large message's announcement.
+    /// A large message's announcement (`buffered`: see
+    /// [`crate::transport::frame::flags::BUFFERED`]).
     Rts {
         sreq: u64,
         size: usize,
         remote: Option<RemoteBuf>,
+        buffered: bool,
     },
 }
 
@@ -256,6 +258,15 @@ impl Matcher {
     }
 
     /// Removes the unexpected messages `doomed` picks; returns how many.
+    /// The unexpected announcement of send request `sreq` of `peer`, if no receive
+    /// has taken it yet.
+    pub(crate) fn unexpected_rts(&mut self, peer: usize, sreq: u64) -> Option<&mut Unexpected> {
+        self.unexpected
+            .iter_mut()
+            .rev()
+            .find(|u| u.peer == peer && matches!(u.body, Body::Rts { sreq: s, .. } if s == sreq))
+    }
+
     pub(crate) fn drop_unexpected_where(&mut self, doomed: impl Fn(&Unexpected) -> bool) -> usize {
         let before = self.unexpected.len();
         self.unexpected.retain(|u| !doomed(u));

@@ -35,7 +35,7 @@ use crate::transport::shm::Pulled;
 use crate::userbuf::{UserBuf, UserBufMut};
 use context::ContextIds;
 use finalized::Finalized;
-use matching::{Pattern, Unexpected};
+use matching::{Body, Pattern, Stored, Unexpected};
 use protocol::{Core, Pull, SharedPull};
 use requests::{Op, RecvOp, RecvPhase, ReqId, SendOp, SendPhase};
 use schedule::Schedule;
@@ -213,6 +213,10 @@ impl Engine {
     /// Moves everything that can move without blocking. Returns whether anything did.
     pub(crate) fn progress(&mut self) -> Result<bool> {
         let mut moved = self.net.progress(&mut self.core)?;
+        if !self.core.takes.is_empty() {
+            self.run_takes()?;
+            moved = true;
+        }
         if !self.core.pulls.is_empty() {
             self.run_pulls()?;
             moved = true;
@@ -288,6 +292,43 @@ impl Engine {
             }
         }
         keep_room(&mut self.core.pulls, pulls);
+        Ok(())
+    }
+
+    /// Reads the messages offered [`flags::BUFFERED`] that found no receive into the
+    /// unexpected queue, where they wait as eager ones do, and lets their senders
+    /// complete. One the kernel refuses to read stays an offer (its sender then
+    /// waits for the receive, which streams it as any other).
+    fn run_takes(&mut self) -> Result<()> {
+        let mut takes = std::mem::take(&mut self.core.takes);
+        for (peer, sreq) in takes.drain(..) {
+            // A receive posted since the offer arrived has taken it already.
+            let Some(msg) = self.core.matcher.unexpected_rts(peer, sreq) else {
+                continue;
+            };
+            let Body::Rts {
+                size,
+                remote: Some(remote),
+                ..
+            } = msg.body
+            else {
+                continue;
+            };
+            let mut data = vec![0u8; size].into_boxed_slice();
+            // SAFETY: `data` outlives the read, which is done when `pull_one` returns,
+            // and nothing else refers to it meanwhile.
+            let dest = unsafe { UserBufMut::new(&mut data) };
+            if self.net.pull_one(peer, &remote, dest)? {
+                msg.body = Body::Eager {
+                    data: Stored::Heap(data),
+                    sync: None,
+                };
+                self.core
+                    .outbox
+                    .push((peer, protocol::control(Kind::Fin, sreq, 0)));
+            }
+        }
+        keep_room(&mut self.core.takes, takes);
         Ok(())
     }
 
@@ -458,7 +499,7 @@ impl Engine {
         let env = Envelope { ctx, src, tag };
         let eager = self.net.sends_eagerly(peer, len) && self.core.credits.spend(peer, len);
         if !eager || sync {
-            return self.start_send_tracked(env, peer, buf, eager);
+            return self.start_send_tracked(env, peer, buf, eager, sync);
         }
         // The common case, kept small enough to inline: a plain eager message needs a
         // request only if the transport has to queue it.
@@ -478,7 +519,11 @@ impl Engine {
     }
 
     /// The sends that always need a request: a synchronous eager one (`eager`, its
-    /// credit spent) or a rendezvous.
+    /// credit spent) or a rendezvous. A rendezvous within the eager limit (a mid-size
+    /// message its receiver asked to read), not synchronous, spends credit and is
+    /// offered [`flags::BUFFERED`]: it completes without its receive posted, as it
+    /// would have eagerly, so that whether a program's sends wait for their receives
+    /// does not depend on what the receivers have learned.
     #[inline(never)]
     fn start_send_tracked(
         &mut self,
@@ -486,6 +531,7 @@ impl Engine {
         peer: usize,
         buf: UserBuf,
         eager: bool,
+        sync: bool,
     ) -> Result<Option<ReqId>> {
         let len = buf.len();
         let mut hdr = Header::eager(env, 0);
@@ -524,6 +570,10 @@ impl Engine {
         hdr.b = len as u64;
         let frame = if single_copy {
             hdr.flags |= flags::SINGLE_COPY;
+            if !sync && self.net.within_eager_limit(peer, len) && self.core.credits.spend(peer, len)
+            {
+                hdr.flags |= flags::BUFFERED;
+            }
             let remote = RemoteBuf::here(buf.addr() as u64);
             hdr.payload = std::mem::size_of::<RemoteBuf>() as u64;
             OutFrame {

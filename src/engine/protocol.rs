@@ -33,6 +33,8 @@ pub(crate) enum Arrival<'a> {
         sreq: u64,
         size: usize,
         remote: Option<RemoteBuf>,
+        /// Sent with its credit spent ([`flags::BUFFERED`]).
+        buffered: bool,
     },
 }
 
@@ -77,6 +79,10 @@ pub(crate) struct Core {
     pub shared: Vec<SharedPull>,
     /// Our parts of receivers' split copies, to do once the transports are free again.
     pub helps: Vec<Help>,
+    /// Messages offered for reading with [`flags::BUFFERED`] that no receive
+    /// matched (peer, send request): read into the unexpected queue once the
+    /// transports are free again, so their sends complete without a receive posted.
+    pub takes: Vec<(usize, u64)>,
     /// After finalize began: unmatched messages are dropped, not queued.
     pub finalizing: bool,
     /// Peers that have finalized.
@@ -106,6 +112,20 @@ pub(super) fn control(kind: Kind, a: u64, b: u64) -> OutFrame {
     }
 }
 
+/// Counts a matched message of `len` bytes for which `peer` spent credit, queueing
+/// the credit due back in `outbox`.
+#[inline(always)]
+fn credit_matched(
+    outbox: &mut Vec<(usize, OutFrame)>,
+    credits: &mut Credits,
+    peer: usize,
+    len: usize,
+) {
+    if let Some(amount) = credits.matched(peer, len) {
+        outbox.push((peer, control(Kind::Credit, amount, 0)));
+    }
+}
+
 /// Puts an eager message from `peer` into `buf` (or reports it too large), queueing
 /// the acknowledgement of a synchronous send and the credit due in `outbox`. Always
 /// inlined, its error boxed as a finished request keeps it, so that the status is
@@ -123,9 +143,7 @@ pub(crate) fn land_eager(
     if let Some(sreq) = sync {
         outbox.push((peer, control(Kind::SyncAck, sreq, 0)));
     }
-    if let Some(amount) = credits.matched(peer, data.len()) {
-        outbox.push((peer, control(Kind::Credit, amount, 0)));
-    }
+    credit_matched(outbox, credits, peer, data.len());
     if data.len() > buf.len() {
         return Err(Box::new(truncation(env, data.len(), buf.len())));
     }
@@ -148,6 +166,7 @@ impl Core {
             pulls: Vec::new(),
             shared: Vec::new(),
             helps: Vec::new(),
+            takes: Vec::new(),
             finalizing: false,
             finalized: Finalized::new(me, size),
             rendezvous: None,
@@ -165,6 +184,14 @@ impl Core {
     /// Hands a matched message to receive `id`, completing it or starting the data
     /// phase of a rendezvous (one lookup of the request: this runs for every message).
     pub(crate) fn deliver(&mut self, id: ReqId, peer: usize, env: Envelope, arrival: Arrival<'_>) {
+        if let Arrival::Rts {
+            size,
+            buffered: true,
+            ..
+        } = arrival
+        {
+            credit_matched(&mut self.outbox, &mut self.credits, peer, size);
+        }
         let Some(op) = self.reqs.get_mut(id) else {
             unreachable!("matched request {id:?} is a live receive");
         };
@@ -190,7 +217,9 @@ impl Core {
                 self.outbox.push((peer, cts));
                 *op = Op::done(Err(truncation(env, size, buf.len())));
             }
-            Arrival::Rts { sreq, size, remote } => {
+            Arrival::Rts {
+                sreq, size, remote, ..
+            } => {
                 r.phase = RecvPhase::Data {
                     peer,
                     status: Status {
@@ -287,10 +316,16 @@ impl Core {
                 data: data.as_slice(),
                 sync: *sync,
             },
-            Body::Rts { sreq, size, remote } => Arrival::Rts {
+            Body::Rts {
+                sreq,
+                size,
+                remote,
+                buffered,
+            } => Arrival::Rts {
                 sreq: *sreq,
                 size: *size,
                 remote: *remote,
+                buffered: *buffered,
             },
         };
         self.deliver(id, msg.peer, msg.env, arrival);
@@ -311,6 +346,15 @@ impl Core {
             return;
         }
         if self.finalizing {
+            // Dropped as an eager message would be: its send completes.
+            if let Arrival::Rts {
+                sreq,
+                buffered: true,
+                ..
+            } = arrival
+            {
+                self.outbox.push((peer, control(Kind::Fin, sreq, 0)));
+            }
             return;
         }
         let body = match arrival {
@@ -318,7 +362,22 @@ impl Core {
                 data: Stored::new(data),
                 sync,
             },
-            Arrival::Rts { sreq, size, remote } => Body::Rts { sreq, size, remote },
+            Arrival::Rts {
+                sreq,
+                size,
+                remote,
+                buffered,
+            } => {
+                if buffered {
+                    self.takes.push((peer, sreq));
+                }
+                Body::Rts {
+                    sreq,
+                    size,
+                    remote,
+                    buffered,
+                }
+            }
         };
         self.matcher.push_unexpected(Unexpected { peer, env, body });
     }
@@ -404,6 +463,12 @@ impl Sink for Core {
                 };
                 let size = usize::try_from(hdr.b)
                     .map_err(|_| self.protocol(peer, "RTS size overflows".into()))?;
+                let buffered = hdr.flags & flags::BUFFERED != 0;
+                if buffered && remote.is_none() {
+                    return Err(
+                        self.protocol(peer, "buffered RTS without its buffer address".into())
+                    );
+                }
                 self.arrive(
                     peer,
                     env,
@@ -411,6 +476,7 @@ impl Sink for Core {
                         sreq: hdr.a,
                         size,
                         remote,
+                        buffered,
                     },
                 );
             }

@@ -72,6 +72,11 @@ pub(crate) mod flags {
     pub const SINGLE_COPY: u8 = 2;
     /// On [`super::Kind::Eager`]: a synchronous send; acknowledge the match.
     pub const SYNC: u8 = 4;
+    /// On a single-copy [`super::Kind::Rts`]: a message within the eager limit, its
+    /// credit spent, offered for reading because the receiver asked for its size: a
+    /// receiver with no receive for it reads it into its unexpected queue at once,
+    /// so that the send completes as an eager one would.
+    pub const BUFFERED: u8 = 8;
 }
 
 /// The fixed part of every frame.

@@ -133,6 +133,17 @@ impl Network {
         }
     }
 
+    /// Whether `len` bytes to `peer` are within the shared-memory eager limit (false
+    /// for a peer over another route). Such a message that does not go eagerly, a
+    /// mid-size one its receiver asked to read ([`Shm::sends_eagerly`]), is offered
+    /// so that the receiver takes it unasked where credit allows.
+    pub(crate) fn within_eager_limit(&self, peer: usize, len: usize) -> bool {
+        match (self.routes[peer], &self.shm) {
+            (Route::Shm, Some(shm)) => len <= shm.eager_limit(),
+            _ => false,
+        }
+    }
+
     /// Where this rank asks the ranks of its node for mid-size messages to be offered
     /// for reading, if it learns how they should come ([`Shm::read_requests`]), and
     /// which world ranks are on its node.

@@ -111,6 +111,12 @@ const _: () = assert!(
 /// messages (the selection sent it there: it disagrees on the counts with any rank
 /// that meets in the area in the same collective).
 const VIA_MESSAGES: u64 = 1 << 62;
+/// Set in a sequence word by a rank that entered the collective without writing for
+/// it (a barrier's, a broadcast's reader): its slot still holds what it wrote for an
+/// earlier collective, which nobody may take for this one's. Ranks that disagree on
+/// the counts or the root read such a slot (a gather's root that finds a rank
+/// contributing another count, and looks for loans to release), and fail instead.
+const NO_DATA: u64 = 1 << 63;
 /// Where a sequence word holds what the rank entered (the caller's code for the
 /// operation, below 64): ranks that disagree on which collective comes next see it.
 const WHAT_SHIFT: u32 = 56;
@@ -252,11 +258,11 @@ impl Area {
     }
 
     /// Local rank `l` (the caller) enters collective `seq`, an operation the caller
-    /// numbers `what` (below 64), publishing what it wrote for it with a release
-    /// store; `via_messages`: it runs this collective as messages instead (see
-    /// [`Area::arrival`]).
-    pub(crate) fn publish(&self, l: usize, seq: u64, what: u8, via_messages: bool) {
-        let word = published(seq, what, via_messages);
+    /// numbers `what` (below 64), publishing what it `wrote` for it (if anything)
+    /// with a release store; `via_messages`: it runs this collective as messages
+    /// instead (see [`Area::arrival`]).
+    pub(crate) fn publish(&self, l: usize, seq: u64, what: u8, via_messages: bool, wrote: bool) {
+        let word = published(seq, what, via_messages) | if wrote { 0 } else { NO_DATA };
         self.seq_word(l, seq).store(word, Ordering::Release);
     }
 
@@ -266,7 +272,7 @@ impl Area {
     /// [`Area::arrival`].
     #[inline]
     pub(crate) fn entered_as(&self, l: usize, seq: u64, what: u8) -> bool {
-        self.seq_word(l, seq).load(Ordering::Acquire) == published(seq, what, false)
+        self.seq_word(l, seq).load(Ordering::Acquire) & !NO_DATA == published(seq, what, false)
     }
 
     /// How local rank `l` took part in collective `seq`, and which operation it
@@ -326,13 +332,17 @@ impl Area {
     }
 
     /// What local rank `l` wrote for its collective `seq`, and the shape of the
-    /// operation it belongs to.
+    /// operation it belongs to; `None` if it published `seq` without writing.
     ///
     /// # Safety
     /// The caller has seen (with acquire) `l` publish `seq`, and stops using the bytes
     /// before it enters collective `seq + 1` (until then `l` does not write them).
-    pub(crate) unsafe fn read(&self, l: usize, seq: u64) -> (&[u8], u64) {
+    pub(crate) unsafe fn read(&self, l: usize, seq: u64) -> Option<(&[u8], u64)> {
         assert!(l < self.ranks);
+        let entered = self.seq_word(l, seq).load(Ordering::Relaxed);
+        if entered & SEQ_BITS == seq && entered & NO_DATA != 0 {
+            return None;
+        }
         let word = self
             .word(Self::slot_off(l, seq) + 8)
             .load(Ordering::Relaxed);
@@ -348,7 +358,7 @@ impl Area {
         // SAFETY: inside the mapping; by this function's contract the owner does not
         // write there while the caller uses the bytes.
         let data = unsafe { std::slice::from_raw_parts(self.base.add(off), len) };
-        (data, shape)
+        Some((data, shape))
     }
 }
 
@@ -674,7 +684,7 @@ mod tests {
         let area = unsafe { Area::new(words.as_ptr() as *mut u8, 2) };
         let seq = 5;
         assert!(!area.entered(1, seq) && area.arrival(1, seq).is_none());
-        area.publish(1, seq, 63, true);
+        area.publish(1, seq, 63, true, false);
         assert!(area.entered(1, seq));
         assert_eq!(area.arrival(1, seq), Some((Arrival::ViaMessages, 63)));
         // The flag does not make the rank look further on than it is: the next
@@ -689,7 +699,7 @@ mod tests {
         };
         // SAFETY: nobody else uses the stand-in mapping.
         unsafe { area.write(0, &ticket, (3, 7), |d| d.copy_from_slice(b"abc")) };
-        area.publish(0, seq, 0, false);
+        area.publish(0, seq, 0, false, true);
         assert_eq!(area.arrival(0, seq), Some((Arrival::InArea, 0)));
         assert!(area.entered_as(0, seq, 0) && !area.entered_as(0, seq, 1));
         assert!(
@@ -697,10 +707,16 @@ mod tests {
             "on messages: not as in the area"
         );
         // SAFETY: rank 0 published `seq` above and writes nothing more.
-        assert_eq!(unsafe { area.read(0, seq) }, (&b"abc"[..], 7));
-        area.publish(0, seq + DEPTH, 1, false);
+        assert_eq!(unsafe { area.read(0, seq) }, Some((&b"abc"[..], 7)));
+        // Entering the slot's next collective without writing: what the slot holds
+        // is not that collective's.
+        area.publish(0, seq + DEPTH, 0, false, false);
+        assert!(area.entered_as(0, seq + DEPTH, 0));
+        // SAFETY: as above.
+        assert_eq!(unsafe { area.read(0, seq + DEPTH) }, None);
+        area.publish(0, seq + 2 * DEPTH, 1, false, true);
         assert!(
-            area.arrival(0, seq).is_none() && !area.entered_as(0, seq, 0),
+            area.arrival(0, seq + DEPTH).is_none() && !area.entered_as(0, seq + DEPTH, 0),
             "moved on: no longer at `seq`"
         );
     }

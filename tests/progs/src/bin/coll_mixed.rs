@@ -256,10 +256,70 @@ fn disagreeing_counts(world: &Comm) {
             assert!(got.iter().all(|&v| v == (rank as usize * 7 + r) as u8));
         }
     }
+    stale_slots(world);
     different_collectives(world);
     if rank == 0 {
         println!("ok disagree");
     }
+}
+
+/// Ranks that disagree where a rank enters a collective without writing for it read
+/// its slot, which still holds what it wrote a lap of the area's slots earlier (128
+/// collectives): they fail instead of taking that for data or for a loan.
+fn stale_slots(world: &Comm) {
+    let (rank, size) = (world.rank(), world.size() as usize);
+    // Bcast goes through the area already (`disagreeing_counts`).
+    for coll in [Collective::Barrier, Collective::Gather] {
+        oxmpi::set_algorithm(coll, Some("shared_memory")).expect("algorithm");
+    }
+    let barriers = |n: usize| (0..n).for_each(|_| world.barrier().expect("barrier"));
+    // A broadcast from rank 1 at collective s, then one at s + 128 whose ranks
+    // disagree on the root: rank 0 names rank 1, the others rank 0.
+    let mut old = [if rank == 1 { 0xAAAA_u32 } else { 0 }; 4];
+    world.bcast(&mut old, 1).expect("agreeing bcast");
+    barriers(127);
+    let root = if rank == 0 { 1 } else { 0 };
+    let mut buf = [if rank == root { 0x5555_u32 } else { 0 }; 4];
+    let r = world.bcast(&mut buf, root);
+    if rank == root && rank != 0 {
+        r.expect("a root reads nothing");
+    } else {
+        assert!(
+            matches!(&r, Err(Error::InvalidArgument(m)) if m.contains("disagree")),
+            "bcast with disagreeing roots on rank {rank}: {r:?}, {buf:x?}"
+        );
+    }
+    // An allgather whose ranks lend their buffers at collective s (3 ranks and more)
+    // and close the loan at s + 1, then a gather at s + 128 to which rank 1
+    // contributes another count: the root, finding it, must not take its own slot
+    // for a loan to release (it would move on alone, and later results be wrong).
+    if size >= 3 {
+        let block = 40_000;
+        let mut all = vec![0u8; block * size];
+        world
+            .allgather(&vec![rank as u8; block], &mut all)
+            .expect("agreeing lent allgather");
+        barriers(126);
+        let send = vec![rank as u32; if rank == 1 { 2 } else { 1 }];
+        let mut recv = vec![0u32; if rank == 0 { size } else { 0 }];
+        let r = world.gather(&send, &mut recv, 0);
+        if rank == 0 {
+            assert!(
+                matches!(&r, Err(Error::InvalidArgument(m)) if m.contains("disagree")),
+                "gather with disagreeing counts on the root: {r:?}"
+            );
+        }
+    }
+    for i in 1..=4u64 {
+        let mut x = [rank as u64 * 1000 + i];
+        world
+            .allreduce_in_place(&mut x, Op::Sum)
+            .expect("agreeing allreduce");
+        let want: u64 = (0..size as u64).map(|r| r * 1000 + i).sum();
+        assert_eq!(x[0], want, "allreduce {i} after the disagreements");
+    }
+    oxmpi::set_algorithm(Collective::Barrier, None).expect("auto");
+    oxmpi::set_algorithm(Collective::Gather, None).expect("auto");
 }
 
 /// Ranks that call different collectives at the same point, over the node's area:

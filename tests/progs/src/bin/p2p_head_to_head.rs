@@ -1,0 +1,50 @@
+//! Head-to-head blocking sends: both ranks of a pair send, then receive. MPI calls
+//! the exchange unsafe, yet it works wherever messages go eagerly, and programs rely
+//! on that: a send of at most the eager limit must complete without its receive
+//! posted, whichever way its data travels (over shared memory a receiver may ask for
+//! mid-size messages to be offered for reading, and the answer changes as it learns).
+//! Each size runs many rounds so that such a change happens within it.
+//! Rank 2k pairs with rank 2k+1; with an odd rank count the last rank sends to itself.
+
+use oxmpi_testprogs::{check, pattern, seed};
+
+/// Sizes up to the smallest default eager limit (8 KiB over shared memory), around
+/// the 4 KiB where mid sizes begin; those above `OXMPI_EAGER_LIMIT` are left out.
+const SIZES: [usize; 9] = [0, 1, 100, 4096, 4097, 5000, 6000, 7777, 8192];
+const ROUNDS: u64 = 100;
+
+fn main() -> oxmpi::Result<()> {
+    let universe = oxmpi::init()?;
+    let world = universe.world();
+    let (rank, size) = (world.rank(), world.size());
+    let peer = if size % 2 == 1 && rank == size - 1 {
+        rank
+    } else {
+        rank ^ 1
+    };
+    let limit = std::env::var("OXMPI_EAGER_LIMIT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(usize::MAX);
+    let mut got = Vec::new();
+    for len in SIZES.into_iter().filter(|&len| len <= limit) {
+        for round in 0..ROUNDS {
+            let out = pattern(seed(rank, peer, len, round), len);
+            world.send(&out, peer, 3)?;
+            got.resize(len, 0);
+            let status = world.recv(&mut got, peer, 3)?;
+            let want = pattern(seed(peer, rank, len, round), len);
+            check(&world, status.bytes == len && got == want, || {
+                format!(
+                    "round {round} of {len} B from rank {peer}: {} B, wrong data",
+                    status.bytes
+                )
+            });
+        }
+    }
+    world.barrier()?;
+    if rank == 0 {
+        println!("head_to_head ok on {size} ranks");
+    }
+    Ok(())
+}
