@@ -22,6 +22,16 @@ pub fn seed(src: i32, dst: i32, size: usize, seq: u64) -> u64 {
     ((src as u64) << 48) ^ ((dst as u64) << 32) ^ ((size as u64) << 8) ^ seq
 }
 
+/// The rank paired with `rank` of `size`: rank 2k with 2k+1 and the other way round;
+/// with an odd count the last rank is paired with itself.
+pub fn partner(rank: i32, size: i32) -> i32 {
+    if size % 2 == 1 && rank == size - 1 {
+        rank
+    } else {
+        rank ^ 1
+    }
+}
+
 /// Ends the job with a message naming this rank when `cond` is false.
 #[track_caller]
 pub fn check(comm: &Comm, cond: bool, what: impl FnOnce() -> String) {

@@ -6,19 +6,13 @@
 //! to itself (a message to itself keeps the short way off).
 
 use oxmpi::{ANY_SOURCE, ANY_TAG, Error};
-use oxmpi_testprogs::{check, pattern};
+use oxmpi_testprogs::{check, partner, pattern};
 
 fn main() -> oxmpi::Result<()> {
     let universe = oxmpi::init()?;
     let world = universe.world();
     let (rank, size) = (world.rank(), world.size());
-    let peer = if size % 2 == 1 && rank == size - 1 {
-        rank
-    } else if rank % 2 == 0 {
-        rank + 1
-    } else {
-        rank - 1
-    };
+    let peer = partner(rank, size);
     let first = rank <= peer;
 
     // 1. Ping-pong of every size from 0 to 700 bytes: each answer is taken off the

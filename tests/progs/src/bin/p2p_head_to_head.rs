@@ -6,7 +6,7 @@
 //! Each size runs many rounds so that such a change happens within it.
 //! Rank 2k pairs with rank 2k+1; with an odd rank count the last rank sends to itself.
 
-use oxmpi_testprogs::{check, pattern, seed};
+use oxmpi_testprogs::{check, partner, pattern, seed};
 
 /// Sizes up to the smallest default eager limit (8 KiB over shared memory), around
 /// the 4 KiB where mid sizes begin; those above `OXMPI_EAGER_LIMIT` are left out.
@@ -17,11 +17,7 @@ fn main() -> oxmpi::Result<()> {
     let universe = oxmpi::init()?;
     let world = universe.world();
     let (rank, size) = (world.rank(), world.size());
-    let peer = if size % 2 == 1 && rank == size - 1 {
-        rank
-    } else {
-        rank ^ 1
-    };
+    let peer = partner(rank, size);
     let limit = std::env::var("OXMPI_EAGER_LIMIT")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -4,7 +4,7 @@
 //! Rank 2k sends to rank 2k+1; with an odd rank count the last rank talks to itself.
 
 use oxmpi::ANY_TAG;
-use oxmpi_testprogs::{check, pattern};
+use oxmpi_testprogs::{check, partner, pattern};
 
 const COUNT: u64 = 10_000;
 
@@ -12,18 +12,9 @@ fn main() -> oxmpi::Result<()> {
     let universe = oxmpi::init()?;
     let world = universe.world();
     let (rank, size) = (world.rank(), world.size());
-    let (sender, receiver) = if size % 2 == 1 && rank == size - 1 {
-        (true, true)
-    } else {
-        (rank % 2 == 0, rank % 2 == 1)
-    };
-    let peer = if sender && receiver {
-        rank
-    } else if sender {
-        rank + 1
-    } else {
-        rank - 1
-    };
+    let peer = partner(rank, size);
+    // The lower of a pair sends; a rank paired with itself does both.
+    let (sender, receiver) = (rank <= peer, rank >= peer);
 
     // 1. Same tag, in order: small messages carrying their sequence number.
     let seqs: Vec<[u64; 1]> = (0..COUNT).map(|i| [i]).collect();
