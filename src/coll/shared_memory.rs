@@ -136,11 +136,11 @@ pub(crate) struct Earlier<'e> {
 impl Earlier<'_> {
     /// What `rank` wrote then (its length checked by the caller at the time).
     pub(crate) fn read(&self, rank: usize) -> &[u8] {
-        // SAFETY: every rank published `seq` (the meeting waited for all before moving
-        // on), and this rank has not published the next collective yet: an `Earlier`
+        // SAFETY: every rank published `seq` having written for it (the meeting waited
+        // for all and read each before moving on), and this rank has not published
+        // the next collective yet: an `Earlier`
         // lives only inside `Meeting::next_piece_from`'s fill, before the publish.
-        let read = unsafe { self.area.read(self.slots[rank], self.seq) };
-        read.map_or(&[], |(data, _)| data)
+        unsafe { self.area.read(self.slots[rank], self.seq).0 }
     }
 }
 
@@ -579,22 +579,36 @@ impl<'a> Meeting<'a> {
     }
 
     /// What `rank` wrote, and the shape of its operation; an error if it runs this
-    /// collective as messages instead ([`Beside`]) or entered another one.
+    /// collective as messages instead ([`Beside`]), entered another one, or wrote
+    /// nothing for it.
     #[inline(always)]
     fn raw(&self, rank: usize) -> Result<(&[u8], u64)> {
         let (l, seq) = (self.slots[rank], self.ticket.seq);
-        self.check_entered(rank)?;
-        // SAFETY: callers read only ranks they waited for (`wait_all`, `wait_for`), and
-        // the slice borrows the meeting, which must be borrowed mutably to publish or
-        // move on: the bytes are dropped before this rank enters the next collective.
-        let read = unsafe { self.area.read(l, seq) };
-        read.ok_or_else(|| {
-            Error::InvalidArgument(format!(
+        if !self.area.entered_with_data(l, seq, self.op as u8) {
+            self.check_readable(rank)?;
+        }
+        // SAFETY: callers read only ranks they waited for (`wait_all`, `wait_for`),
+        // which wrote for this collective (checked above), and the slice borrows the
+        // meeting, which must be borrowed mutably to publish or move on: the bytes are
+        // dropped before this rank enters the next collective.
+        Ok(unsafe { self.area.read(l, seq) })
+    }
+
+    /// [`Meeting::entered_same`], and `rank` wrote for this collective (ranks that
+    /// disagree on the counts or the root read ranks that did not: their slots hold
+    /// what they wrote a lap of the slots earlier).
+    #[cold]
+    #[inline(never)]
+    fn check_readable(&self, rank: usize) -> Result<()> {
+        self.entered_same(rank)?;
+        if self.area.wrote_nothing(self.slots[rank], self.ticket.seq) {
+            return Err(Error::InvalidArgument(format!(
                 "{}: rank {rank} contributed nothing where rank {} reads its data (the ranks disagree on the counts or the root)",
                 self.op.name(),
                 self.rank
-            ))
-        })
+            )));
+        }
+        Ok(())
     }
 
     /// Whether the ranks lend their buffers in this collective, to be copied from

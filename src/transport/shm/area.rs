@@ -275,6 +275,20 @@ impl Area {
         self.seq_word(l, seq).load(Ordering::Acquire) & !NO_DATA == published(seq, what, false)
     }
 
+    /// [`Area::entered_as`], and `l` wrote for `seq`: one load and one compare, the
+    /// common case before a read.
+    #[inline]
+    pub(crate) fn entered_with_data(&self, l: usize, seq: u64, what: u8) -> bool {
+        self.seq_word(l, seq).load(Ordering::Acquire) == published(seq, what, false)
+    }
+
+    /// Whether `l` entered collective `seq` without writing for it (then its slot
+    /// holds what it wrote for an earlier collective).
+    pub(crate) fn wrote_nothing(&self, l: usize, seq: u64) -> bool {
+        let word = self.seq_word(l, seq).load(Ordering::Acquire);
+        word & SEQ_BITS == seq && word & NO_DATA != 0
+    }
+
     /// How local rank `l` took part in collective `seq`, and which operation it
     /// entered (the `what` it published), if it entered it and has not moved on to
     /// the next collective of its slot.
@@ -332,17 +346,14 @@ impl Area {
     }
 
     /// What local rank `l` wrote for its collective `seq`, and the shape of the
-    /// operation it belongs to; `None` if it published `seq` without writing.
+    /// operation it belongs to.
     ///
     /// # Safety
-    /// The caller has seen (with acquire) `l` publish `seq`, and stops using the bytes
-    /// before it enters collective `seq + 1` (until then `l` does not write them).
-    pub(crate) unsafe fn read(&self, l: usize, seq: u64) -> Option<(&[u8], u64)> {
+    /// The caller has seen (with acquire) `l` publish `seq` having written for it
+    /// (not [`Area::wrote_nothing`]), and stops using the bytes before it enters
+    /// collective `seq + 1` (until then `l` does not write them).
+    pub(crate) unsafe fn read(&self, l: usize, seq: u64) -> (&[u8], u64) {
         assert!(l < self.ranks);
-        let entered = self.seq_word(l, seq).load(Ordering::Relaxed);
-        if entered & SEQ_BITS == seq && entered & NO_DATA != 0 {
-            return None;
-        }
         let word = self
             .word(Self::slot_off(l, seq) + 8)
             .load(Ordering::Relaxed);
@@ -358,7 +369,7 @@ impl Area {
         // SAFETY: inside the mapping; by this function's contract the owner does not
         // write there while the caller uses the bytes.
         let data = unsafe { std::slice::from_raw_parts(self.base.add(off), len) };
-        Some((data, shape))
+        (data, shape)
     }
 }
 
@@ -706,14 +717,14 @@ mod tests {
             !area.entered_as(1, seq, 63),
             "on messages: not as in the area"
         );
-        // SAFETY: rank 0 published `seq` above and writes nothing more.
-        assert_eq!(unsafe { area.read(0, seq) }, Some((&b"abc"[..], 7)));
+        assert!(area.entered_with_data(0, seq, 0) && !area.wrote_nothing(0, seq));
+        // SAFETY: rank 0 published `seq` having written for it, and writes nothing more.
+        assert_eq!(unsafe { area.read(0, seq) }, (&b"abc"[..], 7));
         // Entering the slot's next collective without writing: what the slot holds
         // is not that collective's.
         area.publish(0, seq + DEPTH, 0, false, false);
-        assert!(area.entered_as(0, seq + DEPTH, 0));
-        // SAFETY: as above.
-        assert_eq!(unsafe { area.read(0, seq + DEPTH) }, None);
+        assert!(area.entered_as(0, seq + DEPTH, 0) && !area.entered_with_data(0, seq + DEPTH, 0));
+        assert!(area.wrote_nothing(0, seq + DEPTH));
         area.publish(0, seq + 2 * DEPTH, 1, false, true);
         assert!(
             area.arrival(0, seq + DEPTH).is_none() && !area.entered_as(0, seq + DEPTH, 0),
