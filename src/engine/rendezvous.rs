@@ -255,6 +255,10 @@ impl Learner {
         self.last_done = now;
         let bytes = reads.iter().map(|r| r.1).sum::<usize>().max(1);
         let per_byte = took.as_nanos() as f64 / bytes as f64;
+        // A class may hold mid-size and large lengths (8 KiB and 8-16 KiB with the
+        // default eager limit), each learned apart.
+        let mid = &self.mid;
+        let kind = |len: usize| (class(len), mid.as_ref().is_some_and(|m| m.covers(len)));
         // Per size class: a length in it, the reads' summed shares, their number.
         let mut classes: Vec<(usize, f64, u32)> = Vec::new();
         for &(id, len) in reads {
@@ -263,7 +267,7 @@ impl Learner {
             };
             self.timed.swap_remove(i);
             let ns = per_byte * len as f64;
-            match classes.iter_mut().find(|c| class(c.0) == class(len)) {
+            match classes.iter_mut().find(|c| kind(c.0) == kind(len)) {
                 Some(c) => {
                     c.1 += ns;
                     c.2 += 1;
@@ -366,6 +370,22 @@ mod tests {
         let small = l.ways.classes[class(100_000)];
         assert_eq!((small.samples[0], small.ns[0]), (2, 1_000.0));
         assert!(l.timed.is_empty());
+    }
+
+    #[test]
+    fn reads_done_together_of_mid_and_large_lengths_of_one_class_are_learned_apart() {
+        let mut l = mid_learner();
+        let t = l.last_done;
+        let us = Duration::from_micros;
+        for id in 1..3 {
+            l.start_at(ReqId(id), TIMED, t);
+        }
+        // 8192 bytes (mid-size) and 8193 (large) in one call of 2 us: 1 us each.
+        l.finished_together_at(&[(ReqId(1), 8192), (ReqId(2), 8193)], us(2), t + us(5));
+        let mid = l.mid.as_ref().unwrap().ways.classes[class(8192)];
+        let large = l.ways.classes[class(8193)];
+        assert_eq!((mid.samples[1], large.samples[0]), (1, 1));
+        assert!((mid.ns[1] - 1_000.0).abs() < 1.0 && (large.ns[0] - 1_000.0).abs() < 1.0);
     }
 
     #[test]
