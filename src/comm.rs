@@ -38,8 +38,7 @@ impl Drop for Inner {
         if self.pair != 0 {
             // After finalize there is nothing left to release.
             let _ = engine::with(|e| {
-                e.ctx_ids.release(self.pair);
-                e.core.finalized.unregister(self.pair);
+                e.drop_pair(self.pair);
                 Ok(())
             });
         }
@@ -262,7 +261,7 @@ impl Comm {
             Color::Of(c) => c,
             Color::Undefined => -1,
         };
-        let free = engine::with(|e| Ok(e.ctx_ids.mask()))?;
+        let free = engine::with(|e| Ok(e.free_pairs()))?;
         let mine = SplitEntry { color, key, free };
         let mut all = vec![
             SplitEntry {

@@ -5,7 +5,17 @@
 //! are chosen without a central server: the ranks of the parent communicator combine
 //! their free masks with a bitwise AND and take the lowest pair free everywhere
 //! (MPICH's scheme). Invariant: a pair is claimed locally before first use and released
-//! only when the last handle to its communicator is dropped.
+//! only when the last handle to its communicator has been dropped and none of this
+//! rank's receives or collectives still uses it: MPI lets a program free a
+//! communicator with operations pending, which complete on it, and a new communicator
+//! given the pair at once would take their messages. Messages that arrived on the
+//! pair and that no receive took are dropped then (nothing can receive them).
+
+use super::Engine;
+use super::matching::Body;
+use super::protocol::{control, credit_matched};
+use super::requests::Op;
+use crate::transport::frame::Kind;
 
 /// Number of id pairs (communicators alive at once in one process).
 pub(crate) const PAIRS: usize = 1024;
@@ -15,6 +25,8 @@ pub(crate) const MASK_WORDS: usize = PAIRS / 64;
 /// The free id pairs of this process.
 pub(crate) struct ContextIds {
     free: [u64; MASK_WORDS],
+    /// Pairs whose communicators are gone, still used by operations in flight.
+    draining: Vec<u32>,
 }
 
 impl ContextIds {
@@ -22,12 +34,10 @@ impl ContextIds {
     pub(crate) fn new() -> ContextIds {
         let mut free = [u64::MAX; MASK_WORDS];
         free[0] &= !1;
-        ContextIds { free }
-    }
-
-    /// This process's free mask, to be combined with the other ranks'.
-    pub(crate) fn mask(&self) -> [u64; MASK_WORDS] {
-        self.free
+        ContextIds {
+            free,
+            draining: Vec::new(),
+        }
     }
 
     /// The lowest pair free in `mask` (an AND of every rank's mask).
@@ -42,8 +52,84 @@ impl ContextIds {
         self.free[pair as usize / 64] &= !(1u64 << (pair % 64));
     }
 
-    pub(crate) fn release(&mut self, pair: u32) {
+    fn release(&mut self, pair: u32) {
         self.free[pair as usize / 64] |= 1u64 << (pair % 64);
+    }
+}
+
+impl Engine {
+    /// The last handle to the communicator of id pair `pair` was dropped: the pair is
+    /// free again once no operation of this rank uses it.
+    pub(crate) fn drop_pair(&mut self, pair: u32) {
+        self.ctx_ids.draining.push(pair);
+        self.settle_pairs();
+    }
+
+    /// This process's free mask, to be combined with the other ranks', once the
+    /// pairs no operation uses any more are released.
+    pub(crate) fn free_pairs(&mut self) -> [u64; MASK_WORDS] {
+        self.settle_pairs();
+        self.ctx_ids.free
+    }
+
+    fn settle_pairs(&mut self) {
+        let mut i = 0;
+        while i < self.ctx_ids.draining.len() {
+            let pair = self.ctx_ids.draining[i];
+            if self.pair_in_use(pair) {
+                i += 1;
+                continue;
+            }
+            self.ctx_ids.draining.swap_remove(i);
+            self.ctx_ids.release(pair);
+            self.core.finalized.unregister(pair);
+            self.drop_unexpected_of(pair);
+        }
+    }
+
+    /// Whether a receive posted here or a collective in flight uses pair `pair`.
+    fn pair_in_use(&self, pair: u32) -> bool {
+        let reqs = &self.core.reqs;
+        self.core.matcher.any_posted(|p, _| p.ctx() / 2 == pair)
+            || self
+                .colls
+                .iter()
+                .any(|&id| matches!(reqs.get(id), Some(Op::Coll(s)) if s.route().ctx / 2 == pair))
+    }
+
+    /// Drops the messages of pair `pair` that no receive took, completing their
+    /// senders as a receive would (credit back, synchronous sends acknowledged,
+    /// announcements answered with nothing to send).
+    fn drop_unexpected_of(&mut self, pair: u32) {
+        let core = &mut self.core;
+        let (outbox, credits) = (&mut core.outbox, &mut core.credits);
+        core.matcher.drop_unexpected_where(|u| {
+            if u.env.ctx / 2 != pair {
+                return false;
+            }
+            match u.body {
+                Body::Eager { ref data, sync } => {
+                    credit_matched(outbox, credits, u.peer, data.as_slice().len());
+                    if let Some(sreq) = sync {
+                        outbox.push((u.peer, control(Kind::SyncAck, sreq, 0)));
+                    }
+                }
+                Body::Rts {
+                    sreq,
+                    size,
+                    buffered,
+                    ..
+                } => {
+                    if buffered {
+                        credit_matched(outbox, credits, u.peer, size);
+                    }
+                    let mut cts = control(Kind::Cts, sreq, 0);
+                    cts.hdr.flags = crate::transport::frame::flags::TRUNCATE;
+                    outbox.push((u.peer, cts));
+                }
+            }
+            true
+        });
     }
 }
 
@@ -57,15 +143,15 @@ mod tests {
         let mut b = ContextIds::new();
         a.claim(1);
         b.claim(2);
-        let both: [u64; MASK_WORDS] = std::array::from_fn(|i| a.mask()[i] & b.mask()[i]);
+        let both: [u64; MASK_WORDS] = std::array::from_fn(|i| a.free[i] & b.free[i]);
         assert_eq!(ContextIds::lowest(&both), Some(3));
         a.release(1);
-        let both: [u64; MASK_WORDS] = std::array::from_fn(|i| a.mask()[i] & b.mask()[i]);
+        let both: [u64; MASK_WORDS] = std::array::from_fn(|i| a.free[i] & b.free[i]);
         assert_eq!(ContextIds::lowest(&both), Some(1));
         let mut full = ContextIds::new();
         for p in 1..PAIRS as u32 {
             full.claim(p);
         }
-        assert_eq!(ContextIds::lowest(&full.mask()), None);
+        assert_eq!(ContextIds::lowest(&full.free), None);
     }
 }

@@ -267,7 +267,10 @@ impl Matcher {
             .find(|u| u.peer == peer && matches!(u.body, Body::Rts { sreq: s, .. } if s == sreq))
     }
 
-    pub(crate) fn drop_unexpected_where(&mut self, doomed: impl Fn(&Unexpected) -> bool) -> usize {
+    pub(crate) fn drop_unexpected_where(
+        &mut self,
+        mut doomed: impl FnMut(&Unexpected) -> bool,
+    ) -> usize {
         let before = self.unexpected.len();
         self.unexpected.retain(|u| !doomed(u));
         before - self.unexpected.len()

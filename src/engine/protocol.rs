@@ -115,7 +115,7 @@ pub(super) fn control(kind: Kind, a: u64, b: u64) -> OutFrame {
 /// Counts a matched message of `len` bytes for which `peer` spent credit, queueing
 /// the credit due back in `outbox`.
 #[inline(always)]
-fn credit_matched(
+pub(super) fn credit_matched(
     outbox: &mut Vec<(usize, OutFrame)>,
     credits: &mut Credits,
     peer: usize,

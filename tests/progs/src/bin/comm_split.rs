@@ -7,6 +7,79 @@
 use oxmpi::{ANY_SOURCE, Color};
 use oxmpi_testprogs::check;
 
+/// A communicator freed with a synchronous send to this rank unreceived: nothing can
+/// receive it any more, so it is dropped and its sender completes.
+fn freed_with_a_message_unreceived(world: &oxmpi::Comm) -> oxmpi::Result<()> {
+    let rank = world.rank();
+    let old = world.dup()?;
+    if rank == 1 {
+        oxmpi::scope(|s| -> oxmpi::Result<()> {
+            let r = old.issend(s, &[5u32], 0, 9)?;
+            // Sent after it on the same pair of ranks: once rank 0 has this, it has the
+            // synchronous send too.
+            world.send(&[0u8], 0, 9)?;
+            drop(old);
+            r.wait()?;
+            Ok(())
+        })?;
+    } else {
+        if rank == 0 {
+            world.recv(&mut [0u8], 1, 9)?;
+        }
+        drop(old);
+    }
+    world.barrier()
+}
+
+/// A communicator freed while a receive on it is pending: the receive completes on
+/// it, and a communicator made after it (here among ranks 0 and 1, both of which
+/// dropped it) does not get its context ids, whose receive would take its messages.
+fn freed_with_a_receive_pending(world: &oxmpi::Comm) -> oxmpi::Result<()> {
+    let rank = world.rank();
+    let pair = world
+        .split(if rank < 2 { 0 } else { 1 }, rank)?
+        .expect("color");
+    let old = world.dup()?;
+    let mut late = [0u32];
+    oxmpi::scope(|s| -> oxmpi::Result<()> {
+        let pending = if rank == 0 {
+            Some(old.irecv(s, &mut late, ANY_SOURCE, 0)?)
+        } else {
+            None
+        };
+        let old = if rank < 2 {
+            drop(old);
+            None
+        } else {
+            Some(old)
+        };
+        if rank < 2 {
+            let new = pair.dup()?;
+            if rank == 1 {
+                new.send(&[222u32], 0, 0)?;
+            } else {
+                let mut got = [0u32];
+                new.recv(&mut got, 1, 0)?;
+                check(world, got == [222], || {
+                    format!("the new communicator's receive got {got:?}")
+                });
+            }
+        }
+        world.barrier()?;
+        if rank == 2 {
+            old.expect("kept").send(&[111u32], 0, 0)?;
+        }
+        if let Some(r) = pending {
+            r.wait()?;
+        }
+        Ok(())
+    })?;
+    check(world, rank != 0 || late == [111], || {
+        format!("the freed communicator's receive got {late:?}")
+    });
+    Ok(())
+}
+
 fn main() -> oxmpi::Result<()> {
     let universe = oxmpi::init()?;
     let world = universe.world();
@@ -131,6 +204,12 @@ fn main() -> oxmpi::Result<()> {
     // A split of a split.
     let quarter = part.split(part.rank() % 2, part.rank())?.expect("color");
     check(&world, quarter.size() >= 1, || "nested split".into());
+    if size >= 2 {
+        freed_with_a_message_unreceived(&world)?;
+    }
+    if size >= 3 {
+        freed_with_a_receive_pending(&world)?;
+    }
     if rank == 0 {
         println!("split ok on {size} ranks");
     }
