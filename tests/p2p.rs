@@ -172,3 +172,16 @@ fn a_flood_of_small_messages_keeps_memory_bounded() {
         }
     }
 }
+
+/// Over TCP, two ranks that both send first each open a connection; the higher then
+/// moves to the lower's, and a backlog it sends while the lower rank computes arrives
+/// in order, part on each connection.
+#[test]
+fn crossing_tcp_connections_keep_a_backlog_in_order() {
+    for n in [2, 4] {
+        let out = Job::new(n, "p2p_crossing")
+            .env("OXMPI_TRANSPORT", "tcp")
+            .success();
+        assert!(out.contains(&format!("crossing ok on {n} ranks")), "{out}");
+    }
+}

@@ -34,6 +34,18 @@ pub(crate) enum Pump {
     Drained,
     /// The peer closed the connection.
     Closed,
+    /// The next frame waits in the connection: it is too far ahead of its peer's
+    /// frames on another connection ([`Frames::hold`]).
+    Held,
+}
+
+/// Where a connection's frames go.
+pub(crate) trait Frames: Sink {
+    /// Whether the frame `hdr` from `peer` should stay in its connection for now
+    /// (read again on a later call).
+    fn hold(&self, _peer: usize, _hdr: &Header) -> bool {
+        false
+    }
 }
 
 pub(crate) struct Incoming {
@@ -114,7 +126,7 @@ impl Incoming {
         me: usize,
         size: usize,
         secret: &[u8; 16],
-        sink: &mut dyn Sink,
+        sink: &mut dyn Frames,
     ) -> Result<(Pump, bool)> {
         let mut moved = false;
         let protocol = |peer: Option<usize>, detail: String| Error::Protocol {
@@ -192,6 +204,10 @@ impl Incoming {
                 }
                 State::Body(hdr) => {
                     let peer = self.peer.expect("hello precedes frames");
+                    if sink.hold(peer, &hdr) {
+                        self.state = State::Body(hdr);
+                        return Ok((Pump::Held, moved));
+                    }
                     let len = hdr.payload as usize;
                     sink.frame(peer, &hdr, &self.buf[self.start..self.start + len])?;
                     self.start += len;
@@ -261,6 +277,8 @@ mod tests {
     struct Recorder {
         frames: Vec<(usize, Header, Vec<u8>)>,
     }
+
+    impl Frames for Recorder {}
 
     impl Sink for Recorder {
         fn frame(&mut self, peer: usize, hdr: &Header, payload: &[u8]) -> Result<()> {

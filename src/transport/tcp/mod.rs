@@ -6,8 +6,10 @@
 //! clear-to-send, data) goes on the connection this rank sends to it on. The first to
 //! send opens it; the other answers on it once its hello has arrived. If both opened
 //! one before either hello arrived, the lower rank's wins: the higher rank answers on
-//! it as soon as nothing waits to be written on its own, and the lower rank's frames
-//! never leave its own. Why one connection both ways (raw sockets and oxmpi over
+//! it as soon as nothing waits to be written on its own, and then shuts the writing
+//! half of its own, which the lower rank reads on every call until that end (its
+//! frames there come before those on the other); the lower rank's frames never leave
+//! its own. Why one connection both ways (raw sockets and oxmpi over
 //! loopback, docs/benchmarks.md): a connection used both ways carries each answer's
 //! acknowledgement with the answer (48-byte ping-pong 2.8-3.1 us, one connection per
 //! direction 4.0), and a long message that follows a small exchange on its own
@@ -100,6 +102,9 @@ pub(crate) struct Tcp {
     wake_registered: bool,
     /// Progress calls so far.
     ticks: u32,
+    /// A connection holds frames back until others are read ([`Pump::Held`]): ask
+    /// the poller (for connections not accepted yet) on every call meanwhile.
+    held: bool,
     closing: bool,
 }
 
@@ -138,6 +143,7 @@ impl Tcp {
             sent: Vec::new(),
             wake_registered: false,
             ticks: 0,
+            held: false,
             eager_limit: eager_limit.unwrap_or(DEFAULT_EAGER).min(MAX_INLINE),
             closing: false,
         })
@@ -231,6 +237,11 @@ impl Tcp {
                 Some(theirs) if idle => {
                     self.offered[peer] = None;
                     self.answer(peer, theirs)?;
+                    // Nothing more goes on the own one: the peer, which reads it on every
+                    // call until it closes, sees its end after the last frame.
+                    if let Some(own) = self.conns[slot].as_mut() {
+                        let _ = own.rx.stream.shutdown(std::net::Shutdown::Write);
+                    }
                     return Ok(theirs);
                 }
                 _ => return Ok(slot),
@@ -311,10 +322,17 @@ impl Tcp {
         }
         match result {
             Ok((Pump::Drained, moved)) => Ok(moved),
+            Ok((Pump::Held, moved)) => {
+                self.held = true;
+                Ok(moved)
+            }
             Ok((Pump::Closed, moved)) => {
+                // The connection a higher peer left for this rank's (or this rank's own,
+                // left for a lower peer's, which that peer closed in turn) ends quietly.
+                let retired = peer.is_some_and(|p| self.via[p].is_some_and(|v| v != slot));
                 self.close(slot);
                 match peer {
-                    Some(p) if !self.closing => {
+                    Some(p) if !self.closing && !retired => {
                         Err(self.lost(p, "it closed its connection".into()))
                     }
                     _ => Ok(moved),
@@ -350,16 +368,16 @@ impl Tcp {
     }
 
     /// Whether the peer may write on connection `slot`: the one this rank sends on, or
-    /// the one it will move to, or one whose caller has not said hello yet. (On the
-    /// other of two, the higher rank's own connection, the lower rank never writes and
-    /// the higher one stops writing once it moves; the poller reports what comes.)
+    /// the one it will move to, or one whose caller has not said hello yet, or a
+    /// higher peer's own, on which it writes until it moves to this rank's and then
+    /// shuts it. (On a higher rank's own connection left for a lower peer's, the lower
+    /// rank never writes; the poller reports its closing.)
     fn peer_writes(&self, slot: usize) -> bool {
         match &self.conns[slot] {
             None => false,
-            Some(c) => {
-                c.rx.peer
-                    .is_none_or(|p| self.via[p] == Some(slot) || self.offered[p] == Some(slot))
-            }
+            Some(c) => c.rx.peer.is_none_or(|p| {
+                p > self.me || self.via[p] == Some(slot) || self.offered[p] == Some(slot)
+            }),
         }
     }
 
@@ -435,7 +453,7 @@ impl Transport for Tcp {
 
     fn progress(&mut self, sink: &mut dyn Sink) -> Result<bool> {
         self.ticks = self.ticks.wrapping_add(1);
-        let mut poll = self.ticks.is_multiple_of(POLL_EVERY);
+        let mut poll = self.ticks.is_multiple_of(POLL_EVERY) || std::mem::take(&mut self.held);
         if !poll {
             // With few connections a read attempt on each costs no more than asking
             // the poller, and finds an arrival one system call sooner; with more, the

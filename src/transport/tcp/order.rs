@@ -3,36 +3,60 @@
 //! A pair of ranks that both opened a connection before either hello arrived has two
 //! until the higher rank moves to the lower's (see the module documentation of the
 //! transport), and MPI matches a peer's messages in the order they were sent whichever
-//! connection they took. So a sender numbers every frame that takes part in matching or
-//! must not be overtaken ([`numbered`]: eager, request to send, clear-to-send, whose
-//! refusal completes a send, and the goodbye that must come after all of them) per
-//! receiver, in the header's `seq`, and the receiver hands them on in that order: a
-//! frame that overtook an earlier one on the other connection waits here, copied,
-//! until the earlier one has arrived. Data, synchronous-send acknowledgements and
-//! credit returns are handed on at once (none of them can come before the numbered
-//! frame it follows from).
+//! connection they took. So a sender numbers every frame but data ([`numbered`]: eager,
+//! request to send, clear-to-send, whose refusal completes a send, synchronous-send
+//! acknowledgements and credit returns, and the goodbye that must come after all of
+//! them, since it fails what still waits for the peer) per receiver, in the header's
+//! `seq`, and the receiver hands them on in that order: a frame that overtook an
+//! earlier one on the other connection waits here, copied, until the earlier one has
+//! arrived. Data is handed on at once (it cannot come before the clear-to-send it
+//! answers, and a goodbye does not fail a receive that is taking data).
 //!
 //! Bound: what waits here is what one connection got ahead of the other. A rank moves
-//! to the lower rank's connection only once nothing waits to be written on its own, so
-//! a numbered frame waits at most for the kernel's socket buffers to drain, a few
-//! milliseconds, in which far fewer than 2^15 small frames can follow it; the sender's
-//! eager credit bounds the data among them. Invariant: numbers are consecutive per
-//! (sender, receiver) modulo 2^16; one behind the next expected, more than half the
-//! space ahead, or twice the same, is a protocol error.
+//! to the lower rank's connection only once nothing waits to be written on its own,
+//! and the lower rank reads the higher rank's own connection on every progress call
+//! until it closes (the higher rank shuts it once it has moved), so a numbered frame
+//! waits at most until the frames before it, already in the kernel's buffers, are
+//! read in the same call, in which far fewer than 2^15 small frames can follow it;
+//! the sender's eager credit bounds the data among them. (The lower rank once read
+//! that connection only when it asked the poller, every 16th call, and a rank that
+//! sent 40 000 empty messages after its first while its peer computed had more than
+//! 2^15 of them wait here.) Invariant: numbers are consecutive per (sender, receiver)
+//! modulo 2^16; one behind the next expected, more than half the space ahead, or
+//! twice the same, is a protocol error.
 
 use std::collections::VecDeque;
 
+use super::incoming::Frames;
 use crate::error::{Error, Result};
 use crate::transport::Sink;
 use crate::transport::frame::{Header, Kind};
 use crate::userbuf::UserBufMut;
+
+/// How far ahead of the next expected frame from its peer a frame may be and still be
+/// read: one further ahead waits in its connection ([`super::incoming::Pump::Held`]) while the frames
+/// before it are read from the other (a higher peer's first frames on its own
+/// connection, which this rank may not even have accepted yet when the peer's later
+/// frames come on this rank's).
+const HOLD_AHEAD: u16 = 1024;
 
 /// A numbered frame that arrived early, with a copy of its payload.
 type Early = (Header, Vec<u8>);
 
 /// Whether frames of `kind` are numbered.
 pub(crate) fn numbered(kind: Option<Kind>) -> bool {
-    matches!(kind, Some(Kind::Eager | Kind::Rts | Kind::Cts | Kind::Bye))
+    matches!(
+        kind,
+        Some(
+            Kind::Eager
+                | Kind::Rts
+                | Kind::Cts
+                | Kind::SyncAck
+                | Kind::Credit
+                | Kind::Fin
+                | Kind::Bye
+        )
+    )
 }
 
 /// The numbers of this rank's frames to each peer, and of each peer's frames to it.
@@ -84,6 +108,15 @@ impl Order {
     fn advance(&mut self, peer: usize) {
         self.next_in[peer] = self.next_in[peer].wrapping_add(1);
         self.early[peer].pop_front();
+    }
+}
+
+impl Frames for Ordered<'_> {
+    fn hold(&self, peer: usize, hdr: &Header) -> bool {
+        numbered(hdr.kind()) && {
+            let ahead = hdr.seq.wrapping_sub(self.order.next_in[peer]);
+            (HOLD_AHEAD..1 << 15).contains(&ahead)
+        }
     }
 }
 
@@ -209,6 +242,47 @@ mod tests {
     }
 
     #[test]
+    fn a_goodbye_does_not_overtake_an_acknowledgement_or_a_credit_return() {
+        // The higher rank acknowledges a synchronous send and returns credit on its own
+        // connection behind a backlog, then finalizes on the lower rank's: its goodbye
+        // would fail the synchronous send still waiting for the acknowledgement.
+        let mut higher = Order::new(1, 2);
+        let mut frames = [Kind::Eager, Kind::SyncAck, Kind::Credit, Kind::Bye].map(Header::new);
+        for h in &mut frames {
+            higher.stamp(0, h);
+        }
+        let mut order = Order::new(0, 2);
+        let mut sink = Recorder::default();
+        order.ordering(&mut sink).frame(1, &frames[3], &[]).unwrap();
+        assert!(sink.0.is_empty(), "the goodbye waits");
+        for h in &frames[..3] {
+            order.ordering(&mut sink).frame(1, h, &[]).unwrap();
+        }
+        let kinds: Vec<u8> = sink.0.iter().map(|f| f.1).collect();
+        assert_eq!(kinds, frames.map(|h| h.kind));
+    }
+
+    #[test]
+    fn a_frame_far_ahead_waits_in_its_connection() {
+        let frames = stamped(HOLD_AHEAD as usize + 2);
+        let mut order = Order::new(0, 2);
+        let mut sink = Recorder::default();
+        let ordered = order.ordering(&mut sink);
+        assert!(!ordered.hold(1, &frames[0]) && !ordered.hold(1, &frames[HOLD_AHEAD as usize - 1]));
+        assert!(ordered.hold(1, &frames[HOLD_AHEAD as usize]));
+        assert!(
+            !ordered.hold(1, &Header::new(Kind::Data)),
+            "data is not numbered"
+        );
+        deliver(&mut order, &mut sink, &frames, &[0]);
+        assert!(
+            !order
+                .ordering(&mut sink)
+                .hold(1, &frames[HOLD_AHEAD as usize])
+        );
+    }
+
+    #[test]
     fn a_goodbye_does_not_overtake_a_refusal() {
         // The receiver of a long message refuses it (a clear-to-send that truncates,
         // on its own connection), then finalizes (goodbye on the sender's, which it
@@ -245,9 +319,9 @@ mod tests {
         let mut order = Order::new(0, 2);
         let mut sink = Recorder::default();
         deliver(&mut order, &mut sink, &frames, &[1]);
-        let credit = Header::new(Kind::Credit);
-        order.ordering(&mut sink).frame(1, &credit, &[]).unwrap();
-        assert_eq!(sink.0.len(), 1, "a credit return does not wait");
+        let data = Header::new(Kind::Data);
+        order.ordering(&mut sink).frame(1, &data, &[]).unwrap();
+        assert_eq!(sink.0.len(), 1, "data does not wait");
         deliver(&mut order, &mut sink, &frames, &[0]);
         let again = order.ordering(&mut sink).frame(1, &frames[0], &[]);
         assert!(again.is_err(), "a number from the past");
