@@ -168,9 +168,11 @@ enum State {
     /// request is no larger than it was: the 1-64 B message rate lost 14% when the
     /// request grew by a word.)
     Pending(ReqId, u32),
-    /// Finished with an empty status: a send that completed as it started, or a
-    /// request whose result was taken (asked again, it reports an empty status).
+    /// Finished with an empty status: a send that completed as it started.
     Done,
+    /// Its outcome was reported ([`Request::test`]); asked again, it reports an empty
+    /// status, and [`wait_any`] and its kin pass over it, as MPI over a null request.
+    Reported,
     /// Failed; the error until someone takes it (boxed, so that a request stays two
     /// words and moves in registers: see docs/benchmarks.md).
     Failed(Box<Error>),
@@ -194,8 +196,8 @@ impl Request<'_> {
     }
 
     fn wait_mut(&mut self) -> Result<Status> {
-        match std::mem::replace(&mut self.state, State::Done) {
-            State::Done => Ok(Status::empty()),
+        match std::mem::replace(&mut self.state, State::Reported) {
+            State::Done | State::Reported => Ok(Status::empty()),
             State::Failed(e) => Err(*e),
             State::Pending(id, elem_size) => {
                 engine::with(|e| e.wait(id)).and_then(|s| s.whole(elem_size as usize))
@@ -204,27 +206,27 @@ impl Request<'_> {
     }
 
     /// Progresses once and reports whether the operation has completed (`MPI_Test`).
-    /// After it reported completion (or failure) once, it reports an empty status.
+    /// After it reported completion (or failure) once, it reports an empty status. An
+    /// error that is not the operation's own (the call came from another thread than
+    /// the one that initialized oxmpi, the job failed) leaves the request pending.
     pub fn test(&mut self) -> Result<Option<Status>> {
         let State::Pending(id, elem_size) = self.state else {
             return self.wait_mut().map(Some);
         };
-        match engine::with(|e| e.test(id)) {
-            Ok(None) => Ok(None),
-            Ok(Some(status)) => {
-                self.state = State::Done;
-                status.whole(elem_size as usize).map(Some)
-            }
-            Err(e) => {
-                self.state = State::Done;
-                Err(e)
+        match engine::with(|e| e.test(id))? {
+            None => Ok(None),
+            Some(result) => {
+                self.state = State::Reported;
+                result.and_then(|status| status.whole(elem_size as usize).map(Some))
             }
         }
     }
 
+    /// Whether the request has completed and its outcome was not reported yet.
     fn is_complete(&self) -> bool {
         match self.state {
             State::Done | State::Failed(_) => true,
+            State::Reported => false,
             State::Pending(id, _) => engine::with(|e| Ok(e.core.reqs.is_done(id))).unwrap_or(true),
         }
     }
@@ -324,7 +326,7 @@ fn wait_each(requests: Vec<Request<'_>>, outcomes: &mut impl Outcomes) -> Result
     for (i, mut r) in requests.into_iter().enumerate() {
         match std::mem::replace(&mut r.state, State::Done) {
             State::Failed(e) => outcomes.failed(i, *e),
-            State::Done => {}
+            State::Done | State::Reported => {}
             State::Pending(id, elem_size) => {
                 if pending.is_empty() {
                     // Room for the rest at once rather than regrowing.
@@ -353,11 +355,14 @@ fn wait_each(requests: Vec<Request<'_>>, outcomes: &mut impl Outcomes) -> Result
 }
 
 /// Waits until one of the requests completes (`MPI_Waitany`), takes it out of its
-/// slot and returns its index and status; `None` when every slot is empty. When the
+/// slot and returns its index and status; `None` when every slot is empty or holds a
+/// request whose completion [`Request::test`] reported already (passed over, as MPI
+/// passes over null requests). When the
 /// request that completed failed, its error is returned and its slot is left empty
 /// as well, so the one slot that changed names it (MPI returns its index).
 pub fn wait_any(requests: &mut [Option<Request<'_>>]) -> Result<Option<(usize, Status)>> {
-    if requests.iter().all(Option::is_none) {
+    let null = |r: &Request<'_>| matches!(r.state, State::Reported);
+    if requests.iter().all(|r| r.as_ref().is_none_or(null)) {
         return Ok(None);
     }
     loop {
@@ -369,7 +374,7 @@ pub fn wait_any(requests: &mut [Option<Request<'_>>]) -> Result<Option<(usize, S
             .flatten()
             .filter_map(|r| match r.state {
                 State::Pending(id, _) => Some(id),
-                State::Done | State::Failed(_) => None,
+                State::Done | State::Reported | State::Failed(_) => None,
             })
             .collect();
         engine::with(|e| {

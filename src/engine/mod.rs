@@ -753,12 +753,13 @@ impl Engine {
         self.core.reqs.take_done(id).expect("request is done")
     }
 
-    /// Progresses once; returns the result if request `id` has completed.
-    pub(crate) fn test(&mut self, id: ReqId) -> Result<Option<Status>> {
+    /// Progresses once; returns the result if request `id` has completed (the outer
+    /// error: progress itself failed, and the request is as it was).
+    pub(crate) fn test(&mut self, id: ReqId) -> Result<Option<Result<Status>>> {
         if !self.core.reqs.is_done(id) {
             self.poll()?;
         }
-        self.core.reqs.take_done(id).transpose()
+        Ok(self.core.reqs.take_done(id))
     }
 
     /// Progresses once for a call that returns whatever happened (`test`): a loop of

@@ -1,6 +1,7 @@
 //! Requests: wait_any, wait_some, test_any over mixed sends and receives; a request
 //! dropped or forgotten inside a scope is still completed before the scope ends (so
-//! its buffer is never written after it is gone); ANY_SOURCE nonblocking receives.
+//! its buffer is never written after it is gone); ANY_SOURCE nonblocking receives; a
+//! completion is reported once.
 
 use oxmpi::ANY_SOURCE;
 use oxmpi_testprogs::check;
@@ -10,6 +11,25 @@ fn main() -> oxmpi::Result<()> {
     let world = universe.world();
     let (rank, size) = (world.rank(), world.size());
     let (right, left) = ((rank + 1) % size, (rank + size - 1) % size);
+
+    // A request's completion is reported once: `test` on another thread fails without
+    // taking it, and after `test` reported it, wait_any passes over it.
+    let mut inbox = [0u32];
+    oxmpi::scope(|s| -> oxmpi::Result<()> {
+        let mut r = world.irecv(s, &mut inbox, rank, 50)?;
+        let elsewhere = std::thread::scope(|t| t.spawn(|| r.test().is_err()).join());
+        check(&world, elsewhere.unwrap_or(false), || {
+            "test on another thread did not fail".into()
+        });
+        world.send(&[42u32], rank, 50)?;
+        while r.test()?.is_none() {}
+        let mut slots = vec![Some(r)];
+        check(&world, oxmpi::wait_any(&mut slots)?.is_none(), || {
+            "wait_any took a request whose completion was reported".into()
+        });
+        Ok(())
+    })?;
+    check(&world, inbox == [42], || format!("received {inbox:?}"));
 
     // wait_any / wait_some / test_any collect every request exactly once.
     let outs: Vec<[i32; 4]> = (0..8).map(|i| [rank, i, 0, 0]).collect();
