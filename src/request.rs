@@ -182,7 +182,9 @@ enum State {
 const _: () = assert!(size_of::<Request<'static>>() == 16);
 
 /// An operation in flight (`MPI_Request`). Complete it with [`Request::wait`] or
-/// [`Request::test`]; dropping it leaves the operation running until its scope ends.
+/// [`Request::test`]; dropping it leaves the operation running until its scope ends,
+/// which waits for it and until then keeps its outcome; [`Request::free`] has it
+/// forgotten as soon as it completes.
 #[must_use = "a request does nothing unless waited on or tested"]
 pub struct Request<'s> {
     state: State,
@@ -202,6 +204,37 @@ impl Request<'_> {
             State::Pending(id, elem_size) => {
                 engine::with(|e| e.wait(id)).and_then(|s| s.whole(elem_size as usize))
             }
+        }
+    }
+
+    /// Lets the operation run without anyone waiting for it (`MPI_Request_free`): its
+    /// scope still waits for it before it ends (its buffer is borrowed until then),
+    /// but its outcome is forgotten as soon as it completes, so a long-lived scope of
+    /// freed requests does not hold one entry per operation (a dropped request's stays
+    /// until the scope ends: about 62 bytes each).
+    ///
+    /// ```
+    /// # fn main() -> oxmpi::Result<()> {
+    /// let universe = oxmpi::init()?;
+    /// let world = universe.world();
+    /// let me = world.rank();
+    /// let data = [7u32];
+    /// let mut got = [0u32];
+    /// oxmpi::scope(|s| -> oxmpi::Result<()> {
+    ///     for _ in 0..1000 {
+    ///         world.issend(s, &data, me, 0)?.free();
+    ///         world.recv(&mut got, me, 0)?;
+    ///     }
+    ///     Ok(())
+    /// })?;
+    /// # Ok(()) }
+    /// ```
+    pub fn free(self) {
+        if let State::Pending(id, _) = self.state {
+            let _ = engine::with(|e| {
+                e.core.reqs.detach(id);
+                Ok(())
+            });
         }
     }
 

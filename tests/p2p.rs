@@ -173,6 +173,16 @@ fn a_flood_of_small_messages_keeps_memory_bounded() {
     }
 }
 
+/// Requests freed in a long-lived scope are forgotten once they complete: memory
+/// stays flat over 500 000 of them.
+#[test]
+fn freed_requests_are_forgotten_once_complete() {
+    for n in [1, 2] {
+        let out = Job::new(n, "freed_requests").success();
+        assert!(out.contains(&format!("freed ok on {n} ranks")), "{out}");
+    }
+}
+
 /// Over TCP, two ranks that both send first each open a connection; the higher then
 /// moves to the lower's, and a backlog it sends while the lower rank computes arrives
 /// in order, part on each connection.

@@ -91,7 +91,15 @@ impl Op {
 pub(crate) struct Requests {
     slots: Vec<(u32, Option<Op>)>,
     free: Vec<u32>,
+    /// Requests whose handles were dropped before they completed: freed once they
+    /// have ([`Requests::detach`]).
+    detached: Vec<ReqId>,
+    /// How many detached requests are kept before those completed are freed.
+    sweep_at: usize,
 }
+
+/// Detached requests kept at least before those completed are freed.
+const SWEEP_AT: usize = 64;
 
 impl Requests {
     /// Adds `op` to the table (always inlined; see `take_done`).
@@ -150,6 +158,22 @@ impl Requests {
     #[inline]
     pub(crate) fn is_done(&self, id: ReqId) -> bool {
         matches!(self.get(id), Some(Op::Done(_)) | None)
+    }
+
+    /// Nobody will ask for request `id`'s result (its handle was dropped): frees it
+    /// now if it has completed, else once it has (looked at again each time the
+    /// detached ones have doubled).
+    pub(crate) fn detach(&mut self, id: ReqId) {
+        if self.take_done(id).is_some() {
+            return;
+        }
+        self.detached.push(id);
+        if self.detached.len() >= self.sweep_at {
+            let mut detached = std::mem::take(&mut self.detached);
+            detached.retain(|&id| self.take_done(id).is_none());
+            self.sweep_at = (detached.len() * 2).max(SWEEP_AT);
+            self.detached = detached;
+        }
     }
 
     /// Removes a finished request and returns its result; `None` if it is still

@@ -32,6 +32,15 @@ pub fn partner(rank: i32, size: i32) -> i32 {
     }
 }
 
+/// The peak memory of this process so far, in KiB.
+pub fn max_rss_kib() -> i64 {
+    // SAFETY: `rusage` is plain data, for which all-zero bytes are a valid value.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage fills the struct for this process.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    ru.ru_maxrss
+}
+
 /// Ends the job with a message naming this rank when `cond` is false.
 #[track_caller]
 pub fn check(comm: &Comm, cond: bool, what: impl FnOnce() -> String) {

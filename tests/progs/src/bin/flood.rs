@@ -3,18 +3,10 @@
 //! 0's memory must stay bounded by the unexpected-message budget (run with a small
 //! `OXMPI_UNEXPECTED_BYTES`), not grow with the flood.
 
-use oxmpi_testprogs::check;
+use oxmpi_testprogs::{check, max_rss_kib};
 
 const MESSAGES: u64 = 100_000;
 const LEN: usize = 1024;
-
-fn max_rss_kib() -> i64 {
-    // SAFETY: `rusage` is plain data, for which all-zero bytes are a valid value.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: getrusage fills the struct for this process.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-    ru.ru_maxrss
-}
 
 fn main() -> oxmpi::Result<()> {
     let universe = oxmpi::init()?;
