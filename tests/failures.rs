@@ -185,6 +185,49 @@ fn oxrun_killed_during_start_up_leaves_nothing_in_dev_shm() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// What a rank started (the program behind a wrapper script) does not outlive oxrun
+/// killed with SIGKILL: its guard ends the ranks' process groups.
+#[test]
+fn oxrun_killed_takes_what_its_ranks_started_with_it() {
+    use std::time::{Duration, Instant};
+    let dir = tempdir();
+    let script = format!("sleep 300 & echo $! > {}/$$; wait", dir.display());
+    let mut oxrun = std::process::Command::new(common::bin_dir().join("oxrun"))
+        .args(["-n", "2", "sh", "-c", &script])
+        .spawn()
+        .expect("oxrun");
+    let until = Instant::now() + Duration::from_secs(60);
+    let children: Vec<i32> = loop {
+        let pids: Vec<i32> = std::fs::read_dir(&dir)
+            .expect("pid dir")
+            .flatten()
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .filter_map(|s| s.trim().parse().ok())
+            .collect();
+        if pids.len() == 2 {
+            break pids;
+        }
+        assert!(
+            Instant::now() < until,
+            "the ranks never started their children"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    oxrun.kill().expect("SIGKILL to oxrun");
+    oxrun.wait().expect("oxrun reaped");
+    let until = Instant::now() + Duration::from_secs(60);
+    while children.iter().any(|&pid| running(pid)) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for pid in &children {
+        assert!(
+            !running(*pid),
+            "process {pid} a rank started outlived oxrun"
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 #[test]
 fn a_dev_shm_too_small_for_the_segment_is_a_clear_error() {
     // A private /dev/shm of 1 MiB, in a mount namespace: 2 ranks need 5.5 MiB.

@@ -6,8 +6,10 @@
 //! launcher, which chose the job id, removes any such name once every rank is gone.
 //! When oxrun itself is killed with SIGKILL during start-up, its ranks die with it
 //! (their parent-death signal) and it cannot clean up: a [`Guard`], a small process
-//! of its own started before the ranks, does it then. Invariant: only names of this
-//! job are touched, and only once the ranks oxrun started have ended.
+//! of its own started before the ranks, does it then, and first ends the ranks'
+//! process groups, as oxrun would at the end of a job: what a rank started (the
+//! program behind a wrapper script) would otherwise outlive it. Invariant: only names
+//! of this job are touched, and only once the ranks oxrun started have ended.
 
 use std::io::{self, BufRead, Write};
 use std::os::unix::process::CommandExt;
@@ -20,6 +22,9 @@ use crate::strays;
 /// The first argument that makes oxrun's executable run as a job's [`Guard`]
 /// (`oxrun --shm-guard JOB`; not an option of the launcher).
 pub const GUARD_ARG: &str = "--shm-guard";
+
+/// What oxrun writes to its guard once the job has ended and been cleaned up.
+const DONE: &str = "done";
 
 /// How long a guard waits for the ranks to end once oxrun is gone (they get SIGKILL
 /// as it dies, so this bounds only ranks stuck in the kernel).
@@ -47,7 +52,8 @@ fn remove_in(dir: &Path, job: &str) {
 /// oxrun's side of the process that removes the job's segments once oxrun is gone,
 /// however it went. The guard reads the pids of the ranks from a pipe; the pipe's
 /// end (oxrun exited or was killed) tells it to wait for those ranks to end and
-/// then remove the job's names from /dev/shm.
+/// then remove the job's names from /dev/shm; an end without [`DONE`] before it
+/// (oxrun was killed) also tells it to end the ranks' process groups first.
 #[derive(Debug)]
 pub struct Guard {
     child: Child,
@@ -90,7 +96,9 @@ impl Guard {
     /// it finds nothing left to do. One that does not end within [`GUARD_END`] is
     /// killed.
     pub fn finish(mut self) {
-        drop(self.feed.take());
+        if let Some(mut feed) = self.feed.take() {
+            let _ = writeln!(feed, "{DONE}");
+        }
         let until = Instant::now() + GUARD_END;
         while Instant::now() < until {
             if !matches!(self.child.try_wait(), Ok(None)) {
@@ -110,12 +118,22 @@ pub fn guard_main(job: Option<&str>) -> i32 {
     let Some(job) = job.filter(|j| !j.is_empty() && !j.contains('/')) else {
         return 2;
     };
-    let pids: Vec<libc::pid_t> = io::stdin()
-        .lock()
-        .lines()
-        .map_while(Result::ok)
-        .filter_map(|line| line.trim().parse().ok())
-        .collect();
+    let mut pids: Vec<libc::pid_t> = Vec::new();
+    let mut done = false;
+    for line in io::stdin().lock().lines().map_while(Result::ok) {
+        match line.trim() {
+            DONE => done = true,
+            pid => pids.extend(pid.parse::<libc::pid_t>().ok().filter(|&p| p > 0)),
+        }
+    }
+    if !done {
+        // oxrun was killed: each rank leads a process group (its pid), which what it
+        // started is still in; the ranks themselves get SIGKILL as oxrun dies.
+        for &pid in &pids {
+            // SAFETY: killpg takes plain integers; a group that is gone is ESRCH.
+            unsafe { libc::killpg(pid, libc::SIGKILL) };
+        }
+    }
     let until = Instant::now() + GUARD_WAIT;
     while pids.iter().any(|&pid| strays::running(pid)) && Instant::now() < until {
         std::thread::sleep(Duration::from_millis(5));
