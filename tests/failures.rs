@@ -185,6 +185,15 @@ fn oxrun_killed_during_start_up_leaves_nothing_in_dev_shm() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// A program a rank starts does not inherit the rank's connection to the launcher.
+#[test]
+fn a_rank_s_child_does_not_speak_for_it() {
+    for n in [1, 3] {
+        let out = Job::new(n, "spawn_child").success();
+        assert!(out.contains(&format!("spawn ok on {n} ranks")), "{out}");
+    }
+}
+
 /// What a rank started (the program behind a wrapper script) does not outlive oxrun
 /// killed with SIGKILL: its guard ends the ranks' process groups.
 #[test]

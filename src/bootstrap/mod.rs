@@ -168,6 +168,9 @@ fn more_local_ranks_than(nodes: &[u32], rank: usize, cpus: usize) -> bool {
     nodes.iter().filter(|&&n| n == nodes[rank]).count() > cpus
 }
 
+/// The most ranks a job may have (per-rank tables are built at start-up).
+const MAX_RANKS: usize = 1 << 20;
+
 impl Bootstrap {
     /// Connects to the launcher named by the environment, or becomes a singleton.
     pub(crate) fn from_env() -> Result<Bootstrap> {
@@ -190,6 +193,11 @@ impl Bootstrap {
         if size == 0 || rank >= size {
             return Err(Error::Bootstrap(format!(
                 "PMI_RANK={rank} does not fit PMI_SIZE={size}"
+            )));
+        }
+        if size > MAX_RANKS {
+            return Err(Error::Bootstrap(format!(
+                "PMI_SIZE={size} is more ranks than oxmpi supports ({MAX_RANKS})"
             )));
         }
         let fd = i32::try_from(fd)

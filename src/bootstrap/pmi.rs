@@ -40,11 +40,27 @@ impl PmiClient {
         }
         // The fd must be an open socket: check before taking ownership of it.
         // SAFETY: fcntl(F_GETFD) only inspects the descriptor.
-        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+        if flags < 0 {
             return Err(fail(format!("PMI_FD={fd} is not an open file descriptor")));
         }
-        // SAFETY: the launcher handed this descriptor to this process for PMI and
-        // nothing else in the process uses it; we become its only owner.
+        // SAFETY: `stat` is plain data, for which all-zero bytes are a valid value.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: fstat fills `st` for an open descriptor (checked above).
+        if unsafe { libc::fstat(fd, &mut st) } != 0 || st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+            return Err(fail(format!(
+                "PMI_FD={fd} is not a socket (a program started by a rank inherits its launcher's variables, not its connection)"
+            )));
+        }
+        // Programs this rank starts must not inherit the connection: one that uses
+        // oxmpi would speak PMI on it as this rank.
+        // SAFETY: fcntl(F_SETFD) only sets the descriptor's flags.
+        if unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) } < 0 {
+            return Err(fail(format!("PMI_FD={fd}: cannot mark it close-on-exec")));
+        }
+        // SAFETY: a socket the launcher handed this process for PMI (checked to be a
+        // socket, and claimed once per process above), which nothing else in the
+        // process uses; we become its only owner.
         let stream = unsafe { UnixStream::from_raw_fd(fd) };
         let mut c = PmiClient {
             stream,
