@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use oxmpi::bootstrap::rank_list::{self, Range};
-use oxmpi::bootstrap::wire::Line;
+use oxmpi::bootstrap::wire::{Line, valid_token};
 
 /// Longest kvsname, key and value we advertise in `maxes` and enforce in `put`.
 pub const KVSNAME_MAX: usize = 256;
@@ -17,8 +17,12 @@ pub const KVSNAME_MAX: usize = 256;
 pub const KEYLEN_MAX: usize = 64;
 /// See [`KVSNAME_MAX`].
 pub const VALLEN_MAX: usize = 1024;
-/// Most bytes of keys plus values the key-value space holds before `put` fails.
+/// Most bytes of keys plus values (and [`ENTRY_COST`] per entry) the key-value space
+/// holds before `put` fails.
 pub const KVS_BUDGET: usize = 64 << 20;
+/// What an entry of the key-value space costs beyond its key and value (the map's
+/// own memory), counted against [`KVS_BUDGET`].
+const ENTRY_COST: usize = 100;
 
 /// A rank asked the job to end (`cmd=abort`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -306,20 +310,24 @@ impl PmiServer {
         if value.len() > VALLEN_MAX {
             return Err("value_too_long");
         }
-        if value.contains('=') {
+        if !valid_token(key) || !valid_token(value) {
             // The wire format cannot give it back in a `get_result`.
-            return Err("value_contains_equals");
+            return Err("key_or_value_not_sendable");
         }
         match self.kvs.get_mut(key) {
             Some((old, _)) if old == value => Ok(()),
             Some((old, owner)) if *owner == rank => {
-                self.kvs_bytes = self.kvs_bytes - old.len() + value.len();
+                let bytes = self.kvs_bytes - old.len() + value.len();
+                if bytes > KVS_BUDGET {
+                    return Err("kvs_full");
+                }
+                self.kvs_bytes = bytes;
                 value.clone_into(old);
                 Ok(())
             }
             Some(_) => Err("key_put_by_another_rank_with_a_different_value"),
             None => {
-                let bytes = key.len() + value.len();
+                let bytes = key.len() + value.len() + ENTRY_COST;
                 if self.kvs_bytes + bytes > KVS_BUDGET {
                     return Err("kvs_full");
                 }
@@ -736,5 +744,39 @@ mod tests {
         }
         assert!(refused);
         assert!(s.kvs_bytes <= KVS_BUDGET);
+    }
+
+    #[test]
+    fn re_puts_count_against_the_budget_too() {
+        let mut s = server(1);
+        let put = |s: &mut PmiServer, i: usize, value: &str| {
+            let r = s.handle(
+                0,
+                &req(&format!(
+                    "cmd=put kvsname=oxmpi_test key=k{i} value={value}"
+                )),
+            );
+            r.replies[0].1.get("rc") == Some("0")
+        };
+        // Keys with one-byte values, then each grown to the longest value: the budget
+        // (entries counted too) stops the growth, not only new keys.
+        let keys = KVS_BUDGET / (VALLEN_MAX / 2);
+        let short = (0..keys).take_while(|&i| put(&mut s, i, "v")).count();
+        assert_eq!(short, keys, "short values fit");
+        let long = "v".repeat(VALLEN_MAX);
+        let grown = (0..keys).take_while(|&i| put(&mut s, i, &long)).count();
+        assert!(grown < keys, "every key grew past the budget");
+        assert!(s.kvs_bytes <= KVS_BUDGET);
+    }
+
+    #[test]
+    fn values_a_get_could_not_return_are_refused() {
+        let mut s = server(1);
+        for c in ['\t', '\r'] {
+            let text = format!("cmd=put kvsname=oxmpi_test key=k value=a{c}b");
+            let r = s.handle(0, &req(&text));
+            assert_eq!(r.replies[0].1.get("rc"), Some("-1"), "{text:?}");
+        }
+        assert!(!s.kvs.contains_key("k"));
     }
 }

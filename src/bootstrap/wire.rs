@@ -46,7 +46,13 @@ pub enum WireError {
     TooLong,
 }
 
-fn valid_token(s: &str) -> bool {
+/// Whether `s` can be a key or value of a line (no space, `=`, tab or line break).
+///
+/// ```
+/// use oxmpi::bootstrap::wire::valid_token;
+/// assert!(valid_token("abc") && !valid_token("a\tb"));
+/// ```
+pub fn valid_token(s: &str) -> bool {
     !s.contains([' ', '=', '\n', '\r', '\t'])
 }
 
