@@ -82,11 +82,16 @@ pub struct PmiServer {
 
 impl PmiServer {
     /// A server for `size` ranks with key-value space `kvsname`, holding
-    /// `PMI_process_mapping = mapping`.
+    /// `PMI_process_mapping = mapping` if it fits a value ([`VALLEN_MAX`]; a longer
+    /// one, of hundreds of nodes of uneven sizes, would make every client's `get`
+    /// fail, where without it they treat every rank as on another node).
     pub fn new(size: usize, kvsname: String, mapping: String) -> PmiServer {
         let mut kvs = HashMap::new();
-        let kvs_bytes = mapping.len();
-        kvs.insert("PMI_process_mapping".to_owned(), (mapping, usize::MAX));
+        let mut kvs_bytes = 0;
+        if mapping.len() <= VALLEN_MAX {
+            kvs_bytes = mapping.len();
+            kvs.insert("PMI_process_mapping".to_owned(), (mapping, usize::MAX));
+        }
         PmiServer {
             kvsname,
             ranks: vec![RankState::default(); size],
@@ -744,6 +749,17 @@ mod tests {
         }
         assert!(refused);
         assert!(s.kvs_bytes <= KVS_BUDGET);
+    }
+
+    #[test]
+    fn a_mapping_longer_than_a_value_is_not_offered() {
+        let long = format!("(vector,{})", "(1,1,1),".repeat(200));
+        let mut s = PmiServer::new(1, "oxmpi_test".into(), long);
+        let r = s.handle(
+            0,
+            &req("cmd=get kvsname=oxmpi_test key=PMI_process_mapping"),
+        );
+        assert_eq!(r.replies[0].1.get("rc"), Some("-1"));
     }
 
     #[test]
