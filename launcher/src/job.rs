@@ -133,6 +133,9 @@ pub struct Job {
     /// (an abort, a malformed line), reported only as those ranks are handled in
     /// blame order ([`Job::check_exits`]).
     held: Option<Vec<Failure>>,
+    /// Ranks some rank said it lost that were given [`LOST_PEER_WAIT`] to be seen
+    /// ending: each is waited for once, however many ranks name it.
+    lost_waited: Vec<usize>,
     /// When to reap the processes that came to oxrun as their subreaper and ended
     /// ([`strays::reap_ended`]), and when it last did.
     reap_at: Option<Instant>,
@@ -211,6 +214,7 @@ impl Job {
             external_signals: 0,
             guard: None,
             held: None,
+            lost_waited: Vec::new(),
             reap_at: None,
             last_reap: Instant::now(),
         })
@@ -556,14 +560,21 @@ impl Job {
         // closes its connections before it can be waited for. Blame goes to the peer
         // if it ends within a moment.
         if self.failure.is_none() {
-            let lost: Vec<usize> = ended
+            let mut lost: Vec<usize> = ended
                 .iter()
                 .filter_map(|&(rank, _)| self.pmi.lost_peer(rank))
+                .filter(|peer| !self.lost_waited.contains(peer))
                 .collect();
+            lost.sort_unstable();
+            lost.dedup();
+            // One moment for all of them: oxrun handles nothing else meanwhile.
+            let until = Instant::now() + LOST_PEER_WAIT;
             for peer in lost {
+                self.lost_waited.push(peer);
                 if self.ranks[peer].exit.is_none()
                     && !ended.iter().any(|&(r, _)| r == peer)
-                    && let Some(exit) = self.await_end(peer, LOST_PEER_WAIT)
+                    && let Some(exit) =
+                        self.await_end(peer, until.saturating_duration_since(Instant::now()))
                 {
                     self.service_pmi(peer, true);
                     ended.push((peer, exit));
