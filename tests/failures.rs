@@ -185,6 +185,33 @@ fn oxrun_killed_during_start_up_leaves_nothing_in_dev_shm() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// More ranks than the open-file limit allows is a clear error before any rank
+/// starts (it was "Too many open files" for the first rank beyond it).
+#[test]
+fn too_low_an_open_file_limit_is_a_clear_error() {
+    let oxrun = common::bin_dir().join("oxrun");
+    let hello = common::program("examples/hello");
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n 40 && exec {} -n 12 {}",
+            oxrun.display(),
+            hello.display()
+        ))
+        .output()
+        .expect("sh");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("ulimit -n") && err.contains("12 ranks need"),
+        "{err}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).is_empty(),
+        "no rank ran"
+    );
+}
+
 /// A program a rank starts does not inherit the rank's connection to the launcher.
 #[test]
 fn a_rank_s_child_does_not_speak_for_it() {

@@ -222,7 +222,14 @@ impl Job {
 
     /// Spawns every rank (from the main thread: see `spawn`), telling the guard of each.
     fn start(&mut self, spec: &JobSpec) {
-        let nofile = spawn::raise_fd_limit(spec.layout.size());
+        let nofile = match spawn::raise_fd_limit(spec.layout.size()) {
+            Ok(old) => old,
+            Err(e) => {
+                self.out.message(&format!("oxrun: {e}"));
+                self.fail(Failure::Launch);
+                return;
+            }
+        };
         let mut stdin0 = None;
         for rank in 0..spec.layout.size() {
             let binding = &spec.plan.bindings[rank];

@@ -166,19 +166,26 @@ pub fn spawn(rc: &RankCommand<'_>) -> io::Result<Spawned> {
 
 /// Raises oxrun's soft limit on open files when `ranks` need more than it allows
 /// (three descriptors each, plus a margin), up to the hard limit. Returns the old
-/// limit, which ranks get back, or `None` when nothing changed.
-pub fn raise_fd_limit(ranks: usize) -> Option<libc::rlimit> {
+/// limit, which ranks get back, or `None` when nothing changed; an error, before any
+/// rank starts, when even the hard limit is too low.
+pub fn raise_fd_limit(ranks: usize) -> Result<Option<libc::rlimit>, String> {
     let need = (3 * ranks + 64) as libc::rlim_t;
     // SAFETY: rlimit is plain data, filled by getrlimit.
     let mut old: libc::rlimit = unsafe { std::mem::zeroed() };
     // SAFETY: `old` is a valid, writable rlimit.
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut old) } != 0 || old.rlim_cur >= need {
-        return None;
+        return Ok(None);
+    }
+    if old.rlim_max < need {
+        return Err(format!(
+            "{ranks} ranks need {need} open files (3 a rank and 64), and the limit is {}: raise it (ulimit -n)",
+            old.rlim_max
+        ));
     }
     let new = libc::rlimit {
         rlim_cur: need.min(old.rlim_max),
         rlim_max: old.rlim_max,
     };
     // SAFETY: `new` is a valid rlimit.
-    (unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &new) } == 0).then_some(old)
+    Ok((unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &new) } == 0).then_some(old))
 }
