@@ -9,7 +9,9 @@
 use oxmpi_testprogs::{check, partner, pattern, seed};
 
 /// Sizes up to the smallest default eager limit (8 KiB over shared memory), around
-/// the 4 KiB where mid sizes begin; those above `OXMPI_EAGER_LIMIT` are left out.
+/// the 4 KiB where mid sizes begin; those above the eager limit the environment sets
+/// (`OXMPI_EAGER_LIMIT`, or half of `OXMPI_SHM_RING_KB`'s ring) are left out: beyond
+/// it such an exchange waits for ever, as MPI's would.
 const SIZES: [usize; 9] = [0, 1, 100, 4096, 4097, 5000, 6000, 7777, 8192];
 const ROUNDS: u64 = 100;
 
@@ -18,10 +20,14 @@ fn main() -> oxmpi::Result<()> {
     let world = universe.world();
     let (rank, size) = (world.rank(), world.size());
     let peer = partner(rank, size);
-    let limit = std::env::var("OXMPI_EAGER_LIMIT")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(usize::MAX);
+    let env = |var: &str| {
+        std::env::var(var)
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+    };
+    let limit = env("OXMPI_EAGER_LIMIT")
+        .unwrap_or(usize::MAX)
+        .min(env("OXMPI_SHM_RING_KB").map_or(usize::MAX, |kb| kb * 1024 / 2));
     let mut got = Vec::new();
     for len in SIZES.into_iter().filter(|&len| len <= limit) {
         for round in 0..ROUNDS {
