@@ -390,9 +390,9 @@ fn wait_each(requests: Vec<Request<'_>>, outcomes: &mut impl Outcomes) -> Result
 /// Waits until one of the requests completes (`MPI_Waitany`), takes it out of its
 /// slot and returns its index and status; `None` when every slot is empty or holds a
 /// request whose completion [`Request::test`] reported already (passed over, as MPI
-/// passes over null requests). When the
-/// request that completed failed, its error is returned and its slot is left empty
-/// as well, so the one slot that changed names it (MPI returns its index).
+/// passes over null requests). When the request that completed failed, its error is
+/// returned and its slot is left empty as well, so the one slot that changed names
+/// it (MPI returns its index).
 pub fn wait_any(requests: &mut [Option<Request<'_>>]) -> Result<Option<(usize, Status)>> {
     let null = |r: &Request<'_>| matches!(r.state, State::Reported);
     if requests.iter().all(|r| r.as_ref().is_none_or(null)) {

@@ -138,8 +138,8 @@ impl Earlier<'_> {
     pub(crate) fn read(&self, rank: usize) -> &[u8] {
         // SAFETY: every rank published `seq` having written for it (the meeting waited
         // for all and read each before moving on), and this rank has not published
-        // the next collective yet: an `Earlier`
-        // lives only inside `Meeting::next_piece_from`'s fill, before the publish.
+        // the next collective yet: an `Earlier` lives only inside
+        // `Meeting::next_piece_from`'s fill, before the publish.
         unsafe { self.area.read(self.slots[rank], self.seq).0 }
     }
 }

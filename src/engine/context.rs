@@ -13,7 +13,7 @@
 
 use super::Engine;
 use super::matching::Body;
-use super::protocol::{control, credit_matched};
+use super::protocol::{control, credit_matched, refusal};
 use super::requests::Op;
 use crate::transport::frame::Kind;
 
@@ -123,9 +123,7 @@ impl Engine {
                     if buffered {
                         credit_matched(outbox, credits, u.peer, size);
                     }
-                    let mut cts = control(Kind::Cts, sreq, 0);
-                    cts.hdr.flags = crate::transport::frame::flags::TRUNCATE;
-                    outbox.push((u.peer, cts));
+                    outbox.push((u.peer, refusal(sreq)));
                 }
             }
             true

@@ -257,7 +257,6 @@ impl Matcher {
         self.unexpected.remove(i)
     }
 
-    /// Removes the unexpected messages `doomed` picks; returns how many.
     /// The unexpected announcement of send request `sreq` of `peer`, if no receive
     /// has taken it yet.
     pub(crate) fn unexpected_rts(&mut self, peer: usize, sreq: u64) -> Option<&mut Unexpected> {
@@ -267,6 +266,7 @@ impl Matcher {
             .find(|u| u.peer == peer && matches!(u.body, Body::Rts { sreq: s, .. } if s == sreq))
     }
 
+    /// Removes the unexpected messages `doomed` picks; returns how many.
     pub(crate) fn drop_unexpected_where(
         &mut self,
         mut doomed: impl FnMut(&Unexpected) -> bool,

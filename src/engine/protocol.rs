@@ -112,6 +112,14 @@ pub(super) fn control(kind: Kind, a: u64, b: u64) -> OutFrame {
     }
 }
 
+/// The clear-to-send that refuses announced message `sreq`: its sender completes
+/// without sending the data.
+pub(super) fn refusal(sreq: u64) -> OutFrame {
+    let mut cts = control(Kind::Cts, sreq, 0);
+    cts.hdr.flags = flags::TRUNCATE;
+    cts
+}
+
 /// Counts a matched message of `len` bytes for which `peer` spent credit, queueing
 /// the credit due back in `outbox`.
 #[inline(always)]
@@ -212,9 +220,7 @@ impl Core {
                 ));
             }
             Arrival::Rts { sreq, size, .. } if size > buf.len() => {
-                let mut cts = control(Kind::Cts, sreq, 0);
-                cts.hdr.flags = flags::TRUNCATE;
-                self.outbox.push((peer, cts));
+                self.outbox.push((peer, refusal(sreq)));
                 *op = Op::done(Err(truncation(env, size, buf.len())));
             }
             Arrival::Rts {

@@ -34,29 +34,19 @@ use crate::transport::frame::{Header, Kind};
 use crate::userbuf::UserBufMut;
 
 /// How far ahead of the next expected frame from its peer a frame may be and still be
-/// read: one further ahead waits in its connection ([`super::incoming::Pump::Held`]) while the frames
-/// before it are read from the other (a higher peer's first frames on its own
-/// connection, which this rank may not even have accepted yet when the peer's later
-/// frames come on this rank's).
+/// read: one further ahead waits in its connection
+/// ([`super::incoming::Pump::Held`]) while the frames before it are read from the
+/// other (a higher peer's first frames on its own connection, which this rank may not
+/// even have accepted yet when the peer's later frames come on this rank's).
 const HOLD_AHEAD: u16 = 1024;
 
 /// A numbered frame that arrived early, with a copy of its payload.
 type Early = (Header, Vec<u8>);
 
-/// Whether frames of `kind` are numbered.
+/// Whether frames of `kind` are numbered: every frame but data (and unknown kinds,
+/// which the engine refuses).
 pub(crate) fn numbered(kind: Option<Kind>) -> bool {
-    matches!(
-        kind,
-        Some(
-            Kind::Eager
-                | Kind::Rts
-                | Kind::Cts
-                | Kind::SyncAck
-                | Kind::Credit
-                | Kind::Fin
-                | Kind::Bye
-        )
-    )
+    !matches!(kind, None | Some(Kind::Data))
 }
 
 /// The numbers of this rank's frames to each peer, and of each peer's frames to it.
