@@ -61,6 +61,10 @@ const DEFAULT_EAGER: usize = 64 * 1024 - HEADER_LEN;
 const DIRECT_READS: usize = 4;
 /// ...and asks the poller (new connections, writability, closes) every this many calls.
 const POLL_EVERY: u32 = 16;
+/// How long opening a connection waits for the peer's host. A peer that ended is
+/// refused at once; this bounds a host that drops the attempt (unreachable, or a
+/// listener that never accepts), which the kernel would retry for about two minutes.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Clone, Copy)]
 struct Ready {
@@ -106,6 +110,8 @@ pub(crate) struct Tcp {
     /// the poller (for connections not accepted yet) on every call meanwhile.
     held: bool,
     closing: bool,
+    /// [`CONNECT_TIMEOUT`] (shorter in tests).
+    connect_timeout: Duration,
 }
 
 impl Tcp {
@@ -146,6 +152,7 @@ impl Tcp {
             held: false,
             eager_limit: eager_limit.unwrap_or(DEFAULT_EAGER).min(MAX_INLINE),
             closing: false,
+            connect_timeout: CONNECT_TIMEOUT,
         })
     }
 
@@ -255,7 +262,17 @@ impl Tcp {
         }
         let addr = (self.resolver)(peer)?;
         let lost = |e: io::Error| self.lost(peer, format!("connecting to {addr} failed: {e}"));
-        let mut std_stream = std::net::TcpStream::connect(addr).map_err(lost)?;
+        let mut std_stream = match std::net::TcpStream::connect_timeout(&addr, self.connect_timeout)
+        {
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                let waited = self.connect_timeout.as_secs_f64();
+                return Err(self.lost(
+                    peer,
+                    format!("connecting to {addr}: no answer in {waited} s"),
+                ));
+            }
+            opened => opened.map_err(lost)?,
+        };
         std_stream.set_nodelay(true).map_err(lost)?;
         let hello = Hello::new(self.secret, self.me, self.size);
         io::Write::write_all(&mut std_stream, bytemuck::bytes_of(&hello)).map_err(lost)?;
@@ -502,5 +519,38 @@ impl Transport for Tcp {
 
     fn eager_limit(&self) -> usize {
         self.eager_limit
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use socket2::{Domain, Socket, Type};
+
+    /// A peer's host that drops connection attempts (a listener whose queue is full
+    /// and never accepts) is a lost peer after the connect timeout, not a hang.
+    #[test]
+    fn a_host_that_never_answers_is_a_lost_peer() {
+        let silent = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        silent
+            .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+            .unwrap();
+        silent.listen(0).unwrap();
+        let addr = silent.local_addr().unwrap().as_socket().unwrap();
+        // Fills the queue: later attempts' SYNs are dropped.
+        let _queued = std::net::TcpStream::connect(addr).unwrap();
+        let own = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut tcp = Tcp::new(0, 2, [1; 16], own, None, Box::new(move |_| Ok(addr))).unwrap();
+        tcp.connect_timeout = Duration::from_millis(300);
+        match tcp.connect(1) {
+            Err(Error::PeerLost {
+                rank: 0,
+                peer: 1,
+                detail,
+            }) => {
+                assert!(detail.contains("no answer in 0.3 s"), "{detail}")
+            }
+            other => panic!("expected a lost peer, got {other:?}"),
+        }
     }
 }
