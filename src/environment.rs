@@ -15,6 +15,7 @@ use crate::bootstrap::Bootstrap;
 use crate::comm::Comm;
 use crate::engine::{self, Engine, wait};
 use crate::error::{Error, Result};
+use crate::settings;
 use crate::transport::network::{Network, Route};
 use crate::transport::shm::{self, Segment, Shm};
 use crate::transport::tcp::Tcp;
@@ -75,38 +76,28 @@ enum TransportChoice {
 
 impl TransportChoice {
     fn from_env() -> Result<TransportChoice> {
-        match std::env::var("OXMPI_TRANSPORT").as_deref() {
-            Err(_) | Ok("") | Ok("auto") => Ok(TransportChoice::Auto),
-            Ok("tcp") => Ok(TransportChoice::Tcp),
-            Ok(other) => Err(Error::config("OXMPI_TRANSPORT", other, "one of: auto, tcp")),
+        match settings::text("OXMPI_TRANSPORT")?.as_deref() {
+            None | Some("" | "auto") => Ok(TransportChoice::Auto),
+            Some("tcp") => Ok(TransportChoice::Tcp),
+            Some(other) => Err(Error::config("OXMPI_TRANSPORT", other, "one of: auto, tcp")),
         }
     }
 }
 
 fn error_mode_from_env() -> Result<ErrorMode> {
-    match std::env::var("OXMPI_ERRORS").as_deref() {
-        Err(_) | Ok("") | Ok("fatal") => Ok(ErrorMode::Fatal),
-        Ok("return") => Ok(ErrorMode::Return),
-        Ok(other) => Err(Error::config("OXMPI_ERRORS", other, "fatal or return")),
+    match settings::text("OXMPI_ERRORS")?.as_deref() {
+        None | Some("" | "fatal") => Ok(ErrorMode::Fatal),
+        Some("return") => Ok(ErrorMode::Return),
+        Some(other) => Err(Error::config("OXMPI_ERRORS", other, "fatal or return")),
     }
 }
 
 fn host_addr() -> Result<IpAddr> {
-    match std::env::var("OXMPI_HOST_ADDR") {
-        Err(_) => Ok(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-        Ok(v) => v
+    match settings::text("OXMPI_HOST_ADDR")? {
+        None => Ok(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        Some(v) => v
             .parse()
             .map_err(|_| Error::config("OXMPI_HOST_ADDR", v, "an IP address of this host")),
-    }
-}
-
-/// Reads an on/off `OXMPI_*` variable: unset, empty or `1` is on, `0` off, anything
-/// else an error.
-fn env_switch(var: &str) -> Result<bool> {
-    match std::env::var(var).as_deref() {
-        Err(_) | Ok("1") | Ok("") => Ok(true),
-        Ok("0") => Ok(false),
-        Ok(other) => Err(Error::config(var, other, "0 or 1")),
     }
 }
 
@@ -116,17 +107,18 @@ fn env_switch(var: &str) -> Result<bool> {
 /// where the kernel allows it; unset or `auto`: receivers choose by timing both),
 /// `OXMPI_SHM_SPLIT`
 /// (smallest single-copy message both ends copy; 0: never), `OXMPI_SHM_MEMBARRIER` (0:
-/// publishers fence instead of sleepers' `membarrier` calls).
+/// publishers fence instead of sleepers' `membarrier` calls). Checked against one
+/// another by [`shm::Config::validated`] where shared memory is used.
 fn shm_config(eager: Option<usize>, oversubscribed: bool) -> Result<shm::Config> {
     let ring_kb =
-        wait::env_number("OXMPI_SHM_RING_KB")?.map_or(shm::Config::DEFAULT_RING_KB, |n| n as usize);
+        settings::number("OXMPI_SHM_RING_KB")?.map_or(shm::Config::DEFAULT_RING_KB, |n| n as usize);
     // Unset or `auto`: single copy where allowed, or streaming where receivers find
     // it faster (not among ranks sharing cores, which would switch for every chunk).
-    let (single_copy, learn) = match std::env::var("OXMPI_SHM_SINGLE_COPY").as_deref() {
-        Err(_) | Ok("" | "auto") => (true, !oversubscribed),
-        Ok("1") => (true, false),
-        Ok("0") => (false, false),
-        Ok(other) => {
+    let (single_copy, learn) = match settings::text("OXMPI_SHM_SINGLE_COPY")?.as_deref() {
+        None | Some("" | "auto") => (true, !oversubscribed),
+        Some("1") => (true, false),
+        Some("0") => (false, false),
+        Some(other) => {
             return Err(Error::config(
                 "OXMPI_SHM_SINGLE_COPY",
                 other,
@@ -134,11 +126,11 @@ fn shm_config(eager: Option<usize>, oversubscribed: bool) -> Result<shm::Config>
             ));
         }
     };
-    let membarrier = env_switch("OXMPI_SHM_MEMBARRIER")?;
+    let membarrier = settings::switch("OXMPI_SHM_MEMBARRIER")?;
     let ring_lines = ring_kb.saturating_mul(1024) / 64;
     // Defaults fit the ring; values set explicitly are checked against it.
     let cap = shm::Config::largest_payload(ring_lines);
-    shm::Config {
+    Ok(shm::Config {
         ring_lines,
         // Ranks sharing cores pay a context switch for every rendezvous round trip, so
         // they send more eagerly (bcast of 8 KiB on 4 ranks over 2 cores: 3 us eager,
@@ -148,19 +140,18 @@ fn shm_config(eager: Option<usize>, oversubscribed: bool) -> Result<shm::Config>
         } else {
             shm::Config::DEFAULT_EAGER.min(cap)
         }),
-        chunk: wait::env_number("OXMPI_SHM_CHUNK")?
+        chunk: settings::number("OXMPI_SHM_CHUNK")?
             .map_or(shm::Config::DEFAULT_CHUNK.min(cap), |n| n as usize),
         single_copy,
         learn,
         membarrier,
         // Splitting a copy pays only with a core free for the sender.
-        split: match wait::env_number("OXMPI_SHM_SPLIT")? {
+        split: match settings::number("OXMPI_SHM_SPLIT")? {
             Some(0) => None,
             Some(n) => Some(n as usize),
             None => (!oversubscribed).then_some(shm::Config::DEFAULT_SPLIT),
         },
-    }
-    .validated()
+    })
 }
 
 /// Starts oxmpi in this process (`MPI_Init`).
@@ -184,8 +175,8 @@ pub fn init() -> Result<Universe> {
     wtime();
     let choice = TransportChoice::from_env()?;
     let error_mode = error_mode_from_env()?;
-    let eager = wait::env_number("OXMPI_EAGER_LIMIT")?.map(|n| n as usize);
-    let budget = wait::env_number("OXMPI_UNEXPECTED_BYTES")?.map_or(64 << 20, |n| n as usize);
+    let eager = settings::number("OXMPI_EAGER_LIMIT")?.map(|n| n as usize);
+    let budget = settings::number("OXMPI_UNEXPECTED_BYTES")?.map_or(64 << 20, |n| n as usize);
     let mut boot = Bootstrap::from_env()?;
     let policy = wait::WaitPolicy::from_env(boot.oversubscribed)?;
     let (rank, size) = (boot.rank, boot.size);
@@ -203,10 +194,15 @@ pub fn init() -> Result<Universe> {
             }
         })
         .collect();
+    // Every variable is read whichever transports this rank uses: one that does not
+    // parse is an error here, not only on the jobs that happen to read it.
+    let shm_config = shm_config(eager, boot.oversubscribed)?;
+    let host = host_addr()?;
+    crate::coll::select::env()?;
     // The node's first rank creates the segment before the fence; the others open it
     // after.
     let shm_config = if use_shm {
-        Some(shm_config(eager, boot.oversubscribed)?)
+        Some(shm_config.validated()?)
     } else {
         None
     };
@@ -221,9 +217,8 @@ pub fn init() -> Result<Universe> {
         _ => None,
     };
     let listener = if routes.contains(&Route::Tcp) {
-        let ip = host_addr()?;
-        let listener = std::net::TcpListener::bind(SocketAddr::new(ip, 0))
-            .map_err(|e| Error::io(format!("listening for peers on {ip}"), e))?;
+        let listener = std::net::TcpListener::bind(SocketAddr::new(host, 0))
+            .map_err(|e| Error::io(format!("listening for peers on {host}"), e))?;
         let addr = listener
             .local_addr()
             .map_err(|e| Error::io("reading the listener's address", e))?;

@@ -30,6 +30,7 @@ pub mod environment;
 mod error;
 mod point_to_point;
 pub mod request;
+mod settings;
 mod status;
 mod transport;
 mod userbuf;

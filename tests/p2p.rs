@@ -124,6 +124,56 @@ fn bad_shared_memory_settings_are_clear_errors() {
     }
 }
 
+/// Every variable is checked by init whichever transport the job uses, and a value
+/// that is not UTF-8 is an error, not taken for unset.
+#[test]
+fn every_setting_is_checked_whatever_the_transport() {
+    use std::os::unix::ffi::OsStrExt;
+    let not_utf8 = std::ffi::OsStr::from_bytes(b"tc\xffp");
+    // (transport, variable, value, what the error says is expected)
+    let cases: [(&str, &str, &std::ffi::OsStr, &str); 6] = [
+        ("tcp", "OXMPI_SHM_RING_KB", "garbage".as_ref(), "integer"),
+        ("tcp", "OXMPI_SHM_CHUNK", "-5".as_ref(), "integer"),
+        ("auto", "OXMPI_COLL_ALLREDUCE", "bubble".as_ref(), "ring"),
+        (
+            "auto",
+            "OXMPI_YIELDS",
+            "4294967296".as_ref(),
+            "at most 4294967295",
+        ),
+        (
+            "auto",
+            "OXMPI_SHM_RING_KB",
+            "9007199254740992".as_ref(),
+            "from 4 to",
+        ),
+        ("auto", "OXMPI_ERRORS", not_utf8, "not UTF-8"),
+    ];
+    for (transport, var, value, expected) in cases {
+        let out = Job::new(2, "examples/hello")
+            .env("OXMPI_TRANSPORT", transport)
+            .env(var, value)
+            .output();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{var}={value:?} was accepted: {err}");
+        assert!(err.contains(var) && err.contains(expected), "{var}: {err}");
+    }
+    // A rank started alone (oxrun sets this variable itself) reads it too.
+    let out = std::process::Command::new(common::program("examples/hello"))
+        .env("OXMPI_HOST_ADDR", "not-an-ip")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("OXMPI_HOST_ADDR"),
+        "{err}"
+    );
+    // Other variables are not oxmpi's business, whatever their bytes.
+    Job::new(2, "coll_mixed")
+        .env("NOT_OXMPI", not_utf8)
+        .success();
+}
+
 /// Every ring size the variable accepts works with the other settings left at their
 /// defaults (which shrink to what a small ring carries).
 #[test]

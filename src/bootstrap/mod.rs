@@ -220,7 +220,14 @@ impl Bootstrap {
             .filter(|_| extension)
             .unwrap_or_else(|| name_part(pmi.kvsname()));
         let oversubscribed = if extension {
-            std::env::var("OXMPI_OVERSUBSCRIBED").is_ok_and(|v| v == "1")
+            match crate::settings::text("OXMPI_OVERSUBSCRIBED")?.as_deref() {
+                None | Some("0") => false,
+                Some("1") => true,
+                Some(other) => {
+                    let expected = "0 or 1 (oxrun sets it)";
+                    return Err(Error::config("OXMPI_OVERSUBSCRIBED", other, expected));
+                }
+            }
         } else {
             let cpus = std::thread::available_parallelism().map_or(1, usize::from);
             more_local_ranks_than(&nodes, rank, cpus)

@@ -240,9 +240,15 @@ static FORCED: [AtomicU8; COUNT] = [const { AtomicU8::new(AUTO) }; COUNT];
 static ENV: OnceLock<std::result::Result<(), (String, String, String)>> = OnceLock::new();
 
 fn read_env() -> std::result::Result<(), (String, String, String)> {
-    for (var, value) in std::env::vars() {
-        let Some(op) = var.strip_prefix("OXMPI_COLL_") else {
+    // Other variables, whatever their bytes, are none of oxmpi's business.
+    for (var, value) in std::env::vars_os() {
+        let Some(op) = var.to_str().and_then(|v| v.strip_prefix("OXMPI_COLL_")) else {
             continue;
+        };
+        let var = var.to_string_lossy().into_owned();
+        let Ok(value) = value.into_string() else {
+            let expected = "an algorithm's name (this value is not UTF-8)".to_string();
+            return Err((var, String::from("?"), expected));
         };
         let Some(&coll) = Collective::ALL
             .iter()
@@ -263,8 +269,10 @@ fn read_env() -> std::result::Result<(), (String, String, String)> {
     Ok(())
 }
 
+/// Reads the `OXMPI_COLL_*` variables (once per process): one naming an unknown
+/// collective or algorithm is an [`Error::Config`].
 #[inline(always)]
-fn env() -> Result<()> {
+pub(crate) fn env() -> Result<()> {
     match ENV.get_or_init(read_env) {
         Ok(()) => Ok(()),
         Err((var, value, expected)) => Err(Error::config(var, value, expected)),

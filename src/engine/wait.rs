@@ -11,7 +11,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::settings;
 
 /// First sleep of a wait. Wakers skip the memory fence that would make a missed
 /// wake-up impossible (it would cost every send a store-buffer drain). Where sleepers
@@ -63,12 +64,12 @@ impl WaitPolicy {
                 cores: None,
             }
         };
-        if let Some(us) = env_number("OXMPI_SPIN_US")? {
+        if let Some(us) = settings::number("OXMPI_SPIN_US")? {
             p.spin = Duration::from_micros(us);
             // An explicit budget is the budget.
             p.cores = None;
         }
-        if let Some(n) = env_number("OXMPI_YIELDS")? {
+        if let Some(n) = settings::number_up_to("OXMPI_YIELDS", u32::MAX.into())? {
             p.yields = n as u32;
         }
         Ok(p)
@@ -93,18 +94,6 @@ impl WaitPolicy {
             Some(cores) => !crowded(cores),
             None => self.spins(),
         }
-    }
-}
-
-/// Reads a numeric `OXMPI_*` variable; unset is `None`, garbage is an error.
-pub(crate) fn env_number(var: &str) -> Result<Option<u64>> {
-    match std::env::var(var) {
-        Err(_) => Ok(None),
-        Ok(v) => v
-            .trim()
-            .parse()
-            .map(Some)
-            .map_err(|_| Error::config(var, v, "a non-negative integer")),
     }
 }
 

@@ -114,7 +114,7 @@ impl Job {
     }
 
     /// Sets an environment variable for oxrun (and so every rank).
-    pub fn env(mut self, key: &str, value: &str) -> Job {
+    pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Job {
         self.cmd.env(key, value);
         self
     }

@@ -67,6 +67,9 @@ impl Config {
     pub(crate) const OVERSUBSCRIBED_EAGER: usize = 32 * 1024;
     pub(crate) const DEFAULT_CHUNK: usize = 16 * 1024;
     pub(crate) const DEFAULT_SPLIT: usize = 128 * 1024;
+    /// Rings of up to 1 GiB (every local rank has one, and the segment's size must
+    /// not overflow).
+    const MAX_RING_LINES: usize = (1 << 30) / 64;
 
     /// The largest frame payload a ring of `ring_lines` lines carries: defaults of the
     /// eager limit and chunk size are capped to it, so every ring size works without
@@ -81,11 +84,16 @@ impl Config {
         let bad = |var: &str, value: usize, expected: String| {
             Error::config(var, value.to_string(), expected)
         };
-        if self.ring_lines < 64 || !self.ring_lines.is_power_of_two() {
+        if !(64..=Self::MAX_RING_LINES).contains(&self.ring_lines)
+            || !self.ring_lines.is_power_of_two()
+        {
             return Err(bad(
                 "OXMPI_SHM_RING_KB",
                 self.ring_lines * 64 / 1024,
-                "a power of two of at least 4".into(),
+                format!(
+                    "a power of two from 4 to {}",
+                    Self::MAX_RING_LINES * 64 / 1024
+                ),
             ));
         }
         if self.eager_limit > max {
