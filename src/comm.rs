@@ -189,11 +189,12 @@ impl Comm {
     /// The next collective's number. Only the thread that owns the engine takes one,
     /// so a load and a store do: a locked add would also drain this core's store
     /// buffer, making the next collective wait for the last one's published lines to
-    /// reach the other cores. A call from another thread fails at its first access
-    /// to the engine, and must not use up the number of the owner's next collective.
+    /// reach the other cores. A call from another thread, or from inside a call (a
+    /// reduction's closure), fails at its first access to the engine, and must not
+    /// use up the number of the owner's next collective.
     fn take_coll_seq(&self) -> u32 {
         let seq = self.inner.coll_seq.load(Ordering::Relaxed);
-        if engine::owned_here() {
+        if engine::callable_here() {
             self.inner
                 .coll_seq
                 .store(seq.wrapping_add(1), Ordering::Relaxed);

@@ -137,9 +137,11 @@ pub(crate) fn uninstall() -> Option<Engine> {
     engine
 }
 
-/// Whether this thread owns the engine.
-pub(crate) fn owned_here() -> bool {
-    ROLE.get() != OUTSIDE
+/// Whether a call from this thread reaches the engine: the thread owns it and is not
+/// inside a call already (one from inside, such as a reduction's closure calling a
+/// collective, is refused).
+pub(crate) fn callable_here() -> bool {
+    ROLE.get() == OWNER
 }
 
 /// Whether an engine is installed (by any thread).

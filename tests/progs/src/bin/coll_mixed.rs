@@ -450,8 +450,45 @@ fn errors(world: &Comm) {
         }
         other => panic!("unknown algorithm accepted: {other:?}"),
     }
+    called_from_inside_a_reduction(world);
     // Still in step after the refusals: a collective works.
-    world.barrier().expect("barrier after errors");
+    let mut sum = [0u32];
+    world
+        .allreduce(&[1], &mut sum, Op::Sum)
+        .expect("allreduce after errors");
+    assert_eq!(sum[0], size as u32, "in step after the errors");
+}
+
+/// A collective called from inside a reduction's closure is refused (oxmpi is not
+/// re-entrant) and uses up nothing: ranks whose closure ran (the reduce's inner
+/// nodes) stay in step with those whose closure did not.
+fn called_from_inside_a_reduction(world: &Comm) {
+    use std::cell::RefCell;
+    thread_local! {
+        static INSIDE: RefCell<Option<Comm>> = const { RefCell::new(None) };
+    }
+    INSIDE.with(|c| *c.borrow_mut() = Some(world.clone()));
+    let op = Op::commutative(|a: &[u32], b: &mut [u32]| {
+        INSIDE.with(|c| {
+            if let Some(c) = c.borrow().as_ref() {
+                match c.barrier() {
+                    Err(Error::InvalidArgument(msg)) if msg.contains("inside") => {}
+                    other => panic!("a barrier inside a reduction: {other:?}"),
+                }
+            }
+        });
+        for (y, x) in b.iter_mut().zip(a) {
+            *y += x;
+        }
+    });
+    let mut out = [0u32];
+    world
+        .reduce(&[1u32], &mut out, op, 0)
+        .expect("reduce whose closure calls oxmpi");
+    INSIDE.with(|c| c.borrow_mut().take());
+    if world.rank() == 0 {
+        assert_eq!(out[0], world.size() as u32);
+    }
 }
 
 /// Collectives as messages where the last rank passes longer vectors than the
