@@ -118,10 +118,11 @@ impl<'s> Scope<'s, '_> {
     fn register_elements(&'s self, id: ReqId, elem_size: u32) -> Request<'s> {
         let mut live = self.live.borrow_mut();
         if live.len() >= self.prune_at.get() {
-            // Forget the ids of finished operations, so a long-lived scope holds only
-            // what is in flight.
+            // Forget the ids the engine forgot (waited for, or freed and complete), so a
+            // long-lived scope lists only what is in flight or still to be collected: a
+            // finished operation nobody waited for is collected at the scope's end.
             let _ = engine::with(|e| {
-                live.retain(|&id| !e.core.reqs.is_done(id));
+                live.retain(|&id| e.core.reqs.get(id).is_some());
                 Ok(())
             });
             self.prune_at.set((live.len() * 2).max(PRUNE_AT));
