@@ -411,12 +411,7 @@ pub fn wait_any(requests: &mut [Option<Request<'_>>]) -> Result<Option<(usize, S
                 State::Done | State::Reported | State::Failed(_) => None,
             })
             .collect();
-        engine::with(|e| {
-            e.wait_until_or_stalled(
-                |e| ids.iter().any(|&id| e.core.reqs.is_done(id)),
-                |e| ids.iter().any(|&id| e.core.fail_orphaned_any_source(id)),
-            )
-        })?;
+        engine::with(|e| e.wait_any_of(&ids))?;
     }
 }
 

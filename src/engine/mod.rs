@@ -753,6 +753,23 @@ impl Engine {
         self.core.reqs.take_done(id).expect("request is done")
     }
 
+    /// Waits until one of requests `ids` has completed (`wait_any`). When every one of
+    /// them is one only this rank could complete (see `self_deadlock`), the first
+    /// fails with [`Error::Deadlock`] instead, as a wait for it alone would.
+    pub(crate) fn wait_any_of(&mut self, ids: &[ReqId]) -> Result<()> {
+        let mut stalls = 0u32;
+        self.wait_until_or_stalled(
+            |e| ids.iter().any(|&id| e.core.reqs.is_done(id)),
+            |e| {
+                stalls += 1;
+                ids.iter().any(|&id| e.core.fail_orphaned_any_source(id))
+                    || stalls == SELF_DEADLOCK_PASSES
+                        && ids.iter().all(|&id| e.core.only_self_could_complete(id))
+                        && ids.first().is_some_and(|&id| e.core.fail_self_deadlock(id))
+            },
+        )
+    }
+
     /// Progresses once; returns the result if request `id` has completed (the outer
     /// error: progress itself failed, and the request is as it was).
     pub(crate) fn test(&mut self, id: ReqId) -> Result<Option<Result<Status>>> {

@@ -7,50 +7,78 @@
 //! by rendezvous or sent synchronously with no receive posted, a receive from any
 //! source on a communicator of this rank alone. These fail with [`Error::Deadlock`]
 //! instead (MPI lets such a program hang). A send that fails takes its announcement
-//! out of the rank's own unexpected queue, so no later receive matches it.
+//! out of the rank's own unexpected queue, so no later receive matches it, and gets
+//! back the eager credit it spent.
 
-use super::protocol::Core;
+use super::finalized::Finalized;
+use super::protocol::{Core, credit_matched};
 use super::requests::{Op, ReqId, SendPhase};
 use crate::engine::matching::{Body, Pattern};
 use crate::error::Error;
 
 impl Core {
-    /// Fails request `id` if only this rank could complete it (asked by a blocking
-    /// wait for it alone once a progress pass moved nothing). Returns whether it did.
-    pub(crate) fn fail_self_deadlock(&mut self, id: ReqId) -> bool {
-        let me = self.me;
-        let sending_to_self = matches!(
+    /// Whether request `id` is one only this rank could complete: a send to itself
+    /// waiting for its receive, or a posted receive from itself (or from any source
+    /// on a communicator of this rank alone).
+    pub(crate) fn only_self_could_complete(&self, id: ReqId) -> bool {
+        self.sends_to_self_unmatched(id) || self.matcher.any_posted(self.hopeless_receive(id))
+    }
+
+    fn sends_to_self_unmatched(&self, id: ReqId) -> bool {
+        matches!(
             self.reqs.get(id),
-            Some(Op::Send(s)) if s.peer == me && matches!(
+            Some(Op::Send(s)) if s.peer == self.me && matches!(
                 s.phase,
                 SendPhase::AwaitCts | SendPhase::Eager { acked: false, .. }
             )
-        );
-        if sending_to_self {
+        )
+    }
+
+    /// Matches receive `id` if it waits for what only this rank could send.
+    fn hopeless_receive(&self, id: ReqId) -> impl Fn(&Pattern, ReqId) -> bool + use<'_> {
+        let (me, finalized) = (self.me, &self.finalized);
+        move |p: &Pattern, posted: ReqId| posted == id && from_self_only(me, finalized, p)
+    }
+
+    /// Fails request `id` if only this rank could complete it (asked by a blocking
+    /// wait once a progress pass moved nothing). Returns whether it did.
+    pub(crate) fn fail_self_deadlock(&mut self, id: ReqId) -> bool {
+        let me = self.me;
+        if self.sends_to_self_unmatched(id) {
+            // Its eager credit (spent on a message, or on an offer to buffer one)
+            // comes back, as when a receive takes it.
+            let (outbox, credits) = (&mut self.outbox, &mut self.credits);
             self.matcher.drop_unexpected_where(|u| {
-                u.peer == me
-                    && match u.body {
-                        Body::Rts { sreq, .. } => sreq == id.0,
-                        Body::Eager { sync, .. } => sync == Some(id.0),
+                let (ours, credit) = match u.body {
+                    Body::Rts {
+                        sreq,
+                        size,
+                        buffered,
+                        ..
+                    } => (sreq == id.0, buffered.then_some(size)),
+                    Body::Eager { ref data, sync } => {
+                        (sync == Some(id.0), Some(data.as_slice().len()))
                     }
+                };
+                let ours = u.peer == me && ours;
+                if let (true, Some(len)) = (ours, credit) {
+                    credit_matched(outbox, credits, me, len);
+                }
+                ours
             });
             let why = "a send to this rank itself waits for its receive, which only this rank could post while it waits";
             self.reqs.complete(id, Err(Error::Deadlock(why.into())));
             return true;
         }
-        let finalized = &self.finalized;
-        let hopeless = |p: &Pattern, posted: ReqId| {
-            posted == id
-                && match p.from() {
-                    Some(from) => from == me,
-                    None => finalized.alone(p.ctx() / 2),
-                }
-        };
         // Looked at before anything is taken: most waits ask this once and go on.
-        if !self.matcher.any_posted(hopeless) {
+        if !self.matcher.any_posted(self.hopeless_receive(id)) {
             return false;
         }
-        self.matcher.take_posted_where(hopeless);
+        let finalized = &self.finalized;
+        self.matcher
+            .take_posted_where(|p: &Pattern, posted: ReqId| {
+                posted == id && from_self_only(me, finalized, p)
+            });
         let why = "a receive waits for a message that only this rank itself could send, and none is on its way";
         self.reqs.complete(id, Err(Error::Deadlock(why.into())));
         true
@@ -58,9 +86,15 @@ impl Core {
 
     /// Whether a probe for `pattern` waits for what only this rank could send.
     pub(crate) fn probes_self(&self, pattern: &Pattern) -> bool {
-        match pattern.from() {
-            Some(from) => from == self.me,
-            None => self.finalized.alone(pattern.ctx() / 2),
-        }
+        from_self_only(self.me, &self.finalized, pattern)
+    }
+}
+
+/// Whether only rank `me` itself could send what `pattern` matches: it names `me`, or
+/// any source on a communicator of `me` alone.
+fn from_self_only(me: usize, finalized: &Finalized, pattern: &Pattern) -> bool {
+    match pattern.from() {
+        Some(from) => from == me,
+        None => finalized.alone(pattern.ctx() / 2),
     }
 }

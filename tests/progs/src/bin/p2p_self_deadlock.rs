@@ -4,10 +4,12 @@
 //! never sent, a send to itself too large to buffer and a synchronous one, with no
 //! receive posted, and a receive from any source on a communicator of this rank
 //! alone. A failed send leaves nothing behind that a later receive could match, and
-//! messages to itself still work afterwards. Each rank on its own.
+//! messages to itself still work afterwards, with the eager credit failed sends
+//! spent given back. `wait_any` and `wait_some` fail the same way when every request
+//! they wait for is such a one, and wait while one waits for a peer.
 
 use oxmpi::Error;
-use oxmpi_testprogs::{check, pattern};
+use oxmpi_testprogs::{check, partner, pattern};
 
 fn deadlock<T: std::fmt::Debug>(world: &oxmpi::Comm, r: oxmpi::Result<T>, what: &str) {
     check(world, matches!(r, Err(Error::Deadlock(_))), || {
@@ -46,6 +48,52 @@ fn main() -> oxmpi::Result<()> {
         alone.recv(&mut buf[..8], oxmpi::ANY_SOURCE, 4),
         "receive from any source, alone",
     );
+    // Thousands of failed synchronous sends to itself give back the credit their
+    // messages spent: a short send to itself, received after it, still goes eagerly.
+    // (2500 of 60000 bytes: more than the 64 MiB all peers' credit adds up to.)
+    for i in 0..2500 {
+        deadlock(
+            &world,
+            world.ssend(&big[..60_000], rank, 6),
+            &format!("synchronous send {i} to itself"),
+        );
+    }
+    world.send(&big[..60_000], rank, 7)?;
+    world.recv(&mut buf[..60_000], rank, 7)?;
+    // wait_any over receives only this rank could satisfy fails as wait does...
+    oxmpi::scope(|s| -> oxmpi::Result<()> {
+        let (first, second) = buf.split_at_mut(8);
+        let mut reqs = [
+            Some(world.irecv(s, first, rank, 8)?),
+            Some(world.irecv(s, &mut second[..8], rank, 9)?),
+        ];
+        deadlock(&world, oxmpi::wait_any(&mut reqs), "wait_any for itself");
+        deadlock(&world, oxmpi::wait_some(&mut reqs), "wait_some for itself");
+        Ok(())
+    })?;
+    // ...but not while one of them waits for a peer, which sends after a pause.
+    let peer = partner(rank, size);
+    if peer != rank {
+        oxmpi::scope(|s| -> oxmpi::Result<()> {
+            let (first, second) = buf.split_at_mut(8);
+            let mut reqs = [
+                Some(world.irecv(s, first, rank, 10)?),
+                Some(world.irecv(s, &mut second[..8], peer, 10)?),
+            ];
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            world.send(&big[..8], peer, 10)?;
+            let got = oxmpi::wait_any(&mut reqs)?;
+            check(&world, got.is_some_and(|(i, _)| i == 1), || {
+                format!("wait_any beside a peer's message: {got:?}")
+            });
+            deadlock(
+                &world,
+                oxmpi::wait_any(&mut reqs),
+                "the one left, for itself",
+            );
+            Ok(())
+        })?;
+    }
     // Messages to itself with the receive posted first still work, at any size.
     let mut back = vec![0u8; big.len()];
     oxmpi::scope(|s| -> oxmpi::Result<()> {
