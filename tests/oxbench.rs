@@ -63,10 +63,20 @@ fn bad_arguments_exit_2_with_one_message() {
         (2, &["bw", "-m", "9:3"], "MIN (9) is larger than MAX (3)"),
         (2, &["latency", "-i", "0"], "at least 1"),
         (2, &["pingpong"], "unrecognized subcommand"),
+        (4, &["alltoall", "-m", "4611686018427387904"], "too large"),
     ] {
         let out = Job::new(n, "oxbench").args(args).output();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         assert_eq!(stderr.matches(says).count(), 1, "{args:?}: {stderr}");
     }
+    // Sizes no buffer can hold: a clear error on every rank, not a panic.
+    let out = Job::new(2, "oxbench")
+        .args(["latency", "-m", &usize::MAX.to_string()])
+        .output();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("cannot allocate") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
 }

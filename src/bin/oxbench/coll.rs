@@ -11,10 +11,10 @@
 
 use oxmpi::{Comm, Op};
 
-use crate::Failure;
 use crate::options::Common;
 use crate::pattern;
 use crate::table::Table;
+use crate::{Failure, buffer};
 
 /// The collective a test measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,11 +54,22 @@ impl Collective {
     }
 }
 
-/// Element `j` of rank `rank`'s vector in call `call` of a reduction test: small
-/// integers, so sums are exact in `f32` whatever the order.
+/// Element `j` of rank `rank`'s vector in call `call` of a reduction test: a hash of
+/// all three below 4096, so that an element summed from the wrong place or left from
+/// an earlier call shows, and sums are exact in `f32` whatever the order (on up to
+/// 4096 ranks).
 fn element(call: usize, rank: usize, j: usize) -> f32 {
-    ((call * 31 + rank * 7 + j) % 64) as f32
+    let mut x = (call as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        ^ (rank as u64).wrapping_mul(0xc2b2_ae3d_27d4_eb4f)
+        ^ (j as u64).wrapping_mul(0x1656_67b1_9e37_79f9);
+    x ^= x >> 31;
+    x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x ^= x >> 29;
+    (x % 4096) as f32
 }
+
+/// What a validated call's output holds before the call: nothing it could produce.
+const POISON: u8 = 0xa5;
 
 /// Checks `got` (elements `first..` of the reduced vector) against the sum over
 /// `ranks` ranks.
@@ -110,13 +121,17 @@ pub fn run(
         which,
         Collective::Gather | Collective::Scatter | Collective::Allgather | Collective::Alltoall
     );
-    let bytes = if per_rank { max * size } else { max };
+    let bytes = if per_rank {
+        max.checked_mul(size)
+    } else {
+        Some(max)
+    };
     let floats = if which.reduces() { max / 4 } else { 0 };
     let mut bufs = Buffers {
-        send: vec![1; bytes],
-        recv: vec![0; bytes],
-        fsend: vec![1.0; floats],
-        frecv: vec![0.0; floats],
+        send: buffer(bytes, 1)?,
+        recv: buffer(bytes, 0)?,
+        fsend: buffer(Some(floats), 1.0)?,
+        frecv: buffer(Some(floats), 0.0)?,
     };
     for n in sizes {
         let counts = opts.counts(n);
@@ -163,6 +178,7 @@ fn step(
                 for (j, x) in send.iter_mut().enumerate() {
                     *x = element(call, rank, j);
                 }
+                recv.fill(f32::NAN);
             }
             let block = count / size;
             let (send, recv) = match which {
@@ -203,8 +219,11 @@ fn step(
         }
         Collective::Bcast => {
             let buf = &mut bufs.send[..n];
-            if check && rank == 0 {
-                pattern::fill(buf, seed(0, 0));
+            if check {
+                match rank {
+                    0 => pattern::fill(buf, seed(0, 0)),
+                    _ => buf.fill(POISON),
+                }
             }
             if nonblocking {
                 oxmpi::scope(|s| world.ibcast(s, buf, 0)?.wait().map(drop))?;
@@ -219,6 +238,7 @@ fn step(
             let (send, recv) = (&mut bufs.send[..n], &mut bufs.recv[..n * size]);
             if check {
                 pattern::fill(send, seed(rank, 0));
+                recv.fill(POISON);
             }
             let send = &*send;
             match (which, nonblocking) {
@@ -243,6 +263,9 @@ fn step(
                     pattern::fill(block, seed(rank, to));
                 }
             }
+            if check {
+                recv.fill(POISON);
+            }
             let send = &*send;
             match (which, nonblocking) {
                 (Collective::Scatter, false) => world.scatter(send, &mut recv[..n], 0)?,
@@ -264,4 +287,28 @@ fn step(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Validation tells blocks, calls and ranks apart: no shift of a vector by a
+    /// block, no earlier call's result and no other rank's vector passes for the
+    /// right one.
+    #[test]
+    fn reduction_elements_have_no_short_period() {
+        let vector = |call, rank| {
+            (0..4096)
+                .map(|j| element(call, rank, j))
+                .collect::<Vec<_>>()
+        };
+        let v = vector(3, 1);
+        for shift in [1, 2, 4, 64, 256, 1024] {
+            assert_ne!(v[shift..], v[..4096 - shift], "shifted by {shift}");
+        }
+        assert_ne!(v, vector(2, 1));
+        assert_ne!(v, vector(3, 0));
+        assert!(v.iter().all(|&x| x < 4096.0 && x.fract() == 0.0));
+    }
 }

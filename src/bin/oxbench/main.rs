@@ -113,6 +113,23 @@ impl From<oxmpi::Error> for Failure {
     }
 }
 
+/// A buffer of `len` copies of `value` (`None`: a length that overflowed), or a
+/// clear error where the sizes asked for cannot be had.
+pub fn buffer<T: Clone>(len: Option<usize>, value: T) -> Result<Vec<T>, Failure> {
+    let len = len.ok_or_else(|| {
+        Failure::Usage("the message sizes (-m) are too large for this test".into())
+    })?;
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| {
+        let bytes = len as u128 * std::mem::size_of::<T>() as u128;
+        Failure::Run(format!(
+            "cannot allocate a {bytes}-byte buffer (-m too large?)"
+        ))
+    })?;
+    v.resize(len, value);
+    Ok(v)
+}
+
 /// Runs the chosen test on this rank.
 fn run(test: &Test, world: &Comm) -> Result<(), Failure> {
     match test {

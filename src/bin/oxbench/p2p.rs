@@ -17,10 +17,10 @@
 
 use oxmpi::{Comm, Rank};
 
-use crate::Failure;
 use crate::options::{Common, Counts};
 use crate::pattern;
 use crate::table::Table;
+use crate::{Failure, buffer};
 
 /// Messages in flight per window of the bandwidth test.
 const WINDOW: usize = 64;
@@ -72,8 +72,8 @@ pub fn latency(world: &Comm, opts: &Common) -> Result<(), Failure> {
         return wait_for_end(world);
     };
     let pinger = world.rank() == 0;
-    let mut out = vec![1u8; opts.sizes.max];
-    let mut inbox = vec![0u8; opts.sizes.max];
+    let mut out = buffer(Some(opts.sizes.max), 1u8)?;
+    let mut inbox = buffer(Some(opts.sizes.max), 0u8)?;
     for n in opts.sizes.sizes(1) {
         let counts = opts.counts(n);
         let (out, inbox) = (&mut out[..n], &mut inbox[..n]);
@@ -130,12 +130,13 @@ pub fn bw(world: &Comm, opts: &Common) -> Result<(), Failure> {
     // validating, else batches of at most RECV_CACHE bytes (see `recv_window`). Slots
     // are at least a byte apart so that size 0 needs no special case.
     let slot = opts.sizes.max.max(1);
+    let window = WINDOW.checked_mul(slot);
     let len = match (sender, opts.validate) {
-        (_, true) => WINDOW * slot,
-        (true, false) => slot,
-        (false, false) => (WINDOW * slot).min(RECV_CACHE.max(slot)),
+        (_, true) => window,
+        (true, false) => Some(slot),
+        (false, false) => Some(window.unwrap_or(usize::MAX).min(RECV_CACHE.max(slot))),
     };
-    let mut buf = vec![u8::from(sender); len];
+    let mut buf = buffer(len, u8::from(sender))?;
     for n in opts.sizes.sizes(1) {
         let counts = Counts {
             warmup: opts.warmup.unwrap_or(1),
