@@ -35,13 +35,19 @@ struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        if self.pair != 0 {
-            // After finalize there is nothing left to release.
+        if self.pair == 0 {
+            return;
+        }
+        if engine::callable_here() {
             let _ = engine::with(|e| {
                 e.drop_pair(self.pair);
                 Ok(())
             });
+        } else if engine::is_running() {
+            // On another thread, or inside an oxmpi call: the owner releases it later.
+            engine::orphan_pair(self.pair);
         }
+        // After finalize there is nothing left to release.
     }
 }
 

@@ -9,7 +9,15 @@
 //! rank's receives or collectives still uses it: MPI lets a program free a
 //! communicator with operations pending, which complete on it, and a new communicator
 //! given the pair at once would take their messages. Messages that arrived on the
-//! pair and that no receive took are dropped then (nothing can receive them).
+//! pair and that no receive took are dropped then (nothing can receive them). One
+//! that a peer sends on its handle after this rank released the pair, with no
+//! receive for it here, is erroneous in MPI (every message must be received before
+//! finalize); the next communicator given the pair may take it. A handle dropped
+//! where the engine cannot be reached (on another thread, or inside an oxmpi call)
+//! leaves its pair in [`ORPHANED`] for the owner to release at its next communicator
+//! call.
+
+use std::sync::{Mutex, PoisonError};
 
 use super::Engine;
 use super::matching::Body;
@@ -21,6 +29,17 @@ use crate::transport::frame::Kind;
 pub(crate) const PAIRS: usize = 1024;
 /// Words of a free mask.
 pub(crate) const MASK_WORDS: usize = PAIRS / 64;
+
+/// Pairs whose last handle was dropped where the engine could not be reached.
+static ORPHANED: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+/// Leaves `pair` for the engine's owner to release (see [`ORPHANED`]).
+pub(crate) fn orphan_pair(pair: u32) {
+    ORPHANED
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(pair);
+}
 
 /// The free id pairs of this process.
 pub(crate) struct ContextIds {
@@ -73,6 +92,8 @@ impl Engine {
     }
 
     fn settle_pairs(&mut self) {
+        let orphans = std::mem::take(&mut *ORPHANED.lock().unwrap_or_else(PoisonError::into_inner));
+        self.ctx_ids.draining.extend(orphans);
         let mut i = 0;
         while i < self.ctx_ids.draining.len() {
             let pair = self.ctx_ids.draining[i];

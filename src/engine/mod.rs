@@ -129,6 +129,7 @@ pub(crate) fn with<R>(f: impl FnOnce(&mut Engine) -> Result<R>) -> Result<R> {
     })
 }
 
+pub(crate) use context::orphan_pair;
 pub(crate) use owner::{callable_here, install, is_running, uninstall};
 
 /// Tells the launcher when `err` says a peer was lost: the program may end at once,

@@ -1,7 +1,8 @@
 //! dup and split: a duplicate keeps ranks but has its own channel (a message on one
 //! never matches a receive on the other); split by parity with reversed keys reverses
 //! the rank order inside each part; undefined color gets no communicator; nested
-//! splits and many communicators at once work; `split_shared` groups exactly the
+//! splits and many communicators at once work, and ids come back from communicators
+//! dropped on other threads; `split_shared` groups exactly the
 //! ranks that oxrun put on this rank's node.
 
 use oxmpi::{ANY_SOURCE, Color};
@@ -180,6 +181,18 @@ fn main() -> oxmpi::Result<()> {
                 format!("communicator {i} got {}", v[0])
             });
         }
+    }
+    // Communicators dropped on other threads (`Comm` is `Send`) give their ids back
+    // too: more of them than there are ids.
+    for i in 0..1500u64 {
+        let dup = world.dup()?;
+        dup.send(&[i], right, 2)?;
+        let mut v = [0u64];
+        dup.recv(&mut v, left, 2)?;
+        check(&world, v[0] == i, || format!("dup {i} got {}", v[0]));
+        std::thread::spawn(move || drop(dup))
+            .join()
+            .expect("dropping a communicator on another thread");
     }
     // The ranks of this node, as the launcher numbers nodes (OXMPI_NODE_ID), in
     // reverse order of world rank.
