@@ -103,6 +103,46 @@ impl<T: Pod, F: Fn(T, T) -> T + Send + Sync> Combine for Elementwise<T, F> {
             })
         })
     }
+
+    /// Every NaN of a float result becomes the one quiet NaN (`f32::NAN`,
+    /// `f64::NAN`); other types' results are settled already.
+    fn settle(&self, out: &mut [u8]) {
+        let any = std::any::TypeId::of::<T>();
+        if any == std::any::TypeId::of::<f32>() {
+            with_elems_mut(out, canonical_nans::<f32>);
+        } else if any == std::any::TypeId::of::<f64>() {
+            with_elems_mut(out, canonical_nans::<f64>);
+        }
+    }
+}
+
+/// The float types whose NaNs [`canonical_nans`] settles.
+trait Float: Copy {
+    const NAN: Self;
+    fn is_nan(self) -> bool;
+}
+
+impl Float for f32 {
+    const NAN: f32 = f32::NAN;
+    fn is_nan(self) -> bool {
+        f32::is_nan(self)
+    }
+}
+
+impl Float for f64 {
+    const NAN: f64 = f64::NAN;
+    fn is_nan(self) -> bool {
+        f64::is_nan(self)
+    }
+}
+
+/// Replaces every NaN of `v` with the canonical one; reads only, unless it finds one.
+fn canonical_nans<F: Float>(v: &mut [F]) {
+    if v.iter().fold(false, |any, &x| any | x.is_nan()) {
+        for x in v.iter_mut().filter(|x| x.is_nan()) {
+            *x = F::NAN;
+        }
+    }
 }
 
 /// A user's function `f(input, inout)` computing `inout[i] = input[i] ⊕ inout[i]`

@@ -5,8 +5,10 @@
 //! Cost: `log2(p)` steps of the whole vector (plus two for non-power-of-two sizes,
 //! folded by [`Fold`]): the fewest steps, so the choice for short vectors. Partials
 //! cover contiguous runs of ranks and the lower run is always the left operand, so
-//! rank order holds and both partners compute the same bits from the same operands:
-//! every rank ends with an identical result.
+//! rank order holds and both partners compute the same values from the same
+//! operands. Their kernels differ (each combines in place into its own operand), and
+//! with them which NaN a float add or multiply passes on: the result is settled
+//! ([`Schedule::settle`]), so every rank ends with identical bits.
 
 use crate::coll::fold::{Fold, Role};
 use crate::engine::schedule::{Buf, Schedule, Span};
@@ -51,6 +53,7 @@ pub(crate) fn build(s: &mut Schedule, input: Buf, bytes: usize) {
         mask <<= 1;
     }
     s.copy(cur, out);
+    s.settle(out);
     if let Some(lower) = absorbed {
         s.send(lower, out);
     }

@@ -346,14 +346,20 @@ fn cases(world: &Comm, coll: Coll, alg: &str) {
 }
 
 /// Allreduce results are the same bits on every rank and on a second run, with
-/// inputs whose sums round.
+/// inputs whose sums round, and NaNs of every rank's own sign and payload (a NaN
+/// plus a NaN may pass on either operand's).
 fn bit_identical(world: &Comm) {
     let rank = world.rank() as usize;
+    let nan = f32::from_bits(0x7fc0_0000 | (rank as u32 % 2) << 31 | (rank as u32 + 1));
     for alg in Collective::Allreduce.algorithms() {
         oxmpi::set_algorithm(Collective::Allreduce, Some(alg)).expect("algorithm");
         for n in [1usize, 1001, 100_003] {
             let send: Vec<f32> = (0..n)
-                .map(|i| (mix(rank as u64, i as u64, 5) % 1_000_003) as f32 * 1.0e-3 + 1.0 / 3.0)
+                .map(|i| match i % 97 {
+                    1 => nan,
+                    2 if i % 5 == rank % 5 => nan,
+                    _ => (mix(rank as u64, i as u64, 5) % 1_000_003) as f32 * 1.0e-3 + 1.0 / 3.0,
+                })
                 .collect();
             let mut first = vec![0f32; n];
             let mut second = vec![0f32; n];
