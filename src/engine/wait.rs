@@ -17,8 +17,9 @@ use crate::settings;
 /// First sleep of a wait. Wakers skip the memory fence that would make a missed
 /// wake-up impossible (it would cost every send a store-buffer drain). Where sleepers
 /// fence for them (`membarrier`, see `transport/shm/membarrier.rs`) none is missed;
-/// elsewhere that leaves a window of a few hundred nanoseconds in which a wake-up can
-/// be missed, and a first sleep this short bounds what that costs.
+/// elsewhere that leaves a window of a few hundred nanoseconds before each sleep in
+/// which a wake-up can be missed, and a miss costs at most that sleep: this short
+/// for most waits, up to [`MAX_SLEEP`] for one that has slept long already.
 const FIRST_SLEEP: Duration = Duration::from_micros(100);
 /// Longest sleep before re-checking (arrivals normally wake the sleeper at once).
 const MAX_SLEEP: Duration = Duration::from_millis(50);

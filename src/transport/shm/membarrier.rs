@@ -15,8 +15,8 @@
 //! A node uses this only if every local rank registered (`Shm::join` agrees on it);
 //! otherwise the collective area's publishers issue a full fence, and point-to-point
 //! senders, which never fence (a fence would cost every send a store-buffer drain),
-//! leave a window in which a wake-up can be missed, covered by the sleeper's first,
-//! short sleep (`engine::wait`). Publishers that find a sleeper fence fully before
+//! leave a window in which a wake-up can be missed; a miss costs at most the sleep it
+//! falls in (100 µs for a wait's first, doubling up to 50 ms, `engine::wait`). Publishers that find a sleeper fence fully before
 //! they look at what other publishers wrote (`Shm::wake_sleepers`): the sleeper's
 //! fence orders each of them against the sleeper, not two of them against each
 //! other.
