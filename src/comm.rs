@@ -336,7 +336,8 @@ impl Comm {
     }
 
     /// Ends the whole job with `code` (`MPI_Abort`): reports this rank and code to the
-    /// launcher, which stops every rank.
+    /// launcher, which stops every rank (oxrun exits with `code` modulo 256, or 1
+    /// where that is 0).
     pub fn abort(&self, code: i32) -> ! {
         let world = self.inner.group[self.inner.rank as usize];
         let why = format!("rank {world} called abort with code {code}");

@@ -63,6 +63,7 @@ they had in /dev/shm once they are gone.
 Exit status:
   0        every rank exited 0
   N        the first failing rank exited with code N, or called abort with N
+           (modulo 256; 1 where that is 0)
   128+S    the first failing rank was killed by signal S, or oxrun received S
   1        a rank exited without finalize, sent a malformed PMI line, or oxrun
            could not start the job
