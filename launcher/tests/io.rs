@@ -159,6 +159,55 @@ fn oversubscribed_ranks_share_cores_round_robin() {
     }
 }
 
+/// Ranks bound to cores run there: each one's CPU affinity (as the kernel has it) is
+/// its own core's, narrower than oxrun's. Where the machine shows its topology, ranks
+/// no more than the cores are bound.
+#[test]
+fn bound_ranks_run_on_their_own_cores() {
+    let n = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(4);
+    let run = run_job(oxrun(&[
+        "-n",
+        &n.to_string(),
+        "sh",
+        "-c",
+        "echo $PMI_RANK $OXMPI_BINDING $(grep Cpus_allowed_list /proc/self/status | cut -f2)",
+    ]));
+    assert_eq!(run.code(), 0, "{run:?}");
+    let lines = run.sorted_lines();
+    assert_eq!(lines.len(), n, "{run:?}");
+    let topology = std::path::Path::new("/sys/devices/system/cpu/cpu0/topology").exists();
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let all_cpus = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .unwrap()
+        .trim();
+    let mut allowed: Vec<&str> = Vec::new();
+    for line in &lines {
+        let fields: Vec<&str> = line.split(' ').collect();
+        assert_eq!(fields.len(), 3, "{run:?}");
+        if fields[1] == "none" {
+            assert!(!topology, "unbound although the topology is there: {run:?}");
+            assert_eq!(fields[2], all_cpus, "{run:?}");
+            continue;
+        }
+        assert!(fields[1].starts_with("core:"), "{run:?}");
+        if n > 1 {
+            assert_ne!(
+                fields[2], all_cpus,
+                "bound but free to run anywhere: {run:?}"
+            );
+        }
+        allowed.push(fields[2]);
+    }
+    let mut distinct = allowed.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), allowed.len(), "ranks share a core: {run:?}");
+}
+
 #[test]
 fn report_bindings() {
     let run = run_job(oxrun(&[
@@ -235,6 +284,7 @@ fn working_directory() {
     let run = run_job(oxrun(&["--wdir", d, "-n", "2", "./script.sh"]));
     assert_eq!(run.code(), 0, "{run:?}");
     let canonical = dir.canonicalize().unwrap();
+    assert_eq!(run.stdout.lines().count(), 2, "{run:?}");
     assert!(
         run.stdout
             .lines()

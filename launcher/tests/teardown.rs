@@ -364,15 +364,18 @@ fn signals_inherited_as_ignored_stay_ignored() {
 
 /// SIGUSR1 and SIGUSR2 are passed on to every rank, without ending the job.
 #[test]
-fn sigusr1_is_forwarded_to_every_rank() {
-    let script = "trap 'echo got USR1; exit 0' USR1; echo ready; sleep 1001 & wait";
-    let run = signal_after_ready(3, script, &[libc::SIGUSR1]);
-    assert_eq!(run.code(), 0, "{run:?}");
-    let got = run
-        .stdout
-        .lines()
-        .filter(|l| l.ends_with("got USR1"))
-        .count();
-    assert_eq!(got, 3, "{run:?}");
-    assert!(!run.stderr.contains("oxrun: received"), "{run:?}");
+fn sigusr1_and_sigusr2_are_forwarded_to_every_rank() {
+    for (name, signal) in [("USR1", libc::SIGUSR1), ("USR2", libc::SIGUSR2)] {
+        let script =
+            format!("trap 'echo got {name}; exit 0' {name}; echo ready; sleep 1001 & wait");
+        let run = signal_after_ready(3, &script, &[signal]);
+        assert_eq!(run.code(), 0, "{name}: {run:?}");
+        let got = run
+            .stdout
+            .lines()
+            .filter(|l| l.ends_with(&format!("got {name}")))
+            .count();
+        assert_eq!(got, 3, "{name}: {run:?}");
+        assert!(!run.stderr.contains("oxrun: received"), "{name}: {run:?}");
+    }
 }

@@ -52,19 +52,39 @@ mod tests {
     #[test]
     fn wake_ends_a_wait_and_a_changed_word_does_not_sleep() {
         let word = Arc::new(AtomicU32::new(1));
-        let sleeper = {
+        let (woken, told) = std::sync::mpsc::channel();
+        {
             let word = Arc::clone(&word);
+            // Never times out in the test: only the wake below ends it.
             std::thread::spawn(move || {
                 while word.load(Ordering::Acquire) == 1 {
-                    wait(&word, 1, Duration::from_secs(30));
+                    wait(&word, 1, Duration::from_secs(3600));
                 }
-            })
-        };
+                woken.send(()).unwrap();
+            });
+        }
         std::thread::sleep(Duration::from_millis(20));
         word.store(0, Ordering::Release);
         wake(&word);
-        sleeper.join().unwrap();
+        assert!(
+            told.recv_timeout(Duration::from_secs(20)).is_ok(),
+            "the wake did not end the wait"
+        );
         // Word differs from expected: returns immediately.
-        wait(&word, 7, Duration::from_secs(30));
+        wait(&word, 7, Duration::from_secs(3600));
+    }
+
+    /// A wait sleeps: over 100 ms on an unchanged word it returns a handful of times
+    /// (its timeouts, a rare spurious wake-up), not the millions a spin would.
+    #[test]
+    fn a_wait_sleeps_until_its_timeout() {
+        let word = AtomicU32::new(1);
+        let start = std::time::Instant::now();
+        let mut returns = 0;
+        while start.elapsed() < Duration::from_millis(100) {
+            wait(&word, 1, Duration::from_millis(30));
+            returns += 1;
+        }
+        assert!(returns < 50, "{returns} returns in 100 ms");
     }
 }

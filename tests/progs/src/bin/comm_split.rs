@@ -214,9 +214,22 @@ fn main() -> oxmpi::Result<()> {
         local.rank() == expected_rank && seen == reversed,
         || format!("split_shared on node {node} gave ranks {seen:?}, expected {reversed:?}"),
     );
-    // A split of a split.
+    // A split of a split: the part's ranks of one parity, in the part's order.
     let quarter = part.split(part.rank() % 2, part.rank())?.expect("color");
-    check(&world, quarter.size() >= 1, || "nested split".into());
+    let part_members: Vec<i32> = members.iter().rev().copied().collect();
+    let want: Vec<i32> = part_members
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| i as i32 % 2 == part.rank() % 2)
+        .map(|(_, &r)| r)
+        .collect();
+    let mut seen = vec![-1i32; quarter.size() as usize];
+    quarter.allgather(&[rank], &mut seen)?;
+    check(
+        &world,
+        seen == want && want[quarter.rank() as usize] == rank,
+        || format!("nested split gave {seen:?}, expected {want:?}"),
+    );
     if size >= 2 {
         freed_with_a_message_unreceived(&world)?;
     }

@@ -33,7 +33,7 @@ fn main() -> oxmpi::Result<()> {
 
     // wait_any / wait_some / test_any collect every request exactly once.
     let outs: Vec<[i32; 4]> = (0..8).map(|i| [rank, i, 0, 0]).collect();
-    let mut ins = [[0i32; 4]; 8];
+    let mut ins = [[-1i32; 4]; 8];
     oxmpi::scope(|s| -> oxmpi::Result<()> {
         let mut slots = Vec::new();
         for (i, buf) in ins.iter_mut().enumerate() {
@@ -75,7 +75,8 @@ fn main() -> oxmpi::Result<()> {
 
     // Dropped and forgotten requests: the scope completes them.
     let big_out = vec![rank as u8; 300_000];
-    let mut big_in = vec![0u8; 300_000];
+    // Filled with what no message carries (ranks are below 255).
+    let mut big_in = vec![255u8; 300_000];
     let mut small_in = [0u8; 3];
     oxmpi::scope(|s| -> oxmpi::Result<()> {
         let r = world.irecv(s, &mut big_in, left, 20)?;

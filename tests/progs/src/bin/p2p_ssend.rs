@@ -52,7 +52,7 @@ fn main() -> oxmpi::Result<()> {
     }
     // Everyone: a blocking ssend ring (matched by a posted nonblocking receive).
     let (right, left) = ((rank + 1) % size, (rank + size - 1) % size);
-    let mut got = [0i32];
+    let mut got = [-1i32];
     oxmpi::scope(|s| -> oxmpi::Result<()> {
         let r = world.irecv(s, &mut got, left, 7)?;
         world.ssend(&[rank], right, 7)?;
