@@ -23,14 +23,9 @@ use crate::strays;
 /// (`oxrun --shm-guard JOB`; not an option of the launcher).
 pub const GUARD_ARG: &str = "--shm-guard";
 
-/// What oxrun writes to its guard once the job has ended and been cleaned up.
-const DONE: &str = "done";
-
 /// How long a guard waits for the ranks to end once oxrun is gone (they get SIGKILL
 /// as it dies, so this bounds only ranks stuck in the kernel).
 const GUARD_WAIT: Duration = Duration::from_secs(10);
-/// How long oxrun waits for its guard to end at the end of a job.
-const GUARD_END: Duration = Duration::from_secs(1);
 
 /// Removes `/dev/shm/oxmpi-<job>-*`.
 pub fn remove_segments(job: &str) {
@@ -51,9 +46,9 @@ fn remove_in(dir: &Path, job: &str) {
 
 /// oxrun's side of the process that removes the job's segments once oxrun is gone,
 /// however it went. The guard reads the pids of the ranks from a pipe; the pipe's
-/// end (oxrun exited or was killed) tells it to wait for those ranks to end and
-/// then remove the job's names from /dev/shm; an end without [`DONE`] before it
-/// (oxrun was killed) also tells it to end the ranks' process groups first.
+/// end (oxrun was killed: at a normal end oxrun kills the guard first) tells it to
+/// end the ranks' process groups, wait for those ranks to end and then remove the
+/// job's names from /dev/shm.
 #[derive(Debug)]
 pub struct Guard {
     child: Child,
@@ -93,46 +88,33 @@ impl Guard {
     }
 
     /// Ends the guard at the end of a job (every rank reaped, the segments removed):
-    /// it finds nothing left to do. One that does not end within [`GUARD_END`] is
-    /// killed.
+    /// nothing is left for it to do, so it is killed and reaped at once (letting it
+    /// notice the end of its input and look at /dev/shm again took 1-3 ms of every
+    /// job's end).
     pub fn finish(mut self) {
-        if let Some(mut feed) = self.feed.take() {
-            let _ = writeln!(feed, "{DONE}");
-        }
-        let until = Instant::now() + GUARD_END;
-        while Instant::now() < until {
-            if !matches!(self.child.try_wait(), Ok(None)) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
 /// The guard process (`oxrun --shm-guard JOB`): reads rank pids from stdin until it
-/// ends, waits until those ranks have ended (at most [`GUARD_WAIT`]), removes the
-/// job's segments, and returns the exit status.
+/// ends, kills the ranks' process groups, waits until those ranks have ended (at
+/// most [`GUARD_WAIT`]), removes the job's segments, and returns the exit status.
 pub fn guard_main(job: Option<&str>) -> i32 {
     let Some(job) = job.filter(|j| !j.is_empty() && !j.contains('/')) else {
         return 2;
     };
-    let mut pids: Vec<libc::pid_t> = Vec::new();
-    let mut done = false;
-    for line in io::stdin().lock().lines().map_while(Result::ok) {
-        match line.trim() {
-            DONE => done = true,
-            pid => pids.extend(pid.parse::<libc::pid_t>().ok().filter(|&p| p > 0)),
-        }
-    }
-    if !done {
-        // oxrun was killed: each rank leads a process group (its pid), which what it
-        // started is still in; the ranks themselves get SIGKILL as oxrun dies.
-        for &pid in &pids {
-            // SAFETY: killpg takes plain integers; a group that is gone is ESRCH.
-            unsafe { libc::killpg(pid, libc::SIGKILL) };
-        }
+    let pids: Vec<libc::pid_t> = io::stdin()
+        .lock()
+        .lines()
+        .map_while(Result::ok)
+        .filter_map(|line| line.trim().parse().ok().filter(|&p| p > 0))
+        .collect();
+    // oxrun is gone: each rank leads a process group (its pid), which what it
+    // started is still in; the ranks themselves get SIGKILL as oxrun dies.
+    for &pid in &pids {
+        // SAFETY: killpg takes plain integers; a group that is gone is ESRCH.
+        unsafe { libc::killpg(pid, libc::SIGKILL) };
     }
     let until = Instant::now() + GUARD_WAIT;
     while pids.iter().any(|&pid| strays::running(pid)) && Instant::now() < until {

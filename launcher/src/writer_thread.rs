@@ -13,8 +13,8 @@
 use std::io::{self, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
-use std::time::{Duration, Instant};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, TrySendError, channel, sync_channel};
+use std::time::Instant;
 
 use crate::output::FdWriter;
 
@@ -27,8 +27,8 @@ pub struct ThreadWriter {
     tx: Option<SyncSender<Vec<u8>>>,
     /// Set by the thread when a write failed (the reader went away).
     broken: Arc<AtomicBool>,
-    /// Set by the thread when it has written everything and ended.
-    done: Arc<AtomicBool>,
+    /// Disconnected when the thread has written everything and ended.
+    finished: Receiver<()>,
 }
 
 impl ThreadWriter {
@@ -36,15 +36,15 @@ impl ThreadWriter {
     pub fn start(fd: i32) -> io::Result<ThreadWriter> {
         let (tx, rx) = sync_channel::<Vec<u8>>(QUEUE);
         let broken = Arc::new(AtomicBool::new(false));
-        let done = Arc::new(AtomicBool::new(false));
-        let (b, d) = (Arc::clone(&broken), Arc::clone(&done));
+        let (done, finished) = channel();
+        let b = Arc::clone(&broken);
         std::thread::Builder::new()
             .name(format!("oxrun-out{fd}"))
-            .spawn(move || write_all_of(rx, FdWriter(fd), &b, &d))?;
+            .spawn(move || write_all_of(rx, FdWriter(fd), &b, done))?;
         Ok(ThreadWriter {
             tx: Some(tx),
             broken,
-            done,
+            finished,
         })
     }
 
@@ -52,19 +52,21 @@ impl ThreadWriter {
     /// until `until` (a reader that never reads must not keep oxrun alive).
     pub fn close(mut self, until: Instant) {
         self.tx = None;
-        while !self.done.load(Ordering::Acquire) && Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        // Ends as soon as the thread does (its sender goes), not at a polling tick.
+        let _ = self
+            .finished
+            .recv_timeout(until.saturating_duration_since(Instant::now()));
     }
 }
 
-fn write_all_of(rx: Receiver<Vec<u8>>, mut out: FdWriter, broken: &AtomicBool, done: &AtomicBool) {
+/// The thread: writes every batch, then drops `done`.
+fn write_all_of(rx: Receiver<Vec<u8>>, mut out: FdWriter, broken: &AtomicBool, done: Sender<()>) {
     for batch in rx {
         if !broken.load(Ordering::Relaxed) && out.write_all(&batch).is_err() {
             broken.store(true, Ordering::Release);
         }
     }
-    done.store(true, Ordering::Release);
+    drop(done);
 }
 
 impl Write for ThreadWriter {
@@ -91,6 +93,7 @@ impl Write for ThreadWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn a_reader_that_never_reads_does_not_block_the_writer() {
