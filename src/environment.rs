@@ -288,7 +288,15 @@ impl Universe {
         self.world.clone()
     }
 
-    /// The thread level this library offers.
+    /// The thread level this library offers (`MPI_Query_thread`).
+    ///
+    /// ```
+    /// # fn main() -> oxmpi::Result<()> {
+    /// use oxmpi::Threading;
+    /// let universe = oxmpi::init()?;
+    /// assert_eq!(universe.threading(), Threading::Funneled);
+    /// # Ok(()) }
+    /// ```
     pub fn threading(&self) -> Threading {
         Threading::Funneled
     }
@@ -371,6 +379,10 @@ pub fn wtime() -> f64 {
 }
 
 /// Resolution of [`wtime`] in seconds (`MPI_Wtick`).
+///
+/// ```
+/// assert!(oxmpi::wtick() > 0.0 && oxmpi::wtick() < 1e-3);
+/// ```
 pub fn wtick() -> f64 {
     1e-9
 }

@@ -54,9 +54,12 @@ fn tag_output_prefixes_stdout_and_stderr() {
     assert_eq!(err, vec!["[0] err 0", "[1] err 1", "[2] err 2"]);
 }
 
+/// Open MPI's spellings: `-np N`, and `--oversubscribe` (accepted: oversubscription is
+/// always allowed); the program's own flags after it are passed on untouched.
 #[test]
 fn single_dash_np_and_program_flags_untouched() {
     let run = run_job(oxrun(&[
+        "--oversubscribe",
         "-np",
         "2",
         "sh",
