@@ -417,7 +417,11 @@ fn ranks_waiting_for_a_dead_rank_get_peer_lost_in_return_mode() {
         for (wait, (end, code, cause, give_up)) in waits.into_iter().zip(ends.iter().cycle()) {
             // The grace only bounds a failure of this test: the survivors give up as
             // soon as they are told.
-            let job = Job::new(3, "fail").env("OXRUN_KILL_GRACE_MS", "60000");
+            let mut job = Job::new(3, "fail").env("OXRUN_KILL_GRACE_MS", "60000");
+            if transport == "tcp" {
+                // The mode from the environment (through the API on shared memory).
+                job = job.env("OXMPI_ERRORS", "return");
+            }
             let args = ["lost", "1", wait, end, give_up];
             let out = run_failing_job(job, 3, &args, transport);
             let (stdout, stderr) = (
