@@ -8,7 +8,7 @@
 //! collective run the same algorithm.
 
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 
 use super::shared_memory::WHOLE;
 use crate::error::{Error, Result};
@@ -194,6 +194,21 @@ impl Collective {
         self.candidates().iter().map(|a| a.name()).collect()
     }
 
+    /// How many calls of this operation ran `algorithm` in this process so far (0 for
+    /// a name it does not have): for tests that force an algorithm to check that it
+    /// ran.
+    ///
+    /// ```
+    /// assert_eq!(oxmpi::Collective::Scan.runs("bubble"), 0);
+    /// ```
+    #[doc(hidden)]
+    pub fn runs(self, algorithm: &str) -> u32 {
+        self.candidates()
+            .iter()
+            .position(|a| a.name() == algorithm)
+            .map_or(0, |i| RUNS[self.index()][i].load(Ordering::Relaxed))
+    }
+
     fn candidates(self) -> &'static [Algorithm] {
         match self {
             Collective::Barrier => &[Dissemination, Linear, SharedMemory],
@@ -235,6 +250,28 @@ const AUTO: u8 = u8::MAX;
 
 /// The forced algorithm of each collective (an index into its candidates), or AUTO.
 static FORCED: [AtomicU8; COUNT] = [const { AtomicU8::new(AUTO) }; COUNT];
+
+/// The most algorithms one collective has.
+const MOST_CANDIDATES: usize = 5;
+
+/// How many calls of each collective each of its algorithms ran in this process
+/// (indexed like its candidates), for tests that force one ([`Collective::runs`]).
+static RUNS: [[AtomicU32; MOST_CANDIDATES]; COUNT] =
+    [const { [const { AtomicU32::new(0) }; MOST_CANDIDATES] }; COUNT];
+
+/// Counts a call of `coll` that runs `alg`; returns `alg`. Only the engine's owner
+/// selects, so a load and a store do (a locked add would drain the store buffer).
+#[inline(always)]
+fn ran(coll: Collective, alg: Algorithm) -> Algorithm {
+    if let Some(i) = coll.candidates().iter().position(|&c| c == alg) {
+        let runs = &RUNS[coll.index()][i];
+        runs.store(
+            runs.load(Ordering::Relaxed).wrapping_add(1),
+            Ordering::Relaxed,
+        );
+    }
+    alg
+}
 
 /// The `OXMPI_COLL_*` variables, read once: `Err` holds (variable, value, expected).
 static ENV: OnceLock<std::result::Result<(), (String, String, String)>> = OnceLock::new();
@@ -343,7 +380,8 @@ pub(crate) fn choose(
     size: usize,
     commutative: bool,
 ) -> Result<Algorithm> {
-    Ok(forced(coll, commutative)?.unwrap_or_else(|| table(coll, bytes, size, commutative)))
+    let alg = forced(coll, commutative)?.unwrap_or_else(|| table(coll, bytes, size, commutative));
+    Ok(ran(coll, alg))
 }
 
 /// The algorithm forced for `coll` as a schedule of messages, if one is and it can
@@ -382,22 +420,25 @@ pub(crate) fn choose_allreduce(
 ) -> Result<Algorithm> {
     let coll = Collective::Allreduce;
     if let Some(alg) = forced(coll, commutative)? {
-        return Ok(alg);
+        return Ok(ran(coll, alg));
     }
     let bytes = count * esz;
     let alg = table(coll, bytes, size, commutative);
-    Ok(match tcp_eager {
-        Some(eager)
-            if size == 2
-                && alg == RecursiveDoubling
-                && bytes > eager
-                && count.div_ceil(2) * esz <= eager =>
-        {
-            Rabenseifner
-        }
-        Some(_) if (3..=8).contains(&size) && alg == Ring => Rabenseifner,
-        _ => alg,
-    })
+    Ok(ran(
+        coll,
+        match tcp_eager {
+            Some(eager)
+                if size == 2
+                    && alg == RecursiveDoubling
+                    && bytes > eager
+                    && count.div_ceil(2) * esz <= eager =>
+            {
+                Rabenseifner
+            }
+            Some(_) if (3..=8).contains(&size) && alg == Ring => Rabenseifner,
+            _ => alg,
+        },
+    ))
 }
 
 /// [`choose`] for a collective without a reduction (bcast, gather, allgather,
@@ -410,12 +451,13 @@ pub(crate) fn choose_linked(
     over_tcp: bool,
 ) -> Result<Algorithm> {
     if let Some(alg) = forced(coll, true)? {
-        return Ok(alg);
+        return Ok(ran(coll, alg));
     }
-    Ok(over_tcp
+    let alg = over_tcp
         .then(|| tcp_table(coll, bytes, size))
         .flatten()
-        .unwrap_or_else(|| table(coll, bytes, size, true)))
+        .unwrap_or_else(|| table(coll, bytes, size, true));
+    Ok(ran(coll, alg))
 }
 
 /// Where TCP, among ranks sharing cores, changes the table's choice: every hop is a
@@ -471,10 +513,15 @@ pub(crate) fn on_node(
 ) -> Result<bool> {
     env()?;
     let forced = FORCED[coll.index()].load(Ordering::Relaxed);
-    if forced != AUTO {
-        return Ok(coll.candidates()[forced as usize] == SharedMemory);
+    let meets = if forced != AUTO {
+        coll.candidates()[forced as usize] == SharedMemory
+    } else {
+        lend || table_on_node(coll, bytes, size, single_copy)
+    };
+    if meets {
+        ran(coll, SharedMemory);
     }
-    Ok(lend || table_on_node(coll, bytes, size, single_copy))
+    Ok(meets)
 }
 
 /// Whether `coll` meets in the area in pieces only where the node allows single
@@ -680,6 +727,7 @@ mod tests {
     #[test]
     fn every_collective_has_its_own_variable_and_a_default() {
         for c in Collective::ALL {
+            assert!(c.candidates().len() <= MOST_CANDIDATES, "{c:?}");
             assert_eq!(Collective::ALL[c.index()], c);
             assert!(!c.algorithms().is_empty());
             assert!(c.candidates().contains(&table(c, 1, 4, true)));

@@ -220,13 +220,27 @@ pub fn compose()
     })
 }
 
-/// Runs `body` once per algorithm of `coll`, forcing it; back to automatic after.
+/// Runs `body` once per algorithm of `coll`, forcing it, and checks that the forced
+/// algorithm ran (in at least one of the calls: it gives way to another where it
+/// cannot apply an operation, or where the node's area cannot be used); back to
+/// automatic after.
 pub fn each_algorithm(coll: Collective, mut body: impl FnMut(&str)) {
     let mut algs: Vec<&str> = coll.algorithms();
     algs.push("auto");
+    let var = |name: &str| std::env::var(name).unwrap_or_default();
+    // One rank has no one to run an algorithm with; the area needs every rank on one
+    // node and shared memory.
+    let alone = var("PMI_SIZE").parse::<u32>().unwrap_or(1) <= 1;
+    let area = var("OXMPI_TRANSPORT") != "tcp" && var("OXMPI_LOCAL_SIZE") == var("PMI_SIZE");
     for alg in algs {
         oxmpi::set_algorithm(coll, Some(alg)).expect("a known algorithm");
+        let before = coll.runs(alg);
         body(alg);
+        let may_give_way = alg == "auto" || alone || alg == "shared_memory" && !area;
+        assert!(
+            coll.runs(alg) > before || may_give_way,
+            "{coll:?} forced to {alg} never ran it"
+        );
     }
     oxmpi::set_algorithm(coll, None).expect("auto");
 }
