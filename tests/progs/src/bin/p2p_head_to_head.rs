@@ -9,10 +9,26 @@
 use oxmpi_testprogs::{check, partner, pattern, seed};
 
 /// Sizes up to the smallest default eager limit (8 KiB over shared memory), around
-/// the 4 KiB where mid sizes begin; those above the eager limit the environment sets
-/// (`OXMPI_EAGER_LIMIT`, or half of `OXMPI_SHM_RING_KB`'s ring) are left out: beyond
-/// it such an exchange waits for ever, as MPI's would.
+/// the 4 KiB where mid sizes begin, then the default limit of the job's transport and
+/// one byte less ([`default_limit`]); those above the eager limit the environment
+/// sets (`OXMPI_EAGER_LIMIT`, or half of `OXMPI_SHM_RING_KB`'s ring) are left out:
+/// beyond it such an exchange waits for ever, as MPI's would.
 const SIZES: [usize; 9] = [0, 1, 100, 4096, 4097, 5000, 6000, 7777, 8192];
+
+/// The default eager limit of the job's ranks (README): over TCP everywhere 64 KiB
+/// less a frame header, else shared memory's, 32 KiB on an oversubscribed node and
+/// 8 KiB otherwise (pairs on different simulated nodes go by TCP, whose limit is
+/// higher).
+fn default_limit() -> usize {
+    let var = |name: &str| std::env::var(name).unwrap_or_default();
+    if var("OXMPI_TRANSPORT") == "tcp" {
+        64 * 1024 - 40
+    } else if var("OXMPI_OVERSUBSCRIBED") == "1" {
+        32 * 1024
+    } else {
+        8 * 1024
+    }
+}
 const ROUNDS: u64 = 100;
 
 fn main() -> oxmpi::Result<()> {
@@ -29,7 +45,8 @@ fn main() -> oxmpi::Result<()> {
         .unwrap_or(usize::MAX)
         .min(env("OXMPI_SHM_RING_KB").map_or(usize::MAX, |kb| kb * 1024 / 2));
     let mut got = Vec::new();
-    for len in SIZES.into_iter().filter(|&len| len <= limit) {
+    let at_limit = [default_limit() - 1, default_limit()];
+    for len in SIZES.into_iter().chain(at_limit).filter(|&len| len <= limit) {
         for round in 0..ROUNDS {
             let out = pattern(seed(rank, peer, len, round), len);
             world.send(&out, peer, 3)?;
