@@ -46,7 +46,11 @@ fn main() -> oxmpi::Result<()> {
         .min(env("OXMPI_SHM_RING_KB").map_or(usize::MAX, |kb| kb * 1024 / 2));
     let mut got = Vec::new();
     let at_limit = [default_limit() - 1, default_limit()];
-    for len in SIZES.into_iter().chain(at_limit).filter(|&len| len <= limit) {
+    for len in SIZES
+        .into_iter()
+        .chain(at_limit)
+        .filter(|&len| len <= limit)
+    {
         for round in 0..ROUNDS {
             let out = pattern(seed(rank, peer, len, round), len);
             world.send(&out, peer, 3)?;
