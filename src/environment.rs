@@ -196,16 +196,12 @@ pub fn init() -> Result<Universe> {
         .collect();
     // Every variable is read whichever transports this rank uses: one that does not
     // parse is an error here, not only on the jobs that happen to read it.
-    let shm_config = shm_config(eager, boot.oversubscribed)?;
+    let shm_config = shm_config(eager, boot.oversubscribed)?.validated(use_shm)?;
     let host = host_addr()?;
     crate::coll::select::env()?;
     // The node's first rank creates the segment before the fence; the others open it
     // after.
-    let shm_config = if use_shm {
-        Some(shm_config.validated()?)
-    } else {
-        None
-    };
+    let shm_config = use_shm.then_some(shm_config);
     let segment_name = Segment::name(&boot.job_id, node);
     let segment_job = boot.job_id.clone();
     let created = match shm_config {
@@ -217,7 +213,7 @@ pub fn init() -> Result<Universe> {
         _ => None,
     };
     let listener = if routes.contains(&Route::Tcp) {
-        let listener = std::net::TcpListener::bind(SocketAddr::new(host, 0))
+        let listener = crate::transport::tcp::listen(host)
             .map_err(|e| Error::io(format!("listening for peers on {host}"), e))?;
         let addr = listener
             .local_addr()

@@ -131,8 +131,9 @@ fn every_setting_is_checked_whatever_the_transport() {
     use std::os::unix::ffi::OsStrExt;
     let not_utf8 = std::ffi::OsStr::from_bytes(b"tc\xffp");
     // (transport, variable, value, what the error says is expected)
-    let cases: [(&str, &str, &std::ffi::OsStr, &str); 6] = [
+    let cases: [(&str, &str, &std::ffi::OsStr, &str); 7] = [
         ("tcp", "OXMPI_SHM_RING_KB", "garbage".as_ref(), "integer"),
+        ("tcp", "OXMPI_SHM_RING_KB", "3".as_ref(), "power of two"),
         ("tcp", "OXMPI_SHM_CHUNK", "-5".as_ref(), "integer"),
         ("auto", "OXMPI_COLL_ALLREDUCE", "bubble".as_ref(), "ring"),
         (

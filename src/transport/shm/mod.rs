@@ -78,8 +78,9 @@ impl Config {
         ring::max_payload(ring_lines)
     }
 
-    /// Checks the settings against each other.
-    pub(crate) fn validated(self) -> Result<Config> {
+    /// Checks the settings, and against each other; the eager limit, which TCP takes
+    /// too, is checked against the ring only where shared memory is `used`.
+    pub(crate) fn validated(self, used: bool) -> Result<Config> {
         let max = ring::max_payload(self.ring_lines);
         let bad = |var: &str, value: usize, expected: String| {
             Error::config(var, value.to_string(), expected)
@@ -96,7 +97,7 @@ impl Config {
                 ),
             ));
         }
-        if self.eager_limit > max {
+        if used && self.eager_limit > max {
             return Err(bad(
                 "OXMPI_EAGER_LIMIT",
                 self.eager_limit,

@@ -64,7 +64,27 @@ const POLL_EVERY: u32 = 16;
 /// How long opening a connection waits for the peer's host. A peer that ended is
 /// refused at once; this bounds a host that drops the attempt (unreachable, or a
 /// listener that never accepts), which the kernel would retry for about two minutes.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// A live peer busy elsewhere answers anyway while its listener's queue has room
+/// (see [`listen`]); the bound is long enough that one whose queue overflowed
+/// (thousands of peers connecting at once) gets to accept before it.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A listener on `ip` (any port) whose queue of connections not yet accepted is as
+/// long as the kernel allows (`net.core.somaxconn`, 4096 by default; the standard
+/// library's 128 let the 129th peer connecting to a rank busy elsewhere wait for
+/// the kernel's retries).
+pub(crate) fn listen(ip: std::net::IpAddr) -> io::Result<std::net::TcpListener> {
+    let addr = SocketAddr::new(ip, 0);
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )?;
+    socket.bind(&addr.into())?;
+    // The kernel caps the length at its limit.
+    socket.listen(i32::MAX)?;
+    Ok(socket.into())
+}
 
 #[derive(Clone, Copy)]
 struct Ready {
@@ -552,5 +572,20 @@ mod tests {
             }
             other => panic!("expected a lost peer, got {other:?}"),
         }
+    }
+
+    /// Hundreds of peers connect to a rank that accepts nothing yet (busy elsewhere):
+    /// every attempt completes at once, queued by the kernel.
+    #[test]
+    fn a_busy_rank_queues_hundreds_of_connections() {
+        let listener = listen(std::net::IpAddr::from([127, 0, 0, 1])).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let queued: Vec<_> = (0..300)
+            .map(|i| {
+                std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(20))
+                    .unwrap_or_else(|e| panic!("connection {i}: {e}"))
+            })
+            .collect();
+        assert_eq!(queued.len(), 300);
     }
 }
