@@ -128,24 +128,16 @@ impl Engine {
             if u.env.ctx / 2 != pair {
                 return false;
             }
+            if let Some(len) = u.credit() {
+                credit_matched(outbox, credits, u.peer, len);
+            }
             match u.body {
-                Body::Eager { ref data, sync } => {
-                    credit_matched(outbox, credits, u.peer, data.as_slice().len());
+                Body::Eager { sync, .. } => {
                     if let Some(sreq) = sync {
                         outbox.push((u.peer, control(Kind::SyncAck, sreq, 0)));
                     }
                 }
-                Body::Rts {
-                    sreq,
-                    size,
-                    buffered,
-                    ..
-                } => {
-                    if buffered {
-                        credit_matched(outbox, credits, u.peer, size);
-                    }
-                    outbox.push((u.peer, refusal(sreq)));
-                }
+                Body::Rts { sreq, .. } => outbox.push((u.peer, refusal(sreq))),
             }
             true
         });

@@ -141,6 +141,15 @@ impl Unexpected {
             Body::Rts { size, .. } => *size,
         }
     }
+
+    /// The eager credit this message holds until a receive takes it: an eager
+    /// message's length, or a buffered offer's size (a plain announcement holds none).
+    pub(crate) fn credit(&self) -> Option<usize> {
+        match &self.body {
+            Body::Eager { data, .. } => Some(data.as_slice().len()),
+            Body::Rts { size, buffered, .. } => buffered.then_some(*size),
+        }
+    }
 }
 
 /// Both queues.

@@ -21,7 +21,10 @@ impl Core {
     /// waiting for its receive, or a posted receive from itself (or from any source
     /// on a communicator of this rank alone).
     pub(crate) fn only_self_could_complete(&self, id: ReqId) -> bool {
-        self.sends_to_self_unmatched(id) || self.matcher.any_posted(self.hopeless_receive(id))
+        self.sends_to_self_unmatched(id)
+            || self
+                .matcher
+                .any_posted(hopeless_receive(self.me, &self.finalized, id))
     }
 
     fn sends_to_self_unmatched(&self, id: ReqId) -> bool {
@@ -34,12 +37,6 @@ impl Core {
         )
     }
 
-    /// Matches receive `id` if it waits for what only this rank could send.
-    fn hopeless_receive(&self, id: ReqId) -> impl Fn(&Pattern, ReqId) -> bool + use<'_> {
-        let (me, finalized) = (self.me, &self.finalized);
-        move |p: &Pattern, posted: ReqId| posted == id && from_self_only(me, finalized, p)
-    }
-
     /// Fails request `id` if only this rank could complete it (asked by a blocking
     /// wait once a progress pass moved nothing). Returns whether it did.
     pub(crate) fn fail_self_deadlock(&mut self, id: ReqId) -> bool {
@@ -49,19 +46,12 @@ impl Core {
             // comes back, as when a receive takes it.
             let (outbox, credits) = (&mut self.outbox, &mut self.credits);
             self.matcher.drop_unexpected_where(|u| {
-                let (ours, credit) = match u.body {
-                    Body::Rts {
-                        sreq,
-                        size,
-                        buffered,
-                        ..
-                    } => (sreq == id.0, buffered.then_some(size)),
-                    Body::Eager { ref data, sync } => {
-                        (sync == Some(id.0), Some(data.as_slice().len()))
-                    }
-                };
-                let ours = u.peer == me && ours;
-                if let (true, Some(len)) = (ours, credit) {
+                let ours = u.peer == me
+                    && match u.body {
+                        Body::Rts { sreq, .. } => sreq == id.0,
+                        Body::Eager { sync, .. } => sync == Some(id.0),
+                    };
+                if let (true, Some(len)) = (ours, u.credit()) {
                     credit_matched(outbox, credits, me, len);
                 }
                 ours
@@ -71,14 +61,11 @@ impl Core {
             return true;
         }
         // Looked at before anything is taken: most waits ask this once and go on.
-        if !self.matcher.any_posted(self.hopeless_receive(id)) {
+        let hopeless = hopeless_receive(me, &self.finalized, id);
+        if !self.matcher.any_posted(&hopeless) {
             return false;
         }
-        let finalized = &self.finalized;
-        self.matcher
-            .take_posted_where(|p: &Pattern, posted: ReqId| {
-                posted == id && from_self_only(me, finalized, p)
-            });
+        self.matcher.take_posted_where(hopeless);
         let why = "a receive waits for a message that only this rank itself could send, and none is on its way";
         self.reqs.complete(id, Err(Error::Deadlock(why.into())));
         true
@@ -88,6 +75,15 @@ impl Core {
     pub(crate) fn probes_self(&self, pattern: &Pattern) -> bool {
         from_self_only(self.me, &self.finalized, pattern)
     }
+}
+
+/// Matches posted receive `id` if it waits for what only rank `me` could send.
+fn hopeless_receive(
+    me: usize,
+    finalized: &Finalized,
+    id: ReqId,
+) -> impl Fn(&Pattern, ReqId) -> bool + '_ {
+    move |p: &Pattern, posted: ReqId| posted == id && from_self_only(me, finalized, p)
 }
 
 /// Whether only rank `me` itself could send what `pattern` matches: it names `me`, or
