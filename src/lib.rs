@@ -38,6 +38,8 @@ mod userbuf;
 pub use coll::op as Op;
 pub use coll::{Collective, ValueIndex, reduce_local, set_algorithm};
 pub use comm::{Color, Comm};
+#[doc(hidden)]
+pub use engine::large_receives::{LargeReceives, large_receives};
 pub use environment::{ErrorMode, Threading, Universe, init, wtick, wtime};
 pub use error::{ConfigError, Error, Rank, Result, Tag};
 pub use request::{

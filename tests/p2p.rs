@@ -18,9 +18,80 @@ fn suite(prog: &str, expect: &str) {
     }
 }
 
+/// Large messages received each way over a job's ranks, from the lines `p2p_allpairs`
+/// prints: (single copy, split, streamed), and whether any rank's start-up found the
+/// single copy permitted.
+fn large_receives(out: &str) -> ((u64, u64, u64), bool) {
+    let (mut sum, mut permitted) = ((0, 0, 0), false);
+    for line in out
+        .lines()
+        .filter(|l| l.starts_with("large receives of rank"))
+    {
+        let counts: Vec<u64> = line
+            .split(", ")
+            .map(|part| part.rsplit(' ').next().unwrap().parse().unwrap())
+            .collect();
+        sum.0 += counts[0];
+        sum.1 += counts[1];
+        sum.2 += counts[2];
+        permitted |= counts[3] == 1;
+    }
+    (sum, permitted)
+}
+
+/// Every large message `p2p_allpairs` on `n` ranks receives when `sizes` of its sizes
+/// go by rendezvous between ranks: each from every other rank twice (nonblocking, then
+/// sendrecv), and two (65537 B and 8 MiB) from itself.
+fn large_messages(n: u64, sizes: u64) -> u64 {
+    n * (2 + sizes * 2 * (n - 1))
+}
+
+/// Every size between every pair, on every transport; each large message is counted
+/// once, and goes the way the variant asks for.
 #[test]
 fn all_pairs_exchange_every_size() {
-    suite("p2p_allpairs", "allpairs");
+    for variant in &VARIANTS {
+        for n in RANK_COUNTS {
+            let out = Job::new(n, "p2p_allpairs").variant(variant).success();
+            assert!(out.contains(&format!("allpairs ok on {n} ranks")), "{out}");
+            let ((single, split, streamed), permitted) = large_receives(&out);
+            let what = format!("{} on {n} ranks: {out}", variant.name);
+            // 65537 B and 8 MiB; 4096 B too under the tiny rings' 1 KiB eager limit.
+            let sizes = if variant.name == "tiny rings" { 3 } else { 2 };
+            let large = large_messages(n as u64, sizes);
+            assert_eq!(single + split + streamed, large, "{what}");
+            match variant.name {
+                "tcp" | "shared memory without single copy" | "tiny rings" => {
+                    assert_eq!((single, split), (0, 0), "{what}");
+                }
+                // Every large message between ranks is split where the kernel allows.
+                "split copies" if permitted => {
+                    assert_eq!((single, split), (0, large - n as u64 * 2), "{what}");
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Where the kernel forbids reading another process's memory (a seccomp filter here,
+/// as in containers), start-up finds out and large messages are streamed, even with
+/// the single copy asked for.
+#[test]
+fn a_kernel_that_forbids_single_copy_gets_messages_streamed() {
+    let program = common::program("p2p_allpairs");
+    for single_copy in ["auto", "1"] {
+        for n in [2, 3] {
+            let out = Job::new(n, "no_single_copy")
+                .args([&program])
+                .env("OXMPI_SHM_SINGLE_COPY", single_copy)
+                .success();
+            assert!(out.contains(&format!("allpairs ok on {n} ranks")), "{out}");
+            let streamed = large_messages(n as u64, 2);
+            let want = ((0, 0, streamed), false);
+            assert_eq!(large_receives(&out), want, "{single_copy}: {out}");
+        }
+    }
 }
 
 #[test]
@@ -218,6 +289,27 @@ fn a_flood_of_small_messages_keeps_memory_bounded() {
             assert!(
                 out.contains(&format!("flood ok on {n} ranks")),
                 "{}: {out}",
+                variant.name
+            );
+        }
+    }
+}
+
+/// A flood of tiny messages from several senders is received sender by sender, and
+/// with every third receive from any source: each sender's messages come in order,
+/// and a receive naming one sender takes its oldest message from among everyone
+/// else's (the default budget lets tens of thousands wait at once).
+#[test]
+fn a_flood_received_sender_by_sender_comes_in_order() {
+    for variant in &VARIANTS {
+        for (n, order) in [(3, "by-sender"), (5, "by-sender"), (4, "mixed")] {
+            let out = Job::new(n, "flood")
+                .variant(variant)
+                .args([order, "8"])
+                .success();
+            assert!(
+                out.contains(&format!("flood ok on {n} ranks")),
+                "{} {order}: {out}",
                 variant.name
             );
         }

@@ -7,11 +7,13 @@
 //! is reached only through [`with`], on the thread that called init ([`owner`]), so
 //! raw buffer views are never dereferenced by two threads at once.
 
+mod bins;
 mod blocking_recv;
 mod clash;
 pub(crate) mod context;
 pub(crate) mod credits;
 pub(crate) mod finalized;
+pub(crate) mod large_receives;
 pub(crate) mod matching;
 mod owner;
 pub(crate) mod protocol;
@@ -35,6 +37,7 @@ use crate::transport::shm::Pulled;
 use crate::userbuf::{UserBuf, UserBufMut};
 use context::ContextIds;
 use finalized::Finalized;
+use large_receives::Way;
 use matching::{Body, Pattern, Stored, Unexpected};
 use protocol::{Core, Pull, SharedPull};
 use requests::{Op, RecvOp, RecvPhase, ReqId, SendOp, SendPhase};
@@ -159,6 +162,7 @@ impl Engine {
         // the largest eager size stop working.
         let per_peer = (unexpected_budget / size).max(MIN_CREDIT) as u64;
         let mut core = Core::new(rank, size, per_peer);
+        large_receives::single_copy_permitted(net.node_single_copy());
         core.rendezvous = net
             .learns_rendezvous()
             .then(|| rendezvous::Learner::new(net.read_requests()));
@@ -258,15 +262,21 @@ impl Engine {
                 .pull(pull.peer, &pull.remote, pull.dest, pull.sreq)?
             {
                 Pulled::Refused => self.core.finish_pull(pull, false),
-                Pulled::Done => self.core.finish_pull(pull, true),
+                Pulled::Done => {
+                    large_receives::count(Way::Split);
+                    self.core.finish_pull(pull, true);
+                }
                 Pulled::Shared {
                     generation,
                     awaiting,
-                } => self.core.shared.push(SharedPull {
-                    pull,
-                    generation,
-                    awaiting,
-                }),
+                } => {
+                    large_receives::count(Way::Split);
+                    self.core.shared.push(SharedPull {
+                        pull,
+                        generation,
+                        awaiting,
+                    });
+                }
             }
         }
         pulls.sort_by_key(|p: &Pull| p.peer);
@@ -289,6 +299,9 @@ impl Engine {
                 pulled
             };
             for pull in pulls.drain(..n) {
+                if pulled {
+                    large_receives::count(Way::SingleCopy);
+                }
                 self.core.finish_pull(pull, pulled);
             }
         }
@@ -320,6 +333,7 @@ impl Engine {
             // and nothing else refers to it meanwhile.
             let dest = unsafe { UserBufMut::new(&mut data) };
             if self.net.pull_one(peer, &remote, dest)? {
+                large_receives::count(Way::SingleCopy);
                 msg.body = Body::Eager {
                     data: Stored::Heap(data),
                     sync: None,

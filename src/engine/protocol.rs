@@ -13,6 +13,7 @@
 
 use super::credits::Credits;
 use super::finalized::Finalized;
+use super::large_receives::{self, Way};
 use super::matching::{Body, Envelope, Matcher, Pattern, Stored, Unexpected};
 use super::rendezvous::Learner;
 use super::requests::{Op, RecvPhase, ReqId, Requests, SendPhase};
@@ -347,7 +348,7 @@ impl Core {
     }
 
     fn arrive(&mut self, peer: usize, env: Envelope, arrival: Arrival<'_>) {
-        if let Some(id) = self.matcher.take_posted(&env) {
+        if let Some(id) = self.matcher.take_posted(peer, &env) {
             self.deliver(id, peer, env, arrival);
             return;
         }
@@ -610,6 +611,7 @@ impl Sink for Core {
             }
             let status = *status;
             self.reqs.complete(id, Ok(status));
+            large_receives::count(Way::Streamed);
         }
         Ok(())
     }

@@ -108,7 +108,13 @@ impl Requests {
         match self.free.pop() {
             Some(i) => {
                 let slot = &mut self.slots[i as usize];
-                slot.1 = Some(op);
+                // A free slot holds nothing, but assigning would drop its old value
+                // first, and `op` would wait in memory across that call (and be
+                // read back in wider pieces than it was written: a stall). The
+                // operation is written first, the old value dropped after.
+                let old = slot.1.replace(op);
+                debug_assert!(old.is_none(), "a free slot holds no operation");
+                drop(old);
                 ReqId::new(i, slot.0)
             }
             None => {
