@@ -21,10 +21,12 @@ programs built with simple PMI, find each other), forwards their output line by
 line, passes its own standard input to rank 0, pins ranks to cores, and makes sure
 no rank outlives the job: when one rank fails, the others are stopped.
 
-Output lines arrive whole; a line longer than 64 KiB may be cut at a multiple of
-64 KiB when another rank's line has to come between two pieces. A reader that stops
-reading oxrun's output holds the ranks' output back (they wait as they would writing
-to it directly), never oxrun: --timeout and signals still end the job.";
+Output lines arrive whole, also where stdout and stderr are one file (2>&1); a line
+longer than 64 KiB may be cut at a multiple of 64 KiB when another rank's line has
+to come between two pieces. A reader that stops reading oxrun's output holds the
+ranks' output back (they wait as they would writing to it directly), never oxrun:
+--timeout and signals still end the job. At the end oxrun waits until its reader
+has taken all of the output, unless a signal or --timeout ends the wait.";
 
 const AFTER_LONG_HELP: &str = "\
 Examples:
@@ -52,7 +54,8 @@ OXRUN_KILL_GRACE_MS milliseconds), and exits with the failing rank's status.
 Ranks already finalizing get no SIGTERM: their finalize fails at once, so what
 they print after it (an error main returns) still comes out within the grace.
 SIGINT, SIGTERM and SIGHUP sent to oxrun are forwarded to all ranks; a second
-SIGINT kills them. SIGUSR1 and SIGUSR2 are passed on without ending the job. A
+SIGINT kills them. SIGUSR1 and SIGUSR2 are passed on without ending the job, and so
+is SIGTSTP (Ctrl-Z), which then stops oxrun too; SIGCONT (fg, bg) continues both. A
 signal oxrun was started with ignored (nohup, a shell's background job) stays
 ignored, by oxrun and by the ranks. Once every rank has ended, whatever they
 started is killed, in their process groups or outside them (setsid, daemons:

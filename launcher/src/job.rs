@@ -11,8 +11,10 @@
 //!   group that is not one of its ranks';
 //! - when every rank has ended, each rank's process group is killed (no leftover
 //!   grandchildren), and so is every process that left its group and came to oxrun
-//!   as their subreaper ([`strays`]); output is drained up to [`DRAIN`], and only
-//!   then the ranks are reaped, and whatever is still oxrun's is killed and reaped.
+//!   as their subreaper ([`strays`]); output still arriving is taken in for up to
+//!   [`DRAIN`] and written out however long oxrun's reader takes (unless it goes
+//!   away, oxrun is signalled or `--timeout` passes), and only then the ranks are
+//!   reaped, and whatever is still oxrun's is killed and reaped.
 
 use std::ffi::OsString;
 use std::io;
@@ -39,7 +41,7 @@ use crate::signals::{FORWARDED, SignalFd};
 use crate::spawn::{self, RankCommand};
 use crate::stdin_forward;
 use crate::strays;
-use crate::writer_thread::ThreadWriter;
+use crate::writer_thread::{self, ThreadWriter, Turns};
 
 /// How long output is still forwarded after every rank has ended (a process that
 /// escaped its rank's process group may hold a pipe open).
@@ -123,6 +125,8 @@ pub struct Job {
     failure: Option<Failure>,
     /// `--timeout` expiry, while nothing failed yet.
     deadline: Option<Instant>,
+    /// `--timeout` expiry, for the wait for the output at the end.
+    timeout_at: Option<Instant>,
     timeout_text: String,
     kill_grace: Duration,
     /// When the teardown escalates to SIGKILL.
@@ -151,6 +155,17 @@ pub struct Job {
 
 fn token(rank: usize, which: usize) -> Token {
     Token(rank * 3 + which)
+}
+
+/// The first pending signal that ends oxrun (not one only passed on to the ranks,
+/// nor SIGCHLD), if any.
+fn ending_signal(signals: &SignalFd) -> Option<i32> {
+    while let Ok(Some(sig)) = signals.next() {
+        if sig != libc::SIGCHLD && !FORWARDED.contains(&sig) {
+            return Some(sig);
+        }
+    }
+    None
 }
 
 /// Runs the job to its end and returns oxrun's exit status.
@@ -189,11 +204,14 @@ impl Job {
             Interest::READABLE,
         )?;
         let size = spec.layout.size();
+        // Lines stay whole where stdout and stderr are one file (`2>&1`).
+        let turns = writer_thread::same_file(1, 2).then(Turns::default);
         let out = Output::new(
             spec.tag_output,
-            ThreadWriter::start(1)?,
-            ThreadWriter::start(2)?,
+            ThreadWriter::start(1, turns.clone())?,
+            ThreadWriter::start(2, turns)?,
         );
+        let timeout_at = spec.timeout.as_ref().map(|t| Instant::now() + t.duration);
         Ok(Job {
             poll,
             ranks: Vec::with_capacity(size),
@@ -201,7 +219,8 @@ impl Job {
             out,
             signals,
             failure: None,
-            deadline: spec.timeout.as_ref().map(|t| Instant::now() + t.duration),
+            deadline: timeout_at,
+            timeout_at,
             timeout_text: spec
                 .timeout
                 .as_ref()
@@ -510,6 +529,7 @@ impl Job {
         loop {
             match self.signals.next() {
                 Ok(Some(libc::SIGCHLD)) => child = true,
+                Ok(Some(libc::SIGTSTP)) => self.suspend(),
                 Ok(Some(sig)) if FORWARDED.contains(&sig) => self.signal_all(sig),
                 Ok(Some(sig)) => self.on_external_signal(sig),
                 Ok(None) | Err(_) => break,
@@ -522,6 +542,16 @@ impl Job {
             self.reap_at
                 .get_or_insert(Instant::now().max(self.last_reap + REAP_GAP));
         }
+    }
+
+    /// Ctrl-Z (SIGTSTP, which reaches oxrun's process group and not the ranks'): the
+    /// ranks stop, then oxrun. SIGCONT (`fg`, `bg`) continues oxrun, which passes it
+    /// on.
+    fn suspend(&self) {
+        self.signal_all(libc::SIGTSTP);
+        // SAFETY: raise takes a plain signal number; SIGSTOP stops the whole process
+        // and cannot be blocked (SIGTSTP is, for the signalfd).
+        unsafe { libc::raise(libc::SIGSTOP) };
     }
 
     fn on_external_signal(&mut self, sig: i32) {
@@ -792,17 +822,51 @@ impl Job {
     /// in /dev/shm, ends the guard, and returns the exit status.
     fn finish(mut self, job_id: &str) -> i32 {
         let keep = self.not_strays();
+        // What the ranks left in their pipes (left there while oxrun's reader was
+        // behind) is taken in too.
+        for rank in 0..self.ranks.len() {
+            for kind in [Kind::Stdout, Kind::Stderr] {
+                self.pump(rank, kind, true);
+            }
+        }
         for rank in &mut self.ranks {
             for stream in rank.streams.iter_mut().filter_map(Option::take) {
                 let mut stream = stream;
                 self.out.finish(&mut stream.lb);
             }
         }
-        // Whatever the output threads cannot write within the drain (a reader that
-        // stopped reading) is left behind: it must not keep oxrun alive.
-        let until = Instant::now() + DRAIN;
-        for w in self.out.into_writers(until) {
-            w.close(until);
+        // Everything is written, however slowly the reader reads (the ranks writing
+        // themselves would wait as long), unless the reader goes away, oxrun is
+        // signalled, or `--timeout` passes: that failure is then the exit status. A
+        // job a signal or `--timeout` ended waits only up to DRAIN.
+        let (signals, timeout_at) = (&self.signals, self.timeout_at);
+        let ended_early = matches!(
+            self.failure,
+            Some(Failure::Signal(_) | Failure::Timeout { .. })
+        );
+        let give_up_at = Instant::now() + DRAIN;
+        let mut cut = None;
+        let mut stop = || {
+            if ended_early && Instant::now() >= give_up_at {
+                return true;
+            }
+            if cut.is_none() {
+                cut = ending_signal(signals).map(Failure::Signal).or_else(|| {
+                    timeout_at
+                        .filter(|&t| Instant::now() >= t)
+                        .map(|_| Failure::Timeout {
+                            after: self.timeout_text.clone(),
+                            running: Vec::new(),
+                        })
+                });
+            }
+            cut.is_some()
+        };
+        for w in self.out.into_writers(&mut stop) {
+            w.close(&mut stop);
+        }
+        if self.failure.is_none() {
+            self.failure = cut;
         }
         for r in &self.ranks {
             if r.exit.is_none() {

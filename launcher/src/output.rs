@@ -170,11 +170,11 @@ impl<W: Write> Output<W> {
         self.sinks.iter().any(|s| s.pending.len() > BACKLOG)
     }
 
-    /// Flushes until everything is taken or `until` passes; returns the writers.
-    pub fn into_writers(mut self, until: std::time::Instant) -> [W; 2] {
+    /// Flushes until the writers took everything, or `stop` says to give up (asked
+    /// every millisecond meanwhile); returns the writers.
+    pub fn into_writers(mut self, stop: &mut impl FnMut() -> bool) -> [W; 2] {
         self.flush();
-        while self.sinks.iter().any(|s| !s.pending.is_empty()) && std::time::Instant::now() < until
-        {
+        while self.sinks.iter().any(|s| !s.pending.is_empty()) && !stop() {
             std::thread::sleep(std::time::Duration::from_millis(1));
             self.flush();
         }

@@ -79,7 +79,8 @@ impl fmt::Display for NotRunnable {
                 f,
                 "cannot run '{}': its interpreter '{}': {why}",
                 program.to_string_lossy(),
-                interpreter.to_string_lossy()
+                // A stray carriage return shows as `\r`.
+                interpreter.to_string_lossy().escape_debug()
             ),
         }
     }
@@ -87,7 +88,8 @@ impl fmt::Display for NotRunnable {
 
 /// Resolves `program` to an absolute path: through `path_var` when it has no `/`,
 /// otherwise relative to `cwd` (the ranks' working directory). A script's `#!`
-/// interpreter (given by an absolute path) must be runnable too.
+/// interpreter must be runnable too (a relative one from `cwd`, as the kernel finds
+/// it).
 pub fn resolve(
     program: &OsStr,
     path_var: Option<&OsStr>,
@@ -97,7 +99,7 @@ pub fn resolve(
     let Some(interpreter) = interpreter_of(&path) else {
         return Ok(path);
     };
-    let (why, missing) = match check(Path::new(&interpreter)) {
+    let (why, missing) = match check(&cwd.join(&interpreter)) {
         Check::Runnable => return Ok(path),
         Check::Missing => ("no such file or directory", true),
         Check::Denied(why) => (why, false),
@@ -110,8 +112,9 @@ pub fn resolve(
     })
 }
 
-/// The interpreter a `#!` line at the start of `path` names, when it is an absolute
-/// path (anything else is the kernel's to judge).
+/// The interpreter a `#!` line at the start of `path` names, read as the kernel
+/// reads it: after blanks, up to the next space, tab or newline. A carriage return
+/// (a script saved with CRLF line ends) is part of the name, and no such file exists.
 fn interpreter_of(path: &Path) -> Option<OsString> {
     use std::io::Read;
     let mut head = [0u8; 256];
@@ -119,10 +122,9 @@ fn interpreter_of(path: &Path) -> Option<OsString> {
     let line = head[..n].strip_prefix(b"#!")?;
     let line = line.split(|&b| b == b'\n').next()?;
     let word = line
-        .split(|b| b.is_ascii_whitespace())
+        .split(|&b| b == b' ' || b == b'\t')
         .find(|w| !w.is_empty())?;
-    word.starts_with(b"/")
-        .then(|| OsStr::from_bytes(word).to_owned())
+    Some(OsStr::from_bytes(word).to_owned())
 }
 
 /// [`resolve`] without the interpreter check.
@@ -275,6 +277,10 @@ mod tests {
         );
         script("fine", "#!/bin/sh");
         script("plain", "echo no shebang");
+        script("crlf", "#!/bin/sh\r");
+        script("relative", "#!sh-nowhere");
+        fs::copy("/bin/sh", d.join("local-sh")).unwrap();
+        script("relative-fine", "#!local-sh");
         let err = resolve(OsStr::new("./missing"), None, &d).unwrap_err();
         assert_eq!(err.exit_code(), 127);
         assert_eq!(
@@ -285,6 +291,12 @@ mod tests {
         assert_eq!(err.exit_code(), 126, "{err}");
         assert!(resolve(OsStr::new("./fine"), None, &d).is_ok());
         assert!(resolve(OsStr::new("./plain"), None, &d).is_ok());
+        let err = resolve(OsStr::new("./crlf"), None, &d).unwrap_err();
+        assert_eq!(err.exit_code(), 127);
+        assert!(err.to_string().contains("'/bin/sh\\r'"), "{err}");
+        let err = resolve(OsStr::new("./relative"), None, &d).unwrap_err();
+        assert_eq!(err.exit_code(), 127, "{err}");
+        assert!(resolve(OsStr::new("./relative-fine"), None, &d).is_ok());
         fs::remove_dir_all(d).unwrap();
     }
 }

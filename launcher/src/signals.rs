@@ -1,6 +1,8 @@
-//! Signals as readable events: SIGINT, SIGTERM, SIGHUP, SIGCHLD, SIGUSR1 and SIGUSR2
-//! are blocked for the whole process and read from a `signalfd` inside the event loop,
-//! except those oxrun inherited as ignored (it and its ranks ignore them then).
+//! Signals as readable events: SIGINT, SIGTERM, SIGHUP, SIGCHLD, SIGUSR1, SIGUSR2,
+//! SIGTSTP and SIGCONT are blocked for the whole process and read from a `signalfd`
+//! inside the event loop, except those oxrun inherited as ignored (it and its ranks
+//! ignore them then). A blocked SIGCONT still continues oxrun; the loop then passes it
+//! on.
 //!
 //! Invariant: [`block`] runs first thing in `main`, before any thread exists, so every
 //! thread inherits the mask and no handled signal is ever delivered asynchronously;
@@ -11,18 +13,21 @@ use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 /// The signals oxrun reads from its signalfd.
-pub const HANDLED: [libc::c_int; 6] = [
+pub const HANDLED: [libc::c_int; 8] = [
     libc::SIGINT,
     libc::SIGTERM,
     libc::SIGHUP,
     libc::SIGCHLD,
     libc::SIGUSR1,
     libc::SIGUSR2,
+    libc::SIGTSTP,
+    libc::SIGCONT,
 ];
 
 /// Handled signals that are only passed on to the ranks (as Open MPI's mpirun does),
-/// without ending the job.
-pub const FORWARDED: [libc::c_int; 2] = [libc::SIGUSR1, libc::SIGUSR2];
+/// without ending the job. SIGTSTP is passed on and then stops oxrun itself.
+pub const FORWARDED: [libc::c_int; 4] =
+    [libc::SIGUSR1, libc::SIGUSR2, libc::SIGTSTP, libc::SIGCONT];
 
 /// Whether `sig` is ignored (inherited so: `nohup` ignores SIGHUP, a shell's
 /// background job SIGINT).

@@ -500,6 +500,60 @@ fn a_reader_that_stops_reading_does_not_stop_oxrun() {
     }
 }
 
+/// A reader slower than the job gets all of its output: oxrun waits for it at the
+/// end, as the ranks would writing to it themselves (it used to give up after a
+/// second and drop what it held).
+#[test]
+fn a_slow_reader_gets_all_the_output() {
+    use std::io::Read;
+    let mut cmd = oxrun(&["-n", "2", "seq", "1", "200000"]);
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    // The ranks write 2.7 MB, more than oxrun and the pipes hold: they end only once
+    // reading starts, however the processes are scheduled. Two seconds make the
+    // reader start later than the job would end with nobody reading at all.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let mut all = String::new();
+    stdout.read_to_string(&mut all).unwrap();
+    let run = collect(child);
+    assert_eq!(run.code(), 0, "{run:?}");
+    assert_eq!(all.lines().count(), 400_000, "lines lost");
+    assert_eq!(all.lines().filter(|l| *l == "200000").count(), 2);
+}
+
+/// With stdout and stderr one pipe (`2>&1`), lines from the two streams never mix
+/// within a line.
+#[test]
+fn stdout_and_stderr_into_one_pipe_keep_lines_whole() {
+    use std::io::Read;
+    let (mut rx, tx) = std::io::pipe().unwrap();
+    // oxrun writes each stream in batches far above PIPE_BUF, which the kernel
+    // writes in pieces: two writers at once would mix them mid-line.
+    let dots = ".".repeat(200);
+    let script =
+        format!("yes \"rank $PMI_RANK {dots} end\" | head -n 50000 >&$((PMI_RANK % 2 + 1))");
+    let mut cmd = oxrun(&["-n", "2", "sh", "-c", &script]);
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(tx.try_clone().unwrap())
+        .stderr(tx);
+    let mut child = cmd.spawn().unwrap();
+    drop(cmd);
+    let mut all = String::new();
+    rx.read_to_string(&mut all).unwrap();
+    assert!(child.wait().unwrap().success());
+    let mut counts = [0; 2];
+    for line in all.lines() {
+        let r = (0..2)
+            .find(|r| line == format!("rank {r} {dots} end"))
+            .unwrap_or_else(|| panic!("a mixed line: {line:?}"));
+        counts[r] += 1;
+    }
+    assert_eq!(counts, [50_000, 50_000]);
+}
+
 /// Settings that cannot work are refused before anything starts (status 2), naming
 /// what is wrong.
 #[test]

@@ -362,6 +362,57 @@ fn signals_inherited_as_ignored_stay_ignored() {
     }
 }
 
+/// The state letter of process `pid` (`T`: stopped), `None` once it is gone.
+fn state(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(") ")?.1.chars().next()
+}
+
+/// Waits until every process in `pids` is in (or, with `!stopped`, out of) the stopped
+/// state `T`.
+fn wait_for_state(pids: &[i32], stopped: bool) {
+    let start = std::time::Instant::now();
+    while !pids.iter().all(|&p| (state(p) == Some('T')) == stopped) {
+        let states: Vec<_> = pids.iter().map(|&p| state(p)).collect();
+        assert!(start.elapsed() < HANG_GUARD, "states {states:?}");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// Ctrl-Z (SIGTSTP to oxrun) stops the ranks as well as oxrun (they are in process
+/// groups of their own, which the terminal does not reach), and SIGCONT continues
+/// them all.
+#[test]
+fn sigtstp_stops_the_ranks_and_sigcont_continues_them() {
+    let mut cmd = oxrun(&["-n", "2", "bash", "-c", "echo ready $$; exec sleep 1001"]);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut ranks = Vec::new();
+    while ranks.len() < 2 {
+        let mut line = String::new();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "oxrun ended early"
+        );
+        ranks.push(line.trim().strip_prefix("ready ").unwrap().parse().unwrap());
+    }
+    let oxrun_pid = child.id() as i32;
+    let all: Vec<i32> = ranks.iter().copied().chain([oxrun_pid]).collect();
+    // SAFETY: plain kill on our own child.
+    unsafe { libc::kill(oxrun_pid, libc::SIGTSTP) };
+    wait_for_state(&all, true);
+    // SAFETY: as above.
+    unsafe { libc::kill(oxrun_pid, libc::SIGCONT) };
+    wait_for_state(&all, false);
+    // SAFETY: as above.
+    unsafe { libc::kill(oxrun_pid, libc::SIGTERM) };
+    let status = wait_guarded(&mut child);
+    assert_eq!(status.code(), Some(128 + libc::SIGTERM), "{status:?}");
+}
+
 /// SIGUSR1 and SIGUSR2 are passed on to every rank, without ending the job.
 #[test]
 fn sigusr1_and_sigusr2_are_forwarded_to_every_rank() {
