@@ -326,6 +326,20 @@ fn freed_requests_are_forgotten_once_complete() {
     }
 }
 
+/// Over TCP, the crossing of the test above at a rank with more connections than it
+/// reads on every progress call: the frames that wait in one connection until the
+/// earlier ones come on the other are read once they have (they were never read again,
+/// and the job hung).
+#[test]
+fn crossing_tcp_connections_at_a_rank_with_many_connections() {
+    for n in [7, 9] {
+        let out = Job::new(n, "tcp_crossing_crowded")
+            .env("OXMPI_TRANSPORT", "tcp")
+            .success();
+        assert!(out.contains(&format!("crowded ok on {n} ranks")), "{out}");
+    }
+}
+
 /// Over TCP, two ranks that both send first each open a connection; the higher then
 /// moves to the lower's, and a backlog it sends while the lower rank computes arrives
 /// in order, part on each connection.

@@ -12,6 +12,10 @@
 //! arrived. Data is handed on at once (it cannot come before the clear-to-send it
 //! answers, and a goodbye does not fail a receive that is taking data).
 //!
+//! A frame too far ahead stays in its connection instead ([`HOLD_AHEAD`]), which the
+//! transport reads again after every progress call's other reads until it moves (its
+//! bytes were signalled once; the poller says nothing more of them).
+//!
 //! Bound: what waits here is what one connection got ahead of the other. A rank moves
 //! to the lower rank's connection only once nothing waits to be written on its own,
 //! and the lower rank reads the higher rank's own connection on every progress call
