@@ -235,13 +235,10 @@ pub fn normalize_argv(argv: Vec<OsString>) -> Vec<OsString> {
             out.push(word);
             continue;
         }
-        let Some(text) = word.to_str() else {
-            // Not UTF-8, so not one of our options: PROGRAM.
-            out.push(OsString::from("--"));
-            out.push(word);
-            out.extend(words);
-            break;
-        };
+        // Options are told by their ASCII names: a value attached to one need not be
+        // UTF-8 (`--wdir=DIR`, `-xNAME=VALUE`).
+        let text = word.to_string_lossy().into_owned();
+        let text = text.as_str();
         if text == "--" {
             out.push(word);
             out.extend(words);
@@ -256,7 +253,9 @@ pub fn normalize_argv(argv: Vec<OsString>) -> Vec<OsString> {
             if name.len() > 1 && cmd.get_arguments().any(|a| a.get_long() == Some(name)) {
                 // Open MPI style single-dash long option.
                 expect_value = !rest.contains('=') && long_takes_value(&cmd, name);
-                out.push(OsString::from(format!("-{text}")));
+                let mut long = OsString::from("-");
+                long.push(&word);
+                out.push(long);
             } else {
                 // A short option, maybe with its value attached (`-n4`, `-xFOO=1`).
                 let short = rest.chars().next();
@@ -383,6 +382,28 @@ mod tests {
         assert_eq!(cli.timeout.unwrap().duration, Duration::from_millis(1500));
         assert_eq!(cli.program, "echo");
         assert_eq!(cli.args, argv(&["hi"]));
+    }
+
+    /// A value attached to an option need not be UTF-8; a word that is not UTF-8 and
+    /// no option is PROGRAM.
+    #[test]
+    fn attached_values_that_are_not_utf8() {
+        use std::os::unix::ffi::OsStringExt;
+        let bytes = |b: &[u8]| OsString::from_vec(b.to_vec());
+        let parse_bytes = |words: &[&[u8]]| {
+            let words = words.iter().map(|w| bytes(w)).collect();
+            Cli::try_parse_from(normalize_argv(words)).unwrap()
+        };
+        for wdir in [&b"--wdir=/tmp/d\xff"[..], b"-wdir=/tmp/d\xff"] {
+            let cli = parse_bytes(&[b"oxrun", wdir, b"-n1", b"p"]);
+            assert_eq!(cli.wdir, Some(PathBuf::from(bytes(b"/tmp/d\xff"))));
+            assert_eq!(cli.program, "p");
+        }
+        let cli = parse_bytes(&[b"oxrun", b"-xV=\xff", b"-n1", b"p"]);
+        assert_eq!(cli.export, vec![bytes(b"V=\xff")]);
+        let cli = parse_bytes(&[b"oxrun", b"-n1", b"pr\xffg", b"-x"]);
+        assert_eq!(cli.program, bytes(b"pr\xffg"));
+        assert_eq!(cli.args, argv(&["-x"]));
     }
 
     #[test]

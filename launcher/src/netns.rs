@@ -83,6 +83,12 @@ fn open(nodes: Vec<(String, IpAddr)>) -> Result<Vec<NodeNet>, String> {
                     path.display()
                 )
             })?;
+            if !is_network_namespace(&file) {
+                return Err(format!(
+                    "'{name}' ({}) is not a network namespace",
+                    path.display()
+                ));
+            }
             Ok(NodeNet {
                 name,
                 addr: addr.to_string(),
@@ -90,6 +96,17 @@ fn open(nodes: Vec<(String, IpAddr)>) -> Result<Vec<NodeNet>, String> {
             })
         })
         .collect()
+}
+
+/// `NS_GET_NSTYPE` (linux/nsfs.h: `_IO(0xb7, 0x3)`): the type of a namespace file.
+const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
+
+/// Whether `file` is a namespace file of a network namespace.
+fn is_network_namespace(file: &File) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: NS_GET_NSTYPE takes no argument; on any other file it fails cleanly.
+    let kind = unsafe { libc::ioctl(file.as_raw_fd(), NS_GET_NSTYPE) };
+    kind == libc::CLONE_NEWNET
 }
 
 #[cfg(test)]
@@ -111,6 +128,15 @@ mod tests {
             parse("a=::1").unwrap()[0].1,
             "::1".parse::<IpAddr>().unwrap()
         );
+    }
+
+    #[test]
+    fn a_file_that_is_no_network_namespace_is_refused() {
+        let err = open(parse("/etc/hostname=10.0.0.1").unwrap()).unwrap_err();
+        assert!(err.contains("is not a network namespace"), "{err}");
+        let err = open(parse("/proc/self/ns/uts=10.0.0.1").unwrap()).unwrap_err();
+        assert!(err.contains("is not a network namespace"), "{err}");
+        assert!(open(parse("/proc/self/ns/net=10.0.0.1").unwrap()).is_ok());
     }
 
     #[test]
