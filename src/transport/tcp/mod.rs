@@ -72,6 +72,12 @@ const POLL_EVERY: u32 = 16;
 /// (thousands of peers connecting at once) gets to accept before it.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a connection may hold back a frame far ahead of its peer's next one
+/// ([`Pump::Held`]) before that is a protocol error: the frames before it come on
+/// the peer's other connection, read in the same call once it is accepted, so only a
+/// peer that skipped numbers leaves it waiting this long.
+const HOLD_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// How long an accepted connection may stay without a hello before it is closed: a
 /// stranger (a port scan, a client that died) must not hold a descriptor for ever.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
@@ -148,7 +154,9 @@ pub(crate) struct Tcp {
     /// read again at the end of every progress call (their bytes were signalled
     /// already, so the poller says nothing more of them), and the poller is asked on
     /// every call meanwhile (for the connection not accepted yet).
-    held: Vec<usize>,
+    held: Vec<(usize, Instant)>,
+    /// [`HOLD_TIMEOUT`] (shorter in tests).
+    hold_timeout: Duration,
     closing: bool,
     /// [`CONNECT_TIMEOUT`] (shorter in tests).
     connect_timeout: Duration,
@@ -196,6 +204,7 @@ impl Tcp {
             wake_registered: false,
             ticks: 0,
             held: Vec::new(),
+            hold_timeout: HOLD_TIMEOUT,
             eager_limit: eager_limit.unwrap_or(DEFAULT_EAGER).min(MAX_INLINE),
             closing: false,
             connect_timeout: CONNECT_TIMEOUT,
@@ -391,6 +400,36 @@ impl Tcp {
         }
     }
 
+    /// Reads the connections that held frames back again: the others were read, so
+    /// the frames before them may have come. One still held goes back on the list,
+    /// since when it was first held; held for [`HOLD_TIMEOUT`], its peer sent a frame
+    /// whose predecessors never came (a protocol error).
+    fn pump_held(&mut self, sink: &mut dyn Sink) -> Result<bool> {
+        let before = std::mem::take(&mut self.held);
+        let mut moved = false;
+        for &(slot, _) in &before {
+            moved |= self.pump(slot, sink)?;
+        }
+        let now = Instant::now();
+        for held in &mut self.held {
+            if let Some(&(_, since)) = before.iter().find(|(slot, _)| *slot == held.0) {
+                held.1 = since;
+            }
+            if now.duration_since(held.1) >= self.hold_timeout {
+                let peer = self.conns[held.0].as_ref().and_then(|c| c.rx.peer);
+                return Err(Error::Protocol {
+                    rank: self.me as i32,
+                    peer: peer.map_or(-1, |p| p as i32),
+                    detail: format!(
+                        "a frame far ahead of the next one expected waited {:.0} s for those before it",
+                        self.hold_timeout.as_secs_f64()
+                    ),
+                });
+            }
+        }
+        Ok(moved)
+    }
+
     /// Closes the accepted connection that has waited longest for a hello; false if
     /// there is none.
     fn close_oldest_stranger(&mut self) -> bool {
@@ -437,8 +476,8 @@ impl Tcp {
         match result {
             Ok((Pump::Drained, moved)) => Ok(moved),
             Ok((Pump::Held, moved)) => {
-                if !self.held.contains(&slot) {
-                    self.held.push(slot);
+                if !self.held.iter().any(|&(s, _)| s == slot) {
+                    self.held.push((slot, Instant::now()));
                 }
                 Ok(moved)
             }
@@ -471,7 +510,7 @@ impl Tcp {
     }
 
     fn close(&mut self, slot: usize) {
-        self.held.retain(|&s| s != slot);
+        self.held.retain(|&(s, _)| s != slot);
         if let Some(mut conn) = self.conns[slot].take() {
             let _ = self.poll.registry().deregister(&mut conn.rx.stream);
             self.strangers -= usize::from(conn.rx.peer.is_none());
@@ -623,10 +662,8 @@ impl Transport for Tcp {
         }
         self.ready = ready;
         self.ready.clear();
-        // What held frames back may move now that the others were read (a pump that
-        // holds again puts its connection back on the list).
-        for slot in std::mem::take(&mut self.held) {
-            moved |= self.pump(slot, sink)?;
+        if !self.held.is_empty() {
+            moved |= self.pump_held(sink)?;
         }
         Ok(moved)
     }
@@ -784,6 +821,39 @@ mod tests {
         let out = cmd.output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success() && text.contains("1 passed"), "{text}");
+    }
+
+    /// A frame far ahead of the next one expected, on a peer's only connection, is a
+    /// protocol error naming the peer once it has waited the hold timeout, not a
+    /// silent hang.
+    #[test]
+    fn a_frame_whose_predecessors_never_come_is_an_error() {
+        let (mut tcp, addr) = lone_rank();
+        tcp.hold_timeout = Duration::from_millis(200);
+        let mut peer = std::net::TcpStream::connect(addr).unwrap();
+        let hello = Hello::new([1; 16], 1, 2);
+        io::Write::write_all(&mut peer, bytemuck::bytes_of(&hello)).unwrap();
+        let mut hdr = Header::new(crate::transport::frame::Kind::Eager);
+        hdr.seq = 2000;
+        io::Write::write_all(&mut peer, bytemuck::bytes_of(&hdr)).unwrap();
+        let start = Instant::now();
+        let err = loop {
+            match tcp.progress(&mut NoFrames) {
+                Ok(_) => assert!(start.elapsed() < Duration::from_secs(60), "no error"),
+                Err(e) => break e,
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        match err {
+            Error::Protocol {
+                rank: 0,
+                peer: 1,
+                detail,
+            } => {
+                assert!(detail.contains("far ahead"), "{detail}")
+            }
+            other => panic!("expected a protocol error, got {other:?}"),
+        }
     }
 
     /// Hundreds of peers connect to a rank that accepts nothing yet (busy elsewhere):

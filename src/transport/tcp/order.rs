@@ -14,7 +14,8 @@
 //!
 //! A frame too far ahead stays in its connection instead ([`HOLD_AHEAD`]), which the
 //! transport reads again after every progress call's other reads until it moves (its
-//! bytes were signalled once; the poller says nothing more of them).
+//! bytes were signalled once; the poller says nothing more of them), or until its
+//! wait is a protocol error (`HOLD_TIMEOUT`: the peer skipped numbers).
 //!
 //! Bound: what waits here is what one connection got ahead of the other. A rank moves
 //! to the lower rank's connection only once nothing waits to be written on its own,
