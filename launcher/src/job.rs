@@ -157,11 +157,14 @@ fn token(rank: usize, which: usize) -> Token {
     Token(rank * 3 + which)
 }
 
-/// The first pending signal that ends oxrun (not one only passed on to the ranks,
-/// nor SIGCHLD), if any.
+/// Once every rank has ended: the first pending signal that ends oxrun (not one only
+/// passed on to the ranks, nor SIGCHLD), if any. SIGTSTP stops oxrun meanwhile.
 fn ending_signal(signals: &SignalFd) -> Option<i32> {
     while let Ok(Some(sig)) = signals.next() {
-        if sig != libc::SIGCHLD && !FORWARDED.contains(&sig) {
+        if sig == libc::SIGTSTP {
+            // SAFETY: raise takes a plain signal number (see `Job::suspend`).
+            unsafe { libc::raise(libc::SIGSTOP) };
+        } else if sig != libc::SIGCHLD && !FORWARDED.contains(&sig) {
             return Some(sig);
         }
     }
@@ -558,8 +561,10 @@ impl Job {
         self.external_signals += 1;
         let name = signal_name(sig).unwrap_or("a signal");
         if self.drain_until.is_some() {
-            // Every rank has ended already: just stop waiting for stray output.
+            // Every rank has ended already: just stop waiting for stray output, and
+            // for the reader at the end beyond the drain.
             self.drain_until = Some(Instant::now());
+            self.failure.get_or_insert(Failure::Signal(sig));
         } else if self.failure.is_none() {
             self.out.message(&format!(
                 "oxrun: received {name}, forwarding it to all ranks"
@@ -837,8 +842,9 @@ impl Job {
         }
         // Everything is written, however slowly the reader reads (the ranks writing
         // themselves would wait as long), unless the reader goes away, oxrun is
-        // signalled, or `--timeout` passes: that failure is then the exit status. A
-        // job a signal or `--timeout` ended waits only up to DRAIN.
+        // signalled, or `--timeout` passes (a signal or the timeout is then the exit
+        // status, unless the job failed already). A job a signal or `--timeout`
+        // ended waits only up to DRAIN.
         let (signals, timeout_at) = (&self.signals, self.timeout_at);
         let ended_early = matches!(
             self.failure,

@@ -413,6 +413,41 @@ fn sigtstp_stops_the_ranks_and_sigcont_continues_them() {
     assert_eq!(status.code(), Some(128 + libc::SIGTERM), "{status:?}");
 }
 
+/// Ctrl-Z also stops oxrun while it waits at the end for a slow reader (its ranks
+/// have ended), and the output still all comes once it is continued.
+#[test]
+fn sigtstp_stops_oxrun_waiting_for_its_reader() {
+    use std::io::Read;
+    let mut cmd = oxrun(&["-n", "1", "bash", "-c", "echo $$; exec seq 1 100000"]);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let rank: i32 = line.trim().parse().unwrap();
+    // The rank has written everything (less than oxrun holds) and ended (a zombie
+    // until oxrun's end): oxrun holds the rest of its output, and waits for this
+    // reader.
+    let start = std::time::Instant::now();
+    while state(rank) != Some('Z') {
+        assert!(start.elapsed() < HANG_GUARD, "the rank never ended");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let oxrun_pid = child.id() as i32;
+    // SAFETY: plain kill on our own child.
+    unsafe { libc::kill(oxrun_pid, libc::SIGTSTP) };
+    wait_for_state(&[oxrun_pid], true);
+    // SAFETY: as above.
+    unsafe { libc::kill(oxrun_pid, libc::SIGCONT) };
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    assert_eq!(rest.lines().count(), 100_000);
+    let status = wait_guarded(&mut child);
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}
+
 /// SIGUSR1 and SIGUSR2 are passed on to every rank, without ending the job.
 #[test]
 fn sigusr1_and_sigusr2_are_forwarded_to_every_rank() {

@@ -23,8 +23,10 @@
 //! comes from `mio` (edge-triggered); sockets are non-blocking with `TCP_NODELAY`. A
 //! closed or reset connection outside finalize is a lost peer. An accepted connection
 //! is a stranger until its hello: read only when the poller says it sent something,
-//! closed after [`HELLO_TIMEOUT`] of silence, and the first to go (the oldest) when
-//! the process runs out of descriptors, which only pauses accepting.
+//! closed after [`HELLO_TIMEOUT`] of silence, or after [`STRANGER_GRACE`] when the
+//! process runs out of descriptors. That pauses accepting (the connection waits in the
+//! kernel's queue) for at most [`HELLO_TIMEOUT`]: then the job ends with a clear
+//! error.
 
 mod hello;
 mod incoming;
@@ -77,6 +79,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// the peer's other connection, read in the same call once it is accepted, so only a
 /// peer that skipped numbers leaves it waiting this long.
 const HOLD_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long an accepted connection may stay without a hello before it is closed to
+/// make room when descriptors run out (see [`Tcp::make_room`]).
+const STRANGER_GRACE: Duration = Duration::from_secs(1);
 
 /// How long an accepted connection may stay without a hello before it is closed: a
 /// stranger (a port scan, a client that died) must not hold a descriptor for ever.
@@ -166,6 +172,8 @@ pub(crate) struct Tcp {
     strangers: usize,
     /// Accepting stopped for want of file descriptors: try again when polling.
     accept_again: bool,
+    /// Since when accepting has waited for a descriptor.
+    accept_blocked: Option<Instant>,
 }
 
 impl Tcp {
@@ -211,6 +219,7 @@ impl Tcp {
             hello_timeout: HELLO_TIMEOUT,
             strangers: 0,
             accept_again: false,
+            accept_blocked: None,
         })
     }
 
@@ -368,18 +377,26 @@ impl Tcp {
         loop {
             let (stream, _) = match self.listener.accept() {
                 Ok(s) => s,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.accept_blocked = None;
+                    return Ok(());
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => continue,
                 Err(e) if out_of_descriptors(&e) => {
-                    // Strangers make room for a peer: the oldest goes. With none, the
-                    // connection waits in the kernel's queue for a later poll.
-                    if self.close_oldest_stranger() {
-                        continue;
+                    // The connection waits in the kernel's queue; after this call's
+                    // reads, strangers make room ([`Tcp::make_room`]).
+                    let first = self.accept_blocked.is_none();
+                    let since = *self.accept_blocked.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= self.hello_timeout {
+                        return Err(Error::io(
+                            "accepting a TCP connection (no descriptor came free; see ulimit -n)",
+                            e,
+                        ));
                     }
-                    if !self.accept_again {
+                    if first {
                         eprintln!(
-                            "oxmpi: rank {}: accepting a TCP connection: {e}; it waits until a descriptor is free (see ulimit -n)",
+                            "oxmpi: rank {}: accepting a TCP connection: {e}; waiting for a descriptor to come free (see ulimit -n)",
                             self.me
                         );
                     }
@@ -430,15 +447,20 @@ impl Tcp {
         Ok(moved)
     }
 
-    /// Closes the accepted connection that has waited longest for a hello; false if
-    /// there is none.
-    fn close_oldest_stranger(&mut self) -> bool {
-        let oldest = (0..self.conns.len())
-            .filter_map(|slot| Some((slot, self.conns[slot].as_ref()?)))
-            .filter(|(_, c)| c.rx.peer.is_none())
-            .min_by_key(|(_, c)| c.accepted)
-            .map(|(slot, _)| slot);
-        oldest.inspect(|&slot| self.close(slot)).is_some()
+    /// After a call's reads, when accepting ran out of descriptors: closes the
+    /// strangers accepted at least [`STRANGER_GRACE`] ago (a peer's hello follows its
+    /// connect at once, and any that came was read by now), then accepts again.
+    fn make_room(&mut self) -> Result<()> {
+        self.accept_again = false;
+        let now = Instant::now();
+        for slot in 0..self.conns.len() {
+            if self.conns[slot].as_ref().is_some_and(|c| {
+                c.rx.peer.is_none() && now.duration_since(c.accepted) >= STRANGER_GRACE
+            }) {
+                self.close(slot);
+            }
+        }
+        self.accept_all()
     }
 
     /// Closes the accepted connections that said no hello within the hello timeout.
@@ -633,12 +655,6 @@ impl Transport for Tcp {
         }
         if poll {
             self.poll_into_ready(Some(Duration::ZERO))?;
-            if std::mem::take(&mut self.accept_again) {
-                self.accept_all()?;
-            }
-            if self.strangers > 0 {
-                self.close_silent_strangers();
-            }
         }
         let mut moved = false;
         let ready = std::mem::take(&mut self.ready);
@@ -664,6 +680,13 @@ impl Transport for Tcp {
         self.ready.clear();
         if !self.held.is_empty() {
             moved |= self.pump_held(sink)?;
+        }
+        // After the reads: a stranger whose hello waited in its socket has said it.
+        if poll && self.accept_again {
+            self.make_room()?;
+        }
+        if poll && self.strangers > 0 {
+            self.close_silent_strangers();
         }
         Ok(moved)
     }
@@ -762,6 +785,25 @@ mod tests {
         }
     }
 
+    /// A peer's hello that arrived while the rank was away past the hello timeout is
+    /// read before the timeout closes its connection.
+    #[test]
+    fn a_hello_that_waited_in_its_socket_is_read_before_the_timeout() {
+        let (mut tcp, addr) = lone_rank();
+        tcp.hello_timeout = Duration::from_millis(200);
+        let mut peer = std::net::TcpStream::connect(addr).unwrap();
+        progress_until(&mut tcp, |t| t.strangers == 1);
+        io::Write::write_all(&mut peer, bytemuck::bytes_of(&Hello::new([1; 16], 1, 2))).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        for _ in 0..2 * POLL_EVERY {
+            tcp.progress(&mut NoFrames).unwrap();
+        }
+        assert!(
+            tcp.conns.iter().flatten().any(|c| c.rx.peer == Some(1)),
+            "the peer's connection was closed with its hello unread"
+        );
+    }
+
     /// Run by [`running_out_of_descriptors_is_not_fatal`] in a process of its own,
     /// with a low descriptor limit: strangers fill the table, and accepting goes on
     /// by closing the oldest of them instead of ending the job.
@@ -784,7 +826,16 @@ mod tests {
             tcp.progress(&mut NoFrames)
                 .expect("running out is not fatal");
         }
-        assert!(tcp.strangers > 0);
+        assert!(tcp.strangers > 0 && tcp.accept_again);
+        // Strangers older than the grace make room for the connections still queued,
+        // a descriptor table's worth each time.
+        for _ in 0..5 {
+            std::thread::sleep(STRANGER_GRACE);
+            for _ in 0..2 * POLL_EVERY {
+                tcp.progress(&mut NoFrames).unwrap();
+            }
+        }
+        assert!(!tcp.accept_again, "the queue was not emptied");
         // Opening a connection with no descriptor left is this rank's failure, not a
         // lost peer.
         let _every_descriptor_left: Vec<_> =
