@@ -8,6 +8,9 @@
 
 use std::collections::VecDeque;
 
+/// Items' room an emptied bin keeps.
+const KEPT: usize = 256;
+
 /// Where a search found an item: its bin, its place there and its arrival number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Found {
@@ -143,8 +146,13 @@ impl<T> Bins<T> {
         item
     }
 
-    /// Takes emptied `bin` off the occupied list.
+    /// Takes emptied `bin` off the occupied list, and gives back the room a burst
+    /// left it (each sender's queue would otherwise keep its own peak for good, where
+    /// one queue kept only the largest total).
     fn vacated(&mut self, bin: usize) {
+        if self.bins[bin].capacity() > KEPT {
+            self.bins[bin].shrink_to(KEPT);
+        }
         let at = self.slot[bin];
         self.occupied.swap_remove(at);
         if let Some(&moved) = self.occupied.get(at) {
@@ -318,6 +326,22 @@ mod tests {
         });
         assert_eq!(found.map(|f| *bins.get(f)), Some(0));
         assert!(looked <= 2, "looked at {looked} items");
+    }
+
+    #[test]
+    fn an_emptied_bin_gives_back_the_room_of_a_burst() {
+        let mut bins = Bins::default();
+        for v in 0..100_000u32 {
+            bins.push(3, v);
+        }
+        while let Some(f) = bins.find_in(3, |_| true) {
+            bins.remove(f);
+        }
+        assert!(
+            bins.bins[3].capacity() <= KEPT,
+            "{}",
+            bins.bins[3].capacity()
+        );
     }
 
     #[test]
