@@ -37,7 +37,7 @@ use crate::pmi_conn::{Next, PmiConn};
 use crate::pmi_server::{Outcome, PmiServer};
 use crate::rank_env::{self, JobIdentity, RankInfo};
 use crate::shm_cleanup::{self, Guard};
-use crate::signals::{FORWARDED, SignalFd};
+use crate::signals::{self, FORWARDED, SignalFd};
 use crate::spawn::{self, RankCommand};
 use crate::stdin_forward;
 use crate::strays;
@@ -162,8 +162,7 @@ fn token(rank: usize, which: usize) -> Token {
 fn ending_signal(signals: &SignalFd) -> Option<i32> {
     while let Ok(Some(sig)) = signals.next() {
         if sig == libc::SIGTSTP {
-            // SAFETY: raise takes a plain signal number (see `Job::suspend`).
-            unsafe { libc::raise(libc::SIGSTOP) };
+            signals::stop_self();
         } else if sig != libc::SIGCHLD && !FORWARDED.contains(&sig) {
             return Some(sig);
         }
@@ -552,9 +551,7 @@ impl Job {
     /// on.
     fn suspend(&self) {
         self.signal_all(libc::SIGTSTP);
-        // SAFETY: raise takes a plain signal number; SIGSTOP stops the whole process
-        // and cannot be blocked (SIGTSTP is, for the signalfd).
-        unsafe { libc::raise(libc::SIGSTOP) };
+        signals::stop_self();
     }
 
     fn on_external_signal(&mut self, sig: i32) {

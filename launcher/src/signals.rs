@@ -125,3 +125,11 @@ impl AsRawFd for SignalFd {
         self.fd.as_raw_fd()
     }
 }
+
+/// Stops oxrun itself, as SIGTSTP would have had it not been blocked for the
+/// signalfd (SIGCONT continues it).
+pub fn stop_self() {
+    // SAFETY: raise takes a plain signal number; SIGSTOP stops the whole process and
+    // cannot be blocked.
+    unsafe { libc::raise(libc::SIGSTOP) };
+}

@@ -170,9 +170,7 @@ pub(crate) struct Tcp {
     hello_timeout: Duration,
     /// Accepted connections that have not said hello yet.
     strangers: usize,
-    /// Accepting stopped for want of file descriptors: try again when polling.
-    accept_again: bool,
-    /// Since when accepting has waited for a descriptor.
+    /// Since when accepting has waited for a descriptor (try again when polling).
     accept_blocked: Option<Instant>,
 }
 
@@ -218,7 +216,6 @@ impl Tcp {
             connect_timeout: CONNECT_TIMEOUT,
             hello_timeout: HELLO_TIMEOUT,
             strangers: 0,
-            accept_again: false,
             accept_blocked: None,
         })
     }
@@ -400,7 +397,6 @@ impl Tcp {
                             self.me
                         );
                     }
-                    self.accept_again = true;
                     return Ok(());
                 }
                 Err(e) => return Err(Error::io("accepting a TCP connection", e)),
@@ -451,28 +447,26 @@ impl Tcp {
     /// strangers accepted at least [`STRANGER_GRACE`] ago (a peer's hello follows its
     /// connect at once, and any that came was read by now), then accepts again.
     fn make_room(&mut self) -> Result<()> {
-        self.accept_again = false;
-        let now = Instant::now();
-        for slot in 0..self.conns.len() {
-            if self.conns[slot].as_ref().is_some_and(|c| {
-                c.rx.peer.is_none() && now.duration_since(c.accepted) >= STRANGER_GRACE
-            }) {
-                self.close(slot);
-            }
-        }
+        self.close_strangers_older_than(STRANGER_GRACE);
         self.accept_all()
     }
 
-    /// Closes the accepted connections that said no hello within the hello timeout.
-    fn close_silent_strangers(&mut self) {
+    /// Closes the accepted connections that said no hello within `age`.
+    fn close_strangers_older_than(&mut self, age: Duration) {
         let now = Instant::now();
         for slot in 0..self.conns.len() {
-            if self.conns[slot].as_ref().is_some_and(|c| {
-                c.rx.peer.is_none() && now.duration_since(c.accepted) >= self.hello_timeout
-            }) {
+            if self.conns[slot]
+                .as_ref()
+                .is_some_and(|c| c.rx.peer.is_none() && now.duration_since(c.accepted) >= age)
+            {
                 self.close(slot);
             }
         }
+    }
+
+    /// Whether accepting waits for a descriptor to come free.
+    fn accept_again(&self) -> bool {
+        self.accept_blocked.is_some()
     }
 
     /// Reads what connection `slot` holds; returns whether any frame arrived.
@@ -682,11 +676,11 @@ impl Transport for Tcp {
             moved |= self.pump_held(sink)?;
         }
         // After the reads: a stranger whose hello waited in its socket has said it.
-        if poll && self.accept_again {
+        if poll && self.accept_again() {
             self.make_room()?;
         }
         if poll && self.strangers > 0 {
-            self.close_silent_strangers();
+            self.close_strangers_older_than(self.hello_timeout);
         }
         Ok(moved)
     }
@@ -826,7 +820,7 @@ mod tests {
             tcp.progress(&mut NoFrames)
                 .expect("running out is not fatal");
         }
-        assert!(tcp.strangers > 0 && tcp.accept_again);
+        assert!(tcp.strangers > 0 && tcp.accept_again());
         // Strangers older than the grace make room for the connections still queued,
         // a descriptor table's worth each time.
         for _ in 0..5 {
@@ -835,7 +829,7 @@ mod tests {
                 tcp.progress(&mut NoFrames).unwrap();
             }
         }
-        assert!(!tcp.accept_again, "the queue was not emptied");
+        assert!(!tcp.accept_again(), "the queue was not emptied");
         // Opening a connection with no descriptor left is this rank's failure, not a
         // lost peer.
         let _every_descriptor_left: Vec<_> =
