@@ -55,7 +55,8 @@ Ranks already finalizing get no SIGTERM: their finalize fails at once, so what
 they print after it (an error main returns) still comes out within the grace.
 SIGINT, SIGTERM and SIGHUP sent to oxrun are forwarded to all ranks; a second
 SIGINT kills them. SIGUSR1 and SIGUSR2 are passed on without ending the job, and so
-is SIGTSTP (Ctrl-Z), which then stops oxrun too; SIGCONT (fg, bg) continues both. A
+is SIGTSTP (Ctrl-Z), which then stops oxrun too; SIGCONT (fg, bg) continues both,
+and the time stopped does not count towards --timeout or the kill grace. A
 signal oxrun was started with ignored (nohup, a shell's background job) stays
 ignored, by oxrun and by the ranks. Once every rank has ended, whatever they
 started is killed, in their process groups or outside them (setsid, daemons:

@@ -158,11 +158,12 @@ fn token(rank: usize, which: usize) -> Token {
 }
 
 /// Once every rank has ended: the first pending signal that ends oxrun (not one only
-/// passed on to the ranks, nor SIGCHLD), if any. SIGTSTP stops oxrun meanwhile.
-fn ending_signal(signals: &SignalFd) -> Option<i32> {
+/// passed on to the ranks, nor SIGCHLD), if any. SIGTSTP stops oxrun meanwhile, and
+/// the time it spent stopped is added to `stopped`.
+fn ending_signal(signals: &SignalFd, stopped: &mut Duration) -> Option<i32> {
     while let Ok(Some(sig)) = signals.next() {
         if sig == libc::SIGTSTP {
-            signals::stop_self();
+            *stopped += signals::stop_self();
         } else if sig != libc::SIGCHLD && !FORWARDED.contains(&sig) {
             return Some(sig);
         }
@@ -548,10 +549,23 @@ impl Job {
 
     /// Ctrl-Z (SIGTSTP, which reaches oxrun's process group and not the ranks'): the
     /// ranks stop, then oxrun. SIGCONT (`fg`, `bg`) continues oxrun, which passes it
-    /// on.
-    fn suspend(&self) {
+    /// on. The time the job spent stopped does not count towards `--timeout`, the
+    /// kill grace or the drain at the end (as a suspended job's time does not count
+    /// towards its limit under Slurm): each is put off by as much.
+    fn suspend(&mut self) {
         self.signal_all(libc::SIGTSTP);
-        signals::stop_self();
+        let stopped = signals::stop_self();
+        for at in [
+            &mut self.deadline,
+            &mut self.timeout_at,
+            &mut self.kill_at,
+            &mut self.drain_until,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            *at += stopped;
+        }
     }
 
     fn on_external_signal(&mut self, sig: i32) {
@@ -848,20 +862,24 @@ impl Job {
             Some(Failure::Signal(_) | Failure::Timeout { .. })
         );
         let give_up_at = Instant::now() + DRAIN;
+        // Time spent stopped by Ctrl-Z, which puts off both of those limits.
+        let mut stopped = Duration::ZERO;
         let mut cut = None;
         let mut stop = || {
-            if ended_early && Instant::now() >= give_up_at {
+            if ended_early && Instant::now() >= give_up_at + stopped {
                 return true;
             }
             if cut.is_none() {
-                cut = ending_signal(signals).map(Failure::Signal).or_else(|| {
-                    timeout_at
-                        .filter(|&t| Instant::now() >= t)
-                        .map(|_| Failure::Timeout {
-                            after: self.timeout_text.clone(),
-                            running: Vec::new(),
-                        })
-                });
+                cut = ending_signal(signals, &mut stopped)
+                    .map(Failure::Signal)
+                    .or_else(|| {
+                        timeout_at
+                            .filter(|&t| Instant::now() >= t + stopped)
+                            .map(|_| Failure::Timeout {
+                                after: self.timeout_text.clone(),
+                                running: Vec::new(),
+                            })
+                    });
             }
             cut.is_some()
         };

@@ -11,6 +11,7 @@
 use std::io;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
 
 /// The signals oxrun reads from its signalfd.
 pub const HANDLED: [libc::c_int; 8] = [
@@ -127,9 +128,11 @@ impl AsRawFd for SignalFd {
 }
 
 /// Stops oxrun itself, as SIGTSTP would have had it not been blocked for the
-/// signalfd (SIGCONT continues it).
-pub fn stop_self() {
+/// signalfd (SIGCONT continues it), and returns how long it was stopped.
+pub fn stop_self() -> Duration {
+    let stopped = Instant::now();
     // SAFETY: raise takes a plain signal number; SIGSTOP stops the whole process and
-    // cannot be blocked.
+    // cannot be blocked. It returns once SIGCONT has continued the process.
     unsafe { libc::raise(libc::SIGSTOP) };
+    stopped.elapsed()
 }

@@ -413,6 +413,51 @@ fn sigtstp_stops_the_ranks_and_sigcont_continues_them() {
     assert_eq!(status.code(), Some(128 + libc::SIGTERM), "{status:?}");
 }
 
+/// Time the job spends stopped by Ctrl-Z does not count towards `--timeout`: a job
+/// stopped for longer than its timeout still finishes once continued.
+#[test]
+fn time_stopped_does_not_count_towards_the_timeout() {
+    let mut cmd = oxrun(&[
+        "-n",
+        "2",
+        "--timeout",
+        "3",
+        "bash",
+        "-c",
+        "trap 'exit 0' USR1; echo ready $$; sleep 1001 & wait",
+    ]);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut ranks = Vec::new();
+    while ranks.len() < 2 {
+        let mut line = String::new();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "oxrun ended early"
+        );
+        ranks.push(line.trim().strip_prefix("ready ").unwrap().parse().unwrap());
+    }
+    let oxrun_pid = child.id() as i32;
+    let all: Vec<i32> = ranks.iter().copied().chain([oxrun_pid]).collect();
+    // SAFETY: plain kill on our own child.
+    unsafe { libc::kill(oxrun_pid, libc::SIGTSTP) };
+    wait_for_state(&all, true);
+    // Stopped for longer than the whole timeout.
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    // SAFETY: as above.
+    unsafe { libc::kill(oxrun_pid, libc::SIGCONT) };
+    wait_for_state(&all, false);
+    // SAFETY: as above. Passed on; the ranks end with 0.
+    unsafe { libc::kill(oxrun_pid, libc::SIGUSR1) };
+    let status = wait_guarded(&mut child);
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(0), "{status:?}: {err}");
+}
+
 /// Ctrl-Z also stops oxrun while it waits at the end for a slow reader (its ranks
 /// have ended), and the output still all comes once it is continued.
 #[test]
