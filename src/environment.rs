@@ -166,9 +166,8 @@ fn shm_config(eager: Option<usize>, oversubscribed: bool) -> Result<shm::Config>
 /// # Ok(()) }
 /// ```
 pub fn init() -> Result<Universe> {
-    if engine::is_running() {
-        return Err(Error::AlreadyInitialized);
-    }
+    // Held from here on, so that a second thread calling `init` meanwhile is refused.
+    let claim = engine::claim()?;
     if FINALIZED.load(Ordering::Relaxed) {
         return Err(Error::Finalized);
     }
@@ -270,7 +269,7 @@ pub fn init() -> Result<Universe> {
         None => None,
     };
     let net = Network::new(rank, routes, shm, tcp);
-    engine::install(Engine::new(boot, net, policy, budget, error_mode))?;
+    engine::install(claim, Engine::new(boot, net, policy, budget, error_mode));
     Ok(Universe {
         world: Comm::world(rank, size),
         finalized: false,

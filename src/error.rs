@@ -28,7 +28,8 @@ pub enum Error {
     /// (oxmpi offers `MPI_THREAD_FUNNELED`).
     #[error("oxmpi calls must come from the thread that called oxmpi::init (MPI_THREAD_FUNNELED)")]
     WrongThread,
-    /// [`crate::init`] was called while a universe is alive.
+    /// [`crate::init`] was called while a universe is alive, or while another thread
+    /// was in `init`.
     #[error("oxmpi is already initialized in this process")]
     AlreadyInitialized,
     /// A destination or source rank outside the communicator.

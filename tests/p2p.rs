@@ -119,6 +119,25 @@ fn waiting_for_only_oneself_is_a_deadlock_error() {
     suite("p2p_self_deadlock", "self");
 }
 
+/// Two threads of every rank calling `init` at once: one gets the universe, and the
+/// job works (both threads went on to speak PMI over the one descriptor before).
+#[test]
+fn init_called_from_two_threads_at_once_starts_once() {
+    for variant in VARIANTS
+        .iter()
+        .filter(|v| ["shared memory", "two simulated nodes"].contains(&v.name))
+    {
+        for n in [1, 3] {
+            let out = Job::new(n, "init_race").variant(variant).success();
+            assert!(
+                out.contains(&format!("init race ok on {n} ranks")),
+                "{}: {out}",
+                variant.name
+            );
+        }
+    }
+}
+
 #[test]
 fn truncation_is_an_error_and_writes_nothing() {
     suite("p2p_truncate", "truncate");

@@ -16,7 +16,8 @@ use super::Engine;
 use crate::error::Error;
 
 struct Slot {
-    /// Whether an engine is installed (by whichever thread owns it).
+    /// Whether an engine is installed (by whichever thread owns it) or a thread is
+    /// initializing one ([`Claim`]).
     taken: AtomicBool,
     engine: UnsafeCell<Option<Engine>>,
 }
@@ -106,25 +107,42 @@ pub(crate) fn with_engine<R>(f: impl FnOnce(&mut Engine) -> Result<R, Error>) ->
     })
 }
 
-/// Installs the engine, making this thread its owner.
-pub(crate) fn install(engine: Engine) -> Result<(), Error> {
+/// The process's one initialization in progress: taken at the start of `init`, before
+/// anything is set up, so that two threads calling it at once do not both start (both
+/// would speak to the launcher over the one PMI descriptor, and the loser close it).
+/// Given back when dropped, unless [`install`] consumed it.
+pub(crate) struct Claim(());
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        SLOT.taken.store(false, Ordering::Release);
+    }
+}
+
+/// Claims the slot for an `init` on this thread: `AlreadyInitialized` while another
+/// engine is installed or another thread is initializing.
+pub(crate) fn claim() -> Result<Claim, Error> {
     match ROLE.get() {
         OUTSIDE => {}
         BUSY => return Err(refusal()),
         _ => return Err(Error::AlreadyInitialized),
     }
-    if SLOT
-        .taken
+    SLOT.taken
         .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-        .is_err()
-    {
-        return Err(Error::WrongThread);
-    }
+        .map_err(|_| Error::AlreadyInitialized)?;
+    Ok(Claim(()))
+}
+
+/// Installs the engine under `claim`, making this thread its owner.
+pub(crate) fn install(claim: Claim, engine: Engine) {
+    // The slot stays taken: the engine now holds it.
+    std::mem::forget(claim);
     ROLE.set(OWNER);
-    access(|slot| {
+    // Cannot fail: this thread is now the idle owner.
+    let _ = access(|slot| {
         *slot = Some(engine);
         Ok(())
-    })
+    });
 }
 
 /// Removes the engine and gives up ownership.
@@ -144,7 +162,7 @@ pub(crate) fn callable_here() -> bool {
     ROLE.get() == OWNER
 }
 
-/// Whether an engine is installed (by any thread).
+/// Whether an engine is installed, or being initialized (by any thread).
 pub(crate) fn is_running() -> bool {
     SLOT.taken.load(Ordering::Acquire)
 }

@@ -1,0 +1,48 @@
+//! Two threads of every rank call `oxmpi::init` at the same moment: exactly one gets
+//! the universe (the other `AlreadyInitialized`), and the job then works as usual: a
+//! ring exchange and a barrier. Prints "init race ok on N ranks" from rank 0.
+
+use std::sync::{Arc, Barrier};
+
+use oxmpi::Error;
+
+/// Calls init once `start` lets it; on success runs the job's work and finalizes.
+/// Returns whether this thread got the universe.
+fn contender(start: &Barrier) -> oxmpi::Result<bool> {
+    start.wait();
+    let universe = match oxmpi::init() {
+        Ok(u) => u,
+        Err(Error::AlreadyInitialized) => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let world = universe.world();
+    let (rank, size) = (world.rank(), world.size());
+    let mut got = [0i32; 1];
+    world.sendrecv(
+        &[rank],
+        (rank + 1) % size,
+        1,
+        &mut got,
+        (rank + size - 1) % size,
+        1,
+    )?;
+    assert_eq!(got[0], (rank + size - 1) % size, "ring exchange");
+    world.barrier()?;
+    if rank == 0 {
+        println!("init race ok on {size} ranks");
+    }
+    universe.finalize()?;
+    Ok(true)
+}
+
+fn main() -> oxmpi::Result<()> {
+    let start = Arc::new(Barrier::new(2));
+    let other = {
+        let start = Arc::clone(&start);
+        std::thread::spawn(move || contender(&start))
+    };
+    let mine = contender(&start)?;
+    let theirs = other.join().expect("the other thread panicked")?;
+    assert!(mine != theirs, "both or neither thread got the universe");
+    Ok(())
+}
