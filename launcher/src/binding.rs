@@ -115,14 +115,18 @@ pub struct Plan {
 /// Decides the bindings of `ranks` local ranks: rank `i` on core `i mod cores`.
 ///
 /// `cores` is the topology when it was loaded ([`needs_topology`]); `allowed_pus` is
-/// the number of PUs in oxrun's affinity mask, used when it was not.
+/// the number of PUs in oxrun's affinity mask. The node is oversubscribed when bound
+/// ranks outnumber the cores, or unbound ones the PUs they may all run on (the rule
+/// the library applies under other launchers), whether or not the topology was
+/// loaded to report the bindings.
 pub fn plan(
     ranks: usize,
     requested: Option<BindTo>,
     cores: Option<&[Core]>,
     allowed_pus: usize,
 ) -> Plan {
-    let ncores = cores.map_or(allowed_pus, <[Core]>::len);
+    let binds = requested != Some(BindTo::None);
+    let ncores = cores.filter(|_| binds).map_or(allowed_pus, <[Core]>::len);
     let oversubscribed = ranks > ncores;
     let unbound = |why| Plan {
         bindings: vec![Binding::Unbound(why); ranks],
@@ -358,6 +362,21 @@ mod tests {
             "[oxrun] rank 0 not bound (--bind-to none)"
         );
         assert!(plan(4, Some(BindTo::None), None, 2).oversubscribed);
+        // Unbound ranks count PUs, with the topology loaded (for --report-bindings)
+        // or not: 4 ranks on 2 cores of 2 PUs each fit.
+        let smt = [
+            Core {
+                index: 0,
+                pus: vec![0, 2],
+            },
+            Core {
+                index: 1,
+                pus: vec![1, 3],
+            },
+        ];
+        assert!(!plan(4, Some(BindTo::None), Some(&smt), 4).oversubscribed);
+        assert!(!plan(4, Some(BindTo::None), None, 4).oversubscribed);
+        assert!(plan(4, None, Some(&smt), 4).oversubscribed);
     }
 
     #[test]

@@ -40,7 +40,8 @@ Each rank's environment is oxrun's own, plus the -x variables, plus:
   PMI_FD, PMI_RANK, PMI_SIZE, PMI_SPAWNED=0     PMI-1 connection to oxrun
   OXMPI_NODE_ID, OXMPI_LOCAL_RANK, OXMPI_LOCAL_SIZE
   OXMPI_BINDING          core:<index> or none
-  OXMPI_OVERSUBSCRIBED   1 when there are more ranks than cores, else 0
+  OXMPI_OVERSUBSCRIBED   1 when there are more ranks than cores (unbound
+                         ranks: than CPUs), else 0
   OXMPI_JOB_ID           16 random hex digits, the same for every rank of a job
   OXMPI_JOB_SECRET       32 random hex digits; ranks prove job membership with it
   OXMPI_HOST_ADDR        address this node's ranks listen on (127.0.0.1, or
