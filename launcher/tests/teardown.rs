@@ -381,10 +381,27 @@ fn wait_for_state(pids: &[i32], stopped: bool) {
 
 /// Ctrl-Z (SIGTSTP to oxrun) stops the ranks as well as oxrun (they are in process
 /// groups of their own, which the terminal does not reach), and SIGCONT continues
-/// them all.
+/// them all, also when oxrun was started with SIGCONT ignored (which still continues
+/// oxrun, but keeps it from reading the signal).
 #[test]
 fn sigtstp_stops_the_ranks_and_sigcont_continues_them() {
+    for ignore_sigcont in [false, true] {
+        stop_and_continue(ignore_sigcont);
+    }
+}
+
+fn stop_and_continue(ignore_sigcont: bool) {
+    use std::os::unix::process::CommandExt;
     let mut cmd = oxrun(&["-n", "2", "bash", "-c", "echo ready $$; exec sleep 1001"]);
+    if ignore_sigcont {
+        // SAFETY: signal() is async-signal-safe; the disposition survives exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::signal(libc::SIGCONT, libc::SIG_IGN);
+                Ok(())
+            });
+        }
+    }
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
