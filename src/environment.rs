@@ -22,6 +22,18 @@ use crate::transport::tcp::Tcp;
 
 /// What a call does when the job itself fails (a peer died, a frame was malformed,
 /// the launcher went away); mistakes in a call's own arguments are always returned.
+///
+/// ```
+/// # fn main() -> oxmpi::Result<()> {
+/// use oxmpi::{Error, ErrorMode};
+/// let universe = oxmpi::init()?;
+/// universe.set_error_mode(ErrorMode::Return)?;
+/// let world = universe.world();
+/// // An argument mistake is returned in either mode.
+/// let wrong = world.send(&[1u8], world.size(), 0);
+/// assert!(matches!(wrong, Err(Error::InvalidRank { .. })));
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorMode {
     /// Print the failure, naming this rank, and end the whole job
@@ -32,6 +44,16 @@ pub enum ErrorMode {
 }
 
 /// How threads may use oxmpi (`MPI_Init_thread`'s levels).
+///
+/// ```
+/// # fn main() -> oxmpi::Result<()> {
+/// let universe = oxmpi::init()?;
+/// let world = universe.world();
+/// // Another thread may compute, but not call oxmpi.
+/// let elsewhere = std::thread::spawn(move || world.barrier().is_err());
+/// assert!(elsewhere.join().unwrap());
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Threading {
     /// Every call comes from the thread that called [`init`] (`MPI_THREAD_FUNNELED`);
@@ -279,6 +301,14 @@ pub fn init() -> Result<Universe> {
 
 impl Universe {
     /// The communicator of all ranks in the job (`MPI_COMM_WORLD`).
+    ///
+    /// ```
+    /// # fn main() -> oxmpi::Result<()> {
+    /// let universe = oxmpi::init()?;
+    /// let world = universe.world();
+    /// assert!(world.rank() < world.size());
+    /// # Ok(()) }
+    /// ```
     pub fn world(&self) -> Comm {
         self.world.clone()
     }
@@ -296,7 +326,16 @@ impl Universe {
         Threading::Funneled
     }
 
-    /// Chooses what happens when the job itself fails; see [`ErrorMode`].
+    /// Chooses what happens when the job itself fails; see [`ErrorMode`]
+    /// (`MPI_Comm_set_errhandler` on `MPI_COMM_WORLD`; `OXMPI_ERRORS` sets the
+    /// starting mode).
+    ///
+    /// ```
+    /// # fn main() -> oxmpi::Result<()> {
+    /// let universe = oxmpi::init()?;
+    /// universe.set_error_mode(oxmpi::ErrorMode::Return)?;
+    /// # Ok(()) }
+    /// ```
     pub fn set_error_mode(&self, mode: ErrorMode) -> Result<()> {
         engine::with(|e| {
             e.error_mode = mode;
@@ -306,6 +345,15 @@ impl Universe {
 
     /// Whether the launcher placed more ranks on this node than it has cores (ranks
     /// then wait politely rather than spin).
+    ///
+    /// ```
+    /// # fn main() -> oxmpi::Result<()> {
+    /// let universe = oxmpi::init()?;
+    /// if universe.oversubscribed()? {
+    ///     eprintln!("ranks share cores: timings will be noisy");
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn oversubscribed(&self) -> Result<bool> {
         engine::with(|e| {
             Ok(e.boot
@@ -317,6 +365,17 @@ impl Universe {
 
     /// Ends this rank's part in the job (`MPI_Finalize`): waits until every rank has
     /// finalized, then reports to the launcher. Messages nobody received are dropped.
+    ///
+    /// ```
+    /// # fn main() -> oxmpi::Result<()> {
+    /// let universe = oxmpi::init()?;
+    /// let world = universe.world();
+    /// world.barrier()?;
+    /// universe.finalize()?;
+    /// // The communicator outlives the universe, but no call works any more.
+    /// assert!(world.barrier().is_err());
+    /// # Ok(()) }
+    /// ```
     pub fn finalize(mut self) -> Result<()> {
         self.finalized = true;
         match engine::uninstall() {

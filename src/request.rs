@@ -16,6 +16,22 @@ use crate::error::{Error, Result};
 use crate::status::{Status, is_whole, partial_element};
 
 /// The region in which nonblocking operations may borrow buffers; see [`scope`].
+///
+/// ```
+/// # fn main() -> oxmpi::Result<()> {
+/// let universe = oxmpi::init()?;
+/// let world = universe.world();
+/// let me = world.rank();
+/// let mut got = [0u16; 3];
+/// oxmpi::scope(|s: &oxmpi::Scope<'_, '_>| -> oxmpi::Result<()> {
+///     let r = world.irecv(s, &mut got, me, 5)?;
+///     world.send(&[1u16, 2, 3], me, 5)?;
+///     r.wait()?;
+///     Ok(())
+/// })?;
+/// assert_eq!(got, [1, 2, 3]);
+/// # Ok(()) }
+/// ```
 pub struct Scope<'s, 'env: 's> {
     /// Operations started in the scope that may still be in flight.
     live: RefCell<Vec<ReqId>>,
@@ -186,6 +202,21 @@ const _: () = assert!(size_of::<Request<'static>>() == 16);
 /// [`Request::test`]; dropping it leaves the operation running until its scope ends,
 /// which waits for it and until then keeps its outcome; [`Request::free`] has it
 /// forgotten as soon as it completes.
+///
+/// ```
+/// # fn main() -> oxmpi::Result<()> {
+/// let universe = oxmpi::init()?;
+/// let world = universe.world();
+/// let me = world.rank();
+/// let mut got = [0.0f64; 2];
+/// let status = oxmpi::scope(|s| {
+///     let request: oxmpi::Request<'_> = world.irecv(s, &mut got, me, 0)?;
+///     world.send(&[0.5f64, 1.5], me, 0)?;
+///     request.wait()
+/// })?;
+/// assert_eq!((status.source, status.count::<f64>()), (me, 2));
+/// # Ok(()) }
+/// ```
 #[must_use = "a request does nothing unless waited on or tested"]
 pub struct Request<'s> {
     state: State,
@@ -194,6 +225,23 @@ pub struct Request<'s> {
 
 impl Request<'_> {
     /// Blocks until the operation completes (`MPI_Wait`).
+    ///
+    /// ```
+    /// # fn main() -> oxmpi::Result<()> {
+    /// let universe = oxmpi::init()?;
+    /// let world = universe.world();
+    /// let me = world.rank();
+    /// let mut got = [0u8; 4];
+    /// oxmpi::scope(|s| -> oxmpi::Result<()> {
+    ///     let send = world.isend(s, b"ping", me, 1)?;
+    ///     let status = world.irecv(s, &mut got, me, 1)?.wait()?;
+    ///     assert_eq!(status.bytes, 4);
+    ///     send.wait()?;
+    ///     Ok(())
+    /// })?;
+    /// assert_eq!(&got, b"ping");
+    /// # Ok(()) }
+    /// ```
     pub fn wait(mut self) -> Result<Status> {
         self.wait_mut()
     }
@@ -243,6 +291,25 @@ impl Request<'_> {
     /// After it reported completion (or failure) once, it reports an empty status. An
     /// error that is not the operation's own (the call came from another thread than
     /// the one that initialized oxmpi, the job failed) leaves the request pending.
+    ///
+    /// ```
+    /// # fn main() -> oxmpi::Result<()> {
+    /// let universe = oxmpi::init()?;
+    /// let world = universe.world();
+    /// let me = world.rank();
+    /// let mut got = [0u32];
+    /// oxmpi::scope(|s| -> oxmpi::Result<()> {
+    ///     let mut request = world.irecv(s, &mut got, me, 2)?;
+    ///     // Nothing was sent yet.
+    ///     assert!(request.test()?.is_none());
+    ///     world.send(&[9u32], me, 2)?;
+    ///     // Work can go on between tests; here there is none.
+    ///     while request.test()?.is_none() {}
+    ///     Ok(())
+    /// })?;
+    /// assert_eq!(got, [9]);
+    /// # Ok(()) }
+    /// ```
     pub fn test(&mut self) -> Result<Option<Status>> {
         let State::Pending(id, elem_size) = self.state else {
             return self.wait_mut().map(Some);
@@ -270,6 +337,30 @@ impl Request<'_> {
 /// requests are completed even if one fails; the failure with the lowest index is
 /// returned, and the other requests' outcomes are lost: [`wait_all_results`] keeps
 /// each of them.
+///
+/// ```
+/// # fn main() -> oxmpi::Result<()> {
+/// let universe = oxmpi::init()?;
+/// let world = universe.world();
+/// let me = world.rank();
+/// // Buffers of nonblocking calls live outside the scope.
+/// let outbox: Vec<[i64; 2]> = (0..3).map(|tag| [tag, -1]).collect();
+/// let mut inbox = [[0i64; 2]; 3];
+/// oxmpi::scope(|s| -> oxmpi::Result<()> {
+///     let mut requests = Vec::new();
+///     for (tag, slot) in inbox.iter_mut().enumerate() {
+///         requests.push(world.irecv(s, slot, me, tag as i32)?);
+///     }
+///     for (tag, out) in outbox.iter().enumerate() {
+///         requests.push(world.isend(s, out, me, tag as i32)?);
+///     }
+///     let statuses = oxmpi::wait_all(requests)?;
+///     assert_eq!(statuses[2].tag, 2);
+///     Ok(())
+/// })?;
+/// assert_eq!(inbox, [[0, -1], [1, -1], [2, -1]]);
+/// # Ok(()) }
+/// ```
 pub fn wait_all(requests: Vec<Request<'_>>) -> Result<Vec<Status>> {
     let mut first = FirstFailure {
         // Statuses in place from the start (most requests are often done already).
@@ -394,6 +485,31 @@ fn wait_each(requests: Vec<Request<'_>>, outcomes: &mut impl Outcomes) -> Result
 /// passes over null requests). When the request that completed failed, its error is
 /// returned and its slot is left empty as well, so the one slot that changed names
 /// it (MPI returns its index).
+///
+/// ```
+/// # fn main() -> oxmpi::Result<()> {
+/// let universe = oxmpi::init()?;
+/// let world = universe.world();
+/// let me = world.rank();
+/// let (mut a, mut b) = ([0u8], [0u8]);
+/// oxmpi::scope(|s| -> oxmpi::Result<()> {
+///     let mut slots = [
+///         Some(world.irecv(s, &mut a, me, 10)?),
+///         Some(world.irecv(s, &mut b, me, 20)?),
+///     ];
+///     world.send(&[2u8], me, 20)?;
+///     let (index, status) = oxmpi::wait_any(&mut slots)?.expect("a request is left");
+///     assert_eq!((index, status.tag), (1, 20));
+///     assert!(slots[1].is_none());
+///     world.send(&[1u8], me, 10)?;
+///     assert_eq!(oxmpi::wait_any(&mut slots)?.map(|(i, _)| i), Some(0));
+///     // Every slot is empty now.
+///     assert!(oxmpi::wait_any(&mut slots)?.is_none());
+///     Ok(())
+/// })?;
+/// assert_eq!((a, b), ([1], [2]));
+/// # Ok(()) }
+/// ```
 pub fn wait_any(requests: &mut [Option<Request<'_>>]) -> Result<Option<(usize, Status)>> {
     let null = |r: &Request<'_>| matches!(r.state, State::Reported);
     if requests.iter().all(|r| r.as_ref().is_none_or(null)) {
@@ -418,6 +534,27 @@ pub fn wait_any(requests: &mut [Option<Request<'_>>]) -> Result<Option<(usize, S
 /// Progresses once and, if one of the requests has completed, takes it out of its
 /// slot and returns its index and status (`MPI_Testany`). A failed request is taken
 /// out too, and its error returned, as in [`wait_any`].
+///
+/// ```
+/// # fn main() -> oxmpi::Result<()> {
+/// let universe = oxmpi::init()?;
+/// let world = universe.world();
+/// let me = world.rank();
+/// let mut got = [0u64];
+/// oxmpi::scope(|s| -> oxmpi::Result<()> {
+///     let mut slots = [Some(world.irecv(s, &mut got, me, 3)?)];
+///     assert!(oxmpi::test_any(&mut slots)?.is_none());
+///     world.send(&[42u64], me, 3)?;
+///     let mut hit = None;
+///     while hit.is_none() {
+///         hit = oxmpi::test_any(&mut slots)?;
+///     }
+///     assert_eq!(hit.map(|(i, _)| i), Some(0));
+///     Ok(())
+/// })?;
+/// assert_eq!(got, [42]);
+/// # Ok(()) }
+/// ```
 pub fn test_any(requests: &mut [Option<Request<'_>>]) -> Result<Option<(usize, Status)>> {
     engine::with(|e| e.poll())?;
     for (i, slot) in requests.iter_mut().enumerate() {
@@ -435,6 +572,36 @@ pub fn test_any(requests: &mut [Option<Request<'_>>]) -> Result<Option<(usize, S
 /// they are returned and the failed one stays in its slot, for the next call to
 /// report, which empties its slot as [`wait_any`] does (a failure of the job itself
 /// is reported at once).
+///
+/// ```
+/// # fn main() -> oxmpi::Result<()> {
+/// let universe = oxmpi::init()?;
+/// let world = universe.world();
+/// let me = world.rank();
+/// let mut inbox = [[0u8]; 4];
+/// oxmpi::scope(|s| -> oxmpi::Result<()> {
+///     let mut slots = Vec::new();
+///     for (tag, slot) in inbox.iter_mut().enumerate() {
+///         slots.push(Some(world.irecv(s, slot, me, tag as i32)?));
+///     }
+///     for tag in [1, 3] {
+///         world.send(&[tag as u8], me, tag)?;
+///     }
+///     let mut done: Vec<usize> = Vec::new();
+///     while done.len() < 2 {
+///         done.extend(oxmpi::wait_some(&mut slots)?.into_iter().map(|(i, _)| i));
+///     }
+///     done.sort();
+///     assert_eq!(done, [1, 3]);
+///     for tag in [0, 2] {
+///         world.send(&[tag as u8], me, tag)?;
+///     }
+///     while !oxmpi::wait_some(&mut slots)?.is_empty() {}
+///     Ok(())
+/// })?;
+/// assert_eq!(inbox, [[0], [1], [2], [3]]);
+/// # Ok(()) }
+/// ```
 pub fn wait_some(requests: &mut [Option<Request<'_>>]) -> Result<Vec<(usize, Status)>> {
     let mut out = Vec::new();
     let Some(first) = wait_any(requests)? else {

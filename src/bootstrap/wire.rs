@@ -23,6 +23,12 @@ use std::fmt;
 pub const MAX_LINE: usize = 4096;
 
 /// One parsed or to-be-sent PMI-1 line.
+///
+/// ```
+/// use oxmpi::bootstrap::wire::Line;
+/// let line = Line::parse("cmd=barrier_out\n").unwrap();
+/// assert_eq!(line, Line::new("barrier_out"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Line {
     cmd: String,
@@ -30,6 +36,12 @@ pub struct Line {
 }
 
 /// Why a line could not be parsed or built.
+///
+/// ```
+/// use oxmpi::bootstrap::wire::{Line, WireError};
+/// assert!(matches!(Line::parse("get key=x"), Err(WireError::NoCmd(_))));
+/// assert!(matches!(Line::parse("cmd=get key"), Err(WireError::BadPair(_))));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WireError {
     /// The line did not start with `cmd=`.
@@ -58,6 +70,11 @@ pub fn valid_token(s: &str) -> bool {
 
 impl Line {
     /// A line with `cmd=NAME` and no other pairs.
+    ///
+    /// ```
+    /// use oxmpi::bootstrap::wire::Line;
+    /// assert_eq!(Line::new("finalize").to_string(), "cmd=finalize\n");
+    /// ```
     pub fn new(cmd: &str) -> Line {
         Line {
             cmd: cmd.to_owned(),
@@ -66,6 +83,14 @@ impl Line {
     }
 
     /// Parses one line (a trailing newline is allowed).
+    ///
+    /// ```
+    /// use oxmpi::bootstrap::wire::{Line, MAX_LINE, WireError};
+    /// let line = Line::parse("cmd=get_result rc=0 value=abc\n").unwrap();
+    /// assert_eq!(line.get("value"), Some("abc"));
+    /// let long = format!("cmd=put value={}", "x".repeat(MAX_LINE));
+    /// assert_eq!(Line::parse(&long), Err(WireError::TooLong));
+    /// ```
     pub fn parse(text: &str) -> Result<Line, WireError> {
         if text.len() > MAX_LINE {
             return Err(WireError::TooLong);
@@ -89,6 +114,15 @@ impl Line {
     }
 
     /// Appends `key=value`; refuses tokens the protocol cannot carry.
+    ///
+    /// ```
+    /// use oxmpi::bootstrap::wire::{Line, WireError};
+    /// let mut line = Line::new("put");
+    /// line.push("key", "a")?.push("value", "b")?;
+    /// assert_eq!(line.to_string(), "cmd=put key=a value=b\n");
+    /// assert!(matches!(line.push("value", "two words"), Err(WireError::BadToken(_))));
+    /// # Ok::<(), WireError>(())
+    /// ```
     pub fn push(&mut self, key: &str, value: &str) -> Result<&mut Line, WireError> {
         if key.is_empty() || !valid_token(key) {
             return Err(WireError::BadToken(key.to_owned()));
@@ -101,11 +135,22 @@ impl Line {
     }
 
     /// The command name (the value of `cmd=`).
+    ///
+    /// ```
+    /// use oxmpi::bootstrap::wire::Line;
+    /// assert_eq!(Line::parse("cmd=init pmi_version=1").unwrap().cmd(), "init");
+    /// ```
     pub fn cmd(&self) -> &str {
         &self.cmd
     }
 
     /// The value of the first pair named `key`.
+    ///
+    /// ```
+    /// use oxmpi::bootstrap::wire::Line;
+    /// let line = Line::parse("cmd=x a=1 a=2").unwrap();
+    /// assert_eq!((line.get("a"), line.get("b")), (Some("1"), None));
+    /// ```
     pub fn get(&self, key: &str) -> Option<&str> {
         self.pairs
             .iter()
