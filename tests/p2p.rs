@@ -165,6 +165,7 @@ fn nonblocking_requests() {
 
 #[test]
 fn examples_run() {
+    let mut jacobi = Vec::new();
     for n in [1, 2, 3, 4, 7, 16] {
         let hello = Job::new(n, "examples/hello").success();
         for r in 0..n {
@@ -179,7 +180,12 @@ fn examples_run() {
         if n > 1 {
             Job::new(n, "examples/workers").args(["200"]).success();
         }
+        // 10 interior rows: on 16 ranks, 6 have none and drop out.
+        jacobi.push(Job::new(n, "examples/jacobi").args(["12", "400"]).success());
     }
+    // The same bits whatever the number of ranks.
+    assert!(jacobi[0].starts_with("jacobi 12x12: "), "{jacobi:?}");
+    assert!(jacobi.iter().all(|out| *out == jacobi[0]), "{jacobi:?}");
 }
 
 #[test]
