@@ -252,7 +252,9 @@ impl Engine {
         let mut pulls = std::mem::take(&mut self.core.pulls);
         let mut i = 0;
         while i < pulls.len() {
-            if !self.net.splits(pulls[i].peer, pulls[i].dest.len()) {
+            // A finalizing rank starts no split copy: its sender would write into a
+            // buffer that may be gone once finalize returns (see `finalize_fence`).
+            if self.core.finalizing || !self.net.splits(pulls[i].peer, pulls[i].dest.len()) {
                 i += 1;
                 continue;
             }
@@ -885,6 +887,12 @@ impl Engine {
         // to every peer behind everything else we sent it.
         self.progress()?;
         self.flush_outbox()?;
+        // A sender helping with a split copy writes into a receive buffer of ours,
+        // which the program may free once finalize has returned (finalizing inside a
+        // scope with the receive in flight): wait for its report of the last chunk.
+        // That comes before the fence can end (the sender progresses in its own fence
+        // until this rank enters), and no split copy starts from here on.
+        self.wait_loop(|e| e.core.shared.is_empty(), &|| false)?;
         let (linked, unlinked): (Vec<usize>, Vec<usize>) = (0..self.core.finalized.size())
             .filter(|&p| p != self.core.me)
             .partition(|&p| self.net.linked(p));
