@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use crate::coll::allreduce::Runs;
-use crate::coll::select::Collective;
+use crate::coll::select::{Algorithm, Collective};
 use crate::engine::{self, context::ContextIds, context::MASK_WORDS, schedule};
 use crate::error::{Error, Rank, Result, Tag};
 use crate::status::{TAG_UB, TagSel};
@@ -169,20 +169,16 @@ impl Comm {
         Ok(tag)
     }
 
-    /// Where the messages of the next collective, `coll`, go; every rank must call
-    /// this once per collective, in the same order.
-    pub(crate) fn next_coll_route(&self, coll: Collective) -> schedule::Route {
+    /// Where the messages of the next collective, `coll` run by `alg`, go; every rank
+    /// must call this once per collective, in the same order.
+    pub(crate) fn next_coll_route(&self, coll: Collective, alg: Algorithm) -> schedule::Route {
         let seq = self.take_coll_seq();
         schedule::Route::new(
             self.inner.pair * 2 + 1,
             seq,
-            coll as u8,
+            coll.route_code(alg),
             (self.inner.rank as usize, Arc::clone(&self.inner.group)),
-            |mine, theirs, ranks| {
-                Collective::from_code(mine)
-                    .expect("a route's own code names a collective")
-                    .other_called(ranks, theirs, ("", ""))
-            },
+            Collective::clash_report,
         )
     }
 

@@ -174,6 +174,33 @@ fn disagreeing_counts_over_messages_end_no_rank_waiting() {
     }
 }
 
+/// Ranks whose disagreeing counts put them on either side of a limit of the
+/// selection table run different algorithms, each waiting for messages the other
+/// never sends: the job ends at once with a report naming both ways, where it waited
+/// until `--timeout`.
+#[test]
+fn disagreeing_counts_that_select_different_algorithms_end_the_job() {
+    for (op, theirs, ours) in [
+        ("allreduce", "rabenseifner", "recursive_doubling"),
+        ("allgather", "ring", "bruck"),
+    ] {
+        let out = Job::new(4, "coll_mixed")
+            .args(["disagree_algorithms", op])
+            .env("OXMPI_TRANSPORT", "tcp")
+            .output();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let named = stderr.contains(&format!("{op}: rank 3 runs it by {theirs} where rank "))
+            || stderr.contains(&format!(
+                "runs it by {ours} where rank 3 runs it by {theirs}"
+            ));
+        assert!(
+            out.status.code() == Some(1) && named,
+            "{op}: {:?}\nstderr:\n{stderr}",
+            out.status
+        );
+    }
+}
+
 /// Two ranks deep in learned allreduces, whose ways rank 0 decides for runs of calls
 /// that the ranks then take without meeting, disagree on a count, out of step with
 /// each other's runs; none waits. Where rank 0's run goes through the area, both

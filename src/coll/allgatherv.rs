@@ -156,7 +156,7 @@ impl Comm {
         } else {
             placed.span(Buf::Recv, rank)
         };
-        let mut s = self.schedule(Collective::Allgatherv, send.unwrap_or(&[]), recv);
+        let mut s = self.schedule(Collective::Allgatherv, alg, send.unwrap_or(&[]), recv);
         s.copy(mine, placed.span(Buf::Recv, rank));
         match alg {
             Algorithm::Ring => ring::build(&mut s, Buf::Recv, &placed),

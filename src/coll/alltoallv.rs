@@ -196,14 +196,14 @@ impl Comm {
             Some((send, sends)) => {
                 let blocks = Blocks::varying(sends.counts, sends.displs, esz);
                 (
-                    self.schedule(Collective::Alltoallv, send, recv),
+                    self.schedule(Collective::Alltoallv, alg, send, recv),
                     Buf::Send,
                     blocks,
                 )
             }
             None => {
                 let len = size_of_val(recv);
-                let mut s = self.schedule::<T, T>(Collective::Alltoallv, &[], recv);
+                let mut s = self.schedule::<T, T>(Collective::Alltoallv, alg, &[], recv);
                 let copy = s.temp(len);
                 s.copy(Span::new(Buf::Recv, 0, len), Span::new(copy, 0, len));
                 (s, copy, recv_blocks.clone())

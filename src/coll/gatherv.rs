@@ -158,7 +158,7 @@ impl Comm {
                 ));
             }
         }
-        select::choose(Collective::Gatherv, 0, size, true)?;
+        let alg = select::choose(Collective::Gatherv, 0, size, true)?;
         let mine = match (send, is_root) {
             (Some(send), _) => Span::new(Buf::Send, 0, size_of_val(send)),
             (None, true) => Span::new(Buf::Recv, displs[root] * esz, counts[root] * esz),
@@ -169,7 +169,7 @@ impl Comm {
         } else {
             Blocks::equal(size, 0)
         };
-        let mut s = self.schedule(Collective::Gatherv, send.unwrap_or(&[]), recv);
+        let mut s = self.schedule(Collective::Gatherv, alg, send.unwrap_or(&[]), recv);
         linear::build(&mut s, mine, &blocks, root);
         Ok(s)
     }

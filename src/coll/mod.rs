@@ -161,9 +161,16 @@ impl Comm {
         Ok(scope.register(id))
     }
 
-    /// A new schedule for the next collective on this communicator, `coll`, over
-    /// `send` and `recv` (the views outlive the call: see [`crate::userbuf`]).
-    fn schedule<S: Pod, R: Pod>(&self, coll: Collective, send: &[S], recv: &mut [R]) -> Schedule {
+    /// A new schedule for the next collective on this communicator, `coll` run by
+    /// `alg`, over `send` and `recv` (the views outlive the call: see
+    /// [`crate::userbuf`]).
+    fn schedule<S: Pod, R: Pod>(
+        &self,
+        coll: Collective,
+        alg: select::Algorithm,
+        send: &[S],
+        recv: &mut [R],
+    ) -> Schedule {
         // SAFETY: a blocking collective runs its schedule to completion before it
         // returns (`run_blocking`, `run_beside`, `run_plan`); a nonblocking one starts
         // it in the scope that it borrows both buffers for (`start_in`,
@@ -174,7 +181,7 @@ impl Comm {
                 UserBufMut::new(bytemuck::cast_slice_mut(recv)),
             )
         };
-        Schedule::new(self.next_coll_route(coll), send, recv)
+        Schedule::new(self.next_coll_route(coll, alg), send, recv)
     }
 
     /// `root` as an index, if it is a rank of this communicator.

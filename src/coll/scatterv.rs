@@ -152,7 +152,7 @@ impl Comm {
                 ));
             }
         }
-        select::choose(Collective::Scatterv, 0, size, true)?;
+        let alg = select::choose(Collective::Scatterv, 0, size, true)?;
         let (input, mine) = match (send, is_root) {
             (None, true) => (
                 Buf::Recv,
@@ -165,7 +165,7 @@ impl Comm {
         } else {
             Blocks::equal(size, 0)
         };
-        let mut s = self.schedule(Collective::Scatterv, send.unwrap_or(&[]), recv);
+        let mut s = self.schedule(Collective::Scatterv, alg, send.unwrap_or(&[]), recv);
         linear::build(&mut s, input, &blocks, root, mine);
         Ok(s)
     }

@@ -5,7 +5,9 @@
 //! operation, its total bytes, the communicator size, whether the reduction commutes,
 //! and whether the communicator's traffic crosses TCP, which all its ranks see alike)
 //! and on process-wide settings every rank must make alike, so all ranks of a
-//! collective run the same algorithm.
+//! collective run the same algorithm. Ranks that break it (their counts disagree)
+//! see it: the algorithm goes into the tags of the collective's messages
+//! ([`Collective::route_code`]).
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
@@ -97,6 +99,11 @@ impl Algorithm {
 
 const COUNT: usize = 16;
 
+/// Bits of a [`Collective::route_code`] that hold the collective's code (the node's
+/// area publishes as many); the bits above hold the algorithm.
+const COLL_BITS: u32 = 6;
+const COLL_MASK: u8 = (1 << COLL_BITS) - 1;
+
 impl Collective {
     /// Every collective, in declaration order.
     ///
@@ -144,6 +151,53 @@ impl Collective {
         format!(
             "{op}: rank {peer} calls {other}{theirs_where} where rank {me} calls {op}{ours_where} (every rank of a communicator must call the same collectives in the same order)"
         )
+    }
+
+    /// The code of this collective run as messages by `alg`, which its messages'
+    /// tags carry (`engine/schedule.rs`): the collective's code, and above it which of
+    /// its algorithms runs, so that ranks running it in ways whose messages differ
+    /// (their counts disagree and put them on either side of a limit of the table, or
+    /// they forced different algorithms) see it, each instead of waiting for messages
+    /// the other never sends (`engine/clash.rs`). Alltoall's and alltoallv's linear
+    /// and pairwise exchanges share a code: both exchange one message each way
+    /// between every pair, so ranks running either meet (alltoallv's ranks choose by
+    /// their own send totals).
+    pub(crate) fn route_code(self, alg: Algorithm) -> u8 {
+        let alg = match (self, alg) {
+            (Collective::Alltoall | Collective::Alltoallv, Pairwise) => Linear,
+            _ => alg,
+        };
+        let index = self
+            .candidates()
+            .iter()
+            .position(|&a| a == alg)
+            .expect("a collective runs its own algorithms");
+        self as u8 | (index as u8) << COLL_BITS
+    }
+
+    /// The collective and algorithm of a [`Collective::route_code`].
+    fn from_route_code(code: u8) -> Option<(Collective, Algorithm)> {
+        let coll = Collective::from_code(code & COLL_MASK)?;
+        Some((
+            coll,
+            *coll.candidates().get(usize::from(code >> COLL_BITS))?,
+        ))
+    }
+
+    /// The report of communicator rank `peer` running, under the number of a
+    /// collective that rank `me` runs, one whose messages carry the route code
+    /// `theirs` where this rank's carry `mine` ([`Collective::route_code`]).
+    pub(crate) fn clash_report(mine: u8, theirs: u8, (me, peer): (usize, usize)) -> String {
+        let (coll, ours) = Collective::from_route_code(mine).expect("a route's own code");
+        match Collective::from_route_code(theirs) {
+            Some((other, alg)) if other == coll => format!(
+                "{}: rank {peer} runs it by {} where rank {me} runs it by {} (the ranks disagree on its counts, which select the algorithm, or forced different algorithms)",
+                coll.name(),
+                alg.name(),
+                ours.name()
+            ),
+            _ => coll.other_called((me, peer), theirs & COLL_MASK, ("", "")),
+        }
     }
 
     /// The operation's name in lower case (`"reduce_scatter_block"`).
@@ -722,6 +776,43 @@ mod tests {
             assert_eq!(c as usize, i);
         }
         assert!(Collective::ALL.len() < 64, "the area holds six bits of it");
+    }
+
+    #[test]
+    fn route_codes_tell_algorithms_apart_unless_their_messages_agree() {
+        for c in Collective::ALL {
+            for &alg in c.candidates().iter().filter(|&&a| a != SharedMemory) {
+                let code = c.route_code(alg);
+                let (back, back_alg) = Collective::from_route_code(code).expect("decodes");
+                assert_eq!(back, c);
+                let same = back_alg == alg || matches!((back_alg, alg), (Linear, Pairwise));
+                assert!(same, "{c:?} {alg:?}");
+            }
+        }
+        let a = Collective::Allreduce;
+        let report = Collective::clash_report(
+            a.route_code(RecursiveDoubling),
+            a.route_code(Rabenseifner),
+            (0, 3),
+        );
+        assert!(
+            report.starts_with(
+                "allreduce: rank 3 runs it by rabenseifner where rank 0 runs it by recursive_doubling"
+            ),
+            "{report}"
+        );
+        let other = Collective::clash_report(
+            a.route_code(Ring),
+            Collective::Bcast.route_code(Binomial),
+            (1, 2),
+        );
+        assert!(
+            other.contains("rank 2 calls bcast where rank 1 calls allreduce"),
+            "{other}"
+        );
+        let t = Collective::Alltoall;
+        assert_eq!(t.route_code(Linear), t.route_code(Pairwise));
+        assert_ne!(t.route_code(Linear), t.route_code(Bruck));
     }
 
     #[test]

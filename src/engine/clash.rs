@@ -1,9 +1,10 @@
 //! Ranks that run different collectives as the same collective of a communicator
-//! (rank 0 a bcast where rank 1 runs a reduce, say). Over messages, each would wait
-//! for messages the other never sends; instead the job ends with a report naming both.
+//! (rank 0 a bcast where rank 1 runs a reduce, say), or one collective by algorithms
+//! whose messages differ (their counts disagree). Over messages, each would wait for
+//! messages the other never sends; instead the job ends with a report naming both.
 //!
 //! A collective's messages carry its number on the communicator and the code of
-//! which collective it is ([`Route`]). A message of another collective under the
+//! which collective it is and how it runs ([`Route`]). A message of another collective under the
 //! number of one this rank runs lands among the unexpected messages, since no
 //! receive of this rank's collective matches it; a rank with nothing left to progress
 //! looks there before it waits any longer. It looks only at the messages queued since

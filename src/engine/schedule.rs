@@ -98,15 +98,16 @@ enum Step {
 /// collectives; the engine knows none of their names).
 pub(crate) type ClashReport = fn(u8, u8, (usize, usize)) -> String;
 
-/// Bits at the bottom of a route's tag that hold the code of the collective; the
-/// bits above hold the low bits of its number on the communicator.
-const KIND_BITS: u32 = 6;
+/// Bits at the bottom of a route's tag that hold the code of the collective (and of
+/// how it runs); the bits above hold the low bits of its number on the communicator.
+const KIND_BITS: u32 = 8;
 const KIND_MASK: u32 = (1 << KIND_BITS) - 1;
 
 /// Where a schedule's messages go: the communicator's collective context, under a
 /// tag that carries the collective's number on the communicator and the code of
-/// which collective it is, so that ranks that run different collectives as the same
-/// one see it (`engine/clash.rs`).
+/// which collective it is and how it runs, so that ranks that run different
+/// collectives as the same one, or one collective in ways whose messages differ, see
+/// it (`engine/clash.rs`).
 #[derive(Clone)]
 pub(crate) struct Route {
     pub ctx: u32,
@@ -120,9 +121,9 @@ pub(crate) struct Route {
 }
 
 impl Route {
-    /// The route of collective number `seq` (its low 25 bits go into the tag) on the
-    /// communicator with collective context `ctx`, a collective the caller numbers
-    /// `kind` (below 64).
+    /// The route of collective number `seq` (its low 23 bits go into the tag) on the
+    /// communicator with collective context `ctx`, a collective the caller codes as
+    /// `kind`.
     pub(crate) fn new(
         ctx: u32,
         seq: u32,
@@ -130,8 +131,7 @@ impl Route {
         (rank, group): (usize, Arc<[u32]>),
         report: ClashReport,
     ) -> Route {
-        debug_assert!(u32::from(kind) <= KIND_MASK);
-        let tag = (seq << KIND_BITS | u32::from(kind) & KIND_MASK) & TAG_UB as u32;
+        let tag = (seq << KIND_BITS | u32::from(kind)) & TAG_UB as u32;
         Route {
             ctx,
             tag: tag as i32,

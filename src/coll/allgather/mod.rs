@@ -147,7 +147,7 @@ impl Comm {
         } else {
             blocks.span(Buf::Recv, rank)
         };
-        let mut s = self.schedule(Collective::Allgather, send.unwrap_or(&[]), recv);
+        let mut s = self.schedule(Collective::Allgather, alg, send.unwrap_or(&[]), recv);
         if alg == Algorithm::Bruck {
             bruck::build(&mut s, mine, block);
             return Ok(Plan::Schedule(Box::new(s)));

@@ -182,7 +182,7 @@ impl Comm {
             self.tcp_among()?,
         )?;
         let input = if send.is_some() { Buf::Send } else { Buf::Recv };
-        let mut s = self.schedule(Collective::Allreduce, send.unwrap_or(&[]), recv);
+        let mut s = self.schedule(Collective::Allreduce, alg, send.unwrap_or(&[]), recv);
         s.set_op(op.into_combine());
         match alg {
             Algorithm::RecursiveDoubling => recursive_doubling::build(&mut s, input, count * esz),

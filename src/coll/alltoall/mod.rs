@@ -141,7 +141,7 @@ impl Comm {
             return Ok(Plan::Node { venue, op: None });
         }
         let alg = self.choose_linked(Collective::Alltoall, block)?;
-        let mut s = self.schedule(Collective::Alltoall, send.unwrap_or(&[]), recv);
+        let mut s = self.schedule(Collective::Alltoall, alg, send.unwrap_or(&[]), recv);
         let input = match send {
             Some(_) => Buf::Send,
             None if alg == Algorithm::Bruck => Buf::Recv,

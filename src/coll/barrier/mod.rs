@@ -52,7 +52,7 @@ impl Comm {
             return Ok(Plan::Node { venue, op: None });
         }
         let alg = select::choose(Collective::Barrier, 0, self.size() as usize, true)?;
-        let mut s = self.schedule::<u8, u8>(Collective::Barrier, &[], &mut []);
+        let mut s = self.schedule::<u8, u8>(Collective::Barrier, alg, &[], &mut []);
         match alg {
             Algorithm::Dissemination => dissemination::build(&mut s),
             Algorithm::Linear => linear::build(&mut s),

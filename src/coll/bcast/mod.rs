@@ -67,7 +67,7 @@ impl Comm {
             return Ok(Plan::Node { venue, op: None });
         }
         let alg = self.choose_linked(Collective::Bcast, bytes)?;
-        let mut s = self.schedule::<u8, T>(Collective::Bcast, &[], buf);
+        let mut s = self.schedule::<u8, T>(Collective::Bcast, alg, &[], buf);
         match alg {
             Algorithm::Binomial => binomial::build(&mut s, bytes, root),
             Algorithm::ScatterAllgather => scatter_allgather::build(&mut s, bytes, root),

@@ -159,7 +159,7 @@ impl Comm {
             (None, true) => Span::new(Buf::Recv, root * block, block),
             (None, false) => Span::new(Buf::Recv, 0, block),
         };
-        let mut s = self.schedule(Collective::Gather, send.unwrap_or(&[]), recv);
+        let mut s = self.schedule(Collective::Gather, alg, send.unwrap_or(&[]), recv);
         match alg {
             Algorithm::Binomial => binomial::build(&mut s, mine, block, root),
             Algorithm::Linear => linear::build(&mut s, mine, &Blocks::equal(size, block), root),

@@ -169,7 +169,7 @@ impl Comm {
             commutative,
         )?;
         let input = if send.is_some() { Buf::Send } else { Buf::Recv };
-        let mut s = self.schedule(Collective::Reduce, send.unwrap_or(&[]), recv);
+        let mut s = self.schedule(Collective::Reduce, alg, send.unwrap_or(&[]), recv);
         s.set_op(op.into_combine());
         match alg {
             Algorithm::Binomial => binomial::build(&mut s, input, count * esz, root, commutative),

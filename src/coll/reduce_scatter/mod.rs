@@ -184,7 +184,7 @@ impl Comm {
         let commutative = op.is_commutative();
         let alg = select::choose(coll, total * esz, size, commutative)?;
         let input = if send.is_some() { Buf::Send } else { Buf::Recv };
-        let mut s = self.schedule(coll, send.unwrap_or(&[]), recv);
+        let mut s = self.schedule(coll, alg, send.unwrap_or(&[]), recv);
         s.set_op(op.into_combine());
         let blocks = Blocks::packed(counts, esz);
         let len = counts[rank] * esz;

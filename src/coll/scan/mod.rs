@@ -119,9 +119,9 @@ impl Comm {
             ));
         }
         let bytes = size_of_val(recv);
-        select::choose(coll, bytes, self.size() as usize, op.is_commutative())?;
+        let alg = select::choose(coll, bytes, self.size() as usize, op.is_commutative())?;
         let input = if send.is_some() { Buf::Send } else { Buf::Recv };
-        let mut s = self.schedule(coll, send.unwrap_or(&[]), recv);
+        let mut s = self.schedule(coll, alg, send.unwrap_or(&[]), recv);
         s.set_op(op.into_combine());
         recursive_doubling::build(&mut s, input, bytes, exclusive);
         Ok(s)

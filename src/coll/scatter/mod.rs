@@ -167,7 +167,7 @@ impl Comm {
             (None, true) => (Buf::Recv, Span::new(Buf::Recv, root * block, block)),
             (None, false) => (Buf::Send, Span::new(Buf::Recv, 0, block)),
         };
-        let mut s = self.schedule(Collective::Scatter, send.unwrap_or(&[]), recv);
+        let mut s = self.schedule(Collective::Scatter, alg, send.unwrap_or(&[]), recv);
         match alg {
             Algorithm::Binomial => binomial::build(&mut s, input, block, root, mine),
             Algorithm::Linear => {

@@ -538,6 +538,25 @@ fn disagreeing_counts_in_learned_allreduces(world: &Comm) -> oxmpi::Result<()> {
     Ok(())
 }
 
+/// Collective `op` as messages where the last rank's count (20000 bytes) puts it on
+/// another algorithm than the others' (12000 bytes; over TCP on 4 ranks: allreduce
+/// by Rabenseifner against recursive doubling, allgather by the ring against Bruck),
+/// then one the ranks agree on. Each would wait for messages the other never sends:
+/// the job must end with a report naming both algorithms instead.
+fn disagreeing_algorithms(world: &Comm, op: &str) -> oxmpi::Result<()> {
+    let (rank, size) = (world.rank(), world.size() as usize);
+    let n = if rank + 1 == size as i32 { 5000 } else { 3000 };
+    let r = match op {
+        "allreduce" => world.allreduce(&vec![1u32; n], &mut vec![0; n], Op::Sum),
+        "allgather" => world.allgather(&vec![1u32; n], &mut vec![0; n * size]),
+        _ => panic!("unknown collective {op}"),
+    };
+    println!("rank {rank}: {r:?}");
+    let mut sum = [0u32];
+    world.allreduce(&[1], &mut sum, Op::Sum)?;
+    Ok(())
+}
+
 /// Collective `op` as the last call before finalize, entered at staggered times
 /// (`reversed`: the last rank first): ranks that finish early finalize while others
 /// still wait in the same collective for a late one, which must not be taken for a
@@ -584,6 +603,13 @@ fn main() -> oxmpi::Result<()> {
         disagreeing_counts_on_messages(&world)?;
         if world.rank() == 0 {
             println!("ok disagree_messages");
+        }
+        return universe.finalize();
+    }
+    if args.get(1).map(String::as_str) == Some("disagree_algorithms") {
+        disagreeing_algorithms(&world, &args[2])?;
+        if world.rank() == 0 {
+            println!("ok disagree_algorithms");
         }
         return universe.finalize();
     }
