@@ -201,6 +201,32 @@ fn disagreeing_counts_that_select_different_algorithms_end_the_job() {
     }
 }
 
+/// A rank whose arguments fail their checks in a collective that never meets in the
+/// node's area (it alone: it takes no part) goes on to an allreduce that meets
+/// there, while the others wait in the first for its messages: the job ends with a
+/// report naming both collectives, where it waited until `--timeout`.
+#[test]
+fn a_rank_skipping_a_collective_into_the_area_ends_the_job() {
+    for op in ["allgatherv", "scan"] {
+        let out = Job::new(3, "coll_mixed")
+            .args(["one_rank_error", op])
+            .output();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let named = stderr.contains(&format!(
+            "calls {op} (as messages) where rank 1 calls allreduce in the shared-memory area"
+        )) || stderr
+            .contains("rank 1 calls allreduce in the shared-memory area where rank ");
+        assert!(
+            out.status.code() == Some(1)
+                && stdout.contains(&format!("rank 1: {op}: Err(InvalidArgument"))
+                && named,
+            "{op}: {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+            out.status
+        );
+    }
+}
+
 /// Two ranks deep in learned allreduces, whose ways rank 0 decides for runs of calls
 /// that the ranks then take without meeting, disagree on a count, out of step with
 /// each other's runs; none waits. Where rank 0's run goes through the area, both

@@ -43,7 +43,7 @@ impl Comm {
         displs: &[usize],
     ) -> Result<()> {
         let sched = self.allgatherv_schedule(Some(send), recv, counts, displs)?;
-        self.run_blocking(sched)
+        self.run_beside(sched, Collective::Allgatherv)
     }
 
     /// [`Comm::allgatherv`] where each rank's block is already in place in `buf` at
@@ -68,7 +68,7 @@ impl Comm {
         displs: &[usize],
     ) -> Result<()> {
         let sched = self.allgatherv_schedule(None, buf, counts, displs)?;
-        self.run_blocking(sched)
+        self.run_beside(sched, Collective::Allgatherv)
     }
 
     /// Starts [`Comm::allgatherv`] (`MPI_Iallgatherv`).

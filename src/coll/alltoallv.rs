@@ -62,7 +62,7 @@ impl Comm {
             displs: recv_displs,
         };
         let sched = self.alltoallv_schedule(Some((send, sends)), recv, recvs)?;
-        self.run_blocking(sched)
+        self.run_beside(sched, Collective::Alltoallv)
     }
 
     /// [`Comm::alltoallv`] with `buf` as both send and receive buffer, laid out by
@@ -86,7 +86,7 @@ impl Comm {
         displs: &[usize],
     ) -> Result<()> {
         let sched = self.alltoallv_schedule(None, buf, Layout { counts, displs })?;
-        self.run_blocking(sched)
+        self.run_beside(sched, Collective::Alltoallv)
     }
 
     /// Starts [`Comm::alltoallv`] (`MPI_Ialltoallv`).

@@ -5,6 +5,7 @@
 use bytemuck::Pod;
 
 use super::op::Reduction;
+use super::select::Collective;
 use crate::comm::Comm;
 use crate::error::Result;
 use crate::request::{Request, Scope};
@@ -25,7 +26,7 @@ impl Comm {
     /// ```
     pub fn exscan<T: Pod, O: Reduction<T>>(&self, send: &[T], recv: &mut [T], op: O) -> Result<()> {
         let sched = self.scan_schedule(Some(send), recv, op, true)?;
-        self.run_blocking(sched)
+        self.run_beside(sched, Collective::Exscan)
     }
 
     /// [`Comm::exscan`] with `buf` as input and output (`MPI_Exscan` with
@@ -42,7 +43,7 @@ impl Comm {
     /// ```
     pub fn exscan_in_place<T: Pod, O: Reduction<T>>(&self, buf: &mut [T], op: O) -> Result<()> {
         let sched = self.scan_schedule(None, buf, op, true)?;
-        self.run_blocking(sched)
+        self.run_beside(sched, Collective::Exscan)
     }
 
     /// Starts [`Comm::exscan`] (`MPI_Iexscan`).

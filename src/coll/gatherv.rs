@@ -47,7 +47,7 @@ impl Comm {
         root: Rank,
     ) -> Result<()> {
         let sched = self.gatherv_schedule(Some(send), recv, counts, displs, root)?;
-        self.run_blocking(sched)
+        self.run_beside(sched, Collective::Gatherv)
     }
 
     /// [`Comm::gatherv`] where the root's own block is already in place at
@@ -72,7 +72,7 @@ impl Comm {
         root: Rank,
     ) -> Result<()> {
         let sched = self.gatherv_schedule(None, buf, counts, displs, root)?;
-        self.run_blocking(sched)
+        self.run_beside(sched, Collective::Gatherv)
     }
 
     /// Starts [`Comm::gatherv`] (`MPI_Igatherv`).

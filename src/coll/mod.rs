@@ -123,11 +123,13 @@ impl Comm {
         engine::with(|e| drive(e, &mut sched, &|| false).map(|_| ()))
     }
 
-    /// Runs `sched` of collective `coll`, which could have met in the node's area: on
-    /// a communicator of one node's ranks, beside any rank that meets there in the
-    /// same collective, or runs another one under its number ([`Beside`]). If one
-    /// does, this rank's messages may never all come, and the job fails (a fatal
-    /// error: the schedule's requests still point into the caller's buffers).
+    /// Runs `sched`, a blocking collective `coll`: on a communicator of one node's
+    /// ranks, beside any rank that meets in the node's area in the same collective,
+    /// or runs another one under its number ([`Beside`]), also where `coll` itself
+    /// never meets there (a rank that failed its own argument checks in it, taking
+    /// no part, may go on to one that does). If one does, this rank's messages may
+    /// never all come, and the job fails (a fatal error: the schedule's requests
+    /// still point into the caller's buffers).
     fn run_beside(&self, mut sched: Schedule, coll: Collective) -> Result<()> {
         let Some(slots) = self.node_indices()? else {
             return self.run_blocking(sched);

@@ -36,7 +36,7 @@ impl Comm {
         op: O,
     ) -> Result<()> {
         let sched = self.reduce_scatter_block_schedule(Some(send), recv, op)?;
-        self.run_blocking(sched)
+        self.run_beside(sched, Collective::ReduceScatterBlock)
     }
 
     /// [`Comm::reduce_scatter_block`] with `buf` holding the whole input and
@@ -58,7 +58,7 @@ impl Comm {
         op: O,
     ) -> Result<()> {
         let sched = self.reduce_scatter_block_schedule(None, buf, op)?;
-        self.run_blocking(sched)
+        self.run_beside(sched, Collective::ReduceScatterBlock)
     }
 
     /// Starts [`Comm::reduce_scatter_block`] (`MPI_Ireduce_scatter_block`).

@@ -45,7 +45,7 @@ impl Comm {
         root: Rank,
     ) -> Result<()> {
         let sched = self.scatterv_schedule(Some(send), counts, displs, recv, root)?;
-        self.run_blocking(sched)
+        self.run_beside(sched, Collective::Scatterv)
     }
 
     /// [`Comm::scatterv`] where the root keeps its own block in place at
@@ -73,7 +73,7 @@ impl Comm {
         root: Rank,
     ) -> Result<()> {
         let sched = self.scatterv_schedule(None, counts, displs, buf, root)?;
-        self.run_blocking(sched)
+        self.run_beside(sched, Collective::Scatterv)
     }
 
     /// Starts [`Comm::scatterv`] (`MPI_Iscatterv`).

@@ -49,7 +49,7 @@ impl Comm {
     ) -> Result<()> {
         let sched =
             self.reduce_scatter_schedule(Collective::ReduceScatter, Some(send), recv, counts, op)?;
-        self.run_blocking(sched)
+        self.run_beside(sched, Collective::ReduceScatter)
     }
 
     /// [`Comm::reduce_scatter`] with `buf` holding the whole input and receiving this
@@ -73,7 +73,7 @@ impl Comm {
     ) -> Result<()> {
         let sched =
             self.reduce_scatter_schedule(Collective::ReduceScatter, None, buf, counts, op)?;
-        self.run_blocking(sched)
+        self.run_beside(sched, Collective::ReduceScatter)
     }
 
     /// Starts [`Comm::reduce_scatter`] (`MPI_Ireduce_scatter`).

@@ -30,7 +30,7 @@ impl Comm {
     /// ```
     pub fn scan<T: Pod, O: Reduction<T>>(&self, send: &[T], recv: &mut [T], op: O) -> Result<()> {
         let sched = self.scan_schedule(Some(send), recv, op, false)?;
-        self.run_blocking(sched)
+        self.run_beside(sched, Collective::Scan)
     }
 
     /// [`Comm::scan`] with `buf` as input and output (`MPI_Scan` with
@@ -47,7 +47,7 @@ impl Comm {
     /// ```
     pub fn scan_in_place<T: Pod, O: Reduction<T>>(&self, buf: &mut [T], op: O) -> Result<()> {
         let sched = self.scan_schedule(None, buf, op, false)?;
-        self.run_blocking(sched)
+        self.run_beside(sched, Collective::Scan)
     }
 
     /// Starts [`Comm::scan`] (`MPI_Iscan`).

@@ -451,12 +451,39 @@ fn errors(world: &Comm) {
         other => panic!("unknown algorithm accepted: {other:?}"),
     }
     called_from_inside_a_reduction(world);
+    retried_on_one_rank(world);
     // Still in step after the refusals: a collective works.
     let mut sum = [0u32];
     world
         .allreduce(&[1], &mut sum, Op::Sum)
         .expect("allreduce after errors");
     assert_eq!(sum[0], size as u32, "in step after the errors");
+}
+
+/// Rank 1 alone passes arguments that fail their checks (it takes no part), then
+/// retries with right ones: the others, waiting in the collective, meet the retry.
+fn retried_on_one_rank(world: &Comm) {
+    let (rank, size) = (world.rank(), world.size() as usize);
+    let mut sum = [0u32; 2];
+    if rank == 1 {
+        let r = world.allreduce(&[1u32, 2], &mut [0u32; 3], Op::Sum);
+        assert!(matches!(r, Err(Error::InvalidArgument(_))), "{r:?}");
+    }
+    world
+        .allreduce(&[1, 2], &mut sum, Op::Sum)
+        .expect("allreduce retried on rank 1");
+    assert_eq!(sum, [size as u32, 2 * size as u32]);
+    let counts = vec![1; size];
+    let displs: Vec<usize> = (0..size).collect();
+    let mut all = vec![0u8; size];
+    if rank == 1 {
+        let r = world.allgatherv(&[1u8], &mut all, &counts, &vec![0; size]);
+        assert!(matches!(r, Err(Error::InvalidArgument(_))), "{r:?}");
+    }
+    world
+        .allgatherv(&[rank as u8], &mut all, &counts, &displs)
+        .expect("allgatherv retried on rank 1");
+    assert_eq!(all, (0..size as u8).collect::<Vec<_>>());
 }
 
 /// A collective called from inside a reduction's closure is refused (oxmpi is not
@@ -557,6 +584,28 @@ fn disagreeing_algorithms(world: &Comm, op: &str) -> oxmpi::Result<()> {
     Ok(())
 }
 
+/// Collective `op`, which never meets in the node's area, where rank 1's arguments
+/// fail their checks on it alone (it takes no part), then an allreduce short enough
+/// to meet in the area, which rank 1 reaches while the others wait in `op`. Rank 1
+/// waits in the area for ranks that wait for its messages: the job must end with a
+/// report naming both collectives.
+fn one_rank_argument_error(world: &Comm, op: &str) -> oxmpi::Result<()> {
+    let (rank, size) = (world.rank(), world.size() as usize);
+    let bad = rank == 1;
+    let r = match op {
+        "allgatherv" => {
+            let displs: Vec<usize> = (0..size).map(|i| if bad { 0 } else { i }).collect();
+            world.allgatherv(&[1u8], &mut vec![0u8; size], &vec![1; size], &displs)
+        }
+        "scan" => world.scan(&[1u32], &mut vec![0; if bad { 2 } else { 1 }], Op::Sum),
+        _ => panic!("unknown collective {op}"),
+    };
+    println!("rank {rank}: {op}: {r:?}");
+    let mut sum = [0u32];
+    world.allreduce(&[1], &mut sum, Op::Sum)?;
+    Ok(())
+}
+
 /// Collective `op` as the last call before finalize, entered at staggered times
 /// (`reversed`: the last rank first): ranks that finish early finalize while others
 /// still wait in the same collective for a late one, which must not be taken for a
@@ -611,6 +660,10 @@ fn main() -> oxmpi::Result<()> {
         if world.rank() == 0 {
             println!("ok disagree_algorithms");
         }
+        return universe.finalize();
+    }
+    if args.get(1).map(String::as_str) == Some("one_rank_error") {
+        one_rank_argument_error(&world, &args[2])?;
         return universe.finalize();
     }
     if args.get(1).map(String::as_str) == Some("stagger") {
