@@ -173,6 +173,11 @@ impl Comm {
     /// must call this once per collective, in the same order.
     pub(crate) fn next_coll_route(&self, coll: Collective, alg: Algorithm) -> schedule::Route {
         let seq = self.take_coll_seq();
+        self.coll_route(seq, coll, alg)
+    }
+
+    /// Where the messages of collective number `seq`, `coll` run by `alg`, go.
+    pub(crate) fn coll_route(&self, seq: u32, coll: Collective, alg: Algorithm) -> schedule::Route {
         schedule::Route::new(
             self.inner.pair * 2 + 1,
             seq,
@@ -183,9 +188,9 @@ impl Comm {
     }
 
     /// Uses up the next collective's tag without sending anything (for a collective
-    /// that met in the node's area instead).
-    pub(crate) fn skip_coll_route(&self) {
-        self.take_coll_seq();
+    /// that meets in the node's area instead); returns its number.
+    pub(crate) fn skip_coll_route(&self) -> u32 {
+        self.take_coll_seq()
     }
 
     /// The next collective's number. Only the thread that owns the engine takes one,

@@ -99,10 +99,11 @@ impl Algorithm {
 
 const COUNT: usize = 16;
 
-/// Bits of a [`Collective::route_code`] that hold the collective's code (the node's
-/// area publishes as many); the bits above hold the algorithm.
-const COLL_BITS: u32 = 6;
+/// Bits of a [`Collective::route_code`] that hold the collective's code; the three
+/// bits above hold the algorithm's index among the collective's candidates.
+const COLL_BITS: u32 = 5;
 const COLL_MASK: u8 = (1 << COLL_BITS) - 1;
+const _: () = assert!(COUNT <= 1 << COLL_BITS && MOST_CANDIDATES <= 1 << (8 - COLL_BITS));
 
 impl Collective {
     /// Every collective, in declaration order.
@@ -189,6 +190,20 @@ impl Collective {
     /// `theirs` where this rank's carry `mine` ([`Collective::route_code`]).
     pub(crate) fn clash_report(mine: u8, theirs: u8, (me, peer): (usize, usize)) -> String {
         let (coll, ours) = Collective::from_route_code(mine).expect("a route's own code");
+        if ours == SharedMemory {
+            // This rank meets in the area; the peer sent messages.
+            return match Collective::from_route_code(theirs) {
+                Some((other, _)) if other == coll => format!(
+                    "{}: rank {peer} runs it as messages where rank {me} meets in the shared-memory area (the ranks disagree on its counts, or call it blocking and nonblocking)",
+                    coll.name()
+                ),
+                _ => coll.other_called(
+                    (me, peer),
+                    theirs & COLL_MASK,
+                    (" (as messages)", " in the shared-memory area"),
+                ),
+            };
+        }
         match Collective::from_route_code(theirs) {
             Some((other, alg)) if other == coll => format!(
                 "{}: rank {peer} runs it by {} where rank {me} runs it by {} (the ranks disagree on its counts, which select the algorithm, or forced different algorithms)",
@@ -781,7 +796,7 @@ mod tests {
     #[test]
     fn route_codes_tell_algorithms_apart_unless_their_messages_agree() {
         for c in Collective::ALL {
-            for &alg in c.candidates().iter().filter(|&&a| a != SharedMemory) {
+            for &alg in c.candidates() {
                 let code = c.route_code(alg);
                 let (back, back_alg) = Collective::from_route_code(code).expect("decodes");
                 assert_eq!(back, c);
@@ -809,6 +824,17 @@ mod tests {
         assert!(
             other.contains("rank 2 calls bcast where rank 1 calls allreduce"),
             "{other}"
+        );
+        let area = Collective::clash_report(
+            a.route_code(SharedMemory),
+            a.route_code(RecursiveDoubling),
+            (0, 1),
+        );
+        assert!(
+            area.starts_with(
+                "allreduce: rank 1 runs it as messages where rank 0 meets in the shared-memory area"
+            ),
+            "{area}"
         );
         let t = Collective::Alltoall;
         assert_eq!(t.route_code(Linear), t.route_code(Pairwise));

@@ -97,6 +97,10 @@ pub(crate) struct Meeting<'a> {
     lend: bool,
     /// The collective number this rank last wrote for (0: none).
     wrote: u64,
+    /// The communicator, and the number of this collective on it (its tag, unused;
+    /// see [`Meeting::wait_shared`]).
+    comm: &'a Comm,
+    number: u32,
 }
 
 /// The window of the large region in which the ranks that write `coll`'s data run
@@ -233,7 +237,7 @@ impl Comm {
     ) -> Result<R> {
         // The collective's tag goes unused, so that ranks that run it as messages
         // (disagreeing) and ranks that meet here number later collectives alike.
-        self.skip_coll_route();
+        let number = self.skip_coll_route();
         engine::with(|eng| {
             let (area, ticket) = eng
                 .net
@@ -250,6 +254,8 @@ impl Comm {
                 shape: 0,
                 lend: venue.lend,
                 wrote: 0,
+                comm: self,
+                number,
             };
             f(&mut m)
         })
@@ -356,6 +362,24 @@ impl<'c> Beside<'c> {
 }
 
 impl<'a> Meeting<'a> {
+    /// [`Engine::wait_shared`], watching for messages sent under this collective's
+    /// number on the communicator: a rank that sent them runs a collective as
+    /// messages where this one meets in the area (a nonblocking one, which never
+    /// publishes in the area, or one it reached by skipping the one the others wait
+    /// in here: its own arguments failed their checks), and would wait for this
+    /// rank's messages while this rank waits for its data here. The engine ends the
+    /// job with a report naming both (`engine/clash.rs`).
+    fn wait_shared(
+        &mut self,
+        ready: &dyn Fn() -> bool,
+        all_in: Option<u64>,
+        stuck: &dyn Fn(&Finalized) -> Option<usize>,
+    ) -> Result<()> {
+        let (comm, number, op) = (self.comm, self.number, self.op);
+        let watch = || comm.coll_route(number, op, select::Algorithm::SharedMemory);
+        self.eng.wait_shared(ready, all_in, stuck, &watch)
+    }
+
     /// Whether every rank has entered collective `seq`.
     fn all_reached(area: Area, slots: &[usize], seq: u64) -> bool {
         slots.iter().all(|&l| area.entered(l, seq))
@@ -376,7 +400,7 @@ impl<'a> Meeting<'a> {
                     .map(|r| group[r] as usize)
             };
             let ready = || Self::all_reached(area, slots, seq);
-            self.eng.wait_shared(&ready, Some(seq), &stuck)?;
+            self.wait_shared(&ready, Some(seq), &stuck)?;
         }
         self.eng.net.all_entered(seq);
         Ok(())
@@ -470,7 +494,7 @@ impl<'a> Meeting<'a> {
         let stuck = |f: &Finalized| f.has(world).then_some(world);
         // Not published as a wait for every rank: readers of a broadcast that kept
         // their core while the others on it waited for the root too ran 2-8% slower.
-        self.eng.wait_shared(&ready, None, &stuck)
+        self.wait_shared(&ready, None, &stuck)
     }
 
     /// What `rank` (which has published) wrote, checked to be `len` bytes of an

@@ -41,7 +41,7 @@ use large_receives::Way;
 use matching::{Body, Pattern, Stored, Unexpected};
 use protocol::{Core, Pull, SharedPull};
 use requests::{Op, RecvOp, RecvPhase, ReqId, SendOp, SendPhase};
-use schedule::Schedule;
+use schedule::{Route, Schedule};
 use wait::{Idle, Step, WaitPolicy};
 
 use crate::environment::ErrorMode;
@@ -399,12 +399,16 @@ impl Engine {
     /// before it said so is visible by the time its Bye has arrived).
     /// `all_in`: `ready` waits for every local rank to enter that collective over the
     /// area, which is published while this rank waits, when it shares its CPU with
-    /// other ranks (see [`Network::mark_area_wait`]).
+    /// other ranks (see [`Network::mark_area_wait`]). `watch`: the route under which
+    /// no message may come while this rank waits (the collective's own number, which
+    /// it does not send under): one that does is a clash (`clash.rs`). Made only once
+    /// the first looks are over, so that a short wait pays nothing for it.
     pub(crate) fn wait_shared(
         &mut self,
         ready: &dyn Fn() -> bool,
         all_in: Option<u64>,
         stuck: &dyn Fn(&Finalized) -> Option<usize>,
+        watch: &dyn Fn() -> Route,
     ) -> Result<()> {
         // A rank with a core of its own first watches `ready` alone for a moment: a
         // progress pass per look took longer than the line it waits for takes to
@@ -422,7 +426,10 @@ impl Engine {
         let _mark = all_in
             .filter(|_| self.policy.shares_cores())
             .and_then(|seq| self.net.mark_area_wait(seq));
-        self.wait_loop(|e| ready() || stuck(&e.core.finalized).is_some(), ready)?;
+        self.watch_driving(Some(watch()));
+        let waited = self.wait_loop(|e| ready() || stuck(&e.core.finalized).is_some(), ready);
+        self.watch_driving(None);
+        waited?;
         match stuck(&self.core.finalized) {
             Some(peer) if !ready() => {
                 let what = format!("a collective waits for rank {peer} to join it");

@@ -584,11 +584,12 @@ fn disagreeing_algorithms(world: &Comm, op: &str) -> oxmpi::Result<()> {
     Ok(())
 }
 
-/// Collective `op`, which never meets in the node's area, where rank 1's arguments
-/// fail their checks on it alone (it takes no part), then an allreduce short enough
-/// to meet in the area, which rank 1 reaches while the others wait in `op`. Rank 1
-/// waits in the area for ranks that wait for its messages: the job must end with a
-/// report naming both collectives.
+/// Collective `op` where rank 1's arguments fail their checks on it alone (it takes
+/// no part), while the others wait in `op` for it. Rank 1 goes on to another
+/// collective: where `op` never meets in the node's area (allgatherv, scan), a short
+/// allreduce, which does; where `op` meets there (allreduce), a nonblocking barrier,
+/// which goes as messages. Either way one side waits in the area for ranks that wait
+/// for its messages: the job must end with a report naming both collectives.
 fn one_rank_argument_error(world: &Comm, op: &str) -> oxmpi::Result<()> {
     let (rank, size) = (world.rank(), world.size() as usize);
     let bad = rank == 1;
@@ -598,11 +599,15 @@ fn one_rank_argument_error(world: &Comm, op: &str) -> oxmpi::Result<()> {
             world.allgatherv(&[1u8], &mut vec![0u8; size], &vec![1; size], &displs)
         }
         "scan" => world.scan(&[1u32], &mut vec![0; if bad { 2 } else { 1 }], Op::Sum),
+        "allreduce" => world.allreduce(&[1u32], &mut vec![0; if bad { 2 } else { 1 }], Op::Sum),
         _ => panic!("unknown collective {op}"),
     };
     println!("rank {rank}: {op}: {r:?}");
-    let mut sum = [0u32];
-    world.allreduce(&[1], &mut sum, Op::Sum)?;
+    if op == "allreduce" {
+        oxmpi::scope(|s| world.ibarrier(s)?.wait())?;
+    } else {
+        world.allreduce(&[1u32], &mut [0], Op::Sum)?;
+    }
     Ok(())
 }
 
