@@ -4,7 +4,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::process::Stdio;
+use std::process::{Child, Command, Stdio};
 
 use common::*;
 
@@ -402,6 +402,18 @@ fn stop_and_continue(ignore_sigcont: bool) {
             });
         }
     }
+    let mut child = stopped_for(cmd, std::time::Duration::ZERO);
+    // SAFETY: plain kill on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = wait_guarded(&mut child);
+    assert_eq!(status.code(), Some(128 + libc::SIGTERM), "{status:?}");
+}
+
+/// Starts `cmd`, a job of 2 ranks that each print "ready PID", then stops it with
+/// Ctrl-Z (SIGTSTP to oxrun) once both have, keeps it stopped for `pause` after
+/// oxrun and the ranks all are, and continues it (SIGCONT to oxrun) until they all
+/// run again.
+fn stopped_for(mut cmd: Command, pause: std::time::Duration) -> Child {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -421,20 +433,18 @@ fn stop_and_continue(ignore_sigcont: bool) {
     // SAFETY: plain kill on our own child.
     unsafe { libc::kill(oxrun_pid, libc::SIGTSTP) };
     wait_for_state(&all, true);
+    std::thread::sleep(pause);
     // SAFETY: as above.
     unsafe { libc::kill(oxrun_pid, libc::SIGCONT) };
     wait_for_state(&all, false);
-    // SAFETY: as above.
-    unsafe { libc::kill(oxrun_pid, libc::SIGTERM) };
-    let status = wait_guarded(&mut child);
-    assert_eq!(status.code(), Some(128 + libc::SIGTERM), "{status:?}");
+    child
 }
 
 /// Time the job spends stopped by Ctrl-Z does not count towards `--timeout`: a job
 /// stopped for longer than its timeout still finishes once continued.
 #[test]
 fn time_stopped_does_not_count_towards_the_timeout() {
-    let mut cmd = oxrun(&[
+    let cmd = oxrun(&[
         "-n",
         "2",
         "--timeout",
@@ -443,32 +453,10 @@ fn time_stopped_does_not_count_towards_the_timeout() {
         "-c",
         "trap 'exit 0' USR1; echo ready $$; sleep 1001 & wait",
     ]);
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut ranks = Vec::new();
-    while ranks.len() < 2 {
-        let mut line = String::new();
-        assert!(
-            stdout.read_line(&mut line).unwrap() > 0,
-            "oxrun ended early"
-        );
-        ranks.push(line.trim().strip_prefix("ready ").unwrap().parse().unwrap());
-    }
-    let oxrun_pid = child.id() as i32;
-    let all: Vec<i32> = ranks.iter().copied().chain([oxrun_pid]).collect();
-    // SAFETY: plain kill on our own child.
-    unsafe { libc::kill(oxrun_pid, libc::SIGTSTP) };
-    wait_for_state(&all, true);
     // Stopped for longer than the whole timeout.
-    std::thread::sleep(std::time::Duration::from_secs(4));
-    // SAFETY: as above.
-    unsafe { libc::kill(oxrun_pid, libc::SIGCONT) };
-    wait_for_state(&all, false);
-    // SAFETY: as above. Passed on; the ranks end with 0.
-    unsafe { libc::kill(oxrun_pid, libc::SIGUSR1) };
+    let mut child = stopped_for(cmd, std::time::Duration::from_secs(4));
+    // SAFETY: plain kill on our own child. Passed on; the ranks end with 0.
+    unsafe { libc::kill(child.id() as i32, libc::SIGUSR1) };
     let status = wait_guarded(&mut child);
     let mut err = String::new();
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
