@@ -549,9 +549,10 @@ impl Job {
 
     /// Ctrl-Z (SIGTSTP, which reaches oxrun's process group and not the ranks'): the
     /// ranks stop, then oxrun. SIGCONT (`fg`, `bg`) continues oxrun, which continues
-    /// them (also when oxrun ignores SIGCONT and never reads it). The time the job spent stopped does not count towards `--timeout`, the
-    /// kill grace or the drain at the end (as a suspended job's time does not count
-    /// towards its limit under Slurm): each is put off by as much.
+    /// them (also when oxrun ignores SIGCONT and never reads it). The time the job
+    /// spent stopped does not count towards `--timeout`, the kill grace or the drain
+    /// at the end (as a suspended job's time does not count towards its limit under
+    /// Slurm): each is put off by as much.
     fn suspend(&mut self) {
         self.signal_all(libc::SIGTSTP);
         let stopped = signals::stop_self();

@@ -285,11 +285,11 @@ pub(crate) fn split_paths(
 /// This rank's side of a blocking collective run as messages on a communicator of
 /// one node's ranks: one that could meet in the node's area but that the selection
 /// sent to messages on this rank, or one that never meets there. It still takes the
-/// collective's number and publishes it, flagged as messages: a rank that meets in the area in the
-/// same collective (the ranks disagree on the counts, which put them on either side
-/// of a selection limit) then fails reading this rank's slot instead of waiting for
-/// its data, and this rank, while it waits for messages that such a rank never sends,
-/// finds it there ([`Beside::apart`]) instead of waiting forever; so does a rank
+/// collective's number and publishes it, flagged as messages: a rank that meets in
+/// the area in the same collective (the ranks disagree on the counts, which put them
+/// on either side of a selection limit) then fails reading this rank's slot instead
+/// of waiting for its data, and this rank, while it waits for messages that such a
+/// rank never sends, finds it there ([`Beside::apart`]) instead of waiting forever; so does a rank
 /// beside one that runs another collective as messages under the same number (each
 /// may only wait to receive, so that no message of the other's comes).
 pub(crate) struct Beside<'c> {
