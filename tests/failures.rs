@@ -446,6 +446,39 @@ fn ranks_waiting_for_a_dead_rank_get_peer_lost_in_return_mode() {
     }
 }
 
+/// A send whose wait fails in return-errors mode (another rank died) gives its buffer
+/// back to the program, which may write there at once: a receiver that reads it only
+/// afterwards (single copy) must fail, not take the program's new bytes as the
+/// message. Read alone, and with the copy split with the sender.
+#[test]
+fn a_buffer_given_back_after_a_failure_is_not_read_as_the_message() {
+    for split in ["0", "65536"] {
+        let job = Job::new(3, "fail")
+            .env("OXRUN_KILL_GRACE_MS", "60000")
+            .env("OXMPI_SHM_SINGLE_COPY", "1")
+            .env("OXMPI_SHM_SPLIT", split);
+        let out = run_failing_job(job, 3, &["withdrawn", "2"], "auto");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let what = format!(
+            "split {split}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(137), "{what}");
+        assert!(
+            stdout.contains("rank 0: the send gave Err(PeerLost"),
+            "{what}"
+        );
+        if stdout.contains("rank 1: no single copy here") {
+            println!("not run: this kernel forbids single copy");
+            return;
+        }
+        assert!(
+            stdout.contains("rank 1: lost rank 0: it failed and gave its program back"),
+            "{what}"
+        );
+    }
+}
+
 /// A panic that unwinds out of an oxmpi call ends the job even where the program
 /// catches it: the call's buffers may still be in use.
 #[test]

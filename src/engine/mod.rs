@@ -110,7 +110,9 @@ const FIRST_LOOKS: u32 = 16;
 /// call fails at once and nothing progresses any more, so no transport ever writes
 /// into a receive buffer whose call already returned with the failure. Where a peer
 /// writes into this rank's memory itself (a split single copy in progress) the
-/// failure ends the job in either mode.
+/// failure ends the job in either mode. Peers that read this rank's send buffers
+/// (single copy) are told the buffers are withdrawn, and a read that may have seen
+/// the program's later data fails there.
 pub(crate) fn with<R>(f: impl FnOnce(&mut Engine) -> Result<R>) -> Result<R> {
     owner::with_engine(|eng| {
         if let Some(why) = &eng.broken {
@@ -126,6 +128,9 @@ pub(crate) fn with<R>(f: impl FnOnce(&mut Engine) -> Result<R>) -> Result<R> {
                 eng.die(e);
             }
             eng.broken = Some(e.to_string());
+            // The call returns, and with it the buffers of sends and collectives not
+            // finished, which peers of this node may still be reading.
+            eng.net.withdraw();
             report_if_lost(&eng.boot, e);
         }
         result

@@ -339,6 +339,14 @@ impl Network {
         Ok(())
     }
 
+    /// Withdraws every buffer this rank lent its node's ranks to read: the engine
+    /// failed, and they go back to the program (see `Shm::withdraw`).
+    pub(crate) fn withdraw(&self) {
+        if let Some(shm) = self.shm.as_ref() {
+            shm.withdraw();
+        }
+    }
+
     /// Closed connections are expected from now on.
     pub(crate) fn set_closing(&mut self) {
         if let Some(tcp) = self.tcp.as_mut() {

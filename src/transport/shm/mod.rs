@@ -625,8 +625,10 @@ impl Shm {
             .iter()
             .map(|(remote, dest)| (remote.addr, dest.as_mut_slice()))
             .collect();
-        cma::read_many(pid, &mut io)
-            .map_err(|e| self.lost(peer, format!("reading its send buffers failed: {e}")))
+        let read = cma::read_many(pid, &mut io)
+            .map_err(|e| self.lost(peer, format!("reading its send buffers failed: {e}")))?;
+        self.still_lent(peer)?;
+        Ok(read)
     }
 
     /// Reads one large message of world rank `peer` (one whose copy is not split, see
@@ -638,8 +640,10 @@ impl Shm {
         dest: UserBufMut,
     ) -> Result<bool> {
         let pid = self.checked_pid(peer, std::iter::once(remote))?;
-        cma::read(pid, remote.addr, dest.as_mut_slice())
-            .map_err(|e| self.lost(peer, format!("reading its send buffer failed: {e}")))
+        let read = cma::read(pid, remote.addr, dest.as_mut_slice())
+            .map_err(|e| self.lost(peer, format!("reading its send buffer failed: {e}")))?;
+        self.still_lent(peer)?;
+        Ok(read)
     }
 
     /// World rank `peer`'s process id, which every one of `remotes` must name.
@@ -794,8 +798,42 @@ impl Shm {
 
     /// Reads bytes of world rank `peer`'s buffer `remote`, from `offset` on, into `dst`.
     fn read(&self, peer: usize, remote: &RemoteBuf, offset: usize, dst: &mut [u8]) -> Result<bool> {
-        cma::read(remote.pid, remote.addr + offset as u64, dst)
-            .map_err(|e| self.lost(peer, format!("reading its memory failed: {e}")))
+        let read = cma::read(remote.pid, remote.addr + offset as u64, dst)
+            .map_err(|e| self.lost(peer, format!("reading its memory failed: {e}")))?;
+        self.still_lent(peer)?;
+        Ok(read)
+    }
+
+    /// Gives up this rank's claim on what it lent for reading: its engine failed in
+    /// return-errors mode, and the buffers of its unfinished sends and collectives go
+    /// back to the program, which may write them at once. A peer that read them since
+    /// learns it from [`Shm::still_lent`] and fails rather than keep the program's
+    /// new data as a message.
+    pub(crate) fn withdraw(&self) {
+        self.inboxes[self.local]
+            .withdrawn()
+            .store(1, Ordering::Relaxed);
+        // The flag is visible before any later write of the program's (as a seqlock's
+        // writer: its flag, a fence, then its data).
+        fence(Ordering::SeqCst);
+    }
+
+    /// After a read of `peer`'s memory: whether `peer` still lent its buffers when
+    /// the read was done. If it withdrew them ([`Shm::withdraw`]) the bytes read may
+    /// be its program's later data, so the read fails.
+    fn still_lent(&self, peer: usize) -> Result<()> {
+        // The bytes read are older than the flag read below (a seqlock's reader: its
+        // data, a fence, then its flag): a flag still clear means the read ended before
+        // the peer gave the buffers back.
+        fence(Ordering::Acquire);
+        let flag = self.inboxes[self.local_of[peer]].withdrawn();
+        if flag.load(Ordering::Relaxed) == 0 {
+            return Ok(());
+        }
+        Err(self.lost(
+            peer,
+            "it failed and gave its program back the buffer this rank was reading".into(),
+        ))
     }
 
     fn lost(&self, peer: usize, detail: String) -> Error {

@@ -224,6 +224,12 @@ impl Inbox {
         self.ctl64(ctl::READ_CLASSES)
     }
 
+    /// 1 once this rank withdrew the buffers it lent for reading (see
+    /// `segment::ctl::WITHDRAWN`).
+    pub(crate) fn withdrawn(&self) -> &AtomicU32 {
+        self.ctl32(ctl::WITHDRAWN)
+    }
+
     /// The collective over the area this rank waits for every local rank to enter (0
     /// while it waits for nothing there).
     pub(crate) fn area_wait(&self) -> &AtomicU64 {

@@ -70,6 +70,9 @@ pub(crate) mod ctl {
     /// rather than send them eagerly (`Shm::sends_eagerly`), on the doorbell's line,
     /// which senders read anyway.
     pub const READ_CLASSES: usize = 168;
+    /// 1 once the rank gave its program back buffers that peers may still be reading
+    /// (`Shm::withdraw`), on the doorbell's line: written once, read after each read.
+    pub const WITHDRAWN: usize = 176;
     pub const CLAIM: usize = 192;
     /// The collective over the area the rank waits for every local rank to enter,
     /// while it waits there (`Shm::mark_area_wait`), on a line of its own: it changes

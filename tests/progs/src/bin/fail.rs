@@ -27,6 +27,10 @@
 //! rank P" (R, or a survivor that exited before) and exit 1. `fail lost R WAIT exit`:
 //! rank R exits 0 without finalize instead; `fail lost R WAIT END abort`: the
 //! survivors call abort(1) instead of exiting.
+//! `fail withdrawn R` (3 ranks, return-errors mode, SIGTERM ignored): rank 0 sends 1 MiB
+//! to rank 1, which sees it arrive but does not receive it yet; rank R (2) dies, rank
+//! 0's send fails, and rank 0 overwrites its buffer; only then does rank 1 receive,
+//! and it prints what it got (it must not be the overwritten bytes).
 //! Every rank first writes "PID JOB_ID" to DIR/pid.RANK (DIR:
 //! the OXMPI_TEST_PIDDIR variable); the surviving ranks then block in a receive that
 //! never completes, so the launcher must end them.
@@ -224,6 +228,71 @@ fn wait_for_lost(
     }
 }
 
+/// Waits, without calling oxmpi, until another rank created `DIR/name` (DIR:
+/// OXMPI_TEST_PIDDIR).
+fn wait_for_file(name: &str) {
+    let dir = std::env::var("OXMPI_TEST_PIDDIR").expect("OXMPI_TEST_PIDDIR");
+    let path = std::path::Path::new(&dir).join(name);
+    while !path.exists() {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// Creates the empty file `DIR/name` (DIR: OXMPI_TEST_PIDDIR).
+fn create_file(name: &str) {
+    let dir = std::env::var("OXMPI_TEST_PIDDIR").expect("OXMPI_TEST_PIDDIR");
+    std::fs::write(std::path::Path::new(&dir).join(name), b"").expect("a file");
+}
+
+/// `fail withdrawn R`: see the module documentation.
+fn withdrawn(universe: oxmpi::Universe, victim: i32) -> oxmpi::Result<()> {
+    universe.set_error_mode(oxmpi::ErrorMode::Return)?;
+    // SAFETY: ignoring a signal installs no handler.
+    unsafe { libc::signal(libc::SIGTERM, libc::SIG_IGN) };
+    let world = universe.world();
+    let rank = world.rank();
+    world.barrier()?;
+    let mut buf = vec![0x5au8; 1 << 20];
+    match rank {
+        0 => {
+            let sent = world.send(&buf, 1, 7);
+            println!("rank 0: the send gave {sent:?}");
+            // The buffer is the program's again: it writes other data there.
+            buf.fill(0xee);
+            create_file("overwritten");
+            // Alive until rank 1 has tried to read it.
+            wait_for_file("received");
+        }
+        1 => {
+            while world.iprobe(0, 7)?.is_none() {}
+            create_file("arrived");
+            wait_for_file("overwritten");
+            buf.fill(0);
+            // Streamed, the message would wait for its broken sender for ever.
+            if !oxmpi::large_receives().single_copy_permitted {
+                println!("rank 1: no single copy here");
+                create_file("received");
+                std::process::exit(1)
+            }
+            match world.recv(&mut buf, 0, 7) {
+                Ok(_) if buf.iter().all(|&b| b == 0x5a) => println!("rank 1: got the message"),
+                Ok(_) => println!("rank 1: got the overwritten buffer"),
+                Err(oxmpi::Error::PeerLost { peer, detail, .. }) => {
+                    println!("rank 1: lost rank {peer}: {detail}")
+                }
+                Err(e) => println!("rank 1: {e}"),
+            }
+            create_file("received");
+        }
+        _ if rank == victim => {
+            wait_for_file("arrived");
+            kill_self()
+        }
+        _ => {}
+    }
+    std::process::exit(1)
+}
+
 fn main() -> oxmpi::Result<()> {
     let rank: i32 = std::env::var("PMI_RANK")
         .ok()
@@ -270,6 +339,9 @@ fn main() -> oxmpi::Result<()> {
         let n = args[4].parse().expect("a count");
         let nonblocking = args.get(5).is_some_and(|a| a == "nonblocking");
         other_collectives(&world, (&args[2], &args[3]), n, nonblocking)?;
+    }
+    if how == "withdrawn" {
+        return withdrawn(universe, victim);
     }
     if how == "lost" {
         let arg = |i: usize| args.get(i).map(String::as_str);
