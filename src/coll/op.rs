@@ -348,9 +348,14 @@ pub struct MaxLoc;
 impl Sealed for MinLoc {}
 impl Sealed for MaxLoc {}
 
-/// Of `a` and `b`, the one whose value `wins` over the other's; on a tie, the value
-/// with the smaller index.
+/// Of `a` and `b`, the pair whose value `wins` over the other's; of equal values,
+/// `a`'s value with the smaller index. Where a value is unequal to itself (a NaN), it
+/// loses to a number, as C's `fmin` and `fmax` pass over NaN, and of two the pair with
+/// the smaller index wins: the order is total, so the operation commutes and
+/// associates, and the index returned is always that of a pair whose value equals the
+/// one returned.
 #[inline]
+#[allow(clippy::eq_op)] // `v == v`: the NaN test of a generic float
 fn located<V: Pod + PartialOrd, I: Pod + Ord>(
     a: ValueIndex<V, I>,
     b: ValueIndex<V, I>,
@@ -361,8 +366,12 @@ fn located<V: Pod + PartialOrd, I: Pod + Ord>(
         a
     } else if wins(vb, va) {
         b
-    } else {
+    } else if va == vb {
         ValueIndex::new(va, a.index.min(b.index))
+    } else if va == va || vb != vb && { a.index } <= { b.index } {
+        a
+    } else {
+        b
     }
 }
 

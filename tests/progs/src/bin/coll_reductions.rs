@@ -251,22 +251,39 @@ fn bitwise<T: Num + Bitwise>(world: &Comm, coll: Coll, n: usize, forms: &[Form],
     builtin::<T, _>(world, coll, Kind::BXor, Op::BitXor, n, forms, what);
 }
 
-/// MinLoc and MaxLoc on values with many ties: the lowest index must win.
+/// MinLoc and MaxLoc on values with many ties and NaNs: of equal values the lowest
+/// index must win, any number wins over a NaN, and the result is one pair whole.
 fn located(world: &Comm, coll: Coll, n: usize, what: &str) {
     let rank = world.rank() as usize;
-    let pair =
-        |r: usize, i: usize| ValueIndex::new((mix(r as u64, i as u64, 9) % 3) as f64, r as i32);
+    let pair = |r: usize, i: usize| {
+        let v = match mix(r as u64, i as u64, 9) % 4 {
+            3 => f64::NAN,
+            v => v as f64,
+        };
+        ValueIndex::new(v, r as i32)
+    };
     let send: Vec<ValueIndex<f64>> = (0..n).map(|i| pair(rank, i)).collect();
+    // The bits, so that NaNs compare.
+    let bits = |v: &[ValueIndex<f64>]| -> Vec<(u64, i32)> {
+        v.iter().map(|p| (p.value.to_bits(), p.index)).collect()
+    };
     for (name, min) in [("MinLoc", true), ("MaxLoc", false)] {
         let fold = |ranks: std::ops::Range<usize>| -> Vec<ValueIndex<f64>> {
             (0..n)
                 .map(|i| {
+                    // Ranks in order: `a` has the smaller index, so keeps a tie.
                     ranks
                         .clone()
                         .map(|r| pair(r, i))
                         .reduce(|a, b| {
                             let (va, vb) = (a.value, b.value);
-                            let b_wins = if min { vb < va } else { vb > va };
+                            let b_wins = if va.is_nan() {
+                                !vb.is_nan()
+                            } else if min {
+                                vb < va
+                            } else {
+                                vb > va
+                            };
                             if b_wins { b } else { a }
                         })
                         .expect("non-empty")
@@ -282,7 +299,7 @@ fn located(world: &Comm, coll: Coll, n: usize, what: &str) {
         if coll == Coll::Exscan && rank == 0 {
             got.clear();
         }
-        check(&got, &want, &format!("{what} {name} x{n}"));
+        check(&bits(&got), &bits(&want), &format!("{what} {name} x{n}"));
     }
 }
 
