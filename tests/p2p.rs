@@ -94,6 +94,36 @@ fn a_kernel_that_forbids_single_copy_gets_messages_streamed() {
     }
 }
 
+/// Mid-size messages that all arrive before their receives are posted: the receiver
+/// reads those offered for reading into its unexpected queue at once, and learns from
+/// those reads as from others, so its size class is tried eagerly again in bursts
+/// (or goes eagerly, where that is faster) rather than offered for good. Rounds of 8
+/// messages (40 rounds); the first round has its first four messages eager, the rest
+/// offered (see `engine::rendezvous`).
+#[test]
+fn a_class_whose_messages_arrive_before_their_receives_is_still_learned() {
+    for len in ["6000", "8192"] {
+        let out = Job::new(2, "p2p_late_receives").args([len]).success();
+        assert!(out.contains("late_receives ok on 2 ranks"), "{out}");
+        let reads: Vec<u64> = out
+            .lines()
+            .find_map(|l| l.strip_prefix("read per round of 8: "))
+            .unwrap_or_else(|| panic!("no reads printed: {out}"))
+            .split(' ')
+            .map(|n| n.parse().unwrap())
+            .collect();
+        assert_eq!(reads.len(), 40, "{out}");
+        // None read: the kernel forbids it, or the ranks share cores (no learning).
+        if reads.iter().sum::<u64>() > 0 {
+            let later: u64 = reads[1..].iter().sum();
+            assert!(
+                later < 39 * 8,
+                "{len} B, all offered after the first round: {out}"
+            );
+        }
+    }
+}
+
 #[test]
 fn ordering_is_kept_per_sender_and_tags_match_out_of_order() {
     suite("p2p_order", "order");

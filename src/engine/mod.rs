@@ -319,7 +319,9 @@ impl Engine {
     /// Reads the messages offered [`flags::BUFFERED`] that found no receive into the
     /// unexpected queue, where they wait as eager ones do, and lets their senders
     /// complete. One the kernel refuses to read stays an offer (its sender then
-    /// waits for the receive, which streams it as any other).
+    /// waits for the receive, which streams it as any other). Each read is a mid-size
+    /// arrival the learner times and counts, as it does an eager message copied into
+    /// the queue (see `rendezvous`).
     fn run_takes(&mut self) -> Result<()> {
         let mut takes = std::mem::take(&mut self.core.takes);
         for (peer, sreq) in takes.drain(..) {
@@ -335,11 +337,19 @@ impl Engine {
             else {
                 continue;
             };
+            let clock = self
+                .core
+                .rendezvous
+                .as_ref()
+                .and_then(|l| l.take_clock(size));
             let mut data = vec![0u8; size].into_boxed_slice();
             // SAFETY: `data` outlives the read, which is done when `pull_one` returns,
             // and nothing else refers to it meanwhile.
             let dest = unsafe { UserBufMut::new(&mut data) };
             if self.net.pull_one(peer, &remote, dest)? {
+                if let (Some(start), Some(l)) = (clock, self.core.rendezvous.as_mut()) {
+                    l.taken(size, start);
+                }
                 large_receives::count(Way::SingleCopy);
                 msg.body = Body::Eager {
                     data: Stored::Heap(data),
