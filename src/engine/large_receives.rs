@@ -1,5 +1,6 @@
-//! Which way this process received its large messages (those sent by rendezvous),
-//! counted so that tests can tell that a forced or forbidden path was really taken.
+//! Which way this process received its large messages (those sent by rendezvous, and
+//! mid-size ones offered for reading), counted so that tests can tell that a forced
+//! or forbidden path was really taken.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -36,13 +37,15 @@ pub(crate) fn count(way: Way) {
     );
 }
 
-/// How many large messages (those sent by rendezvous) this process received each way
-/// so far. For tests: which path a message takes is otherwise invisible.
+/// How many large messages (those sent by rendezvous, and mid-size ones a sender
+/// offered for reading) this process received each way so far. For tests: which
+/// path a message takes is otherwise invisible.
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LargeReceives {
     /// Read straight from the sender's memory (`process_vm_readv`) by the receiver
-    /// alone.
+    /// alone: large messages, and mid-size ones the receiver asked to be offered for
+    /// reading (whether their receives were posted or not).
     pub single_copy: u64,
     /// Read from the sender's memory, the copy offered to the sender to share
     /// (`OXMPI_SHM_SPLIT`; it may have found no part left to copy).
