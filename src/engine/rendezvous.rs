@@ -517,23 +517,20 @@ mod tests {
         let ways = mid_messages(&mut l, 8192, 2000, 0.9, 1.0);
         assert_eq!(&ways[..3], &[false; 3], "eager until it has two timed");
         let late = &ways[1000..];
-        let eager = late.iter().filter(|&&w| !w).count();
-        assert!(
-            eager > 0 && eager < late.len() / 50,
-            "{eager} of {}",
-            late.len()
-        );
+        assert_rare(late, false);
         // Copying out in 0.3 us: eager again once the explored eager times come in.
         let ways = mid_messages(&mut l, 8192, 3000, 0.3, 1.0);
         let late = &ways[2000..];
-        let offered = late.iter().filter(|&&w| w).count();
-        assert!(
-            offered > 0 && offered < late.len() / 50,
-            "{offered} of {}",
-            late.len()
-        );
+        assert_rare(late, true);
         // Another mid class learns on its own: its first messages go eagerly.
         assert_eq!(mid_messages(&mut l, 5000, 3, 0.9, 0.1), [false; 3]);
+    }
+
+    /// Asserts that of `ways` (true: offered for reading) some, but fewer than one in
+    /// 50, went `way`: the rare bursts of exploring.
+    fn assert_rare(ways: &[bool], way: bool) {
+        let n = ways.iter().filter(|&&w| w == way).count();
+        assert!(n > 0 && n < ways.len() / 50, "{n} of {}", ways.len());
     }
 
     /// [`mid_messages`] where every message arrives before its receive is posted: an
@@ -569,12 +566,7 @@ mod tests {
         let first = [false, false, false, false, true, true, true, true, false];
         assert_eq!(&ways[..9], &first);
         let late = &ways[1000..];
-        let offered = late.iter().filter(|&&w| w).count();
-        assert!(
-            offered > 0 && offered < late.len() / 50,
-            "{offered} of {}",
-            late.len()
-        );
+        assert_rare(late, true);
         let c = l.mid.as_ref().unwrap().ways.classes[class(6000)];
         assert!(
             c.samples[1] >= 2 && (c.ns[1] - 3_000.0).abs() < 1.0,
@@ -590,21 +582,11 @@ mod tests {
         let mut l = mid_learner();
         let ways = early_mid_messages(&mut l, 8192, 2000, 0.9, 0.5);
         let late = &ways[1000..];
-        let eager = late.iter().filter(|&&w| !w).count();
-        assert!(
-            eager > 0 && eager < late.len() / 50,
-            "{eager} of {}",
-            late.len()
-        );
+        assert_rare(late, false);
         // Reading turns slow (4 us): the bursts' eager times bring the class back.
         let ways = early_mid_messages(&mut l, 8192, 3000, 0.9, 4.0);
         let late = &ways[2000..];
-        let offered = late.iter().filter(|&&w| w).count();
-        assert!(
-            offered > 0 && offered < late.len() / 50,
-            "{offered} of {}",
-            late.len()
-        );
+        assert_rare(late, true);
     }
 
     #[test]
