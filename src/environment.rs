@@ -80,6 +80,29 @@ pub enum Threading {
 /// let universe = oxmpi::init().unwrap();
 /// std::thread::spawn(move || universe.finalize()).join().unwrap().unwrap();
 /// ```
+///
+/// It may be kept in a `thread_local!` of that thread: it finalizes when the thread's
+/// thread-locals are destroyed, as the thread ends (for the main thread, at process
+/// exit, where the platform runs their destructors then, as Linux does).
+///
+/// ```
+/// # fn main() -> oxmpi::Result<()> {
+/// use std::cell::RefCell;
+/// thread_local! {
+///     static UNIVERSE: RefCell<Option<oxmpi::Universe>> = const { RefCell::new(None) };
+/// }
+/// std::thread::spawn(|| -> oxmpi::Result<()> {
+///     let universe = oxmpi::init()?;
+///     let world = universe.world();
+///     UNIVERSE.with(|u| *u.borrow_mut() = Some(universe));
+///     world.barrier()
+/// })
+/// .join()
+/// .expect("no panic")?;
+/// // Finalized as the thread ended.
+/// assert!(matches!(oxmpi::init(), Err(oxmpi::Error::Finalized)));
+/// # Ok(()) }
+/// ```
 pub struct Universe {
     world: Comm,
     finalized: bool,

@@ -139,36 +139,45 @@ const KEEP_BLOCKS: usize = 4;
 /// Most bytes the kept blocks of a thread hold in all.
 const KEEP_BYTES: usize = 64 << 20;
 
+// Both are reached with `try_with`, never `with`: a `Universe` kept in a thread-local
+// of the user's is dropped (and finalizes, running schedules) while the thread's
+// thread-locals are destroyed, possibly after these. A pool destroyed already hands
+// out nothing and takes nothing back: blocks are then allocated and freed plainly.
 thread_local! {
     static POOL: std::cell::RefCell<Vec<Box<[u8]>>> = const { std::cell::RefCell::new(Vec::new()) };
     static KEPT: std::cell::RefCell<Vec<Box<[u8]>>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Frees the blocks this thread keeps for temporaries (when oxmpi is finalized).
+/// Pools destroyed already (at thread exit) freed their blocks then.
 pub(crate) fn release_kept() {
-    POOL.with(|p| p.borrow_mut().clear());
-    KEPT.with(|k| k.borrow_mut().clear());
+    let _ = POOL.try_with(|p| p.borrow_mut().clear());
+    let _ = KEPT.try_with(|k| k.borrow_mut().clear());
 }
 
 /// The smallest kept block of at least `len` bytes and at most four times that (a
 /// much larger one stays for a longer temporary), if any.
 fn kept(len: usize) -> Option<Box<[u8]>> {
-    KEPT.with(|k| {
+    KEPT.try_with(|k| {
         let mut k = k.borrow_mut();
         let best = (0..k.len())
             .filter(|&i| (len..=len.saturating_mul(4)).contains(&k[i].len()))
             .min_by_key(|&i| k[i].len())?;
         Some(k.swap_remove(best))
     })
+    .ok()
+    .flatten()
 }
 
 /// Keeps `block` for a later temporary, making room by dropping the smallest kept
-/// blocks while there are too many or too many bytes.
+/// blocks while there are too many or too many bytes. After this thread's kept blocks
+/// were destroyed (thread exit), `block` is freed.
 fn keep(block: Box<[u8]>) {
     if block.len() > KEEP_BYTES {
         return;
     }
-    KEPT.with(|k| {
+    // Destroyed: the closure, and `block` with it, is dropped unrun.
+    let _ = KEPT.try_with(|k| {
         let mut k = k.borrow_mut();
         k.push(block);
         k.sort_unstable_by_key(|b| std::cmp::Reverse(b.len()));
@@ -178,7 +187,7 @@ fn keep(block: Box<[u8]>) {
             total <= KEEP_BYTES
         });
         k.truncate(KEEP_BLOCKS);
-    })
+    });
 }
 
 impl TempBuf {
@@ -186,7 +195,9 @@ impl TempBuf {
     /// temporary left there. Schedules write a temporary before they read it.
     pub(crate) fn new(len: usize) -> TempBuf {
         let block: Box<[u8]> = if len <= POOLED {
-            POOL.with(|p| p.borrow_mut().pop())
+            POOL.try_with(|p| p.borrow_mut().pop())
+                .ok()
+                .flatten()
                 .unwrap_or_else(|| vec![0u8; POOLED].into_boxed_slice())
         } else {
             kept(len).unwrap_or_else(|| vec![0u8; len].into_boxed_slice())
@@ -220,7 +231,8 @@ impl Drop for TempBuf {
         // SAFETY: `raw` is exactly the boxed slice made in `new`, given up only here.
         let block = unsafe { Box::from_raw(raw) };
         if self.cap == POOLED {
-            POOL.with(|p| {
+            // Destroyed (thread exit): the closure, and `block` with it, is dropped unrun.
+            let _ = POOL.try_with(|p| {
                 let mut p = p.borrow_mut();
                 if p.len() < POOL_MAX {
                     p.push(block);
@@ -262,5 +274,40 @@ mod tests {
         assert_eq!(lens, [1 << 20, 48 * 1024, 40 * 1024, 32 * 1024]);
         release_kept();
         KEPT.with(|k| assert!(k.borrow().is_empty()));
+    }
+
+    /// Temporaries made and freed while a thread's thread-locals are destroyed, after
+    /// the pools (a `Universe` kept in a thread-local finalizing at thread exit), are
+    /// allocated and freed plainly: no panic (which would abort the process there).
+    #[test]
+    fn temporaries_work_after_the_pools_are_destroyed() {
+        use std::sync::atomic::{AtomicU8, Ordering};
+        // 0: not run, 1: worked, 2: panicked.
+        static OUTCOME: AtomicU8 = AtomicU8::new(0);
+        struct AtExit;
+        impl Drop for AtExit {
+            fn drop(&mut self) {
+                let worked = std::panic::catch_unwind(|| {
+                    for len in [100, 100_000] {
+                        let t = TempBuf::new(len);
+                        assert_eq!(t.view().len, len);
+                    }
+                    release_kept();
+                });
+                OUTCOME.store(if worked.is_ok() { 1 } else { 2 }, Ordering::SeqCst);
+            }
+        }
+        thread_local! {
+            static AT_EXIT: std::cell::RefCell<Option<AtExit>> =
+                const { std::cell::RefCell::new(None) };
+        }
+        std::thread::spawn(|| {
+            AT_EXIT.with(|a| *a.borrow_mut() = Some(AtExit));
+            // The pools come to life after `AT_EXIT`, so they are destroyed before it.
+            drop((TempBuf::new(100), TempBuf::new(100_000)));
+        })
+        .join()
+        .expect("the thread ended normally");
+        assert_eq!(OUTCOME.load(Ordering::SeqCst), 1, "1: worked, 2: panicked");
     }
 }

@@ -168,6 +168,32 @@ fn init_called_from_two_threads_at_once_starts_once() {
     }
 }
 
+/// A universe kept in a thread-local finalizes when the thread's thread-locals are
+/// destroyed: at a spawned thread's exit, and at process exit for the main thread's.
+/// (Its finalize reached oxmpi's own thread-locals, destroyed before it, and the
+/// panic there aborted the rank.)
+#[test]
+fn a_universe_in_a_thread_local_finalizes_at_thread_exit() {
+    for variant in VARIANTS
+        .iter()
+        .filter(|v| ["shared memory", "tcp"].contains(&v.name))
+    {
+        for mode in ["thread", "main"] {
+            for n in [1, 2, 3] {
+                let out = Job::new(n, "tls_universe")
+                    .variant(variant)
+                    .args([mode])
+                    .success();
+                assert!(
+                    out.contains(&format!("tls universe ok on {n} ranks")),
+                    "{} {mode}: {out}",
+                    variant.name
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn truncation_is_an_error_and_writes_nothing() {
     suite("p2p_truncate", "truncate");

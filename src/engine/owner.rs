@@ -37,6 +37,10 @@ const OUTSIDE: u8 = 0;
 const OWNER: u8 = 1;
 const BUSY: u8 = 2;
 
+// A `const`-initialized `Cell<u8>` has no destructor, so the role stays readable while
+// the thread's thread-locals are destroyed: a `Universe` kept in a thread-local of the
+// user's is dropped then, and finalizes through `uninstall` (with a destructor, `get`
+// would panic there and abort the process).
 thread_local! {
     static ROLE: Cell<u8> = const { Cell::new(OUTSIDE) };
 }

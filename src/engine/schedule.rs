@@ -175,7 +175,9 @@ pub(crate) struct Schedule {
 
 impl Schedule {
     pub(crate) fn new(route: Route, send: UserBuf, recv: UserBufMut) -> Schedule {
-        let (steps, inflight, temps) = SPARE.with(|s| s.borrow_mut().take());
+        let (steps, inflight, temps) = SPARE
+            .try_with(|s| s.borrow_mut().take())
+            .unwrap_or_else(|_| Spare::fresh());
         Schedule {
             route,
             steps,
@@ -461,7 +463,8 @@ impl Drop for Schedule {
             std::mem::take(&mut self.inflight),
             std::mem::take(&mut self.temps),
         );
-        SPARE.with(|s| s.borrow_mut().put(parts));
+        // Destroyed (thread exit): the closure, and `parts` with it, is dropped unrun.
+        let _ = SPARE.try_with(|s| s.borrow_mut().put(parts));
     }
 }
 
@@ -479,13 +482,16 @@ const SPARE_MAX: usize = 8;
 
 impl Spare {
     fn take(&mut self) -> Parts {
-        self.parts.pop().unwrap_or_else(|| {
-            (
-                Vec::with_capacity(16),
-                Vec::with_capacity(4),
-                Vec::with_capacity(2),
-            )
-        })
+        self.parts.pop().unwrap_or_else(Spare::fresh)
+    }
+
+    /// New storage, for when none is kept.
+    fn fresh() -> Parts {
+        (
+            Vec::with_capacity(16),
+            Vec::with_capacity(4),
+            Vec::with_capacity(2),
+        )
     }
 
     fn put(&mut self, parts: Parts) {
@@ -495,6 +501,9 @@ impl Spare {
     }
 }
 
+// Reached with `try_with`, never `with`: a `Universe` kept in a thread-local of the
+// user's finalizes (and may drop schedules) while the thread's thread-locals are
+// destroyed, possibly after this one. Destroyed, it keeps nothing.
 thread_local! {
     static SPARE: std::cell::RefCell<Spare> = std::cell::RefCell::new(Spare::default());
 }
