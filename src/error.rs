@@ -74,6 +74,23 @@ pub enum Error {
         /// Size of one element of the receive type.
         elem_size: usize,
     },
+    /// A message of one byte or more was to be received as a vector of a zero-sized
+    /// type such as `()` ([`crate::Comm::recv_vec`]): no number of such elements holds
+    /// those bytes. The message was taken off the queue and its data dropped. (An
+    /// empty message is received as an empty vector.)
+    #[error(
+        "message of {bytes} bytes from rank {source_rank} with tag {tag} cannot be received as elements of the zero-sized type {type_name} (only an empty message can)"
+    )]
+    ZeroSizedElement {
+        /// The sender's rank in the communicator.
+        source_rank: Rank,
+        /// The message's tag.
+        tag: Tag,
+        /// Size of the message.
+        bytes: usize,
+        /// The receive's element type.
+        type_name: &'static str,
+    },
     /// Buffers, counts or roots that do not agree with each other or with the call.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

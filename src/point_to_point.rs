@@ -7,6 +7,10 @@
 //! fit is reported as [`Error::Truncated`](crate::Error::Truncated) and nothing of it is written. A message
 //! that fits but is not a whole number of the buffer's elements (7 bytes into `[u32]`)
 //! is written and reported as [`Error::PartialElement`](crate::Error::PartialElement).
+//! A buffer of a zero-sized type (`[()]`) holds no bytes, so a message that is not
+//! empty is truncated; `recv_vec`, whose vector is sized by the message, reports it as
+//! [`Error::ZeroSizedElement`](crate::Error::ZeroSizedElement) instead. A receive that
+//! fails in any of these ways has taken its message off the queue.
 
 use bytemuck::Pod;
 
@@ -97,6 +101,8 @@ impl Comm {
     /// Wildcards: [`crate::ANY_SOURCE`], [`crate::ANY_TAG`]. A message larger than
     /// `buf` is an [`Error::Truncated`](crate::Error::Truncated); one that is not a whole number of `T` is an
     /// [`Error::PartialElement`](crate::Error::PartialElement) (its bytes are in `buf`).
+    /// A buffer of a zero-sized type holds no bytes: any message but an empty one is
+    /// truncated.
     pub fn recv<T: Pod>(
         &self,
         buf: &mut [T],
@@ -115,6 +121,12 @@ impl Comm {
     /// Receives a message of any size matching `source` and `tag` into a new vector
     /// (probe, allocate, receive in one step, without a race with other receives).
     ///
+    /// The message is taken off the queue whatever the outcome. One that is not a
+    /// whole number of `T` is an [`Error::PartialElement`](crate::Error::PartialElement).
+    /// With a zero-sized `T` (such as `()`), an empty message is an empty vector and
+    /// any other an [`Error::ZeroSizedElement`](crate::Error::ZeroSizedElement)
+    /// naming the type and the size (its data is not received).
+    ///
     /// ```
     /// # fn main() -> oxmpi::Result<()> {
     /// let universe = oxmpi::init()?;
@@ -122,6 +134,11 @@ impl Comm {
     /// world.send(b"variable length", world.rank(), 3)?;
     /// let (text, status) = world.recv_vec::<u8>(oxmpi::ANY_SOURCE, 3)?;
     /// assert_eq!((&text[..], status.bytes), (&b"variable length"[..], 15));
+    ///
+    /// // No vector of `()` holds 4 bytes.
+    /// world.send(&[7u32], world.rank(), 4)?;
+    /// let wrong = world.recv_vec::<()>(oxmpi::ANY_SOURCE, 4);
+    /// assert!(matches!(wrong, Err(oxmpi::Error::ZeroSizedElement { bytes: 4, .. })));
     /// # Ok(()) }
     /// ```
     pub fn recv_vec<T: Pod>(
@@ -134,6 +151,19 @@ impl Comm {
         engine::with(|e| {
             let msg = e.mprobe(&pattern)?;
             let size = msg.size();
+            if size_of::<T>() == 0 && size > 0 {
+                // Take the message anyway, into no bytes: refused as too long (its
+                // data is dropped, not received), so nothing is left half done.
+                // SAFETY: an empty buffer; nothing is ever written through it.
+                let id = e.start_recv_matched(msg, unsafe { UserBufMut::new(&mut []) });
+                return Err(match e.wait(id) {
+                    Err(Error::Truncated {
+                        source_rank, tag, ..
+                    }) => zero_sized_element::<T>(source_rank, tag, size),
+                    Err(other) => other,
+                    Ok(status) => zero_sized_element::<T>(status.source, status.tag, size),
+                });
+            }
             if !is_whole(size, elem) {
                 // Take the message anyway (into scratch) so nothing is left half done.
                 let mut scratch = vec![0u8; size];
@@ -262,5 +292,17 @@ impl Comm {
         let into = unsafe { UserBufMut::new(bytemuck::cast_slice_mut(buf)) };
         let id = Comm::post_recv(pattern, into)?;
         Ok(scope.adopt_recv(id, size_of::<T>()))
+    }
+}
+
+/// The error of a message of `bytes` bytes (not 0) received as a vector of zero-sized
+/// `T`.
+#[cold]
+fn zero_sized_element<T>(source_rank: Rank, tag: Tag, bytes: usize) -> Error {
+    Error::ZeroSizedElement {
+        source_rank,
+        tag,
+        bytes,
+        type_name: std::any::type_name::<T>(),
     }
 }

@@ -68,7 +68,15 @@ pub struct Status {
 }
 
 impl Status {
-    /// Number of whole `T` elements in the message (`MPI_Get_count`).
+    /// Number of whole `T` elements in the message (`MPI_Get_count`); 0 for a
+    /// zero-sized `T`, as MPI counts a datatype of size zero.
+    ///
+    /// ```
+    /// let status = oxmpi::Status { source: 0, tag: 0, bytes: 10 };
+    /// assert_eq!(status.count::<u32>(), 2);
+    /// assert_eq!(status.count::<u16>(), 5);
+    /// assert_eq!(status.count::<()>(), 0);
+    /// ```
     pub fn count<T>(&self) -> usize {
         match std::mem::size_of::<T>() {
             0 => 0,

@@ -3,7 +3,8 @@
 //! Eager and rendezvous sizes; each rank sends to its right neighbour (itself if alone).
 //! A message that is not a whole number of the receive type's elements is an error
 //! from every kind of receive. `wait_all` reports the first failure of several,
-//! `wait_all_results` each one's.
+//! `wait_all_results` each one's. `recv_vec` of a zero-sized type takes a message
+//! that is not empty with an error naming the type and size.
 //! After finalize, calls and a second init are clear errors.
 
 use oxmpi::Error;
@@ -74,6 +75,52 @@ fn main() -> oxmpi::Result<()> {
             format!("expected a partial-element error, got {other:?}")
         }),
     }
+    // recv_vec of a zero-sized type: an empty message is an empty vector; any other,
+    // eager or rendezvous, is an error naming the type and the size, and is taken off
+    // the queue (the next message of the same tag is the one received next).
+    let big = pattern(13, 1 << 20);
+    oxmpi::scope(|s| -> oxmpi::Result<()> {
+        let sent = vec![
+            world.isend(s, &[5u8; 3], right, 12)?,
+            world.isend(s, &big, right, 12)?,
+            world.isend(s, &[6u8; 2], right, 12)?,
+            world.isend(s, &[0u8; 0], right, 13)?,
+        ];
+        for bytes in [3, 1 << 20] {
+            let got = world.recv_vec::<()>(left, 12);
+            let text = got
+                .as_ref()
+                .err()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            check(
+                &world,
+                matches!(
+                    got,
+                    Err(Error::ZeroSizedElement {
+                        source_rank,
+                        tag: 12,
+                        bytes: b,
+                        type_name: "()",
+                    }) if source_rank == left && b == bytes
+                ) && text.contains(&format!("{bytes} bytes"))
+                    && text.contains("zero-sized type ()"),
+                || format!("recv_vec::<()> of {bytes} bytes: {got:?} ({text})"),
+            );
+        }
+        let (next, _) = world.recv_vec::<u8>(left, 12)?;
+        check(&world, next == [6, 6], || {
+            format!("after the zero-sized receives: {next:?}")
+        });
+        let (none, status) = world.recv_vec::<()>(left, 13)?;
+        check(
+            &world,
+            none.is_empty() && (status.source, status.bytes) == (left, 0),
+            || format!("recv_vec::<()> of an empty message: {none:?} {status:?}"),
+        );
+        oxmpi::wait_all(sent)?;
+        Ok(())
+    })?;
     // The same for recv, sendrecv, irecv and wait_all: the bytes arrive, the last
     // element only partly, and the call says so; communication goes on.
     let partial = |what: &str, got: oxmpi::Result<oxmpi::Status>| {
