@@ -868,6 +868,56 @@ mod tests {
         assert!(out.status.success() && text.contains("1 passed"), "{text}");
     }
 
+    /// Run by [`writing_to_a_closed_peer_never_raises_sigpipe`] in a process of its
+    /// own whose SIGPIPE has its default action (a program that restored it, as C
+    /// programs have it): while finalizing, frames to a peer that has already closed
+    /// its connection are dropped quietly, however often this rank writes to it.
+    #[test]
+    #[ignore = "run by writing_to_a_closed_peer_never_raises_sigpipe"]
+    fn writing_to_a_closed_peer_with_sigpipe_at_its_default() {
+        // SAFETY: this process runs this one test alone; restoring a signal's
+        // default action races with nothing.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+        let peer = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let peer_addr = peer.local_addr().unwrap();
+        let own = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let resolver = Box::new(move |_| Ok(peer_addr));
+        let mut tcp = Tcp::new(0, 2, [1; 16], own, None, resolver).unwrap();
+        tcp.connect(1).unwrap();
+        // The peer ends without reading this rank's hello: its end resets.
+        drop(peer.accept().unwrap());
+        tcp.set_closing();
+        for _ in 0..20 {
+            let frame = OutFrame {
+                hdr: crate::transport::frame::Header::new(crate::transport::frame::Kind::Credit),
+                payload: crate::transport::frame::Payload::Empty,
+                token: None,
+            };
+            assert!(tcp.send(1, frame).unwrap(), "dropped as written");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn writing_to_a_closed_peer_never_raises_sigpipe() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--ignored",
+                "--exact",
+                "transport::tcp::tests::writing_to_a_closed_peer_with_sigpipe_at_its_default",
+            ])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("1 passed"),
+            "{:?}: {text}",
+            out.status
+        );
+    }
+
     /// A frame far ahead of the next one expected, on a peer's only connection, is a
     /// protocol error naming the peer once it has waited the hold timeout, not a
     /// silent hang.

@@ -7,7 +7,7 @@
 //! queued and its token never reported (the caller learns it from the return value).
 
 use std::collections::VecDeque;
-use std::io::{self, IoSlice, Write};
+use std::io::{self, IoSlice};
 
 use crate::transport::frame::{HEADER_LEN, OutFrame};
 
@@ -23,9 +23,14 @@ pub(crate) struct Outgoing {
     pub(crate) watching_writable: bool,
 }
 
+/// Writes what `stream` takes of `iov` now (0 when it is full). `sendmsg` with
+/// `MSG_NOSIGNAL` rather than `writev`: writing to a connection its peer has closed
+/// is an error to report (or, while finalizing, to ignore), never a SIGPIPE that
+/// kills a program which left that signal at its default action.
 fn write_some(stream: &mut mio::net::TcpStream, iov: &[IoSlice<'_>]) -> io::Result<usize> {
+    let socket = socket2::SockRef::from(&*stream);
     loop {
-        match stream.write_vectored(iov) {
+        match socket.send_vectored_with_flags(iov, libc::MSG_NOSIGNAL) {
             Ok(n) => return Ok(n),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(0),
