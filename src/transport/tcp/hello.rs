@@ -2,7 +2,8 @@
 //! caller belongs to this job (the per-job secret from the launcher).
 //!
 //! The acceptor reads nothing else from a connection until a hello with the right
-//! magic, secret and job size has arrived; anything else closes the connection.
+//! magic, secret and job size, from a rank other than its own, has arrived; anything
+//! else closes the connection.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -37,8 +38,14 @@ impl Hello {
         }
     }
 
-    /// Checks a received hello; returns the caller's world rank.
-    pub(crate) fn verify(bytes: &[u8], secret: &[u8; 16], size: usize) -> Result<usize, String> {
+    /// Checks a received hello at world rank `me` of a job of `size`; returns the
+    /// caller's world rank (never `me`: a rank reaches itself in memory).
+    pub(crate) fn verify(
+        bytes: &[u8],
+        secret: &[u8; 16],
+        me: usize,
+        size: usize,
+    ) -> Result<usize, String> {
         let h: Hello = bytemuck::pod_read_unaligned(&bytes[..HELLO_LEN]);
         if h.magic != MAGIC {
             return Err("not an oxmpi connection (bad magic)".into());
@@ -58,6 +65,9 @@ impl Hello {
                 h.rank, h.size
             ));
         }
+        if h.rank as usize == me {
+            return Err(format!("the caller says it is rank {me}, this rank itself"));
+        }
         if h.reserved != [0; 8] {
             return Err(format!("unknown connection flags {:?}", h.reserved));
         }
@@ -73,14 +83,16 @@ mod tests {
     fn accepts_own_job_and_rejects_others() {
         let secret = [7u8; 16];
         let h = Hello::new(secret, 3, 4);
-        assert_eq!(Hello::verify(bytemuck::bytes_of(&h), &secret, 4), Ok(3));
+        assert_eq!(Hello::verify(bytemuck::bytes_of(&h), &secret, 0, 4), Ok(3));
         let mut flagged = h;
         flagged.reserved[0] = 1;
-        assert!(Hello::verify(bytemuck::bytes_of(&flagged), &secret, 4).is_err());
-        assert!(Hello::verify(bytemuck::bytes_of(&h), &[8u8; 16], 4).is_err());
-        assert!(Hello::verify(bytemuck::bytes_of(&h), &secret, 3).is_err());
+        assert!(Hello::verify(bytemuck::bytes_of(&flagged), &secret, 0, 4).is_err());
+        assert!(Hello::verify(bytemuck::bytes_of(&h), &[8u8; 16], 0, 4).is_err());
+        assert!(Hello::verify(bytemuck::bytes_of(&h), &secret, 0, 3).is_err());
         let mut junk = bytemuck::bytes_of(&h).to_vec();
         junk[0] = b'G';
-        assert!(Hello::verify(&junk, &secret, 4).is_err());
+        assert!(Hello::verify(&junk, &secret, 0, 4).is_err());
+        let own = Hello::verify(bytemuck::bytes_of(&h), &secret, 3, 4);
+        assert!(own.is_err_and(|why| why.contains("this rank itself")));
     }
 }

@@ -163,7 +163,7 @@ impl Incoming {
             match std::mem::replace(&mut self.state, State::Header) {
                 State::Hello => {
                     let bytes = &self.buf[self.start..self.start + HELLO_LEN];
-                    let peer = Hello::verify(bytes, secret, size).map_err(|why| {
+                    let peer = Hello::verify(bytes, secret, me, size).map_err(|why| {
                         protocol(self.peer, format!("rejected a TCP connection: {why}"))
                     })?;
                     if let Some(called) = self.peer

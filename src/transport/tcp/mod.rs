@@ -798,6 +798,27 @@ mod tests {
         );
     }
 
+    /// A hello in this rank's own name (only a member of the job knows the secret, so
+    /// only a confused one sends it) is refused: nothing arrives "from this rank
+    /// itself" over TCP, and the connection is closed.
+    #[test]
+    fn a_hello_in_this_rank_s_own_name_is_refused() {
+        let (mut tcp, addr) = lone_rank();
+        let mut caller = std::net::TcpStream::connect(addr).unwrap();
+        let mut bytes = bytemuck::bytes_of(&Hello::new([1; 16], 0, 2)).to_vec();
+        let credit = Header::new(crate::transport::frame::Kind::Credit);
+        bytes.extend_from_slice(bytemuck::bytes_of(&credit));
+        io::Write::write_all(&mut caller, &bytes).unwrap();
+        caller.set_nonblocking(true).unwrap();
+        // NoFrames fails the test on the frame, should it reach the sink.
+        progress_until(&mut tcp, |_| {
+            !matches!(io::Read::read(&mut caller, &mut [0u8]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+        });
+        assert!(tcp.via.iter().all(Option::is_none));
+        assert!(tcp.conns.iter().all(Option::is_none));
+    }
+
     /// Run by [`running_out_of_descriptors_is_not_fatal`] in a process of its own,
     /// with a low descriptor limit: strangers fill the table, and accepting goes on
     /// by closing the oldest of them instead of ending the job.
