@@ -3,7 +3,8 @@
 //! sink.
 //!
 //! Invariants: nothing but the hello is read until it has proved the other end
-//! belongs to the job (and, on a connection this rank opened, is the rank it called);
+//! belongs to the job (and, on a connection this rank opened, is the rank it called;
+//! on one a peer opened, is a rank that has opened none to this rank before);
 //! no frame other than [`Kind::Data`] may carry more than [`MAX_INLINE`] bytes (so a
 //! bad length can never make us allocate without bound); data frames are read straight into the receive buffer the sink names,
 //! never staged whole.
@@ -120,12 +121,14 @@ impl Incoming {
     }
 
     /// Processes everything the socket holds. `me`, `size` and `secret` check the
-    /// hello; frames go to `sink`.
+    /// hello, and so does `callers` on a connection a peer opened (per peer, whether
+    /// it opened one to this rank before: a second is refused); frames go to `sink`.
     pub(crate) fn pump(
         &mut self,
         me: usize,
         size: usize,
         secret: &[u8; 16],
+        callers: &[bool],
         sink: &mut dyn Frames,
     ) -> Result<(Pump, bool)> {
         let mut moved = false;
@@ -166,13 +169,22 @@ impl Incoming {
                     let peer = Hello::verify(bytes, secret, me, size).map_err(|why| {
                         protocol(self.peer, format!("rejected a TCP connection: {why}"))
                     })?;
-                    if let Some(called) = self.peer
-                        && called != peer
-                    {
-                        return Err(protocol(
-                            self.peer,
-                            format!("rank {peer} answered a connection to rank {called}"),
-                        ));
+                    match self.peer {
+                        Some(called) if called != peer => {
+                            return Err(protocol(
+                                self.peer,
+                                format!("rank {peer} answered a connection to rank {called}"),
+                            ));
+                        }
+                        None if callers[peer] => {
+                            return Err(protocol(
+                                None,
+                                format!(
+                                    "rejected a TCP connection: rank {peer} has opened one to this rank already"
+                                ),
+                            ));
+                        }
+                        _ => {}
                     }
                     self.peer = Some(peer);
                     self.start += HELLO_LEN;
@@ -317,7 +329,7 @@ mod tests {
     /// Pumps until the connection has nothing more (or fails).
     fn pump_all(conn: &mut Incoming, sink: &mut Recorder) -> Result<Pump> {
         for _ in 0..1000 {
-            let (p, _) = conn.pump(0, 4, &SECRET, sink)?;
+            let (p, _) = conn.pump(0, 4, &SECRET, &[false; 4], sink)?;
             if p == Pump::Closed {
                 return Ok(p);
             }
@@ -436,7 +448,7 @@ mod tests {
         let mut sink = Recorder::default();
         let mut last = Pump::Drained;
         for _ in 0..100 {
-            last = conn.pump(0, 4, &SECRET, &mut sink).unwrap().0;
+            last = conn.pump(0, 4, &SECRET, &[false; 4], &mut sink).unwrap().0;
             if last == Pump::Closed {
                 break;
             }

@@ -145,6 +145,10 @@ pub(crate) struct Tcp {
     /// Per lower-ranked peer, the connection it opened while this rank sent on its own:
     /// this rank answers there once nothing waits on its own.
     offered: Vec<Option<usize>>,
+    /// Per peer, whether it has opened a connection to this rank (said hello on one
+    /// this rank accepted): a rank opens at most one to each peer, ever, so a second
+    /// hello in its name is refused.
+    callers: Vec<bool>,
     /// The connection of the last frame sent (for [`Transport::tag_last`]).
     last: usize,
     /// The numbering of frames that take part in matching, both ways.
@@ -203,6 +207,7 @@ impl Tcp {
             conns: Vec::new(),
             via: vec![None; size],
             offered: vec![None; size],
+            callers: vec![false; size],
             last: 0,
             order: Order::new(me, size),
             ready: Vec::new(),
@@ -476,10 +481,17 @@ impl Tcp {
         };
         let known = conn.rx.peer.is_some();
         let mut ordered = self.order.ordering(sink);
-        let result = conn.rx.pump(self.me, self.size, &self.secret, &mut ordered);
+        let result = conn.rx.pump(
+            self.me,
+            self.size,
+            &self.secret,
+            &self.callers,
+            &mut ordered,
+        );
         let peer = conn.rx.peer;
         if let (false, Some(p)) = (known, peer) {
             self.strangers -= 1;
+            self.callers[p] = true;
             // The peer said hello on a connection it opened. This rank answers there at
             // once if it has sent it nothing yet, later if the peer is the lower rank
             // (whose connection wins), never if it is the higher.
@@ -817,6 +829,39 @@ mod tests {
         });
         assert!(tcp.via.iter().all(Option::is_none));
         assert!(tcp.conns.iter().all(Option::is_none));
+    }
+
+    /// A second connection in the name of a rank that already opened one here is
+    /// refused (a rank opens at most one to each peer, so it is a confused rank's or
+    /// a replayed hello): its frames never reach the engine, and the first one stays.
+    #[test]
+    fn a_second_connection_from_the_same_rank_is_refused() {
+        let (mut tcp, addr) = lone_rank();
+        let hello = Hello::new([1; 16], 1, 2);
+        let mut first = std::net::TcpStream::connect(addr).unwrap();
+        io::Write::write_all(&mut first, bytemuck::bytes_of(&hello)).unwrap();
+        progress_until(&mut tcp, |t| t.via[1].is_some());
+        let mut second = std::net::TcpStream::connect(addr).unwrap();
+        let mut bytes = bytemuck::bytes_of(&hello).to_vec();
+        let credit = Header::new(crate::transport::frame::Kind::Credit);
+        bytes.extend_from_slice(bytemuck::bytes_of(&credit));
+        io::Write::write_all(&mut second, &bytes).unwrap();
+        second.set_nonblocking(true).unwrap();
+        // NoFrames fails the test on the frame, should it reach the sink.
+        progress_until(&mut tcp, |_| {
+            !matches!(io::Read::read(&mut second, &mut [0u8]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+        });
+        let live: Vec<_> = tcp.conns.iter().flatten().collect();
+        assert_eq!(live.len(), 1, "the first connection stays, alone");
+        assert_eq!(live[0].rx.peer, Some(1));
+        // The first one still works: the rank answered there.
+        first
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut answer = [0u8; HELLO_LEN];
+        io::Read::read_exact(&mut first, &mut answer).unwrap();
+        assert_eq!(Hello::verify(&answer, &[1; 16], 1, 2), Ok(0));
     }
 
     /// Run by [`running_out_of_descriptors_is_not_fatal`] in a process of its own,
