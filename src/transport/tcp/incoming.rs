@@ -162,6 +162,7 @@ impl Incoming {
                     }
                 }
             }
+            let moved_before = moved;
             moved = true;
             match std::mem::replace(&mut self.state, State::Header) {
                 State::Hello => {
@@ -218,7 +219,10 @@ impl Incoming {
                     let peer = self.peer.expect("hello precedes frames");
                     if sink.hold(peer, &hdr) {
                         self.state = State::Body(hdr);
-                        return Ok((Pump::Held, moved));
+                        // A frame read by an earlier call that stays held is no
+                        // progress: a rank that waits for it sleeps until the frames
+                        // before it arrive, instead of spinning.
+                        return Ok((Pump::Held, moved_before));
                     }
                     let len = hdr.payload as usize;
                     sink.frame(peer, &hdr, &self.buf[self.start..self.start + len])?;

@@ -1017,6 +1017,25 @@ mod tests {
         }
     }
 
+    /// A frame held back in its connection moves nothing while it waits: progress says
+    /// so, and a rank waiting for it sleeps (woken by the arrival of the frames
+    /// before it) rather than spinning a core until the hold timeout.
+    #[test]
+    fn a_held_frame_is_not_progress() {
+        let (mut tcp, addr) = lone_rank();
+        let mut peer = std::net::TcpStream::connect(addr).unwrap();
+        let hello = Hello::new([1; 16], 1, 2);
+        io::Write::write_all(&mut peer, bytemuck::bytes_of(&hello)).unwrap();
+        let mut hdr = Header::new(crate::transport::frame::Kind::Eager);
+        hdr.seq = 2000;
+        io::Write::write_all(&mut peer, bytemuck::bytes_of(&hdr)).unwrap();
+        progress_until(&mut tcp, |t| !t.held.is_empty());
+        for _ in 0..100 {
+            assert!(!tcp.progress(&mut NoFrames).unwrap(), "nothing moved");
+        }
+        assert_eq!(tcp.held.len(), 1);
+    }
+
     /// Hundreds of peers connect to a rank that accepts nothing yet (busy elsewhere):
     /// every attempt completes at once, queued by the kernel.
     #[test]
