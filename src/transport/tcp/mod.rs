@@ -77,7 +77,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a connection may hold back a frame far ahead of its peer's next one
 /// ([`Pump::Held`]) before that is a protocol error: the frames before it come on
 /// the peer's other connection, read in the same call once it is accepted, so only a
-/// peer that skipped numbers leaves it waiting this long.
+/// peer that skipped numbers leaves it waiting this long. So do frames kept aside
+/// until the ones before them come ([`order`]): none passed on for this long is
+/// the same error.
 const HOLD_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long an accepted connection may stay without a hello before it is closed to
@@ -687,6 +689,9 @@ impl Transport for Tcp {
         if !self.held.is_empty() {
             moved |= self.pump_held(sink)?;
         }
+        if poll && !self.closing {
+            self.order.check_waiting(self.hold_timeout)?;
+        }
         // After the reads: a stranger whose hello waited in its socket has said it.
         if poll && self.accept_again() {
             self.make_room()?;
@@ -1013,6 +1018,37 @@ mod tests {
             } => {
                 assert!(detail.contains("far ahead"), "{detail}")
             }
+            other => panic!("expected a protocol error, got {other:?}"),
+        }
+    }
+
+    /// A frame a few numbers ahead of the next one expected (within the window kept
+    /// aside, not held in its connection) whose predecessors never come is the same
+    /// protocol error once it has waited the hold timeout, not a silent hang.
+    #[test]
+    fn a_frame_slightly_ahead_whose_predecessors_never_come_is_an_error() {
+        let (mut tcp, addr) = lone_rank();
+        tcp.hold_timeout = Duration::from_millis(200);
+        let mut peer = std::net::TcpStream::connect(addr).unwrap();
+        let hello = Hello::new([1; 16], 1, 2);
+        io::Write::write_all(&mut peer, bytemuck::bytes_of(&hello)).unwrap();
+        let mut hdr = Header::new(crate::transport::frame::Kind::Eager);
+        hdr.seq = 5;
+        io::Write::write_all(&mut peer, bytemuck::bytes_of(&hdr)).unwrap();
+        let start = Instant::now();
+        let err = loop {
+            match tcp.progress(&mut NoFrames) {
+                Ok(_) => assert!(start.elapsed() < Duration::from_secs(20), "no error"),
+                Err(e) => break e,
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        match err {
+            Error::Protocol {
+                rank: 0,
+                peer: 1,
+                detail,
+            } => assert!(detail.contains("number 0"), "{detail}"),
             other => panic!("expected a protocol error, got {other:?}"),
         }
     }

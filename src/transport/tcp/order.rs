@@ -15,7 +15,9 @@
 //! A frame too far ahead stays in its connection instead ([`HOLD_AHEAD`]), which the
 //! transport reads again after every progress call's other reads until it moves (its
 //! bytes were signalled once; the poller says nothing more of them), or until its
-//! wait is a protocol error (`HOLD_TIMEOUT`: the peer skipped numbers).
+//! wait is a protocol error (`HOLD_TIMEOUT`: the peer skipped numbers). Frames that
+//! wait here are the same error once as long passed with none of their peer's frames
+//! passed on ([`Order::check_waiting`]).
 //!
 //! Bound: what waits here is what one connection got ahead of the other. A rank moves
 //! to the lower rank's connection only once nothing waits to be written on its own,
@@ -31,6 +33,7 @@
 //! twice the same, is a protocol error.
 
 use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 use super::incoming::Frames;
 use crate::error::{Error, Result};
@@ -64,6 +67,10 @@ pub(crate) struct Order {
     /// Per peer, numbered frames that arrived early: slot `i` holds number
     /// `next_in + i` (slot 0 is always empty: that frame would have been passed on).
     early: Vec<VecDeque<Option<Early>>>,
+    /// Per peer with early frames, since when none of its frames was passed on.
+    waiting: Vec<Option<Instant>>,
+    /// How many peers have early frames.
+    waiters: usize,
 }
 
 impl Order {
@@ -73,7 +80,34 @@ impl Order {
             next_out: vec![0; size],
             next_in: vec![0; size],
             early: (0..size).map(|_| VecDeque::new()).collect(),
+            waiting: vec![None; size],
+            waiters: 0,
         }
+    }
+
+    /// Fails when a peer's early frames have waited `timeout` with none of its frames
+    /// passed on: the frame they wait for never came (the peer skipped a number). A
+    /// frame far ahead waits in its connection instead (see `HOLD_TIMEOUT`).
+    pub(crate) fn check_waiting(&self, timeout: Duration) -> Result<()> {
+        if self.waiters == 0 {
+            return Ok(());
+        }
+        for (peer, since) in self.waiting.iter().enumerate() {
+            if since.is_some_and(|t| t.elapsed() >= timeout) {
+                let first = self.early[peer].iter().flatten().next();
+                return Err(Error::Protocol {
+                    rank: self.me as i32,
+                    peer: peer as i32,
+                    detail: format!(
+                        "frame number {} waited {:.0} s for number {} before it, which never came",
+                        first.map_or(0, |(h, _)| h.seq),
+                        timeout.as_secs_f64(),
+                        self.next_in[peer]
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Numbers `hdr` if its kind takes part in matching, as the next frame to `peer`.
@@ -146,6 +180,10 @@ impl Sink for Ordered<'_> {
                 });
             }
             early[at] = Some((*hdr, payload.to_vec()));
+            if o.waiting[peer].is_none() {
+                o.waiting[peer] = Some(Instant::now());
+                o.waiters += 1;
+            }
             return Ok(());
         }
         o.advance(peer);
@@ -154,6 +192,16 @@ impl Sink for Ordered<'_> {
         while let Some((h, p)) = self.order.early[peer].front_mut().and_then(Option::take) {
             self.order.advance(peer);
             self.sink.frame(peer, &h, &p)?;
+        }
+        // A frame passed on: those still early wait afresh, for the next hole.
+        let o = &mut *self.order;
+        if o.waiting[peer].is_some() {
+            if o.early[peer].is_empty() {
+                o.waiting[peer] = None;
+                o.waiters -= 1;
+            } else {
+                o.waiting[peer] = Some(Instant::now());
+            }
         }
         Ok(())
     }
@@ -226,6 +274,7 @@ mod tests {
         // 3 and 2 overtake 0 and 1; 6 overtakes 4 and 5 (with a hole at 5 for a while).
         deliver(&mut order, &mut sink, &frames, &[3, 2]);
         assert!(sink.0.is_empty());
+        assert_eq!(order.waiters, 1);
         deliver(&mut order, &mut sink, &frames, &[0]);
         assert_eq!(sink.0.len(), 1);
         deliver(&mut order, &mut sink, &frames, &[1, 6, 4]);
@@ -234,6 +283,7 @@ mod tests {
         let tags: Vec<u8> = sink.0.iter().map(|f| f.3[0]).collect();
         assert_eq!(tags, [0, 1, 2, 3, 4, 5, 6]);
         assert!(order.early[1].is_empty());
+        assert_eq!((order.waiters, order.waiting[1]), (0, None));
     }
 
     #[test]
