@@ -337,6 +337,12 @@ impl Engine {
             else {
                 continue;
             };
+            // Only a message within the shared-memory eager limit is offered so: one
+            // over TCP, or of a size no sender offers (the size is the peer's word),
+            // stays an offer rather than have its claimed size allocated here.
+            if !self.net.within_eager_limit(peer, size) {
+                continue;
+            }
             let clock = self
                 .core
                 .rendezvous
@@ -958,4 +964,85 @@ fn keep_room<T>(slot: &mut Vec<T>, mut spent: Vec<T>) {
 /// Forwards a transport's "sent" report to the protocol layer.
 fn transport_sent(core: &mut Core, token: u64) -> Result<()> {
     crate::transport::Sink::sent(core, token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::network::Route;
+    use crate::transport::tcp::Tcp;
+    use std::io::Write;
+
+    /// Run by [`an_offer_to_read_over_tcp_allocates_nothing`] in a process of its own:
+    /// rank 1, over TCP, offers rank 0 a message of a petabyte "to read in its memory,
+    /// within the eager limit" (an RTS with [`flags::SINGLE_COPY`] and
+    /// [`flags::BUFFERED`], which no rank sends over TCP). Nothing can read it over
+    /// TCP, so it stays an offer, and rank 0 allocates nothing for it.
+    #[test]
+    #[ignore = "run by an_offer_to_read_over_tcp_allocates_nothing"]
+    fn an_offer_to_read_a_petabyte_over_tcp() {
+        let mut boot = Bootstrap::from_env().unwrap();
+        (boot.rank, boot.size, boot.nodes) = (0, 2, vec![0, 1]);
+        let own = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = own.local_addr().unwrap();
+        let secret = [3u8; 16];
+        let resolver = Box::new(|_| unreachable!("rank 0 opens nothing"));
+        let tcp = Tcp::new(0, 2, secret, own, None, resolver).unwrap();
+        let net = Network::new(0, vec![Route::Loopback, Route::Tcp], None, Some(tcp));
+        let policy = WaitPolicy::from_env(false).unwrap();
+        let boot = Arc::new(Mutex::new(boot));
+        let mut eng = Engine::new(boot, net, policy, 64 << 20, ErrorMode::Return);
+        // Rank 1's hello (magic and protocol version, secret, rank, size, no flags)...
+        let mut bytes = b"OXMPI\x03\0\0".to_vec();
+        bytes.extend_from_slice(&secret);
+        bytes.extend_from_slice(&1u32.to_le_bytes());
+        bytes.extend_from_slice(&2u32.to_le_bytes());
+        bytes.extend_from_slice(&[0; 8]);
+        // ...and its offer, its first numbered frame.
+        let remote = RemoteBuf {
+            pid: u64::from(std::process::id()),
+            addr: 4096,
+        };
+        let mut rts = Header::new(Kind::Rts);
+        rts.flags = flags::SINGLE_COPY | flags::BUFFERED;
+        rts.a = 7;
+        rts.b = 1 << 50;
+        rts.payload = std::mem::size_of::<RemoteBuf>() as u64;
+        bytes.extend_from_slice(bytemuck::bytes_of(&rts));
+        bytes.extend_from_slice(bytemuck::bytes_of(&remote));
+        let mut peer = std::net::TcpStream::connect(addr).unwrap();
+        peer.write_all(&bytes).unwrap();
+        let start = Instant::now();
+        while !eng.core.matcher.has_unexpected() {
+            eng.progress().unwrap();
+            assert!(start.elapsed() < Duration::from_secs(20), "no offer came");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(eng.core.takes.is_empty());
+        let offer = eng
+            .core
+            .matcher
+            .unexpected_rts(1, 7)
+            .expect("still an offer");
+        assert!(matches!(offer.body, Body::Rts { size, .. } if size == 1 << 50));
+    }
+
+    #[test]
+    fn an_offer_to_read_over_tcp_allocates_nothing() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--ignored",
+                "--exact",
+                "engine::tests::an_offer_to_read_a_petabyte_over_tcp",
+            ])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("1 passed"),
+            "{:?}: {text}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
