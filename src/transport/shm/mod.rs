@@ -276,11 +276,18 @@ impl Shm {
         for inbox in &inboxes {
             inbox.touch_pages();
         }
+        // This rank's slots of the collective area likewise (the others' below, once
+        // they are written).
+        let area = segment.area();
+        area.touch_small_slots(local, true);
         if config.membarrier && membarrier::register() {
             mine.light_fences().store(1, Ordering::Release);
         }
         segment.probed();
         segment.wait_all_probed();
+        for l in (0..local_ranks.len()).filter(|&l| l != local) {
+            area.touch_small_slots(l, false);
+        }
         let light_fences = inboxes
             .iter()
             .all(|i| i.light_fences().load(Ordering::Acquire) == 1);
@@ -310,7 +317,7 @@ impl Shm {
             job: job.to_owned(),
             wake: None,
             kicker: Kicker::new(),
-            area: segment.area(),
+            area,
             books: Books::default(),
             split_generation: 0,
             place,
