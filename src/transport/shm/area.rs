@@ -217,10 +217,10 @@ impl Area {
 
     /// Touches every page of local rank `l`'s small slots through this process's
     /// mapping: writing the zeros they hold if `write` (`l` must be this rank, before
-    /// any collective), reading them otherwise. Each slot is a page of its own, and
-    /// a page's first touch through a mapping faults; untouched, the first [`DEPTH`]
-    /// collectives paid those faults (2 ranks: allreduce of 4 B in 1.3-3 us over the
-    /// first thousand calls after init, 0.25-0.35 us once warm).
+    /// any collective), reading them otherwise. Each slot spans a page (4160 bytes),
+    /// and a page's first touch through a mapping faults; untouched, the first
+    /// [`DEPTH`] collectives paid those faults (2 ranks: allreduce of 4 B in 1.3-3 us
+    /// over the first thousand calls after init, 0.25-0.35 us once warm).
     pub(crate) fn touch_small_slots(&self, l: usize, write: bool) {
         let start = l * BLOCK;
         for off in (start..start + LARGE_START).step_by(PAGE / 2) {
