@@ -989,18 +989,17 @@ mod tests {
         );
     }
 
-    /// A frame far ahead of the next one expected, on a peer's only connection, is a
-    /// protocol error naming the peer once it has waited the hold timeout, not a
-    /// silent hang.
-    #[test]
-    fn a_frame_whose_predecessors_never_come_is_an_error() {
+    /// The detail of the protocol error a lone rank 0 reports once rank 1's first
+    /// frame, numbered `seq`, has waited the hold timeout (200 ms here) for frames
+    /// that never come.
+    fn held_frame_error(seq: u16) -> String {
         let (mut tcp, addr) = lone_rank();
         tcp.hold_timeout = Duration::from_millis(200);
         let mut peer = std::net::TcpStream::connect(addr).unwrap();
         let hello = Hello::new([1; 16], 1, 2);
         io::Write::write_all(&mut peer, bytemuck::bytes_of(&hello)).unwrap();
         let mut hdr = Header::new(crate::transport::frame::Kind::Eager);
-        hdr.seq = 2000;
+        hdr.seq = seq;
         io::Write::write_all(&mut peer, bytemuck::bytes_of(&hdr)).unwrap();
         let start = Instant::now();
         let err = loop {
@@ -1015,11 +1014,18 @@ mod tests {
                 rank: 0,
                 peer: 1,
                 detail,
-            } => {
-                assert!(detail.contains("far ahead"), "{detail}")
-            }
+            } => detail,
             other => panic!("expected a protocol error, got {other:?}"),
         }
+    }
+
+    /// A frame far ahead of the next one expected, on a peer's only connection, is a
+    /// protocol error naming the peer once it has waited the hold timeout, not a
+    /// silent hang.
+    #[test]
+    fn a_frame_whose_predecessors_never_come_is_an_error() {
+        let detail = held_frame_error(2000);
+        assert!(detail.contains("far ahead"), "{detail}");
     }
 
     /// A frame a few numbers ahead of the next one expected (within the window kept
@@ -1027,30 +1033,8 @@ mod tests {
     /// protocol error once it has waited the hold timeout, not a silent hang.
     #[test]
     fn a_frame_slightly_ahead_whose_predecessors_never_come_is_an_error() {
-        let (mut tcp, addr) = lone_rank();
-        tcp.hold_timeout = Duration::from_millis(200);
-        let mut peer = std::net::TcpStream::connect(addr).unwrap();
-        let hello = Hello::new([1; 16], 1, 2);
-        io::Write::write_all(&mut peer, bytemuck::bytes_of(&hello)).unwrap();
-        let mut hdr = Header::new(crate::transport::frame::Kind::Eager);
-        hdr.seq = 5;
-        io::Write::write_all(&mut peer, bytemuck::bytes_of(&hdr)).unwrap();
-        let start = Instant::now();
-        let err = loop {
-            match tcp.progress(&mut NoFrames) {
-                Ok(_) => assert!(start.elapsed() < Duration::from_secs(20), "no error"),
-                Err(e) => break e,
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        };
-        match err {
-            Error::Protocol {
-                rank: 0,
-                peer: 1,
-                detail,
-            } => assert!(detail.contains("number 0"), "{detail}"),
-            other => panic!("expected a protocol error, got {other:?}"),
-        }
+        let detail = held_frame_error(5);
+        assert!(detail.contains("number 0"), "{detail}");
     }
 
     /// A frame held back in its connection moves nothing while it waits: progress says

@@ -57,3 +57,20 @@ pub fn arg(i: usize, default: &str) -> String {
         .nth(i)
         .unwrap_or_else(|| default.to_string())
 }
+
+/// Each rank sends its rank to the next and checks that it got the previous one's
+/// (a ring exchange with `sendrecv`), then a barrier: the job works.
+pub fn ring_exchange(world: &Comm) -> oxmpi::Result<()> {
+    let (rank, size) = (world.rank(), world.size());
+    let mut got = [0i32];
+    world.sendrecv(
+        &[rank],
+        (rank + 1) % size,
+        1,
+        &mut got,
+        (rank + size - 1) % size,
+        1,
+    )?;
+    assert_eq!(got[0], (rank + size - 1) % size, "ring exchange");
+    world.barrier()
+}

@@ -20,17 +20,7 @@ fn contender(start: &Barrier) -> oxmpi::Result<bool> {
     };
     let world = universe.world();
     let (rank, size) = (world.rank(), world.size());
-    let mut got = [0i32; 1];
-    world.sendrecv(
-        &[rank],
-        (rank + 1) % size,
-        1,
-        &mut got,
-        (rank + size - 1) % size,
-        1,
-    )?;
-    assert_eq!(got[0], (rank + size - 1) % size, "ring exchange");
-    world.barrier()?;
+    oxmpi_testprogs::ring_exchange(&world)?;
     if rank == 0 {
         println!("init race ok on {size} ranks");
     }

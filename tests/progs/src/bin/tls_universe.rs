@@ -42,17 +42,7 @@ fn work(world: &Comm) -> oxmpi::Result<()> {
             "allgather of {n}"
         );
     }
-    let mut got = [0i32];
-    world.sendrecv(
-        &[rank],
-        (rank + 1) % size,
-        1,
-        &mut got,
-        (rank + size - 1) % size,
-        1,
-    )?;
-    assert_eq!(got[0], (rank + size - 1) % size, "ring exchange");
-    world.barrier()
+    oxmpi_testprogs::ring_exchange(world)
 }
 
 /// Initializes, keeps the universe (and two communicators) in this thread's
