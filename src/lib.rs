@@ -21,6 +21,8 @@
 #![warn(missing_docs)]
 #![deny(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
 
+#[cfg(test)]
+mod alone;
 pub mod bootstrap;
 mod coll;
 mod comm;

@@ -1029,20 +1029,8 @@ mod tests {
 
     #[test]
     fn an_offer_to_read_over_tcp_allocates_nothing() {
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--ignored",
-                "--exact",
-                "engine::tests::an_offer_to_read_a_petabyte_over_tcp",
-            ])
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success() && text.contains("1 passed"),
-            "{:?}: {text}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
+        crate::alone::passes(crate::alone::command(
+            "engine::tests::an_offer_to_read_a_petabyte_over_tcp",
+        ));
     }
 }

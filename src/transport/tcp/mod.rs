@@ -815,23 +815,29 @@ mod tests {
         );
     }
 
+    /// Connects to `addr` with `hello` and a frame after it, and progresses `tcp` until
+    /// it has closed the connection (`NoFrames` fails the test should the frame reach
+    /// the sink).
+    fn refused(tcp: &mut Tcp, addr: SocketAddr, hello: Hello) {
+        let mut caller = std::net::TcpStream::connect(addr).unwrap();
+        let mut bytes = bytemuck::bytes_of(&hello).to_vec();
+        let credit = Header::new(crate::transport::frame::Kind::Credit);
+        bytes.extend_from_slice(bytemuck::bytes_of(&credit));
+        io::Write::write_all(&mut caller, &bytes).unwrap();
+        caller.set_nonblocking(true).unwrap();
+        progress_until(tcp, |_| {
+            !matches!(io::Read::read(&mut caller, &mut [0u8]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+        });
+    }
+
     /// A hello in this rank's own name (only a member of the job knows the secret, so
     /// only a confused one sends it) is refused: nothing arrives "from this rank
     /// itself" over TCP, and the connection is closed.
     #[test]
     fn a_hello_in_this_rank_s_own_name_is_refused() {
         let (mut tcp, addr) = lone_rank();
-        let mut caller = std::net::TcpStream::connect(addr).unwrap();
-        let mut bytes = bytemuck::bytes_of(&Hello::new([1; 16], 0, 2)).to_vec();
-        let credit = Header::new(crate::transport::frame::Kind::Credit);
-        bytes.extend_from_slice(bytemuck::bytes_of(&credit));
-        io::Write::write_all(&mut caller, &bytes).unwrap();
-        caller.set_nonblocking(true).unwrap();
-        // NoFrames fails the test on the frame, should it reach the sink.
-        progress_until(&mut tcp, |_| {
-            !matches!(io::Read::read(&mut caller, &mut [0u8]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock)
-        });
+        refused(&mut tcp, addr, Hello::new([1; 16], 0, 2));
         assert!(tcp.via.iter().all(Option::is_none));
         assert!(tcp.conns.iter().all(Option::is_none));
     }
@@ -846,17 +852,7 @@ mod tests {
         let mut first = std::net::TcpStream::connect(addr).unwrap();
         io::Write::write_all(&mut first, bytemuck::bytes_of(&hello)).unwrap();
         progress_until(&mut tcp, |t| t.via[1].is_some());
-        let mut second = std::net::TcpStream::connect(addr).unwrap();
-        let mut bytes = bytemuck::bytes_of(&hello).to_vec();
-        let credit = Header::new(crate::transport::frame::Kind::Credit);
-        bytes.extend_from_slice(bytemuck::bytes_of(&credit));
-        io::Write::write_all(&mut second, &bytes).unwrap();
-        second.set_nonblocking(true).unwrap();
-        // NoFrames fails the test on the frame, should it reach the sink.
-        progress_until(&mut tcp, |_| {
-            !matches!(io::Read::read(&mut second, &mut [0u8]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock)
-        });
+        refused(&mut tcp, addr, hello);
         let live: Vec<_> = tcp.conns.iter().flatten().collect();
         assert_eq!(live.len(), 1, "the first connection stays, alone");
         assert_eq!(live[0].rx.peer, Some(1));
@@ -914,12 +910,8 @@ mod tests {
     #[test]
     fn running_out_of_descriptors_is_not_fatal() {
         use std::os::unix::process::CommandExt;
-        let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
-        cmd.args([
-            "--ignored",
-            "--exact",
-            "transport::tcp::tests::accepting_past_the_descriptor_limit",
-        ]);
+        let mut cmd =
+            crate::alone::command("transport::tcp::tests::accepting_past_the_descriptor_limit");
         // SAFETY: between fork and exec the child only calls setrlimit, which is
         // async-signal-safe, on its own limits.
         unsafe {
@@ -934,9 +926,7 @@ mod tests {
                 Ok(())
             });
         }
-        let out = cmd.output().unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success() && text.contains("1 passed"), "{text}");
+        crate::alone::passes(cmd);
     }
 
     /// Run by [`writing_to_a_closed_peer_never_raises_sigpipe`] in a process of its
@@ -973,20 +963,9 @@ mod tests {
 
     #[test]
     fn writing_to_a_closed_peer_never_raises_sigpipe() {
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--ignored",
-                "--exact",
-                "transport::tcp::tests::writing_to_a_closed_peer_with_sigpipe_at_its_default",
-            ])
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success() && text.contains("1 passed"),
-            "{:?}: {text}",
-            out.status
-        );
+        crate::alone::passes(crate::alone::command(
+            "transport::tcp::tests::writing_to_a_closed_peer_with_sigpipe_at_its_default",
+        ));
     }
 
     /// The detail of the protocol error a lone rank 0 reports once rank 1's first

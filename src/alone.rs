@@ -1,0 +1,25 @@
+//! Running one unit test in a process of its own, for tests that change what the
+//! whole process shares (a signal's action, the descriptor limit) or that would abort
+//! it on failure: the test is marked `#[ignore]` and run by another through here.
+
+use std::process::Command;
+
+/// The test binary run for the ignored test `test` (its full path) alone; set up
+/// anything the child needs before [`passes`].
+pub(crate) fn command(test: &str) -> Command {
+    let mut cmd = Command::new(std::env::current_exe().expect("the test binary"));
+    cmd.args(["--ignored", "--exact", test]);
+    cmd
+}
+
+/// Runs `cmd` and asserts that its one test passed.
+pub(crate) fn passes(mut cmd: Command) {
+    let out = cmd.output().expect("the test binary runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("1 passed"),
+        "{:?}: {text}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
