@@ -21,6 +21,11 @@
 #![warn(missing_docs)]
 #![deny(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
 
+// Lengths and offsets travel as 64-bit numbers (frame headers, the shared segment's
+// offers and loans) and are used as `usize`; a narrower `usize` would truncate them.
+#[cfg(not(target_pointer_width = "64"))]
+compile_error!("oxmpi supports 64-bit targets only (message lengths are 64-bit)");
+
 #[cfg(test)]
 mod alone;
 pub mod bootstrap;

@@ -432,7 +432,10 @@ impl<T: Pod, F: Fn(&[T], &mut [T]) + Send + Sync + 'static> Reduction<T> for Use
 
 /// A commutative user operation from `f(input, inout)`, which must set
 /// `inout[i] = input[i] ⊕ inout[i]` for every `i` (`MPI_Op_create` with
-/// `commute = true`). oxmpi may combine operands in any grouping and order.
+/// `commute = true`). oxmpi may combine operands in any grouping and order, so every
+/// rank gets the same bits from `allreduce` only if `f` gives the same bits whichever
+/// order its operands come in (one that commutes only up to rounding may leave the
+/// ranks with results a rounding apart).
 ///
 /// ```
 /// # fn main() -> oxmpi::Result<()> {
