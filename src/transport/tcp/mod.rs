@@ -26,16 +26,19 @@
 //! closed after [`HELLO_TIMEOUT`] of silence, or after [`STRANGER_GRACE`] when the
 //! process runs out of descriptors. That pauses accepting (the connection waits in the
 //! kernel's queue) for at most [`HELLO_TIMEOUT`]: then the job ends with a clear
-//! error.
+//! error. Those timeouts, and [`HOLD_TIMEOUT`], count the time the rank ran
+//! ([`run_clock`]): a job stopped (Ctrl-Z) for longer than any of them carries on
+//! once continued, and a peer that never sends what is waited for still fails them.
 
 mod hello;
 mod incoming;
 mod order;
 mod outgoing;
+mod run_clock;
 
 use std::io;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mio::net::{TcpListener, TcpStream};
 use mio::unix::SourceFd;
@@ -50,6 +53,7 @@ pub(crate) use incoming::MAX_INLINE;
 use incoming::{Incoming, Pump};
 use order::Order;
 use outgoing::Outgoing;
+use run_clock::RunClock;
 
 /// Finds a peer's listening address (through the bootstrap's key-value space).
 pub(crate) type Resolver = Box<dyn FnMut(usize) -> Result<SocketAddr> + Send>;
@@ -79,7 +83,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// the peer's other connection, read in the same call once it is accepted, so only a
 /// peer that skipped numbers leaves it waiting this long. So do frames kept aside
 /// until the ones before them come ([`order`]): none passed on for this long is
-/// the same error.
+/// the same error. Counted in run time: the frames before may still be on their way
+/// when a job stopped (Ctrl-Z) for longer than this is continued.
 const HOLD_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long an accepted connection may stay without a hello before it is closed to
@@ -127,8 +132,9 @@ struct Ready {
 struct Conn {
     rx: Incoming,
     tx: Outgoing,
-    /// When it was accepted (its hello tells the peer; see [`HELLO_TIMEOUT`]).
-    accepted: Instant,
+    /// When it was accepted, in run time (its hello tells the peer; see
+    /// [`HELLO_TIMEOUT`]).
+    accepted: Duration,
 }
 
 /// TCP connections to every peer this rank has talked to.
@@ -166,7 +172,7 @@ pub(crate) struct Tcp {
     /// read again at the end of every progress call (their bytes were signalled
     /// already, so the poller says nothing more of them), and the poller is asked on
     /// every call meanwhile (for the connection not accepted yet).
-    held: Vec<(usize, Instant)>,
+    held: Vec<(usize, Duration)>,
     /// [`HOLD_TIMEOUT`] (shorter in tests).
     hold_timeout: Duration,
     closing: bool,
@@ -177,7 +183,9 @@ pub(crate) struct Tcp {
     /// Accepted connections that have not said hello yet.
     strangers: usize,
     /// Since when accepting has waited for a descriptor (try again when polling).
-    accept_blocked: Option<Instant>,
+    accept_blocked: Option<Duration>,
+    /// The run time the timeouts count in: time stopped (Ctrl-Z) is left out.
+    clock: RunClock,
 }
 
 impl Tcp {
@@ -224,6 +232,7 @@ impl Tcp {
             hello_timeout: HELLO_TIMEOUT,
             strangers: 0,
             accept_blocked: None,
+            clock: RunClock::new(),
         })
     }
 
@@ -303,7 +312,7 @@ impl Tcp {
         self.conns[slot] = Some(Conn {
             rx,
             tx: Outgoing::default(),
-            accepted: Instant::now(),
+            accepted: self.clock.now(),
         });
         Ok(slot)
     }
@@ -391,8 +400,9 @@ impl Tcp {
                     // The connection waits in the kernel's queue; after this call's
                     // reads, strangers make room ([`Tcp::make_room`]).
                     let first = self.accept_blocked.is_none();
-                    let since = *self.accept_blocked.get_or_insert_with(Instant::now);
-                    if since.elapsed() >= self.hello_timeout {
+                    let now = self.clock.now();
+                    let since = *self.accept_blocked.get_or_insert(now);
+                    if now - since >= self.hello_timeout {
                         return Err(Error::io(
                             "accepting a TCP connection (no descriptor came free; see ulimit -n)",
                             e,
@@ -430,12 +440,12 @@ impl Tcp {
         for &(slot, _) in &before {
             moved |= self.pump(slot, sink)?;
         }
-        let now = Instant::now();
+        let now = self.clock.now();
         for held in &mut self.held {
             if let Some(&(_, since)) = before.iter().find(|(slot, _)| *slot == held.0) {
                 held.1 = since;
             }
-            if now.duration_since(held.1) >= self.hold_timeout {
+            if now - held.1 >= self.hold_timeout {
                 let peer = self.conns[held.0].as_ref().and_then(|c| c.rx.peer);
                 return Err(Error::Protocol {
                     rank: self.me as i32,
@@ -460,11 +470,11 @@ impl Tcp {
 
     /// Closes the accepted connections that said no hello within `age`.
     fn close_strangers_older_than(&mut self, age: Duration) {
-        let now = Instant::now();
+        let now = self.clock.now();
         for slot in 0..self.conns.len() {
             if self.conns[slot]
                 .as_ref()
-                .is_some_and(|c| c.rx.peer.is_none() && now.duration_since(c.accepted) >= age)
+                .is_some_and(|c| c.rx.peer.is_none() && now - c.accepted >= age)
             {
                 self.close(slot);
             }
@@ -507,7 +517,8 @@ impl Tcp {
             Ok((Pump::Drained, moved)) => Ok(moved),
             Ok((Pump::Held, moved)) => {
                 if !self.held.iter().any(|&(s, _)| s == slot) {
-                    self.held.push((slot, Instant::now()));
+                    let now = self.clock.now();
+                    self.held.push((slot, now));
                 }
                 Ok(moved)
             }
@@ -713,6 +724,7 @@ mod tests {
     use crate::transport::frame::Header;
     use crate::userbuf::UserBufMut;
     use socket2::{Domain, Socket, Type};
+    use std::time::Instant;
 
     /// A peer's host that drops connection attempts (a listener whose queue is full
     /// and never accepts) is a lost peer after the connect timeout, not a hang.
@@ -796,14 +808,21 @@ mod tests {
         }
     }
 
+    /// A lone rank with `hello_timeout`, and a connection to it that it accepted and
+    /// that has said nothing yet.
+    fn stranger(hello_timeout: Duration) -> (Tcp, std::net::TcpStream) {
+        let (mut tcp, addr) = lone_rank();
+        tcp.hello_timeout = hello_timeout;
+        let peer = std::net::TcpStream::connect(addr).unwrap();
+        progress_until(&mut tcp, |t| t.strangers == 1);
+        (tcp, peer)
+    }
+
     /// A peer's hello that arrived while the rank was away past the hello timeout is
     /// read before the timeout closes its connection.
     #[test]
     fn a_hello_that_waited_in_its_socket_is_read_before_the_timeout() {
-        let (mut tcp, addr) = lone_rank();
-        tcp.hello_timeout = Duration::from_millis(200);
-        let mut peer = std::net::TcpStream::connect(addr).unwrap();
-        progress_until(&mut tcp, |t| t.strangers == 1);
+        let (mut tcp, mut peer) = stranger(Duration::from_millis(200));
         io::Write::write_all(&mut peer, bytemuck::bytes_of(&Hello::new([1; 16], 1, 2))).unwrap();
         std::thread::sleep(Duration::from_millis(300));
         for _ in 0..2 * POLL_EVERY {
@@ -969,21 +988,25 @@ mod tests {
     }
 
     /// The detail of the protocol error a lone rank 0 reports once rank 1's first
-    /// frame, numbered `seq`, has waited the hold timeout (200 ms here) for frames
-    /// that never come.
-    fn held_frame_error(seq: u16) -> String {
+    /// frame, numbered `seq`, has waited `timeout` (the hold timeout) for frames that
+    /// never come, and how long after `away` that was: the rank stops (Ctrl-Z) for
+    /// `away` once it has read the frame.
+    fn held_frame_error(seq: u16, timeout: Duration, away: Duration) -> (String, Duration) {
         let (mut tcp, addr) = lone_rank();
-        tcp.hold_timeout = Duration::from_millis(200);
+        tcp.hold_timeout = timeout;
         let mut peer = std::net::TcpStream::connect(addr).unwrap();
-        let hello = Hello::new([1; 16], 1, 2);
-        io::Write::write_all(&mut peer, bytemuck::bytes_of(&hello)).unwrap();
         let mut hdr = Header::new(crate::transport::frame::Kind::Eager);
         hdr.seq = seq;
-        io::Write::write_all(&mut peer, bytemuck::bytes_of(&hdr)).unwrap();
-        let start = Instant::now();
+        let mut bytes = bytemuck::bytes_of(&Hello::new([1; 16], 1, 2)).to_vec();
+        bytes.extend_from_slice(bytemuck::bytes_of(&hdr));
+        io::Write::write_all(&mut peer, &bytes).unwrap();
+        // The frame is read with the hello.
+        progress_until(&mut tcp, |t| t.via[1].is_some());
+        std::thread::sleep(away);
+        let back = Instant::now();
         let err = loop {
             match tcp.progress(&mut NoFrames) {
-                Ok(_) => assert!(start.elapsed() < Duration::from_secs(60), "no error"),
+                Ok(_) => assert!(back.elapsed() < Duration::from_secs(60), "no error"),
                 Err(e) => break e,
             }
             std::thread::sleep(Duration::from_millis(1));
@@ -993,7 +1016,7 @@ mod tests {
                 rank: 0,
                 peer: 1,
                 detail,
-            } => detail,
+            } => (detail, back.elapsed()),
             other => panic!("expected a protocol error, got {other:?}"),
         }
     }
@@ -1003,7 +1026,7 @@ mod tests {
     /// silent hang.
     #[test]
     fn a_frame_whose_predecessors_never_come_is_an_error() {
-        let detail = held_frame_error(2000);
+        let (detail, _) = held_frame_error(2000, Duration::from_millis(200), Duration::ZERO);
         assert!(detail.contains("far ahead"), "{detail}");
     }
 
@@ -1012,8 +1035,45 @@ mod tests {
     /// protocol error once it has waited the hold timeout, not a silent hang.
     #[test]
     fn a_frame_slightly_ahead_whose_predecessors_never_come_is_an_error() {
-        let detail = held_frame_error(5);
+        let (detail, _) = held_frame_error(5, Duration::from_millis(200), Duration::ZERO);
         assert!(detail.contains("number 0"), "{detail}");
+    }
+
+    /// A frame numbered `seq` waits when the rank stops (Ctrl-Z stops every rank) for
+    /// longer than the hold timeout: once the rank carries on, the time stopped does
+    /// not count (the frames before it, sent before the stop, may still be on their
+    /// way), and yet a peer that skipped numbers is still an error after the time left.
+    fn waiting_across_a_stop(seq: u16) {
+        let (detail, after) = held_frame_error(seq, Duration::from_secs(3), Duration::from_secs(4));
+        assert!(
+            after >= Duration::from_millis(500),
+            "failed {after:?} after the stop: {detail}"
+        );
+    }
+
+    #[test]
+    fn time_stopped_does_not_count_for_a_frame_held_in_its_connection() {
+        waiting_across_a_stop(2000);
+    }
+
+    #[test]
+    fn time_stopped_does_not_count_for_a_frame_kept_aside() {
+        waiting_across_a_stop(5);
+    }
+
+    /// A peer stopped (Ctrl-Z) between opening its connection and saying hello, for
+    /// longer than the hello timeout, is still heard once the job carries on: its
+    /// connection is not closed for the time stopped.
+    #[test]
+    fn time_stopped_does_not_count_towards_the_hello_timeout() {
+        let (mut tcp, mut peer) = stranger(Duration::from_secs(3));
+        std::thread::sleep(Duration::from_secs(4));
+        for _ in 0..2 * POLL_EVERY {
+            tcp.progress(&mut NoFrames).unwrap();
+        }
+        assert_eq!(tcp.strangers, 1, "closed for the time stopped");
+        io::Write::write_all(&mut peer, bytemuck::bytes_of(&Hello::new([1; 16], 1, 2))).unwrap();
+        progress_until(&mut tcp, |t| t.via[1].is_some());
     }
 
     /// A frame held back in its connection moves nothing while it waits: progress says

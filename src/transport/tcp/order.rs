@@ -17,7 +17,8 @@
 //! bytes were signalled once; the poller says nothing more of them), or until its
 //! wait is a protocol error (`HOLD_TIMEOUT`: the peer skipped numbers). Frames that
 //! wait here are the same error once as long passed with none of their peer's frames
-//! passed on ([`Order::check_waiting`]).
+//! passed on ([`Order::check_waiting`]), in run time ([`RunClock`]: the time the job
+//! was stopped does not count).
 //!
 //! Bound: what waits here is what one connection got ahead of the other. A rank moves
 //! to the lower rank's connection only once nothing waits to be written on its own,
@@ -33,9 +34,10 @@
 //! twice the same, is a protocol error.
 
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::incoming::Frames;
+use super::run_clock::RunClock;
 use crate::error::{Error, Result};
 use crate::transport::Sink;
 use crate::transport::frame::{Header, Kind};
@@ -67,10 +69,13 @@ pub(crate) struct Order {
     /// Per peer, numbered frames that arrived early: slot `i` holds number
     /// `next_in + i` (slot 0 is always empty: that frame would have been passed on).
     early: Vec<VecDeque<Option<Early>>>,
-    /// Per peer with early frames, since when none of its frames was passed on.
-    waiting: Vec<Option<Instant>>,
+    /// Per peer with early frames, since when (in run time) none of its frames was
+    /// passed on.
+    waiting: Vec<Option<Duration>>,
     /// How many peers have early frames.
     waiters: usize,
+    /// The run time their wait counts in: time stopped (Ctrl-Z) is left out.
+    clock: RunClock,
 }
 
 impl Order {
@@ -82,18 +87,20 @@ impl Order {
             early: (0..size).map(|_| VecDeque::new()).collect(),
             waiting: vec![None; size],
             waiters: 0,
+            clock: RunClock::new(),
         }
     }
 
     /// Fails when a peer's early frames have waited `timeout` with none of its frames
     /// passed on: the frame they wait for never came (the peer skipped a number). A
     /// frame far ahead waits in its connection instead (see `HOLD_TIMEOUT`).
-    pub(crate) fn check_waiting(&self, timeout: Duration) -> Result<()> {
+    pub(crate) fn check_waiting(&mut self, timeout: Duration) -> Result<()> {
         if self.waiters == 0 {
             return Ok(());
         }
+        let now = self.clock.now();
         for (peer, since) in self.waiting.iter().enumerate() {
-            if since.is_some_and(|t| t.elapsed() >= timeout) {
+            if since.is_some_and(|t| now - t >= timeout) {
                 let first = self.early[peer].iter().flatten().next();
                 return Err(Error::Protocol {
                     rank: self.me as i32,
@@ -181,7 +188,7 @@ impl Sink for Ordered<'_> {
             }
             early[at] = Some((*hdr, payload.to_vec()));
             if o.waiting[peer].is_none() {
-                o.waiting[peer] = Some(Instant::now());
+                o.waiting[peer] = Some(o.clock.now());
                 o.waiters += 1;
             }
             return Ok(());
@@ -200,7 +207,7 @@ impl Sink for Ordered<'_> {
                 o.waiting[peer] = None;
                 o.waiters -= 1;
             } else {
-                o.waiting[peer] = Some(Instant::now());
+                o.waiting[peer] = Some(o.clock.now());
             }
         }
         Ok(())
