@@ -419,16 +419,29 @@ fn stopped_for(mut cmd: Command, pause: std::time::Duration) -> Child {
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut ranks = Vec::new();
-    while ranks.len() < 2 {
+    let ranks = pids_after(&mut stdout, "ready ", 2);
+    pause_job(child.id() as i32, &ranks, pause);
+    child
+}
+
+/// Reads lines from `out` until `n` of them said `word` then a process id; returns
+/// those ids.
+fn pids_after(out: &mut impl BufRead, word: &str, n: usize) -> Vec<i32> {
+    let mut pids = Vec::new();
+    while pids.len() < n {
         let mut line = String::new();
-        assert!(
-            stdout.read_line(&mut line).unwrap() > 0,
-            "oxrun ended early"
-        );
-        ranks.push(line.trim().strip_prefix("ready ").unwrap().parse().unwrap());
+        assert!(out.read_line(&mut line).unwrap() > 0, "oxrun ended early");
+        if let Some(pid) = line.trim().strip_prefix(word) {
+            pids.push(pid.parse().unwrap());
+        }
     }
-    let oxrun_pid = child.id() as i32;
+    pids
+}
+
+/// Stops the job of oxrun `oxrun_pid` with Ctrl-Z (SIGTSTP to oxrun), keeps it stopped
+/// for `pause` after oxrun and `ranks` all are, and continues it (SIGCONT to oxrun)
+/// until they all run again.
+fn pause_job(oxrun_pid: i32, ranks: &[i32], pause: std::time::Duration) {
     let all: Vec<i32> = ranks.iter().copied().chain([oxrun_pid]).collect();
     // SAFETY: plain kill on our own child.
     unsafe { libc::kill(oxrun_pid, libc::SIGTSTP) };
@@ -437,7 +450,6 @@ fn stopped_for(mut cmd: Command, pause: std::time::Duration) -> Child {
     // SAFETY: as above.
     unsafe { libc::kill(oxrun_pid, libc::SIGCONT) };
     wait_for_state(&all, false);
-    child
 }
 
 /// Time the job spends stopped by Ctrl-Z does not count towards `--timeout`: a job
@@ -461,6 +473,33 @@ fn time_stopped_does_not_count_towards_the_timeout() {
     let mut err = String::new();
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
     assert_eq!(status.code(), Some(0), "{status:?}: {err}");
+}
+
+/// Time the job spends stopped by Ctrl-Z does not count towards the kill grace
+/// either: ranks that clean up after SIGTERM, stopped meanwhile for longer than the
+/// grace (2 s), still finish their cleanup once continued instead of being killed.
+#[test]
+fn time_stopped_does_not_count_towards_the_kill_grace() {
+    let script = "trap 'echo ready $$; sleep 1.5; echo cleaned; exit 0' TERM; \
+                  echo up $$; sleep 1001 & wait";
+    let mut cmd = oxrun(&["-n", "2", "bash", "-c", script]);
+    cmd.env("OXRUN_KILL_GRACE_MS", "2000")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    pids_after(&mut stdout, "up ", 2);
+    // SAFETY: plain kill on our own child. Forwarded; the grace starts.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    // Stopped while cleaning up, for longer than the whole grace.
+    let ranks = pids_after(&mut stdout, "ready ", 2);
+    pause_job(child.id() as i32, &ranks, std::time::Duration::from_secs(3));
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    let status = wait_guarded(&mut child);
+    assert_eq!(status.code(), Some(128 + libc::SIGTERM), "{status:?}");
+    assert_eq!(rest.matches("cleaned").count(), 2, "{rest}");
 }
 
 /// Ctrl-Z also stops oxrun while it waits at the end for a slow reader (its ranks
