@@ -38,6 +38,9 @@ const PROBED: usize = 28;
 pub(super) const CREATOR: usize = 32;
 /// Header word: the key the rings' frame markers are drawn with ([`marker_key`]).
 const MARKER_KEY: usize = 40;
+/// Header word: the PID namespace [`CREATOR`] is a process id in (see
+/// [`super::stale`]).
+pub(super) const CREATOR_NAMESPACE: usize = 48;
 
 /// A key for the rings' frame markers (see [`Inbox`]): random, in `[2^62, 2^63)`, so
 /// that no marker of a position below `2^62` is zero, the value of a ring line no
@@ -176,6 +179,8 @@ impl Segment {
         // The creator before the magic word (`stale` reads them in that order).
         seg.word64(CREATOR)
             .store(u64::from(std::process::id()), Ordering::Relaxed);
+        seg.word64(CREATOR_NAMESPACE)
+            .store(super::stale::pid_namespace(), Ordering::Relaxed);
         seg.word64(MARKER_KEY)
             .store(marker_key(), Ordering::Relaxed);
         seg.word64(0).store(MAGIC, Ordering::Release);

@@ -9,10 +9,14 @@
 //! got as far as writing the segment's header (it was killed between creating the
 //! name and that, a few system calls). A job whose init went well has removed its name
 //! long before that, so what is removed belongs to a job that can no longer finish its
-//! init.
+//! init. A process id names the creator only in its own PID namespace: where /dev/shm
+//! is shared between containers that each have their own, a live creator in another
+//! one could look dead from here, so its segment is kept (the header says in which
+//! namespace the creator ran).
 //!
 //! Invariants: nothing of another user is touched; a segment whose creator still runs
-//! (or whose process id now belongs to another process) is kept; a name that vanishes
+//! (or whose process id now belongs to another process), or ran in another PID
+//! namespace, is kept; a name that vanishes
 //! or cannot be read meanwhile is skipped, never an error (cleaning is a courtesy to
 //! earlier jobs, and must not fail this one).
 
@@ -22,7 +26,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use super::segment::{CREATOR, MAGIC, PREFIX};
+use super::segment::{CREATOR, CREATOR_NAMESPACE, MAGIC, PREFIX};
 
 /// How old a segment name must be before it counts as left behind: far longer than
 /// any init takes.
@@ -58,7 +62,7 @@ fn is_stale(path: &Path, me: u32, now: SystemTime) -> bool {
     if !meta.is_file() || meta.uid() != me || !old {
         return false;
     }
-    let mut head = [0u8; CREATOR + 8];
+    let mut head = [0u8; CREATOR_NAMESPACE + 8];
     match File::open(path).and_then(|mut f| f.read_exact(&mut head)) {
         Ok(()) => {}
         // Shorter than a header: never sized, so no header.
@@ -70,6 +74,9 @@ fn is_stale(path: &Path, me: u32, now: SystemTime) -> bool {
     if word(0) != MAGIC {
         return true;
     }
+    if word(CREATOR_NAMESPACE) != pid_namespace() {
+        return false;
+    }
     let Ok(pid) = libc::pid_t::try_from(word(CREATOR)) else {
         return false;
     };
@@ -79,18 +86,30 @@ fn is_stale(path: &Path, me: u32, now: SystemTime) -> bool {
         && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
 }
 
+/// This process's PID namespace: the inode of `/proc/self/ns/pid`, or 0 where that
+/// cannot be read (no /proc; then every creator counts as one of this namespace).
+pub(super) fn pid_namespace() -> u64 {
+    std::fs::metadata("/proc/self/ns/pid").map_or(0, |m| m.ino())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Write;
 
-    /// A file at `dir/name` that starts with `magic` and creator `pid`, last written
-    /// `age` ago.
+    /// A file at `dir/name` that starts with `magic` and creator `pid` of this PID
+    /// namespace, last written `age` ago.
     fn segment_file(dir: &Path, name: &str, magic: u64, pid: u64, age: Duration) {
+        segment_file_in(dir, name, magic, (pid, pid_namespace()), age);
+    }
+
+    /// As [`segment_file`], with the creator's PID namespace.
+    fn segment_file_in(dir: &Path, name: &str, magic: u64, (pid, ns): (u64, u64), age: Duration) {
         let path = dir.join(name);
-        let mut head = vec![0u8; CREATOR + 8];
+        let mut head = vec![0u8; CREATOR_NAMESPACE + 8];
         head[..8].copy_from_slice(&magic.to_ne_bytes());
-        head[CREATOR..].copy_from_slice(&pid.to_ne_bytes());
+        head[CREATOR..CREATOR + 8].copy_from_slice(&pid.to_ne_bytes());
+        head[CREATOR_NAMESPACE..].copy_from_slice(&ns.to_ne_bytes());
         let mut f = File::create(&path).unwrap();
         f.write_all(&head).unwrap();
         f.set_modified(SystemTime::now() - age).unwrap();
@@ -121,6 +140,10 @@ mod tests {
             .unwrap()
             .set_modified(SystemTime::now() - old)
             .unwrap();
+        // A creator in another PID namespace (a container sharing /dev/shm): its
+        // process id says nothing here.
+        let elsewhere = pid_namespace() + 1;
+        segment_file_in(&dir, "oxmpi-h-n0", MAGIC, (dead, elsewhere), old);
         assert_eq!(remove_stale(&dir, SystemTime::now()), 3);
         let mut left: Vec<String> = std::fs::read_dir(&dir)
             .unwrap()
@@ -129,7 +152,13 @@ mod tests {
         left.sort();
         assert_eq!(
             left,
-            ["other-e-n0", "oxmpi-b-n0", "oxmpi-c-n0", "oxmpi-f-n0"]
+            [
+                "other-e-n0",
+                "oxmpi-b-n0",
+                "oxmpi-c-n0",
+                "oxmpi-f-n0",
+                "oxmpi-h-n0"
+            ]
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }
