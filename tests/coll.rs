@@ -174,6 +174,47 @@ fn disagreeing_counts_over_messages_end_no_rank_waiting() {
     }
 }
 
+/// Ranks that disagree on the count of a collective whose algorithm splits the vector
+/// into a block per rank (forced: ring and Rabenseifner allreduce, reduce-scatter-
+/// gather reduce, scatter-allgather bcast), one rank's count below the rank count,
+/// so some of its blocks are empty where the others' are not: none waits for a
+/// message that never comes (each such call waited until `--timeout`), the call
+/// fails on some rank, and later collectives agree. As messages over shared memory
+/// and over TCP, on powers of two and not, and in return-errors mode.
+#[test]
+fn disagreeing_counts_that_empty_a_block_end_no_rank_waiting() {
+    let algs = [
+        ("allreduce", "ring"),
+        ("allreduce", "rabenseifner"),
+        ("reduce", "reduce_scatter_gather"),
+        ("bcast", "scatter_allgather"),
+    ];
+    for (op, alg) in algs {
+        let var = format!("OXMPI_COLL_{}", op.to_uppercase());
+        for (transport, n) in [
+            ("auto", 2),
+            ("auto", 3),
+            ("tcp", 4),
+            ("tcp", 5),
+            ("auto", 7),
+        ] {
+            for errors in ["fatal", "return"] {
+                let out = Job::new(n, "coll_mixed")
+                    .args(["disagree_split", op])
+                    .env(&var, alg)
+                    .env("OXMPI_TRANSPORT", transport)
+                    .env("OXMPI_ERRORS", errors)
+                    .timeout(30)
+                    .success();
+                assert!(
+                    out.contains("ok disagree_split"),
+                    "{op} by {alg}, {n} ranks over {transport}, errors {errors}: {out}"
+                );
+            }
+        }
+    }
+}
+
 /// Ranks whose disagreeing counts put them on either side of a limit of the
 /// selection table run different algorithms, each waiting for messages the other
 /// never sends: the job ends at once with a report naming both ways, where it waited

@@ -89,6 +89,13 @@ impl Job {
         }
     }
 
+    /// Ends the job after `secs` seconds instead of the hang guard's (for a job that
+    /// takes a fraction of a second unless it hangs, so a hang fails the test soon).
+    pub fn timeout(mut self, secs: u32) -> Job {
+        self.launcher_args[1] = secs.to_string();
+        self
+    }
+
     /// Runs the job in `variant` (its environment and launcher flags).
     pub fn variant(mut self, variant: &Variant) -> Job {
         for (k, v) in variant.env {

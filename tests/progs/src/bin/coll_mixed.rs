@@ -543,6 +543,54 @@ fn disagreeing_counts_on_messages(world: &Comm) -> oxmpi::Result<()> {
     Ok(())
 }
 
+/// Collective `op` (allreduce, reduce or bcast) as messages by an algorithm that
+/// splits the vector into a block per rank, which the test forces through
+/// `OXMPI_COLL_<OP>`, where the last rank's count differs from the others': fewer
+/// elements than ranks on one side, so some of its blocks are empty where the
+/// others' are not, then the other way round, and once with long vectors (sent by
+/// rendezvous) against one element. Every rank carries on after an error: each call
+/// fails on some rank, none waits for a message that never comes, and later
+/// collectives stay in step.
+fn disagreeing_split_blocks(world: &Comm, op: &str) -> oxmpi::Result<()> {
+    let (rank, size) = (world.rank(), world.size() as usize);
+    let last = rank + 1 == size as i32;
+    let root = size as i32 / 2;
+    let cases = [
+        (1, 2 * size + 1),
+        (2 * size + 1, 1),
+        (size.max(2) - 1, size + 1),
+        (1, 100_000),
+        (100_000, 1),
+    ];
+    for (call, (theirs, ours)) in cases.into_iter().enumerate() {
+        let n = if last { theirs } else { ours };
+        let r = match op {
+            "allreduce" => world.allreduce(&vec![1u32; n], &mut vec![0; n], Op::Sum),
+            "reduce" => world.reduce(&vec![1u32; n], &mut vec![0; n], Op::Sum, root),
+            "bcast" => world.bcast(&mut vec![7u8; n], root),
+            _ => panic!("unknown collective {op}"),
+        };
+        let noticed = match r {
+            Ok(()) => 0u32,
+            Err(Error::InvalidArgument(msg)) if msg.contains("do not agree") => 1,
+            Err(e) => panic!("rank {rank}, {op} call {call}: expected a disagreement, got {e:?}"),
+        };
+        let mut any = [0u32];
+        world.allreduce(&[noticed], &mut any, Op::BitOr)?;
+        assert_eq!(
+            any[0], 1,
+            "{op} call {call} ({theirs} against {ours}) failed on no rank"
+        );
+        let mut sum = [0u32; 3];
+        world.allreduce(&[1; 3], &mut sum, Op::Sum)?;
+        assert_eq!(
+            sum, [size as u32; 3],
+            "{op} call {call}: in step after the error"
+        );
+    }
+    Ok(())
+}
+
 /// Two ranks through hundreds of 64 KiB allreduces whose way rank 0 learns (its
 /// decisions come in runs of calls once both ways are settled, which the ranks take
 /// in step without meeting), every result checked; then a call on which they disagree
@@ -657,6 +705,13 @@ fn main() -> oxmpi::Result<()> {
         disagreeing_counts_on_messages(&world)?;
         if world.rank() == 0 {
             println!("ok disagree_messages");
+        }
+        return universe.finalize();
+    }
+    if args.get(1).map(String::as_str) == Some("disagree_split") {
+        disagreeing_split_blocks(&world, &args[2])?;
+        if world.rank() == 0 {
+            println!("ok disagree_split");
         }
         return universe.finalize();
     }
