@@ -47,6 +47,22 @@ fn latency_and_bw_tables_with_validation() {
     }
 }
 
+/// A window of messages below the split size whose copy the receiver shares with the
+/// sender (a chunk per message, each end claiming the next) arrives intact, read
+/// always (no streamed messages among them) or as learned.
+#[test]
+fn windows_shared_a_message_a_chunk_arrive_intact() {
+    for (split, single_copy) in [("65536", "1"), ("131072", "")] {
+        let out = Job::new(2, "oxbench")
+            .args(["bw", "-m", "32768:131072", "-i", "200", "-c"])
+            .env("OXMPI_SHM_SPLIT", split)
+            .env("OXMPI_SHM_SINGLE_COPY", single_copy)
+            .success();
+        let sizes: Vec<usize> = rows(&out, "Bandwidth (MB/s)").iter().map(|r| r.0).collect();
+        assert_eq!(sizes, [32768, 65536, 131072], "{out}");
+    }
+}
+
 #[test]
 fn defaults_sweep_to_one_mebibyte() {
     let out = Job::new(2, "oxbench")

@@ -233,11 +233,29 @@ impl Engine {
         }
         if !self.core.helps.is_empty() {
             let mut helps = std::mem::take(&mut self.core.helps);
+            // One report per copy: the Help frames of a copy of several messages come
+            // one after the other.
+            let mut copied: Option<(usize, u64, u64)> = None;
             for help in helps.drain(..) {
                 let chunks = self
                     .net
                     .help(help.peer, help.generation, help.src, &help.request)?;
-                self.core.helped(&help, chunks);
+                match copied.as_mut() {
+                    Some((peer, generation, n))
+                        if (*peer, *generation) == (help.peer, help.generation) =>
+                    {
+                        *n += chunks;
+                    }
+                    _ => {
+                        let last = copied.replace((help.peer, help.generation, chunks));
+                        if let Some((peer, generation, n)) = last {
+                            self.core.helped(peer, generation, n);
+                        }
+                    }
+                }
+            }
+            if let Some((peer, generation, n)) = copied {
+                self.core.helped(peer, generation, n);
             }
             keep_room(&mut self.core.helps, helps);
             moved = true;
@@ -250,46 +268,35 @@ impl Engine {
     }
 
     /// The single-copy reads the last frames asked for: those large enough one by one,
-    /// each copy shared with its sender; the others together, one batch per sender
-    /// (a read alone, as in a ping-pong, straight into its buffer, with no lists
-    /// built). The vector of pulls goes back with its room ([`keep_room`]).
+    /// each copy shared with its sender; the others together, one batch per sender,
+    /// the batch's copy shared too where it is large enough (see [`Network::splits`]),
+    /// else in one system call (a read alone, as in a ping-pong, straight into its
+    /// buffer, with no lists built). The vector of pulls goes back with its room
+    /// ([`keep_room`]).
     fn run_pulls(&mut self) -> Result<()> {
         let mut pulls = std::mem::take(&mut self.core.pulls);
+        // A finalizing rank starts no split copy: its sender would write into a buffer
+        // that may be gone once finalize returns (see `finalize_fence`).
+        let splits = !self.core.finalizing;
         let mut i = 0;
         while i < pulls.len() {
-            // A finalizing rank starts no split copy: its sender would write into a
-            // buffer that may be gone once finalize returns (see `finalize_fence`).
-            if self.core.finalizing || !self.net.splits(pulls[i].peer, pulls[i].dest.len()) {
+            let (peer, len) = (pulls[i].peer, pulls[i].dest.len());
+            if splits && self.net.splits(peer, std::iter::once(len)) {
+                let pull = pulls.remove(i);
+                self.split_pulls(peer, vec![pull])?;
+            } else {
                 i += 1;
-                continue;
-            }
-            let pull = pulls.remove(i);
-            match self
-                .net
-                .pull(pull.peer, &pull.remote, pull.dest, pull.sreq)?
-            {
-                Pulled::Refused => self.core.finish_pull(pull, false),
-                Pulled::Done => {
-                    large_receives::count(Way::Split);
-                    self.core.finish_pull(pull, true);
-                }
-                Pulled::Shared {
-                    generation,
-                    awaiting,
-                } => {
-                    large_receives::count(Way::Split);
-                    self.core.shared.push(SharedPull {
-                        pull,
-                        generation,
-                        awaiting,
-                    });
-                }
             }
         }
         pulls.sort_by_key(|p: &Pull| p.peer);
         while let Some(first) = pulls.first() {
             let peer = first.peer;
             let n = pulls.iter().take_while(|p| p.peer == peer).count();
+            let lens = pulls[..n].iter().map(|p| p.dest.len());
+            if splits && n > 1 && self.net.splits(peer, lens) {
+                self.split_pulls(peer, pulls.drain(..n).collect())?;
+                continue;
+            }
             let pulled = if n == 1 {
                 self.net.pull_one(peer, &first.remote, first.dest)?
             } else {
@@ -313,6 +320,38 @@ impl Engine {
             }
         }
         keep_room(&mut self.core.pulls, pulls);
+        Ok(())
+    }
+
+    /// Reads `pulls`, all from `peer`, sharing the copy with it: one message in
+    /// halves, several (a bandwidth test's window of 64 KiB messages, read in one
+    /// system call, left the sender's core idle) a message a claim.
+    fn split_pulls(&mut self, peer: usize, mut pulls: Vec<Pull>) -> Result<()> {
+        let parts: Vec<_> = pulls.iter().map(|p| (p.remote, p.dest, p.sreq)).collect();
+        let start = Instant::now();
+        match self.net.pull(peer, &parts)? {
+            Pulled::Refused => {
+                for pull in pulls.drain(..) {
+                    self.core.finish_pull(pull, false);
+                }
+            }
+            Pulled::Done => {
+                pulls.iter().for_each(|_| large_receives::count(Way::Split));
+                self.core.finish_split(pulls, start);
+            }
+            Pulled::Shared {
+                generation,
+                awaiting,
+            } => {
+                pulls.iter().for_each(|_| large_receives::count(Way::Split));
+                self.core.shared.push(SharedPull {
+                    pulls,
+                    start,
+                    generation,
+                    awaiting,
+                });
+            }
+        }
         Ok(())
     }
 

@@ -11,6 +11,8 @@
 //! names a request is checked against the request's kind, phase and peer; a frame that
 //! does not fit is a protocol error, never a wild write.
 
+use std::time::Instant;
+
 use super::credits::Credits;
 use super::finalized::Finalized;
 use super::large_receives::{self, Way};
@@ -48,12 +50,16 @@ pub(crate) struct Pull {
     pub sreq: u64,
 }
 
-/// A pull whose copy the sender shares: done when the sender reports its chunks.
+/// Pulls of one sender whose copy the sender shares: done when the sender reports its
+/// chunks.
 pub(crate) struct SharedPull {
-    pub pull: Pull,
-    /// The split copy's generation, as named in the sender's report.
+    pub pulls: Vec<Pull>,
+    /// When the copy began (several pulls are timed together, see
+    /// [`Core::finish_split`]).
+    pub start: Instant,
+    /// The split copy's generation, as named in the sender's reports.
     pub generation: u64,
-    /// Chunks the sender copies.
+    /// Chunks the sender copies, of those it has yet to report.
     pub awaiting: u64,
 }
 
@@ -308,11 +314,25 @@ impl Core {
         }
     }
 
-    /// Our part of a split copy is done: tells the receiver how many chunks we copied.
-    pub(crate) fn helped(&mut self, help: &Help, chunks: u64) {
+    /// Finishes the pulls of a split copy begun at `start`, all now in their buffers.
+    /// Several are timed as reads done together are ([`Learner::finished_together`]):
+    /// finished one by one, the first would take the copy's time and the others none.
+    pub(crate) fn finish_split(&mut self, mut pulls: Vec<Pull>, start: Instant) {
+        if let (Some(l), true) = (self.rendezvous.as_mut(), pulls.len() > 1) {
+            let reads: Vec<_> = pulls.iter().map(|p| (p.rreq, p.dest.len())).collect();
+            l.finished_together(&reads, start.elapsed());
+        }
+        for pull in pulls.drain(..) {
+            self.finish_pull(pull, true);
+        }
+    }
+
+    /// Our part of a split copy is done: tells receiver `peer` how many chunks of
+    /// copy `generation` we copied.
+    pub(crate) fn helped(&mut self, peer: usize, generation: u64, chunks: u64) {
         if chunks > 0 {
             self.outbox
-                .push((help.peer, control(Kind::Helped, help.generation, chunks)));
+                .push((peer, control(Kind::Helped, generation, chunks)));
         }
     }
 
@@ -553,21 +573,29 @@ impl Sink for Core {
                 let Some(i) = self
                     .shared
                     .iter()
-                    .position(|s| s.pull.peer == peer && s.generation == hdr.a)
+                    .position(|s| s.pulls[0].peer == peer && s.generation == hdr.a)
                 else {
                     return Err(self.protocol(peer, format!("report on split copy {}", hdr.a)));
                 };
-                if self.shared[i].awaiting != hdr.b {
-                    return Err(self.protocol(
-                        peer,
-                        format!(
-                            "copied {} chunks of split copy {}, {} were left",
-                            hdr.b, hdr.a, self.shared[i].awaiting
-                        ),
-                    ));
+                // A copy of several messages may be reported in parts (the sender
+                // reports what it copied of those whose Help frames it has read).
+                let awaiting = self.shared[i].awaiting;
+                match awaiting.checked_sub(hdr.b) {
+                    None => {
+                        return Err(self.protocol(
+                            peer,
+                            format!(
+                                "copied {} chunks of split copy {}, {awaiting} were left",
+                                hdr.b, hdr.a
+                            ),
+                        ));
+                    }
+                    Some(0) => {
+                        let shared = self.shared.swap_remove(i);
+                        self.finish_split(shared.pulls, shared.start);
+                    }
+                    Some(left) => self.shared[i].awaiting = left,
                 }
-                let shared = self.shared.swap_remove(i);
-                self.finish_pull(shared.pull, true);
             }
             Some(Kind::Credit) => {
                 if !self.credits.returned(peer, hdr.a) {

@@ -182,6 +182,9 @@ impl RemoteBuf {
 pub(crate) struct HelpRequest {
     pub dest: RemoteBuf,
     pub chunk: u64,
+    /// The number of the message's first chunk among those of the copy (the messages
+    /// of a copy shared at once are numbered one after the other).
+    pub first: u64,
 }
 
 /// The payload of an outgoing frame.

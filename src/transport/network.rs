@@ -191,11 +191,11 @@ impl Network {
         self.routes[peer] == Route::Shm && self.shm.as_ref().is_some_and(|s| s.single_copy(peer))
     }
 
-    /// Whether a single-copy message of `len` bytes from `peer` has its copy shared
-    /// by both ends ([`Network::pull`]) rather than read with others
-    /// ([`Network::pull_many`]).
-    pub(crate) fn splits(&self, peer: usize, len: usize) -> bool {
-        self.routes[peer] == Route::Shm && self.shm.as_ref().is_some_and(|s| s.splits(len))
+    /// Whether single-copy messages of `lens` bytes from `peer`, read together, have
+    /// their copy shared by both ends ([`Network::pull`]) rather than read by the
+    /// receiver alone ([`Network::pull_many`]).
+    pub(crate) fn splits(&self, peer: usize, lens: impl Iterator<Item = usize>) -> bool {
+        self.routes[peer] == Route::Shm && self.shm.as_ref().is_some_and(|s| s.splits(lens))
     }
 
     /// Reads a large message from `peer`'s memory (single copy) into `dest`.
@@ -221,17 +221,16 @@ impl Network {
         }
     }
 
-    /// Reads a large message (send request `sreq`) from `peer`'s memory into `dest`,
-    /// sharing the copy with `peer` (where [`Network::splits`] says so).
+    /// Reads large messages (each with its send request) from `peer`'s memory into
+    /// their buffers, sharing the copy with `peer` (where [`Network::splits`] says so
+    /// of their bytes together).
     pub(crate) fn pull(
         &mut self,
         peer: usize,
-        remote: &RemoteBuf,
-        dest: UserBufMut,
-        sreq: u64,
+        parts: &[(RemoteBuf, UserBufMut, u64)],
     ) -> Result<Pulled> {
         match (self.routes[peer], self.shm.as_mut()) {
-            (Route::Shm, Some(shm)) => shm.pull(peer, remote, dest, sreq),
+            (Route::Shm, Some(shm)) => shm.pull(peer, parts),
             _ => Ok(Pulled::Refused),
         }
     }

@@ -12,6 +12,12 @@
 //! completes when the receiver's chunks and the reported ones make the whole message;
 //! only then does the receiver send the FIN that frees the sender's buffer.
 //!
+//! Several messages from one sender, read in one pass (a bandwidth test's window), may
+//! share one copy: their chunks are numbered one after the other, a whole message
+//! each, and each message gets a Help frame naming its first chunk; the sender claims
+//! chunks of the messages whose frames it has read, in order, and reports them
+//! together.
+//!
 //! The claim word holds the copy's generation in its high 32 bits and the next
 //! unclaimed chunk in its low 32. Invariants: every chunk is claimed exactly once; a
 //! claim names its generation, so a helper whose Help frame arrives late (after the
