@@ -8,8 +8,9 @@
 //! such reads) and answers FIN, or shares the copy: it sends Help, the sender copies
 //! its claimed part and answers Helped, and FIN follows once all parts are in.
 //! Synchronous eager sends are acknowledged on match. Invariant: every frame that
-//! names a request is checked against the request's kind, phase and peer; a frame that
-//! does not fit is a protocol error, never a wild write.
+//! names a request is checked against the request's kind, phase and peer (a data frame
+//! also against the bytes received so far: it must start where the last one ended); a
+//! frame that does not fit is a protocol error, never a wild write.
 
 use std::time::Instant;
 
@@ -434,7 +435,7 @@ impl Core {
         hdr: &Header,
     ) -> Result<(ReqId, UserBufMut, usize, usize)> {
         let id = ReqId(hdr.a);
-        let (off, len) = (hdr.b as usize, hdr.payload as usize);
+        let (off, len) = (hdr.b, hdr.payload);
         if let Some(Op::Recv(r)) = self.reqs.get(id)
             && let RecvPhase::Data {
                 peer: from,
@@ -442,9 +443,21 @@ impl Core {
                 received,
             } = r.phase
             && from == peer
-            && off.checked_add(len).is_some_and(|end| end <= status.bytes)
         {
-            return Ok((id, r.buf, received, status.bytes));
+            // Each frame starts where the last ended (every transport sends a message's
+            // data in order), so the count reaches the size only once every byte came:
+            // overlapping or repeated frames would complete the receive with a gap.
+            if off == received as u64 && len <= (status.bytes - received) as u64 {
+                return Ok((id, r.buf, received, status.bytes));
+            }
+            return Err(self.protocol(
+                peer,
+                format!(
+                    "data frame of {len} bytes at offset {off} for request {:#x}, which has \
+                     {received} of {} bytes",
+                    hdr.a, status.bytes
+                ),
+            ));
         }
         Err(self.protocol(
             peer,

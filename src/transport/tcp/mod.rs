@@ -721,7 +721,11 @@ impl Transport for Tcp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transport::frame::Header;
+    use crate::engine::matching::Pattern;
+    use crate::engine::protocol::Core;
+    use crate::engine::requests::{Op, RecvOp, RecvPhase, ReqId};
+    use crate::status::{Source, TagSel};
+    use crate::transport::frame::{Header, Kind};
     use crate::userbuf::UserBufMut;
     use socket2::{Domain, Socket, Type};
     use std::time::Instant;
@@ -840,7 +844,7 @@ mod tests {
     fn refused(tcp: &mut Tcp, addr: SocketAddr, hello: Hello) {
         let mut caller = std::net::TcpStream::connect(addr).unwrap();
         let mut bytes = bytemuck::bytes_of(&hello).to_vec();
-        let credit = Header::new(crate::transport::frame::Kind::Credit);
+        let credit = Header::new(Kind::Credit);
         bytes.extend_from_slice(bytemuck::bytes_of(&credit));
         io::Write::write_all(&mut caller, &bytes).unwrap();
         caller.set_nonblocking(true).unwrap();
@@ -971,7 +975,7 @@ mod tests {
         tcp.set_closing();
         for _ in 0..20 {
             let frame = OutFrame {
-                hdr: crate::transport::frame::Header::new(crate::transport::frame::Kind::Credit),
+                hdr: Header::new(Kind::Credit),
                 payload: crate::transport::frame::Payload::Empty,
                 token: None,
             };
@@ -987,26 +991,23 @@ mod tests {
         ));
     }
 
-    /// The detail of the protocol error a lone rank 0 reports once rank 1's first
-    /// frame, numbered `seq`, has waited `timeout` (the hold timeout) for frames that
-    /// never come, and how long after `away` that was: the rank stops (Ctrl-Z) for
-    /// `away` once it has read the frame.
-    fn held_frame_error(seq: u16, timeout: Duration, away: Duration) -> (String, Duration) {
-        let (mut tcp, addr) = lone_rank();
-        tcp.hold_timeout = timeout;
+    /// Rank 1's connection to lone rank 0 at `addr`, on which it has said hello and
+    /// sent `frames` (bytes on the wire).
+    fn rank_1_sent(addr: SocketAddr, frames: &[u8]) -> std::net::TcpStream {
         let mut peer = std::net::TcpStream::connect(addr).unwrap();
-        let mut hdr = Header::new(crate::transport::frame::Kind::Eager);
-        hdr.seq = seq;
         let mut bytes = bytemuck::bytes_of(&Hello::new([1; 16], 1, 2)).to_vec();
-        bytes.extend_from_slice(bytemuck::bytes_of(&hdr));
+        bytes.extend_from_slice(frames);
         io::Write::write_all(&mut peer, &bytes).unwrap();
-        // The frame is read with the hello.
-        progress_until(&mut tcp, |t| t.via[1].is_some());
-        std::thread::sleep(away);
-        let back = Instant::now();
+        peer
+    }
+
+    /// Progresses `tcp` into `sink` until it fails; returns the detail of the protocol
+    /// error, which must name rank 1.
+    fn next_protocol_error(tcp: &mut Tcp, sink: &mut dyn Sink) -> String {
+        let start = Instant::now();
         let err = loop {
-            match tcp.progress(&mut NoFrames) {
-                Ok(_) => assert!(back.elapsed() < Duration::from_secs(60), "no error"),
+            match tcp.progress(sink) {
+                Ok(_) => assert!(start.elapsed() < Duration::from_secs(60), "no error"),
                 Err(e) => break e,
             }
             std::thread::sleep(Duration::from_millis(1));
@@ -1016,9 +1017,52 @@ mod tests {
                 rank: 0,
                 peer: 1,
                 detail,
-            } => (detail, back.elapsed()),
+            } => detail,
             other => panic!("expected a protocol error, got {other:?}"),
         }
+    }
+
+    /// Rank 1 says hello to lone rank 0 at `addr` and sends `frames` (bytes on the
+    /// wire); the detail of the protocol error `tcp` reports, progressing into `sink`.
+    fn protocol_error(
+        tcp: &mut Tcp,
+        addr: SocketAddr,
+        frames: &[u8],
+        sink: &mut dyn Sink,
+    ) -> String {
+        let _peer = rank_1_sent(addr, frames);
+        next_protocol_error(tcp, sink)
+    }
+
+    /// `frames` with their payloads, numbered as rank 1 numbers its frames to rank 0.
+    fn numbered(frames: &[(Header, &[u8])]) -> Vec<u8> {
+        let mut numbering = Order::new(1, 2);
+        let mut bytes = Vec::new();
+        for (hdr, payload) in frames {
+            let mut hdr = *hdr;
+            hdr.payload = payload.len() as u64;
+            numbering.stamp(0, &mut hdr);
+            bytes.extend_from_slice(bytemuck::bytes_of(&hdr));
+            bytes.extend_from_slice(payload);
+        }
+        bytes
+    }
+
+    /// The detail of the protocol error a lone rank 0 reports once rank 1's first
+    /// frame, numbered `seq`, has waited `timeout` (the hold timeout) for frames that
+    /// never come, and how long after `away` that was: the rank stops (Ctrl-Z) for
+    /// `away` once it has read the frame.
+    fn held_frame_error(seq: u16, timeout: Duration, away: Duration) -> (String, Duration) {
+        let (mut tcp, addr) = lone_rank();
+        tcp.hold_timeout = timeout;
+        let mut hdr = Header::new(Kind::Eager);
+        hdr.seq = seq;
+        let _peer = rank_1_sent(addr, bytemuck::bytes_of(&hdr));
+        // The frame is read with the hello.
+        progress_until(&mut tcp, |t| t.via[1].is_some());
+        std::thread::sleep(away);
+        let back = Instant::now();
+        (next_protocol_error(&mut tcp, &mut NoFrames), back.elapsed())
     }
 
     /// A frame far ahead of the next one expected, on a peer's only connection, is a
@@ -1085,7 +1129,7 @@ mod tests {
         let mut peer = std::net::TcpStream::connect(addr).unwrap();
         let hello = Hello::new([1; 16], 1, 2);
         io::Write::write_all(&mut peer, bytemuck::bytes_of(&hello)).unwrap();
-        let mut hdr = Header::new(crate::transport::frame::Kind::Eager);
+        let mut hdr = Header::new(Kind::Eager);
         hdr.seq = 2000;
         io::Write::write_all(&mut peer, bytemuck::bytes_of(&hdr)).unwrap();
         progress_until(&mut tcp, |t| !t.held.is_empty());
@@ -1108,5 +1152,38 @@ mod tests {
             })
             .collect();
         assert_eq!(queued.len(), 300);
+    }
+
+    /// A receive of rank 1's messages into `buf`, posted at `core` (rank 0).
+    fn posted(core: &mut Core, buf: &mut [u8]) -> ReqId {
+        let id = core.reqs.insert(Op::Recv(RecvOp {
+            // SAFETY: `buf` outlives the core the test drives.
+            buf: unsafe { UserBufMut::new(buf) },
+            phase: RecvPhase::Posted,
+        }));
+        core.post_recv(Pattern::new(0, Source::Rank(1), TagSel::Any, Some(1)), id);
+        id
+    }
+
+    /// Data frames of a long message whose offsets overlap (its first half twice,
+    /// never its second) are a protocol error, not a receive completed with a gap.
+    #[test]
+    fn overlapping_data_frames_are_an_error() {
+        let (mut tcp, addr) = lone_rank();
+        let mut core = Core::new(0, 2, 1 << 20);
+        let mut buf = [0u8; 8];
+        let id = posted(&mut core, &mut buf);
+        let mut rts = Header::new(Kind::Rts);
+        rts.src = 1;
+        rts.b = 8;
+        let mut data = Header::new(Kind::Data);
+        data.a = id.0;
+        let frames = numbered(&[(rts, b""), (data, b"half"), (data, b"half")]);
+        let detail = protocol_error(&mut tcp, addr, &frames, &mut core);
+        assert!(
+            detail.contains("at offset 0") && detail.contains("has 4 of 8"),
+            "{detail}"
+        );
+        assert!(!core.reqs.is_done(id), "the receive has half its message");
     }
 }
