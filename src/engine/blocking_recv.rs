@@ -77,7 +77,8 @@ impl Engine {
             let core = &mut self.core;
             let mut got = None;
             let taken = self.net.take_eager(|peer, env, data| {
-                if !pattern.matches(&env) {
+                // One past its credit is left for the progress pass, which reports it.
+                if !pattern.matches(&env) || !core.credits.arrived(peer, data.len()) {
                     return false;
                 }
                 let clock = core

@@ -6,7 +6,9 @@
 //! instead (a small RTS that waits for the receiver). The receiver returns credit in
 //! batches once it has matched the messages. Invariant: unexpected eager data held
 //! here never exceeds `per_peer` times the number of peers, yet the transports never
-//! hold frames back, so control frames are never stuck behind data.
+//! hold frames back, so control frames are never stuck behind data. The receiver
+//! counts what arrives against what it gave back, so a peer that sends past its
+//! credit (only a broken or hostile one can) is caught at the message that does.
 
 /// What one eager message costs beyond its payload (queue entry, allocation).
 const PER_MESSAGE: u64 = 64;
@@ -18,10 +20,14 @@ pub(crate) struct Credits {
     avail: Vec<u64>,
     /// Bytes of each peer's eager messages we matched but have not given back yet.
     owed: Vec<u64>,
+    /// Bytes of each peer's eager messages that arrived here and whose credit has not
+    /// gone back yet (never more than `per_peer`).
+    held: Vec<u64>,
 }
 
+/// Saturating: a buffered offer's size is the sender's word.
 fn cost(len: usize) -> u64 {
-    len as u64 + PER_MESSAGE
+    (len as u64).saturating_add(PER_MESSAGE)
 }
 
 impl Credits {
@@ -31,6 +37,7 @@ impl Credits {
             per_peer,
             avail: vec![per_peer; peers],
             owed: vec![0; peers],
+            held: vec![0; peers],
         }
     }
 
@@ -45,12 +52,37 @@ impl Credits {
         true
     }
 
+    /// Records that an eager message of `len` bytes from `peer` arrived; false if the
+    /// peer had not that much credit left (a protocol error).
+    #[inline]
+    pub(crate) fn arrived(&mut self, peer: usize, len: usize) -> bool {
+        let held = self.held[peer].saturating_add(cost(len));
+        if held > self.per_peer {
+            return false;
+        }
+        self.held[peer] = held;
+        true
+    }
+
+    /// Why an eager message of `len` bytes from `peer` was refused by
+    /// [`Credits::arrived`].
+    #[cold]
+    pub(crate) fn overdrawn(&self, peer: usize, len: usize) -> String {
+        format!(
+            "an eager message of {len} bytes went past its credit: {} of the {} bytes it was \
+             given were still spent (do all ranks have the same OXMPI_UNEXPECTED_BYTES?)",
+            self.held[peer], self.per_peer
+        )
+    }
+
     /// Records that an eager message of `len` bytes from `peer` was matched. Returns
     /// the credit to give back now, if enough has piled up.
     pub(crate) fn matched(&mut self, peer: usize, len: usize) -> Option<u64> {
         self.owed[peer] += cost(len);
         if self.owed[peer] >= self.per_peer / 4 {
-            return Some(std::mem::take(&mut self.owed[peer]));
+            let amount = std::mem::take(&mut self.owed[peer]);
+            self.held[peer] = self.held[peer].saturating_sub(amount);
+            return Some(amount);
         }
         None
     }
@@ -82,6 +114,17 @@ mod tests {
         assert!(c.returned(1, 464));
         assert!(c.spend(1, 100));
         assert!(!c.returned(1, 10_000), "cannot return more than was spent");
+    }
+
+    #[test]
+    fn arrivals_past_the_credit_given_are_refused() {
+        let mut c = Credits::new(2, 1000);
+        assert!(c.arrived(1, 400) && c.arrived(1, 400)); // 928
+        assert!(!c.arrived(1, 100), "1092 past 1000");
+        assert!(c.arrived(0, 100), "peers are independent");
+        assert_eq!(c.matched(1, 400), Some(464), "given back");
+        assert!(c.arrived(1, 100));
+        assert!(!c.arrived(1, usize::MAX), "a size that overflows");
     }
 
     #[test]

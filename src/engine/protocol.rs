@@ -474,6 +474,9 @@ impl Sink for Core {
         let env = hdr.envelope();
         match hdr.kind() {
             Some(Kind::Eager) => {
+                if !self.credits.arrived(peer, payload.len()) {
+                    return Err(self.protocol(peer, self.credits.overdrawn(peer, payload.len())));
+                }
                 let sync = (hdr.flags & flags::SYNC != 0).then_some(hdr.a);
                 let clock = self
                     .rendezvous
@@ -508,6 +511,9 @@ impl Sink for Core {
                     return Err(
                         self.protocol(peer, "buffered RTS without its buffer address".into())
                     );
+                }
+                if buffered && !self.credits.arrived(peer, size) {
+                    return Err(self.protocol(peer, self.credits.overdrawn(peer, size)));
                 }
                 self.arrive(
                     peer,

@@ -1186,4 +1186,22 @@ mod tests {
         );
         assert!(!core.reqs.is_done(id), "the receive has half its message");
     }
+
+    /// Eager messages past the credit a peer was given (the engine's unexpected
+    /// budget) are a protocol error, not kept.
+    #[test]
+    fn eager_messages_past_the_credit_are_an_error() {
+        let (mut tcp, addr) = lone_rank();
+        // 1024 bytes of credit: one 512-byte message costs 576.
+        let mut core = Core::new(0, 2, 1024);
+        let mut eager = Header::new(Kind::Eager);
+        eager.src = 1;
+        let frames = numbered(&[(eager, &[7; 512]), (eager, &[7; 512])]);
+        let detail = protocol_error(&mut tcp, addr, &frames, &mut core);
+        assert!(
+            detail.contains("past its credit: 576 of the 1024"),
+            "{detail}"
+        );
+        assert_eq!(core.matcher.queued(), 1, "only the first is kept");
+    }
 }
