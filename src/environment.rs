@@ -309,7 +309,10 @@ pub fn init() -> Result<Universe> {
                 })
             });
             let secret = secret.expect("size > 1 with TCP peers");
-            Some(Tcp::new(rank, size, secret, listener, eager, resolver)?)
+            let credit = engine::credit_per_peer(budget, size);
+            Some(Tcp::new(
+                rank, size, secret, listener, eager, credit, resolver,
+            )?)
         }
         None => None,
     };

@@ -92,6 +92,13 @@ pub(crate) struct Engine {
 /// Least eager credit a peer gets, however small the budget or large the job.
 const MIN_CREDIT: usize = 256 * 1024;
 
+/// The eager credit each peer gets in a job of `size` ranks with `unexpected_budget`
+/// bytes for unexpected messages: its share, but never so little that eager sends of
+/// the largest eager size stop working.
+pub(crate) fn credit_per_peer(unexpected_budget: usize, size: usize) -> u64 {
+    (unexpected_budget / size).max(MIN_CREDIT) as u64
+}
+
 /// Passes that moved nothing before a blocking wait asks whether only this rank could
 /// end it (see `self_deadlock`).
 const SELF_DEADLOCK_PASSES: u32 = 64;
@@ -163,10 +170,7 @@ impl Engine {
             (b.rank, b.size, b.tells_silent_peers())
         };
         let silent = silent_peers::Watch::new(tells_silent);
-        // Each peer's share of the budget, but never so little that eager sends of
-        // the largest eager size stop working.
-        let per_peer = (unexpected_budget / size).max(MIN_CREDIT) as u64;
-        let mut core = Core::new(rank, size, per_peer);
+        let mut core = Core::new(rank, size, credit_per_peer(unexpected_budget, size));
         large_receives::single_copy_permitted(net.node_single_copy());
         core.rendezvous = net
             .learns_rendezvous()
@@ -1027,11 +1031,13 @@ mod tests {
         let addr = own.local_addr().unwrap();
         let secret = [3u8; 16];
         let resolver = Box::new(|_| unreachable!("rank 0 opens nothing"));
-        let tcp = Tcp::new(0, 2, secret, own, None, resolver).unwrap();
+        let budget = 64 << 20;
+        let credit = credit_per_peer(budget, 2);
+        let tcp = Tcp::new(0, 2, secret, own, None, credit, resolver).unwrap();
         let net = Network::new(0, vec![Route::Loopback, Route::Tcp], None, Some(tcp));
         let policy = WaitPolicy::from_env(false).unwrap();
         let boot = Arc::new(Mutex::new(boot));
-        let mut eng = Engine::new(boot, net, policy, 64 << 20, ErrorMode::Return);
+        let mut eng = Engine::new(boot, net, policy, budget, ErrorMode::Return);
         // Rank 1's hello (magic and protocol version, secret, rank, size, no flags)...
         let mut bytes = b"OXMPI\x03\0\0".to_vec();
         bytes.extend_from_slice(&secret);

@@ -190,12 +190,15 @@ pub(crate) struct Tcp {
 
 impl Tcp {
     /// Serves `listener` (whose address the peers learned through the bootstrap).
+    /// `credit`: the eager credit each peer has at this rank, which bounds the frames
+    /// kept aside for their order ([`order`]).
     pub(crate) fn new(
         me: usize,
         size: usize,
         secret: [u8; 16],
         listener: std::net::TcpListener,
         eager_limit: Option<usize>,
+        credit: u64,
         resolver: Resolver,
     ) -> Result<Tcp> {
         let poll = Poll::new().map_err(|e| Error::io("creating the TCP poller", e))?;
@@ -219,7 +222,7 @@ impl Tcp {
             offered: vec![None; size],
             callers: vec![false; size],
             last: 0,
-            order: Order::new(me, size),
+            order: Order::new(me, size, credit),
             ready: Vec::new(),
             sent: Vec::new(),
             wake_registered: false,
@@ -730,6 +733,9 @@ mod tests {
     use socket2::{Domain, Socket, Type};
     use std::time::Instant;
 
+    /// Eager credit per peer in these tests.
+    const CREDIT: u64 = 1 << 20;
+
     /// A peer's host that drops connection attempts (a listener whose queue is full
     /// and never accepts) is a lost peer after the connect timeout, not a hang.
     #[test]
@@ -743,7 +749,16 @@ mod tests {
         // Fills the queue: later attempts' SYNs are dropped.
         let _queued = std::net::TcpStream::connect(addr).unwrap();
         let own = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut tcp = Tcp::new(0, 2, [1; 16], own, None, Box::new(move |_| Ok(addr))).unwrap();
+        let mut tcp = Tcp::new(
+            0,
+            2,
+            [1; 16],
+            own,
+            None,
+            CREDIT,
+            Box::new(move |_| Ok(addr)),
+        )
+        .unwrap();
         tcp.connect_timeout = Duration::from_millis(300);
         match tcp.connect(1) {
             Err(Error::PeerLost {
@@ -779,7 +794,16 @@ mod tests {
     fn lone_rank() -> (Tcp, SocketAddr) {
         let own = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = own.local_addr().unwrap();
-        let tcp = Tcp::new(0, 2, [1; 16], own, None, Box::new(|_| unreachable!())).unwrap();
+        let tcp = Tcp::new(
+            0,
+            2,
+            [1; 16],
+            own,
+            None,
+            CREDIT,
+            Box::new(|_| unreachable!()),
+        )
+        .unwrap();
         (tcp, addr)
     }
 
@@ -899,7 +923,7 @@ mod tests {
         let own = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = own.local_addr().unwrap();
         let resolver = Box::new(move |_| Ok(peer_addr));
-        let mut tcp = Tcp::new(0, 2, [1; 16], own, None, resolver).unwrap();
+        let mut tcp = Tcp::new(0, 2, [1; 16], own, None, CREDIT, resolver).unwrap();
         // More connections than the limit leaves room for: each takes two descriptors
         // here (this end and the accepted one).
         let strangers: Vec<_> = (0..40)
@@ -968,7 +992,7 @@ mod tests {
         let peer_addr = peer.local_addr().unwrap();
         let own = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let resolver = Box::new(move |_| Ok(peer_addr));
-        let mut tcp = Tcp::new(0, 2, [1; 16], own, None, resolver).unwrap();
+        let mut tcp = Tcp::new(0, 2, [1; 16], own, None, CREDIT, resolver).unwrap();
         tcp.connect(1).unwrap();
         // The peer ends without reading this rank's hello: its end resets.
         drop(peer.accept().unwrap());
@@ -1036,7 +1060,7 @@ mod tests {
 
     /// `frames` with their payloads, numbered as rank 1 numbers its frames to rank 0.
     fn numbered(frames: &[(Header, &[u8])]) -> Vec<u8> {
-        let mut numbering = Order::new(1, 2);
+        let mut numbering = Order::new(1, 2, CREDIT);
         let mut bytes = Vec::new();
         for (hdr, payload) in frames {
             let mut hdr = *hdr;
@@ -1170,7 +1194,7 @@ mod tests {
     #[test]
     fn overlapping_data_frames_are_an_error() {
         let (mut tcp, addr) = lone_rank();
-        let mut core = Core::new(0, 2, 1 << 20);
+        let mut core = Core::new(0, 2, CREDIT);
         let mut buf = [0u8; 8];
         let id = posted(&mut core, &mut buf);
         let mut rts = Header::new(Kind::Rts);

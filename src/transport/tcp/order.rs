@@ -29,9 +29,14 @@
 //! the sender's eager credit bounds the data among them. (The lower rank once read
 //! that connection only when it asked the poller, every 16th call, and a rank that
 //! sent 40 000 empty messages after its first while its peer computed had more than
-//! 2^15 of them wait here.) Invariant: numbers are consecutive per (sender, receiver)
-//! modulo 2^16; one behind the next expected, more than half the space ahead, or
-//! twice the same, is a protocol error.
+//! 2^15 of them wait here.) In bytes: the only numbered frames with a payload over TCP
+//! are eager messages, and those a sender has on their way hold its eager credit at
+//! this rank, so their payloads never add up to more than that credit; early frames
+//! whose payloads do are a protocol error. So a peer keeps at most its share of the
+//! unexpected budget here (however many frames; fewer than [`HOLD_AHEAD`]), not
+//! [`HOLD_AHEAD`] frames of up to 1 MiB each. Invariant: numbers are consecutive per
+//! (sender, receiver) modulo 2^16; one behind the next expected, more than half the
+//! space ahead, or twice the same, is a protocol error.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -69,6 +74,11 @@ pub(crate) struct Order {
     /// Per peer, numbered frames that arrived early: slot `i` holds number
     /// `next_in + i` (slot 0 is always empty: that frame would have been passed on).
     early: Vec<VecDeque<Option<Early>>>,
+    /// Per peer, the payload bytes of its early frames.
+    early_bytes: Vec<u64>,
+    /// The eager credit each peer has at this rank: the most its early frames' payloads
+    /// may add up to.
+    credit: u64,
     /// Per peer with early frames, since when (in run time) none of its frames was
     /// passed on.
     waiting: Vec<Option<Duration>>,
@@ -79,12 +89,15 @@ pub(crate) struct Order {
 }
 
 impl Order {
-    pub(crate) fn new(me: usize, size: usize) -> Order {
+    /// Rank `me` of `size`, which gives each peer `credit` bytes of eager credit.
+    pub(crate) fn new(me: usize, size: usize, credit: u64) -> Order {
         Order {
             me,
             next_out: vec![0; size],
             next_in: vec![0; size],
             early: (0..size).map(|_| VecDeque::new()).collect(),
+            early_bytes: vec![0; size],
+            credit,
             waiting: vec![None; size],
             waiters: 0,
             clock: RunClock::new(),
@@ -186,6 +199,19 @@ impl Sink for Ordered<'_> {
                     detail: format!("frame number {} came twice", hdr.seq),
                 });
             }
+            let bytes = o.early_bytes[peer] + payload.len() as u64;
+            if bytes > o.credit {
+                return Err(Error::Protocol {
+                    rank: o.me as i32,
+                    peer: peer as i32,
+                    detail: format!(
+                        "frames kept aside until number {} comes would hold {bytes} bytes, \
+                         more than its {} bytes of eager credit",
+                        o.next_in[peer], o.credit
+                    ),
+                });
+            }
+            o.early_bytes[peer] = bytes;
             early[at] = Some((*hdr, payload.to_vec()));
             if o.waiting[peer].is_none() {
                 o.waiting[peer] = Some(o.clock.now());
@@ -198,6 +224,7 @@ impl Sink for Ordered<'_> {
         // Frames that waited for this one: each in turn is now at the front.
         while let Some((h, p)) = self.order.early[peer].front_mut().and_then(Option::take) {
             self.order.advance(peer);
+            self.order.early_bytes[peer] -= p.len() as u64;
             self.sink.frame(peer, &h, &p)?;
         }
         // A frame passed on: those still early wait afresh, for the next hole.
@@ -230,6 +257,9 @@ impl Sink for Ordered<'_> {
 mod tests {
     use super::*;
 
+    /// Eager credit per peer: more than any test here keeps aside.
+    const CREDIT: u64 = 1 << 20;
+
     /// Records the frames passed on: (peer, kind, number, payload).
     #[derive(Default)]
     struct Recorder(Vec<(usize, u8, u16, Vec<u8>)>);
@@ -252,7 +282,7 @@ mod tests {
 
     /// `n` numbered frames from rank 1 to rank 0, stamped as the sender would.
     fn stamped(n: usize) -> Vec<Header> {
-        let mut sender = Order::new(1, 2);
+        let mut sender = Order::new(1, 2, CREDIT);
         (0..n)
             .map(|i| {
                 let mut h = Header::new(if i % 3 == 2 { Kind::Rts } else { Kind::Eager });
@@ -276,7 +306,7 @@ mod tests {
     #[test]
     fn frames_that_overtook_others_wait_for_them() {
         let frames = stamped(7);
-        let mut order = Order::new(0, 2);
+        let mut order = Order::new(0, 2, CREDIT);
         let mut sink = Recorder::default();
         // 3 and 2 overtake 0 and 1; 6 overtakes 4 and 5 (with a hole at 5 for a while).
         deliver(&mut order, &mut sink, &frames, &[3, 2]);
@@ -289,8 +319,34 @@ mod tests {
         deliver(&mut order, &mut sink, &frames, &[5]);
         let tags: Vec<u8> = sink.0.iter().map(|f| f.3[0]).collect();
         assert_eq!(tags, [0, 1, 2, 3, 4, 5, 6]);
-        assert!(order.early[1].is_empty());
+        assert!(order.early[1].is_empty() && order.early_bytes[1] == 0);
         assert_eq!((order.waiters, order.waiting[1]), (0, None));
+    }
+
+    #[test]
+    fn early_frames_past_the_credit_are_an_error() {
+        let frames = stamped(5);
+        let mut order = Order::new(0, 2, 1000);
+        let mut sink = Recorder::default();
+        // 1 overtakes 0 with 600 bytes; once both are passed on, 3 may keep as many
+        // aside, but not 4 as well.
+        let mut early =
+            |order: &mut Order, i: usize| order.ordering(&mut sink).frame(1, &frames[i], &[0; 600]);
+        early(&mut order, 1).unwrap();
+        order
+            .ordering(&mut Recorder::default())
+            .frame(1, &frames[0], &[])
+            .unwrap();
+        assert_eq!(order.early_bytes[1], 0);
+        early(&mut order, 3).unwrap();
+        match early(&mut order, 4) {
+            Err(Error::Protocol {
+                rank: 0,
+                peer: 1,
+                detail,
+            }) => assert!(detail.contains("would hold 1200 bytes"), "{detail}"),
+            other => panic!("expected a protocol error, got {other:?}"),
+        }
     }
 
     #[test]
@@ -298,12 +354,12 @@ mod tests {
         // The higher rank acknowledges a synchronous send and returns credit on its own
         // connection behind a backlog, then finalizes on the lower rank's: its goodbye
         // would fail the synchronous send still waiting for the acknowledgement.
-        let mut higher = Order::new(1, 2);
+        let mut higher = Order::new(1, 2, CREDIT);
         let mut frames = [Kind::Eager, Kind::SyncAck, Kind::Credit, Kind::Bye].map(Header::new);
         for h in &mut frames {
             higher.stamp(0, h);
         }
-        let mut order = Order::new(0, 2);
+        let mut order = Order::new(0, 2, CREDIT);
         let mut sink = Recorder::default();
         order.ordering(&mut sink).frame(1, &frames[3], &[]).unwrap();
         assert!(sink.0.is_empty(), "the goodbye waits");
@@ -317,7 +373,7 @@ mod tests {
     #[test]
     fn a_frame_far_ahead_waits_in_its_connection() {
         let frames = stamped(HOLD_AHEAD as usize + 2);
-        let mut order = Order::new(0, 2);
+        let mut order = Order::new(0, 2, CREDIT);
         let mut sink = Recorder::default();
         let ordered = order.ordering(&mut sink);
         assert!(!ordered.hold(1, &frames[0]) && !ordered.hold(1, &frames[HOLD_AHEAD as usize - 1]));
@@ -339,12 +395,12 @@ mod tests {
         // The receiver of a long message refuses it (a clear-to-send that truncates,
         // on its own connection), then finalizes (goodbye on the sender's, which it
         // has moved to).
-        let mut receiver = Order::new(1, 2);
+        let mut receiver = Order::new(1, 2, CREDIT);
         let mut cts = Header::new(Kind::Cts);
         let mut bye = Header::new(Kind::Bye);
         receiver.stamp(0, &mut cts);
         receiver.stamp(0, &mut bye);
-        let mut order = Order::new(0, 2);
+        let mut order = Order::new(0, 2, CREDIT);
         let mut sink = Recorder::default();
         order.ordering(&mut sink).frame(1, &bye, &[]).unwrap();
         assert!(sink.0.is_empty(), "the goodbye waits");
@@ -356,7 +412,7 @@ mod tests {
     #[test]
     fn numbers_wrap_around() {
         let frames = stamped(70_000);
-        let mut order = Order::new(0, 2);
+        let mut order = Order::new(0, 2, CREDIT);
         let mut sink = Recorder::default();
         // Pairs swapped all the way through 2^16 and beyond.
         let arrival: Vec<usize> = (0..70_000).map(|i| i ^ 1).collect();
@@ -368,7 +424,7 @@ mod tests {
     #[test]
     fn unnumbered_frames_pass_at_once_and_repeats_are_errors() {
         let frames = stamped(2);
-        let mut order = Order::new(0, 2);
+        let mut order = Order::new(0, 2, CREDIT);
         let mut sink = Recorder::default();
         deliver(&mut order, &mut sink, &frames, &[1]);
         let data = Header::new(Kind::Data);
@@ -378,7 +434,7 @@ mod tests {
         let again = order.ordering(&mut sink).frame(1, &frames[0], &[]);
         assert!(again.is_err(), "a number from the past");
         let frames = stamped(4);
-        let mut order = Order::new(0, 2);
+        let mut order = Order::new(0, 2, CREDIT);
         deliver(&mut order, &mut sink, &frames, &[2]);
         let twice = order.ordering(&mut sink).frame(1, &frames[2], &[]);
         assert!(twice.is_err(), "an early number twice");
