@@ -308,8 +308,7 @@ impl Comm {
         let group: Arc<[u32]> = members.iter().map(|&(_, r)| self.inner.group[r]).collect();
         engine::with(|e| {
             e.ctx_ids.claim(pair);
-            e.core.finalized.register(pair, Arc::clone(&group));
-            Ok(())
+            e.core.register_group(pair, Arc::clone(&group))
         })?;
         Ok(Some(Comm::new(pair, my_rank as Rank, group)))
     }

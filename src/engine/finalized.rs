@@ -115,6 +115,12 @@ impl Finalized {
         self.refresh();
     }
 
+    /// The group (world ranks) of the communicator with context pair `pair` other than
+    /// the world's, if this rank has made it.
+    pub(crate) fn group(&self, pair: u32) -> Option<&[u32]> {
+        self.groups.get(&pair).map(|g| &*g.0)
+    }
+
     /// The communicator with context pair `pair` is freed.
     pub(crate) fn unregister(&mut self, pair: u32) {
         self.groups.remove(&pair);

@@ -1051,6 +1051,7 @@ mod tests {
         };
         let mut rts = Header::new(Kind::Rts);
         rts.flags = flags::SINGLE_COPY | flags::BUFFERED;
+        rts.src = 1;
         rts.a = 7;
         rts.b = 1 << 50;
         rts.payload = std::mem::size_of::<RemoteBuf>() as u64;

@@ -12,6 +12,7 @@
 //! also against the bytes received so far: it must start where the last one ended); a
 //! frame that does not fit is a protocol error, never a wild write.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::credits::Credits;
@@ -194,6 +195,45 @@ impl Core {
             rank: self.me as i32,
             peer: peer as i32,
             detail,
+        }
+    }
+
+    /// Whether world rank `peer` is the sender `env` names (by its rank in the
+    /// communicator of `env.ctx`). Taken as true on a communicator this rank has not
+    /// made yet: [`Core::register_group`] checks its messages when it does.
+    #[inline]
+    fn sent_by(&self, peer: usize, env: &Envelope) -> bool {
+        match env.ctx / 2 {
+            0 => env.src as usize == peer,
+            pair => self.finalized.group(pair).is_none_or(|group| {
+                let world = usize::try_from(env.src).ok().and_then(|s| group.get(s));
+                world.is_some_and(|&w| w as usize == peer)
+            }),
+        }
+    }
+
+    /// The error for a message from `peer` whose envelope `env` names another sender.
+    #[cold]
+    fn impostor(&self, peer: usize, env: &Envelope) -> Error {
+        self.protocol(
+            peer,
+            format!(
+                "a message on context {} says it is from rank {} there, which is not the rank \
+                 of its connection",
+                env.ctx, env.src
+            ),
+        )
+    }
+
+    /// A communicator with context pair `pair` and `group` (world ranks) exists here:
+    /// the messages that came for it before are checked against their connections'
+    /// ranks, as later ones are when they arrive.
+    pub(crate) fn register_group(&mut self, pair: u32, group: Arc<[u32]>) -> Result<()> {
+        self.finalized.register(pair, group);
+        let mut early = self.matcher.queued_since(0);
+        match early.find(|u| u.env.ctx / 2 == pair && !self.sent_by(u.peer, &u.env)) {
+            Some(u) => Err(self.impostor(u.peer, &u.env)),
+            None => Ok(()),
         }
     }
 
@@ -473,6 +513,9 @@ impl Sink for Core {
     fn frame(&mut self, peer: usize, hdr: &Header, payload: &[u8]) -> Result<()> {
         let env = hdr.envelope();
         match hdr.kind() {
+            Some(Kind::Eager | Kind::Rts) if !self.sent_by(peer, &env) => {
+                return Err(self.impostor(peer, &env));
+            }
             Some(Kind::Eager) => {
                 if !self.credits.arrived(peer, payload.len()) {
                     return Err(self.protocol(peer, self.credits.overdrawn(peer, payload.len())));

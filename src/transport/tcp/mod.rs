@@ -731,6 +731,7 @@ mod tests {
     use crate::transport::frame::{Header, Kind};
     use crate::userbuf::UserBufMut;
     use socket2::{Domain, Socket, Type};
+    use std::sync::Arc;
     use std::time::Instant;
 
     /// Eager credit per peer in these tests.
@@ -1227,5 +1228,58 @@ mod tests {
             "{detail}"
         );
         assert_eq!(core.matcher.queued(), 1, "only the first is kept");
+    }
+
+    /// An eager message from `src` on context `ctx`, with `payload`.
+    fn eager_from(src: i32, ctx: u32) -> Header {
+        let mut eager = Header::new(Kind::Eager);
+        (eager.src, eager.ctx) = (src, ctx);
+        eager
+    }
+
+    /// A message whose envelope names a sender other than the rank of its connection
+    /// (by its rank in the world, or in a communicator) is a protocol error, not a
+    /// message from that sender.
+    #[test]
+    fn a_message_in_another_rank_s_name_is_an_error() {
+        let (mut tcp, addr) = lone_rank();
+        let mut core = Core::new(0, 2, CREDIT);
+        let frames = numbered(&[(eager_from(1, 0), b""), (eager_from(0, 0), b"")]);
+        let detail = protocol_error(&mut tcp, addr, &frames, &mut core);
+        assert!(
+            detail.contains("on context 0 says it is from rank 0"),
+            "{detail}"
+        );
+        assert_eq!(core.matcher.queued(), 1, "rank 1's own message is kept");
+        // A communicator (context pair 3, p2p context 6) whose rank 0 is world rank 1.
+        let (mut tcp, addr) = lone_rank();
+        let mut core = Core::new(0, 2, CREDIT);
+        core.register_group(3, Arc::from([1u32, 0])).unwrap();
+        let frames = numbered(&[(eager_from(0, 6), b""), (eager_from(1, 6), b"")]);
+        let detail = protocol_error(&mut tcp, addr, &frames, &mut core);
+        assert!(
+            detail.contains("on context 6 says it is from rank 1"),
+            "{detail}"
+        );
+        assert_eq!(core.matcher.queued(), 1);
+    }
+
+    /// Messages that came for a communicator this rank had not made yet are checked
+    /// when it makes it.
+    #[test]
+    fn messages_before_their_communicator_are_checked_when_it_is_made() {
+        for (group, ok) in [([0u32, 1], true), ([1, 0], false)] {
+            let mut core = Core::new(0, 2, CREDIT);
+            core.frame(1, &eager_from(1, 8), b"").unwrap();
+            match core.register_group(4, Arc::from(group)) {
+                Ok(()) => assert!(ok),
+                Err(Error::Protocol {
+                    peer: 1, detail, ..
+                }) => {
+                    assert!(!ok && detail.contains("on context 8 says it is from rank 1"))
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
     }
 }
