@@ -12,14 +12,16 @@ pub(crate) fn command(test: &str) -> Command {
     cmd
 }
 
-/// Runs `cmd` and asserts that its one test passed.
-pub(crate) fn passes(mut cmd: Command) {
+/// Runs `cmd` and asserts that its one test passed. Returns what it wrote on
+/// standard error.
+pub(crate) fn passes(mut cmd: Command) -> String {
     let out = cmd.output().expect("the test binary runs");
     let text = String::from_utf8_lossy(&out.stdout);
+    let errors = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
         out.status.success() && text.contains("1 passed"),
-        "{:?}: {text}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
+        "{:?}: {text}{errors}",
+        out.status
     );
+    errors
 }

@@ -29,6 +29,9 @@
 //! error. Those timeouts, and [`HOLD_TIMEOUT`], count the time the rank ran
 //! ([`run_clock`]): a job stopped (Ctrl-Z) for longer than any of them carries on
 //! once continued, and a peer that never sends what is waited for still fails them.
+//! A connection refused before its hello never ends the job; the first
+//! [`REFUSALS_REPORTED`] are reported, then only a count (a port scan must not flood
+//! standard error).
 
 mod hello;
 mod incoming;
@@ -94,6 +97,10 @@ const STRANGER_GRACE: Duration = Duration::from_secs(1);
 /// How long an accepted connection may stay without a hello before it is closed: a
 /// stranger (a port scan, a client that died) must not hold a descriptor for ever.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How many refused connections are reported one by one: after them (a port scan, a
+/// misconfigured job next door), a count when it reaches 10, 100, 1000 and so on.
+const REFUSALS_REPORTED: u64 = 3;
 
 /// Whether `e` says the process or the system ran out of descriptors or memory for a
 /// new socket (transient: closing something makes room).
@@ -182,6 +189,8 @@ pub(crate) struct Tcp {
     hello_timeout: Duration,
     /// Accepted connections that have not said hello yet.
     strangers: usize,
+    /// Connections refused before they proved they belong to the job.
+    refusals: u64,
     /// Since when accepting has waited for a descriptor (try again when polling).
     accept_blocked: Option<Duration>,
     /// The run time the timeouts count in: time stopped (Ctrl-Z) is left out.
@@ -234,6 +243,7 @@ impl Tcp {
             connect_timeout: CONNECT_TIMEOUT,
             hello_timeout: HELLO_TIMEOUT,
             strangers: 0,
+            refusals: 0,
             accept_blocked: None,
             clock: RunClock::new(),
         })
@@ -543,13 +553,34 @@ impl Tcp {
                     // A connection that never proved it belongs to the job is dropped
                     // with a warning; it must not end the job.
                     if peer.is_none() && !self.closing {
-                        crate::error::report(&e);
+                        self.report_refusal(&e);
                     }
                     Ok(true)
                 } else {
                     Err(e)
                 }
             }
+        }
+    }
+
+    /// Warns of a connection refused for `why` before its hello: the first
+    /// [`REFUSALS_REPORTED`] one by one, then how many so far at every power of ten.
+    fn report_refusal(&mut self, why: &Error) {
+        self.refusals += 1;
+        let n = self.refusals;
+        if n <= REFUSALS_REPORTED {
+            let more = if n == REFUSALS_REPORTED {
+                " (further refusals are counted, reported at 10, 100, 1000...)"
+            } else {
+                ""
+            };
+            crate::error::report(format_args!("{why}{more}"));
+        } else if 10u64.pow(n.ilog10()) == n {
+            crate::error::report(format_args!(
+                "rank {}: refused {n} TCP connections that did not prove they belong to the \
+                 job; the last: {why}",
+                self.me
+            ));
         }
     }
 
@@ -1281,5 +1312,35 @@ mod tests {
                 Err(e) => panic!("{e}"),
             }
         }
+    }
+
+    /// Run by [`a_port_scan_is_summed_up_not_reported_connection_by_connection`] in a
+    /// process of its own, whose standard error that test reads: 50 connections with
+    /// the wrong secret, each refused.
+    #[test]
+    #[ignore = "run by a_port_scan_is_summed_up_not_reported_connection_by_connection"]
+    fn refusing_fifty_strangers() {
+        let (mut tcp, addr) = lone_rank();
+        for _ in 0..50 {
+            refused(&mut tcp, addr, Hello::new([2; 16], 1, 2));
+        }
+        assert_eq!(tcp.refusals, 50);
+        assert!(tcp.conns.iter().all(Option::is_none), "every one closed");
+    }
+
+    /// Connections refused before their hello (a port scan) are reported one by one
+    /// only at first, then counted: 50 of them make four lines, not 50.
+    #[test]
+    fn a_port_scan_is_summed_up_not_reported_connection_by_connection() {
+        let errors = crate::alone::passes(crate::alone::command(
+            "transport::tcp::tests::refusing_fifty_strangers",
+        ));
+        let lines: Vec<&str> = errors.lines().filter(|l| l.starts_with("oxmpi:")).collect();
+        assert_eq!(lines.len(), 4, "{errors}");
+        assert!(
+            lines[..3].iter().all(|l| l.contains("wrong job secret")),
+            "{errors}"
+        );
+        assert!(lines[3].contains("refused 10 TCP connections"), "{errors}");
     }
 }
