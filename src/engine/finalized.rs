@@ -17,7 +17,6 @@
 //!
 //! [`Kind::Bye`]: crate::transport::frame::Kind::Bye
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::matching::Pattern;
@@ -31,9 +30,11 @@ pub(crate) struct Finalized {
     me: usize,
     gone: Vec<bool>,
     count: usize,
-    /// The group (world ranks) of each communicator other than the world, by context
-    /// pair, with whether every member but this rank has finalized.
-    groups: HashMap<u32, (Arc<[u32]>, bool)>,
+    /// The group (world ranks) of each communicator other than the world, indexed by
+    /// context pair, with whether every member but this rank has finalized. A table,
+    /// not a map: every message on such a communicator looks its sender up here
+    /// ([`Finalized::group`]).
+    groups: Vec<Option<(Arc<[u32]>, bool)>>,
     /// Whether some communicator (the world included) has no other member left: the
     /// one thing a blocking wait asks on every pass, so it is kept up to date rather
     /// than computed.
@@ -47,7 +48,7 @@ impl Finalized {
             me,
             gone: vec![false; size],
             count: 0,
-            groups: HashMap::new(),
+            groups: Vec::new(),
             any_silent: false,
         };
         f.refresh();
@@ -85,7 +86,7 @@ impl Finalized {
     fn silent_group(&self, pair: u32) -> bool {
         match pair {
             0 => self.world_silent(),
-            _ => self.groups.get(&pair).is_some_and(|g| g.1),
+            _ => self.entry(pair).is_some_and(|g| g.1),
         }
     }
 
@@ -93,7 +94,7 @@ impl Finalized {
     pub(crate) fn alone(&self, pair: u32) -> bool {
         match pair {
             0 => self.gone.len() == 1,
-            _ => self.groups.get(&pair).is_some_and(|g| g.0.len() == 1),
+            _ => self.entry(pair).is_some_and(|g| g.0.len() == 1),
         }
     }
 
@@ -111,20 +112,32 @@ impl Finalized {
 
     /// A communicator with context pair `pair` and `group` (world ranks) exists.
     pub(crate) fn register(&mut self, pair: u32, group: Arc<[u32]>) {
-        self.groups.insert(pair, (group, false));
+        let at = pair as usize;
+        if self.groups.len() <= at {
+            self.groups.resize(at + 1, None);
+        }
+        self.groups[at] = Some((group, false));
         self.refresh();
     }
 
     /// The group (world ranks) of the communicator with context pair `pair` other than
     /// the world's, if this rank has made it.
+    #[inline]
     pub(crate) fn group(&self, pair: u32) -> Option<&[u32]> {
-        self.groups.get(&pair).map(|g| &*g.0)
+        self.entry(pair).map(|g| &*g.0)
     }
 
     /// The communicator with context pair `pair` is freed.
     pub(crate) fn unregister(&mut self, pair: u32) {
-        self.groups.remove(&pair);
+        if let Some(slot) = self.groups.get_mut(pair as usize) {
+            *slot = None;
+        }
         self.refresh();
+    }
+
+    #[inline]
+    fn entry(&self, pair: u32) -> Option<&(Arc<[u32]>, bool)> {
+        self.groups.get(pair as usize).and_then(Option::as_ref)
     }
 
     fn mark(&mut self, peer: usize) {
@@ -141,11 +154,11 @@ impl Finalized {
         let (me, gone) = (self.me, &self.gone);
         // A communicator of this rank alone is never silent: its receives wait for
         // the rank itself (see `self_deadlock`).
-        for (group, silent) in self.groups.values_mut() {
+        for (group, silent) in self.groups.iter_mut().flatten() {
             *silent =
                 group.len() > 1 && group.iter().all(|&r| r as usize == me || gone[r as usize]);
         }
-        self.any_silent = self.world_silent() || self.groups.values().any(|g| g.1);
+        self.any_silent = self.world_silent() || self.groups.iter().flatten().any(|g| g.1);
     }
 }
 
