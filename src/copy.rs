@@ -1,11 +1,12 @@
 //! Copies of message data that avoid the processor's string move (`rep movsb`).
 //!
 //! glibc's `memcpy` (2.36, Debian 12) moves from 2112 bytes up with `rep movsb` on a
-//! processor that says it moves strings fast (ERMS, FSRM). On this machine's AMD
-//! EPYC that was the slow way: `oxbench bw` of 4-64 KiB went 1.4-1.9x the bandwidth,
-//! and a 4-rank alltoall through the node's area 0.56-0.77 of the time, with glibc
-//! told to use its vector loop instead (`GLIBC_TUNABLES=glibc.cpu.x86_rep_movsb_threshold`,
-//! docs/shared-memory.md). Newer glibc avoids `rep movsb` on such processors
+//! processor that says it moves strings fast (ERMS, FSRM). On the AMD EPYC this was
+//! tuned on, that was the slow way: `oxbench bw` of 4-64 KiB went 1.4-1.9x the
+//! bandwidth, and a 4-rank alltoall through the node's area 0.56-0.77 of the time, with
+//! glibc told to use its vector loop instead (`GLIBC_TUNABLES=glibc.cpu.x86_rep_movsb_threshold`,
+//! docs/shared-memory.md); on an Intel Xeon the two are alike (docs/benchmarks.md).
+//! Newer glibc avoids `rep movsb` on such processors
 //! itself; this module does it for the copies of message data on the shared-memory
 //! paths (ring, area, landing an eager message, a schedule's local copies), with a
 //! loop of 32-byte vector moves where the processor has AVX, two fixed-width moves
