@@ -215,6 +215,59 @@ fn disagreeing_counts_that_empty_a_block_end_no_rank_waiting() {
     }
 }
 
+/// Ranks that disagree on a collective's count where one side's is 0 (the last
+/// rank's count, or its own entry in a v-variant's or reduce_scatter's counts, 0
+/// against 3 or 100000 elements, both ways), by every collective that takes a count:
+/// none waits for a message that never comes (most waited until `--timeout`, some
+/// returned `Ok` on every rank), the call fails on some rank and later collectives
+/// agree, or, where the counts put the ranks on different algorithms or on the
+/// node's area beside messages, the job ends at once with a report of the
+/// disagreement. Over shared memory and TCP, on powers of two and not, both error
+/// modes.
+#[test]
+fn disagreeing_counts_of_zero_end_no_rank_waiting() {
+    let ops = [
+        "bcast",
+        "reduce",
+        "allreduce",
+        "scan",
+        "exscan",
+        "gather",
+        "scatter",
+        "allgather",
+        "alltoall",
+        "reduce_scatter_block",
+        "reduce_scatter",
+        "gatherv",
+        "scatterv",
+        "allgatherv",
+        "alltoallv",
+    ];
+    for op in ops {
+        for (transport, n) in [("auto", 2), ("tcp", 3), ("tcp", 4), ("auto", 5)] {
+            for errors in ["fatal", "return"] {
+                let out = Job::new(n, "coll_mixed")
+                    .args(["disagree_zero", op])
+                    .env("OXMPI_TRANSPORT", transport)
+                    .env("OXMPI_ERRORS", errors)
+                    .timeout(30)
+                    .output();
+                let stdout = String::from_utf8_lossy(&out.stdout);
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                let passed = out.status.success() && stdout.contains("ok disagree_zero");
+                let reported = out.status.code() == Some(1)
+                    && stderr.contains("disagree")
+                    && !stderr.contains("timed out");
+                assert!(
+                    passed || reported,
+                    "{op}, {n} ranks over {transport}, errors {errors}: {:?}\n{stdout}\n{stderr}",
+                    out.status
+                );
+            }
+        }
+    }
+}
+
 /// Ranks whose disagreeing counts put them on either side of a limit of the
 /// selection table run different algorithms, each waiting for messages the other
 /// never sends: the job ends at once with a report naming both ways, where it waited

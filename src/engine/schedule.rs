@@ -3,14 +3,12 @@
 //!
 //! A schedule is a list of steps. Sends and receives start as soon as they are
 //! reached; a [`Step::Fence`] waits until everything started before it completed.
-//! Builders add steps through the helper methods, which drop transfers of nothing
-//! (both sides of a transfer compute the same length, so both drop it;
-//! [`Schedule::signal`] is the one deliberate empty message) and put a fence before
-//! every local step (reduce, copy) that follows a transfer, so local work never
-//! touches a buffer a transfer may still be reading or writing. Where each rank
-//! splits one vector into blocks by its own count, ranks that disagree on the count
-//! may compute an empty block on one side of a transfer only: such schedules keep
-//! their empty transfers ([`Schedule::keep_empty_blocks`]), so both sides still meet.
+//! Builders add steps through the helper methods, which keep transfers of nothing
+//! as empty messages (a collective's messages depend on the ranks, the root and the
+//! algorithm, never on a count, so ranks that disagree on one, 0 on one side, still
+//! meet, and the receive of the wrong length fails the collective) and put a fence
+//! before every local step (reduce, copy) that follows a transfer, so local work
+//! never touches a buffer a transfer may still be reading or writing.
 //! Invariants: buffers named by steps stay valid until the schedule finishes (user
 //! buffers by the request scope, temporaries because the schedule owns them and
 //! outlives every request it started); a receive must get exactly the bytes its span
@@ -165,8 +163,6 @@ pub(crate) struct Schedule {
     steps: Vec<Step>,
     /// Whether a transfer was added since the last fence (builder state).
     unfenced: bool,
-    /// Whether transfers of empty spans are kept (builder state).
-    keep_empty: bool,
     next: usize,
     /// Requests started and not yet retired, with the bytes a receive must get
     /// (`None` for sends).
@@ -187,7 +183,6 @@ impl Schedule {
             route,
             steps,
             unfenced: false,
-            keep_empty: false,
             next: 0,
             inflight,
             send,
@@ -221,34 +216,16 @@ impl Schedule {
         self.op = Some(op);
     }
 
-    /// Keeps the transfers added from now on even where their spans are empty, if
-    /// the vector of `bytes` that the schedule splits into blocks by rank is not
-    /// empty. Each rank splits it by its own count, so where ranks disagree on the
-    /// count one side of a transfer can be empty and the other not; dropped, that
-    /// side's peer would wait for a message that never comes, or leave one unread.
-    /// Kept, every rank sends and receives as many messages whatever its count (the
-    /// schedule's shape depends on the ranks alone), and a receive of the wrong
-    /// length fails the collective as any disagreement does. Where the ranks agree,
-    /// a block is empty only when the vector has fewer elements than there are
-    /// ranks. A vector of nothing (a collective of count 0) still sends nothing.
-    pub(crate) fn keep_empty_blocks(&mut self, bytes: usize) {
-        self.keep_empty = bytes > 0;
-    }
-
-    /// Sends `span` to `peer` (nothing if the span is empty, unless
-    /// [`Schedule::keep_empty_blocks`]).
+    /// Sends `span` to `peer`, an empty message if the span is empty (its peer
+    /// expects one whatever the counts, see the module's comment).
     pub(crate) fn send(&mut self, peer: usize, span: Span) {
-        if span.len > 0 || self.keep_empty {
-            self.transfer(Step::Send { peer, span });
-        }
+        self.transfer(Step::Send { peer, span });
     }
 
-    /// Receives exactly `span.len` bytes from `peer` into `span` (nothing if empty,
-    /// unless [`Schedule::keep_empty_blocks`]).
+    /// Receives exactly `span.len` bytes from `peer` into `span` (an empty message if
+    /// the span is empty).
     pub(crate) fn recv(&mut self, peer: usize, span: Span) {
-        if span.len > 0 || self.keep_empty {
-            self.transfer(Step::Recv { peer, span });
-        }
+        self.transfer(Step::Recv { peer, span });
     }
 
     /// Sends an empty message to `peer` (a synchronisation token).

@@ -19,7 +19,6 @@ use crate::engine::schedule::{Buf, Schedule};
 pub(crate) fn build(s: &mut Schedule, input: Buf, count: usize, esz: usize) {
     let fold = Fold::new(s.size());
     let segs = Blocks::split(count, fold.pof2, esz);
-    s.keep_empty_blocks(count * esz);
     let whole = segs.run(Buf::Recv, 0..fold.pof2);
     match recursive_halving::build(s, &fold, input, Buf::Recv, &segs, Order::Doubling) {
         Halved::Extra { partner } => {

@@ -16,7 +16,6 @@ use crate::engine::schedule::{Buf, Schedule};
 /// every rank.
 pub(crate) fn build(s: &mut Schedule, input: Buf, count: usize, esz: usize) {
     let blocks = Blocks::split(count, s.size(), esz);
-    s.keep_empty_blocks(count * esz);
     let mine = blocks.span(Buf::Recv, s.rank());
     reduce_scatter::ring::build(s, input, &blocks, mine, Some(Buf::Recv));
     allgather::ring::build(s, Buf::Recv, &blocks);

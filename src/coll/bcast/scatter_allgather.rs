@@ -17,7 +17,6 @@ pub(crate) fn build(s: &mut Schedule, bytes: usize, root: usize) {
     let tree = Tree::new(s.rank(), size, root);
     // Piece j belongs to relative rank j, so every subtree is one run of pieces.
     let pieces = Blocks::split(bytes, size, 1);
-    s.keep_empty_blocks(bytes);
     if let Some(parent) = tree.parent() {
         s.recv(parent, pieces.run(Buf::Recv, tree.v..tree.v + tree.ranks()));
         s.fence();

@@ -26,7 +26,6 @@ pub(crate) fn build(
     let rank = s.rank();
     let fold = Fold::new(s.size());
     let segs = Blocks::split(count, fold.pof2, esz);
-    s.keep_empty_blocks(count * esz);
     let work = if rank == root {
         Buf::Recv
     } else {

@@ -543,6 +543,34 @@ fn disagreeing_counts_on_messages(world: &Comm) -> oxmpi::Result<()> {
     Ok(())
 }
 
+/// Checks that the call `what`, which returned `r` here, failed on some rank with a
+/// disagreement and that the ranks are still in step after it. A fatal error (the
+/// counts put the ranks on both sides of a limit of the selection table, the area and
+/// messages or two algorithms, and the job ends with the report; a rank may first see
+/// a peer that left) is returned.
+fn failed_somewhere_in_step(world: &Comm, r: oxmpi::Result<()>, what: &str) -> oxmpi::Result<()> {
+    let noticed = match r {
+        Ok(()) => 0u32,
+        Err(Error::InvalidArgument(msg)) if msg.contains("agree") => 1,
+        Err(e) if e.is_fatal() => return Err(e),
+        Err(e) => panic!(
+            "rank {}, {what}: expected a disagreement, got {e:?}",
+            world.rank()
+        ),
+    };
+    let mut any = [0u32];
+    world.allreduce(&[noticed], &mut any, Op::BitOr)?;
+    assert_eq!(any[0], 1, "{what} failed on no rank");
+    let mut sum = [0u32; 3];
+    world.allreduce(&[1; 3], &mut sum, Op::Sum)?;
+    assert_eq!(
+        sum,
+        [world.size() as u32; 3],
+        "{what}: in step after the error"
+    );
+    Ok(())
+}
+
 /// Collective `op` (allreduce, reduce or bcast) as messages by an algorithm that
 /// splits the vector into a block per rank, which the test forces through
 /// `OXMPI_COLL_<OP>`, where the last rank's count differs from the others': fewer
@@ -570,23 +598,87 @@ fn disagreeing_split_blocks(world: &Comm, op: &str) -> oxmpi::Result<()> {
             "bcast" => world.bcast(&mut vec![7u8; n], root),
             _ => panic!("unknown collective {op}"),
         };
-        let noticed = match r {
-            Ok(()) => 0u32,
-            Err(Error::InvalidArgument(msg)) if msg.contains("do not agree") => 1,
-            Err(e) => panic!("rank {rank}, {op} call {call}: expected a disagreement, got {e:?}"),
+        failed_somewhere_in_step(
+            world,
+            r,
+            &format!("{op} call {call} ({theirs} against {ours})"),
+        )?;
+    }
+    Ok(())
+}
+
+/// Collective `op` where the last rank's count (or, for a v-variant and
+/// `reduce_scatter`, its entry for itself in the counts) is 0 and the others' is not,
+/// then the other way round, short and long (sent by rendezvous): every rank carries
+/// on after an error, each call fails on some rank, none waits for a message that
+/// never comes, and later collectives stay in step, unless the counts put the ranks
+/// on different algorithms, where the job ends with a report naming the disagreement.
+/// Alltoallv has rank 0 and the last rank disagree on what each sends the other (0 one
+/// way, the count the other).
+fn disagreeing_on_zero(world: &Comm, op: &str) -> oxmpi::Result<()> {
+    let (rank, size) = (world.rank(), world.size() as usize);
+    let last = size - 1;
+    let root = 0;
+    for (call, (theirs, ours)) in [(0, 3), (3, 0), (0, 100_000), (100_000, 0)]
+        .into_iter()
+        .enumerate()
+    {
+        let n = if rank as usize == last { theirs } else { ours };
+        let k = theirs.max(ours);
+        // The counts as this rank sees them: the last rank's own entry disagrees.
+        let mut counts = vec![k; size];
+        counts[last] = n;
+        let displs: Vec<usize> = (0..size).map(|j| counts[..j].iter().sum()).collect();
+        let total = counts.iter().sum();
+        let mine = counts[rank as usize];
+        let r = match op {
+            "bcast" => world.bcast(&mut vec![7u8; n], root),
+            "reduce" => world.reduce(&vec![1u32; n], &mut vec![0; n], Op::Sum, root),
+            "allreduce" => world.allreduce(&vec![1u32; n], &mut vec![0; n], Op::Sum),
+            "scan" => world.scan(&vec![1u32; n], &mut vec![0; n], Op::Sum),
+            "exscan" => world.exscan(&vec![1u32; n], &mut vec![0; n], Op::Sum),
+            "gather" => world.gather(&vec![1u32; n], &mut vec![0; n * size], root),
+            "scatter" => world.scatter(&vec![1u32; n * size], &mut vec![0; n], root),
+            "allgather" => world.allgather(&vec![1u32; n], &mut vec![0; n * size]),
+            "alltoall" => world.alltoall(&vec![1u32; n * size], &mut vec![0; n * size]),
+            "reduce_scatter_block" => {
+                world.reduce_scatter_block(&vec![1u32; n * size], &mut vec![0; n], Op::Sum)
+            }
+            "reduce_scatter" => {
+                world.reduce_scatter(&vec![1u32; total], &mut vec![0; mine], &counts, Op::Sum)
+            }
+            "gatherv" => {
+                let send = vec![1u32; mine];
+                world.gatherv(&send, &mut vec![0; total], &counts, &displs, root)
+            }
+            "scatterv" => {
+                let recv = &mut vec![0u32; mine];
+                world.scatterv(&vec![1u32; total], &counts, &displs, recv, root)
+            }
+            "allgatherv" => {
+                world.allgatherv(&vec![1u32; mine], &mut vec![0; total], &counts, &displs)
+            }
+            "alltoallv" => {
+                // Rank 0 sends the last rank `ours` elements, which it expects `theirs`
+                // of, and the other way round.
+                let mut counts = vec![k; size];
+                if rank == 0 {
+                    counts[last] = ours;
+                } else if rank as usize == last {
+                    counts[0] = theirs;
+                }
+                let displs: Vec<usize> = (0..size).map(|j| counts[..j].iter().sum()).collect();
+                let total = counts.iter().sum();
+                let recv = &mut vec![0u32; total];
+                world.alltoallv(&vec![1u32; total], &counts, &displs, recv, &counts, &displs)
+            }
+            _ => panic!("unknown collective {op}"),
         };
-        let mut any = [0u32];
-        world.allreduce(&[noticed], &mut any, Op::BitOr)?;
-        assert_eq!(
-            any[0], 1,
-            "{op} call {call} ({theirs} against {ours}) failed on no rank"
-        );
-        let mut sum = [0u32; 3];
-        world.allreduce(&[1; 3], &mut sum, Op::Sum)?;
-        assert_eq!(
-            sum, [size as u32; 3],
-            "{op} call {call}: in step after the error"
-        );
+        failed_somewhere_in_step(
+            world,
+            r,
+            &format!("{op} call {call} ({theirs} against {ours})"),
+        )?;
     }
     Ok(())
 }
@@ -712,6 +804,13 @@ fn main() -> oxmpi::Result<()> {
         disagreeing_split_blocks(&world, &args[2])?;
         if world.rank() == 0 {
             println!("ok disagree_split");
+        }
+        return universe.finalize();
+    }
+    if args.get(1).map(String::as_str) == Some("disagree_zero") {
+        disagreeing_on_zero(&world, &args[2])?;
+        if world.rank() == 0 {
+            println!("ok disagree_zero");
         }
         return universe.finalize();
     }
