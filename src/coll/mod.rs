@@ -183,7 +183,11 @@ impl Comm {
                 UserBufMut::new(bytemuck::cast_slice_mut(recv)),
             )
         };
-        Schedule::new(self.next_coll_route(coll, alg), send, recv)
+        let mut s = Schedule::new(self.next_coll_route(coll, alg), send, recv);
+        if coll.counts_per_rank() {
+            s.skip_empty_transfers();
+        }
+        s
     }
 
     /// `root` as an index, if it is a rank of this communicator.

@@ -215,6 +215,20 @@ impl Collective {
         }
     }
 
+    /// Whether the operation takes counts per rank (the v-variants, reduce-scatter),
+    /// whose blocks the counts may make empty (see
+    /// [`crate::engine::schedule::Schedule::skip_empty_transfers`]).
+    pub(crate) fn counts_per_rank(self) -> bool {
+        matches!(
+            self,
+            Collective::Gatherv
+                | Collective::Scatterv
+                | Collective::Allgatherv
+                | Collective::Alltoallv
+                | Collective::ReduceScatter
+        )
+    }
+
     /// The operation's name in lower case (`"reduce_scatter_block"`).
     ///
     /// ```

@@ -6,9 +6,10 @@
 //! Builders add steps through the helper methods, which keep transfers of nothing
 //! as empty messages (a collective's messages depend on the ranks, the root and the
 //! algorithm, never on a count, so ranks that disagree on one, 0 on one side, still
-//! meet, and the receive of the wrong length fails the collective) and put a fence
-//! before every local step (reduce, copy) that follows a transfer, so local work
-//! never touches a buffer a transfer may still be reading or writing.
+//! meet, and the receive of the wrong length fails the collective), except in the
+//! schedules of collectives with counts per rank ([`Schedule::skip_empty_transfers`]),
+//! and put a fence before every local step (reduce, copy) that follows a transfer, so
+//! local work never touches a buffer a transfer may still be reading or writing.
 //! Invariants: buffers named by steps stay valid until the schedule finishes (user
 //! buffers by the request scope, temporaries because the schedule owns them and
 //! outlives every request it started); a receive must get exactly the bytes its span
@@ -163,6 +164,8 @@ pub(crate) struct Schedule {
     steps: Vec<Step>,
     /// Whether a transfer was added since the last fence (builder state).
     unfenced: bool,
+    /// Whether transfers of empty spans are dropped (builder state).
+    skip_empty: bool,
     next: usize,
     /// Requests started and not yet retired, with the bytes a receive must get
     /// (`None` for sends).
@@ -183,6 +186,7 @@ impl Schedule {
             route,
             steps,
             unfenced: false,
+            skip_empty: false,
             next: 0,
             inflight,
             send,
@@ -216,16 +220,30 @@ impl Schedule {
         self.op = Some(op);
     }
 
+    /// Drops the transfers of empty spans added from now on, on both sides: for the
+    /// collectives with counts per rank (the v-variants, reduce-scatter), where a
+    /// block that the counts make empty is common (a sparse alltoallv) and both sides
+    /// read its length from the same counts. Ranks whose counts disagree on such a
+    /// block wait until the launcher's timeout (the README's one exception).
+    pub(crate) fn skip_empty_transfers(&mut self) {
+        self.skip_empty = true;
+    }
+
     /// Sends `span` to `peer`, an empty message if the span is empty (its peer
-    /// expects one whatever the counts, see the module's comment).
+    /// expects one whatever the counts, see the module's comment), unless
+    /// [`Schedule::skip_empty_transfers`].
     pub(crate) fn send(&mut self, peer: usize, span: Span) {
-        self.transfer(Step::Send { peer, span });
+        if span.len > 0 || !self.skip_empty {
+            self.transfer(Step::Send { peer, span });
+        }
     }
 
     /// Receives exactly `span.len` bytes from `peer` into `span` (an empty message if
-    /// the span is empty).
+    /// the span is empty, unless [`Schedule::skip_empty_transfers`]).
     pub(crate) fn recv(&mut self, peer: usize, span: Span) {
-        self.transfer(Step::Recv { peer, span });
+        if span.len > 0 || !self.skip_empty {
+            self.transfer(Step::Recv { peer, span });
+        }
     }
 
     /// Sends an empty message to `peer` (a synchronisation token).
