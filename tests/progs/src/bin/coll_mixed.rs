@@ -576,13 +576,9 @@ fn failed_somewhere_in_step(world: &Comm, r: oxmpi::Result<()>, what: &str) -> o
 /// `OXMPI_COLL_<OP>`, where the last rank's count differs from the others': fewer
 /// elements than ranks on one side, so some of its blocks are empty where the
 /// others' are not, then the other way round, and once with long vectors (sent by
-/// rendezvous) against one element. Every rank carries on after an error: each call
-/// fails on some rank, none waits for a message that never comes, and later
-/// collectives stay in step.
+/// rendezvous) against one element. See [`disagree_each`].
 fn disagreeing_split_blocks(world: &Comm, op: &str) -> oxmpi::Result<()> {
-    let (rank, size) = (world.rank(), world.size() as usize);
-    let last = rank + 1 == size as i32;
-    let root = size as i32 / 2;
+    let size = world.size() as usize;
     let cases = [
         (1, 2 * size + 1),
         (2 * size + 1, 1),
@@ -590,39 +586,30 @@ fn disagreeing_split_blocks(world: &Comm, op: &str) -> oxmpi::Result<()> {
         (1, 100_000),
         (100_000, 1),
     ];
-    for (call, (theirs, ours)) in cases.into_iter().enumerate() {
-        let n = if last { theirs } else { ours };
-        let r = match op {
-            "allreduce" => world.allreduce(&vec![1u32; n], &mut vec![0; n], Op::Sum),
-            "reduce" => world.reduce(&vec![1u32; n], &mut vec![0; n], Op::Sum, root),
-            "bcast" => world.bcast(&mut vec![7u8; n], root),
-            _ => panic!("unknown collective {op}"),
-        };
-        failed_somewhere_in_step(
-            world,
-            r,
-            &format!("{op} call {call} ({theirs} against {ours})"),
-        )?;
-    }
-    Ok(())
+    disagree_each(world, op, &cases, size as i32 / 2)
 }
 
 /// Collective `op` (one with a single count, not a v-variant: see
 /// `Schedule::skip_empty_transfers`) where the last rank's count is 0 and the others'
-/// is not, then the other way round, short and long (sent by rendezvous): every rank
-/// carries on after an error, each call fails on some rank, none waits for a message
-/// that never comes, and later collectives stay in step, unless the counts put the
-/// ranks on different algorithms, where the job ends with a report naming the
-/// disagreement.
+/// is not, then the other way round, short and long (sent by rendezvous). See
+/// [`disagree_each`].
 fn disagreeing_on_zero(world: &Comm, op: &str) -> oxmpi::Result<()> {
+    disagree_each(world, op, &[(0, 3), (3, 0), (0, 100_000), (100_000, 0)], 0)
+}
+
+/// Collective `op`, rooted at `root`, once per case `(theirs, ours)`: the last rank's
+/// count is `theirs`, the others' `ours`. Every rank carries on after an error: each
+/// call fails on some rank, none waits for a message that never comes, and later
+/// collectives stay in step, unless the counts put the ranks on different algorithms,
+/// where the job ends with a report naming the disagreement.
+fn disagree_each(world: &Comm, op: &str, cases: &[(usize, usize)], root: i32) -> oxmpi::Result<()> {
     let (rank, size) = (world.rank(), world.size() as usize);
-    let last = size - 1;
-    let root = 0;
-    for (call, (theirs, ours)) in [(0, 3), (3, 0), (0, 100_000), (100_000, 0)]
-        .into_iter()
-        .enumerate()
-    {
-        let n = if rank as usize == last { theirs } else { ours };
+    for (call, &(theirs, ours)) in cases.iter().enumerate() {
+        let n = if rank as usize + 1 == size {
+            theirs
+        } else {
+            ours
+        };
         let r = match op {
             "bcast" => world.bcast(&mut vec![7u8; n], root),
             "reduce" => world.reduce(&vec![1u32; n], &mut vec![0; n], Op::Sum, root),
