@@ -334,6 +334,9 @@ impl Engine {
         let parts: Vec<_> = pulls.iter().map(|p| (p.remote, p.dest, p.sreq)).collect();
         let start = Instant::now();
         match self.net.pull(peer, &parts)? {
+            // Not returned: the caller would get back buffers the sender may still
+            // write into (see `with`).
+            Pulled::FailedShared(e) => self.die(&e),
             Pulled::Refused => {
                 for pull in pulls.drain(..) {
                     self.core.finish_pull(pull, false);

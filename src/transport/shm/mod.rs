@@ -173,6 +173,10 @@ pub(crate) enum Pulled {
     /// Our part is copied; the sender reports `awaiting` more chunks of split copy
     /// `generation` in a [`Kind::Helped`] frame.
     Shared { generation: u64, awaiting: u64 },
+    /// Our read failed with the copy shared: a chunk the sender claimed before may
+    /// still land in the receive buffers, so the failure ends the job in either error
+    /// mode (the program must not get those buffers back).
+    FailedShared(Error),
 }
 
 /// Frames waiting for room in a peer's ring.
@@ -762,9 +766,9 @@ impl Shm {
                 // No more claims for the sender (one it made already still lands: the
                 // job ends on this error, see docs/shared-memory.md).
                 split::close(word, generation);
-                return Err(read.err().unwrap_or_else(|| {
+                return Ok(Pulled::FailedShared(read.err().unwrap_or_else(|| {
                     self.lost(peer, "reading its memory was refused midway".into())
-                }));
+                })));
             }
             own += 1;
         }
