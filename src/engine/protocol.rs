@@ -358,12 +358,14 @@ impl Core {
     /// Finishes the pulls of a split copy begun at `start`, all now in their buffers.
     /// Several are timed as reads done together are ([`Learner::finished_together`]):
     /// finished one by one, the first would take the copy's time and the others none.
-    pub(crate) fn finish_split(&mut self, mut pulls: Vec<Pull>, start: Instant) {
-        if let (Some(l), true) = (self.rendezvous.as_mut(), pulls.len() > 1) {
+    pub(crate) fn finish_split(&mut self, pulls: Vec<Pull>, start: Instant) {
+        if pulls.len() > 1
+            && let Some(l) = self.rendezvous.as_mut()
+        {
             let reads: Vec<_> = pulls.iter().map(|p| (p.rreq, p.dest.len())).collect();
             l.finished_together(&reads, start.elapsed());
         }
-        for pull in pulls.drain(..) {
+        for pull in pulls {
             self.finish_pull(pull, true);
         }
     }

@@ -40,17 +40,19 @@ pub(crate) fn remove_stale(dir: &Path, now: SystemTime) -> usize {
     };
     // SAFETY: geteuid has no preconditions.
     let me = unsafe { libc::geteuid() };
+    let namespace = pid_namespace();
     entries
         .filter_map(|e| e.ok())
         .filter(|e| e.file_name().to_string_lossy().starts_with(PREFIX))
-        .filter(|e| is_stale(&e.path(), me, now))
+        .filter(|e| is_stale(&e.path(), me, namespace, now))
         .filter(|e| std::fs::remove_file(e.path()).is_ok())
         .count()
 }
 
 /// Whether `path` is an oxmpi name of user `me`, created before `now - STALE_AFTER`
-/// by a process that no longer runs or never wrote the segment's header.
-fn is_stale(path: &Path, me: u32, now: SystemTime) -> bool {
+/// by a process of PID namespace `namespace` that no longer runs, or that never wrote
+/// the segment's header.
+fn is_stale(path: &Path, me: u32, namespace: u64, now: SystemTime) -> bool {
     let Ok(meta) = std::fs::symlink_metadata(path) else {
         return false;
     };
@@ -74,7 +76,7 @@ fn is_stale(path: &Path, me: u32, now: SystemTime) -> bool {
     if word(0) != MAGIC {
         return true;
     }
-    if word(CREATOR_NAMESPACE) != pid_namespace() {
+    if word(CREATOR_NAMESPACE) != namespace {
         return false;
     }
     let Ok(pid) = libc::pid_t::try_from(word(CREATOR)) else {
