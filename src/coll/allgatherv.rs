@@ -159,7 +159,7 @@ impl Comm {
         let mut s = self.schedule(Collective::Allgatherv, alg, send.unwrap_or(&[]), recv);
         s.copy(mine, placed.span(Buf::Recv, rank));
         match alg {
-            Algorithm::Ring => ring::build(&mut s, Buf::Recv, &placed),
+            Algorithm::Ring => ring::build(&mut s, Buf::Recv, &placed, mine),
             Algorithm::RecursiveDoubling => {
                 let mut next = 0;
                 let in_order = counts.iter().zip(displs).all(|(&c, &d)| {
@@ -168,12 +168,12 @@ impl Comm {
                     at_next
                 });
                 if in_order {
-                    recursive_doubling::build(&mut s, Buf::Recv, &placed);
+                    recursive_doubling::build(&mut s, Buf::Recv, &placed, mine);
                 } else {
                     let packed = Blocks::packed(counts, esz);
                     let tmp = s.temp(total);
                     s.copy(placed.span(Buf::Recv, rank), packed.span(tmp, rank));
-                    recursive_doubling::build(&mut s, tmp, &packed);
+                    recursive_doubling::build(&mut s, tmp, &packed, mine);
                     for i in (0..size).filter(|&i| i != rank) {
                         s.copy(packed.span(tmp, i), placed.span(Buf::Recv, i));
                     }

@@ -8,17 +8,18 @@
 
 use crate::coll::blocks::Blocks;
 use crate::coll::fold::{Fold, Role};
-use crate::engine::schedule::{Buf, Schedule};
+use crate::engine::schedule::{Buf, Schedule, Span};
 
 /// Completes `buf`, laid out as contiguous, in-order `blocks`, whose block `rank` is
-/// already in place.
-pub(crate) fn build(s: &mut Schedule, buf: Buf, blocks: &Blocks) {
+/// already in place; a message of that block alone is sent from `own` (see
+/// [`super::own_block`]).
+pub(crate) fn build(s: &mut Schedule, buf: Buf, blocks: &Blocks, own: Span) {
     let (rank, size) = (s.rank(), s.size());
     let fold = Fold::new(size);
     let whole = blocks.run(buf, 0..size);
     let (q, absorbed) = match fold.role(rank) {
         Role::Extra { partner } => {
-            s.send(partner, blocks.span(buf, rank));
+            s.send(partner, own);
             s.fence();
             s.recv(partner, whole);
             return;
@@ -34,9 +35,14 @@ pub(crate) fn build(s: &mut Schedule, buf: Buf, blocks: &Blocks) {
         let mine = q & !(mask - 1);
         let theirs = mine ^ mask;
         let partner = fold.rank_of(q ^ mask);
+        let ours = fold.ranks_of_run(mine..mine + mask);
         s.send(
             partner,
-            blocks.run(buf, fold.ranks_of_run(mine..mine + mask)),
+            if ours == (rank..rank + 1) {
+                own
+            } else {
+                blocks.run(buf, ours)
+            },
         );
         s.recv(
             partner,

@@ -18,5 +18,5 @@ pub(crate) fn build(s: &mut Schedule, input: Buf, count: usize, esz: usize) {
     let blocks = Blocks::split(count, s.size(), esz);
     let mine = blocks.span(Buf::Recv, s.rank());
     reduce_scatter::ring::build(s, input, &blocks, mine, Some(Buf::Recv));
-    allgather::ring::build(s, Buf::Recv, &blocks);
+    allgather::ring::build(s, Buf::Recv, &blocks, mine);
 }

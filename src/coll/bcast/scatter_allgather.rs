@@ -29,5 +29,7 @@ pub(crate) fn build(s: &mut Schedule, bytes: usize, root: usize) {
         );
     }
     s.fence();
-    allgather::ring::build(s, Buf::Recv, &pieces.rotated(root));
+    let placed = pieces.rotated(root);
+    let own = placed.span(Buf::Recv, s.rank());
+    allgather::ring::build(s, Buf::Recv, &placed, own);
 }
