@@ -42,6 +42,51 @@ fn with_elems_mut<T: Pod, R>(bytes: &mut [u8], f: impl FnOnce(&mut [T]) -> R) ->
     }
 }
 
+/// Runs `body`, a loop the compiler vectorises, compiled for the widest vectors the
+/// processor has: AVX-512 (x86-64-v4's set), else AVX2, else the baseline's 128-bit
+/// SSE2. The same operations on the same elements, so the same bits whichever runs.
+/// `cargo bench --bench reduce_kernels` here (an Intel Xeon with AVX-512), f32 sum in
+/// GiB/s, SSE2 / AVX2 / AVX-512: 16 KiB (in L1) 21.6 / 35.2 / 55.6, 256 KiB (in L2)
+/// 16.4 / 20.8 / 25.6 (`memcpy` 26.5-28.7); 16 MiB alike (memory-bound).
+#[inline(always)]
+fn vectorised<R>(body: impl FnOnce() -> R) -> R {
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    {
+        use std::is_x86_feature_detected as has;
+        if has!("avx512f") {
+            // SAFETY: the processor has these features.
+            return unsafe { with_avx512(body) };
+        }
+        if has!("avx2") {
+            // SAFETY: the processor has AVX2.
+            return unsafe { with_avx2(body) };
+        }
+    }
+    body()
+}
+
+/// `body`, inlined into a function compiled for AVX-512.
+///
+/// # Safety
+///
+/// The processor must have AVX-512 F, BW, DQ and VL.
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+#[target_feature(enable = "avx512f")]
+unsafe fn with_avx512<R>(body: impl FnOnce() -> R) -> R {
+    body()
+}
+
+/// `body`, inlined into a function compiled for AVX2.
+///
+/// # Safety
+///
+/// The processor must have AVX2.
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+#[target_feature(enable = "avx2")]
+unsafe fn with_avx2<R>(body: impl FnOnce() -> R) -> R {
+    body()
+}
+
 /// A built-in operation: `f(left, right)` on every pair of elements.
 pub(crate) struct Elementwise<T, F> {
     f: F,
@@ -59,7 +104,7 @@ impl<T, F> Elementwise<T, F> {
 
 impl<T: Pod, F: Fn(T, T) -> T + Send + Sync> Elementwise<T, F> {
     /// `inout[i] = f(input[i], inout[i])`.
-    #[inline]
+    #[inline(always)]
     fn right_inout(&self, input: &[T], inout: &mut [T]) {
         for (o, &a) in inout.iter_mut().zip(input) {
             *o = (self.f)(a, *o);
@@ -67,7 +112,7 @@ impl<T: Pod, F: Fn(T, T) -> T + Send + Sync> Elementwise<T, F> {
     }
 
     /// `inout[i] = f(inout[i], input[i])`.
-    #[inline]
+    #[inline(always)]
     fn left_inout(&self, inout: &mut [T], input: &[T]) {
         for (o, &b) in inout.iter_mut().zip(input) {
             *o = (self.f)(*o, b);
@@ -75,7 +120,7 @@ impl<T: Pod, F: Fn(T, T) -> T + Send + Sync> Elementwise<T, F> {
     }
 
     /// `out[i] = f(left[i], right[i])`.
-    #[inline]
+    #[inline(always)]
     fn to(&self, left: &[T], right: &[T], out: &mut [T]) {
         for (o, (&a, &b)) in out.iter_mut().zip(left.iter().zip(right)) {
             *o = (self.f)(a, b);
@@ -88,9 +133,9 @@ impl<T: Pod, F: Fn(T, T) -> T + Send + Sync> Combine for Elementwise<T, F> {
         with_elems(input, |input| {
             with_elems_mut(inout, |inout| {
                 if in_is_left {
-                    self.right_inout(input, inout)
+                    vectorised(|| self.right_inout(input, inout))
                 } else {
-                    self.left_inout(inout, input)
+                    vectorised(|| self.left_inout(inout, input))
                 }
             })
         })
@@ -99,7 +144,7 @@ impl<T: Pod, F: Fn(T, T) -> T + Send + Sync> Combine for Elementwise<T, F> {
     fn combine_to(&self, left: &[u8], right: &[u8], out: &mut [u8]) {
         with_elems(left, |left| {
             with_elems(right, |right| {
-                with_elems_mut(out, |out| self.to(left, right, out))
+                with_elems_mut(out, |out| vectorised(|| self.to(left, right, out)))
             })
         })
     }
@@ -109,9 +154,9 @@ impl<T: Pod, F: Fn(T, T) -> T + Send + Sync> Combine for Elementwise<T, F> {
     fn settle(&self, out: &mut [u8]) {
         let any = std::any::TypeId::of::<T>();
         if any == std::any::TypeId::of::<f32>() {
-            with_elems_mut(out, canonical_nans::<f32>);
+            with_elems_mut(out, |v| vectorised(|| canonical_nans::<f32>(v)));
         } else if any == std::any::TypeId::of::<f64>() {
-            with_elems_mut(out, canonical_nans::<f64>);
+            with_elems_mut(out, |v| vectorised(|| canonical_nans::<f64>(v)));
         }
     }
 }
@@ -137,6 +182,7 @@ impl Float for f64 {
 }
 
 /// Replaces every NaN of `v` with the canonical one; reads only, unless it finds one.
+#[inline(always)]
 fn canonical_nans<F: Float>(v: &mut [F]) {
     if v.iter().fold(false, |any, &x| any | x.is_nan()) {
         for x in v.iter_mut().filter(|x| x.is_nan()) {
