@@ -207,10 +207,14 @@ impl Job {
             Interest::READABLE,
         )?;
         let size = spec.layout.size();
-        // Lines stay whole where stdout and stderr are one file (`2>&1`).
-        let turns = writer_thread::same_file(1, 2).then(Turns::default);
+        // Lines stay whole where stdout and stderr are one file (`2>&1`): the output
+        // writes both kinds to stdout's writer, in order (the writers still take
+        // turns, should the other one ever get bytes).
+        let one_file = writer_thread::same_file(1, 2);
+        let turns = one_file.then(Turns::default);
         let out = Output::new(
             spec.tag_output,
+            one_file,
             ThreadWriter::start(1, turns.clone())?,
             ThreadWriter::start(2, turns)?,
         );

@@ -6,7 +6,9 @@
 //! [`CHUNK`] is written in pieces of exactly [`CHUNK`] bytes, and when another
 //! stream's line has to come between two pieces, a newline is inserted first (so the
 //! long line is split only at a multiple of [`CHUNK`] bytes); memory per stream is
-//! bounded by [`CHUNK`].
+//! bounded by [`CHUNK`]. Where stdout and stderr are one file (`2>&1`), both kinds
+//! go through the stdout writer, so that a line left unfinished on one (a rank's last
+//! line without newline) is ended before the other's next line, in order.
 
 use std::io::{self, Read, Write};
 use std::os::fd::RawFd;
@@ -57,6 +59,8 @@ impl LineBuffer {
 #[derive(Debug)]
 pub struct Output<W: Write> {
     tag: bool,
+    /// stdout and stderr are one file: both kinds are written to the stdout sink.
+    one_file: bool,
     sinks: [Sink<W>; 2],
 }
 
@@ -70,8 +74,9 @@ struct Sink<W: Write> {
 }
 
 impl<W: Write> Output<W> {
-    /// Output to `stdout` and `stderr`, tagging lines with their rank when `tag`.
-    pub fn new(tag: bool, stdout: W, stderr: W) -> Output<W> {
+    /// Output to `stdout` and `stderr`, tagging lines with their rank when `tag`;
+    /// `one_file` when the two are the same file (everything then goes to `stdout`).
+    pub fn new(tag: bool, one_file: bool, stdout: W, stderr: W) -> Output<W> {
         let sink = |writer| Sink {
             writer,
             pending: Vec::new(),
@@ -80,7 +85,16 @@ impl<W: Write> Output<W> {
         };
         Output {
             tag,
+            one_file,
             sinks: [sink(stdout), sink(stderr)],
+        }
+    }
+
+    /// The sink that `kind` is written to.
+    fn sink_of(&self, kind: Kind) -> usize {
+        match self.one_file {
+            true => Kind::Stdout as usize,
+            false => kind as usize,
         }
     }
 
@@ -113,7 +127,7 @@ impl<W: Write> Output<W> {
 
     /// Writes one of oxrun's own lines to stderr (a newline is added).
     pub fn message(&mut self, text: &str) {
-        let sink = &mut self.sinks[Kind::Stderr as usize];
+        let sink = &mut self.sinks[self.sink_of(Kind::Stderr)];
         if sink.dangling.take().is_some() {
             sink.pending.push(b'\n');
         }
@@ -123,7 +137,7 @@ impl<W: Write> Output<W> {
     }
 
     fn emit(&mut self, rank: usize, kind: Kind, bytes: &[u8], complete: bool) {
-        let sink = &mut self.sinks[kind as usize];
+        let sink = &mut self.sinks[self.sink_of(kind)];
         if sink.dangling != Some((rank, kind)) {
             if sink.dangling.is_some() {
                 sink.pending.push(b'\n');
@@ -141,7 +155,7 @@ impl<W: Write> Output<W> {
     /// away); the ranks' streams of that kind should then be closed too, so they see
     /// the broken pipe themselves, as they would without oxrun in between.
     pub fn broken(&self, kind: Kind) -> bool {
-        self.sinks[kind as usize].broken
+        self.sinks[self.sink_of(kind)].broken
     }
 
     /// Writes what the writers take of everything emitted so far; a writer that
@@ -227,7 +241,7 @@ mod tests {
     use super::*;
 
     fn out(tag: bool) -> Output<Vec<u8>> {
-        Output::new(tag, Vec::new(), Vec::new())
+        Output::new(tag, false, Vec::new(), Vec::new())
     }
 
     fn feed(o: &mut Output<Vec<u8>>, lb: &mut LineBuffer, mut data: &[u8]) {
@@ -309,5 +323,27 @@ mod tests {
             String::from_utf8(o.sinks[1].writer.clone()).unwrap(),
             "partial\noxrun: done\n"
         );
+    }
+
+    /// Where stdout and stderr are one file, a rank's last stdout line without
+    /// newline ends before another rank's stderr line and before oxrun's own (both
+    /// were written right after it on the same line).
+    #[test]
+    fn one_file_ends_a_dangling_line_of_the_other_kind() {
+        let mut o = Output::new(true, true, Vec::new(), Vec::new());
+        let mut a = LineBuffer::new(0, Kind::Stdout);
+        let mut b = LineBuffer::new(1, Kind::Stderr);
+        feed(&mut o, &mut a, b"partial");
+        o.finish(&mut a);
+        feed(&mut o, &mut b, b"error\n");
+        let mut c = LineBuffer::new(2, Kind::Stdout);
+        feed(&mut o, &mut c, b"last");
+        o.finish(&mut c);
+        o.message("oxrun: done");
+        assert_eq!(
+            stdout(&o),
+            "[0] partial\n[1] error\n[2] last\noxrun: done\n"
+        );
+        assert!(o.sinks[1].writer.is_empty());
     }
 }

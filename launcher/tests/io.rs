@@ -554,6 +554,40 @@ fn stdout_and_stderr_into_one_pipe_keep_lines_whole() {
     assert_eq!(counts, [50_000, 50_000]);
 }
 
+/// With stdout and stderr one pipe, a rank's last line without newline on one stream
+/// ends before another rank's line on the other, and before oxrun's report (both
+/// were glued onto it: "[0] partial[1] line").
+#[test]
+fn one_pipe_ends_a_last_line_without_newline_before_the_other_stream() {
+    use std::io::Read;
+    let (mut rx, tx) = std::io::pipe().unwrap();
+    // Rank 0 leaves a stdout line unfinished and exits; rank 1 then writes a line to
+    // stderr once rank 0 has ended (oxrun keeps it a zombie until the job ends), and
+    // fails.
+    let script = r#"if [ $PMI_RANK = 0 ]; then printf 'partial'; echo $$ > "$1/r0"; exit 0; fi
+until [ -s "$1/r0" ] && grep -q '^State:[[:space:]]*Z' "/proc/$(cat "$1/r0")/status"; do
+  sleep 0.01
+done
+echo "line" >&2; exit 3"#;
+    let dir = scratch("one_pipe");
+    let mut cmd = oxrun(&["--tag-output", "-n", "2", "sh", "-c", script, "sh"]);
+    cmd.arg(&dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(tx.try_clone().unwrap())
+        .stderr(tx);
+    let mut child = cmd.spawn().unwrap();
+    drop(cmd);
+    let mut all = String::new();
+    rx.read_to_string(&mut all).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(3), "{all}");
+    let mut lines: Vec<&str> = all.lines().collect();
+    lines.sort();
+    assert_eq!(lines.len(), 3, "{all:?}");
+    assert_eq!(lines[..2], ["[0] partial", "[1] line"], "{all:?}");
+    assert!(lines[2].starts_with("oxrun: rank 1 "), "{all:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Settings that cannot work are refused before anything starts (status 2), naming
 /// what is wrong.
 #[test]
