@@ -533,7 +533,10 @@ pub fn wait_any(requests: &mut [Option<Request<'_>>]) -> Result<Option<(usize, S
 
 /// Progresses once and, if one of the requests has completed, takes it out of its
 /// slot and returns its index and status (`MPI_Testany`). A failed request is taken
-/// out too, and its error returned, as in [`wait_any`].
+/// out too, and its error returned, as in [`wait_any`]. `Ok(None)` says that no
+/// request has completed, and also comes when every slot is empty (where
+/// `MPI_Testany` sets its flag with `MPI_UNDEFINED`): a loop that tests until one
+/// completes should stop once the slots are empty.
 ///
 /// ```
 /// # fn main() -> oxmpi::Result<()> {
