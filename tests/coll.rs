@@ -383,3 +383,27 @@ fn unknown_algorithm_in_environment_is_reported() {
         "stderr: {stderr}"
     );
 }
+
+/// A reduction's received operands below `KEEP_WHOLE` (1 MiB) are its own single
+/// copies, not shared with the sender (whose core would then hold half of them);
+/// larger ones, and a plain receive, share the copy where splits are asked for.
+#[test]
+fn a_reduction_keeps_its_operands_copy_whole_below_a_mebibyte() {
+    let out = Job::new(2, "coll_reductions")
+        .args(["copies"])
+        .env("OXMPI_SHM_SINGLE_COPY", "1")
+        .env("OXMPI_SHM_SPLIT", "8192")
+        .success();
+    if !out.contains("after reduce of 131072 bytes: single copy 1,") {
+        // Only where the kernel lets ranks read each other's memory.
+        assert!(out.contains("single copy 0, split 0"), "{out}");
+        return;
+    }
+    for line in [
+        "after reduce of 131072 bytes: single copy 1, split 0",
+        "after reduce of 2097152 bytes: single copy 1, split 1",
+        "after receive of 131072 bytes: single copy 1, split 2",
+    ] {
+        assert!(out.contains(line), "{line}: {out}");
+    }
+}

@@ -254,6 +254,7 @@ mod tests {
             // SAFETY: `buf` outlives the core the test drives.
             buf: unsafe { UserBufMut::new(buf) },
             phase: RecvPhase::Posted,
+            keep: false,
         }));
         let src = from.map_or(Source::Any, |p| Source::Rank(p as i32));
         let pattern = Pattern::new(0, src, TagSel::Any, from);
@@ -310,6 +311,7 @@ mod tests {
             // SAFETY: `buf` outlives the core the test drives.
             buf: unsafe { UserBufMut::new(&mut buf) },
             phase: RecvPhase::Posted,
+            keep: false,
         }));
         let pattern = Pattern::new(6, Source::Any, TagSel::Any, None);
         core.post_recv(pattern, id);

@@ -272,7 +272,8 @@ impl Engine {
     }
 
     /// The single-copy reads the last frames asked for: those large enough one by one,
-    /// each copy shared with its sender; the others together, one batch per sender,
+    /// each copy shared with its sender (unless kept whole, see [`KEEP_WHOLE`]); the
+    /// others together, one batch per sender,
     /// the batch's copy shared too where it is large enough (see [`Network::splits`]),
     /// else in one system call (a read alone, as in a ping-pong, straight into its
     /// buffer, with no lists built). The vector of pulls goes back with its room
@@ -285,7 +286,7 @@ impl Engine {
         let mut i = 0;
         while i < pulls.len() {
             let (peer, len) = (pulls[i].peer, pulls[i].dest.len());
-            if splits && self.net.splits(peer, std::iter::once(len)) {
+            if splits && !kept_whole(&pulls[i]) && self.net.splits(peer, std::iter::once(len)) {
                 let pull = pulls.remove(i);
                 self.split_pulls(peer, vec![pull])?;
             } else {
@@ -297,7 +298,8 @@ impl Engine {
             let peer = first.peer;
             let n = pulls.iter().take_while(|p| p.peer == peer).count();
             let lens = pulls[..n].iter().map(|p| p.dest.len());
-            if splits && n > 1 && self.net.splits(peer, lens) {
+            let shared = !pulls[..n].iter().any(kept_whole);
+            if splits && n > 1 && shared && self.net.splits(peer, lens) {
                 self.split_pulls(peer, pulls.drain(..n).collect())?;
                 continue;
             }
@@ -327,9 +329,9 @@ impl Engine {
         Ok(())
     }
 
-    /// Reads `pulls`, all from `peer`, sharing the copy with it: one message in
-    /// halves, several (a bandwidth test's window of 64 KiB messages, read in one
-    /// system call, left the sender's core idle) a message a claim.
+    /// Reads `pulls`, all from `peer`, sharing the copy with it (none kept whole): one
+    /// message in halves, several (a bandwidth test's window of 64 KiB messages, read
+    /// in one system call, left the sender's core idle) a message a claim.
     fn split_pulls(&mut self, peer: usize, mut pulls: Vec<Pull>) -> Result<()> {
         let parts: Vec<_> = pulls.iter().map(|p| (p.remote, p.dest, p.sreq)).collect();
         let start = Instant::now();
@@ -687,6 +689,18 @@ impl Engine {
     /// that has already arrived is received at once, without a request.
     #[inline]
     pub(crate) fn start_recv(&mut self, pattern: Pattern, buf: UserBufMut) -> Result<Started> {
+        self.start_recv_keeping(pattern, buf, false)
+    }
+
+    /// [`Engine::start_recv`], for data this rank reads as soon as it lands where
+    /// `keep` (see [`RecvOp::keep`]).
+    #[inline]
+    pub(crate) fn start_recv_keeping(
+        &mut self,
+        pattern: Pattern,
+        buf: UserBufMut,
+        keep: bool,
+    ) -> Result<Started> {
         // Often nothing waits unmatched (receives posted ahead of their messages): then
         // the receive goes straight to the posted queue.
         let queued = self.core.matcher.has_unexpected();
@@ -705,6 +719,7 @@ impl Engine {
         let id = self.core.reqs.insert(Op::Recv(RecvOp {
             buf,
             phase: RecvPhase::Posted,
+            keep,
         }));
         if !queued {
             self.core.matcher.post(pattern, id);
@@ -738,6 +753,7 @@ impl Engine {
         let id = self.core.reqs.insert(Op::Recv(RecvOp {
             buf,
             phase: RecvPhase::Posted,
+            keep: false,
         }));
         self.core.deliver_unexpected(id, msg);
         id
@@ -1000,6 +1016,22 @@ impl Engine {
 /// (most queue a frame, a read or a help or two) allocates nothing. With the outbox,
 /// pulls and batch lists allocated anew, a ping-pong of 8-64 KiB took 1.03-1.14x the
 /// time.
+/// Single copies shorter than this whose data the receiver reads as soon as it lands
+/// (a reduction's operands, [`RecvOp::keep`](requests::RecvOp::keep)) are not shared
+/// with the sender: the half the sender copied would be in its core's cache, and the
+/// reduction would fetch it from there line by line. Measured (2 ranks, each way
+/// forced with `OXMPI_SHM_SPLIT=0`, 6-8 interleaved rounds): reduce of 128 / 256 / 512
+/// KiB in 0.64 / 0.71 / 0.85 of the shared copy's time, but 1 / 2 / 4 MiB in
+/// 1.09 / 1.24 / 1.18 (past the L2 cache the data is fetched from farther anyway, and
+/// the sender's idle core halves the copy); recursive-doubling allreduce of 128 KiB-1
+/// MiB 0.84-0.94, 2-4 MiB 0.97-1.02 (both ranks copy at once there, so neither idles).
+pub(crate) const KEEP_WHOLE: usize = 1024 * 1024;
+
+/// Whether `pull` stays this rank's own copy ([`KEEP_WHOLE`]).
+fn kept_whole(pull: &Pull) -> bool {
+    pull.keep && pull.dest.len() < KEEP_WHOLE
+}
+
 fn keep_room<T>(slot: &mut Vec<T>, mut spent: Vec<T>) {
     if slot.is_empty() {
         spent.clear();

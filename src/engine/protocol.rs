@@ -50,6 +50,8 @@ pub(crate) struct Pull {
     pub dest: UserBufMut,
     pub rreq: ReqId,
     pub sreq: u64,
+    /// The receive's [`RecvOp::keep`](super::requests::RecvOp::keep).
+    pub keep: bool,
 }
 
 /// Pulls of one sender whose copy the sender shares: done when the sender reports its
@@ -254,7 +256,7 @@ impl Core {
         let Op::Recv(r) = op else {
             unreachable!("matched request {id:?} is a live receive");
         };
-        let buf = r.buf;
+        let (buf, keep) = (r.buf, r.keep);
         match arrival {
             Arrival::Eager { data, sync } => {
                 *op = Op::Done(land_eager(
@@ -299,6 +301,7 @@ impl Core {
                         dest: buf.sub(0, size),
                         rreq: id,
                         sreq,
+                        keep,
                     }),
                     None => self.outbox.push((peer, control(Kind::Cts, sreq, id.0))),
                 }

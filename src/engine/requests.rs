@@ -67,6 +67,10 @@ pub(crate) enum RecvPhase {
 pub(crate) struct RecvOp {
     pub buf: UserBufMut,
     pub phase: RecvPhase,
+    /// This rank reads the data as soon as it lands (an operand of a reduction): a
+    /// single copy below [`KEEP_WHOLE`](super::KEEP_WHOLE) bytes is its own, not
+    /// shared with the sender.
+    pub keep: bool,
 }
 
 /// What a request is doing.

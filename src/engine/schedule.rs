@@ -423,7 +423,8 @@ impl Schedule {
                         TagSel::Tag(self.route.tag),
                         Some(self.route.group[peer] as usize),
                     );
-                    match eng.start_recv(pattern, buf)? {
+                    // A reduction reads what it receives at once (see `RecvOp::keep`).
+                    match eng.start_recv_keeping(pattern, buf, self.op.is_some())? {
                         Started::Pending(id) => self.inflight.push((id, Some(span.len))),
                         Started::Done(r) => self.retire(r, Some(span.len))?,
                     }

@@ -1315,6 +1315,7 @@ mod tests {
             // SAFETY: `buf` outlives the core the test drives.
             buf: unsafe { UserBufMut::new(buf) },
             phase: RecvPhase::Posted,
+            keep: false,
         }));
         core.post_recv(Pattern::new(0, Source::Rank(1), TagSel::Any, Some(1)), id);
         id

@@ -3,7 +3,9 @@
 //! (forced in turn), blocking, in place and nonblocking, at 0, 1, odd and > 1 MiB
 //! element counts, with every built-in operation on an integer and a float type,
 //! MinLoc/MaxLoc with ties, and commutative and non-commutative user operations.
-//! `coll_reductions OP...` runs the named operations (all by default).
+//! `coll_reductions OP...` runs the named operations (all by default); `copies`
+//! prints how rank 0 received the messages of a reduce (2 ranks, binomial forced) and
+//! of a plain receive.
 
 #[path = "../coll_check.rs"]
 mod coll_check;
@@ -405,6 +407,44 @@ fn bit_identical(world: &Comm) {
     oxmpi::set_algorithm(Collective::Allreduce, None).expect("auto");
 }
 
+/// Rank 0 receives 128 KiB and 2 MiB through a reduce (its operands), then 128 KiB
+/// through a receive, printing after each how many large messages it has received
+/// by a single copy of its own and by a copy shared with the sender.
+fn copies(world: &Comm) -> oxmpi::Result<()> {
+    let rank = world.rank();
+    let report = |what: &str| {
+        let ways = oxmpi::large_receives();
+        if rank == 0 {
+            println!(
+                "after {what}: single copy {}, split {}",
+                ways.single_copy, ways.split
+            );
+        }
+    };
+    for bytes in [128 << 10, 2 << 20] {
+        let send = vec![1.0f32; bytes / 4];
+        let mut recv = vec![0.0f32; if rank == 0 { bytes / 4 } else { 0 }];
+        oxmpi::set_algorithm(Collective::Reduce, Some("binomial")).expect("binomial");
+        world.reduce(&send, &mut recv, Op::Sum, 0)?;
+        oxmpi::set_algorithm(Collective::Reduce, None).expect("auto");
+        check(
+            &recv,
+            &vec![2.0; recv.len()],
+            &format!("reduce of {bytes} bytes"),
+        );
+        report(&format!("reduce of {bytes} bytes"));
+    }
+    let mut got = vec![0u8; 128 << 10];
+    match rank {
+        0 => {
+            world.recv(&mut got, 1, 7)?;
+        }
+        _ => world.send(&got, 0, 7)?,
+    }
+    report("receive of 131072 bytes");
+    Ok(())
+}
+
 fn main() -> oxmpi::Result<()> {
     let universe = oxmpi::init()?;
     let world = universe.world();
@@ -443,6 +483,7 @@ fn main() -> oxmpi::Result<()> {
             }),
             "scan" => each_algorithm(Collective::Scan, |alg| cases(&world, Coll::Scan, alg)),
             "exscan" => each_algorithm(Collective::Exscan, |alg| cases(&world, Coll::Exscan, alg)),
+            "copies" => copies(&world)?,
             other => panic!("unknown operation {other}"),
         }
     }
