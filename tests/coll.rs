@@ -144,6 +144,20 @@ fn two_rank_allreduce_learns_its_way_with_every_result_right() {
     );
 }
 
+/// Identical 2-rank allreduces give the same bits whichever way rank 0 sends each
+/// (the area or messages): float results that depend on the operands' order (Min of
+/// a NaN and a number) or on which NaN passes on (sums of NaNs), from 16 KiB, where
+/// the messages go by recursive doubling, and from 1 MiB, by the ring. Before, the
+/// area passed on a NaN's sign that recursive doubling made canonical, and the ring
+/// put rank 1's operand first for half the vector.
+#[test]
+fn two_rank_learned_allreduce_gives_the_same_bits_either_way() {
+    let out = Job::new(2, "coll_reductions")
+        .args(["learned_ways"])
+        .success();
+    assert!(out.contains("ok learned_ways"), "{out}");
+}
+
 /// Nonblocking collectives beside point-to-point traffic, on dup and split
 /// communicators, and argument errors.
 #[test]

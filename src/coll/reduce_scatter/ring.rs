@@ -6,6 +6,7 @@
 //! and reduced per rank: bandwidth-optimal, latency linear in the size. The partial
 //! of block `b` travels `b + 1, b + 2, …, b`, wrapping around, so operands are not
 //! combined in rank order: commutative operations only (select.rs enforces that).
+//! On two ranks alone rank order holds (rank 0 puts its own operand on the left).
 //! Each block's result is computed once, by one chain, so it is the same on every run.
 
 use crate::coll::blocks::Blocks;
@@ -62,7 +63,15 @@ pub(crate) fn build(
         s.recv(left, got);
         s.fence();
         let out = if k == size - 2 { dst } else { partial };
-        s.reduce(got, blocks.span(input, b), out);
+        let own = blocks.span(input, b);
+        if size == 2 && rank == 0 {
+            // Two ranks: the lower one's operand on the left, as every other way of
+            // an allreduce puts it, so that a 2-rank allreduce whose way rank 0
+            // learns (allreduce/learned.rs) gives the same values either way.
+            s.reduce(own, got, out);
+        } else {
+            s.reduce(got, own, out);
+        }
         sending = out;
     }
 }

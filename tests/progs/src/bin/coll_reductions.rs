@@ -5,7 +5,8 @@
 //! MinLoc/MaxLoc with ties, and commutative and non-commutative user operations.
 //! `coll_reductions OP...` runs the named operations (all by default); `copies`
 //! prints how rank 0 received the messages of a reduce (2 ranks, binomial forced) and
-//! of a plain receive.
+//! of a plain receive; `learned_ways` checks that a 2-rank allreduce gives the same
+//! bits whichever way rank 0 sends each call.
 
 #[path = "../coll_check.rs"]
 mod coll_check;
@@ -445,6 +446,81 @@ fn copies(world: &Comm) -> oxmpi::Result<()> {
     Ok(())
 }
 
+/// A 2-rank allreduce of 16 KiB or more goes through the area or as messages, as rank
+/// 0 learns which is faster (its first three calls of a size through the area, the
+/// next two as messages, then the faster with bursts of the other), so identical
+/// calls go either way: each must give the same bits. Floats whose result depends on
+/// the operands' order or on which NaN passes on: Min of a NaN and a number, of +0
+/// and -0, and sums of NaNs of either sign, from 16 KiB (recursive doubling as
+/// messages) and from 1 MiB (the ring).
+fn learned_ways_agree(world: &Comm) {
+    const CALLS: u32 = 6;
+    let rank = world.rank() as usize;
+    let cases: [(&str, f32, f32, bool); 4] = [
+        ("min nan 1", f32::NAN, 1.0, true),
+        ("min +0 -0", 0.0, -0.0, true),
+        ("sum -nan nan", -f32::NAN, f32::NAN, false),
+        ("sum 1 -nan", 1.0, -f32::NAN, false),
+    ];
+    // 16 KiB and 1 MiB (and a little more): each case in a size class of its own,
+    // whose first calls go both ways.
+    for first_n in [4096usize, (1 << 18) + 3] {
+        for (k, (what, x0, x1, min)) in cases.into_iter().enumerate() {
+            let n = first_n << k;
+            let send: Vec<f32> = (0..n)
+                .map(|i| match (i % 3, rank) {
+                    (0, 0) => x0,
+                    (0, _) => x1,
+                    _ => 0.25,
+                })
+                .collect();
+            let mut first: Option<Vec<u32>> = None;
+            let messages_before = messages_taken();
+            for call in 0..CALLS {
+                let mut out = vec![0f32; n];
+                if min {
+                    world
+                        .allreduce(&send, &mut out, Op::Min)
+                        .expect("allreduce");
+                } else {
+                    world
+                        .allreduce(&send, &mut out, Op::Sum)
+                        .expect("allreduce");
+                }
+                let bits: Vec<u32> = out.iter().map(|x| x.to_bits()).collect();
+                match &first {
+                    None => first = Some(bits),
+                    Some(f) => {
+                        if let Some(i) = (0..n).find(|&i| f[i] != bits[i]) {
+                            panic!(
+                                "allreduce {what} x{n}: call {call} gives {:#x} at {i}, call 0 gave {:#x}",
+                                bits[i], f[i]
+                            );
+                        }
+                    }
+                }
+            }
+            // Rank 0 decides the ways, so its count tells for both ranks.
+            let messages = messages_taken() - messages_before;
+            if rank == 0 {
+                assert!(
+                    (1..CALLS).contains(&messages),
+                    "allreduce {what} x{n}: {messages} of {CALLS} calls as messages, not both ways"
+                );
+            }
+        }
+    }
+}
+
+/// Allreduces run so far as messages (by any algorithm).
+fn messages_taken() -> u32 {
+    let coll = Collective::Allreduce;
+    ["recursive_doubling", "rabenseifner", "ring", "linear"]
+        .iter()
+        .map(|a| coll.runs(a))
+        .sum()
+}
+
 fn main() -> oxmpi::Result<()> {
     let universe = oxmpi::init()?;
     let world = universe.world();
@@ -484,6 +560,7 @@ fn main() -> oxmpi::Result<()> {
             "scan" => each_algorithm(Collective::Scan, |alg| cases(&world, Coll::Scan, alg)),
             "exscan" => each_algorithm(Collective::Exscan, |alg| cases(&world, Coll::Exscan, alg)),
             "copies" => copies(&world)?,
+            "learned_ways" => learned_ways_agree(&world),
             other => panic!("unknown operation {other}"),
         }
     }
