@@ -60,10 +60,6 @@ pub trait Combine: Send + Sync {
     fn combine(&self, input: &[u8], inout: &mut [u8], in_is_left: bool);
     /// `out = left ⊕ right`.
     fn combine_to(&self, left: &[u8], right: &[u8], out: &mut [u8]);
-    /// Makes a result's bits independent of the order in which the hardware took the
-    /// operands of a commutative operation (see [`Schedule::settle`]): by default it
-    /// is already.
-    fn settle(&self, _out: &mut [u8]) {}
 }
 
 /// One step of a schedule. Peers are ranks of the schedule's communicator.
@@ -86,10 +82,6 @@ enum Step {
     },
     Copy {
         src: Span,
-        dst: Span,
-    },
-    /// [`Combine::settle`] on `dst`.
-    Settle {
         dst: Span,
     },
 }
@@ -286,20 +278,6 @@ impl Schedule {
         }
     }
 
-    /// Settles `dst`, the result of reduce steps, once every transfer started so far
-    /// has completed: ranks that computed the same elements from the same operands
-    /// with different kernels (one combining in place into the left operand, one
-    /// into the right) then hold the same bits. Only a float NaN can differ between
-    /// such kernels: which operand's NaN an add or multiply passes on depends on the
-    /// order the compiler put its operands in.
-    pub(crate) fn settle(&mut self, dst: Span) {
-        debug_assert!(self.op.is_some(), "a schedule that settles has an op");
-        if dst.len > 0 {
-            self.fence();
-            self.steps.push(Step::Settle { dst });
-        }
-    }
-
     /// Copies `src` into `dst` (nothing if they are the same bytes), once every
     /// transfer started so far has completed.
     pub(crate) fn copy(&mut self, src: Span, dst: Span) {
@@ -450,13 +428,6 @@ impl Schedule {
                 Step::Copy { src, dst } => {
                     let (input, out) = (self.view(src), self.view_mut(dst));
                     copy(out.as_mut_slice(), input.as_slice());
-                }
-                Step::Settle { dst } => {
-                    let op = self
-                        .op
-                        .as_deref()
-                        .expect("a schedule that settles has an op");
-                    op.settle(self.view_mut(dst).as_mut_slice());
                 }
             }
             self.next += 1;

@@ -1,8 +1,8 @@
 //! Which way a 2-rank allreduce of 16 KiB or more goes, learned while the job runs:
 //! through the node's area (whole, or in pieces beyond a slot) or as messages (the
-//! selection's algorithm). Either way rank 0's operand is the left one and the
-//! result is settled (`Schedule::settle`), so identical calls give the same bits
-//! whichever way each goes.
+//! selection's algorithm). Either way rank 0's operand is the left one and every
+//! float NaN is settled as it is computed (`coll/kernels.rs`), so identical calls
+//! give the same bits whichever way each goes.
 //!
 //! Why: which is faster depends on the machine's phase. Where a cache line crosses
 //! between the cores in 0.06 us, recursive doubling's messages took 1.21-1.34x the

@@ -23,7 +23,7 @@ use super::select::{self, Algorithm, Collective};
 use super::wrong_len;
 use super::{Form, Plan};
 use crate::comm::Comm;
-use crate::engine::schedule::{Buf, Combine, Span};
+use crate::engine::schedule::Buf;
 use crate::error::Result;
 use crate::request::{Request, Scope};
 
@@ -50,13 +50,10 @@ impl Comm {
         op: O,
     ) -> Result<()> {
         let (plan, way) = self.allreduce_plan(Some(send), recv, op, Form::Blocking)?;
-        let learned = way.is_some();
         let outcome = self.run_plan(plan, Collective::Allreduce, |m, op| {
             let op = op.expect("a reduction has an operation");
             let out = bytemuck::cast_slice_mut(recv);
-            shared_memory::run(m, Some(bytemuck::cast_slice(send)), out, size_of::<T>(), op)?;
-            settle_learned(learned, op, out);
-            Ok(())
+            shared_memory::run(m, Some(bytemuck::cast_slice(send)), out, size_of::<T>(), op)
         });
         if let Some(way) = way {
             way.done(&outcome);
@@ -78,13 +75,9 @@ impl Comm {
     /// ```
     pub fn allreduce_in_place<T: Pod, O: Reduction<T>>(&self, buf: &mut [T], op: O) -> Result<()> {
         let (plan, way) = self.allreduce_plan(None, buf, op, Form::Blocking)?;
-        let learned = way.is_some();
         let outcome = self.run_plan(plan, Collective::Allreduce, |m, op| {
             let op = op.expect("a reduction has an operation");
-            let out = bytemuck::cast_slice_mut(buf);
-            shared_memory::run(m, None, out, size_of::<T>(), op)?;
-            settle_learned(learned, op, out);
-            Ok(())
+            shared_memory::run(m, None, bytemuck::cast_slice_mut(buf), size_of::<T>(), op)
         });
         if let Some(way) = way {
             way.done(&outcome);
@@ -193,20 +186,6 @@ impl Comm {
             Algorithm::Linear => linear::build(&mut s, input, count * esz),
             other => unreachable!("{other:?} is not an allreduce algorithm"),
         }
-        if way.is_some() && alg != Algorithm::RecursiveDoubling {
-            // Recursive doubling settles its result already.
-            s.settle(Span::new(Buf::Recv, 0, count * esz));
-        }
         Ok((Plan::Schedule(Box::new(s)), way))
-    }
-}
-
-/// Settles the result of an allreduce whose way rank 0 learns (`learned`), which went
-/// through the area: as messages it is settled too (see [`Comm::allreduce_plan`]), so
-/// identical calls give the same bits whichever way each went. Elsewhere the area's
-/// result stays as combined: its way is fixed by the counts and rank count.
-fn settle_learned(learned: bool, op: &dyn Combine, out: &mut [u8]) {
-    if learned {
-        op.settle(out);
     }
 }

@@ -7,8 +7,9 @@
 //! cover contiguous runs of ranks and the lower run is always the left operand, so
 //! rank order holds and both partners compute the same values from the same
 //! operands. Their kernels differ (each combines in place into its own operand), and
-//! with them which NaN a float add or multiply passes on: the result is settled
-//! ([`Schedule::settle`]), so every rank ends with identical bits.
+//! with them which NaN a float add or multiply passes on: the kernels settle every
+//! float NaN as they compute it (`kernels.rs`), so every rank ends with identical
+//! bits.
 
 use crate::coll::fold::{Fold, Role};
 use crate::engine::schedule::{Buf, Schedule, Span};
@@ -53,7 +54,6 @@ pub(crate) fn build(s: &mut Schedule, input: Buf, bytes: usize) {
         mask <<= 1;
     }
     s.copy(cur, out);
-    s.settle(out);
     if let Some(lower) = absorbed {
         s.send(lower, out);
     }
