@@ -150,15 +150,14 @@ impl Comm {
                 "{name}: the counts add up to more than any buffer can hold"
             )));
         };
+        // reduce_scatter_block takes no counts: its one count is the receive buffer's.
+        let sum = match coll {
+            Collective::ReduceScatterBlock => "the receive buffer's length times the ranks",
+            _ => "the sum of the counts",
+        };
         match send {
             Some(send) if send.len() != total => {
-                return Err(wrong_len(
-                    name,
-                    "the send buffer",
-                    send.len(),
-                    total,
-                    "the sum of the counts",
-                ));
+                return Err(wrong_len(name, "the send buffer", send.len(), total, sum));
             }
             Some(_) if recv.len() != counts[rank] => {
                 return Err(wrong_len(
@@ -170,13 +169,7 @@ impl Comm {
                 ));
             }
             None if recv.len() != total => {
-                return Err(wrong_len(
-                    name,
-                    "the buffer",
-                    recv.len(),
-                    total,
-                    "the sum of the counts",
-                ));
+                return Err(wrong_len(name, "the buffer", recv.len(), total, sum));
             }
             _ => {}
         }

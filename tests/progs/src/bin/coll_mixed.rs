@@ -484,6 +484,20 @@ fn retried_on_one_rank(world: &Comm) {
         .allgatherv(&[rank as u8], &mut all, &counts, &displs)
         .expect("allgatherv retried on rank 1");
     assert_eq!(all, (0..size as u8).collect::<Vec<_>>());
+    // reduce_scatter_block takes no counts: its message says what the length is from.
+    let mut mine = [0u32; 2];
+    if rank == 1 {
+        let r = world.reduce_scatter_block(&vec![1u32; 2 * size + 1], &mut mine, Op::Sum);
+        match r {
+            Err(Error::InvalidArgument(msg))
+                if msg.contains("the receive buffer's length times the ranks") => {}
+            other => panic!("reduce_scatter_block with a wrong send length: {other:?}"),
+        }
+    }
+    world
+        .reduce_scatter_block(&vec![1u32; 2 * size], &mut mine, Op::Sum)
+        .expect("reduce_scatter_block retried on rank 1");
+    assert_eq!(mine, [size as u32; 2]);
 }
 
 /// A collective called from inside a reduction's closure is refused (oxmpi is not
