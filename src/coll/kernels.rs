@@ -43,18 +43,20 @@ fn with_elems_mut<T: Pod, R>(bytes: &mut [u8], f: impl FnOnce(&mut [T]) -> R) ->
 }
 
 /// Runs `body`, a loop the compiler vectorises, compiled for the widest vectors the
-/// processor has: AVX-512 (x86-64-v4's set), else AVX2, else the baseline's 128-bit
-/// SSE2. The same operations on the same elements, so the same bits whichever runs.
-/// `cargo bench --bench reduce_kernels` here (an Intel Xeon with AVX-512), f32 sum in
-/// GiB/s, SSE2 / AVX2 / AVX-512: 16 KiB (in L1) 21.6 / 35.2 / 55.6, 256 KiB (in L2)
-/// 16.4 / 20.8 / 25.6 (`memcpy` 26.5-28.7); 16 MiB alike (memory-bound).
+/// processor has: AVX-512 (F), else AVX2, else the baseline's 128-bit SSE2. The same
+/// operations on the same elements, so the same bits whichever runs. `cargo bench
+/// --bench reduce_kernels` here (an Intel Xeon with AVX-512), f32 sum in GiB/s, SSE2 /
+/// AVX2 / AVX-512, before NaNs were settled in the loop ([`settled`]): 16 KiB (in L1)
+/// 21.6 / 35.2 / 55.6, 256 KiB (in L2) 16.4 / 20.8 / 25.6 (`memcpy` 26.5-28.7); 16 MiB
+/// alike (memory-bound). With AVX-512 BW, DQ and VL enabled as well the loops ran
+/// slower (38 GiB/s in L1).
 #[inline(always)]
 fn vectorised<R>(body: impl FnOnce() -> R) -> R {
     #[cfg(all(target_arch = "x86_64", not(miri)))]
     {
         use std::is_x86_feature_detected as has;
         if has!("avx512f") {
-            // SAFETY: the processor has these features.
+            // SAFETY: the processor has AVX-512 F.
             return unsafe { with_avx512(body) };
         }
         if has!("avx2") {
@@ -69,7 +71,7 @@ fn vectorised<R>(body: impl FnOnce() -> R) -> R {
 ///
 /// # Safety
 ///
-/// The processor must have AVX-512 F, BW, DQ and VL.
+/// The processor must have AVX-512 F.
 #[cfg(all(target_arch = "x86_64", not(miri)))]
 #[target_feature(enable = "avx512f")]
 unsafe fn with_avx512<R>(body: impl FnOnce() -> R) -> R {

@@ -273,11 +273,10 @@ impl Engine {
 
     /// The single-copy reads the last frames asked for: those large enough one by one,
     /// each copy shared with its sender (unless kept whole, see [`KEEP_WHOLE`]); the
-    /// others together, one batch per sender,
-    /// the batch's copy shared too where it is large enough (see [`Network::splits`]),
-    /// else in one system call (a read alone, as in a ping-pong, straight into its
-    /// buffer, with no lists built). The vector of pulls goes back with its room
-    /// ([`keep_room`]).
+    /// others together, one batch per sender, the batch's copy shared too where it is
+    /// large enough (see [`Network::splits`]), else in one system call (a read alone,
+    /// as in a ping-pong, straight into its buffer, with no lists built). The vector
+    /// of pulls goes back with its room ([`keep_room`]).
     fn run_pulls(&mut self) -> Result<()> {
         let mut pulls = std::mem::take(&mut self.core.pulls);
         // A finalizing rank starts no split copy: its sender would write into a buffer
@@ -1011,11 +1010,6 @@ impl Engine {
     }
 }
 
-/// Puts `spent`, a queue of the core's taken out and worked off, back in `slot` with
-/// its room, unless something was queued there meanwhile: so that the next message
-/// (most queue a frame, a read or a help or two) allocates nothing. With the outbox,
-/// pulls and batch lists allocated anew, a ping-pong of 8-64 KiB took 1.03-1.14x the
-/// time.
 /// Single copies shorter than this whose data the receiver reads as soon as it lands
 /// (a reduction's operands, [`RecvOp::keep`](requests::RecvOp::keep)) are not shared
 /// with the sender: the half the sender copied would be in its core's cache, and the
@@ -1032,6 +1026,11 @@ fn kept_whole(pull: &Pull) -> bool {
     pull.keep && pull.dest.len() < KEEP_WHOLE
 }
 
+/// Puts `spent`, a queue of the core's taken out and worked off, back in `slot` with
+/// its room, unless something was queued there meanwhile: so that the next message
+/// (most queue a frame, a read or a help or two) allocates nothing. With the outbox,
+/// pulls and batch lists allocated anew, a ping-pong of 8-64 KiB took 1.03-1.14x the
+/// time.
 fn keep_room<T>(slot: &mut Vec<T>, mut spent: Vec<T>) {
     if slot.is_empty() {
         spent.clear();

@@ -12,7 +12,7 @@
 //! core has just written must first leave its cache for the peer's, where lines only
 //! read can be shared; the next call's copy then needs them back. On 2 ranks (one
 //! exchange), `oxbench allgather` of 64 KiB-1 MiB took 0.45-0.83 of the time (6
-//! interleaved rounds), where it had taken 2.5x Open MPI's time at 64 KiB (blocks up to
+//! interleaved rounds), where it had taken 2.4x Open MPI's time at 64 KiB (blocks up to
 //! 32 KiB meet in the area, and longer ones on more ranks are lent there).
 
 pub(crate) mod bruck;

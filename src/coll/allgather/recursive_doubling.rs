@@ -12,7 +12,7 @@ use crate::engine::schedule::{Buf, Schedule, Span};
 
 /// Completes `buf`, laid out as contiguous, in-order `blocks`, whose block `rank` is
 /// already in place; a message of that block alone is sent from `own` (see
-/// [`super::own_block`]).
+/// [`super`]).
 pub(crate) fn build(s: &mut Schedule, buf: Buf, blocks: &Blocks, own: Span) {
     let (rank, size) = (s.rank(), s.size());
     let fold = Fold::new(size);
