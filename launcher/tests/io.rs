@@ -528,22 +528,13 @@ fn a_slow_reader_gets_all_the_output() {
 /// within a line.
 #[test]
 fn stdout_and_stderr_into_one_pipe_keep_lines_whole() {
-    use std::io::Read;
-    let (mut rx, tx) = std::io::pipe().unwrap();
     // oxrun writes each stream in batches far above PIPE_BUF, which the kernel
     // writes in pieces: two writers at once would mix them mid-line.
     let dots = ".".repeat(200);
     let script =
         format!("yes \"rank $PMI_RANK {dots} end\" | head -n 50000 >&$((PMI_RANK % 2 + 1))");
-    let mut cmd = oxrun(&["-n", "2", "sh", "-c", &script]);
-    cmd.stdin(std::process::Stdio::null())
-        .stdout(tx.try_clone().unwrap())
-        .stderr(tx);
-    let mut child = cmd.spawn().unwrap();
-    drop(cmd);
-    let mut all = String::new();
-    rx.read_to_string(&mut all).unwrap();
-    assert!(child.wait().unwrap().success());
+    let (all, status) = into_one_pipe(oxrun(&["-n", "2", "sh", "-c", &script]));
+    assert!(status.success());
     let mut counts = [0; 2];
     for line in all.lines() {
         let r = (0..2)
@@ -554,13 +545,27 @@ fn stdout_and_stderr_into_one_pipe_keep_lines_whole() {
     assert_eq!(counts, [50_000, 50_000]);
 }
 
+/// Runs `cmd` (no stdin) with its stdout and stderr into one pipe (`2>&1`), and
+/// returns all it wrote there and how it ended.
+fn into_one_pipe(mut cmd: std::process::Command) -> (String, std::process::ExitStatus) {
+    use std::io::Read;
+    let (mut rx, tx) = std::io::pipe().unwrap();
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(tx.try_clone().unwrap())
+        .stderr(tx);
+    let mut child = cmd.spawn().unwrap();
+    // The pipe's write ends live in `cmd` too: dropped, so the read sees the end.
+    drop(cmd);
+    let mut all = String::new();
+    rx.read_to_string(&mut all).unwrap();
+    (all, child.wait().unwrap())
+}
+
 /// With stdout and stderr one pipe, a rank's last line without newline on one stream
 /// ends before another rank's line on the other, and before oxrun's report (both
 /// were glued onto it: "[0] partial[1] line").
 #[test]
 fn one_pipe_ends_a_last_line_without_newline_before_the_other_stream() {
-    use std::io::Read;
-    let (mut rx, tx) = std::io::pipe().unwrap();
     // Rank 0 leaves a stdout line unfinished and exits; rank 1 then writes a line to
     // stderr once rank 0 has ended (oxrun keeps it a zombie until the job ends), and
     // fails.
@@ -571,15 +576,9 @@ done
 echo "line" >&2; exit 3"#;
     let dir = scratch("one_pipe");
     let mut cmd = oxrun(&["--tag-output", "-n", "2", "sh", "-c", script, "sh"]);
-    cmd.arg(&dir)
-        .stdin(std::process::Stdio::null())
-        .stdout(tx.try_clone().unwrap())
-        .stderr(tx);
-    let mut child = cmd.spawn().unwrap();
-    drop(cmd);
-    let mut all = String::new();
-    rx.read_to_string(&mut all).unwrap();
-    assert_eq!(child.wait().unwrap().code(), Some(3), "{all}");
+    cmd.arg(&dir);
+    let (all, status) = into_one_pipe(cmd);
+    assert_eq!(status.code(), Some(3), "{all}");
     let mut lines: Vec<&str> = all.lines().collect();
     lines.sort();
     assert_eq!(lines.len(), 3, "{all:?}");
