@@ -92,9 +92,10 @@ impl<W: Write> Output<W> {
 
     /// The sink that `kind` is written to.
     fn sink_of(&self, kind: Kind) -> usize {
-        match self.one_file {
-            true => Kind::Stdout as usize,
-            false => kind as usize,
+        if self.one_file {
+            Kind::Stdout as usize
+        } else {
+            kind as usize
         }
     }
 

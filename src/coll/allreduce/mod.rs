@@ -52,8 +52,13 @@ impl Comm {
         let (plan, way) = self.allreduce_plan(Some(send), recv, op, Form::Blocking)?;
         let outcome = self.run_plan(plan, Collective::Allreduce, |m, op| {
             let op = op.expect("a reduction has an operation");
-            let out = bytemuck::cast_slice_mut(recv);
-            shared_memory::run(m, Some(bytemuck::cast_slice(send)), out, size_of::<T>(), op)
+            shared_memory::run(
+                m,
+                Some(bytemuck::cast_slice(send)),
+                bytemuck::cast_slice_mut(recv),
+                size_of::<T>(),
+                op,
+            )
         });
         if let Some(way) = way {
             way.done(&outcome);
