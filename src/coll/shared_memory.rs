@@ -779,7 +779,7 @@ impl<'a> Meeting<'a> {
         let i = match all.iter().position(|(s, _)| *s == size) {
             Some(i) => i,
             None => {
-                all.push((size, TwoWays::new()));
+                all.push((size, TwoWays::new(false)));
                 all.len() - 1
             }
         };

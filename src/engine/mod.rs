@@ -187,7 +187,7 @@ impl Engine {
             clash: clash::Watch::default(),
             silent,
             alltoall_ways: Vec::new(),
-            allreduce_ways: two_ways::TwoWays::new(),
+            allreduce_ways: two_ways::TwoWays::new(false),
         }
     }
 

@@ -75,7 +75,7 @@ impl Mid {
     /// Nothing learned yet: every class goes eagerly until its messages say otherwise.
     fn new(eager_limit: usize, on_node: Vec<bool>, requests: Option<ReadRequests>) -> Mid {
         Mid {
-            ways: TwoWays::new(),
+            ways: TwoWays::new(true),
             eager_limit,
             on_node,
             seen: 0,
@@ -139,7 +139,7 @@ impl Learner {
     /// ask for them and which world ranks are on this node.
     pub(crate) fn new(mid: Option<(ReadRequests, Vec<bool>)>) -> Learner {
         Learner {
-            ways: TwoWays::new(),
+            ways: TwoWays::new(true),
             mid: mid.map(|(requests, on_node)| {
                 Mid::new(requests.eager_limit(), on_node, Some(requests))
             }),

@@ -19,6 +19,9 @@ pub(super) const EXPLORE: u32 = 256;
 pub(super) const EXPLORE_FAR: u32 = 1024;
 /// See [`EXPLORE_FAR`].
 const FAR: f64 = 1.5;
+/// How many times as long one way of a class must take as the other for the classes
+/// beside it to start from its estimates ([`TwoWays::seed`]).
+const SEED_FAR: f64 = 2.0;
 /// Until the slower way has this many timed messages, it is explored every
 /// [`EXPLORE_EARLY`] messages: its first times may have been taken while the buffers
 /// were still being touched for the first time, and with the rare exploring of a far
@@ -45,6 +48,9 @@ pub(super) struct Class {
     pub(super) samples: [u32; 2],
     uses: u32,
     last_first: Option<bool>,
+    /// Where the class started from a neighbour's estimates ([`TwoWays::seed`]) and has
+    /// not timed the way it does not take yet: that way.
+    seeded: Option<usize>,
 }
 
 /// How one use goes, and whether its time counts.
@@ -62,6 +68,8 @@ pub(crate) struct Choice {
 /// What has been learned of the two ways, per size class.
 pub(crate) struct TwoWays {
     pub(super) classes: [Class; usize::BITS as usize],
+    /// Whether a new class starts from a neighbour's estimates ([`TwoWays::seed`]).
+    neighbourly: bool,
 }
 
 /// The size class of `len` bytes (its length's highest bit).
@@ -70,9 +78,11 @@ pub(crate) fn class(len: usize) -> usize {
 }
 
 impl TwoWays {
-    pub(crate) fn new() -> TwoWays {
+    /// Nothing learned yet; `neighbourly`: see [`TwoWays::seed`].
+    pub(crate) fn new(neighbourly: bool) -> TwoWays {
         TwoWays {
             classes: [Class::default(); usize::BITS as usize],
+            neighbourly,
         }
     }
 
@@ -80,7 +90,11 @@ impl TwoWays {
     /// [`FIRST_TIMED`] times, then the second until it has as many, then the faster
     /// but for [`BURST`] uses in every [`EXPLORE`] (or [`EXPLORE_FAR`]).
     pub(crate) fn choose(&mut self, len: usize) -> Choice {
-        let c = &mut self.classes[class(len)];
+        let k = class(len);
+        if self.neighbourly && self.classes[k].uses == 0 && self.classes[k].samples == [0; 2] {
+            self.seed(k);
+        }
+        let c = &mut self.classes[k];
         c.uses = c.uses.wrapping_add(1);
         let first = match c.ns {
             _ if c.samples[0] < FIRST_TIMED => true,
@@ -102,6 +116,47 @@ impl TwoWays {
         Choice { first, record }
     }
 
+    /// Where the estimator is neighbourly (the rendezvous receiver's, whose ways' costs
+    /// are the machine's: a read's system call and page pinning against lines crossing
+    /// between the cores for every chunk), a class used for the first time starts from
+    /// what a neighbouring one (the class below, else the one above) has learned, where
+    /// that one is settled and one of its ways takes more than [`SEED_FAR`] times as
+    /// long as the other: its estimates, scaled by the sizes, count as settled, and the
+    /// class explores first about [`EXPLORE_FAR`] uses later. Learning every class anew,
+    /// a sweep of `oxbench` sent a tenth of the 112 messages it times at 128 KiB and
+    /// more the slower way (streaming, 2-4 times as slow on the Xeon VM). The estimate
+    /// of the way taken follows its own times; should it come within [`FAR`] of the
+    /// other way's before that has been timed here, the neighbour's figures no longer
+    /// say which is faster, and the other way is tried at once, as in a new class. (The
+    /// way taken may well slow down more than the sizes say: 1 MiB took 3 times as long
+    /// as 512 KiB, past the caches.) The collectives' estimators are not neighbourly:
+    /// their ways' times include waiting for the other ranks, and one class's figures
+    /// said little of the next (a 2-rank allreduce of 1 MiB started from 512 KiB's took
+    /// 1.06-1.09 of the time, three sets of 8-10 interleaved rounds).
+    fn seed(&mut self, k: usize) {
+        let near = [k.checked_sub(1), k.checked_add(1)];
+        let Some((j, n)) = near
+            .into_iter()
+            .flatten()
+            .filter_map(|j| Some((j, *self.classes.get(j)?)))
+            .find(|(_, n)| {
+                let [a, b] = n.ns;
+                n.samples.iter().all(|&s| s >= SETTLED) && a.max(b) > SEED_FAR * a.min(b)
+            })
+        else {
+            return;
+        };
+        let ns = n.ns.map(|ns| ns * if j < k { 2.0 } else { 0.5 });
+        let loser = usize::from(ns[0] <= ns[1]);
+        self.classes[k] = Class {
+            ns,
+            samples: [SETTLED; 2],
+            uses: BURST - 1,
+            last_first: None,
+            seeded: Some(loser),
+        };
+    }
+
     /// Whether both ways of `len` bytes' class have [`SETTLED`] timed uses: then it
     /// explores only in rare bursts.
     pub(crate) fn settled(&self, len: usize) -> bool {
@@ -114,7 +169,8 @@ impl TwoWays {
     /// A use of `len` bytes went the `first` way (or not) in `ns` nanoseconds: into
     /// that way's estimate, after the first [`FIRST_TIMED`] a moving average in which
     /// a sample counts at most four times the estimate (so that one use held up by
-    /// something else does not decide alone).
+    /// something else does not decide alone). See [`TwoWays::seed`] for a class that
+    /// started from a neighbour's estimates.
     pub(crate) fn record(&mut self, len: usize, first: bool, ns: f64) {
         let c = &mut self.classes[class(len)];
         let way = usize::from(!first);
@@ -125,5 +181,81 @@ impl TwoWays {
         } else {
             0.75 * *e + 0.25 * ns.min(4.0 * *e)
         };
+        match c.seeded {
+            Some(untimed) if untimed == way => c.seeded = None,
+            Some(untimed) if c.ns[untimed] <= FAR * c.ns[way] => {
+                c.seeded = None;
+                (c.ns[untimed], c.samples[untimed]) = (0.0, 0);
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One use of `len` bytes the way `w` chooses, taking 1 us the `fast_first` way
+    /// and `slow` us the other; returns whether it went the first way.
+    fn use_once(w: &mut TwoWays, len: usize, fast_first: bool, slow: f64) -> bool {
+        let c = w.choose(len);
+        if c.record {
+            let us = if c.first == fast_first { 1.0 } else { slow };
+            w.record(len, c.first, us * 1e3);
+        }
+        c.first
+    }
+
+    /// The ways `n` uses of `len` bytes go.
+    fn uses(w: &mut TwoWays, len: usize, n: usize, fast_first: bool, slow: f64) -> Vec<bool> {
+        (0..n).map(|_| use_once(w, len, fast_first, slow)).collect()
+    }
+
+    #[test]
+    fn a_new_class_starts_from_a_settled_neighbour_whose_ways_are_far_apart() {
+        let mut w = TwoWays::new(true);
+        // The second way three times as fast, settled in the class of 64 KiB.
+        let learning = uses(&mut w, 1 << 16, 300, false, 3.0);
+        assert!(
+            learning[..3].iter().all(|&f| f),
+            "first tries: {learning:?}"
+        );
+        assert!(w.settled(1 << 16));
+        // The classes on either side take it from the first use on, and explore
+        // first as their count of uses (started past the burst at 0) reaches
+        // EXPLORE_FAR.
+        let burst = (EXPLORE_FAR - (BURST - 1)) as usize;
+        for len in [1 << 17, 1 << 15] {
+            let seeded = uses(&mut w, len, burst + BURST as usize, false, 3.0);
+            let firsts: Vec<usize> = (1..=seeded.len()).filter(|&n| seeded[n - 1]).collect();
+            assert_eq!(firsts, [burst, burst + 1, burst + 2], "{len}");
+            assert!(w.settled(len));
+        }
+        // Next to a class whose ways are close, a class learns on its own.
+        uses(&mut w, 1 << 20, 300, false, 1.2);
+        assert!(w.settled(1 << 20));
+        let own = uses(&mut w, 1 << 21, 6, false, 3.0);
+        assert_eq!(own, [true, true, true, false, false, false]);
+        assert!(!w.settled(1 << 21));
+        // An estimator that is not neighbourly learns every class on its own.
+        let mut alone = TwoWays::new(false);
+        uses(&mut alone, 1 << 16, 300, false, 3.0);
+        let own = uses(&mut alone, 1 << 17, 6, false, 3.0);
+        assert_eq!(own, [true, true, true, false, false, false]);
+    }
+
+    #[test]
+    fn a_seeded_class_whose_way_proves_slow_tries_the_other_at_once() {
+        let mut w = TwoWays::new(true);
+        uses(&mut w, 1 << 16, 300, true, 3.0);
+        // In the next class the first way takes 5 us and the second 1: once the first
+        // way's estimate comes within FAR of the second's scaled 6 us, the second is
+        // tried, and kept.
+        let ways = uses(&mut w, 1 << 17, 200, false, 5.0);
+        let switched = ways.iter().position(|&f| !f).unwrap();
+        assert!(switched <= 8, "{ways:?}");
+        assert!(ways[switched..].iter().filter(|&&f| f).count() <= 3 * BURST as usize);
+        assert!(!ways[switched..switched + 3].contains(&true), "{ways:?}");
     }
 }

@@ -201,7 +201,7 @@ mod tests {
 
     #[test]
     fn a_run_is_one_call_while_learning_then_sixteen() {
-        let mut ways = TwoWays::new();
+        let mut ways = TwoWays::new(false);
         let bytes = 1 << 16;
         let (word, _) = decide(&mut ways, bytes);
         assert_eq!(word, DECIDED | 1 << 32 | 1, "the area first, one call");
