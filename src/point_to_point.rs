@@ -93,7 +93,7 @@ impl Comm {
     fn blocking_send(&self, buf: &[u8], dest: Rank, tag: Tag, sync: bool) -> Result<()> {
         match self.post_send(buf, dest, tag, sync)? {
             ReqId::DONE => Ok(()),
-            id => engine::with(|e| e.wait(id)).map(drop),
+            id => engine::with(|e| e.wait_send(Some(id))),
         }
     }
 

@@ -1,6 +1,9 @@
 //! A blocking receive, and its short way: a rank with nothing of its own waiting to
 //! go out watches its ring for the message itself and lands it straight into the
-//! caller's buffer, without a request, a posted-queue entry or a progress pass.
+//! caller's buffer, without a request, a posted-queue entry or a progress pass. A
+//! message offered for a single copy (a rendezvous, or a mid-size one offered as the
+//! receiver asked) is read the same way where it is read whole and the learner would
+//! read it (`rendezvous`): the receive reads it into the buffer and answers FIN.
 //!
 //! Why: on the usual way the message crosses the posted queue, the request table, the
 //! transport's sink and the wait loop, about 850 instructions for an 8-byte receive
@@ -19,22 +22,28 @@
 //! a receive's data) may be in flight: their answers come as frames the short way
 //! does not take. It takes only the frame at the head of the ring, in ring order. At
 //! the first frame it does not take (another receive's message, a synchronous send,
-//! a rendezvous, any other kind), when the ring is empty and the rank may not spin
+//! an offer to stream or to split, one too long for the buffer, one the kernel will
+//! not let it read, any other kind), when the ring is empty and the rank may not spin
 //! ([`WaitPolicy::may_spin`](super::wait::WaitPolicy::may_spin)), or after [`LOOKS`]
 //! looks at an empty ring, it posts the receive and waits the usual way, whose
 //! progress pass handles that frame. A message taken counts as progress for the
 //! watch over silent peers, as one a progress pass delivers does.
 
+use std::time::Instant;
+
+use super::large_receives::{self, Way};
 use super::matching::Pattern;
-use super::protocol::land_eager;
+use super::protocol::{control, credit_matched, land_eager};
 use super::{Engine, Started};
 use crate::error::Result;
 use crate::status::Status;
+use crate::transport::frame::{Kind, flags};
+use crate::transport::shm::Head;
 use crate::userbuf::UserBufMut;
 
 /// Looks at an empty ring (a spin hint between two) before the receive is posted the
 /// usual way: about as long as a ping-pong partner's answer takes.
-const LOOKS: u32 = 256;
+pub(super) const LOOKS: u32 = 256;
 
 impl Engine {
     /// Receives a message matching `pattern` into `buf` and waits for it.
@@ -59,15 +68,25 @@ impl Engine {
     /// documentation).
     #[inline]
     fn may_take_straight(&self, pattern: Pattern) -> bool {
+        self.may_watch_ring()
+            && !self.core.matcher.has_posted()
+            && pattern
+                .from()
+                .is_none_or(|peer| !self.core.finalized.has(peer))
+    }
+
+    /// Whether a blocking call may watch its ring for its own frame (see the module
+    /// documentation): no message waits unmatched and nothing of this rank waits to
+    /// go out or to be copied.
+    #[inline]
+    pub(super) fn may_watch_ring(&self) -> bool {
         let core = &self.core;
-        !core.matcher.has_posted()
-            && !core.matcher.has_unexpected()
+        !core.matcher.has_unexpected()
             && core.outbox.is_empty()
             && core.pulls.is_empty()
             && core.helps.is_empty()
             && core.shared.is_empty()
             && self.colls.is_empty()
-            && pattern.from().is_none_or(|peer| !core.finalized.has(peer))
     }
 
     /// Watches the ring for the message; its result, or `None` where the usual way
@@ -101,7 +120,7 @@ impl Engine {
             });
             match taken {
                 Some(true) => return got.map(|got| got.map_err(|e| *e)),
-                Some(false) => return None,
+                Some(false) => return self.read_offer(pattern, buf),
                 // The ring is empty: watch on only where this rank may spin, asked
                 // after the first look, so that a message already there costs no
                 // question (on an oversubscribed node it reads every local rank's
@@ -113,5 +132,54 @@ impl Engine {
             }
         }
         None
+    }
+
+    /// Reads the message offered for a single copy at the head of the ring straight
+    /// into `buf`, where it matches, fits, is read whole (not split with its sender)
+    /// and the learner would read it (`rendezvous`); `None` where the usual way must
+    /// take over (also where the kernel refuses the read: that way has it streamed).
+    fn read_offer(&mut self, pattern: Pattern, buf: UserBufMut) -> Option<Result<Status>> {
+        let Head::Offer(offer) = self.net.head() else {
+            return None;
+        };
+        let (peer, env) = (offer.peer, offer.hdr.envelope());
+        let size = usize::try_from(offer.hdr.b).ok()?;
+        let core = &mut self.core;
+        if !pattern.matches(&env)
+            || !core.sent_by(peer, &env)
+            || size > buf.len()
+            || self.net.splits(peer, std::iter::once(size))
+            || core
+                .rendezvous
+                .as_ref()
+                .is_some_and(|l| !l.would_read(size))
+        {
+            return None;
+        }
+        let start = Instant::now();
+        match self.net.pull_one(peer, &offer.remote, buf.sub(0, size)) {
+            Ok(true) => {}
+            Ok(false) => return None,
+            Err(e) => return Some(Err(e)),
+        }
+        let buffered = offer.hdr.flags & flags::BUFFERED != 0;
+        // One past its credit is left for the progress pass, which reports it.
+        if buffered && !core.credits.arrived(peer, size) {
+            return None;
+        }
+        self.net.take_head(offer.at);
+        if buffered {
+            credit_matched(&mut core.outbox, &mut core.credits, peer, size);
+        }
+        core.outbox.push((peer, control(Kind::Fin, offer.hdr.a, 0)));
+        if let Some(l) = core.rendezvous.as_mut() {
+            l.read_alone(size, start);
+        }
+        large_receives::count(Way::SingleCopy);
+        Some(Ok(Status {
+            source: env.src,
+            tag: env.tag,
+            bytes: size,
+        }))
     }
 }

@@ -9,6 +9,7 @@
 
 mod bins;
 mod blocking_recv;
+mod blocking_send;
 mod clash;
 pub(crate) mod context;
 pub(crate) mod credits;
@@ -806,14 +807,6 @@ impl Engine {
                 self.colls.retain(|c| *c != id);
                 Err(e)
             }
-        }
-    }
-
-    /// Blocks until the send started by [`Engine::start_send`] completes.
-    pub(crate) fn wait_send(&mut self, id: Option<ReqId>) -> Result<()> {
-        match id {
-            Some(id) => self.wait(id).map(|_| ()),
-            None => Ok(()),
         }
     }
 

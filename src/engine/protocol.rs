@@ -204,7 +204,7 @@ impl Core {
     /// communicator of `env.ctx`). Taken as true on a communicator this rank has not
     /// made yet: [`Core::register_group`] checks its messages when it does.
     #[inline]
-    fn sent_by(&self, peer: usize, env: &Envelope) -> bool {
+    pub(super) fn sent_by(&self, peer: usize, env: &Envelope) -> bool {
         match env.ctx / 2 {
             0 => env.src as usize == peer,
             pair => self.finalized.group(pair).is_none_or(|group| {

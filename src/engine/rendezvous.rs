@@ -163,6 +163,29 @@ impl Learner {
         }
     }
 
+    /// Whether a message of `len` bytes offered for reading will be read
+    /// ([`Learner::choose`]); false where that is not known without choosing.
+    #[inline]
+    pub(crate) fn would_read(&self, len: usize) -> bool {
+        match self.mid.as_ref() {
+            Some(m) if m.covers(len) => true,
+            _ => self.ways.next_first(len) == Some(true),
+        }
+    }
+
+    /// A message of `len` bytes that [`Learner::would_read`] was read from `start` on
+    /// without a request (a blocking receive's short way, `blocking_recv`): counted,
+    /// and timed where it counts, as a receive matched at `start` would be.
+    pub(crate) fn read_alone(&mut self, len: usize, start: Instant) {
+        let choice = self.choose(len);
+        let now = Instant::now();
+        let last_done = std::mem::replace(&mut self.last_done, now);
+        if choice.record {
+            let took = now.saturating_duration_since(start.max(last_done));
+            self.record_read(len, took.as_nanos() as f64);
+        }
+    }
+
     /// When to time the copy-out of an eager message of `len` bytes from world rank
     /// `peer` from: now, if it is a mid-size one from this node.
     #[inline]

@@ -53,6 +53,27 @@ pub(super) struct Class {
     seeded: Option<usize>,
 }
 
+impl Class {
+    /// Whether use `uses` of the class goes the first way (see [`TwoWays::choose`]).
+    fn first(&self, uses: u32) -> bool {
+        match self.ns {
+            _ if self.samples[0] < FIRST_TIMED => true,
+            _ if self.samples[1] < FIRST_TIMED => false,
+            [a, b] => {
+                let loser = usize::from(a <= b);
+                let every = if self.samples[loser] < SETTLED {
+                    EXPLORE_EARLY
+                } else if a.max(b) > FAR * a.min(b) {
+                    EXPLORE_FAR
+                } else {
+                    EXPLORE
+                };
+                (a <= b) != (uses % every < BURST)
+            }
+        }
+    }
+}
+
 /// How one use goes, and whether its time counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Choice {
@@ -96,24 +117,19 @@ impl TwoWays {
         }
         let c = &mut self.classes[k];
         c.uses = c.uses.wrapping_add(1);
-        let first = match c.ns {
-            _ if c.samples[0] < FIRST_TIMED => true,
-            _ if c.samples[1] < FIRST_TIMED => false,
-            [a, b] => {
-                let loser = usize::from(a <= b);
-                let every = if c.samples[loser] < SETTLED {
-                    EXPLORE_EARLY
-                } else if a.max(b) > FAR * a.min(b) {
-                    EXPLORE_FAR
-                } else {
-                    EXPLORE
-                };
-                (a <= b) != (c.uses % every < BURST)
-            }
-        };
+        let first = c.first(c.uses);
         let record = c.last_first == Some(first);
         c.last_first = Some(first);
         Choice { first, record }
+    }
+
+    /// Whether the next use of `len` bytes will go the first way ([`TwoWays::choose`]
+    /// says so, and counts the use); `None` where that depends on a neighbour.
+    #[inline]
+    pub(crate) fn next_first(&self, len: usize) -> Option<bool> {
+        let c = &self.classes[class(len)];
+        let fresh = c.uses == 0 && c.samples == [0; 2];
+        (!(fresh && self.neighbourly)).then(|| c.first(c.uses.wrapping_add(1)))
     }
 
     /// Where the estimator is neighbourly (the rendezvous receiver's, whose ways' costs

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::frame::{Envelope, HelpRequest, OutFrame, RemoteBuf};
 use super::loopback::Loopback;
 use super::shm::area::{Area, Room, Ticket};
-use super::shm::{AreaWaitMark, Pulled, ReadRequests, Shm};
+use super::shm::{AreaWaitMark, At, Head, Pulled, ReadRequests, Shm};
 use super::tcp::Tcp;
 use super::{Sink, Transport};
 use crate::error::{Error, Result};
@@ -105,20 +105,42 @@ impl Network {
         Ok(moved)
     }
 
-    /// [`Shm::take_eager`], where shared memory is this rank's only way in from other
-    /// ranks (no TCP transport) and nothing of its own to itself or to a full ring
-    /// waits; `None` when nothing has arrived, `Some(false)` when a progress pass is
-    /// needed (also whenever these conditions do not hold).
+    /// Shared memory, where it is this rank's only way in from other ranks (no TCP
+    /// transport) and nothing of its own to itself or to a full ring waits: then a
+    /// blocking receive may take its message off the ring itself.
+    #[inline]
+    fn shm_alone(&mut self) -> Option<&mut Shm> {
+        match &mut self.shm {
+            Some(shm) if self.tcp.is_none() && !self.lo.is_pending() && !shm.has_blocked() => {
+                Some(shm)
+            }
+            _ => None,
+        }
+    }
+
+    /// [`Shm::take_eager`] where [`Network::shm_alone`]; `None` when nothing has
+    /// arrived, `Some(false)` when a progress pass is needed (also wherever shared
+    /// memory is not alone).
     #[inline]
     pub(crate) fn take_eager(
         &mut self,
         accept: impl FnOnce(usize, Envelope, &[u8]) -> bool,
     ) -> Option<bool> {
-        match &mut self.shm {
-            Some(shm) if self.tcp.is_none() && !self.lo.is_pending() && !shm.has_blocked() => {
-                shm.take_eager(accept)
-            }
-            _ => Some(false),
+        self.shm_alone()
+            .map_or(Some(false), |shm| shm.take_eager(accept))
+    }
+
+    /// [`Shm::head`] where [`Network::shm_alone`] (else [`Head::Other`]).
+    #[inline]
+    pub(crate) fn head(&mut self) -> Head {
+        self.shm_alone().map_or(Head::Other, |shm| shm.head())
+    }
+
+    /// [`Shm::take_head`]: the frame that ends `at`, from [`Network::head`], is handled.
+    #[inline]
+    pub(crate) fn take_head(&mut self, at: At) {
+        if let Some(shm) = self.shm.as_mut() {
+            shm.take_head(at);
         }
     }
 

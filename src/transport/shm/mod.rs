@@ -30,7 +30,7 @@ use std::os::fd::RawFd;
 use std::sync::atomic::{Ordering, fence};
 use std::time::Duration;
 
-use super::frame::{Envelope, Header, HelpRequest, Kind, OutFrame, Payload, RemoteBuf};
+use super::frame::{Envelope, Header, HelpRequest, Kind, OutFrame, Payload, RemoteBuf, flags};
 use super::{Sink, Transport};
 use crate::error::{Error, Result};
 use crate::userbuf::{UserBuf, UserBufMut};
@@ -141,6 +141,38 @@ const PROBE_BYTES: usize = 4096;
 /// 4 KiB message out 0.52, and writing it in took the sender almost nothing
 /// (`benches/copy_floor.c`, slow phase).
 pub(crate) const READ_FROM: usize = 4096;
+
+/// What waits at the head of a rank's ring, for a blocking call that takes its own
+/// frame off the ring ([`Shm::head`]).
+pub(crate) enum Head {
+    Empty,
+    /// An offer of a single copy: an RTS with the sender's buffer.
+    Offer(Offer),
+    /// A FIN: the receiver of send `sreq` of ours has read it.
+    Fin {
+        peer: usize,
+        sreq: u64,
+        at: At,
+    },
+    /// Any other frame, or a malformed one (which [`Transport::progress`] reports).
+    Other,
+}
+
+/// See [`Head::Offer`].
+pub(crate) struct Offer {
+    /// The sender's world rank.
+    pub peer: usize,
+    pub hdr: Header,
+    /// The buffer to read.
+    pub remote: RemoteBuf,
+    pub at: At,
+}
+
+/// Where a frame [`Shm::head`] found ends: what [`Shm::take_head`] needs.
+#[derive(Clone, Copy)]
+pub(crate) struct At {
+    lines: u64,
+}
 
 /// This rank's side of the mid-size messages' way: the word in which it asks the
 /// ranks of its node to offer messages of some size classes for reading (bit `c`:
@@ -507,11 +539,11 @@ impl Shm {
         Ok(peer)
     }
 
-    /// Moves this rank's head past `frame`, which it has handled.
+    /// Moves this rank's head past a frame of `lines`, which it has handled.
     #[inline]
-    fn consumed(&mut self, frame: &ring::Frame) {
-        self.head += frame.lines;
-        self.ahead = ring::lines_ahead(frame.lines);
+    fn consumed(&mut self, lines: u64) {
+        self.head += lines;
+        self.ahead = ring::lines_ahead(lines);
     }
 
     /// Takes the frame at the head of this rank's ring if it is a plain eager message
@@ -540,9 +572,50 @@ impl Shm {
         if !accept(peer, frame.hdr.envelope(), bytes) {
             return Some(false);
         }
-        self.consumed(&frame);
+        self.consumed(frame.lines);
         self.publish();
         Some(true)
+    }
+
+    /// What waits at the head of this rank's ring. It stays there until
+    /// [`Shm::take_head`].
+    #[inline]
+    pub(crate) fn head(&self) -> Head {
+        let inbox = self.inboxes[self.local];
+        let Some(frame) = inbox.peek(self.head, self.ahead) else {
+            return Head::Empty;
+        };
+        let Ok(peer) = self.sender(&frame) else {
+            return Head::Other;
+        };
+        let at = At { lines: frame.lines };
+        let hdr = frame.hdr;
+        match hdr.kind() {
+            Some(Kind::Fin) if hdr.payload == 0 => Head::Fin {
+                peer,
+                sreq: hdr.a,
+                at,
+            },
+            Some(Kind::Rts) if hdr.flags & flags::SINGLE_COPY != 0 => match inbox.payload(&frame) {
+                Some(bytes) if bytes.len() == std::mem::size_of::<RemoteBuf>() => {
+                    Head::Offer(Offer {
+                        peer,
+                        hdr,
+                        remote: bytemuck::pod_read_unaligned(bytes),
+                        at,
+                    })
+                }
+                _ => Head::Other,
+            },
+            _ => Head::Other,
+        }
+    }
+
+    /// Takes the frame that ends `at` ([`Shm::head`]) off the ring.
+    #[inline]
+    pub(crate) fn take_head(&mut self, at: At) {
+        self.consumed(at.lines);
+        self.publish();
     }
 
     /// Whether frames of ours wait for room in a local peer's ring.
@@ -1118,7 +1191,7 @@ impl Transport for Shm {
         let mut moved = false;
         while let Some(frame) = inbox.peek(self.head, self.ahead) {
             self.deliver(&frame, sink)?;
-            self.consumed(&frame);
+            self.consumed(frame.lines);
             moved = true;
         }
         self.publish();

@@ -2,8 +2,10 @@
 //! they can (`src/engine/blocking_recv.rs`), and every way they hand over to the usual
 //! path: a message for another receive at the ring's head, a synchronous send, a
 //! rendezvous, payloads that wrap around the ring's end (with tiny rings), wildcards,
-//! truncation. Rank 2k talks to rank 2k+1; with an odd rank count the last rank talks
-//! to itself (a message to itself keeps the short way off).
+//! truncation; and offers of a single copy, which a blocking receive reads itself
+//! where it can, and whose FIN a blocking send takes off the ring itself. Rank 2k
+//! talks to rank 2k+1; with an odd rank count the last rank talks to itself (a
+//! message to itself keeps the short way off).
 
 use oxmpi::{ANY_SOURCE, ANY_TAG, Error};
 use oxmpi_testprogs::{check, partner, pattern};
@@ -123,6 +125,16 @@ fn main() -> oxmpi::Result<()> {
         });
     }
 
+    // 6-9: messages offered for a single copy (rendezvous, and mid-size ones where
+    //    the receiver asks), which a blocking receive reads itself where the offer is
+    //    at the ring's head, and whose FIN a blocking send takes off the ring itself,
+    //    leaving the answer behind it (`src/engine/blocking_send.rs`). A rank that
+    //    talks to itself sits them out (a blocking send to itself never completes).
+    world.barrier()?;
+    if peer != rank {
+        offers(&world, peer, first)?;
+    }
+
     world.barrier()?;
     if rank == 0 {
         println!("blocking_recv ok on {size} ranks");
@@ -144,5 +156,106 @@ fn receive_mixed(world: &oxmpi::Comm, peer: i32, big: &[u8]) -> oxmpi::Result<()
             large.len()
         )
     });
+    Ok(())
+}
+
+/// How long a receiver of steps 7 and 8 leaves its ring alone before receiving.
+const SETTLE: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Steps 6-9 with `peer` (`first` starts each exchange).
+fn offers(world: &oxmpi::Comm, peer: i32, first: bool) -> oxmpi::Result<()> {
+    // 6. Ping-pong of mid-size and large messages, new contents every time, enough of
+    //    each that the receivers' learners also stream some (their bursts).
+    for len in [4097usize, 8192, 16_384, 65_536, 100_003, 127 * 1024] {
+        for i in 0..100u64 {
+            let msg = pattern(len as u64 * 1000 + i, len);
+            let mut got = vec![0u8; len];
+            if first {
+                world.send(&msg, peer, 20)?;
+                let st = world.recv(&mut got, peer, 20)?;
+                check(world, st.bytes == len && got == msg, || {
+                    format!(
+                        "ping-pong {i} of {len} bytes came back as {} bytes",
+                        st.bytes
+                    )
+                });
+            } else {
+                let st = world.recv(&mut got, ANY_SOURCE, ANY_TAG)?;
+                check(
+                    world,
+                    st.bytes == len && st.source == peer && st.tag == 20 && got == msg,
+                    || format!("ping {i} of {len} bytes arrived as {} bytes", st.bytes),
+                );
+                world.send(&got, peer, 20)?;
+            }
+        }
+    }
+
+    // 7. The offer at the head is for a later receive: tag 22 is asked for first. The
+    //    receiver lets the offers arrive before it looks (a rank that progresses
+    //    takes them into its unexpected queue; the order is right either way).
+    let (a, b) = (pattern(21, 50_000), pattern(22, 60_000));
+    if first {
+        oxmpi::scope(|s| -> oxmpi::Result<()> {
+            let x = world.isend(s, &a, peer, 21)?;
+            let y = world.isend(s, &b, peer, 22)?;
+            oxmpi::wait_all(vec![x, y]).map(drop)
+        })?;
+    } else {
+        let (mut got_b, mut got_a) = (vec![0u8; b.len()], vec![0u8; a.len()]);
+        std::thread::sleep(SETTLE);
+        world.recv(&mut got_b, peer, 22)?;
+        world.recv(&mut got_a, peer, 21)?;
+        check(world, got_a == a && got_b == b, || {
+            "offers out of tag order".into()
+        });
+    }
+
+    // 8. An offer too long for the buffer (at the head, as in 7) is reported, writes
+    //    nothing and completes its sender; the next offer arrives whole.
+    let (long, next) = (pattern(23, 40_000), pattern(24, 30_000));
+    if first {
+        world.send(&long, peer, 23)?;
+        world.send(&next, peer, 23)?;
+    } else {
+        let mut small = vec![0xAAu8; 20_000];
+        std::thread::sleep(SETTLE);
+        match world.recv(&mut small, peer, 23) {
+            Err(Error::Truncated {
+                message_bytes: 40_000,
+                buffer_bytes: 20_000,
+                ..
+            }) => {}
+            other => check(world, false, || {
+                format!("expected truncation of an offer, got {other:?}")
+            }),
+        }
+        check(world, small.iter().all(|&b| b == 0xAA), || {
+            "a truncated offer wrote the buffer".into()
+        });
+        let mut got = vec![0u8; next.len()];
+        world.recv(&mut got, peer, 23)?;
+        check(world, got == next, || "the offer after a truncation".into());
+    }
+
+    // 9. A blocking send whose FIN comes after another message: the message waits in
+    //    the unexpected queue for its receive.
+    let big = pattern(25, 70_000);
+    if first {
+        world.send(&big, peer, 25)?;
+        let mut small = [0u64; 4];
+        world.recv(&mut small, peer, 26)?;
+        check(world, small == [26; 4], || {
+            format!("message before a FIN: {small:?}")
+        });
+    } else {
+        let mut got = vec![0u8; big.len()];
+        oxmpi::scope(|s| -> oxmpi::Result<()> {
+            let x = world.isend(s, &[26u64; 4], peer, 26)?;
+            world.recv(&mut got, peer, 25)?;
+            x.wait().map(drop)
+        })?;
+        check(world, got == big, || "the send beside a message".into());
+    }
     Ok(())
 }
