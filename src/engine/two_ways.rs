@@ -141,18 +141,21 @@ impl TwoWays {
     /// long as the other: its estimates, scaled by the sizes, count as settled, and the
     /// class explores first about [`EXPLORE_FAR`] uses later. Learning every class anew,
     /// a sweep of `oxbench` sent a tenth of the 112 messages it times at 128 KiB and
-    /// more the slower way (streaming, 2-4 times as slow on the Xeon VM). The estimate
-    /// of the way taken follows its own times; should it come within [`FAR`] of the
-    /// other way's before that has been timed here (checked from the [`SETTLED`]th time
-    /// on: a class's first uses are slower, pages pinned and buffers touched for the
-    /// first time, and a 32 KiB class's first reads took twice the later ones), the
-    /// neighbour's figures no longer say which is faster, and the other way is tried at
-    /// once, as in a new class. (The
-    /// way taken may well slow down more than the sizes say: 1 MiB took 3 times as long
-    /// as 512 KiB, past the caches.) The collectives' estimators are not neighbourly:
-    /// their ways' times include waiting for the other ranks, and one class's figures
-    /// said little of the next (a 2-rank allreduce of 1 MiB started from 512 KiB's took
-    /// 1.06-1.09 of the time, three sets of 8-10 interleaved rounds).
+    /// more the slower way (streaming, 2-4 times as slow on the Xeon VM).
+    ///
+    /// The estimate of the way taken follows its own times; should it come within
+    /// [`FAR`] of the other way's before that has been timed here, the neighbour's
+    /// figures no longer say which is faster, and the other way is tried at once, as in
+    /// a new class. That is looked at from the [`SETTLED`]th time on: a class's first
+    /// uses are slower (pages pinned and buffers touched for the first time; a 32 KiB
+    /// class's first reads took twice the later ones). The way taken may well slow down
+    /// more than the sizes say (1 MiB took 3 times as long as 512 KiB, past the
+    /// caches), so its own figures are not compared with the neighbour's.
+    ///
+    /// The collectives' estimators are not neighbourly: their ways' times include
+    /// waiting for the other ranks, and one class's figures said little of the next (a
+    /// 2-rank allreduce of 1 MiB started from 512 KiB's took 1.06-1.09 of the time,
+    /// three sets of 8-10 interleaved rounds).
     fn seed(&mut self, k: usize) {
         let near = [k.checked_sub(1), k.checked_add(1)];
         let Some((j, n)) = near
