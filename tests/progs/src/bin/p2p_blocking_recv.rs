@@ -3,12 +3,13 @@
 //! path: a message for another receive at the ring's head, a synchronous send, a
 //! rendezvous, payloads that wrap around the ring's end (with tiny rings), wildcards,
 //! truncation; and offers of a single copy, which a blocking receive reads itself
-//! where it can, and whose FIN a blocking send takes off the ring itself. Rank 2k
+//! where it can, and whose FIN a blocking send takes off the ring itself, also from
+//! several senders to a wildcard receive. Rank 2k
 //! talks to rank 2k+1; with an odd rank count the last rank talks to itself (a
 //! message to itself keeps the short way off).
 
 use oxmpi::{ANY_SOURCE, ANY_TAG, Error};
-use oxmpi_testprogs::{check, partner, pattern};
+use oxmpi_testprogs::{check, partner, pattern, seed};
 
 fn main() -> oxmpi::Result<()> {
     let universe = oxmpi::init()?;
@@ -135,6 +136,13 @@ fn main() -> oxmpi::Result<()> {
         offers(&world, peer, first)?;
     }
 
+    // 10. Every other rank sends rank 0 messages of every protocol, some synchronous,
+    //     received with wildcards: each sender's come in its order whatever the
+    //     others', and the answers rank 0 sends back now and then have their FINs
+    //     arrive among the other senders' offers.
+    world.barrier()?;
+    many_to_one(&world)?;
+
     world.barrier()?;
     if rank == 0 {
         println!("blocking_recv ok on {size} ranks");
@@ -256,6 +264,68 @@ fn offers(world: &oxmpi::Comm, peer: i32, first: bool) -> oxmpi::Result<()> {
             x.wait().map(drop)
         })?;
         check(world, got == big, || "the send beside a message".into());
+    }
+    Ok(())
+}
+
+/// Sizes of step 10: eager, mid-size (offered where the receiver asks) and large.
+const MANY_SIZES: [usize; 8] = [0, 8, 3000, 4097, 8192, 12_000, 33_000, 70_000];
+/// Messages each sender sends rank 0 in step 10; every fourth is answered.
+const MANY_ROUNDS: u64 = 24;
+
+/// The size of message `i` of step 10 from `src` (the answer's: `src` 0).
+fn many_size(src: i32, i: u64) -> usize {
+    MANY_SIZES[((i + src as u64) % MANY_SIZES.len() as u64) as usize]
+}
+
+/// Step 10.
+fn many_to_one(world: &oxmpi::Comm) -> oxmpi::Result<()> {
+    let (rank, size) = (world.rank(), world.size());
+    let mut buf = vec![0u8; 70_000];
+    if rank == 0 {
+        let mut next = vec![0u64; size as usize];
+        for _ in 0..MANY_ROUNDS * (size as u64 - 1) {
+            let st = world.recv(&mut buf, ANY_SOURCE, ANY_TAG)?;
+            let src = st.source;
+            let i = next[src as usize];
+            next[src as usize] += 1;
+            let len = many_size(src, i);
+            let ok = st.bytes == len
+                && st.tag == 30 + (i % 3) as i32
+                && buf[..len] == pattern(seed(src, 0, len, i), len)[..];
+            check(world, ok, || {
+                format!(
+                    "message {i} from {src} should be {len} B with tag {}, got {} B tag {}",
+                    30 + i % 3,
+                    st.bytes,
+                    st.tag
+                )
+            });
+            if i % 4 == 3 {
+                let len = many_size(0, i / 4 + src as u64);
+                world.send(&pattern(seed(0, src, len, i), len), src, 33)?;
+            }
+        }
+    } else {
+        for i in 0..MANY_ROUNDS {
+            let len = many_size(rank, i);
+            let msg = pattern(seed(rank, 0, len, i), len);
+            let tag = 30 + (i % 3) as i32;
+            if i % 5 == 2 {
+                world.ssend(&msg, 0, tag)?;
+            } else {
+                world.send(&msg, 0, tag)?;
+            }
+            if i % 4 == 3 {
+                let len = many_size(0, i / 4 + rank as u64);
+                let st = world.recv(&mut buf, 0, 33)?;
+                check(
+                    world,
+                    st.bytes == len && buf[..len] == pattern(seed(0, rank, len, i), len)[..],
+                    || format!("answer {i} of {len} B came as {} B", st.bytes),
+                );
+            }
+        }
     }
     Ok(())
 }
