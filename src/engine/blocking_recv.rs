@@ -29,8 +29,6 @@
 //! progress pass handles that frame. A message taken counts as progress for the
 //! watch over silent peers, as one a progress pass delivers does.
 
-use std::time::Instant;
-
 use super::large_receives::{self, Way};
 use super::matching::Pattern;
 use super::protocol::{control, credit_matched, land_eager};
@@ -156,7 +154,8 @@ impl Engine {
         {
             return None;
         }
-        let start = Instant::now();
+        // Counted now: a read the kernel refuses is counted again the usual way.
+        let clock = core.rendezvous.as_mut().and_then(|l| l.read_alone(size));
         match self.net.pull_one(peer, &offer.remote, buf.sub(0, size)) {
             Ok(true) => {}
             Ok(false) => return None,
@@ -172,8 +171,8 @@ impl Engine {
             credit_matched(&mut core.outbox, &mut core.credits, peer, size);
         }
         core.outbox.push((peer, control(Kind::Fin, offer.hdr.a, 0)));
-        if let Some(l) = core.rendezvous.as_mut() {
-            l.read_alone(size, start);
+        if let (Some(start), Some(l)) = (clock, core.rendezvous.as_mut()) {
+            l.read_alone_done(size, start);
         }
         large_receives::count(Way::SingleCopy);
         Some(Ok(Status {

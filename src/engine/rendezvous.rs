@@ -75,7 +75,9 @@ impl Mid {
     /// Nothing learned yet: every class goes eagerly until its messages say otherwise.
     fn new(eager_limit: usize, on_node: Vec<bool>, requests: Option<ReadRequests>) -> Mid {
         Mid {
-            ways: TwoWays::new(true),
+            // Not neighbourly: an eager copy against a read, unlike a read against a
+            // stream, was measured at the one size class a sweep uses (8 KiB).
+            ways: TwoWays::new(false),
             eager_limit,
             on_node,
             seen: 0,
@@ -173,17 +175,20 @@ impl Learner {
         }
     }
 
-    /// A message of `len` bytes that [`Learner::would_read`] was read from `start` on
-    /// without a request (a blocking receive's short way, `blocking_recv`): counted,
-    /// and timed where it counts, as a receive matched at `start` would be.
-    pub(crate) fn read_alone(&mut self, len: usize, start: Instant) {
-        let choice = self.choose(len);
+    /// A message of `len` bytes that [`Learner::would_read`] is about to be read
+    /// without a request (a blocking receive's short way, `blocking_recv`): counted as
+    /// a receive matched now would be; when to time it from, if its time counts.
+    pub(crate) fn read_alone(&mut self, len: usize) -> Option<Instant> {
+        self.choose(len).record.then(Instant::now)
+    }
+
+    /// The message of `len` bytes timed from `start` ([`Learner::read_alone`]) has
+    /// been read.
+    pub(crate) fn read_alone_done(&mut self, len: usize, start: Instant) {
         let now = Instant::now();
         let last_done = std::mem::replace(&mut self.last_done, now);
-        if choice.record {
-            let took = now.saturating_duration_since(start.max(last_done));
-            self.record_read(len, took.as_nanos() as f64);
-        }
+        let took = now.saturating_duration_since(start.max(last_done));
+        self.record_read(len, took.as_nanos() as f64);
     }
 
     /// When to time the copy-out of an eager message of `len` bytes from world rank

@@ -19,6 +19,10 @@ pub(super) const EXPLORE: u32 = 256;
 pub(super) const EXPLORE_FAR: u32 = 1024;
 /// See [`EXPLORE_FAR`].
 const FAR: f64 = 1.5;
+/// Where the other way is explored every [`EXPLORE_FAR`] uses, one use in this many of
+/// the faster way is timed: its estimate needs no more, and a blocking receive that
+/// is not timed reads no clock (two a message, 2-4% of a 16-64 KiB ping-pong here).
+const SAMPLE_FAR: u32 = 8;
 /// How many times as long one way of a class must take as the other for the classes
 /// beside it to start from its estimates ([`TwoWays::seed`]).
 const SEED_FAR: f64 = 2.0;
@@ -55,6 +59,17 @@ pub(super) struct Class {
 }
 
 impl Class {
+    /// Whether use `uses` of the class, going the `first` way (or not), is timed: all
+    /// but the faster way's uses where the other is explored every [`EXPLORE_FAR`],
+    /// of which one in [`SAMPLE_FAR`] (and each until a seeded class has looked at its
+    /// [`SETTLED`] times, see [`TwoWays::seed`]).
+    fn sampled(&self, first: bool, uses: u32) -> bool {
+        let [a, b] = self.ns;
+        let far = self.samples.iter().all(|&n| n >= SETTLED) && a.max(b) > FAR * a.min(b);
+        let checking = self.seeded.is_some_and(|(_, timed)| timed < SETTLED);
+        !far || first != (a <= b) || uses.is_multiple_of(SAMPLE_FAR) || checking
+    }
+
     /// Whether use `uses` of the class goes the first way (see [`TwoWays::choose`]).
     fn first(&self, uses: u32) -> bool {
         match self.ns {
@@ -119,7 +134,7 @@ impl TwoWays {
         let c = &mut self.classes[k];
         c.uses = c.uses.wrapping_add(1);
         let first = c.first(c.uses);
-        let record = c.last_first == Some(first);
+        let record = c.last_first == Some(first) && c.sampled(first, c.uses);
         c.last_first = Some(first);
         Choice { first, record }
     }
@@ -133,15 +148,16 @@ impl TwoWays {
         (!(fresh && self.neighbourly)).then(|| c.first(c.uses.wrapping_add(1)))
     }
 
-    /// Where the estimator is neighbourly (the rendezvous receiver's, whose ways' costs
-    /// are the machine's: a read's system call and page pinning against lines crossing
-    /// between the cores for every chunk), a class used for the first time starts from
-    /// what a neighbouring one (the class below, else the one above) has learned, where
-    /// that one is settled and one of its ways takes more than [`SEED_FAR`] times as
-    /// long as the other: its estimates, scaled by the sizes, count as settled, and the
-    /// class explores first about [`EXPLORE_FAR`] uses later. Learning every class anew,
-    /// a sweep of `oxbench` sent a tenth of the 112 messages it times at 128 KiB and
-    /// more the slower way (streaming, 2-4 times as slow on the Xeon VM).
+    /// Where the estimator is neighbourly (the rendezvous receiver's of large messages,
+    /// whose ways' costs are the machine's: a read's system call and page pinning
+    /// against lines crossing between the cores for every chunk), a class used for the
+    /// first time starts from what a neighbouring one (the class below, else the one
+    /// above) has learned, where that one is settled and one of its ways takes more than
+    /// [`SEED_FAR`] times as long as the other: its estimates, scaled by the sizes,
+    /// count as settled, and the class explores first about [`EXPLORE_FAR`] uses later.
+    /// Learning every class anew, a sweep of `oxbench` sent a tenth of the 112 messages
+    /// it times at 128 KiB and more the slower way (streaming, 2-4 times as slow on the
+    /// Xeon VM).
     ///
     /// The estimate of the way taken follows its own times; should it come within
     /// [`FAR`] of the other way's before that has been timed here, the neighbour's
@@ -270,6 +286,32 @@ mod tests {
         uses(&mut alone, 1 << 16, 300, false, 3.0);
         let own = uses(&mut alone, 1 << 17, 6, false, 3.0);
         assert_eq!(own, [true, true, true, false, false, false]);
+    }
+
+    #[test]
+    fn where_the_ways_are_far_apart_the_faster_is_timed_one_use_in_eight() {
+        let mut w = TwoWays::new(false);
+        uses(&mut w, 1 << 16, 300, true, 3.0);
+        let (mut timed, mut other) = (0, 0);
+        for _ in 0..EXPLORE_FAR {
+            let c = w.choose(1 << 16);
+            if c.first {
+                timed += u32::from(c.record);
+            } else {
+                other += 1;
+            }
+        }
+        assert_eq!(other, BURST, "one burst of the other way");
+        let firsts = EXPLORE_FAR - BURST;
+        assert!(
+            timed.abs_diff(firsts / SAMPLE_FAR) <= 2,
+            "{timed} of {firsts} timed"
+        );
+        // Where the ways are close, every use is timed.
+        let mut close = TwoWays::new(false);
+        uses(&mut close, 1 << 16, 300, true, 1.2);
+        let recorded = (0..100).filter(|_| close.choose(1 << 16).record).count();
+        assert!(recorded >= 90, "{recorded}");
     }
 
     #[test]
