@@ -119,6 +119,16 @@ impl Mid {
     }
 }
 
+/// The time in nanoseconds of a receive matched at `start` and complete at `now`, the
+/// last rendezvous receive before it having completed at `last_done`. Receives in
+/// flight together complete one after the other (streams share the ring): a receive
+/// is timed from the later of its match and the previous completion. (A stream is
+/// never charged a read: a read completes where its call ends.)
+fn took(start: Instant, last_done: Instant, now: Instant) -> f64 {
+    now.saturating_duration_since(start.max(last_done))
+        .as_nanos() as f64
+}
+
 /// A receive being timed: when it was matched, and its way.
 struct Timed {
     id: ReqId,
@@ -187,8 +197,7 @@ impl Learner {
     pub(crate) fn read_alone_done(&mut self, len: usize, start: Instant) {
         let now = Instant::now();
         let last_done = std::mem::replace(&mut self.last_done, now);
-        let took = now.saturating_duration_since(start.max(last_done));
-        self.record_read(len, took.as_nanos() as f64);
+        self.record_read(len, took(start, last_done, now));
     }
 
     /// When to time the copy-out of an eager message of `len` bytes from world rank
@@ -283,12 +292,7 @@ impl Learner {
             return;
         };
         let t = self.timed.swap_remove(i);
-        // Receives in flight together complete one after the other (streams share
-        // the ring): a stream is timed from the later of its match and the previous
-        // completion. (A stream is never charged a read: a read completes where its
-        // call ends.)
-        let took = now.saturating_duration_since(t.start.max(last_done));
-        let ns = took.as_nanos() as f64;
+        let ns = took(t.start, last_done, now);
         if t.single_copy {
             self.record_read(len, ns);
         } else {

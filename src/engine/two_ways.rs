@@ -59,15 +59,26 @@ pub(super) struct Class {
 }
 
 impl Class {
+    /// Whether both ways have [`SETTLED`] timed uses.
+    fn is_settled(&self) -> bool {
+        self.samples.iter().all(|&n| n >= SETTLED)
+    }
+
+    /// Whether one way's estimate is more than `ratio` times the other's.
+    fn apart(&self, ratio: f64) -> bool {
+        let [a, b] = self.ns;
+        a.max(b) > ratio * a.min(b)
+    }
+
     /// Whether use `uses` of the class, going the `first` way (or not), is timed: all
     /// but the faster way's uses where the other is explored every [`EXPLORE_FAR`],
     /// of which one in [`SAMPLE_FAR`] (and each until a seeded class has looked at its
     /// [`SETTLED`] times, see [`TwoWays::seed`]).
     fn sampled(&self, first: bool, uses: u32) -> bool {
-        let [a, b] = self.ns;
-        let far = self.samples.iter().all(|&n| n >= SETTLED) && a.max(b) > FAR * a.min(b);
+        let far = self.is_settled() && self.apart(FAR);
         let checking = self.seeded.is_some_and(|(_, timed)| timed < SETTLED);
-        !far || first != (a <= b) || uses.is_multiple_of(SAMPLE_FAR) || checking
+        let faster = self.ns[0] <= self.ns[1];
+        !far || first != faster || uses.is_multiple_of(SAMPLE_FAR) || checking
     }
 
     /// Whether use `uses` of the class goes the first way (see [`TwoWays::choose`]).
@@ -79,7 +90,7 @@ impl Class {
                 let loser = usize::from(a <= b);
                 let every = if self.samples[loser] < SETTLED {
                     EXPLORE_EARLY
-                } else if a.max(b) > FAR * a.min(b) {
+                } else if self.apart(FAR) {
                     EXPLORE_FAR
                 } else {
                     EXPLORE
@@ -178,10 +189,7 @@ impl TwoWays {
             .into_iter()
             .flatten()
             .filter_map(|j| Some((j, *self.classes.get(j)?)))
-            .find(|(_, n)| {
-                let [a, b] = n.ns;
-                n.samples.iter().all(|&s| s >= SETTLED) && a.max(b) > SEED_FAR * a.min(b)
-            })
+            .find(|(_, n)| n.is_settled() && n.apart(SEED_FAR))
         else {
             return;
         };
@@ -199,10 +207,7 @@ impl TwoWays {
     /// Whether both ways of `len` bytes' class have [`SETTLED`] timed uses: then it
     /// explores only in rare bursts.
     pub(crate) fn settled(&self, len: usize) -> bool {
-        self.classes[class(len)]
-            .samples
-            .iter()
-            .all(|&n| n >= SETTLED)
+        self.classes[class(len)].is_settled()
     }
 
     /// A use of `len` bytes went the `first` way (or not) in `ns` nanoseconds: into
