@@ -227,7 +227,14 @@ impl Engine {
 
     /// Moves everything that can move without blocking. Returns whether anything did.
     pub(crate) fn progress(&mut self) -> Result<bool> {
-        let mut moved = self.net.progress(&mut self.core)?;
+        if let Some(l) = self.core.rendezvous.as_mut() {
+            l.pass();
+        }
+        let got = self.net.progress(&mut self.core);
+        if let Some(l) = self.core.rendezvous.as_mut() {
+            l.pass_over();
+        }
+        let mut moved = got?;
         if !self.core.takes.is_empty() {
             self.run_takes()?;
             moved = true;
