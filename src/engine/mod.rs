@@ -325,12 +325,10 @@ impl Engine {
                 }
                 pulled
             };
-            for pull in pulls.drain(..n) {
-                if pulled {
-                    large_receives::count(Way::SingleCopy);
-                }
-                self.core.finish_pull(pull, pulled);
+            if pulled {
+                (0..n).for_each(|_| large_receives::count(Way::SingleCopy));
             }
+            self.core.finish_pulls(pulls.drain(..n), pulled);
         }
         keep_room(&mut self.core.pulls, pulls);
         Ok(())
@@ -339,18 +337,14 @@ impl Engine {
     /// Reads `pulls`, all from `peer`, sharing the copy with it (none kept whole): one
     /// message in halves, several (a bandwidth test's window of 64 KiB messages, read
     /// in one system call, left the sender's core idle) a message a claim.
-    fn split_pulls(&mut self, peer: usize, mut pulls: Vec<Pull>) -> Result<()> {
+    fn split_pulls(&mut self, peer: usize, pulls: Vec<Pull>) -> Result<()> {
         let parts: Vec<_> = pulls.iter().map(|p| (p.remote, p.dest, p.sreq)).collect();
         let start = Instant::now();
         match self.net.pull(peer, &parts)? {
             // Not returned: the caller would get back buffers the sender may still
             // write into (see `with`).
             Pulled::FailedShared(e) => self.die(&e),
-            Pulled::Refused => {
-                for pull in pulls.drain(..) {
-                    self.core.finish_pull(pull, false);
-                }
-            }
+            Pulled::Refused => self.core.finish_pulls(pulls, false),
             Pulled::Done => {
                 pulls.iter().for_each(|_| large_receives::count(Way::Split));
                 self.core.finish_split(pulls, start);

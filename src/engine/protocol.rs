@@ -123,6 +123,29 @@ pub(super) fn control(kind: Kind, a: u64, b: u64) -> OutFrame {
     }
 }
 
+/// The most requests one FIN names: its payload fits the smallest ring's frames.
+const FIN_NAMES: usize = 64;
+
+/// Queues the FINs that free the buffers of `peer`'s sends `first` and `more`, read
+/// by this rank: one frame for up to [`FIN_NAMES`] of them, `first` in
+/// its header and the others as its payload. A bandwidth test's receiver, busy all
+/// the time reading 64 messages of 8 KiB a window, spent 3-6% of it writing a FIN
+/// for each.
+pub(super) fn fin(outbox: &mut Vec<(usize, OutFrame)>, peer: usize, first: u64, more: Vec<u64>) {
+    if more.is_empty() {
+        outbox.push((peer, control(Kind::Fin, first, 0)));
+        return;
+    }
+    let mut names = std::iter::once(first).chain(more);
+    while let Some(head) = names.next() {
+        let rest: Vec<u64> = names.by_ref().take(FIN_NAMES - 1).collect();
+        let mut frame = control(Kind::Fin, head, 0);
+        frame.hdr.payload = (rest.len() * 8) as u64;
+        frame.payload = Payload::Names(rest);
+        outbox.push((peer, frame));
+    }
+}
+
 /// The clear-to-send that refuses announced message `sreq`: its sender completes
 /// without sending the data.
 pub(super) fn refusal(sreq: u64) -> OutFrame {
@@ -334,27 +357,40 @@ impl Core {
         )
     }
 
-    /// Finishes a single-copy read: the receive completes and the sender may too, or,
-    /// when the read was refused, the sender is asked to send the data instead.
-    pub(crate) fn finish_pull(&mut self, pull: Pull, pulled: bool) {
-        if let Some(l) = self.rendezvous.as_mut() {
-            if pulled {
-                l.finished(pull.rreq, pull.dest.len());
-            } else {
-                l.forget(pull.rreq);
+    /// Finishes single-copy reads, all from one sender: the receives complete and the
+    /// sender's requests may too (one FIN names them all, [`fin`]), or, when the reads
+    /// were refused, the sender is asked to send the data of each instead.
+    pub(crate) fn finish_pulls(&mut self, pulls: impl IntoIterator<Item = Pull>, pulled: bool) {
+        let mut done: Option<(usize, u64)> = None;
+        let mut more = Vec::new();
+        for pull in pulls {
+            if let Some(l) = self.rendezvous.as_mut() {
+                if pulled {
+                    l.finished(pull.rreq, pull.dest.len());
+                } else {
+                    l.forget(pull.rreq);
+                }
+            }
+            if !pulled {
+                self.outbox
+                    .push((pull.peer, control(Kind::Cts, pull.sreq, pull.rreq.0)));
+                continue;
+            }
+            match done {
+                None => done = Some((pull.peer, pull.sreq)),
+                Some((peer, _)) => {
+                    debug_assert_eq!(peer, pull.peer, "pulls finished together share a sender");
+                    more.push(pull.sreq);
+                }
+            }
+            if let Some(Op::Recv(r)) = self.reqs.get(pull.rreq)
+                && let RecvPhase::Data { status, .. } = r.phase
+            {
+                self.reqs.complete(pull.rreq, Ok(status));
             }
         }
-        if !pulled {
-            self.outbox
-                .push((pull.peer, control(Kind::Cts, pull.sreq, pull.rreq.0)));
-            return;
-        }
-        self.outbox
-            .push((pull.peer, control(Kind::Fin, pull.sreq, 0)));
-        if let Some(Op::Recv(r)) = self.reqs.get(pull.rreq)
-            && let RecvPhase::Data { status, .. } = r.phase
-        {
-            self.reqs.complete(pull.rreq, Ok(status));
+        if let Some((peer, first)) = done {
+            fin(&mut self.outbox, peer, first, more);
         }
     }
 
@@ -368,9 +404,7 @@ impl Core {
             let reads: Vec<_> = pulls.iter().map(|p| (p.rreq, p.dest.len())).collect();
             l.finished_together(&reads, start.elapsed());
         }
-        for pull in pulls {
-            self.finish_pull(pull, true);
-        }
+        self.finish_pulls(pulls, true);
     }
 
     /// Our part of a split copy is done: tells receiver `peer` how many chunks of
@@ -453,6 +487,16 @@ impl Core {
             }
         };
         self.matcher.push_unexpected(Unexpected { peer, env, body });
+    }
+
+    /// `peer` has read the buffer of our send `sreq`: it completes.
+    fn fin_arrived(&mut self, peer: usize, sreq: u64) -> Result<()> {
+        let (id, s) = self.send_op(peer, sreq, "FIN")?;
+        if !matches!(s.phase, SendPhase::AwaitFin) {
+            return Err(self.protocol(peer, "FIN for a send not waiting for one".into()));
+        }
+        self.reqs.complete(id, Ok(Status::empty()));
+        Ok(())
     }
 
     fn send_op(
@@ -614,11 +658,15 @@ impl Sink for Core {
                 }
             }
             Some(Kind::Fin) => {
-                let (id, s) = self.send_op(peer, hdr.a, "FIN")?;
-                if !matches!(s.phase, SendPhase::AwaitFin) {
-                    return Err(self.protocol(peer, "FIN for a send not waiting for one".into()));
+                if !payload.len().is_multiple_of(8) {
+                    return Err(
+                        self.protocol(peer, format!("FIN naming sends in {} bytes", payload.len()))
+                    );
                 }
-                self.reqs.complete(id, Ok(Status::empty()));
+                self.fin_arrived(peer, hdr.a)?;
+                for name in payload.chunks_exact(8) {
+                    self.fin_arrived(peer, bytemuck::pod_read_unaligned(name))?;
+                }
             }
             Some(Kind::Help) => {
                 if payload.len() != std::mem::size_of::<HelpRequest>() {
@@ -732,5 +780,90 @@ impl Sink for Core {
             self.reqs.complete(id, Ok(Status::empty()));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::requests::SendOp;
+
+    /// Sends of rank 0 to rank 1 waiting for their FINs, from `data`.
+    fn awaiting_fins(core: &mut Core, data: &[u8], n: usize) -> Vec<ReqId> {
+        (0..n)
+            .map(|_| {
+                core.reqs.insert(Op::Send(SendOp {
+                    peer: 1,
+                    // SAFETY: `data` outlives the core the test drives.
+                    buf: unsafe { UserBuf::new(data) },
+                    phase: SendPhase::AwaitFin,
+                }))
+            })
+            .collect()
+    }
+
+    /// The FIN frames `fin` queues, as rank 1 would send them, handed to `core`.
+    fn deliver_fins(core: &mut Core, outbox: Vec<(usize, OutFrame)>) -> Result<()> {
+        outbox.into_iter().try_for_each(|(peer, frame)| {
+            assert_eq!((peer, frame.hdr.kind()), (0, Some(Kind::Fin)));
+            let mut hdr = frame.hdr;
+            hdr.src = 1;
+            core.frame(1, &hdr, frame.payload.bytes())
+        })
+    }
+
+    #[test]
+    fn one_fin_frees_the_buffers_of_sends_read_together_64_a_frame() {
+        let mut core = Core::new(0, 2, 1 << 20);
+        let data = [5u8; 8];
+        let sends = awaiting_fins(&mut core, &data, 130);
+        let names: Vec<u64> = sends.iter().map(|id| id.0).collect();
+        let mut outbox = Vec::new();
+        fin(&mut outbox, 0, names[0], names[1..].to_vec());
+        let per_frame: Vec<usize> = outbox
+            .iter()
+            .map(|(_, f)| 1 + f.payload.len() / 8)
+            .collect();
+        assert_eq!(per_frame, [64, 64, 2]);
+        assert!(
+            outbox
+                .iter()
+                .all(|(_, f)| f.hdr.payload == f.payload.len() as u64)
+        );
+        deliver_fins(&mut core, outbox).unwrap();
+        assert!(sends.iter().all(|&id| core.reqs.is_done(id)));
+        // One send read alone gets a FIN with no payload (a blocking send takes that
+        // one off its ring itself, `blocking_send`).
+        let alone = awaiting_fins(&mut core, &data, 1)[0];
+        let mut outbox = Vec::new();
+        fin(&mut outbox, 0, alone.0, Vec::new());
+        assert_eq!(outbox[0].1.hdr.payload, 0);
+        deliver_fins(&mut core, outbox).unwrap();
+        assert!(core.reqs.is_done(alone));
+    }
+
+    #[test]
+    fn a_fin_naming_sends_badly_is_a_protocol_error() {
+        let data = [5u8; 8];
+        let mut core = Core::new(0, 2, 1 << 20);
+        let sends = awaiting_fins(&mut core, &data, 2);
+        // A payload that is not whole request ids.
+        let mut hdr = control(Kind::Fin, sends[0].0, 0).hdr;
+        (hdr.src, hdr.payload) = (1, 12);
+        match core.frame(1, &hdr, &[0; 12]) {
+            Err(Error::Protocol { detail, .. }) => {
+                assert!(detail.contains("FIN naming sends in 12 bytes"), "{detail}")
+            }
+            other => panic!("expected a protocol error, got {other:?}"),
+        }
+        // A name among the others that is no send waiting for a FIN.
+        let mut outbox = Vec::new();
+        fin(&mut outbox, 0, sends[0].0, vec![sends[1].0, 999]);
+        match deliver_fins(&mut core, outbox) {
+            Err(Error::Protocol { detail, .. }) => {
+                assert!(detail.contains("FIN names no send of ours"), "{detail}")
+            }
+            other => panic!("expected a protocol error, got {other:?}"),
+        }
     }
 }

@@ -30,7 +30,8 @@ pub(crate) enum Kind {
     /// A synchronous eager send was matched. `a`: sender's request id.
     SyncAck = 5,
     /// The receiver pulled a large message itself (single-copy): the sender may
-    /// complete. `a`: sender's request id.
+    /// complete. `a`: sender's request id; the payload, if any, names more of them
+    /// (native-endian `u64`s, messages read together).
     Fin = 6,
     /// The receiver matched eager messages: `a` bytes of eager credit come back.
     Credit = 7,
@@ -198,6 +199,9 @@ pub(crate) enum Payload {
     Remote(RemoteBuf),
     /// Where the receiver of a shared copy wants the sender's chunks.
     Help(HelpRequest),
+    /// Request ids of the frame's receiver beyond the one in the header (a FIN for
+    /// several sends).
+    Names(Vec<u64>),
 }
 
 impl Payload {
@@ -207,6 +211,7 @@ impl Payload {
             Payload::User(u) => u.len(),
             Payload::Remote(r) => std::mem::size_of_val(r),
             Payload::Help(h) => std::mem::size_of_val(h),
+            Payload::Names(n) => size_of_val(n.as_slice()),
         }
     }
 
@@ -217,6 +222,7 @@ impl Payload {
             Payload::User(u) => u.as_slice(),
             Payload::Remote(r) => bytemuck::bytes_of(r),
             Payload::Help(h) => bytemuck::bytes_of(h),
+            Payload::Names(n) => bytemuck::cast_slice(n),
         }
     }
 }
