@@ -25,6 +25,13 @@ use super::protocol::{control, credit_matched, refusal};
 use super::requests::Op;
 use crate::transport::frame::Kind;
 
+/// Whether context id `ctx` carries a communicator's collectives (else its
+/// point-to-point messages).
+#[inline]
+pub(crate) fn is_collective(ctx: u32) -> bool {
+    ctx & 1 == 1
+}
+
 /// Number of id pairs (communicators alive at once in one process).
 pub(crate) const PAIRS: usize = 1024;
 /// Words of a free mask.

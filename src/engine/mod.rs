@@ -591,7 +591,12 @@ impl Engine {
         }
         let len = buf.len();
         let env = Envelope { ctx, src, tag };
-        let eager = self.net.sends_eagerly(peer, len) && self.core.credits.spend(peer, len);
+        // A collective's mid-size messages go eagerly whatever the receiver asks: a
+        // schedule posts its receives up front and its sends wait for no answer, so an
+        // eager send frees the sender at once where an offer holds it until the read
+        // (the asked way is learned from ping-pongs and windows of point-to-point).
+        let asks = !context::is_collective(ctx);
+        let eager = self.net.sends_eagerly(peer, len, asks) && self.core.credits.spend(peer, len);
         if !eager || sync {
             return self.start_send_tracked(env, peer, buf, eager, sync);
         }

@@ -15,6 +15,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::context::is_collective;
 use super::credits::Credits;
 use super::finalized::Finalized;
 use super::large_receives::{self, Way};
@@ -570,9 +571,12 @@ impl Sink for Core {
                     return Err(self.protocol(peer, self.credits.overdrawn(peer, payload.len())));
                 }
                 let sync = (hdr.flags & flags::SYNC != 0).then_some(hdr.a);
+                // A collective's mid-size messages come eagerly unasked (`start_send`):
+                // only point-to-point ones tell the learner how the asked way does.
                 let clock = self
                     .rendezvous
                     .as_ref()
+                    .filter(|_| !is_collective(env.ctx))
                     .and_then(|l| l.eager_clock(peer, payload.len()));
                 self.arrive(
                     peer,

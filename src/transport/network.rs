@@ -145,11 +145,11 @@ impl Network {
     }
 
     /// Whether a message of `len` bytes to `peer` goes eagerly (else by rendezvous):
-    /// up to the transport's eager limit, and to a rank of this node as it asks for
-    /// mid sizes ([`Shm::sends_eagerly`]).
-    pub(crate) fn sends_eagerly(&mut self, peer: usize, len: usize) -> bool {
+    /// up to the transport's eager limit, and to a rank of this node, if `asks`, as it
+    /// asks for mid sizes ([`Shm::sends_eagerly`]).
+    pub(crate) fn sends_eagerly(&mut self, peer: usize, len: usize, asks: bool) -> bool {
         match (self.routes[peer], &self.shm, &self.tcp) {
-            (Route::Shm, Some(shm), _) => shm.sends_eagerly(peer, len),
+            (Route::Shm, Some(shm), _) => shm.sends_eagerly(peer, len, asks),
             (Route::Tcp, _, Some(tcp)) => len <= tcp.eager_limit(),
             _ => len <= self.transport(peer).eager_limit(),
         }

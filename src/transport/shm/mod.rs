@@ -677,11 +677,12 @@ impl Shm {
 
     /// Whether a message of `len` bytes to world rank `peer` (of this node) goes
     /// eagerly: up to the eager limit, unless it is mid-size and `peer` asks for its
-    /// size class to be offered for reading (see [`ReadRequests`]). The word asked
+    /// size class to be offered for reading (see [`ReadRequests`]) and the message is
+    /// one that `asks` (a point-to-point one, not a collective's). The word asked
     /// through is on the line [`Shm::notify`] reads after every send.
     #[inline]
-    pub(crate) fn sends_eagerly(&self, peer: usize, len: usize) -> bool {
-        len <= self.config.eager_limit && (len <= READ_FROM || !self.read_asked(peer, len))
+    pub(crate) fn sends_eagerly(&self, peer: usize, len: usize, asks: bool) -> bool {
+        len <= self.config.eager_limit && (len <= READ_FROM || !asks || !self.read_asked(peer, len))
     }
 
     /// Whether `peer` asks for messages of `len` bytes' size class to be offered for
