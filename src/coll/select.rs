@@ -670,6 +670,9 @@ pub(crate) fn lend(coll: Collective, bytes: usize, size: usize) -> bool {
     }
 }
 
+/// The longest block a 2-rank allgather puts through the area (see `table_on_node`).
+const ALLGATHER_TWO: usize = 8 * 1024;
+
 /// The most a scatter among three ranks or more puts through the area in all: what a
 /// small slot holds. Beyond, the root's copy of every block into a large buffer costs
 /// more than handing the blocks out as messages while the other ranks run (4 and 8
@@ -703,6 +706,10 @@ fn table_on_node(coll: Collective, bytes: usize, size: usize, single_copy: bool)
         // cores in 0.06 us, but 1.45-3.3 times it where it takes 0.25 us (and
         // 0.63-0.87 and 1.25-3.2 with the area's copies in `copy.rs`).
         Collective::Bcast => !two || bytes <= WHOLE,
+        // On 2 ranks, 16-64 KiB blocks as messages (recursive doubling, each block
+        // read once by the other rank) took 0.63-0.81 of the area's two copies'
+        // time at `73b8a11` (6 interleaved rounds); 4-8 KiB tied.
+        Collective::Allgather if two => bytes <= ALLGATHER_TWO,
         Collective::Allgather | Collective::Reduce | Collective::Gather => bytes <= WHOLE,
         // On 2 ranks, 4-32 KiB blocks through the area took 0.58-0.95 of the
         // messages' time in the fast phase but 1.10-1.61 in the slow one.
