@@ -151,7 +151,8 @@ fn host_addr() -> Result<IpAddr> {
 /// message), `OXMPI_SHM_SINGLE_COPY` (0 forces the streaming path, 1 the single copy
 /// where the kernel allows it; unset or `auto`: receivers choose by timing both),
 /// `OXMPI_SHM_SPLIT`
-/// (smallest single-copy message both ends copy; 0: never), `OXMPI_SHM_MEMBARRIER` (0:
+/// (smallest single-copy message both ends copy, even where the sender is reading one
+/// of the receiver's; 0: never), `OXMPI_SHM_MEMBARRIER` (0:
 /// publishers fence instead of sleepers' `membarrier` calls). Checked against one
 /// another by [`shm::Config::validated`] where shared memory is used.
 fn shm_config(eager: Option<usize>, oversubscribed: bool) -> Result<shm::Config> {
@@ -172,6 +173,7 @@ fn shm_config(eager: Option<usize>, oversubscribed: bool) -> Result<shm::Config>
         }
     };
     let membarrier = settings::switch("OXMPI_SHM_MEMBARRIER")?;
+    let split = settings::number("OXMPI_SHM_SPLIT")?;
     let ring_lines = ring_kb.saturating_mul(1024) / 64;
     // Defaults fit the ring; values set explicitly are checked against it.
     let cap = shm::Config::largest_payload(ring_lines);
@@ -191,11 +193,12 @@ fn shm_config(eager: Option<usize>, oversubscribed: bool) -> Result<shm::Config>
         learn,
         membarrier,
         // Splitting a copy pays only with a core free for the sender.
-        split: match settings::number("OXMPI_SHM_SPLIT")? {
+        split: match split {
             Some(0) => None,
             Some(n) => Some(n as usize),
             None => (!oversubscribed).then_some(shm::Config::DEFAULT_SPLIT),
         },
+        split_busy: split.is_some(),
     })
 }
 

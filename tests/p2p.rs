@@ -74,6 +74,31 @@ fn all_pairs_exchange_every_size() {
     }
 }
 
+/// A large message whose sender is itself to read one of the receiver's is read by the
+/// receiver alone (the sender's core is busy with that); one whose sender has nothing
+/// to read has its copy shared. With `OXMPI_SHM_SPLIT` set, both are shared.
+#[test]
+fn a_copy_is_not_shared_with_a_sender_busy_reading_ours() {
+    for (split, want) in [(None, [(0, 1), (1, 0)]), (Some("131072"), [(0, 1), (0, 1)])] {
+        let mut job = Job::new(2, "p2p_busy_sender");
+        if let Some(split) = split {
+            job = job.env("OXMPI_SHM_SPLIT", split);
+        }
+        let out = job.success();
+        assert!(out.contains("busy_sender ok"), "{out}");
+        if out.contains("permitted false") {
+            continue; // the kernel forbids single copies: all streamed
+        }
+        for (rank, (single, shared)) in want.iter().enumerate() {
+            let line = format!("rank {rank}: single copy {single}, split {shared},");
+            assert!(
+                out.contains(&line),
+                "OXMPI_SHM_SPLIT={split:?}, {line}: {out}"
+            );
+        }
+    }
+}
+
 /// Where the kernel forbids reading another process's memory (a seccomp filter here,
 /// as in containers), start-up finds out and large messages are streamed, even with
 /// the single copy asked for.

@@ -32,6 +32,7 @@
 use super::large_receives::{self, Way};
 use super::matching::Pattern;
 use super::protocol::{control, credit_matched, land_eager};
+use super::reads_ours;
 use super::{Engine, Started};
 use crate::error::Result;
 use crate::status::Status;
@@ -146,7 +147,9 @@ impl Engine {
         if !pattern.matches(&env)
             || !core.sent_by(peer, &env)
             || size > buf.len()
-            || self.net.splits(peer, std::iter::once(size))
+            || self
+                .net
+                .splits(peer, std::iter::once(size), || reads_ours(&core.reqs, peer))
             || core
                 .rendezvous
                 .as_ref()

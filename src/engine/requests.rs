@@ -144,6 +144,13 @@ impl Requests {
         }
     }
 
+    /// Whether `pick` picks the operation of any request.
+    pub(crate) fn any(&self, pick: impl Fn(&Op) -> bool) -> bool {
+        self.slots
+            .iter()
+            .any(|(_, op)| op.as_ref().is_some_and(&pick))
+    }
+
     /// The requests whose operation `pick` picks.
     pub(crate) fn ids_where(&self, pick: impl Fn(&Op) -> bool) -> Vec<ReqId> {
         self.slots

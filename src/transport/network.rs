@@ -215,9 +215,20 @@ impl Network {
 
     /// Whether single-copy messages of `lens` bytes from `peer`, read together, have
     /// their copy shared by both ends ([`Network::pull`]) rather than read by the
-    /// receiver alone ([`Network::pull_many`]).
-    pub(crate) fn splits(&self, peer: usize, lens: impl Iterator<Item = usize>) -> bool {
-        self.routes[peer] == Route::Shm && self.shm.as_ref().is_some_and(|s| s.splits(lens))
+    /// receiver alone ([`Network::pull_many`]): long enough ([`Shm::splits`]), and
+    /// unless `peer` is `busy` (reading a message of this rank's), where the sizes
+    /// were not set explicitly ([`Shm::shares_with_busy`]).
+    pub(crate) fn splits(
+        &self,
+        peer: usize,
+        lens: impl Iterator<Item = usize>,
+        busy: impl FnOnce() -> bool,
+    ) -> bool {
+        self.routes[peer] == Route::Shm
+            && self
+                .shm
+                .as_ref()
+                .is_some_and(|s| s.splits(lens) && (s.shares_with_busy() || !busy()))
     }
 
     /// Reads a large message from `peer`'s memory (single copy) into `dest`.

@@ -56,6 +56,9 @@ pub(crate) struct Config {
     /// Smallest single-copy message the receiver shares the copy of with its sender
     /// (`None`: never).
     pub split: Option<usize>,
+    /// Whether a copy is shared with a sender that is itself reading a message of the
+    /// receiver's too (where `split` was set explicitly: every copy from that size).
+    pub split_busy: bool,
     /// Whether publishers may leave the fence before a doorbell read to sleepers'
     /// `membarrier` calls, where every local rank can make them.
     pub membarrier: bool,
@@ -711,6 +714,12 @@ impl Shm {
             least = least.min(len);
         }
         bytes >= min && (n == 1 || 2 * least >= min)
+    }
+
+    /// Whether copies are shared with a sender busy reading a message of this rank's
+    /// (see [`Config::split_busy`]).
+    pub(crate) fn shares_with_busy(&self) -> bool {
+        self.config.split_busy
     }
 
     /// Reads large messages of world rank `peer` (none of which [`Shm::splits`])
