@@ -133,10 +133,6 @@ const FIN_NAMES: usize = 64;
 /// the time reading 64 messages of 8 KiB a window, spent 3-6% of it writing a FIN
 /// for each.
 pub(super) fn fin(outbox: &mut Vec<(usize, OutFrame)>, peer: usize, first: u64, more: Vec<u64>) {
-    if more.is_empty() {
-        outbox.push((peer, control(Kind::Fin, first, 0)));
-        return;
-    }
     let mut names = std::iter::once(first).chain(more);
     while let Some(head) = names.next() {
         let rest: Vec<u64> = names.by_ref().take(FIN_NAMES - 1).collect();

@@ -466,6 +466,7 @@ mod tests {
         l.finished_at(ReqId(3), 50_000, || t + us(13));
         assert_eq!(l.ways.classes[class(50_000)].samples[0], 3);
     }
+
     #[test]
     fn reads_done_together_are_one_sample_per_class() {
         let mut l = Learner::new(None);

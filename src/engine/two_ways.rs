@@ -64,6 +64,11 @@ impl Class {
         self.samples.iter().all(|&n| n >= SETTLED)
     }
 
+    /// Whether the class has never been used nor timed.
+    fn is_fresh(&self) -> bool {
+        self.uses == 0 && self.samples == [0; 2]
+    }
+
     /// Whether one way's estimate is more than `ratio` times the other's.
     fn apart(&self, ratio: f64) -> bool {
         let [a, b] = self.ns;
@@ -139,7 +144,7 @@ impl TwoWays {
     /// but for [`BURST`] uses in every [`EXPLORE`] (or [`EXPLORE_FAR`]).
     pub(crate) fn choose(&mut self, len: usize) -> Choice {
         let k = class(len);
-        if self.neighbourly && self.classes[k].uses == 0 && self.classes[k].samples == [0; 2] {
+        if self.neighbourly && self.classes[k].is_fresh() {
             self.seed(k);
         }
         let c = &mut self.classes[k];
@@ -155,8 +160,7 @@ impl TwoWays {
     #[inline]
     pub(crate) fn next_first(&self, len: usize) -> Option<bool> {
         let c = &self.classes[class(len)];
-        let fresh = c.uses == 0 && c.samples == [0; 2];
-        (!(fresh && self.neighbourly)).then(|| c.first(c.uses.wrapping_add(1)))
+        (!(c.is_fresh() && self.neighbourly)).then(|| c.first(c.uses.wrapping_add(1)))
     }
 
     /// Where the estimator is neighbourly (the rendezvous receiver's of large messages,
