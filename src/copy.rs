@@ -201,7 +201,7 @@ mod tests {
             // SAFETY: the test passes places of `n` bytes that do not overlap.
             unsafe { copy_raw(d, s, n) }
         })];
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(all(target_arch = "x86_64", not(miri)))]
         {
             if std::is_x86_feature_detected!("avx") {
                 ways.push(("avx", copy_avx));
