@@ -171,13 +171,16 @@ pub fn reference<T: Num>(kind: Kind, ranks: std::ops::Range<usize>, count: usize
     acc.unwrap_or_default()
 }
 
-/// An affine map `x -> a x + b` (wrapping): composing them is associative but not
-/// commutative, the test of rank order.
+/// Two affine maps with one slope, `x -> a x + b` and `x -> a x + c` (wrapping):
+/// composing them is associative but not commutative, the test of rank order. 24
+/// bytes, a size that divides none of the powers of two the library cuts vectors at
+/// (pieces, tiles), so an element cut in two there shows.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Pod, Zeroable)]
 pub struct Affine {
     pub a: u64,
     pub b: u64,
+    pub c: u64,
 }
 
 impl Affine {
@@ -185,6 +188,7 @@ impl Affine {
         Affine {
             a: mix(rank as u64, i as u64, 77) | 1,
             b: mix(rank as u64, i as u64, 78),
+            c: mix(rank as u64, i as u64, 79),
         }
     }
     /// First `self`, then `next`.
@@ -192,6 +196,7 @@ impl Affine {
         Affine {
             a: next.a.wrapping_mul(self.a),
             b: next.a.wrapping_mul(self.b).wrapping_add(next.b),
+            c: next.a.wrapping_mul(self.c).wrapping_add(next.c),
         }
     }
     pub fn vector(rank: usize, count: usize) -> Vec<Affine> {
@@ -204,7 +209,7 @@ impl Affine {
                     .clone()
                     .map(|r| Affine::of(r, i))
                     .reduce(Affine::then)
-                    .unwrap_or(Affine { a: 1, b: 0 })
+                    .unwrap_or(Affine { a: 1, b: 0, c: 0 })
             })
             .collect()
     }
