@@ -3,18 +3,18 @@
 //! glibc's `memcpy` (2.36, Debian 12) moves from 2112 bytes up with `rep movsb` on a
 //! processor that says it moves strings fast (ERMS, FSRM). On the AMD EPYC this was
 //! tuned on, that was the slow way: `oxbench bw` of 4-64 KiB went 1.4-1.9x the
-//! bandwidth, and a 4-rank alltoall through the node's area 0.56-0.77 of the time, with
-//! glibc told to use its vector loop instead (`GLIBC_TUNABLES=glibc.cpu.x86_rep_movsb_threshold`,
-//! docs/shared-memory.md); on an Intel Xeon the two are alike (docs/benchmarks.md).
-//! Newer glibc avoids `rep movsb` on such processors
-//! itself; this module does it for the copies of message data on the shared-memory
-//! paths (ring, area, landing an eager message, a schedule's local copies), with a
-//! loop of 64-byte vector moves where the processor has AVX-512 (32-byte ones where it
-//! has AVX), two fixed-width moves
-//! inline for up to 32 bytes, and `memcpy` for the other short copies (below `rep
-//! movsb`'s threshold, where glibc uses vector moves anyway) and elsewhere. Not through it: an unexpected message stored aside (at most the eager
-//! limit, with an allocation), the copy an in-place alltoall makes of its buffer, and
-//! reduction kernels' copies.
+//! bandwidth, and a 4-rank alltoall through the node's area 0.56-0.77 of the time,
+//! with glibc told to use its vector loop instead
+//! (`GLIBC_TUNABLES=glibc.cpu.x86_rep_movsb_threshold`, docs/shared-memory.md); on
+//! an Intel Xeon the two are alike (docs/benchmarks.md). Newer glibc avoids
+//! `rep movsb` on such processors itself; this module does it for the copies of
+//! message data on the shared-memory paths (ring, area, landing an eager message, a
+//! schedule's local copies), with a loop of 64-byte vector moves where the processor
+//! has AVX-512 (32-byte ones where it has AVX), two fixed-width moves inline for up
+//! to 32 bytes, and `memcpy` for the other short copies (below `rep movsb`'s
+//! threshold, where glibc uses vector moves anyway) and elsewhere. Not through it: an
+//! unexpected message stored aside (at most the eager limit, with an allocation), the
+//! copy an in-place alltoall makes of its buffer, and reduction kernels' copies.
 //!
 //! Invariant: the result is that of `copy_from_slice`; only the instructions differ.
 
@@ -118,11 +118,22 @@ unsafe fn copy_long(dst: *mut u8, src: *const u8, n: usize) {
     unsafe { std::ptr::copy_nonoverlapping(src, dst, n) };
 }
 
+/// How far ahead of its stores the AVX-512 loop asks for the destination's lines
+/// owned (`prefetchw`): a store to a line that a rank on another core read last (an
+/// area's slot, a ring's) otherwise waits for the line to leave that core, one
+/// after another. Against no such asking, on an Intel Xeon (docs/shared-memory.md),
+/// medians of 4-6 interleaved rounds: bcast of 16 KiB-1 MiB in 0.88-0.96 of the time
+/// on 4 ranks and, from 64 KiB, 0.89-0.95 on 8; 4-rank allreduce of 64 KiB-1 MiB
+/// 0.93-0.97; 2-rank latency (0.95-1.05) and bandwidth (0.89-1.09, 5-8 rounds)
+/// within the noise. 4 KiB ahead did worse at 256 KiB.
+const OWN_AHEAD: usize = 1024;
+
 /// Defines a copy loop of `$v`-byte vectors: the first and last vector unaligned,
-/// between them stores aligned on the destination, four a round.
+/// between them stores aligned on the destination, four a round, with the
+/// destination's lines asked for owned [`OWN_AHEAD`] bytes ahead if `$own`.
 #[cfg(all(target_arch = "x86_64", not(miri)))]
 macro_rules! vector_loop {
-    ($(#[$doc:meta])* $name:ident, $feature:literal, $vec:ty, $load:ident, $store:ident, $storeu:ident) => {
+    ($(#[$doc:meta])* $name:ident, $feature:literal, $vec:ty, $load:ident, $store:ident, $storeu:ident, own: $own:literal) => {
         $(#[$doc])*
         ///
         /// # Safety
@@ -137,7 +148,8 @@ macro_rules! vector_loop {
             // caller's promise covers; the aligned stores are at `dst + at` with
             // `dst + at` a multiple of `V` (from `at = skip`, stepping by `V`); the
             // processor has the instructions (the caller's promise, and this
-            // function's target feature).
+            // function's target feature), and `prefetchw` where `$own` (every
+            // processor with AVX-512 has it).
             unsafe {
                 let load = |at: usize| $load(src.add(at).cast::<$vec>());
                 let head = load(0);
@@ -147,6 +159,11 @@ macro_rules! vector_loop {
                 let skip = V - (dst as usize & (V - 1));
                 let mut at = skip;
                 while at + 4 * V <= n {
+                    if $own && at + OWN_AHEAD + 4 * V <= n {
+                        for line in (0..4 * V).step_by(64) {
+                            crate::prefetch::write(dst.add(at + OWN_AHEAD + line));
+                        }
+                    }
                     let (a, b, c, d) = (load(at), load(at + V), load(at + 2 * V), load(at + 3 * V));
                     let to = dst.add(at).cast::<$vec>();
                     $store(to, a);
@@ -169,18 +186,18 @@ macro_rules! vector_loop {
 
 #[cfg(all(target_arch = "x86_64", not(miri)))]
 vector_loop!(
-    /// The loop in 32-byte (AVX) vectors.
-    copy_avx, "avx", __m256i, _mm256_loadu_si256, _mm256_store_si256, _mm256_storeu_si256
+    /// The loop in 32-byte (AVX) vectors (on processors that may lack `prefetchw`).
+    copy_avx, "avx", __m256i, _mm256_loadu_si256, _mm256_store_si256, _mm256_storeu_si256, own: false
 );
 
 #[cfg(all(target_arch = "x86_64", not(miri)))]
 vector_loop!(
     /// The loop in 64-byte (AVX-512) vectors, where the processor has them: against
-    /// the AVX loop, on an Intel Xeon with AVX-512 (docs/benchmarks.md), 4-rank bcast
+    /// the AVX loop, on an Intel Xeon with AVX-512 (docs/shared-memory.md), 4-rank bcast
     /// of 64 KiB-1 MiB in 0.90-0.95 of the time and allreduce 0.83-0.95, 2-rank
     /// latency of 4 KiB-4 MiB 0.94-0.97, bandwidth within the noise (medians of 5-6
     /// interleaved rounds).
-    copy_avx512, "avx512f", __m512i, _mm512_loadu_si512, _mm512_store_si512, _mm512_storeu_si512
+    copy_avx512, "avx512f", __m512i, _mm512_loadu_si512, _mm512_store_si512, _mm512_storeu_si512, own: true
 );
 
 #[cfg(test)]

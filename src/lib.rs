@@ -36,6 +36,7 @@ mod engine;
 pub mod environment;
 mod error;
 mod point_to_point;
+mod prefetch;
 pub mod request;
 mod settings;
 mod status;

@@ -23,8 +23,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::prefetch;
 use super::segment::{LINE, PAGE};
+use crate::prefetch;
 
 /// Data bytes of a small slot: 4 KiB and the line the prefix shares with the first
 /// data bytes, so that a 4 KiB contribution fits whole. Slots a whole page long

@@ -18,7 +18,6 @@ mod cma;
 mod futex;
 mod membarrier;
 mod placement;
-mod prefetch;
 mod ring;
 pub(crate) mod segment;
 mod split;

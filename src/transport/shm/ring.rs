@@ -32,9 +32,9 @@
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use super::prefetch;
 use super::segment::{LINE, PAGE, ctl};
 use crate::copy::copy_raw;
+use crate::prefetch;
 use crate::transport::frame::{Envelope, HEADER_LEN, Header, Kind};
 
 const MARKER: usize = 8;

@@ -42,16 +42,28 @@ impl ForWrite {
     /// Asks for the line holding `p`, owned.
     #[inline]
     pub(crate) fn ask(self, p: *const u8) {
-        #[cfg(target_arch = "x86_64")]
         if self.available {
-            // SAFETY: a prefetch reads nothing and writes nothing, and it never
-            // faults, whatever the address; this processor has the instruction
-            // (`detect`).
-            unsafe {
-                std::arch::asm!("prefetchw [{0}]", in(reg) p, options(nostack, preserves_flags, readonly))
-            };
+            // SAFETY: this processor has the instruction (`detect`).
+            unsafe { write(p) };
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = p;
     }
+}
+
+/// Asks for the line holding `p`, owned (`prefetchw`), without asking whether the
+/// processor has the instruction: every processor with AVX-512 has it.
+///
+/// # Safety
+///
+/// The processor has `prefetchw` ([`ForWrite::detect`]); no other condition: a
+/// prefetch reads nothing and writes nothing, and it never faults, whatever the
+/// address.
+#[inline(always)]
+pub(crate) unsafe fn write(p: *const u8) {
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    // SAFETY: as the caller promises.
+    unsafe {
+        std::arch::asm!("prefetchw [{0}]", in(reg) p, options(nostack, preserves_flags, readonly))
+    };
+    #[cfg(not(all(target_arch = "x86_64", not(miri))))]
+    let _ = p;
 }
