@@ -160,6 +160,7 @@ macro_rules! vector_loop {
                 let mut at = skip;
                 while at + 4 * V <= n {
                     if $own && at + OWN_AHEAD + 4 * V <= n {
+                        // One ask per 64-byte line of the round's stores.
                         for line in (0..4 * V).step_by(64) {
                             crate::prefetch::write(dst.add(at + OWN_AHEAD + line));
                         }
@@ -212,9 +213,9 @@ mod tests {
     // Under Miri `copy` is `copy_from_slice` itself, and the many copies take hours.
     #[cfg_attr(miri, ignore)]
     fn copies_like_copy_from_slice() {
-        type Copy = unsafe fn(*mut u8, *const u8, usize);
+        type Way = unsafe fn(*mut u8, *const u8, usize);
         #[allow(unused_mut)]
-        let mut ways: Vec<(&str, Copy)> = vec![("copy", |d, s, n| {
+        let mut ways: Vec<(&str, Way)> = vec![("copy", |d, s, n| {
             // SAFETY: the test passes places of `n` bytes that do not overlap.
             unsafe { copy_raw(d, s, n) }
         })];

@@ -8,8 +8,9 @@
 //! collectives: every rank writes its piece (all but its own `1/p` segment,
 //! which nobody else reads), then combines that segment of the piece from every
 //! rank's (a reduce-scatter, in tiles of [`TILE`]) and writes it, into the area and
-//! its own output, then copies every other rank's segment out (an allgather). Cost per piece: two arrivals per rank, and each
-//! rank reads the piece about twice instead of `p` times. Either way every element is
+//! its own output, then copies every other rank's segment out (an allgather). Cost
+//! per piece: two arrivals per rank, and each rank reads the piece about twice
+//! instead of `p` times. Either way every element is
 //! `x0 ⊕ (x1 ⊕ (… ⊕ x(p-1)))`, computed from the same operands in the same order
 //! whichever rank computes it, so all ranks get the same bits, the same inputs give
 //! the same bits whichever way the vector went, and non-commutative operations work.
