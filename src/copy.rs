@@ -126,6 +126,7 @@ unsafe fn copy_long(dst: *mut u8, src: *const u8, n: usize) {
 /// on 4 ranks and, from 64 KiB, 0.89-0.95 on 8; 4-rank allreduce of 64 KiB-1 MiB
 /// 0.93-0.97; 2-rank latency (0.95-1.05) and bandwidth (0.89-1.09, 5-8 rounds)
 /// within the noise. 4 KiB ahead did worse at 256 KiB.
+#[cfg(all(target_arch = "x86_64", not(miri)))]
 const OWN_AHEAD: usize = 1024;
 
 /// Defines a copy loop of `$v`-byte vectors: the first and last vector unaligned,
@@ -142,6 +143,7 @@ macro_rules! vector_loop {
         /// target feature.
         #[target_feature(enable = $feature)]
         unsafe fn $name(dst: *mut u8, src: *const u8, n: usize) {
+            use crate::transport::shm::segment::LINE;
             use std::arch::x86_64::{$vec, $load, $store, $storeu};
             const V: usize = size_of::<$vec>();
             // SAFETY: every access below stays within `0..n` of its place, as the
@@ -160,8 +162,8 @@ macro_rules! vector_loop {
                 let mut at = skip;
                 while at + 4 * V <= n {
                     if $own && at + OWN_AHEAD + 4 * V <= n {
-                        // One ask per 64-byte line of the round's stores.
-                        for line in (0..4 * V).step_by(64) {
+                        // One ask per line of the round's stores.
+                        for line in (0..4 * V).step_by(LINE) {
                             crate::prefetch::write(dst.add(at + OWN_AHEAD + line));
                         }
                     }

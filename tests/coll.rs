@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Job, VARIANTS, Variant};
+use common::{Job, VARIANTS, Variant, printed_numbers};
 
 /// Rank counts every collective runs at: powers of two and not, up to oversubscribed.
 const RANKS: [usize; 9] = [1, 2, 3, 4, 5, 7, 8, 9, 16];
@@ -167,13 +167,7 @@ fn collectives_send_mid_size_messages_eagerly_unasked() {
     for len in ["6000", "8192"] {
         let out = Job::new(2, "coll_mid_eager").args([len]).success();
         assert!(out.contains("coll_mid_eager ok"), "{out}");
-        let counts: Vec<u64> = out
-            .lines()
-            .find_map(|l| l.strip_prefix("point-to-point reads "))
-            .unwrap_or_else(|| panic!("no counts printed: {out}"))
-            .split(", collectives' reads ")
-            .map(|n| n.parse().unwrap())
-            .collect();
+        let counts = printed_numbers(&out, "point-to-point reads ", ", collectives' reads ");
         // None read: the kernel forbids it, and nothing is asked.
         if counts[0] > 0 {
             assert_eq!(counts[1], 0, "{len} B: {out}");

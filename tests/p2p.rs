@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Job, RANK_COUNTS, VARIANTS};
+use common::{Job, RANK_COUNTS, VARIANTS, printed_numbers};
 
 fn suite(prog: &str, expect: &str) {
     for variant in &VARIANTS {
@@ -134,13 +134,7 @@ fn a_class_whose_messages_arrive_before_their_receives_is_still_learned() {
     for len in ["6000", "8192"] {
         let out = Job::new(2, "p2p_late_receives").args([len]).success();
         assert!(out.contains("late_receives ok on 2 ranks"), "{out}");
-        let reads: Vec<u64> = out
-            .lines()
-            .find_map(|l| l.strip_prefix("read per round of 8: "))
-            .unwrap_or_else(|| panic!("no reads printed: {out}"))
-            .split(' ')
-            .map(|n| n.parse().unwrap())
-            .collect();
+        let reads = printed_numbers(&out, "read per round of 8: ", " ");
         assert_eq!(reads.len(), 40, "{out}");
         // None read: the kernel forbids it, or the ranks share cores (no learning).
         if reads.iter().sum::<u64>() > 0 {

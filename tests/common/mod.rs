@@ -220,3 +220,14 @@ pub const VARIANTS: [Variant; 7] = [
         launcher: &["--simulate-nodes", "2"],
     },
 ];
+
+/// The numbers a test program printed on the line of `out` that starts with `prefix`,
+/// separated by `sep`; fails the test, showing `out`, where there is no such line.
+pub fn printed_numbers(out: &str, prefix: &str, sep: &str) -> Vec<u64> {
+    out.lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("no line starting {prefix:?} printed: {out}"))
+        .split(sep)
+        .map(|n| n.parse().unwrap())
+        .collect()
+}
