@@ -23,7 +23,8 @@
 //! does not take. It takes only the frame at the head of the ring, in ring order. At
 //! the first frame it does not take (another receive's message, a synchronous send,
 //! an offer to stream or to split, one too long for the buffer, one the kernel will
-//! not let it read, any other kind), when the ring is empty and the rank may not spin
+//! not let it read, one past its sender's credit or naming another sender, any other
+//! kind), when the ring is empty and the rank may not spin
 //! ([`WaitPolicy::may_spin`](super::wait::WaitPolicy::may_spin)), or after [`LOOKS`]
 //! looks at an empty ring, it posts the receive and waits the usual way, whose
 //! progress pass handles that frame. A message taken counts as progress for the
@@ -95,8 +96,12 @@ impl Engine {
             let core = &mut self.core;
             let mut got = None;
             let taken = self.net.take_eager(|peer, env, data| {
-                // One past its credit is left for the progress pass, which reports it.
-                if !pattern.matches(&env) || !core.credits.arrived(peer, data.len()) {
+                // One past its credit, or one whose envelope names another sender, is
+                // left for the progress pass, which reports it.
+                if !pattern.matches(&env)
+                    || !core.sent_by(peer, &env)
+                    || !core.credits.arrived(peer, data.len())
+                {
                     return false;
                 }
                 let clock = core

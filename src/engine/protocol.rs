@@ -842,6 +842,38 @@ mod tests {
         assert!(core.reqs.is_done(alone));
     }
 
+    /// A message whose envelope names a sender other than the rank of its connection
+    /// (by that rank's place in the communicator) is a protocol error, on the world
+    /// and on a communicator made later, and is not queued to be matched.
+    #[test]
+    fn a_message_naming_another_sender_is_a_protocol_error() {
+        let eager = |ctx, src| Header::eager(Envelope { ctx, src, tag: 5 }, 8);
+        let impostor = |got: Result<()>| match got {
+            Err(Error::Protocol {
+                peer: 1, detail, ..
+            }) => {
+                assert!(
+                    detail.contains("not the rank of its connection"),
+                    "{detail}"
+                )
+            }
+            other => panic!("expected a protocol error, got {other:?}"),
+        };
+        let mut core = Core::new(0, 3, 1 << 20);
+        impostor(core.frame(1, &eager(0, 2), &[0; 8]));
+        assert!(!core.matcher.has_unexpected());
+        // Communicator pair 3 holds world ranks 2, 0, 1: world rank 1 is its rank 2.
+        let group: Arc<[u32]> = Arc::from([2, 0, 1]);
+        // One that came before this rank made the communicator is checked when it does.
+        core.frame(1, &eager(6, 0), &[0; 8]).unwrap();
+        impostor(core.register_group(3, group.clone()));
+        let mut core = Core::new(0, 3, 1 << 20);
+        core.register_group(3, group).unwrap();
+        core.frame(1, &eager(6, 2), &[0; 8]).unwrap();
+        impostor(core.frame(1, &eager(7, 1), &[0; 8]));
+        assert_eq!(core.matcher.queued_since(0).count(), 1);
+    }
+
     #[test]
     fn a_fin_naming_sends_badly_is_a_protocol_error() {
         let data = [5u8; 8];
