@@ -1,11 +1,22 @@
-// The floor of an alltoall of P ranks on a 2-core machine: every block copied once
-// with memcpy, straight from its sender's send buffer into its receiver's receive
-// buffer (all buffers in one shared mapping, touched beforehand), by 2 processes
-// pinned to cores 0 and 1 that each do the copies of P/2 ranks, with a spin barrier
-// (not timed) between iterations. No library can move the data with fewer copies.
-// Prints, per block size from 8 KiB to 1 MiB, the median microseconds of the slower
-// process. Build and run: cc -O2 -o /tmp/floor benches/alltoall_floor.c && /tmp/floor 4
-// (docs/collectives.md compares it with Open MPI's alltoall).
+// The floors of an alltoall, a bcast and an allreduce of P ranks on a 2-core machine,
+// for any library: every buffer in one shared mapping (touched beforehand), two
+// processes pinned to cores 0 and 1 that each do the work of half the ranks with
+// plain loads and stores, a spin barrier (not timed) between iterations, nothing else
+// timed. No library can move the data with fewer copies.
+//   alltoall:  every block copied once with memcpy, straight from its sender's send
+//              buffer into its receiver's receive buffer; process c does the copies
+//              into ranks c, c + 2, ...
+//   bcast:     rank 0's buffer copied once into every other rank's; process c does
+//              the copies into ranks c, c + 2, ... (process 0, on the root's core,
+//              one fewer). The root's buffer is not written between iterations, as a
+//              benchmark's is not.
+//   allreduce: (f32 sums) process c sums half c of the vector over every rank's input
+//              into rank c's output, then copies that half into every other rank's
+//              output.
+// Prints, per size (the block, or the vector) from 8 KiB to 1 MiB, the median
+// microseconds of the slower process. Build and run:
+//   cc -O3 -march=native -o /tmp/floor benches/coll_floor.c && /tmp/floor alltoall 4
+// (docs/collectives.md compares it with Open MPI's times).
 #define _GNU_SOURCE
 #include <sched.h>
 #include <stdatomic.h>
@@ -28,10 +39,55 @@ static int by_value(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
+enum op { ALLTOALL, BCAST, ALLREDUCE };
+
+// Process `me`'s share of one collective of `ranks` ranks of `size` bytes each
+// (alltoall: per block), with the send buffers at `in` and the receive buffers at
+// `out` (bcast: every rank's buffer at `in`).
+static void share(enum op op, int me, int ranks, size_t size, char *in, char *out) {
+    switch (op) {
+    case ALLTOALL:
+        for (int r = me; r < ranks; r += 2) {
+            char *recv = out + (size_t)r * ranks * size;
+            for (int j = 0; j < ranks; j++)
+                memcpy(recv + (size_t)j * size, in + ((size_t)j * ranks + r) * size, size);
+        }
+        break;
+    case BCAST:
+        for (int r = me ? 1 : 2; r < ranks; r += 2)
+            memcpy(in + (size_t)r * size, in, size);
+        break;
+    case ALLREDUCE: {
+        size_t half = size / 2, n = half / sizeof(float);
+        float *sum = (float *)(out + (size_t)me * size + me * half);
+        const float *first = (const float *)(in + me * half);
+        for (size_t i = 0; i < n; i++)
+            sum[i] = first[i];
+        for (int j = 1; j < ranks; j++) {
+            const float *x = (const float *)(in + (size_t)j * size + me * half);
+            for (size_t i = 0; i < n; i++)
+                sum[i] += x[i];
+        }
+        for (int r = 0; r < ranks; r++)
+            if (r != me)
+                memcpy(out + (size_t)r * size + me * half, sum, half);
+        break;
+    }
+    }
+}
+
 int main(int argc, char **argv) {
-    int ranks = argc > 1 ? atoi(argv[1]) : 4;
-    size_t max_block = 1 << 20;
-    size_t region = (size_t)ranks * ranks * max_block;
+    static const char *names[] = {"alltoall", "bcast", "allreduce"};
+    enum op op = ALLTOALL;
+    while (argc > 1 && strcmp(argv[1], names[op]) != 0 && op < ALLREDUCE)
+        op++;
+    int ranks = argc > 2 ? atoi(argv[2]) : 0;
+    if (argc != 3 || strcmp(argv[1], names[op]) != 0 || ranks < 2) {
+        fprintf(stderr, "usage: %s alltoall|bcast|allreduce RANKS (at least 2)\n", argv[0]);
+        return 2;
+    }
+    size_t max_size = 1 << 20;
+    size_t region = (size_t)ranks * (op == ALLTOALL ? ranks : 1) * max_size;
     // Send buffers, receive buffers, then a page for the barrier and the result.
     char *mem = mmap(0, 2 * region + 4096, PROT_READ | PROT_WRITE,
                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -42,8 +98,8 @@ int main(int argc, char **argv) {
     memset(mem, 1, 2 * region + 4096);
     atomic_int *arrived = (atomic_int *)(mem + 2 * region);
     double *child_median = (double *)(mem + 2 * region + 64);
-    for (size_t block = 8192; block <= max_block; block *= 2) {
-        int iters = block <= 65536 ? 400 : 60, warmup = 5;
+    for (size_t size = 8192; size <= max_size; size *= 2) {
+        int iters = size <= 65536 ? 400 : 60, warmup = 5;
         atomic_store(arrived, 0);
         pid_t kid = fork();
         int me = kid == 0;
@@ -57,13 +113,7 @@ int main(int argc, char **argv) {
             while (atomic_load(arrived) < 2 * (it + 1))
                 ;
             double t0 = now_us();
-            for (int r = me; r < ranks; r += 2) {
-                char *recv = mem + region + (size_t)r * ranks * block;
-                for (int j = 0; j < ranks; j++) {
-                    char *send = mem + (size_t)j * ranks * block;
-                    memcpy(recv + (size_t)j * block, send + (size_t)r * block, block);
-                }
-            }
+            share(op, me, ranks, size, mem, mem + region);
             if (it >= warmup)
                 took[it - warmup] = now_us() - t0;
         }
@@ -74,7 +124,7 @@ int main(int argc, char **argv) {
         }
         waitpid(kid, 0, 0);
         double median = took[iters / 2];
-        printf("%zu %.1f\n", block, median > *child_median ? median : *child_median);
+        printf("%zu %.1f\n", size, median > *child_median ? median : *child_median);
         free(took);
     }
     return 0;
