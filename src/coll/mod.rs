@@ -184,7 +184,7 @@ impl Comm {
             )
         };
         let mut s = Schedule::new(self.next_coll_route(coll, alg), send, recv);
-        if coll.counts_per_rank() {
+        if coll.drops_empty_blocks() {
             s.skip_empty_transfers();
         }
         s

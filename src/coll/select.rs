@@ -215,18 +215,14 @@ impl Collective {
         }
     }
 
-    /// Whether the operation takes counts per rank (the v-variants, reduce-scatter),
-    /// whose blocks the counts may make empty (see
-    /// [`crate::engine::schedule::Schedule::skip_empty_transfers`]).
-    pub(crate) fn counts_per_rank(self) -> bool {
-        matches!(
-            self,
-            Collective::Gatherv
-                | Collective::Scatterv
-                | Collective::Allgatherv
-                | Collective::Alltoallv
-                | Collective::ReduceScatter
-        )
+    /// Whether the operation sends and expects nothing for a block its counts make
+    /// empty (see [`crate::engine::schedule::Schedule::skip_empty_transfers`]): an
+    /// alltoallv alone, whose empty blocks (a sparse exchange) would otherwise cost an
+    /// empty message each, up to `p - 1` per rank and call more than its data needs.
+    /// The other collectives with counts per rank keep their empty transfers, which
+    /// cost at most the messages of the same call without empty blocks.
+    pub(crate) fn drops_empty_blocks(self) -> bool {
+        self == Collective::Alltoallv
     }
 
     /// The operation's name in lower case (`"reduce_scatter_block"`).

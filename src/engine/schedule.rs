@@ -6,9 +6,8 @@
 //! Builders add steps through the helper methods, which keep transfers of nothing
 //! as empty messages (a collective's messages depend on the ranks, the root and the
 //! algorithm, never on a count, so ranks that disagree on one, 0 on one side, still
-//! meet, and the receive of the wrong length fails the collective), except in the
-//! schedules of collectives with counts per rank ([`Schedule::skip_empty_transfers`]),
-//! and put a fence before every local step (reduce, copy) that follows a transfer, so
+//! meet, and the receive of the wrong length fails the collective), except in an
+//! alltoallv's schedule ([`Schedule::skip_empty_transfers`]), and put a fence before every local step (reduce, copy) that follows a transfer, so
 //! local work never touches a buffer a transfer may still be reading or writing.
 //! Invariants: buffers named by steps stay valid until the schedule finishes (user
 //! buffers by the request scope, temporaries because the schedule owns them and
@@ -212,11 +211,11 @@ impl Schedule {
         self.op = Some(op);
     }
 
-    /// Drops the transfers of empty spans added from now on, on both sides: for the
-    /// collectives with counts per rank (the v-variants, reduce-scatter), where a
-    /// block that the counts make empty is common (a sparse alltoallv) and both sides
-    /// read its length from the same counts. Ranks whose counts disagree on such a
-    /// block wait until the launcher's timeout (the README's one exception).
+    /// Drops the transfers of empty spans added from now on, on both sides: for an
+    /// alltoallv, where a block that the counts make empty is common (a sparse
+    /// exchange) and both sides read its length from the same counts. Ranks whose
+    /// counts disagree on such a block wait until the launcher's timeout (the
+    /// README's one exception).
     pub(crate) fn skip_empty_transfers(&mut self) {
         self.skip_empty = true;
     }

@@ -637,7 +637,29 @@ fn disagree_each(world: &Comm, op: &str, cases: &[(usize, usize)], root: i32) ->
             "reduce_scatter_block" => {
                 world.reduce_scatter_block(&vec![1u32; n * size], &mut vec![0; n], Op::Sum)
             }
-            _ => panic!("unknown collective {op}"),
+            // The counts arrays: every rank's own entry is its count, the others' are
+            // `ours`, so the last rank's entry is where the ranks disagree.
+            _ => {
+                let mut counts = vec![ours; size];
+                counts[rank as usize] = n;
+                let displs: Vec<usize> = (0..size).map(|i| counts[..i].iter().sum()).collect();
+                let total = counts.iter().sum();
+                match op {
+                    "gatherv" => {
+                        world.gatherv(&vec![1u32; n], &mut vec![0; total], &counts, &displs, root)
+                    }
+                    "scatterv" => {
+                        world.scatterv(&vec![1u32; total], &counts, &displs, &mut vec![0; n], root)
+                    }
+                    "allgatherv" => {
+                        world.allgatherv(&vec![1u32; n], &mut vec![0; total], &counts, &displs)
+                    }
+                    "reduce_scatter" => {
+                        world.reduce_scatter(&vec![1u32; total], &mut vec![0; n], &counts, Op::Sum)
+                    }
+                    _ => panic!("unknown collective {op}"),
+                }
+            }
         };
         failed_somewhere_in_step(
             world,
