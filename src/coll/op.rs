@@ -29,7 +29,8 @@ mod sealed {
 }
 use sealed::Sealed;
 
-/// Element types with `+`, `*`, min and max: every primitive integer and float.
+/// Element types with `+`, `*`, minimum and maximum: every primitive integer and
+/// float.
 ///
 /// ```
 /// use oxmpi::Op::Arithmetic;
@@ -49,6 +50,28 @@ pub trait Arithmetic: Pod + PartialOrd + Sealed {
     /// assert_eq!(<f32 as oxmpi::Op::Arithmetic>::product(2.0, 3.0), 6.0);
     /// ```
     fn product(a: Self, b: Self) -> Self;
+    /// The lesser of `a` and `b`; for floats IEEE 754's `minimumNumber` (C's
+    /// `fmin`) with -0 below +0: a NaN loses to any number (two NaNs give NaN), as in
+    /// [`MinLoc`]. So it commutes and associates on every value, and a reduction's
+    /// result does not depend on the order its algorithm combines in.
+    ///
+    /// ```
+    /// use oxmpi::Op::Arithmetic;
+    /// assert_eq!(i8::lesser(-3, 2), -3);
+    /// assert_eq!(f64::lesser(f64::NAN, 1.0), 1.0);
+    /// assert!(f32::lesser(0.0, -0.0).is_sign_negative());
+    /// ```
+    fn lesser(a: Self, b: Self) -> Self;
+    /// The greater of `a` and `b`; for floats IEEE 754's `maximumNumber` (C's
+    /// `fmax`) with +0 above -0 (see [`Arithmetic::lesser`]).
+    ///
+    /// ```
+    /// use oxmpi::Op::Arithmetic;
+    /// assert_eq!(u16::greater(7, 9), 9);
+    /// assert_eq!(f32::greater(1.0, f32::NAN), 1.0);
+    /// assert!(f64::greater(-0.0, 0.0).is_sign_positive());
+    /// ```
+    fn greater(a: Self, b: Self) -> Self;
 }
 
 /// Element types with logical and/or/xor (non-zero is true): every primitive integer
@@ -99,6 +122,10 @@ macro_rules! integer {
             fn sum(a: $t, b: $t) -> $t { a.wrapping_add(b) }
             #[inline]
             fn product(a: $t, b: $t) -> $t { a.wrapping_mul(b) }
+            #[inline]
+            fn lesser(a: $t, b: $t) -> $t { a.min(b) }
+            #[inline]
+            fn greater(a: $t, b: $t) -> $t { a.max(b) }
         }
         impl Logical for $t {
             #[inline]
@@ -121,6 +148,36 @@ macro_rules! float {
             fn sum(a: $t, b: $t) -> $t { a + b }
             #[inline]
             fn product(a: $t, b: $t) -> $t { a * b }
+            // A NaN loses to a number (each NaN operand is replaced by the other
+            // operand); equal numbers other than ±0 have the same bits, so OR (AND)
+            // of the bits picks -0 (+0) where the two zeros meet. Selects only, so
+            // the kernels stay vector code.
+            #[inline]
+            fn lesser(a: $t, b: $t) -> $t {
+                let a = if a.is_nan() { b } else { a };
+                let b = if b.is_nan() { a } else { b };
+                let r = if a == b {
+                    <$t>::from_bits(a.to_bits() | b.to_bits())
+                } else if b < a {
+                    b
+                } else {
+                    a
+                };
+                if r.is_nan() { <$t>::NAN } else { r }
+            }
+            #[inline]
+            fn greater(a: $t, b: $t) -> $t {
+                let a = if a.is_nan() { b } else { a };
+                let b = if b.is_nan() { a } else { b };
+                let r = if a == b {
+                    <$t>::from_bits(a.to_bits() & b.to_bits())
+                } else if b > a {
+                    b
+                } else {
+                    a
+                };
+                if r.is_nan() { <$t>::NAN } else { r }
+            }
         }
         impl Logical for $t {
             #[inline]
@@ -203,7 +260,8 @@ builtin!(
     Prod: Arithmetic, |a, b| T::product(a, b)
 );
 builtin!(
-    /// Minimum (`MPI_MIN`), on every primitive integer and float.
+    /// Minimum (`MPI_MIN`), on every primitive integer and float (for floats a NaN
+    /// loses to any number and -0 is below +0: [`Arithmetic::lesser`]).
     ///
     /// ```
     /// # fn main() -> oxmpi::Result<()> {
@@ -214,10 +272,11 @@ builtin!(
     /// assert_eq!(x[0], 11 - world.size());
     /// # Ok(()) }
     /// ```
-    Min: Arithmetic, |a, b| if b < a { b } else { a }
+    Min: Arithmetic, |a, b| T::lesser(a, b)
 );
 builtin!(
-    /// Maximum (`MPI_MAX`), on every primitive integer and float.
+    /// Maximum (`MPI_MAX`), on every primitive integer and float (for floats a NaN
+    /// loses to any number and +0 is above -0: [`Arithmetic::greater`]).
     ///
     /// ```
     /// # fn main() -> oxmpi::Result<()> {
@@ -228,7 +287,7 @@ builtin!(
     /// assert_eq!(x[0], (world.size() - 1) as f32);
     /// # Ok(()) }
     /// ```
-    Max: Arithmetic, |a, b| if b > a { b } else { a }
+    Max: Arithmetic, |a, b| T::greater(a, b)
 );
 builtin!(
     /// Logical and (`MPI_LAND`): 1 if both are non-zero, else 0.
@@ -311,7 +370,7 @@ builtin!(
 );
 
 /// The smallest value and its index (`MPI_MINLOC`) on [`ValueIndex`] pairs; of equal
-/// values, the smallest index wins.
+/// values, the smallest index wins (a NaN loses to any number).
 ///
 /// ```
 /// # fn main() -> oxmpi::Result<()> {
@@ -328,7 +387,7 @@ builtin!(
 pub struct MinLoc;
 
 /// The largest value and its index (`MPI_MAXLOC`) on [`ValueIndex`] pairs; of equal
-/// values, the smallest index wins.
+/// values, the smallest index wins (a NaN loses to any number).
 ///
 /// ```
 /// # fn main() -> oxmpi::Result<()> {
@@ -348,12 +407,12 @@ pub struct MaxLoc;
 impl Sealed for MinLoc {}
 impl Sealed for MaxLoc {}
 
-/// Of `a` and `b`, the pair whose value `wins` over the other's; of equal values,
-/// `a`'s value with the smaller index. Where a value is unequal to itself (a NaN), it
-/// loses to a number, as C's `fmin` and `fmax` pass over NaN, and of two the pair with
-/// the smaller index wins: the order is total, so the operation commutes and
-/// associates, and the index returned is always that of a pair whose value equals the
-/// one returned.
+/// Of `a` and `b`, the pair whose value `wins` over the other's. Where a value is
+/// unequal to itself (a NaN), it loses to a number, as C's `fmin` and `fmax` pass
+/// over NaN. Of two equal values (which may differ in bits: -0 and +0) or two NaNs,
+/// the pair with the smaller index wins, and of equal indices the one with the
+/// smaller bytes: the order is total, so the operation commutes and associates to
+/// the same bits, and the index returned is always that of the value returned.
 #[inline]
 #[allow(clippy::eq_op)] // `v == v`: the NaN test of a generic float
 fn located<V: Pod + PartialOrd, I: Pod + Ord>(
@@ -362,17 +421,37 @@ fn located<V: Pod + PartialOrd, I: Pod + Ord>(
     wins: impl Fn(V, V) -> bool,
 ) -> ValueIndex<V, I> {
     let (va, vb) = (a.value, b.value);
-    if wins(va, vb) {
-        a
+    let (ia, ib) = (a.index, b.index);
+    let a_first = || ia < ib || ia == ib && bytes_first(va, vb);
+    let a_wins = if wins(va, vb) {
+        true
     } else if wins(vb, va) {
-        b
-    } else if va == vb {
-        ValueIndex::new(va, a.index.min(b.index))
-    } else if va == va || vb != vb && { a.index } <= { b.index } {
-        a
+        false
+    } else if va == vb || va != va && vb != vb {
+        a_first()
     } else {
-        b
+        // One NaN, one number.
+        va == va
+    };
+    if a_wins { a } else { b }
+}
+
+/// Whether `a`'s bytes come first of the two, or equal `b`'s, in a fixed total
+/// order: as one integer where they fit 8 bytes (a byte-wise comparison of slices
+/// calls `memcmp`, and even one of 16-byte integers halved the speed of a MinLoc of
+/// `f64` pairs whose values and indices all tie), else byte by byte.
+#[inline]
+fn bytes_first<V: Pod>(a: V, b: V) -> bool {
+    let (x, y) = (bytemuck::bytes_of(&a), bytemuck::bytes_of(&b));
+    if x.len() > 8 {
+        return x <= y;
     }
+    let widen = |s: &[u8]| {
+        let mut k = [0u8; 8];
+        k[..s.len()].copy_from_slice(s);
+        u64::from_ne_bytes(k)
+    };
+    widen(x) <= widen(y)
 }
 
 impl<V: Pod + PartialOrd, I: Pod + Ord> Reduction<ValueIndex<V, I>> for MinLoc {
@@ -487,5 +566,80 @@ pub fn non_commutative<T: Pod, F: Fn(&[T], &mut [T]) + Send + Sync + 'static>(f:
     User {
         f,
         commutative: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `f` gives the same bits whichever order its operands come in, and however three
+    /// are grouped, for every pair and triple of `values`.
+    fn commutes_and_associates<T: Copy + std::fmt::Debug>(
+        values: &[T],
+        f: impl Fn(T, T) -> T,
+        bits: impl Fn(T) -> Vec<u8>,
+    ) {
+        for &x in values {
+            for &y in values {
+                let (xy, yx) = (f(x, y), f(y, x));
+                assert_eq!(bits(xy), bits(yx), "{x:?}, {y:?}: {xy:?} against {yx:?}");
+                for &z in values {
+                    let (left, right) = (f(f(x, y), z), f(x, f(y, z)));
+                    assert_eq!(bits(left), bits(right), "{x:?}, {y:?}, {z:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn float_lesser_and_greater_pass_over_nans_and_order_zeros_in_any_order() {
+        let nan = f32::from_bits(0xffc0_0001);
+        let values = [
+            f32::NAN,
+            nan,
+            -0.0,
+            0.0,
+            1.0,
+            -1.0,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+        ];
+        let bits = |x: f32| x.to_bits().to_ne_bytes().to_vec();
+        commutes_and_associates(&values, f32::lesser, bits);
+        commutes_and_associates(&values, f32::greater, bits);
+        assert_eq!(f32::lesser(0.0, -0.0).to_bits(), (-0.0f32).to_bits());
+        assert_eq!(f32::greater(-0.0, 0.0).to_bits(), 0.0f32.to_bits());
+        assert_eq!(
+            (f64::lesser(2.0, f64::NAN), f64::greater(f64::NAN, 2.0)),
+            (2.0, 2.0)
+        );
+        assert_eq!(f32::lesser(nan, f32::NAN).to_bits(), f32::NAN.to_bits());
+        assert_eq!(
+            (f64::lesser(2.0, -3.5), f64::greater(2.0, -3.5)),
+            (-3.5, 2.0)
+        );
+        assert_eq!((i64::lesser(-4, 9), u8::greater(3, 250)), (-4, 250));
+    }
+
+    #[test]
+    fn minloc_and_maxloc_commute_and_associate_on_nans_zeros_and_ties() {
+        let mut pairs = Vec::new();
+        for v in [f64::NAN, -f64::NAN, -0.0, 0.0, 1.0, -1.0] {
+            for i in [0, 1, 2] {
+                pairs.push(ValueIndex::new(v, i));
+            }
+        }
+        let bits = |p: ValueIndex<f64, i32>| bytemuck::bytes_of(&p).to_vec();
+        let min = |a, b| located(a, b, |x: f64, y: f64| x < y);
+        let max = |a, b| located(a, b, |x: f64, y: f64| x > y);
+        commutes_and_associates(&pairs, min, bits);
+        commutes_and_associates(&pairs, max, bits);
+        let (value, index): (f64, i32) =
+            min(ValueIndex::new(0.0, 2), ValueIndex::new(-0.0, 1)).into();
+        assert_eq!((value.to_bits(), index), ((-0.0f64).to_bits(), 1));
+        let (value, index): (f64, i32) =
+            max(ValueIndex::new(f64::NAN, 0), ValueIndex::new(-5.0, 2)).into();
+        assert_eq!((value, index), (-5.0, 2));
     }
 }

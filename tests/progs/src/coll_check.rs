@@ -46,6 +46,11 @@ pub trait Num: Pod + PartialEq + PartialOrd + Debug + Send + Sync + 'static {
     fn from_truth(t: bool) -> Self {
         Self::from_i64(t as i64)
     }
+    /// For floats, where `h` says so, a value whose Min and Max depend on the order
+    /// of a naive comparison: a NaN (of `h`'s sign and payload), -0 or +0.
+    fn special(h: u64) -> Option<Self>;
+    /// The NaN the library gives where every operand of a Min or Max is one.
+    fn quiet_nan() -> Self;
 }
 
 macro_rules! int {
@@ -56,23 +61,38 @@ macro_rules! int {
             fn add(self, o: $t) -> $t { self.wrapping_add(o) }
             fn mul(self, o: $t) -> $t { self.wrapping_mul(o) }
             fn truth(self) -> bool { self != 0 }
+            fn special(_: u64) -> Option<$t> { None }
+            fn quiet_nan() -> $t { unreachable!("integers have no NaN") }
         }
     )*};
 }
 int!(i8, i32, u64);
 
 macro_rules! float {
-    ($($t:ty),*) => {$(
+    ($($t:ty: $bits:ty),*) => {$(
         impl Num for $t {
             const NAME: &'static str = stringify!($t);
             fn from_i64(v: i64) -> $t { v as $t }
             fn add(self, o: $t) -> $t { self + o }
             fn mul(self, o: $t) -> $t { self * o }
             fn truth(self) -> bool { self != 0.0 }
+            fn special(h: u64) -> Option<$t> {
+                match h % 12 {
+                    0 => {
+                        let payload = ((h >> 8) & 0xff) as $bits;
+                        let sign = if h & 16 == 0 { 0 } else { (-0.0 as $t).to_bits() };
+                        Some(<$t>::from_bits(<$t>::NAN.to_bits() | payload | sign))
+                    }
+                    1 => Some(-0.0),
+                    2 => Some(0.0),
+                    _ => None,
+                }
+            }
+            fn quiet_nan() -> $t { <$t>::NAN }
         }
     )*};
 }
-float!(f32, f64);
+float!(f32: u32, f64: u64);
 
 /// The built-in operations, with the inputs that keep their float results exact.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +123,11 @@ pub const BITWISE: [Kind; 3] = [Kind::BAnd, Kind::BOr, Kind::BXor];
 /// Rank `rank`'s element `i` for operation `kind`.
 pub fn input<T: Num>(kind: Kind, rank: usize, i: usize) -> T {
     let h = mix(rank as u64, i as u64, kind as u64);
+    if matches!(kind, Kind::Min | Kind::Max)
+        && let Some(special) = T::special(h >> 20)
+    {
+        return special;
+    }
     let v = match kind {
         Kind::Sum | Kind::Min | Kind::Max => (h % 201) as i64 - 100,
         Kind::Prod => [1, -1, 2, 1][(h % 4) as usize],
@@ -114,6 +139,7 @@ pub fn input<T: Num>(kind: Kind, rank: usize, i: usize) -> T {
 }
 
 /// `a ⊕ b` for `kind`, computed independently of the library.
+#[allow(clippy::eq_op)] // `x != x`: the NaN test of a generic float
 pub fn apply<T: Num>(kind: Kind, a: T, b: T) -> T {
     let bits = |x: T| {
         bytemuck::bytes_of(&x)
@@ -130,15 +156,22 @@ pub fn apply<T: Num>(kind: Kind, a: T, b: T) -> T {
     match kind {
         Kind::Sum => a.add(b),
         Kind::Prod => a.mul(b),
-        Kind::Min => {
-            if b < a {
-                b
-            } else {
-                a
-            }
-        }
-        Kind::Max => {
-            if b > a {
+        // A NaN loses to a number, and of equal values (-0 and +0) Min takes the one
+        // with its sign bit set, Max the other.
+        Kind::Min | Kind::Max => {
+            let (a_nan, b_nan) = (a != a, b != b);
+            let negative = |x: T| bits(x) >> (8 * size_of::<T>() - 1) == 1;
+            if a_nan && b_nan {
+                T::quiet_nan()
+            } else if a_nan || b_nan {
+                if a_nan { b } else { a }
+            } else if a == b {
+                if negative(a) == (kind == Kind::Min) {
+                    a
+                } else {
+                    b
+                }
+            } else if (b < a) == (kind == Kind::Min) {
                 b
             } else {
                 a
@@ -250,10 +283,12 @@ pub fn each_algorithm(coll: Collective, mut body: impl FnMut(&str)) {
     oxmpi::set_algorithm(coll, None).expect("auto");
 }
 
-/// Asserts `got == want`, naming the case and the first differing element.
-pub fn check<T: PartialEq + Debug>(got: &[T], want: &[T], what: &str) {
+/// Asserts that `got` has the bits of `want` (so NaNs compare, and -0 differs from
+/// +0), naming the case and the first differing element.
+pub fn check<T: Pod + Debug>(got: &[T], want: &[T], what: &str) {
     assert_eq!(got.len(), want.len(), "{what}: length");
-    if let Some(i) = (0..got.len()).find(|&i| got[i] != want[i]) {
+    let bits = |x: &T| bytemuck::bytes_of(x).to_vec();
+    if let Some(i) = (0..got.len()).find(|&i| bits(&got[i]) != bits(&want[i])) {
         panic!(
             "{what}: element {i} of {} is {:?}, expected {:?}",
             got.len(),
