@@ -287,7 +287,10 @@ pub fn each_algorithm(coll: Collective, mut body: impl FnMut(&str)) {
 /// +0), naming the case and the first differing element.
 pub fn check<T: Pod + Debug>(got: &[T], want: &[T], what: &str) {
     assert_eq!(got.len(), want.len(), "{what}: length");
-    let bits = |x: &T| bytemuck::bytes_of(x).to_vec();
+    let bits = bytemuck::bytes_of::<T>;
+    if bytemuck::cast_slice::<T, u8>(got) == bytemuck::cast_slice::<T, u8>(want) {
+        return;
+    }
     if let Some(i) = (0..got.len()).find(|&i| bits(&got[i]) != bits(&want[i])) {
         panic!(
             "{what}: element {i} of {} is {:?}, expected {:?}",
