@@ -14,7 +14,13 @@
 //              into rank c's output, then copies that half into every other rank's
 //              output.
 // Prints, per size (the block, or the vector) from 8 KiB to 1 MiB, the median
-// microseconds of the slower process. Build and run:
+// microseconds of the slower process. And the floor of a short collective among ranks
+// that share a core, where every rank must run once per call, so each core hands
+// itself over between its ranks at least once per call:
+//   handover:  two processes pinned to core 0 take turns through a shared word, each
+//              yielding the core (sched_yield) until it is its turn; prints the median
+//              time of one hand-over over 20 rounds of 20000 turns each.
+// Build and run:
 //   cc -O3 -march=native -o /tmp/floor benches/coll_floor.c && /tmp/floor alltoall 4
 // (docs/collectives.md compares it with Open MPI's times).
 #define _GNU_SOURCE
@@ -76,14 +82,55 @@ static void share(enum op op, int me, int ranks, size_t size, char *in, char *ou
     }
 }
 
+// Pins the calling process to `core`.
+static void pin(int core) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(core, &set);
+    sched_setaffinity(0, sizeof set, &set);
+}
+
+static int handover(void) {
+    enum { ROUNDS = 20, TURNS = 20000 };
+    atomic_int *turn = mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (turn == MAP_FAILED) {
+        perror("mmap");
+        return 1;
+    }
+    pid_t kid = fork();
+    int me = kid == 0;
+    pin(0);
+    double took[ROUNDS];
+    for (int r = 0; r < ROUNDS; r++) {
+        double t0 = now_us();
+        for (int i = 0; i < TURNS; i++) {
+            while (atomic_load(turn) != me)
+                sched_yield();
+            atomic_store(turn, !me);
+        }
+        // Both took TURNS turns: 2 * TURNS hand-overs.
+        took[r] = (now_us() - t0) / (2.0 * TURNS);
+    }
+    if (me)
+        _exit(0);
+    waitpid(kid, 0, 0);
+    qsort(took, ROUNDS, sizeof(double), by_value);
+    printf("one hand-over of a core: %.3f us (median of %d rounds, %.3f-%.3f)\n",
+           took[ROUNDS / 2], ROUNDS, took[0], took[ROUNDS - 1]);
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 2 && strcmp(argv[1], "handover") == 0)
+        return handover();
     static const char *names[] = {"alltoall", "bcast", "allreduce"};
     enum op op = ALLTOALL;
     while (argc > 1 && strcmp(argv[1], names[op]) != 0 && op < ALLREDUCE)
         op++;
     int ranks = argc > 2 ? atoi(argv[2]) : 0;
     if (argc != 3 || strcmp(argv[1], names[op]) != 0 || ranks < 2) {
-        fprintf(stderr, "usage: %s alltoall|bcast|allreduce RANKS (at least 2)\n", argv[0]);
+        fprintf(stderr, "usage: %s alltoall|bcast|allreduce RANKS (at least 2), or %s handover\n",
+                argv[0], argv[0]);
         return 2;
     }
     size_t max_size = 1 << 20;
@@ -103,10 +150,7 @@ int main(int argc, char **argv) {
         atomic_store(arrived, 0);
         pid_t kid = fork();
         int me = kid == 0;
-        cpu_set_t set;
-        CPU_ZERO(&set);
-        CPU_SET(me, &set);
-        sched_setaffinity(0, sizeof set, &set);
+        pin(me);
         double *took = malloc(sizeof(double) * iters);
         for (int it = 0; it < iters + warmup; it++) {
             atomic_fetch_add(arrived, 1);
