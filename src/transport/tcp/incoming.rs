@@ -58,6 +58,9 @@ pub(crate) struct Incoming {
     state: State,
     /// The last read emptied the socket (saves the read that would return EAGAIN).
     emptied: bool,
+    /// The poller said the peer's end was reached or the socket failed
+    /// ([`Incoming::ended`]).
+    ended: bool,
 }
 
 enum Fill {
@@ -77,6 +80,7 @@ impl Incoming {
             end: 0,
             state: State::Hello,
             emptied: false,
+            ended: false,
         }
     }
 
@@ -87,6 +91,14 @@ impl Incoming {
             peer: Some(peer),
             ..Incoming::new(stream)
         }
+    }
+
+    /// Notes that the poller reported the end of the peer's stream (or an error) with
+    /// the socket's last readiness event: a read that empties the socket of data then
+    /// is not the last one, since only a further read returns the end, and no later
+    /// event would say it is there (edge-triggered). Reads go on until they see it.
+    pub(crate) fn ended(&mut self) {
+        self.ended = true;
     }
 
     fn buffered(&self) -> usize {
@@ -146,7 +158,7 @@ impl Incoming {
                 State::Data { .. } => 0,
             };
             if self.buffered() < need {
-                if self.emptied {
+                if self.emptied && !self.ended {
                     return Ok((Pump::Drained, moved));
                 }
                 match self.fill(need).map_err(|e| self.io_error(me, e))? {
@@ -248,7 +260,7 @@ impl Incoming {
                             Ok(n) => {
                                 let short = done + n < total;
                                 done += n;
-                                if short {
+                                if short && !self.ended {
                                     // The socket is empty; wait for its next event.
                                     self.state = State::Data { hdr, done };
                                     return Ok((Pump::Drained, true));

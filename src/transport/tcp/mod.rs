@@ -185,6 +185,9 @@ struct Ready {
     token: Token,
     /// The poller said the socket can take more (frames may wait to be written).
     writable: bool,
+    /// The poller said the peer's end was reached or the socket failed
+    /// ([`Incoming::ended`]).
+    ended: bool,
 }
 
 /// One connection: its read side owns the socket.
@@ -342,6 +345,7 @@ impl Tcp {
             self.ready.push(Ready {
                 token: ev.token(),
                 writable: ev.is_writable(),
+                ended: ev.is_read_closed() || ev.is_error(),
             });
         }
         Ok(())
@@ -491,6 +495,7 @@ impl Tcp {
             self.ready.push(Ready {
                 token: Token(self.size + slot),
                 writable: false,
+                ended: false,
             });
         }
     }
@@ -750,6 +755,7 @@ impl Transport for Tcp {
                     self.ready.push(Ready {
                         token: Token(self.size + slot),
                         writable: false,
+                        ended: false,
                     });
                 }
             }
@@ -769,6 +775,11 @@ impl Transport for Tcp {
                 WAKE => {}
                 Token(t) => {
                     let slot = t - self.size;
+                    if r.ended
+                        && let Some(conn) = self.conns[slot].as_mut()
+                    {
+                        conn.rx.ended();
+                    }
                     moved |= self.pump(slot, sink)?;
                     if r.writable {
                         self.flush(slot, sink)?;
@@ -1041,6 +1052,88 @@ mod tests {
         let mut answer = [0u8; HELLO_LEN];
         io::Read::read_exact(&mut first, &mut answer).unwrap();
         assert_eq!(Hello::verify(&answer, &[1; 16], 1, 2), Ok(0));
+    }
+
+    /// Counts the frames that reach it.
+    #[derive(Default)]
+    struct CountFrames(usize);
+
+    impl Sink for CountFrames {
+        fn frame(&mut self, _: usize, _: &Header, _: &[u8]) -> Result<()> {
+            self.0 += 1;
+            Ok(())
+        }
+        fn data_dest(&mut self, peer: usize, _: &Header) -> Result<UserBufMut> {
+            panic!("data from {peer}")
+        }
+        fn data_done(&mut self, peer: usize, _: &Header) -> Result<()> {
+            panic!("data from {peer}")
+        }
+        fn sent(&mut self, _: u64) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A peer whose last frame and the end of its connection arrive together is
+    /// noticed gone also where the rank reads its connections only when the poller
+    /// names them (more than [`DIRECT_READS`] peers write to it): the read that takes
+    /// the frame empties the socket of data, and only one more read returns the end,
+    /// of which no later event would tell. (It was never noticed: a rank waiting for
+    /// that peer waited until the launcher's timeout.)
+    #[test]
+    fn a_peer_that_ends_right_after_a_frame_is_noticed_among_many() {
+        const SIZE: usize = DIRECT_READS + 3;
+        let own = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = own.local_addr().unwrap();
+        let mut tcp = Tcp::new(
+            0,
+            SIZE,
+            [1; 16],
+            own,
+            None,
+            CREDIT,
+            Box::new(|_| unreachable!()),
+        )
+        .unwrap();
+        let mut peers: Vec<_> = (1..SIZE)
+            .map(|p| {
+                let mut s = std::net::TcpStream::connect(addr).unwrap();
+                io::Write::write_all(&mut s, bytemuck::bytes_of(&Hello::new([1; 16], p, SIZE)))
+                    .unwrap();
+                s
+            })
+            .collect();
+        progress_until(&mut tcp, |t| t.callers[1..].iter().all(|&c| c));
+        let mut last = peers.pop().unwrap();
+        // The rank's answer read, the peer's end is a plain end of stream.
+        let mut answer = [0u8; HELLO_LEN];
+        io::Read::read_exact(&mut last, &mut answer).unwrap();
+        let credit = Header::new(Kind::Credit);
+        io::Write::write_all(&mut last, bytemuck::bytes_of(&credit)).unwrap();
+        drop(last);
+        std::thread::sleep(Duration::from_millis(50));
+        let mut frames = CountFrames::default();
+        let start = Instant::now();
+        let err = loop {
+            match tcp.progress(&mut frames) {
+                Ok(_) => {
+                    assert!(
+                        start.elapsed() < Duration::from_secs(10),
+                        "rank {} never noticed gone ({} frames taken)",
+                        SIZE - 1,
+                        frames.0
+                    );
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(frames.0, 1, "the frame before the end arrived");
+        assert!(
+            matches!(&err, Error::PeerLost { peer, .. } if *peer == SIZE as i32 - 1),
+            "{err:?}"
+        );
+        drop(peers);
     }
 
     /// Run by [`running_out_of_descriptors_is_not_fatal`] in a process of its own,
