@@ -146,7 +146,7 @@ pub(crate) fn with<R>(f: impl FnOnce(&mut Engine) -> Result<R>) -> Result<R> {
 }
 
 pub(crate) use context::orphan_pair;
-pub(crate) use owner::{callable_here, claim, install, is_running, uninstall};
+pub(crate) use owner::{callable_here, claim, ensure_callable, install, is_running, uninstall};
 
 /// Tells the launcher when `err` says a peer was lost: the program may end at once,
 /// and the peer's end is the cause to report.

@@ -166,6 +166,16 @@ pub(crate) fn callable_here() -> bool {
     ROLE.get() == OWNER
 }
 
+/// [`callable_here`], with the reason a call from here is refused: for a call that
+/// must not change its communicator's state before it first reaches the engine.
+pub(crate) fn ensure_callable() -> Result<(), Error> {
+    if callable_here() {
+        Ok(())
+    } else {
+        Err(refusal())
+    }
+}
+
 /// Whether an engine is installed, or being initialized (by any thread).
 pub(crate) fn is_running() -> bool {
     SLOT.taken.load(Ordering::Acquire)

@@ -121,6 +121,10 @@ impl Comm {
     /// its class's run, or, when none is left, as rank 0 decides the next run in a
     /// meeting at `venue`.
     pub(crate) fn allreduce_way(&self, venue: Venue<'_>, bytes: usize, esz: usize) -> Result<Way> {
+        // A call refused (from another thread, or from inside a call) must leave the
+        // run's next call for this rank's next allreduce, or the ranks would go
+        // different ways from here on.
+        engine::ensure_callable()?;
         let start = Instant::now();
         let class = two_ways::class(bytes);
         let rank0 = self.rank() == 0;

@@ -500,36 +500,90 @@ fn retried_on_one_rank(world: &Comm) {
     assert_eq!(mine, [size as u32; 2]);
 }
 
-/// A collective called from inside a reduction's closure is refused (oxmpi is not
-/// re-entrant) and uses up nothing: ranks whose closure ran (the reduce's inner
-/// nodes) stay in step with those whose closure did not.
+/// A collective called from inside a reduction's closure, or from another thread, is
+/// refused (oxmpi is not re-entrant, and funneled) and uses up nothing: ranks whose
+/// closure ran (the reduce's inner nodes) stay in step with those whose closure did
+/// not. On 2 ranks also after thousands of 16 KiB allreduces, which then go the way
+/// rank 0 learned in runs of calls decided at once, refused once at each place of a
+/// run (a refused call took the run's next call on its rank alone, and a later
+/// allreduce ended the job blaming the counts).
 fn called_from_inside_a_reduction(world: &Comm) {
     use std::cell::RefCell;
     thread_local! {
         static INSIDE: RefCell<Option<Comm>> = const { RefCell::new(None) };
     }
+    const LEARNED: usize = 4096;
+    fn refused_inside(what: &str, r: oxmpi::Result<()>) {
+        match r {
+            Err(Error::InvalidArgument(msg)) if msg.contains("inside") => {}
+            other => panic!("{what} inside a reduction: {other:?}"),
+        }
+    }
     INSIDE.with(|c| *c.borrow_mut() = Some(world.clone()));
     let op = Op::commutative(|a: &[u32], b: &mut [u32]| {
         INSIDE.with(|c| {
             if let Some(c) = c.borrow().as_ref() {
-                match c.barrier() {
-                    Err(Error::InvalidArgument(msg)) if msg.contains("inside") => {}
-                    other => panic!("a barrier inside a reduction: {other:?}"),
-                }
+                refused_inside("a barrier", c.barrier());
+                let mut out = [0f32; LEARNED];
+                refused_inside(
+                    "an allreduce",
+                    c.allreduce(&[1f32; LEARNED], &mut out, Op::Sum),
+                );
             }
         });
         for (y, x) in b.iter_mut().zip(a) {
             *y += x;
         }
     });
-    let mut out = [0u32];
-    world
-        .reduce(&[1u32], &mut out, op, 0)
-        .expect("reduce whose closure calls oxmpi");
-    INSIDE.with(|c| c.borrow_mut().take());
-    if world.rank() == 0 {
-        assert_eq!(out[0], world.size() as u32);
+    let (rank, size) = (world.rank(), world.size());
+    let mine = vec![rank as f32 + 1.0; LEARNED];
+    let mut out = vec![0f32; LEARNED];
+    let mut learned_allreduce = || {
+        world
+            .allreduce(&mine, &mut out, Op::Sum)
+            .expect("allreduce");
+        assert!(out.iter().all(|&x| x == 3.0), "{:?}", &out[..4]);
+    };
+    // One rank alone is refused in each round: rank 1 from another thread, then the
+    // reduce's root in its closure, once at each place of a run on 2 ranks.
+    let rounds = if size == 2 {
+        for _ in 0..3000 {
+            learned_allreduce();
+        }
+        17
+    } else {
+        1
+    };
+    for _ in 0..rounds {
+        if rank == 1 {
+            let other = world.clone();
+            let from_thread = std::thread::spawn(move || {
+                other.allreduce(&[1f32; LEARNED], &mut [0f32; LEARNED], Op::Sum)
+            })
+            .join()
+            .expect("thread");
+            assert!(
+                matches!(from_thread, Err(Error::WrongThread)),
+                "{from_thread:?}"
+            );
+        }
+        if size == 2 {
+            learned_allreduce();
+        }
     }
+    for _ in 0..rounds {
+        let mut sum = [0u32];
+        world
+            .reduce(&[1u32], &mut sum, op.clone(), 0)
+            .expect("reduce whose closure calls oxmpi");
+        if rank == 0 {
+            assert_eq!(sum[0], size as u32);
+        }
+        if size == 2 {
+            learned_allreduce();
+        }
+    }
+    INSIDE.with(|c| c.borrow_mut().take());
 }
 
 /// Collectives as messages where the last rank passes longer vectors than the
