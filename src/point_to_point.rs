@@ -93,7 +93,7 @@ impl Comm {
     fn blocking_send(&self, buf: &[u8], dest: Rank, tag: Tag, sync: bool) -> Result<()> {
         match self.post_send(buf, dest, tag, sync)? {
             ReqId::DONE => Ok(()),
-            id => engine::with(|e| e.wait_send(Some(id))),
+            id => engine::with(|e| e.wait_send(Some(id), &[])),
         }
     }
 
@@ -242,13 +242,23 @@ impl Comm {
         engine::with(|e| {
             let r = e.start_recv(pattern, into)?;
             let s = e.start_send(ctx, me, peer, send_tag, out, false)?;
-            let sent = e.wait_send(s);
-            let got = match r {
-                Started::Done(got) => got,
-                Started::Pending(id) => e.wait(id),
+            let pending = match r {
+                Started::Pending(id) => Some(id),
+                Started::Done(_) => None,
             };
-            sent?;
-            got
+            // A failure of the job on either side ends the call at once: the other
+            // may wait for a live peer that waits for this rank.
+            match e.wait_send(s, pending.as_slice()) {
+                Err(err) if err.is_fatal() => Err(err),
+                sent => {
+                    let got = match r {
+                        Started::Done(got) => got,
+                        Started::Pending(id) => e.wait(id),
+                    };
+                    sent?;
+                    got
+                }
+            }
         })?
         .whole(size_of::<R>())
     }

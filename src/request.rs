@@ -104,7 +104,7 @@ where
                 if e.core.reqs.get(id).is_none() {
                     continue;
                 }
-                if let Err(err) = e.wait(id)
+                if let Err(err) = e.wait_among(id, &live)
                     && err.is_fatal()
                 {
                     return Err(err);
@@ -464,10 +464,17 @@ fn wait_each(requests: Vec<Request<'_>>, outcomes: &mut impl Outcomes) -> Result
     if pending.is_empty() {
         return Ok(());
     }
+    // Each wait also ends at a failure of the job among the others (a request
+    // waited for first may need a live peer that waits for this rank).
+    let ids: Vec<ReqId> = if pending.len() > 1 {
+        pending.iter().map(|&(_, id, _)| id).collect()
+    } else {
+        Vec::new()
+    };
     // One visit to the engine for all of them.
     engine::with(|e| {
         for &(i, id, elem_size) in &pending {
-            match e.wait(id) {
+            match e.wait_among(id, &ids) {
                 Ok(s) if is_whole(s.bytes, elem_size as usize) => outcomes.done(i, s),
                 Ok(s) => outcomes.failed(i, partial_element(&s, elem_size as usize)),
                 // The job failed: report it at once (the engine's policy applies).

@@ -360,6 +360,11 @@ fn waiting_for_a_rank_that_finalized_fails_instead_of_hanging() {
         (3, "return", "1", "rank"),
         (4, "return", "2", "allreduce"),
         (2, "finalize", "1", "testloop"),
+        // Waited for together with a request of a live rank that waits for this one.
+        (3, "finalize", "1", "sendrecv_to"),
+        (3, "finalize", "2", "sendrecv_from"),
+        (3, "return", "2", "sendrecv_from"),
+        (3, "finalize", "2", "waitall_from"),
         // Over TCP the waiters learn of these from the launcher: the victim has no
         // connection to say goodbye on.
         (2, "quiet", "1", "rank"),

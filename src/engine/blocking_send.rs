@@ -21,8 +21,10 @@ use crate::status::Status;
 use crate::transport::shm::Head;
 
 impl Engine {
-    /// Blocks until the send started by [`Engine::start_send`] completes.
-    pub(crate) fn wait_send(&mut self, id: Option<ReqId>) -> Result<()> {
+    /// Blocks until the send started by [`Engine::start_send`] completes, or one of
+    /// the requests `among` that the caller waits for too fails in a way that ends the
+    /// job ([`Engine::wait_among`]).
+    pub(crate) fn wait_send(&mut self, id: Option<ReqId>, among: &[ReqId]) -> Result<()> {
         let Some(id) = id else {
             return Ok(());
         };
@@ -32,7 +34,7 @@ impl Engine {
             }
             return Ok(());
         }
-        self.wait(id).map(drop)
+        self.wait_among(id, among).map(drop)
     }
 
     /// Watches the ring for the FIN of send `id`; whether it took it (the send is

@@ -122,27 +122,38 @@ const FIRST_LOOKS: u32 = 16;
 /// (single copy) are told the buffers are withdrawn, and a read that may have seen
 /// the program's later data fails there.
 pub(crate) fn with<R>(f: impl FnOnce(&mut Engine) -> Result<R>) -> Result<R> {
-    owner::with_engine(|eng| {
-        if let Some(why) = &eng.broken {
-            return Err(Error::JobFailed(why.clone()));
+    owner::with_engine(|eng| guarded(eng, f))
+}
+
+/// [`with`] for a destructor, which may run while the thread unwinds from a panic
+/// that is not oxmpi's (a communicator dropped on the way): that does not end the
+/// job as a panic inside the call does.
+pub(crate) fn with_in_drop<R>(f: impl FnOnce(&mut Engine) -> Result<R>) -> Result<R> {
+    owner::with_engine_in_drop(|eng| guarded(eng, f))
+}
+
+/// `f` on the engine, under the error policy of [`with`].
+#[inline(always)]
+fn guarded<R>(eng: &mut Engine, f: impl FnOnce(&mut Engine) -> Result<R>) -> Result<R> {
+    if let Some(why) = &eng.broken {
+        return Err(Error::JobFailed(why.clone()));
+    }
+    let result = f(eng);
+    if let Err(e) = &result
+        && e.is_fatal()
+    {
+        // A peer helping with a split copy may still write into a receive
+        // buffer of ours, which the caller would free on return: end the job.
+        if eng.error_mode == ErrorMode::Fatal || !eng.core.shared.is_empty() {
+            eng.die(e);
         }
-        let result = f(eng);
-        if let Err(e) = &result
-            && e.is_fatal()
-        {
-            // A peer helping with a split copy may still write into a receive
-            // buffer of ours, which the caller would free on return: end the job.
-            if eng.error_mode == ErrorMode::Fatal || !eng.core.shared.is_empty() {
-                eng.die(e);
-            }
-            eng.broken = Some(e.to_string());
-            // The call returns, and with it the buffers of sends and collectives not
-            // finished, which peers of this node may still be reading.
-            eng.net.withdraw();
-            report_if_lost(&eng.boot, e);
-        }
-        result
-    })
+        eng.broken = Some(e.to_string());
+        // The call returns, and with it the buffers of sends and collectives not
+        // finished, which peers of this node may still be reading.
+        eng.net.withdraw();
+        report_if_lost(&eng.boot, e);
+    }
+    result
 }
 
 pub(crate) use context::orphan_pair;
@@ -808,7 +819,7 @@ impl Engine {
                 Ok(false)
             }
             Ok(Some(result)) => {
-                *op = Op::done(result);
+                self.core.reqs.complete(id, result);
                 self.colls.retain(|c| *c != id);
                 Ok(true)
             }
@@ -834,17 +845,28 @@ impl Engine {
     /// Blocks until request `id` completes and returns its result.
     #[inline]
     pub(crate) fn wait(&mut self, id: ReqId) -> Result<Status> {
+        self.wait_among(id, &[])
+    }
+
+    /// [`Engine::wait`] for request `id` while the caller waits for the requests
+    /// `among` as well, one after another (a `sendrecv`'s other operation, the rest of
+    /// a `wait_all`'s list): this wait also ends when one of those has failed in a
+    /// way that ends the job, and returns that failure (taking it: the failed request
+    /// is gone). `id` may need a live peer that itself waits for this rank, and the
+    /// failure would otherwise never be seen (the job waited until `--timeout`).
+    #[inline]
+    pub(crate) fn wait_among(&mut self, id: ReqId, among: &[ReqId]) -> Result<Status> {
         // Often done already (a window of receives after its first wait): one lookup,
         // inlined, so that the status reaches the caller in registers.
         match self.core.reqs.take_done(id) {
             Some(result) => result,
-            None => self.wait_pending(id),
+            None => self.wait_pending(id, among),
         }
     }
 
-    /// [`Engine::wait`] for a request that has not completed yet.
+    /// [`Engine::wait_among`] for a request that has not completed yet.
     #[inline(never)]
-    fn wait_pending(&mut self, id: ReqId) -> Result<Status> {
+    fn wait_pending(&mut self, id: ReqId, among: &[ReqId]) -> Result<Status> {
         // Waiting for this one request, the rank sends nothing meanwhile: any message
         // of its own to itself is queued already and meets the receive in the first
         // progress pass, so an orphaned any-source receive can fail at once (a wait
@@ -852,16 +874,38 @@ impl Engine {
         // Once a pass moves nothing, a request only this rank could complete never
         // will (see `self_deadlock`). Which requests those are does not change, so one
         // pass asks: the 64th that moved nothing, by when most waits have ended (the
-        // question at the first cost 256-byte ping-pongs 9%).
+        // question at the first cost 256-byte ping-pongs 9%). A failure among the
+        // others is looked for on passes that moved nothing, once per failure of the
+        // job anywhere (and at the first: one may have come before this wait).
         let mut stalls = 0u32;
+        let mut seen = None;
+        let mut failed = None;
         self.wait_until_or_stalled(
             |e| e.core.reqs.is_done(id) || e.core.fail_orphaned_any_source(id),
             |e| {
                 stalls += 1;
-                stalls == SELF_DEADLOCK_PASSES && e.core.fail_self_deadlock(id)
+                if stalls == SELF_DEADLOCK_PASSES && e.core.fail_self_deadlock(id) {
+                    return true;
+                }
+                let now = e.core.reqs.fatal_failures();
+                if seen != Some(now) {
+                    seen = Some(now);
+                    failed = among
+                        .iter()
+                        .copied()
+                        .find(|&other| other != id && e.core.reqs.failed_fatally(other));
+                }
+                failed.is_some()
             },
         )?;
-        self.core.reqs.take_done(id).expect("request is done")
+        match (self.core.reqs.take_done(id), failed) {
+            (Some(result), _) => result,
+            (None, Some(other)) => match self.core.reqs.take_done(other) {
+                Some(Err(e)) => Err(e),
+                _ => unreachable!("request {other:?} failed"),
+            },
+            (None, None) => unreachable!("a wait ends with its request done"),
+        }
     }
 
     /// Waits until one of requests `ids` has completed (`wait_any`). When every one of

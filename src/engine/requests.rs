@@ -4,7 +4,7 @@
 //! forged id in a peer's frame) never reaches a live slot: lookups of stale ids fail.
 
 use super::schedule::Schedule;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::status::Status;
 use crate::userbuf::{UserBuf, UserBufMut};
 
@@ -100,6 +100,9 @@ pub(crate) struct Requests {
     detached: Vec<ReqId>,
     /// How many detached requests are kept before those completed are freed.
     sweep_at: usize,
+    /// How many requests have completed with a failure of the job itself so far
+    /// ([`Requests::fatal_failures`]).
+    fatal: u64,
 }
 
 /// Detached requests kept at least before those completed are freed.
@@ -167,9 +170,32 @@ impl Requests {
     /// Marks `id` finished with `result`.
     #[inline]
     pub(crate) fn complete(&mut self, id: ReqId, result: Result<Status>) {
+        if let Err(e) = &result {
+            self.count_failure(e);
+        }
         if let Some(op) = self.get_mut(id) {
             *op = Op::done(result);
         }
+    }
+
+    /// Counts a request's failure `e` if it is a failure of the job itself.
+    #[cold]
+    fn count_failure(&mut self, e: &Error) {
+        if e.is_fatal() {
+            self.fatal += 1;
+        }
+    }
+
+    /// How many requests have completed with a failure of the job itself
+    /// ([`Error::is_fatal`]) so far: a wait for several looks for one among them only
+    /// when this has changed (`Engine::wait_among`).
+    pub(crate) fn fatal_failures(&self) -> u64 {
+        self.fatal
+    }
+
+    /// Whether request `id` has completed with a failure of the job itself.
+    pub(crate) fn failed_fatally(&self, id: ReqId) -> bool {
+        matches!(self.get(id), Some(Op::Done(Err(e))) if e.is_fatal())
     }
 
     #[inline]

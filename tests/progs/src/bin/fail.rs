@@ -126,7 +126,13 @@ fn wait_for_departed(
     } else {
         None
     };
+    // In the modes where rank 0 waits for the victim together with a live rank, the
+    // victim leaves once rank 0 is (all but) in that wait.
+    let paired = matches!(wait, "sendrecv_to" | "sendrecv_from" | "waitall_from");
     if world.rank() == victim {
+        if paired {
+            world.recv(&mut [0u8], 0, 996)?;
+        }
         if how == "return" {
             world.send(&[0u8], world.size() + 5, 0)?;
         }
@@ -153,6 +159,33 @@ fn wait_for_departed(
             while r.test()?.is_none() {}
             Ok(())
         })?,
+        // Rank 0 sends a long message and receives in one call, one side to or from
+        // the victim, the other to or from the third rank, which first waits for rank
+        // 0 itself: the victim's side fails, and so must the call, whichever side
+        // rank 0 waits for first.
+        "sendrecv_to" | "sendrecv_from" | "waitall_from" => {
+            let third = 3 - victim;
+            if world.rank() == 0 {
+                let (to, from) = if wait == "sendrecv_to" {
+                    (victim, third)
+                } else {
+                    (third, victim)
+                };
+                let (out, into) = buf.split_at_mut(8);
+                world.send(&[0u8], victim, 996)?;
+                if wait == "waitall_from" {
+                    oxmpi::scope(|s| -> oxmpi::Result<()> {
+                        let sent = world.isend(s, into, to, 998)?;
+                        let got = world.irecv(s, out, from, 998)?;
+                        oxmpi::wait_all(vec![sent, got]).map(drop)
+                    })?
+                } else {
+                    world.sendrecv(into, to, 998, out, from, 998).map(drop)?
+                }
+            } else {
+                world.recv(&mut buf[..8], 0, 997).map(drop)?
+            }
+        }
         _ => panic!("unknown wait {wait}"),
     }
     universe.finalize()
