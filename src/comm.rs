@@ -39,7 +39,7 @@ impl Drop for Inner {
             return;
         }
         if engine::callable_here() {
-            let _ = engine::with(|e| {
+            let _ = engine::with_in_drop(|e| {
                 e.drop_pair(self.pair);
                 Ok(())
             });

@@ -106,6 +106,17 @@ fn main() -> oxmpi::Result<()> {
         "panic in scope".into()
     });
 
+    // A panic the program catches, which drops a communicator as it unwinds (freeing
+    // its context is a call of its own, made while the thread unwinds): the program
+    // carries on (the job ended, blaming a panic inside an oxmpi call).
+    let dup = world.dup()?;
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        let _held = dup;
+        panic!("deliberate, with a communicator held");
+    }));
+    check(&world, result.is_err(), || "caught panic".into());
+    world.barrier()?;
+
     // ANY_SOURCE nonblocking receives: everyone sends to rank 0.
     if rank == 0 {
         let mut got = vec![[0i32]; size as usize];
