@@ -101,6 +101,23 @@ fn block_set(set: libc::sigset_t) -> io::Result<()> {
     Ok(())
 }
 
+/// Blocks `sig` in the calling thread only (other threads, and the processes the
+/// main thread starts, keep their masks).
+pub fn block_in_this_thread(sig: libc::c_int) -> io::Result<()> {
+    let mut set = MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: sigemptyset initialises the set, sigaddset writes a valid signal number
+    // into it, and pthread_sigmask reads it (a null old-set pointer is allowed).
+    let rc = unsafe {
+        libc::sigemptyset(set.as_mut_ptr());
+        libc::sigaddset(set.as_mut_ptr(), sig);
+        libc::pthread_sigmask(libc::SIG_BLOCK, set.as_ptr(), std::ptr::null_mut())
+    };
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc));
+    }
+    Ok(())
+}
+
 /// A nonblocking signalfd for the handled signals.
 #[derive(Debug)]
 pub struct SignalFd {
