@@ -57,7 +57,10 @@ they print after it (an error main returns) still comes out within the grace.
 SIGINT, SIGTERM and SIGHUP sent to oxrun are forwarded to all ranks; a second
 SIGINT kills them. SIGUSR1 and SIGUSR2 are passed on without ending the job, and so
 is SIGTSTP (Ctrl-Z), which then stops oxrun too; SIGCONT (fg, bg) continues both,
-and the time stopped does not count towards --timeout or the kill grace. A
+and the time stopped does not count towards --timeout or the kill grace. Sent to
+the background (bg), the job keeps running, and rank 0 gets what is typed on the
+terminal once oxrun is back in the foreground (fg); started in the background,
+rank 0 sees end of file at once (as in a shell script's background job). A
 signal oxrun was started with ignored (nohup, a shell's background job) stays
 ignored, by oxrun and by the ranks. Once every rank has ended, whatever they
 started is killed, in their process groups or outside them (setsid, daemons:

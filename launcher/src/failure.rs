@@ -71,8 +71,10 @@ impl Failure {
             }
             Failure::Abort(a) => match &a.msg {
                 Some(msg) => format!(
-                    "oxrun: rank {} called abort with code {}: {msg}",
-                    a.rank, a.code
+                    "oxrun: rank {} called abort with code {}: {}",
+                    a.rank,
+                    a.code,
+                    printable(msg)
                 ),
                 None => format!("oxrun: rank {} called abort with code {}", a.rank, a.code),
             },
@@ -110,6 +112,20 @@ pub fn rank_list(ranks: &[usize]) -> String {
     parts.join(",")
 }
 
+/// A rank's text fit for oxrun's one report line: control characters (a carriage
+/// return, a terminal escape) written as escapes, the rest as it is.
+fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,6 +151,15 @@ mod tests {
         assert_eq!(abort(0), 1);
         assert_eq!(abort(256), 1);
         assert_eq!(abort(-1), 255);
+        let text = Failure::Abort(Abort {
+            rank: 2,
+            code: 3,
+            msg: Some("MPI_Abort(comm, 3)\r\u{1b}[2J é".into()),
+        });
+        assert_eq!(
+            text.report().unwrap(),
+            "oxrun: rank 2 called abort with code 3: MPI_Abort(comm, 3)\\r\\u{1b}[2J é"
+        );
         let timeout = Failure::Timeout {
             after: "2.5".into(),
             running: vec![0, 1, 2, 4],

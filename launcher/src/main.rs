@@ -35,14 +35,21 @@ use layout::Layout;
 const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(2);
 
 fn main() {
-    // First, before any thread exists: see `signals`.
-    if let Err(e) = signals::block() {
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    let guard = argv.get(1).is_some_and(|a| a == shm_cleanup::GUARD_ARG);
+    // First, before any thread exists: see `signals`. A job's guard blocks them all as
+    // oxrun does (it ends when oxrun has gone); oxrun lets SIGINT, SIGTERM and SIGHUP
+    // end it during its checks, and blocks them too once it starts the job.
+    let blocked = if guard {
+        signals::block()
+    } else {
+        signals::block_all_but_ending()
+    };
+    if let Err(e) = blocked {
         eprintln!("oxrun: cannot block signals: {e}");
         std::process::exit(1);
     }
-    let argv: Vec<OsString> = std::env::args_os().collect();
-    // A job's guard (its signals blocked as oxrun's: it ends when oxrun has gone).
-    if argv.get(1).is_some_and(|a| a == shm_cleanup::GUARD_ARG) {
+    if guard {
         let job = argv.get(2).and_then(|j| j.to_str());
         std::process::exit(shm_cleanup::guard_main(job));
     }
@@ -147,6 +154,11 @@ fn launch(cli: Cli) -> i32 {
             return 1;
         }
     };
+    // Threads and processes start from here: the event loop reads every signal.
+    if let Err(e) = signals::block() {
+        eprintln!("oxrun: cannot block signals: {e}");
+        return 1;
+    }
     job::run(job::JobSpec {
         program,
         argv0: cli.program,

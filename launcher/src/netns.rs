@@ -4,13 +4,16 @@
 //! Each entry names a namespace as `ip netns` does (a file under `/var/run/netns`, or
 //! a path) and the address that node's ranks listen on. oxrun opens every namespace
 //! before starting a rank; each rank enters its node's namespace between fork and exec
-//! and gets the address as `OXMPI_HOST_ADDR`. Invariant: one entry per simulated node,
-//! in node order; the files stay open until every rank has started.
+//! and gets the address as `OXMPI_HOST_ADDR`. Invariants: one entry per simulated node,
+//! in node order; the files stay open until every rank has started; opening one never
+//! blocks (a FIFO or a device named by mistake is refused, not waited on).
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
+use std::io;
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, RawFd};
-use std::path::PathBuf;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
 
 /// Where `ip netns add NAME` puts a namespace.
 const NETNS_DIR: &str = "/var/run/netns";
@@ -72,22 +75,23 @@ fn open(nodes: Vec<(String, IpAddr)>) -> Result<Vec<NodeNet>, String> {
     nodes
         .into_iter()
         .map(|(name, addr)| {
-            let path = if name.contains('/') {
-                PathBuf::from(&name)
+            // A name is shown with the file it stands for; a path as it is.
+            let (path, shown) = if name.contains('/') {
+                (PathBuf::from(&name), format!("'{name}'"))
             } else {
-                PathBuf::from(NETNS_DIR).join(&name)
+                let path = PathBuf::from(NETNS_DIR).join(&name);
+                let shown = format!("'{name}' ({})", path.display());
+                (path, shown)
             };
-            let file = File::open(&path).map_err(|e| {
-                format!(
-                    "cannot open network namespace '{name}' ({}): {e}",
-                    path.display()
-                )
-            })?;
+            let file = match open_file(&path) {
+                Ok(Ok(file)) => file,
+                Ok(Err(kind)) => {
+                    return Err(format!("{shown} is not a network namespace but {kind}"));
+                }
+                Err(e) => return Err(format!("cannot open network namespace {shown}: {e}")),
+            };
             if !is_network_namespace(&file) {
-                return Err(format!(
-                    "'{name}' ({}) is not a network namespace",
-                    path.display()
-                ));
+                return Err(format!("{shown} is not a network namespace"));
             }
             Ok(NodeNet {
                 name,
@@ -96,6 +100,42 @@ fn open(nodes: Vec<(String, IpAddr)>) -> Result<Vec<NodeNet>, String> {
             })
         })
         .collect()
+}
+
+/// Opens `path` for reading if it is a regular file, which a namespace file is (under
+/// `/var/run/netns` or `/proc/PID/ns`); anything else comes back as what it is
+/// ("a FIFO", "a directory", ...) without being opened, or, should it have been
+/// swapped for one in between, opened without blocking and closed again.
+fn open_file(path: &Path) -> io::Result<Result<File, &'static str>> {
+    if let Some(kind) = not_a_file(&std::fs::metadata(path)?) {
+        return Ok(Err(kind));
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)?;
+    Ok(match not_a_file(&file.metadata()?) {
+        Some(kind) => Err(kind),
+        None => Ok(file),
+    })
+}
+
+/// What `meta` describes when it is not a regular file.
+fn not_a_file(meta: &std::fs::Metadata) -> Option<&'static str> {
+    let t = meta.file_type();
+    if t.is_file() {
+        None
+    } else if t.is_dir() {
+        Some("a directory")
+    } else if t.is_fifo() {
+        Some("a FIFO")
+    } else if t.is_socket() {
+        Some("a socket")
+    } else if t.is_char_device() || t.is_block_device() {
+        Some("a device")
+    } else {
+        Some("something else")
+    }
 }
 
 /// `NS_GET_NSTYPE` (linux/nsfs.h: `_IO(0xb7, 0x3)`): the type of a namespace file.
@@ -137,6 +177,28 @@ mod tests {
         let err = open(parse("/proc/self/ns/uts=10.0.0.1").unwrap()).unwrap_err();
         assert!(err.contains("is not a network namespace"), "{err}");
         assert!(open(parse("/proc/self/ns/net=10.0.0.1").unwrap()).is_ok());
+    }
+
+    #[test]
+    fn a_fifo_a_device_or_a_directory_is_refused_without_opening_it() {
+        let dir = std::env::temp_dir().join(format!("oxrun-netns-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo only reads the NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        for (path, kind) in [
+            (fifo.to_str().unwrap(), "a FIFO"),
+            ("/dev/null", "a device"),
+            (dir.to_str().unwrap(), "a directory"),
+        ] {
+            let err = open(parse(&format!("{path}=10.0.0.1")).unwrap()).unwrap_err();
+            assert!(
+                err.contains(&format!("is not a network namespace but {kind}")),
+                "{err}"
+            );
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

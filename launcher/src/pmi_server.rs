@@ -31,7 +31,7 @@ pub struct Abort {
     pub rank: usize,
     /// Its `exitcode` (1 when missing or unreadable).
     pub code: i32,
-    /// Its `msg`, if any.
+    /// Its text (`message=`, as MPICH sends it, or `msg=`), if any and not empty.
     pub msg: Option<String>,
 }
 
@@ -285,10 +285,11 @@ impl PmiServer {
                     None => 1,
                     Some(c) => c.parse().unwrap_or(1),
                 };
+                let text = req.get("message").or_else(|| req.get("msg"));
                 out.abort = Some(Abort {
                     rank,
                     code,
-                    msg: req.get("msg").map(str::to_owned),
+                    msg: text.filter(|t| !t.trim().is_empty()).map(str::to_owned),
                 });
             }
             other => {
@@ -620,6 +621,22 @@ mod tests {
                 msg: Some("bad_input".into())
             })
         );
+        let mpich = "cmd=abort exitcode=3 message=application called MPI_Abort(MPI_COMM_WORLD, 3) - process 1";
+        assert_eq!(
+            s.handle(1, &req(mpich)).abort,
+            Some(Abort {
+                rank: 1,
+                code: 3,
+                msg: Some("application called MPI_Abort(MPI_COMM_WORLD, 3) - process 1".into())
+            })
+        );
+        let mut text = |line| s.handle(1, &req(line)).abort.unwrap().msg;
+        assert_eq!(
+            text("cmd=abort exitcode=3 message=gone"),
+            Some("gone".into())
+        );
+        assert_eq!(text("cmd=abort exitcode=3 message= "), None);
+        assert_eq!(text("cmd=abort exitcode=3"), None);
         assert_eq!(s.handle(1, &req("cmd=abort")).abort.unwrap().code, 1);
         assert_eq!(
             s.handle(1, &req("cmd=abort exitcode=x"))

@@ -20,7 +20,7 @@ pub enum NotRunnable {
         program: OsString,
         searched_path: bool,
     },
-    /// The file exists but is not executable (or is a directory).
+    /// The file exists but is not executable (or is a directory, a FIFO, a device).
     PermissionDenied {
         program: OsString,
         why: &'static str,
@@ -188,6 +188,8 @@ fn check(path: &Path) -> Check {
         Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Check::Denied("permission denied"),
         Err(_) => Check::Missing,
         Ok(meta) if meta.is_dir() => Check::Denied("is a directory"),
+        // exec refuses it too; and reading its `#!` line could block (a FIFO).
+        Ok(meta) if !meta.is_file() => Check::Denied("not a regular file"),
         Ok(meta) if meta.permissions().mode() & 0o111 == 0 => Check::Denied("permission denied"),
         Ok(_) => {
             let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
@@ -258,6 +260,14 @@ mod tests {
         assert_eq!(err.exit_code(), 127);
         let err = resolve(OsStr::new(d.to_str().unwrap()), None, &d).unwrap_err();
         assert_eq!(err.exit_code(), 126);
+        // An executable FIFO is refused without being opened (which would block).
+        let fifo = CString::new(d.join("fifo").as_os_str().as_bytes()).unwrap();
+        // SAFETY: mkfifo only reads the NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o755) }, 0);
+        fs::set_permissions(d.join("fifo"), fs::Permissions::from_mode(0o755)).unwrap();
+        let err = resolve(OsStr::new("./fifo"), None, &d).unwrap_err();
+        assert_eq!(err.exit_code(), 126);
+        assert_eq!(err.to_string(), "cannot run './fifo': not a regular file");
         fs::remove_dir_all(d).unwrap();
     }
 

@@ -4,9 +4,13 @@
 //! ignore them then). A blocked SIGCONT still continues oxrun; the loop then passes it
 //! on.
 //!
-//! Invariant: [`block`] runs first thing in `main`, before any thread exists, so every
-//! thread inherits the mask and no handled signal is ever delivered asynchronously;
-//! ranks get an empty mask back in `spawn` before `exec`.
+//! Invariant: [`block`] runs before any thread or process is started (first thing in a
+//! guard's `main`, after the checks in oxrun's), so every thread inherits the mask and
+//! no handled signal is ever delivered asynchronously; ranks get an empty mask back in
+//! `spawn` before `exec`. Until then, from the start of `main`, [`block_all_but_ending`]
+//! holds back the others, and the [`ENDING`] signals keep the disposition oxrun
+//! inherited: Ctrl-C ends oxrun during a slow check (a large hwloc topology, a hung
+//! file system) at once, with nothing started yet to tear down.
 
 use std::io;
 use std::mem::MaybeUninit;
@@ -29,6 +33,10 @@ pub const HANDLED: [libc::c_int; 8] = [
 /// without ending the job. SIGTSTP is passed on and then stops oxrun itself.
 pub const FORWARDED: [libc::c_int; 4] =
     [libc::SIGUSR1, libc::SIGUSR2, libc::SIGTSTP, libc::SIGCONT];
+
+/// Handled signals that end the job; before [`block`], they end oxrun as they would any
+/// program.
+pub const ENDING: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
 
 /// Whether `sig` is ignored (inherited so: `nohup` ignores SIGHUP, a shell's
 /// background job SIGINT).
@@ -58,19 +66,52 @@ fn handled_set() -> libc::sigset_t {
     }
 }
 
-/// Blocks the handled signals in the calling thread (call before spawning threads).
+/// Blocks the handled signals in the calling thread (call before spawning threads or
+/// processes).
 ///
 /// Also restores SIGCHLD's default disposition: an ignored SIGCHLD, inherited across
 /// exec from whoever started oxrun, would make the kernel reap ranks on its own and
 /// hide their exit status.
 pub fn block() -> io::Result<()> {
+    block_set(handled_set())
+}
+
+/// Blocks the handled signals but the [`ENDING`] ones, for the checks before anything
+/// starts (then call [`block`]). Also restores SIGCHLD's default, as [`block`] does.
+pub fn block_all_but_ending() -> io::Result<()> {
+    let mut set = handled_set();
+    for sig in ENDING {
+        // SAFETY: `set` is an initialised sigset and `sig` a valid signal number.
+        unsafe { libc::sigdelset(&mut set, sig) };
+    }
+    block_set(set)
+}
+
+/// Restores SIGCHLD's default and adds `set` to the calling thread's mask.
+fn block_set(set: libc::sigset_t) -> io::Result<()> {
     // SAFETY: installing the default disposition for SIGCHLD, no handler involved.
     if unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) } == libc::SIG_ERR {
         return Err(io::Error::last_os_error());
     }
-    let set = handled_set();
     // SAFETY: `set` is an initialised sigset; a null old-set pointer is allowed.
     let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc));
+    }
+    Ok(())
+}
+
+/// Blocks `sig` in the calling thread only (other threads, and the processes the
+/// main thread starts, keep their masks).
+pub fn block_in_this_thread(sig: libc::c_int) -> io::Result<()> {
+    let mut set = MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: sigemptyset initialises the set, sigaddset writes a valid signal number
+    // into it, and pthread_sigmask reads it (a null old-set pointer is allowed).
+    let rc = unsafe {
+        libc::sigemptyset(set.as_mut_ptr());
+        libc::sigaddset(set.as_mut_ptr(), sig);
+        libc::pthread_sigmask(libc::SIG_BLOCK, set.as_ptr(), std::ptr::null_mut())
+    };
     if rc != 0 {
         return Err(io::Error::from_raw_os_error(rc));
     }

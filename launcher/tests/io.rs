@@ -611,6 +611,41 @@ fn unusable_settings_are_refused() {
     }
 }
 
+/// A `--node-netns` entry naming a FIFO, a device or a directory is refused before
+/// anything starts, instead of oxrun waiting forever to open the FIFO (deaf to Ctrl-C).
+#[test]
+fn a_node_namespace_that_is_no_namespace_file_is_refused_at_once() {
+    let dir = scratch("netns-fifo");
+    let fifo = dir.join("fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo only reads the NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let started = dir.join("started");
+    let mark = format!("touch {}", started.display());
+    for (path, kind) in [
+        (fifo.to_str().unwrap(), "a FIFO"),
+        ("/dev/null", "a device"),
+        (dir.to_str().unwrap(), "a directory"),
+    ] {
+        let flag = format!("{path}=10.9.9.1");
+        // run_job's hang guard turns a hang into a failure.
+        let run = run_job(oxrun(&[
+            "--node-netns",
+            &flag,
+            "-n",
+            "1",
+            "sh",
+            "-c",
+            &mark,
+        ]));
+        assert_eq!(run.code(), 2, "{path}: {run:?}");
+        let says = format!("oxrun: --node-netns: '{path}' is not a network namespace but {kind}");
+        assert_eq!(run.oxrun_lines(), vec![says.as_str()], "{run:?}");
+        assert!(!started.exists(), "a rank started: {run:?}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// `-x` cannot override what oxrun sets for each rank: it says so.
 #[test]
 fn exporting_a_launcher_variable_is_a_warning() {

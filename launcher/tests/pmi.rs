@@ -115,6 +115,38 @@ exec sleep 1000
 }
 
 #[test]
+fn abort_texts_of_mpich_and_of_older_clients_are_reported() {
+    for (req, code, report) in [
+        // MPICH 4.1 and later: the text as it is, spaces included.
+        (
+            "cmd=abort exitcode=3 message=application called MPI_Abort(MPI_COMM_WORLD, 3) - process 1",
+            3,
+            "oxrun: rank 1 called abort with code 3: application called MPI_Abort(MPI_COMM_WORLD, 3) - process 1",
+        ),
+        (
+            "cmd=abort exitcode=5 message=gave_up",
+            5,
+            "oxrun: rank 1 called abort with code 5: gave_up",
+        ),
+        // Older clients: one word under msg=.
+        (
+            "cmd=abort exitcode=6 msg=bad_input",
+            6,
+            "oxrun: rank 1 called abort with code 6: bad_input",
+        ),
+    ] {
+        let script = pmi_script(&format!(
+            "pmi \"cmd=init pmi_version=1 pmi_subversion=1\"\n\
+             if [ \"$PMI_RANK\" = 1 ]; then pmi_send '{req}'; fi\n\
+             exec sleep 1000\n"
+        ));
+        let run = run_job(oxrun(&["-n", "2", "bash", "-c", &script]));
+        assert_eq!(run.code(), code, "{req}: {run:?}");
+        assert_eq!(run.oxrun_lines(), vec![report], "{req}: {run:?}");
+    }
+}
+
+#[test]
 fn abort_without_exitcode_or_with_zero_exits_1() {
     for req in ["cmd=abort", "cmd=abort exitcode=0"] {
         let script = pmi_script(&format!(

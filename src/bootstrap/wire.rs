@@ -6,6 +6,11 @@
 //! (the protocol has no quoting); [`Line::push`] refuses them instead of sending a line
 //! the peer would misread.
 //!
+//! One exception, read but never built: the text of an `abort` (its `message=`, or the
+//! older `msg=`) runs to the end of the line, spaces and `=` included, because MPICH's
+//! PMI-1 client (4.1 and later) copies `PMI_Abort`'s message into the line as it is.
+//! A backslash there escapes the character after it, as MPICH's own parser reads it.
+//!
 //! ```
 //! use oxmpi::bootstrap::wire::Line;
 //! let line = Line::parse("cmd=put kvsname=kvs_1 key=addr-0 value=127.0.0.1:4000").unwrap();
@@ -90,27 +95,40 @@ impl Line {
     /// assert_eq!(line.get("value"), Some("abc"));
     /// let long = format!("cmd=put value={}", "x".repeat(MAX_LINE));
     /// assert_eq!(Line::parse(&long), Err(WireError::TooLong));
+    ///
+    /// // An abort's message is free text to the end of the line (MPICH 4.1 and later).
+    /// let abort = Line::parse("cmd=abort exitcode=3 message=MPI_Abort(comm, 3) - process 0\n")?;
+    /// assert_eq!(abort.get("exitcode"), Some("3"));
+    /// assert_eq!(abort.get("message"), Some("MPI_Abort(comm, 3) - process 0"));
+    /// # Ok::<(), WireError>(())
     /// ```
     pub fn parse(text: &str) -> Result<Line, WireError> {
         if text.len() > MAX_LINE {
             return Err(WireError::TooLong);
         }
-        let mut words = text
-            .trim_end_matches(['\n', '\r'])
-            .split(' ')
-            .filter(|w| !w.is_empty());
-        let first = words.next().unwrap_or("");
+        let body = text.trim_end_matches(['\n', '\r']).trim_start_matches(' ');
+        let (first, mut rest) = body.split_once(' ').unwrap_or((body, ""));
         let cmd = first
             .strip_prefix("cmd=")
             .ok_or_else(|| WireError::NoCmd(text.to_owned()))?;
         let mut line = Line::new(cmd);
-        for w in words {
-            let (k, v) = w
+        loop {
+            rest = rest.trim_start_matches(' ');
+            if rest.is_empty() {
+                return Ok(line);
+            }
+            let (word, after) = rest.split_once(' ').unwrap_or((rest, ""));
+            let (k, v) = word
                 .split_once('=')
-                .ok_or_else(|| WireError::BadPair(w.to_owned()))?;
+                .ok_or_else(|| WireError::BadPair(word.to_owned()))?;
+            if is_free_text(cmd, k) {
+                let text = unescape(&rest[k.len() + 1..]);
+                line.pairs.push((k.to_owned(), text));
+                return Ok(line);
+            }
             line.pairs.push((k.to_owned(), v.to_owned()));
+            rest = after;
         }
-        Ok(line)
     }
 
     /// Appends `key=value`; refuses tokens the protocol cannot carry.
@@ -159,6 +177,26 @@ impl Line {
     }
 }
 
+/// Whether the value of `key` in a `cmd` line is free text that runs to the end of the
+/// line (see the module's comment).
+fn is_free_text(cmd: &str, key: &str) -> bool {
+    cmd == "abort" && (key == "message" || key == "msg")
+}
+
+/// `text` with each backslash escape (`\c`) replaced by the character it escapes; a
+/// backslash at the very end stays.
+fn unescape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.push(chars.next().unwrap_or('\\')),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 impl fmt::Display for Line {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "cmd={}", self.cmd)?;
@@ -196,6 +234,32 @@ mod tests {
             Line::parse(&"x".repeat(MAX_LINE + 1)),
             Err(WireError::TooLong)
         );
+    }
+
+    #[test]
+    fn abort_text_runs_to_the_end_of_the_line() {
+        let mpich = "cmd=abort exitcode=3 message=application called \
+                     MPI_Abort(MPI_COMM_WORLD, 3) - process 0\n";
+        let l = Line::parse(mpich).unwrap();
+        assert_eq!(l.get("exitcode"), Some("3"));
+        assert_eq!(
+            l.get("message"),
+            Some("application called MPI_Abort(MPI_COMM_WORLD, 3) - process 0")
+        );
+        // Printed back as it came.
+        assert_eq!(l.to_string(), mpich);
+        let l = Line::parse("cmd=abort exitcode=7 msg=a=b  c\\ d\\\\e\\\r\n").unwrap();
+        assert_eq!(l.get("msg"), Some("a=b  c d\\e\\"));
+        assert_eq!(Line::parse("cmd=abort msg=").unwrap().get("msg"), Some(""));
+        // Only an abort's text is free: elsewhere a bare word is still refused.
+        assert!(matches!(
+            Line::parse("cmd=put message=a b"),
+            Err(WireError::BadPair(_))
+        ));
+        assert!(matches!(
+            Line::parse("cmd=abort exitcode=3 oops message=x y"),
+            Err(WireError::BadPair(_))
+        ));
     }
 
     #[test]
