@@ -344,6 +344,6 @@ impl Comm {
         let _ = engine::with(|e| -> Result<()> { e.abort_job(code, &why, false) });
         // Not initialized (or finalized): nobody else to tell.
         crate::error::report(&why);
-        std::process::exit(if code == 0 { 1 } else { code });
+        engine::exit_aborted(code)
     }
 }

@@ -134,6 +134,27 @@ fn abort_ends_the_job_with_its_code() {
     assert!(err.contains("rank 2") && err.contains("abort"), "{err}");
 }
 
+/// Without a launcher (a singleton), an abort exits with its code modulo 256, or 1
+/// where that is 0, as oxrun reports it: an abort never looks like success (256 and
+/// -256 exited with 0).
+#[test]
+fn an_abort_without_a_launcher_never_exits_with_success() {
+    common::build();
+    for (code, status) in [("7", 7), ("256", 1), ("-256", 1), ("259", 3), ("0", 1)] {
+        let out = std::process::Command::new(common::bin_dir().join("fail"))
+            .args(["abort", "0", code])
+            .env_remove("PMI_FD")
+            .output()
+            .expect("fail runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(status), "abort({code}): {err}");
+        assert!(
+            err.contains(&format!("called abort with code {code}")),
+            "{err}"
+        );
+    }
+}
+
 #[test]
 fn a_missing_program_is_a_clear_error() {
     common::build();

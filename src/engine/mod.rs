@@ -111,6 +111,13 @@ const LAUNCHER_GRACE: Duration = Duration::from_secs(5);
 /// collective area before it progresses the engine too ([`Engine::wait_shared`]).
 const FIRST_LOOKS: u32 = 16;
 
+/// Exits this process after an abort with `code`: with `code` (the system keeps it
+/// modulo 256, as the launcher reports it), or 1 where that would be 0, so that an
+/// abort never looks like success (also without a launcher).
+pub(crate) fn exit_aborted(code: i32) -> ! {
+    std::process::exit(if code & 0xff == 0 { 1 } else { code })
+}
+
 /// Runs `f` on the engine. A fatal failure ends the job here unless the error mode is
 /// [`ErrorMode::Return`].
 ///
@@ -233,7 +240,7 @@ impl Engine {
             crate::error::report(why);
         }
         boot.abort(code);
-        std::process::exit(if code == 0 { 1 } else { code });
+        exit_aborted(code)
     }
 
     /// Moves everything that can move without blocking. Returns whether anything did.
