@@ -298,6 +298,13 @@ impl Comm {
         tag: impl Into<TagSel>,
     ) -> Result<Request<'s>> {
         let pattern = self.pattern(source.into(), tag.into())?;
+        if size_of::<T>() > u32::MAX as usize {
+            // A request keeps its element size in 32 bits (see `Scope::adopt_recv`).
+            return Err(Error::InvalidArgument(format!(
+                "irecv: elements of {} bytes; nonblocking receives take elements below 4 GiB",
+                size_of::<T>()
+            )));
+        }
         // SAFETY: the scope adopts the receive, and `buf` is borrowed for the scope.
         let into = unsafe { UserBufMut::new(bytemuck::cast_slice_mut(buf)) };
         let id = Comm::post_recv(pattern, into)?;

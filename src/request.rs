@@ -169,10 +169,10 @@ impl<'s> Scope<'s, '_> {
     }
 }
 
-/// `elem_size` as a request keeps it (a type larger than 4 GiB saturates: a message
-/// cannot be a whole number of those anyway unless empty).
+/// `elem_size` as a request keeps it (`irecv` refuses elements of 4 GiB or more).
 fn elem_size_u32(elem_size: usize) -> u32 {
-    u32::try_from(elem_size).unwrap_or(u32::MAX)
+    debug_assert!(u32::try_from(elem_size).is_ok());
+    elem_size as u32
 }
 
 /// Ids a scope collects before it first forgets finished ones.

@@ -184,12 +184,14 @@ impl Comm {
                 )));
             }
         }
+        // Only the selection reads this: sends may overlap, so their counts may add up
+        // past any buffer (elements of no size, say), and the sum saturates.
         let out_bytes = send
             .as_ref()
             .map_or(recvs.counts, |(_, l)| l.counts)
             .iter()
-            .sum::<usize>()
-            * esz;
+            .fold(0usize, |t, &c| t.saturating_add(c))
+            .saturating_mul(esz);
         let alg = select::choose(Collective::Alltoallv, out_bytes / size.max(1), size, true)?;
         let recv_blocks = Blocks::varying(recvs.counts, recvs.displs, esz);
         let (mut s, input, send_blocks) = match send {

@@ -334,6 +334,15 @@ fn main() -> oxmpi::Result<()> {
         ),
         || "src".into(),
     );
+    // A nonblocking receive keeps its element size in 32 bits and refuses larger
+    // elements (a whole message into 4 GiB elements completed as a partial element).
+    type Huge = [[[u8; 4096]; 4096]; 256];
+    let huge = oxmpi::scope(|s| world.irecv::<Huge>(s, &mut [], 0, 0).map(drop));
+    check(
+        &world,
+        matches!(&huge, Err(Error::InvalidArgument(m)) if m.contains("4 GiB")),
+        || format!("irecv of 4 GiB elements: {huge:?}"),
+    );
     // Calls from another thread than init's are refused (MPI_THREAD_FUNNELED).
     let other = world.clone();
     let from_thread = std::thread::spawn(move || other.send(&[0u8], 0, 0))
