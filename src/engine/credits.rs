@@ -10,8 +10,11 @@
 //! counts what arrives against what it gave back, so a peer that sends past its
 //! credit (only a broken or hostile one can) is caught at the message that does.
 
-/// What one eager message costs beyond its payload (queue entry, allocation).
-const PER_MESSAGE: u64 = 64;
+/// What one eager message costs beyond its payload: its entry in the unexpected queue
+/// (with its arrival number, as the queue's bins keep it), which also holds a payload
+/// of up to 48 bytes inline. (A flat 64 bytes charged an empty message about half its
+/// entry, so a flood of them held up to twice the budget.)
+const PER_MESSAGE: u64 = size_of::<(u64, super::matching::Unexpected)>() as u64;
 
 /// Credit this rank holds towards each peer, and owes to each peer.
 pub(crate) struct Credits {
@@ -104,34 +107,46 @@ impl Credits {
 mod tests {
     use super::*;
 
+    /// A credit of room for two 400-byte messages and a bit.
+    const PER_PEER: u64 = 2 * (400 + PER_MESSAGE) + 50;
+
     #[test]
     fn spend_until_empty_then_refill() {
-        let mut c = Credits::new(2, 1000);
-        assert!(c.spend(1, 400)); // 464
-        assert!(c.spend(1, 400)); // 928
-        assert!(!c.spend(1, 100));
+        let mut c = Credits::new(2, PER_PEER);
+        assert!(c.spend(1, 400));
+        assert!(c.spend(1, 400));
+        assert!(!c.spend(1, 100), "{} left", PER_PEER - 2 * cost(400));
         assert!(c.spend(0, 100), "peers are independent");
-        assert!(c.returned(1, 464));
+        assert!(c.returned(1, cost(400)));
         assert!(c.spend(1, 100));
-        assert!(!c.returned(1, 10_000), "cannot return more than was spent");
+        assert!(
+            !c.returned(1, 10 * PER_PEER),
+            "cannot return more than was spent"
+        );
     }
 
     #[test]
     fn arrivals_past_the_credit_given_are_refused() {
-        let mut c = Credits::new(2, 1000);
-        assert!(c.arrived(1, 400) && c.arrived(1, 400)); // 928
-        assert!(!c.arrived(1, 100), "1092 past 1000");
+        let mut c = Credits::new(2, PER_PEER);
+        assert!(c.arrived(1, 400) && c.arrived(1, 400));
+        assert!(!c.arrived(1, 100), "past the credit");
         assert!(c.arrived(0, 100), "peers are independent");
-        assert_eq!(c.matched(1, 400), Some(464), "given back");
+        assert_eq!(c.matched(1, 400), Some(cost(400)), "given back");
         assert!(c.arrived(1, 100));
         assert!(!c.arrived(1, usize::MAX), "a size that overflows");
     }
 
     #[test]
     fn receiver_returns_in_batches() {
-        let mut c = Credits::new(1, 1000);
-        assert_eq!(c.matched(0, 100), None); // 164 < 250
-        assert_eq!(c.matched(0, 100), Some(328));
+        // A quarter of the credit is more than one message costs, less than two.
+        let mut c = Credits::new(1, 4 * cost(100) + 4);
+        assert_eq!(c.matched(0, 100), None);
+        assert_eq!(c.matched(0, 100), Some(2 * cost(100)));
         assert_eq!(c.matched(0, 0), None);
+    }
+
+    #[test]
+    fn a_message_is_charged_its_queue_entry() {
+        assert!(PER_MESSAGE >= size_of::<super::super::matching::Unexpected>() as u64);
     }
 }
