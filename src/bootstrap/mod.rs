@@ -84,11 +84,10 @@ pub(crate) fn parse_process_mapping(text: &str, size: usize) -> Option<Vec<u32>>
         };
         blocks.push((first, first.checked_add(count)?, per_node));
     }
-    // A pass over the blocks that places no rank would repeat forever.
-    if blocks
-        .iter()
-        .all(|&(first, end, per_node)| first == end || per_node == 0)
-    {
+    // Blocks that place no rank are left out (one of 4 billion empty nodes took each
+    // pass as many steps), and without any other a pass would repeat forever.
+    blocks.retain(|&(first, end, per_node)| first != end && per_node != 0);
+    if blocks.is_empty() {
         return None;
     }
     let mut nodes = Vec::with_capacity(size);
@@ -429,6 +428,12 @@ mod tests {
         );
         assert_eq!(parse_process_mapping("(vector,(0,0,4))", 3), None);
         assert_eq!(parse_process_mapping("(vector,(0,2,0))", 3), None);
+        // An empty block of 4 billion nodes beside one that places ranks: left out (a
+        // debug build took seconds walking it on every pass).
+        assert_eq!(
+            parse_process_mapping("(vector,(0,4294967295,0),(7,1,1))", 3),
+            Some(vec![7, 7, 7])
+        );
         assert_eq!(parse_process_mapping("garbage", 1), None);
         assert_eq!(parse_process_mapping("(vector,(0,x,1))", 1), None);
     }
