@@ -422,8 +422,12 @@ impl Job {
         let Some(stream) = slot.as_mut() else { return };
         if out.backlogged() && !draining {
             // oxrun's reader is behind: leave the rank's output in its pipe (the rank
-            // waits for the reader as it would without oxrun) until it catches up.
-            stalled.push(token(rank, 1 + kind as usize));
+            // waits for the reader as it would without oxrun) until it catches up. Once
+            // per stream, however many times its pipe becomes readable meanwhile.
+            let t = token(rank, 1 + kind as usize);
+            if !stalled.contains(&t) {
+                stalled.push(t);
+            }
             return;
         }
         let turn = if draining {
