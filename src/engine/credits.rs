@@ -28,8 +28,9 @@ pub(crate) struct Credits {
     held: Vec<u64>,
 }
 
-/// Saturating: a buffered offer's size is the sender's word.
-fn cost(len: usize) -> u64 {
+/// What an eager message of `len` bytes costs its sender's credit. Saturating: a
+/// buffered offer's size is the sender's word.
+pub(crate) fn cost(len: usize) -> u64 {
     (len as u64).saturating_add(PER_MESSAGE)
 }
 

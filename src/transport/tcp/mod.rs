@@ -1441,14 +1441,16 @@ mod tests {
     #[test]
     fn eager_messages_past_the_credit_are_an_error() {
         let (mut tcp, addr) = lone_rank();
-        // 1024 bytes of credit: one 512-byte message costs 576.
+        // 1024 bytes of credit: room for one 512-byte message, not two.
+        let one = crate::engine::credits::cost(512);
+        assert!(one <= 1024 && 2 * one > 1024);
         let mut core = Core::new(0, 2, 1024);
         let mut eager = Header::new(Kind::Eager);
         eager.src = 1;
         let frames = numbered(&[(eager, &[7; 512]), (eager, &[7; 512])]);
         let detail = protocol_error(&mut tcp, addr, &frames, &mut core);
         assert!(
-            detail.contains("past its credit: 576 of the 1024"),
+            detail.contains(&format!("past its credit: {one} of the 1024")),
             "{detail}"
         );
         assert_eq!(core.matcher.queued(), 1, "only the first is kept");
