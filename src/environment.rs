@@ -17,7 +17,7 @@ use crate::engine::{self, Engine, wait};
 use crate::error::{Error, Result};
 use crate::settings;
 use crate::transport::network::{Network, Route};
-use crate::transport::shm::{self, Segment, Shm};
+use crate::transport::shm::{self, Decline, Segment, Shm};
 use crate::transport::tcp::Tcp;
 
 /// What a call does when the job itself fails (a peer died, a frame was malformed,
@@ -281,11 +281,33 @@ pub fn init() -> Result<Universe> {
     } else {
         None
     };
+    // Each rank chose its transports from its own settings. A rank talking to its
+    // node over TCP where the node's first rank made shared memory says so there, and
+    // fails, so that nobody waits for it to attach; a rank wanting shared memory
+    // where the first rank made none fails at once.
+    let first = local_ranks[0];
+    if shm_config.is_none()
+        && local_ranks.len() > 1
+        && let Ok(segment) = Segment::open(&segment_name)
+    {
+        segment.decline(rank, Decline::Tcp);
+        return Err(Error::config(
+            "OXMPI_TRANSPORT",
+            std::env::var("OXMPI_TRANSPORT").unwrap_or_default(),
+            format!(
+                "rank {first}, this node's first, uses shared memory: every rank of a node must set it alike"
+            ),
+        ));
+    }
     let shm = match shm_config {
         Some(config) => {
             let segment = match created {
                 Some(s) => s,
-                None => Segment::open(&segment_name)?,
+                None => Segment::open(&segment_name).map_err(|e| {
+                    Error::Bootstrap(format!(
+                        "{e}: rank {first}, this node's first, made no shared memory for it (do all ranks of the node set OXMPI_TRANSPORT and OXMPI_SHM_RING_KB alike?)"
+                    ))
+                })?,
             };
             Some(Shm::join(
                 rank,

@@ -155,6 +155,26 @@ fn an_abort_without_a_launcher_never_exits_with_success() {
     }
 }
 
+/// Ranks of one node that set `OXMPI_TRANSPORT` or `OXMPI_SHM_RING_KB` apart fail
+/// during init, naming the variable, whichever rank differs (the node's first, which
+/// makes the shared memory, or another): a rank talking TCP left the others waiting
+/// for ever for it to join the node's shared memory, and a rank with other rings
+/// waited for ever for room for a frame that could never fit the ring it wrote into.
+#[test]
+fn ranks_of_a_node_that_set_shared_memory_apart_fail_at_once() {
+    for (var, value, victim) in [
+        ("OXMPI_SHM_RING_KB", "4", "0"),
+        ("OXMPI_SHM_RING_KB", "4", "2"),
+        ("OXMPI_TRANSPORT", "tcp", "0"),
+        ("OXMPI_TRANSPORT", "tcp", "1"),
+    ] {
+        let (code, err) = run_failing(3, &["envapart", victim, var, value]);
+        let what = format!("{var}={value} on rank {victim}: {err}");
+        assert_eq!(code, Some(1), "{what}");
+        assert!(err.contains(var) && err.contains("alike"), "{what}");
+    }
+}
+
 #[test]
 fn a_missing_program_is_a_clear_error() {
     common::build();

@@ -35,7 +35,7 @@ use crate::error::{Error, Result};
 use crate::userbuf::{UserBuf, UserBufMut};
 use area::{Area, Books, Room, Ticket};
 use ring::Inbox;
-pub(crate) use segment::Segment;
+pub(crate) use segment::{Decline, Segment};
 use wakeup::{Kicker, WakeSocket};
 
 /// Settings of the transport, from the environment.
@@ -289,6 +289,20 @@ impl Shm {
                 local_ranks.len()
             )));
         }
+        if segment.ring_lines != config.ring_lines {
+            // The rings this rank writes into are the segment's: its eager limit and
+            // chunks, checked against its own, might never fit them.
+            segment.decline(me, Decline::RingSize);
+            return Err(Error::config(
+                "OXMPI_SHM_RING_KB",
+                (config.ring_lines * 64 / 1024).to_string(),
+                format!(
+                    "the node's first rank (rank {}) made rings of {} KiB: every rank of a node must set it alike",
+                    local_ranks[0],
+                    segment.ring_lines * 64 / 1024
+                ),
+            ));
+        }
         let inboxes: Vec<Inbox> = (0..local_ranks.len()).map(|i| segment.inbox(i)).collect();
         let mine = inboxes[local];
         mine.pid()
@@ -298,7 +312,7 @@ impl Shm {
         let place = placement::key();
         mine.place().store(place, Ordering::Relaxed);
         segment.attach();
-        segment.wait_all_attached();
+        segment.wait_all_attached()?;
         if config.single_copy && local_ranks.len() > 1 {
             let other = inboxes[(local + 1) % local_ranks.len()];
             if cma::probe(
@@ -322,7 +336,7 @@ impl Shm {
             mine.light_fences().store(1, Ordering::Release);
         }
         segment.probed();
-        segment.wait_all_probed();
+        segment.wait_all_probed()?;
         for l in (0..local_ranks.len()).filter(|&l| l != local) {
             area.touch_small_slots(l, false);
         }

@@ -41,6 +41,19 @@ const MARKER_KEY: usize = 40;
 /// Header word: the PID namespace [`CREATOR`] is a process id in (see
 /// [`super::stale`]).
 pub(super) const CREATOR_NAMESPACE: usize = 48;
+/// Header word: 0, or the world rank (plus one) of a local rank that will never
+/// attach, with why in the high half ([`Decline`]): the ranks waiting for every local
+/// rank to attach fail instead of waiting for ever.
+const DECLINED: usize = 56;
+
+/// Why a local rank will not attach to its node's segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Decline {
+    /// It talks to its node's ranks over TCP (`OXMPI_TRANSPORT` set otherwise there).
+    Tcp = 1,
+    /// Its rings would have another size (`OXMPI_SHM_RING_KB` set otherwise there).
+    RingSize = 2,
+}
 
 /// A key for the rings' frame markers (see [`Inbox`]): random, in `[2^62, 2^63)`, so
 /// that no marker of a position below `2^62` is zero, the value of a ring line no
@@ -109,6 +122,20 @@ fn block_size(ring_lines: usize) -> usize {
 /// Total bytes of a segment for `local_size` ranks with rings of `ring_lines` lines.
 pub(crate) fn footprint(local_size: usize, ring_lines: usize) -> usize {
     HEADER + local_size * (block_size(ring_lines) + area::BLOCK)
+}
+
+/// The error of a rank waiting for the local ranks to attach when one declined
+/// (`word` as [`Segment::decline`] stores it).
+fn declined_error(word: u64) -> Error {
+    let rank = (word & 0xffff_ffff) - 1;
+    let (var, what) = if word >> 32 == Decline::RingSize as u64 {
+        ("OXMPI_SHM_RING_KB", "sets another ring size")
+    } else {
+        ("OXMPI_TRANSPORT", "talks to its node's ranks over TCP")
+    };
+    Error::Bootstrap(format!(
+        "rank {rank} of this node {what}, so it never joins the node's shared memory: every rank of a node must set {var} alike"
+    ))
 }
 
 fn os_error(what: &str, name: &CString) -> Error {
@@ -279,9 +306,19 @@ impl Segment {
         }
     }
 
-    /// Waits until every local rank has attached.
-    pub(crate) fn wait_all_attached(&self) {
-        self.wait_count(ATTACHED);
+    /// Says that world rank `rank` of this node will never attach, and why, and
+    /// removes the segment's name (the job cannot start, and nobody else may be left
+    /// to remove it).
+    pub(crate) fn decline(&self, rank: usize, why: Decline) {
+        let word = (rank as u64 + 1) | (why as u64) << 32;
+        self.word64(DECLINED).store(word, Ordering::Release);
+        // SAFETY: removing the segment's name; mappings stay valid.
+        unsafe { libc::shm_unlink(self.name.as_ptr()) };
+    }
+
+    /// Waits until every local rank has attached; fails once one has declined to.
+    pub(crate) fn wait_all_attached(&self) -> Result<()> {
+        self.wait_count(ATTACHED)
     }
 
     /// Counts this rank's single-copy probe as done (its flag is set or never will be).
@@ -290,15 +327,20 @@ impl Segment {
     }
 
     /// Waits until every local rank's single-copy probe is done.
-    pub(crate) fn wait_all_probed(&self) {
-        self.wait_count(PROBED);
+    pub(crate) fn wait_all_probed(&self) -> Result<()> {
+        self.wait_count(PROBED)
     }
 
     /// Waits (yielding, then sleeping briefly) until the counter at `off` reaches the
-    /// number of local ranks (ranks count themselves during init).
-    fn wait_count(&self, off: usize) {
+    /// number of local ranks (ranks count themselves during init), or fails where a
+    /// local rank declined to attach ([`Segment::decline`]).
+    fn wait_count(&self, off: usize) -> Result<()> {
         let mut spins = 0u32;
         while (self.word32(off).load(Ordering::Acquire) as usize) < self.local_size {
+            let declined = self.word64(DECLINED).load(Ordering::Acquire);
+            if declined != 0 {
+                return Err(declined_error(declined));
+            }
             spins += 1;
             if spins < 1000 {
                 std::thread::yield_now();
@@ -306,6 +348,7 @@ impl Segment {
                 std::thread::sleep(Duration::from_micros(200));
             }
         }
+        Ok(())
     }
 
     /// The inbox of local rank `i`.

@@ -348,6 +348,11 @@ fn main() -> oxmpi::Result<()> {
     if how == "killearly" && rank == victim {
         kill_self();
     }
+    if how == "envapart" && rank == victim {
+        // The victim alone sets a shared-memory variable (args 3 and 4) otherwise.
+        // SAFETY: no other thread runs yet that could read the environment.
+        unsafe { std::env::set_var(&args[3], &args[4]) };
+    }
     if how == "lateinit" && rank == victim {
         std::thread::sleep(std::time::Duration::from_secs(60));
     }
