@@ -57,7 +57,8 @@ they print after it (an error main returns) still comes out within the grace.
 SIGINT, SIGTERM and SIGHUP sent to oxrun are forwarded to all ranks; a second
 SIGINT kills them. SIGUSR1 and SIGUSR2 are passed on without ending the job, and so
 is SIGTSTP (Ctrl-Z), which then stops oxrun too; SIGCONT (fg, bg) continues both,
-and the time stopped does not count towards --timeout or the kill grace. Sent to
+and the time stopped does not count towards --timeout or the kill grace (and at
+most 2 s of each stop towards the ranks' own TCP timeouts). Sent to
 the background (bg), the job keeps running, and rank 0 gets what is typed on the
 terminal once oxrun is back in the foreground (fg); started in the background,
 rank 0 sees end of file at once (as in a shell script's background job). A
@@ -75,7 +76,8 @@ Exit status:
   128+S    the first failing rank was killed by signal S, or oxrun received S
   1        a rank exited without finalize, sent a malformed PMI line, or oxrun
            could not start the job
-  2        bad command line (including a --wdir that does not exist)
+  2        bad command line (including a --wdir that does not exist) or a bad
+           OXRUN_KILL_GRACE_MS
   124      --timeout expired
   126      PROGRAM (or its #! interpreter) is not executable
   127      PROGRAM (or its #! interpreter) was not found";
@@ -112,7 +114,15 @@ pub struct Cli {
     pub np: u32,
 
     /// Export VAR with oxrun's value, or set VAR=VAL, in every rank; repeatable
-    #[arg(short = 'x', value_name = "VAR[=VAL]", action = clap::ArgAction::Append)]
+    ///
+    /// An unset VAR is not exported, and the variables oxrun sets itself (below)
+    /// are refused, each with a warning.
+    #[arg(
+        short = 'x',
+        value_name = "VAR[=VAL]",
+        action = clap::ArgAction::Append,
+        verbatim_doc_comment
+    )]
     pub export: Vec<OsString>,
 
     /// Working directory of the ranks [default: oxrun's own]

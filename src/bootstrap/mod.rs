@@ -2,8 +2,7 @@
 //!
 //! Under a launcher (oxrun, or MPICH's Hydra) the rank speaks PMI-1 over `PMI_FD`;
 //! without one it is a singleton, rank 0 of 1. Node locality comes from the launcher
-//! (`OXMPI_NODE_ID`, and `PMI_process_mapping` for every rank), never from comparing
-//! host names. The per-job secret comes from `OXMPI_JOB_SECRET`, or is made by rank 0
+//! (`PMI_process_mapping`, every rank's node), never from comparing host names. The per-job secret comes from `OXMPI_JOB_SECRET`, or is made by rank 0
 //! and shared through the key-value space when the launcher does not provide one.
 //!
 //! oxrun extends PMI-1 with two commands for finalize: a rank about to finalize says
