@@ -914,12 +914,29 @@ mod tests {
         crate::alone::passed(child);
     }
 
-    /// A sink that takes no frames (the tests below send none).
-    struct NoFrames;
+    /// A sink that counts the frames reaching it, or (`refuse`) fails the test at the
+    /// first; data it never takes.
+    #[derive(Default)]
+    struct TestSink {
+        refuse: bool,
+        frames: usize,
+    }
 
-    impl Sink for NoFrames {
+    impl TestSink {
+        /// The sink of the tests that send no frames.
+        fn refusing() -> TestSink {
+            TestSink {
+                refuse: true,
+                frames: 0,
+            }
+        }
+    }
+
+    impl Sink for TestSink {
         fn frame(&mut self, peer: usize, _: &Header, _: &[u8]) -> Result<()> {
-            panic!("a frame from {peer}")
+            assert!(!self.refuse, "a frame from {peer}");
+            self.frames += 1;
+            Ok(())
         }
         fn data_dest(&mut self, peer: usize, _: &Header) -> Result<UserBufMut> {
             panic!("data from {peer}")
@@ -953,7 +970,7 @@ mod tests {
     fn progress_until(tcp: &mut Tcp, mut done: impl FnMut(&Tcp) -> bool) {
         let start = Instant::now();
         while !done(tcp) {
-            tcp.progress(&mut NoFrames).unwrap();
+            tcp.progress(&mut TestSink::refusing()).unwrap();
             assert!(start.elapsed() < Duration::from_secs(60), "never done");
             std::thread::sleep(Duration::from_millis(1));
         }
@@ -996,7 +1013,7 @@ mod tests {
         io::Write::write_all(&mut peer, bytemuck::bytes_of(&Hello::new([1; 16], 1, 2))).unwrap();
         std::thread::sleep(Duration::from_millis(300));
         for _ in 0..2 * POLL_EVERY {
-            tcp.progress(&mut NoFrames).unwrap();
+            tcp.progress(&mut TestSink::refusing()).unwrap();
         }
         assert!(
             tcp.conns.iter().flatten().any(|c| c.rx.peer == Some(1)),
@@ -1005,7 +1022,7 @@ mod tests {
     }
 
     /// Connects to `addr` with `hello` and a frame after it, and progresses `tcp` until
-    /// it has closed the connection (`NoFrames` fails the test should the frame reach
+    /// it has closed the connection (a refusing `TestSink` fails the test should the frame reach
     /// the sink).
     fn refused(tcp: &mut Tcp, addr: SocketAddr, hello: Hello) {
         let mut caller = std::net::TcpStream::connect(addr).unwrap();
@@ -1054,26 +1071,6 @@ mod tests {
         assert_eq!(Hello::verify(&answer, &[1; 16], 1, 2), Ok(0));
     }
 
-    /// Counts the frames that reach it.
-    #[derive(Default)]
-    struct CountFrames(usize);
-
-    impl Sink for CountFrames {
-        fn frame(&mut self, _: usize, _: &Header, _: &[u8]) -> Result<()> {
-            self.0 += 1;
-            Ok(())
-        }
-        fn data_dest(&mut self, peer: usize, _: &Header) -> Result<UserBufMut> {
-            panic!("data from {peer}")
-        }
-        fn data_done(&mut self, peer: usize, _: &Header) -> Result<()> {
-            panic!("data from {peer}")
-        }
-        fn sent(&mut self, _: u64) -> Result<()> {
-            Ok(())
-        }
-    }
-
     /// A peer whose last frame and the end of its connection arrive together is
     /// noticed gone also where the rank reads its connections only when the poller
     /// names them (more than [`DIRECT_READS`] peers write to it): the read that takes
@@ -1112,7 +1109,7 @@ mod tests {
         io::Write::write_all(&mut last, bytemuck::bytes_of(&credit)).unwrap();
         drop(last);
         std::thread::sleep(Duration::from_millis(50));
-        let mut frames = CountFrames::default();
+        let mut frames = TestSink::default();
         let start = Instant::now();
         let err = loop {
             match tcp.progress(&mut frames) {
@@ -1121,14 +1118,14 @@ mod tests {
                         start.elapsed() < Duration::from_secs(10),
                         "rank {} never noticed gone ({} frames taken)",
                         SIZE - 1,
-                        frames.0
+                        frames.frames
                     );
                     std::thread::sleep(Duration::from_millis(1));
                 }
                 Err(e) => break e,
             }
         };
-        assert_eq!(frames.0, 1, "the frame before the end arrived");
+        assert_eq!(frames.frames, 1, "the frame before the end arrived");
         assert!(
             matches!(&err, Error::PeerLost { peer, .. } if *peer == SIZE as i32 - 1),
             "{err:?}"
@@ -1155,7 +1152,7 @@ mod tests {
             .collect();
         assert!(strangers.len() >= 20, "only {} connected", strangers.len());
         for _ in 0..100 {
-            tcp.progress(&mut NoFrames)
+            tcp.progress(&mut TestSink::refusing())
                 .expect("running out is not fatal");
         }
         assert!(tcp.strangers > 0 && tcp.accept_again());
@@ -1164,7 +1161,7 @@ mod tests {
         for _ in 0..5 {
             std::thread::sleep(STRANGER_GRACE);
             for _ in 0..2 * POLL_EVERY {
-                tcp.progress(&mut NoFrames).unwrap();
+                tcp.progress(&mut TestSink::refusing()).unwrap();
             }
         }
         assert!(!tcp.accept_again(), "the queue was not emptied");
@@ -1310,7 +1307,10 @@ mod tests {
         progress_until(&mut tcp, |t| t.via[1].is_some());
         std::thread::sleep(away);
         let back = Instant::now();
-        (next_protocol_error(&mut tcp, &mut NoFrames), back.elapsed())
+        (
+            next_protocol_error(&mut tcp, &mut TestSink::refusing()),
+            back.elapsed(),
+        )
     }
 
     /// A frame far ahead of the next one expected, on a peer's only connection, is a
@@ -1361,7 +1361,7 @@ mod tests {
         let (mut tcp, mut peer) = stranger(Duration::from_secs(3));
         std::thread::sleep(Duration::from_secs(4));
         for _ in 0..2 * POLL_EVERY {
-            tcp.progress(&mut NoFrames).unwrap();
+            tcp.progress(&mut TestSink::refusing()).unwrap();
         }
         assert_eq!(tcp.strangers, 1, "closed for the time stopped");
         io::Write::write_all(&mut peer, bytemuck::bytes_of(&Hello::new([1; 16], 1, 2))).unwrap();
@@ -1382,7 +1382,10 @@ mod tests {
         io::Write::write_all(&mut peer, bytemuck::bytes_of(&hdr)).unwrap();
         progress_until(&mut tcp, |t| !t.held.is_empty());
         for _ in 0..100 {
-            assert!(!tcp.progress(&mut NoFrames).unwrap(), "nothing moved");
+            assert!(
+                !tcp.progress(&mut TestSink::refusing()).unwrap(),
+                "nothing moved"
+            );
         }
         assert_eq!(tcp.held.len(), 1);
     }
