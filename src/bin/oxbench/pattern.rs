@@ -2,20 +2,27 @@
 //! of a seed (the step, the message), and the receiver checks that exactly that
 //! pattern arrived.
 //!
-//! Invariant: patterns of different seeds differ at every byte (for seeds less than
-//! 251 apart), and a pattern shifted by fewer than 251 bytes differs from itself, so a
-//! stale, reordered or misplaced message is caught, not just a corrupted one.
+//! Invariant: patterns of different seeds below 251 * 250 differ at every byte where
+//! the seeds lie in the same run of 251 (the seeds of one step of a test on up to 15
+//! ranks, or of neighbouring steps), and at all but one byte in every 251 otherwise;
+//! a pattern shifted by fewer than 251 bytes differs from itself. So a stale,
+//! reordered or misplaced message of two bytes or more is caught, not just a corrupted
+//! one, also among the 256 blocks of a 16-rank alltoall (whose seeds, one pattern per
+//! seed modulo 251, once repeated).
 
 use crate::Failure;
 
 /// Length of the pattern's period.
 const PERIOD: usize = 251;
 
-/// One period of the pattern of `seed`: the numbers 0 to 250 counting up, wrapping
-/// around, from a point that `seed` picks. The pattern repeats it.
+/// One period of the pattern of `seed`: the numbers 0 to 250 modulo 251, from a point
+/// that `seed` picks, in steps of a size that `seed` picks too (1 for seeds below 251).
+/// The pattern repeats it.
 fn period(seed: u64) -> [u8; PERIOD] {
-    let start = (seed % PERIOD as u64) as usize * 131;
-    std::array::from_fn(|i| ((start + i) % PERIOD) as u8)
+    let p = PERIOD as u64;
+    let start = seed % p * 131;
+    let step = seed / p % (p - 1) + 1;
+    std::array::from_fn(|i| ((start + i as u64 * step) % p) as u8)
 }
 
 /// Fills `buf` with the pattern of `seed`.
@@ -85,18 +92,43 @@ mod tests {
             fill(&mut v, seed);
             v
         };
-        let base = of(3);
-        for d in 1..251 {
-            assert!(
-                of(3 + d).iter().zip(&base).all(|(a, b)| a != b),
-                "seed {}",
-                3 + d
-            );
-            assert!(
-                base[d as usize..].iter().zip(&base).all(|(a, b)| a != b),
-                "shift {d}"
-            );
+        // Seeds of one run of 251 (0-250, 1757-2007, ...): every byte differs.
+        for run in [0, 7] {
+            let first = run * 251;
+            let base = of(first);
+            for d in 1..251 {
+                assert!(
+                    of(first + d).iter().zip(&base).all(|(a, b)| a != b),
+                    "seed {}",
+                    first + d
+                );
+                assert!(
+                    base[d as usize..].iter().zip(&base).all(|(a, b)| a != b),
+                    "shift {d} of seed {first}"
+                );
+            }
         }
-        assert_eq!(of(3), of(3 + 251));
+        // Seeds of other runs: every byte but one in each period, at most.
+        let base = of(3);
+        for other in [251, 254, 400, 251 * 250 - 1] {
+            let same = of(other).iter().zip(&base).filter(|(a, b)| a == b).count();
+            assert!(same <= 1000usize.div_ceil(PERIOD), "seed {other}: {same}");
+        }
+    }
+
+    /// The 256 blocks of one step of a 16-rank alltoall (seeds `step * 256 + k`) all
+    /// differ, from two bytes on: they once had 251 patterns among them.
+    #[test]
+    fn the_blocks_of_a_16_rank_alltoall_differ() {
+        for step in [0u64, 1, 977, 1 << 40] {
+            let blocks: std::collections::HashSet<[u8; 2]> = (0..256)
+                .map(|k| {
+                    let mut b = [0u8; 2];
+                    fill(&mut b, step * 256 + k);
+                    b
+                })
+                .collect();
+            assert_eq!(blocks.len(), 256, "step {step}");
+        }
     }
 }
