@@ -3,7 +3,8 @@
 //! time per call, and rank 0 prints the largest (as OSU's `osu_allreduce` & co.).
 //!
 //! Sizes are bytes: allreduce and reduce run `f32` sums of `SIZE / 4` elements from
-//! 4 bytes up; reduce_scatter the same vector, `SIZE / 4 / ranks` elements per rank;
+//! 4 bytes up; reduce_scatter the same vector, `SIZE / 4 / ranks` elements per rank
+//! and one more on the first `SIZE / 4 % ranks` ranks (as `osu_reduce_scatter`);
 //! bcast the whole buffer; gather, scatter, allgather and alltoall `SIZE` bytes per
 //! rank and block; barrier one row. The `i`-prefixed tests start the nonblocking form
 //! and wait for it. With `-c` every call's result is checked (the checks are then
@@ -100,6 +101,18 @@ struct Buffers {
     recv: Vec<u8>,
     fsend: Vec<f32>,
     frecv: Vec<f32>,
+    /// A reduce-scatter's elements per rank at the size being run
+    /// ([`reduce_scatter_counts`]).
+    counts: Vec<usize>,
+}
+
+/// Elements per rank of a reduce-scatter of `count` elements among `size` ranks, as
+/// `osu_reduce_scatter` hands them out: the same to each, and one more to each of the
+/// first `count % size` ranks.
+fn reduce_scatter_counts(count: usize, size: usize) -> Vec<usize> {
+    (0..size)
+        .map(|r| count / size + usize::from(r < count % size))
+        .collect()
 }
 
 /// Runs the collective test `which` (its nonblocking form if `nonblocking`).
@@ -134,8 +147,10 @@ pub fn run(
         recv: buffer(bytes, 0)?,
         fsend: buffer(Some(floats), 1.0)?,
         frecv: buffer(Some(floats), 0.0)?,
+        counts: Vec::new(),
     };
     for n in sizes {
+        bufs.counts = reduce_scatter_counts(n / 4, size);
         let counts = opts.counts(n);
         world.barrier()?;
         let mut start = oxmpi::wtime();
@@ -182,11 +197,13 @@ fn step(
                 }
                 recv.fill(f32::NAN);
             }
-            let block = count / size;
-            let (send, recv) = match which {
-                Collective::ReduceScatter => (&send[..block * size], &mut recv[..block]),
-                _ => (&*send, recv),
+            let blocks = &bufs.counts;
+            let first: usize = blocks[..rank].iter().sum();
+            let recv = match which {
+                Collective::ReduceScatter => &mut recv[..blocks[rank]],
+                _ => recv,
             };
+            let send = &*send;
             match (which, nonblocking) {
                 (Collective::Allreduce, false) => world.allreduce(send, recv, Op::Sum)?,
                 (Collective::Allreduce, true) => {
@@ -196,10 +213,10 @@ fn step(
                 (Collective::Reduce, true) => {
                     oxmpi::scope(|s| world.ireduce(s, send, recv, Op::Sum, 0)?.wait().map(drop))?
                 }
-                (_, false) => world.reduce_scatter_block(send, recv, Op::Sum)?,
+                (_, false) => world.reduce_scatter(send, recv, blocks, Op::Sum)?,
                 (_, true) => oxmpi::scope(|s| {
                     world
-                        .ireduce_scatter_block(s, send, recv, Op::Sum)?
+                        .ireduce_scatter(s, send, recv, blocks, Op::Sum)?
                         .wait()
                         .map(drop)
                 })?,
@@ -207,7 +224,7 @@ fn step(
             if check {
                 match which {
                     Collective::Reduce if rank != 0 => {}
-                    Collective::ReduceScatter => check_sum(recv, rank * block, call, size, &what)?,
+                    Collective::ReduceScatter => check_sum(recv, first, call, size, &what)?,
                     _ => check_sum(recv, 0, call, size, &what)?,
                 }
             }

@@ -67,7 +67,7 @@ enum Test {
     Reduce(Common),
     /// Nonblocking reduce (osu_ireduce)
     Ireduce(Common),
-    /// Reduce-scatter of an f32 vector of SIZE bytes in equal blocks (osu_reduce_scatter)
+    /// Reduce-scatter of an f32 vector of SIZE bytes, the remainder to the first ranks (osu_reduce_scatter)
     ReduceScatter(Common),
     /// Nonblocking reduce-scatter (osu_ireduce_scatter)
     IreduceScatter(Common),
