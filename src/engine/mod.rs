@@ -1009,18 +1009,27 @@ impl Engine {
     }
 
     /// Ends this process's part in the job: waits (progressing) until every rank has
-    /// reached finalize, then tells the launcher. A peer lost meanwhile is reported
-    /// to the launcher as in [`with`].
-    pub(crate) fn finalize(self) -> Result<()> {
-        let boot = Arc::clone(&self.boot);
+    /// reached finalize, then tells the launcher. A failure of the job meanwhile comes
+    /// back to the program (whose output after finalize the launcher waits for), but
+    /// as in [`with`]: with a split copy still open the job ends (its helper may yet
+    /// write into a receive buffer the program frees once finalize has returned), the
+    /// buffers peers may still read from are withdrawn, and a lost peer is reported to
+    /// the launcher.
+    pub(crate) fn finalize(mut self) -> Result<()> {
         let result = self.finalize_fence();
         if let Err(e) = &result {
-            report_if_lost(&boot, e);
+            if e.is_fatal() {
+                if !self.core.shared.is_empty() {
+                    self.die(e);
+                }
+                self.net.withdraw();
+            }
+            report_if_lost(&self.boot, e);
         }
         result
     }
 
-    fn finalize_fence(mut self) -> Result<()> {
+    fn finalize_fence(&mut self) -> Result<()> {
         if let Some(why) = self.broken.take() {
             return Err(Error::JobFailed(why));
         }
