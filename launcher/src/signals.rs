@@ -93,25 +93,27 @@ fn block_set(set: libc::sigset_t) -> io::Result<()> {
     if unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) } == libc::SIG_ERR {
         return Err(io::Error::last_os_error());
     }
-    // SAFETY: `set` is an initialised sigset; a null old-set pointer is allowed.
-    let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
-    if rc != 0 {
-        return Err(io::Error::from_raw_os_error(rc));
-    }
-    Ok(())
+    add_to_mask(&set)
 }
 
 /// Blocks `sig` in the calling thread only (other threads, and the processes the
 /// main thread starts, keep their masks).
 pub fn block_in_this_thread(sig: libc::c_int) -> io::Result<()> {
     let mut set = MaybeUninit::<libc::sigset_t>::uninit();
-    // SAFETY: sigemptyset initialises the set, sigaddset writes a valid signal number
-    // into it, and pthread_sigmask reads it (a null old-set pointer is allowed).
-    let rc = unsafe {
+    // SAFETY: sigemptyset initialises the set, and sigaddset writes a valid signal
+    // number into it.
+    let set = unsafe {
         libc::sigemptyset(set.as_mut_ptr());
         libc::sigaddset(set.as_mut_ptr(), sig);
-        libc::pthread_sigmask(libc::SIG_BLOCK, set.as_ptr(), std::ptr::null_mut())
+        set.assume_init()
     };
+    add_to_mask(&set)
+}
+
+/// Adds `set` to the calling thread's signal mask.
+fn add_to_mask(set: &libc::sigset_t) -> io::Result<()> {
+    // SAFETY: `set` is an initialised sigset; a null old-set pointer is allowed.
+    let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, set, std::ptr::null_mut()) };
     if rc != 0 {
         return Err(io::Error::from_raw_os_error(rc));
     }

@@ -149,16 +149,8 @@ fn guarded<R>(eng: &mut Engine, f: impl FnOnce(&mut Engine) -> Result<R>) -> Res
     if let Err(e) = &result
         && e.is_fatal()
     {
-        // A peer helping with a split copy may still write into a receive
-        // buffer of ours, which the caller would free on return: end the job.
-        if eng.error_mode == ErrorMode::Fatal || !eng.core.shared.is_empty() {
-            eng.die(e);
-        }
         eng.broken = Some(e.to_string());
-        // The call returns, and with it the buffers of sends and collectives not
-        // finished, which peers of this node may still be reading.
-        eng.net.withdraw();
-        report_if_lost(&eng.boot, e);
+        eng.failed(e, eng.error_mode == ErrorMode::Fatal);
     }
     result
 }
@@ -1017,16 +1009,25 @@ impl Engine {
     /// the launcher.
     pub(crate) fn finalize(mut self) -> Result<()> {
         let result = self.finalize_fence();
-        if let Err(e) = &result {
-            if e.is_fatal() {
-                if !self.core.shared.is_empty() {
-                    self.die(e);
-                }
-                self.net.withdraw();
-            }
-            report_if_lost(&self.boot, e);
+        if let Err(e) = &result
+            && e.is_fatal()
+        {
+            self.failed(e, false);
         }
         result
+    }
+
+    /// What a failure of the job `e` does as the call that met it returns: ends the
+    /// job if `end` or if a peer helping with a split copy may still write into a
+    /// receive buffer of ours, which the caller would free on return; else withdraws
+    /// the buffers of sends and collectives not finished, which peers of this node
+    /// may still be reading, and tells the launcher of a lost peer.
+    fn failed(&mut self, e: &Error, end: bool) {
+        if end || !self.core.shared.is_empty() {
+            self.die(e);
+        }
+        self.net.withdraw();
+        report_if_lost(&self.boot, e);
     }
 
     fn finalize_fence(&mut self) -> Result<()> {

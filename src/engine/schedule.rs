@@ -7,8 +7,9 @@
 //! as empty messages (a collective's messages depend on the ranks, the root and the
 //! algorithm, never on a count, so ranks that disagree on one, 0 on one side, still
 //! meet, and the receive of the wrong length fails the collective), except in an
-//! alltoallv's schedule ([`Schedule::skip_empty_transfers`]), and put a fence before every local step (reduce, copy) that follows a transfer, so
-//! local work never touches a buffer a transfer may still be reading or writing.
+//! alltoallv's schedule ([`Schedule::skip_empty_transfers`]), and put a fence before
+//! every local step (reduce, copy) that follows a transfer, so local work never
+//! touches a buffer a transfer may still be reading or writing.
 //! Invariants: buffers named by steps stay valid until the schedule finishes (user
 //! buffers by the request scope, temporaries because the schedule owns them and
 //! outlives every request it started); a receive must get exactly the bytes its span

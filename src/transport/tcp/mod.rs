@@ -951,11 +951,16 @@ mod tests {
 
     /// Rank 0 of 2 on a listener of its own; its peer's address is never asked for.
     fn lone_rank() -> (Tcp, SocketAddr) {
+        rank_zero_of(2)
+    }
+
+    /// Rank 0 of `size` on a listener of its own; no peer's address is ever asked for.
+    fn rank_zero_of(size: usize) -> (Tcp, SocketAddr) {
         let own = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = own.local_addr().unwrap();
         let tcp = Tcp::new(
             0,
-            2,
+            size,
             [1; 16],
             own,
             None,
@@ -1080,18 +1085,7 @@ mod tests {
     #[test]
     fn a_peer_that_ends_right_after_a_frame_is_noticed_among_many() {
         const SIZE: usize = DIRECT_READS + 3;
-        let own = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = own.local_addr().unwrap();
-        let mut tcp = Tcp::new(
-            0,
-            SIZE,
-            [1; 16],
-            own,
-            None,
-            CREDIT,
-            Box::new(|_| unreachable!()),
-        )
-        .unwrap();
+        let (mut tcp, addr) = rank_zero_of(SIZE);
         let mut peers: Vec<_> = (1..SIZE)
             .map(|p| {
                 let mut s = std::net::TcpStream::connect(addr).unwrap();
