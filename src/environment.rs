@@ -324,11 +324,27 @@ pub fn init() -> Result<Universe> {
     let tcp = match listener {
         Some(listener) => {
             let shared = Arc::clone(&boot);
+            let node = local_ranks.clone();
             let resolver = Box::new(move |peer: usize| {
-                let text = shared
+                let got = shared
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
-                    .get(&format!("oxmpi-tcp-{peer}"))?;
+                    .get(&format!("oxmpi-tcp-{peer}"));
+                // A rank of this node with no address talks to it over shared memory
+                // only: it set OXMPI_TRANSPORT otherwise (it fails too, at its
+                // `shm_open`, but this rank's own report may end the job first).
+                let text = match got {
+                    Err(_) if node.contains(&peer) => {
+                        return Err(Error::config(
+                            "OXMPI_TRANSPORT",
+                            std::env::var("OXMPI_TRANSPORT").unwrap_or_default(),
+                            format!(
+                                "rank {peer} of this node uses shared memory (it published no TCP address): every rank of a node must set it alike"
+                            ),
+                        ));
+                    }
+                    got => got?,
+                };
                 text.parse::<SocketAddr>().map_err(|_| {
                     Error::Bootstrap(format!("rank {peer} published a bad address {text:?}"))
                 })
