@@ -106,7 +106,7 @@ impl Engine {
                 }
                 let clock = core
                     .rendezvous
-                    .as_ref()
+                    .as_mut()
                     .and_then(|l| l.eager_clock(peer, data.len()));
                 got = Some(land_eager(
                     &mut core.outbox,

@@ -571,7 +571,7 @@ impl Sink for Core {
                 // only point-to-point ones tell the learner how the asked way does.
                 let clock = self
                     .rendezvous
-                    .as_ref()
+                    .as_mut()
                     .filter(|_| !is_collective(env.ctx))
                     .and_then(|l| l.eager_clock(peer, payload.len()));
                 self.arrive(

@@ -214,6 +214,12 @@ impl TwoWays {
         self.classes[class(len)].is_settled()
     }
 
+    /// Whether both ways of `len` bytes' class are settled and the first is the faster.
+    pub(crate) fn settled_on_first(&self, len: usize) -> bool {
+        let c = &self.classes[class(len)];
+        c.is_settled() && c.ns[0] <= c.ns[1]
+    }
+
     /// A use of `len` bytes went the `first` way (or not) in `ns` nanoseconds: into
     /// that way's estimate, after the first [`FIRST_TIMED`] a moving average in which
     /// a sample counts at most four times the estimate (so that one use held up by
