@@ -35,6 +35,7 @@ use crate::error::{Error, Result};
 use crate::userbuf::{UserBuf, UserBufMut};
 use area::{Area, Books, Room, Ticket};
 use ring::Inbox;
+use segment::LINE;
 pub(crate) use segment::{Decline, Segment};
 use wakeup::{Kicker, WakeSocket};
 
@@ -71,13 +72,18 @@ impl Config {
     pub(crate) const DEFAULT_SPLIT: usize = 128 * 1024;
     /// Rings of up to 1 GiB (every local rank has one, and the segment's size must
     /// not overflow).
-    const MAX_RING_LINES: usize = (1 << 30) / 64;
+    const MAX_RING_LINES: usize = (1 << 30) / LINE;
 
     /// The largest frame payload a ring of `ring_lines` lines carries: defaults of the
     /// eager limit and chunk size are capped to it, so every ring size works without
     /// setting them too.
     pub(crate) fn largest_payload(ring_lines: usize) -> usize {
         ring::max_payload(ring_lines)
+    }
+
+    /// The size in KiB of a ring of `ring_lines` lines (as `OXMPI_SHM_RING_KB` gives it).
+    fn ring_kb(ring_lines: usize) -> usize {
+        ring_lines * LINE / 1024
     }
 
     /// Checks the settings, and against each other; the eager limit, which TCP takes
@@ -92,10 +98,10 @@ impl Config {
         {
             return Err(bad(
                 "OXMPI_SHM_RING_KB",
-                self.ring_lines * 64 / 1024,
+                Self::ring_kb(self.ring_lines),
                 format!(
                     "a power of two from 4 to {}",
-                    Self::MAX_RING_LINES * 64 / 1024
+                    Self::ring_kb(Self::MAX_RING_LINES)
                 ),
             ));
         }
@@ -297,11 +303,11 @@ impl Shm {
             segment.decline(me, Decline::RingSize);
             return Err(Error::config(
                 "OXMPI_SHM_RING_KB",
-                (config.ring_lines * 64 / 1024).to_string(),
+                Config::ring_kb(config.ring_lines).to_string(),
                 format!(
                     "the node's first rank (rank {}) made rings of {} KiB: every rank of a node must set it alike",
                     local_ranks[0],
-                    segment.ring_lines * 64 / 1024
+                    Config::ring_kb(segment.ring_lines)
                 ),
             ));
         }
