@@ -26,10 +26,11 @@
 //! in 0.14 us, 8 KiB took 1.58-1.64 us one way by reading and 1.69-1.83 eagerly;
 //! where it crosses in 0.06 us, 0.67-0.70 eagerly and 1.93-2.04 by reading. Here the
 //! sender decides, so the receiver asks: it keeps a word of size classes to be
-//! offered for reading (`shm::ReadRequests`), which the ranks of its node read before
-//! each mid-size send. It times the copy-out of each mid-size eager message and each
-//! such read, and after every mid-size arrival asks for what the estimator says the
-//! next message of the class should do. A message that arrives before its receive is
+//! offered for reading, which the ranks of its node read before each mid-size send,
+//! and asks for a few messages the other way when it explores (`shm::read_asks`). It
+//! times the copy-out of each mid-size eager message and each such read, and after
+//! every mid-size arrival asks for what the estimator says the next messages of the
+//! class should do. A message that arrives before its receive is
 //! posted is copied out or read all the same, into the unexpected queue (an offered
 //! one at once, `Engine::run_takes`), and is timed and counted as one whose receive
 //! was waiting: were such reads left out, a class whose messages all came early
@@ -78,6 +79,9 @@ struct Mid {
     /// in unit tests).
     asked: u64,
     requests: Option<ReadRequests>,
+    /// Without `requests` (unit tests): the classes asked to explore and not yet
+    /// claimed by a sender.
+    unclaimed: u64,
     /// Per class, the eager arrivals not timed since the last timed one
     /// ([`EAGER_SAMPLE`]).
     untimed: [u32; usize::BITS as usize],
@@ -96,6 +100,7 @@ impl Mid {
             last_eager: 0,
             asked: 0,
             requests,
+            unclaimed: 0,
             untimed: [0; usize::BITS as usize],
         }
     }
@@ -122,7 +127,11 @@ impl Mid {
 
     /// A mid-size message of `len` bytes arrived, `eager` or by RTS: whether its time
     /// counts (the message before it in its class came the same way, as for large
-    /// ones). Asks for the way the next one of the class should come.
+    /// ones). Asks for the way the next messages of the class should come: the one
+    /// the estimator takes; where it learns the other (its first times, or an exploring
+    /// burst), for a few to come that way (`shm::read_asks`: a sender sends those in a
+    /// row, however many it sends before this rank takes the first), asked again at
+    /// each arrival that came the usual way until they come.
     fn arrived(&mut self, len: usize, eager: bool) -> bool {
         let bit = 1u64 << class(len);
         let record = self.seen & bit != 0 && (self.last_eager & bit != 0) == eager;
@@ -132,10 +141,20 @@ impl Mid {
         } else {
             self.last_eager &= !bit;
         }
-        let asked = if self.ways.choose(len).first {
-            self.asked & !bit
-        } else {
+        let next_eager = self.ways.choose(len).first;
+        let explores = self.ways.explored(len);
+        if explores && eager != next_eager {
+            match self.requests {
+                Some(r) => r.explore(len),
+                None => self.unclaimed |= bit,
+            }
+        }
+        // Read is asked for where the estimator takes it: the way not chosen, where it
+        // explores.
+        let asked = if next_eager == explores {
             self.asked | bit
+        } else {
+            self.asked & !bit
         };
         if asked != self.asked {
             self.asked = asked;
@@ -416,6 +435,7 @@ impl Learner {
 mod tests {
     use super::*;
     use crate::engine::two_ways::{BURST, EXPLORE, EXPLORE_EARLY, EXPLORE_FAR};
+    use crate::transport::shm::offered;
 
     const TIMED: Choice = Choice {
         first: true,
@@ -608,27 +628,92 @@ mod tests {
         l
     }
 
+    /// A sender of mid-size messages to [`mid_learner`]'s learner: the messages of
+    /// each class still to go the way it explores (`shm::read_asks`).
+    struct Sender {
+        left: [u8; usize::BITS as usize],
+    }
+
+    impl Sender {
+        fn new() -> Sender {
+            Sender {
+                left: [0; usize::BITS as usize],
+            }
+        }
+
+        /// Whether the next message of `len` bytes goes offered for reading, as the
+        /// receiver `l` asks.
+        fn offers(&mut self, l: &mut Learner, len: usize) -> bool {
+            let m = l.mid.as_mut().unwrap();
+            let bit = 1 << class(len);
+            offered(&mut self.left[class(len)], m.asked & bit != 0, || {
+                let claimed = m.unclaimed & bit != 0;
+                m.unclaimed &= !bit;
+                claimed
+            })
+        }
+    }
+
+    /// Receives a mid-size message of `len` bytes that came `offered`, taking `read_us`
+    /// to read, else `eager_us` to copy out.
+    fn mid_message(
+        l: &mut Learner,
+        len: usize,
+        id: u64,
+        offered: bool,
+        eager_us: f64,
+        read_us: f64,
+    ) {
+        if offered {
+            let choice = l.choose(len);
+            assert!(choice.first, "a mid-size message offered is read");
+            let start = l.last_done + Duration::from_micros(5);
+            l.start_at(ReqId(id), choice, || start);
+            l.finished_at(ReqId(id), len, || {
+                start + Duration::from_secs_f64(read_us * 1e-6)
+            });
+        } else {
+            l.eager_took(len, eager_us * 1e3);
+        }
+    }
+
     /// Sends `n` messages of `len` bytes the way the receiver asks, each taking
     /// `eager_us` to copy out when eager and `read_us` to read when offered; returns
     /// the ways they went (true: offered for reading).
     fn mid_messages(l: &mut Learner, len: usize, n: u64, eager_us: f64, read_us: f64) -> Vec<bool> {
+        let mut sender = Sender::new();
         (0..n)
             .map(|id| {
-                let offered = l.mid.as_ref().unwrap().asked >> class(len) & 1 == 1;
-                if offered {
-                    let choice = l.choose(len);
-                    assert!(choice.first, "a mid-size message offered is read");
-                    let start = l.last_done + Duration::from_micros(5);
-                    l.start_at(ReqId(id), choice, || start);
-                    l.finished_at(ReqId(id), len, || {
-                        start + Duration::from_secs_f64(read_us * 1e-6)
-                    });
-                } else {
-                    l.eager_took(len, eager_us * 1e3);
-                }
+                let offered = sender.offers(l, len);
+                mid_message(l, len, id, offered, eager_us, read_us);
                 offered
             })
             .collect()
+    }
+
+    #[test]
+    fn a_window_sent_before_the_receiver_takes_any_of_it_is_explored_only_in_bursts() {
+        // `oxbench bw`: 64 messages sent, then all 64 received. Eager 1.5 times as
+        // fast: the explored reads stay rare in every window, wherever the windows
+        // end.
+        let mut l = mid_learner();
+        let mut sender = Sender::new();
+        let mut ways = Vec::new();
+        for window in 0..200u64 {
+            let offered: Vec<bool> = (0..64).map(|_| sender.offers(&mut l, 8192)).collect();
+            for (i, &o) in offered.iter().enumerate() {
+                mid_message(&mut l, 8192, window * 64 + i as u64, o, 0.4, 1.05);
+            }
+            ways.extend(offered);
+        }
+        assert_rare(&ways[2000..], true);
+        let c = l.mid.as_ref().unwrap().ways.classes[class(8192)];
+        assert!(
+            c.samples[1] >= 16 && c.ns[0] < c.ns[1],
+            "{:?} {:?}",
+            c.samples,
+            c.ns
+        );
     }
 
     #[test]
@@ -665,9 +750,10 @@ mod tests {
         eager_us: f64,
         read_us: f64,
     ) -> Vec<bool> {
+        let mut sender = Sender::new();
         (0..n)
             .map(|_| {
-                let offered = l.mid.as_ref().unwrap().asked >> class(len) & 1 == 1;
+                let offered = sender.offers(l, len);
                 if offered {
                     l.take_took(len, read_us * 1e3);
                 } else {
@@ -680,12 +766,13 @@ mod tests {
 
     #[test]
     fn a_class_whose_messages_arrive_before_their_receives_comes_eagerly_where_faster() {
-        // Copying out in 0.3 us (0.5 charged) against reading in 3: asked to be
-        // offered only to time the reads, then eager but for rare bursts.
+        // Copying out in 0.3 us (0.5 charged) against reading in 3: three offered to
+        // time the reads, then eager but for rare bursts.
         let mut l = mid_learner();
         let ways = early_mid_messages(&mut l, 6000, 2000, 0.3, 3.0);
-        // The way of each message is asked for at the arrival before it.
-        let first = [false, false, false, false, true, true, true, true, false];
+        // The way of each message is asked for at the arrival before it: the eager
+        // ones are timed from the second on, and the two timed by the fourth.
+        let first = [false, false, false, false, true, true, true, false, false];
         assert_eq!(&ways[..9], &first);
         let late = &ways[1000..];
         assert_rare(late, true);
@@ -716,7 +803,11 @@ mod tests {
         let mut l = mid_learner();
         early_mid_messages(&mut l, 5000, 4, 0.3, 3.0);
         let m = l.mid.as_ref().unwrap();
-        assert_eq!(m.asked >> class(5000) & 1, 1, "offered after eager times");
+        assert_eq!(
+            (m.asked >> class(5000) & 1, m.unclaimed >> class(5000) & 1),
+            (0, 1),
+            "asked for a few offers after eager times"
+        );
         // The first read after eager messages is not timed (what the eager ones left
         // in the caches), the next is; large lengths are not learned here.
         l.take_took(5000, 7_000.0);

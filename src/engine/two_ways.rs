@@ -91,18 +91,22 @@ impl Class {
         match self.ns {
             _ if self.samples[0] < FIRST_TIMED => true,
             _ if self.samples[1] < FIRST_TIMED => false,
-            [a, b] => {
-                let loser = usize::from(a <= b);
-                let every = if self.samples[loser] < SETTLED {
-                    EXPLORE_EARLY
-                } else if self.apart(FAR) {
-                    EXPLORE_FAR
-                } else {
-                    EXPLORE
-                };
-                (a <= b) != (uses % every < BURST)
-            }
+            [a, b] => (a <= b) != self.explores(uses),
         }
+    }
+
+    /// Whether use `uses` of the class, both ways having their [`FIRST_TIMED`] times,
+    /// is one of a burst that goes the way that is not the faster.
+    fn explores(&self, uses: u32) -> bool {
+        let loser = usize::from(self.ns[0] <= self.ns[1]);
+        let every = if self.samples[loser] < SETTLED {
+            EXPLORE_EARLY
+        } else if self.apart(FAR) {
+            EXPLORE_FAR
+        } else {
+            EXPLORE
+        };
+        uses % every < BURST
     }
 }
 
@@ -206,6 +210,18 @@ impl TwoWays {
             last_first: None,
             seeded: Some((loser, 0)),
         };
+    }
+
+    /// Whether the last use of `len` bytes' class that [`TwoWays::choose`] chose goes
+    /// the way the class would not take but to learn: the second way before it has its
+    /// [`FIRST_TIMED`] times, or the way that is not the faster in an exploring burst.
+    pub(crate) fn explored(&self, len: usize) -> bool {
+        let c = &self.classes[class(len)];
+        match c.samples {
+            [first, _] if first < FIRST_TIMED => false,
+            [_, second] if second < FIRST_TIMED => true,
+            _ => c.explores(c.uses),
+        }
     }
 
     /// Whether both ways of `len` bytes' class have [`SETTLED`] timed uses: then it

@@ -148,7 +148,7 @@ impl Network {
     /// up to the transport's eager limit, and to a rank of this node, if `asks`, as it
     /// asks for mid sizes ([`Shm::sends_eagerly`]).
     pub(crate) fn sends_eagerly(&mut self, peer: usize, len: usize, asks: bool) -> bool {
-        match (self.routes[peer], &self.shm, &self.tcp) {
+        match (self.routes[peer], &mut self.shm, &self.tcp) {
             (Route::Shm, Some(shm), _) => shm.sends_eagerly(peer, len, asks),
             (Route::Tcp, _, Some(tcp)) => len <= tcp.eager_limit(),
             _ => len <= self.transport(peer).eager_limit(),

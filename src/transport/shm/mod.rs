@@ -18,6 +18,7 @@ mod cma;
 mod futex;
 mod membarrier;
 mod placement;
+mod read_asks;
 mod ring;
 pub(crate) mod segment;
 mod split;
@@ -34,6 +35,10 @@ use super::{Sink, Transport};
 use crate::error::{Error, Result};
 use crate::userbuf::{UserBuf, UserBufMut};
 use area::{Area, Books, Room, Ticket};
+use read_asks::Bursts;
+pub(crate) use read_asks::ReadRequests;
+#[cfg(test)]
+pub(crate) use read_asks::offered;
 use ring::Inbox;
 use segment::LINE;
 pub(crate) use segment::{Decline, Segment};
@@ -182,28 +187,6 @@ pub(crate) struct At {
     lines: u64,
 }
 
-/// This rank's side of the mid-size messages' way: the word in which it asks the
-/// ranks of its node to offer messages of some size classes for reading (bit `c`:
-/// `2^c` to `2^(c+1) - 1` bytes) instead of sending them eagerly, and the sizes it
-/// may ask that for.
-#[derive(Clone, Copy)]
-pub(crate) struct ReadRequests {
-    inbox: Inbox,
-    eager_limit: usize,
-}
-
-impl ReadRequests {
-    /// The largest message sent eagerly: mid sizes are above [`READ_FROM`] up to it.
-    pub(crate) fn eager_limit(&self) -> usize {
-        self.eager_limit
-    }
-
-    /// Asks for messages of the size classes `classes` to be offered for reading.
-    pub(crate) fn ask(&self, classes: u64) {
-        self.inbox.read_classes().store(classes, Ordering::Relaxed);
-    }
-}
-
 /// How a single-copy read went.
 pub(crate) enum Pulled {
     /// The kernel refused it: the sender must stream the message instead.
@@ -242,6 +225,8 @@ pub(crate) struct Shm {
     ahead: u64,
     /// Per local peer: our last view of its ring's head.
     head_cache: Vec<u64>,
+    /// Per local peer: the mid-size messages still to go the way it explores.
+    bursts: Bursts,
     pending: Vec<VecDeque<Pending>>,
     /// Local peers with pending frames.
     blocked: Vec<usize>,
@@ -369,6 +354,7 @@ impl Shm {
             published: 0,
             ahead: 1,
             head_cache: vec![0; n],
+            bursts: Bursts::new(n),
             pending: (0..n).map(|_| VecDeque::new()).collect(),
             blocked: Vec::new(),
             scratch: Vec::new(),
@@ -701,23 +687,19 @@ impl Shm {
     }
 
     /// Whether a message of `len` bytes to world rank `peer` (of this node) goes
-    /// eagerly: up to the eager limit, unless it is mid-size and `peer` asks for its
-    /// size class to be offered for reading (see [`ReadRequests`]) and the message is
-    /// one that `asks` (a point-to-point one, not a collective's). The word asked
-    /// through is on the line [`Shm::notify`] reads after every send.
+    /// eagerly: up to the eager limit, unless it is mid-size, one that `asks` (a
+    /// point-to-point one, not a collective's), and `peer` can read it and asks for it
+    /// to be offered for reading (see [`ReadRequests`]).
     #[inline]
-    pub(crate) fn sends_eagerly(&self, peer: usize, len: usize, asks: bool) -> bool {
-        len <= self.config.eager_limit && (len <= READ_FROM || !asks || !self.read_asked(peer, len))
+    pub(crate) fn sends_eagerly(&mut self, peer: usize, len: usize, asks: bool) -> bool {
+        len <= self.config.eager_limit && (len <= READ_FROM || !asks || !self.offers(peer, len))
     }
 
-    /// Whether `peer` asks for messages of `len` bytes' size class to be offered for
-    /// reading, and can read them.
-    fn read_asked(&self, peer: usize, len: usize) -> bool {
-        let classes = self.inboxes[self.local_of[peer]]
-            .read_classes()
-            .load(Ordering::Relaxed);
-        // The size class as `engine::two_ways::class` counts it.
-        classes >> len.ilog2() & 1 == 1 && self.single_copy(peer)
+    /// Whether a mid-size message of `len` bytes to `peer` is offered for reading
+    /// ([`Shm::sends_eagerly`]).
+    fn offers(&mut self, peer: usize, len: usize) -> bool {
+        let local = self.local_of[peer];
+        self.bursts.offers(local, &self.inboxes[local], len) && self.single_copy(peer)
     }
 
     /// Whether single-copy messages of `lens` bytes from one sender, read together,

@@ -224,6 +224,13 @@ impl Inbox {
         self.ctl64(ctl::READ_CLASSES)
     }
 
+    /// The size classes in which this rank asks for a burst of mid-size messages to
+    /// come the way [`Inbox::read_classes`] does not say (see
+    /// `segment::ctl::EXPLORE_CLASSES`).
+    pub(crate) fn explore_classes(&self) -> &AtomicU64 {
+        self.ctl64(ctl::EXPLORE_CLASSES)
+    }
+
     /// 1 once this rank withdrew the buffers it lent for reading (see
     /// `segment::ctl::WITHDRAWN`).
     pub(crate) fn withdrawn(&self) -> &AtomicU32 {
@@ -585,16 +592,16 @@ fn fits(t: u64, k: u64, head: u64, lines: u64) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     /// A private (not shared) inbox for single-process tests of the ring logic.
-    struct Local {
+    pub(in crate::transport::shm) struct Local {
         _mem: Vec<u64>,
-        inbox: Inbox,
+        pub(in crate::transport::shm) inbox: Inbox,
     }
 
-    fn local(lines: usize) -> Local {
+    pub(in crate::transport::shm) fn local(lines: usize) -> Local {
         let mut mem = vec![0u64; (4096 + lines * LINE) / 8];
         let base = mem.as_mut_ptr().cast::<u8>();
         // A key as `segment::marker_key` draws them.

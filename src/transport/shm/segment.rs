@@ -89,6 +89,10 @@ pub(crate) mod ctl {
     /// 1 once the rank gave its program back buffers that peers may still be reading
     /// (`Shm::withdraw`), on the doorbell's line: written once, read after each read.
     pub const WITHDRAWN: usize = 176;
+    /// The size classes in which the rank asks for the next few mid-size messages to
+    /// come the way `READ_CLASSES` does not say; a sender claims such an ask by
+    /// clearing its bit (`read_asks`), on the doorbell's line.
+    pub const EXPLORE_CLASSES: usize = 184;
     pub const CLAIM: usize = 192;
     /// The collective over the area the rank waits for every local rank to enter,
     /// while it waits there (`Shm::mark_area_wait`), on a line of its own: it changes
