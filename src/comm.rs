@@ -8,10 +8,10 @@
 
 use std::cell::Cell;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use crate::coll::allreduce::Runs;
+use crate::coll::learned::{Runs, Way};
 use crate::coll::select::{Algorithm, Collective};
 use crate::engine::{self, context::ContextIds, context::MASK_WORDS, schedule};
 use crate::error::{Error, Rank, Result, Tag};
@@ -28,9 +28,12 @@ struct Inner {
     /// The slot in the node's collective area of each rank, if the ranks are exactly
     /// those of one node (found at the first collective that asks).
     node: OnceLock<Option<Box<[usize]>>>,
-    /// The ways of this communicator's next learned allreduces, decided in runs
-    /// (`coll/allreduce/learned.rs`).
-    allreduce_runs: Mutex<Runs>,
+    /// The ways of this communicator's next learned collectives, decided in runs
+    /// (`coll/learned.rs`).
+    learned_runs: Mutex<Runs>,
+    /// A call's way waits in `learned_runs` (so that a call that is not learned
+    /// takes no lock to find out).
+    under_way: AtomicBool,
 }
 
 impl Drop for Inner {
@@ -111,7 +114,8 @@ impl Comm {
                 group,
                 coll_seq: AtomicU32::new(0),
                 node: OnceLock::new(),
-                allreduce_runs: Mutex::new(Runs::default()),
+                learned_runs: Mutex::new(Runs::default()),
+                under_way: AtomicBool::new(false),
             }),
             _not_sync: PhantomData,
         }
@@ -209,13 +213,28 @@ impl Comm {
         seq
     }
 
-    /// The ways of this communicator's next learned allreduces
-    /// (`coll/allreduce/learned.rs`).
-    pub(crate) fn allreduce_runs(&self) -> MutexGuard<'_, Runs> {
+    /// The way of the blocking `coll` that just ended, if it was learned
+    /// (`coll/learned.rs`).
+    #[inline]
+    pub(crate) fn take_learned_way(&self, coll: Collective) -> Option<Way> {
+        if !self.inner.under_way.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.inner.under_way.store(false, Ordering::Relaxed);
+        self.learned_runs().take_way(coll)
+    }
+
+    /// Notes that a call's way waits in [`Comm::learned_runs`].
+    pub(crate) fn way_under_way(&self) {
+        self.inner.under_way.store(true, Ordering::Relaxed);
+    }
+
+    /// The ways of this communicator's next learned collectives (`coll/learned.rs`).
+    pub(crate) fn learned_runs(&self) -> MutexGuard<'_, Runs> {
         // Nothing panics while holding it, so the lock is never poisoned; were it,
         // its runs are still whole.
         self.inner
-            .allreduce_runs
+            .learned_runs
             .lock()
             .unwrap_or_else(|p| p.into_inner())
     }

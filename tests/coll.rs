@@ -112,36 +112,38 @@ fn alltoall_in_pieces_without_single_copies() {
     }
 }
 
-/// A 2-rank allreduce of 16 KiB or more goes the way rank 0 learns is faster: its
-/// first three calls of a size through the area, the next two as messages
-/// (`engine/two_ways.rs`), then the faster with bursts of the other. oxbench's `-c`
-/// checks every result, so 60 calls of 16-64 KiB and 7 of each larger size (oxbench
-/// runs a tenth of the iterations there) check both ways, whole vectors and pieces,
-/// the ranks in step.
+/// A 2-rank collective beyond the area's fixed limits (an allreduce of 16 KiB or
+/// more, a bcast of more than 32 KiB, ...) goes the way rank 0 learns is faster:
+/// its first calls of a size through the area, the next as messages, four to a
+/// decision (`coll/learned.rs`, `engine/two_ways.rs`), then the faster with bursts of
+/// the other. oxbench's `-c` checks every result, so 60 calls of 16-64 KiB and 7 of
+/// each larger size (oxbench runs a tenth of the iterations there) check both ways,
+/// whole vectors and pieces, the ranks in step, one collective after the other.
 #[test]
-fn two_rank_allreduce_learns_its_way_with_every_result_right() {
-    let out = Job::new(2, "oxbench")
-        .args([
-            "allreduce",
-            "-m",
-            "16384:262144",
-            "-i",
-            "60",
-            "-x",
-            "0",
-            "-c",
-        ])
-        .success();
-    let sizes: Vec<&str> = out
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.split_whitespace().next())
-        .collect();
-    assert_eq!(
-        sizes,
-        ["16384", "32768", "65536", "131072", "262144"],
-        "{out}"
-    );
+fn two_rank_collectives_learn_their_way_with_every_result_right() {
+    for op in [
+        "allreduce",
+        "bcast",
+        "reduce",
+        "gather",
+        "scatter",
+        "allgather",
+        "alltoall",
+    ] {
+        let out = Job::new(2, "oxbench")
+            .args([op, "-m", "16384:262144", "-i", "60", "-x", "0", "-c"])
+            .success();
+        let sizes: Vec<&str> = out
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split_whitespace().next())
+            .collect();
+        assert_eq!(
+            sizes,
+            ["16384", "32768", "65536", "131072", "262144"],
+            "{op}: {out}"
+        );
+    }
 }
 
 /// Identical 2-rank allreduces give the same bits whichever way rank 0 sends each

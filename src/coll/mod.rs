@@ -24,6 +24,7 @@ mod fold;
 mod gather;
 mod gatherv;
 mod kernels;
+pub(crate) mod learned;
 pub mod op;
 mod reduce;
 mod reduce_local;
@@ -83,10 +84,15 @@ impl Comm {
         coll: Collective,
         node: impl FnOnce(&mut Meeting<'_>, Option<&dyn Combine>) -> Result<()>,
     ) -> Result<()> {
-        match plan {
+        let outcome = match plan {
             Plan::Schedule(sched) => self.run_beside(*sched, coll),
             Plan::Node { venue, op } => self.meet(coll, venue, |m| node(m, op.as_deref())),
+        };
+        // A call whose way is learned (`learned.rs`) was decided as it was planned.
+        if let Some(way) = self.take_learned_way(coll) {
+            way.done(&outcome);
         }
+        outcome
     }
 
     /// Starts a nonblocking collective's plan (always a schedule) in `scope`.

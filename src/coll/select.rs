@@ -616,17 +616,31 @@ pub(crate) fn pieces_need_single_copy(coll: Collective, bytes: usize, size: usiz
 /// 0.13-0.15 us; 16 KiB 0.56-1.02, learned 0.80; docs/collectives.md).
 const LEARNED_ALLREDUCE: usize = 16 * 1024;
 
-/// Whether an allreduce of `bytes` on `size` ranks that the table sends to the area
-/// has rank 0 learn instead whether the area or messages are faster
-/// (`allreduce/learned.rs`): on 2 ranks from [`LEARNED_ALLREDUCE`], not where an
+/// Where a 2-rank `coll` has rank 0 learn whether the area or messages are faster
+/// (`learned.rs`): from these `bytes` (as the table counts them) up; below, the area
+/// beat messages in both phases of every machine measured, and a meeting to decide
+/// would cost as much as a call (see `table_on_node`).
+fn learned_from(coll: Collective) -> Option<usize> {
+    match coll {
+        Collective::Allreduce => Some(LEARNED_ALLREDUCE),
+        Collective::Bcast | Collective::Gather | Collective::Reduce => Some(WHOLE + 1),
+        Collective::Allgather => Some(ALLGATHER_TWO + 1),
+        Collective::Alltoall => Some(ALLTOALL_TWO + 1),
+        Collective::Scatter => Some(SCATTER_TWO + 1),
+        _ => None,
+    }
+}
+
+/// Whether a `coll` of `bytes` (as the table counts them) on `size` ranks that meets
+/// in the area by the table has rank 0 learn instead whether the area or messages
+/// are faster (`learned.rs`): on 2 ranks beyond [`learned_from`], not where an
 /// algorithm is forced.
-pub(crate) fn learns_allreduce(bytes: usize, size: usize) -> Result<bool> {
+#[inline(always)]
+pub(crate) fn learns(coll: Collective, bytes: usize, size: usize) -> Result<bool> {
     env()?;
-    Ok(
-        FORCED[Collective::Allreduce.index()].load(Ordering::Relaxed) == AUTO
-            && size == 2
-            && bytes >= LEARNED_ALLREDUCE,
-    )
+    Ok(size == 2
+        && FORCED[coll.index()].load(Ordering::Relaxed) == AUTO
+        && learned_from(coll).is_some_and(|from| bytes >= from))
 }
 
 /// The most one rank contributes to an alltoall through the area (a single piece in
@@ -666,8 +680,21 @@ pub(crate) fn lend(coll: Collective, bytes: usize, size: usize) -> bool {
     }
 }
 
-/// The longest block a 2-rank allgather puts through the area (see `table_on_node`).
+/// The longest 2-rank allgather block that always goes through the area (beyond,
+/// rank 0 learns, see [`learns`]). On the Intel Xeon VM 16-64 KiB blocks as messages
+/// (recursive doubling, each block read once by the other rank) took 0.63-0.81 of the
+/// area's two copies' time at `73b8a11` (6 interleaved rounds); 4-8 KiB tied.
 const ALLGATHER_TWO: usize = 8 * 1024;
+
+/// The longest 2-rank alltoall block that always goes through the area (beyond, rank
+/// 0 learns): on the Intel Xeon VM 4-32 KiB blocks through the area took 0.58-0.95 of
+/// the messages' time in the fast phase but 1.10-1.61 in the slow one.
+const ALLTOALL_TWO: usize = 2048;
+
+/// The longest 2-rank scatter block that always goes through the area (beyond, rank 0
+/// learns): on the Intel Xeon VM 2-8 KiB blocks through the area took 0.58-0.91 of
+/// the messages' time in the fast phase but 1.12-1.48 in the slow one.
+const SCATTER_TWO: usize = 1024;
 
 /// The most a scatter among three ranks or more puts through the area in all: what a
 /// small slot holds. Beyond, the root's copy of every block into a large buffer costs
@@ -677,44 +704,32 @@ const SCATTER_WHOLE: usize = 4096;
 
 /// The measured limits of the shared-memory path (docs/collectives.md), for data that
 /// fits the area. From three ranks (sharing cores here) it wins wherever the data fits
-/// (for a bcast or allreduce of any size, piece by piece; an allreduce on 2 ranks too),
-/// except for a scatter
+/// (for a bcast or allreduce of any size, piece by piece), except for a scatter
 /// beyond [`SCATTER_WHOLE`]: each rank is woken at most once per collective (per
 /// piece). On two ranks with a core each a short collective costs a cache-line
-/// handoff each way where a message costs its software path, and the limits are
-/// where the area stopped winning in the VM's slow phase as well as its fast one
-/// (area over messages: bcast of 1-2 KiB 0.31-0.37 fast, 0.73-1.19 slow; gather of
-/// 1-2 KiB blocks 0.36-0.39 and 0.86-0.90, of 32 KiB 0.32-0.34 and 1.07; scatter of
-/// 256 B-1 KiB blocks 0.28-0.45 and 0.56-0.96).
+/// handoff each way where a message costs its software path, and up to the limits
+/// of [`learned_from`] the area won in both phases of the Intel Xeon VM (area over
+/// messages: bcast of 1-2 KiB 0.31-0.37 fast, 0.73-1.19 slow; gather of 1-2 KiB
+/// blocks 0.36-0.39 and 0.86-0.90, of 32 KiB 0.32-0.34 and 1.07; scatter of 256 B-1
+/// KiB blocks 0.28-0.45 and 0.56-0.96). Beyond them every 2-rank collective here may
+/// meet in the area, and rank 0 learns whether it should ([`learns`]): in one phase
+/// of that VM longer bcasts in pieces through the area took 1.45-3.3 times the
+/// messages' time and in the other 0.50-0.93, and the AMD EPYC VMs (Zen 5, Zen 3)
+/// had the area ahead in both of theirs (docs/benchmarks.md).
 fn table_on_node(coll: Collective, bytes: usize, size: usize, single_copy: bool) -> bool {
     let two = size == 2;
     match coll {
         Collective::Barrier => true,
         // On 2 ranks longer vectors go in pieces through the area where the node allows
-        // single copies (against lent buffers, see `lend`; against recursive doubling's
-        // messages with single copies 0.75-0.83 of the time, fast phase, 8 rounds) and
-        // as messages where it does not: there recursive doubling, streaming through
-        // the rings, took 0.71-0.97 of the pieces' time at 64 KiB-1 MiB (8 rounds, both
-        // phases; at 128 KiB and less in the fast phase 1.03-1.26).
+        // single copies (against lent buffers, see `lend`) and as messages where it
+        // does not: there recursive doubling, streaming through the rings, took
+        // 0.71-0.97 of the pieces' time at 64 KiB-1 MiB (8 rounds, both phases; at 128
+        // KiB and less in the fast phase 1.03-1.26).
         Collective::Allreduce => !two || bytes <= WHOLE || single_copy,
-        // On 2 ranks longer vectors go as messages: in pieces through the area they
-        // took 0.50-0.93 of the messages' time where a cache line crosses between the
-        // cores in 0.06 us, but 1.45-3.3 times it where it takes 0.25 us (and
-        // 0.63-0.87 and 1.25-3.2 with the area's copies in `copy.rs`).
-        Collective::Bcast => !two || bytes <= WHOLE,
-        // On 2 ranks, 16-64 KiB blocks as messages (recursive doubling, each block
-        // read once by the other rank) took 0.63-0.81 of the area's two copies'
-        // time at `73b8a11` (6 interleaved rounds); 4-8 KiB tied.
-        Collective::Allgather if two => bytes <= ALLGATHER_TWO,
-        Collective::Allgather | Collective::Reduce | Collective::Gather => bytes <= WHOLE,
-        // On 2 ranks, 4-32 KiB blocks through the area took 0.58-0.95 of the
-        // messages' time in the fast phase but 1.10-1.61 in the slow one.
-        Collective::Alltoall if two => bytes <= 2048,
-        Collective::Alltoall => bytes * size <= ALLTOALL_AREA,
-        // On 2 ranks, 2-8 KiB blocks through the area took 0.58-0.91 of the
-        // messages' time in the fast phase but 1.12-1.48 in the slow one.
-        Collective::Scatter if two => bytes <= 1024,
-        Collective::Scatter => bytes * size <= SCATTER_WHOLE,
+        Collective::Bcast => true,
+        Collective::Allgather | Collective::Reduce | Collective::Gather => two || bytes <= WHOLE,
+        Collective::Alltoall => two || bytes * size <= ALLTOALL_AREA,
+        Collective::Scatter => two || bytes * size <= SCATTER_WHOLE,
         _ => false,
     }
 }

@@ -42,7 +42,7 @@ use super::Form;
 use super::select::{self, Collective};
 use crate::comm::Comm;
 use crate::engine::finalized::Finalized;
-use crate::engine::two_ways::TwoWays;
+use crate::engine::two_ways::{self, TwoWays};
 use crate::engine::{self, Engine};
 use crate::error::{Error, Rank, Result};
 use crate::transport::frame::RemoteBuf;
@@ -190,9 +190,10 @@ fn shape(total: usize, esz: usize) -> u64 {
 
 impl Comm {
     /// Where `coll` meets in the node's area, if it runs there for this call: it is
-    /// blocking, the communicator's ranks are one node's, the selection says so, and
-    /// `slot_bytes` (the most any rank writes) fits, or the ranks lend their buffers
-    /// instead ([`select::lend`]). `table_bytes` is what the selection table is keyed
+    /// blocking, the communicator's ranks are one node's, the selection says so (or,
+    /// where the way is learned, rank 0: `coll/learned.rs`), and `slot_bytes` (the
+    /// most any rank writes) fits, or the ranks lend their buffers instead
+    /// ([`select::lend`]). `table_bytes` is what the selection table is keyed
     /// by. Inlined, as are the calls below it that return a `Result`: returned through
     /// memory and read back with wide loads, each such result waited for the last
     /// collective's published line to leave this core (a store-forwarding stall,
@@ -225,7 +226,14 @@ impl Comm {
             room: Room::for_bytes(slot_bytes, ahead_window(coll, n)),
             lend,
         };
-        Ok(select::on_node(coll, table_bytes, n, lend, single_copy)?.then_some(venue))
+        if !select::on_node(coll, table_bytes, n, lend, single_copy)? {
+            return Ok(None);
+        }
+        // Where rank 0 learns whether the area or messages are faster, it says so.
+        if select::learns(coll, table_bytes, n)? && !self.learned_way(coll, venue, table_bytes)? {
+            return Ok(None);
+        }
+        Ok(Some(venue))
     }
 
     /// Runs one collective over the node's area, at `venue` (from [`Comm::on_node`]).
@@ -774,16 +782,7 @@ impl<'a> Meeting<'a> {
     /// What this rank learned of an alltoall's two ways on communicators of this
     /// one's size (see `alltoall/shared_memory.rs`).
     pub(crate) fn alltoall_ways(&mut self) -> &mut TwoWays {
-        let size = self.slots.len();
-        let all = &mut self.eng.alltoall_ways;
-        let i = match all.iter().position(|(s, _)| *s == size) {
-            Some(i) => i,
-            None => {
-                all.push((size, TwoWays::new(false)));
-                all.len() - 1
-            }
-        };
-        &mut all[i].1
+        two_ways::keyed(&mut self.eng.alltoall_ways, self.slots.len())
     }
 
     /// This rank in the communicator, and the communicator's size.

@@ -85,9 +85,10 @@ pub(crate) struct Engine {
     /// buffers, of lent copies (first) against pieces through the area, per
     /// communicator size.
     pub alltoall_ways: Vec<(usize, two_ways::TwoWays)>,
-    /// What this rank learned, as rank 0 of 2-rank allreduces of 16 KiB or more, of
-    /// the area (first) against messages (`coll/allreduce/learned.rs`).
-    pub allreduce_ways: two_ways::TwoWays,
+    /// What this rank learned, as rank 0 of 2-rank collectives whose way is learned,
+    /// of the area (first) against messages, per collective (by the code the
+    /// collectives give it, `coll/learned.rs`).
+    learned_ways: Vec<(u8, two_ways::TwoWays)>,
 }
 
 /// Least eager credit a peer gets, however small the budget or large the job.
@@ -198,8 +199,14 @@ impl Engine {
             clash: clash::Watch::default(),
             silent,
             alltoall_ways: Vec::new(),
-            allreduce_ways: two_ways::TwoWays::new(false),
+            learned_ways: Vec::new(),
         }
+    }
+
+    /// What this rank learned of the area against messages in the learned collective
+    /// of code `coll` (see the field `learned_ways`).
+    pub(crate) fn learned_ways(&mut self, coll: u8) -> &mut two_ways::TwoWays {
+        two_ways::keyed(&mut self.learned_ways, coll)
     }
 
     /// Reports a fatal failure and ends the job.

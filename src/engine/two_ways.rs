@@ -4,9 +4,9 @@
 //! switches between two phases within minutes, and what is faster changes with
 //! them). Used by the rendezvous receiver (single copy or streaming, `rendezvous`),
 //! by rank 0 of an alltoall among ranks that lend their buffers (lent copies or
-//! pieces through the area, `coll/alltoall/shared_memory.rs`) and by rank 0 of a
-//! 2-rank allreduce of 16 KiB or more (the area or messages,
-//! `coll/allreduce/learned.rs`).
+//! pieces through the area, `coll/alltoall/shared_memory.rs`) and by rank 0 of 2-rank
+//! collectives beyond the area's fixed limits (the area or messages,
+//! `coll/learned.rs`).
 
 /// Every this many uses of a size class, [`BURST`] go the way that is not the
 /// faster.
@@ -127,6 +127,18 @@ pub(crate) struct TwoWays {
     pub(super) classes: [Class; usize::BITS as usize],
     /// Whether a new class starts from a neighbour's estimates ([`TwoWays::seed`]).
     neighbourly: bool,
+}
+
+/// The estimator under `key` among `all`, new (not neighbourly) if there is none.
+pub(crate) fn keyed<K: PartialEq>(all: &mut Vec<(K, TwoWays)>, key: K) -> &mut TwoWays {
+    let i = match all.iter().position(|(k, _)| *k == key) {
+        Some(i) => i,
+        None => {
+            all.push((key, TwoWays::new(false)));
+            all.len() - 1
+        }
+    };
+    &mut all[i].1
 }
 
 /// The size class of `len` bytes (its length's highest bit).

@@ -8,8 +8,6 @@
 //! get identical bits, and the same inputs on the same number of ranks give the same
 //! bits on every run.
 
-mod learned;
-pub(crate) use learned::Runs;
 mod linear;
 mod rabenseifner;
 mod recursive_doubling;
@@ -49,8 +47,8 @@ impl Comm {
         recv: &mut [T],
         op: O,
     ) -> Result<()> {
-        let (plan, way) = self.allreduce_plan(Some(send), recv, op, Form::Blocking)?;
-        let outcome = self.run_plan(plan, Collective::Allreduce, |m, op| {
+        let plan = self.allreduce_plan(Some(send), recv, op, Form::Blocking)?;
+        self.run_plan(plan, Collective::Allreduce, |m, op| {
             let op = op.expect("a reduction has an operation");
             shared_memory::run(
                 m,
@@ -59,11 +57,7 @@ impl Comm {
                 size_of::<T>(),
                 op,
             )
-        });
-        if let Some(way) = way {
-            way.done(&outcome);
-        }
-        outcome
+        })
     }
 
     /// [`Comm::allreduce`] with `buf` as both input and output (`MPI_Allreduce` with
@@ -79,15 +73,11 @@ impl Comm {
     /// # Ok(()) }
     /// ```
     pub fn allreduce_in_place<T: Pod, O: Reduction<T>>(&self, buf: &mut [T], op: O) -> Result<()> {
-        let (plan, way) = self.allreduce_plan(None, buf, op, Form::Blocking)?;
-        let outcome = self.run_plan(plan, Collective::Allreduce, |m, op| {
+        let plan = self.allreduce_plan(None, buf, op, Form::Blocking)?;
+        self.run_plan(plan, Collective::Allreduce, |m, op| {
             let op = op.expect("a reduction has an operation");
             shared_memory::run(m, None, bytemuck::cast_slice_mut(buf), size_of::<T>(), op)
-        });
-        if let Some(way) = way {
-            way.done(&outcome);
-        }
-        outcome
+        })
     }
 
     /// Starts [`Comm::allreduce`] (`MPI_Iallreduce`); the buffers stay borrowed until
@@ -115,7 +105,7 @@ impl Comm {
         recv: &'s mut [T],
         op: O,
     ) -> Result<Request<'s>> {
-        let (plan, _) = self.allreduce_plan(Some(send), recv, op, Form::Nonblocking)?;
+        let plan = self.allreduce_plan(Some(send), recv, op, Form::Nonblocking)?;
         self.start_plan_in(scope, plan)
     }
 
@@ -136,7 +126,7 @@ impl Comm {
         buf: &'s mut [T],
         op: O,
     ) -> Result<Request<'s>> {
-        let (plan, _) = self.allreduce_plan(None, buf, op, Form::Nonblocking)?;
+        let plan = self.allreduce_plan(None, buf, op, Form::Nonblocking)?;
         self.start_plan_in(scope, plan)
     }
 
@@ -147,7 +137,7 @@ impl Comm {
         recv: &mut [T],
         op: O,
         form: Form,
-    ) -> Result<(Plan<'_>, Option<learned::Way>)> {
+    ) -> Result<Plan<'_>> {
         if let Some(send) = send
             && send.len() != recv.len()
         {
@@ -161,18 +151,12 @@ impl Comm {
         }
         let (count, esz) = (recv.len(), size_of::<T>());
         let piece = (count * esz).min(shared_memory::piece_len(esz));
-        let mut way = None;
         if let Some(venue) = self.on_node(form, Collective::Allreduce, count * esz, piece)? {
-            if select::learns_allreduce(count * esz, self.size() as usize)? {
-                way = Some(self.allreduce_way(venue, count * esz, esz)?);
-            }
-            if way.as_ref().is_none_or(|w| w.area) {
-                let plan = Plan::Node {
-                    venue,
-                    op: Some(op.into_combine()),
-                };
-                return Ok((plan, way));
-            }
+            let plan = Plan::Node {
+                venue,
+                op: Some(op.into_combine()),
+            };
+            return Ok(plan);
         }
         let alg = select::choose_allreduce(
             count,
@@ -191,6 +175,6 @@ impl Comm {
             Algorithm::Linear => linear::build(&mut s, input, count * esz),
             other => unreachable!("{other:?} is not an allreduce algorithm"),
         }
-        Ok((Plan::Schedule(Box::new(s)), way))
+        Ok(Plan::Schedule(Box::new(s)))
     }
 }

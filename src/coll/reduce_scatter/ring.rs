@@ -67,7 +67,7 @@ pub(crate) fn build(
         if size == 2 && rank == 0 {
             // Two ranks: the lower one's operand on the left, as every other way of
             // an allreduce puts it, so that a 2-rank allreduce whose way rank 0
-            // learns (allreduce/learned.rs) gives the same values either way.
+            // learns (coll/learned.rs) gives the same values either way.
             s.reduce(own, got, out);
         } else {
             s.reduce(got, own, out);

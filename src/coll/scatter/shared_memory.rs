@@ -1,7 +1,10 @@
-//! Scatter over the node's collective area: the root writes every block into its
-//! slot; each rank copies its own block out (see `coll/shared_memory.rs`).
+//! Scatter over the node's collective area: the root writes every other rank's block
+//! into its slot, at the block's place; each rank copies its own block out (see
+//! `coll/shared_memory.rs`).
 //!
-//! Cost: `p` blocks copied in at the root, one block out per rank.
+//! Cost: `p - 1` blocks copied in at the root (its own goes straight across), one
+//! block out per rank. Writing the root's own block too cost a 2-rank scatter of
+//! 32 KiB-1 MiB blocks a third more copies than messages.
 
 use crate::coll::shared_memory::Meeting;
 use crate::copy::copy;
@@ -18,7 +21,12 @@ pub(crate) fn run(
 ) -> Result<()> {
     let (rank, size) = m.rank_size();
     if rank == root {
-        m.write(block * size, |slot| copy(slot, send))?;
+        m.write(block * size, |slot| {
+            for r in (0..size).filter(|&r| r != root) {
+                let at = r * block..(r + 1) * block;
+                copy(&mut slot[at.clone()], &send[at]);
+            }
+        })?;
         m.publish(true);
         if let Some(mine) = mine {
             copy(mine, &send[root * block..(root + 1) * block]);
