@@ -8,10 +8,10 @@
 
 use std::cell::Cell;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use crate::coll::learned::{Runs, Way};
+use crate::coll::learned::Runs;
 use crate::coll::select::{Algorithm, Collective};
 use crate::engine::{self, context::ContextIds, context::MASK_WORDS, schedule};
 use crate::error::{Error, Rank, Result, Tag};
@@ -31,9 +31,6 @@ struct Inner {
     /// The ways of this communicator's next learned collectives, decided in runs
     /// (`coll/learned.rs`).
     learned_runs: Mutex<Runs>,
-    /// A call's way waits in `learned_runs` (so that a call that is not learned
-    /// takes no lock to find out).
-    under_way: AtomicBool,
 }
 
 impl Drop for Inner {
@@ -115,7 +112,6 @@ impl Comm {
                 coll_seq: AtomicU32::new(0),
                 node: OnceLock::new(),
                 learned_runs: Mutex::new(Runs::default()),
-                under_way: AtomicBool::new(false),
             }),
             _not_sync: PhantomData,
         }
@@ -213,20 +209,13 @@ impl Comm {
         seq
     }
 
-    /// The way of the blocking `coll` that just ended, if it was learned
-    /// (`coll/learned.rs`).
-    #[inline]
-    pub(crate) fn take_learned_way(&self, coll: Collective) -> Option<Way> {
-        if !self.inner.under_way.load(Ordering::Relaxed) {
-            return None;
+    /// The blocking `coll` that just ended, successfully if `ok`: if its way was
+    /// learned (`coll/learned.rs`), rank 0 learns from its time.
+    pub(crate) fn learned_call_done(&self, coll: Collective, ok: bool) {
+        let way = self.learned_runs().take_way(coll);
+        if let Some(way) = way {
+            way.done(ok);
         }
-        self.inner.under_way.store(false, Ordering::Relaxed);
-        self.learned_runs().take_way(coll)
-    }
-
-    /// Notes that a call's way waits in [`Comm::learned_runs`].
-    pub(crate) fn way_under_way(&self) {
-        self.inner.under_way.store(true, Ordering::Relaxed);
     }
 
     /// The ways of this communicator's next learned collectives (`coll/learned.rs`).

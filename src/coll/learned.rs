@@ -34,10 +34,13 @@
 //! 0.93-0.95 of the time of a meeting before every call (8 interleaved rounds); from
 //! 128 KiB `oxbench` makes too few calls for a class to settle.
 //!
-//! The decision is taken where the collective looks for the area
-//! ([`Comm::on_node`](crate::comm::Comm)), and the call's time is recorded where it
-//! ends (`Comm::run_plan`): the [`Way`] waits in between with the communicator's runs.
+//! The decision is taken after the table has sent the call to messages
+//! (`Comm::learned_on_node`, asked only then, so that short calls carry none of it),
+//! and rank 0 records the call's time as it ends: a [`Learning`] guard where it meets
+//! in the area (`Comm::run_plan`), `Comm::run_beside` where it goes as messages. The
+//! [`Way`] waits in between with the communicator's runs.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use crate::coll::select::Collective;
@@ -48,6 +51,18 @@ use crate::engine::{
     two_ways::{self, Choice, TwoWays},
 };
 use crate::error::{Error, Result};
+
+/// Set while a blocking call whose way was learned runs, until
+/// [`Runs::take_way`] takes its way back: a flag of the process, not of the
+/// communicator, so that a call that is not learned reads one word it finds in its
+/// cache to know (only the engine's owner runs collectives).
+static UNDER_WAY: AtomicBool = AtomicBool::new(false);
+
+/// Whether a blocking call whose way was learned runs ([`Comm::learned_way`]).
+#[inline(always)]
+pub(crate) fn under_way() -> bool {
+    UNDER_WAY.load(Ordering::Relaxed)
+}
 
 /// Calls one meeting decides once both ways of the class are settled.
 const RUN: u32 = 16;
@@ -131,6 +146,7 @@ impl Runs {
 
     /// The way of the blocking call that just ended, if it was decided here: `coll`'s.
     pub(crate) fn take_way(&mut self, coll: Collective) -> Option<Way> {
+        UNDER_WAY.store(false, Ordering::Relaxed);
         self.under_way.take().filter(|w| w.coll == coll)
     }
 }
@@ -211,15 +227,15 @@ impl Comm {
             )),
             bytes,
         });
-        self.way_under_way();
+        UNDER_WAY.store(true, Ordering::Relaxed);
         Ok(area)
     }
 }
 
 impl Way {
-    /// The call went this way with `outcome`: rank 0 learns from its time.
-    pub(crate) fn done(self, outcome: &Result<()>) {
-        if let Some((c, start)) = self.timed.filter(|(c, _)| c.record && outcome.is_ok()) {
+    /// The call went this way, and succeeded if `ok`: rank 0 learns from its time.
+    pub(crate) fn done(self, ok: bool) {
+        if let Some((c, start)) = self.timed.filter(|(c, _)| c.record && ok) {
             let ns = start.elapsed().as_nanos() as f64;
             // Only rank 0 learns, and the engine is there while the job runs.
             let _ = engine::with(|e| {
@@ -227,6 +243,30 @@ impl Way {
                     .record(self.bytes, c.first, ns);
                 Ok(())
             });
+        }
+    }
+}
+
+/// A call that meets in the area as rank 0 learned it should: rank 0 learns from its
+/// time when it ends, whatever its outcome (a failed one ends the job or leaves it
+/// out of step; a moving average counts one sample at most four times the
+/// estimate), but not while a panic unwinds through it.
+pub(crate) struct Learning<'c> {
+    comm: &'c Comm,
+    coll: Collective,
+}
+
+impl<'c> Learning<'c> {
+    /// The learned call of `coll` on `comm` begins.
+    pub(crate) fn new(comm: &'c Comm, coll: Collective) -> Learning<'c> {
+        Learning { comm, coll }
+    }
+}
+
+impl Drop for Learning<'_> {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.comm.learned_call_done(self.coll, true);
         }
     }
 }

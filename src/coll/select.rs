@@ -579,23 +579,15 @@ fn tcp_table(coll: Collective, bytes: usize, size: usize) -> Option<Algorithm> {
 /// that all share one node, whose data fits the area's slots or whose ranks lend
 /// their buffers (`lend`, see [`lend`]), meets in the node's collective area rather
 /// than running a schedule: when forced to `shared_memory`, or lending, or below the
-/// measured size limits, unless another algorithm is forced. `single_copy`: the node
-/// allows single copies (asked only where the ranks would [`lend`] or
-/// [`pieces_need_single_copy`]).
+/// measured size limits, unless another algorithm is forced.
 #[inline(always)]
-pub(crate) fn on_node(
-    coll: Collective,
-    bytes: usize,
-    size: usize,
-    lend: bool,
-    single_copy: bool,
-) -> Result<bool> {
+pub(crate) fn on_node(coll: Collective, bytes: usize, size: usize, lend: bool) -> Result<bool> {
     env()?;
     let forced = FORCED[coll.index()].load(Ordering::Relaxed);
     let meets = if forced != AUTO {
         coll.candidates()[forced as usize] == SharedMemory
     } else {
-        lend || table_on_node(coll, bytes, size, single_copy)
+        lend || table_on_node(coll, bytes, size)
     };
     if meets {
         ran(coll, SharedMemory);
@@ -604,10 +596,18 @@ pub(crate) fn on_node(
 }
 
 /// Whether `coll` meets in the area in pieces only where the node allows single
-/// copies: an allreduce on 2 ranks longer than a slot (see `table_on_node`).
-#[inline(always)]
+/// copies: an allreduce on 2 ranks longer than a slot. Where it does not, recursive
+/// doubling, streaming through the rings, took 0.71-0.97 of the pieces' time at 64
+/// KiB-1 MiB (8 rounds, both phases of the Intel Xeon VM; at 128 KiB and less in the
+/// fast phase 1.03-1.26), so it goes as messages without learning.
 pub(crate) fn pieces_need_single_copy(coll: Collective, bytes: usize, size: usize) -> bool {
     coll == Collective::Allreduce && size == 2 && bytes > WHOLE
+}
+
+/// Counts a call of `coll` that meets in the area as rank 0 learned
+/// (`learned.rs`).
+pub(crate) fn ran_as_learned(coll: Collective) {
+    ran(coll, SharedMemory);
 }
 
 /// The shortest 2-rank allreduce whose way is learned: below it the meeting in which
@@ -632,15 +632,15 @@ fn learned_from(coll: Collective) -> Option<usize> {
 }
 
 /// Whether a `coll` of `bytes` (as the table counts them) on `size` ranks that meets
-/// in the area by the table has rank 0 learn instead whether the area or messages
-/// are faster (`learned.rs`): on 2 ranks beyond [`learned_from`], not where an
-/// algorithm is forced.
+/// in the area by the table ([`on_node`], which reads the environment first) has
+/// rank 0 learn instead whether the area or messages are faster (`learned.rs`): on
+/// 2 ranks beyond [`learned_from`], not where an algorithm is forced. Short calls
+/// see only the size and length compared.
 #[inline(always)]
-pub(crate) fn learns(coll: Collective, bytes: usize, size: usize) -> Result<bool> {
-    env()?;
-    Ok(size == 2
+pub(crate) fn learns(coll: Collective, bytes: usize, size: usize) -> bool {
+    size == 2
+        && learned_from(coll).is_some_and(|from| bytes >= from)
         && FORCED[coll.index()].load(Ordering::Relaxed) == AUTO
-        && learned_from(coll).is_some_and(|from| bytes >= from))
 }
 
 /// The most one rank contributes to an alltoall through the area (a single piece in
@@ -716,20 +716,17 @@ const SCATTER_WHOLE: usize = 4096;
 /// of that VM longer bcasts in pieces through the area took 1.45-3.3 times the
 /// messages' time and in the other 0.50-0.93, and the AMD EPYC VMs (Zen 5, Zen 3)
 /// had the area ahead in both of theirs (docs/benchmarks.md).
-fn table_on_node(coll: Collective, bytes: usize, size: usize, single_copy: bool) -> bool {
-    let two = size == 2;
+fn table_on_node(coll: Collective, bytes: usize, size: usize) -> bool {
+    if size == 2
+        && let Some(from) = learned_from(coll)
+    {
+        return bytes < from;
+    }
     match coll {
-        Collective::Barrier => true,
-        // On 2 ranks longer vectors go in pieces through the area where the node allows
-        // single copies (against lent buffers, see `lend`) and as messages where it
-        // does not: there recursive doubling, streaming through the rings, took
-        // 0.71-0.97 of the pieces' time at 64 KiB-1 MiB (8 rounds, both phases; at 128
-        // KiB and less in the fast phase 1.03-1.26).
-        Collective::Allreduce => !two || bytes <= WHOLE || single_copy,
-        Collective::Bcast => true,
-        Collective::Allgather | Collective::Reduce | Collective::Gather => two || bytes <= WHOLE,
-        Collective::Alltoall => two || bytes * size <= ALLTOALL_AREA,
-        Collective::Scatter => two || bytes * size <= SCATTER_WHOLE,
+        Collective::Barrier | Collective::Bcast | Collective::Allreduce => true,
+        Collective::Allgather | Collective::Reduce | Collective::Gather => bytes <= WHOLE,
+        Collective::Alltoall => bytes * size <= ALLTOALL_AREA,
+        Collective::Scatter => bytes * size <= SCATTER_WHOLE,
         _ => false,
     }
 }

@@ -190,10 +190,9 @@ fn shape(total: usize, esz: usize) -> u64 {
 
 impl Comm {
     /// Where `coll` meets in the node's area, if it runs there for this call: it is
-    /// blocking, the communicator's ranks are one node's, the selection says so (or,
-    /// where the way is learned, rank 0: `coll/learned.rs`), and `slot_bytes` (the
-    /// most any rank writes) fits, or the ranks lend their buffers instead
-    /// ([`select::lend`]). `table_bytes` is what the selection table is keyed
+    /// blocking, the communicator's ranks are one node's, the selection says so, and
+    /// `slot_bytes` (the most any rank writes) fits, or the ranks lend their buffers
+    /// instead ([`select::lend`]); see also [`Comm::learned_on_node`]. `table_bytes` is what the selection table is keyed
     /// by. Inlined, as are the calls below it that return a `Result`: returned through
     /// memory and read back with wide loads, each such result waited for the last
     /// collective's published line to leave this core (a store-forwarding stall,
@@ -214,9 +213,7 @@ impl Comm {
         };
         let n = slots.len();
         let lends = select::lend(coll, table_bytes, n);
-        let single_copy = (lends || select::pieces_need_single_copy(coll, table_bytes, n))
-            && engine::with(|e| Ok(e.net.node_single_copy()))?;
-        let lend = lends && single_copy;
+        let lend = lends && engine::with(|e| Ok(e.net.node_single_copy()))?;
         let slot_bytes = if lend { DESCRIPTOR } else { slot_bytes };
         if slot_bytes > LARGE {
             return Ok(None);
@@ -226,14 +223,46 @@ impl Comm {
             room: Room::for_bytes(slot_bytes, ahead_window(coll, n)),
             lend,
         };
-        if !select::on_node(coll, table_bytes, n, lend, single_copy)? {
+        Ok(select::on_node(coll, table_bytes, n, lend)?.then_some(venue))
+    }
+
+    /// Where a blocking `coll` that [`Comm::on_node`] sends to messages meets in the
+    /// node's area after all, as rank 0 learns is faster (`coll/learned.rs`): on 2
+    /// ranks beyond the table's limits ([`select::learns`]), where `slot_bytes` fits
+    /// and, for an allreduce in pieces, the node allows single copies. Out of line and
+    /// asked only after `on_node`, so that the short calls carry none of it.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn learned_on_node(
+        &self,
+        form: Form,
+        coll: Collective,
+        table_bytes: usize,
+        slot_bytes: usize,
+    ) -> Result<Option<Venue<'_>>> {
+        let Some(slots) = self.node_indices()? else {
+            return Ok(None);
+        };
+        let n = slots.len();
+        if form == Form::Nonblocking || !select::learns(coll, table_bytes, n) || slot_bytes > LARGE
+        {
             return Ok(None);
         }
-        // Where rank 0 learns whether the area or messages are faster, it says so.
-        if select::learns(coll, table_bytes, n)? && !self.learned_way(coll, venue, table_bytes)? {
+        if select::pieces_need_single_copy(coll, table_bytes, n)
+            && !engine::with(|e| Ok(e.net.node_single_copy()))?
+        {
             return Ok(None);
         }
-        Ok(Some(venue))
+        let venue = Venue {
+            slots,
+            room: Room::for_bytes(slot_bytes, ahead_window(coll, n)),
+            lend: false,
+        };
+        let area = self.learned_way(coll, venue, table_bytes)?;
+        if area {
+            select::ran_as_learned(coll);
+        }
+        Ok(area.then_some(venue))
     }
 
     /// Runs one collective over the node's area, at `venue` (from [`Comm::on_node`]).

@@ -147,7 +147,18 @@ impl Comm {
         }
         let block = count * size_of::<T>();
         if let Some(venue) = self.on_node(form, Collective::Allgather, block, block)? {
-            return Ok(Plan::Node { venue, op: None });
+            return Ok(Plan::Node {
+                venue,
+                op: None,
+                learned: false,
+            });
+        }
+        if let Some(venue) = self.learned_on_node(form, Collective::Allgather, block, block)? {
+            return Ok(Plan::Node {
+                venue,
+                op: None,
+                learned: true,
+            });
         }
         let alg = self.choose_linked(Collective::Allgather, block)?;
         let blocks = Blocks::equal(size, block);

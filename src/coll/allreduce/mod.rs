@@ -155,6 +155,17 @@ impl Comm {
             let plan = Plan::Node {
                 venue,
                 op: Some(op.into_combine()),
+                learned: false,
+            };
+            return Ok(plan);
+        }
+        if let Some(venue) =
+            self.learned_on_node(form, Collective::Allreduce, count * esz, piece)?
+        {
+            let plan = Plan::Node {
+                venue,
+                op: Some(op.into_combine()),
+                learned: true,
             };
             return Ok(plan);
         }

@@ -138,7 +138,18 @@ impl Comm {
         // Through the area, a piece of every block at a time.
         let slot = shared_memory::piece(block, size) * size;
         if let Some(venue) = self.on_node(form, Collective::Alltoall, block, slot)? {
-            return Ok(Plan::Node { venue, op: None });
+            return Ok(Plan::Node {
+                venue,
+                op: None,
+                learned: false,
+            });
+        }
+        if let Some(venue) = self.learned_on_node(form, Collective::Alltoall, block, slot)? {
+            return Ok(Plan::Node {
+                venue,
+                op: None,
+                learned: true,
+            });
         }
         let alg = self.choose_linked(Collective::Alltoall, block)?;
         let mut s = self.schedule(Collective::Alltoall, alg, send.unwrap_or(&[]), recv);

@@ -49,7 +49,11 @@ impl Comm {
 
     fn barrier_plan(&self, form: Form) -> Result<Plan<'_>> {
         if let Some(venue) = self.on_node(form, Collective::Barrier, 0, 0)? {
-            return Ok(Plan::Node { venue, op: None });
+            return Ok(Plan::Node {
+                venue,
+                op: None,
+                learned: false,
+            });
         }
         let alg = select::choose(Collective::Barrier, 0, self.size() as usize, true)?;
         let mut s = self.schedule::<u8, u8>(Collective::Barrier, alg, &[], &mut []);

@@ -64,7 +64,18 @@ impl Comm {
         let bytes = size_of_val(buf);
         let piece = bytes.min(super::shared_memory::LARGE);
         if let Some(venue) = self.on_node(form, Collective::Bcast, bytes, piece)? {
-            return Ok(Plan::Node { venue, op: None });
+            return Ok(Plan::Node {
+                venue,
+                op: None,
+                learned: false,
+            });
+        }
+        if let Some(venue) = self.learned_on_node(form, Collective::Bcast, bytes, piece)? {
+            return Ok(Plan::Node {
+                venue,
+                op: None,
+                learned: true,
+            });
         }
         let alg = self.choose_linked(Collective::Bcast, bytes)?;
         let mut s = self.schedule::<u8, T>(Collective::Bcast, alg, &[], buf);

@@ -151,7 +151,18 @@ impl Comm {
         }
         let block = count * size_of::<T>();
         if let Some(venue) = self.on_node(form, Collective::Gather, block, block)? {
-            return Ok(Plan::Node { venue, op: None });
+            return Ok(Plan::Node {
+                venue,
+                op: None,
+                learned: false,
+            });
+        }
+        if let Some(venue) = self.learned_on_node(form, Collective::Gather, block, block)? {
+            return Ok(Plan::Node {
+                venue,
+                op: None,
+                learned: true,
+            });
         }
         let alg = self.choose_linked(Collective::Gather, block)?;
         let mine = match (send, rank == root) {

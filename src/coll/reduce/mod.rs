@@ -160,6 +160,16 @@ impl Comm {
             return Ok(Plan::Node {
                 venue,
                 op: Some(op.into_combine()),
+                learned: false,
+            });
+        }
+        if let Some(venue) =
+            self.learned_on_node(form, Collective::Reduce, count * esz, count * esz)?
+        {
+            return Ok(Plan::Node {
+                venue,
+                op: Some(op.into_combine()),
+                learned: true,
             });
         }
         let alg = select::choose(

@@ -159,7 +159,18 @@ impl Comm {
         }
         let block = count * size_of::<T>();
         if let Some(venue) = self.on_node(form, Collective::Scatter, block, block * size)? {
-            return Ok(Plan::Node { venue, op: None });
+            return Ok(Plan::Node {
+                venue,
+                op: None,
+                learned: false,
+            });
+        }
+        if let Some(venue) = self.learned_on_node(form, Collective::Scatter, block, block * size)? {
+            return Ok(Plan::Node {
+                venue,
+                op: None,
+                learned: true,
+            });
         }
         let alg = select::choose(Collective::Scatter, block, size, true)?;
         let (input, mine) = match (send, is_root) {
