@@ -631,11 +631,10 @@ fn learned_from(coll: Collective) -> Option<usize> {
     }
 }
 
-/// Whether a `coll` of `bytes` (as the table counts them) on `size` ranks that meets
-/// in the area by the table ([`on_node`], which reads the environment first) has
-/// rank 0 learn instead whether the area or messages are faster (`learned.rs`): on
-/// 2 ranks beyond [`learned_from`], not where an algorithm is forced. Short calls
-/// see only the size and length compared.
+/// Whether a `coll` of `bytes` (as the table counts them) on `size` ranks that the
+/// table sends to messages ([`on_node`], which reads the environment first) has rank
+/// 0 learn instead whether the area or messages are faster (`learned.rs`): on 2 ranks
+/// from [`learned_from`] on, not where an algorithm is forced.
 #[inline(always)]
 pub(crate) fn learns(coll: Collective, bytes: usize, size: usize) -> bool {
     size == 2

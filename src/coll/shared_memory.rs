@@ -192,11 +192,11 @@ impl Comm {
     /// Where `coll` meets in the node's area, if it runs there for this call: it is
     /// blocking, the communicator's ranks are one node's, the selection says so, and
     /// `slot_bytes` (the most any rank writes) fits, or the ranks lend their buffers
-    /// instead ([`select::lend`]); see also [`Comm::learned_on_node`]. `table_bytes` is what the selection table is keyed
-    /// by. Inlined, as are the calls below it that return a `Result`: returned through
-    /// memory and read back with wide loads, each such result waited for the last
-    /// collective's published line to leave this core (a store-forwarding stall,
-    /// docs/benchmarks.md).
+    /// instead ([`select::lend`]); see also [`Comm::learned_on_node`]. `table_bytes` is
+    /// what the selection table is keyed by. Inlined, as are the calls below it that
+    /// return a `Result`: returned through memory and read back with wide loads, each
+    /// such result waited for the last collective's published line to leave this core
+    /// (a store-forwarding stall, docs/benchmarks.md).
     #[inline(always)]
     pub(super) fn on_node(
         &self,
@@ -240,12 +240,14 @@ impl Comm {
         table_bytes: usize,
         slot_bytes: usize,
     ) -> Result<Option<Venue<'_>>> {
+        if form == Form::Nonblocking {
+            return Ok(None);
+        }
         let Some(slots) = self.node_indices()? else {
             return Ok(None);
         };
         let n = slots.len();
-        if form == Form::Nonblocking || !select::learns(coll, table_bytes, n) || slot_bytes > LARGE
-        {
+        if !select::learns(coll, table_bytes, n) || slot_bytes > LARGE {
             return Ok(None);
         }
         if select::pieces_need_single_copy(coll, table_bytes, n)
