@@ -381,7 +381,8 @@ impl Learner {
     /// The single-copy receives `reads` (request, bytes) were read together in one
     /// system call that took `took`; they complete now ([`Learner::finished`] then
     /// records nothing for them). Each size class among the timed ones gets one
-    /// sample: their mean share of the call, by bytes.
+    /// sample: their mean share of the call, by bytes; a mid-size class one such
+    /// sample per timed read (the messages of an exploring burst).
     ///
     /// Timed like streams, the first read of a call took the call's time and the
     /// others none (a bandwidth test kept single copies where streaming gave 1.2-1.4x
@@ -421,7 +422,14 @@ impl Learner {
             }
         }
         for (len, ns, n) in classes {
-            self.record_read(len, ns / f64::from(n));
+            // A mid-size class's timed reads in one call are the consecutive messages
+            // of one exploring burst (`shm::read_asks`), each its own message: each
+            // counts, or a class whose bursts are read together (a window of `bw`)
+            // settles after twice as many bursts, each of which stalls a window.
+            let mid = self.mid.as_ref().is_some_and(|m| m.covers(len));
+            for _ in 0..if mid { n } else { 1 } {
+                self.record_read(len, ns / f64::from(n));
+            }
         }
     }
 
@@ -565,6 +573,28 @@ mod tests {
         let large = l.ways.classes[class(8193)];
         assert_eq!((mid.samples[1], large.samples[0]), (1, 1));
         assert!((mid.ns[1] - 1_000.0).abs() < 1.0 && (large.ns[0] - 1_000.0).abs() < 1.0);
+    }
+
+    #[test]
+    fn mid_size_reads_done_together_count_each_and_large_ones_once() {
+        let mut l = mid_learner();
+        let t = l.last_done;
+        let us = Duration::from_micros;
+        for id in 1..7 {
+            l.start_at(ReqId(id), TIMED, || t);
+        }
+        // Three reads of 8 KiB (a burst) in one call of 3 us, then three of 100 000
+        // bytes in one of 30 us: the burst's messages count as three samples of 1 us,
+        // the large ones as one of 10 us.
+        let burst = [1, 2, 3].map(|id| (ReqId(id), 8192));
+        l.finished_together_at(&burst, us(3), t + us(5));
+        let large = [4, 5, 6].map(|id| (ReqId(id), 100_000));
+        l.finished_together_at(&large, us(30), t + us(40));
+        let mid = l.mid.as_ref().unwrap().ways.classes[class(8192)];
+        assert_eq!(mid.samples[1], 3);
+        assert!((mid.ns[1] - 1_000.0).abs() < 1.0, "{:?}", mid.ns);
+        let large = l.ways.classes[class(100_000)];
+        assert_eq!((large.samples[0], large.ns[0]), (1, 10_000.0));
     }
 
     #[test]
