@@ -384,6 +384,17 @@ fn disagreeing_counts_in_learned_allreduces_end_no_rank_waiting() {
     );
 }
 
+/// Two ranks whose first learned calls disagree on the counts (another size class
+/// on each) both meet for rank 0's decision: each gets the disagreement as an error
+/// there, and they stay in step (`coll/learned.rs`).
+#[test]
+fn disagreeing_counts_in_first_learned_calls_are_errors_on_both_ranks() {
+    let out = Job::new(2, "coll_mixed")
+        .args(["disagree_learned_fresh"])
+        .success();
+    assert_eq!(out.matches("ok disagree_learned_fresh").count(), 2, "{out}");
+}
+
 /// Ranks that finish the last collective early finalize while others still wait in
 /// it for a late rank: nobody takes that for a rank that left without its part.
 #[test]

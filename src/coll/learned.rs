@@ -204,7 +204,7 @@ impl Comm {
                 } else {
                     (0, 0)
                 };
-                let word = self.meet(coll, venue.small(), |m| agree(m, note))?;
+                let word = self.meet(coll, venue.small(), |m| agree(m, coll, note, bytes))?;
                 self.learned_runs()
                     .start(coll, class, word, record)
                     .ok_or_else(|| Error::Protocol {
@@ -272,24 +272,38 @@ impl Drop for Learning<'_> {
     }
 }
 
-/// Every rank writes `note` (rank 0's decision, or 0) and reads every other rank's:
-/// rank 0's word.
-fn agree(m: &mut Meeting<'_>, note: u64) -> Result<u64> {
+/// Every rank of a `coll` writes `note` (rank 0's decision, or 0) and the call's
+/// `bytes`, and reads every other rank's: rank 0's word, or an error on every rank
+/// where their bytes differ.
+fn agree(m: &mut Meeting<'_>, coll: Collective, note: u64, bytes: usize) -> Result<u64> {
     const WORD: usize = size_of::<u64>();
     // A shape of its own (no operation has elements of 0 bytes): a rank that meets
     // in the area with its data instead (out of step: the ranks disagree on the
     // counts) fails reading it, as this rank fails reading that rank's data. A bcast
-    // that takes the root's length from its shape finds 8 bytes, not its own.
-    m.set_shape(WORD, 0);
-    m.write(WORD, |slot| slot.copy_from_slice(&note.to_le_bytes()))?;
+    // that takes the root's length from its shape finds 16 bytes, not its own. Ranks
+    // that disagree on the counts but both decide here compare their bytes: one
+    // decision for both would start a run of one size class on each rank.
+    m.set_shape(2 * WORD, 0);
+    m.write(2 * WORD, |slot| {
+        slot[..WORD].copy_from_slice(&note.to_le_bytes());
+        slot[WORD..].copy_from_slice(&(bytes as u64).to_le_bytes());
+    })?;
     m.publish(false);
     m.wait_all()?;
     let (rank, size) = m.rank_size();
     let mut word = note;
     for r in (0..size).filter(|&r| r != rank) {
-        let theirs = m.read(r, WORD)?;
+        let theirs = m.read(r, 2 * WORD)?;
+        let (note, len) = theirs.split_at(WORD);
+        let len = u64::from_le_bytes(len.try_into().expect("one word"));
+        if len != bytes as u64 {
+            return Err(Error::InvalidArgument(format!(
+                "{}: rank {r} calls it with {len} bytes where rank {rank} calls it with {bytes} (the ranks disagree on the counts)",
+                coll.name()
+            )));
+        }
         if r == 0 {
-            word = u64::from_le_bytes(theirs.try_into().expect("one word"));
+            word = u64::from_le_bytes(note.try_into().expect("one word"));
         }
     }
     Ok(word)

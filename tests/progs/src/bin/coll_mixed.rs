@@ -746,6 +746,38 @@ fn disagreeing_counts_in_learned_allreduces(world: &Comm) -> oxmpi::Result<()> {
     Ok(())
 }
 
+/// Two ranks that call learned collectives (2-rank, beyond the table's limits) for
+/// the first time with different counts, each of a size class it has no run of: both
+/// meet to have rank 0 decide, and both get the disagreement as an error there,
+/// where one decision for both had them run messages of different lengths. Then
+/// they are still in step.
+fn disagreeing_counts_in_first_learned_calls(world: &Comm) -> oxmpi::Result<()> {
+    let rank = world.rank();
+    let n = if rank == 0 { 16_384 } else { 12_000 };
+    let calls: [(&str, oxmpi::Result<()>); 3] = [
+        (
+            "allreduce",
+            world.allreduce(&vec![1u32; n], &mut vec![0; n], Op::Sum),
+        ),
+        ("bcast", world.bcast(&mut vec![1u32; n], 0)),
+        (
+            "alltoall",
+            world.alltoall(&vec![1u32; 2 * n], &mut vec![0; 2 * n]),
+        ),
+    ];
+    for (op, r) in calls {
+        match r {
+            Err(Error::InvalidArgument(msg))
+                if msg.starts_with(op) && msg.contains("the ranks disagree on the counts") => {}
+            other => panic!("rank {rank}, {op}: expected a disagreement, got {other:?}"),
+        }
+    }
+    let mut sum = [0u32];
+    world.allreduce(&[1], &mut sum, Op::Sum)?;
+    assert_eq!(sum[0], 2, "in step after the errors");
+    Ok(())
+}
+
 /// Collective `op` as messages where the last rank's count (20000 bytes) puts it on
 /// another algorithm than the others' (12000 bytes; over TCP on 4 ranks: allreduce
 /// by Rabenseifner against recursive doubling, allgather by the ring against Bruck),
@@ -832,6 +864,11 @@ fn main() -> oxmpi::Result<()> {
     }
     if args.get(1).map(String::as_str) == Some("disagree_learned") {
         disagreeing_counts_in_learned_allreduces(&world)?;
+        return universe.finalize();
+    }
+    if args.get(1).map(String::as_str) == Some("disagree_learned_fresh") {
+        disagreeing_counts_in_first_learned_calls(&world)?;
+        println!("ok disagree_learned_fresh");
         return universe.finalize();
     }
     if args.get(1).map(String::as_str) == Some("disagree_messages") {
