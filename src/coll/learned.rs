@@ -14,9 +14,9 @@
 //! (Zen 3) VMs the area beat messages in both phases for bcast, alltoall, allgather,
 //! gather and scatter beyond the limits the Xeon set. Rank 0 times each such call
 //! with an estimator per collective and size class (`engine/two_ways.rs`, the area
-//! first) and says which way they go in a short meeting: every rank writes one word
-//! (rank 0 its decision) under the operation's shape and reads the others', so ranks
-//! that disagree on the counts fail there together, as they would in the area.
+//! first) and says which way they go in a short meeting: every rank writes a word
+//! (rank 0 its decision) and its call's bytes, and reads the others', so ranks that
+//! disagree on the counts fail there together, as they would in the area.
 //!
 //! One meeting decides a run of calls of its collective and size class:
 //! [`LEARNING_RUN`] while the class still learns, [`RUN`] once both ways are settled
