@@ -153,7 +153,8 @@ fn host_addr() -> Result<IpAddr> {
 /// `OXMPI_SHM_SPLIT`
 /// (smallest single-copy message both ends copy, even where the sender is reading one
 /// of the receiver's; 0: never), `OXMPI_SHM_MEMBARRIER` (0:
-/// publishers fence instead of sleepers' `membarrier` calls). Checked against one
+/// publishers fence instead of sleepers' `membarrier` calls), `OXMPI_SHM_HUGE_PAGES`
+/// (0: the memory lent to single copies stays on the pages it has). Checked against one
 /// another by [`shm::Config::validated`] where shared memory is used.
 fn shm_config(eager: Option<usize>, oversubscribed: bool) -> Result<shm::Config> {
     let ring_kb =
@@ -173,6 +174,7 @@ fn shm_config(eager: Option<usize>, oversubscribed: bool) -> Result<shm::Config>
         }
     };
     let membarrier = settings::switch("OXMPI_SHM_MEMBARRIER")?;
+    let huge_pages = settings::switch("OXMPI_SHM_HUGE_PAGES")?;
     let split = settings::number("OXMPI_SHM_SPLIT")?;
     let ring_lines = ring_kb.saturating_mul(1024) / 64;
     // Defaults fit the ring; values set explicitly are checked against it.
@@ -192,6 +194,7 @@ fn shm_config(eager: Option<usize>, oversubscribed: bool) -> Result<shm::Config>
         single_copy,
         learn,
         membarrier,
+        huge_pages,
         // Splitting a copy pays only with a core free for the sender.
         split: match split {
             Some(0) => None,

@@ -477,3 +477,39 @@ fn crossing_tcp_connections_keep_a_backlog_in_order() {
         assert!(out.contains(&format!("crossing ok on {n} ranks")), "{out}");
     }
 }
+
+/// What `p2p_huge_pages` printed: KiB of huge pages under rank 0's lent buffer, and
+/// whether the system can collapse memory, puts all of it on huge pages itself, and
+/// lets the ranks read each other's memory.
+fn huge_pages(out: &str) -> (u64, bool, bool, bool) {
+    let line = out
+        .lines()
+        .find_map(|l| l.strip_prefix("huge pages under the buffer: "))
+        .unwrap_or_else(|| panic!("no huge pages line: {out}"));
+    let parts: Vec<&str> = line.split("; ").collect();
+    let flag = |i: usize| parts[i].ends_with("true");
+    let kib = parts[0].trim_end_matches(" kB").parse().unwrap();
+    (kib, flag(1), flag(2), flag(3))
+}
+
+/// A buffer lent for single copies again and again is put on huge pages where the
+/// kernel can collapse memory (Linux 6.1, transparent huge pages not `never`), and
+/// stays on small ones with `OXMPI_SHM_HUGE_PAGES=0`; every message lent from it
+/// arrives as the program last wrote it either way.
+#[test]
+fn memory_lent_again_and_again_goes_onto_huge_pages() {
+    let out = Job::new(2, "p2p_huge_pages").success();
+    assert!(out.contains("huge_pages ok"), "{out}");
+    let (kib, possible, _, permitted) = huge_pages(&out);
+    if possible && permitted {
+        assert!(kib > 0, "no huge pages under the lent buffer: {out}");
+    }
+    let out = Job::new(2, "p2p_huge_pages")
+        .env("OXMPI_SHM_HUGE_PAGES", "0")
+        .success();
+    assert!(out.contains("huge_pages ok"), "{out}");
+    let (kib, _, always, _) = huge_pages(&out);
+    if !always {
+        assert_eq!(kib, 0, "huge pages with OXMPI_SHM_HUGE_PAGES=0: {out}");
+    }
+}

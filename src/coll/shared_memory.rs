@@ -687,7 +687,7 @@ impl<'a> Meeting<'a> {
     /// directly. It must stay as it is until every rank says, in a later collective,
     /// that it has finished copying.
     pub(crate) fn lend(&mut self, src: &[u8], note: u64) -> Result<()> {
-        let here = RemoteBuf::here(src.as_ptr() as u64);
+        let here = RemoteBuf::lent(src.as_ptr() as usize, src.len());
         let loan = Loan {
             pid: here.pid,
             src: here.addr,

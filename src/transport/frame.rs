@@ -165,13 +165,17 @@ pub(crate) struct RemoteBuf {
 }
 
 impl RemoteBuf {
-    /// `addr` in this process. The pid is read once: `getpid` is a system call, which
-    /// every large send made before (a forked child does not use oxmpi).
-    pub(crate) fn here(addr: u64) -> RemoteBuf {
+    /// The `len` bytes at `addr` in this process, lent to another process's
+    /// `process_vm_*` call: counted towards backing the regions lent most by huge
+    /// pages ([`huge_pages`](super::shm::huge_pages)) before anyone is told of them.
+    /// The pid is read once: `getpid` is a system call, which every large send made
+    /// before (a forked child does not use oxmpi).
+    pub(crate) fn lent(addr: usize, len: usize) -> RemoteBuf {
         static PID: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+        super::shm::huge_pages::lent(addr, len);
         RemoteBuf {
             pid: *PID.get_or_init(|| u64::from(std::process::id())),
-            addr,
+            addr: addr as u64,
         }
     }
 }

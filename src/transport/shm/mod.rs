@@ -16,6 +16,7 @@
 pub(crate) mod area;
 mod cma;
 mod futex;
+pub(crate) mod huge_pages;
 mod membarrier;
 mod placement;
 mod read_asks;
@@ -67,6 +68,9 @@ pub(crate) struct Config {
     /// Whether publishers may leave the fence before a doorbell read to sleepers'
     /// `membarrier` calls, where every local rank can make them.
     pub membarrier: bool,
+    /// Whether the regions of memory this rank lends most are put on huge pages
+    /// ([`huge_pages`]).
+    pub huge_pages: bool,
 }
 
 impl Config {
@@ -306,6 +310,7 @@ impl Shm {
         mine.place().store(place, Ordering::Relaxed);
         segment.attach();
         segment.wait_all_attached()?;
+        huge_pages::enable(config.single_copy && config.huge_pages);
         if config.single_copy && local_ranks.len() > 1 {
             let other = inboxes[(local + 1) % local_ranks.len()];
             if cma::probe(
@@ -816,7 +821,7 @@ impl Shm {
             hdr.b = u64::from(generation);
             hdr.payload = std::mem::size_of::<HelpRequest>() as u64;
             let request = HelpRequest {
-                dest: RemoteBuf::here(dest.addr() as u64),
+                dest: RemoteBuf::lent(dest.addr(), dest.len()),
                 chunk: chunk as u64,
                 first: u64::from(chunks),
             };
