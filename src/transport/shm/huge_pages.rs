@@ -46,7 +46,9 @@ pub(crate) fn enable(on: bool) {
 
 /// Counts `len` bytes at `addr` in this process as lent to another process's
 /// `process_vm_*` call about to be told of them, collapsing the regions that have
-/// lent enough. Called before the address is published.
+/// lent enough. Called before the address is published; kept out of line, off the
+/// paths of the small messages beside its callers.
+#[inline(never)]
 pub(crate) fn lent(addr: usize, len: usize) {
     if !ON.load(Ordering::Relaxed) || len == 0 {
         return;
