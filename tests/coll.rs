@@ -146,6 +146,25 @@ fn two_rank_collectives_learn_their_way_with_every_result_right() {
     }
 }
 
+/// Alltoalls and allgathers among 3 and 4 ranks lend their send buffers, and a buffer
+/// lent again and again goes onto huge pages part way (`transport/shm/huge_pages.rs`:
+/// after 16 MiB a region, the 8th call here): oxbench's `-c` writes new contents
+/// before every call and checks every result, before the collapse and after it.
+#[test]
+fn lent_collective_buffers_moved_onto_huge_pages_keep_every_result_right() {
+    for n in [3, 4] {
+        for op in ["alltoall", "allgather"] {
+            let out = Job::new(n, "oxbench")
+                .args([op, "-m", "1048576:1048576", "-i", "300", "-x", "0", "-c"])
+                .success();
+            assert!(
+                out.lines().any(|l| l.starts_with("1048576")),
+                "{op} on {n} ranks: {out}"
+            );
+        }
+    }
+}
+
 /// Identical 2-rank allreduces give the same bits whichever way rank 0 sends each
 /// (the area or messages): float results that depend on the operands' order (Min of
 /// a NaN and a number) or on which NaN passes on (sums of NaNs), from 16 KiB, where
