@@ -478,13 +478,13 @@ fn crossing_tcp_connections_keep_a_backlog_in_order() {
     }
 }
 
-/// What `p2p_huge_pages` printed: KiB of huge pages under rank 0's lent buffer, and
-/// whether the system can collapse memory, puts all of it on huge pages itself, and
-/// lets the ranks read each other's memory.
+/// What `p2p_huge_pages` printed: KiB of huge pages in the mappings of rank 0's lent
+/// buffer, and whether the system can collapse memory, puts memory on huge pages
+/// itself, and lets the ranks read each other's memory.
 fn huge_pages(out: &str) -> (u64, bool, bool, bool) {
     let line = out
         .lines()
-        .find_map(|l| l.strip_prefix("huge pages under the buffer: "))
+        .find_map(|l| l.strip_prefix("huge pages in the buffer's mappings: "))
         .unwrap_or_else(|| panic!("no huge pages line: {out}"));
     let parts: Vec<&str> = line.split("; ").collect();
     let flag = |i: usize| parts[i].ends_with("true");

@@ -7,23 +7,27 @@
 //!
 //! So a rank counts the bytes it lends from each 2 MiB-aligned region of its memory,
 //! and once a region has lent [`COLLAPSE_AFTER`] bytes it asks the kernel to back the
-//! region by one huge page (`MADV_COLLAPSE`, Linux 6.1; a best effort, independent of
-//! the system's transparent-huge-page mode unless that is `never`). The collapse
+//! region by one huge page (`MADV_COLLAPSE`, Linux 6.1; a best effort). The collapse
 //! copies the region (0.6-1.3 ms measured here), as much as lending about 16 MiB from
 //! 4 KiB pages loses, so a region is collapsed only once it has lent that much:
 //! memory lent again and again pays it back, memory lent once never pays it.
 //!
-//! A collapse keeps every byte as it was (the pages are transparent to the program);
-//! it may fill pages of the region that were never touched, at most 2 MiB a region.
-//! It runs in the lender before the address is published, so no peer has the pages
-//! pinned (pinned pages make it fail). A region's count restarts after each try, and
-//! each try doubles what the region must lend before the next, up to
-//! [`MOST_DOUBLINGS`] times: a try that cannot succeed (a region reaching past the
-//! ends of its mapping of anonymous memory) took
-//! 10-70 us here, now and then 1 ms (the kernel first drains every CPU's page
-//! lists), as long as 16 ping-pongs of 1 MiB take; memory unmapped and mapped again
-//! at the same place is still tried again, after 1 GiB at most.
-//! `OXMPI_SHM_HUGE_PAGES=0` turns it off.
+//! Only a region wholly inside one mapping of private anonymous memory is tried (by
+//! `/proc/self/maps`, read at each try): the kernel would collapse shared memory and
+//! files too, which other processes see. A collapse keeps every byte as it was (the
+//! pages are transparent to the program), but it fills the region's pages never
+//! touched, brings back pages swapped out and gives a forked child its own copy of
+//! pages it shared: up to 2 MiB more memory a region. It runs before the address is
+//! published, so no peer has this lend's pages pinned (a peer still copying an earlier
+//! message from the region makes it fail). A region's count restarts after each try,
+//! and each try doubles what the region must lend before the next, up to
+//! [`MOST_DOUBLINGS`] times: a try that cannot succeed took 10-70 us here, now and
+//! then 1 ms (the kernel first drains every CPU's page lists), as long as 16
+//! ping-pongs of 1 MiB take; memory unmapped and mapped again at the same place is
+//! still tried again, after 1 GiB at most. Nothing is collapsed where the system's
+//! transparent huge pages are `never` (the kernel would collapse all the same) or
+//! with `OXMPI_SHM_HUGE_PAGES=0`. A region is 2 MiB whatever the page size: with
+//! 16 or 64 KiB pages (some arm64 kernels) every try fails, once in a long while.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
@@ -37,18 +41,24 @@ const COLLAPSE_AFTER: u64 = 16 << 20;
 /// The most times the bytes lent between a region's tries double.
 const MOST_DOUBLINGS: u32 = 6;
 
-/// Regions counted at once; a region whose slot another takes starts over.
-const SLOTS: usize = 256;
+/// Regions counted at once (2 GiB of them); a region whose slot another takes
+/// starts over.
+const SLOTS: usize = 1024;
 
-/// `MADV_COLLAPSE` (Linux 6.1; the libc crate may not name it yet).
+/// `MADV_COLLAPSE` (Linux 6.1), named here: the libc crate names it for glibc targets
+/// only.
 const MADV_COLLAPSE: libc::c_int = 25;
 
 static ON: AtomicBool = AtomicBool::new(false);
 static TALLY: Mutex<Tally> = Mutex::new(Tally::new());
 
-/// Turns the collapsing of often-lent regions on or off for this process.
+/// Turns the collapsing of often-lent regions on or off for this process. It stays
+/// off where the system's transparent huge pages are `never`: the kernel would
+/// collapse all the same, against the choice of whoever set that.
 pub(crate) fn enable(on: bool) {
-    ON.store(on, Ordering::Relaxed);
+    let never = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled")
+        .is_ok_and(|mode| mode.contains("[never]"));
+    ON.store(on && !never, Ordering::Relaxed);
 }
 
 /// Counts `len` bytes at `addr` in this process as lent to another process's
@@ -60,13 +70,50 @@ pub(crate) fn lent(addr: usize, len: usize) {
     if !ON.load(Ordering::Relaxed) || len == 0 {
         return;
     }
-    let mut tally = TALLY.lock().unwrap_or_else(PoisonError::into_inner);
-    tally.add(addr, len, collapse);
+    let mut due = Vec::new();
+    TALLY
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .add(addr, len, |base| due.push(base));
+    // Not under the lock: a collapse takes a millisecond, and other threads lend too.
+    if !due.is_empty() {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+        for base in due.into_iter().filter(|&b| private_anonymous(&maps, b)) {
+            collapse(base);
+        }
+    }
+}
+
+/// Whether the region at `base` lies wholly inside one mapping of private anonymous
+/// memory, by `maps` (`/proc/self/maps`): the kernel would collapse shared memory and
+/// files too, which other processes see (a tmpfs file's holes filled), and a region
+/// across mappings fails only after a try that may take a millisecond.
+fn private_anonymous(maps: &str, base: usize) -> bool {
+    maps.lines().any(|line| {
+        let mut fields = line.split_whitespace();
+        let (Some(range), Some(perms), Some(_offset), Some(_dev), Some(inode)) = (
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+        ) else {
+            return false;
+        };
+        let Some((lo, hi)) = range.split_once('-') else {
+            return false;
+        };
+        let (Ok(lo), Ok(hi)) = (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16))
+        else {
+            return false;
+        };
+        lo <= base && base.saturating_add(REGION) <= hi && perms.ends_with('p') && inode == "0"
+    })
 }
 
 /// Asks the kernel to back the region at `base` by one huge page; failures (an old
-/// kernel, transparent huge pages off, a region not all anonymous memory, pages
-/// pinned) leave it as it was.
+/// kernel, transparent huge pages refused to this process, pages pinned by a peer
+/// still copying an earlier message) leave it as it was.
 fn collapse(base: usize) {
     // SAFETY: `MADV_COLLAPSE` changes no byte of this process's memory, only the pages
     // under it; for addresses not mapped, or not eligible, the kernel fails cleanly.
@@ -189,6 +236,29 @@ mod tests {
     fn the_end_of_the_address_space_does_not_overflow() {
         let mut t = Tally::new();
         assert!(dues(&mut t, usize::MAX - 100, 1000).is_empty());
+    }
+
+    #[test]
+    fn only_regions_wholly_inside_one_private_anonymous_mapping_are_collapsed() {
+        let maps = "\
+55d0a0000000-55d0a0400000 rw-p 00000000 00:00 0                          [heap]
+7f0000000000-7f0000200000 rw-s 00000000 00:1a 1234                       /dev/shm/x
+7f0000200000-7f0000600000 rw-p 00000000 00:00 0
+7f0000600000-7f0000a00000 rw-p 00001000 08:01 4321                       /tmp/file
+7f0000a00000-7f0000b00000 rw-p 00000000 00:00 0
+";
+        assert!(private_anonymous(maps, 0x55d0a0000000));
+        assert!(private_anonymous(maps, 0x55d0a0200000));
+        assert!(
+            !private_anonymous(maps, 0x55d0a0400000),
+            "past the heap's end"
+        );
+        assert!(!private_anonymous(maps, 0x7f0000000000), "shared memory");
+        assert!(private_anonymous(maps, 0x7f0000400000));
+        assert!(!private_anonymous(maps, 0x7f0000600000), "a file");
+        assert!(!private_anonymous(maps, 0x7f0000a00000), "half a region");
+        assert!(!private_anonymous("", 0x7f0000200000));
+        assert!(!private_anonymous("garbage\n", 0x7f0000200000));
     }
 
     #[test]

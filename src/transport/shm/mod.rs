@@ -812,26 +812,34 @@ impl Shm {
         let word = inbox.claim();
         split::open(word, generation);
         // The messages' chunks are numbered one after the other; the sender claims
-        // a message's chunks only once its Help frame is in.
+        // a message's chunks only once its Help frame is in. Every destination is
+        // lent before the first frame goes: the sender may write into the first while
+        // a later one is still being counted, and a window's are often one buffer.
         let mut chunks = 0u32;
-        for &(_, dest, sreq) in parts {
-            let chunk = chunk_of(dest.len());
+        let requests: Vec<(u64, HelpRequest)> = parts
+            .iter()
+            .map(|&(_, dest, sreq)| {
+                let chunk = chunk_of(dest.len());
+                let request = HelpRequest {
+                    dest: RemoteBuf::lent(dest.addr(), dest.len()),
+                    chunk: chunk as u64,
+                    first: u64::from(chunks),
+                };
+                chunks += dest.len().div_ceil(chunk) as u32;
+                (sreq, request)
+            })
+            .collect();
+        for (sreq, request) in requests {
             let mut hdr = Header::new(Kind::Help);
             hdr.a = sreq;
             hdr.b = u64::from(generation);
             hdr.payload = std::mem::size_of::<HelpRequest>() as u64;
-            let request = HelpRequest {
-                dest: RemoteBuf::lent(dest.addr(), dest.len()),
-                chunk: chunk as u64,
-                first: u64::from(chunks),
-            };
             let help = OutFrame {
                 hdr,
                 payload: Payload::Help(request),
                 token: None,
             };
             Transport::send(self, peer, help)?;
-            chunks += dest.len().div_ceil(chunk) as u32;
         }
         let mut own = 0;
         let (mut at, mut first) = (0, 0);
