@@ -47,6 +47,7 @@ use crate::engine::{self, Engine};
 use crate::error::{Error, Rank, Result};
 use crate::transport::frame::RemoteBuf;
 use crate::transport::shm::area::{Area, Arrival, Room, Ticket};
+use crate::transport::shm::huge_pages;
 
 pub(crate) use crate::transport::shm::area::LARGE;
 
@@ -156,19 +157,27 @@ const DIRECT: u64 = 1 << 63;
 
 /// Where a rank's buffer lies, written in its slot instead of data when the ranks
 /// lend their buffers: the others copy from `src`; `note`, a word for the others
-/// (what an alltoall's rank 0 decided).
+/// (what an alltoall's rank 0 decided); `collapsed`, nonzero where lending put some
+/// of the lender's memory on huge pages first (`transport/shm/huge_pages.rs`).
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 pub(crate) struct Loan {
     pid: u64,
     src: u64,
     note: u64,
+    collapsed: u64,
 }
 
 impl Loan {
     /// The word the lender added ([`Meeting::lend`]).
     pub(crate) fn note(&self) -> u64 {
         self.note
+    }
+
+    /// Whether the lender put memory on huge pages as it lent, which held it up for
+    /// up to milliseconds: a call not to time.
+    pub(crate) fn collapsed(&self) -> bool {
+        self.collapsed != 0
     }
 
     /// The buffer the others copy from.
@@ -687,11 +696,13 @@ impl<'a> Meeting<'a> {
     /// directly. It must stay as it is until every rank says, in a later collective,
     /// that it has finished copying.
     pub(crate) fn lend(&mut self, src: &[u8], note: u64) -> Result<()> {
+        let tries = huge_pages::tries();
         let here = RemoteBuf::lent(src.as_ptr() as usize, src.len());
         let loan = Loan {
             pid: here.pid,
             src: here.addr,
             note,
+            collapsed: u64::from(huge_pages::tries() != tries),
         };
         self.shape |= DIRECT;
         self.write(DESCRIPTOR, |slot| {

@@ -29,7 +29,7 @@
 //! with `OXMPI_SHM_HUGE_PAGES=0`. A region is 2 MiB whatever the page size: with
 //! 16 or 64 KiB pages (some arm64 kernels) every try fails, once in a long while.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 /// A huge page's size and alignment (a PMD on x86-64, and on arm64 with 4 KiB pages).
@@ -51,6 +51,13 @@ const MADV_COLLAPSE: libc::c_int = 25;
 
 static ON: AtomicBool = AtomicBool::new(false);
 static TALLY: Mutex<Tally> = Mutex::new(Tally::new());
+static TRIES: AtomicU64 = AtomicU64::new(0);
+
+/// How many collapses this process has tried: each adds up to a millisecond or more
+/// to the call that lent, which a caller timing its calls leaves out.
+pub(crate) fn tries() -> u64 {
+    TRIES.load(Ordering::Relaxed)
+}
 
 /// Turns the collapsing of often-lent regions on or off for this process. It stays
 /// off where the system's transparent huge pages are `never`: the kernel would
@@ -79,7 +86,13 @@ pub(crate) fn lent(addr: usize, len: usize) {
     if !due.is_empty() {
         let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
         for base in due.into_iter().filter(|&b| private_anonymous(&maps, b)) {
-            collapse(base);
+            TRIES.fetch_add(1, Ordering::Relaxed);
+            if collapse(base) {
+                TALLY
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .collapsed(base);
+            }
         }
     }
 }
@@ -111,15 +124,13 @@ fn private_anonymous(maps: &str, base: usize) -> bool {
     })
 }
 
-/// Asks the kernel to back the region at `base` by one huge page; failures (an old
-/// kernel, transparent huge pages refused to this process, pages pinned by a peer
-/// still copying an earlier message) leave it as it was.
-fn collapse(base: usize) {
+/// Asks the kernel to back the region at `base` by one huge page, and says whether
+/// it did; failures (an old kernel, transparent huge pages refused to this process,
+/// pages pinned by a peer still copying an earlier message) leave it as it was.
+fn collapse(base: usize) -> bool {
     // SAFETY: `MADV_COLLAPSE` changes no byte of this process's memory, only the pages
     // under it; for addresses not mapped, or not eligible, the kernel fails cleanly.
-    unsafe {
-        libc::madvise(base as *mut libc::c_void, REGION, MADV_COLLAPSE);
-    }
+    unsafe { libc::madvise(base as *mut libc::c_void, REGION, MADV_COLLAPSE) == 0 }
 }
 
 /// One region's count.
@@ -177,6 +188,15 @@ impl Tally {
             base = next;
         }
     }
+
+    /// The region at `base` is on a huge page now: it is tried again only after the
+    /// most it ever waits, in case it is unmapped and mapped again.
+    fn collapsed(&mut self, base: usize) {
+        let slot = &mut self.slots[(base / REGION) % SLOTS];
+        if slot.base == base {
+            slot.tries = MOST_DOUBLINGS;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -199,6 +219,21 @@ mod tests {
             .collect();
         // 16 MiB, then 32, 64, 128, 256, 512 more, then 1 GiB each time.
         assert_eq!(due_after, [16, 48, 112, 240, 496, 1008, 2032, 3056]);
+    }
+
+    #[test]
+    fn a_region_on_a_huge_page_is_tried_again_only_after_the_longest_wait() {
+        let mut t = Tally::new();
+        let base = 9 * REGION;
+        let mib = 1 << 20;
+        let mut due_after = Vec::new();
+        for n in 1..=2100u64 {
+            if !dues(&mut t, base, mib).is_empty() {
+                due_after.push(n);
+                t.collapsed(base);
+            }
+        }
+        assert_eq!(due_after, [16, 16 + 1024, 16 + 2048]);
     }
 
     #[test]
