@@ -20,11 +20,13 @@
 //! pages it shared: up to 2 MiB more memory a region. It runs before the address is
 //! published, so no peer has this lend's pages pinned (a peer still copying an earlier
 //! message from the region makes it fail). A region's count restarts after each try,
-//! and each try doubles what the region must lend before the next, up to
-//! [`MOST_DOUBLINGS`] times: a try that cannot succeed took 10-70 us here, now and
-//! then 1 ms (the kernel first drains every CPU's page lists), as long as 16
-//! ping-pongs of 1 MiB take; memory unmapped and mapped again at the same place is
-//! still tried again, after 1 GiB at most. Nothing is collapsed where the system's
+//! and each try that fails doubles what the region must lend before the next, up to
+//! [`MOST_DOUBLINGS`] times: such a try took 10-70 us here, now and then 1 ms (the
+//! kernel first drains every CPU's page lists), as long as 16 ping-pongs of 1 MiB
+//! take. A region collapsed waits the longest, 1 GiB, in case it is unmapped and
+//! mapped again: tried again at every doubling, a fifth of 8-rank alltoall calls had
+//! a rank trying, 100-700 us each. Such calls are also left out of an alltoall's
+//! learning ([`tries`]). Nothing is collapsed where the system's
 //! transparent huge pages are `never` (the kernel would collapse all the same) or
 //! with `OXMPI_SHM_HUGE_PAGES=0`. A region is 2 MiB whatever the page size: with
 //! 16 or 64 KiB pages (some arm64 kernels) every try fails, once in a long while.
