@@ -47,7 +47,6 @@ use crate::engine::{self, Engine};
 use crate::error::{Error, Rank, Result};
 use crate::transport::frame::RemoteBuf;
 use crate::transport::shm::area::{Area, Arrival, Room, Ticket};
-use crate::transport::shm::huge_pages;
 
 pub(crate) use crate::transport::shm::area::LARGE;
 
@@ -696,13 +695,12 @@ impl<'a> Meeting<'a> {
     /// directly. It must stay as it is until every rank says, in a later collective,
     /// that it has finished copying.
     pub(crate) fn lend(&mut self, src: &[u8], note: u64) -> Result<()> {
-        let tries = huge_pages::tries();
-        let here = RemoteBuf::lent(src.as_ptr() as usize, src.len());
+        let (here, collapsed) = RemoteBuf::lent(src.as_ptr() as usize, src.len());
         let loan = Loan {
             pid: here.pid,
             src: here.addr,
             note,
-            collapsed: u64::from(huge_pages::tries() != tries),
+            collapsed: u64::from(collapsed),
         };
         self.shape |= DIRECT;
         self.write(DESCRIPTOR, |slot| {

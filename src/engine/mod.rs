@@ -696,7 +696,7 @@ impl Engine {
             {
                 hdr.flags |= flags::BUFFERED;
             }
-            let remote = RemoteBuf::lent(buf.addr(), buf.len());
+            let (remote, _) = RemoteBuf::lent(buf.addr(), buf.len());
             hdr.payload = std::mem::size_of::<RemoteBuf>() as u64;
             OutFrame {
                 hdr,

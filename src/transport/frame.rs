@@ -167,16 +167,19 @@ pub(crate) struct RemoteBuf {
 impl RemoteBuf {
     /// The `len` bytes at `addr` in this process, lent to another process's
     /// `process_vm_*` call: counted towards backing the regions lent most by huge
-    /// pages ([`huge_pages`](super::shm::huge_pages)) before anyone is told of them.
-    /// The pid is read once: `getpid` is a system call, which every large send made
-    /// before (a forked child does not use oxmpi).
-    pub(crate) fn lent(addr: usize, len: usize) -> RemoteBuf {
+    /// pages ([`huge_pages`](super::shm::huge_pages)) before anyone is told of them;
+    /// with whether that tried to put some on huge pages just now (see
+    /// [`huge_pages::lent`](super::shm::huge_pages::lent)). The pid is read once:
+    /// `getpid` is a system call, which every large send made before (a forked child
+    /// does not use oxmpi).
+    pub(crate) fn lent(addr: usize, len: usize) -> (RemoteBuf, bool) {
         static PID: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-        super::shm::huge_pages::lent(addr, len);
-        RemoteBuf {
+        let collapsed = super::shm::huge_pages::lent(addr, len);
+        let here = RemoteBuf {
             pid: *PID.get_or_init(|| u64::from(std::process::id())),
             addr: addr as u64,
-        }
+        };
+        (here, collapsed)
     }
 }
 

@@ -26,12 +26,12 @@
 //! take. A region collapsed waits the longest, 1 GiB, in case it is unmapped and
 //! mapped again: tried again at every doubling, a fifth of 8-rank alltoall calls had
 //! a rank trying, 100-700 us each. Such calls are also left out of an alltoall's
-//! learning ([`tries`]). Nothing is collapsed where the system's transparent huge
+//! learning ([`lent`] says so). Nothing is collapsed where the system's transparent huge
 //! pages are `never` (the kernel would collapse all the same) or with
 //! `OXMPI_SHM_HUGE_PAGES=0`. A region is 2 MiB whatever the page size: with 16 or
 //! 64 KiB pages (some arm64 kernels) every try fails, once in a long while.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 /// A huge page's size and alignment (a PMD on x86-64, and on arm64 with 4 KiB pages).
@@ -53,13 +53,6 @@ const MADV_COLLAPSE: libc::c_int = 25;
 
 static ON: AtomicBool = AtomicBool::new(false);
 static TALLY: Mutex<Tally> = Mutex::new(Tally::new());
-static TRIES: AtomicU64 = AtomicU64::new(0);
-
-/// How many collapses this process has tried: each adds up to a millisecond or more
-/// to the call that lent, which a caller timing its calls leaves out.
-pub(crate) fn tries() -> u64 {
-    TRIES.load(Ordering::Relaxed)
-}
 
 /// Turns the collapsing of often-lent regions on or off for this process. It stays
 /// off where the system's transparent huge pages are `never`: the kernel would
@@ -72,31 +65,36 @@ pub(crate) fn enable(on: bool) {
 
 /// Counts `len` bytes at `addr` in this process as lent to another process's
 /// `process_vm_*` call about to be told of them, collapsing the regions that have
-/// lent enough. Called before the address is published; kept out of line, off the
-/// paths of the small messages beside its callers.
+/// lent enough; says whether it tried a collapse, which adds up to a millisecond or
+/// more to the call that lent (a caller timing its calls leaves it out). Called
+/// before the address is published; kept out of line, off the paths of the small
+/// messages beside its callers.
 #[inline(never)]
-pub(crate) fn lent(addr: usize, len: usize) {
+pub(crate) fn lent(addr: usize, len: usize) -> bool {
     if !ON.load(Ordering::Relaxed) || len == 0 {
-        return;
+        return false;
     }
     let mut due = Vec::new();
     TALLY
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .add(addr, len, |base| due.push(base));
+    if due.is_empty() {
+        return false;
+    }
     // Not under the lock: a collapse takes a millisecond, and other threads lend too.
-    if !due.is_empty() {
-        let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
-        for base in due.into_iter().filter(|&b| private_anonymous(&maps, b)) {
-            TRIES.fetch_add(1, Ordering::Relaxed);
-            if collapse(base) {
-                TALLY
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .collapsed(base);
-            }
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    let mut tried = false;
+    for base in due.into_iter().filter(|&b| private_anonymous(&maps, b)) {
+        tried = true;
+        if collapse(base) {
+            TALLY
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .collapsed(base);
         }
     }
+    tried
 }
 
 /// Whether the region at `base` lies wholly inside one mapping of private anonymous

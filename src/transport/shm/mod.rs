@@ -821,7 +821,7 @@ impl Shm {
             .map(|&(_, dest, sreq)| {
                 let chunk = chunk_of(dest.len());
                 let request = HelpRequest {
-                    dest: RemoteBuf::lent(dest.addr(), dest.len()),
+                    dest: RemoteBuf::lent(dest.addr(), dest.len()).0,
                     chunk: chunk as u64,
                     first: u64::from(chunks),
                 };
