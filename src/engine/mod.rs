@@ -1058,18 +1058,23 @@ impl Engine {
         let (linked, unlinked): (Vec<usize>, Vec<usize>) = (0..self.core.finalized.size())
             .filter(|&p| p != self.core.me)
             .partition(|&p| self.net.linked(p));
-        self.core.say_bye(linked);
-        self.flush_outbox()?;
-        // Peers close their connections once every rank is in the fence, which may be
-        // before this rank sees the fence end.
-        self.net.set_closing();
         let boot = Arc::clone(&self.boot);
         let lock_boot = || boot.lock().unwrap_or_else(PoisonError::into_inner);
         // The unlinked get no goodbye: the launcher tells them (see `silent_peers`).
         // And the launcher learns that this rank is on its way out: should the job
         // fail meanwhile, it ends the fence below for this rank instead of killing it,
-        // so that what the program prints after finalizing is not lost.
+        // so that what the program prints after finalizing is not lost. It learns
+        // that before any peer does: a peer that sees the goodbye may end the job
+        // (its receive from any source can never be matched now), and a rank the
+        // launcher did not know to be leaving was killed before it printed why it
+        // gave up (`ranks_split_between_shared_memory_and_messages_end_the_job`,
+        // 4 runs in 120 with four jobs at once).
         lock_boot().announce_finalizing(&unlinked)?;
+        self.core.say_bye(linked);
+        self.flush_outbox()?;
+        // Peers close their connections once every rank is in the fence, which may be
+        // before this rank sees the fence end.
+        self.net.set_closing();
         lock_boot().fence_enter()?;
         loop {
             // The lock is not held while progressing: a send may need the bootstrap
