@@ -414,6 +414,28 @@ fn disagreeing_counts_in_first_learned_calls_are_errors_on_both_ranks() {
     assert_eq!(out.matches("ok disagree_learned_fresh").count(), 2, "{out}");
 }
 
+/// Ranks deep in alltoalls too large for the area, which go by lent copies or in
+/// pieces as rank 0 decides runs of calls (pieces then meet once, without lending),
+/// disagree on a block size: in the same size class (3 ranks, 60 000 and 70 000
+/// bytes against 64 KiB; 4 ranks, 70 000) and in another (4 ranks, 60 000). Every
+/// rank gets an error, none waits, and they stay in step.
+#[test]
+fn disagreeing_counts_in_alltoall_runs_are_errors_on_every_rank() {
+    for n in [3, 4] {
+        for other in ["60000", "70000"] {
+            let out = Job::new(n, "coll_mixed")
+                .args(["disagree_alltoall_runs", other])
+                .timeout(60)
+                .success();
+            assert_eq!(
+                out.matches("ok disagree_alltoall_runs").count(),
+                n,
+                "{n} ranks, {other}: {out}"
+            );
+        }
+    }
+}
+
 /// Ranks that finish the last collective early finalize while others still wait in
 /// it for a late rank: nobody takes that for a rank that left without its part.
 #[test]

@@ -35,6 +35,10 @@
 //! 0.93-0.95 of the time of a meeting before every call (8 interleaved rounds); from
 //! 128 KiB `oxbench` makes too few calls for a class to settle.
 //!
+//! An alltoall of 3 ranks or more too long for the area keeps runs here too, of lent
+//! copies and pieces through the area (`coll/alltoall/shared_memory.rs`), decided
+//! in the loan of the call that finds none left.
+//!
 //! The decision is taken after the table has sent the call to messages
 //! (`Comm::learned_on_node`, asked only then, so that short calls carry none of it),
 //! and rank 0 records the call's time as it ends: a [`Learning`] guard where it meets
@@ -75,11 +79,14 @@ const RUN: u32 = 16;
 /// the classes learning); 8 gave about the same.
 const LEARNING_RUN: u32 = 4;
 /// Set in rank 0's word: the others write 0. Below it, the run's length (bits
-/// 32-39) and ways (bit `i` set: call `i` goes through the area).
+/// 32-39) and ways (bit `i` set: call `i` goes the estimator's first way, through
+/// the area here, by lent copies in an alltoall's runs).
 const DECIDED: u64 = 1 << 63;
 
 /// The ways of a communicator's next learned collectives, per collective and size
-/// class, and the call under way, if it is one of them.
+/// class, and the call under way, if it is one of them. The alltoall keeps its runs
+/// of lent copies and pieces through the area here too (`alltoall/shared_memory.rs`;
+/// a communicator of 2 ranks never lends, one of more never learns here).
 #[derive(Default)]
 pub(crate) struct Runs {
     runs: Vec<Run>,
@@ -88,34 +95,34 @@ pub(crate) struct Runs {
     under_way: Option<Way>,
 }
 
-/// A run of calls of one collective and size class: call `next` goes through the
-/// area when bit `next` of `area` is set, and rank 0 times it when that bit of
-/// `record` is.
+/// A run of calls of one collective and size class: call `next` goes the first way
+/// when bit `next` of `first` is set, and rank 0 times it when that bit of `record`
+/// is.
 struct Run {
     coll: Collective,
     class: usize,
     len: u32,
     next: u32,
-    area: u32,
+    first: u32,
     record: u32,
 }
 
 impl Runs {
-    /// The next call of `coll`'s run of `class`, if one is left: (through the area,
+    /// The next call of `coll`'s run of `class`, if one is left: (the first way,
     /// timed).
-    fn take(&mut self, coll: Collective, class: usize) -> Option<(bool, bool)> {
+    pub(crate) fn take(&mut self, coll: Collective, class: usize) -> Option<(bool, bool)> {
         let run = self
             .runs
             .iter_mut()
             .find(|r| r.coll == coll && r.class == class && r.next < r.len)?;
         let i = run.next;
         run.next += 1;
-        Some((run.area >> i & 1 == 1, run.record >> i & 1 == 1))
+        Some((run.first >> i & 1 == 1, run.record >> i & 1 == 1))
     }
 
     /// Starts the next run of `coll` of `class`, decided in rank 0's `word`, and takes
     /// its first call (as [`Runs::take`]); `None` if the word decides no run.
-    fn start(
+    pub(crate) fn start(
         &mut self,
         coll: Collective,
         class: usize,
@@ -131,7 +138,7 @@ impl Runs {
             class,
             len,
             next: 0,
-            area: word as u32,
+            first: word as u32,
             record,
         };
         match self
@@ -154,19 +161,19 @@ impl Runs {
 
 /// Rank 0's decision of the next run of calls of `bytes`: its word, and which calls
 /// it times.
-fn decide(ways: &mut TwoWays, bytes: usize) -> (u64, u32) {
+pub(crate) fn decide(ways: &mut TwoWays, bytes: usize) -> (u64, u32) {
     let len = if ways.settled(bytes) {
         RUN
     } else {
         LEARNING_RUN
     };
-    let (mut area, mut record) = (0u32, 0u32);
+    let (mut first, mut record) = (0u32, 0u32);
     for i in 0..len {
         let c = ways.choose(bytes);
-        area |= u32::from(c.first) << i;
+        first |= u32::from(c.first) << i;
         record |= u32::from(c.record) << i;
     }
-    (DECIDED | u64::from(len) << 32 | u64::from(area), record)
+    (DECIDED | u64::from(len) << 32 | u64::from(first), record)
 }
 
 /// How one learned call goes, and (on rank 0) what to time.

@@ -825,6 +825,16 @@ impl<'a> Meeting<'a> {
         two_ways::keyed(&mut self.eng.alltoall_ways, self.slots.len())
     }
 
+    /// The communicator the collective runs on.
+    pub(crate) fn comm(&self) -> &'a Comm {
+        self.comm
+    }
+
+    /// The world rank of communicator rank `rank` (for reports).
+    pub(crate) fn world_rank(&self, rank: usize) -> Rank {
+        self.group[rank] as Rank
+    }
+
     /// This rank in the communicator, and the communicator's size.
     pub(crate) fn rank_size(&self) -> (usize, usize) {
         (self.rank, self.slots.len())

@@ -4,12 +4,16 @@
 //! rank wrote for it; one collective number per piece, so a rank may write its next
 //! pieces while slower ranks still read the earlier ones. The selection keeps to one
 //! piece (`select::ALLTOALL_AREA`). Larger, where the node allows single copies
-//! (from 3 ranks, see `select::lend`), every rank lends its send buffer, and rank 0
-//! says with its loan how all go, as it learned (`engine/two_ways.rs`): each rank
-//! copies its block straight from each other rank's and waits in a second collective
-//! until every rank has finished copying from it, or all go in pieces after all.
-//! Pieces also run where the area is forced (`OXMPI_COLL_ALLTOALL=shared_memory`)
-//! and nothing is lent.
+//! (from 3 ranks, see `select::lend`), the calls go by lent copies or in pieces, as
+//! rank 0 learns is faster (`engine/two_ways.rs`) and decides for runs of calls of a
+//! size class, kept per communicator as the 2-rank learned collectives keep theirs
+//! (`coll/learned.rs`). Lent: every rank lends its send buffer, copies its block
+//! straight from each other rank's and waits in a second collective until every
+//! rank has finished copying from it. A call whose run says pieces lends nothing and
+//! goes in pieces at once. Where no run is left, every rank lends and rank 0's loan
+//! carries the next run, whose first call goes its way from there (in pieces, the
+//! loans unused). Pieces also run where the area is forced
+//! (`OXMPI_COLL_ALLTOALL=shared_memory`) and nothing is lent.
 //!
 //! Cost: through the area, one arrival per rank and piece, and each block copied in
 //! and out once; lent, two arrivals per rank and one copy per block (a system call
@@ -17,9 +21,12 @@
 
 use std::time::Instant;
 
+use crate::coll::learned::decide;
+use crate::coll::select::Collective;
 use crate::coll::shared_memory::{LARGE, Meeting};
 use crate::copy::copy;
-use crate::error::Result;
+use crate::engine::two_ways;
+use crate::error::{Error, Result};
 
 /// The most bytes of each block one piece carries: one piece of every block fills at
 /// most a large buffer.
@@ -112,22 +119,57 @@ fn copy_lent_blocks(m: &mut Meeting<'_>, from: &[u8], recv: &mut [u8], block: us
     Ok(())
 }
 
-/// Rank 0's note when all go in pieces through the area instead of copying from the
-/// lent buffers.
-const IN_PIECES: u64 = 1;
-
+/// Lent copies or pieces through the area, as this communicator's run of calls of
+/// the size class says; where none is left, every rank lends and rank 0's loan
+/// carries the next run, decided as it learned (`coll/learned.rs`). A call that its
+/// run sends through the area takes no loans, so it meets once: 4 ranks, 64 KiB
+/// blocks, 0.82 of the time of lending first and then going in pieces (5
+/// interleaved rounds).
 fn lent(m: &mut Meeting<'_>, send: Option<&[u8]>, recv: &mut [u8], block: usize) -> Result<()> {
-    let (rank, size) = m.rank_size();
+    let bytes = block * m.rank_size().1;
     let start = Instant::now();
-    // Rank 0 chooses between lent copies and pieces through the area, and says so
-    // with its loan: a lent copy pins every page it reads, which dominates where a
-    // cache line crosses between the cores in 0.06 us (pieces 0.49-0.61 of the time
-    // from 256 KiB per rank on 4 ranks), while the second copy through the area
-    // costs more where it takes 0.25 us (pieces 1.2-1.3 of the time).
-    let choice = (rank == 0).then(|| m.alltoall_ways().choose(block * size));
-    let note = match choice {
-        Some(c) if !c.first => IN_PIECES,
-        _ => 0,
+    m.set_shape(bytes, 1);
+    let comm = m.comm();
+    let next = comm
+        .learned_runs()
+        .take(Collective::Alltoall, two_ways::class(bytes));
+    let (way, collapsed, outcome) = match next {
+        Some((false, record)) => {
+            // Every rank knows from the run: nobody lends, and the collective number
+            // of the loans goes by empty (a rank out of step that lends finds no loan
+            // here and fails, as this rank fails reading its close).
+            m.publish(false);
+            let outcome = pieces(m, send, recv, block, true);
+            (Some((false, record)), false, outcome)
+        }
+        next => lend_first(m, send, recv, block, next),
+    };
+    // A call in which a rank put memory on huge pages as it lent is not timed: that
+    // took it up to milliseconds, which would stand for the way in the estimate.
+    if let Some((first, true)) = way.filter(|_| outcome.is_ok() && !collapsed) {
+        let ns = start.elapsed().as_nanos() as f64;
+        m.alltoall_ways().record(bytes, first, ns);
+    }
+    outcome
+}
+
+/// A call that lends its send buffer: its run says lent copies (`next`), or no run
+/// is left and rank 0 decides the next with its loan (then the call goes the run's
+/// first way). Returns the way taken (lent copies first) and whether rank 0 times it
+/// (where known), whether some rank put memory on huge pages as it lent, and the
+/// outcome.
+fn lend_first(
+    m: &mut Meeting<'_>,
+    send: Option<&[u8]>,
+    recv: &mut [u8],
+    block: usize,
+    next: Option<(bool, bool)>,
+) -> (Option<(bool, bool)>, bool, Result<()>) {
+    let (rank, size) = m.rank_size();
+    let bytes = block * size;
+    let (note, record) = match next {
+        None if rank == 0 => decide(m.alltoall_ways(), bytes),
+        _ => (0, 0),
     };
     // In place, the blocks others copy must not change under them.
     let saved;
@@ -138,28 +180,44 @@ fn lent(m: &mut Meeting<'_>, send: Option<&[u8]>, recv: &mut [u8], block: usize)
             &saved
         }
     };
-    m.set_shape(block * size, 1);
-    m.lend(from, note)?;
+    if let Err(e) = m.lend(from, note) {
+        return (None, false, Err(e));
+    }
     m.publish(false);
     let mut outcome = m.wait_all();
     // All ranks see alike whether they agree on the counts (a rank that differs from
-    // one differs from all that agree with that one), and so take the same way.
+    // one differs from every rank that agrees with that one), and so take the same
+    // way.
     let agreed = outcome.is_ok()
-        && (0..size).all(|r| matches!(m.lent(r), Some((_, total)) if total == block * size));
-    // A call in which a rank put memory on huge pages as it lent is not timed: that
-    // took it up to milliseconds, which would stand for the way in the estimate.
+        && (0..size).all(|r| matches!(m.lent(r), Some((_, total)) if total == bytes));
     let collapsed = (0..size).any(|r| m.lent(r).is_some_and(|(loan, _)| loan.collapsed()));
-    if agreed && m.lent(0).is_some_and(|(loan, _)| loan.note() == IN_PIECES) {
+    let way = match next {
+        Some(_) => next,
+        None if agreed => {
+            let word = m.lent(0).map_or(0, |(loan, _)| loan.note());
+            let way = m.comm().learned_runs().start(
+                Collective::Alltoall,
+                two_ways::class(bytes),
+                word,
+                record,
+            );
+            if way.is_none() {
+                // Rank 0 is out of step with this rank's runs.
+                outcome = Err(Error::Protocol {
+                    rank: m.world_rank(rank),
+                    peer: m.world_rank(0),
+                    detail: format!("alltoall: rank 0 decided no run of calls ({word:#x})"),
+                });
+            }
+            way
+        }
+        None => None,
+    };
+    if outcome.is_ok() && matches!(way, Some((false, _))) {
         // Nobody copies from the lent buffers: no loan to close.
-        outcome = pieces(m, send, recv, block, true);
-    } else {
-        outcome = outcome.and_then(|()| copy_lent_blocks(m, from, recv, block));
-        let done = m.close_loan();
-        outcome = outcome.and(done);
+        return (way, collapsed, pieces(m, send, recv, block, true));
     }
-    if let Some(c) = choice.filter(|c| c.record && outcome.is_ok() && !collapsed) {
-        let ns = start.elapsed().as_nanos() as f64;
-        m.alltoall_ways().record(block * size, c.first, ns);
-    }
-    outcome
+    outcome = outcome.and_then(|()| copy_lent_blocks(m, from, recv, block));
+    let done = m.close_loan();
+    (way, collapsed, outcome.and(done))
 }

@@ -746,6 +746,47 @@ fn disagreeing_counts_in_learned_allreduces(world: &Comm) -> oxmpi::Result<()> {
     Ok(())
 }
 
+/// Ranks through 202 alltoalls of 64 KiB blocks, which they lend or pass in pieces
+/// through the area as rank 0's runs of calls say (`coll/alltoall/shared_memory.rs`:
+/// both ways while rank 0 learns, and calls its runs send through the area without
+/// lending first), every result checked; then a call in which rank 0's blocks are
+/// `other` bytes: the same size class as the others' on some rank counts (all take
+/// their runs' next call), another on others (rank 0 lends to decide a run where the
+/// others take theirs). Every rank gets the disagreement as an error, none waits, and
+/// they stay in step.
+fn disagreeing_counts_in_alltoall_runs(world: &Comm, other: usize) -> oxmpi::Result<()> {
+    let (rank, size) = (world.rank() as usize, world.size() as usize);
+    let block = 65_536;
+    let mut send: Vec<u8> = (0..block * size)
+        .map(|i| (rank * 7 + i / block + i % block % 13) as u8)
+        .collect();
+    let mut recv = vec![0u8; block * size];
+    for call in 0..202 {
+        recv.fill(0);
+        world.alltoall(&send, &mut recv)?;
+        for (r, got) in recv.chunks(block).enumerate() {
+            let right = got
+                .iter()
+                .enumerate()
+                .all(|(i, &v)| v == (r * 7 + rank + i % 13) as u8);
+            assert!(right, "rank {rank}, call {call}: block of rank {r} wrong");
+        }
+    }
+    let mine = if rank == 0 { other } else { block };
+    send.resize(mine * size, 1);
+    recv.resize(mine * size, 0);
+    match world.alltoall(&send, &mut recv) {
+        Err(Error::InvalidArgument(msg)) if msg.contains("the ranks disagree on the counts") => {
+            println!("rank {rank}: {msg}")
+        }
+        other => panic!("rank {rank}: expected a disagreement, got {other:?}"),
+    }
+    let mut sum = [0u32];
+    world.allreduce(&[1], &mut sum, Op::Sum)?;
+    assert_eq!(sum[0], size as u32, "in step after the errors");
+    Ok(())
+}
+
 /// Two ranks that call learned collectives (2-rank, beyond the table's limits) for
 /// the first time with different counts, each of a size class it has no run of: both
 /// meet to have rank 0 decide, and both get the disagreement as an error there,
@@ -864,6 +905,15 @@ fn main() -> oxmpi::Result<()> {
     }
     if args.get(1).map(String::as_str) == Some("disagree_learned") {
         disagreeing_counts_in_learned_allreduces(&world)?;
+        return universe.finalize();
+    }
+    if args.get(1).map(String::as_str) == Some("disagree_alltoall_runs") {
+        let other = args
+            .get(2)
+            .and_then(|a| a.parse().ok())
+            .expect("rank 0's block size");
+        disagreeing_counts_in_alltoall_runs(&world, other)?;
+        println!("ok disagree_alltoall_runs");
         return universe.finalize();
     }
     if args.get(1).map(String::as_str) == Some("disagree_learned_fresh") {
