@@ -46,7 +46,7 @@ use crate::engine::two_ways::{self, TwoWays};
 use crate::engine::{self, Engine};
 use crate::error::{Error, Rank, Result};
 use crate::transport::frame::RemoteBuf;
-use crate::transport::shm::area::{Area, Arrival, Room, Ticket};
+use crate::transport::shm::area::{Area, Arrival, LARGE_DEPTH, Large, Room, Ticket};
 
 pub(crate) use crate::transport::shm::area::LARGE;
 
@@ -103,30 +103,41 @@ pub(crate) struct Meeting<'a> {
     number: u32,
 }
 
-/// The window of the large region in which the ranks that write `coll`'s data run
-/// ahead of those that read it, who never write back, on a communicator of `size`
-/// ranks, if they do ([`Room::Ahead`]): their data larger than a small slot then
-/// takes the next stretch of the window rather than one of the few large buffers in
-/// turn, so that a broadcast's root fills dozens of 8-32 KiB broadcasts before it
-/// waits for the readers, instead of four, and a reduce's or gather's other ranks
-/// fill as many before the root reads them. Against four buffers in turn (A/B, 4-5
-/// interleaved rounds, 4 and 8 ranks on 2 cores): bcast of 8-32 KiB in 0.44-0.62 of
-/// the time, reduce 0.66-0.99, gather 0.72-0.98; 64-256 KiB unchanged. The window
-/// holds what a reader can take from its caches: a broadcast's root writes
-/// [`LARGE`] ahead at most (over 1 MiB the 8-rank bcast took 1.01-1.07x the time,
-/// over the whole region 1.11-1.22x at 64-256 KiB), the writers of a reduce or gather
-/// [`AHEAD_DATA`] together (each over 512 KiB, 8 ranks took 1.17-1.25x the time at
-/// 16-32 KiB). docs/collectives.md.
-fn ahead_window(coll: Collective, size: usize) -> Option<usize> {
+/// How `coll`'s data larger than a small slot takes the large region, on a
+/// communicator of `size` ranks.
+///
+/// Where the ranks that write run ahead of those that read, who never write back,
+/// the next stretch of a window of the region ([`Room::Ahead`]) rather than one of
+/// the few large buffers in turn, so that a broadcast's root fills dozens of 8-32 KiB
+/// broadcasts before it waits for the readers, instead of four, and a reduce's or
+/// gather's other ranks fill as many before the root reads them. Against four buffers
+/// in turn (A/B, 4-5 interleaved rounds, 4 and 8 ranks on 2 cores): bcast of 8-32 KiB
+/// in 0.44-0.62 of the time, reduce 0.66-0.99, gather 0.72-0.98; 64-256 KiB
+/// unchanged. The window holds what a reader can take from its caches: a broadcast's
+/// root writes [`LARGE`] ahead at most (over 1 MiB the 8-rank bcast took 1.01-1.07x
+/// the time, over the whole region 1.11-1.22x at 64-256 KiB), the writers of a reduce
+/// or gather [`AHEAD_DATA`] together (each over 512 KiB, 8 ranks took 1.17-1.25x the
+/// time at 16-32 KiB). docs/collectives.md.
+///
+/// An alltoall's pieces go round two large buffers, not all four: one piece is a
+/// meeting of all ranks, which have all entered it before any writes the piece after
+/// the next, so two never wait, and the buffers' lines stay in the caches (8 ranks,
+/// 64-128 KiB blocks in pieces, 0.74-0.75 of the time; 4 ranks, 512 KiB 0.82,
+/// 16-256 KiB within the noise; A/B of 8-10 interleaved rounds). Other collectives
+/// go round all four.
+fn large_room(coll: Collective, size: usize) -> Large {
     match coll {
-        Collective::Bcast => Some(LARGE),
-        Collective::Reduce | Collective::Gather => Some(AHEAD_DATA / size.saturating_sub(1).max(1)),
-        _ => None,
+        Collective::Bcast => Large::Ahead(LARGE),
+        Collective::Reduce | Collective::Gather => {
+            Large::Ahead(AHEAD_DATA / size.saturating_sub(1).max(1))
+        }
+        Collective::Alltoall => Large::InTurn(2),
+        _ => Large::InTurn(LARGE_DEPTH),
     }
 }
 
 /// What the ranks running ahead in a reduce or gather may leave for the root
-/// together ([`ahead_window`]).
+/// together ([`large_room`]).
 const AHEAD_DATA: usize = 1024 * 1024;
 
 /// Read access to the slots of the collective a meeting just moved past, lent to the
@@ -228,7 +239,7 @@ impl Comm {
         }
         let venue = Venue {
             slots,
-            room: Room::for_bytes(slot_bytes, ahead_window(coll, n)),
+            room: Room::for_bytes(slot_bytes, large_room(coll, n)),
             lend,
         };
         Ok(select::on_node(coll, table_bytes, n, lend)?.then_some(venue))
@@ -265,7 +276,7 @@ impl Comm {
         }
         let venue = Venue {
             slots,
-            room: Room::for_bytes(slot_bytes, ahead_window(coll, n)),
+            room: Room::for_bytes(slot_bytes, large_room(coll, n)),
             lend: false,
         };
         let area = self.learned_way(coll, venue, table_bytes)?;
@@ -813,7 +824,7 @@ impl<'a> Meeting<'a> {
             .net
             .area(Room::for_bytes(
                 bytes,
-                ahead_window(self.op, self.slots.len()),
+                large_room(self.op, self.slots.len()),
             ))
             .expect("a meeting has shared memory");
         self.ticket = ticket;

@@ -155,10 +155,10 @@ pub(crate) enum Place {
 pub(crate) enum Room {
     /// Its small slot (at most [`SMALL`] bytes).
     Slot,
-    /// The next of its large buffers in turn, for this many bytes (at most
-    /// [`LARGE`]): collectives whose ranks all write and all wait for one another,
-    /// which keep coming back to the same few buffers (and caches).
-    Buffer(usize),
+    /// The next of its first `turns` large buffers (at most [`LARGE_DEPTH`]) in turn,
+    /// for `bytes` (at most [`LARGE`]): collectives whose ranks all write and all wait
+    /// for one another, which keep coming back to the same few buffers (and caches).
+    Buffer { bytes: usize, turns: u64 },
     /// The next stretch of `bytes` in a window of `window` bytes at the end of the
     /// large region, going round it: a rank that writes for readers who do not write
     /// back (a broadcast's root) may run ahead of them by as many collectives as the
@@ -167,15 +167,23 @@ pub(crate) enum Room {
     Ahead { bytes: usize, window: usize },
 }
 
+/// How a collective's data larger than a small slot takes the large region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Large {
+    /// The next of the first this many large buffers in turn ([`Room::Buffer`]).
+    InTurn(u64),
+    /// The next stretch of a window of this many bytes ([`Room::Ahead`]).
+    Ahead(usize),
+}
+
 impl Room {
-    /// Room for `bytes` of data: a small slot where they fit, else large room
-    /// ([`Room::Ahead`] in a window of `ahead` bytes if given, else
-    /// [`Room::Buffer`]).
-    pub(crate) fn for_bytes(bytes: usize, ahead: Option<usize>) -> Room {
-        match (bytes <= SMALL, ahead) {
+    /// Room for `bytes` of data: a small slot where they fit, else large room as
+    /// `large` says.
+    pub(crate) fn for_bytes(bytes: usize, large: Large) -> Room {
+        match (bytes <= SMALL, large) {
             (true, _) => Room::Slot,
-            (false, Some(window)) => Room::Ahead { bytes, window },
-            (false, None) => Room::Buffer(bytes),
+            (false, Large::Ahead(window)) => Room::Ahead { bytes, window },
+            (false, Large::InTurn(turns)) => Room::Buffer { bytes, turns },
         }
     }
 }
@@ -490,14 +498,15 @@ impl Books {
         let mut free_after = (seq + 1).saturating_sub(DEPTH);
         let large = match room {
             Room::Slot => None,
-            Room::Buffer(bytes) => {
+            Room::Buffer { bytes, turns } => {
                 let n = granules(bytes);
-                Some((self.buffer_in_turn(n, seq), n))
+                Some((self.buffer_in_turn(n, seq, turns), n))
             }
             Room::Ahead { bytes, window } => {
                 let n = granules(bytes);
                 let first = self.stretch_ahead(n, window, seq);
-                Some((first.unwrap_or_else(|| self.buffer_in_turn(n, seq)), n))
+                let first = first.unwrap_or_else(|| self.buffer_in_turn(n, seq, LARGE_DEPTH));
+                Some((first, n))
             }
         };
         let (place, granted) = match large {
@@ -518,17 +527,23 @@ impl Books {
         }
     }
 
-    /// The first granule of the next large buffer in turn whose first `n` granules
-    /// collective `seq - 1` did not use (it used one stretch, so it clashes with two
-    /// buffers at most).
-    fn buffer_in_turn(&mut self, n: usize, seq: u64) -> usize {
-        loop {
-            let first = (self.buffers % LARGE_DEPTH * BUFFER_GRANULES) as usize;
+    /// The first granule of the next of the first `turns` large buffers in turn whose
+    /// first `n` granules collective `seq - 1` did not use. That used one stretch, so
+    /// it clashes with two buffers at most: where all of the `turns` do, the next of
+    /// all [`LARGE_DEPTH`].
+    fn buffer_in_turn(&mut self, n: usize, seq: u64, turns: u64) -> usize {
+        let mut turns = turns.clamp(1, LARGE_DEPTH);
+        for tried in 1.. {
+            let first = (self.buffers % turns * BUFFER_GRANULES) as usize;
             self.buffers += 1;
             if self.last_clash(first, n, seq).is_none() {
                 return first;
             }
+            if tried >= turns {
+                turns = LARGE_DEPTH;
+            }
         }
+        unreachable!("one stretch clashes with two large buffers at most")
     }
 
     /// The first granule of the next `n` in a window of `window` bytes at the end of
@@ -597,13 +612,19 @@ mod tests {
             (1, Place::Small, 0, SMALL)
         );
         for k in 0..LARGE_DEPTH {
-            let t = books.next(Room::Buffer(LARGE));
+            let t = books.next(Room::Buffer {
+                bytes: LARGE,
+                turns: LARGE_DEPTH,
+            });
             assert_eq!(t.place, Place::Large(k * BUFFER_GRANULES));
             assert_eq!(t.room, LARGE);
             assert_eq!(t.free_after, 0, "fresh buffer {k}: nothing to wait for");
         }
         // Buffer 0 was last used by collective 2.
-        let again = books.next(Room::Buffer(LARGE / 2));
+        let again = books.next(Room::Buffer {
+            bytes: LARGE / 2,
+            turns: LARGE_DEPTH,
+        });
         assert_eq!((again.place, again.free_after), (Place::Large(0), 3));
         // Far enough on, the small-slot rule dominates.
         for _ in 0..2 * DEPTH {
@@ -614,7 +635,15 @@ mod tests {
         // Once every rank is known to be past that, nothing is left to wait for.
         books.all_entered(t.seq);
         assert_eq!(books.next(Room::Slot).free_after, 0);
-        assert_eq!(books.next(Room::Buffer(SMALL + 1)).free_after, 0);
+        assert_eq!(
+            books
+                .next(Room::Buffer {
+                    bytes: SMALL + 1,
+                    turns: LARGE_DEPTH
+                })
+                .free_after,
+            0
+        );
     }
 
     #[test]
@@ -660,13 +689,19 @@ mod tests {
         // A buffer in turn that a stretch ahead just used is skipped...
         let mut books = Books::default();
         for _ in 0..LARGE_DEPTH - 1 {
-            books.next(Room::Buffer(LARGE));
+            books.next(Room::Buffer {
+                bytes: LARGE,
+                turns: LARGE_DEPTH,
+            });
         }
         books.next(Room::Ahead {
             bytes: 2 * GRANULE,
             window: LARGE,
         });
-        let t = books.next(Room::Buffer(2 * GRANULE));
+        let t = books.next(Room::Buffer {
+            bytes: 2 * GRANULE,
+            turns: LARGE_DEPTH,
+        });
         assert_eq!(
             t.place,
             Place::Large(0),
@@ -676,13 +711,47 @@ mod tests {
         // ...and a stretch ahead that a buffer just used goes to a buffer in turn.
         let mut books = Books::default();
         for _ in 0..LARGE_DEPTH {
-            books.next(Room::Buffer(LARGE));
+            books.next(Room::Buffer {
+                bytes: LARGE,
+                turns: LARGE_DEPTH,
+            });
         }
         let t = books.next(Room::Ahead {
             bytes: GRANULE,
             window: LARGE,
         });
         assert_eq!((t.place, t.free_after), (Place::Large(0), 2));
+    }
+
+    /// Collectives that go round two large buffers alternate between them, each
+    /// waiting only for the collective before the last (which every rank has entered
+    /// once this rank has waited for all in the last), and go round all four where a
+    /// stretch just used covers both.
+    #[test]
+    fn two_buffers_in_turn_alternate_and_make_room_beside_a_stretch() {
+        let mut books = Books::default();
+        let two = Room::Buffer {
+            bytes: LARGE,
+            turns: 2,
+        };
+        let mut places = Vec::new();
+        for _ in 0..6 {
+            let t = books.next(two);
+            places.push(t.place);
+            assert_eq!(t.free_after, 0, "nothing to wait for: {t:?}");
+            books.all_entered(t.seq);
+        }
+        let (a, b) = (Place::Large(0), Place::Large(BUFFER_GRANULES));
+        assert_eq!(places, [a, b, a, b, a, b]);
+        // A stretch over the ends of both buffers: the next is the third.
+        let wide = Room::Ahead {
+            bytes: 2 * GRANULE,
+            window: REGION,
+        };
+        books.next(Room::Slot);
+        books.ahead = BUFFER_GRANULES as usize - 1;
+        assert_eq!(books.next(wide).place, Place::Large(BUFFER_GRANULES - 1));
+        assert_eq!(books.next(two).place, Place::Large(2 * BUFFER_GRANULES));
     }
 
     /// Random rooms, against a model that remembers every granule's last use: no
@@ -700,7 +769,10 @@ mod tests {
             let bytes = SMALL + 1 + (x >> 8) as usize % (LARGE - SMALL);
             let room = match x % 3 {
                 0 => Room::Slot,
-                1 => Room::Buffer(bytes),
+                1 => Room::Buffer {
+                    bytes,
+                    turns: 1 + (x >> 20) % LARGE_DEPTH,
+                },
                 _ => Room::Ahead {
                     bytes,
                     window: GRANULE << ((x >> 40) % 11),
