@@ -119,19 +119,20 @@ pub(crate) struct Meeting<'a> {
 /// or gather [`AHEAD_DATA`] together (each over 512 KiB, 8 ranks took 1.17-1.25x the
 /// time at 16-32 KiB). docs/collectives.md.
 ///
-/// An alltoall's pieces go round two large buffers, not all four: one piece is a
-/// meeting of all ranks, which have all entered it before any writes the piece after
-/// the next, so two never wait, and the buffers' lines stay in the caches (8 ranks,
-/// 64-128 KiB blocks in pieces, 0.74-0.75 of the time; 4 ranks, 512 KiB 0.82,
-/// 16-256 KiB within the noise; A/B of 8-10 interleaved rounds). Other collectives
-/// go round all four.
+/// An alltoall's pieces among 3 ranks or more go round two large buffers, not all
+/// four: one piece is a meeting of all ranks, which have all entered it before any
+/// writes the piece after the next, so two never wait, and the buffers' lines stay in
+/// the caches (8 ranks, 64-128 KiB blocks in pieces, 0.74-0.75 of the time; 4 ranks,
+/// 512 KiB 0.82, 16-256 KiB within the noise; A/B of 8-10 interleaved rounds). On 2
+/// ranks, with a core each, two buffers took 0.81-1.33 of the time at 64 KiB-1 MiB
+/// (10 rounds): no clear change, so they go round all four, as other collectives do.
 fn large_room(coll: Collective, size: usize) -> Large {
     match coll {
         Collective::Bcast => Large::Ahead(LARGE),
         Collective::Reduce | Collective::Gather => {
             Large::Ahead(AHEAD_DATA / size.saturating_sub(1).max(1))
         }
-        Collective::Alltoall => Large::InTurn(2),
+        Collective::Alltoall if size > 2 => Large::InTurn(2),
         _ => Large::InTurn(LARGE_DEPTH),
     }
 }
