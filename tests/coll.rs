@@ -415,23 +415,30 @@ fn disagreeing_counts_in_first_learned_calls_are_errors_on_both_ranks() {
 }
 
 /// Ranks deep in alltoalls too large for the area, which go by lent copies or in
-/// pieces as rank 0 decides runs of calls (pieces then meet once, without lending),
-/// disagree on a block size: in the same size class (3 ranks, 60 000 and 70 000
-/// bytes against 64 KiB; 4 ranks, 70 000) and in another (4 ranks, 60 000). Every
-/// rank gets an error, none waits, and they stay in step.
+/// pieces as rank 0 decides runs of calls (pieces then meet once, lending without
+/// waiting), disagree on a block size: rank 0's blocks few enough to go through the
+/// area without lending (30 000 bytes), of the same size class as the others' 64 KiB
+/// (3 ranks, 60 000 and 70 000 bytes; 4 ranks, 70 000) or of another (4 ranks, 60 000).
+/// After 6 calls the next is deterministically one that its run sends in pieces
+/// (the first run is 4 lent calls, the second 4 in pieces); after 202, as learned.
+/// Every rank gets an error, none waits, and they stay in step: before, a rank in
+/// the area among pieces that did not lend took one collective number where they
+/// took two. Where the node allows no single copies the alltoalls go as messages.
 #[test]
 fn disagreeing_counts_in_alltoall_runs_are_errors_on_every_rank() {
     for n in [3, 4] {
-        for other in ["60000", "70000"] {
-            let out = Job::new(n, "coll_mixed")
-                .args(["disagree_alltoall_runs", other])
-                .timeout(60)
-                .success();
-            assert_eq!(
-                out.matches("ok disagree_alltoall_runs").count(),
-                n,
-                "{n} ranks, {other}: {out}"
-            );
+        for other in ["30000", "60000", "70000"] {
+            for calls in ["6", "202"] {
+                let out = Job::new(n, "coll_mixed")
+                    .args(["disagree_alltoall_runs", other, calls])
+                    .timeout(60)
+                    .success();
+                assert_eq!(
+                    out.matches("ok disagree_alltoall_runs").count(),
+                    n,
+                    "{n} ranks, {other} after {calls}: {out}"
+                );
+            }
         }
     }
 }

@@ -705,8 +705,9 @@ impl<'a> Meeting<'a> {
     /// Writes where `src` lies, and `note` for the others ([`Loan::note`]), instead of
     /// data (after [`Meeting::set_shape`]), so that other ranks copy from `src`
     /// directly. It must stay as it is until every rank says, in a later collective,
-    /// that it has finished copying.
-    pub(crate) fn lend(&mut self, src: &[u8], note: u64) -> Result<()> {
+    /// that it has finished copying. Says whether lending tried to put some of this
+    /// rank's memory on huge pages just now ([`Loan::collapsed`]).
+    pub(crate) fn lend(&mut self, src: &[u8], note: u64) -> Result<bool> {
         let (here, collapsed) = RemoteBuf::lent(src.as_ptr() as usize, src.len());
         let loan = Loan {
             pid: here.pid,
@@ -717,7 +718,8 @@ impl<'a> Meeting<'a> {
         self.shape |= DIRECT;
         self.write(DESCRIPTOR, |slot| {
             slot.copy_from_slice(bytemuck::bytes_of(&loan));
-        })
+        })?;
+        Ok(collapsed)
     }
 
     /// Where the buffers `rank` (which has published) lent lie, and the length of its

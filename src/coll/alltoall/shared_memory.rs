@@ -9,10 +9,10 @@
 //! size class, kept per communicator as the 2-rank learned collectives keep theirs
 //! (`coll/learned.rs`). Lent: every rank lends its send buffer, copies its block
 //! straight from each other rank's and waits in a second collective until every
-//! rank has finished copying from it. A call whose run says pieces lends nothing and
-//! goes in pieces at once. Where no run is left, every rank lends and rank 0's loan
-//! carries the next run, whose first call goes its way from there (in pieces, the
-//! loans unused). Pieces also run where the area is forced
+//! rank has finished copying from it. A call whose run says pieces lends too but goes
+//! on in pieces at once, without waiting for the others' loans. Where no run is left,
+//! every rank lends and waits, and rank 0's loan carries the next run, whose first
+//! call goes its way from there (in pieces, the loans unused). Pieces also run where the area is forced
 //! (`OXMPI_COLL_ALLTOALL=shared_memory`) and nothing is lent.
 //!
 //! Cost: through the area, one arrival per rank and piece, and each block copied in
@@ -122,8 +122,8 @@ fn copy_lent_blocks(m: &mut Meeting<'_>, from: &[u8], recv: &mut [u8], block: us
 /// Lent copies or pieces through the area, as this communicator's run of calls of
 /// the size class says; where none is left, every rank lends and rank 0's loan
 /// carries the next run, decided as it learned (`coll/learned.rs`). A call that its
-/// run sends through the area takes no loans, so it meets once: 4 ranks, 64 KiB
-/// blocks, 0.82 of the time of lending first and then going in pieces (5
+/// run sends in pieces waits for no loans, so it meets once: 4 ranks, 64 KiB
+/// blocks, 0.82 of the time of lending, waiting and then going in pieces (5
 /// interleaved rounds).
 fn lent(m: &mut Meeting<'_>, send: Option<&[u8]>, recv: &mut [u8], block: usize) -> Result<()> {
     let bytes = block * m.rank_size().1;
@@ -135,12 +135,20 @@ fn lent(m: &mut Meeting<'_>, send: Option<&[u8]>, recv: &mut [u8], block: usize)
         .take(Collective::Alltoall, two_ways::class(bytes));
     let (way, collapsed, outcome) = match next {
         Some((false, record)) => {
-            // Every rank knows from the run: nobody lends, and the collective number
-            // of the loans goes by empty (a rank out of step that lends finds no loan
-            // here and fails, as this rank fails reading its close).
-            m.publish(false);
-            let outcome = pieces(m, send, recv, block, true);
-            (Some((false, record)), false, outcome)
+            // Every rank knows from the run that it goes in pieces, and lends without
+            // waiting for the others' loans: a rank out of step meets a loan here as
+            // it would in any lent alltoall (one that went through the area joins
+            // the loans' close, one that lends copies from this buffer and closes),
+            // and all take as many collective numbers. In place too, the buffer
+            // lent stays as it is until every rank has published the first piece.
+            match m.lend(send.unwrap_or(recv), 0) {
+                Ok(collapsed) => {
+                    m.publish(false);
+                    let outcome = pieces(m, send, recv, block, true);
+                    (Some((false, record)), collapsed, outcome)
+                }
+                Err(e) => (None, false, Err(e)),
+            }
         }
         next => lend_first(m, send, recv, block, next),
     };
@@ -209,7 +217,8 @@ fn lend_first(
                     detail: format!("alltoall: rank 0 decided no run of calls ({word:#x})"),
                 });
             }
-            way
+            // A first call in pieces met to lend as well: its time is not the way's.
+            way.map(|(first, record)| (first, record && first))
         }
         None => None,
     };
