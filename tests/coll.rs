@@ -415,20 +415,25 @@ fn disagreeing_counts_in_first_learned_calls_are_errors_on_both_ranks() {
 }
 
 /// Ranks deep in alltoalls too large for the area, which go by lent copies or in
-/// pieces as rank 0 decides runs of calls (pieces then meet once, lending without
-/// waiting), disagree on a block size: rank 0's blocks few enough to go through the
-/// area without lending (30 000 bytes), of the same size class as the others' 64 KiB
-/// (3 ranks, 60 000 and 70 000 bytes; 4 ranks, 70 000) or of another (4 ranks, 60 000).
-/// After 6 calls the next is deterministically one that its run sends in pieces
-/// (the first run is 4 lent calls, the second 4 in pieces); after 202, as learned.
-/// Every rank gets an error, none waits, and they stay in step: before, a rank in
-/// the area among pieces that did not lend took one collective number where they
-/// took two. Where the node allows no single copies the alltoalls go as messages.
+/// pieces as rank 0 decides runs of calls (pieces then meet once, without waiting
+/// for loans), disagree on a block size: rank 0's blocks few enough to go through
+/// the area without lending (30 000 bytes), of the same size class as the others'
+/// 64 KiB (3 ranks, 60 000 and 70 000 bytes; 4 ranks, 70 000) or of another (4 ranks,
+/// 60 000). After 6 calls the next is deterministically one that its run sends in
+/// pieces (the first run is 4 lent calls, the second 4 in pieces); after 29 and 202,
+/// as learned. Every rank gets an error, none waits, they stay in step, and in the
+/// 48 agreeing alltoalls after, whose runs may be out of step, each call fails on
+/// every rank or succeeds on every rank with every block right, and all succeed
+/// from the 24th on. Two earlier versions failed it: one took one collective number
+/// on a rank in the area where the others took two (every later collective out of
+/// step), the next let ranks out of step copy from one another (some succeeded where
+/// others failed) and then ended the job. Where the node allows no single copies the
+/// alltoalls go as messages.
 #[test]
 fn disagreeing_counts_in_alltoall_runs_are_errors_on_every_rank() {
     for n in [3, 4] {
         for other in ["30000", "60000", "70000"] {
-            for calls in ["6", "202"] {
+            for calls in ["6", "29", "202"] {
                 let out = Job::new(n, "coll_mixed")
                     .args(["disagree_alltoall_runs", other, calls])
                     .timeout(60)

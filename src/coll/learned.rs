@@ -81,7 +81,7 @@ const LEARNING_RUN: u32 = 4;
 /// Set in rank 0's word: the others write 0. Below it, the run's length (bits
 /// 32-39) and ways (bit `i` set: call `i` goes the estimator's first way, through
 /// the area here, by lent copies in an alltoall's runs).
-const DECIDED: u64 = 1 << 63;
+pub(crate) const DECIDED: u64 = 1 << 63;
 
 /// The ways of a communicator's next learned collectives, per collective and size
 /// class, and the call under way, if it is one of them. The alltoall keeps its runs

@@ -191,6 +191,11 @@ impl Loan {
         self.collapsed != 0
     }
 
+    /// Whether the lender lent nothing to copy from ([`Meeting::lend_nothing`]).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.pid == 0
+    }
+
     /// The buffer the others copy from.
     pub(crate) fn source(&self) -> RemoteBuf {
         RemoteBuf {
@@ -709,17 +714,33 @@ impl<'a> Meeting<'a> {
     /// rank's memory on huge pages just now ([`Loan::collapsed`]).
     pub(crate) fn lend(&mut self, src: &[u8], note: u64) -> Result<bool> {
         let (here, collapsed) = RemoteBuf::lent(src.as_ptr() as usize, src.len());
-        let loan = Loan {
+        self.write_loan(Loan {
             pid: here.pid,
             src: here.addr,
             note,
             collapsed: u64::from(collapsed),
-        };
+        })?;
+        Ok(collapsed)
+    }
+
+    /// Writes a loan of nothing ([`Loan::is_empty`]) where the ranks lend: a rank that
+    /// takes part in such a collective but copies from nobody and lets nobody copy
+    /// from it (it goes on another way, as it knows the others do). A rank out of
+    /// step, which expects loans to copy from, finds one here and fails reading it.
+    pub(crate) fn lend_nothing(&mut self) -> Result<()> {
+        self.write_loan(Loan {
+            pid: 0,
+            src: 0,
+            note: 0,
+            collapsed: 0,
+        })
+    }
+
+    fn write_loan(&mut self, loan: Loan) -> Result<()> {
         self.shape |= DIRECT;
         self.write(DESCRIPTOR, |slot| {
             slot.copy_from_slice(bytemuck::bytes_of(&loan));
-        })?;
-        Ok(collapsed)
+        })
     }
 
     /// Where the buffers `rank` (which has published) lent lie, and the length of its

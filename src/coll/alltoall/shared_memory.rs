@@ -9,10 +9,12 @@
 //! size class, kept per communicator as the 2-rank learned collectives keep theirs
 //! (`coll/learned.rs`). Lent: every rank lends its send buffer, copies its block
 //! straight from each other rank's and waits in a second collective until every
-//! rank has finished copying from it. A call whose run says pieces lends too but goes
-//! on in pieces at once, without waiting for the others' loans. Where no run is left,
-//! every rank lends and waits, and rank 0's loan carries the next run, whose first
-//! call goes its way from there (in pieces, the loans unused). Pieces also run where the area is forced
+//! rank has finished copying from it. A call whose run says pieces writes a loan of
+//! nothing and goes on in pieces at once, without waiting for the others. Where no
+//! run is left, every rank lends and waits, and rank 0's loan carries the next run,
+//! whose first call goes its way from there (in pieces, the loans unused). Every
+//! loan says its rank's role, so that ranks whose runs fell out of step (after a
+//! disagreement on the counts) all fail alike ([`in_step`]). Pieces also run where the area is forced
 //! (`OXMPI_COLL_ALLTOALL=shared_memory`) and nothing is lent.
 //!
 //! Cost: through the area, one arrival per rank and piece, and each block copied in
@@ -21,7 +23,7 @@
 
 use std::time::Instant;
 
-use crate::coll::learned::decide;
+use crate::coll::learned::{DECIDED, decide};
 use crate::coll::select::Collective;
 use crate::coll::shared_memory::{LARGE, Meeting};
 use crate::copy::copy;
@@ -99,7 +101,7 @@ fn pieces(
 }
 
 /// Copies this rank's block of every rank's lent buffer (its own from `from`) into
-/// `recv`; fails at the first rank that wrote data or disagrees on the counts.
+/// `recv`; every rank lent one ([`in_step`]).
 fn copy_lent_blocks(m: &mut Meeting<'_>, from: &[u8], recv: &mut [u8], block: usize) -> Result<()> {
     let (rank, size) = m.rank_size();
     // Starting with the next rank spreads the readers over the lenders.
@@ -109,14 +111,50 @@ fn copy_lent_blocks(m: &mut Meeting<'_>, from: &[u8], recv: &mut [u8], block: us
             copy(dst, &from[r * block..(r + 1) * block]);
             continue;
         }
-        match m.lent(r) {
-            Some((loan, total)) if total == block * size => {
-                m.copy_lent(r, &loan.source(), rank * block, dst)?
-            }
-            _ => m.read(r, block * size).map(drop)?,
-        }
+        let (loan, _) = m.lent(r).expect("every rank lent its buffer");
+        m.copy_lent(r, &loan.source(), rank * block, dst)?;
     }
     Ok(())
+}
+
+/// A deciding rank's note where it is not rank 0, whose note carries the run it
+/// decides ([`DECIDED`] set); a rank that goes by its run notes 0.
+const ASKING: u64 = 1 << 62;
+const _: () = assert!(ASKING != DECIDED);
+
+/// Whether `r` lent a buffer of `bytes` in all, in the same role as this rank:
+/// with no run left (`deciding`) every rank asks and rank 0 decides; by a run (of
+/// lent copies) none does. Ranks whose runs fell out of step (a disagreement on the
+/// counts left some in a run and others not, or in runs of different ways) see the
+/// same loans and each finds some rank not in step, so all fail alike.
+fn in_step(m: &Meeting<'_>, r: usize, bytes: usize, deciding: bool) -> bool {
+    let Some((loan, total)) = m.lent(r) else {
+        return false;
+    };
+    let role = match (deciding, r) {
+        (false, _) => loan.note() == 0,
+        (true, 0) => loan.note() & DECIDED != 0,
+        (true, _) => loan.note() == ASKING,
+    };
+    total == bytes && !loan.is_empty() && role
+}
+
+/// Why some rank's loan is not [`in_step`] with this rank's: its counts differ, or
+/// (the same bytes) its runs of calls are out of step with this rank's.
+fn not_in_step(m: &Meeting<'_>, bytes: usize, deciding: bool) -> Error {
+    let (rank, size) = m.rank_size();
+    let r = (0..size)
+        .find(|&r| !in_step(m, r, bytes, deciding))
+        .expect("some rank is not in step");
+    match m.lent(r) {
+        Some((_, total)) if total == bytes => Error::InvalidArgument(format!(
+            "alltoall: rank {r} goes another way than rank {rank} by its runs of calls (the ranks disagreed on the counts in an earlier call)"
+        )),
+        _ => match m.read(r, bytes) {
+            Err(e) => e,
+            Ok(_) => unreachable!("rank {r} lent nothing, yet its data fits"),
+        },
+    }
 }
 
 /// Lent copies or pieces through the area, as this communicator's run of calls of
@@ -135,17 +173,16 @@ fn lent(m: &mut Meeting<'_>, send: Option<&[u8]>, recv: &mut [u8], block: usize)
         .take(Collective::Alltoall, two_ways::class(bytes));
     let (way, collapsed, outcome) = match next {
         Some((false, record)) => {
-            // Every rank knows from the run that it goes in pieces, and lends without
-            // waiting for the others' loans: a rank out of step meets a loan here as
-            // it would in any lent alltoall (one that went through the area joins
-            // the loans' close, one that lends copies from this buffer and closes),
-            // and all take as many collective numbers. In place too, the buffer
-            // lent stays as it is until every rank has published the first piece.
-            match m.lend(send.unwrap_or(recv), 0) {
-                Ok(collapsed) => {
+            // Every rank knows from the run that it goes in pieces, and lends nothing
+            // without waiting for the others: a rank out of step meets a loan here
+            // as in any lent alltoall, so one whose blocks went through the area
+            // joins the loans' close and one that lends fails and closes: all take
+            // as many collective numbers, and fail.
+            match m.lend_nothing() {
+                Ok(()) => {
                     m.publish(false);
                     let outcome = pieces(m, send, recv, block, true);
-                    (Some((false, record)), collapsed, outcome)
+                    (Some((false, record)), false, outcome)
                 }
                 Err(e) => (None, false, Err(e)),
             }
@@ -175,9 +212,11 @@ fn lend_first(
 ) -> (Option<(bool, bool)>, bool, Result<()>) {
     let (rank, size) = m.rank_size();
     let bytes = block * size;
+    let deciding = next.is_none();
     let (note, record) = match next {
         None if rank == 0 => decide(m.alltoall_ways(), bytes),
-        _ => (0, 0),
+        None => (ASKING, 0),
+        Some(_) => (0, 0),
     };
     // In place, the blocks others copy must not change under them.
     let saved;
@@ -195,9 +234,11 @@ fn lend_first(
     let mut outcome = m.wait_all();
     // All ranks see alike whether they agree on the counts (a rank that differs from
     // one differs from every rank that agrees with that one), and so take the same
-    // way.
-    let agreed = outcome.is_ok()
-        && (0..size).all(|r| matches!(m.lent(r), Some((_, total)) if total == bytes));
+    // way; ranks whose runs are out of step all find one another out of step.
+    let agreed = outcome.is_ok() && (0..size).all(|r| in_step(m, r, bytes, deciding));
+    if outcome.is_ok() && !agreed {
+        outcome = Err(not_in_step(m, bytes, deciding));
+    }
     let collapsed = (0..size).any(|r| m.lent(r).is_some_and(|(loan, _)| loan.collapsed()));
     let way = match next {
         Some(_) => next,

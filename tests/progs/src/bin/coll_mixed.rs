@@ -762,7 +762,7 @@ fn disagreeing_counts_in_alltoall_runs(
 ) -> oxmpi::Result<()> {
     let (rank, size) = (world.rank() as usize, world.size() as usize);
     let block = 65_536;
-    let mut send: Vec<u8> = (0..block * size)
+    let send: Vec<u8> = (0..block * size)
         .map(|i| (rank * 7 + i / block + i % block % 13) as u8)
         .collect();
     let mut recv = vec![0u8; block * size];
@@ -778,20 +778,49 @@ fn disagreeing_counts_in_alltoall_runs(
         }
     }
     let mine = if rank == 0 { other } else { block };
-    send.resize(mine * size, 1);
-    recv.resize(mine * size, 0);
+    let (odd_send, mut odd_recv) = (vec![1u8; mine * size], vec![0u8; mine * size]);
     // As messages where the node allows no single copies: nothing is lent there.
     let disagree = |msg: &str| {
         msg.contains("the ranks disagree on the counts")
             || msg.contains("do not agree across ranks")
     };
-    match world.alltoall(&send, &mut recv) {
+    match world.alltoall(&odd_send, &mut odd_recv) {
         Err(Error::InvalidArgument(msg)) if disagree(&msg) => println!("rank {rank}: {msg}"),
         other => panic!("rank {rank}: expected a disagreement, got {other:?}"),
     }
     let mut sum = [0u32];
     world.allreduce(&[1], &mut sum, Op::Sum)?;
     assert_eq!(sum[0], size as u32, "in step after the errors");
+    // The runs may now be out of step (ranks that took a call of theirs and ranks
+    // that did not): each call fails on every rank or succeeds on every rank with
+    // every block right, and once the longest run is spent (16 calls) all agree.
+    let mut last_failed = None;
+    for call in 0..48 {
+        recv.fill(0);
+        let ok = match world.alltoall(&send, &mut recv) {
+            Ok(()) => recv.chunks(block).enumerate().all(|(r, got)| {
+                got.iter()
+                    .enumerate()
+                    .all(|(i, &v)| v == (r * 7 + rank + i % 13) as u8)
+            }),
+            Err(Error::InvalidArgument(msg)) if msg.contains("the ranks disagree") => false,
+            Err(e) => panic!("rank {rank}, call {call} after: {e}"),
+        };
+        let mut oks = [0u32];
+        world.allreduce(&[u32::from(ok)], &mut oks, Op::Sum)?;
+        assert!(
+            oks[0] == 0 || oks[0] == size as u32,
+            "call {call} after: {} of {size} ranks succeeded",
+            oks[0]
+        );
+        if oks[0] == 0 {
+            last_failed = Some(call);
+        }
+    }
+    assert!(
+        last_failed.is_none_or(|c| c < 24),
+        "still out of step at call {last_failed:?} after"
+    );
     Ok(())
 }
 
