@@ -710,17 +710,15 @@ impl<'a> Meeting<'a> {
     /// Writes where `src` lies, and `note` for the others ([`Loan::note`]), instead of
     /// data (after [`Meeting::set_shape`]), so that other ranks copy from `src`
     /// directly. It must stay as it is until every rank says, in a later collective,
-    /// that it has finished copying. Says whether lending tried to put some of this
-    /// rank's memory on huge pages just now ([`Loan::collapsed`]).
-    pub(crate) fn lend(&mut self, src: &[u8], note: u64) -> Result<bool> {
+    /// that it has finished copying.
+    pub(crate) fn lend(&mut self, src: &[u8], note: u64) -> Result<()> {
         let (here, collapsed) = RemoteBuf::lent(src.as_ptr() as usize, src.len());
         self.write_loan(Loan {
             pid: here.pid,
             src: here.addr,
             note,
             collapsed: u64::from(collapsed),
-        })?;
-        Ok(collapsed)
+        })
     }
 
     /// Writes a loan of nothing ([`Loan::is_empty`]) where the ranks lend: a rank that

@@ -14,8 +14,8 @@
 //! run is left, every rank lends and waits, and rank 0's loan carries the next run,
 //! whose first call goes its way from there (in pieces, the loans unused). Every
 //! loan says its rank's role, so that ranks whose runs fell out of step (after a
-//! disagreement on the counts) all fail alike ([`in_step`]). Pieces also run where the area is forced
-//! (`OXMPI_COLL_ALLTOALL=shared_memory`) and nothing is lent.
+//! disagreement on the counts) all fail alike ([`in_step`]). Pieces also run where
+//! the area is forced (`OXMPI_COLL_ALLTOALL=shared_memory`) and nothing is lent.
 //!
 //! Cost: through the area, one arrival per rank and piece, and each block copied in
 //! and out once; lent, two arrivals per rank and one copy per block (a system call
@@ -150,10 +150,13 @@ fn not_in_step(m: &Meeting<'_>, bytes: usize, deciding: bool) -> Error {
         Some((_, total)) if total == bytes => Error::InvalidArgument(format!(
             "alltoall: rank {r} goes another way than rank {rank} by its runs of calls (the ranks disagreed on the counts in an earlier call)"
         )),
-        _ => match m.read(r, bytes) {
-            Err(e) => e,
-            Ok(_) => unreachable!("rank {r} lent nothing, yet its data fits"),
-        },
+        // Its data, not a loan, where this rank lent (or a loan of other bytes):
+        // reading it says how the counts differ.
+        _ => m.read(r, bytes).err().unwrap_or_else(|| {
+            Error::InvalidArgument(format!(
+                "alltoall: rank {r} lent no buffer where rank {rank} lent one (the ranks disagree on the counts)"
+            ))
+        }),
     }
 }
 
@@ -178,14 +181,11 @@ fn lent(m: &mut Meeting<'_>, send: Option<&[u8]>, recv: &mut [u8], block: usize)
             // as in any lent alltoall, so one whose blocks went through the area
             // joins the loans' close and one that lends fails and closes: all take
             // as many collective numbers, and fail.
-            match m.lend_nothing() {
-                Ok(()) => {
-                    m.publish(false);
-                    let outcome = pieces(m, send, recv, block, true);
-                    (Some((false, record)), false, outcome)
-                }
-                Err(e) => (None, false, Err(e)),
-            }
+            let outcome = m.lend_nothing().and_then(|()| {
+                m.publish(false);
+                pieces(m, send, recv, block, true)
+            });
+            (Some((false, record)), false, outcome)
         }
         next => lend_first(m, send, recv, block, next),
     };

@@ -603,6 +603,14 @@ fn granules(bytes: usize) -> usize {
 mod tests {
     use super::*;
 
+    /// The next of all the large buffers in turn, for `bytes`.
+    fn in_turn(bytes: usize) -> Room {
+        Room::Buffer {
+            bytes,
+            turns: LARGE_DEPTH,
+        }
+    }
+
     #[test]
     fn large_buffers_wait_for_the_collective_after_their_last_use() {
         let mut books = Books::default();
@@ -612,19 +620,13 @@ mod tests {
             (1, Place::Small, 0, SMALL)
         );
         for k in 0..LARGE_DEPTH {
-            let t = books.next(Room::Buffer {
-                bytes: LARGE,
-                turns: LARGE_DEPTH,
-            });
+            let t = books.next(in_turn(LARGE));
             assert_eq!(t.place, Place::Large(k * BUFFER_GRANULES));
             assert_eq!(t.room, LARGE);
             assert_eq!(t.free_after, 0, "fresh buffer {k}: nothing to wait for");
         }
         // Buffer 0 was last used by collective 2.
-        let again = books.next(Room::Buffer {
-            bytes: LARGE / 2,
-            turns: LARGE_DEPTH,
-        });
+        let again = books.next(in_turn(LARGE / 2));
         assert_eq!((again.place, again.free_after), (Place::Large(0), 3));
         // Far enough on, the small-slot rule dominates.
         for _ in 0..2 * DEPTH {
@@ -635,15 +637,7 @@ mod tests {
         // Once every rank is known to be past that, nothing is left to wait for.
         books.all_entered(t.seq);
         assert_eq!(books.next(Room::Slot).free_after, 0);
-        assert_eq!(
-            books
-                .next(Room::Buffer {
-                    bytes: SMALL + 1,
-                    turns: LARGE_DEPTH
-                })
-                .free_after,
-            0
-        );
+        assert_eq!(books.next(in_turn(SMALL + 1)).free_after, 0);
     }
 
     #[test]
@@ -689,19 +683,13 @@ mod tests {
         // A buffer in turn that a stretch ahead just used is skipped...
         let mut books = Books::default();
         for _ in 0..LARGE_DEPTH - 1 {
-            books.next(Room::Buffer {
-                bytes: LARGE,
-                turns: LARGE_DEPTH,
-            });
+            books.next(in_turn(LARGE));
         }
         books.next(Room::Ahead {
             bytes: 2 * GRANULE,
             window: LARGE,
         });
-        let t = books.next(Room::Buffer {
-            bytes: 2 * GRANULE,
-            turns: LARGE_DEPTH,
-        });
+        let t = books.next(in_turn(2 * GRANULE));
         assert_eq!(
             t.place,
             Place::Large(0),
@@ -711,10 +699,7 @@ mod tests {
         // ...and a stretch ahead that a buffer just used goes to a buffer in turn.
         let mut books = Books::default();
         for _ in 0..LARGE_DEPTH {
-            books.next(Room::Buffer {
-                bytes: LARGE,
-                turns: LARGE_DEPTH,
-            });
+            books.next(in_turn(LARGE));
         }
         let t = books.next(Room::Ahead {
             bytes: GRANULE,
