@@ -46,6 +46,9 @@ Each rank's environment is oxrun's own, plus the -x variables, plus:
   OXMPI_JOB_SECRET       32 random hex digits; ranks prove job membership with it
   OXMPI_HOST_ADDR        address this node's ranks listen on (127.0.0.1, or
                          the node's address from --node-netns)
+  GLIBC_TUNABLES         where OXMPI_OVERSUBSCRIBED=1, with glibc.pthread.rseq=0
+                         added (no restartable sequences: a tenth of each hand-
+                         over of a core), unless it sets that tunable already
 
 A rank fails when it exits non-zero, is killed by a signal, or exits after PMI
 init without PMI finalize (a program that never speaks PMI may simply exit 0).

@@ -162,6 +162,34 @@ fn oversubscribed_ranks_share_cores_round_robin() {
     }
 }
 
+/// Ranks that share cores start with glibc's restartable sequences off, added to
+/// the tunables they inherit; a setting of their own is kept, and ranks with cores
+/// of their own get the tunables as they are.
+#[test]
+fn ranks_sharing_cores_start_without_restartable_sequences() {
+    let tunables = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["sh", "-c", "echo \"$OXMPI_OVERSUBSCRIBED $GLIBC_TUNABLES\""]);
+        let mut cmd = oxrun(&all);
+        cmd.env("GLIBC_TUNABLES", "glibc.malloc.check=3");
+        let run = run_job(cmd);
+        assert_eq!(run.code(), 0, "{run:?}");
+        let mut lines = run.sorted_lines();
+        lines.dedup();
+        lines
+    };
+    let n = more_ranks_than_cores().to_string();
+    assert_eq!(
+        tunables(&["-n", &n]),
+        ["1 glibc.malloc.check=3:glibc.pthread.rseq=0"]
+    );
+    assert_eq!(
+        tunables(&["-x", "GLIBC_TUNABLES=glibc.pthread.rseq=1", "-n", &n]),
+        ["1 glibc.pthread.rseq=1"]
+    );
+    assert_eq!(tunables(&["-n", "1"]), ["0 glibc.malloc.check=3"]);
+}
+
 /// Ranks bound to cores run there: each one's CPU affinity (as the kernel has it) is
 /// its own core's, narrower than oxrun's. Where the machine shows its topology, ranks
 /// no more than the cores are bound.
