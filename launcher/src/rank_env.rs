@@ -207,33 +207,49 @@ mod tests {
         assert_eq!(a.kvsname(), format!("oxmpi_{}", a.id));
     }
 
-    #[test]
-    fn launcher_variables_come_last() {
-        let layout = Layout::single_node(3);
-        let id = JobIdentity {
+    /// The environment `rank_env` gives rank `rank` of a single node of `size`
+    /// ranks, unbound, with `exports`.
+    fn env_of(
+        size: usize,
+        rank: usize,
+        oversubscribed: bool,
+        exports: &[(OsString, OsString)],
+    ) -> Vec<(OsString, OsString)> {
+        let layout = Layout::single_node(size);
+        let identity = JobIdentity {
             id: "0123456789abcdef".into(),
             secret: "s".repeat(32),
         };
         let binding = Binding::Unbound(Unbound::Requested);
         let info = RankInfo {
-            rank: 2,
+            rank,
             layout: &layout,
             binding: &binding,
-            oversubscribed: true,
-            identity: &id,
+            oversubscribed,
+            identity: &identity,
             pmi_fd: 9,
             host_addr: "127.0.0.1",
         };
-        let env = rank_env(
-            &info,
+        rank_env(&info, exports)
+    }
+
+    /// The value `key` ends up with in `env` (the last setting wins).
+    fn last(env: &[(OsString, OsString)], key: &str) -> Option<OsString> {
+        env.iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    }
+
+    #[test]
+    fn launcher_variables_come_last() {
+        let env = env_of(
+            3,
+            2,
+            true,
             &[("PMI_RANK".into(), "7".into()), ("A".into(), "b".into())],
         );
-        let last = |k: &str| {
-            env.iter()
-                .rev()
-                .find(|(key, _)| key == k)
-                .map(|(_, v)| v.clone())
-        };
+        let last = |k: &str| last(&env, k);
         assert_eq!(last("PMI_RANK"), Some("2".into()));
         assert_eq!(last("A"), Some("b".into()));
         assert_eq!(last("PMI_FD"), Some("9".into()));
@@ -270,30 +286,14 @@ mod tests {
 
     #[test]
     fn an_exported_setting_of_the_tunables_is_amended_or_kept() {
-        let layout = Layout::single_node(2);
-        let id = JobIdentity {
-            id: "0123456789abcdef".into(),
-            secret: "s".repeat(32),
-        };
-        let binding = Binding::Unbound(Unbound::Requested);
-        let info = |oversubscribed| RankInfo {
-            rank: 0,
-            layout: &layout,
-            binding: &binding,
-            oversubscribed,
-            identity: &id,
-            pmi_fd: 9,
-            host_addr: "127.0.0.1",
-        };
         let tunables = |oversubscribed, exported: &str| {
-            let env = rank_env(
-                &info(oversubscribed),
+            let env = env_of(
+                2,
+                0,
+                oversubscribed,
                 &[("GLIBC_TUNABLES".into(), exported.into())],
             );
-            env.iter()
-                .rev()
-                .find(|(k, _)| k == "GLIBC_TUNABLES")
-                .map(|(_, v)| v.clone())
+            last(&env, "GLIBC_TUNABLES")
         };
         assert_eq!(
             tunables(true, "glibc.malloc.check=3"),
