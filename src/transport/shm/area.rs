@@ -223,22 +223,17 @@ impl Area {
         unsafe { AtomicU64::from_ptr(self.base.add(off).cast()) }
     }
 
-    /// Touches every page of local rank `l`'s small slots through this process's
-    /// mapping: writing the zeros they hold if `write` (`l` must be this rank, before
-    /// any collective), reading them otherwise. Each slot spans a page (4160 bytes),
-    /// and a page's first touch through a mapping faults; untouched, the first
-    /// [`DEPTH`] collectives paid those faults (2 ranks: allreduce of 4 B in 1.3-3 us
-    /// over the first thousand calls after init, 0.25-0.35 us once warm).
-    pub(crate) fn touch_small_slots(&self, l: usize, write: bool) {
+    /// Maps local rank `l`'s small slots into this process ahead of use, page tables
+    /// and all: to be written if `write` (`l` is this rank), else to be read. Each slot
+    /// spans a page (4160 bytes), and a page's first touch through a mapping faults;
+    /// untouched, the first [`DEPTH`] collectives paid those faults (2 ranks: allreduce
+    /// of 4 B in 1.3-3 us over the first thousand calls after init, 0.25-0.35 us once
+    /// warm). The kernel maps them without this process reading or writing a byte, so
+    /// nothing here races with the owner's first collectives. Only a hint, as for
+    /// [`Area::map_large_regions`]; the half pages at the region's ends fault in.
+    pub(crate) fn map_small_slots(&self, l: usize, write: bool) {
         let start = l * BLOCK;
-        for off in (start..start + LARGE_START).step_by(PAGE / 2) {
-            let word = self.word(off);
-            if write {
-                word.store(0, Ordering::Relaxed);
-            } else {
-                word.load(Ordering::Relaxed);
-            }
-        }
+        self.populate(start..start + LARGE_START, write);
     }
 
     /// Maps every local rank's large region into this process ahead of use, page
@@ -253,23 +248,33 @@ impl Area {
     /// `MADV_POPULATE_READ`/`WRITE` (before Linux 5.14) leaves the pages to fault in
     /// as before.
     pub(crate) fn map_large_regions(&self, local: usize) {
-        let base = self.base as usize;
         for l in 0..self.ranks {
-            let start = base + l * BLOCK + LARGE_START;
-            // The region's whole pages only: its first and last may share a page with
-            // the slots or the stagger beside it, which need nothing here.
-            let (from, to) = (start.next_multiple_of(PAGE), (start + REGION) / PAGE * PAGE);
-            let advice = if l == local {
-                libc::MADV_POPULATE_WRITE
-            } else {
-                libc::MADV_POPULATE_READ
-            };
-            // SAFETY: `from..to` are whole pages inside the area's mapping (inside
-            // region `l`); populating faults pages in without changing what they hold,
-            // and a failure changes nothing either, so its result is ignored.
-            unsafe {
-                libc::madvise(from as *mut libc::c_void, to - from, advice);
-            }
+            let start = l * BLOCK + LARGE_START;
+            self.populate(start..start + REGION, l == local);
+        }
+    }
+
+    /// Has the kernel map the whole pages within `range` (offsets into the area) into
+    /// this process, to be written if `write`, else read: the pages that share
+    /// `range`'s ends with what lies beside it are left alone.
+    fn populate(&self, range: std::ops::Range<usize>, write: bool) {
+        assert!(range.end <= self.ranks * BLOCK);
+        let base = self.base as usize;
+        let from = (base + range.start).next_multiple_of(PAGE);
+        let to = (base + range.end) / PAGE * PAGE;
+        if from >= to {
+            return;
+        }
+        let advice = if write {
+            libc::MADV_POPULATE_WRITE
+        } else {
+            libc::MADV_POPULATE_READ
+        };
+        // SAFETY: `from..to` are whole pages inside the area's mapping (checked above);
+        // populating faults pages in without changing what they hold, and a failure
+        // changes nothing either, so its result is ignored.
+        unsafe {
+            libc::madvise(from as *mut libc::c_void, to - from, advice);
         }
     }
 
@@ -848,13 +853,13 @@ mod tests {
         vec.iter().map(|b| b & 1 == 1).collect()
     }
 
-    #[test]
-    #[cfg_attr(miri, ignore)] // mmap, madvise and mincore are system calls
-    fn large_regions_are_mapped_whole_and_nothing_else() {
-        let ranks = 3;
+    /// Which pages of a fresh area of `ranks` ranks are in memory after `map` ran on
+    /// it; `None` where the kernel maps nothing ahead (`MADV_POPULATE_*` arrived in
+    /// Linux 5.14).
+    fn mapped_pages(ranks: usize, map: impl FnOnce(&Area)) -> Option<Vec<bool>> {
         let len = ranks * BLOCK;
         // SAFETY: a fresh shared anonymous mapping (shared memory, as the segment is),
-        // unmapped at the end of the test.
+        // unmapped below.
         let p = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
@@ -868,27 +873,56 @@ mod tests {
         assert_ne!(p, libc::MAP_FAILED);
         let base = p.cast::<u8>();
         // SAFETY: `len` zeroed bytes, page-aligned, mapped until the end of the test.
-        let area = unsafe { Area::new(base, ranks) };
-        area.map_large_regions(1);
+        map(&unsafe { Area::new(base, ranks) });
         let pages = resident(base, len);
         // SAFETY: the mapping is no longer used.
         unsafe { libc::munmap(p, len) };
         if pages.iter().all(|&r| !r) {
-            // MADV_POPULATE_* arrived in Linux 5.14: nothing to check before.
             eprintln!("this kernel maps nothing ahead");
-            return;
+            return None;
         }
+        Some(pages)
+    }
+
+    /// Checks that exactly the whole pages inside `ranges` (offsets into the area)
+    /// are in `pages`.
+    fn only_whole_pages_of(pages: &[bool], ranges: &[std::ops::Range<usize>]) {
         for (i, &r) in pages.iter().enumerate() {
             let (from, to) = (i * PAGE, (i + 1) * PAGE);
-            let region = (0..ranks).find(|l| {
-                let start = l * BLOCK + LARGE_START;
-                from >= start && to <= start + REGION
-            });
-            assert_eq!(
-                r,
-                region.is_some(),
-                "page {i} (of rank {region:?}'s region)"
-            );
+            let inside = ranges.iter().position(|g| from >= g.start && to <= g.end);
+            assert_eq!(r, inside.is_some(), "page {i} (inside range {inside:?})");
         }
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore)] // mmap, madvise and mincore are system calls
+    fn large_regions_are_mapped_whole_and_nothing_else() {
+        let ranks = 3;
+        let Some(pages) = mapped_pages(ranks, |area| area.map_large_regions(1)) else {
+            return;
+        };
+        let regions: Vec<_> = (0..ranks)
+            .map(|l| l * BLOCK + LARGE_START..l * BLOCK + LARGE_START + REGION)
+            .collect();
+        only_whole_pages_of(&pages, &regions);
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore)] // mmap, madvise and mincore are system calls
+    fn small_slots_are_mapped_whole_and_nothing_else() {
+        // Rank 1's slots start half a page in (the stagger), rank 0's and 2's on a page.
+        let Some(pages) = mapped_pages(3, |area| {
+            area.map_small_slots(1, true);
+            area.map_small_slots(2, false);
+        }) else {
+            return;
+        };
+        only_whole_pages_of(
+            &pages,
+            &[
+                BLOCK..BLOCK + LARGE_START,
+                2 * BLOCK..2 * BLOCK + LARGE_START,
+            ],
+        );
     }
 }

@@ -327,16 +327,16 @@ impl Shm {
             inbox.touch_pages();
         }
         // This rank's slots of the collective area likewise (the others' below, once
-        // they are written).
+        // their owners have mapped them).
         let area = segment.area();
-        area.touch_small_slots(local, true);
+        area.map_small_slots(local, true);
         if config.membarrier && membarrier::register() {
             mine.light_fences().store(1, Ordering::Release);
         }
         segment.probed();
         segment.wait_all_probed()?;
         for l in (0..local_ranks.len()).filter(|&l| l != local) {
-            area.touch_small_slots(l, false);
+            area.map_small_slots(l, false);
         }
         let light_fences = inboxes
             .iter()
