@@ -59,7 +59,7 @@ pub fn without_rseq(current: Option<&OsStr>) -> Option<OsString> {
     if sets_rseq {
         return None;
     }
-    if !value.is_empty() {
+    if !value.is_empty() && !value.ends_with(b":") {
         value.push(b':');
     }
     value.extend_from_slice(RSEQ_TUNABLE);
@@ -273,6 +273,10 @@ mod tests {
         assert_eq!(off(Some("")), Some("glibc.pthread.rseq=0".into()));
         assert_eq!(
             off(Some("glibc.malloc.check=3")),
+            Some("glibc.malloc.check=3:glibc.pthread.rseq=0".into())
+        );
+        assert_eq!(
+            off(Some("glibc.malloc.check=3:")),
             Some("glibc.malloc.check=3:glibc.pthread.rseq=0".into())
         );
         assert_eq!(off(Some("glibc.pthread.rseq=1")), None);
