@@ -49,8 +49,9 @@ const RSEQ_TUNABLE: &[u8] = b"glibc.pthread.rseq=";
 /// VM of the thirty-second session that was a tenth of a switch: an 8-rank barrier
 /// took 0.91 of the time without, allreduce of 4 B 0.92, alltoall of 64 B blocks
 /// 0.88 (10 interleaved rounds; 4 ranks, a switch per core and call, 0.97-0.98).
-/// glibc then reads the CPU number with a system call (`sched_getcpu`), and
-/// libraries that use the area see it unregistered and do without.
+/// glibc's `sched_getcpu` then asks the vDSO (a system call on some architectures),
+/// and libraries that use the area see it unregistered and do without, or register
+/// their own. Whatever a rank starts inherits the setting.
 pub fn without_rseq(current: Option<&OsStr>) -> Option<OsString> {
     let mut value = current.map_or_else(Vec::new, |v| v.as_bytes().to_vec());
     let sets_rseq = value

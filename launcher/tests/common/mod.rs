@@ -179,7 +179,21 @@ pub fn wait_for_files(dir: &Path, n: usize) {
     }
 }
 
-/// Number of cores an oversubscribing test must exceed.
+/// A rank count that oxrun must find oversubscribed: one more than the CPUs of its
+/// affinity mask (which it inherits from the test), whose cores or CPUs it counts.
+/// Not `available_parallelism`, which a cgroup's CPU quota can make smaller.
 pub fn more_ranks_than_cores() -> usize {
-    thread::available_parallelism().map_or(1, usize::from) + 1
+    // SAFETY: `set` is a plain bit set the call fills; zeroed, it is a valid empty one.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: the size passed is `set`'s own; pid 0 is this thread.
+    let rc = unsafe { libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set) };
+    assert_eq!(
+        rc,
+        0,
+        "sched_getaffinity: {}",
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: `set` was filled by the kernel above.
+    let cpus = unsafe { libc::CPU_COUNT(&set) } as usize;
+    cpus.max(1) + 1
 }

@@ -326,8 +326,7 @@ impl Shm {
         for inbox in &inboxes {
             inbox.touch_pages();
         }
-        // This rank's slots of the collective area likewise (the others' below, once
-        // their owners have mapped them).
+        // This rank's slots of the collective area likewise (the others' below).
         let area = segment.area();
         area.map_small_slots(local, true);
         if config.membarrier && membarrier::register() {
