@@ -229,11 +229,28 @@ impl Area {
     /// untouched, the first [`DEPTH`] collectives paid those faults (2 ranks: allreduce
     /// of 4 B in 1.3-3 us over the first thousand calls after init, 0.25-0.35 us once
     /// warm). The kernel maps them without this process reading or writing a byte, so
-    /// nothing here races with the owner's first collectives. Only a hint, as for
-    /// [`Area::map_large_regions`]; the half pages at the region's ends fault in.
+    /// nothing here races with the owner's first collectives; the half pages at the
+    /// region's ends fault in. A kernel without `MADV_POPULATE_READ`/`WRITE` (before
+    /// Linux 5.14) has each slot's sequence word touched instead (stored, or loaded),
+    /// which every rank only ever accesses atomically: all but two of the 130 pages.
     pub(crate) fn map_small_slots(&self, l: usize, write: bool) {
         let start = l * BLOCK;
-        self.populate(start..start + LARGE_START, write);
+        if !self.populate(start..start + LARGE_START, write) {
+            self.touch_sequence_words(l, write);
+        }
+    }
+
+    /// Stores 0 into each of local rank `l`'s sequence words if `write` (`l` is this
+    /// rank, before any collective), else loads each.
+    fn touch_sequence_words(&self, l: usize, write: bool) {
+        for seq in 0..DEPTH {
+            let word = self.seq_word(l, seq);
+            if write {
+                word.store(0, Ordering::Relaxed);
+            } else {
+                word.load(Ordering::Relaxed);
+            }
+        }
     }
 
     /// Maps every local rank's large region into this process ahead of use, page
@@ -256,14 +273,14 @@ impl Area {
 
     /// Has the kernel map the whole pages within `range` (offsets into the area) into
     /// this process, to be written if `write`, else read: the pages that share
-    /// `range`'s ends with what lies beside it are left alone.
-    fn populate(&self, range: std::ops::Range<usize>, write: bool) {
+    /// `range`'s ends with what lies beside it are left alone. Whether it could.
+    fn populate(&self, range: std::ops::Range<usize>, write: bool) -> bool {
         assert!(range.end <= self.ranks * BLOCK);
         let base = self.base as usize;
         let from = (base + range.start).next_multiple_of(PAGE);
         let to = (base + range.end) / PAGE * PAGE;
         if from >= to {
-            return;
+            return true;
         }
         let advice = if write {
             libc::MADV_POPULATE_WRITE
@@ -272,10 +289,8 @@ impl Area {
         };
         // SAFETY: `from..to` are whole pages inside the area's mapping (checked above);
         // populating faults pages in without changing what they hold, and a failure
-        // changes nothing either, so its result is ignored.
-        unsafe {
-            libc::madvise(from as *mut libc::c_void, to - from, advice);
-        }
+        // changes nothing either.
+        unsafe { libc::madvise(from as *mut libc::c_void, to - from, advice) == 0 }
     }
 
     fn slot_off(local: usize, seq: u64) -> usize {
@@ -929,6 +944,29 @@ mod tests {
             .map(|l| l * BLOCK + LARGE_START..l * BLOCK + LARGE_START + REGION)
             .collect();
         only_whole_pages_of(&pages, &regions);
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore)] // mmap, madvise and mincore are system calls
+    fn without_populating_the_slots_pages_come_in_through_their_sequence_words() {
+        let slot_pages = |l: usize| -> Vec<usize> {
+            (0..DEPTH as usize)
+                .map(|k| (l * BLOCK + k * SLOT_SPAN) / PAGE)
+                .collect()
+        };
+        let pages = mapped_pages(3, |area| {
+            area.touch_sequence_words(0, true);
+            area.touch_sequence_words(2, false);
+        });
+        // `mapped_pages` skips where the kernel cannot populate; touching needs none.
+        let Some(pages) = pages else { return };
+        let mut want = vec![false; pages.len()];
+        for p in slot_pages(0).into_iter().chain(slot_pages(2)) {
+            want[p] = true;
+        }
+        assert_eq!(pages, want);
+        // All but two of the 130 pages of a rank's slots.
+        assert_eq!(want.iter().filter(|&&w| w).count(), 2 * 128);
     }
 
     #[test]
