@@ -56,6 +56,7 @@ use crate::engine::{
     two_ways::{self, Choice, TwoWays},
 };
 use crate::error::{Error, Result};
+use crate::transport::shm::huge_pages;
 
 /// Set while a blocking call whose way was learned runs, until
 /// [`Runs::take_way`] takes its way back: a flag of the process, not of the
@@ -179,8 +180,9 @@ pub(crate) fn decide(ways: &mut TwoWays, bytes: usize) -> (u64, u32) {
 /// How one learned call goes, and (on rank 0) what to time.
 pub(crate) struct Way {
     coll: Collective,
-    /// Rank 0's choice and when the call started.
-    timed: Option<(Choice, Instant)>,
+    /// Rank 0's choice, when the call started, and how many collapses this process
+    /// had tried by then (`huge_pages::tries`).
+    timed: Option<(Choice, Instant, u64)>,
     bytes: usize,
 }
 
@@ -232,6 +234,7 @@ impl Comm {
                     record,
                 },
                 start,
+                huge_pages::tries(),
             )),
             bytes,
         });
@@ -241,9 +244,15 @@ impl Comm {
 }
 
 impl Way {
-    /// The call went this way, and succeeded if `ok`: rank 0 learns from its time.
+    /// The call went this way, and succeeded if `ok`: rank 0 learns from its time,
+    /// unless this process tried to put lent memory on huge pages meanwhile (a
+    /// rendezvous of the messages' way, up to a millisecond or more; a collapse in
+    /// another rank's process still counts).
     pub(crate) fn done(self, ok: bool) {
-        if let Some((c, start)) = self.timed.filter(|(c, _)| c.record && ok) {
+        let counts = |(c, _, tries): &(Choice, Instant, u64)| {
+            c.record && ok && *tries == huge_pages::tries()
+        };
+        if let Some((c, start, _)) = self.timed.filter(counts) {
             let ns = start.elapsed().as_nanos() as f64;
             // Only rank 0 learns, and the engine is there while the job runs.
             let _ = engine::with(|e| {

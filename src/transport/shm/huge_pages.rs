@@ -31,7 +31,7 @@
 //! `OXMPI_SHM_HUGE_PAGES=0`. A region is 2 MiB whatever the page size: with 16 or
 //! 64 KiB pages (some arm64 kernels) every try fails, once in a long while.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 /// A huge page's size and alignment (a PMD on x86-64, and on arm64 with 4 KiB pages).
@@ -53,6 +53,8 @@ const MADV_COLLAPSE: libc::c_int = 25;
 
 static ON: AtomicBool = AtomicBool::new(false);
 static TALLY: Mutex<Tally> = Mutex::new(Tally::new());
+/// Calls of [`lent`] that tried a collapse in this process ([`tries`]).
+static TRIES: AtomicU64 = AtomicU64::new(0);
 
 /// Turns the collapsing of often-lent regions on or off for this process. It stays
 /// off where the system's transparent huge pages are `never`: the kernel would
@@ -94,7 +96,17 @@ pub(crate) fn lent(addr: usize, len: usize) -> bool {
                 .collapsed(base);
         }
     }
+    if tried {
+        TRIES.fetch_add(1, Ordering::Relaxed);
+    }
     tried
+}
+
+/// How many times [`lent`] has tried collapses in this process so far: a call that
+/// times itself and sees this change between its start and its end paid for a
+/// collapse (up to a millisecond or more) and is left out of what it learns.
+pub(crate) fn tries() -> u64 {
+    TRIES.load(Ordering::Relaxed)
 }
 
 /// Whether the region at `base` lies wholly inside one mapping of private anonymous
@@ -294,6 +306,26 @@ mod tests {
         assert!(!private_anonymous(maps, 0x7f0000a00000), "half a region");
         assert!(!private_anonymous("", 0x7f0000200000));
         assert!(!private_anonymous("garbage\n", 0x7f0000200000));
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore)] // reads /proc/self/maps, madvise is a system call
+    fn a_lend_that_tries_a_collapse_is_counted() {
+        enable(true);
+        if !ON.load(Ordering::Relaxed) {
+            eprintln!("transparent huge pages are off here: nothing is collapsed");
+            return;
+        }
+        let v = vec![1u8; 3 * REGION];
+        let base = (v.as_ptr() as usize).next_multiple_of(REGION);
+        let before = tries();
+        // Lent in pieces of a region, as often as a region must lend before its try.
+        let lends = (COLLAPSE_AFTER / REGION as u64) as usize;
+        let tried: Vec<bool> = (0..lends).map(|_| lent(base, REGION)).collect();
+        assert_eq!(tried.iter().filter(|&&t| t).count(), 1, "{tried:?}");
+        assert!(tried[lends - 1], "{tried:?}");
+        assert!(tries() > before);
+        drop(v);
     }
 
     #[test]
