@@ -726,12 +726,7 @@ impl<'a> Meeting<'a> {
     /// from it (it goes on another way, as it knows the others do). A rank out of
     /// step, which expects loans to copy from, finds one here and fails reading it.
     pub(crate) fn lend_nothing(&mut self) -> Result<()> {
-        self.write_loan(Loan {
-            pid: 0,
-            src: 0,
-            note: 0,
-            collapsed: 0,
-        })
+        self.write_loan(bytemuck::Zeroable::zeroed())
     }
 
     fn write_loan(&mut self, loan: Loan) -> Result<()> {

@@ -868,32 +868,10 @@ mod tests {
         vec.iter().map(|b| b & 1 == 1).collect()
     }
 
-    /// Whether this kernel knows `MADV_POPULATE_READ`: asked of a page of its own.
-    fn populating_known() -> bool {
-        // SAFETY: a fresh shared anonymous page, advised and unmapped here.
-        unsafe {
-            let p = libc::mmap(
-                std::ptr::null_mut(),
-                PAGE,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            );
-            assert_ne!(p, libc::MAP_FAILED);
-            let rc = libc::madvise(p, PAGE, libc::MADV_POPULATE_READ);
-            libc::munmap(p, PAGE);
-            rc == 0
-        }
-    }
-
-    /// Which pages of a fresh area of `ranks` ranks are in memory after `map` ran on
-    /// it; `None` where the kernel maps nothing ahead (`MADV_POPULATE_*` arrived in
-    /// Linux 5.14).
-    fn mapped_pages(ranks: usize, map: impl FnOnce(&Area)) -> Option<Vec<bool>> {
-        let len = ranks * BLOCK;
-        // SAFETY: a fresh shared anonymous mapping (shared memory, as the segment is),
-        // unmapped below.
+    /// A fresh shared anonymous mapping of `len` bytes (shared memory, as the
+    /// segment is), zeroed and page-aligned; the caller unmaps it.
+    fn shared_anonymous(len: usize) -> *mut libc::c_void {
+        // SAFETY: a new mapping the kernel places; nothing else is touched.
         let p = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
@@ -905,6 +883,26 @@ mod tests {
             )
         };
         assert_ne!(p, libc::MAP_FAILED);
+        p
+    }
+
+    /// Whether this kernel knows `MADV_POPULATE_READ`: asked of a page of its own.
+    fn populating_known() -> bool {
+        let p = shared_anonymous(PAGE);
+        // SAFETY: advice on, then the unmapping of, the fresh page.
+        unsafe {
+            let rc = libc::madvise(p, PAGE, libc::MADV_POPULATE_READ);
+            libc::munmap(p, PAGE);
+            rc == 0
+        }
+    }
+
+    /// Which pages of a fresh area of `ranks` ranks are in memory after `map` ran on
+    /// it; `None` where the kernel maps nothing ahead (`MADV_POPULATE_*` arrived in
+    /// Linux 5.14).
+    fn mapped_pages(ranks: usize, map: impl FnOnce(&Area)) -> Option<Vec<bool>> {
+        let len = ranks * BLOCK;
+        let p = shared_anonymous(len);
         // Pages one by one, whatever the machine's huge-page settings for shared
         // memory: `mincore` tells of whole folios.
         // SAFETY: advice on the fresh mapping, which changes nothing it holds.

@@ -28,8 +28,9 @@
 //! a rank trying, 100-700 us each. Such calls are also left out of an alltoall's
 //! learning ([`lent`] says so) and of a 2-rank learned collective's ([`tries`]).
 //! Nothing is collapsed where the system's transparent huge pages are `never` (the
-//! kernel would collapse all the same) or with `OXMPI_SHM_HUGE_PAGES=0`. A region is 2 MiB whatever the page size: with 16 or
-//! 64 KiB pages (some arm64 kernels) every try fails, once in a long while.
+//! kernel would collapse all the same) or with `OXMPI_SHM_HUGE_PAGES=0`. A region is
+//! 2 MiB whatever the page size: with 16 or 64 KiB pages (some arm64 kernels) every
+//! try fails, once in a long while.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
