@@ -246,7 +246,8 @@ impl Job {
         })
     }
 
-    /// Spawns every rank (from the main thread: see `spawn`), telling the guard of each.
+    /// Spawns every rank (from the main thread: see `spawn`); each tells the guard its
+    /// pid itself.
     fn start(&mut self, spec: &JobSpec) {
         let nofile = match spawn::raise_fd_limit(spec.layout.size()) {
             Ok(old) => old,
@@ -283,6 +284,7 @@ impl Job {
                 netns: net.map(NodeNet::fd),
                 stdin: rank == 0,
                 nofile,
+                guard: self.guard.as_ref().map(Guard::feed),
             };
             let spawned = match spawn::spawn(&cmd) {
                 Ok(s) => s,
@@ -296,9 +298,6 @@ impl Job {
                     return;
                 }
             };
-            if let Some(guard) = &mut self.guard {
-                guard.watch(spawned.pid);
-            }
             stdin0 = stdin0.or(spawned.stdin);
             self.ranks.push(Rank {
                 pid: spawned.pid,

@@ -11,7 +11,8 @@
 //! program behind a wrapper script) would otherwise outlive it. Invariant: only names
 //! of this job are touched, and only once the ranks oxrun started have ended.
 
-use std::io::{self, BufRead, Write};
+use std::io::{self, BufRead};
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -45,14 +46,15 @@ fn remove_in(dir: &Path, job: &str) {
 }
 
 /// oxrun's side of the process that removes the job's segments once oxrun is gone,
-/// however it went. The guard reads the pids of the ranks from a pipe; the pipe's
+/// however it went. The guard reads the pids of the ranks from a pipe, into which
+/// each rank writes its own before it runs its program (`spawn::spawn`); the pipe's
 /// end (oxrun was killed: at a normal end oxrun kills the guard first) tells it to
 /// end the ranks' process groups, wait for those ranks to end and then remove the
 /// job's names from /dev/shm.
 #[derive(Debug)]
 pub struct Guard {
     child: Child,
-    feed: Option<ChildStdin>,
+    feed: ChildStdin,
 }
 
 impl Guard {
@@ -68,7 +70,11 @@ impl Guard {
             .stderr(Stdio::null())
             .process_group(0)
             .spawn()?;
-        let feed = child.stdin.take();
+        let Some(feed) = child.stdin.take() else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(io::Error::other("no pipe to the guard"));
+        };
         Ok(Guard { child, feed })
     }
 
@@ -77,14 +83,10 @@ impl Guard {
         self.child.id() as libc::pid_t
     }
 
-    /// Tells the guard about a rank's process. A guard that is gone already cannot
-    /// be helped; oxrun still cleans up itself when it ends normally.
-    pub fn watch(&mut self, pid: libc::pid_t) {
-        if let Some(feed) = &mut self.feed
-            && writeln!(feed, "{pid}").is_err()
-        {
-            self.feed = None;
-        }
+    /// The guard's input, where each rank writes its pid (close-on-exec: a rank
+    /// writes there between fork and exec).
+    pub fn feed(&self) -> RawFd {
+        self.feed.as_raw_fd()
     }
 
     /// Ends the guard at the end of a job (every rank reaped, the segments removed):

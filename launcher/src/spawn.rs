@@ -5,8 +5,11 @@
 //! allocation: everything it needs is computed here first); exactly one descriptor
 //! crosses exec without close-on-exec besides stdio, the rank's own PMI end; a rank
 //! dies with SIGKILL when oxrun's main thread dies, including when oxrun died before
-//! the child could ask for that. Ranks must be spawned from the main thread, because
-//! the parent-death signal follows the thread that forked.
+//! the child could ask for that; the guard that ends the ranks' process groups
+//! should oxrun be killed (`shm_cleanup::Guard`) has the rank's pid before the rank
+//! runs its program, since the child itself writes it there. Ranks must be spawned
+//! from the main thread, because the parent-death signal follows the thread that
+//! forked.
 
 use std::ffi::{OsStr, OsString};
 use std::io;
@@ -39,6 +42,9 @@ pub struct RankCommand<'a> {
     /// The open-file limit to give back to the rank, when oxrun raised its own
     /// (see [`raise_fd_limit`]).
     pub nofile: Option<libc::rlimit>,
+    /// Where the rank writes its pid, a line, before it runs its program: the
+    /// guard's input (`shm_cleanup::Guard::feed`), if there is a guard.
+    pub guard: Option<RawFd>,
 }
 
 /// A started rank: its pid and oxrun's ends of its pipes and PMI socket.
@@ -65,6 +71,7 @@ struct ChildSetup {
     cpuset: Option<libc::cpu_set_t>,
     nofile: Option<libc::rlimit>,
     netns: Option<RawFd>,
+    guard: Option<RawFd>,
 }
 
 impl ChildSetup {
@@ -97,6 +104,9 @@ impl ChildSetup {
             if libc::getppid() != self.parent {
                 libc::_exit(137);
             }
+            if let Some(fd) = self.guard {
+                tell_guard(fd);
+            }
             if libc::fcntl(self.pmi_fd, libc::F_SETFD, 0) != 0 {
                 return Err(io::Error::last_os_error());
             }
@@ -120,6 +130,56 @@ impl ChildSetup {
     }
 }
 
+/// Writes this process's pid and a newline to `fd` (the guard's input) in one
+/// `write`, which a pipe keeps whole, with `SIGPIPE` ignored meanwhile: a guard that
+/// is gone cannot be told, and the rank starts all the same (oxrun, still there,
+/// cleans up at the end of the job). Written by the child so that no moment exists
+/// in which the rank runs its program and could start others while the guard does
+/// not know its process group: were oxrun told the pid after `spawn` returned and
+/// killed before it passed it on, what the rank started outlived the job.
+///
+/// # Safety
+///
+/// Only async-signal-safe calls, no allocation (between fork and exec).
+unsafe fn tell_guard(fd: RawFd) {
+    // SAFETY: sigaction with a zeroed (SIG_IGN, empty mask) action and a valid place
+    // for the old one; getpid and write with a buffer of `len` bytes; all
+    // async-signal-safe.
+    unsafe {
+        let mut ignore: libc::sigaction = std::mem::zeroed();
+        ignore.sa_sigaction = libc::SIG_IGN;
+        let mut before: libc::sigaction = std::mem::zeroed();
+        let ignored = libc::sigaction(libc::SIGPIPE, &ignore, &mut before) == 0;
+        let (line, len) = pid_line(libc::getpid());
+        libc::write(fd, line.as_ptr().cast(), len);
+        if ignored {
+            libc::sigaction(libc::SIGPIPE, &before, std::ptr::null_mut());
+        }
+    }
+}
+
+/// `pid` in decimal and a newline, in a buffer of the line's length (`len`), made
+/// without allocating.
+fn pid_line(pid: libc::pid_t) -> ([u8; 16], usize) {
+    let mut digits = [0u8; 16];
+    let mut n = 0;
+    let mut rest = pid.unsigned_abs();
+    loop {
+        digits[n] = b'0' + (rest % 10) as u8;
+        n += 1;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    let mut line = [0u8; 16];
+    for (to, &from) in line.iter_mut().zip(digits[..n].iter().rev()) {
+        *to = from;
+    }
+    line[n] = b'\n';
+    (line, n + 1)
+}
+
 /// Starts one rank. Returns once the program was exec'd (or failed to be).
 pub fn spawn(rc: &RankCommand<'_>) -> io::Result<Spawned> {
     // Both ends close-on-exec; the child clears the flag on its own end only.
@@ -130,6 +190,7 @@ pub fn spawn(rc: &RankCommand<'_>) -> io::Result<Spawned> {
         cpuset: rc.cpuset,
         nofile: rc.nofile,
         netns: rc.netns,
+        guard: rc.guard,
     };
     let mut cmd = Command::new(rc.program);
     cmd.arg0(rc.argv0)
@@ -188,4 +249,60 @@ pub fn raise_fd_limit(ranks: usize) -> Result<Option<libc::rlimit>, String> {
     };
     // SAFETY: `new` is a valid rlimit.
     Ok((unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &new) } == 0).then_some(old))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pid_lines_are_decimal_and_end_in_a_newline() {
+        for (pid, want) in [
+            (0, "0\n"),
+            (7, "7\n"),
+            (4_194_304, "4194304\n"),
+            (i32::MAX, "2147483647\n"),
+        ] {
+            let (line, len) = pid_line(pid);
+            assert_eq!(&line[..len], want.as_bytes());
+        }
+    }
+
+    /// The rank's pid is in the guard's pipe once `spawn` returns, that is once the
+    /// program runs: the child wrote it before exec (the program cannot reach the
+    /// pipe, which is close-on-exec).
+    #[test]
+    fn a_rank_tells_the_guard_its_pid_before_its_program_runs() {
+        let mut fds = [0; 2];
+        // SAFETY: pipe2 fills the two descriptors of a valid array.
+        let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) };
+        assert_eq!(rc, 0, "pipe2: {}", io::Error::last_os_error());
+        let env = |_| Vec::new();
+        let cmd = RankCommand {
+            program: Path::new("/bin/true"),
+            argv0: OsStr::new("true"),
+            args: &[],
+            cwd: Path::new("/"),
+            env: &env,
+            env_remove: &[],
+            cpuset: None,
+            netns: None,
+            stdin: false,
+            nofile: None,
+            guard: Some(fds[1]),
+        };
+        let spawned = spawn(&cmd).expect("spawn /bin/true");
+        let mut buf = [0u8; 32];
+        // SAFETY: reading into a buffer of its length from our own pipe.
+        let n = unsafe { libc::read(fds[0], buf.as_mut_ptr().cast(), buf.len()) };
+        let mut status = 0;
+        // SAFETY: our own child, a valid status pointer; then our own descriptors.
+        unsafe {
+            libc::waitpid(spawned.pid, &mut status, 0);
+            libc::close(fds[0]);
+            libc::close(fds[1]);
+        }
+        assert!(n > 0, "nothing in the guard's pipe");
+        assert_eq!(&buf[..n as usize], format!("{}\n", spawned.pid).as_bytes());
+    }
 }
