@@ -104,9 +104,6 @@ impl ChildSetup {
             if libc::getppid() != self.parent {
                 libc::_exit(137);
             }
-            if let Some(fd) = self.guard {
-                tell_guard(fd);
-            }
             if libc::fcntl(self.pmi_fd, libc::F_SETFD, 0) != 0 {
                 return Err(io::Error::last_os_error());
             }
@@ -125,6 +122,10 @@ impl ChildSetup {
             {
                 return Err(io::Error::last_os_error());
             }
+            // Last, so that a child that fails its set-up is never the guard's.
+            if let Some(fd) = self.guard {
+                tell_guard(fd);
+            }
         }
         Ok(())
     }
@@ -136,7 +137,10 @@ impl ChildSetup {
 /// cleans up at the end of the job). Written by the child so that no moment exists
 /// in which the rank runs its program and could start others while the guard does
 /// not know its process group: were oxrun told the pid after `spawn` returned and
-/// killed before it passed it on, what the rank started outlived the job.
+/// killed before it passed it on, what the rank started outlived the job. Written
+/// last before exec, after every step that can fail; should exec itself fail
+/// (rare: oxrun found the program first), the guard knows a pid that has ended, as
+/// it knows those of ranks that ended before oxrun was killed.
 ///
 /// # Safety
 ///
