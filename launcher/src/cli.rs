@@ -69,8 +69,9 @@ signal oxrun was started with ignored (nohup, a shell's background job) stays
 ignored, by oxrun and by the ranks. Once every rank has ended, whatever they
 started is killed, in their process groups or outside them (setsid, daemons:
 oxrun is their subreaper). If oxrun itself is killed (SIGKILL), the ranks die
-with it, and a small process it starts first (oxrun-shm-guard) removes what
-they had in /dev/shm once they are gone.
+with it, and a small process it starts first (oxrun-shm-guard) kills what they
+started in their process groups and removes what they had in /dev/shm once
+they are gone.
 
 Exit status:
   0        every rank exited 0
