@@ -154,34 +154,29 @@ unsafe fn tell_guard(fd: RawFd) {
         ignore.sa_sigaction = libc::SIG_IGN;
         let mut before: libc::sigaction = std::mem::zeroed();
         let ignored = libc::sigaction(libc::SIGPIPE, &ignore, &mut before) == 0;
-        let (line, len) = pid_line(libc::getpid());
-        libc::write(fd, line.as_ptr().cast(), len);
+        let (line, start) = pid_line(libc::getpid());
+        libc::write(fd, line[start..].as_ptr().cast(), line.len() - start);
         if ignored {
             libc::sigaction(libc::SIGPIPE, &before, std::ptr::null_mut());
         }
     }
 }
 
-/// `pid` in decimal and a newline, in a buffer of the line's length (`len`), made
-/// without allocating.
+/// `pid` in decimal and a newline at the end of a buffer, and where the line starts
+/// in it, made without allocating.
 fn pid_line(pid: libc::pid_t) -> ([u8; 16], usize) {
-    let mut digits = [0u8; 16];
-    let mut n = 0;
+    let mut line = [0u8; 16];
+    let mut start = line.len() - 1;
+    line[start] = b'\n';
     let mut rest = pid.unsigned_abs();
     loop {
-        digits[n] = b'0' + (rest % 10) as u8;
-        n += 1;
+        start -= 1;
+        line[start] = b'0' + (rest % 10) as u8;
         rest /= 10;
         if rest == 0 {
-            break;
+            return (line, start);
         }
     }
-    let mut line = [0u8; 16];
-    for (to, &from) in line.iter_mut().zip(digits[..n].iter().rev()) {
-        *to = from;
-    }
-    line[n] = b'\n';
-    (line, n + 1)
 }
 
 /// Starts one rank. Returns once the program was exec'd (or failed to be).
@@ -267,8 +262,8 @@ mod tests {
             (4_194_304, "4194304\n"),
             (i32::MAX, "2147483647\n"),
         ] {
-            let (line, len) = pid_line(pid);
-            assert_eq!(&line[..len], want.as_bytes());
+            let (line, start) = pid_line(pid);
+            assert_eq!(&line[start..], want.as_bytes());
         }
     }
 
@@ -277,10 +272,8 @@ mod tests {
     /// pipe, which is close-on-exec).
     #[test]
     fn a_rank_tells_the_guard_its_pid_before_its_program_runs() {
-        let mut fds = [0; 2];
-        // SAFETY: pipe2 fills the two descriptors of a valid array.
-        let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) };
-        assert_eq!(rc, 0, "pipe2: {}", io::Error::last_os_error());
+        use std::io::Read;
+        let (mut from_ranks, to_guard) = io::pipe().expect("pipe");
         let env = |_| Vec::new();
         let cmd = RankCommand {
             program: Path::new("/bin/true"),
@@ -293,20 +286,18 @@ mod tests {
             netns: None,
             stdin: false,
             nofile: None,
-            guard: Some(fds[1]),
+            guard: Some(to_guard.as_raw_fd()),
         };
         let spawned = spawn(&cmd).expect("spawn /bin/true");
-        let mut buf = [0u8; 32];
-        // SAFETY: reading into a buffer of its length from our own pipe.
-        let n = unsafe { libc::read(fds[0], buf.as_mut_ptr().cast(), buf.len()) };
+        // The child's copy of the write end closed at exec: reading ends at once
+        // with what it wrote before.
+        drop(to_guard);
+        let mut got = String::new();
+        from_ranks.read_to_string(&mut got).expect("read the pipe");
         let mut status = 0;
-        // SAFETY: our own child, a valid status pointer; then our own descriptors.
-        unsafe {
-            libc::waitpid(spawned.pid, &mut status, 0);
-            libc::close(fds[0]);
-            libc::close(fds[1]);
-        }
-        assert!(n > 0, "nothing in the guard's pipe");
-        assert_eq!(&buf[..n as usize], format!("{}\n", spawned.pid).as_bytes());
+        // SAFETY: our own child, a valid status pointer.
+        unsafe { libc::waitpid(spawned.pid, &mut status, 0) };
+        assert!(!got.is_empty(), "nothing in the guard's pipe");
+        assert_eq!(got, format!("{}\n", spawned.pid));
     }
 }
