@@ -14,6 +14,7 @@ mod job;
 mod layout;
 mod netns;
 mod output;
+mod pidfd;
 mod pmi_conn;
 mod pmi_server;
 mod program;

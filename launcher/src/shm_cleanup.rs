@@ -18,7 +18,7 @@ use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::strays;
+use crate::pidfd::GroupLeader;
 
 /// The first argument that makes oxrun's executable run as a job's [`Guard`]
 /// (`oxrun --shm-guard JOB`; not an option of the launcher).
@@ -100,26 +100,29 @@ impl Guard {
 }
 
 /// The guard process (`oxrun --shm-guard JOB`): reads rank pids from stdin until it
-/// ends, kills the ranks' process groups, waits until those ranks have ended (at
+/// ends, kills the ranks' process groups (through pidfds: see `pidfd`), waits until those ranks have ended (at
 /// most [`GUARD_WAIT`]), removes the job's segments, and returns the exit status.
 pub fn guard_main(job: Option<&str>) -> i32 {
     let Some(job) = job.filter(|j| !j.is_empty() && !j.contains('/')) else {
         return 2;
     };
-    let pids: Vec<libc::pid_t> = io::stdin()
+    // Each pid is watched as it comes, while its rank runs (it writes the line
+    // before its program starts), so that its group is killed below even if the
+    // number is another process's by then.
+    let ranks: Vec<GroupLeader> = io::stdin()
         .lock()
         .lines()
         .map_while(Result::ok)
         .filter_map(|line| line.trim().parse().ok().filter(|&p| p > 0))
+        .map(GroupLeader::watch)
         .collect();
-    // oxrun is gone: each rank leads a process group (its pid), which what it
-    // started is still in; the ranks themselves get SIGKILL as oxrun dies.
-    for &pid in &pids {
-        // SAFETY: killpg takes plain integers; a group that is gone is ESRCH.
-        unsafe { libc::killpg(pid, libc::SIGKILL) };
+    // oxrun is gone: each rank leads a process group, which what it started is
+    // still in; the ranks themselves get SIGKILL as oxrun dies.
+    for rank in &ranks {
+        rank.kill_group();
     }
     let until = Instant::now() + GUARD_WAIT;
-    while pids.iter().any(|&pid| strays::running(pid)) && Instant::now() < until {
+    while ranks.iter().any(|r| !r.ended()) && Instant::now() < until {
         std::thread::sleep(Duration::from_millis(5));
     }
     remove_segments(job);
