@@ -163,7 +163,7 @@ impl Comm {
             Algorithm::RecursiveDoubling => {
                 let mut next = 0;
                 let in_order = counts.iter().zip(displs).all(|(&c, &d)| {
-                    let at_next = d == next;
+                    let at_next = c == 0 || d == next;
                     next += c;
                     at_next
                 });

@@ -37,13 +37,15 @@ impl Blocks {
         Blocks { at }
     }
 
-    /// Blocks from element `counts` and `displs` (a v-variant's layout).
+    /// Blocks from element `counts` and `displs` (a v-variant's layout). An empty
+    /// block touches no memory, so its displacement may lie anywhere (as in MPI): it
+    /// is placed at the start.
     pub(crate) fn varying(counts: &[usize], displs: &[usize], esz: usize) -> Blocks {
         Blocks {
             at: counts
                 .iter()
                 .zip(displs)
-                .map(|(&c, &d)| (d * esz, c * esz))
+                .map(|(&c, &d)| if c == 0 { (0, 0) } else { (d * esz, c * esz) })
                 .collect(),
         }
     }
@@ -78,19 +80,19 @@ impl Blocks {
         Span::new(buf, off, len)
     }
 
-    /// Blocks `range` of `buf` as one span; they must be contiguous and in order.
+    /// Blocks `range` of `buf` as one span; those that are not empty must be
+    /// contiguous and in order (an empty block may lie anywhere: see
+    /// [`Blocks::varying`]).
     pub(crate) fn run(&self, buf: Buf, range: Range<usize>) -> Span {
-        if range.is_empty() {
+        let mut full = self.at[range].iter().filter(|&&(_, len)| len > 0);
+        let Some(&(start, len)) = full.next() else {
             return Span::new(buf, 0, 0);
-        }
-        let start = self.at[range.start].0;
-        let (last_off, last_len) = self.at[range.end - 1];
-        debug_assert!(
-            self.at[range.clone()]
-                .windows(2)
-                .all(|w| w[0].0 + w[0].1 == w[1].0)
-        );
-        Span::new(buf, start, last_off + last_len - start)
+        };
+        let end = full.fold(start + len, |end, &(off, len)| {
+            debug_assert_eq!(off, end, "blocks of a run are contiguous");
+            off + len
+        });
+        Span::new(buf, start, end - start)
     }
 
     /// `n` blocks, block `q` being the run of blocks `group(q)` of `self` (which must be
@@ -140,6 +142,16 @@ mod tests {
             (0..5).map(|i| b.bytes(i)).collect::<Vec<_>>(),
             [8, 8, 0, 0, 0]
         );
+    }
+
+    #[test]
+    fn empty_blocks_lie_anywhere_and_runs_pass_over_them() {
+        // Block 1 is empty at a displacement far past any buffer.
+        let b = Blocks::varying(&[2, 0, 3, 0], &[0, 1 << 40, 2, 5], 4);
+        assert_eq!(b.span(Buf::Recv, 1), Span::new(Buf::Recv, 0, 0));
+        assert_eq!(b.run(Buf::Recv, 0..4), Span::new(Buf::Recv, 0, 20));
+        assert_eq!(b.run(Buf::Recv, 1..2), Span::new(Buf::Recv, 0, 0));
+        assert_eq!(b.run(Buf::Recv, 1..3), Span::new(Buf::Recv, 8, 12));
     }
 
     #[test]

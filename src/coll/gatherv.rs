@@ -159,15 +159,15 @@ impl Comm {
             }
         }
         let alg = select::choose(Collective::Gatherv, 0, size, true)?;
-        let mine = match (send, is_root) {
-            (Some(send), _) => Span::new(Buf::Send, 0, size_of_val(send)),
-            (None, true) => Span::new(Buf::Recv, displs[root] * esz, counts[root] * esz),
-            (None, false) => Span::new(Buf::Recv, 0, size_of_val(recv)),
-        };
         let blocks = if is_root {
             Blocks::varying(counts, displs, esz)
         } else {
             Blocks::equal(size, 0)
+        };
+        let mine = match (send, is_root) {
+            (Some(send), _) => Span::new(Buf::Send, 0, size_of_val(send)),
+            (None, true) => blocks.span(Buf::Recv, root),
+            (None, false) => Span::new(Buf::Recv, 0, size_of_val(recv)),
         };
         let mut s = self.schedule(Collective::Gatherv, alg, send.unwrap_or(&[]), recv);
         linear::build(&mut s, mine, &blocks, root);

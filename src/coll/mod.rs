@@ -266,7 +266,9 @@ fn wrong_len(op: &str, what: &str, got: usize, want: usize, why: &str) -> Error 
 
 /// Checks a v-variant's `counts` and `displs` (in elements) against a buffer of
 /// `len` elements on `size` ranks; `exclusive` also rejects overlapping blocks (a
-/// receive layout, where two blocks would be written at once).
+/// receive layout, where two blocks would be written at once). An empty block's
+/// displacement is not checked: it touches no memory (as in MPI, where ranks that
+/// contribute nothing often keep any displacement).
 fn check_layout(
     op: &str,
     what: &str,
@@ -284,7 +286,7 @@ fn check_layout(
         )));
     }
     for (i, (&c, &d)) in counts.iter().zip(displs).enumerate() {
-        if d.checked_add(c).is_none_or(|end| end > len) {
+        if c > 0 && d.checked_add(c).is_none_or(|end| end > len) {
             return Err(Error::InvalidArgument(format!(
                 "{op}: block {i} of the {what} ({c} elements at displacement {d}) ends past its {len} elements"
             )));

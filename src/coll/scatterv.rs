@@ -153,17 +153,14 @@ impl Comm {
             }
         }
         let alg = select::choose(Collective::Scatterv, 0, size, true)?;
-        let (input, mine) = match (send, is_root) {
-            (None, true) => (
-                Buf::Recv,
-                Span::new(Buf::Recv, displs[root] * esz, counts[root] * esz),
-            ),
-            _ => (Buf::Send, Span::new(Buf::Recv, 0, size_of_val(recv))),
-        };
         let blocks = if is_root {
             Blocks::varying(counts, displs, esz)
         } else {
             Blocks::equal(size, 0)
+        };
+        let (input, mine) = match (send, is_root) {
+            (None, true) => (Buf::Recv, blocks.span(Buf::Recv, root)),
+            _ => (Buf::Send, Span::new(Buf::Recv, 0, size_of_val(recv))),
         };
         let mut s = self.schedule(Collective::Scatterv, alg, send.unwrap_or(&[]), recv);
         linear::build(&mut s, input, &blocks, root, mine);

@@ -28,7 +28,9 @@ fn vcounts(n: usize, size: usize, salt: usize) -> Vec<usize> {
         .collect()
 }
 
-/// Displacements that place the blocks in reverse rank order with one-element gaps.
+/// Displacements that place the blocks in reverse rank order with one-element gaps,
+/// and the empty blocks far past the end of the buffer (they touch no memory, so MPI
+/// takes any displacement there).
 fn vdispls(counts: &[usize]) -> (Vec<usize>, usize) {
     let mut displs = vec![0; counts.len()];
     let mut at = 0;
@@ -36,7 +38,19 @@ fn vdispls(counts: &[usize]) -> (Vec<usize>, usize) {
         displs[i] = at;
         at += counts[i] + 1;
     }
+    for (d, _) in displs.iter_mut().zip(counts).filter(|(_, c)| **c == 0) {
+        *d = at + 1_000_000;
+    }
     (displs, at)
+}
+
+/// Where block `count` elements at `displ` lie (nowhere, for an empty block).
+fn place(displ: usize, count: usize) -> std::ops::Range<usize> {
+    if count == 0 {
+        0..0
+    } else {
+        displ..displ + count
+    }
 }
 
 /// The per-rank block sizes a case runs at: the usual counts, the big one split so
@@ -146,7 +160,7 @@ fn gatherv(world: &Comm) {
                 mine.clone()
             };
             if rank == root {
-                buf[displs[root]..displs[root] + counts[root]].copy_from_slice(&mine);
+                buf[place(displs[root], counts[root])].copy_from_slice(&mine);
             }
             world
                 .gatherv_in_place(&mut buf, &counts, &displs, root as i32)
@@ -231,7 +245,7 @@ fn scatterv(world: &Comm) {
                 .scatterv_in_place(&mut buf, &counts, &displs, root as i32)
                 .expect("scatterv_in_place");
             let got = if rank == root {
-                &buf[displs[root]..displs[root] + counts[root]]
+                &buf[place(displs[root], counts[root])]
             } else {
                 &buf[..]
             };
@@ -292,7 +306,7 @@ fn allgatherv(world: &Comm, alg: &str) {
             .expect("iallgatherv");
             check(&all, &want, &format!("i{what}"));
             let mut buf = vec![9u32; len];
-            buf[displs[rank]..displs[rank] + counts[rank]].copy_from_slice(&mine);
+            buf[place(displs[rank], counts[rank])].copy_from_slice(&mine);
             world
                 .allgatherv_in_place(&mut buf, &counts, &displs)
                 .expect("allgatherv_in_place");
