@@ -83,8 +83,9 @@ Exit status:
   2        bad command line (including a --wdir that does not exist) or a bad
            OXRUN_KILL_GRACE_MS
   124      --timeout expired
-  126      PROGRAM (or its #! interpreter) is not executable
-  127      PROGRAM (or its #! interpreter) was not found";
+  126      PROGRAM (or its #! interpreter or ELF loader) is not executable, or
+           is a binary for another machine
+  127      PROGRAM (or its #! interpreter or ELF loader) was not found";
 
 /// How ranks are pinned to processors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -131,7 +132,8 @@ pub struct Cli {
 
     /// Working directory of the ranks [default: oxrun's own]
     ///
-    /// A relative PROGRAM path (one with a '/') is looked up from here.
+    /// A relative PROGRAM path (one with a '/') is looked up from here, and the
+    /// ranks' PWD names it.
     #[arg(long, value_name = "DIR", verbatim_doc_comment)]
     pub wdir: Option<PathBuf>,
 

@@ -8,6 +8,7 @@
 
 mod binding;
 mod cli;
+mod elf;
 mod exit_status;
 mod failure;
 mod job;
@@ -94,13 +95,18 @@ fn launch(cli: Cli) -> i32 {
             return e.exit_code();
         }
     };
-    let exports = match exports(&cli.export) {
+    let mut exports = match exports(&cli.export) {
         Ok(e) => e,
         Err(msg) => {
             eprintln!("oxrun: {msg}");
             return 2;
         }
     };
+    // The ranks start in --wdir: PWD says so (as a shell's cd would), not oxrun's.
+    if cli.wdir.is_some() {
+        let pwd = std::fs::canonicalize(&cwd).unwrap_or_else(|_| cwd.clone());
+        exports.push(("PWD".into(), pwd.into_os_string()));
+    }
 
     let kill_grace = match kill_grace() {
         Ok(g) => g,

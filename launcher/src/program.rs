@@ -9,8 +9,10 @@ use std::ffi::{CString, OsStr, OsString};
 use std::fmt;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+
+use crate::elf::{self, Elf};
 
 /// Why PROGRAM cannot be run.
 #[derive(Debug, PartialEq, Eq)]
@@ -25,7 +27,12 @@ pub enum NotRunnable {
         program: OsString,
         why: &'static str,
     },
-    /// A script whose `#!` interpreter is missing or cannot be run.
+    /// A binary the kernel does not run: an ELF file for another machine, or a
+    /// file that is neither ELF nor a script (a NUL byte in its first line, as a
+    /// shell tells).
+    ExecFormat { program: OsString },
+    /// A script whose `#!` interpreter, or an ELF program whose loader, is missing
+    /// or cannot be run.
     Interpreter {
         program: OsString,
         interpreter: OsString,
@@ -39,7 +46,7 @@ impl NotRunnable {
     pub fn exit_code(&self) -> i32 {
         match self {
             NotRunnable::NotFound { .. } => 127,
-            NotRunnable::PermissionDenied { .. } => 126,
+            NotRunnable::PermissionDenied { .. } | NotRunnable::ExecFormat { .. } => 126,
             NotRunnable::Interpreter { missing, .. } => {
                 if *missing {
                     127
@@ -70,6 +77,11 @@ impl fmt::Display for NotRunnable {
             NotRunnable::PermissionDenied { program, why } => {
                 write!(f, "cannot run '{}': {why}", program.to_string_lossy())
             }
+            NotRunnable::ExecFormat { program } => write!(
+                f,
+                "cannot run '{}': a binary this machine does not run (exec format error)",
+                program.to_string_lossy()
+            ),
             NotRunnable::Interpreter {
                 program,
                 interpreter,
@@ -88,16 +100,22 @@ impl fmt::Display for NotRunnable {
 
 /// Resolves `program` to an absolute path: through `path_var` when it has no `/`,
 /// otherwise relative to `cwd` (the ranks' working directory). A script's `#!`
-/// interpreter must be runnable too (a relative one from `cwd`, as the kernel finds
-/// it).
+/// interpreter and an ELF program's loader must be runnable too (a relative one from
+/// `cwd`, as the kernel finds it), and a binary must be one this machine runs.
 pub fn resolve(
     program: &OsStr,
     path_var: Option<&OsStr>,
     cwd: &Path,
 ) -> Result<PathBuf, NotRunnable> {
     let path = find(program, path_var, cwd)?;
-    let Some(interpreter) = interpreter_of(&path) else {
-        return Ok(path);
+    let interpreter = match needs(&path) {
+        Needs::Nothing => return Ok(path),
+        Needs::Interpreter(interpreter) => interpreter,
+        Needs::Foreign => {
+            return Err(NotRunnable::ExecFormat {
+                program: program.to_owned(),
+            });
+        }
     };
     let (why, missing) = match check(&cwd.join(&interpreter)) {
         Check::Runnable => return Ok(path),
@@ -112,19 +130,52 @@ pub fn resolve(
     })
 }
 
-/// The interpreter a `#!` line at the start of `path` names, read as the kernel
-/// reads it: after blanks, up to the next space, tab or newline. A carriage return
-/// (a script saved with CRLF line ends) is part of the name, and no such file exists.
-fn interpreter_of(path: &Path) -> Option<OsString> {
-    use std::io::Read;
+/// What running a file needs besides the file itself.
+enum Needs {
+    Nothing,
+    /// A script's `#!` interpreter or an ELF program's loader.
+    Interpreter(OsString),
+    /// Nothing can run it here: the kernel refuses the exec (`ENOEXEC`), and the
+    /// ranks' `execvp` would then feed the binary to `/bin/sh`.
+    Foreign,
+}
+
+/// What the head of `path` says it needs: the interpreter a `#!` line names, read
+/// as the kernel reads it (after blanks, up to the next space, tab or newline; a
+/// carriage return, from a script saved with CRLF line ends, is part of the name),
+/// or what [`elf::read`] finds. A file with neither runs under `/bin/sh` (as from a
+/// shell), unless its first line holds a NUL byte: a binary, which a shell refuses.
+fn needs(path: &Path) -> Needs {
+    let Ok(file) = std::fs::File::open(path) else {
+        return Needs::Nothing;
+    };
     let mut head = [0u8; 256];
-    let n = std::fs::File::open(path).ok()?.read(&mut head).ok()?;
-    let line = head[..n].strip_prefix(b"#!")?;
-    let line = line.split(|&b| b == b'\n').next()?;
-    let word = line
-        .split(|&b| b == b' ' || b == b'\t')
-        .find(|w| !w.is_empty())?;
-    Some(OsStr::from_bytes(word).to_owned())
+    let n = file.read_at(&mut head, 0).unwrap_or(0);
+    if let Some(line) = head[..n].strip_prefix(b"#!") {
+        let line = line.split(|&b| b == b'\n').next().unwrap_or_default();
+        return match line
+            .split(|&b| b == b' ' || b == b'\t')
+            .find(|w| !w.is_empty())
+        {
+            Some(word) => Needs::Interpreter(OsStr::from_bytes(word).to_owned()),
+            None => Needs::Nothing,
+        };
+    }
+    match elf::read(&file) {
+        Elf::Foreign => Needs::Foreign,
+        Elf::Native(Some(loader)) => Needs::Interpreter(loader),
+        Elf::Native(None) => Needs::Nothing,
+        // As bash: a NUL in the first line (within 80 bytes) marks a binary.
+        Elf::No
+            if head[..n.min(80)]
+                .split(|&b| b == b'\n')
+                .next()
+                .is_some_and(|line| line.contains(&0)) =>
+        {
+            Needs::Foreign
+        }
+        Elf::No => Needs::Nothing,
+    }
 }
 
 /// [`resolve`] without the interpreter check.
@@ -307,6 +358,34 @@ mod tests {
         let err = resolve(OsStr::new("./relative"), None, &d).unwrap_err();
         assert_eq!(err.exit_code(), 127, "{err}");
         assert!(resolve(OsStr::new("./relative-fine"), None, &d).is_ok());
+        fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn a_binary_is_run_only_if_this_machine_runs_it() {
+        let d = scratch("binary");
+        let write = |name: &str, bytes: &[u8]| {
+            let p = d.join(name);
+            fs::write(&p, bytes).unwrap();
+            fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+        };
+        // Neither ELF nor a script, with a NUL in its first line: /bin/sh would get it.
+        write("data", b"\x01\x00\x02 not text\necho hi\n");
+        let err = resolve(OsStr::new("./data"), None, &d).unwrap_err();
+        assert_eq!(err.exit_code(), 126);
+        assert_eq!(
+            err.to_string(),
+            "cannot run './data': a binary this machine does not run (exec format error)"
+        );
+        // A NUL after the first line: a script without #!, for /bin/sh as from a shell.
+        write("text", b"echo hi\n\x00");
+        assert!(resolve(OsStr::new("./text"), None, &d).is_ok());
+        // This machine's own programs run.
+        write(
+            "native",
+            &fs::read(std::env::current_exe().unwrap()).unwrap(),
+        );
+        assert!(resolve(OsStr::new("./native"), None, &d).is_ok());
         fs::remove_dir_all(d).unwrap();
     }
 }

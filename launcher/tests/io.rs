@@ -321,6 +321,14 @@ fn working_directory() {
             .lines()
             .all(|l| std::path::Path::new(l).canonicalize().unwrap() == canonical)
     );
+    // PWD names it too (it named oxrun's directory), for programs that are no shell.
+    let run = run_job(oxrun(&["--wdir", d, "-n", "1", "printenv", "PWD"]));
+    assert_eq!(run.code(), 0, "{run:?}");
+    assert_eq!(
+        run.stdout.trim_end(),
+        canonical.to_str().unwrap(),
+        "{run:?}"
+    );
 
     let missing = dir.join("missing");
     let run = run_job(oxrun(&[

@@ -254,6 +254,61 @@ fn non_executable_program() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// A copy of `/bin/true` changed by `patch`, executable, in `dir`.
+fn patched_true(dir: &std::path::Path, name: &str, patch: impl FnOnce(&mut Vec<u8>)) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let mut bytes = std::fs::read("/bin/true").unwrap();
+    patch(&mut bytes);
+    let file = dir.join(name);
+    std::fs::write(&file, bytes).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).unwrap();
+    file.to_str().unwrap().to_owned()
+}
+
+#[test]
+fn a_binary_this_machine_cannot_run_is_refused_before_it_starts() {
+    let dir = scratch("foreign");
+    // Another machine's program (e_machine of AArch64 here, x86-64 on AArch64): the
+    // ranks' execvp would run it with /bin/sh ("Syntax error", exit 2).
+    let foreign = patched_true(&dir, "foreign", |b| {
+        let other: u16 = if cfg!(target_arch = "aarch64") {
+            62
+        } else {
+            183
+        };
+        b[18..20].copy_from_slice(&other.to_le_bytes());
+    });
+    let run = run_job(oxrun(&["-n", "2", &foreign]));
+    assert_eq!(run.code(), 126, "{run:?}");
+    assert_eq!(
+        run.stderr,
+        format!(
+            "oxrun: cannot run '{foreign}': a binary this machine does not run (exec format error)\n"
+        )
+    );
+    // A program whose loader is missing: the exec fails as if the program were.
+    let loaderless = patched_true(&dir, "loaderless", |b| {
+        let (at, len) = ["/lib64/ld-linux-x86-64.so.2", "/lib/ld-linux-aarch64.so.1"]
+            .iter()
+            .find_map(|l| {
+                let at = b.windows(l.len()).position(|w| w == l.as_bytes())?;
+                Some((at, l.len()))
+            })
+            .expect("/bin/true names a loader");
+        let mut name = b"/nonexistent/ld.so".to_vec();
+        name.resize(len, 0);
+        b[at..at + len].copy_from_slice(&name);
+    });
+    let run = run_job(oxrun(&["-n", "2", &loaderless]));
+    assert_eq!(run.code(), 127, "{run:?}");
+    assert!(
+        run.stderr
+            .contains("its interpreter '/nonexistent/ld.so': no such file or directory"),
+        "{run:?}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 #[test]
 fn programs_without_pmi_may_exit_0() {
     let run = run_job(oxrun(&["-n", "2", "true"]));

@@ -1,0 +1,149 @@
+//! What the head of an ELF file says about running it here: whether this machine's
+//! kernel takes it, and which loader (`PT_INTERP`) it asks for.
+//!
+//! Checked before any rank starts (`program::resolve`) because the exec itself would
+//! say it badly: the kernel refuses a foreign file with `ENOEXEC`, on which the
+//! `execvp` that starts a rank runs the file as a shell script (a page of syntax
+//! errors, exit status 2); and a missing loader fails the exec with `ENOENT`, as if
+//! the program itself were missing, after oxrun has found it.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::os::unix::ffi::OsStringExt;
+use std::os::unix::fs::FileExt;
+
+/// `\x7fELF`.
+const MAGIC: &[u8; 4] = b"\x7fELF";
+/// `e_ident[EI_CLASS]`: 32 or 64 bits.
+const CLASS_32: u8 = 1;
+const CLASS_64: u8 = 2;
+/// `e_ident[EI_DATA]`: little-endian.
+const DATA_LSB: u8 = 1;
+/// `p_type` of the program header naming the loader.
+const PT_INTERP: u32 = 3;
+/// The longest loader path read (the kernel takes up to a page).
+const MAX_INTERP: u64 = 4096;
+
+/// The ELF files this machine's kernel runs: (class, `e_machine`); `None` where this
+/// build does not know (every ELF file is then taken for runnable).
+fn native() -> Option<&'static [(u8, u16)]> {
+    // x86-64, x32 and i386; AArch64 and 32-bit Arm.
+    if cfg!(target_arch = "x86_64") {
+        Some(&[(CLASS_64, 62), (CLASS_32, 62), (CLASS_32, 3)])
+    } else if cfg!(target_arch = "aarch64") {
+        Some(&[(CLASS_64, 183), (CLASS_32, 40)])
+    } else {
+        None
+    }
+}
+
+/// What an ELF file's head says.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Elf {
+    /// Not an ELF file.
+    No,
+    /// Built for another machine (or byte order): the kernel refuses it.
+    Foreign,
+    /// This machine runs it, with the loader it names, if any.
+    Native(Option<OsString>),
+}
+
+/// Reads the head of `file`.
+pub fn read(file: &File) -> Elf {
+    let mut head = [0u8; 64];
+    let Ok(n) = file.read_at(&mut head, 0) else {
+        return Elf::No;
+    };
+    if n < 20 || &head[..4] != MAGIC {
+        return Elf::No;
+    }
+    let class = head[4];
+    // Every machine this build knows is little-endian.
+    let lsb = head[5] == DATA_LSB;
+    let machine = u16::from_le_bytes([head[18], head[19]]);
+    if let Some(native) = native()
+        && !(lsb && native.contains(&(class, machine)))
+    {
+        return Elf::Foreign;
+    }
+    Elf::Native(interpreter(file, &head[..n], class))
+}
+
+/// The loader the program headers name, where the header is whole and says so.
+fn interpreter(file: &File, head: &[u8], class: u8) -> Option<OsString> {
+    let u16_at = |at: usize| Some(u16::from_le_bytes(head.get(at..at + 2)?.try_into().ok()?));
+    let u32_at = |at: usize| Some(u32::from_le_bytes(head.get(at..at + 4)?.try_into().ok()?));
+    let u64_at = |at: usize| Some(u64::from_le_bytes(head.get(at..at + 8)?.try_into().ok()?));
+    // e_phoff, e_phentsize, e_phnum.
+    let (phoff, phentsize, phnum) = match class {
+        CLASS_64 => (u64_at(0x20)?, u16_at(0x36)?, u16_at(0x38)?),
+        CLASS_32 => (u64::from(u32_at(0x1c)?), u16_at(0x2a)?, u16_at(0x2c)?),
+        _ => return None,
+    };
+    let mut ph = vec![0u8; usize::from(phentsize)];
+    for i in 0..u64::from(phnum) {
+        let at = phoff.checked_add(i * u64::from(phentsize))?;
+        file.read_exact_at(&mut ph, at).ok()?;
+        let word = |at: usize| Some(u32::from_le_bytes(ph.get(at..at + 4)?.try_into().ok()?));
+        if word(0)? != PT_INTERP {
+            continue;
+        }
+        // p_offset and p_filesz.
+        let (off, len) = match class {
+            CLASS_64 => (
+                u64::from_le_bytes(ph.get(8..16)?.try_into().ok()?),
+                u64::from_le_bytes(ph.get(32..40)?.try_into().ok()?),
+            ),
+            _ => (u64::from(word(4)?), u64::from(word(16)?)),
+        };
+        let mut path = vec![0u8; len.min(MAX_INTERP) as usize];
+        file.read_exact_at(&mut path, off).ok()?;
+        // The path ends at its NUL.
+        let end = path.iter().position(|&b| b == 0).unwrap_or(path.len());
+        path.truncate(end);
+        return Some(OsString::from_vec(path));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head_of(path: &str) -> Elf {
+        read(&File::open(path).unwrap())
+    }
+
+    #[test]
+    fn this_machines_programs_and_their_loader() {
+        // The test binary itself is native and (built by cargo, dynamically linked)
+        // names a loader that exists.
+        let me = std::env::current_exe().unwrap();
+        match read(&File::open(&me).unwrap()) {
+            Elf::Native(Some(loader)) => assert!(std::path::Path::new(&loader).exists()),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(head_of("/etc/passwd"), Elf::No);
+    }
+
+    #[test]
+    fn another_machines_program_is_foreign() {
+        if native().is_none() {
+            eprintln!("not run: no list of native ELF files for this machine");
+            return;
+        }
+        let mut bytes = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        // Another machine's e_machine: AArch64 here, x86-64 on AArch64.
+        let foreign = if cfg!(target_arch = "aarch64") {
+            62u16
+        } else {
+            183
+        };
+        bytes[18..20].copy_from_slice(&foreign.to_le_bytes());
+        let path = std::env::temp_dir().join(format!("oxrun-elf-{}", std::process::id()));
+        std::fs::write(&path, &bytes).unwrap();
+        let got = read(&File::open(&path).unwrap());
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(got, Elf::Foreign);
+    }
+}
