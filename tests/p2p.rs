@@ -233,6 +233,19 @@ fn ssend_waits_for_the_matching_receive() {
 }
 
 #[test]
+fn a_receive_matching_an_arrived_message_answers_its_sender_at_once() {
+    // Not with tiny rings: a message longer than the ring waits for its receiver.
+    for variant in VARIANTS.iter().filter(|v| v.name != "tiny rings") {
+        let out = Job::new(2, "p2p_answered").variant(variant).success();
+        assert!(
+            out.contains("answered ok on 2 ranks"),
+            "{}: {out:?}",
+            variant.name
+        );
+    }
+}
+
+#[test]
 fn dup_and_split() {
     suite("comm_split", "split");
 }

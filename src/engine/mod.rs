@@ -755,13 +755,23 @@ impl Engine {
             return Ok(Started::Pending(id));
         }
         // It may have matched a message that completes it at once (or refuses a
-        // large one that does not fit: that answer goes out now).
+        // large one that does not fit), or a large one to read or have sent.
         self.core.post_recv(pattern, id);
-        let started = Started::settle(self, id);
-        if matches!(started, Started::Done(_)) {
-            self.flush_outbox()?;
+        self.answer_matched()?;
+        Ok(Started::settle(self, id))
+    }
+
+    /// What a receive that just matched an arrived message owes its sender, done now
+    /// rather than at the next progress (the sender waits for it, while this rank may
+    /// compute before it waits, as after an `irecv`): the single-copy read of a large
+    /// message, the answer that has one sent, a synchronous send's acknowledgement,
+    /// credit.
+    fn answer_matched(&mut self) -> Result<()> {
+        if !self.core.pulls.is_empty() {
+            self.run_pulls()?;
         }
-        Ok(started)
+        self.flush_outbox()?;
+        Ok(())
     }
 
     /// [`Engine::start_recv`] for a nonblocking receive: always a request, a finished
@@ -778,14 +788,15 @@ impl Engine {
     }
 
     /// Starts a receive of a message already taken off the unexpected queue.
-    pub(crate) fn start_recv_matched(&mut self, msg: Unexpected, buf: UserBufMut) -> ReqId {
+    pub(crate) fn start_recv_matched(&mut self, msg: Unexpected, buf: UserBufMut) -> Result<ReqId> {
         let id = self.core.reqs.insert(Op::Recv(RecvOp {
             buf,
             phase: RecvPhase::Posted,
             keep: false,
         }));
         self.core.deliver_unexpected(id, msg);
-        id
+        self.answer_matched()?;
+        Ok(id)
     }
 
     /// Starts a schedule as a request.
