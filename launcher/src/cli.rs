@@ -23,7 +23,9 @@ no rank outlives the job: when one rank fails, the others are stopped.
 
 Output lines arrive whole, also where stdout and stderr are one file (2>&1); a line
 longer than 64 KiB may be cut at a multiple of 64 KiB when another rank's line has
-to come between two pieces. A reader that stops reading oxrun's output holds the
+to come between two pieces. The start of a line whose end has not come for 0.5 s
+(a prompt before the rank reads its answer) is passed on as it is; another rank's
+line between that and its end puts the end on a line of its own. A reader that stops reading oxrun's output holds the
 ranks' output back (they wait as they would writing to it directly), never oxrun:
 --timeout and signals still end the job. At the end oxrun waits until its reader
 has taken all of the output, unless a signal or --timeout ends the wait.";

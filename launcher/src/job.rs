@@ -447,7 +447,10 @@ impl Job {
                 }
                 Ok(_) => out.take_lines(&mut stream.lb),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    stream.lb.drained(Instant::now());
+                    break;
+                }
                 Err(_) => {
                     ended = true;
                     break;
@@ -801,6 +804,29 @@ impl Job {
             self.last_reap = now;
             strays::reap_ended(&self.not_strays());
         }
+        if self.partial_due().is_some_and(|due| due <= now) {
+            for stream in self
+                .ranks
+                .iter_mut()
+                .flat_map(|r| r.streams.iter_mut().flatten())
+            {
+                self.out.take_stale(&mut stream.lb, now);
+            }
+            self.out.flush();
+        }
+    }
+
+    /// When the first unfinished line of the ranks' output goes out as it is; none
+    /// while oxrun's reader is behind (the line's end may wait in its pipe).
+    fn partial_due(&self) -> Option<Instant> {
+        if self.out.backlogged() {
+            return None;
+        }
+        self.ranks
+            .iter()
+            .flat_map(|r| r.streams.iter().flatten())
+            .filter_map(|s| s.lb.due())
+            .min()
     }
 
     /// oxrun's children that are not strays: every rank (ended ones too: they stay
@@ -812,10 +838,16 @@ impl Job {
 
     fn next_timer(&self) -> Option<Instant> {
         let deadline = self.deadline.filter(|_| self.failure.is_none());
-        [deadline, self.kill_at, self.drain_until, self.reap_at]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            deadline,
+            self.kill_at,
+            self.drain_until,
+            self.reap_at,
+            self.partial_due(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Once every rank has ended: kill what is left in their process groups and start

@@ -1,7 +1,9 @@
 //! Forwarding the ranks' stdout and stderr to oxrun's own, one whole line at a time.
 //!
 //! Each rank stream has a [`LineBuffer`] of [`CHUNK`] bytes; complete lines go out
-//! whole (with `[R] ` in front under `--tag-output`). Invariants: a line is never
+//! whole (with `[R] ` in front under `--tag-output`), and an unfinished line once it
+//! has waited [`PARTIAL_WAIT`] for its end (a prompt before the rank reads its
+//! input, progress dots). Invariants: a line is never
 //! interleaved with another stream's line on the same output; a line longer than
 //! [`CHUNK`] is written in pieces of exactly [`CHUNK`] bytes, and when another
 //! stream's line has to come between two pieces, a newline is inserted first (so the
@@ -12,9 +14,17 @@
 
 use std::io::{self, Read, Write};
 use std::os::fd::RawFd;
+use std::time::{Duration, Instant};
 
 /// Size of a stream's line buffer, and of the pieces an overlong line is cut into.
 pub const CHUNK: usize = 64 << 10;
+
+/// How long the unfinished end of a stream waits for its newline, with nothing more
+/// in its pipe, before it goes out as it is: another stream's line coming between
+/// its parts then ends it on a line of its own (as at a chunk's boundary). Long
+/// enough that a writer descheduled in the middle of a line, on a busy machine,
+/// seldom has its line cut so.
+pub const PARTIAL_WAIT: Duration = Duration::from_millis(500);
 
 /// Which of a rank's outputs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +42,9 @@ pub struct LineBuffer {
     kind: Kind,
     buf: Box<[u8]>,
     len: usize,
+    /// Since when the buffer has held an unfinished line with the stream's pipe
+    /// empty ([`LineBuffer::drained`]).
+    since: Option<Instant>,
 }
 
 impl LineBuffer {
@@ -42,7 +55,13 @@ impl LineBuffer {
             kind,
             buf: vec![0; CHUNK].into_boxed_slice(),
             len: 0,
+            since: None,
         }
+    }
+
+    /// When the unfinished line held here goes out ([`Output::take_stale`]), if any.
+    pub fn due(&self) -> Option<Instant> {
+        self.since.map(|t| t + PARTIAL_WAIT)
     }
 
     /// Reads once from `src` into the free part of the buffer (never full when the
@@ -50,7 +69,18 @@ impl LineBuffer {
     pub fn read_from(&mut self, src: &mut impl Read) -> io::Result<usize> {
         let n = src.read(&mut self.buf[self.len..])?;
         self.len += n;
+        if n > 0 {
+            self.since = None;
+        }
         Ok(n)
+    }
+
+    /// The stream's pipe is empty for now (at `now`): an unfinished line held here
+    /// starts to wait for its end, unless it waits already.
+    pub fn drained(&mut self, now: Instant) {
+        if self.len > 0 {
+            self.since = self.since.or(Some(now));
+        }
     }
 }
 
@@ -116,6 +146,17 @@ impl<W: Write> Output<W> {
         lb.len -= start;
     }
 
+    /// Emits the unfinished line in `lb` if it is due at `now` ([`LineBuffer::due`]);
+    /// the rest of that line follows it on the same output line unless another
+    /// stream's line comes between.
+    pub fn take_stale(&mut self, lb: &mut LineBuffer, now: Instant) {
+        if lb.due().is_some_and(|due| due <= now) {
+            self.emit(lb.rank, lb.kind, &lb.buf[..lb.len], false);
+            lb.len = 0;
+            lb.since = None;
+        }
+    }
+
     /// Emits what is left in `lb` at end of file: a last line without newline goes
     /// out as it is.
     pub fn finish(&mut self, lb: &mut LineBuffer) {
@@ -123,6 +164,7 @@ impl<W: Write> Output<W> {
         if lb.len > 0 {
             self.emit(lb.rank, lb.kind, &lb.buf[..lb.len], false);
             lb.len = 0;
+            lb.since = None;
         }
     }
 
@@ -311,6 +353,42 @@ mod tests {
         assert_eq!(lines[0].len(), 4 + CHUNK);
         assert_eq!(lines[1], "[1] short");
         assert_eq!(lines[2], "[0] LLLLLLLLLL");
+    }
+
+    #[test]
+    fn an_unfinished_line_goes_out_once_it_waited() {
+        let mut o = out(true);
+        let mut a = LineBuffer::new(0, Kind::Stdout);
+        let mut b = LineBuffer::new(1, Kind::Stdout);
+        feed(&mut o, &mut a, b"prompt: ");
+        assert_eq!(a.due(), None, "its pipe may hold more");
+        a.drained(Instant::now());
+        let due = a.due().expect("an unfinished line waits");
+        o.take_stale(&mut a, due - Duration::from_millis(1));
+        o.flush();
+        assert_eq!(stdout(&o), "");
+        o.take_stale(&mut a, due);
+        o.flush();
+        assert_eq!(stdout(&o), "[0] prompt: ");
+        assert_eq!(a.due(), None);
+        // Its end follows on the same line, with no tag.
+        feed(&mut o, &mut a, b"42\n");
+        assert_eq!(stdout(&o), "[0] prompt: 42\n");
+        // Another stream's line between the parts ends the first part's line.
+        feed(&mut o, &mut a, b"more ");
+        a.drained(Instant::now());
+        // More of the line resets the wait; then the pipe is empty again.
+        feed(&mut o, &mut a, b"and ");
+        assert_eq!(a.due(), None);
+        a.drained(Instant::now());
+        let due = a.due().unwrap();
+        o.take_stale(&mut a, due);
+        feed(&mut o, &mut b, b"other\n");
+        feed(&mut o, &mut a, b"dots\n");
+        assert_eq!(
+            stdout(&o),
+            "[0] prompt: 42\n[0] more and \n[1] other\n[0] dots\n"
+        );
     }
 
     #[test]

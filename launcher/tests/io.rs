@@ -373,6 +373,40 @@ fn stdin_goes_to_rank_0_only() {
 }
 
 #[test]
+fn a_prompt_without_newline_comes_out_before_the_rank_reads_its_answer() {
+    use std::io::{Read, Write};
+    use std::process::Stdio;
+    let mut child = oxrun(&[
+        "--timeout",
+        "60",
+        "-n",
+        "1",
+        "sh",
+        "-c",
+        "printf 'prompt: '; read -r x; echo \"got $x\"",
+    ])
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let mut output = child.stdout.take().unwrap();
+    // Read until the prompt is there: it was held until its line ended, that is
+    // until after the answer it asks for (oxrun's --timeout ends the wait).
+    let mut seen = Vec::new();
+    let mut byte = [0u8];
+    while !seen.ends_with(b"prompt: ") {
+        assert_eq!(output.read(&mut byte).unwrap(), 1, "output ended: {seen:?}");
+        seen.push(byte[0]);
+    }
+    input.write_all(b"42\n").unwrap();
+    drop(input);
+    output.read_to_end(&mut seen).unwrap();
+    assert!(wait_guarded(&mut child).success());
+    assert_eq!(String::from_utf8_lossy(&seen), "prompt: got 42\n");
+}
+
+#[test]
 fn long_lines_arrive_whole() {
     // A 200 000-byte line with newline, then a 100 000-byte line without one.
     let run = run_job(oxrun(&[
