@@ -53,4 +53,4 @@ pub use error::{ConfigError, Error, Rank, Result, Tag};
 pub use request::{
     Request, Scope, scope, test_any, wait_all, wait_all_results, wait_any, wait_some,
 };
-pub use status::{ANY_SOURCE, ANY_TAG, Source, Status, TAG_UB, TagSel};
+pub use status::{ANY_SOURCE, ANY_TAG, PROC_NULL, Source, Status, TAG_UB, TagSel};

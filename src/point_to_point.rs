@@ -1,6 +1,7 @@
 //! Point-to-point communication (MPI's chapter 3) as methods of [`Comm`]: blocking
-//! `send`/`ssend`/`recv`/`recv_vec`/`probe`/`sendrecv` and nonblocking
-//! `isend`/`issend`/`irecv` within a [`crate::Scope`].
+//! `send`/`ssend`/`recv`/`recv_vec`/`probe`/`sendrecv`/`sendrecv_replace` and
+//! nonblocking `isend`/`issend`/`irecv` within a [`crate::Scope`]. Each takes
+//! [`PROC_NULL`] for a peer, and then moves nothing.
 //!
 //! Buffers are slices of plain-old-data types (`bytemuck::Pod`); sizes travel in
 //! bytes. Invariant: a receive never writes past its buffer; a message that does not
@@ -19,7 +20,7 @@ use crate::engine::requests::ReqId;
 use crate::engine::{self, Started, matching::Pattern};
 use crate::error::{Error, Rank, Result, Tag};
 use crate::request::{Request, Scope};
-use crate::status::{Source, Status, TagSel, is_whole, partial_element};
+use crate::status::{PROC_NULL, Source, Status, TagSel, is_whole, partial_element};
 use crate::userbuf::{UserBuf, UserBufMut};
 
 impl Comm {
@@ -37,7 +38,19 @@ impl Comm {
         ))
     }
 
-    /// Starts a send: its request, or [`ReqId::DONE`] when it completed at once. The
+    /// A receive or probe from [`PROC_NULL`]: its status, at once (the tag checked);
+    /// `None` for any other source.
+    #[inline]
+    fn from_null(source: Source, tag: TagSel) -> Result<Option<Status>> {
+        if !source.is_null() {
+            return Ok(None);
+        }
+        Comm::check_tag_sel(tag)?;
+        Ok(Some(Status::proc_null()))
+    }
+
+    /// Starts a send: its request, or [`ReqId::DONE`] when it completed at once (to
+    /// [`PROC_NULL`], at once). The
     /// error boxed, so that the result travels in two registers: returned through
     /// memory it cost the caller a store-forwarding stall (docs/benchmarks.md).
     fn post_send(
@@ -48,6 +61,10 @@ impl Comm {
         sync: bool,
     ) -> std::result::Result<ReqId, Box<Error>> {
         let start = || {
+            if dest == PROC_NULL {
+                Comm::check_tag(tag)?;
+                return Ok(ReqId::DONE);
+            }
             let peer = self.world_rank(dest)?;
             let tag = Comm::check_tag(tag)?;
             let (ctx, me) = (self.p2p_ctx(), self.rank());
@@ -110,6 +127,9 @@ impl Comm {
         tag: impl Into<TagSel>,
     ) -> Result<Status> {
         let (source, tag) = (source.into(), tag.into());
+        if let Some(status) = Comm::from_null(source, tag)? {
+            return Ok(status);
+        }
         // SAFETY: the receive is waited for before this call returns.
         let buf = unsafe { UserBufMut::new(bytemuck::cast_slice_mut(buf)) };
         // The pattern is built inside the engine call, where it is posted: built
@@ -146,7 +166,11 @@ impl Comm {
         source: impl Into<Source>,
         tag: impl Into<TagSel>,
     ) -> Result<(Vec<T>, Status)> {
-        let pattern = self.pattern(source.into(), tag.into())?;
+        let (source, tag) = (source.into(), tag.into());
+        if let Some(status) = Comm::from_null(source, tag)? {
+            return Ok((Vec::new(), status));
+        }
+        let pattern = self.pattern(source, tag)?;
         let elem = size_of::<T>().max(1);
         engine::with(|e| {
             let msg = e.mprobe(&pattern)?;
@@ -184,7 +208,11 @@ impl Comm {
     /// Waits for a message matching `source` and `tag` and returns its envelope
     /// without receiving it (`MPI_Probe`).
     pub fn probe(&self, source: impl Into<Source>, tag: impl Into<TagSel>) -> Result<Status> {
-        let pattern = self.pattern(source.into(), tag.into())?;
+        let (source, tag) = (source.into(), tag.into());
+        if let Some(status) = Comm::from_null(source, tag)? {
+            return Ok(status);
+        }
+        let pattern = self.pattern(source, tag)?;
         engine::with(|e| e.probe(&pattern))
     }
 
@@ -211,7 +239,11 @@ impl Comm {
         source: impl Into<Source>,
         tag: impl Into<TagSel>,
     ) -> Result<Option<Status>> {
-        let pattern = self.pattern(source.into(), tag.into())?;
+        let (source, tag) = (source.into(), tag.into());
+        if let Some(status) = Comm::from_null(source, tag)? {
+            return Ok(Some(status));
+        }
+        let pattern = self.pattern(source, tag)?;
         engine::with(|e| e.iprobe(&pattern))
     }
 
@@ -228,9 +260,17 @@ impl Comm {
         source: impl Into<Source>,
         recv_tag: impl Into<TagSel>,
     ) -> Result<Status> {
-        let pattern = self.pattern(source.into(), recv_tag.into())?;
-        let peer = self.world_rank(dest)?;
+        let (source, recv_tag) = (source.into(), recv_tag.into());
+        let null_recv = Comm::from_null(source, recv_tag)?;
+        let pattern = match null_recv {
+            Some(_) => None,
+            None => Some(self.pattern(source, recv_tag)?),
+        };
         let send_tag = Comm::check_tag(send_tag)?;
+        let peer = match dest {
+            PROC_NULL => None,
+            _ => Some(self.world_rank(dest)?),
+        };
         let (ctx, me) = (self.p2p_ctx(), self.rank());
         // SAFETY: both operations are waited for before this call returns.
         let (out, into) = unsafe {
@@ -240,8 +280,14 @@ impl Comm {
             )
         };
         engine::with(|e| {
-            let r = e.start_recv(pattern, into)?;
-            let s = e.start_send(ctx, me, peer, send_tag, out, false)?;
+            let r = match (pattern, null_recv) {
+                (Some(pattern), _) => e.start_recv(pattern, into)?,
+                (None, status) => Started::Done(Ok(status.unwrap_or_else(Status::proc_null))),
+            };
+            let s = match peer {
+                Some(peer) => e.start_send(ctx, me, peer, send_tag, out, false)?,
+                None => None,
+            };
             let pending = match r {
                 Started::Pending(id) => Some(id),
                 Started::Done(_) => None,
@@ -261,6 +307,34 @@ impl Comm {
             }
         })?
         .whole(size_of::<R>())
+    }
+
+    /// Sends `buf` to `dest` and receives into it from `source` (`MPI_Sendrecv_replace`):
+    /// what goes out is `buf` as it was when the call began (copied aside), and the
+    /// message received must fit in it, as in [`Comm::recv`].
+    ///
+    /// ```
+    /// # fn main() -> oxmpi::Result<()> {
+    /// let universe = oxmpi::init()?;
+    /// let world = universe.world();
+    /// let (rank, size) = (world.rank(), world.size());
+    /// // Pass a value around the ring.
+    /// let mut buf = [rank; 3];
+    /// let from = (rank + size - 1) % size;
+    /// world.sendrecv_replace(&mut buf, (rank + 1) % size, 0, from, 0)?;
+    /// assert_eq!(buf, [from; 3]);
+    /// # Ok(()) }
+    /// ```
+    pub fn sendrecv_replace<T: Pod>(
+        &self,
+        buf: &mut [T],
+        dest: Rank,
+        send_tag: Tag,
+        source: impl Into<Source>,
+        recv_tag: impl Into<TagSel>,
+    ) -> Result<Status> {
+        let out = buf.to_vec();
+        self.sendrecv(&out, dest, send_tag, buf, source, recv_tag)
     }
 
     /// Starts sending `buf` (`MPI_Isend`); the buffer stays borrowed until the request
@@ -297,7 +371,12 @@ impl Comm {
         source: impl Into<Source>,
         tag: impl Into<TagSel>,
     ) -> Result<Request<'s>> {
-        let pattern = self.pattern(source.into(), tag.into())?;
+        let (source, tag) = (source.into(), tag.into());
+        if let Some(status) = Comm::from_null(source, tag)? {
+            let id = engine::with(|e| Ok(e.finished(Ok(status))))?;
+            return Ok(scope.adopt_recv(id, size_of::<T>()));
+        }
+        let pattern = self.pattern(source, tag)?;
         if size_of::<T>() > u32::MAX as usize {
             // A request keeps its element size in 32 bits (see `Scope::adopt_recv`).
             return Err(Error::InvalidArgument(format!(

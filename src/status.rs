@@ -30,8 +30,41 @@ pub enum TagSel {
 
 /// Receive from any rank (`MPI_ANY_SOURCE`).
 pub const ANY_SOURCE: Source = Source::Any;
+
+/// The null rank (`MPI_PROC_NULL`): a send to it, or a receive or probe from it,
+/// completes at once and moves nothing, as at the edges of a grid that does not wrap
+/// around. A receive's status says source `PROC_NULL`, tag -1 (`MPI_ANY_TAG`) and 0
+/// bytes, and its buffer is left as it was. The tag must still be valid.
+///
+/// ```
+/// # fn main() -> oxmpi::Result<()> {
+/// use oxmpi::PROC_NULL;
+/// let universe = oxmpi::init()?;
+/// let world = universe.world();
+/// let (rank, size) = (world.rank(), world.size());
+/// // A shift to the right along a line of ranks: the ends talk to nobody.
+/// let right = if rank + 1 < size { rank + 1 } else { PROC_NULL };
+/// let left = if rank > 0 { rank - 1 } else { PROC_NULL };
+/// let mut got = [-1i32];
+/// let status = world.sendrecv(&[rank], right, 0, &mut got, left, 0)?;
+/// if rank == 0 {
+///     assert_eq!((status.source, status.bytes, got[0]), (PROC_NULL, 0, -1));
+/// } else {
+///     assert_eq!(got[0], rank - 1);
+/// }
+/// # Ok(()) }
+/// ```
+pub const PROC_NULL: Rank = -2;
 /// Receive with any tag (`MPI_ANY_TAG`).
 pub const ANY_TAG: TagSel = TagSel::Any;
+
+impl Source {
+    /// Whether this is [`PROC_NULL`].
+    #[inline]
+    pub(crate) fn is_null(self) -> bool {
+        self == Source::Rank(PROC_NULL)
+    }
+}
 
 impl From<Rank> for Source {
     fn from(r: Rank) -> Source {
@@ -68,6 +101,15 @@ pub struct Status {
 }
 
 impl Status {
+    /// What a receive or probe from [`PROC_NULL`] reports.
+    pub(crate) fn proc_null() -> Status {
+        Status {
+            source: PROC_NULL,
+            tag: -1,
+            bytes: 0,
+        }
+    }
+
     /// Number of whole `T` elements in the message (`MPI_Get_count`); 0 for a
     /// zero-sized `T`, as MPI counts a datatype of size zero.
     ///

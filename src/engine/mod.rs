@@ -783,8 +783,13 @@ impl Engine {
     ) -> Result<ReqId> {
         match self.start_recv(pattern, buf)? {
             Started::Pending(id) => Ok(id),
-            Started::Done(result) => Ok(self.core.reqs.insert(Op::done(result))),
+            Started::Done(result) => Ok(self.finished(result)),
         }
+    }
+
+    /// A request that has finished with `result` already.
+    pub(crate) fn finished(&mut self, result: Result<Status>) -> ReqId {
+        self.core.reqs.insert(Op::done(result))
     }
 
     /// Starts a receive of a message already taken off the unexpected queue.
