@@ -71,6 +71,17 @@ pub struct Comm {
     _not_sync: PhantomData<Cell<()>>,
 }
 
+impl std::fmt::Debug for Comm {
+    /// The rank, the size and the context ids (not the group, which may be long).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Comm")
+            .field("rank", &self.inner.rank)
+            .field("size", &self.inner.size)
+            .field("context", &self.inner.pair)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The color of a [`Comm::split`]: ranks with the same color form one new
 /// communicator; [`Color::Undefined`] ranks get none (`MPI_UNDEFINED`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +97,11 @@ impl From<i32> for Color {
         Color::Of(c)
     }
 }
+
+/// A split's color word for [`Color::Undefined`].
+const UNDEFINED: i32 = -1;
+/// A split's color word for a negative color, which every rank refuses.
+const NEGATIVE: i32 = i32::MIN;
 
 /// What each rank contributes to a split: its color, key and free context ids.
 #[repr(C)]
@@ -267,15 +283,15 @@ impl Comm {
     /// Partitions the ranks by `color`, ordering each part by `key` then by rank here
     /// (`MPI_Comm_split`). Returns `None` for [`Color::Undefined`]. Collective over this
     /// communicator; context ids are agreed among the ranks, without a server.
+    ///
+    /// A negative color is an [`Error::InvalidArgument`] on every rank, naming the rank
+    /// that gave it (the ranks still meet, so none waits for it).
     pub fn split(&self, color: impl Into<Color>, key: i32) -> Result<Option<Comm>> {
-        let color = match color.into() {
-            Color::Of(c) if c < 0 => {
-                return Err(Error::InvalidArgument(format!(
-                    "split color {c} is negative (use Color::Undefined for no communicator)"
-                )));
-            }
-            Color::Of(c) => c,
-            Color::Undefined => -1,
+        // A negative color travels as NEGATIVE, the color in the key's place.
+        let (color, key) = match color.into() {
+            Color::Of(c) if c < 0 => (NEGATIVE, c),
+            Color::Of(c) => (c, key),
+            Color::Undefined => (UNDEFINED, key),
         };
         let free = engine::with(|e| Ok(e.free_pairs()))?;
         let mine = SplitEntry { color, key, free };
@@ -288,6 +304,12 @@ impl Comm {
             self.size() as usize
         ];
         self.allgather(std::slice::from_ref(&mine), &mut all)?;
+        if let Some((r, e)) = all.iter().enumerate().find(|(_, e)| e.color == NEGATIVE) {
+            return Err(Error::InvalidArgument(format!(
+                "split: rank {r} gave color {}, which is negative (Color::Undefined joins no communicator)",
+                e.key
+            )));
+        }
         let mut common = [u64::MAX; MASK_WORDS];
         for entry in &all {
             for (c, f) in common.iter_mut().zip(entry.free) {

@@ -103,6 +103,7 @@ pub enum Threading {
 /// assert!(matches!(oxmpi::init(), Err(oxmpi::Error::Finalized)));
 /// # Ok(()) }
 /// ```
+#[derive(Debug)]
 pub struct Universe {
     world: Comm,
     finalized: bool,

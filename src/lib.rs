@@ -18,7 +18,7 @@
 //! assert_eq!(token[0], left as u32);
 //! # Ok(()) }
 //! ```
-#![warn(missing_docs)]
+#![warn(missing_docs, missing_debug_implementations)]
 #![deny(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
 
 // Lengths and offsets travel as 64-bit numbers (frame headers, the shared segment's

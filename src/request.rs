@@ -40,6 +40,15 @@ pub struct Scope<'s, 'env: 's> {
     _env: PhantomData<&'env mut &'env ()>,
 }
 
+impl std::fmt::Debug for Scope<'_, '_> {
+    /// How many operations started in it may still be in flight.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scope")
+            .field("live", &self.live.borrow().len())
+            .finish()
+    }
+}
+
 /// Runs `f` with a [`Scope`] for nonblocking operations and waits, before returning,
 /// for every request started in it.
 ///
@@ -221,6 +230,19 @@ const _: () = assert!(size_of::<Request<'static>>() == 16);
 pub struct Request<'s> {
     state: State,
     _scope: PhantomData<&'s ()>,
+}
+
+impl std::fmt::Debug for Request<'_> {
+    /// Where the operation stands: in flight, finished, reported, or failed (with the
+    /// error).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.state {
+            State::Pending(..) => f.write_str("Request(in flight)"),
+            State::Done => f.write_str("Request(finished)"),
+            State::Reported => f.write_str("Request(reported)"),
+            State::Failed(e) => write!(f, "Request(failed: {e})"),
+        }
+    }
 }
 
 impl Request<'_> {

@@ -498,6 +498,15 @@ pub struct User<F> {
     commutative: bool,
 }
 
+impl<F> std::fmt::Debug for User<F> {
+    /// Whether it commutes (the closure has nothing to show).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("commutative", &self.commutative)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<F> Sealed for User<F> {}
 
 impl<T: Pod, F: Fn(&[T], &mut [T]) + Send + Sync + 'static> Reduction<T> for User<F> {

@@ -163,9 +163,21 @@ fn main() -> oxmpi::Result<()> {
             || "split without rank 0".into(),
         );
     }
-    // Negative colors are refused.
+    // Negative colors are refused, on every rank where one rank gives one (the others
+    // would wait for it in the split otherwise), and nothing is left half done.
     check(&world, world.split(-4, 0).is_err(), || {
         "negative color accepted".into()
+    });
+    let bad = size - 1;
+    let got = world.split(if rank == bad { -7 } else { 0 }, 0);
+    let named = format!("rank {bad} gave color -7");
+    check(
+        &world,
+        matches!(&got, Err(oxmpi::Error::InvalidArgument(m)) if m.contains(&named)),
+        || format!("one rank's negative color: {got:?}"),
+    );
+    check(&world, world.dup()?.size() == size, || {
+        "a split after a refused one".into()
     });
 
     // Many communicators alive at once, then dropped, then more: ids are reused.
