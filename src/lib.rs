@@ -51,6 +51,7 @@ pub use engine::large_receives::{LargeReceives, large_receives};
 pub use environment::{ErrorMode, Threading, Universe, init, wtick, wtime};
 pub use error::{ConfigError, Error, Rank, Result, Tag};
 pub use request::{
-    Request, Scope, scope, test_any, wait_all, wait_all_results, wait_any, wait_some,
+    Request, Scope, scope, test_all, test_any, test_some, wait_all, wait_all_results, wait_any,
+    wait_some,
 };
 pub use status::{ANY_SOURCE, ANY_TAG, PROC_NULL, Source, Status, TAG_UB, TagSel};

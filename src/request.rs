@@ -640,6 +640,59 @@ pub fn wait_some(requests: &mut [Option<Request<'_>>]) -> Result<Vec<(usize, Sta
         return Ok(out);
     };
     out.push(first);
+    take_completed(requests, &mut out)?;
+    Ok(out)
+}
+
+/// Progresses once and takes out every request that has completed
+/// (`MPI_Testsome`); returns their indices and statuses, empty when none has
+/// completed (or every slot is empty). A failed request is reported as by
+/// [`wait_some`].
+///
+/// ```
+/// # fn main() -> oxmpi::Result<()> {
+/// let universe = oxmpi::init()?;
+/// let world = universe.world();
+/// let me = world.rank();
+/// let mut inbox = [[0u8]; 3];
+/// oxmpi::scope(|s| -> oxmpi::Result<()> {
+///     let mut slots = Vec::new();
+///     for (tag, slot) in inbox.iter_mut().enumerate() {
+///         slots.push(Some(world.irecv(s, slot, me, tag as i32)?));
+///     }
+///     assert!(oxmpi::test_some(&mut slots)?.is_empty());
+///     world.send(&[2u8], me, 2)?;
+///     let mut done = Vec::new();
+///     while done.is_empty() {
+///         done = oxmpi::test_some(&mut slots)?;
+///     }
+///     assert_eq!(done[0].0, 2);
+///     for tag in [0, 1] {
+///         world.send(&[tag as u8], me, tag)?;
+///     }
+///     oxmpi::wait_all(slots.into_iter().flatten().collect())?;
+///     Ok(())
+/// })?;
+/// assert_eq!(inbox, [[0], [1], [2]]);
+/// # Ok(()) }
+/// ```
+pub fn test_some(requests: &mut [Option<Request<'_>>]) -> Result<Vec<(usize, Status)>> {
+    let mut out = Vec::new();
+    let Some(first) = test_any(requests)? else {
+        return Ok(out);
+    };
+    out.push(first);
+    take_completed(requests, &mut out)?;
+    Ok(out)
+}
+
+/// Takes every completed request out of `requests` into `out` (after a first one
+/// was taken): a failed one stays in its slot, for the next call to report (a
+/// failure of the job itself is returned at once).
+fn take_completed(
+    requests: &mut [Option<Request<'_>>],
+    out: &mut Vec<(usize, Status)>,
+) -> Result<()> {
     for (i, slot) in requests.iter_mut().enumerate() {
         if slot.as_ref().is_some_and(Request::is_complete) {
             let mut r = slot.take().expect("checked");
@@ -653,5 +706,60 @@ pub fn wait_some(requests: &mut [Option<Request<'_>>]) -> Result<Vec<(usize, Sta
             }
         }
     }
-    Ok(out)
+    Ok(())
+}
+
+/// Progresses once and, if every request has completed, takes them all out of their
+/// slots and returns their statuses in order (`MPI_Testall`); otherwise returns
+/// `Ok(None)` and leaves every slot as it was. Empty slots, and requests whose
+/// outcome [`Request::test`] reported already, count as completed with an empty
+/// status, as null requests do in MPI. Where requests failed, every slot is emptied
+/// all the same and the failure with the lowest index is returned, as by
+/// [`wait_all`].
+///
+/// ```
+/// # fn main() -> oxmpi::Result<()> {
+/// let universe = oxmpi::init()?;
+/// let world = universe.world();
+/// let me = world.rank();
+/// let mut inbox = [[0u16]; 2];
+/// let [a, b] = &mut inbox;
+/// oxmpi::scope(|s| -> oxmpi::Result<()> {
+///     let mut slots = [Some(world.irecv(s, a, me, 0)?), Some(world.irecv(s, b, me, 1)?)];
+///     world.send(&[5u16], me, 0)?;
+///     assert!(oxmpi::test_all(&mut slots)?.is_none());
+///     assert!(slots.iter().all(Option::is_some), "nothing taken");
+///     world.send(&[6u16], me, 1)?;
+///     let statuses = loop {
+///         if let Some(statuses) = oxmpi::test_all(&mut slots)? {
+///             break statuses;
+///         }
+///     };
+///     assert_eq!(statuses.iter().map(|s| s.tag).collect::<Vec<_>>(), [0, 1]);
+///     Ok(())
+/// })?;
+/// assert_eq!(inbox, [[5], [6]]);
+/// # Ok(()) }
+/// ```
+pub fn test_all(requests: &mut [Option<Request<'_>>]) -> Result<Option<Vec<Status>>> {
+    engine::with(|e| e.poll())?;
+    let null_or_complete = |r: &Request<'_>| matches!(r.state, State::Reported) || r.is_complete();
+    if !requests.iter().flatten().all(null_or_complete) {
+        return Ok(None);
+    }
+    let mut statuses = Vec::with_capacity(requests.len());
+    let mut failure = None;
+    for slot in requests.iter_mut() {
+        match slot.take().map_or(Ok(Status::empty()), Request::wait) {
+            Ok(status) => statuses.push(status),
+            Err(e) => {
+                failure.get_or_insert(e);
+                statuses.push(Status::empty());
+            }
+        }
+    }
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(Some(statuses)),
+    }
 }

@@ -1,4 +1,5 @@
-//! Requests: wait_any, wait_some, test_any over mixed sends and receives; a request
+//! Requests: wait_any, wait_some, test_any, test_some, test_all over mixed sends and
+//! receives; a request
 //! dropped or forgotten inside a scope is still completed before the scope ends (so
 //! its buffer is never written after it is gone); ANY_SOURCE nonblocking receives; a
 //! completion is reported once.
@@ -70,6 +71,59 @@ fn main() -> oxmpi::Result<()> {
     for (i, b) in ins.iter().enumerate() {
         check(&world, *b == [left, i as i32, 0, 0], || {
             format!("message {i}: {b:?}")
+        });
+    }
+
+    // test_some collects every request exactly once too; test_all takes nothing until
+    // every request has completed (and counts a reported or empty slot as done).
+    let mut ins = [[-1i32; 4]; 8];
+    oxmpi::scope(|s| -> oxmpi::Result<()> {
+        let mut slots = Vec::new();
+        for (i, buf) in ins.iter_mut().enumerate() {
+            slots.push(Some(world.irecv(s, buf, left, 100 + i as i32)?));
+        }
+        let mut sends = Vec::new();
+        for (i, buf) in outs.iter().enumerate() {
+            sends.push(Some(world.isend(s, buf, right, 100 + i as i32)?));
+        }
+        let mut seen = [0; 8];
+        while seen.iter().sum::<i32>() < 4 {
+            for (i, _) in oxmpi::test_some(&mut slots[..4])? {
+                seen[i] += 1;
+            }
+        }
+        let statuses = loop {
+            let before = slots.iter().filter(|s| s.is_some()).count();
+            match oxmpi::test_all(&mut slots)? {
+                Some(statuses) => break statuses,
+                None => check(
+                    &world,
+                    slots.iter().filter(|s| s.is_some()).count() == before,
+                    || "test_all took requests before all had completed".into(),
+                ),
+            }
+        };
+        check(&world, seen[..4] == [1, 1, 1, 1], || {
+            format!("test_some: {seen:?}")
+        });
+        check(
+            &world,
+            statuses.len() == 8 && slots.iter().all(Option::is_none),
+            || "test_all left requests".into(),
+        );
+        for (i, status) in statuses.iter().enumerate().skip(4) {
+            check(
+                &world,
+                status.tag == 100 + i as i32 && status.source == left,
+                || format!("test_all status {i}: {status:?}"),
+            );
+        }
+        oxmpi::wait_all(sends.into_iter().flatten().collect())?;
+        Ok(())
+    })?;
+    for (i, b) in ins.iter().enumerate() {
+        check(&world, *b == [left, i as i32, 0, 0], || {
+            format!("message {} by test_some and test_all: {b:?}", 100 + i)
         });
     }
 
