@@ -278,6 +278,42 @@ impl Request<'_> {
         }
     }
 
+    /// Cancels a receive that has not matched a message yet (`MPI_Cancel`, then
+    /// `MPI_Wait` and `MPI_Test_cancelled`): returns `Ok(None)` when it was cancelled
+    /// (nothing was written into its buffer, and no message will be), or waits for it
+    /// as [`Request::wait`] does and returns its status when it had matched already.
+    /// A send is not cancelled (MPI 4.1 deprecates that), nor a nonblocking
+    /// collective (MPI forbids it): they are waited for.
+    ///
+    /// ```
+    /// # fn main() -> oxmpi::Result<()> {
+    /// let universe = oxmpi::init()?;
+    /// let world = universe.world();
+    /// let me = world.rank();
+    /// let (mut listen, mut got) = ([0u8; 4], [0u8; 4]);
+    /// oxmpi::scope(|s| -> oxmpi::Result<()> {
+    ///     // A receive for a message that never comes: the scope could not end.
+    ///     let listener = world.irecv(s, &mut listen, oxmpi::ANY_SOURCE, 99)?;
+    ///     assert!(listener.cancel()?.is_none());
+    ///     // One that matched already completes instead.
+    ///     world.send(b"late", me, 7)?;
+    ///     let matched = world.irecv(s, &mut got, me, 7)?;
+    ///     assert_eq!(matched.cancel()?.map(|status| status.bytes), Some(4));
+    ///     Ok(())
+    /// })?;
+    /// assert_eq!((&listen, &got), (&[0u8; 4], b"late"));
+    /// # Ok(()) }
+    /// ```
+    pub fn cancel(mut self) -> Result<Option<Status>> {
+        if let State::Pending(id, _) = self.state
+            && engine::with(|e| Ok(e.cancel(id)))?
+        {
+            self.state = State::Reported;
+            return Ok(None);
+        }
+        self.wait_mut().map(Some)
+    }
+
     /// Lets the operation run without anyone waiting for it (`MPI_Request_free`): its
     /// scope still waits for it before it ends (its buffer is borrowed until then),
     /// but its outcome is forgotten as soon as it completes, so a long-lived scope of

@@ -787,6 +787,29 @@ impl Engine {
         }
     }
 
+    /// Cancels request `id` if it is a receive still waiting for its message: takes it
+    /// off the posted queue (nothing was or will be written into its buffer) and
+    /// returns `true`; `false` where it matched a message already (or is no receive:
+    /// a send, a collective), so that it completes as it would have.
+    pub(crate) fn cancel(&mut self, id: ReqId) -> bool {
+        let posted = matches!(
+            self.core.reqs.get(id),
+            Some(Op::Recv(r)) if matches!(r.phase, RecvPhase::Posted)
+        );
+        if !posted
+            || self
+                .core
+                .matcher
+                .take_posted_where(|_, posted| posted == id)
+                .is_empty()
+        {
+            return false;
+        }
+        self.core.reqs.complete(id, Ok(Status::empty()));
+        let _ = self.core.reqs.take_done(id);
+        true
+    }
+
     /// A request that has finished with `result` already.
     pub(crate) fn finished(&mut self, result: Result<Status>) -> ReqId {
         self.core.reqs.insert(Op::done(result))

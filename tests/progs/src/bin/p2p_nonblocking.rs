@@ -1,5 +1,5 @@
 //! Requests: wait_any, wait_some, test_any, test_some, test_all over mixed sends and
-//! receives; a request
+//! receives; cancelled receives, matched or not; a request
 //! dropped or forgotten inside a scope is still completed before the scope ends (so
 //! its buffer is never written after it is gone); ANY_SOURCE nonblocking receives; a
 //! completion is reported once.
@@ -126,6 +126,54 @@ fn main() -> oxmpi::Result<()> {
             format!("message {} by test_some and test_all: {b:?}", 100 + i)
         });
     }
+
+    // Cancelling: receives that never match end without a message, from one rank or
+    // any (the scope can end); one whose message (small or large) has arrived
+    // completes with it; a send is waited for.
+    let (tiny, big) = ([rank as u8; 8], vec![rank as u8; 300_000]);
+    let (mut never, mut never_any) = ([7u8; 8], [7u8; 8]);
+    let (mut small, mut large) = ([0u8; 8], vec![0u8; 300_000]);
+    oxmpi::scope(|s| -> oxmpi::Result<()> {
+        let a = world.irecv(s, &mut never, left, 200)?;
+        let b = world.irecv(s, &mut never_any, ANY_SOURCE, 201)?;
+        let sends = [
+            world.isend(s, &tiny, right, 202)?,
+            world.isend(s, &big, right, 203)?,
+        ];
+        // Both messages from the left are here once its probes say so.
+        while world.iprobe(left, 202)?.is_none() || world.iprobe(left, 203)?.is_none() {}
+        let c = world.irecv(s, &mut small, left, 202)?;
+        let d = world.irecv(s, &mut large, left, 203)?;
+        check(
+            &world,
+            a.cancel()?.is_none() && b.cancel()?.is_none(),
+            || "unmatched receives were not cancelled".into(),
+        );
+        let got = (c.cancel()?, d.cancel()?);
+        check(
+            &world,
+            got.0.is_some_and(|st| st.bytes == 8) && got.1.is_some_and(|st| st.bytes == 300_000),
+            || format!("matched receives: {got:?}"),
+        );
+        for send in sends {
+            check(&world, send.cancel()?.is_some(), || {
+                "a send was cancelled".into()
+            });
+        }
+        check(&world, world.ibarrier(s)?.cancel()?.is_some(), || {
+            "a collective was cancelled".into()
+        });
+        Ok(())
+    })?;
+    check(
+        &world,
+        never == [7; 8]
+            && never_any == [7; 8]
+            && small == [left as u8; 8]
+            && large.iter().all(|&b| b == left as u8),
+        || "cancelled or matched receives' buffers".into(),
+    );
+    world.barrier()?;
 
     // Dropped and forgotten requests: the scope completes them.
     let big_out = vec![rank as u8; 300_000];
