@@ -35,6 +35,7 @@ mod copy;
 mod engine;
 pub mod environment;
 mod error;
+mod message;
 mod point_to_point;
 mod prefetch;
 pub mod request;
@@ -50,6 +51,7 @@ pub use comm::{Color, Comm};
 pub use engine::large_receives::{LargeReceives, large_receives};
 pub use environment::{ErrorMode, Threading, Universe, init, wtick, wtime};
 pub use error::{ConfigError, Error, Rank, Result, Tag};
+pub use message::Message;
 pub use request::{
     Request, Scope, scope, test_all, test_any, test_some, wait_all, wait_all_results, wait_any,
     wait_some,

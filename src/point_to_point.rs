@@ -25,7 +25,7 @@ use crate::userbuf::{UserBuf, UserBufMut};
 
 impl Comm {
     #[inline]
-    fn pattern(&self, source: Source, tag: TagSel) -> Result<Pattern> {
+    pub(crate) fn pattern(&self, source: Source, tag: TagSel) -> Result<Pattern> {
         let from = match source {
             Source::Rank(r) => Some(self.world_rank(r)?),
             Source::Any => None,
@@ -41,7 +41,7 @@ impl Comm {
     /// A receive or probe from [`PROC_NULL`]: its status, at once (the tag checked);
     /// `None` for any other source.
     #[inline]
-    fn from_null(source: Source, tag: TagSel) -> Result<Option<Status>> {
+    pub(crate) fn from_null(source: Source, tag: TagSel) -> Result<Option<Status>> {
         if !source.is_null() {
             return Ok(None);
         }

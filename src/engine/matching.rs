@@ -13,7 +13,7 @@
 
 use super::bins::{Bins, Found};
 use super::requests::ReqId;
-use crate::status::{Source, TagSel};
+use crate::status::{Source, Status, TagSel};
 pub(crate) use crate::transport::frame::Envelope;
 use crate::transport::frame::RemoteBuf;
 
@@ -139,6 +139,15 @@ pub(crate) enum Body {
 
 impl Unexpected {
     /// Size of the message in bytes.
+    /// Its envelope, as a receive or probe reports it.
+    pub(crate) fn status(&self) -> Status {
+        Status {
+            source: self.env.src,
+            tag: self.env.tag,
+            bytes: self.size(),
+        }
+    }
+
     pub(crate) fn size(&self) -> usize {
         match &self.body {
             Body::Eager { data, .. } => data.as_slice().len(),

@@ -1002,11 +1002,18 @@ impl Engine {
     }
 
     fn peek(&self, pattern: &Pattern) -> Option<Status> {
-        self.core.matcher.peek_unexpected(pattern).map(|u| Status {
-            source: u.env.src,
-            tag: u.env.tag,
-            bytes: u.size(),
-        })
+        self.core
+            .matcher
+            .peek_unexpected(pattern)
+            .map(Unexpected::status)
+    }
+
+    /// [`Engine::iprobe`] that takes the message it finds off the unexpected queue.
+    pub(crate) fn improbe(&mut self, pattern: &Pattern) -> Result<Option<Unexpected>> {
+        if self.iprobe(pattern)?.is_none() {
+            return Ok(None);
+        }
+        Ok(self.core.matcher.take_unexpected(pattern))
     }
 
     /// Waits for a message matching `pattern` to arrive (`MPI_Probe`).
