@@ -27,9 +27,10 @@ const MAX_INTERP: u64 = 4096;
 /// The ELF files this machine's kernel runs: (class, `e_machine`); `None` where this
 /// build does not know (every ELF file is then taken for runnable).
 fn native() -> Option<&'static [(u8, u16)]> {
-    // x86-64, x32 and i386; AArch64 and 32-bit Arm.
+    // x86-64 and i386 (x32, class 32 with machine 62, is off in most kernels);
+    // AArch64 and 32-bit Arm.
     if cfg!(target_arch = "x86_64") {
-        Some(&[(CLASS_64, 62), (CLASS_32, 62), (CLASS_32, 3)])
+        Some(&[(CLASS_64, 62), (CLASS_32, 3)])
     } else if cfg!(target_arch = "aarch64") {
         Some(&[(CLASS_64, 183), (CLASS_32, 40)])
     } else {

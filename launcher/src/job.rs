@@ -427,6 +427,8 @@ impl Job {
             if !stalled.contains(&t) {
                 stalled.push(t);
             }
+            // The end of an unfinished line may be in the pipe now.
+            stream.lb.more_to_read();
             return;
         }
         let turn = if draining {

@@ -75,6 +75,13 @@ impl LineBuffer {
         Ok(n)
     }
 
+    /// The stream's pipe holds data oxrun leaves there for now (its reader is behind):
+    /// an unfinished line held here waits for its end again from the next time the
+    /// pipe is found empty ([`LineBuffer::drained`]).
+    pub fn more_to_read(&mut self) {
+        self.since = None;
+    }
+
     /// The stream's pipe is empty for now (at `now`): an unfinished line held here
     /// starts to wait for its end, unless it waits already.
     pub fn drained(&mut self, now: Instant) {
@@ -379,6 +386,11 @@ mod tests {
         a.drained(Instant::now());
         // More of the line resets the wait; then the pipe is empty again.
         feed(&mut o, &mut a, b"and ");
+        assert_eq!(a.due(), None);
+        a.drained(Instant::now());
+        // Not while more of it is left in the pipe (oxrun's reader was behind).
+        a.drained(Instant::now());
+        a.more_to_read();
         assert_eq!(a.due(), None);
         a.drained(Instant::now());
         let due = a.due().unwrap();

@@ -26,7 +26,9 @@ pub struct GroupLeader {
 
 impl GroupLeader {
     /// Watches `pid`, which leads its own process group. Taken while the process has
-    /// not been reaped (alive or a zombie), the pidfd is that process's for good.
+    /// not been reaped (alive or a zombie), the pidfd is that process's for good; for
+    /// a process reaped already there is none (`ESRCH`), and the group is killed by
+    /// number.
     pub fn watch(pid: libc::pid_t) -> GroupLeader {
         // SAFETY: pidfd_open takes plain integers and returns a new descriptor or -1.
         let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0 as libc::c_uint) };
@@ -65,8 +67,12 @@ impl GroupLeader {
             revents: 0,
         };
         // SAFETY: one valid pollfd, no waiting.
-        let ready = unsafe { libc::poll(&mut poll, 1, 0) };
-        ready != 0
+        match unsafe { libc::poll(&mut poll, 1, 0) } {
+            0 => false,
+            1.. => true,
+            // Interrupted, say: ask /proc instead.
+            _ => !crate::strays::running(self.pid),
+        }
     }
 }
 

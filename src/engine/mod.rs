@@ -765,7 +765,9 @@ impl Engine {
     /// rather than at the next progress (the sender waits for it, while this rank may
     /// compute before it waits, as after an `irecv`): the single-copy read of a large
     /// message, the answer that has one sent, a synchronous send's acknowledgement,
-    /// credit.
+    /// credit. Its errors are failures of the job (the engine is broken from then
+    /// on), so the request its caller leaves unreturned is never completed into a
+    /// freed buffer.
     fn answer_matched(&mut self) -> Result<()> {
         if !self.core.pulls.is_empty() {
             self.run_pulls()?;

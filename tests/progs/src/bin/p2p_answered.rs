@@ -18,7 +18,8 @@ use oxmpi::Comm;
 use oxmpi_testprogs::{check, pattern};
 
 /// Above every eager limit (shared memory 8 or 32 KiB, TCP 64 KiB), within a ring of
-/// the default size and a socket's buffers.
+/// the default size and a socket's buffers, and below the smallest message split by
+/// default (128 KiB, `shm::Config::DEFAULT_SPLIT`).
 const LARGE: usize = 100_000;
 
 /// The file rank 0 creates once its send of `case` returned.
