@@ -102,8 +102,9 @@ fn launch(cli: Cli) -> i32 {
             return 2;
         }
     };
-    // The ranks start in --wdir: PWD says so (as a shell's cd would), not oxrun's.
-    if cli.wdir.is_some() {
+    // The ranks start in --wdir: PWD says so (as a shell's cd would), not oxrun's,
+    // unless the command line exports a PWD of its own.
+    if cli.wdir.is_some() && !exports.iter().any(|(name, _)| name == "PWD") {
         let pwd = std::fs::canonicalize(&cwd).unwrap_or_else(|_| cwd.clone());
         exports.push(("PWD".into(), pwd.into_os_string()));
     }

@@ -329,6 +329,18 @@ fn working_directory() {
         canonical.to_str().unwrap(),
         "{run:?}"
     );
+    // An exported PWD is the user's to set.
+    let run = run_job(oxrun(&[
+        "--wdir",
+        d,
+        "-x",
+        "PWD=/mine",
+        "-n",
+        "1",
+        "printenv",
+        "PWD",
+    ]));
+    assert_eq!(run.stdout.trim_end(), "/mine", "{run:?}");
 
     let missing = dir.join("missing");
     let run = run_job(oxrun(&[
