@@ -179,28 +179,27 @@ impl Comm {
                 // Take the message anyway, into no bytes: refused as too long (its
                 // data is dropped, not received), so nothing is left half done.
                 // SAFETY: an empty buffer; nothing is ever written through it.
-                let id = e.start_recv_matched(msg, unsafe { UserBufMut::new(&mut []) })?;
-                return Err(match e.wait(id) {
-                    Err(Error::Truncated {
-                        source_rank, tag, ..
-                    }) => zero_sized_element::<T>(source_rank, tag, size),
-                    Err(other) => other,
-                    Ok(status) => zero_sized_element::<T>(status.source, status.tag, size),
-                });
+                return Err(
+                    match e.recv_matched(msg, unsafe { UserBufMut::new(&mut []) }) {
+                        Err(Error::Truncated {
+                            source_rank, tag, ..
+                        }) => zero_sized_element::<T>(source_rank, tag, size),
+                        Err(other) => other,
+                        Ok(status) => zero_sized_element::<T>(status.source, status.tag, size),
+                    },
+                );
             }
             if !is_whole(size, elem) {
                 // Take the message anyway (into scratch) so nothing is left half done.
                 let mut scratch = vec![0u8; size];
-                // SAFETY: waited for below, before `scratch` is dropped.
-                let id = e.start_recv_matched(msg, unsafe { UserBufMut::new(&mut scratch) })?;
-                let status = e.wait(id)?;
+                // SAFETY: received before `scratch` is dropped.
+                let status = e.recv_matched(msg, unsafe { UserBufMut::new(&mut scratch) })?;
                 return Err(partial_element(&status, elem));
             }
             let mut out = vec![T::zeroed(); size / elem];
-            // SAFETY: waited for below, before `out` is returned or dropped.
+            // SAFETY: received before `out` is returned or dropped.
             let into = unsafe { UserBufMut::new(bytemuck::cast_slice_mut(&mut out)) };
-            let id = e.start_recv_matched(msg, into)?;
-            let status = e.wait(id)?;
+            let status = e.recv_matched(msg, into)?;
             Ok((out, status))
         })
     }

@@ -817,8 +817,8 @@ impl Engine {
         self.core.reqs.insert(Op::done(result))
     }
 
-    /// Starts a receive of a message already taken off the unexpected queue.
-    pub(crate) fn start_recv_matched(&mut self, msg: Unexpected, buf: UserBufMut) -> Result<ReqId> {
+    /// Receives a message already taken off the unexpected queue into `buf`.
+    pub(crate) fn recv_matched(&mut self, msg: Unexpected, buf: UserBufMut) -> Result<Status> {
         let id = self.core.reqs.insert(Op::Recv(RecvOp {
             buf,
             phase: RecvPhase::Posted,
@@ -826,7 +826,7 @@ impl Engine {
         }));
         self.core.deliver_unexpected(id, msg);
         self.answer_matched()?;
-        Ok(id)
+        self.wait(id)
     }
 
     /// Starts a schedule as a request.
