@@ -86,7 +86,7 @@ Exit status:
            OXRUN_KILL_GRACE_MS
   124      --timeout expired
   126      PROGRAM (or its #! interpreter or ELF loader) is not executable, or
-           is a binary for another machine
+           is a binary for another machine (or an object file)
   127      PROGRAM (or its #! interpreter or ELF loader) was not found";
 
 /// How ranks are pinned to processors.
@@ -110,9 +110,10 @@ pub enum BindTo {
     max_term_width = 100
 )]
 pub struct Cli {
-    /// Number of ranks to start (Open MPI's `-np N` works too)
+    /// Number of ranks to start (Open MPI's `-np N` and `-c N` work too)
     #[arg(
         short = 'n',
+        short_alias = 'c',
         long = "np",
         value_name = "N",
         value_parser = clap::value_parser!(u32).range(1..=65536),
@@ -234,8 +235,29 @@ fn parse_timeout(s: &str) -> Result<Timeout, String> {
 impl Cli {
     /// Parses oxrun's own `argv` (after [`normalize_argv`]); exits on bad usage.
     pub fn parse_argv(argv: Vec<OsString>) -> Cli {
-        Cli::parse_from(normalize_argv(argv))
+        Cli::try_parse_from(normalize_argv(argv)).unwrap_or_else(|e| {
+            if let Some(what) = unknown_option(&e) {
+                eprintln!("oxrun: {what}");
+                std::process::exit(2);
+            }
+            e.exit()
+        })
     }
+}
+
+/// What to say of an option oxrun does not know, in place of clap's tip to pass it
+/// after `--` (which would make it PROGRAM); `None` for other errors.
+fn unknown_option(e: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if e.kind() != ErrorKind::UnknownArgument {
+        return None;
+    }
+    let Some(ContextValue::String(option)) = e.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    Some(format!(
+        "unknown option '{option}' (oxrun's options, before PROGRAM, are in 'oxrun --help')"
+    ))
 }
 
 /// Rewrites Open MPI spellings clap would not accept and fences off PROGRAM.
@@ -282,10 +304,15 @@ pub fn normalize_argv(argv: Vec<OsString>) -> Vec<OsString> {
             } else {
                 // A short option, maybe with its value attached (`-n4`, `-xFOO=1`).
                 let short = rest.chars().next();
+                let named = |a: &clap::Arg| {
+                    a.get_short() == short
+                        || a.get_all_short_aliases()
+                            .is_some_and(|all| short.is_some_and(|c| all.contains(&c)))
+                };
                 expect_value = rest.chars().count() == 1
                     && cmd
                         .get_arguments()
-                        .any(|a| a.get_short() == short && a.get_action().takes_values());
+                        .any(|a| named(a) && a.get_action().takes_values());
                 out.push(word);
             }
         } else {
@@ -355,6 +382,7 @@ mod tests {
     fn spellings_of_n() {
         assert_eq!(parse(&["oxrun", "-n", "2", "p"]).np, 2);
         assert_eq!(parse(&["oxrun", "-n2", "p"]).np, 2);
+        assert_eq!(parse(&["oxrun", "-c", "3", "p"]).np, 3);
         assert_eq!(parse(&["oxrun", "--np", "4", "p"]).np, 4);
         assert_eq!(parse(&["oxrun", "--np=4", "p"]).np, 4);
         assert_eq!(parse(&["oxrun", "-np=5", "p"]).np, 5);
@@ -431,10 +459,20 @@ mod tests {
 
     #[test]
     fn unknown_option_is_an_error_not_a_program() {
-        assert!(
-            Cli::try_parse_from(normalize_argv(argv(&["oxrun", "-n", "1", "--bogus", "p"])))
-                .is_err()
-        );
+        for bogus in ["--bogus", "-q", "--bogus=1"] {
+            let err = Cli::try_parse_from(normalize_argv(argv(&["oxrun", "-n", "1", bogus, "p"])))
+                .unwrap_err();
+            let name = bogus.split('=').next().unwrap();
+            assert_eq!(
+                unknown_option(&err).unwrap(),
+                format!(
+                    "unknown option '{name}' (oxrun's options, before PROGRAM, are in 'oxrun --help')"
+                )
+            );
+        }
+        // Other errors keep clap's words.
+        let err = Cli::try_parse_from(normalize_argv(argv(&["oxrun", "p"]))).unwrap_err();
+        assert_eq!(unknown_option(&err), None);
     }
 
     #[test]

@@ -19,6 +19,10 @@ const CLASS_32: u8 = 1;
 const CLASS_64: u8 = 2;
 /// `e_ident[EI_DATA]`: little-endian.
 const DATA_LSB: u8 = 1;
+/// `e_type` of the files the kernel runs: a fixed-address or a position-independent
+/// executable (not an object file, `ET_REL`, nor a core dump, `ET_CORE`).
+const ET_EXEC: u16 = 2;
+const ET_DYN: u16 = 3;
 /// `p_type` of the program header naming the loader.
 const PT_INTERP: u32 = 3;
 /// The longest loader path read (the kernel takes up to a page).
@@ -43,7 +47,8 @@ fn native() -> Option<&'static [(u8, u16)]> {
 pub enum Elf {
     /// Not an ELF file.
     No,
-    /// Built for another machine (or byte order): the kernel refuses it.
+    /// Built for another machine (or byte order), or no program (an object file, a
+    /// core dump): the kernel refuses it.
     Foreign,
     /// This machine runs it, with the loader it names, if any.
     Native(Option<OsString>),
@@ -61,10 +66,14 @@ pub fn read(file: &File) -> Elf {
     let class = head[4];
     // Every machine this build knows is little-endian.
     let lsb = head[5] == DATA_LSB;
+    let kind = u16::from_le_bytes([head[16], head[17]]);
     let machine = u16::from_le_bytes([head[18], head[19]]);
     if let Some(native) = native()
         && !(lsb && native.contains(&(class, machine)))
     {
+        return Elf::Foreign;
+    }
+    if lsb && kind != ET_EXEC && kind != ET_DYN {
         return Elf::Foreign;
     }
     Elf::Native(interpreter(file, &head[..n], class))
@@ -141,10 +150,26 @@ mod tests {
             183
         };
         bytes[18..20].copy_from_slice(&foreign.to_le_bytes());
-        let path = std::env::temp_dir().join(format!("oxrun-elf-{}", std::process::id()));
-        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(read_patched(&bytes, "machine"), Elf::Foreign);
+    }
+
+    #[test]
+    fn an_object_file_or_core_dump_is_no_program() {
+        let mut bytes = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        // ET_REL (a `.o` file), then ET_CORE.
+        for kind in [1u16, 4] {
+            bytes[16..18].copy_from_slice(&kind.to_le_bytes());
+            assert_eq!(read_patched(&bytes, "kind"), Elf::Foreign, "e_type {kind}");
+        }
+    }
+
+    /// What [`read`] says of a file holding `bytes`.
+    fn read_patched(bytes: &[u8], what: &str) -> Elf {
+        let name = format!("oxrun-elf-{what}-{}", std::process::id());
+        let path = std::env::temp_dir().join(name);
+        std::fs::write(&path, bytes).unwrap();
         let got = read(&File::open(&path).unwrap());
         std::fs::remove_file(&path).unwrap();
-        assert_eq!(got, Elf::Foreign);
+        got
     }
 }

@@ -27,7 +27,8 @@ pub enum NotRunnable {
         program: OsString,
         why: &'static str,
     },
-    /// A binary the kernel does not run: an ELF file for another machine, or a
+    /// A binary the kernel does not run: an ELF file for another machine or one
+    /// that is no program (an object file, a core dump), or a
     /// file that is neither ELF nor a script (a NUL byte in its first line, as a
     /// shell tells).
     ExecFormat { program: OsString },
