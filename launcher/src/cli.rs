@@ -59,8 +59,8 @@ SIGTERM to every other rank, SIGKILL after a grace period (2 s, or
 OXRUN_KILL_GRACE_MS milliseconds), and exits with the failing rank's status.
 Ranks already finalizing get no SIGTERM: their finalize fails at once, so what
 they print after it (an error main returns) still comes out within the grace.
-SIGINT, SIGTERM and SIGHUP sent to oxrun are forwarded to all ranks; a second
-SIGINT kills them. SIGUSR1 and SIGUSR2 are passed on without ending the job, and so
+SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to oxrun are forwarded to all ranks; a
+second SIGINT kills them. SIGUSR1 and SIGUSR2 are passed on without ending the job, and so
 is SIGTSTP (Ctrl-Z), which then stops oxrun too; SIGCONT (fg, bg) continues both,
 and the time stopped does not count towards --timeout or the kill grace (and at
 most 2 s of each stop towards the ranks' own TCP timeouts). Sent to

@@ -1,5 +1,5 @@
-//! Signals as readable events: SIGINT, SIGTERM, SIGHUP, SIGCHLD, SIGUSR1, SIGUSR2,
-//! SIGTSTP and SIGCONT are blocked for the whole process and read from a `signalfd`
+//! Signals as readable events: SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGCHLD, SIGUSR1,
+//! SIGUSR2, SIGTSTP and SIGCONT are blocked for the whole process and read from a `signalfd`
 //! inside the event loop, except those oxrun inherited as ignored (it and its ranks
 //! ignore them then). A blocked SIGCONT still continues oxrun; the loop then passes it
 //! on.
@@ -18,10 +18,11 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 /// The signals oxrun reads from its signalfd.
-pub const HANDLED: [libc::c_int; 8] = [
+pub const HANDLED: [libc::c_int; 9] = [
     libc::SIGINT,
     libc::SIGTERM,
     libc::SIGHUP,
+    libc::SIGQUIT,
     libc::SIGCHLD,
     libc::SIGUSR1,
     libc::SIGUSR2,
@@ -35,8 +36,10 @@ pub const FORWARDED: [libc::c_int; 4] =
     [libc::SIGUSR1, libc::SIGUSR2, libc::SIGTSTP, libc::SIGCONT];
 
 /// Handled signals that end the job; before [`block`], they end oxrun as they would any
-/// program.
-pub const ENDING: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+/// program. SIGQUIT (`Ctrl-\`) is among them, so the ranks get it too (and dump core
+/// where the limits allow, to see where a hung job stood): the ranks are in process
+/// groups of their own, which the terminal's signal does not reach.
+pub const ENDING: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
 
 /// Whether `sig` is ignored (inherited so: `nohup` ignores SIGHUP, a shell's
 /// background job SIGINT).

@@ -198,22 +198,25 @@ fn signal_after_ready(n: usize, script: &str, signals: &[i32]) -> Run {
 }
 
 #[test]
-fn sigterm_to_oxrun_reaches_every_rank() {
-    let script = "trap 'echo got TERM; exit 0' TERM; echo ready; sleep 1001 & wait";
-    let run = signal_after_ready(3, script, &[libc::SIGTERM]);
-    assert_eq!(run.code(), 128 + libc::SIGTERM, "{run:?}");
-    let mut got: Vec<&str> = run
-        .stdout
-        .lines()
-        .filter(|l| l.ends_with("got TERM"))
-        .collect();
-    got.sort();
-    assert_eq!(
-        got,
-        vec!["[0] got TERM", "[1] got TERM", "[2] got TERM"],
-        "{run:?}"
-    );
-    assert!(run.stderr.contains("oxrun: received SIGTERM"), "{run:?}");
+fn sigterm_and_sigquit_to_oxrun_reach_every_rank() {
+    for (sig, name) in [(libc::SIGTERM, "TERM"), (libc::SIGQUIT, "QUIT")] {
+        let script =
+            format!("trap 'echo got {name}; exit 0' {name}; echo ready; sleep 1001 & wait");
+        let run = signal_after_ready(3, &script, &[sig]);
+        assert_eq!(run.code(), 128 + sig, "{run:?}");
+        let mut got: Vec<&str> = run
+            .stdout
+            .lines()
+            .filter(|l| l.ends_with(&format!("got {name}")))
+            .collect();
+        got.sort();
+        let want: Vec<String> = (0..3).map(|r| format!("[{r}] got {name}")).collect();
+        assert_eq!(got, want, "{run:?}");
+        assert!(
+            run.stderr.contains(&format!("oxrun: received SIG{name}")),
+            "{run:?}"
+        );
+    }
 }
 
 #[test]
