@@ -4,6 +4,7 @@
 //! too small) are always returned; transport failures (a dead peer, a malformed frame)
 //! end the job by default (see [`crate::environment::ErrorMode`]).
 
+use std::fmt;
 use std::io;
 
 /// A rank number within a communicator (`MPI_Comm_rank`).
@@ -12,7 +13,16 @@ pub type Rank = i32;
 pub type Tag = i32;
 
 /// Everything that can go wrong in an oxmpi call.
-#[derive(Debug, thiserror::Error)]
+///
+/// Its `Debug` form is its message, as its `Display` form: that is what a `main`
+/// returning [`crate::Result`] prints after `Error: ` when it fails (the fields are
+/// public for a program that looks at them).
+///
+/// ```
+/// let e = oxmpi::Error::InvalidRank { rank: 4, size: 4 };
+/// assert_eq!(format!("{e:?}"), "rank 4 is out of range for a communicator of size 4");
+/// ```
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// A call was made before [`crate::init`] or after the universe was finalized.
@@ -99,7 +109,7 @@ pub enum Error {
     #[error("the job failed earlier, no further communication is possible: {0}")]
     JobFailed(String),
     /// A peer process died or closed its connection before the job finished.
-    #[error("rank {rank}: peer rank {peer} is gone: {detail}")]
+    #[error("rank {rank}: lost peer rank {peer}: {detail}")]
     PeerLost {
         /// This process's rank in the world.
         rank: Rank,
@@ -163,6 +173,12 @@ pub struct ConfigError {
     pub value: String,
     /// What would have been accepted.
     pub expected: String,
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self}")
+    }
 }
 
 /// Shorthand for results of oxmpi calls.

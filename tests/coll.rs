@@ -369,7 +369,7 @@ fn a_rank_skipping_a_collective_into_the_area_ends_the_job() {
             && stderr.contains("calls allreduce in the shared-memory area");
         assert!(
             out.status.code() == Some(1)
-                && stdout.contains(&format!("rank 1: {op}: Err(InvalidArgument"))
+                && stdout.contains(&format!("rank 1: {op}: Err(invalid argument: "))
                 && named,
             "{op}: {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
             out.status

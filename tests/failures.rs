@@ -511,7 +511,7 @@ fn a_buffer_given_back_after_a_failure_is_not_read_as_the_message() {
         );
         assert_eq!(out.status.code(), Some(137), "{what}");
         assert!(
-            stdout.contains("rank 0: the send gave Err(PeerLost"),
+            stdout.contains("rank 0: the send gave Err(rank 0: lost peer rank 2: "),
             "{what}"
         );
         if stdout.contains("rank 1: no single copy here") {
