@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use crate::coll::learned::Runs;
 use crate::coll::select::{Algorithm, Collective};
-use crate::engine::{self, context::ContextIds, context::MASK_WORDS, schedule};
+use crate::engine::{self, context, context::ContextIds, context::MASK_WORDS, schedule};
 use crate::error::{Error, Rank, Result, Tag};
 use crate::status::{TAG_UB, TagSel};
 
@@ -265,7 +265,9 @@ impl Comm {
     }
 
     /// A new communicator with the same ranks and a private channel (`MPI_Comm_dup`).
-    /// Collective over this communicator.
+    /// Collective over this communicator. A process holds at most 4096 communicators
+    /// at once, the world included; past that every rank gets
+    /// [`Error::TooManyCommunicators`] (see [`Comm::split`]).
     ///
     /// ```
     /// # fn main() -> oxmpi::Result<()> {
@@ -285,7 +287,11 @@ impl Comm {
     /// communicator; context ids are agreed among the ranks, without a server.
     ///
     /// A negative color is an [`Error::InvalidArgument`] on every rank, naming the rank
-    /// that gave it (the ranks still meet, so none waits for it).
+    /// that gave it (the ranks still meet, so none waits for it). Where some rank
+    /// holds 4096 communicators already, every rank gets
+    /// [`Error::TooManyCommunicators`] (each communicator's pair of context ids must
+    /// be free on every rank of the parent; a dropped one gives its pair back once
+    /// nothing pending uses it).
     pub fn split(&self, color: impl Into<Color>, key: i32) -> Result<Option<Comm>> {
         // A negative color travels as NEGATIVE, the color in the key's place.
         let (color, key) = match color.into() {
@@ -316,10 +322,8 @@ impl Comm {
                 *c &= f;
             }
         }
-        let pair = ContextIds::lowest(&common).ok_or_else(|| {
-            Error::InvalidArgument(
-                "no free communicator context ids left (free some communicators)".into(),
-            )
+        let pair = ContextIds::lowest(&common).ok_or(Error::TooManyCommunicators {
+            limit: context::PAIRS,
         })?;
         if color < 0 {
             return Ok(None);

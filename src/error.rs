@@ -104,6 +104,16 @@ pub enum Error {
     /// Buffers, counts or roots that do not agree with each other or with the call.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// A new communicator needs a context id free on every rank of its parent, and
+    /// some rank has all `limit` of them taken by communicators still alive there
+    /// (MPICH fails alike at about 2000).
+    #[error(
+        "no communicator can be made: some rank has all {limit} context ids taken by live communicators (drop those no longer used)"
+    )]
+    TooManyCommunicators {
+        /// The communicators a process can hold at once, the world included.
+        limit: usize,
+    },
     /// An earlier call failed because the job itself failed (return-errors mode); no
     /// further communication is possible.
     #[error("the job failed earlier, no further communication is possible: {0}")]

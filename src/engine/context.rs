@@ -32,8 +32,10 @@ pub(crate) fn is_collective(ctx: u32) -> bool {
     ctx & 1 == 1
 }
 
-/// Number of id pairs (communicators alive at once in one process).
-pub(crate) const PAIRS: usize = 1024;
+/// Number of id pairs (communicators alive at once in one process, the world
+/// included): twice MPICH's 2048 ids. Each split and dup gathers every rank's free
+/// mask (512 bytes).
+pub(crate) const PAIRS: usize = 4096;
 /// Words of a free mask.
 pub(crate) const MASK_WORDS: usize = PAIRS / 64;
 

@@ -81,6 +81,41 @@ fn freed_with_a_receive_pending(world: &oxmpi::Comm) -> oxmpi::Result<()> {
     Ok(())
 }
 
+/// Dups `world` until every context id is taken, checks that the dup after that
+/// fails as it should, sends a message round on each communicator made, and drops
+/// them all on another thread; returns how many were made.
+fn live_dups(world: &oxmpi::Comm, round: u64) -> oxmpi::Result<usize> {
+    let (rank, size) = (world.rank(), world.size());
+    let (right, left) = ((rank + 1) % size, (rank + size - 1) % size);
+    let mut comms = Vec::new();
+    let refused = loop {
+        match world.dup() {
+            Ok(c) => comms.push(c),
+            Err(e) => break e,
+        }
+    };
+    check(
+        world,
+        matches!(refused, oxmpi::Error::TooManyCommunicators { limit: 4096 }),
+        || format!("dup {} gave {refused:?}", comms.len()),
+    );
+    for (i, c) in comms.iter().enumerate() {
+        c.send(&[i as u64 + round], right, 2)?;
+    }
+    for (i, c) in comms.iter().enumerate().rev() {
+        let mut v = [0u64];
+        c.recv(&mut v, left, 2)?;
+        check(world, v[0] == i as u64 + round, || {
+            format!("communicator {i} of round {round} got {}", v[0])
+        });
+    }
+    let made = comms.len();
+    std::thread::spawn(move || drop(comms))
+        .join()
+        .expect("dropping communicators on another thread");
+    Ok(made)
+}
+
 fn main() -> oxmpi::Result<()> {
     let universe = oxmpi::init()?;
     let world = universe.world();
@@ -194,18 +229,17 @@ fn main() -> oxmpi::Result<()> {
             });
         }
     }
-    // Communicators dropped on other threads (`Comm` is `Send`) give their ids back
-    // too: more of them than there are ids.
-    for i in 0..1500u64 {
-        let dup = world.dup()?;
-        dup.send(&[i], right, 2)?;
-        let mut v = [0u64];
-        dup.recv(&mut v, left, 2)?;
-        check(&world, v[0] == i, || format!("dup {i} got {}", v[0]));
-        std::thread::spawn(move || drop(dup))
-            .join()
-            .expect("dropping a communicator on another thread");
-    }
+    // As many communicators alive as there are context ids: the next dup fails on
+    // every rank. Dropped on another thread (`Comm` is `Send`), they give their ids
+    // back, and the same number can be made again (each carries its own messages).
+    let before = live_dups(&world, 0)?;
+    check(&world, before > 4000, || {
+        format!("only {before} communicators could be made")
+    });
+    let again = live_dups(&world, 1)?;
+    check(&world, again == before, || {
+        format!("{before} communicators made, then only {again}")
+    });
     // The ranks of this node, as the launcher numbers nodes (OXMPI_NODE_ID), in
     // reverse order of world rank.
     let node: i32 = std::env::var("OXMPI_NODE_ID")
