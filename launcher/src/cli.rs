@@ -86,7 +86,8 @@ Exit status:
            OXRUN_KILL_GRACE_MS
   124      --timeout expired
   126      PROGRAM (or its #! interpreter or ELF loader) is not executable, or
-           is a binary for another machine (or an object file)
+           is a binary this machine does not run (another machine's, an object
+           file, one cut short)
   127      PROGRAM (or its #! interpreter or ELF loader) was not found";
 
 /// How ranks are pinned to processors.

@@ -29,7 +29,8 @@ const PT_INTERP: u32 = 3;
 const MAX_INTERP: u64 = 4096;
 
 /// The ELF files this machine's kernel runs: (class, `e_machine`); `None` where this
-/// build does not know (every ELF file is then taken for runnable).
+/// build does not know (every ELF file with a whole header is then taken for
+/// runnable).
 fn native() -> Option<&'static [(u8, u16)]> {
     // x86-64 and i386 (x32, class 32 with machine 62, is off in most kernels);
     // AArch64 and 32-bit Arm.
@@ -47,53 +48,70 @@ fn native() -> Option<&'static [(u8, u16)]> {
 pub enum Elf {
     /// Not an ELF file.
     No,
-    /// Built for another machine (or byte order), or no program (an object file, a
-    /// core dump): the kernel refuses it.
+    /// Built for another machine (or byte order), no program (an object file, a
+    /// core dump), or cut short or malformed: the kernel refuses it.
     Foreign,
     /// This machine runs it, with the loader it names, if any.
     Native(Option<OsString>),
 }
 
-/// Reads the head of `file`.
+/// Reads the head of `file`. A file that starts as ELF files do is a binary from
+/// there on: whatever in it the kernel would refuse makes it [`Elf::Foreign`], so
+/// that no shell is ever handed it (a shell takes bytes of the header for commands
+/// and redirections, and creates files).
 pub fn read(file: &File) -> Elf {
     let mut head = [0u8; 64];
     let Ok(n) = file.read_at(&mut head, 0) else {
         return Elf::No;
     };
-    if n < 20 || &head[..4] != MAGIC {
+    if n < MAGIC.len() || &head[..MAGIC.len()] != MAGIC {
         return Elf::No;
     }
     let class = head[4];
+    let whole = match class {
+        CLASS_64 => 64,
+        CLASS_32 => 52,
+        _ => return Elf::Foreign,
+    };
+    if n < whole {
+        return Elf::Foreign;
+    }
+    let Some(native) = native() else {
+        return Elf::Native(None);
+    };
     // Every machine this build knows is little-endian.
-    let lsb = head[5] == DATA_LSB;
     let kind = u16::from_le_bytes([head[16], head[17]]);
     let machine = u16::from_le_bytes([head[18], head[19]]);
-    if let Some(native) = native()
-        && !(lsb && native.contains(&(class, machine)))
+    if head[5] != DATA_LSB
+        || !native.contains(&(class, machine))
+        || (kind != ET_EXEC && kind != ET_DYN)
     {
         return Elf::Foreign;
     }
-    if lsb && kind != ET_EXEC && kind != ET_DYN {
-        return Elf::Foreign;
+    match interpreter(file, &head[..n], class) {
+        Some(loader) => Elf::Native(loader),
+        None => Elf::Foreign,
     }
-    Elf::Native(interpreter(file, &head[..n], class))
 }
 
-/// The loader the program headers name, where the header is whole and says so.
-fn interpreter(file: &File, head: &[u8], class: u8) -> Option<OsString> {
+/// The loader the program headers name, if any; `None` where the headers are not
+/// whole or not as the kernel takes them (no program header, entries of the wrong
+/// size, a table or loader path past the end of the file).
+fn interpreter(file: &File, head: &[u8], class: u8) -> Option<Option<OsString>> {
     let u16_at = |at: usize| Some(u16::from_le_bytes(head.get(at..at + 2)?.try_into().ok()?));
     let u32_at = |at: usize| Some(u32::from_le_bytes(head.get(at..at + 4)?.try_into().ok()?));
     let u64_at = |at: usize| Some(u64::from_le_bytes(head.get(at..at + 8)?.try_into().ok()?));
-    // e_phoff, e_phentsize, e_phnum.
-    let (phoff, phentsize, phnum) = match class {
-        CLASS_64 => (u64_at(0x20)?, u16_at(0x36)?, u16_at(0x38)?),
-        CLASS_32 => (u64::from(u32_at(0x1c)?), u16_at(0x2a)?, u16_at(0x2c)?),
-        _ => return None,
+    // e_phoff, e_phentsize, e_phnum, and the entry size the kernel expects.
+    let (phoff, phentsize, phnum, entry) = match class {
+        CLASS_64 => (u64_at(0x20)?, u16_at(0x36)?, u16_at(0x38)?, 56),
+        _ => (u64::from(u32_at(0x1c)?), u16_at(0x2a)?, u16_at(0x2c)?, 32),
     };
-    let mut ph = vec![0u8; usize::from(phentsize)];
-    for i in 0..u64::from(phnum) {
-        let at = phoff.checked_add(i * u64::from(phentsize))?;
-        file.read_exact_at(&mut ph, at).ok()?;
+    if phentsize != entry || phnum == 0 {
+        return None;
+    }
+    let mut table = vec![0u8; usize::from(phentsize) * usize::from(phnum)];
+    file.read_exact_at(&mut table, phoff).ok()?;
+    for ph in table.chunks_exact(usize::from(phentsize)) {
         let word = |at: usize| Some(u32::from_le_bytes(ph.get(at..at + 4)?.try_into().ok()?));
         if word(0)? != PT_INTERP {
             continue;
@@ -111,9 +129,9 @@ fn interpreter(file: &File, head: &[u8], class: u8) -> Option<OsString> {
         // The path ends at its NUL.
         let end = path.iter().position(|&b| b == 0).unwrap_or(path.len());
         path.truncate(end);
-        return Some(OsString::from_vec(path));
+        return Some(Some(OsString::from_vec(path)));
     }
-    None
+    Some(None)
 }
 
 #[cfg(test)]
@@ -161,6 +179,24 @@ mod tests {
             bytes[16..18].copy_from_slice(&kind.to_le_bytes());
             assert_eq!(read_patched(&bytes, "kind"), Elf::Foreign, "e_type {kind}");
         }
+    }
+
+    #[test]
+    fn a_binary_cut_short_or_malformed_is_refused() {
+        let whole = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        // The magic alone, the header alone (the program headers past the end), the
+        // magic and text.
+        for (len, what) in [(4, "magic"), (64, "header")] {
+            assert_eq!(read_patched(&whole[..len], what), Elf::Foreign, "{what}");
+        }
+        assert_eq!(read_patched(b"\x7fELF garbage\n", "text"), Elf::Foreign);
+        // No program header; entries of another size.
+        let mut bytes = whole.clone();
+        bytes[0x38..0x3a].copy_from_slice(&0u16.to_le_bytes());
+        assert_eq!(read_patched(&bytes, "phnum"), Elf::Foreign);
+        let mut bytes = whole;
+        bytes[0x36..0x38].copy_from_slice(&48u16.to_le_bytes());
+        assert_eq!(read_patched(&bytes, "phentsize"), Elf::Foreign);
     }
 
     /// What [`read`] says of a file holding `bytes`.
