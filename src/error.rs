@@ -114,9 +114,10 @@ pub enum Error {
         /// The communicators a process can hold at once, the world included.
         limit: usize,
     },
-    /// An earlier call failed because the job itself failed (return-errors mode); no
-    /// further communication is possible.
-    #[error("the job failed earlier, no further communication is possible: {0}")]
+    /// The job itself failed: an earlier call failed that way (return-errors mode), or
+    /// the launcher ended the job while this rank waited in its start or finalize (for
+    /// another rank's failure). No further communication is possible.
+    #[error("the job failed, no further communication is possible: {0}")]
     JobFailed(String),
     /// A peer process died or closed its connection before the job finished.
     #[error("rank {rank}: lost peer rank {peer}: {detail}")]

@@ -198,6 +198,12 @@ impl PmiClient {
             None => Ok(false),
             Some(l) if l.cmd() == "barrier_out" => match l.get("rc") {
                 Some("0") | None => Ok(true),
+                // oxrun's word for a job another rank has failed.
+                _ if l.get("msg") == Some("job_failed") => Err(Error::JobFailed(
+                    "another rank failed (the launcher's report names it), and the launcher \
+                     ended this rank's barrier"
+                        .into(),
+                )),
                 _ => Err(fail(format!(
                     "the launcher ended this rank's barrier unfinished ({}): the job failed",
                     l.get("msg").unwrap_or("no reason given")
