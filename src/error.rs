@@ -146,6 +146,19 @@ pub enum Error {
     /// to itself too large to buffer with no receive posted. It would wait forever.
     #[error("deadlock: {0}")]
     Deadlock(String),
+    /// Ranks of a communicator called different collectives at the same point, or
+    /// the same one with counts that send them different ways (the shared-memory area
+    /// and messages): messages one rank sent can never be taken in step again, so it
+    /// is fatal (`detail` names both ranks, by communicator rank, and their calls).
+    #[error("rank {rank}: {detail}")]
+    CollectiveMismatch {
+        /// This process's rank in the world.
+        rank: Rank,
+        /// The other rank's rank in the world.
+        peer: Rank,
+        /// What each rank called.
+        detail: String,
+    },
     /// A peer sent something that breaks the wire protocol.
     #[error("rank {rank}: protocol error from peer rank {peer}: {detail}")]
     Protocol {
@@ -231,6 +244,7 @@ impl Error {
             self,
             Error::PeerLost { .. }
                 | Error::PeerFinalized { .. }
+                | Error::CollectiveMismatch { .. }
                 | Error::Protocol { .. }
                 | Error::Bootstrap(_)
                 | Error::Io { .. }

@@ -337,7 +337,7 @@ pub(crate) fn split_paths(
     me_in_area: bool,
 ) -> Error {
     let (in_area, on_messages) = if me_in_area { (me, peer) } else { (peer, me) };
-    Error::Protocol {
+    Error::CollectiveMismatch {
         rank: group[me] as Rank,
         peer: group[peer] as Rank,
         detail: format!(
@@ -415,7 +415,7 @@ impl<'c> Beside<'c> {
             Arrival::InArea => (" in the shared-memory area", " (as messages)"),
             Arrival::ViaMessages => ("", ""),
         };
-        Error::Protocol {
+        Error::CollectiveMismatch {
             rank: group[self.rank] as Rank,
             peer: group[other] as Rank,
             detail: self
@@ -642,7 +642,7 @@ impl<'a> Meeting<'a> {
                 (self.rank, rank),
                 true,
             )),
-            Some((Arrival::ViaMessages, what)) => Err(Error::Protocol {
+            Some((Arrival::ViaMessages, what)) => Err(Error::CollectiveMismatch {
                 rank: self.group[self.rank] as Rank,
                 peer: self.group[rank] as Rank,
                 detail: self.other_collective(

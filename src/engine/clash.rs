@@ -69,7 +69,7 @@ impl Engine {
                 .find_map(|u| Some((u, route.clash(&u.env)?)));
             if let Some((u, (mine, theirs))) = clash {
                 let peer = u.env.src as usize;
-                return Err(Error::Protocol {
+                return Err(Error::CollectiveMismatch {
                     rank: route.group[route.rank] as Rank,
                     peer: u.peer as Rank,
                     detail: (route.report)(mine, theirs, (route.rank, peer)),
