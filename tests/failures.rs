@@ -551,7 +551,8 @@ fn a_panic_with_operations_in_flight_ends_the_job() {
 /// from 3 ranks a bcast meets in the area, and its root returns and waits elsewhere)
 /// and over TCP (short ones, from 3 ranks, where every rank waits to receive; on 8
 /// ranks a bcast's reader beside ranks in a barrier that sends it nothing, which
-/// learns of them only from their word that they wait).
+/// learns of them only from their word that they wait). The report of the rank that
+/// found it comes before oxrun's line about its abort.
 #[test]
 fn ranks_in_different_collectives_end_the_job() {
     let cases = [
@@ -579,6 +580,12 @@ fn ranks_in_different_collectives_end_the_job() {
         );
         assert!(
             err.contains("same collectives") && !err.contains("timed out"),
+            "{n} ranks, {case}: {err}"
+        );
+        // The rank's reason comes before oxrun's line about its abort.
+        let (why, abort) = (err.find("oxmpi: rank"), err.find("called abort"));
+        assert!(
+            abort.is_none_or(|a| why.is_some_and(|w| w < a)),
             "{n} ranks, {case}: {err}"
         );
     }

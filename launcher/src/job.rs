@@ -535,6 +535,12 @@ impl Job {
             }
         }
         if let Some(abort) = outcome.abort {
+            // The rank wrote why it gives up before it asked to abort: that line goes
+            // out before oxrun's own.
+            if self.failure.is_none() {
+                self.pump(abort.rank, Kind::Stderr, false);
+                self.pump(abort.rank, Kind::Stdout, false);
+            }
             self.fail(Failure::Abort(abort));
         }
     }
