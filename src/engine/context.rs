@@ -113,7 +113,6 @@ impl Engine {
             self.ctx_ids.draining.swap_remove(i);
             self.ctx_ids.release(pair);
             self.core.finalized.unregister(pair);
-            self.core.told.forget(pair * 2 + 1);
             self.drop_unexpected_of(pair);
         }
     }

@@ -588,7 +588,8 @@ impl Engine {
             match idle.next(&self.policy, |cores| net.crowded(cores)) {
                 Step::Spin => std::hint::spin_loop(),
                 Step::Yield => std::thread::yield_now(),
-                Step::Sleep(_) if self.silent.due_before_sleep() && self.idle_a_while()? => {}
+                Step::Sleep(_)
+                    if self.silent.due_before_sleep() && self.ask_for_silent_peers()? => {}
                 Step::Sleep(d) => self.net.block(d, recheck)?,
             }
         }
@@ -988,7 +989,7 @@ impl Engine {
                 self.ask_for_silent_peers()?;
             }
         } else if self.silent.due_after_poll() {
-            self.idle_a_while()?;
+            self.ask_for_silent_peers()?;
         }
         Ok(())
     }

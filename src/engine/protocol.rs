@@ -15,7 +15,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::clash::Told;
 use super::context::is_collective;
 use super::credits::Credits;
 use super::finalized::Finalized;
@@ -103,8 +102,6 @@ pub(crate) struct Core {
     /// Whether large messages whose senders offer their buffers to read are read or
     /// streamed, learned by timing both (`None`: always read).
     pub rendezvous: Option<Learner>,
-    /// The collectives peers said they wait in ([`Kind::Waiting`]).
-    pub told: Told,
 }
 
 fn truncation(env: Envelope, message_bytes: usize, buffer_bytes: usize) -> Error {
@@ -212,7 +209,6 @@ impl Core {
             finalizing: false,
             finalized: Finalized::new(me, size),
             rendezvous: None,
-            told: Told::default(),
         }
     }
 
@@ -725,14 +721,6 @@ impl Sink for Core {
                 }
             }
             Some(Kind::Bye) => self.peer_finalized(peer),
-            Some(Kind::Waiting) => {
-                let env = Envelope {
-                    ctx: hdr.ctx,
-                    src: hdr.src,
-                    tag: hdr.tag,
-                };
-                self.told.waiting(peer, env, hdr.a as u32);
-            }
             Some(Kind::Data) | None => {
                 return Err(self.protocol(peer, format!("unexpected frame kind {}", hdr.kind)));
             }

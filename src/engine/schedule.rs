@@ -106,8 +106,6 @@ const KIND_MASK: u32 = (1 << KIND_BITS) - 1;
 pub(crate) struct Route {
     pub ctx: u32,
     pub tag: i32,
-    /// The collective's number on the communicator (the tag holds its low bits).
-    pub seq: u32,
     /// This rank in the communicator.
     pub rank: usize,
     /// World rank of every communicator rank.
@@ -131,7 +129,6 @@ impl Route {
         Route {
             ctx,
             tag: tag as i32,
-            seq,
             rank,
             group,
             report,

@@ -44,12 +44,6 @@ pub(crate) enum Kind {
     /// The sender has begun to finalize: nothing more comes from it, so a receive
     /// that only it could match, or a send it never matched, can never complete.
     Bye = 10,
-    /// The sender has waited a while in a collective of the communicator whose
-    /// collective context is `ctx`: `src` is its rank there, `tag` the collective's
-    /// route (its number's low bits and its code), `a` its whole number. A receiver
-    /// that runs another collective under that number reports both
-    /// (`engine/clash.rs`).
-    Waiting = 11,
 }
 
 impl Kind {
@@ -65,7 +59,6 @@ impl Kind {
             8 => Kind::Help,
             9 => Kind::Helped,
             10 => Kind::Bye,
-            11 => Kind::Waiting,
             _ => return None,
         })
     }
