@@ -25,6 +25,10 @@ struct Inner {
     group: Arc<[u32]>,
     /// Sequence number of the next collective (its tag).
     coll_seq: AtomicU32,
+    /// The same on every member, and another on a later communicator given the same
+    /// context ids: with a collective's context and number, its name among all of the
+    /// job's collectives ([`crate::bootstrap::waits`]).
+    incarnation: u64,
     /// The slot in the node's collective area of each rank, if the ranks are exactly
     /// those of one node (found at the first collective that asks).
     node: OnceLock<Option<Box<[usize]>>>,
@@ -103,6 +107,20 @@ const UNDEFINED: i32 = -1;
 /// A split's color word for a negative color, which every rank refuses.
 const NEGATIVE: i32 = i32::MIN;
 
+/// The incarnation of the communicator of ranks of colour `color` split from one of
+/// incarnation `parent` by its collective number `number`: every member computes the
+/// same, and communicators split from the same parent at other numbers or with other
+/// colours, or from other parents, get others (but with chance 2^-64).
+fn incarnation(parent: u64, number: u32, color: i32) -> u64 {
+    // splitmix64's finalizer, a bijection, over the parent's and then over the split.
+    let mix = |mut h: u64| {
+        h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        h ^ (h >> 31)
+    };
+    mix(mix(parent) ^ (u64::from(number) << 32 | u64::from(color as u32)))
+}
+
 /// What each rank contributes to a split: its color, key and free context ids.
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -114,10 +132,10 @@ struct SplitEntry {
 
 impl Comm {
     pub(crate) fn world(rank: usize, size: usize) -> Comm {
-        Comm::new(0, rank as Rank, (0..size as u32).collect())
+        Comm::new((0, 0), rank as Rank, (0..size as u32).collect())
     }
 
-    fn new(pair: u32, rank: Rank, group: Arc<[u32]>) -> Comm {
+    fn new((pair, incarnation): (u32, u64), rank: Rank, group: Arc<[u32]>) -> Comm {
         let size = group.len() as i32;
         Comm {
             inner: Arc::new(Inner {
@@ -126,6 +144,7 @@ impl Comm {
                 size,
                 group,
                 coll_seq: AtomicU32::new(0),
+                incarnation,
                 node: OnceLock::new(),
                 learned_runs: Mutex::new(Runs::default()),
             }),
@@ -195,7 +214,7 @@ impl Comm {
     /// Where the messages of collective number `seq`, `coll` run by `alg`, go.
     pub(crate) fn coll_route(&self, seq: u32, coll: Collective, alg: Algorithm) -> schedule::Route {
         schedule::Route::new(
-            self.inner.pair * 2 + 1,
+            (self.inner.pair * 2 + 1, self.inner.incarnation),
             seq,
             coll.route_code(alg),
             (self.inner.rank as usize, Arc::clone(&self.inner.group)),
@@ -287,11 +306,10 @@ impl Comm {
     /// communicator; context ids are agreed among the ranks, without a server.
     ///
     /// A negative color is an [`Error::InvalidArgument`] on every rank, naming the rank
-    /// that gave it (the ranks still meet, so none waits for it). Where some rank
-    /// holds 4096 communicators already, every rank gets
-    /// [`Error::TooManyCommunicators`] (each communicator's pair of context ids must
-    /// be free on every rank of the parent; a dropped one gives its pair back once
-    /// nothing pending uses it).
+    /// that gave it (the ranks still meet, so none waits for it). Where no pair of
+    /// context ids is free on every rank (the ranks' live communicators hold all 4096
+    /// between them), every rank gets [`Error::TooManyCommunicators`] (a dropped
+    /// communicator gives its pair back once nothing pending uses it).
     pub fn split(&self, color: impl Into<Color>, key: i32) -> Result<Option<Comm>> {
         // A negative color travels as NEGATIVE, the color in the key's place.
         let (color, key) = match color.into() {
@@ -301,6 +319,9 @@ impl Comm {
         };
         let free = engine::with(|e| Ok(e.free_pairs()))?;
         let mine = SplitEntry { color, key, free };
+        // The allgather below is this communicator's collective of this number on
+        // every rank.
+        let number = self.inner.coll_seq.load(Ordering::Relaxed);
         let mut all = vec![
             SplitEntry {
                 color: 0,
@@ -344,7 +365,8 @@ impl Comm {
             e.ctx_ids.claim(pair);
             e.core.register_group(pair, Arc::clone(&group))
         })?;
-        Ok(Some(Comm::new(pair, my_rank as Rank, group)))
+        let incarnation = incarnation(self.inner.incarnation, number, color);
+        Ok(Some(Comm::new((pair, incarnation), my_rank as Rank, group)))
     }
 
     /// The ranks of this communicator on this rank's node, ordered by `key` then by

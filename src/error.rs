@@ -104,11 +104,11 @@ pub enum Error {
     /// Buffers, counts or roots that do not agree with each other or with the call.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
-    /// A new communicator needs a context id free on every rank of its parent, and
-    /// some rank has all `limit` of them taken by communicators still alive there
-    /// (MPICH fails alike at about 2000).
+    /// A new communicator needs a pair of context ids free on every rank of its
+    /// parent, and the communicators still alive on those ranks hold all `limit`
+    /// pairs between them (MPICH fails alike at about 2000 communicators).
     #[error(
-        "no communicator can be made: some rank has all {limit} context ids taken by live communicators (drop those no longer used)"
+        "no communicator can be made: no context id is free on every rank, the live communicators hold all {limit} between them (drop those no longer used)"
     )]
     TooManyCommunicators {
         /// The communicators a process can hold at once, the world included.

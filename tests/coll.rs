@@ -320,6 +320,27 @@ fn disagreeing_counts_of_zero_end_no_rank_waiting() {
     }
 }
 
+/// Ranks late in the first collective of a communicator, then in the first of the
+/// next one given the same context ids, tell the launcher what they wait in each
+/// time: the words about the first are not taken for a disagreement in the second
+/// (each communicator has its own incarnation), on the node's area and over TCP.
+#[test]
+fn late_ranks_in_reused_contexts_are_no_disagreement() {
+    for transport in ["auto", "tcp"] {
+        let out = Job::new(3, "coll_mixed")
+            .args(["late_reused"])
+            .env("OXMPI_TRANSPORT", transport)
+            .output();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.matches("ok late_reused").count() == 3,
+            "{transport}: {:?}\n{stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 /// Ranks whose disagreeing counts put them on either side of a limit of the
 /// selection table run different algorithms, each waiting for messages the other
 /// never sends: the job ends at once with a report naming both ways, where it waited

@@ -549,8 +549,10 @@ fn a_panic_with_operations_in_flight_ends_the_job() {
 /// collectives instead of waiting until the launcher's timeout: blocking and
 /// nonblocking, over shared memory (counts too long for the node's area on 2 ranks;
 /// from 3 ranks a bcast meets in the area, and its root returns and waits elsewhere)
-/// and over TCP (short ones, from 3 ranks, where every rank waits to receive). The
-/// report of the rank that found it comes before oxrun's line about its abort.
+/// and over TCP (short ones, from 3 ranks, where every rank waits to receive; on 8
+/// ranks a bcast's reader beside ranks in a barrier that sends it nothing, which the
+/// launcher tells apart from what they said they wait in). The report of the rank
+/// that found it comes before oxrun's line about its abort.
 #[test]
 fn ranks_in_different_collectives_end_the_job() {
     let cases = [
@@ -560,6 +562,8 @@ fn ranks_in_different_collectives_end_the_job() {
         (3, "tcp", "barrier allreduce 4"),
         (4, "tcp", "allreduce alltoall 3"),
         (3, "tcp", "bcast allreduce 1 nonblocking"),
+        (8, "tcp", "bcast barrier 4 last"),
+        (8, "tcp", "bcast barrier 4 nonblocking last"),
         (3, "auto", "bcast reduce 100000"),
     ];
     for (n, transport, case) in cases {

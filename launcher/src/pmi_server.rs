@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 
 use oxmpi::bootstrap::rank_list::{self, Range};
+use oxmpi::bootstrap::waits::{self, Clash, Wait};
 use oxmpi::bootstrap::wire::{Line, valid_token};
 
 /// Longest kvsname, key and value we advertise in `maxes` and enforce in `put`.
@@ -78,6 +79,8 @@ pub struct PmiServer {
     unlinked: Vec<Vec<Range>>,
     /// Ranks that ended without finalize, in the order oxrun saw them end.
     lost: Vec<usize>,
+    /// The collectives each rank last said it waits in (`oxmpi_silent waits=`).
+    waits: Vec<Vec<Wait>>,
 }
 
 impl PmiServer {
@@ -100,6 +103,7 @@ impl PmiServer {
             in_barrier: 0,
             unlinked: vec![Vec::new(); size],
             lost: Vec::new(),
+            waits: vec![Vec::new(); size],
         }
     }
 
@@ -262,6 +266,16 @@ impl PmiServer {
             }
             "oxmpi_silent" => {
                 let line = match req.get("from").unwrap_or("0").parse() {
+                    Ok(0) => {
+                        // What the rank waits in now (a malformed list: nothing).
+                        let waits = req.get("waits").unwrap_or("");
+                        self.waits[rank] = waits::decode(waits).unwrap_or_default();
+                        let mut line = self.silent(rank, 0);
+                        if let Some(clash) = self.clash(rank) {
+                            let _ = line.push("clash", &clash.encode());
+                        }
+                        line
+                    }
                     Ok(from) => self.silent(rank, from),
                     Err(_) => reply("oxmpi_silent_result", &[("rc", "-1"), ("msg", "bad_from")]),
                 };
@@ -360,6 +374,18 @@ impl PmiServer {
         }
         known.extend(ranges);
         Ok(())
+    }
+
+    /// Another rank that last said it waits in a different collective under the name
+    /// of one `rank` waits in, and that collective.
+    fn clash(&self, rank: usize) -> Option<Clash> {
+        let others = self
+            .waits
+            .iter()
+            .enumerate()
+            .filter(|&(r, w)| r != rank && !w.is_empty())
+            .map(|(r, w)| (r, w.as_slice()));
+        waits::first_clash(&self.waits[rank], others)
     }
 
     /// The answer to `oxmpi_silent` from `rank`: the ranks from `from` on that
@@ -689,6 +715,60 @@ mod tests {
             assert!(silent(&mut s, 2, bad).contains("rc=-1"), "{bad}");
         }
         assert!(silent(&mut s, 0, "cmd=oxmpi_silent from=x").contains("rc=-1"));
+    }
+
+    #[test]
+    fn ranks_in_different_collectives_under_one_name_are_told() {
+        let mut s = server(4);
+        let ask = |s: &mut PmiServer, r: usize, waits: &str| {
+            only_reply(
+                s.handle(r, &req(&format!("cmd=oxmpi_silent from=0{waits}"))),
+                r,
+            )
+        };
+        // Rank 0 waits in collective 7 of context 3, incarnation 1a, as code 2; rank 1
+        // in the same collective; rank 2 in the same number of another incarnation
+        // (a later communicator given the context): no clash.
+        assert_eq!(
+            ask(&mut s, 0, " waits=3.1a.7.2"),
+            "cmd=oxmpi_silent_result rc=0 ranks=
+"
+        );
+        assert_eq!(
+            ask(&mut s, 1, " waits=3.1a.7.2,5.0.1.4"),
+            "cmd=oxmpi_silent_result rc=0 ranks=
+"
+        );
+        assert_eq!(
+            ask(&mut s, 2, " waits=3.1b.7.9"),
+            "cmd=oxmpi_silent_result rc=0 ranks=
+"
+        );
+        // Rank 3 waits there as code 9: told of rank 0's, and rank 0 of its at the
+        // next question.
+        assert_eq!(
+            ask(&mut s, 3, " waits=3.1a.7.9"),
+            "cmd=oxmpi_silent_result rc=0 ranks= clash=0.3.1a.7.2\n"
+        );
+        assert_eq!(
+            ask(&mut s, 0, " waits=3.1a.7.2"),
+            "cmd=oxmpi_silent_result rc=0 ranks= clash=3.3.1a.7.9\n"
+        );
+        // A question without words (the rank waits in no collective now) forgets its
+        // last ones; a malformed list counts as none.
+        assert_eq!(ask(&mut s, 3, ""), "cmd=oxmpi_silent_result rc=0 ranks=\n");
+        assert_eq!(
+            ask(&mut s, 0, " waits=3.1a.7.2"),
+            "cmd=oxmpi_silent_result rc=0 ranks=\n"
+        );
+        assert_eq!(
+            ask(&mut s, 3, " waits=3.1a.7"),
+            "cmd=oxmpi_silent_result rc=0 ranks=\n"
+        );
+        assert_eq!(
+            ask(&mut s, 0, " waits=3.1a.7.2"),
+            "cmd=oxmpi_silent_result rc=0 ranks=\n"
+        );
     }
 
     #[test]

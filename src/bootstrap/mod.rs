@@ -12,7 +12,10 @@
 //! it), and a rank that has waited long asks
 //! which ranks finalized without a connection to it (`cmd=oxmpi_silent from=RANK`,
 //! answered with `ranks=RANKS` and, when the list goes on, `next=RANK`; and with
-//! `lost=RANK` once some other rank has ended without finalize); and a rank that
+//! `lost=RANK` once some other rank has ended without finalize; its first line also
+//! says which collectives the rank waits in, `waits=WORDS`, answered with
+//! `clash=PEER.WORD` when another rank waits in a different one under the name of one
+//! of them, see [`waits`]); and a rank that
 //! lost a peer in return-errors mode says so (`cmd=oxmpi_lost peer=RANK`, no answer),
 //! so that its own end, which may follow at once, is not taken for the cause. RANKS as in
 //! [`rank_list`]. A rank uses them only under oxrun (its answer to `init` carries
@@ -20,6 +23,7 @@
 
 mod pmi;
 pub mod rank_list;
+pub mod waits;
 pub mod wire;
 
 use std::collections::HashMap;
@@ -34,6 +38,9 @@ pub(crate) struct Silent {
     pub finalized: Vec<usize>,
     /// A rank that ended without finalize (the first the launcher saw).
     pub lost: Option<usize>,
+    /// A rank that waits in another collective under the name of one this rank said
+    /// it waits in.
+    pub clash: Option<waits::Clash>,
 }
 
 /// What this process knows about the job.
@@ -336,14 +343,15 @@ impl Bootstrap {
         Ok(())
     }
 
-    /// The ranks that finalized without a connection to this one, and a rank that
-    /// ended without finalize, as far as the launcher knows; `None` if it cannot tell
-    /// (no launcher, or one without the extension).
-    pub(crate) fn silent_peers(&mut self) -> Result<Option<Silent>> {
+    /// The ranks that finalized without a connection to this one, a rank that ended
+    /// without finalize, and a rank in another collective under the name of one of
+    /// `waits` (the collectives this rank waits in), as far as the launcher knows;
+    /// `None` if it cannot tell (no launcher, or one without the extension).
+    pub(crate) fn silent_peers(&mut self, waits: &[waits::Wait]) -> Result<Option<Silent>> {
         let Some(p) = self.pmi.as_mut().filter(|_| self.extension) else {
             return Ok(None);
         };
-        let silent = p.silent(self.size)?;
+        let silent = p.silent(self.size, waits)?;
         self.extension = silent.is_some();
         Ok(silent)
     }

@@ -10,6 +10,7 @@ use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use super::waits::{self, Wait};
 use super::wire::{Line, MAX_LINE};
 use super::{Silent, rank_list};
 use crate::error::{Error, Result};
@@ -237,16 +238,27 @@ impl PmiClient {
     }
 
     /// The ranks that finalized without a connection to this one (they told the
-    /// launcher with [`PmiClient::finalizing`]) and a rank that ended without
-    /// finalize; `None` if the launcher does not know the extension
-    /// (`cmd=oxmpi_silent`).
-    pub(crate) fn silent(&mut self, size: usize) -> Result<Option<Silent>> {
+    /// launcher with [`PmiClient::finalizing`]), a rank that ended without finalize,
+    /// and a rank that waits in another collective under the name of one of `waits`;
+    /// `None` if the launcher does not know the extension (`cmd=oxmpi_silent`).
+    pub(crate) fn silent(&mut self, size: usize, waits: &[Wait]) -> Result<Option<Silent>> {
         let mut silent = Silent::default();
         let mut from = 0;
         loop {
             let mut l = Line::new("oxmpi_silent");
             l.push("from", &from.to_string()).map_err(fail)?;
+            // The first line says what this rank waits in now (none: it waits in no
+            // collective), and its answer whether another rank waits in another one.
+            if from == 0 && !waits.is_empty() {
+                l.push("waits", &waits::encode(waits)).map_err(fail)?;
+            }
             let reply = self.call(&l, "oxmpi_silent_result")?;
+            if let Some(text) = reply.get("clash") {
+                let clash = waits::Clash::decode(text)
+                    .filter(|c| c.peer < size)
+                    .ok_or_else(|| fail(format!("the launcher sent a bad clash: {reply}")))?;
+                silent.clash = silent.clash.or(Some(clash));
+            }
             if reply.get("rc") != Some("0") {
                 return Ok(None);
             }

@@ -11,12 +11,32 @@
 //! its last look, unless the collectives it runs changed since (a message may have
 //! come before its collective started here). The ranks of a collective whose
 //! messages all go one way (a bcast's root beside a reduce's root) never hold each
-//! other's: those finish, and no collective of theirs hangs.
+//! other's: those finish, and no collective of theirs hangs. Ranks whose collectives
+//! only receive (a bcast's reader beside ranks in a barrier that sends it nothing)
+//! hold none either: each, once idle long enough to ask the launcher for silent
+//! peers, also tells it which collectives it runs, and the launcher answers one
+//! that another rank runs as a different collective under the same name
+//! ([`crate::bootstrap::waits`]).
 
 use super::Engine;
-use super::requests::Op;
+use super::requests::{Op, ReqId, Requests};
 use super::schedule::Route;
+use crate::bootstrap::waits::{Clash, Wait};
 use crate::error::{Error, Rank, Result};
+
+/// The collectives this rank runs: the blocking one it waits in, if any, and the
+/// nonblocking ones in flight (`colls`).
+fn running<'a>(
+    driving: &'a Option<Route>,
+    colls: &'a [ReqId],
+    reqs: &'a Requests,
+) -> impl Iterator<Item = &'a Route> {
+    let nonblocking = colls.iter().filter_map(|&id| match reqs.get(id) {
+        Some(Op::Coll(sched)) => Some(sched.route()),
+        _ => None,
+    });
+    driving.iter().chain(nonblocking)
+}
 
 /// What this rank has looked at.
 #[derive(Default)]
@@ -44,6 +64,32 @@ impl Engine {
         self.clash.seen = None;
     }
 
+    /// The collectives this rank runs, as the launcher compares them with the other
+    /// ranks'.
+    pub(super) fn waits(&self) -> Vec<Wait> {
+        running(&self.clash.driving, &self.colls, &self.core.reqs)
+            .map(Route::wait)
+            .collect()
+    }
+
+    /// The error of the launcher's word that world rank `clash.peer` runs another
+    /// collective under the name of one this rank runs (`None` if this rank runs none
+    /// of that name).
+    pub(super) fn told_apart(&self, clash: Clash) -> Option<Error> {
+        let route = running(&self.clash.driving, &self.colls, &self.core.reqs).find(|r| {
+            let w = r.wait();
+            (w.ctx, w.incarnation, w.seq)
+                == (clash.theirs.ctx, clash.theirs.incarnation, clash.theirs.seq)
+        })?;
+        let peer = route.group.iter().position(|&w| w as usize == clash.peer)?;
+        let mine = route.wait().code;
+        Some(Error::CollectiveMismatch {
+            rank: route.group[route.rank] as Rank,
+            peer: clash.peer as Rank,
+            detail: (route.report)(mine, clash.theirs.code, (route.rank, peer)),
+        })
+    }
+
     /// Fails (a fatal error) if a message queued unmatched since the last look was
     /// sent in another collective under the number of one this rank runs.
     pub(super) fn check_clashes(&mut self) -> Result<()> {
@@ -54,14 +100,7 @@ impl Engine {
             None => 0,
         };
         self.clash.seen = Some(queued);
-        let nonblocking = self
-            .colls
-            .iter()
-            .filter_map(|&id| match self.core.reqs.get(id) {
-                Some(Op::Coll(sched)) => Some(sched.route()),
-                _ => None,
-            });
-        for route in self.clash.driving.iter().chain(nonblocking) {
+        for route in running(&self.clash.driving, &self.colls, &self.core.reqs) {
             let clash = self
                 .core
                 .matcher
@@ -88,7 +127,7 @@ mod tests {
     use crate::engine::matching::Envelope;
 
     fn route(seq: u32, kind: u8) -> Route {
-        Route::new(7, seq, kind, (0, Arc::from([0u32, 1])), |_, _, _| {
+        Route::new((7, 1), seq, kind, (0, Arc::from([0u32, 1])), |_, _, _| {
             String::new()
         })
     }

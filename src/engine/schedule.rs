@@ -106,6 +106,11 @@ const KIND_MASK: u32 = (1 << KIND_BITS) - 1;
 pub(crate) struct Route {
     pub ctx: u32,
     pub tag: i32,
+    /// The collective's number on the communicator (the tag holds its low bits).
+    pub seq: u32,
+    /// The communicator's incarnation (`comm.rs`): with the context and the number,
+    /// the collective's name among all of the job's.
+    pub incarnation: u64,
     /// This rank in the communicator.
     pub rank: usize,
     /// World rank of every communicator rank.
@@ -119,7 +124,7 @@ impl Route {
     /// communicator with collective context `ctx`, a collective the caller codes as
     /// `kind`.
     pub(crate) fn new(
-        ctx: u32,
+        (ctx, incarnation): (u32, u64),
         seq: u32,
         kind: u8,
         (rank, group): (usize, Arc<[u32]>),
@@ -129,9 +134,22 @@ impl Route {
         Route {
             ctx,
             tag: tag as i32,
+            seq,
+            incarnation,
             rank,
             group,
             report,
+        }
+    }
+
+    /// The name and code of the collective, as the launcher compares it with the
+    /// other ranks' ([`crate::bootstrap::waits`]).
+    pub(crate) fn wait(&self) -> crate::bootstrap::waits::Wait {
+        crate::bootstrap::waits::Wait {
+            ctx: self.ctx,
+            incarnation: self.incarnation,
+            seq: self.seq,
+            code: Route::number_kind(self.tag).1,
         }
     }
 

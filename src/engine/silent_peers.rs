@@ -16,7 +16,9 @@
 //! one end: the asking rank then fails with [`Error::PeerLost`] (its wait may never
 //! end otherwise: a peer on shared memory, or one over TCP it has no connection to,
 //! can die without this rank noticing). In return-errors mode the program gets that
-//! error rather than waiting until the launcher's teardown kills it.
+//! error rather than waiting until the launcher's teardown kills it. The question
+//! also says which collectives the rank runs, and the answer may name a rank that
+//! runs another one under the same name (see `clash.rs`).
 //!
 //! Every rank under oxrun asks; a wait
 //! counts its idle time from its start and reads the clock only before it sleeps
@@ -148,19 +150,23 @@ impl Watch {
 impl Engine {
     /// Asks the launcher which ranks finalized without a link to this one and fails
     /// what only they could complete. Returns whether it learnt of any; fails with
-    /// [`Error::PeerLost`] when the launcher saw a rank end without finalize.
+    /// [`Error::PeerLost`] when the launcher saw a rank end without finalize, and
+    /// with [`Error::CollectiveMismatch`] when it says another rank runs a different
+    /// collective under the name of one this rank runs (told with the question, see
+    /// `clash.rs`).
     pub(crate) fn ask_for_silent_peers(&mut self) -> Result<bool> {
         if self.core.finalizing {
             // Waiting in the finalize fence: the PMI connection belongs to it, and a
             // finalizing rank fails nothing.
             return Ok(false);
         }
+        let waits = self.waits();
         let silent = {
             let mut boot = self
                 .boot
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            boot.silent_peers()?
+            boot.silent_peers(&waits)?
         };
         let Some(silent) = silent else {
             self.silent = Watch::new(false);
@@ -172,6 +178,9 @@ impl Engine {
                 peer: peer as Rank,
                 detail: format!("rank {peer} ended without finalize (the launcher saw it end)"),
             });
+        }
+        if let Some(e) = silent.clash.and_then(|c| self.told_apart(c)) {
+            return Err(e);
         }
         let mut learnt = false;
         for peer in silent.finalized {

@@ -932,10 +932,38 @@ fn staggered_last(world: &Comm, op: &str, reversed: bool) -> oxmpi::Result<()> {
     Ok(())
 }
 
+/// Collective number 0 of a communicator made by `dup` and freed, then of the next
+/// one (given the same context ids), each with a rank late long enough for the
+/// others to tell the launcher what they wait in: a barrier, then an allreduce. The
+/// words about the first must not be taken for a disagreement in the second.
+fn late_in_reused_contexts(world: &Comm) -> oxmpi::Result<()> {
+    let rank = world.rank();
+    let late = || std::thread::sleep(std::time::Duration::from_millis(300));
+    let first = world.dup()?;
+    if rank == 0 {
+        late();
+    }
+    first.barrier()?;
+    drop(first);
+    let second = world.dup()?;
+    if rank == 1 {
+        late();
+    }
+    let mut sum = [0u32];
+    second.allreduce(&[1u32], &mut sum, Op::Sum)?;
+    assert_eq!(sum[0], world.size() as u32);
+    Ok(())
+}
+
 fn main() -> oxmpi::Result<()> {
     let universe = oxmpi::init()?;
     let world = universe.world();
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("late_reused") {
+        late_in_reused_contexts(&world)?;
+        println!("ok late_reused");
+        return universe.finalize();
+    }
     if args.get(1).map(String::as_str) == Some("disagree") {
         disagreeing_counts(&world);
         return universe.finalize();

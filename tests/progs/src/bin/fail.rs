@@ -9,8 +9,9 @@
 //! that send rank 0 to the node's shared-memory area and the others to messages
 //! (`fail split OP reversed`: the other way round; an allreduce, and from three ranks
 //! a bcast, meets in the area at any count, so there the ranks disagree inside it),
-//! `fail other A B N [nonblocking]` has rank 0 call collective A and the others B
-//! (blocking, or the nonblocking form waited for) on N u32 elements,
+//! `fail other A B N [nonblocking] [last]` has rank 0 (`last`: the last rank) call
+//! collective A and the others B (blocking, or the nonblocking form waited for) on N
+//! u32 elements,
 //! `fail finalize R WAIT` makes rank R finalize at
 //! once and `fail return R WAIT` makes its `main` return the error of a send to a rank
 //! that does not exist, while the others wait for it: WAIT is `rank` (a receive from
@@ -74,7 +75,7 @@ fn collective(world: &oxmpi::Comm, op: &str, n: usize) -> oxmpi::Result<()> {
     }
 }
 
-/// Rank 0 calls collective `first` and the other ranks `second`, each on `n` u32
+/// Rank `odd` calls collective `first` and the other ranks `second`, each on `n` u32
 /// elements (per block for gather, scatter and alltoall), blocking or (`nonblocking`)
 /// started and waited for; a rank whose collective returns (a bcast's root in the
 /// node's area, say) then waits for a message nobody sends.
@@ -82,9 +83,9 @@ fn other_collectives(
     world: &oxmpi::Comm,
     (first, second): (&str, &str),
     n: usize,
-    nonblocking: bool,
+    (nonblocking, odd): (bool, i32),
 ) -> oxmpi::Result<()> {
-    let op = if world.rank() == 0 { first } else { second };
+    let op = if world.rank() == odd { first } else { second };
     let (mut buf, mut out) = (vec![1u32; n], vec![0u32; n]);
     let sum = oxmpi::Op::Sum;
     if nonblocking {
@@ -375,8 +376,9 @@ fn main() -> oxmpi::Result<()> {
     }
     if how == "other" {
         let n = args[4].parse().expect("a count");
-        let nonblocking = args.get(5).is_some_and(|a| a == "nonblocking");
-        other_collectives(&world, (&args[2], &args[3]), n, nonblocking)?;
+        let flag = |word: &str| args[5..].iter().any(|a| a == word);
+        let odd = if flag("last") { world.size() - 1 } else { 0 };
+        other_collectives(&world, (&args[2], &args[3]), n, (flag("nonblocking"), odd))?;
     }
     if how == "withdrawn" {
         return withdrawn(universe, victim);
