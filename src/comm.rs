@@ -110,7 +110,8 @@ const NEGATIVE: i32 = i32::MIN;
 /// The incarnation of the communicator of ranks of colour `color` split from one of
 /// incarnation `parent` by its collective number `number`: every member computes the
 /// same, and communicators split from the same parent at other numbers or with other
-/// colours, or from other parents, get others (but with chance 2^-64).
+/// colours, or from other parents, get others (but with chance 2^-64), and none
+/// gets its parent's.
 fn incarnation(parent: u64, number: u32, color: i32) -> u64 {
     // splitmix64's finalizer, a bijection, over the parent's and then over the split.
     let mix = |mut h: u64| {
@@ -118,7 +119,11 @@ fn incarnation(parent: u64, number: u32, color: i32) -> u64 {
         h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         h ^ (h >> 31)
     };
-    mix(mix(parent) ^ (u64::from(number) << 32 | u64::from(color as u32)))
+    // The constant (the golden ratio's bits) keeps a child from sharing its parent's
+    // incarnation: without it the world's (0) and its first split's word (0) gave
+    // its first child 0 too, the world's own.
+    let split = u64::from(number) << 32 | u64::from(color as u32);
+    mix(mix(parent) ^ split ^ 0x9e37_79b9_7f4a_7c15)
 }
 
 /// What each rank contributes to a split: its color, key and free context ids.
@@ -401,5 +406,34 @@ impl Comm {
         // Not initialized (or finalized): nobody else to tell.
         crate::error::report(&why);
         engine::exit_aborted(code)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::incarnation;
+
+    #[test]
+    fn incarnations_differ_from_parents_siblings_and_ancestors() {
+        let world = 0;
+        let mut seen = vec![world];
+        // Chains of first children (the dup that is its parent's first collective),
+        // and splits at other numbers and colours.
+        let mut parent = world;
+        for _ in 0..8 {
+            parent = incarnation(parent, 0, 0);
+            seen.push(parent);
+        }
+        for number in 0..4 {
+            for color in [-1, 0, 1, 7] {
+                seen.push(incarnation(world, number, color));
+                seen.push(incarnation(seen[1], number, color));
+            }
+        }
+        let mut unique = seen.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        // The chain's first two links are also the (0, 0) splits below: each seen twice.
+        assert_eq!(unique.len(), seen.len() - 2);
     }
 }

@@ -933,25 +933,31 @@ fn staggered_last(world: &Comm, op: &str, reversed: bool) -> oxmpi::Result<()> {
 }
 
 /// Collective number 0 of a communicator made by `dup` and freed, then of the next
-/// one (given the same context ids), each with a rank late long enough for the
-/// others to tell the launcher what they wait in: a barrier, then an allreduce. The
-/// words about the first must not be taken for a disagreement in the second.
+/// one given the same context ids, each with a rank late long enough for the others
+/// to tell the launcher what they wait in: a barrier, then an allreduce. The words
+/// about the first must not be taken for a disagreement in the second. Twice: the
+/// second communicator a dup of the world's first child (made as the world's first
+/// collective), then a dup of the world again.
 fn late_in_reused_contexts(world: &Comm) -> oxmpi::Result<()> {
     let rank = world.rank();
-    let late = || std::thread::sleep(std::time::Duration::from_millis(300));
-    let first = world.dup()?;
-    if rank == 0 {
-        late();
+    let late = |who| {
+        if rank == who {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+    };
+    let child = world.dup()?;
+    child.barrier()?;
+    for parent in [&child, world] {
+        let first = world.dup()?;
+        late(0);
+        first.barrier()?;
+        drop(first);
+        let second = parent.dup()?;
+        late(1);
+        let mut sum = [0u32];
+        second.allreduce(&[1u32], &mut sum, Op::Sum)?;
+        assert_eq!(sum[0], world.size() as u32);
     }
-    first.barrier()?;
-    drop(first);
-    let second = world.dup()?;
-    if rank == 1 {
-        late();
-    }
-    let mut sum = [0u32];
-    second.allreduce(&[1u32], &mut sum, Op::Sum)?;
-    assert_eq!(sum[0], world.size() as u32);
     Ok(())
 }
 
