@@ -591,6 +591,28 @@ fn ranks_in_different_collectives_end_the_job() {
     }
 }
 
+/// A job that times out while some ranks wait in a collective for one that never
+/// comes: oxrun's report names those that said they wait (with their questions about
+/// silent peers), so the rank that did not stands out.
+#[test]
+fn a_timeout_names_the_ranks_waiting_in_a_collective() {
+    for transport in ["auto", "tcp"] {
+        let out = Job::new(4, "fail")
+            .args(["stuck", "2"])
+            .env("OXMPI_TRANSPORT", transport)
+            .timeout(2)
+            .output();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(124), "{transport}: {stderr}");
+        assert!(
+            stderr.contains(
+                "ranks still running: 0-3 (of them, 0,1,3 last said they wait in a collective)"
+            ),
+            "{transport}: {stderr}"
+        );
+    }
+}
+
 /// Ranks whose counts put some of them in the node's shared-memory area and others on
 /// messages for the same collective (each side of a selection limit) end the job with
 /// a report of the disagreement instead of waiting for each other forever. An

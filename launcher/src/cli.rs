@@ -189,9 +189,14 @@ pub struct Cli {
     pub node_netns: Option<String>,
 
     /// Stop the job if it has not finished after SECS seconds (exit status 124)
+    ///
+    /// The report names the ranks still running, and those of them that last said
+    /// they wait in a collective (an oxmpi rank says so once idle for 0.1 s), so
+    /// a rank the others wait for stands out.
     #[arg(
         long,
         value_name = "SECS",
+        verbatim_doc_comment,
         value_parser = parse_timeout,
         allow_negative_numbers = true
     )]

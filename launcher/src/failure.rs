@@ -24,8 +24,13 @@ pub enum Failure {
     Malformed { rank: usize, why: String },
     /// A rank ended while others wait for it in a PMI barrier.
     BarrierStuck { rank: usize, pid: i32 },
-    /// `--timeout` expired (`after` as the user wrote it) with these ranks running.
-    Timeout { after: String, running: Vec<usize> },
+    /// `--timeout` expired (`after` as the user wrote it) with these ranks running,
+    /// of which `waiting` last told oxrun that they wait in a collective.
+    Timeout {
+        after: String,
+        running: Vec<usize>,
+        waiting: Vec<usize>,
+    },
     /// oxrun received this signal and forwarded it.
     Signal(i32),
     /// oxrun could not start or watch the job (already reported where it happened).
@@ -84,10 +89,23 @@ impl Failure {
             Failure::BarrierStuck { rank, pid } => format!(
                 "oxrun: rank {rank} (pid {pid}) ended while other ranks wait for it in a PMI barrier"
             ),
-            Failure::Timeout { after, running } => format!(
-                "oxrun: job timed out after {after} s; ranks still running: {}",
-                rank_list(running)
-            ),
+            Failure::Timeout {
+                after,
+                running,
+                waiting,
+            } => {
+                let mut text = format!(
+                    "oxrun: job timed out after {after} s; ranks still running: {}",
+                    rank_list(running)
+                );
+                if !waiting.is_empty() {
+                    text += &format!(
+                        " (of them, {} last said they wait in a collective)",
+                        rank_list(waiting)
+                    );
+                }
+                text
+            }
             Failure::Signal(_) | Failure::Launch => return None,
         })
     }
@@ -160,14 +178,19 @@ mod tests {
             text.report().unwrap(),
             "oxrun: rank 2 called abort with code 3: MPI_Abort(comm, 3)\\r\\u{1b}[2J é"
         );
-        let timeout = Failure::Timeout {
+        let timeout = |waiting: Vec<usize>| Failure::Timeout {
             after: "2.5".into(),
             running: vec![0, 1, 2, 4],
+            waiting,
         };
-        assert_eq!(timeout.exit_code(), 124);
+        assert_eq!(timeout(vec![]).exit_code(), 124);
         assert_eq!(
-            timeout.report().unwrap(),
+            timeout(vec![]).report().unwrap(),
             "oxrun: job timed out after 2.5 s; ranks still running: 0-2,4"
+        );
+        assert_eq!(
+            timeout(vec![1, 2, 4]).report().unwrap(),
+            "oxrun: job timed out after 2.5 s; ranks still running: 0-2,4 (of them, 1,2,4 last said they wait in a collective)"
         );
         assert_eq!(Failure::Signal(libc::SIGINT).exit_code(), 130);
         assert_eq!(Failure::Signal(libc::SIGINT).report(), None);

@@ -792,12 +792,18 @@ impl Job {
         {
             self.deadline = None;
             if self.drain_until.is_none() {
-                let running = (0..self.ranks.len())
+                let running: Vec<usize> = (0..self.ranks.len())
                     .filter(|&r| self.ranks[r].exit.is_none())
+                    .collect();
+                let waiting = running
+                    .iter()
+                    .copied()
+                    .filter(|&r| self.pmi.waits_in_collective(r))
                     .collect();
                 self.fail(Failure::Timeout {
                     after: self.timeout_text.clone(),
                     running,
+                    waiting,
                 });
             }
         }
@@ -927,6 +933,7 @@ impl Job {
                             .map(|_| Failure::Timeout {
                                 after: self.timeout_text.clone(),
                                 running: Vec::new(),
+                                waiting: Vec::new(),
                             })
                     });
             }

@@ -376,6 +376,12 @@ impl PmiServer {
         Ok(())
     }
 
+    /// Whether `rank` last said it waits in a collective (with its last question about
+    /// silent peers).
+    pub fn waits_in_collective(&self, rank: usize) -> bool {
+        !self.waits[rank].is_empty()
+    }
+
     /// Another rank that last said it waits in a different collective under the name
     /// of one `rank` waits in, and that collective.
     fn clash(&self, rank: usize) -> Option<Clash> {

@@ -28,6 +28,7 @@
 //! rank P" (R, or a survivor that exited before) and exit 1. `fail lost R WAIT exit`:
 //! rank R exits 0 without finalize instead; `fail lost R WAIT END abort`: the
 //! survivors call abort(1) instead of exiting.
+//! `fail stuck R`: rank R sleeps while the others wait in a barrier.
 //! `fail withdrawn R` (3 ranks, return-errors mode, SIGTERM ignored): rank 0 sends 1 MiB
 //! to rank 1, which sees it arrive but does not receive it yet; rank R (2) dies, rank
 //! 0's send fails, and rank 0 overwrites its buffer; only then does rank 1 receive,
@@ -369,6 +370,14 @@ fn main() -> oxmpi::Result<()> {
     // Every rank is up before anyone fails.
     if how != "quiet" {
         world.dup()?;
+    }
+    if how == "stuck" {
+        // Rank R never comes to the barrier the others wait in.
+        if rank == victim {
+            std::thread::sleep(std::time::Duration::from_secs(1000));
+        }
+        world.barrier()?;
+        return universe.finalize();
     }
     if how == "split" {
         let flag = |f: &str| args[3..].iter().any(|a| a == f);
