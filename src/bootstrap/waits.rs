@@ -28,10 +28,15 @@ pub struct Wait {
 }
 
 impl Wait {
+    /// Whether `other` names the same collective (context, incarnation, number),
+    /// whatever its code.
+    pub fn same_name(&self, other: &Wait) -> bool {
+        (self.ctx, self.incarnation, self.seq) == (other.ctx, other.incarnation, other.seq)
+    }
+
     /// Whether `other` is another collective under this one's name.
     pub fn clashes(&self, other: &Wait) -> bool {
-        (self.ctx, self.incarnation, self.seq) == (other.ctx, other.incarnation, other.seq)
-            && self.code != other.code
+        self.same_name(other) && self.code != other.code
     }
 }
 

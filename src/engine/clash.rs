@@ -76,17 +76,14 @@ impl Engine {
     /// collective under the name of one this rank runs (`None` if this rank runs none
     /// of that name).
     pub(super) fn told_apart(&self, clash: Clash) -> Option<Error> {
-        let route = running(&self.clash.driving, &self.colls, &self.core.reqs).find(|r| {
-            let w = r.wait();
-            (w.ctx, w.incarnation, w.seq)
-                == (clash.theirs.ctx, clash.theirs.incarnation, clash.theirs.seq)
-        })?;
+        let (route, mine) = running(&self.clash.driving, &self.colls, &self.core.reqs)
+            .map(|r| (r, r.wait()))
+            .find(|(_, w)| w.same_name(&clash.theirs))?;
         let peer = route.group.iter().position(|&w| w as usize == clash.peer)?;
-        let mine = route.wait().code;
         Some(Error::CollectiveMismatch {
             rank: route.group[route.rank] as Rank,
             peer: clash.peer as Rank,
-            detail: (route.report)(mine, clash.theirs.code, (route.rank, peer)),
+            detail: (route.report)(mine.code, clash.theirs.code, (route.rank, peer)),
         })
     }
 
