@@ -482,8 +482,11 @@ impl Drop for Universe {
             crate::error::report(&why);
             std::process::exit(101);
         }
+        // A failed job (`JobFailed`) is the launcher's to report; a `main` returning
+        // an error prints that error next.
         if let Some(e) = engine::uninstall()
             && let Err(err) = finish(e)
+            && !matches!(err, Error::JobFailed(_))
         {
             let rank = self.world.rank();
             crate::error::report(format_args!("rank {rank}: finalize failed: {err}"));

@@ -34,7 +34,7 @@ use crate::layout::Layout;
 use crate::netns::NodeNet;
 use crate::output::{Kind, LineBuffer, Output};
 use crate::pmi_conn::{Next, PmiConn};
-use crate::pmi_server::{Outcome, PmiServer};
+use crate::pmi_server::{Abort, Outcome, PmiServer};
 use crate::rank_env::{self, JobIdentity, RankInfo};
 use crate::shm_cleanup::{self, Guard};
 use crate::signals::{self, FORWARDED, SignalFd};
@@ -114,6 +114,16 @@ struct Rank {
     streams: [Option<Stream>; 2],
 }
 
+/// A rank's failure that a peer on its way out caused ([`Job::awaiting`]).
+#[derive(Debug)]
+struct Awaiting {
+    failure: Failure,
+    /// The peer the failing rank said it lost (it finalized while needed).
+    peer: usize,
+    /// When the failure is reported anyway.
+    until: Instant,
+}
+
 /// A running job.
 #[derive(Debug)]
 pub struct Job {
@@ -140,6 +150,12 @@ pub struct Job {
     /// Ranks some rank said it lost that were given [`LOST_PEER_WAIT`] to be seen
     /// ending: each is waited for once, however many ranks name it.
     lost_waited: Vec<usize>,
+    /// A rank failed because a peer finalized while it needed the peer (a `main` that
+    /// returned an error finalizes on its way out, and the others find it gone): the
+    /// failure waits for the peer, released from its finalize, to end, at most the
+    /// grace a teardown gives it. If the peer fails, it is blamed: its error is the
+    /// cause.
+    awaiting: Option<Awaiting>,
     /// When to reap the processes that came to oxrun as their subreaper and ended
     /// ([`strays::reap_ended`]), and when it last did.
     reap_at: Option<Instant>,
@@ -241,6 +257,7 @@ impl Job {
             guard: None,
             held: None,
             lost_waited: Vec::new(),
+            awaiting: None,
             reap_at: None,
             last_reap: Instant::now(),
         })
@@ -503,7 +520,7 @@ impl Job {
                     self.route(outcome);
                     if line.cmd() == "barrier_in" {
                         self.check_barrier();
-                        if self.failure.is_some() {
+                        if self.failure.is_some() || self.awaiting.is_some() {
                             self.release_leaving();
                         }
                     }
@@ -714,6 +731,11 @@ impl Job {
         if self.failure.is_some() {
             return;
         }
+        if exit.success() && self.awaiting.as_ref().is_some_and(|a| a.peer == rank) {
+            // It ended well: the failure it caused is the one to report.
+            self.settle();
+            return;
+        }
         let pid = self.ranks[rank].pid;
         if !exit.success() {
             self.fail(Failure::Exit { rank, pid, exit });
@@ -748,6 +770,49 @@ impl Job {
         if self.failure.is_some() {
             return;
         }
+        if let Some(awaited) = self.awaiting.as_ref().map(|a| a.peer) {
+            match failure.rank() {
+                // The peer failed too: its failure is the cause.
+                Some(rank) if rank == awaited => self.awaiting = None,
+                // Another rank that needed the peer.
+                Some(rank) if self.pmi.lost_peer(rank) == Some(awaited) => return,
+                _ => return self.settle(),
+            }
+        } else if let Some(peer) = self.leaving_cause(&failure) {
+            self.awaiting = Some(Awaiting {
+                failure,
+                peer,
+                until: Instant::now() + self.kill_grace,
+            });
+            self.release_leaving();
+            return;
+        }
+        self.tear_down(failure);
+    }
+
+    /// The peer on its way out that `failure`'s rank said it lost, if any and still
+    /// running.
+    fn leaving_cause(&self, failure: &Failure) -> Option<usize> {
+        let rank = match failure {
+            Failure::Abort(Abort { rank, .. }) | Failure::Exit { rank, .. } => *rank,
+            _ => return None,
+        };
+        let peer = self.pmi.lost_peer(rank)?;
+        (self.ranks[peer].exit.is_none() && self.pmi.leaving(peer)).then_some(peer)
+    }
+
+    /// Reports the failure held back in [`Job::awaiting`], if any and nothing else
+    /// (a signal) ended the job meanwhile, and tears down.
+    fn settle(&mut self) {
+        if let Some(a) = self.awaiting.take()
+            && self.failure.is_none()
+        {
+            self.tear_down(a.failure);
+        }
+    }
+
+    /// Reports the job's first failure and starts the teardown.
+    fn tear_down(&mut self, failure: Failure) {
         if let Some(text) = failure.report() {
             self.out.message(&text);
         }
@@ -787,6 +852,9 @@ impl Job {
     }
 
     fn on_timers(&mut self, now: Instant) {
+        if self.awaiting.as_ref().is_some_and(|a| now >= a.until) {
+            self.settle();
+        }
         if let Some(d) = self.deadline
             && now >= d
         {
@@ -854,6 +922,7 @@ impl Job {
         let deadline = self.deadline.filter(|_| self.failure.is_none());
         [
             deadline,
+            self.awaiting.as_ref().map(|a| a.until),
             self.kill_at,
             self.drain_until,
             self.reap_at,

@@ -367,8 +367,9 @@ impl Bootstrap {
         self.pmi.is_some()
     }
 
-    /// Tells the launcher (oxrun) that this rank lost `peer`, so that it reports the
-    /// peer's end rather than this rank's as the job's failure.
+    /// Tells the launcher (oxrun) that this rank lost `peer` (it ended, or finalized
+    /// while this rank needed it), so that it reports the peer's end rather than this
+    /// rank's as the job's failure.
     pub(crate) fn report_lost(&mut self, peer: usize) {
         if let Some(p) = self.pmi.as_mut().filter(|_| self.extension) {
             p.lost(peer);

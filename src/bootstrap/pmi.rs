@@ -286,8 +286,9 @@ impl PmiClient {
             .map(|_| ())
     }
 
-    /// Tells the launcher that this rank lost `peer` (`cmd=oxmpi_lost`): if this rank
-    /// ends now, the peer's end is the cause to report. Does not wait for an answer.
+    /// Tells the launcher that this rank lost `peer` (`cmd=oxmpi_lost`; the peer ended,
+    /// or finalized while this rank needed it): if this rank ends now, the peer's end
+    /// is the cause to report. Does not wait for an answer.
     pub(crate) fn lost(&mut self, peer: usize) {
         let mut l = Line::new("oxmpi_lost");
         let _ = l.push("peer", &peer.to_string());

@@ -159,13 +159,17 @@ fn guarded<R>(eng: &mut Engine, f: impl FnOnce(&mut Engine) -> Result<R>) -> Res
 pub(crate) use context::orphan_pair;
 pub(crate) use owner::{callable_here, claim, ensure_callable, install, is_running, uninstall};
 
-/// Tells the launcher when `err` says a peer was lost: the program may end at once,
-/// and the peer's end is the cause to report.
-fn report_if_lost(boot: &Mutex<Bootstrap>, err: &Error) {
-    if let Error::PeerLost { peer, .. } = err {
+/// Tells the launcher when `err` says a peer was lost or finalized while this rank
+/// needed it: the program may end at once, and the peer's end is the cause to report.
+fn report_cause(boot: &Mutex<Bootstrap>, err: &Error) {
+    let peer = match err {
+        Error::PeerLost { peer, .. } | Error::PeerFinalized { peer, .. } => *peer,
+        _ => return,
+    };
+    if let Ok(peer) = usize::try_from(peer) {
         boot.lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .report_lost(*peer as usize);
+            .report_lost(peer);
     }
 }
 
@@ -225,6 +229,7 @@ impl Engine {
             // and abort ourselves only if it does not.
             std::thread::sleep(LAUNCHER_GRACE);
         }
+        report_cause(&self.boot, err);
         self.abort_job(1, &format!("{err}; ending the job"), true)
     }
 
@@ -1076,13 +1081,13 @@ impl Engine {
     /// job if `end` or if a peer helping with a split copy may still write into a
     /// receive buffer of ours, which the caller would free on return; else withdraws
     /// the buffers of sends and collectives not finished, which peers of this node
-    /// may still be reading, and tells the launcher of a lost peer.
+    /// may still be reading, and tells the launcher of a lost or finalized peer.
     fn failed(&mut self, e: &Error, end: bool) {
         if end || !self.core.shared.is_empty() {
             self.die(e);
         }
         self.net.withdraw();
-        report_if_lost(&self.boot, e);
+        report_cause(&self.boot, e);
     }
 
     fn finalize_fence(&mut self) -> Result<()> {
