@@ -450,7 +450,7 @@ impl Universe {
     pub fn finalize(mut self) -> Result<()> {
         self.finalized = true;
         match engine::uninstall() {
-            Some(e) => finish(e),
+            Some(e) => finish(e, false),
             None => Err(Error::NotInitialized),
         }
     }
@@ -460,10 +460,11 @@ impl Universe {
 /// `MPI_Init` after `MPI_Finalize`).
 static FINALIZED: AtomicBool = AtomicBool::new(false);
 
-/// Finalizes the engine, then frees what this thread kept for temporaries.
-fn finish(e: Engine) -> Result<()> {
+/// Finalizes the engine, then frees what this thread kept for temporaries. `dropped`:
+/// the `Universe` was dropped unfinalized (the program is ending).
+fn finish(e: Engine, dropped: bool) -> Result<()> {
     FINALIZED.store(true, Ordering::Relaxed);
-    let result = e.finalize();
+    let result = e.finalize(dropped);
     crate::userbuf::release_kept();
     result
 }
@@ -482,14 +483,17 @@ impl Drop for Universe {
             crate::error::report(&why);
             std::process::exit(101);
         }
-        // A failed job (`JobFailed`) is the launcher's to report; a `main` returning
-        // an error prints that error next.
-        if let Some(e) = engine::uninstall()
-            && let Err(err) = finish(e)
-            && !matches!(err, Error::JobFailed(_))
-        {
-            let rank = self.world.rank();
-            crate::error::report(format_args!("rank {rank}: finalize failed: {err}"));
+        // A job the launcher ended while this rank finalized is the launcher's to
+        // report (a `main` returning an error prints that error next); a failure this
+        // rank met before (`broken`, in return-errors mode) only it can report.
+        if let Some(e) = engine::uninstall() {
+            let broken = e.broken();
+            if let Err(err) = finish(e, true)
+                && (broken || !matches!(err, Error::JobFailed(_)))
+            {
+                let rank = self.world.rank();
+                crate::error::report(format_args!("rank {rank}: finalize failed: {err}"));
+            }
         }
     }
 }

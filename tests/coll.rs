@@ -320,6 +320,31 @@ fn disagreeing_counts_of_zero_end_no_rank_waiting() {
     }
 }
 
+/// Ranks whose alltoallv counts disagree on a block one side makes empty: rank 0
+/// sends rank 1 data where rank 1 expects none (every rank returned `Ok`, rank 1
+/// without the data). Rank 1 finds the message unreceived as it waits with a later
+/// collective of the communicator running, and the job ends with a report naming
+/// both (without the check, this job hangs). (Where the receiver expects data that is
+/// not sent, or the block is long enough to go by rendezvous, the ranks still wait
+/// until `--timeout`: the README's exception.)
+#[test]
+fn an_alltoallv_block_sent_where_none_is_expected_ends_the_job() {
+    for (transport, n) in [("auto", 2), ("auto", 3), ("tcp", 2), ("tcp", 4)] {
+        let out = Job::new(n, "coll_mixed")
+            .args(["alltoallv_dropped"])
+            .env("OXMPI_TRANSPORT", transport)
+            .timeout(30)
+            .output();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let what = format!("{n} ranks over {transport}: {:?}\n{stderr}", out.status);
+        assert_eq!(out.status.code(), Some(1), "{what}");
+        assert!(
+            stderr.contains("rank 1: alltoallv: rank 0 sent rank 1 a message in it"),
+            "{what}"
+        );
+    }
+}
+
 /// Ranks late in the first collective of a communicator, then in the first of the
 /// next one given the same context ids, tell the launcher what they wait in each
 /// time: the words about the first are not taken for a disagreement in the second

@@ -600,6 +600,7 @@ impl Job {
         ]
         .into_iter()
         .flatten()
+        .chain(self.awaiting.as_mut().map(|a| &mut a.until))
         {
             *at += stopped;
         }
@@ -653,7 +654,8 @@ impl Job {
             let mut lost: Vec<usize> = ended
                 .iter()
                 .filter_map(|&(rank, _)| self.pmi.lost_peer(rank))
-                .filter(|peer| !self.lost_waited.contains(peer))
+                // One on its way out ends once released (see `awaiting`).
+                .filter(|&peer| !self.lost_waited.contains(&peer) && !self.pmi.leaving(peer))
                 .collect();
             lost.sort_unstable();
             lost.dedup();
@@ -790,15 +792,17 @@ impl Job {
         self.tear_down(failure);
     }
 
-    /// The peer on its way out that `failure`'s rank said it lost, if any and still
-    /// running.
+    /// The peer that `failure`'s rank said it lost, if any, still running, and on its
+    /// way out because its program is ending (a `main` returning an error finalizes
+    /// as it drops its `Universe`; a program that calls finalize itself and then
+    /// fails fails because the job failed, not the other way round).
     fn leaving_cause(&self, failure: &Failure) -> Option<usize> {
         let rank = match failure {
             Failure::Abort(Abort { rank, .. }) | Failure::Exit { rank, .. } => *rank,
             _ => return None,
         };
         let peer = self.pmi.lost_peer(rank)?;
-        (self.ranks[peer].exit.is_none() && self.pmi.leaving(peer)).then_some(peer)
+        (self.ranks[peer].exit.is_none() && self.pmi.ending(peer)).then_some(peer)
     }
 
     /// Reports the failure held back in [`Job::awaiting`], if any and nothing else
@@ -826,9 +830,15 @@ impl Job {
     }
 
     /// Once the job failed, ends the fence of every rank that waits in it on its way
-    /// out (see [`PmiServer::release_leaving`]).
+    /// out (see [`PmiServer::release_leaving`]); while a failure waits for the rank
+    /// that caused it ([`Job::awaiting`]), that rank's alone (another rank released
+    /// would fail because of it, and be taken for a cause).
     fn release_leaving(&mut self) {
-        let replies = self.pmi.release_leaving();
+        let only = match (&self.failure, &self.awaiting) {
+            (None, Some(a)) => Some(a.peer),
+            _ => None,
+        };
+        let replies = self.pmi.release_leaving(|r| only.is_none_or(|p| p == r));
         self.route(Outcome {
             replies,
             abort: None,

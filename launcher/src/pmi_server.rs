@@ -50,6 +50,9 @@ struct RankState {
     initialized: bool,
     /// It said it is finalizing (`oxmpi_finalizing`).
     finalizing: bool,
+    /// It said it finalizes because its program is ending (`ending=1`: it dropped its
+    /// `Universe` unfinalized, as a `main` returning an error does).
+    ending: bool,
     finalized: bool,
     in_barrier: bool,
     /// It said it lost a peer (`oxmpi_lost`): its own end is likely a consequence.
@@ -130,16 +133,16 @@ impl PmiServer {
         self.ranks[rank].leaving()
     }
 
-    /// Ends the barrier for every rank that waits in it on its way out ([`leaving`]),
-    /// with a failure: the job failed, so the ranks it waits for may never come, and
-    /// such a rank still has its own end to reach (what its program prints after
-    /// finalizing). Returns the replies to send.
+    /// Ends the barrier for every rank that `which` picks and that waits in it on its
+    /// way out ([`leaving`]), with a failure: the job failed, so the ranks it waits
+    /// for may never come, and such a rank still has its own end to reach (what its
+    /// program prints after finalizing). Returns the replies to send.
     ///
     /// [`leaving`]: PmiServer::leaving
-    pub fn release_leaving(&mut self) -> Vec<(usize, Line)> {
+    pub fn release_leaving(&mut self, which: impl Fn(usize) -> bool) -> Vec<(usize, Line)> {
         let mut out = Vec::new();
         for (r, state) in self.ranks.iter_mut().enumerate() {
-            if state.in_barrier && state.leaving() {
+            if state.in_barrier && state.leaving() && which(r) {
                 state.in_barrier = false;
                 self.in_barrier -= 1;
                 out.push((
@@ -149,6 +152,12 @@ impl PmiServer {
             }
         }
         out
+    }
+
+    /// Whether `rank` finalizes because its program is ending (it dropped its
+    /// `Universe` unfinalized).
+    pub fn ending(&self, rank: usize) -> bool {
+        self.ranks[rank].ending
     }
 
     /// Whether `rank` said it lost a peer (`oxmpi_lost`).
@@ -362,6 +371,7 @@ impl PmiServer {
     /// it listed before, if any).
     fn finalizing(&mut self, rank: usize, req: &Line) -> Result<(), &'static str> {
         self.ranks[rank].finalizing = true;
+        self.ranks[rank].ending |= req.get("ending") == Some("1");
         let text = req.get("unlinked").unwrap_or("");
         let ranges = rank_list::decode(text, self.ranks.len()).ok_or("malformed_rank_list")?;
         let known = &mut self.unlinked[rank];
@@ -614,7 +624,9 @@ mod tests {
         assert!(s.leaving(1) && !s.leaving(2) && !s.leaving(0));
         assert!(s.handle(1, &req("cmd=barrier_in")).replies.is_empty());
         assert!(s.handle(2, &req("cmd=barrier_in")).replies.is_empty());
-        let out = s.release_leaving();
+        // Those not picked stay.
+        assert!(s.release_leaving(|r| r == 0).is_empty());
+        let out = s.release_leaving(|_| true);
         let lines: Vec<(usize, String)> = out.iter().map(|(r, l)| (*r, l.to_string())).collect();
         assert_eq!(
             lines,
@@ -623,7 +635,7 @@ mod tests {
         assert!(!s.in_barrier(1) && s.in_barrier(2));
         assert_eq!(s.waiting_in_barrier(), 1);
         // Nothing more to release until a leaving rank enters again.
-        assert!(s.release_leaving().is_empty());
+        assert!(s.release_leaving(|_| true).is_empty());
     }
 
     #[test]
@@ -681,6 +693,15 @@ mod tests {
             only_reply(s.handle(1, &req("cmd=spawn nprocs=2")), 1),
             "cmd=spawn_result rc=-1 msg=unknown_command\n"
         );
+    }
+
+    #[test]
+    fn a_finalizing_rank_says_whether_its_program_is_ending() {
+        let mut s = server(2);
+        s.handle(0, &req("cmd=oxmpi_finalizing unlinked="));
+        s.handle(1, &req("cmd=oxmpi_finalizing unlinked= ending=1"));
+        assert!(s.leaving(0) && !s.ending(0));
+        assert!(s.leaving(1) && s.ending(1));
     }
 
     #[test]

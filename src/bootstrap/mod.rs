@@ -336,9 +336,9 @@ impl Bootstrap {
 
     /// Tells the launcher that this rank is finalizing without a connection to the
     /// ranks `unlinked` (ascending), if it takes the extension.
-    pub(crate) fn announce_finalizing(&mut self, unlinked: &[usize]) -> Result<()> {
+    pub(crate) fn announce_finalizing(&mut self, unlinked: &[usize], ending: bool) -> Result<()> {
         if let Some(p) = self.pmi.as_mut().filter(|_| self.extension) {
-            self.extension = p.finalizing(unlinked)?;
+            self.extension = p.finalizing(unlinked, ending)?;
         }
         Ok(())
     }

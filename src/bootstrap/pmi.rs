@@ -202,7 +202,7 @@ impl PmiClient {
                 // oxrun's word for a job another rank has failed.
                 _ if l.get("msg") == Some("job_failed") => Err(Error::JobFailed(
                     "another rank failed (the launcher's report names it), and the launcher \
-                     ended this rank's barrier"
+                     ended this rank's finalize"
                         .into(),
                 )),
                 _ => Err(fail(format!(
@@ -218,14 +218,19 @@ impl PmiClient {
 
     /// Tells the launcher (oxrun's extension, `cmd=oxmpi_finalizing`) that this rank
     /// is finalizing and has no connection to the ranks `unlinked` (ascending): they
-    /// get no goodbye from it. Returns whether the launcher took it (another launcher
-    /// answers that it does not know the command).
-    pub(crate) fn finalizing(&mut self, unlinked: &[usize]) -> Result<bool> {
+    /// get no goodbye from it; and whether its program is `ending` (`ending=1`: it
+    /// dropped its `Universe` unfinalized, as a `main` returning an error does).
+    /// Returns whether the launcher took it (another launcher answers that it does
+    /// not know the command).
+    pub(crate) fn finalizing(&mut self, unlinked: &[usize], ending: bool) -> Result<bool> {
         let mut rest = unlinked;
         loop {
             let (text, n) = rank_list::encode(rest);
             let mut l = Line::new("oxmpi_finalizing");
             l.push("unlinked", &text).map_err(fail)?;
+            if ending {
+                l.push("ending", "1").map_err(fail)?;
+            }
             let reply = self.call(&l, "oxmpi_finalizing_result")?;
             if reply.get("rc") != Some("0") {
                 return Ok(false);

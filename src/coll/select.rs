@@ -13,6 +13,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU8, AtomicU32, Ordering};
 
 use super::shared_memory::WHOLE;
+use crate::engine::schedule::Disagreement;
 use crate::error::{Error, Result};
 
 /// The collective operations, to name one when choosing its algorithm.
@@ -185,10 +186,20 @@ impl Collective {
         ))
     }
 
-    /// The report of communicator rank `peer` running, under the number of a
-    /// collective that rank `me` runs, one whose messages carry the route code
-    /// `theirs` where this rank's carry `mine` ([`Collective::route_code`]).
-    pub(crate) fn clash_report(mine: u8, theirs: u8, (me, peer): (usize, usize)) -> String {
+    /// The report of what a message of communicator rank `peer` shows about the
+    /// collectives it runs against those rank `me` runs, by their route codes
+    /// ([`Collective::route_code`]).
+    pub(crate) fn clash_report(disagreement: Disagreement, (me, peer): (usize, usize)) -> String {
+        let (mine, theirs) = match disagreement {
+            Disagreement::SameNumber { mine, theirs } => (mine, theirs),
+            Disagreement::Finished { theirs } => {
+                let op =
+                    Collective::from_route_code(theirs).map_or("a collective", |(c, _)| c.name());
+                return format!(
+                    "{op}: rank {peer} sent rank {me} a message in it, which rank {me} finished without one from rank {peer} (the ranks disagree on what it sends: their counts differ; an alltoallv sends nothing for a block its counts make empty)"
+                );
+            }
+        };
         let (coll, ours) = Collective::from_route_code(mine).expect("a route's own code");
         if ours == SharedMemory {
             // This rank meets in the area; the peer sent messages.
@@ -834,8 +845,10 @@ mod tests {
         }
         let a = Collective::Allreduce;
         let report = Collective::clash_report(
-            a.route_code(RecursiveDoubling),
-            a.route_code(Rabenseifner),
+            Disagreement::SameNumber {
+                mine: a.route_code(RecursiveDoubling),
+                theirs: a.route_code(Rabenseifner),
+            },
             (0, 3),
         );
         assert!(
@@ -845,8 +858,10 @@ mod tests {
             "{report}"
         );
         let other = Collective::clash_report(
-            a.route_code(Ring),
-            Collective::Bcast.route_code(Binomial),
+            Disagreement::SameNumber {
+                mine: a.route_code(Ring),
+                theirs: Collective::Bcast.route_code(Binomial),
+            },
             (1, 2),
         );
         assert!(
@@ -854,8 +869,10 @@ mod tests {
             "{other}"
         );
         let area = Collective::clash_report(
-            a.route_code(SharedMemory),
-            a.route_code(RecursiveDoubling),
+            Disagreement::SameNumber {
+                mine: a.route_code(SharedMemory),
+                theirs: a.route_code(RecursiveDoubling),
+            },
             (0, 1),
         );
         assert!(

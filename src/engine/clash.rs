@@ -17,10 +17,16 @@
 //! peers, also tells it which collectives it runs, and the launcher answers one
 //! that another rank runs as a different collective under the same name
 //! ([`crate::bootstrap::waits`]).
+//!
+//! Every message a collective sends a rank is one that rank's part of it receives.
+//! So a message of a collective this rank has finished (numbered before one it runs
+//! on the same communicator) that waits unreceived shows the ranks disagree on what
+//! it sends: an alltoallv's counts, whose empty blocks send nothing, on one side
+//! only.
 
 use super::Engine;
 use super::requests::{Op, ReqId, Requests};
-use super::schedule::Route;
+use super::schedule::{Disagreement, Route};
 use crate::bootstrap::waits::{Clash, Wait};
 use crate::error::{Error, Rank, Result};
 
@@ -80,15 +86,23 @@ impl Engine {
             .map(|r| (r, r.wait()))
             .find(|(_, w)| w.same_name(&clash.theirs))?;
         let peer = route.group.iter().position(|&w| w as usize == clash.peer)?;
+        let disagreement = Disagreement::SameNumber {
+            mine: mine.code,
+            theirs: clash.theirs.code,
+        };
         Some(Error::CollectiveMismatch {
             rank: route.group[route.rank] as Rank,
             peer: clash.peer as Rank,
-            detail: (route.report)(mine.code, clash.theirs.code, (route.rank, peer)),
+            detail: (route.report)(disagreement, (route.rank, peer)),
         })
     }
 
     /// Fails (a fatal error) if a message queued unmatched since the last look was
-    /// sent in another collective under the number of one this rank runs.
+    /// sent in another collective under the number of one this rank runs, or in a
+    /// collective of the communicator of one this rank runs that it has finished
+    /// (numbered before, and not running here): every message a collective sends a
+    /// rank is one that rank's part of it receives, so the two disagree on what it
+    /// sends (an alltoallv's counts, whose empty blocks send nothing).
     pub(super) fn check_clashes(&mut self) -> Result<()> {
         let queued = self.core.matcher.queued();
         let since = match self.clash.seen {
@@ -97,18 +111,22 @@ impl Engine {
             None => 0,
         };
         self.clash.seen = Some(queued);
-        for route in running(&self.clash.driving, &self.colls, &self.core.reqs) {
-            let clash = self
-                .core
-                .matcher
-                .queued_since(since)
-                .find_map(|u| Some((u, route.clash(&u.env)?)));
-            if let Some((u, (mine, theirs))) = clash {
+        let running = || running(&self.clash.driving, &self.colls, &self.core.reqs);
+        for u in self.core.matcher.queued_since(since) {
+            let disagreement = running().find_map(|route| {
+                if let Some((mine, theirs)) = route.clash(&u.env) {
+                    return Some((route, Disagreement::SameNumber { mine, theirs }));
+                }
+                let theirs = route.earlier(&u.env)?;
+                let finished = !running().any(|r| r.same_number(&u.env));
+                finished.then_some((route, Disagreement::Finished { theirs }))
+            });
+            if let Some((route, disagreement)) = disagreement {
                 let peer = u.env.src as usize;
                 return Err(Error::CollectiveMismatch {
                     rank: route.group[route.rank] as Rank,
                     peer: u.peer as Rank,
-                    detail: (route.report)(mine, theirs, (route.rank, peer)),
+                    detail: (route.report)(disagreement, (route.rank, peer)),
                 });
             }
         }
@@ -124,7 +142,7 @@ mod tests {
     use crate::engine::matching::Envelope;
 
     fn route(seq: u32, kind: u8) -> Route {
-        Route::new((7, 1), seq, kind, (0, Arc::from([0u32, 1])), |_, _, _| {
+        Route::new((7, 1), seq, kind, (0, Arc::from([0u32, 1])), |_, _| {
             String::new()
         })
     }

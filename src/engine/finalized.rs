@@ -90,6 +90,20 @@ impl Finalized {
         }
     }
 
+    /// The other member of the communicator with context pair `pair`, if it has two:
+    /// a receive from any source on it waits for that rank alone.
+    fn only_other(&self, pair: u32) -> Option<usize> {
+        let (a, b) = match pair {
+            0 if self.gone.len() == 2 => (0, 1),
+            0 => return None,
+            _ => match *self.group(pair)? {
+                [a, b] => (a as usize, b as usize),
+                _ => return None,
+            },
+        };
+        Some(if a == self.me { b } else { a })
+    }
+
     /// Whether the communicator with context pair `pair` has no member but this rank.
     pub(crate) fn alone(&self, pair: u32) -> bool {
         match pair {
@@ -163,6 +177,13 @@ impl Finalized {
 }
 
 impl Core {
+    /// [`Core::finalized_error`] for a wait on context `ctx` for a message from
+    /// `peer` (`None`: any source), where a communicator of two names the other rank.
+    pub(crate) fn orphaned_error(&self, ctx: u32, peer: Option<usize>, what: &str) -> Error {
+        let peer = peer.or_else(|| self.finalized.only_other(ctx / 2));
+        self.finalized_error(peer, what)
+    }
+
     /// The failure of waiting for `what` from world rank `peer` (`None`: from any
     /// rank), which has finalized.
     pub(crate) fn finalized_error(&self, peer: Option<usize>, what: &str) -> Error {
@@ -227,16 +248,25 @@ impl Core {
 
     fn fail_if_orphaned(&mut self, id: ReqId) -> bool {
         let finalized = &self.finalized;
+        let ctx = std::cell::Cell::new(0);
         if self
             .matcher
             .take_posted_where(|p, posted| {
-                posted == id && p.from().is_none() && finalized.silent(p)
+                let doomed = posted == id && p.from().is_none() && finalized.silent(p);
+                if doomed {
+                    ctx.set(p.ctx());
+                }
+                doomed
             })
             .is_empty()
         {
             return false;
         }
-        let e = self.finalized_error(None, "a receive from any source waits for a message");
+        let e = self.orphaned_error(
+            ctx.get(),
+            None,
+            "a receive from any source waits for a message",
+        );
         self.reqs.complete(id, Err(e));
         true
     }
@@ -322,6 +352,18 @@ mod tests {
         assert!(core.fail_orphaned_any_source(id) && failed(&core, id));
         core.finalized.unregister(3);
         assert!(!core.finalized.any_silent(), "rank 3 is still there");
+    }
+
+    #[test]
+    fn a_communicator_of_two_names_the_other_member() {
+        assert_eq!(Finalized::new(1, 2).only_other(0), Some(0));
+        let mut f = Finalized::new(1, 5);
+        assert_eq!(f.only_other(0), None);
+        f.register(3, Arc::from([4u32, 1]));
+        f.register(4, Arc::from([0u32, 1, 2]));
+        assert_eq!(f.only_other(3), Some(4));
+        assert_eq!(f.only_other(4), None);
+        assert_eq!(f.only_other(5), None);
     }
 
     #[test]

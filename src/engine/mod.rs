@@ -1044,9 +1044,11 @@ impl Engine {
             None if hopeless => Err(Error::Deadlock(
                 "a probe waits for a message that only this rank itself could send, and none is on its way".into(),
             )),
-            None => Err(self
-                .core
-                .finalized_error(pattern.from(), "a probe waits for a message")),
+            None => Err(self.core.orphaned_error(
+                pattern.ctx(),
+                pattern.from(),
+                "a probe waits for a message",
+            )),
         }
     }
 
@@ -1067,8 +1069,10 @@ impl Engine {
     /// write into a receive buffer the program frees once finalize has returned), the
     /// buffers peers may still read from are withdrawn, and a lost peer is reported to
     /// the launcher.
-    pub(crate) fn finalize(mut self) -> Result<()> {
-        let result = self.finalize_fence();
+    /// Finalizes (see [`Engine::finalize_fence`]); `dropped`: the program is ending
+    /// without having finalized.
+    pub(crate) fn finalize(mut self, dropped: bool) -> Result<()> {
+        let result = self.finalize_fence(dropped);
         if let Err(e) = &result
             && e.is_fatal()
         {
@@ -1090,7 +1094,12 @@ impl Engine {
         report_cause(&self.boot, e);
     }
 
-    fn finalize_fence(&mut self) -> Result<()> {
+    /// Whether a failure of the job ended this engine's communication (see `broken`).
+    pub(crate) fn broken(&self) -> bool {
+        self.broken.is_some()
+    }
+
+    fn finalize_fence(&mut self, dropped: bool) -> Result<()> {
         if let Some(why) = self.broken.take() {
             return Err(Error::JobFailed(why));
         }
@@ -1122,7 +1131,7 @@ impl Engine {
         // launcher did not know to be leaving was killed before it printed why it
         // gave up (`ranks_split_between_shared_memory_and_messages_end_the_job`,
         // 4 runs in 120 with four jobs at once).
-        lock_boot().announce_finalizing(&unlinked)?;
+        lock_boot().announce_finalizing(&unlinked, dropped)?;
         self.core.say_bye(linked);
         self.flush_outbox()?;
         // Peers close their connections once every rank is in the fence, which may be

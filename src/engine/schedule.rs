@@ -86,11 +86,22 @@ enum Step {
     },
 }
 
-/// The report of communicator rank `peer` running the collective of code `theirs`
-/// where rank `me` runs the one of code `mine`, as the same collective of their
-/// communicator: `report(mine, theirs, (me, peer))` (the caller numbers the
-/// collectives; the engine knows none of their names).
-pub(crate) type ClashReport = fn(u8, u8, (usize, usize)) -> String;
+/// What a message of communicator rank `peer` shows about the collectives it runs,
+/// against those rank `me` runs, by their codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Disagreement {
+    /// Under the number of this rank's collective of code `mine`, the peer runs
+    /// the one of code `theirs`.
+    SameNumber { mine: u8, theirs: u8 },
+    /// The peer sent this rank a message in a collective of code `theirs` that this
+    /// rank has finished without it: the two disagree on what it sends.
+    Finished { theirs: u8 },
+}
+
+/// The report of a [`Disagreement`] between communicator ranks `me` and `peer`:
+/// `report(disagreement, (me, peer))` (the caller numbers the collectives; the
+/// engine knows none of their names).
+pub(crate) type ClashReport = fn(Disagreement, (usize, usize)) -> String;
 
 /// Bits at the bottom of a route's tag that hold the code of the collective (and of
 /// how it runs); the bits above hold the low bits of its number on the communicator.
@@ -167,6 +178,22 @@ impl Route {
         let (their_seq, theirs) = Route::number_kind(env.tag);
         (env.ctx == self.ctx && their_seq == seq && theirs != mine).then_some((mine, theirs))
     }
+
+    /// Whether `env`, a message on this route's communicator, was sent in a
+    /// collective numbered before this route's (by less than half the numbers the
+    /// tag holds, which wrap), and the code of that collective.
+    pub(crate) fn earlier(&self, env: &Envelope) -> Option<u8> {
+        let (seq, _) = Route::number_kind(self.tag);
+        let (their_seq, theirs) = Route::number_kind(env.tag);
+        let numbers = (TAG_UB as u32 >> KIND_BITS) + 1;
+        let behind = seq.wrapping_sub(their_seq) & (numbers - 1);
+        (env.ctx == self.ctx && behind > 0 && behind < numbers / 2).then_some(theirs)
+    }
+
+    /// Whether `env` was sent in this route's collective (its number, any code).
+    pub(crate) fn same_number(&self, env: &Envelope) -> bool {
+        env.ctx == self.ctx && Route::number_kind(env.tag).0 == Route::number_kind(self.tag).0
+    }
 }
 
 pub(crate) struct Schedule {
@@ -232,9 +259,11 @@ impl Schedule {
 
     /// Drops the transfers of empty spans added from now on, on both sides: for an
     /// alltoallv, where a block that the counts make empty is common (a sparse
-    /// exchange) and both sides read its length from the same counts. Ranks whose
-    /// counts disagree on such a block wait until the launcher's timeout (the
-    /// README's one exception).
+    /// exchange) and both sides read its length from the same counts. Where ranks'
+    /// counts disagree on such a block, a message sent to a rank that expects none is
+    /// found unreceived in a later collective (`engine/clash.rs`); a rank that expects
+    /// one not sent
+    /// waits until the launcher's timeout (the README's one exception).
     pub(crate) fn skip_empty_transfers(&mut self) {
         self.skip_empty = true;
     }

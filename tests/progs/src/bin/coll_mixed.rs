@@ -661,6 +661,32 @@ fn disagreeing_split_blocks(world: &Comm, op: &str) -> oxmpi::Result<()> {
 /// `Schedule::skip_empty_transfers`) where the last rank's count is 0 and the others'
 /// is not, then the other way round, short and long (sent by rendezvous). See
 /// [`disagree_each`].
+/// An alltoallv whose counts disagree on one block: rank 0 sends rank 1 two elements
+/// where rank 1's counts expect none (an empty block, which sends and expects no
+/// message). Then rank 1 starts a barrier, which the others never join, and waits
+/// for a message from rank 0, which waits for one from rank 1, as do the others:
+/// rank 1 must find the message in the later collective, or the job hangs.
+fn dropped_alltoallv_block(world: &Comm) -> oxmpi::Result<()> {
+    let (rank, size) = (world.rank() as usize, world.size() as usize);
+    let sends = vec![2usize; size];
+    let mut recvs = vec![2usize; size];
+    if rank == 1 {
+        recvs[0] = 0;
+    }
+    let displs: Vec<usize> = (0..size).map(|j| 2 * j).collect();
+    let out = vec![rank as u32; 2 * size];
+    let mut got = vec![0u32; 2 * size];
+    world.alltoallv(&out, &sends, &displs, &mut got, &recvs, &displs)?;
+    if rank == 1 {
+        oxmpi::scope(|s| -> oxmpi::Result<()> {
+            let _barrier = world.ibarrier(s)?;
+            world.recv(&mut [0u8], 0, 77).map(drop)
+        })
+    } else {
+        world.recv(&mut [0u8], 1, 77).map(drop)
+    }
+}
+
 fn disagreeing_on_zero(world: &Comm, op: &str) -> oxmpi::Result<()> {
     disagree_each(world, op, &[(0, 3), (3, 0), (0, 100_000), (100_000, 0)], 0)
 }
@@ -1003,6 +1029,10 @@ fn main() -> oxmpi::Result<()> {
         if world.rank() == 0 {
             println!("ok disagree_split");
         }
+        return universe.finalize();
+    }
+    if args.get(1).map(String::as_str) == Some("alltoallv_dropped") {
+        dropped_alltoallv_block(&world)?;
         return universe.finalize();
     }
     if args.get(1).map(String::as_str) == Some("disagree_zero") {

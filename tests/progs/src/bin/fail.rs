@@ -143,6 +143,9 @@ fn wait_for_departed(
     let mut buf = vec![0u8; 1 << 20];
     match wait {
         "rank" => world.recv(&mut buf[..8], victim, 999).map(drop)?,
+        // Rank 0 waits for the victim; the others finalize, and wait there.
+        "bystanders" if world.rank() == 0 => world.recv(&mut buf[..8], victim, 999).map(drop)?,
+        "bystanders" => {}
         "any" => world
             .recv(&mut buf[..8], oxmpi::ANY_SOURCE, 999)
             .map(drop)?,
