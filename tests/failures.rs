@@ -427,6 +427,10 @@ fn waiting_for_a_rank_that_finalized_fails_instead_of_hanging() {
                 err.contains(&format!("rank {victim} has finalized")),
                 "{what}"
             );
+            if matches!(wait, "barrier" | "allreduce") {
+                // Said of the collective, also where it goes as messages (TCP).
+                assert!(err.contains(": a collective "), "{what}");
+            }
             let blamed = err.contains(&format!("oxrun: rank {victim} (pid"));
             if how == "return" {
                 // The victim's error is the cause: oxrun names the victim, whose own
@@ -607,23 +611,43 @@ fn ranks_in_different_collectives_end_the_job() {
 
 /// A job that times out while some ranks wait in a collective for one that never
 /// comes: oxrun's report names those that said they wait (with their questions about
-/// silent peers), so the rank that did not stands out.
+/// silent peers), so the rank that did not stands out; and one whose program ended
+/// while the others wait for each other: named as in finalize as its program ends.
 #[test]
 fn a_timeout_names_the_ranks_waiting_in_a_collective() {
+    // Rank 2 never joins the others' collective; rank 1's `main` returns an error,
+    // and it waits in finalize while the others wait for a message from any source
+    // (its error printed after the report).
+    let cases = [
+        (
+            4,
+            ["stuck", "2", ""],
+            "0-3 (of them, 0,1,3 last said they wait in a collective)",
+        ),
+        (
+            3,
+            ["return", "1", "any"],
+            "0-2 (of them, in finalize as their programs end: 1)",
+        ),
+    ];
     for transport in ["auto", "tcp"] {
-        let out = Job::new(4, "fail")
-            .args(["stuck", "2"])
-            .env("OXMPI_TRANSPORT", transport)
-            .timeout(2)
-            .output();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(124), "{transport}: {stderr}");
-        assert!(
-            stderr.contains(
-                "ranks still running: 0-3 (of them, 0,1,3 last said they wait in a collective)"
-            ),
-            "{transport}: {stderr}"
-        );
+        for (n, args, report) in cases {
+            let out = Job::new(n, "fail")
+                .args(args.iter().filter(|a| !a.is_empty()))
+                .env("OXMPI_TRANSPORT", transport)
+                .timeout(2)
+                .output();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let what = format!("{args:?} over {transport}: {stderr}");
+            assert_eq!(out.status.code(), Some(124), "{what}");
+            assert!(
+                stderr.contains(&format!("ranks still running: {report}")),
+                "{what}"
+            );
+            if args[0] == "return" {
+                assert!(stderr.contains("out of range"), "{what}");
+            }
+        }
     }
 }
 

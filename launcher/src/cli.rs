@@ -190,9 +190,10 @@ pub struct Cli {
 
     /// Stop the job if it has not finished after SECS seconds (exit status 124)
     ///
-    /// The report names the ranks still running, and those of them that last said
-    /// they wait in a collective (an oxmpi rank says so once idle for 0.1 s), so
-    /// a rank the others wait for stands out.
+    /// The report names the ranks still running, those of them that last said they
+    /// wait in a collective (an oxmpi rank says so once idle for 0.1 s), so a rank
+    /// the others wait for stands out, and those in finalize as their programs end
+    /// (a `main` that returned an error prints it once the job ends).
     #[arg(
         long,
         value_name = "SECS",

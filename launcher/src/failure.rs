@@ -25,11 +25,14 @@ pub enum Failure {
     /// A rank ended while others wait for it in a PMI barrier.
     BarrierStuck { rank: usize, pid: i32 },
     /// `--timeout` expired (`after` as the user wrote it) with these ranks running,
-    /// of which `waiting` last told oxrun that they wait in a collective.
+    /// of which `waiting` last told oxrun that they wait in a collective, and `ending`
+    /// that they finalize as their programs end (a `main` returning an error prints
+    /// it once the finalize ends).
     Timeout {
         after: String,
         running: Vec<usize>,
         waiting: Vec<usize>,
+        ending: Vec<usize>,
     },
     /// oxrun received this signal and forwarded it.
     Signal(i32),
@@ -93,16 +96,27 @@ impl Failure {
                 after,
                 running,
                 waiting,
+                ending,
             } => {
                 let mut text = format!(
                     "oxrun: job timed out after {after} s; ranks still running: {}",
                     rank_list(running)
                 );
+                let mut of_them = Vec::new();
                 if !waiting.is_empty() {
-                    text += &format!(
-                        " (of them, {} last said they wait in a collective)",
+                    of_them.push(format!(
+                        "{} last said they wait in a collective",
                         rank_list(waiting)
-                    );
+                    ));
+                }
+                if !ending.is_empty() {
+                    of_them.push(format!(
+                        "in finalize as their programs end: {}",
+                        rank_list(ending)
+                    ));
+                }
+                if !of_them.is_empty() {
+                    text += &format!(" (of them, {})", of_them.join("; "));
                 }
                 text
             }
@@ -178,19 +192,24 @@ mod tests {
             text.report().unwrap(),
             "oxrun: rank 2 called abort with code 3: MPI_Abort(comm, 3)\\r\\u{1b}[2J é"
         );
-        let timeout = |waiting: Vec<usize>| Failure::Timeout {
+        let timeout = |waiting: Vec<usize>, ending: Vec<usize>| Failure::Timeout {
             after: "2.5".into(),
             running: vec![0, 1, 2, 4],
             waiting,
+            ending,
         };
-        assert_eq!(timeout(vec![]).exit_code(), 124);
+        assert_eq!(timeout(vec![], vec![]).exit_code(), 124);
         assert_eq!(
-            timeout(vec![]).report().unwrap(),
+            timeout(vec![], vec![]).report().unwrap(),
             "oxrun: job timed out after 2.5 s; ranks still running: 0-2,4"
         );
         assert_eq!(
-            timeout(vec![1, 2, 4]).report().unwrap(),
+            timeout(vec![1, 2, 4], vec![]).report().unwrap(),
             "oxrun: job timed out after 2.5 s; ranks still running: 0-2,4 (of them, 1,2,4 last said they wait in a collective)"
+        );
+        assert_eq!(
+            timeout(vec![0, 2], vec![1]).report().unwrap(),
+            "oxrun: job timed out after 2.5 s; ranks still running: 0-2,4 (of them, 0,2 last said they wait in a collective; in finalize as their programs end: 1)"
         );
         assert_eq!(Failure::Signal(libc::SIGINT).exit_code(), 130);
         assert_eq!(Failure::Signal(libc::SIGINT).report(), None);

@@ -873,15 +873,15 @@ impl Job {
                 let running: Vec<usize> = (0..self.ranks.len())
                     .filter(|&r| self.ranks[r].exit.is_none())
                     .collect();
-                let waiting = running
-                    .iter()
-                    .copied()
-                    .filter(|&r| self.pmi.waits_in_collective(r))
-                    .collect();
+                let of_them =
+                    |f: &dyn Fn(usize) -> bool| running.iter().copied().filter(|&r| f(r)).collect();
+                let waiting = of_them(&|r| self.pmi.waits_in_collective(r));
+                let ending = of_them(&|r| self.pmi.ending(r) && self.pmi.in_barrier(r));
                 self.fail(Failure::Timeout {
                     after: self.timeout_text.clone(),
                     running,
                     waiting,
+                    ending,
                 });
             }
         }
@@ -1013,6 +1013,7 @@ impl Job {
                                 after: self.timeout_text.clone(),
                                 running: Vec::new(),
                                 waiting: Vec::new(),
+                                ending: Vec::new(),
                             })
                     });
             }

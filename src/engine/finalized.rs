@@ -19,6 +19,7 @@
 
 use std::sync::Arc;
 
+use super::context::is_collective;
 use super::matching::Pattern;
 use super::protocol::{Core, control};
 use super::requests::{Op, ReqId, SendPhase};
@@ -176,6 +177,17 @@ impl Finalized {
     }
 }
 
+/// What waits for a message from world rank `peer`: a collective (on a collective
+/// context), or a receive.
+pub(crate) fn awaited(collective: bool, peer: usize) -> String {
+    let who = if collective {
+        "a collective"
+    } else {
+        "a receive"
+    };
+    format!("{who} waits for a message from rank {peer}")
+}
+
 impl Core {
     /// [`Core::finalized_error`] for a wait on context `ctx` for a message from
     /// `peer` (`None`: any source), where a communicator of two names the other rank.
@@ -215,15 +227,12 @@ impl Core {
             return;
         }
         let err = |c: &Core, what: &str| Err(c.finalized_error(Some(peer), what));
-        for id in self
-            .matcher
-            .take_posted_where(|p, _| p.from() == Some(peer))
-        {
-            let e = err(
-                self,
-                &format!("a receive waits for a message from rank {peer}"),
-            );
-            self.reqs.complete(id, e);
+        for coll in [true, false] {
+            let doomed = |p: &Pattern, _| p.from() == Some(peer) && is_collective(p.ctx()) == coll;
+            for id in self.matcher.take_posted_where(doomed) {
+                let e = err(self, &awaited(coll, peer));
+                self.reqs.complete(id, e);
+            }
         }
         let unanswered = self.reqs.ids_where(|op| {
             matches!(op, Op::Send(s) if s.peer == peer && matches!(

@@ -614,7 +614,11 @@ impl Engine {
         sync: bool,
     ) -> Result<Option<ReqId>> {
         if self.core.finalized.has(peer) {
-            let what = format!("a send to rank {peer} was started");
+            let what = if context::is_collective(ctx) {
+                format!("a collective sends to rank {peer}")
+            } else {
+                format!("a send to rank {peer} was started")
+            };
             return Err(self.core.finalized_error(Some(peer), &what));
         }
         let len = buf.len();
@@ -747,7 +751,7 @@ impl Engine {
             && self.core.finalized.has(peer)
             && self.core.matcher.peek_unexpected(&pattern).is_none()
         {
-            let what = format!("a receive waits for a message from rank {peer}");
+            let what = finalized::awaited(context::is_collective(pattern.ctx()), peer);
             return Err(self.core.finalized_error(Some(peer), &what));
         }
         let id = self.core.reqs.insert(Op::Recv(RecvOp {
