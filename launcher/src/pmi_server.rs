@@ -372,6 +372,8 @@ impl PmiServer {
     fn finalizing(&mut self, rank: usize, req: &Line) -> Result<(), &'static str> {
         self.ranks[rank].finalizing = true;
         self.ranks[rank].ending |= req.get("ending") == Some("1");
+        // It waits in no collective any more (and asks nothing more while it finalizes).
+        self.waits[rank].clear();
         let text = req.get("unlinked").unwrap_or("");
         let ranges = rank_list::decode(text, self.ranks.len()).ok_or("malformed_rank_list")?;
         let known = &mut self.unlinked[rank];
@@ -698,10 +700,14 @@ mod tests {
     #[test]
     fn a_finalizing_rank_says_whether_its_program_is_ending() {
         let mut s = server(2);
+        s.handle(1, &req("cmd=oxmpi_silent from=0 waits=3.0.7.2"));
+        assert!(s.waits_in_collective(1));
         s.handle(0, &req("cmd=oxmpi_finalizing unlinked="));
         s.handle(1, &req("cmd=oxmpi_finalizing unlinked= ending=1"));
         assert!(s.leaving(0) && !s.ending(0));
         assert!(s.leaving(1) && s.ending(1));
+        // What it last said it waits in is over.
+        assert!(!s.waits_in_collective(1));
     }
 
     #[test]

@@ -64,9 +64,9 @@ impl Engine {
         self.clash.driving = route;
     }
 
-    /// A collective was started (its route must be compared with every message
-    /// that waits).
-    pub(super) fn collective_started(&mut self) {
+    /// A collective started (its route must be compared with every message that
+    /// waits) or ended (a message of it that waits is now one of a finished one).
+    pub(super) fn collectives_changed(&mut self) {
         self.clash.seen = None;
     }
 

@@ -842,7 +842,7 @@ impl Engine {
     pub(crate) fn start_schedule(&mut self, sched: Schedule) -> Result<ReqId> {
         let id = self.core.reqs.insert(Op::Coll(Box::new(sched)));
         self.colls.push(id);
-        self.collective_started();
+        self.collectives_changed();
         self.advance_one(id)?;
         Ok(id)
     }
@@ -877,6 +877,7 @@ impl Engine {
             Ok(Some(result)) => {
                 self.core.reqs.complete(id, result);
                 self.colls.retain(|c| *c != id);
+                self.collectives_changed();
                 Ok(true)
             }
             Err(e) => {

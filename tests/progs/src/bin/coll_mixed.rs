@@ -657,16 +657,15 @@ fn disagreeing_split_blocks(world: &Comm, op: &str) -> oxmpi::Result<()> {
     disagree_each(world, op, &cases, size as i32 / 2)
 }
 
-/// Collective `op` (one with a single count, not a v-variant: see
-/// `Schedule::skip_empty_transfers`) where the last rank's count is 0 and the others'
-/// is not, then the other way round, short and long (sent by rendezvous). See
-/// [`disagree_each`].
 /// An alltoallv whose counts disagree on one block: rank 0 sends rank 1 two elements
 /// where rank 1's counts expect none (an empty block, which sends and expects no
 /// message). Then rank 1 starts a barrier, which the others never join, and waits
 /// for a message from rank 0, which waits for one from rank 1, as do the others:
 /// rank 1 must find the message in the later collective, or the job hangs.
-fn dropped_alltoallv_block(world: &Comm) -> oxmpi::Result<()> {
+/// `nonblocking`: rank 1 starts the alltoallv and the barrier both and waits for
+/// them, and rank 2 sends its block late, so that rank 1 likely sees rank 0's while
+/// the alltoallv still runs, and must look at it again once it has ended.
+fn dropped_alltoallv_block(world: &Comm, nonblocking: bool) -> oxmpi::Result<()> {
     let (rank, size) = (world.rank() as usize, world.size() as usize);
     let sends = vec![2usize; size];
     let mut recvs = vec![2usize; size];
@@ -676,6 +675,16 @@ fn dropped_alltoallv_block(world: &Comm) -> oxmpi::Result<()> {
     let displs: Vec<usize> = (0..size).map(|j| 2 * j).collect();
     let out = vec![rank as u32; 2 * size];
     let mut got = vec![0u32; 2 * size];
+    if nonblocking && rank == 1 {
+        return oxmpi::scope(|s| -> oxmpi::Result<()> {
+            let a = world.ialltoallv(s, &out, &sends, &displs, &mut got, &recvs, &displs)?;
+            let b = world.ibarrier(s)?;
+            oxmpi::wait_all(vec![a, b]).map(drop)
+        });
+    }
+    if nonblocking && rank == 2 {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
     world.alltoallv(&out, &sends, &displs, &mut got, &recvs, &displs)?;
     if rank == 1 {
         oxmpi::scope(|s| -> oxmpi::Result<()> {
@@ -687,6 +696,10 @@ fn dropped_alltoallv_block(world: &Comm) -> oxmpi::Result<()> {
     }
 }
 
+/// Collective `op` (one with a single count, not a v-variant: see
+/// `Schedule::skip_empty_transfers`) where the last rank's count is 0 and the others'
+/// is not, then the other way round, short and long (sent by rendezvous). See
+/// [`disagree_each`].
 fn disagreeing_on_zero(world: &Comm, op: &str) -> oxmpi::Result<()> {
     disagree_each(world, op, &[(0, 3), (3, 0), (0, 100_000), (100_000, 0)], 0)
 }
@@ -1032,7 +1045,7 @@ fn main() -> oxmpi::Result<()> {
         return universe.finalize();
     }
     if args.get(1).map(String::as_str) == Some("alltoallv_dropped") {
-        dropped_alltoallv_block(&world)?;
+        dropped_alltoallv_block(&world, args.get(2).is_some_and(|a| a == "nonblocking"))?;
         return universe.finalize();
     }
     if args.get(1).map(String::as_str) == Some("disagree_zero") {
