@@ -174,9 +174,9 @@ impl Route {
     /// `env` runs, where that is another collective with the same number on the same
     /// communicator.
     pub(crate) fn clash(&self, env: &Envelope) -> Option<(u8, u8)> {
-        let (seq, mine) = Route::number_kind(self.tag);
-        let (their_seq, theirs) = Route::number_kind(env.tag);
-        (env.ctx == self.ctx && their_seq == seq && theirs != mine).then_some((mine, theirs))
+        let (_, mine) = Route::number_kind(self.tag);
+        let (_, theirs) = Route::number_kind(env.tag);
+        (self.same_number(env) && theirs != mine).then_some((mine, theirs))
     }
 
     /// Whether `env`, a message on this route's communicator, was sent in a
