@@ -616,17 +616,18 @@ fn ranks_in_different_collectives_end_the_job() {
 #[test]
 fn a_timeout_names_the_ranks_waiting_in_a_collective() {
     // Rank 2 never joins the others' collective; rank 1's `main` returns an error,
-    // and it waits in finalize while the others wait for a message from any source
-    // (its error printed after the report).
+    // and it waits in finalize while rank 2 waits for a message from any source and
+    // rank 0 sleeps (its error printed after the report).
     let cases = [
         (
             4,
             ["stuck", "2", ""],
             "0-3 (of them, 0,1,3 last said they wait in a collective)",
         ),
+        // Rank 0 sleeps outside oxmpi meanwhile: not a deadlock.
         (
             3,
-            ["return", "1", "any"],
+            ["return", "1", "asleep"],
             "0-2 (of them, in finalize as their programs end: 1)",
         ),
     ];
@@ -648,6 +649,65 @@ fn a_timeout_names_the_ranks_waiting_in_a_collective() {
                 assert!(stderr.contains("out of range"), "{what}");
             }
         }
+    }
+}
+
+/// A job whose ranks all wait for one another, with nothing on its way to any, ends
+/// within seconds (not at `--timeout`, nor never without one) with exit status 1 and
+/// a report naming what each rank waits in (the ranks that wait alike together) and
+/// the ranks in finalize as their programs end, whose errors still print. A rank that waited long
+/// enough to say so, was released, and then sleeps outside oxmpi while the others
+/// wait for it is not taken for a deadlock.
+#[test]
+fn a_deadlocked_job_ends_with_a_report_of_the_waiting_ranks() {
+    let recvs = "rank 0 in a receive from rank 1 (tag 5); rank 1 in a receive from rank 0 (tag 5)";
+    let sends = "rank 0 in a send to rank 1 (tag 5); rank 1 in a send to rank 0 (tag 5)";
+    let barrier = "barrier #1 of its communicator";
+    let cases = [
+        (2, "deadlock recvrecv", recvs.to_owned()),
+        (3, "deadlock recvrecv", format!("{recvs}; rank 2 in {barrier}")),
+        (2, "deadlock sendsend", sends.to_owned()),
+        (4, "deadlock sendsend", format!("{sends}; ranks 2,3 in {barrier}")),
+        (
+            2,
+            "deadlock alltoallv",
+            "rank 0 in alltoallv #1 of its communicator; rank 1 in barrier #2 of its communicator"
+                .to_owned(),
+        ),
+        (
+            4,
+            "deadlock alltoallv",
+            "rank 0 in alltoallv #1 of its communicator; ranks 1-3 in barrier #2 of its communicator"
+                .to_owned(),
+        ),
+        (
+            3,
+            "return 1 any",
+            "ranks 0,2 in a receive from any rank (tag 999); in finalize as their programs end: 1"
+                .to_owned(),
+        ),
+    ];
+    for transport in ["auto", "tcp"] {
+        for (n, case, waiting) in &cases {
+            let n = *n;
+            let args: Vec<&str> = case.split(' ').collect();
+            let start = std::time::Instant::now();
+            // The timeout only keeps a job that is not ended as deadlocked from hanging.
+            let out = run_failing_job(Job::new(n, "fail").timeout(60), n, &args, transport);
+            let (code, err) = (out.status.code(), String::from_utf8_lossy(&out.stderr));
+            let what = format!("{case} on {n} ranks over {transport}: {err}");
+            assert_eq!(code, Some(1), "{what}");
+            let report =
+                "oxrun: job deadlocked: for 1 s no rank moved and nothing was on its way to any: ";
+            assert!(err.contains(&format!("{report}{waiting}\n")), "{what}");
+            if args[0] == "return" {
+                // The rank whose `main` returned, released from its finalize, prints why.
+                assert!(err.contains("out of range"), "{what}");
+            }
+            assert!(start.elapsed().as_secs() < 20, "{what}");
+        }
+        let (code, err) = run_failing_with(3, &["deadlock", "asleep"], transport);
+        assert_eq!(code, Some(0), "asleep over {transport}: {err}");
     }
 }
 

@@ -59,6 +59,10 @@ SIGTERM to every other rank, SIGKILL after a grace period (2 s, or
 OXRUN_KILL_GRACE_MS milliseconds), and exits with the failing rank's status.
 Ranks already finalizing get no SIGTERM: their finalize fails at once, so what
 they print after it (an error main returns) still comes out within the grace.
+A deadlocked oxmpi job fails too: once every rank has waited for 1 s in an oxmpi
+call, in finalize or ended, with nothing on its way to any of them, none can
+ever go on, and oxrun reports a deadlocked job, naming what each rank waits in
+(a receive from rank R, a send to R, a collective) and the ranks in finalize.
 SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to oxrun are forwarded to all ranks; a
 second SIGINT kills them. SIGUSR1 and SIGUSR2 are passed on without ending the job, and so
 is SIGTSTP (Ctrl-Z), which then stops oxrun too; SIGCONT (fg, bg) continues both,
@@ -80,8 +84,8 @@ Exit status:
   N        the first failing rank exited with code N, or called abort with N
            (modulo 256; 1 where that is 0)
   128+S    the first failing rank was killed by signal S, or oxrun received S
-  1        a rank exited without finalize, sent a malformed PMI line, or oxrun
-           could not start the job
+  1        a rank exited without finalize, sent a malformed PMI line, the job
+           deadlocked, or oxrun could not start the job
   2        bad command line (including a --wdir that does not exist) or a bad
            OXRUN_KILL_GRACE_MS
   124      --timeout expired

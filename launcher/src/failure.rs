@@ -34,6 +34,15 @@ pub enum Failure {
         waiting: Vec<usize>,
         ending: Vec<usize>,
     },
+    /// Every rank waited with nothing on its way to it (see `deadlock.rs`): `blocked`
+    /// in waits, each with what it said it waits for, and `ending` and `finalizing`
+    /// in the finalize fence (`ending`: as their programs end, a `main` returning an
+    /// error prints it once released).
+    Deadlock {
+        blocked: Vec<(usize, String)>,
+        ending: Vec<usize>,
+        finalizing: Vec<usize>,
+    },
     /// oxrun received this signal and forwarded it.
     Signal(i32),
     /// oxrun could not start or watch the job (already reported where it happened).
@@ -49,7 +58,10 @@ impl Failure {
             | Failure::Malformed { rank, .. }
             | Failure::BarrierStuck { rank, .. } => Some(*rank),
             Failure::Abort(a) => Some(a.rank),
-            Failure::Timeout { .. } | Failure::Signal(_) | Failure::Launch => None,
+            Failure::Timeout { .. }
+            | Failure::Deadlock { .. }
+            | Failure::Signal(_)
+            | Failure::Launch => None,
         }
     }
 
@@ -66,6 +78,7 @@ impl Failure {
             Failure::NoFinalize { .. }
             | Failure::Malformed { .. }
             | Failure::BarrierStuck { .. }
+            | Failure::Deadlock { .. }
             | Failure::Launch => 1,
         }
     }
@@ -120,9 +133,54 @@ impl Failure {
                 }
                 text
             }
+            Failure::Deadlock {
+                blocked,
+                ending,
+                finalizing,
+            } => {
+                let secs = crate::deadlock::WINDOW.as_secs_f64();
+                let mut text = format!(
+                    "oxrun: job deadlocked: for {secs} s no rank moved and nothing was on its way to any: {}",
+                    waits_of(blocked)
+                );
+                if !ending.is_empty() {
+                    text += &format!("; in finalize as their programs end: {}", rank_list(ending));
+                }
+                if !finalizing.is_empty() {
+                    text += &format!("; in finalize: {}", rank_list(finalizing));
+                }
+                text
+            }
             Failure::Signal(_) | Failure::Launch => return None,
         })
     }
+}
+
+/// The most groups of ranks that wait alike a deadlock report names.
+const MOST_GROUPS: usize = 8;
+
+/// Ranks and what each waits in, those that wait alike together, in rank order of
+/// their first: "rank 0 in X; ranks 1-3 in Y".
+fn waits_of(blocked: &[(usize, String)]) -> String {
+    let mut groups: Vec<(Vec<usize>, &str)> = Vec::new();
+    for (rank, what) in blocked {
+        match groups.iter_mut().find(|(_, w)| w == what) {
+            Some((ranks, _)) => ranks.push(*rank),
+            None => groups.push((vec![*rank], what)),
+        }
+    }
+    let mut parts: Vec<String> = groups
+        .iter()
+        .take(MOST_GROUPS)
+        .map(|(ranks, what)| {
+            let who = if ranks.len() == 1 { "rank" } else { "ranks" };
+            format!("{who} {} in {what}", rank_list(ranks))
+        })
+        .collect();
+    if groups.len() > MOST_GROUPS {
+        parts.push(format!("{} more groups", groups.len() - MOST_GROUPS));
+    }
+    parts.join("; ")
 }
 
 /// Sorted ranks as ranges: "0-3,5,7,8".
@@ -211,6 +269,23 @@ mod tests {
             timeout(vec![0, 2], vec![1]).report().unwrap(),
             "oxrun: job timed out after 2.5 s; ranks still running: 0-2,4 (of them, 0,2 last said they wait in a collective; in finalize as their programs end: 1)"
         );
+        let recv = "a receive from any rank (tag 5)".to_owned();
+        let deadlock = Failure::Deadlock {
+            blocked: vec![
+                (0, recv.clone()),
+                (1, "barrier #2 of its communicator".into()),
+                (3, recv),
+            ],
+            ending: vec![2],
+            finalizing: vec![4],
+        };
+        assert_eq!(deadlock.exit_code(), 1);
+        assert_eq!(
+            deadlock.report().unwrap(),
+            "oxrun: job deadlocked: for 1 s no rank moved and nothing was on its way to any: ranks 0,3 in a receive from any rank (tag 5); rank 1 in barrier #2 of its communicator; in finalize as their programs end: 2; in finalize: 4"
+        );
+        let many: Vec<(usize, String)> = (0..10).map(|r| (r, format!("wait {r}"))).collect();
+        assert!(waits_of(&many).ends_with("rank 7 in wait 7; 2 more groups"));
         assert_eq!(Failure::Signal(libc::SIGINT).exit_code(), 130);
         assert_eq!(Failure::Signal(libc::SIGINT).report(), None);
         let exit = RankExit::Signal {

@@ -28,6 +28,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use crate::binding::Plan;
 use crate::cli::Timeout;
+use crate::deadlock::Stillness;
 use crate::exit_status::{RankExit, signal_name};
 use crate::failure::Failure;
 use crate::layout::Layout;
@@ -156,6 +157,8 @@ pub struct Job {
     /// grace a teardown gives it. If the peer fails, it is blamed: its error is the
     /// cause.
     awaiting: Option<Awaiting>,
+    /// Which ranks are blocked, to tell a deadlocked job (`deadlock.rs`).
+    stillness: Stillness,
     /// When to reap the processes that came to oxrun as their subreaper and ended
     /// ([`strays::reap_ended`]), and when it last did.
     reap_at: Option<Instant>,
@@ -258,6 +261,7 @@ impl Job {
             held: None,
             lost_waited: Vec::new(),
             awaiting: None,
+            stillness: Stillness::new(size),
             reap_at: None,
             last_reap: Instant::now(),
         })
@@ -518,11 +522,25 @@ impl Job {
                     budget -= 1;
                     let outcome = self.pmi.handle(rank, &line);
                     self.route(outcome);
-                    if line.cmd() == "barrier_in" {
-                        self.check_barrier();
-                        if self.failure.is_some() || self.awaiting.is_some() {
-                            self.release_leaving();
+                    match line.cmd() {
+                        "barrier_in" => {
+                            self.check_barrier();
+                            if self.failure.is_some() || self.awaiting.is_some() {
+                                self.release_leaving();
+                            }
+                            if self.pmi.in_fence(rank) {
+                                self.stillness.still(rank, Instant::now());
+                                self.check_deadlock();
+                            }
                         }
+                        // The first line of a question says whether the rank is blocked.
+                        "oxmpi_silent" if line.get("from").is_none_or(|f| f == "0") => {
+                            let spell = self.pmi.idle_spell(rank);
+                            self.stillness.word(rank, spell, Instant::now());
+                            self.check_deadlock();
+                        }
+                        "oxmpi_finalizing" => self.stillness.word(rank, None, Instant::now()),
+                        _ => {}
                     }
                 }
                 Next::WouldBlock => return,
@@ -745,7 +763,35 @@ impl Job {
             self.fail(Failure::NoFinalize { rank, pid });
         } else {
             self.check_barrier();
+            self.stillness.still(rank, Instant::now());
+            self.check_deadlock();
         }
+    }
+
+    /// Ends a job whose every rank waits with nothing on its way to it (see
+    /// `deadlock.rs`), naming where they wait. Ranks in finalize as their programs
+    /// end are released by the teardown and print their errors.
+    fn check_deadlock(&mut self) {
+        if self.failure.is_some()
+            || self.awaiting.is_some()
+            || !self.stillness.deadlocked(Instant::now())
+        {
+            return;
+        }
+        let blocked = self
+            .stillness
+            .blocked()
+            .into_iter()
+            .map(|r| (r, self.pmi.blocked_in(r)))
+            .collect();
+        let (ending, finalizing) = (0..self.ranks.len())
+            .filter(|&r| self.ranks[r].exit.is_none() && self.pmi.in_fence(r))
+            .partition(|&r| self.pmi.ending(r));
+        self.fail(Failure::Deadlock {
+            blocked,
+            ending,
+            finalizing,
+        });
     }
 
     /// A barrier that some ranks wait in can never complete once a rank that is not

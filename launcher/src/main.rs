@@ -8,6 +8,7 @@
 
 mod binding;
 mod cli;
+mod deadlock;
 mod elf;
 mod exit_status;
 mod failure;

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use oxmpi::bootstrap::rank_list::{self, Range};
-use oxmpi::bootstrap::waits::{self, Clash, Wait};
+use oxmpi::bootstrap::waits::{self, Clash, Pending, Wait};
 use oxmpi::bootstrap::wire::{Line, valid_token};
 
 /// Longest kvsname, key and value we advertise in `maxes` and enforce in `put`.
@@ -59,6 +59,11 @@ struct RankState {
     lost_a_peer: bool,
     /// The peer it named, if a rank of the job.
     lost_peer: Option<usize>,
+    /// The idle spell its last question about silent peers said it is blocked in
+    /// (`idle=`), unless the answer told it something new, which may end its wait.
+    idle: Option<u64>,
+    /// How many ranks that finalized without a connection to it it has been told of.
+    told: usize,
 }
 
 impl RankState {
@@ -84,6 +89,9 @@ pub struct PmiServer {
     lost: Vec<usize>,
     /// The collectives each rank last said it waits in (`oxmpi_silent waits=`).
     waits: Vec<Vec<Wait>>,
+    /// The point-to-point operations each blocked rank last said it waits for
+    /// (`oxmpi_silent on=`, with `idle=`).
+    pending: Vec<Vec<Pending>>,
 }
 
 impl PmiServer {
@@ -107,6 +115,7 @@ impl PmiServer {
             unlinked: vec![Vec::new(); size],
             lost: Vec::new(),
             waits: vec![Vec::new(); size],
+            pending: vec![Vec::new(); size],
         }
     }
 
@@ -280,9 +289,23 @@ impl PmiServer {
                         let waits = req.get("waits").unwrap_or("");
                         self.waits[rank] = waits::decode(waits).unwrap_or_default();
                         let mut line = self.silent(rank, 0);
-                        if let Some(clash) = self.clash(rank) {
+                        let clash = self.clash(rank);
+                        if let Some(clash) = clash {
                             let _ = line.push("clash", &clash.encode());
                         }
+                        // An answer with news may end the wait: not a blocked rank's.
+                        let told = self.unlinked_from(rank).count();
+                        let news = told > self.ranks[rank].told
+                            || clash.is_some()
+                            || line.get("lost").is_some();
+                        self.ranks[rank].told = told;
+                        self.ranks[rank].idle = req
+                            .get("idle")
+                            .and_then(|i| i.parse().ok())
+                            .filter(|_| !news);
+                        let on = req.get("on").filter(|_| self.ranks[rank].idle.is_some());
+                        self.pending[rank] =
+                            waits::decode_pending(on.unwrap_or("")).unwrap_or_default();
                         line
                     }
                     Ok(from) => self.silent(rank, from),
@@ -372,6 +395,8 @@ impl PmiServer {
     fn finalizing(&mut self, rank: usize, req: &Line) -> Result<(), &'static str> {
         self.ranks[rank].finalizing = true;
         self.ranks[rank].ending |= req.get("ending") == Some("1");
+        self.ranks[rank].idle = None;
+        self.pending[rank].clear();
         // It waits in no collective any more (and asks nothing more while it finalizes).
         self.waits[rank].clear();
         let text = req.get("unlinked").unwrap_or("");
@@ -406,13 +431,45 @@ impl PmiServer {
         waits::first_clash(&self.waits[rank], others)
     }
 
+    /// The ranks that finalized without a connection to `rank`, ascending.
+    fn unlinked_from(&self, rank: usize) -> impl Iterator<Item = usize> + '_ {
+        (0..self.ranks.len())
+            .filter(move |&r| r != rank && rank_list::contains(&self.unlinked[r], rank))
+    }
+
+    /// The idle spell `rank` last said it is blocked in, with nothing of its own on
+    /// the way to its peers (`idle=` on its last `oxmpi_silent`), unless the answer
+    /// told it something new (a peer finalized, a clash, a lost rank).
+    pub fn idle_spell(&self, rank: usize) -> Option<u64> {
+        self.ranks[rank].idle
+    }
+
+    /// What blocked `rank` last said it waits for, for a report: the point-to-point
+    /// operations, then the collectives ("a wait" if it named none).
+    pub fn blocked_in(&self, rank: usize) -> String {
+        let what: Vec<String> = self.pending[rank]
+            .iter()
+            .map(Pending::describe)
+            .chain(self.waits[rank].iter().map(Wait::describe))
+            .collect();
+        if what.is_empty() {
+            return "a wait".to_owned();
+        }
+        what.join(" and ")
+    }
+
+    /// Whether `rank` waits in the finalize fence: it said it is finalizing and
+    /// entered the barrier.
+    pub fn in_fence(&self, rank: usize) -> bool {
+        let state = &self.ranks[rank];
+        state.finalizing && state.in_barrier
+    }
+
     /// The answer to `oxmpi_silent` from `rank`: the ranks from `from` on that
     /// finalized without a connection to it, as many as fit a line, and the first
     /// other rank that ended without finalize, if any (`lost`).
     fn silent(&self, rank: usize, from: usize) -> Line {
-        let silent: Vec<usize> = (from..self.ranks.len())
-            .filter(|&r| r != rank && rank_list::contains(&self.unlinked[r], rank))
-            .collect();
+        let silent: Vec<usize> = self.unlinked_from(rank).filter(|&r| r >= from).collect();
         let (text, n) = rank_list::encode(&silent);
         let mut line = reply("oxmpi_silent_result", &[("rc", "0"), ("ranks", &text)]);
         if let Some(next) = silent.get(n) {

@@ -15,7 +15,10 @@
 //! `lost=RANK` once some other rank has ended without finalize; its first line also
 //! says which collectives the rank waits in, `waits=WORDS`, answered with
 //! `clash=PEER.WORD` when another rank waits in a different one under the name of one
-//! of them, see [`waits`]); and a rank that
+//! of them, see [`waits`]; and, from a blocking wait with nothing of the rank's on its
+//! way to a peer, its idle spell, `idle=SPELL`, a number that changes whenever the
+//! rank moves: oxrun ends a job whose every rank stays blocked, see
+//! `launcher/src/deadlock.rs`); and a rank that
 //! lost a peer in return-errors mode says so (`cmd=oxmpi_lost peer=RANK`, no answer),
 //! so that its own end, which may follow at once, is not taken for the cause. RANKS as in
 //! [`rank_list`]. A rank uses them only under oxrun (its answer to `init` carries
@@ -346,12 +349,19 @@ impl Bootstrap {
     /// The ranks that finalized without a connection to this one, a rank that ended
     /// without finalize, and a rank in another collective under the name of one of
     /// `waits` (the collectives this rank waits in), as far as the launcher knows;
-    /// `None` if it cannot tell (no launcher, or one without the extension).
-    pub(crate) fn silent_peers(&mut self, waits: &[waits::Wait]) -> Result<Option<Silent>> {
+    /// `None` if it cannot tell (no launcher, or one without the extension). `idle`:
+    /// the idle spell of a blocking wait with nothing on its way out, and the
+    /// point-to-point operations it waits for, which the launcher uses to tell and
+    /// report a deadlocked job.
+    pub(crate) fn silent_peers(
+        &mut self,
+        waits: &[waits::Wait],
+        idle: Option<(u64, Vec<waits::Pending>)>,
+    ) -> Result<Option<Silent>> {
         let Some(p) = self.pmi.as_mut().filter(|_| self.extension) else {
             return Ok(None);
         };
-        let silent = p.silent(self.size, waits)?;
+        let silent = p.silent(self.size, waits, idle)?;
         self.extension = silent.is_some();
         Ok(silent)
     }

@@ -246,7 +246,14 @@ impl PmiClient {
     /// launcher with [`PmiClient::finalizing`]), a rank that ended without finalize,
     /// and a rank that waits in another collective under the name of one of `waits`;
     /// `None` if the launcher does not know the extension (`cmd=oxmpi_silent`).
-    pub(crate) fn silent(&mut self, size: usize, waits: &[Wait]) -> Result<Option<Silent>> {
+    /// `idle`: the idle spell of a blocking wait with nothing on its way out, and the
+    /// point-to-point operations it waits for.
+    pub(crate) fn silent(
+        &mut self,
+        size: usize,
+        waits: &[Wait],
+        idle: Option<(u64, Vec<waits::Pending>)>,
+    ) -> Result<Option<Silent>> {
         let mut silent = Silent::default();
         let mut from = 0;
         loop {
@@ -256,6 +263,15 @@ impl PmiClient {
             // collective), and its answer whether another rank waits in another one.
             if from == 0 && !waits.is_empty() {
                 l.push("waits", &waits::encode(waits)).map_err(fail)?;
+            }
+            // And, from a blocking wait with nothing on its way out, its idle spell and
+            // what it waits for.
+            if let Some((spell, pending)) = idle.as_ref().filter(|_| from == 0) {
+                l.push("idle", &spell.to_string()).map_err(fail)?;
+                if !pending.is_empty() {
+                    l.push("on", &waits::encode_pending(pending))
+                        .map_err(fail)?;
+                }
             }
             let reply = self.call(&l, "oxmpi_silent_result")?;
             if let Some(text) = reply.get("clash") {

@@ -1,5 +1,7 @@
 //! Which collectives a rank waits in, as one PMI value, and the launcher's word that
-//! another rank waits in a different one under the same number.
+//! another rank waits in a different one under the same number; and which
+//! point-to-point operations a blocked rank waits for ([`Pending`]), for the
+//! launcher's report of a deadlocked job.
 //!
 //! Ranks that call different collectives at the same point of a communicator, and
 //! that only wait to receive in them (a bcast's reader beside ranks in a barrier that
@@ -38,6 +40,138 @@ impl Wait {
     pub fn clashes(&self, other: &Wait) -> bool {
         self.same_name(other) && self.code != other.code
     }
+}
+
+impl Wait {
+    /// The collective for a report: its name and number on its communicator.
+    ///
+    /// ```
+    /// use oxmpi::bootstrap::waits::Wait;
+    /// let w = Wait { ctx: 3, incarnation: 1, seq: 7, code: 11 };
+    /// assert_eq!(w.describe(), "alltoallv #7 of its communicator");
+    /// ```
+    pub fn describe(&self) -> String {
+        let name = crate::coll::select::Collective::from_route_code(self.code)
+            .map_or("a collective", |(c, _)| c.name());
+        format!("{name} #{} of its communicator", self.seq)
+    }
+}
+
+/// A point-to-point operation a blocked rank waits for (user communicators only: a
+/// collective's own messages are named by its [`Wait`]), by world ranks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pending {
+    /// A receive from a rank (`None`: any) with a tag (`None`: any).
+    Recv {
+        /// The sender, if one.
+        from: Option<usize>,
+        /// The tag, if one.
+        tag: Option<i32>,
+    },
+    /// A send to a rank that waits for its receive (a long or synchronous one).
+    Send {
+        /// The receiver.
+        to: usize,
+        /// The message's tag.
+        tag: i32,
+    },
+}
+
+/// The most [`Pending`] operations a rank names.
+pub const MAX_PENDING: usize = 8;
+
+impl Pending {
+    /// As a PMI word: `rFROM.TAG` (`*` for any) or `sTO.TAG`.
+    ///
+    /// ```
+    /// use oxmpi::bootstrap::waits::Pending;
+    /// let any = Pending::Recv { from: None, tag: Some(5) };
+    /// assert_eq!(any.encode(), "r*.5");
+    /// assert_eq!(Pending::decode("r*.5"), Some(any));
+    /// assert_eq!(Pending::Send { to: 2, tag: 0 }.encode(), "s2.0");
+    /// assert_eq!(Pending::decode("s*.0"), None);
+    /// ```
+    pub fn encode(&self) -> String {
+        let any = |v: Option<String>| v.unwrap_or_else(|| "*".into());
+        match *self {
+            Pending::Recv { from, tag } => format!(
+                "r{}.{}",
+                any(from.map(|f| f.to_string())),
+                any(tag.map(|t| t.to_string()))
+            ),
+            Pending::Send { to, tag } => format!("s{to}.{tag}"),
+        }
+    }
+
+    /// The word of [`Pending::encode`]; `None` if malformed.
+    pub fn decode(word: &str) -> Option<Pending> {
+        fn some<T: std::str::FromStr>(v: &str) -> Option<Option<T>> {
+            if v == "*" {
+                Some(None)
+            } else {
+                v.parse().ok().map(Some)
+            }
+        }
+        let (who, tag) = word.get(1..)?.split_once('.')?;
+        match word.as_bytes()[0] {
+            b'r' => Some(Pending::Recv {
+                from: some(who)?,
+                tag: some(tag)?,
+            }),
+            b's' => Some(Pending::Send {
+                to: who.parse().ok()?,
+                tag: tag.parse().ok()?,
+            }),
+            _ => None,
+        }
+    }
+
+    /// For a report.
+    ///
+    /// ```
+    /// use oxmpi::bootstrap::waits::Pending;
+    /// let r = Pending::Recv { from: Some(1), tag: None };
+    /// assert_eq!(r.describe(), "a receive from rank 1 (any tag)");
+    /// ```
+    pub fn describe(&self) -> String {
+        match *self {
+            Pending::Recv { from, tag } => format!(
+                "a receive from {} ({})",
+                from.map_or_else(|| "any rank".into(), |f| format!("rank {f}")),
+                tag.map_or_else(|| "any tag".into(), |t| format!("tag {t}"))
+            ),
+            Pending::Send { to, tag } => format!("a send to rank {to} (tag {tag})"),
+        }
+    }
+}
+
+/// `pending` as a PMI value (comma-separated words), at most [`MAX_PENDING`].
+pub fn encode_pending(pending: &[Pending]) -> String {
+    let words: Vec<String> = pending
+        .iter()
+        .take(MAX_PENDING)
+        .map(Pending::encode)
+        .collect();
+    words.join(",")
+}
+
+/// The operations of [`encode_pending`]; `None` if any is malformed.
+///
+/// ```
+/// use oxmpi::bootstrap::waits::{Pending, decode_pending, encode_pending};
+/// let p = [Pending::Recv { from: Some(0), tag: Some(5) }, Pending::Send { to: 3, tag: 1 }];
+/// assert_eq!(decode_pending(&encode_pending(&p)), Some(p.to_vec()));
+/// assert_eq!(decode_pending(""), Some(vec![]));
+/// assert_eq!(decode_pending("x1.2"), None);
+/// ```
+pub fn decode_pending(text: &str) -> Option<Vec<Pending>> {
+    if text.is_empty() {
+        return Some(Vec::new());
+    }
+    text.split(',')
+        .take(MAX_PENDING)
+        .map(Pending::decode)
+        .collect()
 }
 
 /// The most words a rank sends; it waits in one blocking collective and a few

@@ -178,7 +178,7 @@ impl Collective {
     }
 
     /// The collective and algorithm of a [`Collective::route_code`].
-    fn from_route_code(code: u8) -> Option<(Collective, Algorithm)> {
+    pub(crate) fn from_route_code(code: u8) -> Option<(Collective, Algorithm)> {
         let coll = Collective::from_code(code & COLL_MASK)?;
         Some((
             coll,

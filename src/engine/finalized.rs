@@ -286,6 +286,7 @@ mod tests {
     use super::*;
     use crate::engine::requests::{RecvOp, RecvPhase, SendOp};
     use crate::status::{Source, TagSel};
+    use crate::transport::frame::Envelope;
     use crate::userbuf::{UserBuf, UserBufMut};
 
     fn recv(core: &mut Core, from: Option<usize>, buf: &mut [u8]) -> ReqId {
@@ -315,12 +316,22 @@ mod tests {
         let data = [1u8; 4];
         let to1 = core.reqs.insert(Op::Send(SendOp {
             peer: 1,
+            env: Envelope {
+                ctx: 0,
+                src: 0,
+                tag: 0,
+            },
             // SAFETY: `data` outlives the core the test drives.
             buf: unsafe { UserBuf::new(&data) },
             phase: SendPhase::AwaitCts,
         }));
         let eager_to1 = core.reqs.insert(Op::Send(SendOp {
             peer: 1,
+            env: Envelope {
+                ctx: 0,
+                src: 0,
+                tag: 0,
+            },
             // SAFETY: `data` outlives the core the test drives.
             buf: unsafe { UserBuf::new(&data) },
             phase: SendPhase::Eager {

@@ -62,6 +62,12 @@ impl Pattern {
         self.ctx_from as u32
     }
 
+    /// The tag it matches (`None`: any).
+    pub(crate) fn tag(&self) -> Option<i32> {
+        let tag = (self.src_tag >> 32) as u32 as i32;
+        (tag != Self::ANY).then_some(tag)
+    }
+
     /// World rank of the only sender that can match (`None`: any source).
     #[inline]
     pub(crate) fn from(&self) -> Option<usize> {
@@ -226,6 +232,11 @@ impl Matcher {
     /// Whether any receive is posted.
     pub(crate) fn has_posted(&self) -> bool {
         !self.posted.is_empty()
+    }
+
+    /// Every posted receive's pattern, oldest first within each sender's queue.
+    pub(crate) fn posted_patterns(&self) -> impl Iterator<Item = &Pattern> {
+        self.posted.iter().map(|(p, _)| p)
     }
 
     /// Whether a posted receive satisfies `test` (by pattern and id).

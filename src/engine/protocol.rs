@@ -794,6 +794,11 @@ mod tests {
             .map(|_| {
                 core.reqs.insert(Op::Send(SendOp {
                     peer: 1,
+                    env: Envelope {
+                        ctx: 0,
+                        src: 0,
+                        tag: 0,
+                    },
                     // SAFETY: `data` outlives the core the test drives.
                     buf: unsafe { UserBuf::new(data) },
                     phase: SendPhase::AwaitFin,

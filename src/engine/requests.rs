@@ -6,6 +6,7 @@
 use super::schedule::Schedule;
 use crate::error::{Error, Result};
 use crate::status::Status;
+use crate::transport::frame::Envelope;
 use crate::userbuf::{UserBuf, UserBufMut};
 
 /// Names one request: slot index in the low 32 bits, generation in the high 32.
@@ -46,6 +47,8 @@ pub(crate) enum SendPhase {
 pub(crate) struct SendOp {
     /// World rank of the receiver.
     pub peer: usize,
+    /// The message's envelope (a blocked rank names the sends it waits for).
+    pub env: Envelope,
     pub buf: UserBuf,
     pub phase: SendPhase,
 }

@@ -18,7 +18,11 @@
 //! can die without this rank noticing). In return-errors mode the program gets that
 //! error rather than waiting until the launcher's teardown kills it. The question
 //! also says which collectives the rank runs, and the answer may name a rank that
-//! runs another one under the same name (see `clash.rs`).
+//! runs another one under the same name (see `clash.rs`). A blocking wait about to
+//! sleep also says, where nothing of the rank's own is on its way to a peer, which
+//! idle spell it is in ([`Watch::spell`]): the launcher ends a job whose every rank
+//! stays blocked through the same window (`launcher/src/deadlock.rs`). A loop of
+//! `test` calls never says so: the program may do anything between two calls.
 //!
 //! Every rank under oxrun asks; a wait
 //! counts its idle time from its start and reads the clock only before it sleeps
@@ -34,6 +38,9 @@
 use std::time::{Duration, Instant};
 
 use super::Engine;
+use super::context;
+use super::requests::Op;
+use crate::bootstrap::waits::{MAX_PENDING, Pending};
 use crate::error::{Error, Rank, Result};
 
 /// Idle time of a wait before its first question to the launcher.
@@ -63,6 +70,9 @@ pub(crate) struct Watch {
     /// keeps moving (a server loop of short waits fed by other ranks' traffic) still
     /// asks every [`MAX_GAP`].
     busy_mark: Option<Instant>,
+    /// The current idle spell: a new one with every wait, every pass that moved
+    /// something and every answer that taught the rank something (see [`Watch::spell`]).
+    spell: u64,
 }
 
 impl Watch {
@@ -74,11 +84,28 @@ impl Watch {
             polls: 0,
             moves: 0,
             busy_mark: None,
+            spell: 0,
         }
+    }
+
+    /// The current idle spell. The launcher is told it with every question a blocking
+    /// wait asks before it sleeps with nothing of its own on the way to its peers
+    /// (`idle=`): two questions with the same spell mean that nothing moved in
+    /// between, and once every rank of the job has been in one spell for a while,
+    /// nothing ever will (see `launcher/src/deadlock.rs`).
+    pub(crate) fn spell(&self) -> u64 {
+        self.spell
+    }
+
+    /// An answer taught the rank something (a peer finalized): a new spell, so that
+    /// the launcher does not take the question for one of a rank that stays blocked.
+    pub(crate) fn learnt(&mut self) {
+        self.spell += 1;
     }
 
     /// A wait starts: its idle time counts from now on.
     pub(crate) fn start(&mut self) {
+        self.spell += 1;
         self.since = None;
         self.next = FIRST_ASK;
         self.polls = 0;
@@ -89,6 +116,7 @@ impl Watch {
     /// that (read every [`MOVES_PER_CLOCK`] calls).
     #[inline]
     pub(crate) fn moved(&mut self) -> bool {
+        self.spell += 1;
         if self.since.is_some() {
             self.start();
         }
@@ -155,6 +183,65 @@ impl Engine {
     /// collective under the name of one this rank runs (told with the question, see
     /// `clash.rs`).
     pub(crate) fn ask_for_silent_peers(&mut self) -> Result<bool> {
+        self.ask(None)
+    }
+
+    /// [`Engine::ask_for_silent_peers`] from a blocking wait about to sleep: also says
+    /// that the rank is blocked, in its current idle spell, where nothing of its own
+    /// is on the way to a peer (sent but not yet taken in: the launcher counts on
+    /// every message sent before a spell having arrived where it goes).
+    pub(crate) fn ask_while_blocked(&mut self) -> Result<bool> {
+        let idle = self.quiet().then(|| (self.silent.spell(), self.pending()));
+        self.ask(idle)
+    }
+
+    /// The point-to-point operations of user communicators this rank waits for (the
+    /// launcher names them in its report of a deadlocked job): posted receives, and
+    /// sends that wait for their receive, at most [`MAX_PENDING`].
+    fn pending(&self) -> Vec<Pending> {
+        let core = &self.core;
+        let receives = core
+            .matcher
+            .posted_patterns()
+            .filter(|p| !context::is_collective(p.ctx()))
+            .map(|p| Pending::Recv {
+                from: p.from(),
+                tag: p.tag(),
+            });
+        let user_send = |op: &Op| matches!(op, Op::Send(s) if !context::is_collective(s.env.ctx));
+        let sends =
+            core.reqs
+                .ids_where(user_send)
+                .into_iter()
+                .filter_map(|id| match core.reqs.get(id) {
+                    Some(Op::Send(s)) => Some(Pending::Send {
+                        to: s.peer,
+                        tag: s.env.tag,
+                    }),
+                    _ => None,
+                });
+        receives.chain(sends).take(MAX_PENDING).collect()
+    }
+
+    /// Whether nothing of this rank's waits to go: no frame in the outbox or the
+    /// transports' queues, no copy of its own or a helper's under way.
+    pub(super) fn queued_nothing(&self) -> bool {
+        let core = &self.core;
+        core.outbox.is_empty()
+            && core.pulls.is_empty()
+            && core.helps.is_empty()
+            && core.shared.is_empty()
+            && self.net.queued_nothing()
+    }
+
+    /// Whether nothing of this rank's is on its way to a peer or waits to go (see
+    /// [`Engine::ask_while_blocked`]): [`Engine::queued_nothing`], and every byte
+    /// written to a socket acknowledged.
+    fn quiet(&self) -> bool {
+        self.queued_nothing() && self.net.all_acked()
+    }
+
+    fn ask(&mut self, idle: Option<(u64, Vec<Pending>)>) -> Result<bool> {
         if self.core.finalizing {
             // Waiting in the finalize fence: the PMI connection belongs to it, and a
             // finalizing rank fails nothing.
@@ -166,7 +253,7 @@ impl Engine {
                 .boot
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            boot.silent_peers(&waits)?
+            boot.silent_peers(&waits, idle)?
         };
         let Some(silent) = silent else {
             self.silent = Watch::new(false);
@@ -188,6 +275,9 @@ impl Engine {
                 self.core.peer_finalized(peer);
                 learnt = true;
             }
+        }
+        if learnt {
+            self.silent.learnt();
         }
         Ok(learnt)
     }
@@ -229,6 +319,31 @@ mod tests {
         let mark = w.busy_mark;
         w.start();
         assert!(mark.is_some() && w.busy_mark == mark);
+    }
+
+    #[test]
+    fn the_spell_changes_with_every_wait_move_and_lesson() {
+        let mut w = Watch::new(true);
+        let mut last = w.spell();
+        let mut changed = |w: &Watch| {
+            let new = w.spell() != last;
+            last = w.spell();
+            new
+        };
+        w.start();
+        assert!(changed(&w));
+        assert!(
+            !w.due_before_sleep() && !changed(&w),
+            "idle time alone keeps it"
+        );
+        w.moved();
+        assert!(changed(&w));
+        w.learnt();
+        assert!(changed(&w));
+        for _ in 0..2 * POLLS_PER_CLOCK {
+            w.due_after_poll();
+        }
+        assert!(!changed(&w), "idle test calls keep it");
     }
 
     #[test]

@@ -208,6 +208,21 @@ impl Network {
             .is_none_or(|shm| shm.awake_beside() > cores)
     }
 
+    /// Whether no frame this rank sent waits in a queue: for room in a ring, for a
+    /// socket, to itself.
+    pub(crate) fn queued_nothing(&self) -> bool {
+        !self.lo.is_pending()
+            && self.shm.as_ref().is_none_or(|shm| !shm.has_blocked())
+            && self.tcp.as_ref().is_none_or(Tcp::queued_nothing)
+    }
+
+    /// Whether the kernel holds no byte this rank wrote to a socket that the peer has
+    /// not acknowledged (with [`Network::queued_nothing`]: everything sent is where
+    /// its receiver looks).
+    pub(crate) fn all_acked(&self) -> bool {
+        self.tcp.as_ref().is_none_or(Tcp::all_acked)
+    }
+
     /// Whether `peer` can read a large message straight from our memory.
     pub(crate) fn single_copy(&self, peer: usize) -> bool {
         self.routes[peer] == Route::Shm && self.shm.as_ref().is_some_and(|s| s.single_copy(peer))

@@ -39,6 +39,7 @@ mod incoming;
 mod order;
 mod outgoing;
 mod run_clock;
+mod unacked;
 
 use std::io;
 use std::net::SocketAddr;
@@ -307,6 +308,26 @@ impl Tcp {
     /// Whether this rank has a connection to send to `peer` on.
     pub(crate) fn connected(&self, peer: usize) -> bool {
         self.via[peer].is_some()
+    }
+
+    /// Whether no frame waits to be written, no connection is being set up or holds
+    /// frames back, and no frames that came early wait for one before them (see
+    /// `Network::queued_nothing`).
+    pub(crate) fn queued_nothing(&self) -> bool {
+        self.strangers == 0
+            && self.held.is_empty()
+            && !self.order.holds_early()
+            && self.ready.is_empty()
+            && self.accept_blocked.is_none()
+            && self.conns.iter().flatten().all(|c| !c.tx.has_queue())
+    }
+
+    /// Whether the peers acknowledged every byte this rank wrote to them.
+    pub(crate) fn all_acked(&self) -> bool {
+        self.conns
+            .iter()
+            .flatten()
+            .all(|c| unacked::unacked(&c.rx.stream) == Some(0))
     }
 
     /// From now on closed connections are expected (the job is finalizing).

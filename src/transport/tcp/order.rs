@@ -104,6 +104,11 @@ impl Order {
         }
     }
 
+    /// Whether frames that arrived early wait for one before them.
+    pub(crate) fn holds_early(&self) -> bool {
+        self.waiters > 0
+    }
+
     /// Fails when a peer's early frames have waited `timeout` with none of its frames
     /// passed on: the frame they wait for never came (the peer skipped a number). A
     /// frame far ahead waits in its connection instead (see `HOLD_TIMEOUT`).

@@ -15,7 +15,8 @@
 //! `fail finalize R WAIT` makes rank R finalize at
 //! once and `fail return R WAIT` makes its `main` return the error of a send to a rank
 //! that does not exist, while the others wait for it: WAIT is `rank` (a receive from
-//! R), `any` (from any source), `anysub` (rank 0 from any source on a communicator
+//! R), `any` (from any source), `asleep` (from any source, but rank 0 sleeps
+//! outside oxmpi instead), `anysub` (rank 0 from any source on a communicator
 //! of rank 0 and R, the others from rank 0), `probe` (a probe for R's message), `barrier`,
 //! `allreduce`, `ssend` (a synchronous send to R), `bigsend` (a 1 MiB send to R) or
 //! `testloop` (a loop of tests of a receive from R). `fail quiet R WAIT` is `finalize`
@@ -28,6 +29,12 @@
 //! rank P" (R, or a survivor that exited before) and exit 1. `fail lost R WAIT exit`:
 //! rank R exits 0 without finalize instead; `fail lost R WAIT END abort`: the
 //! survivors call abort(1) instead of exiting.
+//! `fail deadlock WHAT` deadlocks the job: `recvrecv` has ranks 0 and 1 each receive
+//! from the other first (the rest wait in a barrier), `sendsend` has them each send
+//! the other 1 MiB first (too long to go without its receive), `alltoallv` has rank 0's counts
+//! expect a block from rank 1 that rank 1's send none of (every rank then calls a
+//! barrier). `fail deadlock asleep` does not: rank 0 waits for rank 1, which sleeps
+//! first, then sleeps itself (outside oxmpi) while the others wait for it.
 //! `fail stuck R`: rank R sleeps while the others wait in a barrier.
 //! `fail withdrawn R` (3 ranks, return-errors mode, SIGTERM ignored): rank 0 sends 1 MiB
 //! to rank 1, which sees it arrive but does not receive it yet; rank R (2) dies, rank
@@ -149,6 +156,11 @@ fn wait_for_departed(
         "any" => world
             .recv(&mut buf[..8], oxmpi::ANY_SOURCE, 999)
             .map(drop)?,
+        // Rank 0 sleeps outside oxmpi, the others wait for a message from any source.
+        "asleep" if world.rank() == 0 => std::thread::sleep(std::time::Duration::from_secs(1000)),
+        "asleep" => world
+            .recv(&mut buf[..8], oxmpi::ANY_SOURCE, 999)
+            .map(drop)?,
         "anysub" if world.rank() == 0 => {
             let sub = sub.expect("rank 0 is in the pair");
             sub.recv(&mut buf[..8], oxmpi::ANY_SOURCE, 999).map(drop)?
@@ -192,6 +204,58 @@ fn wait_for_departed(
             }
         }
         _ => panic!("unknown wait {wait}"),
+    }
+    universe.finalize()
+}
+
+/// The ranks deadlock as `what` says (or, `asleep`, only seem to: see the module
+/// documentation).
+fn deadlock(universe: oxmpi::Universe, what: &str) -> oxmpi::Result<()> {
+    let world = universe.world();
+    let (rank, size) = (world.rank(), world.size() as usize);
+    let nap = |secs: f64| std::thread::sleep(std::time::Duration::from_secs_f64(secs));
+    match what {
+        "recvrecv" if rank < 2 => world.recv(&mut [0u8; 4], 1 - rank, 5).map(drop)?,
+        "recvrecv" => world.barrier()?,
+        "sendsend" if rank < 2 => world.send(&vec![0u8; 1 << 20], 1 - rank, 5)?,
+        "sendsend" => world.barrier()?,
+        "alltoallv" => {
+            // One u32 to every rank, except that rank 1 sends rank 0 nothing while
+            // rank 0 expects one.
+            let mut counts = vec![1usize; size];
+            if rank == 1 {
+                counts[0] = 0;
+            }
+            let displs: Vec<usize> = (0..size).collect();
+            let mut recv = vec![0u32; size];
+            world.alltoallv(
+                &vec![rank as u32; size],
+                &counts,
+                &displs,
+                &mut recv,
+                &vec![1; size],
+                &displs,
+            )?;
+            world.barrier()?
+        }
+        "asleep" => {
+            // Rank 0 waits long enough to say it is blocked, and is then released;
+            // its old word must not count once it sleeps and the others wait.
+            if rank == 0 {
+                world.recv(&mut [0u8], 1, 5)?;
+                nap(3.0);
+                for r in 1..size {
+                    world.send(&[1u8], r as i32, 6)?;
+                }
+            } else {
+                if rank == 1 {
+                    nap(0.7);
+                    world.send(&[1u8], 0, 5)?;
+                }
+                world.recv(&mut [0u8], 0, 6)?;
+            }
+        }
+        _ => panic!("unknown deadlock {what}"),
     }
     universe.finalize()
 }
@@ -339,7 +403,7 @@ fn main() -> oxmpi::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let how = args.get(1).map(String::as_str).unwrap_or("exit");
     let victim: i32 = match how {
-        "split" | "other" => -1,
+        "split" | "other" | "deadlock" => -1,
         _ => args.get(2).and_then(|a| a.parse().ok()).unwrap_or(0),
     };
     let code: i32 = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(3);
@@ -391,6 +455,9 @@ fn main() -> oxmpi::Result<()> {
         let flag = |word: &str| args[5..].iter().any(|a| a == word);
         let odd = if flag("last") { world.size() - 1 } else { 0 };
         other_collectives(&world, (&args[2], &args[3]), n, (flag("nonblocking"), odd))?;
+    }
+    if how == "deadlock" {
+        return deadlock(universe, &args[2]);
     }
     if how == "withdrawn" {
         return withdrawn(universe, victim);
