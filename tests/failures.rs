@@ -660,30 +660,45 @@ fn a_timeout_names_the_ranks_waiting_in_a_collective() {
 /// wait for it is not taken for a deadlock.
 #[test]
 fn a_deadlocked_job_ends_with_a_report_of_the_waiting_ranks() {
-    let recvs = "rank 0 in a receive from rank 1 (tag 5); rank 1 in a receive from rank 0 (tag 5)";
-    let sends = "rank 0 in a send to rank 1 (tag 5); rank 1 in a send to rank 0 (tag 5)";
-    let barrier = "barrier #1 of its communicator";
+    let one = |r: usize, what: &str| format!("rank {r} waits, pending: {what}");
+    let recvs = format!(
+        "{}; {}",
+        one(0, "a receive from rank 1 (tag 5)"),
+        one(1, "a receive from rank 0 (tag 5)")
+    );
+    let sends = format!(
+        "{}; {}",
+        one(0, "a send to rank 1 (tag 5)"),
+        one(1, "a send to rank 0 (tag 5)")
+    );
+    // The world's collectives, counted from 0 (every mode starts with a dup).
+    let (barrier, alltoallv) = ("barrier #1 on context 1", "alltoallv #1 on context 1");
     let cases = [
-        (2, "deadlock recvrecv", recvs.to_owned()),
-        (3, "deadlock recvrecv", format!("{recvs}; rank 2 in {barrier}")),
-        (2, "deadlock sendsend", sends.to_owned()),
-        (4, "deadlock sendsend", format!("{sends}; ranks 2,3 in {barrier}")),
+        (2, "deadlock recvrecv", recvs.clone()),
+        (3, "deadlock recvrecv", format!("{recvs}; {}", one(2, barrier))),
+        (2, "deadlock sendsend", sends.clone()),
+        (
+            4,
+            "deadlock sendsend",
+            format!("{sends}; ranks 2,3 wait, pending: {barrier}"),
+        ),
         (
             2,
             "deadlock alltoallv",
-            "rank 0 in alltoallv #1 of its communicator; rank 1 in barrier #2 of its communicator"
-                .to_owned(),
+            format!("{}; {}", one(0, alltoallv), one(1, "barrier #2 on context 1")),
         ),
         (
             4,
             "deadlock alltoallv",
-            "rank 0 in alltoallv #1 of its communicator; ranks 1-3 in barrier #2 of its communicator"
-                .to_owned(),
+            format!(
+                "{}; ranks 1-3 wait, pending: barrier #2 on context 1",
+                one(0, alltoallv)
+            ),
         ),
         (
             3,
             "return 1 any",
-            "ranks 0,2 in a receive from any rank (tag 999); in finalize as their programs end: 1"
+            "ranks 0,2 wait, pending: a receive from any rank (tag 999); in finalize as their programs end: 1"
                 .to_owned(),
         ),
     ];

@@ -59,10 +59,11 @@ SIGTERM to every other rank, SIGKILL after a grace period (2 s, or
 OXRUN_KILL_GRACE_MS milliseconds), and exits with the failing rank's status.
 Ranks already finalizing get no SIGTERM: their finalize fails at once, so what
 they print after it (an error main returns) still comes out within the grace.
-A deadlocked oxmpi job fails too: once every rank has waited for 1 s in an oxmpi
-call, in finalize or ended, with nothing on its way to any of them, none can
-ever go on, and oxrun reports a deadlocked job, naming what each rank waits in
-(a receive from rank R, a send to R, a collective) and the ranks in finalize.
+A deadlocked oxmpi job fails too: once every rank has waited in an oxmpi call,
+in finalize or ended after finalizing through the same second, with nothing on
+its way to any of them (oxrun tells in 2 to 4 s), none can go on, and oxrun
+reports a deadlocked job, naming what each rank has pending (a receive from rank
+R, a send to R, a collective) and the ranks in finalize.
 SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to oxrun are forwarded to all ranks; a
 second SIGINT kills them. SIGUSR1 and SIGUSR2 are passed on without ending the job, and so
 is SIGTSTP (Ctrl-Z), which then stops oxrun too; SIGCONT (fg, bg) continues both,

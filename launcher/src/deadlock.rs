@@ -8,7 +8,8 @@
 //! it something. Two questions with the same spell mean the rank moved nothing in
 //! between. A rank in the finalize fence, or one that ended after finalizing, sends
 //! nothing new either: before the fence it sends what it had queued (for up to a
-//! second), though not waiting for the peers' acknowledgements.
+//! second, though not waiting for the peers' acknowledgements; what is left goes
+//! from the fence once its receiver, moving, makes room).
 //!
 //! A question's spell tells the rank's state at its last progress pass before it,
 //! which may lie long before oxrun reads the question (the rank lost its core in

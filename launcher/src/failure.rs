@@ -35,7 +35,7 @@ pub enum Failure {
         ending: Vec<usize>,
     },
     /// Every rank waited with nothing on its way to it (see `deadlock.rs`): `blocked`
-    /// in waits, each with what it said it waits for, and `ending` and `finalizing`
+    /// in waits, each with what it said it has pending, and `ending` and `finalizing`
     /// in the finalize fence (`ending`: as their programs end, a `main` returning an
     /// error prints it once released).
     Deadlock {
@@ -159,8 +159,8 @@ impl Failure {
 /// The most groups of ranks that wait alike a deadlock report names.
 const MOST_GROUPS: usize = 8;
 
-/// Ranks and what each waits in, those that wait alike together, in rank order of
-/// their first: "rank 0 in X; ranks 1-3 in Y".
+/// Ranks and what each has pending, those alike together, in rank order of their
+/// first: "rank 0 waits, pending: X; ranks 1-3 wait, pending: Y".
 fn waits_of(blocked: &[(usize, String)]) -> String {
     let mut groups: Vec<(Vec<usize>, &str)> = Vec::new();
     for (rank, what) in blocked {
@@ -173,8 +173,12 @@ fn waits_of(blocked: &[(usize, String)]) -> String {
         .iter()
         .take(MOST_GROUPS)
         .map(|(ranks, what)| {
-            let who = if ranks.len() == 1 { "rank" } else { "ranks" };
-            format!("{who} {} in {what}", rank_list(ranks))
+            let (who, wait) = if ranks.len() == 1 {
+                ("rank", "waits")
+            } else {
+                ("ranks", "wait")
+            };
+            format!("{who} {} {wait}, pending: {what}", rank_list(ranks))
         })
         .collect();
     if groups.len() > MOST_GROUPS {
@@ -273,7 +277,7 @@ mod tests {
         let deadlock = Failure::Deadlock {
             blocked: vec![
                 (0, recv.clone()),
-                (1, "barrier #2 of its communicator".into()),
+                (1, "barrier #2 on context 1".into()),
                 (3, recv),
             ],
             ending: vec![2],
@@ -282,10 +286,10 @@ mod tests {
         assert_eq!(deadlock.exit_code(), 1);
         assert_eq!(
             deadlock.report().unwrap(),
-            "oxrun: job deadlocked: for 1 s no rank moved and nothing was on its way to any: ranks 0,3 in a receive from any rank (tag 5); rank 1 in barrier #2 of its communicator; in finalize as their programs end: 2; in finalize: 4"
+            "oxrun: job deadlocked: for 1 s no rank moved and nothing was on its way to any: ranks 0,3 wait, pending: a receive from any rank (tag 5); rank 1 waits, pending: barrier #2 on context 1; in finalize as their programs end: 2; in finalize: 4"
         );
         let many: Vec<(usize, String)> = (0..10).map(|r| (r, format!("wait {r}"))).collect();
-        assert!(waits_of(&many).ends_with("rank 7 in wait 7; 2 more groups"));
+        assert!(waits_of(&many).ends_with("rank 7 waits, pending: wait 7; 2 more groups"));
         assert_eq!(Failure::Signal(libc::SIGINT).exit_code(), 130);
         assert_eq!(Failure::Signal(libc::SIGINT).report(), None);
         let exit = RankExit::Signal {

@@ -520,6 +520,8 @@ impl Job {
             match conn.next_line() {
                 Next::Line(line) => {
                     budget -= 1;
+                    // Read before the answer goes out: the rank's next look may follow it.
+                    let now = Instant::now();
                     let outcome = self.pmi.handle(rank, &line);
                     self.route(outcome);
                     match line.cmd() {
@@ -529,17 +531,17 @@ impl Job {
                                 self.release_leaving();
                             }
                             if self.pmi.in_fence(rank) {
-                                self.stillness.still(rank, Instant::now());
+                                self.stillness.still(rank, now);
                                 self.check_deadlock();
                             }
                         }
                         // The first line of a question says whether the rank is blocked.
                         "oxmpi_silent" if line.get("from").is_none_or(|f| f == "0") => {
                             let spell = self.pmi.idle_spell(rank);
-                            self.stillness.word(rank, spell, Instant::now());
+                            self.stillness.word(rank, spell, now);
                             self.check_deadlock();
                         }
-                        "oxmpi_finalizing" => self.stillness.word(rank, None, Instant::now()),
+                        "oxmpi_finalizing" => self.stillness.word(rank, None, now),
                         _ => {}
                     }
                 }
@@ -782,7 +784,7 @@ impl Job {
             .stillness
             .blocked()
             .into_iter()
-            .map(|r| (r, self.pmi.blocked_in(r)))
+            .map(|r| (r, self.pmi.pending_of(r)))
             .collect();
         let (ending, finalizing) = (0..self.ranks.len())
             .filter(|&r| self.ranks[r].exit.is_none() && self.pmi.in_fence(r))

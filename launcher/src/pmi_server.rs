@@ -444,18 +444,19 @@ impl PmiServer {
         self.ranks[rank].idle
     }
 
-    /// What blocked `rank` last said it waits for, for a report: the point-to-point
-    /// operations, then the collectives ("a wait" if it named none).
-    pub fn blocked_in(&self, rank: usize) -> String {
+    /// What blocked `rank` last said it has pending, for a report: its point-to-point
+    /// operations (the receives it posted, the sends that wait for theirs), then the
+    /// collectives it runs ("none named" where it named none: a probe, say).
+    pub fn pending_of(&self, rank: usize) -> String {
         let what: Vec<String> = self.pending[rank]
             .iter()
             .map(Pending::describe)
             .chain(self.waits[rank].iter().map(Wait::describe))
             .collect();
         if what.is_empty() {
-            return "a wait".to_owned();
+            return "none named".to_owned();
         }
-        what.join(" and ")
+        what.join(", ")
     }
 
     /// Whether `rank` waits in the finalize fence: it said it is finalizing and

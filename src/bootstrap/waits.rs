@@ -43,17 +43,19 @@ impl Wait {
 }
 
 impl Wait {
-    /// The collective for a report: its name and number on its communicator.
+    /// The collective for a report: its name, its number on its communicator
+    /// (counted from 0, oxmpi's own collectives included) and the communicator's
+    /// collective context.
     ///
     /// ```
     /// use oxmpi::bootstrap::waits::Wait;
     /// let w = Wait { ctx: 3, incarnation: 1, seq: 7, code: 11 };
-    /// assert_eq!(w.describe(), "alltoallv #7 of its communicator");
+    /// assert_eq!(w.describe(), "alltoallv #7 on context 3");
     /// ```
     pub fn describe(&self) -> String {
         let name = crate::coll::select::Collective::from_route_code(self.code)
             .map_or("a collective", |(c, _)| c.name());
-        format!("{name} #{} of its communicator", self.seq)
+        format!("{name} #{} on context {}", self.seq, self.ctx)
     }
 }
 

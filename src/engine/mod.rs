@@ -1151,11 +1151,12 @@ impl Engine {
         // What still waits to go (frames queued for a ring or a socket) goes before the
         // fence, from which on the launcher counts this rank as sending nothing new
         // (its check for a deadlocked job, `launcher/src/deadlock.rs`); for a while at
-        // most: a peer that reads no more may leave it queued. Bytes in the kernel not
-        // yet acknowledged are not waited for: a peer's delayed acknowledgement took
-        // 40 ms, in every job over TCP (a 4-rank `ring` in 90 ms against 45).
+        // most: a peer that reads no more may leave it queued, and it then goes from
+        // the fence once the peer makes room. Bytes in the kernel not yet acknowledged
+        // are not waited for: a peer's delayed acknowledgement took 40 ms, in every
+        // job over TCP (a 4-rank `ring` in 90 ms against 45).
         let until = Instant::now() + FENCE_DRAIN;
-        while !self.queued_nothing() && Instant::now() < until {
+        while !self.sends_nothing() && Instant::now() < until {
             if !self.progress()? {
                 self.net.block(DRAIN_NAP, &|| false)?;
             }

@@ -226,21 +226,21 @@ impl Engine {
     }
 
     /// Whether nothing of this rank's waits to go: no frame in the outbox or the
-    /// transports' queues, no copy of its own or a helper's under way.
-    pub(super) fn queued_nothing(&self) -> bool {
+    /// transports' queues.
+    pub(super) fn sends_nothing(&self) -> bool {
+        self.core.outbox.is_empty() && self.net.sends_nothing()
+    }
+
+    /// Whether nothing of this rank's is on its way to a peer or waits to go (see
+    /// [`Engine::ask_while_blocked`]): [`Engine::sends_nothing`], every byte written
+    /// to a socket acknowledged, no copy of its own or a helper's under way.
+    fn quiet(&self) -> bool {
         let core = &self.core;
         core.outbox.is_empty()
             && core.pulls.is_empty()
             && core.helps.is_empty()
             && core.shared.is_empty()
-            && self.net.queued_nothing()
-    }
-
-    /// Whether nothing of this rank's is on its way to a peer or waits to go (see
-    /// [`Engine::ask_while_blocked`]): [`Engine::queued_nothing`], and every byte
-    /// written to a socket acknowledged.
-    fn quiet(&self) -> bool {
-        self.queued_nothing() && self.net.all_acked()
+            && self.net.quiet()
     }
 
     fn ask(&mut self, idle: Option<(u64, Vec<Pending>)>) -> Result<bool> {

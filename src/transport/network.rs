@@ -210,17 +210,21 @@ impl Network {
 
     /// Whether no frame this rank sent waits in a queue: for room in a ring, for a
     /// socket, to itself.
-    pub(crate) fn queued_nothing(&self) -> bool {
+    pub(crate) fn sends_nothing(&self) -> bool {
         !self.lo.is_pending()
             && self.shm.as_ref().is_none_or(|shm| !shm.has_blocked())
-            && self.tcp.as_ref().is_none_or(Tcp::queued_nothing)
+            && self.tcp.as_ref().is_none_or(Tcp::sends_nothing)
     }
 
-    /// Whether the kernel holds no byte this rank wrote to a socket that the peer has
-    /// not acknowledged (with [`Network::queued_nothing`]: everything sent is where
-    /// its receiver looks).
-    pub(crate) fn all_acked(&self) -> bool {
-        self.tcp.as_ref().is_none_or(Tcp::all_acked)
+    /// Whether [`Network::sends_nothing`], the peers acknowledged every byte this
+    /// rank wrote to a socket (so everything sent is where its receiver looks), and
+    /// no connection is being set up or holds frames it took back.
+    pub(crate) fn quiet(&self) -> bool {
+        self.sends_nothing()
+            && self
+                .tcp
+                .as_ref()
+                .is_none_or(|tcp| tcp.takes_nothing() && tcp.all_acked())
     }
 
     /// Whether `peer` can read a large message straight from our memory.

@@ -310,16 +310,19 @@ impl Tcp {
         self.via[peer].is_some()
     }
 
-    /// Whether no frame waits to be written, no connection is being set up or holds
-    /// frames back, and no frames that came early wait for one before them (see
-    /// `Network::queued_nothing`).
-    pub(crate) fn queued_nothing(&self) -> bool {
+    /// Whether no frame waits to be written.
+    pub(crate) fn sends_nothing(&self) -> bool {
+        self.conns.iter().flatten().all(|c| !c.tx.has_queue())
+    }
+
+    /// Whether no connection is being set up or holds frames back, and no frames
+    /// that came early wait for one before them.
+    pub(crate) fn takes_nothing(&self) -> bool {
         self.strangers == 0
             && self.held.is_empty()
             && !self.order.holds_early()
             && self.ready.is_empty()
             && self.accept_blocked.is_none()
-            && self.conns.iter().flatten().all(|c| !c.tx.has_queue())
     }
 
     /// Whether the peers acknowledged every byte this rank wrote to them.
