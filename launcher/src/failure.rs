@@ -90,6 +90,10 @@ impl Failure {
             Failure::NoFinalize { rank, pid } => {
                 format!("oxrun: rank {rank} (pid {pid}) exited without calling finalize")
             }
+            Failure::Abort(a) if a.failed => format!(
+                "oxrun: rank {} failed with code {} (oxmpi's message above)",
+                a.rank, a.code
+            ),
             Failure::Abort(a) => match &a.msg {
                 Some(msg) => format!(
                     "oxrun: rank {} called abort with code {}: {}",
@@ -238,6 +242,7 @@ mod tests {
                 rank: 0,
                 code,
                 msg: None,
+                failed: false,
             })
             .exit_code()
         };
@@ -249,10 +254,22 @@ mod tests {
             rank: 2,
             code: 3,
             msg: Some("MPI_Abort(comm, 3)\r\u{1b}[2J é".into()),
+            failed: false,
         });
         assert_eq!(
             text.report().unwrap(),
             "oxrun: rank 2 called abort with code 3: MPI_Abort(comm, 3)\\r\\u{1b}[2J é"
+        );
+        let panicked = Failure::Abort(Abort {
+            rank: 1,
+            code: 101,
+            msg: None,
+            failed: true,
+        });
+        assert_eq!(panicked.exit_code(), 101);
+        assert_eq!(
+            panicked.report().unwrap(),
+            "oxrun: rank 1 failed with code 101 (oxmpi's message above)"
         );
         let timeout = |waiting: Vec<usize>, ending: Vec<usize>| Failure::Timeout {
             after: "2.5".into(),

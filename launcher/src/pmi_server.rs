@@ -34,6 +34,9 @@ pub struct Abort {
     pub code: i32,
     /// Its text (`message=`, as MPICH sends it, or `msg=`), if any and not empty.
     pub msg: Option<String>,
+    /// oxmpi's abort on a failure it reported itself (`oxmpi_failed=1`: a panic, a
+    /// lost peer), not the program's.
+    pub failed: bool,
 }
 
 /// What handling one request produced.
@@ -336,6 +339,7 @@ impl PmiServer {
                     rank,
                     code,
                     msg: text.filter(|t| !t.trim().is_empty()).map(str::to_owned),
+                    failed: req.get("oxmpi_failed") == Some("1"),
                 });
             }
             other => {
@@ -722,16 +726,20 @@ mod tests {
             Some(Abort {
                 rank: 0,
                 code: 7,
-                msg: Some("bad_input".into())
+                msg: Some("bad_input".into()),
+                failed: false,
             })
         );
+        let oxmpi = s.handle(0, &req("cmd=abort exitcode=101 oxmpi_failed=1"));
+        assert!(oxmpi.abort.is_some_and(|a| a.failed && a.code == 101));
         let mpich = "cmd=abort exitcode=3 message=application called MPI_Abort(MPI_COMM_WORLD, 3) - process 1";
         assert_eq!(
             s.handle(1, &req(mpich)).abort,
             Some(Abort {
                 rank: 1,
                 code: 3,
-                msg: Some("application called MPI_Abort(MPI_COMM_WORLD, 3) - process 1".into())
+                msg: Some("application called MPI_Abort(MPI_COMM_WORLD, 3) - process 1".into()),
+                failed: false,
             })
         );
         let mut text = |line| s.handle(1, &req(line)).abort.unwrap().msg;

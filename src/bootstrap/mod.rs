@@ -386,10 +386,11 @@ impl Bootstrap {
         }
     }
 
-    /// Asks the launcher to end the whole job with `code`.
-    pub(crate) fn abort(&mut self, code: i32) {
+    /// Asks the launcher to end the whole job with `code`; `failed`: on a failure
+    /// oxmpi reported itself (a panic, a lost peer), not the program's own abort.
+    pub(crate) fn abort(&mut self, code: i32, failed: bool) {
         if let Some(p) = self.pmi.as_mut() {
-            p.abort(code);
+            p.abort(code, failed && self.extension);
         }
     }
 }

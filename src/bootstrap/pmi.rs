@@ -316,10 +316,15 @@ impl PmiClient {
         let _ = self.write_line(&l);
     }
 
-    /// Asks the launcher to end the job with `code`. Does not wait for an answer.
-    pub(crate) fn abort(&mut self, code: i32) {
+    /// Asks the launcher to end the job with `code`; `failed` (oxrun's extension):
+    /// not the program's abort but oxmpi's, on a failure it has reported itself
+    /// (`oxmpi_failed=1`). Does not wait for an answer.
+    pub(crate) fn abort(&mut self, code: i32, failed: bool) {
         let mut l = Line::new("abort");
         let _ = l.push("exitcode", &code.to_string());
+        if failed {
+            let _ = l.push("oxmpi_failed", "1");
+        }
         let _ = self.write_line(&l);
     }
 }

@@ -243,7 +243,7 @@ impl Engine {
         if failure || !boot.has_launcher() {
             crate::error::report(why);
         }
-        boot.abort(code);
+        boot.abort(code, failure);
         exit_aborted(code)
     }
 
