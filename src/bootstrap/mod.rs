@@ -17,10 +17,13 @@
 //! `clash=PEER.WORD` when another rank waits in a different one under the name of one
 //! of them, see [`waits`]; and, from a blocking wait with nothing of the rank's on its
 //! way to a peer, its idle spell, `idle=SPELL`, a number that changes whenever the
-//! rank moves: oxrun ends a job whose every rank stays blocked, see
-//! `launcher/src/deadlock.rs`); and a rank that
+//! rank moves, and what it has pending, `on=WORDS` (see [`waits::Pending`]): oxrun
+//! ends a job whose every rank stays blocked, see `launcher/src/deadlock.rs`); and a
+//! rank that
 //! lost a peer in return-errors mode says so (`cmd=oxmpi_lost peer=RANK`, no answer),
-//! so that its own end, which may follow at once, is not taken for the cause. RANKS as in
+//! so that its own end, which may follow at once, is not taken for the cause. oxmpi's
+//! own abort on a failure it reported itself (a panic, a lost peer) carries
+//! `oxmpi_failed=1`, so that oxrun does not report it as the program's. RANKS as in
 //! [`rank_list`]. A rank uses them only under oxrun (its answer to `init` carries
 //! `oxmpi=1`), and stops when the launcher answers `rc` other than 0.
 
