@@ -93,8 +93,9 @@ pub struct PmiServer {
     /// The collectives each rank last said it waits in (`oxmpi_silent waits=`).
     waits: Vec<Vec<Wait>>,
     /// The point-to-point operations each blocked rank last said it waits for
-    /// (`oxmpi_silent on=`, with `idle=`).
-    pending: Vec<Vec<Pending>>,
+    /// (`oxmpi_silent on=`, with `idle=`), and how many more it did not name
+    /// (`on_more=`).
+    pending: Vec<(Vec<Pending>, usize)>,
 }
 
 impl PmiServer {
@@ -118,7 +119,7 @@ impl PmiServer {
             unlinked: vec![Vec::new(); size],
             lost: Vec::new(),
             waits: vec![Vec::new(); size],
-            pending: vec![Vec::new(); size],
+            pending: vec![(Vec::new(), 0); size],
         }
     }
 
@@ -306,9 +307,12 @@ impl PmiServer {
                             .get("idle")
                             .and_then(|i| i.parse().ok())
                             .filter(|_| !news);
-                        let on = req.get("on").filter(|_| self.ranks[rank].idle.is_some());
-                        self.pending[rank] =
-                            waits::decode_pending(on.unwrap_or("")).unwrap_or_default();
+                        let blocked =
+                            |key| req.get(key).filter(|_| self.ranks[rank].idle.is_some());
+                        self.pending[rank] = (
+                            waits::decode_pending(blocked("on").unwrap_or("")).unwrap_or_default(),
+                            blocked("on_more").and_then(|m| m.parse().ok()).unwrap_or(0),
+                        );
                         line
                     }
                     Ok(from) => self.silent(rank, from),
@@ -400,7 +404,7 @@ impl PmiServer {
         self.ranks[rank].finalizing = true;
         self.ranks[rank].ending |= req.get("ending") == Some("1");
         self.ranks[rank].idle = None;
-        self.pending[rank].clear();
+        self.pending[rank] = (Vec::new(), 0);
         // It waits in no collective any more (and asks nothing more while it finalizes).
         self.waits[rank].clear();
         let text = req.get("unlinked").unwrap_or("");
@@ -452,9 +456,11 @@ impl PmiServer {
     /// operations (the receives it posted, the sends that wait for theirs), then the
     /// collectives it runs ("none named" where it named none: a probe, say).
     pub fn pending_of(&self, rank: usize) -> String {
-        let what: Vec<String> = self.pending[rank]
+        let (pending, more) = &self.pending[rank];
+        let what: Vec<String> = pending
             .iter()
             .map(Pending::describe)
+            .chain((*more > 0).then(|| format!("{more} more receives and sends")))
             .chain(self.waits[rank].iter().map(Wait::describe))
             .collect();
         if what.is_empty() {
@@ -761,6 +767,32 @@ mod tests {
             only_reply(s.handle(1, &req("cmd=spawn nprocs=2")), 1),
             "cmd=spawn_result rc=-1 msg=unknown_command\n"
         );
+    }
+
+    #[test]
+    fn a_blocked_rank_s_spell_and_what_it_has_pending() {
+        let mut s = server(3);
+        s.handle(
+            1,
+            &req("cmd=oxmpi_silent from=0 waits=3.0.7.0 idle=42 on=r0.5,s2.1 on_more=9"),
+        );
+        assert_eq!(s.idle_spell(1), Some(42));
+        assert_eq!(
+            s.pending_of(1),
+            "a receive from rank 0 (tag 5), a send to rank 2 (tag 1), 9 more receives and sends, barrier #7 on context 3"
+        );
+        // Not blocked (no idle=): what it has pending is not named.
+        s.handle(1, &req("cmd=oxmpi_silent from=0 on=r0.5"));
+        assert_eq!(
+            (s.idle_spell(1), s.pending_of(1).as_str()),
+            (None, "none named")
+        );
+        // An answer with news (rank 2 finalized without a link to rank 1): not blocked.
+        s.handle(2, &req("cmd=oxmpi_finalizing unlinked=1"));
+        s.handle(1, &req("cmd=oxmpi_silent from=0 idle=43"));
+        assert_eq!(s.idle_spell(1), None);
+        s.handle(1, &req("cmd=oxmpi_silent from=0 idle=44"));
+        assert_eq!(s.idle_spell(1), Some(44), "told before: no news");
     }
 
     #[test]

@@ -272,6 +272,10 @@ impl PmiClient {
                     l.push("on", &waits::encode_pending(pending))
                         .map_err(fail)?;
                 }
+                let more = pending.len().saturating_sub(waits::MAX_PENDING);
+                if more > 0 {
+                    l.push("on_more", &more.to_string()).map_err(fail)?;
+                }
             }
             let reply = self.call(&l, "oxmpi_silent_result")?;
             if let Some(text) = reply.get("clash") {

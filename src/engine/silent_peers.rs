@@ -40,7 +40,7 @@ use std::time::{Duration, Instant};
 use super::Engine;
 use super::context;
 use super::requests::Op;
-use crate::bootstrap::waits::{MAX_PENDING, Pending};
+use crate::bootstrap::waits::Pending;
 use crate::error::{Error, Rank, Result};
 
 /// Idle time of a wait before its first question to the launcher.
@@ -199,7 +199,9 @@ impl Engine {
 
     /// The point-to-point operations of user communicators this rank waits for (the
     /// launcher names them in its report of a deadlocked job): posted receives, and
-    /// sends that wait for their receive, at most [`MAX_PENDING`].
+    /// sends that wait for their receive (the question carries
+    /// [`MAX_PENDING`](crate::bootstrap::waits::MAX_PENDING) of them and the count of
+    /// the others).
     fn pending(&self) -> Vec<Pending> {
         let core = &self.core;
         let receives = core
@@ -222,7 +224,7 @@ impl Engine {
                     }),
                     _ => None,
                 });
-        receives.chain(sends).take(MAX_PENDING).collect()
+        receives.chain(sends).collect()
     }
 
     /// Whether nothing of this rank's waits to go: no frame in the outbox or the
