@@ -149,12 +149,7 @@ impl Pending {
 
 /// `pending` as a PMI value (comma-separated words), at most [`MAX_PENDING`].
 pub fn encode_pending(pending: &[Pending]) -> String {
-    let words: Vec<String> = pending
-        .iter()
-        .take(MAX_PENDING)
-        .map(Pending::encode)
-        .collect();
-    words.join(",")
+    join_words(pending, MAX_PENDING, Pending::encode)
 }
 
 /// The operations of [`encode_pending`]; `None` if any is malformed.
@@ -167,13 +162,22 @@ pub fn encode_pending(pending: &[Pending]) -> String {
 /// assert_eq!(decode_pending("x1.2"), None);
 /// ```
 pub fn decode_pending(text: &str) -> Option<Vec<Pending>> {
+    split_words(text, MAX_PENDING, Pending::decode)
+}
+
+/// The first `most` of `items`, each as a word, comma-separated (one PMI value).
+fn join_words<T>(items: &[T], most: usize, word: impl Fn(&T) -> String) -> String {
+    let words: Vec<String> = items.iter().take(most).map(word).collect();
+    words.join(",")
+}
+
+/// The first `most` words of a [`join_words`] value, each read by `word`; `None` if
+/// any is malformed.
+fn split_words<T>(text: &str, most: usize, word: impl Fn(&str) -> Option<T>) -> Option<Vec<T>> {
     if text.is_empty() {
         return Some(Vec::new());
     }
-    text.split(',')
-        .take(MAX_PENDING)
-        .map(Pending::decode)
-        .collect()
+    text.split(',').take(most).map(word).collect()
 }
 
 /// The most words a rank sends; it waits in one blocking collective and a few
@@ -192,32 +196,23 @@ pub const MAX_WAITS: usize = 32;
 /// assert_eq!(decode("3.abc.7"), None);
 /// ```
 pub fn encode(waits: &[Wait]) -> String {
-    let words: Vec<String> = waits
-        .iter()
-        .take(MAX_WAITS)
-        .map(|w| format!("{}.{:x}.{}.{}", w.ctx, w.incarnation, w.seq, w.code))
-        .collect();
-    words.join(",")
+    join_words(waits, MAX_WAITS, |w| {
+        format!("{}.{:x}.{}.{}", w.ctx, w.incarnation, w.seq, w.code)
+    })
 }
 
 /// The words of [`encode`]; `None` if any is malformed.
 pub fn decode(text: &str) -> Option<Vec<Wait>> {
-    if text.is_empty() {
-        return Some(Vec::new());
-    }
-    text.split(',')
-        .take(MAX_WAITS)
-        .map(|word| {
-            let mut parts = word.split('.');
-            let w = Wait {
-                ctx: parts.next()?.parse().ok()?,
-                incarnation: u64::from_str_radix(parts.next()?, 16).ok()?,
-                seq: parts.next()?.parse().ok()?,
-                code: parts.next()?.parse().ok()?,
-            };
-            parts.next().is_none().then_some(w)
-        })
-        .collect()
+    split_words(text, MAX_WAITS, |word| {
+        let mut parts = word.split('.');
+        let w = Wait {
+            ctx: parts.next()?.parse().ok()?,
+            incarnation: u64::from_str_radix(parts.next()?, 16).ok()?,
+            seq: parts.next()?.parse().ok()?,
+            code: parts.next()?.parse().ok()?,
+        };
+        parts.next().is_none().then_some(w)
+    })
 }
 
 /// The launcher's word that world rank `peer` waits in `theirs`, another collective

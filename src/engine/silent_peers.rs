@@ -238,11 +238,11 @@ impl Engine {
     /// to a socket acknowledged, no copy of its own or a helper's under way.
     fn quiet(&self) -> bool {
         let core = &self.core;
-        core.outbox.is_empty()
+        self.sends_nothing()
             && core.pulls.is_empty()
             && core.helps.is_empty()
             && core.shared.is_empty()
-            && self.net.quiet()
+            && self.net.settled()
     }
 
     fn ask(&mut self, idle: Option<(u64, Vec<Pending>)>) -> Result<bool> {

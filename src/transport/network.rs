@@ -216,15 +216,13 @@ impl Network {
             && self.tcp.as_ref().is_none_or(Tcp::sends_nothing)
     }
 
-    /// Whether [`Network::sends_nothing`], the peers acknowledged every byte this
-    /// rank wrote to a socket (so everything sent is where its receiver looks), and
+    /// Whether the peers acknowledged every byte this rank wrote to a socket (with
+    /// [`Network::sends_nothing`]: everything sent is where its receiver looks), and
     /// no connection is being set up or holds frames it took back.
-    pub(crate) fn quiet(&self) -> bool {
-        self.sends_nothing()
-            && self
-                .tcp
-                .as_ref()
-                .is_none_or(|tcp| tcp.takes_nothing() && tcp.all_acked())
+    pub(crate) fn settled(&self) -> bool {
+        self.tcp
+            .as_ref()
+            .is_none_or(|tcp| tcp.takes_nothing() && tcp.all_acked())
     }
 
     /// Whether `peer` can read a large message straight from our memory.
