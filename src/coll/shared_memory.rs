@@ -64,6 +64,8 @@ pub(crate) const WHOLE: usize = 32 * 1024;
 pub(crate) struct Venue<'c> {
     slots: &'c [usize],
     room: Room,
+    /// How the meeting's later pieces take the large region ([`large_room`]).
+    large: Large,
     /// The ranks lend their buffers instead of writing data ([`Meeting::lend`]).
     lend: bool,
 }
@@ -93,6 +95,8 @@ pub(crate) struct Meeting<'a> {
     /// The operation's shape, for operations that go in pieces (else 0): its length
     /// and element size, so that ranks disagreeing on either notice at the first piece.
     shape: u64,
+    /// How its pieces take the large region.
+    large: Large,
     /// See [`Meeting::lends`].
     lend: bool,
     /// The collective number this rank last wrote for (0: none).
@@ -126,16 +130,31 @@ pub(crate) struct Meeting<'a> {
 /// 512 KiB 0.82, 16-256 KiB within the noise; A/B of 8-10 interleaved rounds). On 2
 /// ranks, with a core each, two buffers took 0.81-1.33 of the time at 64 KiB-1 MiB
 /// (10 rounds): no clear change, so they go round all four, as other collectives do.
-fn large_room(coll: Collective, size: usize) -> Large {
+///
+/// So do an allreduce's pieces among 3 ranks or more once the ranks' vectors come to
+/// [`TWO_BUFFERS_FROM`] together (`bytes` is the vector): a piece is two meetings of
+/// all ranks, and each rank has waited at the second for every rank's reading of the
+/// buffer the next piece takes.
+fn large_room(coll: Collective, size: usize, bytes: usize) -> Large {
     match coll {
         Collective::Bcast => Large::Ahead(LARGE),
         Collective::Reduce | Collective::Gather => {
             Large::Ahead(AHEAD_DATA / size.saturating_sub(1).max(1))
         }
         Collective::Alltoall if size > 2 => Large::InTurn(2),
+        Collective::Allreduce if size > 2 && size * bytes >= TWO_BUFFERS_FROM => Large::InTurn(2),
         _ => Large::InTurn(LARGE_DEPTH),
     }
 }
+
+/// The ranks' vectors together from which an allreduce's pieces go round two large
+/// buffers ([`large_room`]): the area's share of the caches halves. Against four,
+/// measured within one job alternating blocks of 20-50 calls of each way (medians of
+/// 30-40 blocks each, three to six jobs; docs/benchmarks.md): 8 ranks, 512 KiB in
+/// 0.72-0.80 of the time, 1 MiB 0.76-0.97, 256-384 KiB 0.92-1.02; 4 ranks, 512 KiB-1
+/// MiB 0.92-0.97; with less together no gain (4 ranks, 128-256 KiB 0.99-1.02, 64 KiB
+/// 1.02-1.08, where A/A jobs read 0.91-1.06).
+const TWO_BUFFERS_FROM: usize = 2 * 1024 * 1024;
 
 /// What the ranks running ahead in a reduce or gather may leave for the root
 /// together ([`large_room`]).
@@ -243,9 +262,11 @@ impl Comm {
         if slot_bytes > LARGE {
             return Ok(None);
         }
+        let large = large_room(coll, n, table_bytes);
         let venue = Venue {
             slots,
-            room: Room::for_bytes(slot_bytes, large_room(coll, n)),
+            room: Room::for_bytes(slot_bytes, large),
+            large,
             lend,
         };
         Ok(select::on_node(coll, table_bytes, n, lend)?.then_some(venue))
@@ -280,9 +301,11 @@ impl Comm {
         {
             return Ok(None);
         }
+        let large = large_room(coll, n, table_bytes);
         let venue = Venue {
             slots,
-            room: Room::for_bytes(slot_bytes, large_room(coll, n)),
+            room: Room::for_bytes(slot_bytes, large),
+            large,
             lend: false,
         };
         let area = self.learned_way(coll, venue, table_bytes)?;
@@ -316,6 +339,7 @@ impl Comm {
                 rank: self.rank() as usize,
                 op,
                 shape: 0,
+                large: venue.large,
                 lend: venue.lend,
                 wrote: 0,
                 comm: self,
@@ -839,10 +863,7 @@ impl<'a> Meeting<'a> {
         let (_, ticket) = self
             .eng
             .net
-            .area(Room::for_bytes(
-                bytes,
-                large_room(self.op, self.slots.len()),
-            ))
+            .area(Room::for_bytes(bytes, self.large))
             .expect("a meeting has shared memory");
         self.ticket = ticket;
     }
