@@ -135,6 +135,10 @@ pub(crate) struct Meeting<'a> {
 /// [`TWO_BUFFERS_FROM`] together (`bytes` is the vector): a piece is two meetings of
 /// all ranks, and each rank has waited at the second for every rank's reading of the
 /// buffer the next piece takes.
+///
+/// Inlined: every short blocking call asks it, with the collective a constant there
+/// (a reader of a 4-rank bcast of 8 B ran 29 instructions fewer per call, callgrind).
+#[inline(always)]
 fn large_room(coll: Collective, size: usize, bytes: usize) -> Large {
     match coll {
         Collective::Bcast => Large::Ahead(LARGE),
