@@ -681,12 +681,19 @@ fn a_deadlocked_job_ends_with_a_report_of_the_waiting_ranks() {
         one(0, "a send to rank 1 (tag 5)"),
         one(1, "a send to rank 0 (tag 5)")
     );
+    let probes = format!(
+        "{}; {}",
+        one(0, "a probe for a message from rank 1 (tag 5)"),
+        one(1, "a probe for a message from any rank (tag 7)")
+    );
     // The world's collectives, counted from 0 (every mode starts with a dup).
     let (barrier, alltoallv) = ("barrier #1 on context 1", "alltoallv #1 on context 1");
     let cases = [
         (2, "deadlock recvrecv", recvs.clone()),
         (3, "deadlock recvrecv", format!("{recvs}; {}", one(2, barrier))),
         (2, "deadlock sendsend", sends.clone()),
+        (2, "deadlock probeprobe", probes.clone()),
+        (3, "deadlock probeprobe", format!("{probes}; {}", one(2, barrier))),
         (
             4,
             "deadlock sendsend",

@@ -70,6 +70,14 @@ pub enum Pending {
         /// The tag, if one.
         tag: Option<i32>,
     },
+    /// A blocking probe for a message from a rank (`None`: any) with a tag (`None`:
+    /// any).
+    Probe {
+        /// The sender, if one.
+        from: Option<usize>,
+        /// The tag, if one.
+        tag: Option<i32>,
+    },
     /// A send to a rank that waits for its receive (a long or synchronous one).
     Send {
         /// The receiver.
@@ -83,24 +91,31 @@ pub enum Pending {
 pub const MAX_PENDING: usize = 8;
 
 impl Pending {
-    /// As a PMI word: `rFROM.TAG` (`*` for any) or `sTO.TAG`.
+    /// As a PMI word: `rFROM.TAG` (`*` for any), `pFROM.TAG` or `sTO.TAG`.
     ///
     /// ```
     /// use oxmpi::bootstrap::waits::Pending;
     /// let any = Pending::Recv { from: None, tag: Some(5) };
     /// assert_eq!(any.encode(), "r*.5");
     /// assert_eq!(Pending::decode("r*.5"), Some(any));
+    /// let probe = Pending::Probe { from: Some(3), tag: None };
+    /// assert_eq!(probe.encode(), "p3.*");
+    /// assert_eq!(Pending::decode("p3.*"), Some(probe));
     /// assert_eq!(Pending::Send { to: 2, tag: 0 }.encode(), "s2.0");
     /// assert_eq!(Pending::decode("s*.0"), None);
     /// ```
     pub fn encode(&self) -> String {
         let any = |v: Option<String>| v.unwrap_or_else(|| "*".into());
-        match *self {
-            Pending::Recv { from, tag } => format!(
-                "r{}.{}",
+        let matching = |kind: char, from: Option<usize>, tag: Option<i32>| {
+            format!(
+                "{kind}{}.{}",
                 any(from.map(|f| f.to_string())),
                 any(tag.map(|t| t.to_string()))
-            ),
+            )
+        };
+        match *self {
+            Pending::Recv { from, tag } => matching('r', from, tag),
+            Pending::Probe { from, tag } => matching('p', from, tag),
             Pending::Send { to, tag } => format!("s{to}.{tag}"),
         }
     }
@@ -120,6 +135,10 @@ impl Pending {
                 from: some(who)?,
                 tag: some(tag)?,
             }),
+            b'p' => Some(Pending::Probe {
+                from: some(who)?,
+                tag: some(tag)?,
+            }),
             b's' => Some(Pending::Send {
                 to: who.parse().ok()?,
                 tag: tag.parse().ok()?,
@@ -134,14 +153,20 @@ impl Pending {
     /// use oxmpi::bootstrap::waits::Pending;
     /// let r = Pending::Recv { from: Some(1), tag: None };
     /// assert_eq!(r.describe(), "a receive from rank 1 (any tag)");
+    /// let p = Pending::Probe { from: None, tag: Some(4) };
+    /// assert_eq!(p.describe(), "a probe for a message from any rank (tag 4)");
     /// ```
     pub fn describe(&self) -> String {
-        match *self {
-            Pending::Recv { from, tag } => format!(
-                "a receive from {} ({})",
+        let matching = |what: &str, from: Option<usize>, tag: Option<i32>| {
+            format!(
+                "{what} from {} ({})",
                 from.map_or_else(|| "any rank".into(), |f| format!("rank {f}")),
                 tag.map_or_else(|| "any tag".into(), |t| format!("tag {t}"))
-            ),
+            )
+        };
+        match *self {
+            Pending::Recv { from, tag } => matching("a receive", from, tag),
+            Pending::Probe { from, tag } => matching("a probe for a message", from, tag),
             Pending::Send { to, tag } => format!("a send to rank {to} (tag {tag})"),
         }
     }

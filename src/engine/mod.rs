@@ -1039,16 +1039,18 @@ impl Engine {
         // A probe for what only this rank could send fails once a pass moves nothing.
         let mut hopeless = false;
         if self.core.matcher.peek_unexpected(pattern).is_none() {
-            self.wait_until_or_stalled(
-                |e| {
-                    e.core.matcher.peek_unexpected(pattern).is_some()
-                        || e.core.finalized.silent(pattern)
-                },
-                |e| {
-                    hopeless = e.core.probes_self(pattern);
-                    hopeless
-                },
-            )?;
+            self.waiting_to_probe(pattern, |e| {
+                e.wait_until_or_stalled(
+                    |e| {
+                        e.core.matcher.peek_unexpected(pattern).is_some()
+                            || e.core.finalized.silent(pattern)
+                    },
+                    |e| {
+                        hopeless = e.core.probes_self(pattern);
+                        hopeless
+                    },
+                )
+            })?;
         }
         match self.peek(pattern) {
             Some(status) => Ok(status),

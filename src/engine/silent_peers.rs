@@ -39,6 +39,7 @@ use std::time::{Duration, Instant};
 
 use super::Engine;
 use super::context;
+use super::matching::Pattern;
 use super::requests::Op;
 use crate::bootstrap::waits::Pending;
 use crate::error::{Error, Rank, Result};
@@ -73,6 +74,9 @@ pub(crate) struct Watch {
     /// Waits started and answers that taught the rank something: with `moves`, the
     /// current idle spell ([`Watch::spell`]).
     turns: u32,
+    /// What the blocking probe this rank waits in matches, if it waits in one (named
+    /// among its pending operations, [`Engine::waiting_to_probe`]).
+    probing: Option<Pattern>,
 }
 
 impl Watch {
@@ -85,6 +89,7 @@ impl Watch {
             moves: 0,
             busy_mark: None,
             turns: 0,
+            probing: None,
         }
     }
 
@@ -198,12 +203,20 @@ impl Engine {
     }
 
     /// The point-to-point operations of user communicators this rank waits for (the
-    /// launcher names them in its report of a deadlocked job): posted receives, and
-    /// sends that wait for their receive (the question carries
+    /// launcher names them in its report of a deadlocked job): a blocking probe,
+    /// posted receives, and sends that wait for their receive (the question carries
     /// [`MAX_PENDING`](crate::bootstrap::waits::MAX_PENDING) of them and the count of
     /// the others).
     fn pending(&self) -> Vec<Pending> {
         let core = &self.core;
+        let probe = self
+            .silent
+            .probing
+            .filter(|p| !context::is_collective(p.ctx()))
+            .map(|p| Pending::Probe {
+                from: p.from(),
+                tag: p.tag(),
+            });
         let receives = core
             .matcher
             .posted_patterns()
@@ -224,7 +237,20 @@ impl Engine {
                     }),
                     _ => None,
                 });
-        receives.chain(sends).collect()
+        probe.into_iter().chain(receives).chain(sends).collect()
+    }
+
+    /// Runs `wait`, a blocking probe's wait for a message matching `pattern`, with the
+    /// probe named among this rank's pending operations.
+    pub(super) fn waiting_to_probe<R>(
+        &mut self,
+        pattern: &Pattern,
+        wait: impl FnOnce(&mut Engine) -> R,
+    ) -> R {
+        let outer = self.silent.probing.replace(*pattern);
+        let waited = wait(self);
+        self.silent.probing = outer;
+        waited
     }
 
     /// Whether nothing of this rank's waits to go: no frame in the outbox or the
