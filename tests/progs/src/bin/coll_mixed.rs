@@ -211,12 +211,29 @@ fn disagreeing_counts(world: &Comm) {
             what,
         );
     }
+    // Ranks on either side of the size from which an allreduce's pieces go round two
+    // large buffers instead of four (2 MiB together, from 3 ranks): rank 0 in four.
+    let edge = (2 << 20) / size / size_of::<f64>();
+    let long = if rank == 0 {
+        edge * 4 / 5
+    } else {
+        edge * 6 / 5
+    };
+    expect_disagree(
+        world.allreduce(&vec![1.5f64; long], &mut vec![0.0; long], Op::Sum),
+        "allreduce in pieces, in two buffers and in four",
+    );
     // Still in step: collectives of every kind agree again.
     let mut x = [1u64];
     world
         .allreduce_in_place(&mut x, Op::Sum)
         .expect("agreeing allreduce");
     assert_eq!(x[0], world.size() as u64);
+    let mut sums = vec![0.0; edge * 6 / 5];
+    world
+        .allreduce(&vec![1.5f64; sums.len()], &mut sums, Op::Sum)
+        .expect("agreeing allreduce in pieces");
+    assert!(sums.iter().all(|&v| v == 1.5 * size as f64));
     let mut long = vec![if rank == 0 { 3u32 } else { 0 }; 50_000];
     world.bcast(&mut long, 0).expect("agreeing bcast in pieces");
     assert!(long.iter().all(|&v| v == 3));
