@@ -11,7 +11,7 @@ use std::marker::PhantomData;
 use bytemuck::Pod;
 
 use crate::comm::Comm;
-use crate::engine::{self, matching::Unexpected};
+use crate::engine::{self, Probing, matching::Unexpected};
 use crate::error::Result;
 use crate::status::{Source, Status, TagSel};
 use crate::userbuf::UserBufMut;
@@ -95,7 +95,7 @@ impl Comm {
             return Ok((Message::new(None, status), status));
         }
         let pattern = self.pattern(source, tag)?;
-        let msg = engine::with(|e| e.mprobe(&pattern))?;
+        let msg = engine::with(|e| e.mprobe(&pattern, Probing::Probe))?;
         let status = msg.status();
         Ok((Message::new(Some(msg), status), status))
     }

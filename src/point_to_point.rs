@@ -17,7 +17,7 @@ use bytemuck::Pod;
 
 use crate::comm::Comm;
 use crate::engine::requests::ReqId;
-use crate::engine::{self, Started, matching::Pattern};
+use crate::engine::{self, Probing, Started, matching::Pattern};
 use crate::error::{Error, Rank, Result, Tag};
 use crate::request::{Request, Scope};
 use crate::status::{PROC_NULL, Source, Status, TagSel, is_whole, partial_element};
@@ -173,7 +173,7 @@ impl Comm {
         let pattern = self.pattern(source, tag)?;
         let elem = size_of::<T>().max(1);
         engine::with(|e| {
-            let msg = e.mprobe(&pattern)?;
+            let msg = e.mprobe(&pattern, Probing::Receive)?;
             let size = msg.size();
             if size_of::<T>() == 0 && size > 0 {
                 // Take the message anyway, into no bytes: refused as too long (its

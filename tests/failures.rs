@@ -686,6 +686,12 @@ fn a_deadlocked_job_ends_with_a_report_of_the_waiting_ranks() {
         one(0, "a probe for a message from rank 1 (tag 5)"),
         one(1, "a probe for a message from any rank (tag 7)")
     );
+    // `recv_vec` probes for the length, but its rank waits to receive.
+    let vec_recvs = format!(
+        "{}; {}",
+        one(0, "a receive from rank 1 (tag 5)"),
+        one(1, "a receive from any rank (tag 7)")
+    );
     // The world's collectives, counted from 0 (every mode starts with a dup).
     let (barrier, alltoallv) = ("barrier #1 on context 1", "alltoallv #1 on context 1");
     let cases = [
@@ -693,7 +699,13 @@ fn a_deadlocked_job_ends_with_a_report_of_the_waiting_ranks() {
         (3, "deadlock recvrecv", format!("{recvs}; {}", one(2, barrier))),
         (2, "deadlock sendsend", sends.clone()),
         (2, "deadlock probeprobe", probes.clone()),
-        (3, "deadlock probeprobe", format!("{probes}; {}", one(2, barrier))),
+        // The split of the probes' communicator took the world's collective #1.
+        (
+            3,
+            "deadlock probeprobe",
+            format!("{probes}; {}", one(2, "barrier #2 on context 1")),
+        ),
+        (2, "deadlock vecvec", vec_recvs),
         (
             4,
             "deadlock sendsend",

@@ -453,8 +453,9 @@ impl PmiServer {
     }
 
     /// What blocked `rank` last said it has pending, for a report: its point-to-point
-    /// operations (the receives it posted, the sends that wait for theirs), then the
-    /// collectives it runs ("none named" where it named none: a probe, say).
+    /// operations (the blocking probe it waits in, the receives it posted, the sends
+    /// that wait for theirs), then the collectives it runs ("none named" where it named
+    /// none).
     pub fn pending_of(&self, rank: usize) -> String {
         let (pending, more) = &self.pending[rank];
         let what: Vec<String> = pending
@@ -774,12 +775,12 @@ mod tests {
         let mut s = server(3);
         s.handle(
             1,
-            &req("cmd=oxmpi_silent from=0 waits=3.0.7.0 idle=42 on=r0.5,s2.1 on_more=9"),
+            &req("cmd=oxmpi_silent from=0 waits=3.0.7.0 idle=42 on=p*.*,r0.5,s2.1 on_more=9"),
         );
         assert_eq!(s.idle_spell(1), Some(42));
         assert_eq!(
             s.pending_of(1),
-            "a receive from rank 0 (tag 5), a send to rank 2 (tag 1), 9 more receives and sends, barrier #7 on context 3"
+            "a probe for a message from any rank (any tag), a receive from rank 0 (tag 5), a send to rank 2 (tag 1), 9 more receives and sends, barrier #7 on context 3"
         );
         // Not blocked (no idle=): what it has pending is not named.
         s.handle(1, &req("cmd=oxmpi_silent from=0 on=r0.5"));

@@ -134,7 +134,9 @@ pub(crate) struct Meeting<'a> {
 /// So do an allreduce's pieces among 3 ranks or more once the ranks' vectors come to
 /// [`TWO_BUFFERS_FROM`] together (`bytes` is the vector): a piece is two meetings of
 /// all ranks, and each rank has waited at the second for every rank's reading of the
-/// buffer the next piece takes.
+/// buffer the next piece takes, so no piece after the first waits to write. (The
+/// first may, after a collective whose writers ran ahead, a bcast's root say: its
+/// buffer may then have been read two collectives back rather than four.)
 ///
 /// Inlined: every short blocking call asks it, with the collective a constant there
 /// (a reader of a 4-rank bcast of 8 B ran 29 instructions fewer per call, callgrind).

@@ -158,6 +158,7 @@ fn guarded<R>(eng: &mut Engine, f: impl FnOnce(&mut Engine) -> Result<R>) -> Res
 
 pub(crate) use context::orphan_pair;
 pub(crate) use owner::{callable_here, claim, ensure_callable, install, is_running, uninstall};
+pub(crate) use silent_peers::Probing;
 
 /// Tells the launcher when `err` says a peer was lost or finalized while this rank
 /// needed it: the program may end at once, and the peer's end is the cause to report.
@@ -1036,10 +1037,15 @@ impl Engine {
 
     /// Waits for a message matching `pattern` to arrive (`MPI_Probe`).
     pub(crate) fn probe(&mut self, pattern: &Pattern) -> Result<Status> {
+        self.probe_for(pattern, Probing::Probe)
+    }
+
+    /// [`Engine::probe`], waiting as `probing` says (named so in a deadlock report).
+    fn probe_for(&mut self, pattern: &Pattern, probing: Probing) -> Result<Status> {
         // A probe for what only this rank could send fails once a pass moves nothing.
         let mut hopeless = false;
         if self.core.matcher.peek_unexpected(pattern).is_none() {
-            self.waiting_to_probe(pattern, |e| {
+            self.waiting_to_probe(pattern, probing, |e| {
                 e.wait_until_or_stalled(
                     |e| {
                         e.core.matcher.peek_unexpected(pattern).is_some()
@@ -1065,9 +1071,10 @@ impl Engine {
         }
     }
 
-    /// Waits for a message matching `pattern` and takes it off the unexpected queue.
-    pub(crate) fn mprobe(&mut self, pattern: &Pattern) -> Result<Unexpected> {
-        self.probe(pattern)?;
+    /// Waits for a message matching `pattern` and takes it off the unexpected queue;
+    /// `probing`: for a matched probe, or for a receive of a length it learns so.
+    pub(crate) fn mprobe(&mut self, pattern: &Pattern, probing: Probing) -> Result<Unexpected> {
+        self.probe_for(pattern, probing)?;
         Ok(self
             .core
             .matcher

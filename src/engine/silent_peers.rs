@@ -54,6 +54,15 @@ const POLLS_PER_CLOCK: u32 = 1024;
 /// receiving other traffic never goes idle).
 const MOVES_PER_CLOCK: u32 = 1024;
 
+/// What a blocking probe waits for, as a deadlock report names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Probing {
+    /// A probe (`probe`, `mprobe`).
+    Probe,
+    /// A receive that probes first to learn the message's length (`recv_vec`).
+    Receive,
+}
+
 /// When an idle rank next asks the launcher for peers that finalized without a link
 /// to it, or died.
 pub(crate) struct Watch {
@@ -74,9 +83,9 @@ pub(crate) struct Watch {
     /// Waits started and answers that taught the rank something: with `moves`, the
     /// current idle spell ([`Watch::spell`]).
     turns: u32,
-    /// What the blocking probe this rank waits in matches, if it waits in one (named
-    /// among its pending operations, [`Engine::waiting_to_probe`]).
-    probing: Option<Pattern>,
+    /// What the blocking probe this rank waits in matches, and what for, if it waits
+    /// in one (named among its pending operations, [`Engine::waiting_to_probe`]).
+    probing: Option<(Pattern, Probing)>,
 }
 
 impl Watch {
@@ -212,10 +221,13 @@ impl Engine {
         let probe = self
             .silent
             .probing
-            .filter(|p| !context::is_collective(p.ctx()))
-            .map(|p| Pending::Probe {
-                from: p.from(),
-                tag: p.tag(),
+            .filter(|(p, _)| !context::is_collective(p.ctx()))
+            .map(|(p, probing)| {
+                let (from, tag) = (p.from(), p.tag());
+                match probing {
+                    Probing::Probe => Pending::Probe { from, tag },
+                    Probing::Receive => Pending::Recv { from, tag },
+                }
             });
         let receives = core
             .matcher
@@ -241,13 +253,14 @@ impl Engine {
     }
 
     /// Runs `wait`, a blocking probe's wait for a message matching `pattern`, with the
-    /// probe named among this rank's pending operations.
+    /// probe named among this rank's pending operations, as `probing` says.
     pub(super) fn waiting_to_probe<R>(
         &mut self,
         pattern: &Pattern,
+        probing: Probing,
         wait: impl FnOnce(&mut Engine) -> R,
     ) -> R {
-        let outer = self.silent.probing.replace(*pattern);
+        let outer = self.silent.probing.replace((*pattern, probing));
         let waited = wait(self);
         self.silent.probing = outer;
         waited

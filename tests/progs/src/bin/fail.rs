@@ -33,7 +33,8 @@
 //! from the other first (the rest wait in a barrier), `sendsend` has them each send
 //! the other 1 MiB first (too long to go without its receive), `probeprobe` has rank 0
 //! probe for a message from rank 1 (tag 5) and rank 1 for one from any rank (tag 7),
-//! `alltoallv` has rank 0's counts
+//! on a communicator of the world's ranks in reverse order, `vecvec` the same with
+//! `recv_vec` (which probes to learn the length), `alltoallv` has rank 0's counts
 //! expect a block from rank 1 that rank 1's send none of (every rank then calls a
 //! barrier). `fail deadlock asleep` does not: rank 0 waits for rank 1, which sleeps
 //! first, then sleeps itself (outside oxmpi) while the others wait for it.
@@ -221,9 +222,18 @@ fn deadlock(universe: oxmpi::Universe, what: &str) -> oxmpi::Result<()> {
         "recvrecv" => world.barrier()?,
         "sendsend" if rank < 2 => world.send(&vec![0u8; 1 << 20], 1 - rank, 5)?,
         "sendsend" => world.barrier()?,
-        "probeprobe" if rank == 0 => world.probe(1, 5).map(drop)?,
-        "probeprobe" if rank == 1 => world.probe(oxmpi::ANY_SOURCE, 7).map(drop)?,
-        "probeprobe" => world.barrier()?,
+        "probeprobe" | "vecvec" => {
+            // On the world's ranks in reverse order: the report names world ranks.
+            let rev = world.split(0, -rank)?.expect("colour 0");
+            let one = size as i32 - 2;
+            match (what, rank) {
+                ("probeprobe", 0) => rev.probe(one, 5).map(drop)?,
+                ("probeprobe", 1) => rev.probe(oxmpi::ANY_SOURCE, 7).map(drop)?,
+                ("vecvec", 0) => rev.recv_vec::<u8>(one, 5).map(drop)?,
+                ("vecvec", 1) => rev.recv_vec::<u8>(oxmpi::ANY_SOURCE, 7).map(drop)?,
+                _ => world.barrier()?,
+            }
+        }
         "alltoallv" => {
             // One u32 to every rank, except that rank 1 sends rank 0 nothing while
             // rank 0 expects one.
