@@ -671,26 +671,21 @@ fn a_timeout_names_the_ranks_waiting_in_a_collective() {
 #[test]
 fn a_deadlocked_job_ends_with_a_report_of_the_waiting_ranks() {
     let one = |r: usize, what: &str| format!("rank {r} waits, pending: {what}");
-    let recvs = format!(
-        "{}; {}",
-        one(0, "a receive from rank 1 (tag 5)"),
-        one(1, "a receive from rank 0 (tag 5)")
+    // Ranks 0 and 1, each waiting as said.
+    let two = |zero: &str, first: &str| format!("{}; {}", one(0, zero), one(1, first));
+    let recvs = two(
+        "a receive from rank 1 (tag 5)",
+        "a receive from rank 0 (tag 5)",
     );
-    let sends = format!(
-        "{}; {}",
-        one(0, "a send to rank 1 (tag 5)"),
-        one(1, "a send to rank 0 (tag 5)")
-    );
-    let probes = format!(
-        "{}; {}",
-        one(0, "a probe for a message from rank 1 (tag 5)"),
-        one(1, "a probe for a message from any rank (tag 7)")
+    let sends = two("a send to rank 1 (tag 5)", "a send to rank 0 (tag 5)");
+    let probes = two(
+        "a probe for a message from rank 1 (tag 5)",
+        "a probe for a message from any rank (tag 7)",
     );
     // `recv_vec` probes for the length, but its rank waits to receive.
-    let vec_recvs = format!(
-        "{}; {}",
-        one(0, "a receive from rank 1 (tag 5)"),
-        one(1, "a receive from any rank (tag 7)")
+    let vec_recvs = two(
+        "a receive from rank 1 (tag 5)",
+        "a receive from any rank (tag 7)",
     );
     // The world's collectives, counted from 0 (every mode starts with a dup).
     let (barrier, alltoallv) = ("barrier #1 on context 1", "alltoallv #1 on context 1");
