@@ -55,7 +55,10 @@ impl std::fmt::Debug for Scope<'_, '_> {
 /// Buffers handed to `isend`/`irecv` must be declared outside the closure. If `f`
 /// panics while operations are still in flight, the job ends (with status 101): the
 /// buffers those operations write cannot be released, and waiting for them could
-/// hang.
+/// hang. If `f` returns (an error by `?`, say) with operations in flight, the scope
+/// waits for them before it passes on what `f` returned; should they never complete,
+/// oxrun's report of the deadlocked job names them as waited for "at the end of an
+/// oxmpi::scope whose closure returned without waiting".
 ///
 /// ```
 /// # fn main() -> oxmpi::Result<()> {
@@ -108,18 +111,20 @@ where
         // one ends the job inside `with` (or breaks the engine, which then writes
         // nothing more). What matters is that nothing is left in flight.
         let _ = engine::with(|e| {
-            // Ids already collected (most, once the caller waited) need nothing.
-            for &id in &live {
-                if e.core.reqs.get(id).is_none() {
-                    continue;
+            e.waiting_at_scope_end(|e| {
+                // Ids already collected (most, once the caller waited) need nothing.
+                for &id in &live {
+                    if e.core.reqs.get(id).is_none() {
+                        continue;
+                    }
+                    if let Err(err) = e.wait_among(id, &live)
+                        && err.is_fatal()
+                    {
+                        return Err(err);
+                    }
                 }
-                if let Err(err) = e.wait_among(id, &live)
-                    && err.is_fatal()
-                {
-                    return Err(err);
-                }
-            }
-            Ok(())
+                Ok(())
+            })
         });
     }
     match result {

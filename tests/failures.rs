@@ -687,6 +687,11 @@ fn a_deadlocked_job_ends_with_a_report_of_the_waiting_ranks() {
         "a receive from rank 1 (tag 5)",
         "a receive from any rank (tag 7)",
     );
+    // The send left to the end of its scope, by a closure that failed.
+    let scope = two(
+        "a send to rank 1 (tag 5), at the end of an oxmpi::scope whose closure returned without waiting",
+        "a receive from rank 0 (tag 6)",
+    );
     // The world's collectives, counted from 0 (every mode starts with a dup).
     let (barrier, alltoallv) = ("barrier #1 on context 1", "alltoallv #1 on context 1");
     let cases = [
@@ -701,6 +706,8 @@ fn a_deadlocked_job_ends_with_a_report_of_the_waiting_ranks() {
             format!("{probes}; {}", one(2, "barrier #2 on context 1")),
         ),
         (2, "deadlock vecvec", vec_recvs),
+        (2, "deadlock scope", scope.clone()),
+        (3, "deadlock scope", format!("{scope}; {}", one(2, barrier))),
         (
             4,
             "deadlock sendsend",

@@ -92,10 +92,20 @@ pub struct PmiServer {
     lost: Vec<usize>,
     /// The collectives each rank last said it waits in (`oxmpi_silent waits=`).
     waits: Vec<Vec<Wait>>,
-    /// The point-to-point operations each blocked rank last said it waits for
-    /// (`oxmpi_silent on=`, with `idle=`), and how many more it did not name
-    /// (`on_more=`).
-    pending: Vec<(Vec<Pending>, usize)>,
+    /// What each blocked rank last said it waits for.
+    pending: Vec<Blocked>,
+}
+
+/// What a blocked rank said it waits for (with `idle=` on its `oxmpi_silent`).
+#[derive(Debug, Clone, Default)]
+struct Blocked {
+    /// Point-to-point operations (`on=`).
+    pending: Vec<Pending>,
+    /// How many more it did not name (`on_more=`).
+    more: usize,
+    /// It waits at the end of an `oxmpi::scope` for what the scope's closure left in
+    /// flight (`scope_end=1`).
+    scope_end: bool,
 }
 
 impl PmiServer {
@@ -119,7 +129,7 @@ impl PmiServer {
             unlinked: vec![Vec::new(); size],
             lost: Vec::new(),
             waits: vec![Vec::new(); size],
-            pending: vec![(Vec::new(), 0); size],
+            pending: vec![Blocked::default(); size],
         }
     }
 
@@ -309,10 +319,12 @@ impl PmiServer {
                             .filter(|_| !news);
                         let blocked =
                             |key| req.get(key).filter(|_| self.ranks[rank].idle.is_some());
-                        self.pending[rank] = (
-                            waits::decode_pending(blocked("on").unwrap_or("")).unwrap_or_default(),
-                            blocked("on_more").and_then(|m| m.parse().ok()).unwrap_or(0),
-                        );
+                        self.pending[rank] = Blocked {
+                            pending: waits::decode_pending(blocked("on").unwrap_or(""))
+                                .unwrap_or_default(),
+                            more: blocked("on_more").and_then(|m| m.parse().ok()).unwrap_or(0),
+                            scope_end: blocked("scope_end") == Some("1"),
+                        };
                         line
                     }
                     Ok(from) => self.silent(rank, from),
@@ -404,7 +416,7 @@ impl PmiServer {
         self.ranks[rank].finalizing = true;
         self.ranks[rank].ending |= req.get("ending") == Some("1");
         self.ranks[rank].idle = None;
-        self.pending[rank] = (Vec::new(), 0);
+        self.pending[rank] = Blocked::default();
         // It waits in no collective any more (and asks nothing more while it finalizes).
         self.waits[rank].clear();
         let text = req.get("unlinked").unwrap_or("");
@@ -455,19 +467,29 @@ impl PmiServer {
     /// What blocked `rank` last said it has pending, for a report: its point-to-point
     /// operations (the blocking probe it waits in, the receives it posted, the sends
     /// that wait for theirs), then the collectives it runs ("none named" where it named
-    /// none).
+    /// none), and where it waits at the end of an `oxmpi::scope`, that.
     pub fn pending_of(&self, rank: usize) -> String {
-        let (pending, more) = &self.pending[rank];
+        let Blocked {
+            pending,
+            more,
+            scope_end,
+        } = &self.pending[rank];
         let what: Vec<String> = pending
             .iter()
             .map(Pending::describe)
             .chain((*more > 0).then(|| format!("{more} more receives and sends")))
             .chain(self.waits[rank].iter().map(Wait::describe))
             .collect();
-        if what.is_empty() {
-            return "none named".to_owned();
+        let what = if what.is_empty() {
+            "none named".to_owned()
+        } else {
+            what.join(", ")
+        };
+        if *scope_end {
+            format!("{what}, at the end of an oxmpi::scope whose closure returned without waiting")
+        } else {
+            what
         }
-        what.join(", ")
     }
 
     /// Whether `rank` waits in the finalize fence: it said it is finalizing and
@@ -781,6 +803,15 @@ mod tests {
         assert_eq!(
             s.pending_of(1),
             "a probe for a message from any rank (any tag), a receive from rank 0 (tag 5), a send to rank 2 (tag 1), 9 more receives and sends, barrier #7 on context 3"
+        );
+        // At the end of a scope.
+        s.handle(
+            1,
+            &req("cmd=oxmpi_silent from=0 idle=42 on=s2.1 scope_end=1"),
+        );
+        assert_eq!(
+            s.pending_of(1),
+            "a send to rank 2 (tag 1), at the end of an oxmpi::scope whose closure returned without waiting"
         );
         // Not blocked (no idle=): what it has pending is not named.
         s.handle(1, &req("cmd=oxmpi_silent from=0 on=r0.5"));

@@ -17,8 +17,10 @@
 //! `clash=PEER.WORD` when another rank waits in a different one under the name of one
 //! of them, see [`waits`]; and, from a blocking wait with nothing of the rank's on its
 //! way to a peer, its idle spell, `idle=SPELL`, a number that changes whenever the
-//! rank moves, and what it has pending, `on=WORDS` (see [`waits::Pending`]): oxrun
-//! ends a job whose every rank stays blocked, see `launcher/src/deadlock.rs`); and a
+//! rank moves, and what it has pending, `on=WORDS` (see [`waits::Pending`]), with
+//! `scope_end=1` where it waits at the end of an `oxmpi::scope` for what the scope's
+//! closure left in flight: oxrun ends a job whose every rank stays blocked, see
+//! `launcher/src/deadlock.rs`); and a
 //! rank that
 //! lost a peer in return-errors mode says so (`cmd=oxmpi_lost peer=RANK`, no answer),
 //! so that its own end, which may follow at once, is not taken for the cause. oxmpi's
@@ -353,13 +355,12 @@ impl Bootstrap {
     /// without finalize, and a rank in another collective under the name of one of
     /// `waits` (the collectives this rank waits in), as far as the launcher knows;
     /// `None` if it cannot tell (no launcher, or one without the extension). `idle`:
-    /// the idle spell of a blocking wait with nothing on its way out, and the
-    /// point-to-point operations it waits for, which the launcher uses to tell and
-    /// report a deadlocked job.
+    /// what a blocking wait with nothing on its way out says of itself, which the
+    /// launcher uses to tell and report a deadlocked job.
     pub(crate) fn silent_peers(
         &mut self,
         waits: &[waits::Wait],
-        idle: Option<(u64, Vec<waits::Pending>)>,
+        idle: Option<waits::Blocked>,
     ) -> Result<Option<Silent>> {
         let Some(p) = self.pmi.as_mut().filter(|_| self.extension) else {
             return Ok(None);

@@ -252,7 +252,7 @@ impl PmiClient {
         &mut self,
         size: usize,
         waits: &[Wait],
-        idle: Option<(u64, Vec<waits::Pending>)>,
+        idle: Option<waits::Blocked>,
     ) -> Result<Option<Silent>> {
         let mut silent = Silent::default();
         let mut from = 0;
@@ -266,8 +266,9 @@ impl PmiClient {
             }
             // And, from a blocking wait with nothing on its way out, its idle spell and
             // what it waits for.
-            if let Some((spell, pending)) = idle.as_ref().filter(|_| from == 0) {
-                l.push("idle", &spell.to_string()).map_err(fail)?;
+            if let Some(blocked) = idle.as_ref().filter(|_| from == 0) {
+                let pending = &blocked.pending;
+                l.push("idle", &blocked.spell.to_string()).map_err(fail)?;
                 if !pending.is_empty() {
                     l.push("on", &waits::encode_pending(pending))
                         .map_err(fail)?;
@@ -275,6 +276,9 @@ impl PmiClient {
                 let more = pending.len().saturating_sub(waits::MAX_PENDING);
                 if more > 0 {
                     l.push("on_more", &more.to_string()).map_err(fail)?;
+                }
+                if blocked.scope_end {
+                    l.push("scope_end", "1").map_err(fail)?;
                 }
             }
             let reply = self.call(&l, "oxmpi_silent_result")?;

@@ -87,6 +87,20 @@ pub enum Pending {
     },
 }
 
+/// What a rank blocked with nothing of its own on the way to a peer tells the
+/// launcher with its question (see [`crate::bootstrap`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Blocked {
+    /// Its idle spell (`idle=`).
+    pub(crate) spell: u64,
+    /// The point-to-point operations it waits for (`on=`, `on_more=`).
+    pub(crate) pending: Vec<Pending>,
+    /// It waits at the end of an [`oxmpi::scope`](crate::scope) for operations its
+    /// closure did not wait for (`scope_end=1`): the closure returned early, perhaps
+    /// with an error that comes out only once they complete.
+    pub(crate) scope_end: bool,
+}
+
 /// The most [`Pending`] operations a rank names.
 pub const MAX_PENDING: usize = 8;
 

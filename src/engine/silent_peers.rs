@@ -41,7 +41,7 @@ use super::Engine;
 use super::context;
 use super::matching::Pattern;
 use super::requests::Op;
-use crate::bootstrap::waits::Pending;
+use crate::bootstrap::waits::{Blocked, Pending};
 use crate::error::{Error, Rank, Result};
 
 /// Idle time of a wait before its first question to the launcher.
@@ -86,6 +86,9 @@ pub(crate) struct Watch {
     /// What the blocking probe this rank waits in matches, and what for, if it waits
     /// in one (named among its pending operations, [`Engine::waiting_to_probe`]).
     probing: Option<(Pattern, Probing)>,
+    /// The rank waits at the end of an `oxmpi::scope` for operations its closure
+    /// left in flight ([`Engine::waiting_at_scope_end`]).
+    scope_end: bool,
 }
 
 impl Watch {
@@ -99,6 +102,7 @@ impl Watch {
             busy_mark: None,
             turns: 0,
             probing: None,
+            scope_end: false,
         }
     }
 
@@ -207,7 +211,11 @@ impl Engine {
     /// is on the way to a peer (sent but not yet taken in: the launcher counts on
     /// every message sent before a spell having arrived where it goes).
     pub(crate) fn ask_while_blocked(&mut self) -> Result<bool> {
-        let idle = self.quiet().then(|| (self.silent.spell(), self.pending()));
+        let idle = self.quiet().then(|| Blocked {
+            spell: self.silent.spell(),
+            pending: self.pending(),
+            scope_end: self.silent.scope_end,
+        });
         self.ask(idle)
     }
 
@@ -266,6 +274,17 @@ impl Engine {
         waited
     }
 
+    /// Runs `wait`, the end of an `oxmpi::scope` waiting for operations its closure
+    /// left in flight, with the rank's report saying so: a closure that returned early
+    /// (by `?` on an error, say) is the likely cause of a deadlock there, and its
+    /// error comes out only once the wait ends.
+    pub(crate) fn waiting_at_scope_end<R>(&mut self, wait: impl FnOnce(&mut Engine) -> R) -> R {
+        let outer = std::mem::replace(&mut self.silent.scope_end, true);
+        let waited = wait(self);
+        self.silent.scope_end = outer;
+        waited
+    }
+
     /// Whether nothing of this rank's waits to go: no frame in the outbox or the
     /// transports' queues.
     pub(super) fn sends_nothing(&self) -> bool {
@@ -284,7 +303,7 @@ impl Engine {
             && self.net.settled()
     }
 
-    fn ask(&mut self, idle: Option<(u64, Vec<Pending>)>) -> Result<bool> {
+    fn ask(&mut self, idle: Option<Blocked>) -> Result<bool> {
         if self.core.finalizing {
             // Waiting in the finalize fence: the PMI connection belongs to it, and a
             // finalizing rank fails nothing.

@@ -34,7 +34,9 @@
 //! the other 1 MiB first (too long to go without its receive), `probeprobe` has rank 0
 //! probe for a message from rank 1 (tag 5) and rank 1 for one from any rank (tag 7),
 //! on a communicator of the world's ranks in reverse order, `vecvec` the same with
-//! `recv_vec` (which probes to learn the length), `alltoallv` has rank 0's counts
+//! `recv_vec` (which probes to learn the length), `scope` has rank 0 start a 1 MiB
+//! send to rank 1 (tag 5) in an `oxmpi::scope` whose closure then fails (a receive
+//! from a rank out of range) while rank 1 receives from rank 0 (tag 6), `alltoallv` has rank 0's counts
 //! expect a block from rank 1 that rank 1's send none of (every rank then calls a
 //! barrier). `fail deadlock asleep` does not: rank 0 waits for rank 1, which sleeps
 //! first, then sleeps itself (outside oxmpi) while the others wait for it.
@@ -234,6 +236,18 @@ fn deadlock(universe: oxmpi::Universe, what: &str) -> oxmpi::Result<()> {
                 _ => world.barrier()?,
             }
         }
+        "scope" if rank == 0 => {
+            // The closure returns an error (a receive from a rank out of range) while
+            // its send waits for a receive that rank 1 never posts: the scope waits.
+            let long = vec![0u8; 1 << 20];
+            oxmpi::scope(|s| -> oxmpi::Result<()> {
+                let _sent = world.isend(s, &long, 1, 5)?;
+                world.recv(&mut [0u8; 4], size as i32, 6)?;
+                Ok(())
+            })?
+        }
+        "scope" if rank == 1 => world.recv(&mut [0u8; 4], 0, 6).map(drop)?,
+        "scope" => world.barrier()?,
         "alltoallv" => {
             // One u32 to every rank, except that rank 1 sends rank 0 nothing while
             // rank 0 expects one.
