@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::settings;
 use crate::transport::network::{Network, Route};
 use crate::transport::shm::{self, Decline, Segment, Shm};
-use crate::transport::tcp::Tcp;
+use crate::transport::tcp::{Congestion, Tcp};
 
 /// What a call does when the job itself fails (a peer died, a frame was malformed,
 /// the launcher went away); mistakes in a call's own arguments are always returned.
@@ -249,6 +249,7 @@ pub fn init() -> Result<Universe> {
     // parse is an error here, not only on the jobs that happen to read it.
     let shm_config = shm_config(eager, boot.oversubscribed)?.validated(use_shm)?;
     let host = host_addr()?;
+    let congestion = Congestion::from_env()?;
     crate::coll::select::env()?;
     // The node's first rank creates the segment before the fence; the others open it
     // after.
@@ -264,8 +265,7 @@ pub fn init() -> Result<Universe> {
         _ => None,
     };
     let listener = if routes.contains(&Route::Tcp) {
-        let listener = crate::transport::tcp::listen(host)
-            .map_err(|e| Error::io(format!("listening for peers on {host}"), e))?;
+        let listener = crate::transport::tcp::listen(host, &congestion)?;
         let addr = listener
             .local_addr()
             .map_err(|e| Error::io("reading the listener's address", e))?;

@@ -331,7 +331,7 @@ fn every_setting_is_checked_whatever_the_transport() {
     use std::os::unix::ffi::OsStrExt;
     let not_utf8 = std::ffi::OsStr::from_bytes(b"tc\xffp");
     // (transport, variable, value, what the error says is expected)
-    let cases: [(&str, &str, &std::ffi::OsStr, &str); 7] = [
+    let cases: [(&str, &str, &std::ffi::OsStr, &str); 9] = [
         ("tcp", "OXMPI_SHM_RING_KB", "garbage".as_ref(), "integer"),
         ("tcp", "OXMPI_SHM_RING_KB", "3".as_ref(), "power of two"),
         ("tcp", "OXMPI_SHM_CHUNK", "-5".as_ref(), "integer"),
@@ -349,6 +349,19 @@ fn every_setting_is_checked_whatever_the_transport() {
             "from 4 to",
         ),
         ("auto", "OXMPI_ERRORS", not_utf8, "not UTF-8"),
+        // Checked with the kernel, though these ranks talk over shared memory.
+        (
+            "auto",
+            "OXMPI_TCP_CONGESTION",
+            "no-such-cc".as_ref(),
+            "available: ",
+        ),
+        (
+            "tcp",
+            "OXMPI_TCP_CONGESTION",
+            "two words".as_ref(),
+            "auto, system",
+        ),
     ];
     for (transport, var, value, expected) in cases {
         let out = Job::new(2, "examples/hello")
@@ -373,6 +386,35 @@ fn every_setting_is_checked_whatever_the_transport() {
     Job::new(2, "coll_mixed")
         .env("NOT_OXMPI", not_utf8)
         .success();
+}
+
+/// Long messages over TCP arrive whole under each congestion control setting: the
+/// default (which moves BBR's connections to cubic or reno), the system's, and one
+/// named (reno: every kernel has it, and lets every process use it).
+#[test]
+fn tcp_under_each_congestion_setting() {
+    for setting in ["auto", "system", "reno"] {
+        let out = Job::new(2, "oxbench")
+            .args([
+                "latency",
+                "-m",
+                "1048576:4194304",
+                "-i",
+                "30",
+                "-x",
+                "0",
+                "-c",
+            ])
+            .env("OXMPI_TRANSPORT", "tcp")
+            .env("OXMPI_TCP_CONGESTION", setting)
+            .success();
+        let sizes: Vec<&str> = out
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split_whitespace().next())
+            .collect();
+        assert_eq!(sizes, ["1048576", "2097152", "4194304"], "{setting}: {out}");
+    }
 }
 
 /// Every ring size the variable accepts works with the other settings left at their

@@ -34,6 +34,7 @@
 //! [`REFUSALS_REPORTED`] are reported, then only a count (a port scan must not flood
 //! standard error).
 
+mod congestion;
 mod hello;
 mod incoming;
 mod order;
@@ -53,6 +54,7 @@ use std::os::fd::RawFd;
 use super::frame::{HEADER_LEN, OutFrame};
 use super::{Sink, Transport};
 use crate::error::{Error, Result};
+pub(crate) use congestion::Congestion;
 use hello::{HELLO_LEN, Hello};
 pub(crate) use incoming::MAX_INLINE;
 use incoming::{Incoming, Pump};
@@ -167,18 +169,26 @@ fn connect_within(
 /// A listener on `ip` (any port) whose queue of connections not yet accepted is as
 /// long as the kernel allows (`net.core.somaxconn`, 4096 by default; the standard
 /// library's 128 let the 129th peer connecting to a rank busy elsewhere wait for
-/// the kernel's retries).
-pub(crate) fn listen(ip: std::net::IpAddr) -> io::Result<std::net::TcpListener> {
+/// the kernel's retries), its connections under `congestion` control.
+pub(crate) fn listen(
+    ip: std::net::IpAddr,
+    congestion: &Congestion,
+) -> Result<std::net::TcpListener> {
     let addr = SocketAddr::new(ip, 0);
-    let socket = socket2::Socket::new(
-        socket2::Domain::for_address(addr),
-        socket2::Type::STREAM,
-        None,
-    )?;
-    socket.bind(&addr.into())?;
-    // The kernel caps the length at its limit.
-    socket.listen(i32::MAX)?;
-    Ok(socket.into())
+    let listening = || -> io::Result<std::net::TcpListener> {
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            None,
+        )?;
+        socket.bind(&addr.into())?;
+        // The kernel caps the length at its limit.
+        socket.listen(i32::MAX)?;
+        Ok(socket.into())
+    };
+    let listener = listening().map_err(|e| Error::io(format!("listening for peers on {ip}"), e))?;
+    congestion.apply(&listener)?;
+    Ok(listener)
 }
 
 #[derive(Clone, Copy)]
@@ -208,6 +218,8 @@ pub(crate) struct Tcp {
     poll: Poll,
     events: Events,
     listener: TcpListener,
+    /// The listener's congestion control, for the connections this rank opens.
+    congestion: Option<Vec<u8>>,
     resolver: Resolver,
     /// Every connection, opened or accepted (token = size + index).
     conns: Vec<Option<Conn>>,
@@ -254,9 +266,11 @@ pub(crate) struct Tcp {
 }
 
 impl Tcp {
-    /// Serves `listener` (whose address the peers learned through the bootstrap).
-    /// `credit`: the eager credit each peer has at this rank, which bounds the frames
-    /// kept aside for their order ([`order`]).
+    /// Serves `listener` (whose address the peers learned through the bootstrap);
+    /// the connections this rank opens get the listener's congestion control, which
+    /// those it accepts inherit ([`congestion`]). `credit`: the eager credit each
+    /// peer has at this rank, which bounds the frames kept aside for their order
+    /// ([`order`]).
     pub(crate) fn new(
         me: usize,
         size: usize,
@@ -267,6 +281,7 @@ impl Tcp {
         resolver: Resolver,
     ) -> Result<Tcp> {
         let poll = Poll::new().map_err(|e| Error::io("creating the TCP poller", e))?;
+        let congestion = congestion::algorithm(&socket2::SockRef::from(&listener));
         listener
             .set_nonblocking(true)
             .map_err(|e| Error::io("configuring the TCP listener", e))?;
@@ -281,6 +296,7 @@ impl Tcp {
             poll,
             events: Events::with_capacity(256),
             listener,
+            congestion,
             resolver,
             conns: Vec::new(),
             via: vec![None; size],
@@ -455,6 +471,11 @@ impl Tcp {
             opened => opened.map_err(lost)?,
         };
         std_stream.set_nodelay(true).map_err(lost)?;
+        if let Some(algorithm) = &self.congestion {
+            // As the listener's (accepted there, so refused here only by a kernel that
+            // changed its mind): a refusal leaves the system's, slower at worst.
+            let _ = socket2::SockRef::from(&std_stream).set_tcp_congestion(algorithm);
+        }
         let hello = Hello::new(self.secret, self.me, self.size);
         io::Write::write_all(&mut std_stream, bytemuck::bytes_of(&hello)).map_err(lost)?;
         std_stream.set_nonblocking(true).map_err(lost)?;
@@ -1412,7 +1433,7 @@ mod tests {
     /// every attempt completes at once, queued by the kernel.
     #[test]
     fn a_busy_rank_queues_hundreds_of_connections() {
-        let listener = listen(std::net::IpAddr::from([127, 0, 0, 1])).unwrap();
+        let listener = listen(std::net::IpAddr::from([127, 0, 0, 1]), &Congestion::System).unwrap();
         let addr = listener.local_addr().unwrap();
         let queued: Vec<_> = (0..300)
             .map(|i| {
@@ -1421,6 +1442,22 @@ mod tests {
             })
             .collect();
         assert_eq!(queued.len(), 300);
+    }
+
+    /// The connections a rank opens take its listener's congestion control, which
+    /// those it accepts inherit.
+    #[test]
+    fn opened_connections_take_the_listener_s_congestion_control() {
+        let peer = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = peer.local_addr().unwrap();
+        let loopback = std::net::IpAddr::from([127, 0, 0, 1]);
+        let own = listen(loopback, &Congestion::Named("reno".into())).unwrap();
+        let resolver = Box::new(move |_| Ok(addr));
+        let mut tcp = Tcp::new(0, 2, [1; 16], own, None, CREDIT, resolver).unwrap();
+        let slot = tcp.connect(1).unwrap();
+        let stream = &tcp.conns[slot].as_ref().unwrap().rx.stream;
+        let algorithm = congestion::algorithm(&socket2::SockRef::from(stream));
+        assert_eq!(algorithm.as_deref(), Some(&b"reno"[..]));
     }
 
     /// A receive of rank 1's messages into `buf`, posted at `core` (rank 0).
