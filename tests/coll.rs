@@ -133,11 +133,7 @@ fn two_rank_collectives_learn_their_way_with_every_result_right() {
         let out = Job::new(2, "oxbench")
             .args([op, "-m", "16384:262144", "-i", "60", "-x", "0", "-c"])
             .success();
-        let sizes: Vec<&str> = out
-            .lines()
-            .filter(|l| !l.starts_with('#'))
-            .filter_map(|l| l.split_whitespace().next())
-            .collect();
+        let sizes = common::table_sizes(&out);
         assert_eq!(
             sizes,
             ["16384", "32768", "65536", "131072", "262144"],

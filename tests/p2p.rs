@@ -408,11 +408,7 @@ fn tcp_under_each_congestion_setting() {
             .env("OXMPI_TRANSPORT", "tcp")
             .env("OXMPI_TCP_CONGESTION", setting)
             .success();
-        let sizes: Vec<&str> = out
-            .lines()
-            .filter(|l| !l.starts_with('#'))
-            .filter_map(|l| l.split_whitespace().next())
-            .collect();
+        let sizes = common::table_sizes(&out);
         assert_eq!(sizes, ["1048576", "2097152", "4194304"], "{setting}: {out}");
     }
 }

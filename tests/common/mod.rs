@@ -231,3 +231,11 @@ pub fn printed_numbers(out: &str, prefix: &str, sep: &str) -> Vec<u64> {
         .map(|n| n.parse().unwrap())
         .collect()
 }
+
+/// The sizes of the rows of the OSU table in `out` (oxbench's), in order.
+pub fn table_sizes(out: &str) -> Vec<&str> {
+    out.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect()
+}
