@@ -5,9 +5,10 @@
 //! trip it saw. Between ranks that round trip is a few microseconds, and `ss -ti` of
 //! a 1 MiB ping-pong over loopback showed windows of 14-24 segments of 64 KiB: a
 //! message of 1 MiB or more waited for acknowledgements on its way. With cubic (the
-//! kernel's own default) the same binary, interleaved: latency of 1-2 MiB in 0.61-0.67
-//! of the time, reno 0.67-0.72, 64-512 KiB unchanged (0.95-1.05); bw of 2-4 MiB
-//! 1.35-1.51x the MB/s with cubic, 1.26-1.39x with reno (docs/benchmarks.md). So by
+//! kernel's own default) the same binary, interleaved: latency of 1-4 MiB in 0.61-0.67
+//! of the time, reno 0.62-0.72, 64-512 KiB 0.86-1.05; bw of 256 KiB-4 MiB 1.21-1.51x
+//! the MB/s with cubic, 1.08-1.49x with reno; in the VM's slow minutes, when copies
+//! set the time, no change (docs/benchmarks.md, thirty-ninth session). So by
 //! default a rank whose system uses BBR moves its connections to cubic, or to reno
 //! where this process may not choose cubic (`net.ipv4.tcp_allowed_congestion_control`
 //! lists what an unprivileged process may; reno is always there); any other choice
