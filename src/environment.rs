@@ -249,7 +249,7 @@ pub fn init() -> Result<Universe> {
     // parse is an error here, not only on the jobs that happen to read it.
     let shm_config = shm_config(eager, boot.oversubscribed)?.validated(use_shm)?;
     let host = host_addr()?;
-    let congestion = Congestion::from_env()?;
+    let congestion = Congestion::from_env(host)?;
     crate::coll::select::env()?;
     // The node's first rank creates the segment before the fence; the others open it
     // after.
@@ -267,6 +267,7 @@ pub fn init() -> Result<Universe> {
     let listener = if routes.contains(&Route::Tcp) {
         let listener = crate::transport::tcp::listen(host, &congestion)?;
         let addr = listener
+            .socket
             .local_addr()
             .map_err(|e| Error::io("reading the listener's address", e))?;
         boot.put(&format!("oxmpi-tcp-{rank}"), &addr.to_string())?;

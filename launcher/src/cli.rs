@@ -63,8 +63,8 @@ A deadlocked oxmpi job fails too: once every rank has waited in an oxmpi call,
 in finalize or ended after finalizing through the same second, with nothing on
 its way to any of them (oxrun tells in 2 to 4 s), none can go on, and oxrun
 reports a deadlocked job, naming what each rank has pending (a receive from rank
-R, a probe, a send to R, a collective; at the end of an oxmpi::scope whose
-closure returned early, that too) and the ranks in finalize.
+R, a probe, a send to R, a collective; and, where it waits at the end of an
+oxmpi::scope whose closure returned without waiting, that) and the ranks in finalize.
 SIGINT, SIGTERM, SIGHUP and SIGQUIT sent to oxrun are forwarded to all ranks; a
 second SIGINT kills them. SIGUSR1 and SIGUSR2 are passed on without ending the job, and so
 is SIGTSTP (Ctrl-Z), which then stops oxrun too; SIGCONT (fg, bg) continues both,

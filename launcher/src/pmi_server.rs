@@ -480,15 +480,12 @@ impl PmiServer {
             .chain((*more > 0).then(|| format!("{more} more receives and sends")))
             .chain(self.waits[rank].iter().map(Wait::describe))
             .collect();
-        let what = if what.is_empty() {
-            "none named".to_owned()
-        } else {
-            what.join(", ")
-        };
-        if *scope_end {
-            format!("{what}, at the end of an oxmpi::scope whose closure returned without waiting")
-        } else {
-            what
+        let scope = "at the end of an oxmpi::scope whose closure returned without waiting";
+        match (what.is_empty(), scope_end) {
+            (true, false) => "none named".to_owned(),
+            (true, true) => scope.to_owned(),
+            (false, false) => what.join(", "),
+            (false, true) => format!("{}, {scope}", what.join(", ")),
         }
     }
 
@@ -804,7 +801,8 @@ mod tests {
             s.pending_of(1),
             "a probe for a message from any rank (any tag), a receive from rank 0 (tag 5), a send to rank 2 (tag 1), 9 more receives and sends, barrier #7 on context 3"
         );
-        // At the end of a scope.
+        // At the end of a scope; said with every question, so one without it clears
+        // it.
         s.handle(
             1,
             &req("cmd=oxmpi_silent from=0 idle=42 on=s2.1 scope_end=1"),
@@ -812,6 +810,13 @@ mod tests {
         assert_eq!(
             s.pending_of(1),
             "a send to rank 2 (tag 1), at the end of an oxmpi::scope whose closure returned without waiting"
+        );
+        s.handle(1, &req("cmd=oxmpi_silent from=0 idle=43 on=s2.1"));
+        assert_eq!(s.pending_of(1), "a send to rank 2 (tag 1)");
+        s.handle(1, &req("cmd=oxmpi_silent from=0 idle=44 scope_end=1"));
+        assert_eq!(
+            s.pending_of(1),
+            "at the end of an oxmpi::scope whose closure returned without waiting"
         );
         // Not blocked (no idle=): what it has pending is not named.
         s.handle(1, &req("cmd=oxmpi_silent from=0 on=r0.5"));

@@ -96,8 +96,9 @@ pub(crate) struct Blocked {
     /// The point-to-point operations it waits for (`on=`, `on_more=`).
     pub(crate) pending: Vec<Pending>,
     /// It waits at the end of an [`oxmpi::scope`](crate::scope) for operations its
-    /// closure did not wait for (`scope_end=1`): the closure returned early, perhaps
-    /// with an error that comes out only once they complete.
+    /// closure did not wait for (`scope_end=1`): left in flight on purpose, or by a
+    /// closure that returned before waiting (by `?` on an error, say), whose value
+    /// comes out only once they complete.
     pub(crate) scope_end: bool,
 }
 

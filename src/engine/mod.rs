@@ -1258,7 +1258,7 @@ mod tests {
         let resolver = Box::new(|_| unreachable!("rank 0 opens nothing"));
         let budget = 64 << 20;
         let credit = credit_per_peer(budget, 2);
-        let tcp = Tcp::new(0, 2, secret, own, None, credit, resolver).unwrap();
+        let tcp = Tcp::new(0, 2, secret, own.into(), None, credit, resolver).unwrap();
         let net = Network::new(0, vec![Route::Loopback, Route::Tcp], None, Some(tcp));
         let policy = WaitPolicy::from_env(false).unwrap();
         let boot = Arc::new(Mutex::new(boot));

@@ -275,9 +275,9 @@ impl Engine {
     }
 
     /// Runs `wait`, the end of an `oxmpi::scope` waiting for operations its closure
-    /// left in flight, with the rank's report saying so: a closure that returned early
-    /// (by `?` on an error, say) is the likely cause of a deadlock there, and its
-    /// error comes out only once the wait ends.
+    /// left in flight, with the rank's report saying so: a closure that returned
+    /// before waiting for them (by `?` on an error, say) is a likely cause of a
+    /// deadlock there, and what it returned comes out only once the wait ends.
     pub(crate) fn waiting_at_scope_end<R>(&mut self, wait: impl FnOnce(&mut Engine) -> R) -> R {
         let outer = std::mem::replace(&mut self.silent.scope_end, true);
         let waited = wait(self);

@@ -1,21 +1,23 @@
 //! The congestion control of oxmpi's TCP connections (`OXMPI_TCP_CONGESTION`).
 //!
-//! BBR, the system's choice on some machines (this one's), paces what it sends and
-//! keeps its window near twice the product of the bandwidth and the shortest round
-//! trip it saw. Between ranks that round trip is a few microseconds, and `ss -ti` of
-//! a 1 MiB ping-pong over loopback showed windows of 14-24 segments of 64 KiB: a
-//! message of 1 MiB or more waited for acknowledgements on its way. With cubic (the
-//! kernel's own default) the same binary, interleaved: latency of 1-4 MiB in 0.61-0.67
-//! of the time, reno 0.62-0.72, 64-512 KiB 0.86-1.05; bw of 256 KiB-4 MiB 1.21-1.51x
-//! the MB/s with cubic, 1.08-1.49x with reno; in the VM's slow minutes, when copies
-//! set the time, no change (docs/benchmarks.md, thirty-ninth session). So by
-//! default a rank whose system uses BBR moves its connections to cubic, or to reno
-//! where this process may not choose cubic (`net.ipv4.tcp_allowed_congestion_control`
-//! lists what an unprivileged process may; reno is always there); any other choice
-//! of the system's stays.
+//! BBR, the system's choice on some machines, paces what it sends and keeps its
+//! window near twice the product of the bandwidth and the shortest round trip it saw.
+//! Between ranks that round trip is a few microseconds, and `ss -ti` of a 1 MiB
+//! ping-pong over loopback showed windows of 14-24 segments of 64 KiB: a message of
+//! 1 MiB or more waited for acknowledgements on its way. With cubic (the kernel's own
+//! default), the same binary, interleaved: latency of 1-4 MiB in 0.63-0.67 of the
+//! time, reno 0.62-0.68, 128-512 KiB 0.83-0.98; windows of 64 messages of 256 KiB-1 MiB
+//! 1.21-1.32x the MB/s with cubic, 1.08-1.49x with reno; in the VM's slow minutes,
+//! when copies set the time, no change (docs/benchmarks.md, thirty-ninth session).
+//! So by default a rank whose system uses BBR moves its connections to cubic, or to
+//! reno where this process may not choose cubic
+//! (`net.ipv4.tcp_allowed_congestion_control` lists what an unprivileged process may;
+//! reno is always there); any other choice of the system's stays.
 //!
 //! The rank sets the algorithm on its listener, whose accepted connections inherit
-//! it, and [`Tcp`](super::Tcp) gives the connections it opens the listener's.
+//! it, and [`Tcp`](super::Tcp) sets the same on the connections it opens; where the
+//! system's choice stays, neither is touched (a route's own choice, `ip route ...
+//! congctl`, then holds both ways).
 
 use socket2::SockRef;
 
@@ -25,7 +27,7 @@ use crate::settings;
 /// The variable.
 const VAR: &str = "OXMPI_TCP_CONGESTION";
 /// What the variable accepts, for errors.
-const EXPECTED: &str = "auto, system, or a congestion control this process may use";
+const EXPECTED: &str = "auto, system, or a congestion control this process may use (a name of 1-15 printable ASCII characters)";
 /// Longest name the kernel takes (`TCP_CA_NAME_MAX` less its NUL).
 const NAME_MAX: usize = 15;
 
@@ -42,12 +44,14 @@ pub(crate) enum Congestion {
 
 impl Congestion {
     /// From `OXMPI_TCP_CONGESTION` (unset: [`Congestion::Auto`]). A name is tried on
-    /// a socket of its own at once, so one the kernel refuses is an error from `init`
-    /// whichever transports the job uses.
-    pub(crate) fn from_env() -> Result<Congestion> {
+    /// a socket of its own at once (of `host`'s family, the rank's listening
+    /// address), so one the kernel refuses is an error from `init` whichever
+    /// transports the job uses.
+    pub(crate) fn from_env(host: std::net::IpAddr) -> Result<Congestion> {
         let choice = parse(settings::text(VAR)?)?;
         if let Congestion::Named(name) = &choice {
-            let probe = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            let domain = socket2::Domain::for_address(std::net::SocketAddr::new(host, 0));
+            let probe = socket2::Socket::new(domain, socket2::Type::STREAM, None)
                 .map_err(|e| Error::io("opening a socket to check OXMPI_TCP_CONGESTION", e))?;
             probe
                 .set_tcp_congestion(name.as_bytes())
@@ -56,24 +60,26 @@ impl Congestion {
         Ok(choice)
     }
 
-    /// Sets the algorithm on `listener`, whose accepted connections inherit it.
-    pub(crate) fn apply(&self, listener: &std::net::TcpListener) -> Result<()> {
+    /// Sets the algorithm on `listener`, whose accepted connections inherit it, and
+    /// returns it (`None`: the system's choice stays), for the connections the rank
+    /// opens.
+    pub(crate) fn apply(&self, listener: &std::net::TcpListener) -> Result<Option<Vec<u8>>> {
         let socket = SockRef::from(listener);
         match self {
-            Congestion::System => Ok(()),
+            Congestion::System => Ok(None),
             Congestion::Named(name) => socket
                 .set_tcp_congestion(name.as_bytes())
+                .map(|()| Some(name.as_bytes().to_vec()))
                 .map_err(|e| refused(name, &e)),
             Congestion::Auto => {
-                if algorithm(&socket).is_some_and(|a| a.starts_with(b"bbr")) {
-                    // The first the kernel lets this process use; BBR stays if neither.
-                    for instead in [&b"cubic"[..], b"reno"] {
-                        if socket.set_tcp_congestion(instead).is_ok() {
-                            break;
-                        }
-                    }
+                if !algorithm(&socket).is_some_and(|a| a.starts_with(b"bbr")) {
+                    return Ok(None);
                 }
-                Ok(())
+                // The first the kernel lets this process use; BBR stays if neither.
+                Ok([&b"cubic"[..], b"reno"]
+                    .into_iter()
+                    .find(|instead| socket.set_tcp_congestion(instead).is_ok())
+                    .map(<[u8]>::to_vec))
             }
         }
     }
@@ -154,11 +160,13 @@ mod tests {
         }
     }
 
-    /// Reno is always available and allowed: accepted connections inherit it.
+    /// Reno is always available and allowed: accepted connections inherit it, and
+    /// the rank's own connections are told to take it.
     #[test]
     fn a_named_algorithm_is_what_accepted_connections_use() {
         let l = listener();
-        Congestion::Named("reno".into()).apply(&l).unwrap();
+        let chosen = Congestion::Named("reno".into()).apply(&l).unwrap();
+        assert_eq!(chosen.as_deref(), Some(&b"reno"[..]));
         assert_eq!(accepted(&l), b"reno");
     }
 
@@ -175,22 +183,24 @@ mod tests {
     }
 
     /// By default BBR gives way to cubic or reno; any other choice stays, and so does
-    /// everything with `system`.
+    /// everything with `system`: then nothing is set on the rank's own connections.
     #[test]
     fn by_default_bbr_gives_way() {
         let l = listener();
         if SockRef::from(&l).set_tcp_congestion(b"bbr").is_ok() {
-            Congestion::Auto.apply(&l).unwrap();
-            let now = accepted(&l);
-            assert!(now == b"cubic" || now == b"reno", "{now:?}");
+            let chosen = Congestion::Auto.apply(&l).unwrap().expect("reno at least");
+            assert!(chosen == b"cubic" || chosen == b"reno", "{chosen:?}");
+            assert_eq!(accepted(&l), chosen);
             let kept = listener();
             SockRef::from(&kept).set_tcp_congestion(b"bbr").unwrap();
-            Congestion::System.apply(&kept).unwrap();
+            assert_eq!(Congestion::System.apply(&kept).unwrap(), None);
             assert_eq!(accepted(&kept), b"bbr");
+        } else {
+            eprintln!("this kernel has no bbr: only the other choices are tested");
         }
         let reno = listener();
         SockRef::from(&reno).set_tcp_congestion(b"reno").unwrap();
-        Congestion::Auto.apply(&reno).unwrap();
+        assert_eq!(Congestion::Auto.apply(&reno).unwrap(), None);
         assert_eq!(accepted(&reno), b"reno");
     }
 }
