@@ -479,14 +479,14 @@ impl PmiServer {
             .map(Pending::describe)
             .chain((*more > 0).then(|| format!("{more} more receives and sends")))
             .chain(self.waits[rank].iter().map(Wait::describe))
+            .chain(scope_end.then(|| {
+                "at the end of an oxmpi::scope whose closure returned without waiting".to_owned()
+            }))
             .collect();
-        let scope = "at the end of an oxmpi::scope whose closure returned without waiting";
-        match (what.is_empty(), scope_end) {
-            (true, false) => "none named".to_owned(),
-            (true, true) => scope.to_owned(),
-            (false, false) => what.join(", "),
-            (false, true) => format!("{}, {scope}", what.join(", ")),
+        if what.is_empty() {
+            return "none named".to_owned();
         }
+        what.join(", ")
     }
 
     /// Whether `rank` waits in the finalize fence: it said it is finalizing and
