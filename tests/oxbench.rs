@@ -96,3 +96,28 @@ fn bad_arguments_exit_2_with_one_message() {
         "{stderr}"
     );
 }
+
+/// `oxrun -n 2 oxbench latency | head -3`: rank 0, printing into the closed pipe, ends
+/// as `yes` would, killed by SIGPIPE, which oxrun reports once before it exits with
+/// 128 + 13; no panic ("failed printing to stdout").
+#[test]
+fn a_closed_stdout_ends_the_job_as_it_ends_yes() {
+    use std::io::{BufRead, BufReader};
+    let mut child = Job::new(2, "oxbench")
+        .args(["latency", "-i", "100"])
+        .spawn_piped();
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut first = String::new();
+    stdout.read_line(&mut first).expect("a line");
+    assert!(first.starts_with("# OSU-style Latency Test"), "{first}");
+    drop(stdout);
+    let out = child.wait_with_output().expect("oxrun ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(128 + libc::SIGPIPE), "{stderr}");
+    assert_eq!(
+        stderr.matches("killed by signal 13 (SIGPIPE)").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -137,13 +137,22 @@ impl Job {
     }
 
     /// Starts the job and returns oxrun's process (output discarded).
-    pub fn spawn(mut self) -> std::process::Child {
+    pub fn spawn(self) -> std::process::Child {
+        self.spawn_with(std::process::Stdio::null)
+    }
+
+    /// Starts the job with oxrun's stdout and stderr piped to the caller.
+    pub fn spawn_piped(self) -> std::process::Child {
+        self.spawn_with(std::process::Stdio::piped)
+    }
+
+    fn spawn_with(mut self, out: fn() -> std::process::Stdio) -> std::process::Child {
         self.cmd
             .args(&self.launcher_args)
             .arg(&self.program)
             .args(&self.args)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stdout(out())
+            .stderr(out())
             .spawn()
             .expect("starting oxrun")
     }

@@ -157,6 +157,7 @@ fn run(test: &Test, world: &Comm) -> Result<(), Failure> {
 }
 
 fn main() -> ExitCode {
+    sigpipe_ends_the_rank();
     let universe = match oxmpi::init() {
         Ok(u) => u,
         Err(e) => {
@@ -189,6 +190,18 @@ fn main() -> ExitCode {
             world.abort(1)
         }
     }
+}
+
+/// Gives SIGPIPE back its default action (a Rust program starts with it ignored), so
+/// that rank 0 printing into a pipe nobody reads any more (`oxrun ... oxbench | head`)
+/// ends as `yes` does, killed by the signal, which oxrun reports in one line, rather
+/// than by a panic on "failed printing to stdout". oxmpi's connections between ranks
+/// never raise it (they send with `MSG_NOSIGNAL`); its launcher's socket does only
+/// once the launcher is gone, which ends the job all the same.
+fn sigpipe_ends_the_rank() {
+    // SAFETY: sets the disposition of one signal to its default, before any other
+    // thread exists; no handler of this program is replaced.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
 }
 
 /// Finalizes this rank; rank 0 then exits with `code` (the others with 0, so that
