@@ -1,7 +1,8 @@
 //! Collective operations through oxrun: every operation, every algorithm (forced in
 //! turn inside each job), on the rank counts below, over shared memory, TCP and a
 //! mix of both (two simulated nodes), checked against serial references by the test
-//! programs `coll_reductions`, `coll_data` and `coll_mixed` (tests/progs).
+//! programs `coll_reductions`, `coll_data` and `coll_mixed` (tests/progs); and
+//! `coll_stress`'s seeded random sequences of all of them.
 
 mod common;
 
@@ -197,6 +198,29 @@ fn collectives_send_mid_size_messages_eagerly_unasked() {
 #[test]
 fn mixed_traffic_subcommunicators_and_errors() {
     suite("coll_mixed", "mixed");
+}
+
+/// A seeded random sequence of every collective on four communicators (the world, a
+/// duplicate, halves, the world reversed), of sizes from empty to past the area's
+/// buffers, blocking and nonblocking, some with point-to-point messages on the same
+/// communicator in flight (`coll_stress`): the ways a collective goes follow one
+/// another in orders the per-operation suites never make. A seed per rank count.
+#[test]
+fn random_sequences_of_collectives_on_several_communicators() {
+    for variant in variants() {
+        for n in RANKS {
+            let seed = (n * 31).to_string();
+            let out = Job::new(n, "coll_stress")
+                .args(["300", &seed])
+                .variant(variant)
+                .success();
+            assert!(
+                out.contains(&format!("coll stress ok on {n} ranks")),
+                "coll_stress on {n} ranks over {}: {out}",
+                variant.name
+            );
+        }
+    }
 }
 
 /// Ranks that disagree on counts in collectives over the node's shared-memory area
