@@ -99,12 +99,13 @@ fn bad_arguments_exit_2_with_one_message() {
 
 /// `oxrun -n 2 oxbench latency | head -3`: rank 0, printing into the closed pipe, ends
 /// as `yes` would, killed by SIGPIPE, which oxrun reports once before it exits with
-/// 128 + 13; no panic ("failed printing to stdout").
+/// 128 + 13; no panic ("failed printing to stdout"). Enough iterations that the job
+/// cannot end before the reader goes.
 #[test]
 fn a_closed_stdout_ends_the_job_as_it_ends_yes() {
     use std::io::{BufRead, BufReader};
     let mut child = Job::new(2, "oxbench")
-        .args(["latency", "-i", "100"])
+        .args(["latency", "-i", "100000"])
         .spawn_piped();
     let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
     let mut first = String::new();
