@@ -5,7 +5,8 @@
 //! the sixteen collectives on one of four communicators (the world, a duplicate, halves
 //! from a split, the world reversed by key), of a size from empty to past every
 //! buffer of the area, blocking or nonblocking, some with point-to-point messages on
-//! the same communicator in flight across it. Every rank checks every result against
+//! the same communicator in flight across it (half of them received from any source
+//! with any tag, which no collective's message may match). Every rank checks every result against
 //! a serial reference; inputs change with the step, so stale data shows.
 //! `coll_stress [STEPS] [SEED]`.
 
@@ -15,7 +16,7 @@ mod coll_check;
 use bytemuck::Pod;
 use coll_check::*;
 use oxmpi::Op::{self, Reduction};
-use oxmpi::{Comm, Request, Scope};
+use oxmpi::{ANY_SOURCE, ANY_TAG, Comm, Request, Scope, Status};
 use oxmpi_testprogs::{arg, pattern};
 
 /// The step's draws: splitmix64, seeded per step, so that a step whose draws depend
@@ -67,6 +68,8 @@ struct Step<'c> {
     nonblocking: bool,
     /// Bytes each rank sends its right neighbour beside the collective, if any.
     traffic: Option<usize>,
+    /// Its receive takes any source and any tag (only that message may match).
+    wildcard: bool,
     what: String,
 }
 
@@ -81,8 +84,8 @@ impl Step<'_> {
     }
 
     /// The step's point-to-point messages, started: a receive from the left
-    /// neighbour into `inbox` and a send of `out` to the right one, if the step has
-    /// any.
+    /// neighbour (or any source, any tag) into `inbox` and a send of `out` to the
+    /// right one, if the step has any.
     fn traffic<'s>(
         &self,
         s: &'s Scope<'s, '_>,
@@ -96,10 +99,20 @@ impl Step<'_> {
             (self.rank + 1) % self.size,
             (self.rank + self.size - 1) % self.size,
         );
+        let recv = if self.wildcard {
+            self.comm.irecv(s, inbox, ANY_SOURCE, ANY_TAG)?
+        } else {
+            self.comm.irecv(s, inbox, left as i32, self.tag())?
+        };
         Ok(vec![
-            self.comm.irecv(s, inbox, left as i32, 7)?,
-            self.comm.isend(s, out, right as i32, 7)?,
+            recv,
+            self.comm.isend(s, out, right as i32, self.tag())?,
         ])
+    }
+
+    /// The tag of the step's point-to-point message.
+    fn tag(&self) -> i32 {
+        (self.offset / 64 % 1000) as i32
     }
 
     /// What rank `from` sends beside the collective.
@@ -107,9 +120,18 @@ impl Step<'_> {
         pattern((self.offset + from) as u64, self.traffic.unwrap_or(0))
     }
 
-    fn check_traffic(&self, inbox: &[u8]) {
+    /// Checks what the step's receive got (`status`, `None` without traffic).
+    fn check_traffic(&self, inbox: &[u8], status: Option<&Status>) {
         let left = (self.rank + self.size - 1) % self.size;
         assert!(inbox == self.message(left), "{}: point-to-point", self.what);
+        if let Some(st) = status {
+            assert_eq!(
+                (st.source, st.tag),
+                (left as i32, self.tag()),
+                "{}",
+                self.what
+            );
+        }
     }
 }
 
@@ -121,17 +143,17 @@ macro_rules! call {
         let x: &Step = $x;
         let out = x.message(x.rank);
         let mut inbox = vec![0u8; out.len()];
-        oxmpi::scope(|$s| -> oxmpi::Result<()> {
+        let statuses = oxmpi::scope(|$s| -> oxmpi::Result<Vec<Status>> {
             let mut reqs = x.traffic($s, &out, &mut inbox)?;
             if x.nonblocking {
                 reqs.push($icoll?);
             } else {
                 $coll?;
             }
-            oxmpi::wait_all(reqs).map(drop)
+            oxmpi::wait_all(reqs)
         })
         .unwrap_or_else(|e| panic!("{}: {e}", x.what));
-        x.check_traffic(&inbox);
+        x.check_traffic(&inbox, x.traffic.and(statuses.first()));
     }};
 }
 
@@ -459,6 +481,7 @@ fn main() -> oxmpi::Result<()> {
         let (comm, name) = comms[rng.below(comms.len())];
         let nonblocking = rng.below(4) == 0;
         let traffic = (rng.below(3) == 0).then(|| draw_count(&mut rng, 1) * 3);
+        let wildcard = rng.below(2) == 0;
         let which = rng.below(NAMES.len());
         let mut x = Step {
             comm,
@@ -467,10 +490,11 @@ fn main() -> oxmpi::Result<()> {
             offset: step as usize * 64,
             nonblocking,
             traffic,
+            wildcard,
             what: String::new(),
         };
         x.what = format!(
-            "step {step} (seed {seed}): {} on {name} (rank {} of {}), {}, p2p {traffic:?}",
+            "step {step} (seed {seed}): {} on {name} (rank {} of {}), {}, p2p {traffic:?} (wildcard {wildcard})",
             NAMES[which],
             x.rank,
             x.size,
