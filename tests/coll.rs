@@ -200,8 +200,8 @@ fn mixed_traffic_subcommunicators_and_errors() {
     suite("coll_mixed", "mixed");
 }
 
-/// A seeded random sequence of every collective on four communicators (the world, a
-/// duplicate, halves, the world reversed), of sizes from empty to past the area's
+/// A seeded random sequence of every collective on five communicators (the world, a
+/// duplicate, halves, the world reversed, the node's ranks), of sizes from empty to past the area's
 /// buffers, blocking and nonblocking, some with point-to-point messages on the same
 /// communicator in flight (`coll_stress`): the ways a collective goes follow one
 /// another in orders the per-operation suites never make. A seed per rank count.

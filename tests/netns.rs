@@ -104,6 +104,7 @@ fn ranks_on_namespaced_nodes_exchange_over_the_link() {
         ("p2p_order", &[], 3, "order ok on 3 ranks"),
         ("shm_stress", &[], 4, "stress ok on 4 ranks"),
         ("coll_data", &["bcast", "alltoall"], 5, "ok bcast alltoall"),
+        ("coll_stress", &["300", "5"], 5, "coll stress ok on 5 ranks"),
     ] {
         for tcp in [false, true] {
             let mut job = Job::new(n, prog)

@@ -2,12 +2,13 @@
 //! the ways a collective can go (the selection table's algorithms as messages, the
 //! node's area whole and in pieces, lent buffers, the ways rank 0 learns, nonblocking
 //! schedules) follow one another in orders no other test makes. Each step is one of
-//! the sixteen collectives on one of four communicators (the world, a duplicate, halves
-//! from a split, the world reversed by key), of a size from empty to past every
-//! buffer of the area, blocking or nonblocking, some with point-to-point messages on
-//! the same communicator in flight across it (half of them received from any source
-//! with any tag, which no collective's message may match). Every rank checks every result against
-//! a serial reference; inputs change with the step, so stale data shows.
+//! the sixteen collectives on one of five communicators (the world, a duplicate,
+//! halves from a split, the world reversed by key, this node's ranks in reverse), of
+//! a size from empty to past every buffer of the area, blocking or nonblocking, some
+//! with point-to-point messages on the same communicator in flight across it (half of
+//! them received from any source with any tag, which no collective's message may
+//! match). Every rank checks every result against a serial reference; inputs change
+//! with the step, so stale data shows.
 //! `coll_stress [STEPS] [SEED]`.
 
 #[path = "../coll_check.rs"]
@@ -470,11 +471,13 @@ fn main() -> oxmpi::Result<()> {
         .split(rank % 2, rank)?
         .expect("every rank has a color");
     let reversed = world.split(0, -rank)?.expect("every rank has a color");
+    let node = world.split_shared(-rank)?;
     let comms = [
         (&world, "world"),
         (&dup, "dup"),
         (&half, "half"),
         (&reversed, "reversed"),
+        (&node, "node"),
     ];
     for step in 0..steps {
         let mut rng = Rng::new(seed, step);
