@@ -201,10 +201,11 @@ fn mixed_traffic_subcommunicators_and_errors() {
 }
 
 /// A seeded random sequence of every collective on five communicators (the world, a
-/// duplicate, halves, the world reversed, the node's ranks), of sizes from empty to past the area's
-/// buffers, blocking and nonblocking, some with point-to-point messages on the same
-/// communicator in flight (`coll_stress`): the ways a collective goes follow one
-/// another in orders the per-operation suites never make. A seed per rank count.
+/// duplicate, halves, the world reversed, the node's ranks), of sizes from empty to
+/// past the area's buffers, blocking and nonblocking, some with point-to-point
+/// messages on the same communicator in flight (`coll_stress`): the ways a collective
+/// goes follow one another in orders the per-operation suites never make. A seed per
+/// rank count.
 #[test]
 fn random_sequences_of_collectives_on_several_communicators() {
     for variant in variants() {

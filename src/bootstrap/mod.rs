@@ -20,10 +20,9 @@
 //! rank moves, and what it has pending, `on=WORDS` (see [`waits::Pending`]), with
 //! `scope_end=1` where it waits at the end of an `oxmpi::scope` for what the scope's
 //! closure left in flight: oxrun ends a job whose every rank stays blocked, see
-//! `launcher/src/deadlock.rs`); and a
-//! rank that
-//! lost a peer in return-errors mode says so (`cmd=oxmpi_lost peer=RANK`, no answer),
-//! so that its own end, which may follow at once, is not taken for the cause. oxmpi's
+//! `launcher/src/deadlock.rs`); and a rank that lost a peer in return-errors mode says
+//! so (`cmd=oxmpi_lost peer=RANK`, no answer), so that its own end, which may follow at
+//! once, is not taken for the cause. oxmpi's
 //! own abort on a failure it reported itself (a panic, a lost peer) carries
 //! `oxmpi_failed=1`, so that oxrun does not report it as the program's. RANKS as in
 //! [`rank_list`]. A rank uses them only under oxrun (its answer to `init` carries

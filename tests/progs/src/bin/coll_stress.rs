@@ -199,7 +199,7 @@ fn data_step(x: &Step, rng: &mut Rng, which: usize) {
                 s,
                 &mut buf,
                 root as i32
-            ),);
+            ));
             check(&buf, &want, what);
         }
         2 => {
@@ -207,7 +207,7 @@ fn data_step(x: &Step, rng: &mut Rng, which: usize) {
             let mine = x.block(rank, root, n);
             let mut all = vec![0; if rank == root { n * size } else { 0 }];
             call!(x, || comm.gather(&mine, &mut all, root as i32), |s| comm
-                .igather(s, &mine, &mut all, root as i32),);
+                .igather(s, &mine, &mut all, root as i32));
             if rank == root {
                 let want: Vec<u32> = (0..size).flat_map(|r| x.block(r, root, n)).collect();
                 check(&all, &want, what);
@@ -222,7 +222,7 @@ fn data_step(x: &Step, rng: &mut Rng, which: usize) {
             };
             let mut mine = vec![0; n];
             call!(x, || comm.scatter(&all, &mut mine, root as i32), |s| comm
-                .iscatter(s, &all, &mut mine, root as i32),);
+                .iscatter(s, &all, &mut mine, root as i32));
             check(&mine, &x.block(root, rank, n), what);
         }
         4 => {
@@ -232,11 +232,11 @@ fn data_step(x: &Step, rng: &mut Rng, which: usize) {
             let mut all = vec![0; n * size];
             if rng.below(2) == 0 {
                 call!(x, || comm.allgather(&mine, &mut all), |s| comm
-                    .iallgather(s, &mine, &mut all),);
+                    .iallgather(s, &mine, &mut all));
             } else {
                 all[rank * n..(rank + 1) * n].copy_from_slice(&mine);
                 call!(x, || comm.allgather_in_place(&mut all), |s| comm
-                    .iallgather_in_place(s, &mut all),);
+                    .iallgather_in_place(s, &mut all));
             }
             check(&all, &want, what);
         }
@@ -247,11 +247,11 @@ fn data_step(x: &Step, rng: &mut Rng, which: usize) {
             let mut all = vec![0; n * size];
             if rng.below(2) == 0 {
                 call!(x, || comm.alltoall(&mine, &mut all), |s| comm
-                    .ialltoall(s, &mine, &mut all),);
+                    .ialltoall(s, &mine, &mut all));
             } else {
                 all.copy_from_slice(&mine);
                 call!(x, || comm.alltoall_in_place(&mut all), |s| comm
-                    .ialltoall_in_place(s, &mut all),);
+                    .ialltoall_in_place(s, &mut all));
             }
             check(&all, &want, what);
         }
@@ -263,7 +263,7 @@ fn data_step(x: &Step, rng: &mut Rng, which: usize) {
             call!(
                 x,
                 || comm.gatherv(&mine, &mut all, &counts, &displs, root as i32),
-                |s| comm.igatherv(s, &mine, &mut all, &counts, &displs, root as i32),
+                |s| comm.igatherv(s, &mine, &mut all, &counts, &displs, root as i32)
             );
             if rank == root {
                 let want: Vec<u32> = (0..size)
@@ -280,7 +280,7 @@ fn data_step(x: &Step, rng: &mut Rng, which: usize) {
             call!(
                 x,
                 || comm.allgatherv(&mine, &mut all, &counts, &displs),
-                |s| comm.iallgatherv(s, &mine, &mut all, &counts, &displs),
+                |s| comm.iallgatherv(s, &mine, &mut all, &counts, &displs)
             );
             let want: Vec<u32> = (0..size).flat_map(|r| x.block(r, 0, counts[r])).collect();
             check(&all, &want, what);
@@ -297,7 +297,7 @@ fn data_step(x: &Step, rng: &mut Rng, which: usize) {
             call!(
                 x,
                 || comm.alltoallv(&mine, &sends, &sdispls, &mut all, &recvs, &rdispls),
-                |s| comm.ialltoallv(s, &mine, &sends, &sdispls, &mut all, &recvs, &rdispls),
+                |s| comm.ialltoallv(s, &mine, &sends, &sdispls, &mut all, &recvs, &rdispls)
             );
             let want: Vec<u32> = (0..size).flat_map(|r| x.block(r, rank, recvs[r])).collect();
             check(&all, &want, what);
@@ -316,7 +316,7 @@ fn data_step(x: &Step, rng: &mut Rng, which: usize) {
             call!(
                 x,
                 || comm.scatterv(&all, &counts, &displs, &mut mine, root as i32),
-                |s| comm.iscatterv(s, &all, &counts, &displs, &mut mine, root as i32),
+                |s| comm.iscatterv(s, &all, &counts, &displs, &mut mine, root as i32)
             );
             check(&mine, &x.block(root, rank, counts[rank]), what);
         }
@@ -344,11 +344,11 @@ fn reduction_step<T: Pod + std::fmt::Debug, O: Reduction<T>>(
             let mine = vector(o + rank, n);
             if rng.below(2) == 0 {
                 call!(x, || comm.allreduce(&mine, &mut out, op()), |s| comm
-                    .iallreduce(s, &mine, &mut out, op()),);
+                    .iallreduce(s, &mine, &mut out, op()));
             } else {
                 out.copy_from_slice(&mine);
                 call!(x, || comm.allreduce_in_place(&mut out, op()), |s| comm
-                    .iallreduce_in_place(s, &mut out, op()),);
+                    .iallreduce_in_place(s, &mut out, op()));
             }
             check(&out, &fold(o..o + size, n), what);
         }
@@ -357,7 +357,7 @@ fn reduction_step<T: Pod + std::fmt::Debug, O: Reduction<T>>(
             let mine = vector(o + rank, n);
             call!(x, || comm.reduce(&mine, &mut out, op(), root as i32), |s| {
                 comm.ireduce(s, &mine, &mut out, op(), root as i32)
-            },);
+            });
             if rank == root {
                 check(&out, &fold(o..o + size, n), what);
             }
@@ -371,14 +371,14 @@ fn reduction_step<T: Pod + std::fmt::Debug, O: Reduction<T>>(
                     &mine,
                     &mut out,
                     op()
-                ),);
+                ));
             } else {
                 call!(x, || comm.scan(&mine, &mut out, op()), |s| comm.iscan(
                     s,
                     &mine,
                     &mut out,
                     op()
-                ),);
+                ));
             }
             // An exclusive scan leaves rank 0's output undefined.
             if !(exclusive && rank == 0) {
@@ -390,7 +390,7 @@ fn reduction_step<T: Pod + std::fmt::Debug, O: Reduction<T>>(
             call!(
                 x,
                 || comm.reduce_scatter_block(&mine, &mut out, op()),
-                |s| comm.ireduce_scatter_block(s, &mine, &mut out, op()),
+                |s| comm.ireduce_scatter_block(s, &mine, &mut out, op())
             );
             let whole = fold(o..o + size, n * size);
             check(&out, &whole[rank * n..(rank + 1) * n], what);
@@ -399,11 +399,11 @@ fn reduction_step<T: Pod + std::fmt::Debug, O: Reduction<T>>(
             let counts = vcounts(x, n, 4);
             let (displs, total) = packed(&counts);
             let mine = vector(o + rank, total);
-            let mut out = vec![sentinel::<T>(); counts[rank]];
+            out.resize(counts[rank], sentinel::<T>());
             call!(
                 x,
                 || comm.reduce_scatter(&mine, &mut out, &counts, op()),
-                |s| comm.ireduce_scatter(s, &mine, &mut out, &counts, op()),
+                |s| comm.ireduce_scatter(s, &mine, &mut out, &counts, op())
             );
             let whole = fold(o..o + size, total);
             check(

@@ -36,9 +36,9 @@
 //! on a communicator of the world's ranks in reverse order, `vecvec` the same with
 //! `recv_vec` (which probes to learn the length), `scope` has rank 0 start a 1 MiB
 //! send to rank 1 (tag 5) in an `oxmpi::scope` whose closure then fails (a receive
-//! from a rank out of range) while rank 1 receives from rank 0 (tag 6), `alltoallv` has rank 0's counts
-//! expect a block from rank 1 that rank 1's send none of (every rank then calls a
-//! barrier). `fail deadlock asleep` does not: rank 0 waits for rank 1, which sleeps
+//! from a rank out of range) while rank 1 receives from rank 0 (tag 6), `alltoallv`
+//! has rank 0's counts expect a block from rank 1 that rank 1's send none of (every
+//! rank then calls a barrier). `fail deadlock asleep` does not: rank 0 waits for rank 1, which sleeps
 //! first, then sleeps itself (outside oxmpi) while the others wait for it.
 //! `fail stuck R`: rank R sleeps while the others wait in a barrier.
 //! `fail withdrawn R` (3 ranks, return-errors mode, SIGTERM ignored): rank 0 sends 1 MiB
